@@ -1,0 +1,175 @@
+/**
+ * The Conductor seam: what perago needs from a Conductor server (SPEC 8), as an interface so
+ * the broker and tests can use the HTTP client or a small in-memory implementation.
+ *
+ * @module
+ */
+
+/** Task statuses as Conductor reports them. */
+export type TaskStatus =
+  | "IN_PROGRESS"
+  | "CANCELED"
+  | "FAILED"
+  | "FAILED_WITH_TERMINAL_ERROR"
+  | "COMPLETED"
+  | "COMPLETED_WITH_ERRORS"
+  | "SCHEDULED"
+  | "TIMED_OUT"
+  | "SKIPPED";
+
+/** Statuses a worker may report in a TaskResult. */
+export type TaskResultStatus =
+  | "IN_PROGRESS"
+  | "COMPLETED"
+  | "FAILED"
+  | "FAILED_WITH_TERMINAL_ERROR";
+
+/** The fields of a Conductor Task that perago reads. Servers send more; they are kept. */
+export interface Task {
+  taskType: string;
+  status: TaskStatus;
+  inputData: Record<string, unknown>;
+  referenceTaskName: string;
+  retryCount: number;
+  seq: number;
+  pollCount?: number;
+  taskDefName: string;
+  scheduledTime?: number;
+  startTime?: number;
+  endTime?: number;
+  updateTime?: number;
+  retriedTaskId?: string;
+  responseTimeoutSeconds: number;
+  callbackAfterSeconds?: number;
+  workflowInstanceId: string;
+  workflowType?: string;
+  taskId: string;
+  reasonForIncompletion?: string;
+  workerId?: string;
+  outputData?: Record<string, unknown>;
+  iteration?: number;
+  domain?: string;
+  [extra: string]: unknown;
+}
+
+/** A TaskResult as posted to `POST /api/tasks`. */
+export interface TaskResult {
+  workflowInstanceId: string;
+  taskId: string;
+  status: TaskResultStatus;
+  outputData?: Record<string, unknown>;
+  reasonForIncompletion?: string;
+  callbackAfterSeconds?: number;
+  extendLease?: boolean;
+  workerId?: string;
+  logs?: { log: string; createdTime: number }[];
+}
+
+/** A Conductor TaskDef (the subset perago writes; servers echo more). */
+export interface TaskDef {
+  name: string;
+  ownerEmail?: string;
+  description?: string;
+  retryCount?: number;
+  retryLogic?: string;
+  retryDelaySeconds?: number;
+  maxRetryDelaySeconds?: number;
+  backoffScaleFactor?: number;
+  backoffJitterMs?: number;
+  totalTimeoutSeconds?: number;
+  timeoutPolicy?: string;
+  timeoutSeconds?: number;
+  responseTimeoutSeconds?: number;
+  pollTimeoutSeconds?: number;
+  concurrentExecLimit?: number;
+  rateLimitPerFrequency?: number;
+  rateLimitFrequencyInSeconds?: number;
+  inputKeys?: string[];
+  outputKeys?: string[];
+  [extra: string]: unknown;
+}
+
+/** One task of a WorkflowDef. perago uses SIMPLE tasks only. */
+export interface WorkflowTaskDef {
+  name: string;
+  taskReferenceName: string;
+  type: "SIMPLE";
+  inputParameters?: Record<string, unknown>;
+  [extra: string]: unknown;
+}
+
+/** A WorkflowDef as `POST /api/metadata/workflow` takes it. */
+export interface WorkflowDef {
+  name: string;
+  version?: number;
+  schemaVersion?: 2;
+  ownerEmail?: string;
+  description?: string;
+  tasks: WorkflowTaskDef[];
+  outputParameters?: Record<string, unknown>;
+  [extra: string]: unknown;
+}
+
+/** Workflow statuses. */
+export type WorkflowStatus =
+  | "RUNNING"
+  | "COMPLETED"
+  | "FAILED"
+  | "TIMED_OUT"
+  | "TERMINATED"
+  | "PAUSED";
+
+/** A workflow execution as `GET /api/workflow/{id}?includeTasks=true` returns it. */
+export interface Workflow {
+  workflowId: string;
+  workflowName?: string;
+  status: WorkflowStatus;
+  input?: Record<string, unknown>;
+  output?: Record<string, unknown>;
+  reasonForIncompletion?: string;
+  tasks: Task[];
+  [extra: string]: unknown;
+}
+
+/** Options of a batch poll. */
+export interface PollOptions {
+  count: number;
+  /** Long-poll time in ms; the real server rejects more than 5000. */
+  timeoutMs: number;
+  workerId: string;
+  domain?: string;
+  signal?: AbortSignal;
+}
+
+/**
+ * What perago needs from Conductor. Every method takes an optional `signal`; the HTTP
+ * implementation also applies its own per-request timeout.
+ */
+export interface ConductorApi {
+  /** `GET /api/tasks/poll/batch/{taskType}`; `[]` when nothing is queued. */
+  pollBatch(taskType: string, options: PollOptions): Promise<Task[]>;
+  /** `POST /api/tasks`. Returns the task id the server echoes. */
+  updateTask(result: TaskResult, signal?: AbortSignal): Promise<string>;
+  /** `GET /api/tasks/{taskId}`; throws `ConductorNotFoundError` on 404. */
+  getTask(taskId: string, signal?: AbortSignal): Promise<Task>;
+  /** `POST /api/tasks/{taskId}/log`. */
+  addTaskLog(taskId: string, line: string, signal?: AbortSignal): Promise<void>;
+  /** `GET /api/metadata/taskdefs/{name}`; `undefined` on 404. */
+  getTaskDef(name: string, signal?: AbortSignal): Promise<TaskDef | undefined>;
+  /** `POST /api/metadata/taskdefs` (create; may fail if present) */
+  registerTaskDefs(defs: TaskDef[], signal?: AbortSignal): Promise<void>;
+  /** `PUT /api/metadata/taskdefs` (upsert one). */
+  updateTaskDef(def: TaskDef, signal?: AbortSignal): Promise<void>;
+  /** `PUT /api/metadata/workflow` (upsert a list). */
+  upsertWorkflowDefs(defs: WorkflowDef[], signal?: AbortSignal): Promise<void>;
+  /** `POST /api/workflow/{name}` -> workflow id. */
+  startWorkflow(
+    name: string,
+    input: Record<string, unknown>,
+    options?: { version?: number; signal?: AbortSignal },
+  ): Promise<string>;
+  /** `GET /api/workflow/{id}?includeTasks=true`. */
+  getWorkflow(workflowId: string, signal?: AbortSignal): Promise<Workflow>;
+  /** `GET /health` -> true when 200. */
+  health(signal?: AbortSignal): Promise<boolean>;
+}

@@ -1,0 +1,123 @@
+/**
+ * The lakeFS seam: what perago needs from a lakeFS server (SPEC 9), as an interface so the
+ * workspace code and tests can use the HTTP client or a small in-memory implementation.
+ *
+ * @module
+ */
+
+/** A repository as lakeFS returns it. */
+export interface Repository {
+  id: string;
+  creation_date: number;
+  default_branch: string;
+  storage_namespace: string;
+  [extra: string]: unknown;
+}
+
+/** One entry of an object listing. */
+export interface ObjectStats {
+  path: string;
+  path_type: "object" | "common_prefix";
+  /** Hex MD5 of the content for API uploads. */
+  checksum: string;
+  size_bytes: number;
+  mtime: number;
+  physical_address: string;
+  content_type?: string;
+  metadata?: Record<string, string>;
+  [extra: string]: unknown;
+}
+
+/** A branch reference. */
+export interface Ref {
+  id: string;
+  commit_id: string;
+}
+
+/** A commit. `parents` is `[]` for the first commit of a repository. */
+export interface Commit {
+  id: string;
+  parents: string[];
+  committer: string;
+  message: string;
+  creation_date: number;
+  meta_range_id: string;
+  metadata?: Record<string, string>;
+  [extra: string]: unknown;
+}
+
+/** Options of a listing. */
+export interface ListObjectsOptions {
+  prefix?: string;
+  /** Listing starts after this path (exclusive). */
+  after?: string;
+  /** Page size; the server caps it at 1000. */
+  amount?: number;
+  /** Empty (default) = flat recursive listing. */
+  delimiter?: string;
+  signal?: AbortSignal;
+}
+
+/** Options of a merge. */
+export interface MergeOptions {
+  message?: string;
+  metadata?: Record<string, string>;
+  strategy?: "dest-wins" | "source-wins";
+  squashMerge?: boolean;
+  allowEmpty?: boolean;
+  signal?: AbortSignal;
+}
+
+/** What perago needs from lakeFS. Object bodies stream; nothing buffers a whole file. */
+export interface LakeFsApi {
+  createRepository(
+    name: string,
+    storageNamespace: string,
+    defaultBranch?: string,
+    signal?: AbortSignal,
+  ): Promise<Repository>;
+  getRepository(name: string, signal?: AbortSignal): Promise<Repository>;
+  /** All objects under the options' prefix, page by page (pagination handled inside). */
+  listObjects(repo: string, ref: string, options?: ListObjectsOptions): AsyncIterable<ObjectStats>;
+  /** Streams an object's content; throws `LakeFsNotFoundError` when missing. */
+  getObject(
+    repo: string,
+    ref: string,
+    path: string,
+    signal?: AbortSignal,
+  ): Promise<ReadableStream<Uint8Array>>;
+  /**
+   * Uploads one object. `body` is a stream factory so a retry can reopen the source;
+   * `size` (when known) is sent as Content-Length.
+   */
+  uploadObject(
+    repo: string,
+    branch: string,
+    path: string,
+    body: () => Promise<ReadableStream<Uint8Array> | Uint8Array>,
+    options?: { size?: number; contentType?: string; signal?: AbortSignal },
+  ): Promise<ObjectStats>;
+  /** Deletes one object (204 also when missing). */
+  deleteObject(repo: string, branch: string, path: string, signal?: AbortSignal): Promise<void>;
+  /** Deletes many objects, in requests of at most 1,000 paths; throws on per-path errors. */
+  deleteObjects(repo: string, branch: string, paths: string[], signal?: AbortSignal): Promise<void>;
+  /** Creates a branch; returns the source commit id. */
+  createBranch(repo: string, name: string, source: string, signal?: AbortSignal): Promise<string>;
+  getBranch(repo: string, name: string, signal?: AbortSignal): Promise<Ref>;
+  listBranches(
+    repo: string,
+    options?: { prefix?: string; signal?: AbortSignal },
+  ): AsyncIterable<Ref>;
+  deleteBranch(repo: string, name: string, signal?: AbortSignal): Promise<void>;
+  hardReset(repo: string, branch: string, ref: string, signal?: AbortSignal): Promise<void>;
+  /** Commits staged changes; throws `LakeFsNoChangesError` on 400 "no changes". */
+  commit(
+    repo: string,
+    branch: string,
+    message: string,
+    options?: { metadata?: Record<string, string>; allowEmpty?: boolean; signal?: AbortSignal },
+  ): Promise<Commit>;
+  getCommit(repo: string, ref: string, signal?: AbortSignal): Promise<Commit>;
+  /** Merges `source` into `destination`; returns the resulting commit id. */
+  merge(repo: string, source: string, destination: string, options?: MergeOptions): Promise<string>;
+}
