@@ -1,0 +1,91 @@
+// deno-lint-ignore-file no-console
+/**
+ * Dispatches `perago <command>` to `src/cli/<command>.ts`. Each command module exports
+ * `run(args): Promise<number>` and `HELP`; this is the only place that knows them all.
+ *
+ * @module
+ */
+import { VERSION } from "../version.ts";
+import { fail } from "./_fail.ts";
+
+/** A CLI command: its help text and its entry point returning an exit code. */
+export interface Command {
+  readonly summary: string;
+  readonly help: string;
+  run(args: string[]): Promise<number>;
+}
+
+type CommandLoader = () => Promise<Command>;
+
+// Loaded lazily so `perago --version` or `perago check` never imports the runtime.
+const COMMANDS: Record<string, CommandLoader> = {
+  check: async () => (await import("./check.ts")).command,
+  extract: async () => (await import("./extract.ts")).command,
+  run: async () => (await import("./run.ts")).command,
+  start: async () => (await import("./start.ts")).command,
+  dev: async () => (await import("./dev.ts")).command,
+};
+
+// Hidden subcommands: the runtime re-invokes this same program (or binary) for its children.
+const HIDDEN: Record<string, CommandLoader> = {
+  "__broker": async () => (await import("./_broker.ts")).command,
+  "__executor": async () => (await import("./_executor.ts")).command,
+};
+
+const SUMMARIES: Record<string, string> = {
+  check: "validate the configuration and a task module",
+  extract: "write the Conductor TaskDef of a task module",
+  run: "run one local attempt of a task (no Conductor)",
+  start: "serve task modules: poll Conductor and run attempts",
+  dev: "start the demo Conductor and lakeFS servers on loopback",
+};
+
+/** The top-level help text. */
+export function topHelp(): string {
+  const width = Math.max(...Object.keys(SUMMARIES).map((name) => name.length));
+  const lines = Object.entries(SUMMARIES).map(([name, summary]) =>
+    `  ${name.padEnd(width)}  ${summary}`
+  );
+  return [
+    `perago ${VERSION}: Conductor task workers for versioned lakeFS workspaces`,
+    "",
+    "Usage: perago <command> [options]",
+    "",
+    "Commands:",
+    ...lines,
+    "",
+    "Options:",
+    "  -h, --help     show help (also after a command)",
+    "  -V, --version  print the version",
+    "",
+    "Configuration comes from .env in the working directory and the environment;",
+    "see the README's configuration table.",
+  ].join("\n");
+}
+
+/** Runs the CLI with `args` and returns the exit code. Never throws. */
+export async function main(args: string[]): Promise<number> {
+  const [name, ...rest] = args;
+  if (name === undefined || name === "-h" || name === "--help" || name === "help") {
+    console.log(topHelp());
+    return name === undefined ? 1 : 0;
+  }
+  if (name === "-V" || name === "--version" || name === "version") {
+    console.log(`perago ${VERSION}`);
+    return 0;
+  }
+  const load = COMMANDS[name] ?? HIDDEN[name];
+  if (load === undefined) {
+    return fail(`unknown command "${name}"; run "perago --help" for the list`);
+  }
+  try {
+    const command = await load();
+    if (rest.includes("-h") || rest.includes("--help")) {
+      console.log(command.help);
+      return 0;
+    }
+    return await command.run(rest);
+  } catch (error) {
+    return fail(error);
+  }
+}
