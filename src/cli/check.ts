@@ -1,0 +1,52 @@
+// deno-lint-ignore-file no-console
+/**
+ * `perago check <module>`: validates the configuration and a task module, prints a summary
+ * that never contains a secret.
+ *
+ * @module
+ */
+import { describeConfig, loadRuntimeConfig } from "../config/config.ts";
+import { loadTask } from "../task/loader.ts";
+import { parseCommandArgs } from "./_args.ts";
+import { UsageError } from "./_fail.ts";
+import type { Command } from "./main.ts";
+
+const HELP = `Usage: perago check <module> [options]
+
+Validates the configuration (.env in the working directory, overlaid by the
+environment; both roots are probed for writability) and the task module, then prints:
+
+  ok: <task name>
+  the workspace and log roots, the task's workspace prefix and mode,
+  and whether Conductor and lakeFS are configured (never a secret).
+
+Options:
+  -h, --help  show this help
+
+Exit code 0 when everything is valid, 1 with "error: <message>" otherwise.`;
+
+/** `perago check`. */
+export const command: Command = {
+  summary: "validate the configuration and a task module",
+  help: HELP,
+  async run(args) {
+    const { positionals } = parseCommandArgs("check", args, {});
+    if (positionals.length !== 1) {
+      throw new UsageError('check: expected exactly one task module; run "perago check --help"');
+    }
+    const moduleTarget = positionals[0]!;
+    // Configuration is validated before the module is imported, as in the original: a bad
+    // environment is reported even when the module itself would fail to load.
+    const config = await loadRuntimeConfig(moduleTarget);
+    const { task } = await loadTask(moduleTarget);
+    console.log(`ok: ${task.name}`);
+    for (const line of describeConfig(config)) console.log(line);
+    if (task.workspace) {
+      console.log(`workspace prefix: /${task.workspace.prefix}`);
+      console.log(`workspace mode: ${task.workspace.readOnly ? "read-only" : "writable"}`);
+    } else {
+      console.log("workspace: none (workspace-free task)");
+    }
+    return 0;
+  },
+};

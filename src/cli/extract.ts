@@ -1,0 +1,51 @@
+// deno-lint-ignore-file no-console
+/**
+ * `perago extract <module> [-o file]`: writes the Conductor TaskDef of a task module.
+ *
+ * @module
+ */
+import { loadTask } from "../task/loader.ts";
+import { renderTaskDef } from "../task/taskdef.ts";
+import { parseCommandArgs } from "./_args.ts";
+import { UsageError } from "./_fail.ts";
+import type { Command } from "./main.ts";
+
+const HELP = `Usage: perago extract <module> [-o file]
+
+Writes the Conductor TaskDef of the task module as JSON: name, ownerEmail, description,
+retry, timeout and rate-limit controls, inputKeys/outputKeys and the input and output
+JSON schemas. The output is deterministic (the same bytes on every run).
+
+Options:
+  -o, --output <file>  write to this file instead of standard output
+  -h, --help           show this help
+
+Register it with Conductor, for example:
+  perago extract tasks/my_task.ts -o taskdef.json
+  curl -X POST "$CONDUCTOR_SERVER_URL/metadata/taskdefs" \\
+    -H 'content-type: application/json' -d "[$(cat taskdef.json)]"`;
+
+/** `perago extract`. */
+export const command: Command = {
+  summary: "write the Conductor TaskDef of a task module",
+  help: HELP,
+  async run(args) {
+    const { positionals, values } = parseCommandArgs("extract", args, {
+      output: { type: "string", short: "o" },
+    });
+    if (positionals.length !== 1) {
+      throw new UsageError(
+        'extract: expected exactly one task module; run "perago extract --help"',
+      );
+    }
+    const { task } = await loadTask(positionals[0]!);
+    const json = renderTaskDef(task);
+    if (values.output === undefined || values.output === "-") {
+      await Deno.stdout.write(new TextEncoder().encode(json));
+    } else {
+      await Deno.writeTextFile(values.output, json);
+      console.error(`wrote ${values.output}`);
+    }
+    return 0;
+  },
+};
