@@ -1,0 +1,240 @@
+// deno-lint-ignore-file no-console
+/**
+ * `deno task demo`: the main job out of the box. Starts the demo Conductor and lakeFS
+ * servers on free loopback ports, seeds a repository, registers the example TaskDefs and a
+ * workflow chaining them, runs `perago start` in process mode, shows progress, prints the
+ * workflow output and the branch's commit log, and stops everything (exit 0).
+ *
+ * Usage: deno task demo [--runs N] [--keep]
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { fromFileUrl } from "node:url";
+import { ConductorClient } from "../src/conductor/client.ts";
+import type { Task, Workflow } from "../src/conductor/api.ts";
+import { LakeFsClient } from "../src/lakefs/client.ts";
+import { startConductorServer } from "../src/devstack/conductor/server.ts";
+import { startLakeFsServer } from "../src/devstack/lakefs/server.ts";
+import { DEMO_ACCESS_KEY_ID, DEMO_SECRET_ACCESS_KEY } from "../src/devstack/credentials.ts";
+import { loadTask } from "../src/task/loader.ts";
+import { buildTaskDef } from "../src/task/taskdef.ts";
+import { sleep } from "../src/util/sleep.ts";
+import { SAMPLE_FILES } from "./demo/sample_files.ts";
+
+const ROOT = fromFileUrl(new URL("../", import.meta.url));
+const MODULES = ["examples/normalize_text.ts", "examples/text_stats.ts", "examples/word_count.ts"];
+const REPO = "demo";
+const BRANCH = "main";
+const WORKFLOW = "perago_demo";
+
+const args = parseArgs({
+  args: Deno.args,
+  options: { runs: { type: "string", default: "2" }, keep: { type: "boolean", default: false } },
+});
+const runs = Number(args.values.runs);
+
+function say(line: string) {
+  console.log(line);
+}
+
+async function main(): Promise<number> {
+  const started = performance.now();
+  const tempDir = await Deno.makeTempDir({ prefix: "perago-demo-" });
+  const conductorServer = await startConductorServer({ sweepIntervalMs: 500 });
+  const lakefsServer = await startLakeFsServer({
+    accessKeyId: DEMO_ACCESS_KEY_ID,
+    secretAccessKey: DEMO_SECRET_ACCESS_KEY,
+  });
+  const conductorUrl = `${conductorServer.url}/api`;
+  say(`demo stack: Conductor ${conductorUrl}, lakeFS ${lakefsServer.url}`);
+  const conductor = new ConductorClient({ serverUrl: conductorUrl });
+  const lakefs = new LakeFsClient({
+    endpointUrl: lakefsServer.url,
+    accessKeyId: DEMO_ACCESS_KEY_ID,
+    secretAccessKey: DEMO_SECRET_ACCESS_KEY,
+  });
+  let worker: Deno.ChildProcess | undefined;
+  try {
+    // 1. A repository with sample files, committed on main.
+    await lakefs.createRepository(REPO, `local://${tempDir}/lakefs-storage`, BRANCH);
+    for (const [path, content] of Object.entries(SAMPLE_FILES)) {
+      const bytes = new TextEncoder().encode(content);
+      await lakefs.uploadObject(REPO, BRANCH, path, () => Promise.resolve(bytes), {
+        size: bytes.byteLength,
+      });
+    }
+    const seeded = await lakefs.commit(REPO, BRANCH, "seed sample files");
+    say(`seeded lakeFS repository "${REPO}" with ${Object.keys(SAMPLE_FILES).length} files`);
+
+    // 2. TaskDefs from the examples (what `perago extract` writes) and a workflow.
+    const names: string[] = [];
+    for (const module of MODULES) {
+      const { task } = await loadTask(`${ROOT}${module}`);
+      await conductor.registerTaskDefs([buildTaskDef(task) as never]);
+      names.push(task.name);
+    }
+    const [normalize, stats, words] = names as [string, string, string];
+    await conductor.upsertWorkflowDefs([{
+      name: WORKFLOW,
+      version: 1,
+      schemaVersion: 2,
+      ownerEmail: "demo@perago.dev",
+      tasks: [
+        {
+          name: normalize,
+          taskReferenceName: "normalize",
+          type: "SIMPLE",
+          inputParameters: {
+            workspace: {
+              repository: "${workflow.input.repository}",
+              branch: "${workflow.input.branch}",
+              ref_type: "commit",
+              ref: "${workflow.input.ref}",
+            },
+            params: {},
+          },
+        },
+        {
+          name: stats,
+          taskReferenceName: "stats",
+          type: "SIMPLE",
+          inputParameters: { workspace: "${normalize.output.workspace}", params: {} },
+        },
+        {
+          name: words,
+          taskReferenceName: "words",
+          type: "SIMPLE",
+          inputParameters: { params: { text: "${workflow.input.greeting}" } },
+        },
+      ],
+      outputParameters: {
+        published: "${normalize.output.workspace.ref}",
+        normalized: "${normalize.output.result}",
+        stats: "${stats.output.result}",
+        words: "${words.output.result}",
+      },
+    }]);
+    say(`registered ${names.length} TaskDefs and workflow "${WORKFLOW}"`);
+
+    // 3. perago start, in process mode, as an operator would run it.
+    const logFile = `${tempDir}/perago-start.log`;
+    worker = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", `${ROOT}main.ts`, "start", ...MODULES, "-j", "2"],
+      cwd: ROOT,
+      env: {
+        CONDUCTOR_SERVER_URL: conductorUrl,
+        LAKECTL_SERVER_ENDPOINT_URL: lakefsServer.url,
+        LAKECTL_CREDENTIALS_ACCESS_KEY_ID: DEMO_ACCESS_KEY_ID,
+        LAKECTL_CREDENTIALS_SECRET_ACCESS_KEY: DEMO_SECRET_ACCESS_KEY,
+        PERAGO_WORKSPACE_ROOT: `${tempDir}/workspaces`,
+        PERAGO_LOG_ROOT: `${tempDir}/logs`,
+        PERAGO_EXECUTION_MODE: "process",
+        NO_COLOR: "1",
+      },
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    // The worker's own console goes to a file: the demo shows progress, not log lines.
+    for (const stream of [worker.stdout, worker.stderr]) {
+      const file = await Deno.open(logFile, { create: true, append: true });
+      void stream.pipeTo(file.writable).catch(() => {});
+    }
+    say(`perago start: ${MODULES.length} task modules, 2 executors (log: ${logFile})`);
+
+    // 4. Run the workflow (twice by default: the second run shows the no-op path).
+    let ref = seeded.id;
+    for (let run = 1; run <= runs; run++) {
+      const workflowId = await conductor.startWorkflow(WORKFLOW, {
+        repository: REPO,
+        branch: BRANCH,
+        ref,
+        greeting: "perago publishes only while it owns the task",
+      });
+      say(`\nworkflow run ${run}: ${workflowId}`);
+      const workflow = await follow(conductor, workflowId, worker);
+      say(`  status ${workflow.status}`);
+      say(`  output ${JSON.stringify(workflow.output)}`);
+      if (workflow.status !== "COMPLETED") {
+        say(`  reason ${workflow.reasonForIncompletion ?? "(none)"}`);
+        say(`  see ${logFile}`);
+        return 1;
+      }
+      ref = String((workflow.output as { published?: string }).published ?? ref);
+    }
+
+    // 5. The branch's history: one commit per change, none for a no-op.
+    say(`\ncommit log of ${REPO}/${BRANCH}:`);
+    let commitId: string | undefined = (await lakefs.getBranch(REPO, BRANCH)).commit_id;
+    for (let i = 0; commitId && i < 10; i++) {
+      const commit = await lakefs.getCommit(REPO, commitId);
+      say(`  ${commit.id.slice(0, 12)}  ${commit.message}`);
+      commitId = commit.parents[0];
+    }
+    return 0;
+  } finally {
+    if (worker) {
+      try {
+        worker.kill("SIGTERM");
+      } catch { /* already gone */ }
+      const status = await worker.status;
+      say(`\nperago start stopped (exit ${status.code})`);
+    }
+    await Promise.allSettled([conductorServer.close(), lakefsServer.close()]);
+    if (!args.values.keep) await Deno.remove(tempDir, { recursive: true }).catch(() => {});
+    else say(`kept ${tempDir}`);
+    say(`demo finished in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+  }
+}
+
+/** Follows a workflow to its end, printing each task once it finishes. */
+async function follow(
+  conductor: ConductorClient,
+  workflowId: string,
+  worker: Deno.ChildProcess,
+): Promise<Workflow> {
+  const shown = new Set<string>();
+  let exited = false;
+  worker.status.then(() => exited = true);
+  const deadline = Date.now() + 120_000;
+  while (true) {
+    const workflow = await conductor.getWorkflow(workflowId);
+    for (const task of workflow.tasks) {
+      if (shown.has(task.taskId) || !isDone(task)) continue;
+      shown.add(task.taskId);
+      say(`  ${describeTask(task)}`);
+    }
+    if (workflow.status !== "RUNNING") return workflow;
+    if (exited) throw new Error("perago start exited while the workflow was running");
+    if (Date.now() > deadline) throw new Error(`workflow ${workflowId} did not finish in 120 s`);
+    await sleep(200);
+  }
+}
+
+function isDone(task: Task): boolean {
+  return !["SCHEDULED", "IN_PROGRESS"].includes(task.status);
+}
+
+function describeTask(task: Task): string {
+  const ms = (task.endTime ?? 0) - (task.startTime ?? 0);
+  const output = task.outputData ?? {};
+  const result = (output.result ?? {}) as Record<string, unknown>;
+  const workspace = output.workspace as { ref?: string } | undefined;
+  const changed = typeof result.filesNormalized === "number"
+    ? `, ${result.filesNormalized} files changed`
+    : "";
+  const ref = workspace?.ref ? `, commit ${workspace.ref.slice(0, 12)}` : "";
+  const reason = task.reasonForIncompletion ? `: ${task.reasonForIncompletion}` : "";
+  return `${task.referenceTaskName.padEnd(10)} attempt ${task.retryCount + 1}  ${task.status}` +
+    ` in ${ms} ms${changed}${ref}${reason}`;
+}
+
+if (import.meta.main) {
+  try {
+    Deno.exit(await main());
+  } catch (error) {
+    console.error(`error: ${(error as Error).message}`);
+    Deno.exit(1);
+  }
+}
