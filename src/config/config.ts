@@ -1,0 +1,300 @@
+/**
+ * `loadRuntimeConfig`: the worker-local settings of seed 001, read from `.env` in the working
+ * directory overlaid by the process environment, validated, and frozen.
+ *
+ * @module
+ */
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { readDotenv } from "./dotenv.ts";
+import { ConfigError } from "./errors.ts";
+import {
+  type ConductorConfig,
+  DEFAULT_WORKSPACE_GC_INTERVAL_MS,
+  DEFAULT_WORKSPACE_GC_TTL_MS,
+  type Env,
+  type ExecutionMode,
+  type LakeFsConfig,
+  parseConductorConfig,
+  parseDuration,
+  parseExecutionMode,
+  parseFailureReasonMaxLength,
+  parseLakeFsConfig,
+  parseLogFileMaxSize,
+  parseLogRetention,
+  parseOptionalDuration,
+  trimmed,
+} from "./parse.ts";
+import { resolveWorkerIdPrefix } from "./worker_id.ts";
+
+export type { ConductorConfig, ExecutionMode, LakeFsConfig };
+
+/** The complete, frozen worker-local configuration. Units are in the names. */
+export interface RuntimeConfig {
+  /** `PERAGO_WORKSPACE_ROOT`, absolute. @default `<os tmpdir>/perago/workspaces` */
+  readonly workspaceRoot: string;
+  /** `PERAGO_LOG_ROOT`, absolute. @default `<os tmpdir>/perago/logs` */
+  readonly logRoot: string;
+  /** `PERAGO_LOG_FILE_MAX_SIZE` in bytes. @default 100 MB */
+  readonly logFileMaxSizeBytes: number;
+  /** `PERAGO_LOG_RETENTION`. @default 30 days */
+  readonly logRetentionMs: number;
+  /** `PERAGO_WORKER_ID_PREFIX`, or the ASCII letters and digits of the module's stem. */
+  readonly workerIdPrefix: string;
+  /** `PERAGO_EXECUTION_MODE`. @default "process" */
+  readonly executionMode: ExecutionMode;
+  /** `PERAGO_WORKSPACE_GC_TTL`. @default 24 h */
+  readonly workspaceGcTtlMs: number;
+  /** `PERAGO_WORKSPACE_GC_INTERVAL`. @default 1 h */
+  readonly workspaceGcIntervalMs: number;
+  /** `PERAGO_SHUTDOWN_FORCE_KILL_AFTER`; `undefined` waits for the drain. */
+  readonly shutdownForceKillAfterMs: number | undefined;
+  /** `PERAGO_FAILURE_REASON_MAX_LENGTH`. @default 500 */
+  readonly failureReasonMaxLength: number;
+  /** Set when `CONDUCTOR_SERVER_URL` is. `perago start` requires it. */
+  readonly conductor: ConductorConfig | undefined;
+  /** Set when the three `LAKECTL_*` variables are. `perago start` requires it. */
+  readonly lakefs: LakeFsConfig | undefined;
+  /** `PERAGO_DEBUG=1`: stack traces and debug logs. */
+  readonly debug: boolean;
+  /** Absolute path of the `.env` that was read, when it existed. */
+  readonly envFile: string | undefined;
+}
+
+/** Options of {@linkcode loadRuntimeConfig}. */
+export interface LoadConfigOptions {
+  /** Directory holding `.env`, and against which relative roots resolve. @default Deno.cwd() */
+  cwd?: string;
+  /**
+   * The environment overlaying `.env`. An empty object keeps the real environment out.
+   * @default the variables of {@linkcode CONFIG_ENV_VARS} read from `Deno.env`
+   */
+  env?: Record<string, string>;
+  /** Create both roots and prove they are writable with a temporary dir and file. @default true */
+  probeRoots?: boolean;
+}
+
+/** Every configuration variable perago reads, for `--allow-env` lists. */
+export const CONFIG_ENV_VARS: readonly string[] = Object.freeze([
+  "PERAGO_WORKSPACE_ROOT",
+  "PERAGO_LOG_ROOT",
+  "PERAGO_LOG_FILE_MAX_SIZE",
+  "PERAGO_LOG_RETENTION",
+  "PERAGO_WORKER_ID",
+  "PERAGO_WORKER_ID_PREFIX",
+  "PERAGO_EXECUTION_MODE",
+  "PERAGO_WORKSPACE_GC_TTL",
+  "PERAGO_WORKSPACE_GC_INTERVAL",
+  "PERAGO_SHUTDOWN_FORCE_KILL_AFTER",
+  "PERAGO_FAILURE_REASON_MAX_LENGTH",
+  "PERAGO_DEBUG",
+  "CONDUCTOR_SERVER_URL",
+  "CONDUCTOR_AUTH_KEY",
+  "CONDUCTOR_AUTH_SECRET",
+  "LAKECTL_SERVER_ENDPOINT_URL",
+  "LAKECTL_CREDENTIALS_ACCESS_KEY_ID",
+  "LAKECTL_CREDENTIALS_SECRET_ACCESS_KEY",
+  // node:os tmpdir() reads these for the default roots.
+  "TMPDIR",
+  "TMP",
+  "TEMP",
+]);
+
+/**
+ * Reads the configuration variables from the process environment one by one, so that a
+ * process started with `--allow-env=<CONFIG_ENV_VARS>` can load its configuration.
+ *
+ * @throws {ConfigError} when a variable may not be read.
+ */
+export function readProcessEnv(): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const name of CONFIG_ENV_VARS) {
+    let value: string | undefined;
+    try {
+      value = Deno.env.get(name);
+    } catch (error) {
+      throw new ConfigError(
+        `cannot read environment variable ${name}: ${errorText(error)}; grant --allow-env=${name}`,
+        { variable: name, cause: error },
+      );
+    }
+    if (value !== undefined) env[name] = value;
+  }
+  return env;
+}
+
+/**
+ * Loads the runtime configuration: `.env` in `cwd` overlaid by `env`, every variable parsed
+ * and validated in the seed's order, roots made absolute and (unless `probeRoots` is false)
+ * created and probed for writability. The result is frozen.
+ *
+ * Requires `--allow-read` of `<cwd>/.env`, `--allow-env` of {@linkcode CONFIG_ENV_VARS} when
+ * `env` is not given, and `--allow-read`/`--allow-write` of both roots when probing.
+ *
+ * @param moduleTarget the task module (path or URL); its stem gives the default worker id
+ *   prefix.
+ * @throws {ConfigError} for the first bad value, with a one-line message naming the variable.
+ * @example
+ * ```ts
+ * const config = await loadRuntimeConfig("tasks/build.ts", { env: {}, probeRoots: false });
+ * config.workerIdPrefix; // "build"
+ * ```
+ */
+export async function loadRuntimeConfig(
+  moduleTarget: string,
+  options: LoadConfigOptions = {},
+): Promise<RuntimeConfig> {
+  const cwd = resolve(options.cwd ?? Deno.cwd());
+  const processEnv = options.env ?? readProcessEnv();
+  const envPath = join(cwd, ".env");
+  let dotenv: Record<string, string>;
+  try {
+    dotenv = await readDotenv(envPath);
+  } catch (error) {
+    throw new ConfigError(`cannot read ${envPath}: ${errorText(error)}; fix or remove the file`, {
+      cause: error,
+    });
+  }
+  const env: Env = { ...dotenv, ...processEnv };
+  const envFile = await isFile(envPath) ? envPath : undefined;
+
+  const tempRoot = join(tmpdir(), "perago");
+  const config: RuntimeConfig = Object.freeze({
+    workspaceRoot: resolve(
+      cwd,
+      trimmed(env["PERAGO_WORKSPACE_ROOT"]) ?? join(tempRoot, "workspaces"),
+    ),
+    logRoot: resolve(cwd, trimmed(env["PERAGO_LOG_ROOT"]) ?? join(tempRoot, "logs")),
+    logFileMaxSizeBytes: parseLogFileMaxSize(env["PERAGO_LOG_FILE_MAX_SIZE"]),
+    logRetentionMs: parseLogRetention(env["PERAGO_LOG_RETENTION"]),
+    workerIdPrefix: resolveWorkerIdPrefix(moduleTarget, env),
+    executionMode: parseExecutionMode(env["PERAGO_EXECUTION_MODE"]),
+    workspaceGcTtlMs: parseDuration(env["PERAGO_WORKSPACE_GC_TTL"], {
+      defaultMs: DEFAULT_WORKSPACE_GC_TTL_MS,
+      name: "PERAGO_WORKSPACE_GC_TTL",
+    }),
+    workspaceGcIntervalMs: parseDuration(env["PERAGO_WORKSPACE_GC_INTERVAL"], {
+      defaultMs: DEFAULT_WORKSPACE_GC_INTERVAL_MS,
+      name: "PERAGO_WORKSPACE_GC_INTERVAL",
+    }),
+    shutdownForceKillAfterMs: parseOptionalDuration(
+      env["PERAGO_SHUTDOWN_FORCE_KILL_AFTER"],
+      "PERAGO_SHUTDOWN_FORCE_KILL_AFTER",
+    ),
+    failureReasonMaxLength: parseFailureReasonMaxLength(env["PERAGO_FAILURE_REASON_MAX_LENGTH"]),
+    conductor: parseConductorConfig(env),
+    lakefs: parseLakeFsConfig(env),
+    debug: trimmed(env["PERAGO_DEBUG"]) === "1",
+    envFile,
+  });
+  if (options.probeRoots ?? true) {
+    await checkWritableRoot(config.workspaceRoot, "PERAGO_WORKSPACE_ROOT");
+    await checkWritableRoot(config.logRoot, "PERAGO_LOG_ROOT");
+  }
+  return config;
+}
+
+/**
+ * Creates `path` (recursively) and proves it writable by creating and removing a temporary
+ * directory holding a file.
+ *
+ * Requires `--allow-read` and `--allow-write` of `path`.
+ *
+ * @throws {ConfigError} `<variable>: <path> is not writable: <reason>`.
+ */
+export async function checkWritableRoot(path: string, variable: string): Promise<void> {
+  let probe: string | undefined;
+  try {
+    await Deno.mkdir(path, { recursive: true });
+    probe = await Deno.makeTempDir({ dir: path, prefix: ".perago-check-" });
+    const file = join(probe, "write-test");
+    await Deno.writeTextFile(file, "ok");
+    await Deno.remove(file);
+  } catch (error) {
+    throw new ConfigError(
+      `${variable}: ${path} is not writable: ${errorText(error)}; ` +
+        `point ${variable} at a writable directory`,
+      { variable, cause: error },
+    );
+  } finally {
+    if (probe !== undefined) await Deno.remove(probe, { recursive: true }).catch(() => {});
+  }
+}
+
+/**
+ * Safe lines describing `config` for `perago check`: roots, limits, identity, mode, and
+ * whether Conductor and lakeFS are configured with their URLs (credentials in a URL masked).
+ * Never a secret, nor the Conductor auth key or lakeFS access key id.
+ *
+ * @example
+ * ```ts
+ * for (const line of describeConfig(config)) console.log(line);
+ * ```
+ */
+export function describeConfig(config: RuntimeConfig): string[] {
+  const conductor = config.conductor === undefined
+    ? "not configured"
+    : `${safeUrl(config.conductor.serverUrl)}${
+      config.conductor.authKey === undefined ? "" : " (with auth key)"
+    }`;
+  const lakefs = config.lakefs === undefined
+    ? "not configured"
+    : `${safeUrl(config.lakefs.endpointUrl)} (with credentials)`;
+  return [
+    `workspace root: ${config.workspaceRoot}`,
+    `log root: ${config.logRoot}`,
+    `log file max size: ${config.logFileMaxSizeBytes} bytes`,
+    `log retention: ${formatDurationMs(config.logRetentionMs)}`,
+    `worker id prefix: ${config.workerIdPrefix}`,
+    `execution mode: ${config.executionMode}`,
+    `workspace gc: ttl ${formatDurationMs(config.workspaceGcTtlMs)}, interval ${
+      formatDurationMs(config.workspaceGcIntervalMs)
+    }`,
+    `shutdown force kill after: ${
+      config.shutdownForceKillAfterMs === undefined
+        ? "never (wait for running attempts)"
+        : formatDurationMs(config.shutdownForceKillAfterMs)
+    }`,
+    `failure reason max length: ${config.failureReasonMaxLength}`,
+    `conductor: ${conductor}`,
+    `lakefs: ${lakefs}`,
+    `env file: ${config.envFile ?? "none"}`,
+  ];
+}
+
+/**
+ * Formats milliseconds with the largest whole unit: `86400000` -> `1d`, `90000` -> `90s`.
+ */
+export function formatDurationMs(ms: number): string {
+  for (const [unit, size] of [["d", 86_400_000], ["h", 3_600_000], ["m", 60_000], ["s", 1_000]]) {
+    if (ms > 0 && ms % (size as number) === 0) return `${ms / (size as number)}${unit}`;
+  }
+  return `${ms}ms`;
+}
+
+function safeUrl(value: string): string {
+  try {
+    const url = new URL(value);
+    if (url.username !== "" || url.password !== "") {
+      url.username = "***";
+      url.password = "";
+    }
+    // Query strings may carry tokens.
+    if (url.search !== "") url.search = "?***";
+    return url.href;
+  } catch {
+    return "(unparsable URL)";
+  }
+}
+
+async function isFile(path: string): Promise<boolean> {
+  try {
+    return (await Deno.stat(path)).isFile;
+  } catch {
+    return false;
+  }
+}
+
+function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

@@ -1,0 +1,329 @@
+/**
+ * The value parsers of seed 001, one per kind of variable. Each takes the raw value (possibly
+ * `undefined`), trims it, treats an empty value as unset, and throws {@linkcode ConfigError}
+ * with the seed's message for anything else it cannot accept.
+ *
+ * @module
+ */
+import { ConfigError } from "./errors.ts";
+import { Secret } from "./secret.ts";
+
+/** The environment as the parsers see it. */
+export type Env = Readonly<Record<string, string | undefined>>;
+
+/** Execution model of the executors: child processes or Web Workers. */
+export type ExecutionMode = "process" | "thread";
+
+/** Byte multipliers of the log size units (binary, as in the seed). */
+export const LOG_SIZE_UNITS: Readonly<Record<"KB" | "MB" | "GB", number>> = Object.freeze({
+  KB: 1024,
+  MB: 1024 * 1024,
+  GB: 1024 * 1024 * 1024,
+});
+
+const SECOND_MS = 1_000;
+const MINUTE_MS = 60 * SECOND_MS;
+const HOUR_MS = 60 * MINUTE_MS;
+const DAY_MS = 24 * HOUR_MS;
+
+/** `PERAGO_LOG_FILE_MAX_SIZE` default: 100 MB. */
+export const DEFAULT_LOG_FILE_MAX_SIZE_BYTES = 100 * LOG_SIZE_UNITS.MB;
+/** `PERAGO_LOG_RETENTION` default: 30 days. */
+export const DEFAULT_LOG_RETENTION_MS = 30 * DAY_MS;
+/** `PERAGO_EXECUTION_MODE` default. */
+export const DEFAULT_EXECUTION_MODE: ExecutionMode = "process";
+/** `PERAGO_WORKSPACE_GC_TTL` default: 24 hours. */
+export const DEFAULT_WORKSPACE_GC_TTL_MS = 24 * HOUR_MS;
+/** `PERAGO_WORKSPACE_GC_INTERVAL` default: 1 hour. */
+export const DEFAULT_WORKSPACE_GC_INTERVAL_MS = HOUR_MS;
+/** `PERAGO_FAILURE_REASON_MAX_LENGTH` default. */
+export const DEFAULT_FAILURE_REASON_MAX_LENGTH = 500;
+
+/** The placeholder of the example `.env`, rejected wherever a connection value is read. */
+export const PLACEHOLDER = "replace-me";
+
+/** `(got "...")` for a value that may be shown; callers never pass secrets here. */
+function got(value: string): string {
+  return ` (got ${JSON.stringify(value)})`;
+}
+
+/** The trimmed value, or `undefined` when unset or blank. */
+export function trimmed(value: string | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  const result = value.trim();
+  return result === "" ? undefined : result;
+}
+
+/**
+ * Parses `PERAGO_LOG_FILE_MAX_SIZE`: a decimal amount and a unit KB, MB or GB (binary,
+ * case-insensitive, optional space between), rounded up to whole bytes. Unset: 100 MB.
+ *
+ * @example
+ * ```ts
+ * parseLogFileMaxSize("1.5kb"); // 1536
+ * ```
+ */
+export function parseLogFileMaxSize(value: string | undefined): number {
+  const text = trimmed(value);
+  if (text === undefined) return DEFAULT_LOG_FILE_MAX_SIZE_BYTES;
+  const name = "PERAGO_LOG_FILE_MAX_SIZE";
+  const match = /^((?:0|[1-9][0-9]*)(?:\.([0-9]+))?)\s*(KB|MB|GB)$/i.exec(text);
+  if (match === null) {
+    throw new ConfigError(
+      `${name} must be a positive size such as '512KB', '100MB', or '1.5GB'${got(value ?? "")}`,
+      { variable: name },
+    );
+  }
+  const [, amount = "", fraction = "", unitText = ""] = match;
+  const unit = LOG_SIZE_UNITS[unitText.toUpperCase() as keyof typeof LOG_SIZE_UNITS];
+  // Exact decimal arithmetic (the seed uses Decimal with ROUND_CEILING).
+  const digits = BigInt(amount.replace(".", ""));
+  if (digits === 0n) {
+    throw new ConfigError(`${name} must be greater than zero${got(value ?? "")}`, {
+      variable: name,
+    });
+  }
+  const scale = 10n ** BigInt(fraction.length);
+  const numerator = digits * BigInt(unit);
+  const bytes = (numerator + scale - 1n) / scale;
+  if (bytes > BigInt(Number.MAX_SAFE_INTEGER)) {
+    throw new ConfigError(
+      `${name} must be a positive size such as '512KB', '100MB', or '1.5GB'${got(value ?? "")}`,
+      { variable: name },
+    );
+  }
+  return Number(bytes);
+}
+
+/**
+ * Parses `PERAGO_LOG_RETENTION`: a positive day count such as `7d` (case-insensitive),
+ * returned in milliseconds. Unset: 30 days.
+ *
+ * @example
+ * ```ts
+ * parseLogRetention("7d"); // 604800000
+ * ```
+ */
+export function parseLogRetention(value: string | undefined): number {
+  const text = trimmed(value);
+  if (text === undefined) return DEFAULT_LOG_RETENTION_MS;
+  const name = "PERAGO_LOG_RETENTION";
+  const match = /^([1-9][0-9]*)d$/i.exec(text);
+  const days = match === null ? NaN : Number(match[1]);
+  if (!Number.isSafeInteger(days * DAY_MS)) {
+    throw new ConfigError(
+      `${name} must be a positive day count such as '7d' or '30d'${got(value ?? "")}`,
+      { variable: name },
+    );
+  }
+  return days * DAY_MS;
+}
+
+/**
+ * Parses `PERAGO_EXECUTION_MODE` (`process` or `thread`, case-insensitive). Unset: `process`.
+ *
+ * @example
+ * ```ts
+ * parseExecutionMode(" Thread "); // "thread"
+ * ```
+ */
+export function parseExecutionMode(
+  value: string | undefined,
+  name = "PERAGO_EXECUTION_MODE",
+): ExecutionMode {
+  const text = trimmed(value);
+  if (text === undefined) return DEFAULT_EXECUTION_MODE;
+  const mode = text.toLowerCase();
+  if (mode !== "process" && mode !== "thread") {
+    throw new ConfigError(
+      `${name} must be either 'process' or 'thread'${got(value ?? "")}`,
+      { variable: name },
+    );
+  }
+  return mode;
+}
+
+const DURATION_UNIT_MS: Readonly<Record<string, number>> = {
+  s: SECOND_MS,
+  m: MINUTE_MS,
+  h: HOUR_MS,
+  d: DAY_MS,
+};
+
+/**
+ * Parses a duration `[1-9][0-9]*[smhd]` (unit case-insensitive) into milliseconds; unset
+ * gives `defaultMs`.
+ *
+ * @example
+ * ```ts
+ * parseDuration("5m", { defaultMs: 0, name: "PERAGO_WORKSPACE_GC_TTL" }); // 300000
+ * ```
+ */
+export function parseDuration(
+  value: string | undefined,
+  options: { defaultMs: number; name: string },
+): number {
+  const text = trimmed(value);
+  if (text === undefined) return options.defaultMs;
+  const match = /^([1-9][0-9]*)([smhd])$/i.exec(text);
+  const unitMs = DURATION_UNIT_MS[(match?.[2] ?? "").toLowerCase()];
+  const ms = match === null || unitMs === undefined ? NaN : Number(match[1]) * unitMs;
+  if (!Number.isSafeInteger(ms)) {
+    throw new ConfigError(
+      `${options.name} must be a positive duration such as '30s', '5m', '1h', or '24h'${
+        got(value ?? "")
+      }`,
+      { variable: options.name },
+    );
+  }
+  return ms;
+}
+
+/**
+ * Like {@linkcode parseDuration} but unset gives `undefined` (for
+ * `PERAGO_SHUTDOWN_FORCE_KILL_AFTER`: unset means wait for the drain).
+ *
+ * @example
+ * ```ts
+ * parseOptionalDuration("", "PERAGO_SHUTDOWN_FORCE_KILL_AFTER"); // undefined
+ * ```
+ */
+export function parseOptionalDuration(value: string | undefined, name: string): number | undefined {
+  if (trimmed(value) === undefined) return undefined;
+  return parseDuration(value, { defaultMs: SECOND_MS, name });
+}
+
+/**
+ * Parses `PERAGO_FAILURE_REASON_MAX_LENGTH`: digits only, greater than zero. Unset: 500.
+ *
+ * @example
+ * ```ts
+ * parseFailureReasonMaxLength("200"); // 200
+ * ```
+ */
+export function parseFailureReasonMaxLength(value: string | undefined): number {
+  const text = trimmed(value);
+  if (text === undefined) return DEFAULT_FAILURE_REASON_MAX_LENGTH;
+  const name = "PERAGO_FAILURE_REASON_MAX_LENGTH";
+  const parsed = /^[0-9]+$/.test(text) ? Number(text) : NaN;
+  if (!Number.isSafeInteger(parsed)) {
+    throw new ConfigError(`${name} must be a positive integer${got(value ?? "")}`, {
+      variable: name,
+    });
+  }
+  if (parsed <= 0) {
+    throw new ConfigError(`${name} must be greater than zero${got(value ?? "")}`, {
+      variable: name,
+    });
+  }
+  return parsed;
+}
+
+/**
+ * Reads an optional connection value: trimmed, blank = unset, and the placeholder
+ * `replace-me` rejected (`<NAME> must be replaced with a real value`).
+ */
+export function envOptional(env: Env, name: string): string | undefined {
+  const text = trimmed(env[name]);
+  if (text === PLACEHOLDER) {
+    throw new ConfigError(`${name} must be replaced with a real value`, { variable: name });
+  }
+  return text;
+}
+
+/** Conductor connection settings (`CONDUCTOR_*`). */
+export interface ConductorConfig {
+  /** `CONDUCTOR_SERVER_URL`, e.g. `http://localhost:8080/api`. */
+  readonly serverUrl: string;
+  /** `CONDUCTOR_AUTH_KEY` (Orkes key id), set together with the secret. */
+  readonly authKey: string | undefined;
+  /** `CONDUCTOR_AUTH_SECRET`, set together with the key. */
+  readonly authSecret: Secret | undefined;
+}
+
+/** lakeFS connection settings (`LAKECTL_*`, the names lakectl uses). */
+export interface LakeFsConfig {
+  /** `LAKECTL_SERVER_ENDPOINT_URL`, with or without `/api/v1`. */
+  readonly endpointUrl: string;
+  /** `LAKECTL_CREDENTIALS_ACCESS_KEY_ID`. */
+  readonly accessKeyId: string;
+  /** `LAKECTL_CREDENTIALS_SECRET_ACCESS_KEY`. */
+  readonly secretAccessKey: Secret;
+}
+
+function requireHttpUrl(value: string, name: string, example: string): void {
+  let protocol: string | undefined;
+  try {
+    protocol = new URL(value).protocol;
+  } catch {
+    protocol = undefined;
+  }
+  if (protocol !== "http:" && protocol !== "https:") {
+    throw new ConfigError(
+      `${name} must be an http(s) URL such as '${example}'${got(value)}`,
+      { variable: name },
+    );
+  }
+}
+
+function missingError(what: string, missing: readonly string[]): ConfigError {
+  return new ConfigError(`${what} config is incomplete; missing ${missing.join(", ")}`, {
+    ...(missing[0] === undefined ? {} : { variable: missing[0] }),
+  });
+}
+
+/**
+ * Reads the Conductor settings: `undefined` when none of `CONDUCTOR_SERVER_URL`,
+ * `CONDUCTOR_AUTH_KEY`, `CONDUCTOR_AUTH_SECRET` is set. The auth key and secret come
+ * together or not at all, and need a server URL.
+ *
+ * @example
+ * ```ts
+ * parseConductorConfig({ CONDUCTOR_SERVER_URL: "http://localhost:8080/api" });
+ * ```
+ */
+export function parseConductorConfig(env: Env): ConductorConfig | undefined {
+  const serverUrl = envOptional(env, "CONDUCTOR_SERVER_URL");
+  const authKey = envOptional(env, "CONDUCTOR_AUTH_KEY");
+  const authSecret = envOptional(env, "CONDUCTOR_AUTH_SECRET");
+  if (serverUrl === undefined && authKey === undefined && authSecret === undefined) {
+    return undefined;
+  }
+  if ((authKey === undefined) !== (authSecret === undefined)) {
+    const missing = authKey === undefined ? "CONDUCTOR_AUTH_KEY" : "CONDUCTOR_AUTH_SECRET";
+    throw missingError("Conductor auth", [missing]);
+  }
+  if (serverUrl === undefined) throw missingError("Conductor", ["CONDUCTOR_SERVER_URL"]);
+  requireHttpUrl(serverUrl, "CONDUCTOR_SERVER_URL", "http://localhost:8080/api");
+  return Object.freeze({
+    serverUrl,
+    authKey,
+    authSecret: authSecret === undefined ? undefined : new Secret(authSecret),
+  });
+}
+
+/**
+ * Reads the lakeFS settings: all three `LAKECTL_*` variables or none (`undefined`).
+ *
+ * @example
+ * ```ts
+ * parseLakeFsConfig({}); // undefined
+ * ```
+ */
+export function parseLakeFsConfig(env: Env): LakeFsConfig | undefined {
+  const names = [
+    "LAKECTL_SERVER_ENDPOINT_URL",
+    "LAKECTL_CREDENTIALS_ACCESS_KEY_ID",
+    "LAKECTL_CREDENTIALS_SECRET_ACCESS_KEY",
+  ] as const;
+  const [endpointUrl, accessKeyId, secretAccessKey] = names.map((name) => envOptional(env, name));
+  if (endpointUrl === undefined && accessKeyId === undefined && secretAccessKey === undefined) {
+    return undefined;
+  }
+  if (endpointUrl === undefined || accessKeyId === undefined || secretAccessKey === undefined) {
+    const values = [endpointUrl, accessKeyId, secretAccessKey];
+    throw missingError("LakeFS", names.filter((_, i) => values[i] === undefined));
+  }
+  requireHttpUrl(endpointUrl, "LAKECTL_SERVER_ENDPOINT_URL", "http://localhost:8000");
+  return Object.freeze({ endpointUrl, accessKeyId, secretAccessKey: new Secret(secretAccessKey) });
+}
