@@ -1,0 +1,896 @@
+/**
+ * The lakeFS HTTP client (`/api/v1`, HTTP Basic auth), implementing {@linkcode LakeFsApi}.
+ *
+ * Every request has a timeout, is retried with capped exponential backoff and jitter on network
+ * errors, timeouts, 429 and 5xx (honouring `Retry-After`), and validates the answer with zod:
+ * a malformed answer becomes a {@linkcode LakeFsError} naming the call. Object bodies stream in
+ * both directions; nothing buffers a whole file.
+ *
+ * Requires `--allow-net` to the lakeFS host.
+ *
+ * @module
+ */
+import type { z } from "zod";
+import { parseRetryAfterMs, retry } from "../util/retry.ts";
+import type {
+  Commit,
+  LakeFsApi,
+  ListObjectsOptions,
+  MergeOptions,
+  ObjectStats,
+  Ref,
+  Repository,
+} from "./api.ts";
+import {
+  commitSchema,
+  errorBodySchema,
+  mergeResultSchema,
+  objectErrorListSchema,
+  objectStatsListSchema,
+  objectStatsSchema,
+  refListSchema,
+  refSchema,
+  repositorySchema,
+} from "./_schemas.ts";
+import {
+  LakeFsConflictError,
+  LakeFsError,
+  lakeFsErrorFor,
+  LakeFsNoChangesError,
+  LakeFsNotFoundError,
+} from "./errors.ts";
+
+/** A secret given directly or through a wrapper that reveals it only when needed. */
+export type SecretValue = string | { reveal(): string };
+
+/** Retry tuning of {@linkcode LakeFsClient}. */
+export interface LakeFsRetryOptions {
+  /** Total tries per call, including the first. @default 5 */
+  attempts?: number;
+  /** First backoff in ms; doubles each retry (full jitter). @default 200 */
+  baseDelayMs?: number;
+  /** Upper bound of one backoff, and of an honoured `Retry-After`, in ms. @default 10_000 */
+  maxDelayMs?: number;
+}
+
+/** Options of {@linkcode LakeFsClient}. */
+export interface LakeFsClientOptions {
+  /** Server URL, with or without the `/api/v1` suffix (added when missing, like lakectl). */
+  endpointUrl: string;
+  /** Access key id (HTTP Basic user). */
+  accessKeyId: string;
+  /** Secret access key (HTTP Basic password); never appears in errors. */
+  secretAccessKey: SecretValue;
+  /**
+   * Timeout of one try in ms: until the answer is read for JSON calls; for object bodies the
+   * longest pause between two chunks. @default 30_000
+   */
+  requestTimeoutMs?: number;
+  /** Retry tuning. */
+  retry?: LakeFsRetryOptions;
+  /** `User-Agent` header. @default "perago-lakefs-client" */
+  userAgent?: string;
+}
+
+/** Largest number of paths one bulk delete request may carry (lakeFS limit). */
+export const MAX_DELETE_PATHS = 1000;
+
+/**
+ * Normalises a lakeFS endpoint to its API base: strips trailing slashes and appends `/api/v1`
+ * when missing, as lakectl does.
+ *
+ * @throws {TypeError} when the URL is not http(s).
+ * @example
+ * ```ts
+ * normalizeEndpoint("http://localhost:8000/"); // "http://localhost:8000/api/v1"
+ * normalizeEndpoint("http://localhost:8000/api/v1"); // unchanged
+ * ```
+ */
+export function normalizeEndpoint(url: string): string {
+  let parsed: URL;
+  try {
+    parsed = new URL(url.trim());
+  } catch {
+    throw new TypeError(
+      `lakeFS endpoint: not a URL: ${JSON.stringify(url)}; use e.g. http://localhost:8000`,
+    );
+  }
+  if (parsed.protocol !== "http:" && parsed.protocol !== "https:") {
+    throw new TypeError(`lakeFS endpoint: scheme must be http or https, got ${parsed.protocol}`);
+  }
+  if (parsed.username !== "" || parsed.password !== "") {
+    throw new TypeError("lakeFS endpoint: must not contain credentials; use the key id/secret");
+  }
+  let path = parsed.pathname.replace(/\/+$/, "");
+  if (!path.endsWith("/api/v1")) path += "/api/v1";
+  return `${parsed.protocol}//${parsed.host}${path}`;
+}
+
+/** What a request sends. */
+interface RequestSpec {
+  operation: string;
+  method: string;
+  /** Path below the API base, segments already encoded. */
+  path: string;
+  query?: Record<string, string | number | boolean | undefined>;
+  json?: unknown;
+  upload?: {
+    body: () => Promise<ReadableStream<Uint8Array> | Uint8Array>;
+    size?: number;
+    contentType: string;
+  };
+  signal?: AbortSignal | undefined;
+}
+
+/** Retry bookkeeping attached to errors of one try. */
+interface TryFailure {
+  retryable: boolean;
+  retryAfterMs?: number;
+}
+
+const encode = encodeURIComponent;
+
+/**
+ * HTTP client of the lakeFS API.
+ *
+ * @example
+ * ```ts
+ * const lakefs = new LakeFsClient({
+ *   endpointUrl: "http://127.0.0.1:8000",
+ *   accessKeyId: "AKIA...",
+ *   secretAccessKey: "...",
+ * });
+ * for await (const entry of lakefs.listObjects("repo", "main", { prefix: "data/" })) {
+ *   console.log(entry.path, entry.checksum);
+ * }
+ * ```
+ */
+export class LakeFsClient implements LakeFsApi {
+  /** The API base URL (ends with `/api/v1`). */
+  readonly baseUrl: string;
+  readonly #accessKeyId: string;
+  readonly #secret: SecretValue;
+  readonly #timeoutMs: number;
+  readonly #attempts: number;
+  readonly #baseDelayMs: number;
+  readonly #maxDelayMs: number;
+  readonly #userAgent: string;
+  readonly #failures = new WeakMap<object, TryFailure>();
+
+  constructor(options: LakeFsClientOptions) {
+    this.baseUrl = normalizeEndpoint(options.endpointUrl);
+    if (typeof options.accessKeyId !== "string" || options.accessKeyId === "") {
+      throw new TypeError("lakeFS client: accessKeyId is required");
+    }
+    this.#accessKeyId = options.accessKeyId;
+    this.#secret = options.secretAccessKey;
+    this.#timeoutMs = positive("requestTimeoutMs", options.requestTimeoutMs ?? 30_000);
+    this.#attempts = positive("retry.attempts", options.retry?.attempts ?? 5);
+    this.#baseDelayMs = nonNegative("retry.baseDelayMs", options.retry?.baseDelayMs ?? 200);
+    this.#maxDelayMs = nonNegative("retry.maxDelayMs", options.retry?.maxDelayMs ?? 10_000);
+    this.#userAgent = options.userAgent ?? "perago-lakefs-client";
+  }
+
+  // ---------------------------------------------------------------- repositories
+
+  /**
+   * Creates a repository. If a retried request finds the repository already there with the
+   * same storage namespace and default branch (the first try succeeded but its answer was
+   * lost), that repository is returned instead of a conflict.
+   */
+  async createRepository(
+    name: string,
+    storageNamespace: string,
+    defaultBranch = "main",
+    signal?: AbortSignal,
+  ): Promise<Repository> {
+    const spec: RequestSpec = {
+      operation: "createRepository",
+      method: "POST",
+      path: "/repositories",
+      json: { name, storage_namespace: storageNamespace, default_branch: defaultBranch },
+      signal,
+    };
+    return await this.#call(spec, async (attempt) => {
+      try {
+        return await this.#json(spec, [201], repositorySchema) as Repository;
+      } catch (error) {
+        if (attempt > 1 && error instanceof LakeFsConflictError) {
+          const existing = await this.getRepository(name, signal);
+          if (
+            existing.storage_namespace === storageNamespace &&
+            existing.default_branch === defaultBranch
+          ) return existing;
+        }
+        throw error;
+      }
+    });
+  }
+
+  /** Reads a repository; {@linkcode LakeFsNotFoundError} when missing. */
+  async getRepository(name: string, signal?: AbortSignal): Promise<Repository> {
+    const spec: RequestSpec = {
+      operation: "getRepository",
+      method: "GET",
+      path: `/repositories/${encode(name)}`,
+      signal,
+    };
+    return await this.#call(spec, () => this.#json(spec, [200], repositorySchema)) as Repository;
+  }
+
+  // ---------------------------------------------------------------- objects
+
+  /** All objects (and, with a delimiter, common prefixes) under a prefix, page by page. */
+  async *listObjects(
+    repo: string,
+    ref: string,
+    options: ListObjectsOptions = {},
+  ): AsyncIterable<ObjectStats> {
+    let after = options.after ?? "";
+    while (true) {
+      const spec: RequestSpec = {
+        operation: "listObjects",
+        method: "GET",
+        path: `/repositories/${encode(repo)}/refs/${encode(ref)}/objects/ls`,
+        query: {
+          prefix: options.prefix,
+          after: after === "" ? undefined : after,
+          amount: options.amount ?? 1000,
+          delimiter: options.delimiter,
+        },
+        signal: options.signal,
+      };
+      const page = await this.#call(spec, () => this.#json(spec, [200], objectStatsListSchema));
+      for (const entry of page.results) yield entry as ObjectStats;
+      if (!page.pagination.has_more) return;
+      if (page.pagination.next_offset === "" || page.pagination.next_offset === after) {
+        throw new LakeFsError({
+          operation: "listObjects",
+          status: 200,
+          serverMessage: "has_more without a new next_offset (the listing would loop)",
+        }, "lakeFS listObjects returned an unexpected body: has_more without a new next_offset");
+      }
+      after = page.pagination.next_offset;
+    }
+  }
+
+  /**
+   * Streams an object. The first chunk is read before returning (inside the retry loop), so a
+   * connection dropped before any data is retried; later stalls longer than the request
+   * timeout abort the stream.
+   */
+  async getObject(
+    repo: string,
+    ref: string,
+    path: string,
+    signal?: AbortSignal,
+  ): Promise<ReadableStream<Uint8Array>> {
+    const spec: RequestSpec = {
+      operation: "getObject",
+      method: "GET",
+      path: `/repositories/${encode(repo)}/refs/${encode(ref)}/objects`,
+      query: { path },
+      signal,
+    };
+    return await this.#call(spec, async () => {
+      const tryControl = this.#tryControl(signal);
+      try {
+        const response = await this.#send(spec, tryControl);
+        if (response.status !== 200) {
+          throw await this.#httpError(spec, response);
+        }
+        if (response.body === null) {
+          tryControl.done();
+          return new ReadableStream<Uint8Array>({ start: (c) => c.close() });
+        }
+        const reader = response.body.getReader();
+        const first = await this.#readChunk(reader);
+        tryControl.done();
+        return this.#idleTimedStream(spec, reader, first, signal);
+      } catch (error) {
+        tryControl.done();
+        throw this.#wrapTransport(spec, error, tryControl);
+      }
+    });
+  }
+
+  /** Uploads one object as a raw `application/octet-stream` body (streamed). */
+  async uploadObject(
+    repo: string,
+    branch: string,
+    path: string,
+    body: () => Promise<ReadableStream<Uint8Array> | Uint8Array>,
+    options: { size?: number; contentType?: string; signal?: AbortSignal } = {},
+  ): Promise<ObjectStats> {
+    const spec: RequestSpec = {
+      operation: "uploadObject",
+      method: "POST",
+      path: `/repositories/${encode(repo)}/branches/${encode(branch)}/objects`,
+      query: { path },
+      upload: {
+        body,
+        contentType: options.contentType ?? "application/octet-stream",
+        ...(options.size === undefined ? {} : { size: options.size }),
+      },
+      signal: options.signal,
+    };
+    return await this.#call(spec, () => this.#json(spec, [201], objectStatsSchema)) as ObjectStats;
+  }
+
+  /** Deletes one object (no error when it is missing). */
+  async deleteObject(
+    repo: string,
+    branch: string,
+    path: string,
+    signal?: AbortSignal,
+  ): Promise<void> {
+    const spec: RequestSpec = {
+      operation: "deleteObject",
+      method: "DELETE",
+      path: `/repositories/${encode(repo)}/branches/${encode(branch)}/objects`,
+      query: { path },
+      signal,
+    };
+    await this.#call(spec, async (attempt) => {
+      try {
+        await this.#empty(spec, [204]);
+      } catch (error) {
+        // A retried delete may find the object gone (older servers answer 404 then).
+        if (!(attempt > 1 && error instanceof LakeFsNotFoundError)) throw error;
+      }
+    });
+  }
+
+  /**
+   * Deletes many objects in requests of at most 1,000 paths. Throws a {@linkcode LakeFsError}
+   * listing the first failures when the server reports per-path errors.
+   */
+  async deleteObjects(
+    repo: string,
+    branch: string,
+    paths: string[],
+    signal?: AbortSignal,
+  ): Promise<void> {
+    for (let start = 0; start < paths.length; start += MAX_DELETE_PATHS) {
+      const chunk = paths.slice(start, start + MAX_DELETE_PATHS);
+      const spec: RequestSpec = {
+        operation: "deleteObjects",
+        method: "POST",
+        path: `/repositories/${encode(repo)}/branches/${encode(branch)}/objects/delete`,
+        json: { paths: chunk },
+        signal,
+      };
+      const result = await this.#call(
+        spec,
+        () => this.#json(spec, [200, 204], objectErrorListSchema.optional()),
+      );
+      const errors = result?.errors ?? [];
+      if (errors.length > 0) {
+        const shown = errors.slice(0, 3).map((e) =>
+          `${JSON.stringify(e.path ?? "")}: ${e.status_code} ${e.message}`
+        ).join("; ");
+        throw new LakeFsError({
+          operation: "deleteObjects",
+          status: 200,
+          serverMessage: `${errors.length} path(s) not deleted: ${shown}`,
+        });
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------- branches
+
+  /**
+   * Creates a branch from `source` (a branch, commit id or other ref) and returns the source
+   * commit id. When a retried request gets 409 (the first try created the branch but its
+   * answer was lost), the existing branch counts as created if it points at the commit
+   * `source` resolves to; otherwise the {@linkcode LakeFsConflictError} stands.
+   */
+  async createBranch(
+    repo: string,
+    name: string,
+    source: string,
+    signal?: AbortSignal,
+  ): Promise<string> {
+    const spec: RequestSpec = {
+      operation: "createBranch",
+      method: "POST",
+      path: `/repositories/${encode(repo)}/branches`,
+      json: { name, source },
+      signal,
+    };
+    return await this.#call(spec, async (attempt) => {
+      try {
+        const text = (await this.#text(spec, [201])).trim();
+        // Some servers JSON-encode the string; accept both.
+        const id = text.startsWith('"') ? JSON.parse(text) as unknown : text;
+        if (typeof id !== "string" || id === "") {
+          throw new LakeFsError({
+            operation: "createBranch",
+            status: 201,
+            serverMessage: "empty commit id",
+          }, `lakeFS createBranch returned an unexpected body: ${text.slice(0, 100)}`);
+        }
+        return id;
+      } catch (error) {
+        if (attempt > 1 && error instanceof LakeFsConflictError) {
+          const [existing, wanted] = await Promise.all([
+            this.getBranch(repo, name, signal),
+            this.getCommit(repo, source, signal),
+          ]);
+          if (existing.commit_id === wanted.id) return wanted.id;
+        }
+        throw error;
+      }
+    });
+  }
+
+  /** Reads a branch: its id and head commit id. */
+  async getBranch(repo: string, name: string, signal?: AbortSignal): Promise<Ref> {
+    const spec: RequestSpec = {
+      operation: "getBranch",
+      method: "GET",
+      path: `/repositories/${encode(repo)}/branches/${encode(name)}`,
+      signal,
+    };
+    return await this.#call(spec, () => this.#json(spec, [200], refSchema));
+  }
+
+  /** All branches (optionally under a name prefix), page by page. */
+  async *listBranches(
+    repo: string,
+    options: { prefix?: string; signal?: AbortSignal } = {},
+  ): AsyncIterable<Ref> {
+    let after = "";
+    while (true) {
+      const spec: RequestSpec = {
+        operation: "listBranches",
+        method: "GET",
+        path: `/repositories/${encode(repo)}/branches`,
+        query: { prefix: options.prefix, after: after === "" ? undefined : after, amount: 1000 },
+        signal: options.signal,
+      };
+      const page = await this.#call(spec, () => this.#json(spec, [200], refListSchema));
+      for (const ref of page.results) yield { id: ref.id, commit_id: ref.commit_id };
+      if (!page.pagination.has_more) return;
+      if (page.pagination.next_offset === "" || page.pagination.next_offset === after) {
+        throw new LakeFsError({
+          operation: "listBranches",
+          status: 200,
+          serverMessage: "has_more without a new next_offset",
+        }, "lakeFS listBranches returned an unexpected body: has_more without a new next_offset");
+      }
+      after = page.pagination.next_offset;
+    }
+  }
+
+  /**
+   * Deletes a branch. A retried request that finds the branch gone (the first try deleted it)
+   * succeeds.
+   */
+  async deleteBranch(repo: string, name: string, signal?: AbortSignal): Promise<void> {
+    const spec: RequestSpec = {
+      operation: "deleteBranch",
+      method: "DELETE",
+      path: `/repositories/${encode(repo)}/branches/${encode(name)}`,
+      signal,
+    };
+    await this.#call(spec, async (attempt) => {
+      try {
+        await this.#empty(spec, [204]);
+      } catch (error) {
+        if (!(attempt > 1 && error instanceof LakeFsNotFoundError)) throw error;
+      }
+    });
+  }
+
+  /** Points `branch` at `ref` (the branch must have no uncommitted changes). */
+  async hardReset(
+    repo: string,
+    branch: string,
+    ref: string,
+    signal?: AbortSignal,
+  ): Promise<void> {
+    const spec: RequestSpec = {
+      operation: "hardReset",
+      method: "PUT",
+      path: `/repositories/${encode(repo)}/branches/${encode(branch)}/hard_reset`,
+      query: { ref },
+      signal,
+    };
+    await this.#call(spec, () => this.#empty(spec, [204]));
+  }
+
+  // ---------------------------------------------------------------- commits and merges
+
+  /**
+   * Commits the staged changes of `branch`; {@linkcode LakeFsNoChangesError} when there are
+   * none. When a retried request gets "no changes" and the branch head is a commit with this
+   * message and metadata (the first try committed but its answer was lost), that commit is
+   * returned.
+   */
+  async commit(
+    repo: string,
+    branch: string,
+    message: string,
+    options: { metadata?: Record<string, string>; allowEmpty?: boolean; signal?: AbortSignal } = {},
+  ): Promise<Commit> {
+    const spec: RequestSpec = {
+      operation: "commit",
+      method: "POST",
+      path: `/repositories/${encode(repo)}/branches/${encode(branch)}/commits`,
+      json: {
+        message,
+        metadata: options.metadata ?? {},
+        ...(options.allowEmpty ? { allow_empty: true } : {}),
+      },
+      signal: options.signal,
+    };
+    return await this.#call(spec, async (attempt) => {
+      try {
+        return await this.#json(spec, [201], commitSchema) as Commit;
+      } catch (error) {
+        if (attempt > 1 && error instanceof LakeFsNoChangesError) {
+          const head = await this.getCommit(repo, branch, options.signal);
+          if (
+            head.message === message &&
+            sameMetadata(head.metadata ?? {}, options.metadata ?? {})
+          ) return head;
+        }
+        throw error;
+      }
+    });
+  }
+
+  /** Reads a commit by id or by any ref that resolves to one. */
+  async getCommit(repo: string, ref: string, signal?: AbortSignal): Promise<Commit> {
+    const spec: RequestSpec = {
+      operation: "getCommit",
+      method: "GET",
+      path: `/repositories/${encode(repo)}/commits/${encode(ref)}`,
+      signal,
+    };
+    return await this.#call(spec, () => this.#json(spec, [200], commitSchema)) as Commit;
+  }
+
+  /**
+   * Merges `source` into the branch `destination` and returns the resulting commit id.
+   * 409 conflict -> {@linkcode LakeFsConflictError}; nothing to merge ->
+   * {@linkcode LakeFsNoChangesError}; 429 "Too many attempts" and 503 are retried. When a
+   * retried request gets "no changes" and `options.message` was given and the destination head
+   * carries it, that head is returned (the first try merged but its answer was lost).
+   */
+  async merge(
+    repo: string,
+    source: string,
+    destination: string,
+    options: MergeOptions = {},
+  ): Promise<string> {
+    const spec: RequestSpec = {
+      operation: "merge",
+      method: "POST",
+      path: `/repositories/${encode(repo)}/refs/${encode(source)}/merge/${encode(destination)}`,
+      json: {
+        ...(options.message === undefined ? {} : { message: options.message }),
+        ...(options.metadata === undefined ? {} : { metadata: options.metadata }),
+        ...(options.strategy === undefined ? {} : { strategy: options.strategy }),
+        ...(options.squashMerge ? { squash_merge: true } : {}),
+        ...(options.allowEmpty ? { allow_empty: true } : {}),
+      },
+      signal: options.signal,
+    };
+    return await this.#call(spec, async (attempt) => {
+      try {
+        const result = await this.#json(spec, [200], mergeResultSchema);
+        return result.reference;
+      } catch (error) {
+        if (
+          attempt > 1 && error instanceof LakeFsNoChangesError && options.message !== undefined
+        ) {
+          const head = await this.getCommit(repo, destination, options.signal);
+          if (head.message === options.message) return head.id;
+        }
+        throw error;
+      }
+    });
+  }
+
+  // ---------------------------------------------------------------- plumbing
+
+  /** Runs one call with retries. `fn` gets the 1-based try number. */
+  #call<T>(spec: RequestSpec, fn: (attempt: number) => Promise<T>): Promise<T> {
+    return retry(fn, {
+      attempts: this.#attempts,
+      baseDelayMs: this.#baseDelayMs,
+      maxDelayMs: this.#maxDelayMs,
+      isRetryable: (error) =>
+        typeof error === "object" && error !== null &&
+        (this.#failures.get(error)?.retryable ?? false),
+      delayFor: (error) =>
+        typeof error === "object" && error !== null
+          ? this.#failures.get(error)?.retryAfterMs
+          : undefined,
+      ...(spec.signal === undefined ? {} : { signal: spec.signal }),
+    });
+  }
+
+  /** One try of a JSON call: send, check status, read and validate the body. */
+  async #json<S extends z.ZodType>(
+    spec: RequestSpec,
+    ok: number[],
+    schema: S,
+  ): Promise<z.infer<S>> {
+    const text = await this.#text(spec, ok);
+    let value: unknown = undefined;
+    if (text.trim() !== "") {
+      try {
+        value = JSON.parse(text);
+      } catch (error) {
+        throw this.#badBody(spec, `not JSON: ${snippet(text)}`, error);
+      }
+    }
+    const parsed = schema.safeParse(value);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      const where = issue && issue.path.length > 0 ? issue.path.join(".") + ": " : "";
+      throw this.#badBody(spec, `${where}${issue?.message ?? "invalid"} (${snippet(text)})`);
+    }
+    return parsed.data;
+  }
+
+  /** One try of a call answered with no body worth reading. */
+  async #empty(spec: RequestSpec, ok: number[]): Promise<void> {
+    await this.#text(spec, ok);
+  }
+
+  /** One try: send, check the status, read the whole (small) body as text. */
+  async #text(spec: RequestSpec, ok: number[]): Promise<string> {
+    const tryControl = this.#tryControl(spec.signal);
+    try {
+      const response = await this.#send(spec, tryControl);
+      if (!ok.includes(response.status)) throw await this.#httpError(spec, response);
+      return await response.text();
+    } catch (error) {
+      throw this.#wrapTransport(spec, error, tryControl);
+    } finally {
+      tryControl.done();
+    }
+  }
+
+  /** Sends one HTTP request. */
+  async #send(spec: RequestSpec, tryControl: TryControl): Promise<Response> {
+    const signal = tryControl.signal;
+    const url = new URL(this.baseUrl + spec.path);
+    for (const [key, value] of Object.entries(spec.query ?? {})) {
+      if (value !== undefined) url.searchParams.set(key, String(value));
+    }
+    const headers = new Headers({
+      "accept": "application/json",
+      "authorization": this.#authorization(),
+      "user-agent": this.#userAgent,
+    });
+    let body: BodyInit | undefined;
+    if (spec.json !== undefined) {
+      headers.set("content-type", "application/json");
+      body = JSON.stringify(spec.json);
+    } else if (spec.upload) {
+      headers.set("content-type", spec.upload.contentType);
+      const source = await spec.upload.body();
+      if (source instanceof Uint8Array) {
+        body = source as Uint8Array<ArrayBuffer>;
+      } else {
+        if (spec.upload.size !== undefined) {
+          headers.set("content-length", String(spec.upload.size));
+        }
+        // The timeout of an upload is the longest pause between two chunks sent.
+        body = source.pipeThrough(
+          new TransformStream<Uint8Array, Uint8Array>({
+            transform(chunk, controller) {
+              tryControl.restart();
+              controller.enqueue(chunk);
+            },
+            flush() {
+              tryControl.restart();
+            },
+          }),
+        );
+      }
+    }
+    return await fetch(url, { method: spec.method, headers, body: body ?? null, signal });
+  }
+
+  #authorization(): string {
+    const secret = typeof this.#secret === "string" ? this.#secret : this.#secret.reveal();
+    const bytes = new TextEncoder().encode(`${this.#accessKeyId}:${secret}`);
+    let binary = "";
+    for (const b of bytes) binary += String.fromCharCode(b);
+    return `Basic ${btoa(binary)}`;
+  }
+
+  /** Builds the error for an unexpected HTTP status (and marks 429/5xx retryable). */
+  async #httpError(spec: RequestSpec, response: Response): Promise<LakeFsError> {
+    let text = "";
+    try {
+      text = await response.text();
+    } catch {
+      // The status is what matters; a body we cannot read adds nothing.
+    }
+    let message = "";
+    try {
+      const parsed = errorBodySchema.safeParse(JSON.parse(text));
+      if (parsed.success) message = parsed.data.message;
+    } catch {
+      // Not JSON.
+    }
+    if (message === "") message = snippet(text) || response.statusText || "(no message)";
+    const error = lakeFsErrorFor({
+      operation: spec.operation,
+      status: response.status,
+      serverMessage: message,
+    });
+    const retryable = response.status === 429 || response.status >= 500;
+    const retryAfterMs = parseRetryAfterMs(response.headers.get("retry-after"));
+    this.#failures.set(error, {
+      retryable,
+      ...(retryAfterMs === undefined ? {} : { retryAfterMs }),
+    });
+    return error;
+  }
+
+  #badBody(spec: RequestSpec, detail: string, cause?: unknown): LakeFsError {
+    return new LakeFsError({
+      operation: spec.operation,
+      status: 0,
+      serverMessage: `unexpected body: ${detail}`,
+      cause,
+    }, `lakeFS ${spec.operation} returned an unexpected body: ${detail}`);
+  }
+
+  /**
+   * Turns a transport failure of one try into a retryable {@linkcode LakeFsError}; leaves
+   * LakeFsErrors and the caller's own abort unchanged.
+   */
+  #wrapTransport(spec: RequestSpec, error: unknown, tryControl: TryControl): unknown {
+    if (error instanceof LakeFsError) return error;
+    if (spec.signal?.aborted) return spec.signal.reason;
+    const timedOut = tryControl.timedOut;
+    const detail = timedOut
+      ? `timed out after ${this.#timeoutMs} ms`
+      : `network error: ${error instanceof Error ? error.message : String(error)}`;
+    const wrapped = new LakeFsError({
+      operation: spec.operation,
+      status: 0,
+      serverMessage: detail,
+      cause: error,
+    });
+    this.#failures.set(wrapped, { retryable: true });
+    return wrapped;
+  }
+
+  /** A per-try abort controller with a restartable timer, combined with the caller's signal. */
+  #tryControl(callerSignal: AbortSignal | undefined): TryControl {
+    return new TryControl(this.#timeoutMs, callerSignal);
+  }
+
+  async #readChunk(
+    reader: ReadableStreamDefaultReader<Uint8Array>,
+  ): Promise<ReadableStreamReadResult<Uint8Array>> {
+    try {
+      return await reader.read();
+    } catch (error) {
+      await reader.cancel(error).catch(() => {});
+      throw error;
+    }
+  }
+
+  /**
+   * Re-emits an object body after its first chunk, aborting when no chunk arrives within the
+   * request timeout or the caller's signal aborts.
+   */
+  #idleTimedStream(
+    spec: RequestSpec,
+    reader: ReadableStreamDefaultReader<Uint8Array>,
+    first: ReadableStreamReadResult<Uint8Array>,
+    signal: AbortSignal | undefined,
+  ): ReadableStream<Uint8Array> {
+    let pending: ReadableStreamReadResult<Uint8Array> | undefined = first;
+    const timeoutMs = this.#timeoutMs;
+    return new ReadableStream<Uint8Array>({
+      pull: async (controller) => {
+        let result = pending;
+        pending = undefined;
+        if (result === undefined) {
+          signal?.throwIfAborted();
+          let timer: ReturnType<typeof setTimeout> | undefined;
+          const stalled = new Promise<never>((_, reject) => {
+            timer = setTimeout(() => {
+              reject(
+                new LakeFsError({
+                  operation: spec.operation,
+                  status: 0,
+                  serverMessage: `body stalled for ${timeoutMs} ms`,
+                }),
+              );
+            }, timeoutMs);
+          });
+          const aborted = signal
+            ? new Promise<never>((_, reject) => {
+              signal.addEventListener("abort", () => reject(signal.reason), { once: true });
+            })
+            : undefined;
+          try {
+            result = await Promise.race(
+              aborted ? [reader.read(), stalled, aborted] : [reader.read(), stalled],
+            );
+          } catch (error) {
+            await reader.cancel(error).catch(() => {});
+            throw error;
+          } finally {
+            clearTimeout(timer);
+          }
+        }
+        if (result.done) controller.close();
+        else controller.enqueue(result.value);
+      },
+      cancel: async (reason) => {
+        await reader.cancel(reason).catch(() => {});
+      },
+    }, { highWaterMark: 0 });
+  }
+}
+
+/** Abort controller of one try: aborts on the caller's signal or after the timeout. */
+class TryControl {
+  readonly #controller = new AbortController();
+  readonly signal: AbortSignal;
+  readonly #timeoutMs: number;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  timedOut = false;
+
+  constructor(timeoutMs: number, callerSignal: AbortSignal | undefined) {
+    this.#timeoutMs = timeoutMs;
+    this.signal = callerSignal
+      ? AbortSignal.any([callerSignal, this.#controller.signal])
+      : this.#controller.signal;
+    this.restart();
+  }
+
+  /** Starts the timeout again (progress was made). */
+  restart(): void {
+    clearTimeout(this.#timer);
+    if (this.#controller.signal.aborted) return;
+    this.#timer = setTimeout(() => {
+      this.timedOut = true;
+      this.#controller.abort(new DOMException("lakeFS request timed out", "TimeoutError"));
+    }, this.#timeoutMs);
+  }
+
+  /** Stops the timer (the try finished, or handed its body to an idle-timed stream). */
+  done(): void {
+    clearTimeout(this.#timer);
+  }
+}
+
+function positive(name: string, value: number): number {
+  if (!(typeof value === "number" && value > 0)) {
+    throw new RangeError(`lakeFS client: ${name} must be a positive number, got ${value}`);
+  }
+  return value;
+}
+
+function nonNegative(name: string, value: number): number {
+  if (!(typeof value === "number" && value >= 0)) {
+    throw new RangeError(`lakeFS client: ${name} must be a non-negative number, got ${value}`);
+  }
+  return value;
+}
+
+function snippet(text: string): string {
+  const flat = text.replace(/\s+/g, " ").trim();
+  return flat.length > 200 ? flat.slice(0, 200) + "…" : flat;
+}
+
+function sameMetadata(a: Record<string, string>, b: Record<string, string>): boolean {
+  const keys = Object.keys(b);
+  return keys.length === Object.keys(a).length && keys.every((k) => a[k] === b[k]);
+}

@@ -1,0 +1,104 @@
+/**
+ * Errors thrown by the lakeFS client. Every one carries the HTTP status, the operation that
+ * failed and the server's own message; none ever contains credentials or the Authorization
+ * header.
+ *
+ * @module
+ */
+
+/** Details of a failed lakeFS call. */
+export interface LakeFsErrorDetails {
+  /** The client operation, e.g. `"listObjects"`. */
+  operation: string;
+  /** HTTP status; `0` when no HTTP answer arrived (network error, timeout, bad body). */
+  status: number;
+  /** The server's `message` (or a short description of what went wrong). */
+  serverMessage: string;
+  /** The underlying error, if any. */
+  cause?: unknown;
+}
+
+/**
+ * A lakeFS call failed. Message: `lakeFS <operation> failed: <status> <server message>`.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   await client.getBranch("repo", "nope");
+ * } catch (error) {
+ *   if (error instanceof LakeFsNotFoundError) console.log("no such branch");
+ * }
+ * ```
+ */
+export class LakeFsError extends Error {
+  override name = "LakeFsError";
+  /** HTTP status; `0` when no HTTP answer arrived. */
+  readonly status: number;
+  /** The client operation that failed. */
+  readonly operation: string;
+  /** The server's message. */
+  readonly serverMessage: string;
+
+  constructor(details: LakeFsErrorDetails, message?: string) {
+    super(
+      message ??
+        `lakeFS ${details.operation} failed: ${details.status} ${details.serverMessage}`,
+      details.cause === undefined ? undefined : { cause: details.cause },
+    );
+    this.status = details.status;
+    this.operation = details.operation;
+    this.serverMessage = details.serverMessage;
+  }
+}
+
+/** 404: the repository, branch, commit or object does not exist. */
+export class LakeFsNotFoundError extends LakeFsError {
+  override name = "LakeFsNotFoundError";
+}
+
+/** 409: the thing exists already, or a merge conflicts. */
+export class LakeFsConflictError extends LakeFsError {
+  override name = "LakeFsConflictError";
+}
+
+/** 400 "no changes": a commit or merge that would change nothing. */
+export class LakeFsNoChangesError extends LakeFsError {
+  override name = "LakeFsNoChangesError";
+}
+
+/** 401: bad or missing credentials. Check LAKECTL_CREDENTIALS_* (never printed). */
+export class LakeFsAuthError extends LakeFsError {
+  override name = "LakeFsAuthError";
+}
+
+/** 412: a precondition failed (`If-None-Match: *` on an existing path, a hook failed). */
+export class LakeFsPreconditionError extends LakeFsError {
+  override name = "LakeFsPreconditionError";
+}
+
+/**
+ * Builds the right {@linkcode LakeFsError} subclass for an HTTP error status and message.
+ *
+ * @example
+ * ```ts
+ * lakeFsErrorFor({ operation: "commit", status: 400, serverMessage: "commit: no changes" });
+ * // -> LakeFsNoChangesError
+ * ```
+ */
+export function lakeFsErrorFor(details: LakeFsErrorDetails): LakeFsError {
+  switch (details.status) {
+    case 401:
+      return new LakeFsAuthError(details);
+    case 404:
+      return new LakeFsNotFoundError(details);
+    case 409:
+      return new LakeFsConflictError(details);
+    case 412:
+      return new LakeFsPreconditionError(details);
+    case 400:
+      if (/no changes/i.test(details.serverMessage)) return new LakeFsNoChangesError(details);
+      return new LakeFsError(details);
+    default:
+      return new LakeFsError(details);
+  }
+}
