@@ -1,0 +1,146 @@
+/**
+ * Garbage collection of attempt directories under the workspace root. A directory is removed
+ * only when all of these hold:
+ * - it is a real directory (symlinks are never followed nor removed) holding the marker
+ *   `.perago-attempt.json` as a regular file that parses;
+ * - its owner is gone: the owner pid is dead, or, when the owner pid is this process
+ *   (thread mode), the owner token is no longer active;
+ * - it is older than the TTL (by the marker's `started_at`, else the marker's mtime).
+ * Everything else (foreign files, young dirs, live owners, unreadable markers) is kept.
+ *
+ * @module
+ */
+import { isPidAlive } from "./_pid.ts";
+
+/** Name of the marker file the attempt writes into its directory. */
+export const ATTEMPT_MARKER = ".perago-attempt.json";
+
+/** The marker fields GC reads. */
+export interface AttemptMarker {
+  owner_pid: number;
+  owner_token: string | undefined;
+  owner_worker_id: string | undefined;
+  started_at: string | undefined;
+}
+
+/** Options of {@linkcode sweepAttemptDirs}. */
+export interface SweepOptions {
+  /** Minimum age in ms; 0 at startup and at the final sweep. */
+  ttlMs: number;
+  /** Only directories whose marker names this owner pid (collecting a dead executor's dir). */
+  onlyOwnerPid?: number;
+  /** @default Date.now() */
+  now?: number;
+  /** @default kill(pid, 0) */
+  isPidAlive?: (pid: number) => boolean;
+  /** Whether an in-process owner token is active (thread mode). @default () => false */
+  isTokenActive?: (token: string) => boolean;
+  /** This process's pid (owner of thread-mode attempts). @default Deno.pid */
+  selfPid?: number;
+  signal?: AbortSignal;
+}
+
+/** Why a directory was kept or removed, for logs and tests. */
+export interface SweepReport {
+  removed: string[];
+  kept: { path: string; reason: string }[];
+  errors: { path: string; error: unknown }[];
+}
+
+/**
+ * Sweeps `root` once. Never throws for a single directory; a missing root is an empty sweep.
+ * Requires read and write access to `root` and `--allow-run` for the pid check.
+ *
+ * @example
+ * ```ts
+ * const report = await sweepAttemptDirs("/var/lib/perago/workspaces", { ttlMs: 0 });
+ * ```
+ */
+export async function sweepAttemptDirs(root: string, options: SweepOptions): Promise<SweepReport> {
+  const report: SweepReport = { removed: [], kept: [], errors: [] };
+  const now = options.now ?? Date.now();
+  const alive = options.isPidAlive ?? isPidAlive;
+  const tokenActive = options.isTokenActive ?? (() => false);
+  const selfPid = options.selfPid ?? Deno.pid;
+  let entries: Deno.DirEntry[];
+  try {
+    entries = await Array.fromAsync(Deno.readDir(root));
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return report;
+    throw error;
+  }
+  for (const entry of entries) {
+    options.signal?.throwIfAborted();
+    const path = `${root.replace(/\/+$/, "")}/${entry.name}`;
+    try {
+      // readDir reports the link itself; lstat again in case the entry changed meanwhile.
+      const stat = await Deno.lstat(path);
+      if (stat.isSymlink || !stat.isDirectory) continue; // not ours: silently ignored
+      const marker = await readMarker(path);
+      if (marker === undefined) {
+        report.kept.push({ path, reason: "no marker" });
+        continue;
+      }
+      if (options.onlyOwnerPid !== undefined && marker.owner_pid !== options.onlyOwnerPid) {
+        continue;
+      }
+      if (marker.owner_pid === selfPid) {
+        if (marker.owner_token === undefined || tokenActive(marker.owner_token)) {
+          report.kept.push({ path, reason: "owner token active" });
+          continue;
+        }
+      } else if (alive(marker.owner_pid)) {
+        report.kept.push({ path, reason: `owner pid ${marker.owner_pid} alive` });
+        continue;
+      }
+      const startedMs = marker.started_at ? Date.parse(marker.started_at) : NaN;
+      const bornMs = Number.isFinite(startedMs) ? startedMs : (marker.mtimeMs ?? now);
+      if (now - bornMs < options.ttlMs) {
+        report.kept.push({ path, reason: "younger than TTL" });
+        continue;
+      }
+      // Re-check right before removal: the path must still be a real directory.
+      const again = await Deno.lstat(path);
+      if (again.isSymlink || !again.isDirectory) continue;
+      await Deno.remove(path, { recursive: true });
+      report.removed.push(path);
+    } catch (error) {
+      if (error instanceof Deno.errors.NotFound) continue;
+      report.errors.push({ path, error });
+    }
+  }
+  return report;
+}
+
+/**
+ * Reads the marker of an attempt directory; `undefined` when absent, a symlink, or not a
+ * valid marker (such directories are never collected).
+ */
+export async function readMarker(
+  dir: string,
+): Promise<(AttemptMarker & { mtimeMs: number | undefined }) | undefined> {
+  const path = `${dir}/${ATTEMPT_MARKER}`;
+  let stat: Deno.FileInfo;
+  try {
+    stat = await Deno.lstat(path);
+  } catch {
+    return undefined;
+  }
+  if (!stat.isFile) return undefined;
+  try {
+    const value = JSON.parse(await Deno.readTextFile(path)) as Record<string, unknown>;
+    const pid = value.owner_pid;
+    if (typeof pid !== "number" || !Number.isInteger(pid) || pid <= 0) return undefined;
+    return {
+      owner_pid: pid,
+      owner_token: typeof value.owner_token === "string" ? value.owner_token : undefined,
+      owner_worker_id: typeof value.owner_worker_id === "string"
+        ? value.owner_worker_id
+        : undefined,
+      started_at: typeof value.started_at === "string" ? value.started_at : undefined,
+      mtimeMs: stat.mtime?.getTime(),
+    };
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,313 @@
+/**
+ * The wire protocol between the supervisor and its child processes (broker and executors):
+ * newline-delimited JSON over the child's stdin (to the child) and stdout (from the child),
+ * validated with zod at both ends. stderr stays free for human logs.
+ *
+ * Flow (process mode):
+ * ```
+ * supervisor --init--> broker                 supervisor --init--> executor[slot]
+ * broker --ready-->                           executor --ready-->   (slot idle)
+ * supervisor --credit{n}--> broker            one credit per idle executor
+ * broker --tasks[]--> supervisor --attempt--> executor
+ * executor --fence{requestId,taskId}--> supervisor --fence--> broker (getTask)
+ * broker --fence-result--> supervisor --fence-result--> executor
+ * executor --outcome--> supervisor --result--> broker (ResultDelivery) --delivered-->
+ * executor died mid-attempt: supervisor --abandon--> broker (reports FAILED)
+ * SIGTERM: supervisor --drain--> broker; broker --drained--> once every result is delivered;
+ * supervisor --shutdown--> executors and broker.
+ * ```
+ *
+ * Every message is one JSON object on one line; a line that is not a valid message is
+ * reported through `onInvalid` and skipped, never fatal (a stray `console.log` in a task
+ * must not kill the channel).
+ *
+ * @module
+ */
+import { z } from "zod";
+
+/** The fields of a Conductor Task that cross the wire; the rest is passed through untouched. */
+export const TaskSchema = z.looseObject({
+  taskId: z.string().min(1),
+  taskType: z.string(),
+  taskDefName: z.string().optional(),
+  workflowInstanceId: z.string().min(1),
+  status: z.string(),
+  retryCount: z.number().int().nonnegative(),
+  referenceTaskName: z.string().optional(),
+  seq: z.number().optional(),
+  iteration: z.number().optional(),
+  responseTimeoutSeconds: z.number().optional(),
+  inputData: z.record(z.string(), z.unknown()).optional(),
+});
+
+/** What an executor's fence learns about the current Conductor attempt. */
+export const FenceStateSchema = z.object({
+  status: z.string(),
+  workflowInstanceId: z.string(),
+  taskId: z.string(),
+  retryCount: z.number(),
+});
+/** See {@linkcode FenceStateSchema}. */
+export type FenceState = z.infer<typeof FenceStateSchema>;
+
+/** The result of one attempt as the executor reports it (see src/workspace/attempt.ts). */
+export const OutcomeSchema = z.object({
+  status: z.enum(["COMPLETED", "FAILED", "FAILED_WITH_TERMINAL_ERROR"]),
+  outputData: z.record(z.string(), z.unknown()).optional(),
+  reasonForIncompletion: z.string().optional(),
+  /** A stale attempt (the fence failed) is never reported to Conductor. */
+  stale: z.boolean(),
+  publishedRef: z.string().optional(),
+  durationMs: z.number().nonnegative(),
+});
+/** See {@linkcode OutcomeSchema}. */
+export type WireOutcome = z.infer<typeof OutcomeSchema>;
+
+/** Settings every child needs for its logging. */
+export const LogInitSchema = z.object({
+  logRoot: z.string(),
+  moduleName: z.string(),
+  workerId: z.string(),
+  maxFileBytes: z.number().int().positive(),
+  retentionMs: z.number().int().positive(),
+  debug: z.boolean(),
+});
+
+/** The executor's configuration, sent once, first, instead of environment variables. */
+export const ExecutorInitSchema = z.object({
+  slot: z.number().int().nonnegative(),
+  workerId: z.string(),
+  /** Absolute paths or URLs of the task modules to load. */
+  modules: z.array(z.string()).min(1),
+  workspaceRoot: z.string(),
+  failureReasonMaxLength: z.number().int().positive(),
+  lakefs: z.object({
+    endpointUrl: z.string(),
+    accessKeyId: z.string(),
+    secretAccessKey: z.string(),
+  }),
+  log: LogInitSchema,
+});
+/** See {@linkcode ExecutorInitSchema}. */
+export type ExecutorInit = z.infer<typeof ExecutorInitSchema>;
+
+/** The broker's configuration, sent once, first. */
+export const BrokerInitSchema = z.object({
+  /** Poll with this worker id (`<prefix>Broker`). */
+  workerId: z.string(),
+  /** Conductor task types to poll (one per loaded task module). */
+  taskTypes: z.array(z.string()).min(1),
+  conductor: z.object({
+    serverUrl: z.string(),
+    authKey: z.string().optional(),
+    authSecret: z.string().optional(),
+  }),
+  /** Long-poll time of one batch poll in ms (Conductor rejects more than 5000). */
+  pollTimeoutMs: z.number().int().min(0).max(5000),
+  log: LogInitSchema,
+});
+/** See {@linkcode BrokerInitSchema}. */
+export type BrokerInit = z.infer<typeof BrokerInitSchema>;
+
+const fenceResult = z.object({
+  type: z.literal("fence-result"),
+  requestId: z.number().int(),
+  state: FenceStateSchema.optional(),
+  /** Set when the look-up failed; `notFound` when Conductor no longer knows the task. */
+  error: z.string().optional(),
+  notFound: z.boolean().optional(),
+});
+/** A fence answer (broker to supervisor, supervisor to executor). */
+export type FenceResultMessage = z.infer<typeof fenceResult>;
+
+/** Supervisor to executor. */
+export const ToExecutorSchema = z.discriminatedUnion("type", [
+  z.object({ type: z.literal("init"), init: ExecutorInitSchema }),
+  z.object({ type: z.literal("attempt"), attemptId: z.string(), task: TaskSchema }),
+  fenceResult,
+  z.object({ type: z.literal("shutdown") }),
+]);
+/** See {@linkcode ToExecutorSchema}. */
+export type ToExecutor = z.infer<typeof ToExecutorSchema>;
+
+/** Executor to supervisor. */
+export const FromExecutorSchema = z.discriminatedUnion("type", [
+  z.object({ type: z.literal("ready"), pid: z.number().int() }),
+  z.object({ type: z.literal("fence"), requestId: z.number().int(), taskId: z.string() }),
+  z.object({ type: z.literal("outcome"), attemptId: z.string(), outcome: OutcomeSchema }),
+  /** The executor cannot go on (bad init, task module failed to load). */
+  z.object({ type: z.literal("fatal"), message: z.string() }),
+]);
+/** See {@linkcode FromExecutorSchema}. */
+export type FromExecutor = z.infer<typeof FromExecutorSchema>;
+
+/** Supervisor to broker. */
+export const ToBrokerSchema = z.discriminatedUnion("type", [
+  z.object({ type: z.literal("init"), init: BrokerInitSchema }),
+  /** `n` more executor slots are free: the broker may hold `n` more tasks. */
+  z.object({ type: z.literal("credit"), n: z.number().int().positive() }),
+  z.object({ type: z.literal("fence"), requestId: z.number().int(), taskId: z.string() }),
+  z.object({
+    type: z.literal("result"),
+    taskId: z.string(),
+    workerId: z.string(),
+    outcome: OutcomeSchema,
+  }),
+  /** The executor running `taskId` died: report the attempt FAILED (retryable). */
+  z.object({
+    type: z.literal("abandon"),
+    taskId: z.string(),
+    workerId: z.string(),
+    reason: z.string(),
+  }),
+  z.object({ type: z.literal("drain") }),
+  z.object({ type: z.literal("shutdown") }),
+]);
+/** See {@linkcode ToBrokerSchema}. */
+export type ToBroker = z.infer<typeof ToBrokerSchema>;
+
+/** Broker to supervisor. */
+export const FromBrokerSchema = z.discriminatedUnion("type", [
+  z.object({ type: z.literal("ready"), pid: z.number().int() }),
+  z.object({ type: z.literal("tasks"), tasks: z.array(TaskSchema) }),
+  fenceResult,
+  /** A result left the broker: delivered, dropped (Conductor answered 404) or skipped (stale). */
+  z.object({
+    type: z.literal("delivered"),
+    taskId: z.string(),
+    how: z.enum(["delivered", "dropped", "skipped"]),
+  }),
+  /** Draining finished: nothing is held, every result has been delivered. */
+  z.object({ type: z.literal("drained") }),
+  z.object({ type: z.literal("fatal"), message: z.string() }),
+]);
+/** See {@linkcode FromBrokerSchema}. */
+export type FromBroker = z.infer<typeof FromBrokerSchema>;
+
+const encoder = new TextEncoder();
+
+/**
+ * Encodes one message as a JSON line.
+ *
+ * @example
+ * ```ts
+ * encodeMessage({ type: "drain" }); // bytes of '{"type":"drain"}\n'
+ * ```
+ */
+export function encodeMessage(message: unknown): Uint8Array {
+  return encoder.encode(JSON.stringify(message) + "\n");
+}
+
+/** Parses one line against `schema`; throws a `TypeError` naming the problem. */
+export function decodeLine<T>(schema: z.ZodType<T>, line: string): T {
+  let value: unknown;
+  try {
+    value = JSON.parse(line);
+  } catch (error) {
+    throw new TypeError(`protocol: not JSON: ${line.slice(0, 200)}`, { cause: error });
+  }
+  const parsed = schema.safeParse(value);
+  if (!parsed.success) {
+    throw new TypeError(
+      `protocol: invalid message: ${z.prettifyError(parsed.error)}; line: ${line.slice(0, 200)}`,
+    );
+  }
+  return parsed.data;
+}
+
+/**
+ * Reads JSON-line messages from a byte stream until it ends. Invalid lines go to `onInvalid`
+ * and are skipped. The stream is released (not cancelled) when the consumer stops early.
+ *
+ * @example
+ * ```ts
+ * for await (const msg of readMessages(child.stdout, FromExecutorSchema)) handle(msg);
+ * ```
+ */
+export async function* readMessages<T>(
+  stream: ReadableStream<Uint8Array>,
+  schema: z.ZodType<T>,
+  onInvalid: (error: TypeError, line: string) => void = () => {},
+): AsyncGenerator<T> {
+  const lines = stream.pipeThrough(new TextDecoderStream()).pipeThrough(new LineSplitter());
+  for await (const line of lines) {
+    if (line.trim() === "") continue;
+    try {
+      yield decodeLine(schema, line);
+    } catch (error) {
+      onInvalid(error as TypeError, line);
+    }
+  }
+}
+
+/** Splits text chunks into lines (without the newline); a last unterminated line is kept. */
+class LineSplitter extends TransformStream<string, string> {
+  constructor() {
+    let buffer = "";
+    super({
+      transform(chunk, controller) {
+        buffer += chunk;
+        let index: number;
+        while ((index = buffer.indexOf("\n")) >= 0) {
+          controller.enqueue(buffer.slice(0, index).replace(/\r$/, ""));
+          buffer = buffer.slice(index + 1);
+        }
+      },
+      flush(controller) {
+        if (buffer !== "") controller.enqueue(buffer);
+      },
+    });
+  }
+}
+
+/**
+ * Writes messages to a byte stream one at a time, in order. After the stream fails (the
+ * other side died) `send` resolves to `false` instead of throwing, so senders need no
+ * try/catch for a peer that is already gone; the owner learns of the death from its exit.
+ *
+ * @example
+ * ```ts
+ * const out = new MessageWriter<ToBroker>(child.stdin);
+ * await out.send({ type: "drain" });
+ * ```
+ */
+export class MessageWriter<T> {
+  #writer: WritableStreamDefaultWriter<Uint8Array>;
+  #chain: Promise<boolean> = Promise.resolve(true);
+  #broken = false;
+
+  constructor(stream: WritableStream<Uint8Array>) {
+    this.#writer = stream.getWriter();
+  }
+
+  /** Whether a write has failed (the reader is gone). */
+  get broken(): boolean {
+    return this.#broken;
+  }
+
+  /** Queues `message`; resolves `true` once written, `false` if the stream is broken. */
+  send(message: T): Promise<boolean> {
+    const bytes = encodeMessage(message);
+    this.#chain = this.#chain.then(async () => {
+      if (this.#broken) return false;
+      try {
+        await this.#writer.write(bytes);
+        return true;
+      } catch {
+        this.#broken = true;
+        return false;
+      }
+    });
+    return this.#chain;
+  }
+
+  /** Closes the stream after pending writes; never throws. */
+  async close(): Promise<void> {
+    await this.#chain;
+    try {
+      await this.#writer.close();
+    } catch {
+      // already closed or broken
+    }
+  }
+}

@@ -1,0 +1,123 @@
+import assert from "node:assert/strict";
+import { ATTEMPT_MARKER, sweepAttemptDirs } from "../../src/runtime/gc.ts";
+
+const HOUR = 3_600_000;
+
+async function makeAttempt(
+  root: string,
+  name: string,
+  marker: Record<string, unknown> | undefined,
+): Promise<string> {
+  const dir = `${root}/${name}`;
+  await Deno.mkdir(`${dir}/sub`, { recursive: true });
+  await Deno.writeTextFile(`${dir}/sub/file.txt`, "data");
+  if (marker) await Deno.writeTextFile(`${dir}/${ATTEMPT_MARKER}`, JSON.stringify(marker));
+  return dir;
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.lstat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+Deno.test("gc: removes only dead-owner, old, marked directories; never follows symlinks", async () => {
+  const root = await Deno.makeTempDir({ prefix: "perago-gc-" });
+  const outside = await Deno.makeTempDir({ prefix: "perago-gc-outside-" });
+  try {
+    const now = Date.parse("2030-01-01T12:00:00Z");
+    const old = new Date(now - 2 * HOUR).toISOString();
+    const young = new Date(now - 60_000).toISOString();
+    const DEAD = 111, LIVE = 222;
+    const alive = (pid: number) => pid === LIVE;
+    const deadOld = await makeAttempt(root, "task_id=a-exec=1", {
+      owner_pid: DEAD,
+      owner_token: "t1",
+      started_at: old,
+    });
+    const liveOld = await makeAttempt(root, "task_id=b-exec=1", {
+      owner_pid: LIVE,
+      owner_token: "t2",
+      started_at: old,
+    });
+    const deadYoung = await makeAttempt(root, "task_id=c-exec=1", {
+      owner_pid: DEAD,
+      owner_token: "t3",
+      started_at: young,
+    });
+    const noMarker = await makeAttempt(root, "task_id=d-exec=1", undefined);
+    const badMarker = await makeAttempt(root, "task_id=e-exec=1", undefined);
+    await Deno.writeTextFile(`${badMarker}/${ATTEMPT_MARKER}`, "{not json");
+    // A symlink to an outside directory that *does* carry a dead, old marker.
+    await Deno.writeTextFile(
+      `${outside}/${ATTEMPT_MARKER}`,
+      JSON.stringify({ owner_pid: DEAD, started_at: old }),
+    );
+    await Deno.symlink(outside, `${root}/task_id=f-exec=1`);
+    // A directory whose marker is a symlink to a valid marker elsewhere.
+    const linkedMarker = await makeAttempt(root, "task_id=g-exec=1", undefined);
+    await Deno.symlink(`${outside}/${ATTEMPT_MARKER}`, `${linkedMarker}/${ATTEMPT_MARKER}`);
+    await Deno.writeTextFile(`${root}/stray-file`, "x");
+
+    const report = await sweepAttemptDirs(root, { ttlMs: HOUR, now, isPidAlive: alive });
+    assert.deepEqual(report.removed, [deadOld]);
+    assert.equal(await exists(deadOld), false);
+    for (const kept of [liveOld, deadYoung, noMarker, badMarker, linkedMarker]) {
+      assert.equal(await exists(kept), true, kept);
+    }
+    assert.equal(await exists(`${root}/task_id=f-exec=1`), true);
+    assert.equal(await exists(`${outside}/${ATTEMPT_MARKER}`), true);
+    assert.equal(await exists(`${root}/stray-file`), true);
+
+    // TTL 0 (startup / final sweep): the young dead one goes too, live ones stay.
+    const second = await sweepAttemptDirs(root, { ttlMs: 0, now, isPidAlive: alive });
+    assert.deepEqual(second.removed, [deadYoung]);
+    assert.equal(await exists(liveOld), true);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+    await Deno.remove(outside, { recursive: true });
+  }
+});
+
+Deno.test("gc: onlyOwnerPid collects one dead executor's dirs; self-owned dirs use tokens", async () => {
+  const root = await Deno.makeTempDir({ prefix: "perago-gc-" });
+  try {
+    const started = new Date().toISOString();
+    const a = await makeAttempt(root, "a", { owner_pid: 301, started_at: started });
+    const b = await makeAttempt(root, "b", { owner_pid: 302, started_at: started });
+    const mine1 = await makeAttempt(root, "m1", {
+      owner_pid: Deno.pid,
+      owner_token: "active",
+      started_at: started,
+    });
+    const mine2 = await makeAttempt(root, "m2", {
+      owner_pid: Deno.pid,
+      owner_token: "gone",
+      started_at: started,
+    });
+    const one = await sweepAttemptDirs(root, {
+      ttlMs: 0,
+      onlyOwnerPid: 301,
+      isPidAlive: () => false,
+    });
+    assert.deepEqual(one.removed, [a]);
+    assert.equal(await exists(b), true);
+    const mine = await sweepAttemptDirs(root, {
+      ttlMs: 0,
+      isPidAlive: (pid) => pid === Deno.pid,
+      isTokenActive: (token) => token === "active",
+    });
+    assert.deepEqual(mine.removed.sort(), [b, mine2].sort());
+    assert.equal(await exists(mine1), true);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("gc: a missing root is an empty sweep", async () => {
+  const report = await sweepAttemptDirs("/nonexistent/perago-gc-root", { ttlMs: 0 });
+  assert.deepEqual(report, { removed: [], kept: [], errors: [] });
+});

@@ -1,0 +1,73 @@
+import assert from "node:assert/strict";
+import {
+  decodeLine,
+  encodeMessage,
+  FromExecutorSchema,
+  MessageWriter,
+  readMessages,
+  type ToBroker,
+  ToBrokerSchema,
+} from "../../src/runtime/protocol.ts";
+
+Deno.test("protocol: encode then decode round-trips a message", () => {
+  const message: ToBroker = {
+    type: "result",
+    taskId: "t1",
+    workerId: "w0000",
+    outcome: { status: "COMPLETED", outputData: { result: 1 }, stale: false, durationMs: 5 },
+  };
+  const line = new TextDecoder().decode(encodeMessage(message));
+  assert.ok(line.endsWith("\n"));
+  assert.deepEqual(decodeLine(ToBrokerSchema, line.trim()), message);
+});
+
+Deno.test("protocol: invalid lines are rejected with a clear error", () => {
+  assert.throws(() => decodeLine(ToBrokerSchema, "not json"), /not JSON/);
+  assert.throws(() => decodeLine(ToBrokerSchema, '{"type":"credit","n":0}'), /invalid message/);
+  assert.throws(() => decodeLine(ToBrokerSchema, '{"type":"nope"}'), /invalid message/);
+});
+
+Deno.test("protocol: reader splits chunks into lines and skips garbage", async () => {
+  const text = '{"type":"ready","pid":1}\nhello from a task\n{"type":"fen' +
+    'ce","requestId":2,"taskId":"x"}\n\n{"type":"fatal","message":"m"}';
+  const bytes = new TextEncoder().encode(text);
+  const stream = new ReadableStream<Uint8Array>({
+    start(controller) {
+      // deliver in awkward pieces
+      for (let i = 0; i < bytes.length; i += 7) controller.enqueue(bytes.slice(i, i + 7));
+      controller.close();
+    },
+  });
+  const invalid: string[] = [];
+  const got = await Array.fromAsync(
+    readMessages(stream, FromExecutorSchema, (_e, line) => invalid.push(line)),
+  );
+  assert.deepEqual(got.map((m) => m.type), ["ready", "fence", "fatal"]);
+  assert.deepEqual(invalid, ["hello from a task"]);
+});
+
+Deno.test("protocol: writer keeps order and reports a broken peer as false", async () => {
+  const chunks: string[] = [];
+  const sink = new WritableStream<Uint8Array>({
+    write(chunk) {
+      chunks.push(new TextDecoder().decode(chunk));
+    },
+  });
+  const writer = new MessageWriter<ToBroker>(sink);
+  await Promise.all([
+    writer.send({ type: "credit", n: 1 }),
+    writer.send({ type: "drain" }),
+  ]);
+  assert.deepEqual(chunks, ['{"type":"credit","n":1}\n', '{"type":"drain"}\n']);
+  await writer.close();
+
+  const broken = new WritableStream<Uint8Array>({
+    write() {
+      throw new Error("EPIPE");
+    },
+  });
+  const w2 = new MessageWriter<ToBroker>(broken);
+  assert.equal(await w2.send({ type: "drain" }), false);
+  assert.equal(w2.broken, true);
+  assert.equal(await w2.send({ type: "drain" }), false);
+});
