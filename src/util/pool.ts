@@ -1,0 +1,90 @@
+/**
+ * Bounded parallelism over a (possibly async, possibly huge) sequence of items.
+ *
+ * @module
+ */
+
+/**
+ * Runs `fn` on every item of `items` with at most `concurrency` calls in flight, pulling
+ * items lazily (a paginated listing is never read far ahead). The first error stops new
+ * work, aborts the signal passed to running calls, waits for them to settle, and is
+ * rethrown. Resolves when every item has been processed.
+ *
+ * @example
+ * ```ts
+ * await forEachConcurrent(paths, 8, async (path, signal) => {
+ *   await fetch(`https://example.com/${path}`, { signal });
+ * }, outerSignal);
+ * ```
+ */
+export async function forEachConcurrent<T>(
+  items: Iterable<T> | AsyncIterable<T>,
+  concurrency: number,
+  fn: (item: T, signal: AbortSignal) => Promise<void>,
+  signal?: AbortSignal,
+): Promise<void> {
+  if (!Number.isInteger(concurrency) || concurrency < 1) {
+    throw new RangeError(`concurrency must be a positive integer, got ${concurrency}`);
+  }
+  signal?.throwIfAborted();
+  const inner = new AbortController();
+  const onAbort = () => inner.abort(signal?.reason);
+  signal?.addEventListener("abort", onAbort, { once: true });
+  const iterator = Symbol.asyncIterator in items
+    ? (items as AsyncIterable<T>)[Symbol.asyncIterator]()
+    : (items as Iterable<T>)[Symbol.iterator]();
+  let failed = false;
+  let firstError: unknown;
+  let done = false;
+  // Pulls are serialised: async generators queue next() calls anyway, sync ones need no care.
+  let pulling: Promise<unknown> = Promise.resolve();
+  const pull = (): Promise<IteratorResult<T>> => {
+    const next = pulling.then(() => iterator.next());
+    pulling = next.catch(() => undefined);
+    return next as Promise<IteratorResult<T>>;
+  };
+  const worker = async () => {
+    while (!failed && !done) {
+      let step: IteratorResult<T>;
+      try {
+        step = await pull();
+      } catch (error) {
+        if (!failed) {
+          failed = true;
+          firstError = error;
+          inner.abort(error);
+        }
+        return;
+      }
+      if (step.done) {
+        done = true;
+        return;
+      }
+      if (failed) return;
+      try {
+        inner.signal.throwIfAborted();
+        await fn(step.value, inner.signal);
+      } catch (error) {
+        if (!failed) {
+          failed = true;
+          firstError = error;
+          inner.abort(error);
+        }
+        return;
+      }
+    }
+  };
+  try {
+    await Promise.all(Array.from({ length: concurrency }, worker));
+  } finally {
+    signal?.removeEventListener("abort", onAbort);
+    if (failed && !done) {
+      try {
+        await (iterator as AsyncIterator<T>).return?.();
+      } catch {
+        // The listing's own cleanup error must not mask the first failure.
+      }
+    }
+  }
+  if (failed) throw firstError;
+}

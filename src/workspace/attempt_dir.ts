@@ -1,0 +1,167 @@
+/**
+ * The private directory of one attempt: `<root>/task_id=<seg>-exec=<seg>`, created fresh with
+ * mode 0700 and a marker file naming its owner, and removed only when the marker is there.
+ *
+ * @module
+ */
+import { join } from "node:path";
+import { z } from "zod";
+import type { WorkspaceOwner } from "./owners.ts";
+
+/** The marker file's name; never downloaded over, never uploaded, never snapshotted. */
+export const ATTEMPT_MARKER = ".perago-attempt.json";
+
+/** Longest sanitised id segment in a directory name. */
+const MAX_SEGMENT = 80;
+
+/** The ids an attempt directory is made for. */
+export interface AttemptDirIds {
+  readonly workflowInstanceId: string;
+  readonly taskId: string;
+  readonly executionId: string;
+  readonly retryCount: number;
+  readonly taskDefName: string;
+}
+
+/** The marker's content (snake_case, as in the Python original). */
+export const attemptMarkerSchema = z.object({
+  workflow_instance_id: z.string(),
+  task_id: z.string(),
+  execution_id: z.string(),
+  retry_count: z.number().int(),
+  task_def_name: z.string(),
+  owner_worker_id: z.string(),
+  owner_pid: z.number().int(),
+  owner_token: z.string(),
+  started_at: z.string(),
+});
+
+/** The marker's content. */
+export type AttemptMarker = z.infer<typeof attemptMarkerSchema>;
+
+function segment(value: string): string {
+  const cleaned = value.replace(/[^A-Za-z0-9_.-]/g, "_").slice(0, MAX_SEGMENT);
+  // A segment of dots only would be harmless after the "task_id=" prefix, but keep names tame.
+  return cleaned === "" || /^\.+$/.test(cleaned) ? "_" : cleaned;
+}
+
+/**
+ * The attempt directory's name: `task_id=<seg>-exec=<seg>`, each segment reduced to
+ * `[A-Za-z0-9_.-]` (other characters become `_`) and at most 80 characters.
+ *
+ * @example
+ * ```ts
+ * attemptDirName("t/1", "e1"); // "task_id=t_1-exec=e1"
+ * ```
+ */
+export function attemptDirName(taskId: string, executionId: string): string {
+  return `task_id=${segment(taskId)}-exec=${segment(executionId)}`;
+}
+
+/**
+ * Creates the attempt directory under `root` (creating `root` if needed): fresh (an existing
+ * directory of that name is an error), mode 0700, holding the marker. Returns its absolute
+ * path.
+ *
+ * Requires `--allow-read` and `--allow-write` on `root`.
+ *
+ * @example
+ * ```ts
+ * const dir = await prepareAttemptDir("/ws", ids, newOwner("w1"));
+ * ```
+ */
+export async function prepareAttemptDir(
+  root: string,
+  ids: AttemptDirIds,
+  owner: WorkspaceOwner,
+): Promise<string> {
+  await Deno.mkdir(root, { recursive: true });
+  const dir = join(await Deno.realPath(root), attemptDirName(ids.taskId, ids.executionId));
+  try {
+    await Deno.mkdir(dir, { mode: 0o700 });
+  } catch (error) {
+    if (error instanceof Deno.errors.AlreadyExists) {
+      throw new Error(
+        `attempt directory ${dir} already exists: another attempt with the same execution ` +
+          "id ran here; use a fresh execution id",
+        { cause: error },
+      );
+    }
+    throw error;
+  }
+  await Deno.chmod(dir, 0o700);
+  const marker: AttemptMarker = {
+    workflow_instance_id: ids.workflowInstanceId,
+    task_id: ids.taskId,
+    execution_id: ids.executionId,
+    retry_count: ids.retryCount,
+    task_def_name: ids.taskDefName,
+    owner_worker_id: owner.workerId,
+    owner_pid: owner.pid,
+    owner_token: owner.token,
+    started_at: new Date().toISOString(),
+  };
+  await Deno.writeTextFile(join(dir, ATTEMPT_MARKER), JSON.stringify(marker, null, 2) + "\n", {
+    createNew: true,
+    mode: 0o600,
+  });
+  return dir;
+}
+
+/**
+ * Reads and validates the marker of `dir`; `undefined` when there is none (or `dir` is not a
+ * real directory). A marker that is not a regular file, or is malformed, is an error.
+ */
+export async function readMarker(dir: string): Promise<AttemptMarker | undefined> {
+  const path = join(dir, ATTEMPT_MARKER);
+  let info: Deno.FileInfo;
+  try {
+    const dirInfo = await Deno.lstat(dir);
+    if (!dirInfo.isDirectory) return undefined;
+    info = await Deno.lstat(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return undefined;
+    throw error;
+  }
+  if (!info.isFile) {
+    throw new Error(`attempt marker ${path} is not a regular file; remove it by hand`);
+  }
+  const parsed = attemptMarkerSchema.safeParse(JSON.parse(await Deno.readTextFile(path)));
+  if (!parsed.success) {
+    throw new Error(`attempt marker ${path} is malformed: ${z.prettifyError(parsed.error)}`);
+  }
+  return parsed.data;
+}
+
+/**
+ * Removes an attempt directory, safely: only a real directory (never a symlink) that holds a
+ * marker, and, when `expectedToken` is given, only if the marker names that owner token.
+ * Links inside are removed, never followed. Returns whether it removed anything.
+ *
+ * Requires `--allow-read` and `--allow-write` on the directory.
+ */
+export async function removeAttemptDir(
+  dir: string,
+  options: { expectedToken?: string } = {},
+): Promise<boolean> {
+  let info: Deno.FileInfo;
+  try {
+    info = await Deno.lstat(dir);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return false;
+    throw error;
+  }
+  if (!info.isDirectory) return false;
+  let marker: AttemptMarker | undefined;
+  try {
+    marker = await readMarker(dir);
+  } catch {
+    return false;
+  }
+  if (marker === undefined) return false;
+  if (options.expectedToken !== undefined && marker.owner_token !== options.expectedToken) {
+    return false;
+  }
+  await Deno.remove(dir, { recursive: true });
+  return true;
+}

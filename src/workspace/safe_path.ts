@@ -1,0 +1,97 @@
+/**
+ * Maps object keys (relative to the task's prefix) to paths inside an attempt directory, and
+ * refuses every key that could escape it. lakeFS does not validate object paths beyond length
+ * (SPEC 9): `..`, a leading `/`, backslashes and `//` are all valid keys there, so the keys a
+ * listing returns are untrusted input.
+ *
+ * @module
+ */
+import { join, resolve, sep } from "node:path";
+import { ATTEMPT_MARKER } from "./attempt_dir.ts";
+import { UnsafePathError, WorkspaceSymlinkError } from "./errors.ts";
+
+/**
+ * Checks that `key` is a safe relative POSIX key and returns its segments. Refused: empty
+ * keys, absolute keys, backslashes, NUL and other control characters, empty segments (`a//b`,
+ * a trailing `/`), `.` and `..` segments, and the attempt marker's name at the top level.
+ *
+ * @throws {UnsafePathError} naming the key (JSON-quoted, so control characters show).
+ * @example
+ * ```ts
+ * checkRelativeKey("docs/a.txt"); // ["docs", "a.txt"]
+ * checkRelativeKey("../x"); // throws UnsafePathError
+ * ```
+ */
+export function checkRelativeKey(key: string): string[] {
+  const refuse = (why: string): never => {
+    throw new UnsafePathError(
+      `unsafe object key ${JSON.stringify(key)}: ${why}; rename or remove the object`,
+    );
+  };
+  if (key === "") refuse("empty key");
+  if (key.startsWith("/")) refuse("absolute key");
+  if (key.includes("\\")) refuse("backslash in key");
+  // deno-lint-ignore no-control-regex
+  if (/[\u0000-\u001f\u007f]/.test(key)) refuse("control character in key");
+  const segments = key.split("/");
+  for (const segment of segments) {
+    if (segment === "") refuse("empty path segment");
+    if (segment === "." || segment === "..") refuse(`"${segment}" path segment`);
+  }
+  if (segments.length === 1 && segments[0] === ATTEMPT_MARKER) {
+    refuse("the name of the attempt marker is reserved");
+  }
+  return segments;
+}
+
+/**
+ * Resolves `key` (relative to the task's prefix) to an absolute path inside `attemptDir` for
+ * writing. Besides {@linkcode checkRelativeKey}, every existing parent below `attemptDir` is
+ * checked with `lstat`: a symlink there, or an existing symlink at the target, is refused so
+ * a write never goes through a link; a parent that is not a directory is refused too.
+ *
+ * Requires `--allow-read` on the attempt directory.
+ *
+ * @throws {UnsafePathError} for unsafe keys or a path outside the directory.
+ * @throws {WorkspaceSymlinkError} for a symlink on the way.
+ * @example
+ * ```ts
+ * const path = await resolveInsideDir("/ws/task_id=t-exec=e", "docs/a.txt");
+ * ```
+ */
+export async function resolveInsideDir(attemptDir: string, key: string): Promise<string> {
+  const segments = checkRelativeKey(key);
+  const root = resolve(attemptDir);
+  const target = resolve(root, ...segments);
+  if (!target.startsWith(root + sep)) {
+    throw new UnsafePathError(
+      `unsafe object key ${JSON.stringify(key)}: resolves outside the attempt directory; ` +
+        "rename or remove the object",
+    );
+  }
+  let current = root;
+  for (let i = 0; i < segments.length; i++) {
+    current = join(current, segments[i] as string);
+    let info: Deno.FileInfo;
+    try {
+      info = await Deno.lstat(current);
+    } catch (error) {
+      if (error instanceof Deno.errors.NotFound) break;
+      throw error;
+    }
+    if (info.isSymlink) {
+      throw new WorkspaceSymlinkError(
+        `refusing to write ${JSON.stringify(key)}: ${current} is a symlink; ` +
+          "perago never writes through links",
+      );
+    }
+    const isLast = i === segments.length - 1;
+    if (!isLast && !info.isDirectory) {
+      throw new UnsafePathError(
+        `cannot write ${JSON.stringify(key)}: ${current} exists and is not a directory; ` +
+          "the workspace holds both a file and a folder of that name",
+      );
+    }
+  }
+  return target;
+}
