@@ -1,0 +1,223 @@
+/**
+ * The permission flags and command line of the runtime's child processes. Never `-A`.
+ *
+ * What each child gets, and why:
+ *
+ * | flag            | broker                        | executor                                  |
+ * |-----------------|-------------------------------|-------------------------------------------|
+ * | `--allow-read`  | log root, perago's source dir | workspace root, log root, each task       |
+ * |                 |                               | module's directory, perago's source dir   |
+ * | `--allow-write` | log root                      | workspace root, log root                  |
+ * | `--allow-net`   | Conductor host:port           | lakeFS host:port                          |
+ * | `--allow-env`   | none                          | none                                      |
+ *
+ * - No environment access: the supervisor (the only process that reads `.env` and the
+ *   environment) sends each child its settings as the first protocol message (`init`), and
+ *   only the secret that child needs (the broker never sees the lakeFS secret, executors
+ *   never see the Conductor secret). The configuration variables are also removed from the
+ *   children's environment.
+ * - The task module's directory is readable so the module (a dynamic import, which Deno
+ *   permission-checks) and its relative imports load. perago's source directory (the
+ *   directory of `main.ts`, run from source) is readable for the same reason: task modules
+ *   import perago's `mod.ts`. Deno reads its own cache (`DENO_DIR`, npm packages) and the
+ *   `deno.json` config without permission checks, so neither is listed.
+ * - `.env` is not readable by children (the supervisor read it).
+ * - `--no-prompt`: a denied access fails at once instead of waiting on a terminal prompt.
+ *
+ * A compiled binary (`Deno.build.standalone`) cannot take `deno run` flags: its permissions
+ * were fixed by `deno compile`. Children are then started by re-invoking `Deno.execPath()`
+ * with the hidden subcommand only, and narrow themselves at start with
+ * {@linkcode narrowStandaloneChild}: Deno can revoke a whole permission but cannot narrow a
+ * granted one to a list, so the compile script should bake the narrowest lists that fit all
+ * roles (`--allow-net=<conductor>,<lakefs>` etc.) and each child revokes what its role never
+ * needs (subprocesses, FFI, environment).
+ *
+ * @module
+ */
+import { dirname, isAbsolute, resolve } from "node:path";
+import { fileURLToPath as fromFileUrl } from "node:url";
+
+/** Which child. */
+export type ChildRole = "broker" | "executor";
+
+/** Inputs of {@linkcode childPermissionFlags} and {@linkcode childCommand}. */
+export interface ChildPermissionOptions {
+  role: ChildRole;
+  /** Absolute workspace root (executors only use it). */
+  workspaceRoot: string;
+  /** Absolute log root. */
+  logRoot: string;
+  /** Task module paths or `file:` URLs (executors read their directories). */
+  modules: readonly string[];
+  /** `CONDUCTOR_SERVER_URL` (the broker's only host). */
+  conductorUrl: string;
+  /** `LAKECTL_SERVER_ENDPOINT_URL` (the executors' only host). */
+  lakefsUrl: string;
+  /**
+   * perago's source directory (the one holding `main.ts`) when running from source.
+   * @default the directory of this repository's `main.ts`
+   */
+  sourceRoot?: string;
+}
+
+/** How to start a child process. */
+export interface ChildCommand {
+  command: string;
+  args: string[];
+  /** Whether the child runs from a compiled binary (it must narrow itself). */
+  standalone: boolean;
+}
+
+/** Options of {@linkcode childCommand}; defaults describe this process. */
+export interface ChildCommandOptions extends ChildPermissionOptions {
+  /** @default Deno.execPath() */
+  execPath?: string;
+  /** @default Deno.build.standalone */
+  standalone?: boolean;
+  /** perago's CLI entry. @default this repository's `main.ts` */
+  mainModule?: string;
+  /** `deno.json` to run with (import map, lock). @default the one beside `main.ts` if present */
+  configFile?: string | undefined;
+}
+
+const MAIN_URL = new URL("../../main.ts", import.meta.url);
+const CONFIG_URL = new URL("../../deno.json", import.meta.url);
+
+/** `host:port` of an http(s) URL, with the scheme's default port made explicit. */
+export function hostPort(url: string): string {
+  const parsed = new URL(url);
+  const port = parsed.port !== ""
+    ? parsed.port
+    : parsed.protocol === "https:"
+    ? "443"
+    : parsed.protocol === "http:"
+    ? "80"
+    : "";
+  if (port === "") throw new TypeError(`permissions: not an http(s) URL: ${parsed.origin}`);
+  return `${parsed.hostname}:${port}`;
+}
+
+/** The directory holding a module given as a path or `file:` URL (remote URLs: none). */
+export function moduleDir(module: string): string | undefined {
+  if (/^[a-z][a-z0-9+.-]*:/i.test(module)) {
+    return module.startsWith("file:") ? dirname(fromFileUrl(module)) : undefined;
+  }
+  return dirname(isAbsolute(module) ? module : resolve(module));
+}
+
+function defaultSourceRoot(): string | undefined {
+  return MAIN_URL.protocol === "file:" ? dirname(fromFileUrl(MAIN_URL)) : undefined;
+}
+
+function unique(items: readonly (string | undefined)[]): string[] {
+  return [...new Set(items.filter((item): item is string => item !== undefined && item !== ""))];
+}
+
+/** Joins a permission list; a comma inside a path would split it, so it is refused. */
+function list(flag: string, items: readonly string[]): string {
+  for (const item of items) {
+    if (item.includes(",")) {
+      throw new TypeError(
+        `permissions: ${JSON.stringify(item)} contains a comma, which Deno's ${flag} list ` +
+          "cannot express; move it to a path without commas",
+      );
+    }
+  }
+  return `${flag}=${items.join(",")}`;
+}
+
+/**
+ * Computes the `deno run` permission flags of a child (never `-A`; see the module doc).
+ *
+ * @example
+ * ```ts
+ * childPermissionFlags({
+ *   role: "executor", workspaceRoot: "/w", logRoot: "/l", modules: ["/t/task.ts"],
+ *   conductorUrl: "http://c:8080/api", lakefsUrl: "http://lake:8000", sourceRoot: "/src",
+ * });
+ * // ["--no-prompt", "--allow-read=/w,/l,/t,/src", "--allow-write=/w,/l",
+ * //  "--allow-net=lake:8000"]
+ * ```
+ */
+export function childPermissionFlags(options: ChildPermissionOptions): string[] {
+  const sourceRoot = options.sourceRoot ?? defaultSourceRoot();
+  if (options.role === "broker") {
+    return [
+      "--no-prompt",
+      list("--allow-read", unique([options.logRoot, sourceRoot])),
+      list("--allow-write", unique([options.logRoot])),
+      list("--allow-net", [hostPort(options.conductorUrl)]),
+    ];
+  }
+  return [
+    "--no-prompt",
+    list(
+      "--allow-read",
+      unique([
+        options.workspaceRoot,
+        options.logRoot,
+        ...options.modules.map(moduleDir),
+        sourceRoot,
+      ]),
+    ),
+    list("--allow-write", unique([options.workspaceRoot, options.logRoot])),
+    list("--allow-net", [hostPort(options.lakefsUrl)]),
+  ];
+}
+
+/**
+ * The full command line of a child: from source, `deno run --config <deno.json> <flags>
+ * <main.ts> __broker|__executor`; from a compiled binary, `<binary> __broker|__executor`.
+ */
+export function childCommand(options: ChildCommandOptions): ChildCommand {
+  const execPath = options.execPath ?? Deno.execPath();
+  const standalone = options.standalone ?? Deno.build.standalone === true;
+  const subcommand = options.role === "broker" ? "__broker" : "__executor";
+  if (standalone) return { command: execPath, args: [subcommand], standalone: true };
+  const mainModule = options.mainModule ?? fromFileUrl(MAIN_URL);
+  const configFile = "configFile" in options ? options.configFile : defaultConfigFile();
+  return {
+    command: execPath,
+    args: [
+      "run",
+      ...(configFile === undefined ? [] : ["--config", configFile]),
+      ...childPermissionFlags(options),
+      mainModule,
+      subcommand,
+    ],
+    standalone: false,
+  };
+}
+
+function defaultConfigFile(): string | undefined {
+  if (CONFIG_URL.protocol !== "file:") return undefined;
+  try {
+    Deno.statSync(CONFIG_URL);
+    return fromFileUrl(CONFIG_URL);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The environment of a child: this process's environment without the configuration
+ * variables (children get their settings, secrets included, through the protocol).
+ */
+export function childEnv(
+  parentEnv: Record<string, string>,
+  configVars: readonly string[],
+): Record<string, string> {
+  const drop = new Set(configVars);
+  return Object.fromEntries(Object.entries(parentEnv).filter(([name]) => !drop.has(name)));
+}
+
+/**
+ * In a compiled binary, revokes what a child never needs (its flags were fixed at compile
+ * time): subprocesses, FFI and the environment. A no-op for a permission already denied.
+ * Run it first thing in the child, before any task module loads.
+ */
+export async function narrowStandaloneChild(_role: ChildRole): Promise<void> {
+  for (const name of ["run", "ffi", "env"] as const) {
+    await Deno.permissions.revoke({ name });
+  }
+}

@@ -1,0 +1,85 @@
+import assert from "node:assert/strict";
+import {
+  childCommand,
+  childEnv,
+  childPermissionFlags,
+  hostPort,
+  moduleDir,
+} from "../../src/runtime/permissions.ts";
+
+const base = {
+  workspaceRoot: "/var/perago/ws",
+  logRoot: "/var/perago/logs",
+  modules: ["/srv/tasks/build.ts", "file:///srv/other/sum.ts"],
+  conductorUrl: "http://conductor.local:8080/api",
+  lakefsUrl: "https://lake.example",
+  sourceRoot: "/opt/perago",
+};
+
+Deno.test("permissions: executor gets workspace, logs, module dirs, lakeFS only", () => {
+  const flags = childPermissionFlags({ ...base, role: "executor" });
+  assert.deepEqual(flags, [
+    "--no-prompt",
+    "--allow-read=/var/perago/ws,/var/perago/logs,/srv/tasks,/srv/other,/opt/perago",
+    "--allow-write=/var/perago/ws,/var/perago/logs",
+    "--allow-net=lake.example:443",
+  ]);
+  assert.ok(!flags.some((flag) => flag === "-A" || flag.startsWith("--allow-all")));
+  assert.ok(!flags.some((flag) => flag.startsWith("--allow-env")));
+  assert.ok(!flags.some((flag) => flag.startsWith("--allow-run")));
+});
+
+Deno.test("permissions: broker gets Conductor and its logs only", () => {
+  assert.deepEqual(childPermissionFlags({ ...base, role: "broker" }), [
+    "--no-prompt",
+    "--allow-read=/var/perago/logs,/opt/perago",
+    "--allow-write=/var/perago/logs",
+    "--allow-net=conductor.local:8080",
+  ]);
+});
+
+Deno.test("permissions: host:port and module directories", () => {
+  assert.equal(hostPort("http://127.0.0.1:1234/api"), "127.0.0.1:1234");
+  assert.equal(hostPort("http://h"), "h:80");
+  assert.equal(hostPort("https://h/x"), "h:443");
+  assert.equal(moduleDir("/a/b/c.ts"), "/a/b");
+  assert.equal(moduleDir("https://example.com/t.ts"), undefined);
+  assert.equal(moduleDir("rel/t.ts"), `${Deno.cwd()}/rel`);
+  assert.throws(
+    () => childPermissionFlags({ ...base, role: "executor", workspaceRoot: "/a,b" }),
+    /comma/,
+  );
+});
+
+Deno.test("permissions: command lines from source and from a compiled binary", () => {
+  const source = childCommand({
+    ...base,
+    role: "executor",
+    execPath: "/usr/bin/deno",
+    standalone: false,
+    mainModule: "/opt/perago/main.ts",
+    configFile: "/opt/perago/deno.json",
+  });
+  assert.equal(source.command, "/usr/bin/deno");
+  assert.deepEqual(source.args.slice(0, 3), ["run", "--config", "/opt/perago/deno.json"]);
+  assert.deepEqual(source.args.slice(-2), ["/opt/perago/main.ts", "__executor"]);
+  const compiled = childCommand({
+    ...base,
+    role: "broker",
+    execPath: "/usr/local/bin/perago",
+    standalone: true,
+  });
+  assert.deepEqual(compiled, {
+    command: "/usr/local/bin/perago",
+    args: ["__broker"],
+    standalone: true,
+  });
+});
+
+Deno.test("permissions: children's environment has no configuration variables", () => {
+  const env = childEnv(
+    { PATH: "/bin", LAKECTL_CREDENTIALS_SECRET_ACCESS_KEY: "s", CONDUCTOR_SERVER_URL: "u" },
+    ["LAKECTL_CREDENTIALS_SECRET_ACCESS_KEY", "CONDUCTOR_SERVER_URL"],
+  );
+  assert.deepEqual(env, { PATH: "/bin" });
+});
