@@ -1,0 +1,68 @@
+/**
+ * zod schemas of the Conductor answers the client reads. Objects are loose (unknown fields
+ * are kept); only the fields perago relies on are required.
+ *
+ * @module
+ */
+import { z } from "zod";
+import type { Task, TaskDef, Workflow } from "./api.ts";
+
+const TASK_STATUSES = [
+  "IN_PROGRESS",
+  "CANCELED",
+  "FAILED",
+  "FAILED_WITH_TERMINAL_ERROR",
+  "COMPLETED",
+  "COMPLETED_WITH_ERRORS",
+  "SCHEDULED",
+  "TIMED_OUT",
+  "SKIPPED",
+] as const;
+
+const WORKFLOW_STATUSES = [
+  "RUNNING",
+  "COMPLETED",
+  "FAILED",
+  "TIMED_OUT",
+  "TERMINATED",
+  "PAUSED",
+] as const;
+
+const record = z.record(z.string(), z.unknown());
+
+/** A Task; missing optional numbers default the way Conductor's Java model does. */
+export const taskSchema: z.ZodType<Task> = z.looseObject({
+  taskId: z.string().min(1),
+  workflowInstanceId: z.string().min(1),
+  status: z.enum(TASK_STATUSES),
+  taskType: z.string(),
+  taskDefName: z.string().optional(),
+  referenceTaskName: z.string().default(""),
+  inputData: record.nullish().transform((v) => v ?? {}),
+  outputData: record.nullish().transform((v) => v ?? {}),
+  retryCount: z.number().int().default(0),
+  seq: z.number().int().default(0),
+  responseTimeoutSeconds: z.number().default(0),
+}).transform((t) => ({ ...t, taskDefName: t.taskDefName ?? t.taskType })) as unknown as z.ZodType<
+  Task
+>;
+
+/** A TaskDef as the server echoes it. */
+export const taskDefSchema: z.ZodType<TaskDef> = z.looseObject({
+  name: z.string().min(1),
+}) as unknown as z.ZodType<TaskDef>;
+
+/** A workflow execution. */
+export const workflowSchema: z.ZodType<Workflow> = z.looseObject({
+  workflowId: z.string().min(1),
+  status: z.enum(WORKFLOW_STATUSES),
+  tasks: z.array(taskSchema).default([]),
+}) as unknown as z.ZodType<Workflow>;
+
+/** A batch poll answer. */
+export const taskListSchema: z.ZodType<Task[]> = z.array(taskSchema);
+
+/** `POST /api/token` answer. */
+export const tokenSchema: z.ZodType<{ token: string }> = z.looseObject({
+  token: z.string().min(1),
+});

@@ -1,0 +1,72 @@
+/**
+ * Errors of the Conductor client. Callers catch {@linkcode ConductorError} (every failed call)
+ * and {@linkcode ConductorNotFoundError} (404: the task, workflow or definition is gone).
+ *
+ * @module
+ */
+
+/** What a {@linkcode ConductorError} knows about the failed call. */
+export interface ConductorErrorDetails {
+  /** The client operation, e.g. `updateTask`. */
+  operation: string;
+  /** HTTP status; `undefined` when no answer arrived (network error, timeout, bad body). */
+  status?: number | undefined;
+  /** The server's own message (`message` of its JSON error body, or the raw text). */
+  serverMessage?: string | undefined;
+  /** True for errors worth retrying: no answer, 429 or 5xx. */
+  transient?: boolean;
+  cause?: unknown;
+}
+
+/**
+ * A Conductor call failed. The message reads `Conductor <operation> failed: <status>
+ * <message>` and never contains credentials.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   await client.getTask(id);
+ * } catch (error) {
+ *   if (error instanceof ConductorError && error.transient) retryLater();
+ * }
+ * ```
+ */
+export class ConductorError extends Error {
+  override name = "ConductorError";
+  /** The client operation that failed. */
+  readonly operation: string;
+  /** HTTP status, `undefined` when the server did not answer usefully. */
+  readonly status: number | undefined;
+  /** The server's message, if any. */
+  readonly serverMessage: string | undefined;
+  /** True when retrying may help (no answer, 429, 5xx). */
+  readonly transient: boolean;
+
+  constructor(details: ConductorErrorDetails, message?: string) {
+    const what = details.status === undefined ? "" : `${details.status} `;
+    super(
+      message ??
+        `Conductor ${details.operation} failed: ${what}${details.serverMessage ?? "no message"}`,
+      { cause: details.cause },
+    );
+    this.operation = details.operation;
+    this.status = details.status;
+    this.serverMessage = details.serverMessage;
+    this.transient = details.transient ??
+      (details.status === undefined || details.status === 429 || details.status >= 500);
+  }
+}
+
+/** The server answered 404 (or, for `getTask`, an empty 204 as Conductor 3.21.14 does). */
+export class ConductorNotFoundError extends ConductorError {
+  override name = "ConductorNotFoundError";
+
+  constructor(details: Omit<ConductorErrorDetails, "transient">) {
+    super({ ...details, transient: false });
+  }
+}
+
+/** True for a {@linkcode ConductorError} that retrying may cure. */
+export function isTransientConductorError(error: unknown): boolean {
+  return error instanceof ConductorError && error.transient;
+}
