@@ -1,0 +1,213 @@
+/**
+ * `defineTask`: the one way to make a task. It validates everything a Conductor TaskDef and
+ * the attempt need when the task module is imported, and returns a frozen
+ * {@linkcode TaskDefinition}.
+ *
+ * @module
+ */
+import { z } from "zod";
+import { compileControls, type ControlsOptions } from "./controls.ts";
+import { definitionError } from "./errors.ts";
+import { checkGuardrailList } from "./guardrails.ts";
+import { toInlineJsonSchema } from "./json_schema.ts";
+import { normalizePrefix } from "./paths.ts";
+import {
+  type Guardrail,
+  TASK_BRAND,
+  type TaskContext,
+  type TaskDefinition,
+  type WorkspaceSpec,
+} from "./types.ts";
+
+/** The `workspace` of `defineTask`: present for tasks that work on a lakeFS workspace. */
+export interface WorkspaceOptions {
+  /**
+   * The part of the repository downloaded into the attempt directory, as a POSIX path
+   * (`"/"` or `""` = the whole repository, `"docs"` = `docs/`). Never `..`. @default "/"
+   */
+  prefix?: string;
+  /** A read-only task never writes to lakeFS; it completes with the input ref. @default false */
+  readOnly?: boolean;
+  /**
+   * Checked after download, before `run`. A failure is terminal (`FAILED_WITH_TERMINAL_ERROR`).
+   * Paths are relative to the attempt directory, i.e. the repository root (prefix included).
+   */
+  pre?: readonly Guardrail[];
+  /** Checked after `run`, before publishing. A failure is an ordinary (retryable) failure. */
+  post?: readonly Guardrail[];
+}
+
+/** The argument of {@linkcode defineTask}. */
+export interface TaskOptions<P extends z.ZodObject, R extends z.ZodType> {
+  /** The Conductor task type: letters, digits, `_`, `.` and `-`. */
+  name: string;
+  /** Owner of the TaskDef (Conductor requires it unless configured otherwise). */
+  ownerEmail: string;
+  /** One line shown in the Conductor UI. */
+  description: string;
+  /** Zod object schema of `params`; made strict (unknown keys are rejected). */
+  params: P;
+  /** Zod schema of the result; validated before anything is published. */
+  result: R;
+  /** Present for workspace tasks. */
+  workspace?: WorkspaceOptions;
+  /** Retry, timeout and rate-limit settings of the TaskDef. */
+  controls?: ControlsOptions;
+  /** The task function, sync or async. Throw `TaskTerminalError` to fail without retry. */
+  run: (params: z.output<P>, ctx: TaskContext) => z.input<R> | Promise<z.input<R>>;
+}
+
+const NAME_PATTERN = /^[A-Za-z0-9_.-]+$/;
+const NAME_MAX = 255;
+// Deliberately simple: one "@", a non-empty local part, a dotted domain, no spaces.
+const EMAIL_PATTERN = /^[^\s@]+@[^\s@.]+(\.[^\s@.]+)+$/;
+const KNOWN_KEYS = [
+  "name",
+  "ownerEmail",
+  "description",
+  "params",
+  "result",
+  "workspace",
+  "controls",
+  "run",
+];
+const WORKSPACE_KEYS = ["prefix", "readOnly", "pre", "post"];
+
+/**
+ * Defines a task. The module that calls it must `export default` the result.
+ *
+ * @throws {TaskDefinitionError} naming the task and the field for any bad argument.
+ * @example
+ * ```ts
+ * import { defineTask, z } from "perago";
+ *
+ * export default defineTask({
+ *   name: "word_count",
+ *   ownerEmail: "team@example.com",
+ *   description: "Counts the words of a text",
+ *   params: z.object({ text: z.string() }),
+ *   result: z.object({ words: z.number().int() }),
+ *   run: ({ text }) => ({ words: text.split(/\s+/).filter(Boolean).length }),
+ * });
+ * ```
+ */
+export function defineTask<P extends z.ZodObject, R extends z.ZodType>(
+  options: TaskOptions<P, R>,
+): TaskDefinition<P, R> {
+  if (options === null || typeof options !== "object" || Array.isArray(options)) {
+    throw definitionError(undefined, "options", "defineTask expects one object argument");
+  }
+  const raw = options as unknown as Record<string, unknown>;
+  const rawName = raw.name;
+  const taskName = typeof rawName === "string" && rawName !== "" ? rawName : undefined;
+  const fail = (field: string, detail: string, cause?: unknown) =>
+    definitionError(taskName, field, detail, cause === undefined ? {} : { cause });
+
+  for (const key of Object.keys(raw)) {
+    if (!KNOWN_KEYS.includes(key)) {
+      throw fail(key, `unknown field; expected ${KNOWN_KEYS.join(", ")}`);
+    }
+  }
+  if (typeof rawName !== "string" || !NAME_PATTERN.test(rawName) || rawName.length > NAME_MAX) {
+    throw fail(
+      "name",
+      `must be 1..${NAME_MAX} characters of A-Z, a-z, 0-9, "_", "." or "-", got ${show(rawName)}`,
+    );
+  }
+  const name = rawName;
+  if (typeof raw.ownerEmail !== "string" || !EMAIL_PATTERN.test(raw.ownerEmail)) {
+    throw fail("ownerEmail", `must be an email address, got ${show(raw.ownerEmail)}`);
+  }
+  if (typeof raw.description !== "string") {
+    throw fail("description", `must be a string, got ${show(raw.description)}`);
+  }
+  if (!(raw.params instanceof z.ZodObject)) {
+    throw fail(
+      "params",
+      "must be a zod object schema such as z.object({ ... }) (import z from perago)",
+    );
+  }
+  if (!(raw.result instanceof z.ZodType)) {
+    throw fail("result", "must be a zod schema such as z.object({ ... }) (import z from perago)");
+  }
+  if (typeof raw.run !== "function") {
+    throw fail("run", `must be a function (params, ctx) => result, got ${show(raw.run)}`);
+  }
+
+  // Strict params, like pydantic's extra="forbid": unknown keys are an input error.
+  const params = (raw.params as z.ZodObject).strict() as unknown as P;
+  const result = raw.result as R;
+  // Both schemas must become Conductor inputSchema/outputSchema; fail now, not at extract.
+  for (
+    const [field, schema, io] of [["params", params, "input"], [
+      "result",
+      result,
+      "output",
+    ]] as const
+  ) {
+    try {
+      toInlineJsonSchema(schema, io);
+    } catch (error) {
+      throw fail(field, (error as Error).message, error);
+    }
+  }
+
+  const workspace = compileWorkspace(raw.workspace, name, fail);
+  const controls = compileControls(raw.controls as ControlsOptions | undefined, name);
+
+  const task: TaskDefinition<P, R> = {
+    [TASK_BRAND]: true,
+    name,
+    ownerEmail: raw.ownerEmail,
+    description: raw.description,
+    params,
+    result,
+    workspace,
+    controls,
+    run: raw.run as TaskDefinition<P, R>["run"],
+  };
+  return Object.freeze(task);
+}
+
+function compileWorkspace(
+  value: unknown,
+  taskName: string,
+  fail: (field: string, detail: string, cause?: unknown) => Error,
+): WorkspaceSpec | undefined {
+  if (value === undefined) return undefined;
+  if (value === null || typeof value !== "object" || Array.isArray(value)) {
+    throw fail(
+      "workspace",
+      `must be an object { prefix?, readOnly?, pre?, post? }, got ${show(value)}`,
+    );
+  }
+  const spec = value as Record<string, unknown>;
+  for (const key of Object.keys(spec)) {
+    if (!WORKSPACE_KEYS.includes(key)) {
+      throw fail(`workspace.${key}`, `unknown field; expected ${WORKSPACE_KEYS.join(", ")}`);
+    }
+  }
+  let prefix: string;
+  try {
+    prefix = normalizePrefix((spec.prefix ?? "/") as string);
+  } catch (error) {
+    throw fail("workspace.prefix", (error as Error).message, error);
+  }
+  if (spec.readOnly !== undefined && typeof spec.readOnly !== "boolean") {
+    throw fail("workspace.readOnly", `must be true or false, got ${show(spec.readOnly)}`);
+  }
+  return Object.freeze({
+    prefix,
+    readOnly: (spec.readOnly as boolean | undefined) ?? false,
+    pre: checkGuardrailList(spec.pre, "workspace.pre", taskName),
+    post: checkGuardrailList(spec.post, "workspace.post", taskName),
+  });
+}
+
+function show(value: unknown): string {
+  if (value === undefined) return "undefined";
+  if (value === null) return "null";
+  if (typeof value === "string") return JSON.stringify(value);
+  if (typeof value === "number" || typeof value === "boolean") return String(value);
+  return Array.isArray(value) ? "an array" : typeof value;
+}
