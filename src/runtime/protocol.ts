@@ -8,7 +8,7 @@
  * supervisor --init--> broker                 supervisor --init--> executor[slot]
  * broker --ready-->                           executor --ready-->   (slot idle)
  * supervisor --credit{n}--> broker            one credit per idle executor
- * broker --tasks[]--> supervisor --attempt--> executor
+ * broker --tasks[]--> supervisor --attempt--> executor, and --assigned--> broker
  * executor --fence{requestId,taskId}--> supervisor --fence--> broker (getTask)
  * broker --fence-result--> supervisor --fence-result--> executor
  * executor --outcome--> supervisor --result--> broker (ResultDelivery) --delivered-->
@@ -146,6 +146,8 @@ export const ToBrokerSchema = z.discriminatedUnion("type", [
   z.object({ type: z.literal("init"), init: BrokerInitSchema }),
   /** `n` more executor slots are free: the broker may hold `n` more tasks. */
   z.object({ type: z.literal("credit"), n: z.number().int().positive() }),
+  /** `taskId` went to the executor `workerId` (lease extensions then carry that id). */
+  z.object({ type: z.literal("assigned"), taskId: z.string(), workerId: z.string() }),
   z.object({ type: z.literal("fence"), requestId: z.number().int(), taskId: z.string() }),
   z.object({
     type: z.literal("result"),

@@ -1,0 +1,420 @@
+/**
+ * The broker: the only process that talks to Conductor. It polls in batches sized by the
+ * credits the supervisor grants (one per free executor slot, so it never holds more tasks
+ * than slots), extends the lease of every task it holds, answers fence look-ups, and
+ * delivers results until the server takes them.
+ *
+ * The broker is transport-agnostic: messages in through {@linkcode Broker.handle}, messages
+ * out through the `emit` callback (in process mode both are the NDJSON protocol over the
+ * broker process's stdin/stdout; in thread mode they will be a Worker's `postMessage`).
+ *
+ * @module
+ */
+import { getLogger, type Logger } from "@logtape/logtape";
+import type { ConductorApi, Task, TaskResult } from "../conductor/api.ts";
+import { ConductorNotFoundError } from "../conductor/errors.ts";
+import type { DeliveryOutcome } from "../conductor/delivery.ts";
+import { backoffDelayMs } from "../util/retry.ts";
+import { sleep } from "../util/sleep.ts";
+import type { FromBroker, ToBroker, WireOutcome } from "./protocol.ts";
+
+/** Lifecycle of a broker. */
+export type BrokerState = "starting" | "running" | "draining" | "stopped" | "failed";
+
+/** What the broker needs of result delivery (see `ResultDelivery` in src/conductor). */
+export interface ResultSink {
+  deliver(result: TaskResult): Promise<DeliveryOutcome>;
+}
+
+/** Options of {@linkcode Broker}. */
+export interface BrokerOptions {
+  /** Conductor. */
+  api: ConductorApi;
+  /** Delivers final results (retrying until the server takes them). */
+  delivery: ResultSink;
+  /** Task types to poll, round-robin. */
+  taskTypes: readonly string[];
+  /** Worker id used when polling (`<prefix>Broker`). */
+  workerId: string;
+  /** Messages to the supervisor. */
+  emit: (message: FromBroker) => void;
+  /** Long-poll time of one batch poll, ms. Conductor rejects more than 5000. @default 5000 */
+  pollTimeoutMs?: number;
+  /** First backoff after a failed poll, ms. @default 250 */
+  errorBackoffMs?: number;
+  /** Longest backoff after failed polls, ms. @default 10000 */
+  maxErrorBackoffMs?: number;
+  /** Shortest lease-extension interval, ms (guards tiny responseTimeoutSeconds). @default 200 */
+  minLeaseIntervalMs?: number;
+  /** responseTimeoutSeconds assumed when a polled Task has none. @default 600 */
+  defaultResponseTimeoutSeconds?: number;
+  logger?: Logger;
+}
+
+interface Held {
+  task: Task;
+  workerId: string;
+  timer: ReturnType<typeof setInterval>;
+  heartbeat: AbortController;
+}
+
+/**
+ * Polls Conductor for the supervisor's executors.
+ *
+ * @example
+ * ```ts
+ * const broker = new Broker({ api, delivery, taskTypes: ["sum"], workerId: "sumBroker",
+ *   emit: (msg) => out.send(msg) });
+ * const done = broker.run();
+ * broker.handle({ type: "credit", n: 2 });
+ * ...
+ * broker.handle({ type: "drain" });
+ * await done; // every held task reported and delivered
+ * ```
+ */
+export class Broker {
+  readonly #api: ConductorApi;
+  readonly #delivery: ResultSink;
+  readonly #taskTypes: readonly string[];
+  readonly #workerId: string;
+  readonly #emit: (message: FromBroker) => void;
+  readonly #pollTimeoutMs: number;
+  readonly #errorBackoffMs: number;
+  readonly #maxErrorBackoffMs: number;
+  readonly #minLeaseIntervalMs: number;
+  readonly #defaultResponseTimeoutSeconds: number;
+  readonly #log: Logger;
+
+  #state: BrokerState = "starting";
+  #credits = 0;
+  #typeIndex = 0;
+  readonly #held = new Map<string, Held>();
+  readonly #deliveries = new Set<Promise<void>>();
+  /** Aborted when draining starts: wakes the poll loop's waits (never an in-flight poll). */
+  readonly #draining = new AbortController();
+  /** Aborted on shutdown: stops everything, in-flight polls and heartbeats included. */
+  readonly #stopping = new AbortController();
+  #wake: (() => void) | undefined;
+  #ran = false;
+
+  constructor(options: BrokerOptions) {
+    if (options.taskTypes.length === 0) throw new TypeError("Broker: taskTypes is empty");
+    const pollTimeoutMs = options.pollTimeoutMs ?? 5000;
+    if (!(pollTimeoutMs >= 0 && pollTimeoutMs <= 5000)) {
+      throw new RangeError("Broker: pollTimeoutMs must be within 0..5000 (Conductor's limit)");
+    }
+    this.#api = options.api;
+    this.#delivery = options.delivery;
+    this.#taskTypes = [...options.taskTypes];
+    this.#workerId = options.workerId;
+    this.#emit = options.emit;
+    this.#pollTimeoutMs = pollTimeoutMs;
+    this.#errorBackoffMs = options.errorBackoffMs ?? 250;
+    this.#maxErrorBackoffMs = options.maxErrorBackoffMs ?? 10_000;
+    this.#minLeaseIntervalMs = options.minLeaseIntervalMs ?? 200;
+    this.#defaultResponseTimeoutSeconds = options.defaultResponseTimeoutSeconds ?? 600;
+    this.#log = options.logger ?? getLogger(["perago", "runtime", "broker"]);
+  }
+
+  /** The current lifecycle state. */
+  get state(): BrokerState {
+    return this.#state;
+  }
+
+  /** Tasks polled and not yet reported (running or waiting for an executor). */
+  get held(): number {
+    return this.#held.size;
+  }
+
+  /** Credits not yet used by a poll. */
+  get credits(): number {
+    return this.#credits;
+  }
+
+  #setState(next: BrokerState): void {
+    if (this.#state === next) return;
+    this.#log.info("broker {from} -> {to}", { from: this.#state, to: next });
+    this.#state = next;
+  }
+
+  /** Handles one message from the supervisor (`init` is the transport's business). */
+  handle(message: ToBroker): void {
+    switch (message.type) {
+      case "credit":
+        this.#credits += message.n;
+        this.#wake?.();
+        return;
+      case "fence":
+        void this.#fence(message.requestId, message.taskId);
+        return;
+      case "result":
+        this.#track(this.#report(message.taskId, message.workerId, message.outcome));
+        return;
+      case "abandon":
+        this.#track(this.#report(message.taskId, message.workerId, {
+          status: "FAILED",
+          reasonForIncompletion: message.reason,
+          stale: false,
+          durationMs: 0,
+        }));
+        return;
+      case "assigned": {
+        const held = this.#held.get(message.taskId);
+        if (held) held.workerId = message.workerId;
+        return;
+      }
+      case "drain":
+        this.drain();
+        return;
+      case "shutdown":
+        this.shutdown();
+        return;
+      case "init":
+        return;
+    }
+  }
+
+  /** Stops polling (an in-flight poll finishes and its tasks are handed out). Idempotent. */
+  drain(): void {
+    if (this.#state === "stopped" || this.#state === "failed") return;
+    if (!this.#draining.signal.aborted) {
+      this.#setState("draining");
+      this.#draining.abort();
+      this.#wake?.();
+    }
+  }
+
+  /**
+   * Stops at once: aborts polls and lease extensions; `run()` returns after pending deliveries
+   * settle. Held tasks are left to Conductor's response timeout. Idempotent.
+   */
+  shutdown(): void {
+    this.drain();
+    if (!this.#stopping.signal.aborted) this.#stopping.abort();
+    this.#wake?.();
+  }
+
+  /**
+   * Polls until drained, then waits until every held task has been reported and every
+   * result delivered, emits `drained`, and resolves. Call once.
+   */
+  async run(): Promise<void> {
+    if (this.#ran) throw new Error("Broker.run: already called; a broker runs once");
+    this.#ran = true;
+    this.#setState("running");
+    try {
+      await this.#pollLoop();
+      // Draining: wait for the held tasks' outcomes (or a shutdown).
+      while (this.#held.size > 0 && !this.#stopping.signal.aborted) {
+        await this.#waitForChange();
+      }
+      while (this.#deliveries.size > 0) await Promise.allSettled([...this.#deliveries]);
+      for (const taskId of [...this.#held.keys()]) this.#release(taskId);
+      this.#emit({ type: "drained" });
+      this.#setState("stopped");
+    } catch (error) {
+      this.#setState("failed");
+      throw error;
+    }
+  }
+
+  #waitForChange(): Promise<void> {
+    return new Promise((resolve) => {
+      this.#wake = () => {
+        this.#wake = undefined;
+        resolve();
+      };
+    });
+  }
+
+  async #pollLoop(): Promise<void> {
+    let errors = 0;
+    let idle = 0;
+    while (!this.#draining.signal.aborted) {
+      if (this.#credits <= 0) {
+        await this.#waitForChange();
+        continue;
+      }
+      const taskType = this.#taskTypes[this.#typeIndex % this.#taskTypes.length]!;
+      this.#typeIndex++;
+      const count = this.#credits;
+      const timeoutMs = Math.floor(this.#pollTimeoutMs / this.#taskTypes.length);
+      const started = Date.now();
+      let tasks: Task[];
+      try {
+        tasks = await this.#api.pollBatch(taskType, {
+          count,
+          timeoutMs,
+          workerId: this.#workerId,
+          signal: this.#stopping.signal,
+        });
+        errors = 0;
+      } catch (error) {
+        if (this.#stopping.signal.aborted) return;
+        errors++;
+        const delayMs = Math.max(
+          this.#errorBackoffMs,
+          backoffDelayMs(errors, this.#errorBackoffMs * 2, this.#maxErrorBackoffMs),
+        );
+        this.#log.warn("poll of {taskType} failed ({errors} in a row): {message}", {
+          taskType,
+          errors,
+          message: (error as Error).message,
+          retryInMs: delayMs,
+        });
+        await sleep(delayMs, this.#draining.signal).catch(() => {});
+        continue;
+      }
+      if (tasks.length > count) {
+        this.#log.error("poll of {taskType} returned {got} tasks for count {count}", {
+          taskType,
+          got: tasks.length,
+          count,
+        });
+      }
+      this.#credits = Math.max(0, this.#credits - tasks.length);
+      if (tasks.length > 0) {
+        idle = 0;
+        for (const task of tasks) this.#hold(task);
+        this.#emit({ type: "tasks", tasks });
+        continue;
+      }
+      // Nothing queued. A server that long-polls already waited; one that answered at once
+      // gets a short, growing pause so an idle broker does not spin.
+      if (Date.now() - started < timeoutMs / 2) {
+        idle++;
+        await sleep(Math.min(1000, 25 * 2 ** Math.min(idle, 6)), this.#draining.signal)
+          .catch(() => {});
+      }
+    }
+  }
+
+  #hold(task: Task): void {
+    const seconds = task.responseTimeoutSeconds > 0
+      ? task.responseTimeoutSeconds
+      : this.#defaultResponseTimeoutSeconds;
+    const intervalMs = Math.max(this.#minLeaseIntervalMs, Math.floor((seconds * 1000) / 3));
+    const held: Held = {
+      task,
+      workerId: this.#workerId,
+      heartbeat: new AbortController(),
+      timer: setInterval(() => void this.#extendLease(task.taskId), intervalMs),
+    };
+    this.#held.set(task.taskId, held);
+    this.#log.info("holding task {taskId} ({taskType}); lease extended every {intervalMs} ms", {
+      taskId: task.taskId,
+      taskType: task.taskType,
+      workflowInstanceId: task.workflowInstanceId,
+      intervalMs,
+    });
+  }
+
+  async #extendLease(taskId: string): Promise<void> {
+    const held = this.#held.get(taskId);
+    if (!held || this.#stopping.signal.aborted) return;
+    try {
+      await this.#api.updateTask({
+        workflowInstanceId: held.task.workflowInstanceId,
+        taskId,
+        status: "IN_PROGRESS",
+        extendLease: true,
+        workerId: held.workerId,
+      }, AbortSignal.any([held.heartbeat.signal, this.#stopping.signal]));
+    } catch (error) {
+      if (held.heartbeat.signal.aborted || this.#stopping.signal.aborted) return;
+      this.#log.warn("lease extension of task {taskId} failed: {message}", {
+        taskId,
+        message: (error as Error).message,
+      });
+    }
+  }
+
+  #release(taskId: string): Held | undefined {
+    const held = this.#held.get(taskId);
+    if (!held) return undefined;
+    clearInterval(held.timer);
+    held.heartbeat.abort();
+    this.#held.delete(taskId);
+    this.#wake?.();
+    return held;
+  }
+
+  async #fence(requestId: number, taskId: string): Promise<void> {
+    try {
+      const task = await this.#api.getTask(taskId, this.#stopping.signal);
+      this.#emit({
+        type: "fence-result",
+        requestId,
+        state: {
+          status: task.status,
+          workflowInstanceId: task.workflowInstanceId,
+          taskId: task.taskId,
+          retryCount: task.retryCount,
+        },
+      });
+    } catch (error) {
+      this.#emit({
+        type: "fence-result",
+        requestId,
+        error: (error as Error).message,
+        ...(error instanceof ConductorNotFoundError ? { notFound: true } : {}),
+      });
+    }
+  }
+
+  #track(promise: Promise<void>): void {
+    this.#deliveries.add(promise);
+    void promise.finally(() => {
+      this.#deliveries.delete(promise);
+      this.#wake?.();
+    });
+  }
+
+  async #report(taskId: string, workerId: string, outcome: WireOutcome): Promise<void> {
+    const held = this.#release(taskId);
+    if (!held) {
+      this.#log.error("outcome for task {taskId} that the broker does not hold; ignored", {
+        taskId,
+      });
+      return;
+    }
+    if (outcome.stale) {
+      this.#log.warn("task {taskId}: attempt was stale (fenced off); result not reported", {
+        taskId,
+        workflowInstanceId: held.task.workflowInstanceId,
+      });
+      this.#emit({ type: "delivered", taskId, how: "skipped" });
+      return;
+    }
+    const result: TaskResult = {
+      workflowInstanceId: held.task.workflowInstanceId,
+      taskId,
+      status: outcome.status,
+      workerId,
+      ...(outcome.outputData === undefined ? {} : { outputData: outcome.outputData }),
+      ...(outcome.reasonForIncompletion === undefined
+        ? {}
+        : { reasonForIncompletion: outcome.reasonForIncompletion }),
+    };
+    try {
+      const delivered = await this.#delivery.deliver(result);
+      const how = delivered.kind === "gone" ? "dropped" : "delivered";
+      this.#log.info("task {taskId}: {status} result {how}", {
+        taskId,
+        workflowInstanceId: result.workflowInstanceId,
+        status: result.status,
+        how,
+      });
+      this.#emit({ type: "delivered", taskId, how });
+    } catch (error) {
+      // Not silent: the task will time out on the server and be retried.
+      this.#log.error("task {taskId}: {status} result NOT delivered: {message}", {
+        taskId,
+        workflowInstanceId: result.workflowInstanceId,
+        status: result.status,
+        message: (error as Error).message,
+      });
+      this.#emit({ type: "delivered", taskId, how: "dropped" });
+    }
+  }
+}

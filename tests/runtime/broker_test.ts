@@ -1,0 +1,196 @@
+import assert from "node:assert/strict";
+import { ResultDelivery } from "../../src/conductor/delivery.ts";
+import { Broker } from "../../src/runtime/broker.ts";
+import type { FromBroker } from "../../src/runtime/protocol.ts";
+import { waitFor } from "../../src/util/sleep.ts";
+import { MemoryConductor } from "./_memory_conductor.ts";
+
+function setup(options: { pollTimeoutMs?: number; taskTypes?: string[] } = {}) {
+  const api = new MemoryConductor();
+  const emitted: FromBroker[] = [];
+  const broker = new Broker({
+    api,
+    delivery: new ResultDelivery({ api, baseDelayMs: 5, maxDelayMs: 20 }),
+    taskTypes: options.taskTypes ?? ["sum"],
+    workerId: "sumBroker",
+    emit: (message) => emitted.push(message),
+    pollTimeoutMs: options.pollTimeoutMs ?? 100,
+    errorBackoffMs: 5,
+    maxErrorBackoffMs: 20,
+  });
+  const tasksOut = () =>
+    emitted.flatMap((m) => m.type === "tasks" ? m.tasks.map((t) => t.taskId) : []);
+  return { api, emitted, broker, tasksOut };
+}
+
+const done = {
+  status: "COMPLETED",
+  outputData: { result: 3 },
+  stale: false,
+  durationMs: 1,
+} as const;
+
+Deno.test("broker: never holds more tasks than credits; polls with count = credits", async () => {
+  const { api, broker, tasksOut } = setup();
+  for (let i = 0; i < 5; i++) api.enqueue("sum");
+  const running = broker.run();
+  try {
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(api.polls.length, 0, "no credit, no poll");
+    broker.handle({ type: "credit", n: 2 });
+    await waitFor(() => tasksOut().length === 2, { what: "two tasks out", timeoutMs: 2000 });
+    assert.equal(api.polls[0]?.count, 2);
+    assert.equal(api.polls[0]?.workerId, "sumBroker");
+    assert.equal(broker.held, 2);
+    assert.equal(broker.credits, 0);
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(tasksOut().length, 2, "no third task without credit");
+    // One slot frees: report, then credit one more.
+    const [first] = tasksOut();
+    broker.handle({ type: "result", taskId: first!, workerId: "sum0001", outcome: done });
+    broker.handle({ type: "credit", n: 1 });
+    await waitFor(() => tasksOut().length === 3, { what: "third task", timeoutMs: 2000 });
+    assert.ok(broker.held <= 3);
+    await waitFor(() => api.updates.some((u) => u.taskId === first && u.status === "COMPLETED"), {
+      what: "result delivered",
+      timeoutMs: 2000,
+    });
+    const update = api.updates.find((u) => u.taskId === first && u.status === "COMPLETED")!;
+    assert.equal(update.workerId, "sum0001", "reports the executor's worker id");
+    assert.deepEqual(update.outputData, { result: 3 });
+  } finally {
+    broker.shutdown();
+    await running;
+  }
+});
+
+Deno.test("broker: drain stops polling and waits for held results to be delivered", async () => {
+  const { api, broker, emitted, tasksOut } = setup();
+  api.enqueue("sum");
+  api.failUpdates = 2; // the result needs retries
+  const running = broker.run();
+  broker.handle({ type: "credit", n: 3 });
+  await waitFor(() => tasksOut().length === 1, { what: "task out", timeoutMs: 2000 });
+  broker.handle({ type: "drain" });
+  assert.equal(broker.state, "draining");
+  let finished = false;
+  void running.then(() => finished = true);
+  await new Promise((r) => setTimeout(r, 150));
+  assert.equal(finished, false, "drain waits for the held task");
+  const pollsAtDrain = api.polls.length;
+  api.enqueue("sum");
+  broker.handle({
+    type: "result",
+    taskId: tasksOut()[0]!,
+    workerId: "sum0000",
+    outcome: { status: "FAILED", reasonForIncompletion: "boom", stale: false, durationMs: 1 },
+  });
+  await running;
+  assert.ok(api.polls.length <= pollsAtDrain + 1, "at most the in-flight poll");
+  assert.equal(broker.state, "stopped");
+  assert.equal(emitted.at(-1)?.type, "drained");
+  const final = api.updates.filter((u) => u.status === "FAILED");
+  assert.equal(final.length, 1);
+  assert.equal(final[0]?.reasonForIncompletion, "boom");
+});
+
+Deno.test("broker: extends the lease at a third of responseTimeoutSeconds", async () => {
+  const { api, broker, tasksOut } = setup();
+  api.enqueue("sum", { responseTimeoutSeconds: 1 });
+  const running = broker.run();
+  try {
+    broker.handle({ type: "credit", n: 1 });
+    await waitFor(() => tasksOut().length === 1, { what: "task out", timeoutMs: 2000 });
+    broker.handle({ type: "assigned", taskId: tasksOut()[0]!, workerId: "sum0003" });
+    await waitFor(() => api.updates.filter((u) => u.status === "IN_PROGRESS").length >= 2, {
+      what: "two lease extensions",
+      timeoutMs: 3000,
+    });
+    const beats = api.updates.filter((u) => u.status === "IN_PROGRESS");
+    assert.ok(beats.every((u) => u.extendLease === true));
+    assert.equal(beats[0]?.workerId, "sum0003");
+    broker.handle({ type: "result", taskId: tasksOut()[0]!, workerId: "sum0003", outcome: done });
+    await waitFor(() => api.updates.some((u) => u.status === "COMPLETED"), {
+      what: "completed",
+      timeoutMs: 2000,
+    });
+    const count = api.updates.filter((u) => u.status === "IN_PROGRESS").length;
+    await new Promise((r) => setTimeout(r, 500));
+    assert.equal(
+      api.updates.filter((u) => u.status === "IN_PROGRESS").length,
+      count,
+      "no heartbeat after the result",
+    );
+  } finally {
+    broker.shutdown();
+    await running;
+  }
+});
+
+Deno.test("broker: stale outcomes are not reported; abandon reports FAILED", async () => {
+  const { api, broker, emitted, tasksOut } = setup();
+  api.enqueue("sum");
+  api.enqueue("sum");
+  const running = broker.run();
+  try {
+    broker.handle({ type: "credit", n: 2 });
+    await waitFor(() => tasksOut().length === 2, { what: "tasks out", timeoutMs: 2000 });
+    const [a, b] = tasksOut();
+    broker.handle({
+      type: "result",
+      taskId: a!,
+      workerId: "w",
+      outcome: { ...done, stale: true },
+    });
+    broker.handle({ type: "abandon", taskId: b!, workerId: "w1", reason: "executor died" });
+    await waitFor(() => emitted.filter((m) => m.type === "delivered").length === 2, {
+      what: "both settled",
+      timeoutMs: 2000,
+    });
+    assert.equal(api.updates.filter((u) => u.taskId === a).length, 0);
+    const failed = api.updates.find((u) => u.taskId === b);
+    assert.equal(failed?.status, "FAILED");
+    assert.equal(failed?.reasonForIncompletion, "executor died");
+    assert.equal(broker.held, 0);
+  } finally {
+    broker.shutdown();
+    await running;
+  }
+});
+
+Deno.test("broker: fence look-ups answer state or notFound", async () => {
+  const { api, broker, emitted } = setup();
+  const task = api.enqueue("sum");
+  broker.handle({ type: "fence", requestId: 1, taskId: task.taskId });
+  broker.handle({ type: "fence", requestId: 2, taskId: "missing" });
+  await waitFor(() => emitted.filter((m) => m.type === "fence-result").length === 2, {
+    what: "fence answers",
+    timeoutMs: 2000,
+  });
+  const one = emitted.find((m) => m.type === "fence-result" && m.requestId === 1);
+  assert.ok(one?.type === "fence-result");
+  assert.deepEqual(one.state, {
+    status: "SCHEDULED",
+    workflowInstanceId: task.workflowInstanceId,
+    taskId: task.taskId,
+    retryCount: 0,
+  });
+  const two = emitted.find((m) => m.type === "fence-result" && m.requestId === 2);
+  assert.ok(two?.type === "fence-result" && two.notFound === true && two.state === undefined);
+});
+
+Deno.test("broker: poll errors back off and recover; task types round-robin", async () => {
+  const { api, broker, tasksOut } = setup({ taskTypes: ["a", "b"] });
+  api.failNextPolls = 3;
+  api.enqueue("b");
+  const running = broker.run();
+  try {
+    broker.handle({ type: "credit", n: 1 });
+    await waitFor(() => tasksOut().length === 1, { what: "task after errors", timeoutMs: 3000 });
+    assert.ok(api.polls.some((p) => p.taskType === "a"));
+    assert.ok(api.polls.some((p) => p.taskType === "b"));
+  } finally {
+    broker.shutdown();
+    await running;
+  }
+});
