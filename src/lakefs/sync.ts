@@ -17,8 +17,6 @@ import type { LakeFsApi } from "./api.ts";
 export interface RemoteEntry {
   /** Full object key. */
   readonly key: string;
-  /** Key relative to the prefix. */
-  readonly relPath: string;
   readonly size: number;
   /** lakeFS checksum (hex MD5 for API uploads). */
   readonly checksum: string;
@@ -32,10 +30,10 @@ export interface DownloadOptions {
   /** `""` (everything) or a prefix ending in `/`. */
   readonly prefix: string;
   /**
-   * Maps a key relative to the prefix to the absolute local path to write, or throws when
-   * the key is unsafe. Called once per object, before anything is written for it.
+   * Maps an object key (the full key, prefix included) to the absolute local path to write,
+   * or throws when the key is unsafe. Called once per object, before anything is written.
    */
-  readonly resolvePath: (relPath: string) => Promise<string>;
+  readonly resolvePath: (key: string) => Promise<string>;
   /** Objects downloaded at once. @default 8 */
   readonly concurrency?: number;
   readonly signal?: AbortSignal;
@@ -63,7 +61,7 @@ const MD5_HEX = /^[0-9a-f]{32}$/i;
  * ```ts
  * const listing = await downloadPrefix(client, {
  *   repo: "songs", ref: commitId, prefix: "docs/",
- *   resolvePath: (rel) => resolveInsideDir(dir, rel),
+ *   resolvePath: (key) => resolveInsideDir(dir, key),
  * });
  * ```
  */
@@ -88,7 +86,6 @@ export async function downloadPrefix(
       }
       const entry: RemoteEntry = {
         key: stats.path,
-        relPath: stats.path.slice(prefix.length),
         size: stats.size_bytes,
         checksum: stats.checksum,
       };
@@ -100,7 +97,7 @@ export async function downloadPrefix(
     objects(),
     options.concurrency ?? 8,
     async (entry, signal) => {
-      const path = await options.resolvePath(entry.relPath);
+      const path = await options.resolvePath(entry.key);
       await downloadOne(lakefs, repo, ref, entry, path, signal);
     },
     options.signal,
@@ -170,8 +167,8 @@ async function downloadOne(
 
 /** A local file for {@linkcode diffLocalWithRemote}. */
 export interface LocalEntry {
-  /** Path relative to the prefix (POSIX). */
-  readonly relPath: string;
+  /** The object key this file is published as. */
+  readonly key: string;
   readonly size: number;
   /**
    * The lakeFS checksum this content has, when known: the hex MD5, or the listed checksum of
@@ -182,7 +179,7 @@ export interface LocalEntry {
 
 /** What {@linkcode diffLocalWithRemote} found. */
 export interface SyncPlan<L extends LocalEntry = LocalEntry> {
-  /** Local files that are new or differ from the remote object (sorted by path). */
+  /** Local files that are new or differ from the remote object (sorted by key). */
   readonly uploads: L[];
   /** Remote objects with no local file (sorted by key). */
   readonly deletes: RemoteEntry[];
@@ -197,7 +194,7 @@ export interface SyncPlan<L extends LocalEntry = LocalEntry> {
  * @example
  * ```ts
  * const plan = diffLocalWithRemote(
- *   [{ relPath: "a.txt", size: 3, checksum: "900150983cd24fb0d6963f7d28e17f72" }],
+ *   [{ key: "docs/a.txt", size: 3, checksum: "900150983cd24fb0d6963f7d28e17f72" }],
  *   listing,
  * );
  * ```
@@ -206,17 +203,17 @@ export function diffLocalWithRemote<L extends LocalEntry>(
   local: readonly L[],
   remote: readonly RemoteEntry[],
 ): SyncPlan<L> {
-  const byPath = new Map(remote.map((entry) => [entry.relPath, entry]));
+  const byKey = new Map(remote.map((entry) => [entry.key, entry]));
   const uploads: L[] = [];
   for (const entry of local) {
-    const other = byPath.get(entry.relPath);
-    if (other !== undefined) byPath.delete(entry.relPath);
+    const other = byKey.get(entry.key);
+    if (other !== undefined) byKey.delete(entry.key);
     const same = other !== undefined && other.size === entry.size &&
       entry.checksum !== undefined && entry.checksum.toLowerCase() === other.checksum.toLowerCase();
     if (!same) uploads.push(entry);
   }
-  uploads.sort((a, b) => (a.relPath < b.relPath ? -1 : a.relPath > b.relPath ? 1 : 0));
-  const deletes = [...byPath.values()].sort((a, b) => a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
+  uploads.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  const deletes = [...byKey.values()].sort((a, b) => a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
   return { uploads, deletes };
 }
 

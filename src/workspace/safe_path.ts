@@ -1,6 +1,6 @@
 /**
- * Maps object keys (relative to the task's prefix) to paths inside an attempt directory, and
- * refuses every key that could escape it. lakeFS does not validate object paths beyond length
+ * Maps object keys to paths inside an attempt directory (which mirrors the repository root:
+ * key `docs/a.txt` is `<dir>/docs/a.txt`), and refuses every key that could escape it. lakeFS does not validate object paths beyond length
  * (SPEC 9): `..`, a leading `/`, backslashes and `//` are all valid keys there, so the keys a
  * listing returns are untrusted input.
  *
@@ -45,7 +45,7 @@ export function checkRelativeKey(key: string): string[] {
 }
 
 /**
- * Resolves `key` (relative to the task's prefix) to an absolute path inside `attemptDir` for
+ * Resolves the object key `key` to an absolute path inside `attemptDir` for
  * writing. Besides {@linkcode checkRelativeKey}, every existing parent below `attemptDir` is
  * checked with `lstat`: a symlink there, or an existing symlink at the target, is refused so
  * a write never goes through a link; a parent that is not a directory is refused too.

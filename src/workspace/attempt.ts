@@ -1,0 +1,560 @@
+/**
+ * One attempt of a task (seed 003, SPEC 4): input checks, a private attempt directory,
+ * download, the task body with guardrails, and for writable tasks the fenced, incremental
+ * publication to lakeFS. Every exception becomes an outcome; cleanup always runs.
+ *
+ * @module
+ */
+import { getLogger, type Logger } from "@logtape/logtape";
+import type { LakeFsApi } from "../lakefs/api.ts";
+import { LakeFsConflictError, LakeFsNotFoundError } from "../lakefs/errors.ts";
+import {
+  diffLocalWithRemote,
+  downloadPrefix,
+  type RemoteEntry,
+  stageChanges,
+} from "../lakefs/sync.ts";
+import { isTerminalError, TaskInputError } from "../task/errors.ts";
+import type { AttemptInfo, TaskContext, TaskDefinition, TaskLogger } from "../task/types.ts";
+import { prepareAttemptDir, removeAttemptDir } from "./attempt_dir.ts";
+import { StaleAttemptError, UnsafePathError, WorkspaceSymlinkError } from "./errors.ts";
+import {
+  checkInputKeys,
+  invokeTaskBody,
+  parseWorkspaceInput,
+  type WorkspaceInput,
+} from "./_invoke.ts";
+import { newOwner, registerOwner, unregisterOwner } from "./owners.ts";
+import {
+  assertCurrentAttempt,
+  COMMIT_METADATA,
+  completeNoop,
+  type CurrentTaskState,
+  publishStaged,
+  type PublishTarget,
+} from "./publish.ts";
+import { checkRelativeKey, resolveInsideDir } from "./safe_path.ts";
+import { diffSnapshots, type Snapshot, snapshotDir, snapshotsEqual } from "./snapshot.ts";
+import { stagingBranchName } from "./staging.ts";
+
+export type { CurrentTaskState } from "./publish.ts";
+export type { WorkspaceInput } from "./_invoke.ts";
+
+/** The Conductor identity of an attempt. */
+export interface AttemptIdentity {
+  workflowInstanceId: string;
+  taskId: string;
+  retryCount: number;
+  referenceTaskName: string;
+  seq: number;
+  iteration: number;
+  taskDefName: string;
+}
+
+/** A phase of an attempt, reported through {@linkcode AttemptOptions.onPhase}. */
+export type AttemptPhase = "download" | "run" | "stage" | "publish" | "cleanup";
+
+/** Options of {@linkcode runAttempt}. */
+export interface AttemptOptions {
+  /** The loaded task. */
+  task: TaskDefinition;
+  /** The Conductor `inputData`. */
+  input: unknown;
+  attempt: AttemptIdentity;
+  /** `PERAGO_WORKSPACE_ROOT`: attempt directories are made below it. */
+  workspaceRoot: string;
+  /** Worker id written into the attempt marker. */
+  ownerWorkerId: string;
+  /** perago's id of this execution. @default a random UUID (hex) */
+  executionId?: string;
+  /** `PERAGO_FAILURE_REASON_MAX_LENGTH`: `reasonForIncompletion` is cut to this. */
+  failureReasonMaxLength: number;
+  /** Required for workspace tasks. */
+  lakefs?: LakeFsApi;
+  /**
+   * The fence: fetches the task fresh from Conductor. Required for writable tasks unless
+   * `dryRun`.
+   */
+  loadCurrentAttempt?: (signal: AbortSignal) => Promise<CurrentTaskState>;
+  /** Cancels the attempt (shutdown, lost lease); reaches the task function and every call. */
+  signal?: AbortSignal;
+  /** Logger of the attempt. @default getLogger(["perago", "attempt"]) */
+  logger?: Logger;
+  /** Run the task but write nothing to lakeFS (no staging branch, no fence). @default false */
+  dryRun?: boolean;
+  /** Objects downloaded/uploaded at once. @default 8 */
+  syncConcurrency?: number;
+  /** Progress hook for the runtime and tests. */
+  onPhase?: (phase: AttemptPhase) => void;
+}
+
+/** Paths with sizes, for the change report. */
+export interface AttemptChanges {
+  added: { path: string; size: number }[];
+  changed: { path: string; size: number }[];
+  removed: { path: string; size: number }[];
+}
+
+/** What an attempt ended with. */
+export interface AttemptOutcome {
+  status: "COMPLETED" | "FAILED" | "FAILED_WITH_TERMINAL_ERROR";
+  outputData?: Record<string, unknown>;
+  reasonForIncompletion?: string;
+  /** The fence saw a newer owner: the caller must not report anything. */
+  stale: boolean;
+  /** The ref in `outputData.workspace.ref` (workspace tasks that completed). */
+  publishedRef?: string;
+  /** What the task changed (writable tasks that got past the task body). */
+  changes?: AttemptChanges;
+  durationMs: number;
+}
+
+/**
+ * Cuts `<ErrorName>: <message>` to `maxLength` code points: the Conductor
+ * `reasonForIncompletion` of a failed attempt.
+ *
+ * @example
+ * ```ts
+ * failureReason(new TypeError("bad"), 500); // "TypeError: bad"
+ * ```
+ */
+export function failureReason(error: unknown, maxLength: number): string {
+  const text = error instanceof Error
+    ? `${error.name}: ${error.message}`
+    : `Error: ${typeof error === "string" ? error : safeString(error)}`;
+  const chars = Array.from(text);
+  return chars.length <= maxLength ? text : chars.slice(0, Math.max(0, maxLength)).join("");
+}
+
+function safeString(value: unknown): string {
+  try {
+    return JSON.stringify(value) ?? String(value);
+  } catch {
+    return String(value);
+  }
+}
+
+/**
+ * Fills a missing `ref` of a workspace input with the head commit of its branch (what
+ * `perago run` does for inputs written by hand). Other fields are left for validation.
+ *
+ * Requires `--allow-net` to the lakeFS host.
+ */
+export async function resolveInputRef(
+  lakefs: LakeFsApi,
+  workspaceInput: Record<string, unknown>,
+  signal?: AbortSignal,
+): Promise<Record<string, unknown>> {
+  if (workspaceInput.ref !== undefined && workspaceInput.ref !== null) return workspaceInput;
+  const { repository, branch } = workspaceInput;
+  if (typeof repository !== "string" || typeof branch !== "string") {
+    throw new TaskInputError(
+      "invalid workspace input: repository and branch must be strings; fix the input file",
+    );
+  }
+  const head = await lakefs.getBranch(repository, branch, signal);
+  return { ...workspaceInput, ref: head.commit_id };
+}
+
+function taskLoggerOf(logger: Logger): TaskLogger {
+  return {
+    debug: (message, properties) => logger.debug(message, properties ?? {}),
+    info: (message, properties) => logger.info(message, properties ?? {}),
+    warn: (message, properties) => logger.warn(message, properties ?? {}),
+    error: (message, properties) => logger.error(message, properties ?? {}),
+  };
+}
+
+/** Shared state of one attempt, for the steps and the cleanup. */
+interface AttemptState {
+  readonly options: AttemptOptions;
+  readonly signal: AbortSignal;
+  readonly log: Logger;
+  readonly info: AttemptInfo;
+  dir?: string;
+  staging?: { repo: string; branch: string };
+  changes?: AttemptChanges;
+}
+
+/** What the body of an attempt produced. */
+interface BodyResult {
+  output: Record<string, unknown>;
+  publishedRef?: string;
+}
+
+/**
+ * Runs one attempt and returns its outcome; never throws for anything the task, the input or
+ * the servers do (only for a programming error in `options`, as a `TypeError`).
+ *
+ * - Input keys must be exactly `{workspace, params}` (workspace tasks) or `{params}`.
+ * - `TaskTerminalError` and pre-guardrail violations give `FAILED_WITH_TERMINAL_ERROR`;
+ *   everything else `FAILED`, with `reasonForIncompletion` `<ErrorName>: <message>` cut to
+ *   `failureReasonMaxLength`. A failed fence gives `stale: true`: report nothing.
+ * - Finally, always: the staging branch is deleted (a failure is logged, never masks the
+ *   outcome), the attempt directory removed, the owner token unregistered.
+ *
+ * Requires `--allow-read`/`--allow-write` on the workspace root and `--allow-net` to lakeFS.
+ *
+ * @example
+ * ```ts
+ * const outcome = await runAttempt({
+ *   task, input: task.inputData, attempt: identity, workspaceRoot: "/var/lib/perago/ws",
+ *   ownerWorkerId: "normalize0001", failureReasonMaxLength: 500, lakefs,
+ *   loadCurrentAttempt: (signal) => conductor.getTask(identity.taskId, signal),
+ * });
+ * if (!outcome.stale) await conductor.updateTask({ ...ids, status: outcome.status, ... });
+ * ```
+ */
+export async function runAttempt(options: AttemptOptions): Promise<AttemptOutcome> {
+  const started = performance.now();
+  const spec = options.task.workspace;
+  if (!Number.isInteger(options.failureReasonMaxLength) || options.failureReasonMaxLength < 0) {
+    throw new TypeError("runAttempt: failureReasonMaxLength must be a non-negative integer");
+  }
+  if (
+    spec !== undefined && !spec.readOnly && !options.dryRun &&
+    options.loadCurrentAttempt === undefined
+  ) {
+    throw new TypeError(
+      `runAttempt: writable task ${JSON.stringify(options.task.name)} needs ` +
+        "loadCurrentAttempt (the fence) unless dryRun",
+    );
+  }
+  const signal = options.signal ?? new AbortController().signal;
+  const executionId = options.executionId ?? crypto.randomUUID().replaceAll("-", "");
+  const log = (options.logger ?? getLogger(["perago", "attempt"])).with({
+    workflowInstanceId: options.attempt.workflowInstanceId,
+    taskId: options.attempt.taskId,
+    retryCount: options.attempt.retryCount,
+    executionId,
+  });
+  const state: AttemptState = {
+    options,
+    signal,
+    log,
+    info: Object.freeze({
+      workflowInstanceId: options.attempt.workflowInstanceId,
+      taskId: options.attempt.taskId,
+      retryCount: options.attempt.retryCount,
+      executionId,
+      taskDefName: options.attempt.taskDefName,
+    }),
+  };
+  const owner = newOwner(options.ownerWorkerId);
+  registerOwner(owner);
+  let outcome: AttemptOutcome;
+  try {
+    const body = spec === undefined
+      ? await runWorkspaceFree(state)
+      : await runWorkspace(state, owner);
+    outcome = {
+      status: "COMPLETED",
+      outputData: body.output,
+      stale: false,
+      ...(body.publishedRef === undefined ? {} : { publishedRef: body.publishedRef }),
+      ...(state.changes === undefined ? {} : { changes: state.changes }),
+      durationMs: 0,
+    };
+  } catch (error) {
+    const stale = error instanceof StaleAttemptError;
+    outcome = {
+      status: isTerminalError(error) ? "FAILED_WITH_TERMINAL_ERROR" : "FAILED",
+      reasonForIncompletion: failureReason(error, options.failureReasonMaxLength),
+      stale,
+      ...(state.changes === undefined ? {} : { changes: state.changes }),
+      durationMs: 0,
+    };
+    log.warn("attempt failed: {reason}", {
+      reason: outcome.reasonForIncompletion,
+      status: outcome.status,
+      stale,
+    });
+  } finally {
+    if (state.staging !== undefined || state.dir !== undefined) options.onPhase?.("cleanup");
+    await cleanup(state, owner.token);
+    unregisterOwner(owner);
+  }
+  outcome.durationMs = Math.round(performance.now() - started);
+  return outcome;
+}
+
+function context(state: AttemptState, workspace: string | undefined): TaskContext {
+  return Object.freeze({
+    workspace,
+    signal: state.signal,
+    log: taskLoggerOf(state.log),
+    attempt: state.info,
+  });
+}
+
+async function runWorkspaceFree(state: AttemptState): Promise<BodyResult> {
+  const { options } = state;
+  checkInputKeys(options.input, false);
+  const result = await invokeTaskBody(
+    options.task,
+    options.input.params,
+    context(state, undefined),
+    () => options.onPhase?.("run"),
+  );
+  return { output: { result } };
+}
+
+function commitMetadata(state: AttemptState): Record<string, string> {
+  const { attempt } = state.options;
+  return {
+    [COMMIT_METADATA.workflowInstanceId]: attempt.workflowInstanceId,
+    [COMMIT_METADATA.referenceTaskName]: attempt.referenceTaskName,
+    [COMMIT_METADATA.taskId]: attempt.taskId,
+    [COMMIT_METADATA.retryCount]: String(attempt.retryCount),
+    [COMMIT_METADATA.executionId]: state.info.executionId,
+    [COMMIT_METADATA.taskDefName]: attempt.taskDefName,
+  };
+}
+
+function workspaceOutput(input: WorkspaceInput, ref: string): Record<string, unknown> {
+  return {
+    repository: input.repository,
+    branch: input.branch,
+    ref_type: "commit",
+    ref,
+  };
+}
+
+async function runWorkspace(
+  state: AttemptState,
+  owner: ReturnType<typeof newOwner>,
+): Promise<BodyResult> {
+  const { options, signal, log } = state;
+  const task = options.task;
+  const spec = task.workspace!;
+  checkInputKeys(options.input, true);
+  const input = parseWorkspaceInput(options.input.workspace);
+  const lakefs = options.lakefs;
+  if (lakefs === undefined) {
+    throw new TaskInputError(
+      `workspace task ${JSON.stringify(task.name)} needs lakeFS: set ` +
+        "LAKECTL_SERVER_ENDPOINT_URL, LAKECTL_CREDENTIALS_ACCESS_KEY_ID and " +
+        "LAKECTL_CREDENTIALS_SECRET_ACCESS_KEY",
+    );
+  }
+  const dir = await prepareAttemptDir(options.workspaceRoot, {
+    workflowInstanceId: options.attempt.workflowInstanceId,
+    taskId: options.attempt.taskId,
+    executionId: state.info.executionId,
+    retryCount: options.attempt.retryCount,
+    taskDefName: options.attempt.taskDefName,
+  }, owner);
+  state.dir = dir;
+  const concurrency = options.syncConcurrency ?? 8;
+
+  options.onPhase?.("download");
+  const listing = await downloadPrefix(lakefs, {
+    repo: input.repository,
+    ref: input.ref,
+    prefix: spec.prefix,
+    resolvePath: (relPath) => resolveInsideDir(dir, relPath),
+    concurrency,
+    signal,
+  });
+  log.debug("downloaded {count} objects under {prefix}", {
+    count: listing.length,
+    prefix: spec.prefix,
+  });
+  const before = spec.readOnly ? undefined : await snapshotDir(dir, { signal });
+
+  const result = await invokeTaskBody(
+    task,
+    options.input.params,
+    context(state, dir),
+    () => options.onPhase?.("run"),
+  );
+
+  if (before === undefined) {
+    // Read-only: no lakeFS side effect to fence; complete with the input ref.
+    return {
+      output: { workspace: workspaceOutput(input, input.ref), result },
+      publishedRef: input.ref,
+    };
+  }
+
+  const after = await snapshotDir(dir, { signal });
+  state.changes = diffSnapshots(before, after);
+  const changed = !snapshotsEqual(before, after);
+  if (options.dryRun) {
+    return {
+      output: { workspace: workspaceOutput(input, input.ref), result },
+      publishedRef: input.ref,
+    };
+  }
+
+  const fence = async () =>
+    assertCurrentAttempt(options.attempt, await options.loadCurrentAttempt!(signal));
+  const target: PublishTarget = {
+    repo: input.repository,
+    branch: input.branch,
+    inputRef: input.ref,
+    workflowInstanceId: options.attempt.workflowInstanceId,
+    referenceTaskName: options.attempt.referenceTaskName,
+  };
+
+  await fence(); // fence #1
+  const plan = changed ? planUploads(dir, before, after, listing, spec.prefix) : undefined;
+  if (plan === undefined || (plan.uploads.length === 0 && plan.deletes.length === 0)) {
+    options.onPhase?.("publish");
+    const ref = await completeNoop(lakefs, target, signal);
+    log.info("no workspace change; published {ref}", { ref });
+    return { output: { workspace: workspaceOutput(input, ref), result }, publishedRef: ref };
+  }
+
+  options.onPhase?.("stage");
+  const branch = stagingBranchName({
+    workflowInstanceId: options.attempt.workflowInstanceId,
+    referenceTaskName: options.attempt.referenceTaskName,
+    seq: options.attempt.seq,
+    iteration: options.attempt.iteration,
+    taskId: options.attempt.taskId,
+    retryCount: options.attempt.retryCount,
+    executionId: state.info.executionId,
+  });
+  state.staging = { repo: input.repository, branch };
+  try {
+    await lakefs.createBranch(input.repository, branch, input.ref, signal);
+  } catch (error) {
+    // A conflict means the branch is not ours: never delete it in cleanup.
+    if (error instanceof LakeFsConflictError) delete state.staging;
+    throw error;
+  }
+  await stageChanges(lakefs, {
+    repo: input.repository,
+    branch,
+    uploads: plan.uploads,
+    deletes: plan.deletes,
+    concurrency,
+    signal,
+  });
+  const metadata = commitMetadata(state);
+  const message = `perago: ${task.name} (workflow ${options.attempt.workflowInstanceId}, ` +
+    `task ${options.attempt.taskId}, retry ${options.attempt.retryCount})`;
+  const staged = await lakefs.commit(input.repository, branch, message, { metadata, signal });
+  log.debug("staged {uploads} uploads and {deletes} deletes as {commit} on {branch}", {
+    uploads: plan.uploads.length,
+    deletes: plan.deletes.length,
+    commit: staged.id,
+    branch,
+  });
+
+  await fence(); // fence #2
+  options.onPhase?.("publish");
+  const ref = await publishStaged(lakefs, target, {
+    branch,
+    commit: staged.id,
+    message,
+    metadata,
+  }, signal);
+  log.info("published {ref} to {branch}", { ref, branch: input.branch });
+  return { output: { workspace: workspaceOutput(input, ref), result }, publishedRef: ref };
+}
+
+/** The uploads and deletes that make the remote prefix equal the attempt directory. */
+function planUploads(
+  dir: string,
+  before: Snapshot,
+  after: Snapshot,
+  listing: readonly RemoteEntry[],
+  prefix: string,
+): {
+  uploads: { key: string; size: number; open: () => Promise<ReadableStream<Uint8Array>> }[];
+  deletes: string[];
+} {
+  const downloaded = new Map(before.map((entry) => [entry.path, entry.digest]));
+  const remote = new Map(listing.map((entry) => [entry.key, entry.checksum]));
+  const local = [];
+  for (const entry of after) {
+    if (entry.kind === "symlink") {
+      throw new WorkspaceSymlinkError(
+        `cannot stage symlink ${JSON.stringify(entry.path)} -> ${JSON.stringify(entry.digest)}: ` +
+          "lakeFS stores files only; write a regular file instead",
+      );
+    }
+    const unchanged = downloaded.get(entry.path) === entry.digest;
+    if (!entry.path.startsWith(prefix)) {
+      if (unchanged) continue;
+      throw new UnsafePathError(
+        `cannot stage ${JSON.stringify(entry.path)}: it is outside the task's prefix ` +
+          `${JSON.stringify(prefix)}; write only under the prefix`,
+      );
+    }
+    checkRelativeKey(entry.path);
+    // A file whose content is what was downloaded has the listed object's checksum.
+    local.push({
+      key: entry.path,
+      size: entry.size,
+      checksum: unchanged ? remote.get(entry.path) : undefined,
+    });
+  }
+  const plan = diffLocalWithRemote(local, listing);
+  return {
+    uploads: plan.uploads.map((entry) => ({
+      key: entry.key,
+      size: entry.size,
+      open: () => openForUpload(dir, entry.key),
+    })),
+    deletes: plan.deletes.map((entry) => entry.key),
+  };
+}
+
+/** Opens a file of the attempt directory without following links (checked by inode). */
+async function openForUpload(dir: string, relPath: string): Promise<ReadableStream<Uint8Array>> {
+  const path = await resolveInsideDir(dir, relPath);
+  const info = await Deno.lstat(path);
+  if (!info.isFile) {
+    throw new WorkspaceSymlinkError(
+      `cannot upload ${JSON.stringify(relPath)}: it is no longer a regular file; ` +
+        "do not change the workspace after the task returns",
+    );
+  }
+  const file = await Deno.open(path, { read: true });
+  const opened = await file.stat();
+  if (opened.ino !== info.ino || opened.dev !== info.dev) {
+    file.close();
+    throw new WorkspaceSymlinkError(
+      `cannot upload ${JSON.stringify(relPath)}: it was replaced while opening; ` +
+        "do not change the workspace after the task returns",
+    );
+  }
+  return file.readable;
+}
+
+async function cleanup(state: AttemptState, token: string): Promise<void> {
+  const { log } = state;
+  const lakefs = state.options.lakefs;
+  if (state.staging !== undefined && lakefs !== undefined) {
+    const { repo, branch } = state.staging;
+    try {
+      // Not the attempt's signal: a cancelled attempt must still clean up.
+      await lakefs.deleteBranch(repo, branch, AbortSignal.timeout(60_000));
+    } catch (error) {
+      if (!(error instanceof LakeFsNotFoundError)) {
+        log.error("failed to delete staging branch {branch}: {error}", {
+          branch,
+          error: error instanceof Error ? error.message : String(error),
+        });
+      }
+    }
+  }
+  if (state.dir !== undefined) {
+    const dir = state.dir;
+    try {
+      if (!(await removeAttemptDir(dir, { expectedToken: token }))) {
+        // The task may have removed or rewritten the marker; the directory is still ours.
+        const info = await Deno.lstat(dir).catch(() => undefined);
+        if (info?.isDirectory) await Deno.remove(dir, { recursive: true });
+      }
+    } catch (error) {
+      log.error("failed to remove attempt directory {dir}: {error}", {
+        dir,
+        error: error instanceof Error ? error.message : String(error),
+      });
+    }
+  }
+}

@@ -1,0 +1,48 @@
+/**
+ * The name of an attempt's throw-away lakeFS staging branch.
+ *
+ * @module
+ */
+import { createHash } from "node:crypto";
+
+/** Longest staging branch name perago creates. */
+export const MAX_STAGING_BRANCH_LENGTH = 200;
+
+/** Every staging branch starts with this (for listing leftovers). */
+export const STAGING_BRANCH_PREFIX = "perago-staging-";
+
+/** The ids a staging branch name is made of. */
+export interface StagingBranchIds {
+  readonly workflowInstanceId: string;
+  readonly referenceTaskName: string;
+  readonly seq: number;
+  readonly iteration: number;
+  readonly taskId: string;
+  readonly retryCount: number;
+  readonly executionId: string;
+}
+
+/**
+ * The staging branch name
+ * `perago-staging-{wf}-{refTaskName}-seq-{seq}-iteration-{iter}-task-id-{id}-retry-{n}-exec-{execId}`,
+ * reduced to lakeFS's branch charset `^\w[-\w]*$` (other characters become `_`) and at most
+ * {@linkcode MAX_STAGING_BRANCH_LENGTH} characters. A name that is too long is cut and ends
+ * with `-h` and 16 hex digits of the SHA-256 of the full name, so it stays unique.
+ *
+ * @example
+ * ```ts
+ * stagingBranchName({
+ *   workflowInstanceId: "wf1", referenceTaskName: "normalize", seq: 2, iteration: 0,
+ *   taskId: "t1", retryCount: 0, executionId: "e1",
+ * }); // "perago-staging-wf1-normalize-seq-2-iteration-0-task-id-t1-retry-0-exec-e1"
+ * ```
+ */
+export function stagingBranchName(ids: StagingBranchIds): string {
+  const full = `${STAGING_BRANCH_PREFIX}${ids.workflowInstanceId}-${ids.referenceTaskName}` +
+    `-seq-${ids.seq}-iteration-${ids.iteration}-task-id-${ids.taskId}` +
+    `-retry-${ids.retryCount}-exec-${ids.executionId}`;
+  const clean = full.replace(/[^A-Za-z0-9_-]/g, "_");
+  if (clean.length <= MAX_STAGING_BRANCH_LENGTH) return clean;
+  const hash = createHash("sha256").update(full).digest("hex").slice(0, 16);
+  return `${clean.slice(0, MAX_STAGING_BRANCH_LENGTH - 18)}-h${hash}`;
+}
