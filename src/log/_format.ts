@@ -1,0 +1,114 @@
+/**
+ * The two renderings of a log record: one JSON object a line for the file, one readable line
+ * for the console. Both scrub the literal secrets they are given.
+ *
+ * @module
+ */
+import type { LogRecord } from "@logtape/logtape";
+import { type JsonValue, scrubJson, scrubText, toJsonValue } from "./_json.ts";
+
+/** Record properties lifted to top-level fields, with the property names accepted for each. */
+const TASK_FIELDS: ReadonlyArray<readonly [field: string, names: readonly string[]]> = [
+  ["workflow_instance_id", ["workflow_instance_id", "workflowInstanceId"]],
+  ["task_id", ["task_id", "taskId"]],
+  ["execution_id", ["execution_id", "executionId"]],
+  ["retry_count", ["retry_count", "retryCount"]],
+  ["task_def_name", ["task_def_name", "taskDefName"]],
+];
+const TASK_PROPERTY_NAMES = new Set(TASK_FIELDS.flatMap(([, names]) => names));
+
+/** Renders the message parts of a record (template text interleaved with values). */
+export function renderMessage(record: LogRecord): string {
+  let text = "";
+  record.message.forEach((part, index) => {
+    if (index % 2 === 0) text += String(part);
+    else text += renderValue(part);
+  });
+  return text;
+}
+
+function renderValue(value: unknown): string {
+  if (typeof value === "string") return value;
+  if (value instanceof Error) return `${value.name}: ${value.message}`;
+  if (value === undefined) return "undefined";
+  const json = toJsonValue(value);
+  return typeof json === "string" ? json : JSON.stringify(json);
+}
+
+/** The fields of one log line, in output order; `extra` always present (maybe empty). */
+export type LineFields = Record<string, JsonValue> & { extra: Record<string, JsonValue> };
+
+/** Builds the fields of a record's line: task ids lifted, other properties under `extra`. */
+export function lineFields(
+  record: LogRecord,
+  workerId: string,
+  secrets: readonly string[],
+): LineFields {
+  const fields: Record<string, JsonValue> = {
+    ts: new Date(record.timestamp).toISOString(),
+    level: record.level.toUpperCase(),
+    message: renderMessage(record),
+    category: record.category.join("."),
+    worker_id: workerId,
+  };
+  for (const [field, names] of TASK_FIELDS) {
+    for (const name of names) {
+      const value = record.properties[name];
+      if (value !== undefined && value !== null) {
+        fields[field] = toJsonValue(value);
+        break;
+      }
+    }
+  }
+  const extra: Record<string, JsonValue> = {};
+  for (const [key, value] of Object.entries(record.properties)) {
+    if (!TASK_PROPERTY_NAMES.has(key) && value !== undefined) extra[key] = toJsonValue(value);
+  }
+  fields.extra = extra;
+  return scrubJson(fields, secrets) as LineFields;
+}
+
+/** Formats a record as one JSON object and a newline. */
+export function formatJsonLine(
+  record: LogRecord,
+  workerId: string,
+  secrets: readonly string[],
+): string {
+  return JSON.stringify(lineFields(record, workerId, secrets)) + "\n";
+}
+
+/**
+ * Formats a record for people: `HH:MM:SS.mmm LEVEL [worker_id] message key=value ...`
+ * (local time), task ids first, then the other properties.
+ */
+export function formatConsoleLine(
+  record: LogRecord,
+  workerId: string,
+  secrets: readonly string[],
+): string {
+  const fields = lineFields(record, workerId, secrets);
+  const time = new Date(record.timestamp);
+  const clock = [time.getHours(), time.getMinutes(), time.getSeconds()]
+    .map((n) => String(n).padStart(2, "0"))
+    .join(":") + `.${String(time.getMilliseconds()).padStart(3, "0")}`;
+  const pairs: string[] = [];
+  for (const [field] of TASK_FIELDS) {
+    const value = fields[field];
+    if (value !== undefined) pairs.push(`${field}=${consoleValue(value)}`);
+  }
+  for (const [key, value] of Object.entries(fields.extra)) {
+    pairs.push(`${key}=${consoleValue(value)}`);
+  }
+  const line = [clock, fields.level, `[${fields.worker_id}]`, fields.message, ...pairs]
+    .map(String)
+    .join(" ");
+  // Printed text is not parsed, so a raw replacement catches anything left.
+  return scrubText(line.replaceAll("\n", "\n    "), secrets) + "\n";
+}
+
+function consoleValue(value: JsonValue): string {
+  if (typeof value === "string") {
+    return value === "" || /[\s"=]/.test(value) ? JSON.stringify(value) : value;
+  }
+  return JSON.stringify(value);
+}

@@ -1,0 +1,194 @@
+/**
+ * Process-wide logging of a worker (seed 000, SPEC 6 "Logs"): a rotating JSONL file per worker
+ * process under the log root, retention of old files, readable lines on stderr, and secrets
+ * redacted before anything is written.
+ *
+ * @module
+ */
+import { AsyncLocalStorage } from "node:async_hooks";
+import { join } from "node:path";
+import { configure, type LogLevel, type LogRecord, reset, type Sink } from "@logtape/logtape";
+import { getRotatingFileSink } from "@logtape/file";
+import { redactByField } from "@logtape/redaction";
+import { formatConsoleLine, formatJsonLine } from "./_format.ts";
+import { removeExpiredLogs } from "./_retention.ts";
+import { ROOT_CATEGORY } from "./logger.ts";
+
+/** Options of {@linkcode setupLogging}. */
+export interface LoggingOptions {
+  /** `PERAGO_LOG_ROOT` (absolute). */
+  logRoot: string;
+  /** The served module's name; a directory level under the root (sanitised). */
+  moduleName: string;
+  /** This process's worker id; in every line and in the file path (sanitised there). */
+  workerId: string;
+  /** @default Deno.pid */
+  pid?: number;
+  /** Start time in the file name. @default now */
+  startedAt?: Date;
+  /** Rotation threshold in bytes (`PERAGO_LOG_FILE_MAX_SIZE`). */
+  maxFileBytes: number;
+  /** Files older than this are removed (`PERAGO_LOG_RETENTION`). */
+  retentionMs: number;
+  /** Readable lines on stderr as well. @default true */
+  console?: boolean;
+  /** Lowest level logged. @default "info" */
+  level?: "debug" | "info" | "warning" | "error";
+  /** Literal values (credentials) replaced by `***` wherever they appear. */
+  secrets?: readonly string[];
+}
+
+/** What {@linkcode setupLogging} returns. */
+export interface LoggingHandle {
+  /** Absolute path of the current JSONL file (rotated files add `.1`, `.2`, ...). */
+  readonly logFile: string;
+  /** Flushes and closes the sinks and stops retention; idempotent. */
+  dispose(): Promise<void>;
+}
+
+/**
+ * Property names whose values are replaced by `***` wherever they appear in a record, nested
+ * objects included: passwords, secrets, tokens, authorization headers, credentials, API and
+ * private keys, cookies.
+ */
+export const REDACTED_FIELDS: readonly RegExp[] = Object.freeze([
+  /pass(?:word|phrase|code)/i,
+  /secret/i,
+  /token/i,
+  /authori[sz]ation/i,
+  /credential/i,
+  /api[-_]?key/i,
+  /private[-_]?key/i,
+  /cookie/i,
+]);
+
+/** How often retention runs while the process lives. */
+const RETENTION_INTERVAL_MS = 60 * 60 * 1000;
+/** Rotated files kept by the sink; retention by age is what really bounds them. */
+const MAX_ROTATED_FILES = 200;
+
+let active: symbol | undefined;
+
+/** Replaces characters outside `[A-Za-z0-9._-]` by `_`, so a name is one safe path segment. */
+export function safeSegment(name: string): string {
+  const safe = name.replace(/[^A-Za-z0-9._-]/g, "_");
+  return safe === "" || safe === "." || safe === ".." ? safe.replaceAll(".", "_") || "_" : safe;
+}
+
+/** `2026-11-23T09:01:02.345Z` -> `20261123T090102Z`. */
+export function fileTimestamp(date: Date): string {
+  return date.toISOString().replace(/\.\d{3}Z$/, "Z").replace(/[-:]/g, "");
+}
+
+/**
+ * The JSONL path of a worker process:
+ * `<logRoot>/<module>/worker_id=<workerId>/pid=<pid>__started=<ts>.jsonl`.
+ */
+export function logFilePath(
+  options: Pick<LoggingOptions, "logRoot" | "moduleName" | "workerId" | "pid" | "startedAt">,
+): string {
+  const pid = options.pid ?? Deno.pid;
+  const started = fileTimestamp(options.startedAt ?? new Date());
+  return join(
+    options.logRoot,
+    safeSegment(options.moduleName),
+    `worker_id=${safeSegment(options.workerId)}`,
+    `pid=${pid}__started=${started}.jsonl`,
+  );
+}
+
+/**
+ * Configures process-wide logging (replacing any earlier configuration): removes expired log
+ * files of the module, opens the rotating JSONL file, and routes every logger under
+ * `"perago"` (see `getLogger` in `logger.ts`) to it and, unless `console: false`, to stderr.
+ * Records carry implicit context set with `withLogContext`.
+ *
+ * Requires `--allow-read` and `--allow-write` of the log root.
+ *
+ * @example
+ * ```ts
+ * const logging = await setupLogging({
+ *   logRoot: config.logRoot, moduleName: "build", workerId: "build0001",
+ *   maxFileBytes: config.logFileMaxSizeBytes, retentionMs: config.logRetentionMs,
+ *   secrets: [config.lakefs.secretAccessKey.reveal()],
+ * });
+ * try { ... } finally { await logging.dispose(); }
+ * ```
+ */
+export async function setupLogging(options: LoggingOptions): Promise<LoggingHandle> {
+  if (!(options.maxFileBytes > 0)) {
+    throw new RangeError(`maxFileBytes must be positive (got ${options.maxFileBytes})`);
+  }
+  if (!(options.retentionMs > 0)) {
+    throw new RangeError(`retentionMs must be positive (got ${options.retentionMs})`);
+  }
+  const logFile = logFilePath(options);
+  const moduleDir = join(options.logRoot, safeSegment(options.moduleName));
+  await removeExpiredLogs(moduleDir, options.retentionMs);
+  await Deno.mkdir(join(logFile, ".."), { recursive: true });
+
+  // Longest first, so a secret containing another is replaced whole.
+  const secrets = [...new Set(options.secrets ?? [])]
+    .filter((secret) => secret.length > 0)
+    .sort((a, b) => b.length - a.length);
+  const workerId = options.workerId;
+  const redact = (sink: Sink): Sink =>
+    redactByField(sink, { fieldPatterns: [...REDACTED_FIELDS], action: () => "***" });
+
+  const fileSink = getRotatingFileSink(logFile, {
+    maxSize: options.maxFileBytes,
+    maxFiles: MAX_ROTATED_FILES,
+    formatter: (record: LogRecord) => formatJsonLine(record, workerId, secrets),
+    // Every record is written at once: the last lines before a crash matter most.
+    bufferSize: 0,
+    flushInterval: 0,
+  });
+  const sinks: Record<string, Sink> = { file: redact(fileSink) };
+  if (options.console ?? true) sinks.console = redact(stderrSink(workerId, secrets));
+  const sinkIds = Object.keys(sinks);
+
+  await configure({
+    reset: true,
+    sinks,
+    contextLocalStorage: new AsyncLocalStorage<Record<string, unknown>>(),
+    loggers: [
+      { category: [ROOT_CATEGORY], sinks: sinkIds, lowestLevel: options.level ?? "info" },
+      { category: ["logtape", "meta"], sinks: sinkIds, lowestLevel: "warning" as LogLevel },
+    ],
+  });
+  const token = Symbol("logging");
+  active = token;
+
+  const retentionTimer = setInterval(() => {
+    removeExpiredLogs(moduleDir, options.retentionMs).catch(() => {});
+  }, RETENTION_INTERVAL_MS);
+  Deno.unrefTimer(retentionTimer);
+
+  let disposed: Promise<void> | undefined;
+  return {
+    logFile,
+    dispose() {
+      disposed ??= (async () => {
+        clearInterval(retentionTimer);
+        if (active === token) {
+          active = undefined;
+          await reset();
+        }
+      })();
+      return disposed;
+    },
+  };
+}
+
+function stderrSink(workerId: string, secrets: readonly string[]): Sink {
+  const encoder = new TextEncoder();
+  return (record: LogRecord) => {
+    const bytes = encoder.encode(formatConsoleLine(record, workerId, secrets));
+    try {
+      let written = 0;
+      while (written < bytes.length) written += Deno.stderr.writeSync(bytes.subarray(written));
+    } catch {
+      // A closed stderr must not break the worker; the file still has the line.
+    }
+  };
+}
