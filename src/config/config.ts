@@ -263,6 +263,24 @@ export function describeConfig(config: RuntimeConfig): string[] {
 }
 
 /**
+ * The secret values of `config` (Conductor auth secret, lakeFS secret access key), revealed,
+ * for `setupLogging({ secrets })` so they are masked in every log line.
+ *
+ * @example
+ * ```ts
+ * await setupLogging({ ...options, secrets: configSecrets(config) });
+ * ```
+ */
+export function configSecrets(config: RuntimeConfig): string[] {
+  const secrets: string[] = [];
+  if (config.conductor?.authSecret !== undefined) {
+    secrets.push(config.conductor.authSecret.reveal());
+  }
+  if (config.lakefs !== undefined) secrets.push(config.lakefs.secretAccessKey.reveal());
+  return secrets;
+}
+
+/**
  * Formats milliseconds with the largest whole unit: `86400000` -> `1d`, `90000` -> `90s`.
  */
 export function formatDurationMs(ms: number): string {

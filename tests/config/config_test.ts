@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
   CONFIG_ENV_VARS,
+  configSecrets,
   describeConfig,
   loadRuntimeConfig,
   type RuntimeConfig,
@@ -107,6 +108,7 @@ Deno.test("loadRuntimeConfig: every variable parsed; relative roots resolve agai
     assert.equal(text.includes(LAKEFS_SECRET), false);
     assert.equal(describeConfig(config).join("\n").includes("AKIAEXAMPLE"), false);
     assert.equal(describeConfig(config).join("\n").includes("key-id"), false);
+    assert.deepEqual(configSecrets(config), [CONDUCTOR_SECRET, LAKEFS_SECRET]);
   });
 });
 

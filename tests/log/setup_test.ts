@@ -280,3 +280,29 @@ Deno.test("setupLogging rejects non-positive sizes and retention", async () => {
     RangeError,
   );
 });
+
+Deno.test("taskLogger: plain-text messages with braces kept, properties recorded", async () => {
+  await withDir(async (dir) => {
+    const logging = await setupLogging({ logRoot: dir, ...BASE, level: "debug" });
+    try {
+      const log = taskLogger(getLogger("task").with({ task_id: "t-7" }));
+      log.debug("set {x} and {{y}}", { files: 3 });
+      log.info("info");
+      log.warn("warn");
+      log.error("error {", { e: 1 });
+    } finally {
+      await logging.dispose();
+    }
+    const lines = await readLines(logging.logFile);
+    assert.deepEqual(
+      lines.map((line) => [line.level, line.message, line.task_id, line.category]),
+      [
+        ["DEBUG", "set {x} and {{y}}", "t-7", "perago.task"],
+        ["INFO", "info", "t-7", "perago.task"],
+        ["WARNING", "warn", "t-7", "perago.task"],
+        ["ERROR", "error {", "t-7", "perago.task"],
+      ],
+    );
+    assert.deepEqual(lines[0]!.extra, { files: 3 });
+  });
+});
