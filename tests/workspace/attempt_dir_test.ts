@@ -1,0 +1,104 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import {
+  ATTEMPT_MARKER,
+  attemptDirName,
+  prepareAttemptDir,
+  readMarker,
+  removeAttemptDir,
+} from "../../src/workspace/attempt_dir.ts";
+import {
+  activeOwnerCount,
+  isOwnerActive,
+  newOwner,
+  registerOwner,
+  unregisterOwner,
+} from "../../src/workspace/owners.ts";
+
+const ids = {
+  workflowInstanceId: "wf-1",
+  taskId: "task/1 ..",
+  executionId: "exec-1",
+  retryCount: 2,
+  taskDefName: "normalize_text",
+};
+
+Deno.test("attemptDirName sanitises and bounds its segments", () => {
+  assert.equal(attemptDirName("t-1", "e1"), "task_id=t-1-exec=e1");
+  assert.equal(attemptDirName("a/b c", "../.."), "task_id=a_b_c-exec=.._..");
+  assert.equal(attemptDirName("", ".."), "task_id=_-exec=_");
+  const long = attemptDirName("x".repeat(500), "y");
+  assert.ok(long.length < 100, long);
+  assert.match(long, /^task_id=[A-Za-z0-9_.-]+-exec=[A-Za-z0-9_.-]+$/);
+});
+
+Deno.test("prepareAttemptDir makes a fresh 0700 dir with a complete marker", async () => {
+  const root = await Deno.makeTempDir();
+  try {
+    const owner = newOwner("worker0001");
+    const dir = await prepareAttemptDir(join(root, "ws"), ids, owner);
+    assert.equal(dir, join(await Deno.realPath(root), "ws", "task_id=task_1_..-exec=exec-1"));
+    assert.equal((await Deno.stat(dir)).mode! & 0o777, 0o700);
+    const marker = await readMarker(dir);
+    assert.deepEqual({ ...marker, started_at: "x" }, {
+      workflow_instance_id: "wf-1",
+      task_id: "task/1 ..",
+      execution_id: "exec-1",
+      retry_count: 2,
+      task_def_name: "normalize_text",
+      owner_worker_id: "worker0001",
+      owner_pid: Deno.pid,
+      owner_token: owner.token,
+      started_at: "x",
+    });
+    assert.ok(Date.parse(marker!.started_at) > 0);
+    await assert.rejects(() => prepareAttemptDir(join(root, "ws"), ids, owner), /already exists/);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("removeAttemptDir removes only marked real dirs and never follows links", async () => {
+  const root = await Deno.makeTempDir();
+  try {
+    const owner = newOwner("w");
+    const dir = await prepareAttemptDir(root, ids, owner);
+    const victim = join(root, "victim");
+    await Deno.mkdir(victim);
+    await Deno.writeTextFile(join(victim, "keep.txt"), "keep");
+    await Deno.symlink(victim, join(dir, "link"));
+    // No marker: kept.
+    const plain = join(root, "plain");
+    await Deno.mkdir(plain);
+    assert.equal(await removeAttemptDir(plain), false);
+    // A symlink to a marked dir: kept (and the target too).
+    await Deno.symlink(dir, join(root, "dir-link"));
+    assert.equal(await removeAttemptDir(join(root, "dir-link")), false);
+    // Wrong token: kept.
+    assert.equal(await removeAttemptDir(dir, { expectedToken: "other" }), false);
+    assert.equal(await removeAttemptDir(dir, { expectedToken: owner.token }), true);
+    await assert.rejects(() => Deno.lstat(dir), Deno.errors.NotFound);
+    assert.equal(await Deno.readTextFile(join(victim, "keep.txt")), "keep");
+    assert.equal(await removeAttemptDir(join(root, "missing")), false);
+    assert.ok((await Deno.lstat(plain)).isDirectory);
+    await Deno.writeTextFile(join(plain, ATTEMPT_MARKER), "{not json");
+    assert.equal(await removeAttemptDir(plain), false);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("owner registry tracks active tokens", () => {
+  const a = newOwner("w");
+  const b = newOwner("w");
+  assert.notEqual(a.token, b.token);
+  const count = activeOwnerCount();
+  registerOwner(a);
+  assert.equal(isOwnerActive(a.token), true);
+  assert.equal(isOwnerActive(b.token), false);
+  assert.equal(activeOwnerCount(), count + 1);
+  unregisterOwner(a);
+  unregisterOwner(a);
+  assert.equal(isOwnerActive(a.token), false);
+  assert.equal(activeOwnerCount(), count);
+});
