@@ -1,0 +1,147 @@
+/**
+ * Streaming extraction of one part of a `multipart/form-data` body, so the demo lakeFS server
+ * can accept multipart uploads (the `content` part, as lakeFS does) without buffering a file.
+ *
+ * @module
+ */
+
+/** Headers of the part found. */
+export interface PartInfo {
+  contentType: string | undefined;
+  filename: string | undefined;
+}
+
+/** Thrown for a body that is not valid multipart. */
+export class MultipartError extends Error {
+  override name = "MultipartError";
+}
+
+/** Reads the `boundary` parameter of a multipart content type, or `undefined`. */
+export function multipartBoundary(contentType: string | null): string | undefined {
+  if (contentType === null) return undefined;
+  if (!/^multipart\/form-data\b/i.test(contentType.trim())) return undefined;
+  const match = /;\s*boundary=(?:"([^"]+)"|([^;\s]+))/i.exec(contentType);
+  return match?.[1] ?? match?.[2];
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+function indexOf(haystack: Uint8Array, needle: Uint8Array, from = 0): number {
+  const first = needle[0];
+  const last = haystack.length - needle.length;
+  outer: for (let i = from; i <= last; i++) {
+    if (haystack[i] !== first) continue;
+    for (let j = 1; j < needle.length; j++) {
+      if (haystack[i + j] !== needle[j]) continue outer;
+    }
+    return i;
+  }
+  return -1;
+}
+
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  if (a.length === 0) return b;
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a);
+  out.set(b, a.length);
+  return out;
+}
+
+/**
+ * Finds the first part named `name` in a multipart body and returns its info and an async
+ * iterable of its content. Returns `undefined` when the body has no such part. The content
+ * must be consumed before the rest of the body is.
+ */
+export async function findPart(
+  body: ReadableStream<Uint8Array>,
+  boundary: string,
+  name: string,
+): Promise<{ info: PartInfo; content: AsyncIterable<Uint8Array> } | undefined> {
+  const reader = body.getReader();
+  // Treat the body as if it began with CRLF so the first boundary looks like all others.
+  let buffer: Uint8Array = encoder.encode("\r\n");
+  const delimiter = encoder.encode(`\r\n--${boundary}`);
+  let ended = false;
+
+  const more = async (): Promise<boolean> => {
+    if (ended) return false;
+    const { done, value } = await reader.read();
+    if (done) {
+      ended = true;
+      return false;
+    }
+    buffer = concat(buffer, value);
+    return true;
+  };
+
+  // Skips to just after the next delimiter; false at the end of the body.
+  const skipToDelimiter = async (): Promise<boolean> => {
+    while (true) {
+      const at = indexOf(buffer, delimiter);
+      if (at >= 0) {
+        buffer = buffer.subarray(at + delimiter.length);
+        return true;
+      }
+      buffer = buffer.subarray(Math.max(0, buffer.length - delimiter.length + 1));
+      if (!(await more())) return false;
+    }
+  };
+
+  if (!(await skipToDelimiter())) throw new MultipartError("multipart: no boundary found");
+  while (true) {
+    while (buffer.length < 2) {
+      if (!(await more())) throw new MultipartError("multipart: truncated body");
+    }
+    if (buffer[0] === 0x2d && buffer[1] === 0x2d) { // "--": the closing delimiter
+      await reader.cancel().catch(() => {});
+      return undefined;
+    }
+    // Headers end at CRLF CRLF (the line break after the delimiter comes first).
+    let headerEnd = indexOf(buffer, encoder.encode("\r\n\r\n"));
+    while (headerEnd < 0) {
+      if (buffer.length > 64 * 1024) throw new MultipartError("multipart: part headers too long");
+      if (!(await more())) throw new MultipartError("multipart: truncated part headers");
+      headerEnd = indexOf(buffer, encoder.encode("\r\n\r\n"));
+    }
+    const headerText = decoder.decode(buffer.subarray(0, headerEnd));
+    buffer = buffer.subarray(headerEnd + 4);
+    const headers = new Map<string, string>();
+    for (const line of headerText.split("\r\n")) {
+      const colon = line.indexOf(":");
+      if (colon > 0) {
+        headers.set(line.slice(0, colon).trim().toLowerCase(), line.slice(colon + 1).trim());
+      }
+    }
+    const disposition = headers.get("content-disposition") ?? "";
+    const partName = /;\s*name="([^"]*)"/i.exec(disposition)?.[1] ??
+      /;\s*name=([^;\s]+)/i.exec(disposition)?.[1];
+    if (partName !== name) {
+      if (!(await skipToDelimiter())) throw new MultipartError("multipart: truncated body");
+      continue;
+    }
+    const info: PartInfo = {
+      contentType: headers.get("content-type"),
+      filename: /;\s*filename="([^"]*)"/i.exec(disposition)?.[1],
+    };
+    const content = async function* (): AsyncGenerator<Uint8Array> {
+      while (true) {
+        const at = indexOf(buffer, delimiter);
+        if (at >= 0) {
+          if (at > 0) yield buffer.slice(0, at);
+          buffer = buffer.subarray(at + delimiter.length);
+          await reader.cancel().catch(() => {});
+          return;
+        }
+        const keep = Math.min(buffer.length, delimiter.length - 1);
+        const emit = buffer.length - keep;
+        if (emit > 0) {
+          yield buffer.slice(0, emit);
+          buffer = buffer.subarray(emit);
+        }
+        if (!(await more())) throw new MultipartError("multipart: truncated part content");
+      }
+    };
+    return { info, content: content() };
+  }
+}

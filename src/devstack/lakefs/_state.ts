@@ -1,0 +1,505 @@
+/**
+ * The versioned state of the demo lakeFS server: repositories, commits (each with its full
+ * tree), branches with staged changes, and the merge logic. Errors are {@linkcode ApiError}s
+ * carrying the HTTP status and message lakeFS would answer. With a data directory, state is
+ * persisted as JSON written atomically (commits once each, the mutable part after every
+ * change).
+ *
+ * @module
+ */
+import { createHash } from "node:crypto";
+import { join } from "node:path";
+
+/** An error the server answers with `{"message"}` and this status. */
+export class ApiError extends Error {
+  override name = "ApiError";
+  readonly status: number;
+  /** Extra fields of the error body (e.g. `reference` of a conflicting merge). */
+  readonly extra: Record<string, unknown>;
+  constructor(status: number, message: string, extra: Record<string, unknown> = {}) {
+    super(message);
+    this.status = status;
+    this.extra = extra;
+  }
+}
+
+/** One object version. */
+export interface Entry {
+  checksum: string;
+  size: number;
+  mtime: number;
+  contentType: string;
+  metadata: Record<string, string>;
+}
+
+/** A stored commit. */
+export interface CommitRecord {
+  id: string;
+  parents: string[];
+  committer: string;
+  message: string;
+  creation_date: number;
+  meta_range_id: string;
+  metadata: Record<string, string>;
+  generation: number;
+  tree: Record<string, Entry>;
+}
+
+/** A branch: head commit plus staged changes (`null` = staged deletion). */
+export interface BranchRecord {
+  commitId: string;
+  staged: Record<string, Entry | null>;
+}
+
+/** A repository. */
+export interface RepoRecord {
+  id: string;
+  creation_date: number;
+  default_branch: string;
+  storage_namespace: string;
+  branches: Record<string, BranchRecord>;
+  commitIds: string[];
+}
+
+interface PersistedState {
+  version: 1;
+  repos: Record<string, RepoRecord>;
+}
+
+/** Repository name rule of lakeFS. */
+export const REPO_NAME = /^[a-z0-9][a-z0-9-]{2,62}$/;
+/** Branch name rule of lakeFS. */
+export const BRANCH_NAME = /^\w[-\w]*$/;
+/** Storage namespace rule of lakeFS's OpenAPI schema. */
+export const STORAGE_NAMESPACE = /^(s3|gs|https?|mem|local|transient):\/\/.*$/;
+
+const now = () => Math.floor(Date.now() / 1000);
+
+function sameEntry(a: Entry | undefined, b: Entry | undefined): boolean {
+  if (a === undefined || b === undefined) return a === b;
+  return a.checksum === b.checksum && a.size === b.size && a.contentType === b.contentType &&
+    JSON.stringify(a.metadata) === JSON.stringify(b.metadata);
+}
+
+function sameTree(a: Record<string, Entry>, b: Record<string, Entry>): boolean {
+  const keys = Object.keys(a);
+  if (keys.length !== Object.keys(b).length) return false;
+  return keys.every((k) => sameEntry(a[k], b[k]));
+}
+
+function sha256Hex(text: string): string {
+  return createHash("sha256").update(text).digest("hex");
+}
+
+function treeDigestInput(tree: Record<string, Entry>): string {
+  return JSON.stringify(Object.keys(tree).sort().map((k) => [k, tree[k]?.checksum]));
+}
+
+async function writeAtomic(path: string, text: string): Promise<void> {
+  const tmp = `${path}.${crypto.randomUUID()}.tmp`;
+  await Deno.writeTextFile(tmp, text);
+  await Deno.rename(tmp, path);
+}
+
+/** All repositories, commits and branches of one server. */
+export class LakeFsState {
+  readonly #repos = new Map<string, RepoRecord>();
+  readonly #commits = new Map<string, CommitRecord>();
+  readonly #repoCommits = new Map<string, Set<string>>();
+  readonly #dataDir: string | undefined;
+  #unsavedCommits: CommitRecord[] = [];
+  #dirty = false;
+  #chain: Promise<void> = Promise.resolve();
+
+  constructor(dataDir?: string) {
+    this.#dataDir = dataDir;
+  }
+
+  /** Loads persisted state (no-op in memory). */
+  async load(): Promise<void> {
+    if (!this.#dataDir) return;
+    await Deno.mkdir(join(this.#dataDir, "commits"), { recursive: true });
+    let text: string;
+    try {
+      text = await Deno.readTextFile(join(this.#dataDir, "state.json"));
+    } catch (error) {
+      if (error instanceof Deno.errors.NotFound) return;
+      throw error;
+    }
+    const state = JSON.parse(text) as PersistedState;
+    for (const repo of Object.values(state.repos)) {
+      this.#repos.set(repo.id, repo);
+      this.#repoCommits.set(repo.id, new Set(repo.commitIds));
+      for (const id of repo.commitIds) {
+        const commit = JSON.parse(
+          await Deno.readTextFile(join(this.#dataDir, "commits", `${id}.json`)),
+        ) as CommitRecord;
+        this.#commits.set(commit.id, commit);
+      }
+    }
+  }
+
+  /** Persists the state after a change; resolves when it is on disk (no-op in memory). */
+  persist(): Promise<void> {
+    if (!this.#dataDir) return Promise.resolve();
+    const dir = this.#dataDir;
+    this.#dirty = true;
+    const run = this.#chain.then(async () => {
+      if (!this.#dirty) return;
+      this.#dirty = false;
+      const commits = this.#unsavedCommits;
+      this.#unsavedCommits = [];
+      for (const commit of commits) {
+        await writeAtomic(join(dir, "commits", `${commit.id}.json`), JSON.stringify(commit));
+      }
+      const state: PersistedState = { version: 1, repos: Object.fromEntries(this.#repos) };
+      await writeAtomic(join(dir, "state.json"), JSON.stringify(state));
+    });
+    this.#chain = run.catch(() => {});
+    return run;
+  }
+
+  // ------------------------------------------------------------------ repositories
+
+  /** Lists repositories sorted by id. */
+  listRepositories(): RepoRecord[] {
+    return [...this.#repos.values()].sort((a, b) => a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+  }
+
+  /** Creates a repository with an initial commit on its default branch. */
+  createRepository(
+    name: string,
+    storageNamespace: string,
+    defaultBranch: string,
+    committer: string,
+  ): RepoRecord {
+    if (this.#repos.has(name)) throw new ApiError(409, "repository already exists");
+    const repo: RepoRecord = {
+      id: name,
+      creation_date: now(),
+      default_branch: defaultBranch,
+      storage_namespace: storageNamespace,
+      branches: {},
+      commitIds: [],
+    };
+    this.#repoCommits.set(name, new Set());
+    const commit = this.#newCommit(repo, [], committer, "Repository created", {}, {});
+    this.#addCommit(repo, commit);
+    repo.branches[defaultBranch] = { commitId: commit.id, staged: {} };
+    this.#repos.set(name, repo);
+    return repo;
+  }
+
+  /** A repository or 404. */
+  repo(name: string): RepoRecord {
+    const repo = this.#repos.get(name);
+    if (!repo) throw new ApiError(404, "repository not found");
+    return repo;
+  }
+
+  /** Deletes a repository (its commits stay on disk until overwritten). */
+  deleteRepository(name: string): void {
+    this.repo(name);
+    this.#repos.delete(name);
+    this.#repoCommits.delete(name);
+  }
+
+  // ------------------------------------------------------------------ refs
+
+  /** A branch or 404. */
+  branch(repo: RepoRecord, name: string): BranchRecord {
+    const branch = Object.hasOwn(repo.branches, name) ? repo.branches[name] : undefined;
+    if (!branch) throw new ApiError(404, "branch not found");
+    return branch;
+  }
+
+  /** A commit of this repository or 404. */
+  commit(repo: RepoRecord, id: string): CommitRecord {
+    const commit = this.#commits.get(id);
+    if (!commit || !this.#has(repo, id)) throw new ApiError(404, "commit not found");
+    return commit;
+  }
+
+  /**
+   * Resolves a ref (branch name, commit id or unique prefix of at least 6 hex digits, with
+   * optional `~N` / `^N` suffixes) to a commit; 404 when nothing matches.
+   */
+  resolveCommit(repo: RepoRecord, ref: string): CommitRecord {
+    const match = /^(.*?)((?:[~^]\d*)*)$/.exec(ref);
+    const base = match?.[1] ?? ref;
+    const suffix = match?.[2] ?? "";
+    let commit: CommitRecord | undefined;
+    if (Object.hasOwn(repo.branches, base)) {
+      commit = this.#commits.get(repo.branches[base]!.commitId);
+    } else if (this.#has(repo, base)) {
+      commit = this.#commits.get(base);
+    } else if (/^[0-9a-f]{6,}$/.test(base)) {
+      const found = repo.commitIds.filter((id) => id.startsWith(base));
+      if (found.length === 1) commit = this.#commits.get(found[0]!);
+    }
+    if (!commit) throw new ApiError(404, `${ref}: not found`);
+    for (const op of suffix.matchAll(/([~^])(\d*)/g)) {
+      const n = op[2] === "" ? 1 : Number(op[2]);
+      if (op[1] === "~") {
+        for (let i = 0; i < n; i++) commit = this.#parent(repo, commit, 0, ref);
+      } else if (n > 0) {
+        commit = this.#parent(repo, commit, n - 1, ref);
+      }
+    }
+    return commit;
+  }
+
+  #parent(repo: RepoRecord, commit: CommitRecord, index: number, ref: string): CommitRecord {
+    const id = commit.parents[index];
+    if (id === undefined) throw new ApiError(404, `${ref}: not found`);
+    return this.commit(repo, id);
+  }
+
+  /** The tree seen at a ref: a branch includes its staged changes. */
+  view(repo: RepoRecord, ref: string): Record<string, Entry> {
+    if (Object.hasOwn(repo.branches, ref)) return this.branchView(repo, ref);
+    return this.resolveCommit(repo, ref).tree;
+  }
+
+  /** A branch's head tree with its staged changes applied. */
+  branchView(repo: RepoRecord, name: string): Record<string, Entry> {
+    const branch = this.branch(repo, name);
+    const base = this.commit(repo, branch.commitId).tree;
+    const staged = Object.entries(branch.staged);
+    if (staged.length === 0) return base;
+    const tree: Record<string, Entry> = { ...base };
+    for (const [path, entry] of staged) {
+      if (entry === null) delete tree[path];
+      else tree[path] = entry;
+    }
+    return tree;
+  }
+
+  /** Creates a branch at the commit `source` resolves to; returns that commit id. */
+  createBranch(repo: RepoRecord, name: string, source: string): string {
+    if (!BRANCH_NAME.test(name)) {
+      throw new ApiError(400, `branch name must match ${BRANCH_NAME.source}: ${name}`);
+    }
+    const commit = this.resolveCommit(repo, source);
+    if (Object.hasOwn(repo.branches, name)) {
+      throw new ApiError(409, "branch already exists: not unique");
+    }
+    repo.branches[name] = { commitId: commit.id, staged: {} };
+    return commit.id;
+  }
+
+  /** Deletes a branch: 403 for the default branch, 404 when missing. */
+  deleteBranch(repo: RepoRecord, name: string): void {
+    this.branch(repo, name);
+    if (name === repo.default_branch) {
+      throw new ApiError(403, "cannot delete repository default branch");
+    }
+    delete repo.branches[name];
+  }
+
+  /** Points a branch at `ref`; staged changes stay staged (as in lakeFS). */
+  hardReset(repo: RepoRecord, name: string, ref: string): void {
+    const branch = this.branch(repo, name);
+    branch.commitId = this.resolveCommit(repo, ref).id;
+  }
+
+  // ------------------------------------------------------------------ objects
+
+  /** Stages an object version. */
+  stage(repo: RepoRecord, branchName: string, path: string, entry: Entry | null): void {
+    const branch = this.branch(repo, branchName);
+    const base = this.commit(repo, branch.commitId).tree;
+    if (entry === null && !Object.hasOwn(base, path)) delete branch.staged[path];
+    else branch.staged[path] = entry;
+  }
+
+  // ------------------------------------------------------------------ commits
+
+  /** Commits a branch's staged changes; 400 "commit: no changes" when there are none. */
+  commitBranch(
+    repo: RepoRecord,
+    branchName: string,
+    message: string,
+    metadata: Record<string, string>,
+    committer: string,
+    options: { allowEmpty?: boolean; date?: number } = {},
+  ): CommitRecord {
+    const branch = this.branch(repo, branchName);
+    const parent = this.commit(repo, branch.commitId);
+    const tree = this.branchView(repo, branchName);
+    if (!options.allowEmpty && sameTree(tree, parent.tree)) {
+      throw new ApiError(400, "commit: no changes");
+    }
+    const commit = this.#newCommit(
+      repo,
+      [parent.id],
+      committer,
+      message,
+      metadata,
+      tree,
+      options.date,
+    );
+    this.#addCommit(repo, commit);
+    branch.commitId = commit.id;
+    branch.staged = {};
+    return commit;
+  }
+
+  /** The commits reachable from `ref`, newest first. */
+  log(repo: RepoRecord, ref: string): CommitRecord[] {
+    const start = this.resolveCommit(repo, ref);
+    const seen = new Map<string, CommitRecord>();
+    const queue = [start];
+    while (queue.length > 0) {
+      const commit = queue.pop()!;
+      if (seen.has(commit.id)) continue;
+      seen.set(commit.id, commit);
+      for (const parent of commit.parents) queue.push(this.commit(repo, parent));
+    }
+    return [...seen.values()].sort((a, b) =>
+      b.generation - a.generation || b.creation_date - a.creation_date ||
+      (a.id < b.id ? -1 : 1)
+    );
+  }
+
+  /** Merges `sourceRef` into branch `destName`; returns the new commit. */
+  merge(
+    repo: RepoRecord,
+    sourceRef: string,
+    destName: string,
+    committer: string,
+    options: {
+      message?: string;
+      metadata?: Record<string, string>;
+      strategy?: string;
+      squash?: boolean;
+      allowEmpty?: boolean;
+    },
+  ): CommitRecord {
+    const dest = this.branch(repo, destName);
+    const source = this.resolveCommit(repo, sourceRef);
+    if (Object.keys(dest.staged).length > 0) {
+      throw new ApiError(400, `${destName}: uncommitted changes (dirty branch)`);
+    }
+    const strategy = options.strategy ?? "";
+    if (!["", "dest-wins", "source-wins"].includes(strategy)) {
+      throw new ApiError(400, `invalid merge strategy: ${strategy}`);
+    }
+    const destHead = this.commit(repo, dest.commitId);
+    const base = this.#mergeBase(repo, source, destHead);
+    if (!base) throw new ApiError(400, "no merge base");
+    const tree: Record<string, Entry> = {};
+    const paths = new Set([
+      ...Object.keys(base.tree),
+      ...Object.keys(source.tree),
+      ...Object.keys(destHead.tree),
+    ]);
+    const conflicts: string[] = [];
+    for (const path of paths) {
+      const b = base.tree[path];
+      const s = source.tree[path];
+      const d = destHead.tree[path];
+      let chosen: Entry | undefined;
+      if (sameEntry(s, d) || sameEntry(s, b)) chosen = d;
+      else if (sameEntry(d, b)) chosen = s;
+      else if (strategy === "source-wins") chosen = s;
+      else if (strategy === "dest-wins") chosen = d;
+      else {
+        conflicts.push(path);
+        continue;
+      }
+      if (chosen) tree[path] = chosen;
+    }
+    if (conflicts.length > 0) {
+      throw new ApiError(409, `conflict found: ${conflicts.slice(0, 5).join(", ")}`, {
+        reference: "",
+      });
+    }
+    if (!options.allowEmpty && (sameTree(tree, destHead.tree) || base.id === source.id)) {
+      throw new ApiError(400, `merge ${sourceRef} into ${destName}: no changes`);
+    }
+    const commit = this.#newCommit(
+      repo,
+      options.squash ? [destHead.id] : [destHead.id, source.id],
+      committer,
+      options.message ?? `Merge '${sourceRef}' into '${destName}'`,
+      options.metadata ?? {},
+      tree,
+    );
+    this.#addCommit(repo, commit);
+    dest.commitId = commit.id;
+    return commit;
+  }
+
+  #ancestors(repo: RepoRecord, commit: CommitRecord): Set<string> {
+    const seen = new Set<string>();
+    const stack = [commit];
+    while (stack.length > 0) {
+      const c = stack.pop()!;
+      if (seen.has(c.id)) continue;
+      seen.add(c.id);
+      for (const p of c.parents) stack.push(this.commit(repo, p));
+    }
+    return seen;
+  }
+
+  #mergeBase(repo: RepoRecord, a: CommitRecord, b: CommitRecord): CommitRecord | undefined {
+    const fromA = this.#ancestors(repo, a);
+    let best: CommitRecord | undefined;
+    for (const id of this.#ancestors(repo, b)) {
+      if (!fromA.has(id)) continue;
+      const c = this.commit(repo, id);
+      if (!best || c.generation > best.generation) best = c;
+    }
+    return best;
+  }
+
+  #newCommit(
+    repo: RepoRecord,
+    parents: string[],
+    committer: string,
+    message: string,
+    metadata: Record<string, string>,
+    tree: Record<string, Entry>,
+    date?: number,
+  ): CommitRecord {
+    const creationDate = date ?? now();
+    const metaRangeId = Object.keys(tree).length === 0 ? "" : sha256Hex(treeDigestInput(tree));
+    const generation = parents.reduce(
+      (max, id) => Math.max(max, (this.#commits.get(id)?.generation ?? 0) + 1),
+      1,
+    );
+    const id = sha256Hex(JSON.stringify([
+      repo.id,
+      parents,
+      committer,
+      message,
+      metadata,
+      creationDate,
+      metaRangeId,
+      crypto.randomUUID(),
+    ]));
+    return {
+      id,
+      parents,
+      committer,
+      message,
+      creation_date: creationDate,
+      meta_range_id: metaRangeId,
+      metadata,
+      generation,
+      tree,
+    };
+  }
+
+  #has(repo: RepoRecord, id: string): boolean {
+    return this.#repoCommits.get(repo.id)?.has(id) ?? false;
+  }
+
+  #addCommit(repo: RepoRecord, commit: CommitRecord): void {
+    this.#commits.set(commit.id, commit);
+    this.#repoCommits.get(repo.id)?.add(commit.id);
+    repo.commitIds.push(commit.id);
+    this.#unsavedCommits.push(commit);
+  }
+}

@@ -1,0 +1,906 @@
+/**
+ * The demo lakeFS server: an independent, small implementation of the lakeFS REST API
+ * (`/api/v1`, SPEC section 9) that perago, lakectl and the official lakeFS SDKs can talk to.
+ * Repositories, branches with staged changes, commits, three-way merges and objects stored by
+ * content hash (on disk, streamed, never buffered whole). Fault injection via
+ * {@linkcode FaultInjector} (admin endpoint `/_perago/faults`).
+ *
+ * Requires `--allow-net` (to listen) and `--allow-read`/`--allow-write` to the data directory
+ * (or the system temp directory without one).
+ *
+ * @module
+ */
+import { z } from "zod";
+import { FaultInjector } from "../faults.ts";
+import { BlobStore } from "./_blobs.ts";
+import { findPart, multipartBoundary, MultipartError } from "./_multipart.ts";
+import {
+  ApiError,
+  type CommitRecord,
+  type Entry,
+  LakeFsState,
+  REPO_NAME,
+  type RepoRecord,
+  STORAGE_NAMESPACE,
+} from "./_state.ts";
+import { LakeFsServerStats } from "./_stats.ts";
+
+export { LakeFsServerStats } from "./_stats.ts";
+
+/** Options of {@linkcode startLakeFsServer}. */
+export interface LakeFsServerOptions {
+  /** Interface to listen on. @default "127.0.0.1" */
+  hostname?: string;
+  /** Port; 0 picks a free one. @default 0 */
+  port?: number;
+  /** Directory for state and object content; state survives restarts. @default in memory */
+  dataDir?: string;
+  /** The one accepted access key id (HTTP Basic user). */
+  accessKeyId: string;
+  /** Its secret access key (HTTP Basic password). */
+  secretAccessKey: string;
+  /** Fault switches. @default a new FaultInjector with everything off */
+  faults?: FaultInjector;
+}
+
+/** A running demo lakeFS server. */
+export interface LakeFsServerHandle {
+  /** Base URL `http://127.0.0.1:PORT`, without `/api/v1`. */
+  readonly url: string;
+  readonly port: number;
+  readonly faults: FaultInjector;
+  /** Request counts per lakeFS operation id. */
+  readonly stats: LakeFsServerStats;
+  /** Stops listening (releasing paused requests) and, without a data dir, removes content. */
+  close(): Promise<void>;
+}
+
+/** Version reported by `/config/version`. */
+export const DEMO_LAKEFS_VERSION = "1.70.0";
+/** User id of the single demo user (also the committer). */
+export const DEMO_USER_ID = "admin";
+const MAX_PATH_BYTES = 1024;
+const API = "/api/v1";
+
+interface Ctx {
+  request: Request;
+  url: URL;
+  params: Record<string, string>;
+}
+
+interface Route {
+  method: string;
+  pattern: string[];
+  operation: string;
+  auth: boolean;
+  handle: (ctx: Ctx) => Response | Promise<Response>;
+}
+
+function json(status: number, body: unknown, headers: HeadersInit = {}): Response {
+  return Response.json(body, { status, headers });
+}
+
+function apiError(status: number, message: string, extra: Record<string, unknown> = {}): Response {
+  return json(status, { ...extra, message });
+}
+
+const noContent = () => new Response(null, { status: 204 });
+
+// ---------------------------------------------------------------- request parsing
+
+function queryInt(url: URL, name: string, min: number, max: number): number | undefined {
+  const raw = url.searchParams.get(name);
+  if (raw === null || raw === "") return undefined;
+  if (!/^-?\d+$/.test(raw)) {
+    throw new ApiError(
+      400,
+      `parameter "${name}" in query has an error: value ${raw}: an invalid integer: invalid syntax`,
+    );
+  }
+  const value = Number(raw);
+  if (value < min) {
+    throw new ApiError(
+      400,
+      `parameter "${name}" in query has an error: number must be at least ${min}`,
+    );
+  }
+  if (value > max) {
+    throw new ApiError(
+      400,
+      `parameter "${name}" in query has an error: number must be at most ${max}`,
+    );
+  }
+  return value;
+}
+
+function queryBool(url: URL, name: string): boolean {
+  const raw = url.searchParams.get(name);
+  if (raw === null || raw === "") return false;
+  if (raw === "true") return true;
+  if (raw === "false") return false;
+  throw new ApiError(
+    400,
+    `parameter "${name}" in query has an error: value ${raw}: an invalid boolean: invalid syntax`,
+  );
+}
+
+function requiredQuery(url: URL, name: string): string {
+  const raw = url.searchParams.get(name);
+  if (raw === null) {
+    throw new ApiError(
+      400,
+      `parameter "${name}" in query has an error: value is required but missing`,
+    );
+  }
+  return raw;
+}
+
+function objectPath(url: URL): string {
+  const path = requiredQuery(url, "path");
+  if (path === "") throw new ApiError(400, "path: required value");
+  if (new TextEncoder().encode(path).byteLength > MAX_PATH_BYTES) {
+    throw new ApiError(400, `path: must be at most ${MAX_PATH_BYTES} bytes`);
+  }
+  return path;
+}
+
+function amountOf(url: URL): number {
+  const amount = queryInt(url, "amount", -1, 1000);
+  return amount === undefined || amount <= 0 ? 100 : amount;
+}
+
+async function jsonBody<S extends z.ZodType>(
+  request: Request,
+  schema: S,
+  optional = false,
+): Promise<z.infer<S>> {
+  const text = await request.text();
+  if (text.trim() === "") {
+    if (optional) return schema.parse({});
+    throw new ApiError(400, "request body has an error: value is required but missing");
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw new ApiError(
+      400,
+      "request body has an error: failed to decode request body: invalid JSON",
+    );
+  }
+  const parsed = schema.safeParse(value);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const where = issue?.path.length ? `property "${issue.path.join(".")}": ` : "";
+    throw new ApiError(
+      400,
+      `request body has an error: doesn't match schema: ${where}${issue?.message ?? "invalid"}`,
+    );
+  }
+  return parsed.data;
+}
+
+const stringMap = z.record(z.string(), z.string());
+const repositoryCreation = z.object({
+  name: z.string().regex(
+    REPO_NAME,
+    `string doesn't match the regular expression "${REPO_NAME.source}"`,
+  ),
+  storage_namespace: z.string().regex(
+    STORAGE_NAMESPACE,
+    `string doesn't match the regular expression "${STORAGE_NAMESPACE.source}"`,
+  ),
+  default_branch: z.string().optional(),
+  sample_data: z.boolean().optional(),
+  read_only: z.boolean().optional(),
+  storage_id: z.string().optional(),
+});
+const branchCreation = z.object({
+  name: z.string(),
+  source: z.string(),
+  force: z.boolean().optional(),
+  hidden: z.boolean().optional(),
+});
+const commitCreation = z.object({
+  message: z.string(),
+  metadata: stringMap.optional(),
+  date: z.number().int().optional(),
+  allow_empty: z.boolean().optional(),
+  force: z.boolean().optional(),
+});
+const mergeBody = z.object({
+  message: z.string().optional(),
+  metadata: stringMap.optional(),
+  strategy: z.string().optional(),
+  force: z.boolean().optional(),
+  allow_empty: z.boolean().optional(),
+  squash_merge: z.boolean().optional(),
+});
+const pathList = z.object({ paths: z.array(z.string()), force: z.boolean().optional() });
+
+// ---------------------------------------------------------------- answers
+
+function repositoryJson(repo: RepoRecord) {
+  return {
+    id: repo.id,
+    creation_date: repo.creation_date,
+    default_branch: repo.default_branch,
+    storage_namespace: repo.storage_namespace,
+    read_only: false,
+  };
+}
+
+function commitJson(commit: CommitRecord) {
+  return {
+    id: commit.id,
+    parents: commit.parents,
+    committer: commit.committer,
+    message: commit.message,
+    creation_date: commit.creation_date,
+    meta_range_id: commit.meta_range_id,
+    metadata: commit.metadata,
+    generation: commit.generation,
+    version: 1,
+  };
+}
+
+function physicalAddress(repo: RepoRecord, checksum: string): string {
+  return `${repo.storage_namespace.replace(/\/+$/, "")}/data/${checksum}`;
+}
+
+function objectJson(repo: RepoRecord, path: string, entry: Entry) {
+  return {
+    path,
+    path_type: "object" as const,
+    physical_address: physicalAddress(repo, entry.checksum),
+    checksum: entry.checksum,
+    size_bytes: entry.size,
+    mtime: entry.mtime,
+    metadata: entry.metadata,
+    content_type: entry.contentType,
+  };
+}
+
+function pagination(hasMore: boolean, lastKey: string, results: number, amount: number) {
+  return { has_more: hasMore, next_offset: hasMore ? lastKey : "", results, max_per_page: amount };
+}
+
+/** Pages through sorted keys: prefix filter, exclusive `after`, `amount` per page. */
+function paginate<T>(
+  sorted: T[],
+  keyOf: (item: T) => string,
+  prefix: string,
+  after: string,
+  amount: number,
+): { page: T[]; hasMore: boolean } {
+  const page: T[] = [];
+  for (const item of sorted) {
+    const key = keyOf(item);
+    if (!key.startsWith(prefix) || key <= after) continue;
+    if (page.length === amount) return { page, hasMore: true };
+    page.push(item);
+  }
+  return { page, hasMore: false };
+}
+
+function compare(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+function parseRange(
+  header: string,
+  size: number,
+): { start: number; end: number } | "bad" | undefined {
+  const match = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
+  if (!match) return undefined;
+  const [, from = "", to = ""] = match;
+  if (from === "" && to === "") return undefined;
+  if (from === "") {
+    const n = Number(to);
+    if (n === 0 || size === 0) return "bad";
+    return { start: Math.max(0, size - n), end: size - 1 };
+  }
+  const start = Number(from);
+  if (start >= size) return "bad";
+  const end = to === "" ? size - 1 : Math.min(Number(to), size - 1);
+  if (end < start) return "bad";
+  return { start, end };
+}
+
+function metadataFromHeaders(headers: Headers): Record<string, string> {
+  const metadata: Record<string, string> = {};
+  for (const [key, value] of headers) {
+    const lower = key.toLowerCase();
+    if (lower.startsWith("x-lakefs-meta-")) metadata[lower.slice("x-lakefs-meta-".length)] = value;
+  }
+  return metadata;
+}
+
+async function* emptyBody(): AsyncGenerator<Uint8Array> {}
+
+// ---------------------------------------------------------------- the server
+
+/**
+ * Starts the demo lakeFS server.
+ *
+ * @example
+ * ```ts
+ * const lakefs = await startLakeFsServer({ accessKeyId: "AKIA", secretAccessKey: "s3cr3t" });
+ * // LAKECTL_SERVER_ENDPOINT_URL=lakefs.url
+ * await lakefs.close();
+ * ```
+ */
+export async function startLakeFsServer(
+  options: LakeFsServerOptions,
+): Promise<LakeFsServerHandle> {
+  if (!options.accessKeyId || !options.secretAccessKey) {
+    throw new TypeError("demo lakeFS: accessKeyId and secretAccessKey are required");
+  }
+  const faults = options.faults ?? new FaultInjector();
+  const stats = new LakeFsServerStats();
+  const state = new LakeFsState(options.dataDir);
+  await state.load();
+  const tempRoot = options.dataDir === undefined
+    ? await Deno.makeTempDir({ prefix: "perago-lakefs-" })
+    : undefined;
+  const blobs = new BlobStore(options.dataDir ?? tempRoot!);
+  await blobs.init();
+  const expectedAuth = "Basic " +
+    btoa(
+      String.fromCharCode(
+        ...new TextEncoder().encode(`${options.accessKeyId}:${options.secretAccessKey}`),
+      ),
+    );
+
+  const routes = buildRoutes(state, blobs, options.accessKeyId);
+
+  const match = (request: Request, url: URL): { route: Route; ctx: Ctx } | Response => {
+    if (!url.pathname.startsWith(API + "/") && url.pathname !== API) {
+      return apiError(404, `path not found: ${url.pathname}`);
+    }
+    let segments: string[];
+    try {
+      segments = url.pathname.slice(API.length).split("/").filter((s, i) => i > 0 || s !== "")
+        .map((s) => decodeURIComponent(s));
+    } catch {
+      return apiError(400, "invalid path encoding");
+    }
+    let pathMatched = false;
+    for (const route of routes) {
+      if (route.pattern.length !== segments.length) continue;
+      const params: Record<string, string> = {};
+      let ok = true;
+      for (let i = 0; i < segments.length; i++) {
+        const part = route.pattern[i]!;
+        const seg = segments[i]!;
+        if (part.startsWith(":")) {
+          if (seg === "") {
+            ok = false;
+            break;
+          }
+          params[part.slice(1)] = seg;
+        } else if (part !== seg) {
+          ok = false;
+          break;
+        }
+      }
+      if (!ok) continue;
+      pathMatched = true;
+      if (request.method === "HEAD") {
+        if (route.operation !== "getObject") continue;
+      } else if (route.method !== request.method) continue;
+      return { route, ctx: { request, url, params } };
+    }
+    return pathMatched
+      ? apiError(405, "method not allowed")
+      : apiError(404, "no matching operation was found");
+  };
+
+  const matched = new WeakMap<Request, { route: Route; ctx: Ctx } | Response>();
+
+  const inner = async (request: Request): Promise<Response> => {
+    const found = matched.get(request) ?? match(request, new URL(request.url));
+    if (found instanceof Response) return found;
+    const { route, ctx } = found;
+    try {
+      if (route.auth && request.headers.get("authorization") !== expectedAuth) {
+        return apiError(401, "error authenticating request");
+      }
+      return await route.handle(ctx);
+    } catch (error) {
+      if (error instanceof ApiError) return apiError(error.status, error.message, error.extra);
+      if (error instanceof MultipartError) return apiError(400, error.message);
+      return apiError(500, `internal error: ${error instanceof Error ? error.message : error}`);
+    }
+  };
+  const wrapped = faults.wrap(inner);
+
+  const server = Deno.serve({
+    hostname: options.hostname ?? "127.0.0.1",
+    port: options.port ?? 0,
+    onListen: () => {},
+    onError: (error) =>
+      apiError(500, `internal error: ${error instanceof Error ? error.message : error}`),
+  }, async (request, info) => {
+    try {
+      const url = new URL(request.url);
+      if (url.pathname === "/_perago/faults") {
+        stats.record("faults");
+      } else {
+        const found = match(request, url);
+        matched.set(request, found);
+        stats.record(
+          found instanceof Response
+            ? "unknown"
+            : request.method === "HEAD"
+            ? "headObject"
+            : found.route.operation,
+        );
+      }
+      return await wrapped(request, info);
+    } catch (error) {
+      return apiError(500, `internal error: ${error instanceof Error ? error.message : error}`);
+    }
+  });
+
+  const port = server.addr.port;
+  let closed: Promise<void> | undefined;
+  return {
+    url: `http://${
+      (options.hostname ?? "127.0.0.1").includes(":")
+        ? `[${options.hostname}]`
+        : options.hostname ?? "127.0.0.1"
+    }:${port}`,
+    port,
+    faults,
+    stats,
+    close() {
+      closed ??= (async () => {
+        if (faults.settings.paused) faults.set({ paused: false });
+        await server.shutdown();
+        await state.persist().catch(() => {});
+        if (tempRoot) await Deno.remove(tempRoot, { recursive: true }).catch(() => {});
+      })();
+      return closed;
+    },
+  };
+}
+
+function buildRoutes(state: LakeFsState, blobs: BlobStore, accessKeyId: string): Route[] {
+  const routes: Route[] = [];
+  const add = (
+    method: string,
+    path: string,
+    operation: string,
+    handle: Route["handle"],
+    auth = true,
+  ) => routes.push({ method, pattern: path.split("/").slice(1), operation, auth, handle });
+  const started = Math.floor(Date.now() / 1000);
+  const storageConfig = {
+    blockstore_type: "local",
+    blockstore_namespace_example: "local://example-bucket/",
+    blockstore_namespace_ValidityRegex: "^local://",
+    default_namespace_prefix: "local://",
+    pre_sign_support: false,
+    pre_sign_support_ui: false,
+    import_support: false,
+    import_validity_regex: "^local://",
+    pre_sign_multipart_upload: false,
+  };
+  const versionConfig = {
+    version: DEMO_LAKEFS_VERSION,
+    version_context: "perago-demo",
+    upgrade_recommended: false,
+  };
+
+  // ---- service
+  add("GET", "/healthcheck", "healthCheck", () => noContent(), false);
+  add("GET", "/setup_lakefs", "getSetupState", () => json(200, { state: "initialized" }), false);
+  add("GET", "/user", "getCurrentUser", () =>
+    json(200, {
+      user: { id: DEMO_USER_ID, creation_date: started, friendly_name: DEMO_USER_ID },
+    }));
+  add("GET", "/config", "getConfig", () =>
+    json(200, {
+      version_config: versionConfig,
+      storage_config: storageConfig,
+    }));
+  add("GET", "/config/version", "getLakeFSVersion", () => json(200, versionConfig));
+  add("GET", "/config/storage", "getStorageConfig", () => json(200, storageConfig));
+  void accessKeyId;
+
+  // ---- repositories
+  add("GET", "/repositories", "listRepositories", ({ url }) => {
+    const amount = amountOf(url);
+    const { page, hasMore } = paginate(
+      state.listRepositories(),
+      (r) => r.id,
+      url.searchParams.get("prefix") ?? "",
+      url.searchParams.get("after") ?? "",
+      amount,
+    );
+    return json(200, {
+      pagination: pagination(hasMore, page.at(-1)?.id ?? "", page.length, amount),
+      results: page.map(repositoryJson),
+    });
+  });
+  add("POST", "/repositories", "createRepository", async ({ request, url }) => {
+    queryBool(url, "bare");
+    const body = await jsonBody(request, repositoryCreation);
+    const repo = state.createRepository(
+      body.name,
+      body.storage_namespace,
+      body.default_branch || "main",
+      DEMO_USER_ID,
+    );
+    await state.persist();
+    return json(201, repositoryJson(repo));
+  });
+  add(
+    "GET",
+    "/repositories/:repo",
+    "getRepository",
+    ({ params }) => json(200, repositoryJson(state.repo(params.repo!))),
+  );
+  add("DELETE", "/repositories/:repo", "deleteRepository", async ({ params }) => {
+    state.deleteRepository(params.repo!);
+    await state.persist();
+    return noContent();
+  });
+
+  // ---- branches
+  add("GET", "/repositories/:repo/branches", "listBranches", ({ params, url }) => {
+    const repo = state.repo(params.repo!);
+    const amount = amountOf(url);
+    const names = Object.keys(repo.branches).sort(compare);
+    const { page, hasMore } = paginate(
+      names,
+      (n) => n,
+      url.searchParams.get("prefix") ?? "",
+      url.searchParams.get("after") ?? "",
+      amount,
+    );
+    return json(200, {
+      pagination: pagination(hasMore, page.at(-1) ?? "", page.length, amount),
+      results: page.map((id) => ({ id, commit_id: repo.branches[id]!.commitId })),
+    });
+  });
+  add("POST", "/repositories/:repo/branches", "createBranch", async ({ params, request }) => {
+    const repo = state.repo(params.repo!);
+    const body = await jsonBody(request, branchCreation);
+    const commitId = state.createBranch(repo, body.name, body.source);
+    await state.persist();
+    return new Response(commitId, {
+      status: 201,
+      headers: { "content-type": "text/plain; charset=utf-8" },
+    });
+  });
+  add("GET", "/repositories/:repo/branches/:branch", "getBranch", ({ params }) => {
+    const repo = state.repo(params.repo!);
+    const branch = state.branch(repo, params.branch!);
+    return json(200, { id: params.branch, commit_id: branch.commitId });
+  });
+  add("DELETE", "/repositories/:repo/branches/:branch", "deleteBranch", async ({ params, url }) => {
+    queryBool(url, "force");
+    state.deleteBranch(state.repo(params.repo!), params.branch!);
+    await state.persist();
+    return noContent();
+  });
+  add(
+    "PUT",
+    "/repositories/:repo/branches/:branch/hard_reset",
+    "hardResetBranch",
+    async ({ params, url }) => {
+      const ref = requiredQuery(url, "ref");
+      queryBool(url, "force");
+      state.hardReset(state.repo(params.repo!), params.branch!, ref);
+      await state.persist();
+      return noContent();
+    },
+  );
+
+  // ---- commits
+  add(
+    "POST",
+    "/repositories/:repo/branches/:branch/commits",
+    "commit",
+    async ({ params, request }) => {
+      const repo = state.repo(params.repo!);
+      state.branch(repo, params.branch!);
+      const body = await jsonBody(request, commitCreation);
+      const commit = state.commitBranch(
+        repo,
+        params.branch!,
+        body.message,
+        body.metadata ?? {},
+        DEMO_USER_ID,
+        {
+          ...(body.allow_empty === undefined ? {} : { allowEmpty: body.allow_empty }),
+          ...(body.date === undefined ? {} : { date: body.date }),
+        },
+      );
+      await state.persist();
+      return json(201, commitJson(commit));
+    },
+  );
+  add("GET", "/repositories/:repo/commits/:commit", "getCommit", ({ params }) => {
+    const repo = state.repo(params.repo!);
+    return json(200, commitJson(state.resolveCommit(repo, params.commit!)));
+  });
+  add("GET", "/repositories/:repo/refs/:ref/commits", "logCommits", ({ params, url }) => {
+    const repo = state.repo(params.repo!);
+    const amount = amountOf(url);
+    const all = state.log(repo, params.ref!);
+    const after = url.searchParams.get("after") ?? "";
+    let start = 0;
+    if (after !== "") {
+      const at = all.findIndex((c) => c.id === after);
+      start = at < 0 ? all.length : at + 1;
+    }
+    const page = all.slice(start, start + amount);
+    const hasMore = start + amount < all.length;
+    return json(200, {
+      pagination: pagination(hasMore, page.at(-1)?.id ?? "", page.length, amount),
+      results: page.map(commitJson),
+    });
+  });
+  add(
+    "POST",
+    "/repositories/:repo/refs/:source/merge/:dest",
+    "mergeIntoBranch",
+    async ({ params, request }) => {
+      const repo = state.repo(params.repo!);
+      const body = await jsonBody(request, mergeBody, true);
+      const commit = state.merge(repo, params.source!, params.dest!, DEMO_USER_ID, {
+        ...(body.message ? { message: body.message } : {}),
+        ...(body.metadata ? { metadata: body.metadata } : {}),
+        ...(body.strategy ? { strategy: body.strategy } : {}),
+        ...(body.squash_merge ? { squash: true } : {}),
+        ...(body.allow_empty ? { allowEmpty: true } : {}),
+      });
+      await state.persist();
+      return json(200, { reference: commit.id });
+    },
+  );
+
+  // ---- diffs
+  const diffJson = (
+    from: Record<string, Entry>,
+    to: Record<string, Entry>,
+    url: URL,
+  ): Response => {
+    const amount = amountOf(url);
+    const paths = [...new Set([...Object.keys(from), ...Object.keys(to)])].sort(compare);
+    const diffs: { type: string; path: string; path_type: "object"; size_bytes?: number }[] = [];
+    for (const path of paths) {
+      const a = from[path];
+      const b = to[path];
+      if (a && !b) diffs.push({ type: "removed", path, path_type: "object", size_bytes: a.size });
+      else if (!a && b) {
+        diffs.push({ type: "added", path, path_type: "object", size_bytes: b.size });
+      } else if (a && b && a.checksum !== b.checksum) {
+        diffs.push({ type: "changed", path, path_type: "object", size_bytes: b.size });
+      }
+    }
+    const { page, hasMore } = paginate(
+      diffs,
+      (d) => d.path,
+      url.searchParams.get("prefix") ?? "",
+      url.searchParams.get("after") ?? "",
+      amount,
+    );
+    return json(200, {
+      pagination: pagination(hasMore, page.at(-1)?.path ?? "", page.length, amount),
+      results: page,
+    });
+  };
+  add("GET", "/repositories/:repo/branches/:branch/diff", "diffBranch", ({ params, url }) => {
+    const repo = state.repo(params.repo!);
+    const branch = state.branch(repo, params.branch!);
+    return diffJson(
+      state.commit(repo, branch.commitId).tree,
+      state.branchView(repo, params.branch!),
+      url,
+    );
+  });
+  add("GET", "/repositories/:repo/refs/:left/diff/:right", "diffRefs", ({ params, url }) => {
+    const repo = state.repo(params.repo!);
+    const left = state.resolveCommit(repo, params.left!);
+    const right = state.resolveCommit(repo, params.right!);
+    return diffJson(left.tree, right.tree, url);
+  });
+
+  // ---- objects
+  const findEntry = (repo: RepoRecord, ref: string, path: string): Entry => {
+    const tree = state.view(repo, ref);
+    const entry = Object.hasOwn(tree, path) ? tree[path] : undefined;
+    if (!entry) throw new ApiError(404, "object not found: not found");
+    return entry;
+  };
+
+  add(
+    "GET",
+    "/repositories/:repo/refs/:ref/objects",
+    "getObject",
+    async ({ params, url, request }) => {
+      const repo = state.repo(params.repo!);
+      const path = objectPath(url);
+      let entry: Entry;
+      try {
+        entry = findEntry(repo, params.ref!, path);
+      } catch (error) {
+        if (request.method === "HEAD" && error instanceof ApiError) {
+          return new Response(null, { status: error.status });
+        }
+        throw error;
+      }
+      const headers = new Headers({
+        "content-type": entry.contentType,
+        "etag": `"${entry.checksum}"`,
+        "last-modified": new Date(entry.mtime * 1000).toUTCString(),
+        "accept-ranges": "bytes",
+      });
+      const rangeHeader = request.headers.get("range");
+      const range = rangeHeader === null ? undefined : parseRange(rangeHeader, entry.size);
+      if (range === "bad") {
+        headers.set("content-range", `bytes */${entry.size}`);
+        headers.set("content-type", "application/json");
+        return new Response(JSON.stringify({ message: "Requested Range Not Satisfiable" }), {
+          status: 416,
+          headers,
+        });
+      }
+      if (range) {
+        headers.set("content-range", `bytes ${range.start}-${range.end}/${entry.size}`);
+        headers.set("content-length", String(range.end - range.start + 1));
+        if (request.method === "HEAD") return new Response(null, { status: 206, headers });
+        return new Response(await blobs.open(entry.checksum, range.start, range.end), {
+          status: 206,
+          headers,
+        });
+      }
+      headers.set("content-length", String(entry.size));
+      if (request.method === "HEAD") return new Response(null, { status: 200, headers });
+      return new Response(await blobs.open(entry.checksum), { status: 200, headers });
+    },
+  );
+  add("GET", "/repositories/:repo/refs/:ref/objects/stat", "statObject", ({ params, url }) => {
+    const repo = state.repo(params.repo!);
+    const path = objectPath(url);
+    queryBool(url, "user_metadata");
+    queryBool(url, "presign");
+    return json(200, objectJson(repo, path, findEntry(repo, params.ref!, path)));
+  });
+  add("GET", "/repositories/:repo/refs/:ref/objects/ls", "listObjects", ({ params, url }) => {
+    const repo = state.repo(params.repo!);
+    const amount = amountOf(url);
+    queryBool(url, "user_metadata");
+    queryBool(url, "presign");
+    const prefix = url.searchParams.get("prefix") ?? "";
+    const after = url.searchParams.get("after") ?? "";
+    const delimiter = url.searchParams.get("delimiter") ?? "";
+    const tree = state.view(repo, params.ref!);
+    const paths = Object.keys(tree).sort(compare);
+    const results: unknown[] = [];
+    let last = "";
+    let lastPrefix: string | undefined;
+    let hasMore = false;
+    for (const path of paths) {
+      if (!path.startsWith(prefix)) continue;
+      let key = path;
+      let common = false;
+      if (delimiter !== "") {
+        const at = path.indexOf(delimiter, prefix.length);
+        if (at >= 0) {
+          key = path.slice(0, at + delimiter.length);
+          common = true;
+        }
+      }
+      if (key <= after || key === lastPrefix) continue;
+      if (results.length === amount) {
+        hasMore = true;
+        break;
+      }
+      if (common) {
+        lastPrefix = key;
+        results.push({
+          path: key,
+          path_type: "common_prefix",
+          physical_address: "",
+          checksum: "",
+          mtime: 0,
+        });
+      } else {
+        results.push(objectJson(repo, path, tree[path]!));
+      }
+      last = key;
+    }
+    return json(200, { pagination: pagination(hasMore, last, results.length, amount), results });
+  });
+  add(
+    "POST",
+    "/repositories/:repo/branches/:branch/objects",
+    "uploadObject",
+    async ({ params, url, request }) => {
+      const repo = state.repo(params.repo!);
+      const branchName = params.branch!;
+      state.branch(repo, branchName);
+      const path = objectPath(url);
+      const ifNoneMatch = request.headers.get("if-none-match");
+      if (ifNoneMatch !== null && ifNoneMatch.trim() !== "*") {
+        throw new ApiError(400, "If-None-Match only supports '*'");
+      }
+      const exists = () => Object.hasOwn(state.branchView(repo, branchName), path);
+      if (ifNoneMatch !== null && exists()) throw new ApiError(412, "Precondition failed");
+      const boundary = multipartBoundary(request.headers.get("content-type"));
+      let content: AsyncIterable<Uint8Array>;
+      let contentType: string;
+      if (boundary !== undefined) {
+        if (!request.body) throw new ApiError(400, "multipart: empty body");
+        const part = await findPart(request.body, boundary, "content");
+        if (!part) throw new ApiError(400, "missing content part in multipart body");
+        content = part.content;
+        contentType = part.info.contentType ?? "application/octet-stream";
+      } else {
+        content = request.body ?? emptyBody();
+        contentType = request.headers.get("content-type") || "application/octet-stream";
+      }
+      const blob = await blobs.put(content);
+      // The repository or branch may have gone, or the path appeared, while the body streamed.
+      const current = state.repo(params.repo!);
+      state.branch(current, branchName);
+      if (ifNoneMatch !== null && exists()) throw new ApiError(412, "Precondition failed");
+      const entry: Entry = {
+        checksum: blob.checksum,
+        size: blob.size,
+        mtime: Math.floor(Date.now() / 1000),
+        contentType,
+        metadata: metadataFromHeaders(request.headers),
+      };
+      state.stage(current, branchName, path, entry);
+      await state.persist();
+      return json(201, objectJson(current, path, entry));
+    },
+  );
+  add(
+    "DELETE",
+    "/repositories/:repo/branches/:branch/objects",
+    "deleteObject",
+    async ({ params, url }) => {
+      const repo = state.repo(params.repo!);
+      state.branch(repo, params.branch!);
+      const path = objectPath(url);
+      queryBool(url, "force");
+      state.stage(repo, params.branch!, path, null);
+      await state.persist();
+      return noContent();
+    },
+  );
+  add(
+    "POST",
+    "/repositories/:repo/branches/:branch/objects/delete",
+    "deleteObjects",
+    async ({ params, request }) => {
+      const repo = state.repo(params.repo!);
+      state.branch(repo, params.branch!);
+      const body = await jsonBody(request, pathList);
+      if (body.paths.length > 1000) {
+        throw new ApiError(
+          400,
+          `request body has an error: doesn't match schema: property "paths": maximum number of items is 1000`,
+        );
+      }
+      const errors: { path: string; status_code: number; message: string }[] = [];
+      for (const path of body.paths) {
+        if (path === "" || new TextEncoder().encode(path).byteLength > MAX_PATH_BYTES) {
+          errors.push({ path, status_code: 400, message: "invalid path" });
+          continue;
+        }
+        state.stage(repo, params.branch!, path, null);
+      }
+      await state.persist();
+      return json(200, { errors });
+    },
+  );
+  return routes;
+}
