@@ -132,10 +132,18 @@ function toPath(target: string, cwd: string | undefined): string {
   return isAbsolute(target) ? resolve(target) : resolve(cwd ?? Deno.cwd(), target);
 }
 
+/** The first line of an error, plus the source location Deno appends to parse errors. */
 function firstLine(error: unknown): string {
-  const text = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
-  const line = text.split("\n").find((l) => l.trim() !== "") ?? text;
-  return line.trim();
+  let text = String(error);
+  if (error instanceof Error) {
+    text = /^\w*Error: /.test(error.message) ? error.message : `${error.name}: ${error.message}`;
+  }
+  const lines = text.split("\n");
+  const first = (lines.find((l) => l.trim() !== "") ?? text).trim();
+  const location = lines.map((l) => /^\s*at (file:\S+:\d+:\d+)\s*$/.exec(l)?.[1]).find(
+    (l) => l !== undefined,
+  );
+  return location === undefined ? first : `${first} (at ${location})`;
 }
 
 function describe(value: unknown): string {

@@ -1,0 +1,293 @@
+import assert from "node:assert/strict";
+import { fileURLToPath as fromFileUrl } from "node:url";
+import { z } from "zod";
+import { defineTask } from "../../src/task/define.ts";
+import { toInlineJsonSchema } from "../../src/task/json_schema.ts";
+import { loadTask } from "../../src/task/loader.ts";
+import { buildTaskDef, renderTaskDef } from "../../src/task/taskdef.ts";
+import type { TaskDefinition } from "../../src/task/types.ts";
+
+const KEY_ORDER = [
+  "name",
+  "ownerEmail",
+  "description",
+  "retryCount",
+  "retryLogic",
+  "retryDelaySeconds",
+  "maxRetryDelaySeconds",
+  "backoffJitterMs",
+  "totalTimeoutSeconds",
+  "timeoutPolicy",
+  "timeoutSeconds",
+  "responseTimeoutSeconds",
+  "pollTimeoutSeconds",
+  "concurrentExecLimit",
+  "rateLimitPerFrequency",
+  "rateLimitFrequencyInSeconds",
+  "inputKeys",
+  "outputKeys",
+  "inputSchema",
+  "outputSchema",
+];
+
+const EXAMPLES = ["normalize_text", "text_stats", "word_count"];
+const examplePath = (name: string) =>
+  fromFileUrl(new URL(`../../examples/${name}.ts`, import.meta.url));
+
+/**
+ * Walks a schema (telling schema keywords from data such as `required` or `default`) and
+ * asserts it has no title/$ref/$defs/$schema and that every object schema is closed (true of
+ * the examples, whose nested objects are output-side or strict).
+ */
+function assertCleanSchema(schema: unknown, where: string): void {
+  const visit = (node: unknown, path: string, isSchema: boolean) => {
+    if (Array.isArray(node)) {
+      node.forEach((item, i) => visit(item, `${path}[${i}]`, isSchema));
+      return;
+    }
+    if (node === null || typeof node !== "object") return;
+    const record = node as Record<string, unknown>;
+    if (isSchema) {
+      for (const banned of ["title", "$ref", "$defs", "$schema", "$id", "definitions"]) {
+        assert.ok(!(banned in record), `${where}${path} has ${banned}`);
+      }
+      if (record.type === "object") {
+        assert.equal(record.additionalProperties, false, `${where}${path} is open`);
+      }
+    }
+    for (const [key, value] of Object.entries(record)) {
+      if (!isSchema) visit(value, `${path}.${key}`, false);
+      else if (key === "properties") {
+        for (const [name, sub] of Object.entries(value as object)) {
+          visit(sub, `${path}.properties.${name}`, true);
+        }
+      } else if (["default", "const", "enum", "examples", "required"].includes(key)) {
+        visit(value, `${path}.${key}`, false);
+      } else visit(value, `${path}.${key}`, true);
+    }
+  };
+  visit(schema, "", true);
+}
+
+const WORKSPACE_SCHEMA = {
+  type: "object",
+  properties: {
+    repository: { type: "string" },
+    branch: { type: "string" },
+    ref_type: { const: "commit" },
+    ref: { type: "string" },
+  },
+  required: ["repository", "branch", "ref_type", "ref"],
+  additionalProperties: false,
+};
+
+for (const name of EXAMPLES) {
+  Deno.test(`extract ${name}: key order, keys, schema shape`, async () => {
+    const { task } = await loadTask(examplePath(name));
+    const def = buildTaskDef(task);
+    assert.deepEqual(Object.keys(def), KEY_ORDER);
+    assert.equal(def.name, name);
+    const hasWorkspace = task.workspace !== undefined;
+    assert.deepEqual(def.inputKeys, hasWorkspace ? ["workspace", "params"] : ["params"]);
+    assert.deepEqual(def.outputKeys, hasWorkspace ? ["workspace", "result"] : ["result"]);
+    for (
+      const [key, io, schemaName] of [
+        ["inputSchema", "input", `${name}.input`],
+        ["outputSchema", "output", `${name}.output`],
+      ] as const
+    ) {
+      const entry = def[key];
+      assert.deepEqual(Object.keys(entry), ["name", "version", "type", "data"]);
+      assert.equal(entry.name, schemaName);
+      assert.equal(entry.version, 1);
+      assert.equal(entry.type, "JSON");
+      assert.deepEqual(Object.keys(entry.data), [
+        "type",
+        "properties",
+        "required",
+        "additionalProperties",
+      ]);
+      assert.equal(entry.data.type, "object");
+      assert.equal(entry.data.additionalProperties, false);
+      const keys = io === "input" ? def.inputKeys : def.outputKeys;
+      assert.deepEqual(entry.data.required, keys);
+      const properties = entry.data.properties as Record<string, unknown>;
+      assert.deepEqual(Object.keys(properties), keys);
+      if (hasWorkspace) assert.deepEqual(properties.workspace, WORKSPACE_SCHEMA);
+      assertCleanSchema(entry.data, `${name}.${key}`);
+    }
+    const rendered = renderTaskDef(task);
+    assert.ok(rendered.endsWith("}\n") && !rendered.endsWith("\n\n"));
+    assert.equal(rendered, `${JSON.stringify(def, null, 2)}\n`);
+    assert.equal(renderTaskDef(task), rendered);
+  });
+}
+
+Deno.test("extract word_count: exact document", async () => {
+  const { task } = await loadTask(examplePath("word_count"));
+  const def = buildTaskDef(task);
+  assert.deepEqual(def, {
+    name: "word_count",
+    ownerEmail: "perago-examples@example.com",
+    description: "Counts the words and characters of a text",
+    retryCount: 1,
+    retryLogic: "FIXED",
+    retryDelaySeconds: 1,
+    maxRetryDelaySeconds: 0,
+    backoffJitterMs: 0,
+    totalTimeoutSeconds: 0,
+    timeoutPolicy: "TIME_OUT_WF",
+    timeoutSeconds: 0,
+    responseTimeoutSeconds: 30,
+    pollTimeoutSeconds: 0,
+    concurrentExecLimit: 0,
+    rateLimitPerFrequency: 0,
+    rateLimitFrequencyInSeconds: 1,
+    inputKeys: ["params"],
+    outputKeys: ["result"],
+    inputSchema: {
+      name: "word_count.input",
+      version: 1,
+      type: "JSON",
+      data: {
+        type: "object",
+        properties: {
+          params: {
+            type: "object",
+            properties: { text: { type: "string" } },
+            required: ["text"],
+            additionalProperties: false,
+          },
+        },
+        required: ["params"],
+        additionalProperties: false,
+      },
+    },
+    outputSchema: {
+      name: "word_count.output",
+      version: 1,
+      type: "JSON",
+      data: {
+        type: "object",
+        properties: {
+          result: {
+            type: "object",
+            properties: {
+              words: { type: "integer", minimum: 0, maximum: Number.MAX_SAFE_INTEGER },
+              chars: { type: "integer", minimum: 0, maximum: Number.MAX_SAFE_INTEGER },
+            },
+            required: ["words", "chars"],
+            additionalProperties: false,
+          },
+        },
+        required: ["result"],
+        additionalProperties: false,
+      },
+    },
+  });
+});
+
+Deno.test("extract maps every control and limit onto the TaskDef", () => {
+  const task = defineTask({
+    name: "controlled",
+    ownerEmail: "o@example.com",
+    description: "",
+    params: z.object({}),
+    result: z.null(),
+    controls: {
+      retry: {
+        count: 5,
+        logic: "LINEAR_BACKOFF",
+        delaySeconds: 7,
+        maxDelaySeconds: 70,
+        jitterMs: 250,
+      },
+      timeout: {
+        policy: "ALERT_ONLY",
+        seconds: 90,
+        responseSeconds: 30,
+        pollSeconds: 15,
+        totalSeconds: 900,
+      },
+      limits: { concurrentExecLimit: 2, rateLimitPerFrequency: 4, rateLimitFrequencyInSeconds: 10 },
+    },
+    run: () => null,
+  });
+  const def = buildTaskDef(task as TaskDefinition);
+  assert.deepEqual(
+    KEY_ORDER.slice(3, 16).map((key) => [key, def[key as keyof typeof def]]),
+    [
+      ["retryCount", 5],
+      ["retryLogic", "LINEAR_BACKOFF"],
+      ["retryDelaySeconds", 7],
+      ["maxRetryDelaySeconds", 70],
+      ["backoffJitterMs", 250],
+      ["totalTimeoutSeconds", 900],
+      ["timeoutPolicy", "ALERT_ONLY"],
+      ["timeoutSeconds", 90],
+      ["responseTimeoutSeconds", 30],
+      ["pollTimeoutSeconds", 15],
+      ["concurrentExecLimit", 2],
+      ["rateLimitPerFrequency", 4],
+      ["rateLimitFrequencyInSeconds", 10],
+    ],
+  );
+});
+
+Deno.test("schemas: $refs are inlined, titles stripped, property names called title kept", () => {
+  const Item = z.object({ n: z.number() }).meta({ id: "perago_test_Item", title: "An item" });
+  const schema = z.object({
+    title: z.string().describe("the document title"),
+    first: Item,
+    rest: z.array(Item),
+    kind: z.enum(["a", "b"]).default("a"),
+  }).meta({ title: "Params" }).strict();
+  const json = toInlineJsonSchema(schema, "input");
+  assert.deepEqual(json, {
+    type: "object",
+    properties: {
+      title: { type: "string", description: "the document title" },
+      // Only the top level is made strict; a nested z.object accepts extra keys on input.
+      first: { type: "object", properties: { n: { type: "number" } }, required: ["n"] },
+      rest: {
+        type: "array",
+        items: { type: "object", properties: { n: { type: "number" } }, required: ["n"] },
+      },
+      kind: { default: "a", type: "string", enum: ["a", "b"] },
+    },
+    required: ["title", "first", "rest"],
+    additionalProperties: false,
+  });
+});
+
+Deno.test("extract output is the same bytes in a fresh process", async () => {
+  const taskdefUrl = new URL("../../src/task/taskdef.ts", import.meta.url).href;
+  const loaderUrl = new URL("../../src/task/loader.ts", import.meta.url).href;
+  const code = `
+    import { renderTaskDef } from ${JSON.stringify(taskdefUrl)};
+    import { loadTask } from ${JSON.stringify(loaderUrl)};
+    const out = [];
+    for (const name of ${JSON.stringify(EXAMPLES)}) {
+      const { task } = await loadTask(${
+    JSON.stringify(examplePath("x").replace(/x\.ts$/, ""))
+  } + name + ".ts");
+      out.push(renderTaskDef(task));
+    }
+    await Deno.stdout.write(new TextEncoder().encode(out.join("")));
+  `;
+  const run = async () => {
+    const output = await new Deno.Command(Deno.execPath(), {
+      args: ["eval", "--ext=ts", code],
+      cwd: fromFileUrl(new URL("../../", import.meta.url)),
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.equal(output.code, 0, new TextDecoder().decode(output.stderr));
+    return new TextDecoder().decode(output.stdout);
+  };
+  const [first, second] = [await run(), await run()];
+  let local = "";
+  for (const name of EXAMPLES) local += renderTaskDef((await loadTask(examplePath(name))).task);
+  assert.equal(first, second);
+  assert.equal(first, local);
+});
