@@ -10,7 +10,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { fromFileUrl } from "node:url";
+import { fileURLToPath as fromFileUrl } from "node:url";
 import { ConductorClient } from "../src/conductor/client.ts";
 import type { Task, Workflow } from "../src/conductor/api.ts";
 import { LakeFsClient } from "../src/lakefs/client.ts";

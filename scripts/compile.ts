@@ -1,0 +1,165 @@
+// deno-lint-ignore-file no-console
+/**
+ * `deno task compile`: builds the self-contained `perago` executable with `deno compile`,
+ * with the permission flags computed from this host's configuration baked in.
+ *
+ * Usage:
+ *   deno task compile [--target T ...] [--all-targets] [--out-dir dist] [--print-flags]
+ *                     <task module ...>
+ *
+ * - The task modules are embedded (`--include`): a compiled binary cannot import TypeScript
+ *   it was not built with, so each deployment builds the binary with its tasks.
+ * - The flags: `--allow-read` = workspace root, log root, task module directories, `.env`;
+ *   `--allow-write` = workspace root, log root; `--allow-net` = the Conductor and lakeFS
+ *   host:port; `--allow-env` = the variables perago reads; `--allow-run` so the supervisor can
+ *   re-invoke the binary for its broker and executors (each child revokes `run` and the host
+ *   it must not reach as it starts: see src/runtime/permissions.ts). They come from `.env` and
+ *   the environment exactly as `perago start` reads them, so build where the binary will run
+ *   or with the same settings.
+ * - Air-gapped hosts: `deno compile` downloads its runtime (`denort`) once. Where that is
+ *   blocked, download `denort-<target>.zip` for Deno 2.9.6 elsewhere and set
+ *   `DENORT_BIN=/path/to/denort` (Deno's own variable; honoured here and passed through).
+ *
+ * `--print-flags` prints the flags and exits, so tests can run `deno run <flags> main.ts` with
+ * exactly what the binary would get.
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { dirname, resolve } from "node:path";
+import { fileURLToPath as fromFileUrl } from "node:url";
+import { CONFIG_ENV_VARS, loadRuntimeConfig } from "../src/config/config.ts";
+import { hostPort, moduleDir } from "../src/runtime/permissions.ts";
+
+const ROOT = dirname(fromFileUrl(new URL("../deno.json", import.meta.url)));
+
+/** Release targets built by `--all-targets`. */
+export const RELEASE_TARGETS = [
+  "x86_64-unknown-linux-gnu",
+  "aarch64-unknown-linux-gnu",
+  "x86_64-apple-darwin",
+  "aarch64-apple-darwin",
+  "x86_64-pc-windows-msvc",
+] as const;
+
+/** Inputs of {@linkcode compiledPermissionFlags}. */
+export interface CompileFlagInputs {
+  workspaceRoot: string;
+  logRoot: string;
+  envFile: string | undefined;
+  modules: readonly string[];
+  conductorUrl: string;
+  lakefsUrl: string;
+}
+
+/**
+ * The permission flags baked into the binary: the union of what the supervisor, the broker
+ * and the executors need (each child narrows itself further at start).
+ */
+export function compiledPermissionFlags(inputs: CompileFlagInputs): string[] {
+  const read = [
+    inputs.workspaceRoot,
+    inputs.logRoot,
+    ...(inputs.envFile ? [inputs.envFile] : []),
+    ...inputs.modules.map((module) => moduleDir(module)).filter((dir): dir is string => !!dir),
+  ];
+  const unique = (items: string[]) => [...new Set(items)];
+  return [
+    "--no-prompt",
+    `--allow-read=${unique(read).join(",")}`,
+    `--allow-write=${unique([inputs.workspaceRoot, inputs.logRoot]).join(",")}`,
+    `--allow-net=${unique([hostPort(inputs.conductorUrl), hostPort(inputs.lakefsUrl)]).join(",")}`,
+    `--allow-env=${CONFIG_ENV_VARS.join(",")}`,
+    "--allow-run",
+    "--unstable-worker-options",
+  ];
+}
+
+async function main(): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: Deno.args,
+    allowPositionals: true,
+    options: {
+      target: { type: "string", multiple: true },
+      "all-targets": { type: "boolean", default: false },
+      "out-dir": { type: "string", default: "dist" },
+      "print-flags": { type: "boolean", default: false },
+      help: { type: "boolean", short: "h", default: false },
+    },
+  });
+  if (values.help) {
+    console.log(
+      "Usage: deno task compile [--target T ...] [--all-targets] [--out-dir dist] " +
+        "[--print-flags] <task module ...>",
+    );
+    return 0;
+  }
+  if (positionals.length === 0) {
+    console.error("error: compile: name the task modules to embed, e.g. examples/word_count.ts");
+    return 1;
+  }
+  const modules = positionals.map((module) => resolve(module));
+  const config = await loadRuntimeConfig(modules[0]!, { probeRoots: false });
+  if (!config.conductor || !config.lakefs) {
+    console.error(
+      "error: compile: CONDUCTOR_SERVER_URL and the LAKECTL_* variables must be set (in .env " +
+        "or the environment) so the binary's --allow-net can name exactly those hosts",
+    );
+    return 1;
+  }
+  const flags = compiledPermissionFlags({
+    workspaceRoot: config.workspaceRoot,
+    logRoot: config.logRoot,
+    envFile: config.envFile ?? resolve(".env"),
+    modules,
+    conductorUrl: config.conductor.serverUrl,
+    lakefsUrl: config.lakefs.endpointUrl,
+  });
+  if (values["print-flags"]) {
+    console.log(flags.join("\n"));
+    return 0;
+  }
+  const targets = values["all-targets"]
+    ? [...RELEASE_TARGETS]
+    : values.target ?? [Deno.build.target];
+  await Deno.mkdir(values["out-dir"], { recursive: true });
+  for (const target of targets) {
+    const suffix = target === Deno.build.target && !values["all-targets"] ? "" : `-${target}`;
+    const exe = target.includes("windows") ? ".exe" : "";
+    const output = resolve(values["out-dir"], `perago${suffix}${exe}`);
+    const args = [
+      "compile",
+      "--config",
+      `${ROOT}/deno.json`,
+      ...flags,
+      ...modules.flatMap((module) => ["--include", module]),
+      "--target",
+      target,
+      "--output",
+      output,
+      `${ROOT}/main.ts`,
+    ];
+    console.error(`compile: ${target} -> ${output}`);
+    const result = await new Deno.Command(Deno.execPath(), {
+      args,
+      stdout: "inherit",
+      stderr: "piped",
+    }).output();
+    const stderr = new TextDecoder().decode(result.stderr);
+    if (!result.success) {
+      const download = /dl\.deno\.land|denort|download/i.test(stderr);
+      console.error(stderr.split("\n").filter((line) => !/^\s+\d+:/.test(line)).join("\n"));
+      console.error(
+        download
+          ? `error: compile: deno compile could not fetch its runtime (denort) for ${target}. ` +
+            "On an air-gapped host, fetch denort-" + target + ".zip for Deno 2.9.6 where the " +
+            "network allows, unzip it, and run again with DENORT_BIN=/path/to/denort"
+          : `error: compile: deno compile failed for ${target}`,
+      );
+      return 1;
+    }
+  }
+  return 0;
+}
+
+if (import.meta.main) Deno.exit(await main());
