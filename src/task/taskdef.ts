@@ -8,15 +8,18 @@ import { type JsonSchema, toInlineJsonSchema } from "./json_schema.ts";
 import type { TaskDefinition } from "./types.ts";
 
 /** A Conductor `inputSchema` / `outputSchema` entry. */
-export interface TaskDefSchema {
+export type TaskDefSchema = {
   name: string;
   version: 1;
   type: "JSON";
   data: JsonSchema;
-}
+};
 
-/** The TaskDef perago writes, keys in this order. */
-export interface ExtractedTaskDef {
+/**
+ * The TaskDef perago writes, keys in this order. A type alias (not an interface) so it is
+ * assignable to the Conductor client's `TaskDef`.
+ */
+export type ExtractedTaskDef = {
   name: string;
   ownerEmail: string;
   description: string;
@@ -37,7 +40,7 @@ export interface ExtractedTaskDef {
   outputKeys: string[];
   inputSchema: TaskDefSchema;
   outputSchema: TaskDefSchema;
-}
+};
 
 /**
  * The JSON Schema of the `workspace` object of a task input or output: the lakeFS

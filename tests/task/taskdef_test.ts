@@ -5,6 +5,7 @@ import { defineTask } from "../../src/task/define.ts";
 import { toInlineJsonSchema } from "../../src/task/json_schema.ts";
 import { loadTask } from "../../src/task/loader.ts";
 import { buildTaskDef, renderTaskDef } from "../../src/task/taskdef.ts";
+import type { TaskDef as ConductorTaskDef } from "../../src/conductor/api.ts";
 import type { TaskDefinition } from "../../src/task/types.ts";
 
 const KEY_ORDER = [
@@ -290,4 +291,11 @@ Deno.test("extract output is the same bytes in a fresh process", async () => {
   for (const name of EXAMPLES) local += renderTaskDef((await loadTask(examplePath(name))).task);
   assert.equal(first, second);
   assert.equal(first, local);
+});
+
+Deno.test("the extracted TaskDef is what the Conductor client registers", async () => {
+  const { task } = await loadTask(examplePath("word_count"));
+  // Compile-time check: assignable to the client's TaskDef without a cast.
+  const def: ConductorTaskDef = buildTaskDef(task);
+  assert.equal(def.name, "word_count");
 });
