@@ -1,0 +1,160 @@
+import assert from "node:assert/strict";
+import { FaultInjector } from "../../src/devstack/faults.ts";
+import { LakeFsClient } from "../../src/lakefs/client.ts";
+import { LakeFsError } from "../../src/lakefs/errors.ts";
+import { waitFor } from "../../src/util/sleep.ts";
+import { ACCESS_KEY_ID, body, readText, SECRET, sequence, withLakeFs } from "./_helpers.ts";
+
+Deno.test("faults: added latency slows calls; a short request timeout fails them", async () => {
+  const faults = new FaultInjector();
+  await withLakeFs(async ({ client, server }) => {
+    faults.set({ latencyMs: 150 });
+    const started = performance.now();
+    await client.getBranch("repo", "main");
+    assert.ok(performance.now() - started >= 140, "latency was applied");
+
+    const impatient = new LakeFsClient({
+      endpointUrl: server.url,
+      accessKeyId: ACCESS_KEY_ID,
+      secretAccessKey: SECRET,
+      requestTimeoutMs: 40,
+      retry: { attempts: 2, baseDelayMs: 1 },
+    });
+    const error = await impatient.getBranch("repo", "main").then(() => undefined, (e) => e);
+    assert.ok(error instanceof LakeFsError, String(error));
+    assert.equal(error.status, 0);
+    assert.match(error.message, /timed out after 40 ms/);
+    faults.reset();
+  }, { faults });
+});
+
+Deno.test("faults: 5xx is retried to success", async () => {
+  const faults = new FaultInjector(sequence(0, 0));
+  await withLakeFs(async ({ client, server }) => {
+    faults.set({ errorRate: 0.5, errorStatus: 503 });
+    const ref = await client.getBranch("repo", "main");
+    assert.equal(ref.id, "main");
+    assert.equal(faults.injected.errors, 2);
+    assert.equal(server.stats.count("getBranch"), 3);
+  }, { faults });
+});
+
+Deno.test("faults: 5xx on an upload reopens the body and succeeds", async () => {
+  const faults = new FaultInjector(sequence(0));
+  await withLakeFs(async ({ client }) => {
+    faults.set({ errorRate: 0.5, pathFilter: "/objects" });
+    let opened = 0;
+    const stats = await client.uploadObject("repo", "main", "f", () => {
+      opened++;
+      return Promise.resolve(new Blob(["payload"]).stream());
+    }, { size: 7 });
+    assert.equal(opened, 2);
+    assert.equal(stats.size_bytes, 7);
+    faults.reset();
+    assert.equal(await readText(await client.getObject("repo", "main", "f")), "payload");
+  }, { faults });
+});
+
+Deno.test("faults: persistent 5xx gives up after the configured attempts", async () => {
+  const faults = new FaultInjector();
+  await withLakeFs(async ({ client, server }) => {
+    faults.set({ errorRate: 1, errorStatus: 500 });
+    const error = await client.getBranch("repo", "main").then(() => undefined, (e) => e);
+    assert.ok(error instanceof LakeFsError);
+    assert.equal(error.status, 500);
+    assert.equal(error.message, "lakeFS getBranch failed: 500 injected fault");
+    assert.equal(server.stats.count("getBranch"), 3);
+  }, { faults, client: { retry: { attempts: 3, baseDelayMs: 1, maxDelayMs: 5 } } });
+});
+
+Deno.test("faults: 429 with Retry-After is honoured", async () => {
+  const faults = new FaultInjector(sequence(0));
+  await withLakeFs(async ({ client, server }) => {
+    faults.set({ tooManyRate: 0.5, retryAfterSeconds: 1 });
+    const started = performance.now();
+    await client.uploadObject("repo", "main", "f", body("x"));
+    const elapsed = performance.now() - started;
+    assert.equal(faults.injected.tooMany, 1);
+    assert.equal(server.stats.count("uploadObject"), 2);
+    assert.ok(elapsed >= 950, `waited ${elapsed} ms, Retry-After asked for 1000`);
+  }, { faults, client: { retry: { baseDelayMs: 1, maxDelayMs: 5_000 } } });
+});
+
+Deno.test("faults: a dropped connection is retried", async () => {
+  const faults = new FaultInjector(sequence(0, 1, 0));
+  await withLakeFs(async ({ client, server }) => {
+    await client.uploadObject("repo", "main", "f", body("dropped?"));
+    faults.set({ dropRate: 0.5 });
+    // First getBranch dropped, second fine; then the object download is dropped once.
+    assert.equal((await client.getBranch("repo", "main")).id, "main");
+    assert.equal(await readText(await client.getObject("repo", "main", "f")), "dropped?");
+    assert.equal(faults.injected.dropped, 2);
+    assert.equal(server.stats.count("getBranch"), 2);
+    assert.equal(server.stats.count("getObject"), 2);
+  }, { faults });
+});
+
+Deno.test("faults: pause holds requests until resumed; the call then completes", async () => {
+  const faults = new FaultInjector();
+  await withLakeFs(async ({ client, server }) => {
+    faults.set({ paused: true });
+    let done = false;
+    const pending = client.getBranch("repo", "main").finally(() => done = true);
+    await waitFor(() => server.stats.count("getBranch") >= 1, { what: "request arrived" });
+    // Give the paused request a moment to prove it is held, then resume.
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(done, false);
+    faults.set({ paused: false });
+    assert.equal((await pending).id, "main");
+  }, { faults });
+});
+
+Deno.test("faults: a paused server makes a call time out, then retry after resume", async () => {
+  const faults = new FaultInjector();
+  await withLakeFs(async ({ client, server }) => {
+    faults.set({ paused: true });
+    const pending = client.getBranch("repo", "main");
+    await waitFor(() => server.stats.count("getBranch") >= 2, { what: "a retry after timeout" });
+    faults.set({ paused: false });
+    assert.equal((await pending).id, "main");
+  }, { faults, client: { requestTimeoutMs: 100, retry: { attempts: 10, baseDelayMs: 1 } } });
+});
+
+Deno.test("a malformed answer becomes a clear LakeFsError naming the call", async () => {
+  const answers: Record<string, () => Response> = {
+    "/api/v1/repositories/r/refs/main/objects/ls": () => Response.json({ results: "nope" }),
+    "/api/v1/repositories/r/branches/main": () => new Response("<html>proxy</html>"),
+    "/api/v1/repositories/r/commits/c": () => Response.json({ id: 1 }),
+  };
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, (req) => {
+    const answer = answers[new URL(req.url).pathname];
+    return answer ? answer() : new Response("no", { status: 404 });
+  });
+  try {
+    const client = new LakeFsClient({
+      endpointUrl: `http://127.0.0.1:${server.addr.port}`,
+      accessKeyId: "id",
+      secretAccessKey: "secret",
+      retry: { attempts: 1 },
+    });
+    const list = async () => {
+      for await (const _ of client.listObjects("r", "main")) { /* drain */ }
+    };
+    await assert.rejects(list(), (e) => {
+      assert.ok(e instanceof LakeFsError);
+      assert.match(e.message, /^lakeFS listObjects returned an unexpected body: /);
+      return true;
+    });
+    await assert.rejects(client.getBranch("r", "main"), (e) => {
+      assert.ok(e instanceof LakeFsError);
+      assert.match(e.message, /^lakeFS getBranch returned an unexpected body: not JSON/);
+      return true;
+    });
+    await assert.rejects(
+      client.getCommit("r", "c"),
+      /lakeFS getCommit returned an unexpected body: id/,
+    );
+  } finally {
+    await server.shutdown();
+  }
+});
