@@ -1,0 +1,880 @@
+/**
+ * The demo Conductor's state machine, independent of HTTP: metadata, workflows of SIMPLE
+ * tasks run in sequence, task queues, polls, task updates, retries and the response-timeout
+ * sweep, following Conductor OSS 3.21 (SPEC 8). It imports nothing from the perago client so
+ * that a bug on one side does not hide the same bug on the other.
+ *
+ * @module
+ */
+import { resolveParams } from "./_expr.ts";
+
+/** A JSON object. */
+export type Json = Record<string, unknown>;
+
+/** An error that becomes an HTTP answer `{status, message}`. */
+export class ConductorHttpError extends Error {
+  override name = "ConductorHttpError";
+  readonly status: number;
+  readonly extra: Json;
+  constructor(status: number, message: string, extra: Json = {}) {
+    super(message);
+    this.status = status;
+    this.extra = extra;
+  }
+  /** The body the real server sends. */
+  body(): Json {
+    return { status: this.status, message: this.message, retryable: false, ...this.extra };
+  }
+}
+
+/** Statuses after which a task never changes. */
+const TERMINAL_TASK = new Set([
+  "CANCELED",
+  "FAILED",
+  "FAILED_WITH_TERMINAL_ERROR",
+  "COMPLETED",
+  "COMPLETED_WITH_ERRORS",
+  "TIMED_OUT",
+  "SKIPPED",
+]);
+const TERMINAL_WORKFLOW = new Set(["COMPLETED", "FAILED", "TIMED_OUT", "TERMINATED"]);
+const RESULT_STATUSES = new Set([
+  "IN_PROGRESS",
+  "COMPLETED",
+  "FAILED",
+  "FAILED_WITH_TERMINAL_ERROR",
+]);
+
+/** What an unregistered task type gets (Conductor's default TaskDef). */
+export const DEFAULT_TASK_DEF: Readonly<Json> = Object.freeze({
+  retryCount: 3,
+  retryLogic: "FIXED",
+  retryDelaySeconds: 60,
+  backoffScaleFactor: 1,
+  maxRetryDelaySeconds: 0,
+  timeoutPolicy: "TIME_OUT_WF",
+  timeoutSeconds: 0,
+  responseTimeoutSeconds: 3600,
+  pollTimeoutSeconds: 0,
+  totalTimeoutSeconds: 0,
+  concurrentExecLimit: 0,
+  rateLimitPerFrequency: 0,
+  rateLimitFrequencyInSeconds: 1,
+  inputKeys: [],
+  outputKeys: [],
+  inputTemplate: {},
+});
+
+/** One queued message: a task waiting to be polled. */
+export interface QueueEntry {
+  taskId: string;
+  /** Epoch ms when it becomes visible. */
+  deliverAt: number;
+  /** Insertion order, for FIFO among equal times. */
+  order: number;
+}
+
+/** The whole persisted state. */
+export interface EngineState {
+  taskDefs: Record<string, Json>;
+  /** name -> version (as string) -> def. */
+  workflowDefs: Record<string, Record<string, Json>>;
+  workflows: Record<string, Json & { taskIds: string[] }>;
+  tasks: Record<string, Json>;
+  /** queue name (`[domain:]taskType`) -> entries. */
+  queues: Record<string, QueueEntry[]>;
+  logs: Record<string, Json[]>;
+  order: number;
+}
+
+/** A new, empty state. */
+export function emptyState(): EngineState {
+  return {
+    taskDefs: {},
+    workflowDefs: {},
+    workflows: {},
+    tasks: {},
+    queues: {},
+    logs: {},
+    order: 0,
+  };
+}
+
+function isObject(value: unknown): value is Json {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+function num(value: unknown, fallback: number): number {
+  return typeof value === "number" && Number.isFinite(value) ? value : fallback;
+}
+
+function queueName(taskType: string, domain: unknown): string {
+  return typeof domain === "string" && domain !== "" ? `${domain}:${taskType}` : taskType;
+}
+
+/**
+ * The engine. Every public method mutates the state synchronously and calls `onChange` (for
+ * persistence) and `onEnqueue` (to wake long polls) as needed.
+ */
+export class ConductorEngine {
+  state: EngineState;
+  readonly #now: () => number;
+  /** Called after every mutation. */
+  onChange: () => void = () => {};
+  /** Called when a task becomes visible (or will at `deliverAt`) in a queue. */
+  onEnqueue: (queue: string, deliverAt: number) => void = () => {};
+
+  constructor(state: EngineState = emptyState(), now: () => number = Date.now) {
+    this.state = state;
+    this.#now = now;
+  }
+
+  now(): number {
+    return this.#now();
+  }
+
+  // ---------------------------------------------------------------- metadata
+
+  /** `POST /api/metadata/taskdefs`: creates or replaces each def. */
+  registerTaskDefs(body: unknown): void {
+    if (!Array.isArray(body)) throw new ConductorHttpError(400, "Task definitions must be a list");
+    const defs = body.map((def) => this.#checkTaskDef(def));
+    for (const def of defs) {
+      const existing = this.state.taskDefs[def.name as string];
+      this.state.taskDefs[def.name as string] = {
+        ...DEFAULT_TASK_DEF,
+        ...def,
+        createTime: existing?.createTime ?? this.now(),
+        updateTime: existing ? this.now() : 0,
+      };
+    }
+    this.onChange();
+  }
+
+  /** `PUT /api/metadata/taskdefs`: replaces one existing def (404 when missing). */
+  updateTaskDef(body: unknown): void {
+    const def = this.#checkTaskDef(body);
+    const existing = this.state.taskDefs[def.name as string];
+    if (!existing) throw new ConductorHttpError(404, `No such task by name ${def.name}`);
+    this.state.taskDefs[def.name as string] = {
+      ...DEFAULT_TASK_DEF,
+      ...def,
+      createTime: existing.createTime,
+      updateTime: this.now(),
+    };
+    this.onChange();
+  }
+
+  #checkTaskDef(def: unknown): Json {
+    if (!isObject(def)) throw new ConductorHttpError(400, "Task definition must be an object");
+    if (typeof def.name !== "string" || def.name.trim() === "") {
+      throw new ConductorHttpError(400, "Validation failed, check below errors for detail.", {
+        validationErrors: [{ path: "name", message: "TaskDef name cannot be null or empty" }],
+      });
+    }
+    for (const key of ["retryCount", "responseTimeoutSeconds", "retryDelaySeconds"]) {
+      if (def[key] !== undefined && (typeof def[key] !== "number" || (def[key] as number) < 0)) {
+        throw new ConductorHttpError(400, `TaskDef ${key} must be a non-negative number`);
+      }
+    }
+    if (
+      def.retryLogic !== undefined &&
+      !["FIXED", "LINEAR_BACKOFF", "EXPONENTIAL_BACKOFF"].includes(def.retryLogic as string)
+    ) {
+      throw new ConductorHttpError(500, `JSON parse error: bad retryLogic ${def.retryLogic}`);
+    }
+    return structuredClone(def);
+  }
+
+  /** `GET /api/metadata/taskdefs/{name}`. */
+  getTaskDef(name: string): Json {
+    const def = this.state.taskDefs[name];
+    if (!def) throw new ConductorHttpError(404, `No such taskType found by name: ${name}`);
+    return def;
+  }
+
+  /** `DELETE /api/metadata/taskdefs/{name}`. */
+  deleteTaskDef(name: string): void {
+    if (!this.state.taskDefs[name]) {
+      throw new ConductorHttpError(404, `No such taskType found by name: ${name}`);
+    }
+    delete this.state.taskDefs[name];
+    this.onChange();
+  }
+
+  #checkWorkflowDef(def: unknown): Json & { name: string; version: number } {
+    if (!isObject(def)) throw new ConductorHttpError(400, "Workflow definition must be an object");
+    if (typeof def.name !== "string" || def.name.trim() === "") {
+      throw new ConductorHttpError(400, "Validation failed, check below errors for detail.", {
+        validationErrors: [{ path: "name", message: "WorkflowDef name cannot be null or empty" }],
+      });
+    }
+    if (!Array.isArray(def.tasks) || def.tasks.length === 0) {
+      throw new ConductorHttpError(400, "Validation failed, check below errors for detail.", {
+        validationErrors: [{ path: "tasks", message: "WorkflowTask list cannot be empty" }],
+      });
+    }
+    const refs = new Set<string>();
+    for (const task of def.tasks) {
+      if (!isObject(task) || typeof task.name !== "string" || task.name === "") {
+        throw new ConductorHttpError(400, "WorkflowTask name cannot be empty or null");
+      }
+      if (typeof task.taskReferenceName !== "string" || task.taskReferenceName === "") {
+        throw new ConductorHttpError(
+          400,
+          "WorkflowTask taskReferenceName name cannot be empty or null",
+        );
+      }
+      const type = task.type ?? "SIMPLE";
+      if (type !== "SIMPLE") {
+        throw new ConductorHttpError(400, `the demo Conductor runs SIMPLE tasks only, got ${type}`);
+      }
+      if (refs.has(task.taskReferenceName)) {
+        throw new ConductorHttpError(
+          400,
+          `taskReferenceName ${task.taskReferenceName} should be unique`,
+        );
+      }
+      refs.add(task.taskReferenceName);
+    }
+    const version = def.version === undefined ? 1 : def.version;
+    if (typeof version !== "number" || !Number.isInteger(version)) {
+      throw new ConductorHttpError(500, "JSON parse error: version must be an integer");
+    }
+    return {
+      schemaVersion: 2,
+      inputParameters: [],
+      outputParameters: {},
+      ...structuredClone(def),
+      name: def.name,
+      version,
+      tasks: def.tasks.map((t) => ({ type: "SIMPLE", inputParameters: {}, ...(t as Json) })),
+    } as Json & { name: string; version: number };
+  }
+
+  /** `POST /api/metadata/workflow`: 409 when that name+version exists. */
+  createWorkflowDef(body: unknown): void {
+    const def = this.#checkWorkflowDef(body);
+    const versions = this.state.workflowDefs[def.name] ??= {};
+    if (versions[String(def.version)]) {
+      throw new ConductorHttpError(409, `Workflow with ${def.name}.${def.version} already exists!`);
+    }
+    versions[String(def.version)] = { ...def, createTime: this.now(), updateTime: 0 };
+    this.onChange();
+  }
+
+  /** `PUT /api/metadata/workflow`: upserts a list; answers a BulkResponse. */
+  upsertWorkflowDefs(body: unknown): Json {
+    if (!Array.isArray(body)) {
+      throw new ConductorHttpError(400, "Workflow definitions must be a list");
+    }
+    const defs = body.map((def) => this.#checkWorkflowDef(def));
+    for (const def of defs) {
+      const versions = this.state.workflowDefs[def.name] ??= {};
+      const existing = versions[String(def.version)];
+      versions[String(def.version)] = {
+        ...def,
+        createTime: existing?.createTime ?? this.now(),
+        updateTime: existing ? this.now() : 0,
+      };
+    }
+    this.onChange();
+    return { bulkErrorResults: {}, bulkSuccessfulResults: defs.map((d) => d.name) };
+  }
+
+  /** `GET /api/metadata/workflow/{name}?version=`: the given or latest version. */
+  getWorkflowDef(name: string, version?: number): Json {
+    const versions = this.state.workflowDefs[name];
+    let def: Json | undefined;
+    if (versions) {
+      if (version !== undefined) def = versions[String(version)];
+      else {
+        const latest = Math.max(...Object.keys(versions).map(Number));
+        def = versions[String(latest)];
+      }
+    }
+    if (!def) {
+      throw new ConductorHttpError(
+        404,
+        `No such workflow found by name: ${name}, version: ${version ?? null}`,
+      );
+    }
+    return def;
+  }
+
+  /** All workflow defs (every version). */
+  listWorkflowDefs(): Json[] {
+    return Object.values(this.state.workflowDefs).flatMap((versions) => Object.values(versions));
+  }
+
+  // ---------------------------------------------------------------- workflows
+
+  /** Starts a workflow; returns its id. */
+  startWorkflow(request: {
+    name: string;
+    version?: number | undefined;
+    input: unknown;
+    correlationId?: string | undefined;
+    taskToDomain?: unknown;
+    priority?: number | undefined;
+  }): string {
+    if (request.input !== undefined && request.input !== null && !isObject(request.input)) {
+      throw new ConductorHttpError(500, "JSON parse error: workflow input must be a JSON object");
+    }
+    const def = this.getWorkflowDef(request.name, request.version);
+    const now = this.now();
+    const workflowId = crypto.randomUUID();
+    const workflow = {
+      ownerApp: "",
+      createTime: now,
+      updateTime: now,
+      createdBy: "",
+      status: "RUNNING",
+      endTime: 0,
+      workflowId,
+      tasks: [],
+      taskIds: [] as string[],
+      input: structuredClone((request.input as Json | null) ?? {}),
+      output: {},
+      correlationId: request.correlationId ?? null,
+      reasonForIncompletion: null,
+      taskToDomain: isObject(request.taskToDomain) ? request.taskToDomain : {},
+      failedReferenceTaskNames: [],
+      failedTaskNames: [],
+      workflowDefinition: def,
+      priority: request.priority ?? 0,
+      variables: {},
+      lastRetriedTime: 0,
+      history: [],
+      startTime: now,
+      workflowName: def.name,
+      workflowVersion: def.version,
+    };
+    this.state.workflows[workflowId] = workflow;
+    this.#decide(workflowId);
+    this.onChange();
+    return workflowId;
+  }
+
+  /** The workflow as the API shows it, tasks included or not. */
+  getWorkflow(workflowId: string, includeTasks = true): Json {
+    const workflow = this.#workflow(workflowId);
+    const { taskIds, ...rest } = workflow;
+    return {
+      ...rest,
+      tasks: includeTasks ? taskIds.map((id) => this.state.tasks[id]).filter(Boolean) : [],
+    };
+  }
+
+  /** Terminates a running workflow: running tasks are CANCELED. */
+  terminateWorkflow(workflowId: string, reason: string | undefined): void {
+    const workflow = this.#workflow(workflowId);
+    if (TERMINAL_WORKFLOW.has(workflow.status as string)) {
+      throw new ConductorHttpError(
+        409,
+        `Workflow is in terminal state. Status = ${workflow.status}`,
+      );
+    }
+    this.#finishWorkflow(workflow, "TERMINATED", reason ?? null);
+    this.onChange();
+  }
+
+  /** Deletes a workflow and its tasks. */
+  removeWorkflow(workflowId: string): void {
+    const workflow = this.#workflow(workflowId);
+    for (const id of workflow.taskIds) {
+      const task = this.state.tasks[id];
+      if (task) this.#dequeue(task);
+      delete this.state.tasks[id];
+      delete this.state.logs[id];
+    }
+    delete this.state.workflows[workflowId];
+    this.onChange();
+  }
+
+  #workflow(workflowId: string): Json & { taskIds: string[] } {
+    const workflow = this.state.workflows[workflowId];
+    if (!workflow) throw new ConductorHttpError(404, `No such workflow found by id: ${workflowId}`);
+    return workflow;
+  }
+
+  #taskDefFor(name: string): Json {
+    return { ...DEFAULT_TASK_DEF, name, ...(this.state.taskDefs[name] ?? {}) };
+  }
+
+  #exprContext(workflow: Json & { taskIds: string[] }): {
+    workflow: Json;
+    tasks: Record<string, Json>;
+  } {
+    const tasks: Record<string, Json> = {};
+    for (const id of workflow.taskIds) {
+      const task = this.state.tasks[id];
+      if (!task) continue;
+      tasks[task.referenceTaskName as string] = {
+        input: task.inputData,
+        output: task.outputData,
+        status: task.status,
+        taskId: task.taskId,
+        referenceTaskName: task.referenceTaskName,
+        retryCount: task.retryCount,
+        workerId: task.workerId,
+        reasonForIncompletion: task.reasonForIncompletion,
+      };
+    }
+    return {
+      workflow: {
+        input: workflow.input,
+        output: workflow.output,
+        status: workflow.status,
+        workflowId: workflow.workflowId,
+        workflowType: workflow.workflowName,
+        version: workflow.workflowVersion,
+        correlationId: workflow.correlationId,
+        variables: workflow.variables,
+      },
+      tasks,
+    };
+  }
+
+  #scheduleTask(
+    workflow: Json & { taskIds: string[] },
+    workflowTask: Json,
+    retryOf?: Json,
+    delayMs = 0,
+  ): Json {
+    const now = this.now();
+    const taskDef = this.#taskDefFor(workflowTask.name as string);
+    let inputData: Json;
+    if (retryOf) {
+      inputData = structuredClone(retryOf.inputData as Json);
+    } else {
+      inputData = resolveParams(
+        workflowTask.inputParameters ?? {},
+        this.#exprContext(workflow),
+      ) as Json;
+      for (const [key, value] of Object.entries((taskDef.inputTemplate as Json) ?? {})) {
+        if (!(key in inputData)) inputData[key] = structuredClone(value);
+      }
+    }
+    const taskToDomain = (workflow.taskToDomain ?? {}) as Json;
+    const domain = (taskToDomain[workflowTask.name as string] ?? taskToDomain["*"] ?? null) as
+      | string
+      | null;
+    const task: Json = {
+      taskType: workflowTask.name,
+      status: "SCHEDULED",
+      inputData,
+      referenceTaskName: workflowTask.taskReferenceName,
+      retryCount: retryOf ? num(retryOf.retryCount, 0) + 1 : 0,
+      seq: workflow.taskIds.length + 1,
+      correlationId: workflow.correlationId ?? null,
+      pollCount: 0,
+      taskDefName: workflowTask.name,
+      scheduledTime: now,
+      startTime: 0,
+      endTime: 0,
+      updateTime: now,
+      startDelayInSeconds: Math.round(delayMs / 1000),
+      retried: false,
+      executed: false,
+      callbackFromWorker: true,
+      responseTimeoutSeconds: num(taskDef.responseTimeoutSeconds, 3600),
+      workflowInstanceId: workflow.workflowId,
+      workflowType: workflow.workflowName,
+      taskId: crypto.randomUUID(),
+      callbackAfterSeconds: 0,
+      workerId: null,
+      outputData: {},
+      workflowTask: { ...workflowTask, taskDefinition: taskDef },
+      domain,
+      rateLimitPerFrequency: num(taskDef.rateLimitPerFrequency, 0),
+      rateLimitFrequencyInSeconds: num(taskDef.rateLimitFrequencyInSeconds, 1),
+      workflowPriority: workflow.priority ?? 0,
+      iteration: 0,
+      subworkflowChanged: false,
+      firstStartTime: 0,
+      taskDefinition: taskDef,
+      queueWaitTime: 0,
+      loopOverTask: false,
+    };
+    if (retryOf) task.retriedTaskId = retryOf.taskId;
+    this.state.tasks[task.taskId as string] = task;
+    workflow.taskIds.push(task.taskId as string);
+    this.#enqueue(task, now + delayMs);
+    return task;
+  }
+
+  #enqueue(task: Json, deliverAt: number): void {
+    const name = queueName(task.taskType as string, task.domain);
+    const queue = this.state.queues[name] ??= [];
+    const existing = queue.findIndex((e) => e.taskId === task.taskId);
+    if (existing >= 0) queue.splice(existing, 1);
+    queue.push({ taskId: task.taskId as string, deliverAt, order: ++this.state.order });
+    this.onEnqueue(name, deliverAt);
+  }
+
+  #dequeue(task: Json): void {
+    const name = queueName(task.taskType as string, task.domain);
+    const queue = this.state.queues[name];
+    if (!queue) return;
+    const index = queue.findIndex((e) => e.taskId === task.taskId);
+    if (index >= 0) queue.splice(index, 1);
+    if (queue.length === 0) delete this.state.queues[name];
+  }
+
+  #retryDelayMs(taskDef: Json, retryCount: number): number {
+    const delay = num(taskDef.retryDelaySeconds, 60);
+    let seconds: number;
+    switch (taskDef.retryLogic) {
+      case "LINEAR_BACKOFF":
+        seconds = delay * num(taskDef.backoffScaleFactor, 1) * (retryCount + 1);
+        break;
+      case "EXPONENTIAL_BACKOFF":
+        seconds = delay * 2 ** retryCount;
+        break;
+      default:
+        seconds = delay;
+    }
+    const max = num(taskDef.maxRetryDelaySeconds, 0);
+    if (max > 0) seconds = Math.min(seconds, max);
+    return Math.max(0, seconds) * 1000;
+  }
+
+  /** Moves the workflow forward after a task changed (the decider). */
+  #decide(workflowId: string): void {
+    const workflow = this.state.workflows[workflowId];
+    if (!workflow || TERMINAL_WORKFLOW.has(workflow.status as string)) return;
+    const def = workflow.workflowDefinition as Json;
+    const defTasks = (def.tasks as Json[]) ?? [];
+    // Latest attempt per reference name.
+    const latest = new Map<string, Json>();
+    for (const id of workflow.taskIds) {
+      const task = this.state.tasks[id];
+      if (task) latest.set(task.referenceTaskName as string, task);
+    }
+    for (const task of latest.values()) {
+      const status = task.status as string;
+      if (status === "FAILED_WITH_TERMINAL_ERROR") {
+        this.#failWorkflow(workflow, task);
+        return;
+      }
+      if ((status === "FAILED" || status === "TIMED_OUT") && !task.retried) {
+        const taskDef = this.#taskDefFor(task.taskDefName as string);
+        const retryCount = num(task.retryCount, 0);
+        if (retryCount < num(taskDef.retryCount, 3)) {
+          task.retried = true;
+          const workflowTask = defTasks.find((t) => t.taskReferenceName === task.referenceTaskName);
+          this.#scheduleTask(
+            workflow,
+            workflowTask ?? (task.workflowTask as Json),
+            task,
+            this.#retryDelayMs(taskDef, retryCount),
+          );
+        } else {
+          this.#failWorkflow(workflow, task);
+          return;
+        }
+      }
+    }
+    // Schedule the first workflow task not yet started; stop at the first not completed.
+    for (const workflowTask of defTasks) {
+      const task = latest.get(workflowTask.taskReferenceName as string);
+      if (!task) {
+        this.#scheduleTask(workflow, workflowTask);
+        workflow.updateTime = this.now();
+        return;
+      }
+      if (task.status !== "COMPLETED" && task.status !== "COMPLETED_WITH_ERRORS") return;
+    }
+    this.#finishWorkflow(workflow, "COMPLETED", null);
+  }
+
+  #failWorkflow(workflow: Json & { taskIds: string[] }, task: Json): void {
+    const reason = `Task ${task.taskId} failed with status: ${task.status} and reason: '${
+      task.reasonForIncompletion ?? null
+    }'`;
+    workflow.failedReferenceTaskNames = [task.referenceTaskName];
+    workflow.failedTaskNames = [task.taskDefName];
+    this.#finishWorkflow(workflow, "FAILED", reason);
+  }
+
+  #finishWorkflow(
+    workflow: Json & { taskIds: string[] },
+    status: string,
+    reason: string | null,
+  ): void {
+    const now = this.now();
+    for (const id of workflow.taskIds) {
+      const task = this.state.tasks[id];
+      if (!task) continue;
+      if (!TERMINAL_TASK.has(task.status as string)) {
+        task.status = "CANCELED";
+        task.endTime = now;
+        task.updateTime = now;
+      }
+      this.#dequeue(task);
+    }
+    workflow.status = status;
+    workflow.reasonForIncompletion = reason;
+    workflow.endTime = now;
+    workflow.updateTime = now;
+    workflow.output = this.#workflowOutput(workflow);
+  }
+
+  #workflowOutput(workflow: Json & { taskIds: string[] }): Json {
+    const def = workflow.workflowDefinition as Json;
+    const params = def.outputParameters as Json | undefined;
+    if (params && Object.keys(params).length > 0) {
+      return resolveParams(params, this.#exprContext(workflow)) as Json;
+    }
+    const lastId = workflow.taskIds[workflow.taskIds.length - 1];
+    const last = lastId ? this.state.tasks[lastId] : undefined;
+    return structuredClone((last?.outputData as Json) ?? {});
+  }
+
+  // ---------------------------------------------------------------- tasks
+
+  /** Pops up to `count` visible tasks of `taskType` (and domain) and marks them polled. */
+  poll(taskType: string, count: number, workerId: string | null, domain: string | null): Json[] {
+    const name = queueName(taskType, domain);
+    const queue = this.state.queues[name];
+    if (!queue || count < 1) return [];
+    const now = this.now();
+    const visible = queue.filter((e) => e.deliverAt <= now).sort((a, b) =>
+      a.deliverAt - b.deliverAt || a.order - b.order
+    );
+    const out: Json[] = [];
+    for (const entry of visible) {
+      if (out.length >= count) break;
+      const task = this.state.tasks[entry.taskId];
+      if (!task || task.status !== "SCHEDULED") {
+        // Stale message (task finished or gone): drop it.
+        queue.splice(queue.indexOf(entry), 1);
+        continue;
+      }
+      const workflow = this.state.workflows[task.workflowInstanceId as string];
+      if (!workflow || TERMINAL_WORKFLOW.has(workflow.status as string)) {
+        queue.splice(queue.indexOf(entry), 1);
+        continue;
+      }
+      const limit = num(this.#taskDefFor(task.taskDefName as string).concurrentExecLimit, 0);
+      if (limit > 0 && this.#inProgressCount(task.taskDefName as string) >= limit) break;
+      queue.splice(queue.indexOf(entry), 1);
+      task.status = "IN_PROGRESS";
+      task.workerId = workerId;
+      task.pollCount = num(task.pollCount, 0) + 1;
+      if (!task.startTime) task.startTime = now;
+      task.updateTime = now;
+      task.queueWaitTime = now - num(task.scheduledTime, now);
+      task.callbackAfterSeconds = 0;
+      out.push(task);
+    }
+    if (queue.length === 0) delete this.state.queues[name];
+    if (out.length > 0) this.onChange();
+    return out.map((t) => structuredClone(t));
+  }
+
+  #inProgressCount(taskDefName: string): number {
+    let n = 0;
+    for (const task of Object.values(this.state.tasks)) {
+      if (task.taskDefName === taskDefName && task.status === "IN_PROGRESS") n++;
+    }
+    return n;
+  }
+
+  /** Epoch ms of the next message of a queue that is not visible yet, if any. */
+  nextDelivery(taskType: string, domain: string | null): number | undefined {
+    const queue = this.state.queues[queueName(taskType, domain)];
+    if (!queue || queue.length === 0) return undefined;
+    return Math.min(...queue.map((e) => e.deliverAt));
+  }
+
+  /** `GET /api/tasks/{taskId}`. */
+  getTask(taskId: string): Json {
+    const task = this.state.tasks[taskId];
+    if (!task) throw new ConductorHttpError(404, `No such task found by id: ${taskId}`);
+    return structuredClone(task);
+  }
+
+  /** Validates a TaskResult body the way the real server does (400 / 500). */
+  checkTaskResult(body: unknown): Json {
+    if (!isObject(body)) {
+      throw new ConductorHttpError(500, "JSON parse error: a TaskResult must be a JSON object");
+    }
+    if (body.status !== undefined && !RESULT_STATUSES.has(body.status as string)) {
+      throw new ConductorHttpError(
+        500,
+        `JSON parse error: Cannot deserialize value of type \`TaskResult$Status\` from String "${body.status}": not one of the values accepted for Enum class: [COMPLETED, FAILED_WITH_TERMINAL_ERROR, FAILED, IN_PROGRESS]`,
+      );
+    }
+    for (const key of ["outputData"]) {
+      if (body[key] !== undefined && body[key] !== null && !isObject(body[key])) {
+        throw new ConductorHttpError(500, `JSON parse error: ${key} must be a JSON object`);
+      }
+    }
+    if (
+      body.callbackAfterSeconds !== undefined && body.callbackAfterSeconds !== null &&
+      typeof body.callbackAfterSeconds !== "number"
+    ) {
+      throw new ConductorHttpError(500, "JSON parse error: callbackAfterSeconds must be a number");
+    }
+    const errors: Json[] = [];
+    if (typeof body.taskId !== "string" || body.taskId === "") {
+      errors.push({ path: "updateTask.arg0.taskId", message: "Task ID cannot be null or empty" });
+    }
+    if (typeof body.workflowInstanceId !== "string" || body.workflowInstanceId === "") {
+      errors.push({
+        path: "updateTask.arg0.workflowInstanceId",
+        message: "Workflow Id cannot be null or empty",
+      });
+    }
+    if (errors.length > 0) {
+      throw new ConductorHttpError(400, "Validation failed, check below errors for detail.", {
+        validationErrors: errors,
+      });
+    }
+    return body;
+  }
+
+  /** `POST /api/tasks`: applies a TaskResult; returns the task (for update-v2). */
+  updateTask(body: unknown): Json {
+    const result = this.checkTaskResult(body);
+    const workflow = this.#workflow(result.workflowInstanceId as string);
+    const task = this.state.tasks[result.taskId as string];
+    if (!task || task.workflowInstanceId !== workflow.workflowId) {
+      throw new ConductorHttpError(404, `No such task found by id: ${result.taskId}`);
+    }
+    const now = this.now();
+    this.#appendLogs(task.taskId as string, result.logs);
+    if (
+      TERMINAL_WORKFLOW.has(workflow.status as string) || TERMINAL_TASK.has(task.status as string)
+    ) {
+      // Already finished: the update is a no-op (Conductor logs an "update conflict").
+      this.#dequeue(task);
+      this.onChange();
+      return task;
+    }
+    const status = (result.status as string | undefined) ?? "IN_PROGRESS";
+    if (status === "IN_PROGRESS" && result.extendLease === true) {
+      task.updateTime = now;
+      this.onChange();
+      return task;
+    }
+    task.outputData = structuredClone((result.outputData as Json | null) ?? {});
+    task.reasonForIncompletion = result.reasonForIncompletion ?? null;
+    task.workerId = result.workerId ?? null;
+    task.callbackAfterSeconds = num(result.callbackAfterSeconds, 0);
+    task.updateTime = now;
+    if (status === "IN_PROGRESS") {
+      // Not a heartbeat: back to the queue, visible after callbackAfterSeconds.
+      task.status = "SCHEDULED";
+      this.#enqueue(task, now + num(task.callbackAfterSeconds, 0) * 1000);
+    } else {
+      task.status = status;
+      task.endTime = now;
+      task.executed = true;
+      this.#dequeue(task);
+      this.#decide(workflow.workflowId as string);
+    }
+    workflow.updateTime = now;
+    this.onChange();
+    return task;
+  }
+
+  /** `POST /api/tasks/{workflowId}/{taskRefName}/{status}`: update by reference name. */
+  updateTaskByRef(
+    workflowId: string,
+    refName: string,
+    status: string,
+    output: unknown,
+    workerId: string | null,
+  ): string {
+    const workflow = this.#workflow(workflowId);
+    let task: Json | undefined;
+    for (const id of workflow.taskIds) {
+      const candidate = this.state.tasks[id];
+      if (candidate?.referenceTaskName === refName) task = candidate;
+    }
+    if (!task) {
+      throw new ConductorHttpError(
+        404,
+        `No such task found with taskRefName: ${refName} in workflow: ${workflowId}`,
+      );
+    }
+    this.updateTask({
+      workflowInstanceId: workflowId,
+      taskId: task.taskId,
+      status,
+      outputData: output ?? {},
+      ...(workerId ? { workerId } : {}),
+    });
+    return task.taskId as string;
+  }
+
+  #appendLogs(taskId: string, logs: unknown): void {
+    if (!Array.isArray(logs)) return;
+    for (const entry of logs) {
+      if (isObject(entry) && typeof entry.log === "string") {
+        (this.state.logs[taskId] ??= []).push({
+          log: entry.log,
+          taskId,
+          createdTime: num(entry.createdTime, this.now()),
+        });
+      }
+    }
+  }
+
+  /** `POST /api/tasks/{taskId}/log`. */
+  addLog(taskId: string, line: string): void {
+    if (!this.state.tasks[taskId]) {
+      throw new ConductorHttpError(404, `No such task found by id: ${taskId}`);
+    }
+    (this.state.logs[taskId] ??= []).push({ log: line, taskId, createdTime: this.now() });
+    this.onChange();
+  }
+
+  /** `GET /api/tasks/{taskId}/log`. */
+  getLogs(taskId: string): Json[] {
+    return structuredClone(this.state.logs[taskId] ?? []);
+  }
+
+  /** Queue sizes per task type (visible or not). */
+  queueSizes(taskTypes: string[]): Json {
+    const out: Json = {};
+    for (const type of taskTypes) out[type] = this.state.queues[type]?.length ?? 0;
+    return out;
+  }
+
+  /**
+   * The response-timeout sweep: an IN_PROGRESS task silent for
+   * `responseTimeoutSeconds + callbackAfterSeconds` becomes TIMED_OUT and is retried like a
+   * FAILED task, whatever the timeout policy. Returns how many tasks timed out.
+   */
+  sweep(): number {
+    const now = this.now();
+    let timedOut = 0;
+    for (const workflow of Object.values(this.state.workflows)) {
+      if (TERMINAL_WORKFLOW.has(workflow.status as string)) continue;
+      let changed = false;
+      for (const id of workflow.taskIds) {
+        const task = this.state.tasks[id];
+        if (!task || task.status !== "IN_PROGRESS") continue;
+        const limitS = num(task.responseTimeoutSeconds, 0);
+        if (limitS <= 0) continue;
+        const waitedMs = now - num(task.updateTime, now);
+        if (waitedMs >= (limitS + num(task.callbackAfterSeconds, 0)) * 1000) {
+          task.status = "TIMED_OUT";
+          task.reasonForIncompletion =
+            `responseTimeout: ${limitS} exceeded for the taskId: ${task.taskId} with Task Status: IN_PROGRESS`;
+          task.endTime = now;
+          task.updateTime = now;
+          timedOut++;
+          changed = true;
+        }
+      }
+      if (changed) this.#decide(workflow.workflowId as string);
+    }
+    if (timedOut > 0) this.onChange();
+    return timedOut;
+  }
+}

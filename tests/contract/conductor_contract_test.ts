@@ -1,0 +1,415 @@
+/**
+ * One contract suite of perago's Conductor client against a Conductor server: always the
+ * demo server, and the real Conductor OSS when `PERAGO_TEST_CONDUCTOR_URL` is set (start one
+ * with `scripts/conductor_oss.sh start`). Names are unique per run: the real server keeps
+ * state between runs.
+ */
+import assert from "node:assert/strict";
+import { ConductorClient } from "../../src/conductor/client.ts";
+import { ConductorError, ConductorNotFoundError } from "../../src/conductor/errors.ts";
+import type { Task, TaskDef } from "../../src/conductor/api.ts";
+import { startConductorServer } from "../../src/devstack/conductor/server.ts";
+import { waitFor } from "../../src/util/sleep.ts";
+
+interface Target {
+  name: string;
+  url: string;
+  /** Deadline for things the server does in the background (sweeps, retries). */
+  slowMs: number;
+  real: boolean;
+}
+
+const RUN = `${Date.now().toString(36)}${Math.floor(Math.random() * 1e6).toString(36)}`;
+
+async function contractSuite(t: Deno.TestContext, target: Target): Promise<void> {
+  const client = new ConductorClient({ serverUrl: target.url, requestTimeoutMs: 15_000 });
+  const api = `${target.url.replace(/\/+$/, "").replace(/\/api$/, "")}/api`;
+  let n = 0;
+  const unique = (what: string) => `perago_ct_${RUN}_${what}_${++n}`;
+
+  async function setup(
+    what: string,
+    def: Partial<TaskDef> = {},
+    refs: string[] = ["a"],
+    input: Record<string, unknown> = {},
+  ) {
+    const taskType = unique(what);
+    await client.registerTaskDefs([{
+      name: taskType,
+      ownerEmail: "contract@example.com",
+      retryCount: 0,
+      retryLogic: "FIXED",
+      retryDelaySeconds: 0,
+      responseTimeoutSeconds: 300,
+      timeoutSeconds: 0,
+      ...def,
+    }]);
+    const workflowName = `${taskType}_wf`;
+    await client.upsertWorkflowDefs([{
+      name: workflowName,
+      version: 1,
+      schemaVersion: 2,
+      ownerEmail: "contract@example.com",
+      tasks: refs.map((ref, i) => ({
+        name: taskType,
+        taskReferenceName: ref,
+        type: "SIMPLE",
+        inputParameters: i === 0
+          ? { x: "${workflow.input.x}", deep: "${workflow.input.nested.deep}", lit: 7 }
+          : { y: "${" + refs[i - 1] + ".output.y}", all: "${" + refs[i - 1] + ".output}" },
+      })),
+      outputParameters: { out: "${" + refs[refs.length - 1] + ".output.z}", fixed: "F" },
+    }]);
+    const workflowId = await client.startWorkflow(workflowName, input);
+    return { taskType, workflowName, workflowId };
+  }
+
+  async function pollOne(taskType: string, workerId = "contract-worker"): Promise<Task> {
+    return await waitFor(async () => {
+      const tasks = await client.pollBatch(taskType, { count: 1, timeoutMs: 1000, workerId });
+      return tasks[0];
+    }, { timeoutMs: target.slowMs, what: `a ${taskType} task to poll`, intervalMs: 1 });
+  }
+
+  async function waitWorkflow(workflowId: string, status: string) {
+    return await waitFor(async () => {
+      const wf = await client.getWorkflow(workflowId);
+      return wf.status === status ? wf : undefined;
+    }, { timeoutMs: target.slowMs, what: `workflow ${workflowId} ${status}`, intervalMs: 50 });
+  }
+
+  /** Waits until the server clock has moved past `ms` (timestamps have ms resolution). */
+  async function clockPast(ms: number) {
+    await waitFor(() => Date.now() > ms + 5, {
+      timeoutMs: 1000,
+      what: "clock to move",
+      intervalMs: 2,
+    });
+  }
+
+  await t.step("health", async () => {
+    assert.equal(await client.health(), true);
+  });
+
+  await t.step("task defs: register, read back, update, 404 for a missing one", async () => {
+    const name = unique("def");
+    await client.registerTaskDefs([{ name, ownerEmail: "c@example.com", retryCount: 2 }]);
+    const def = await client.getTaskDef(name);
+    assert.equal(def?.name, name);
+    assert.equal(def?.retryCount, 2);
+    await client.updateTaskDef({ name, ownerEmail: "c@example.com", retryCount: 5 });
+    assert.equal((await client.getTaskDef(name))?.retryCount, 5);
+    assert.equal(await client.getTaskDef(unique("missing")), undefined);
+  });
+
+  await t.step("workflow defs: POST twice is refused; PUT upserts", async () => {
+    const name = unique("wfdef");
+    await client.registerTaskDefs([{ name, ownerEmail: "c@example.com" }]);
+    const def = {
+      name,
+      version: 1,
+      schemaVersion: 2 as const,
+      ownerEmail: "c@example.com",
+      tasks: [{ name, taskReferenceName: "only", type: "SIMPLE" as const }],
+    };
+    await client.registerWorkflowDef(def);
+    const again = await client.registerWorkflowDef(def).then(() => undefined, (e) => e);
+    assert.ok(again instanceof ConductorError, "second POST of the same name+version must fail");
+    // SPEC 8 says 409; Conductor 3.21.14 answers 500 "Workflow with X.1 already exists!".
+    assert.ok(again.status === 409 || again.status === 500, `status ${again.status}`);
+    assert.match(again.message, /already exists/);
+    await client.upsertWorkflowDefs([def, { ...def, version: 2 }]);
+  });
+
+  await t.step("empty batch poll answers []", async () => {
+    const tasks = await client.pollBatch(unique("empty"), {
+      count: 3,
+      timeoutMs: 100,
+      workerId: "w",
+    });
+    assert.deepEqual(tasks, []);
+  });
+
+  await t.step("poll timeout over 5000 ms is a 400", async () => {
+    const error = await client.pollBatch(unique("long"), {
+      count: 1,
+      timeoutMs: 5001,
+      workerId: "w",
+    }).then(() => undefined, (e) => e);
+    assert.ok(error instanceof ConductorError);
+    assert.equal(error.status, 400);
+    assert.match(error.message, /^Conductor pollBatch failed: 400 /);
+  });
+
+  await t.step("poll marks IN_PROGRESS with workerId; getTask shows the fields", async () => {
+    const { taskType, workflowId } = await setup("fields", { responseTimeoutSeconds: 123 }, [
+      "a",
+    ], { x: 1, nested: { deep: "D" } });
+    const polled = await pollOne(taskType, "worker-fields");
+    assert.equal(polled.status, "IN_PROGRESS");
+    assert.equal(polled.workerId, "worker-fields");
+    assert.equal(polled.workflowInstanceId, workflowId);
+    assert.equal(polled.referenceTaskName, "a");
+    assert.equal(polled.retryCount, 0);
+    assert.equal(polled.pollCount, 1);
+    assert.deepEqual(polled.inputData, { x: 1, deep: "D", lit: 7 });
+    const task = await client.getTask(polled.taskId);
+    assert.equal(task.status, "IN_PROGRESS");
+    assert.equal(task.taskId, polled.taskId);
+    assert.equal(task.workflowInstanceId, workflowId);
+    assert.equal(task.retryCount, 0);
+    assert.equal(task.referenceTaskName, "a");
+    assert.equal(task.seq, 1);
+    assert.equal(task.iteration, 0);
+    assert.equal(task.responseTimeoutSeconds, 123);
+    assert.equal(task.workerId, "worker-fields");
+    assert.equal(task.taskDefName, taskType);
+    assert.equal(task.taskType, taskType);
+    assert.equal(typeof task.updateTime, "number");
+    assert.ok((task.startTime ?? 0) > 0);
+    assert.deepEqual(task.inputData, { x: 1, deep: "D", lit: 7 });
+  });
+
+  await t.step(
+    "IN_PROGRESS + extendLease: status stays, updateTime moves, output kept",
+    async () => {
+      const { taskType, workflowId } = await setup("lease");
+      const polled = await pollOne(taskType);
+      const before = await client.getTask(polled.taskId);
+      await clockPast(before.updateTime ?? 0);
+      const echoed = await client.updateTask({
+        workflowInstanceId: workflowId,
+        taskId: polled.taskId,
+        status: "IN_PROGRESS",
+        extendLease: true,
+        outputData: { heartbeat: 1 },
+        workerId: "contract-worker",
+      });
+      assert.equal(echoed, polled.taskId);
+      const after = await client.getTask(polled.taskId);
+      assert.equal(after.status, "IN_PROGRESS");
+      assert.ok((after.updateTime ?? 0) > (before.updateTime ?? 0), "updateTime must move");
+      assert.deepEqual(after.outputData ?? {}, {});
+      assert.equal(after.pollCount, before.pollCount);
+    },
+  );
+
+  await t.step("IN_PROGRESS without extendLease re-queues the task (not a heartbeat)", async () => {
+    const { taskType, workflowId } = await setup("requeue");
+    const polled = await pollOne(taskType);
+    await client.updateTask({
+      workflowInstanceId: workflowId,
+      taskId: polled.taskId,
+      status: "IN_PROGRESS",
+      callbackAfterSeconds: 0,
+      outputData: { partial: 1 },
+    });
+    const after = await client.getTask(polled.taskId);
+    assert.equal(after.status, "SCHEDULED");
+    assert.deepEqual(after.outputData, { partial: 1 });
+    const again = await pollOne(taskType, "second-worker");
+    assert.equal(again.taskId, polled.taskId);
+    assert.equal(again.pollCount, 2);
+    assert.equal(again.workerId, "second-worker");
+  });
+
+  await t.step("COMPLETED advances the workflow and its output maps", async () => {
+    const { taskType, workflowId } = await setup("complete", {}, ["first", "second"], { x: "X" });
+    const first = await pollOne(taskType);
+    assert.equal(first.referenceTaskName, "first");
+    await client.updateTask({
+      workflowInstanceId: workflowId,
+      taskId: first.taskId,
+      status: "COMPLETED",
+      outputData: { y: "Y", z: 1 },
+    });
+    const second = await pollOne(taskType);
+    assert.equal(second.referenceTaskName, "second");
+    assert.equal(second.seq, 2);
+    assert.deepEqual(second.inputData, { y: "Y", all: { y: "Y", z: 1 } });
+    await client.updateTask({
+      workflowInstanceId: workflowId,
+      taskId: second.taskId,
+      status: "COMPLETED",
+      outputData: { z: "Z" },
+    });
+    const wf = await waitWorkflow(workflowId, "COMPLETED");
+    assert.deepEqual(wf.output, { out: "Z", fixed: "F" });
+    assert.deepEqual(wf.input, { x: "X" });
+    assert.deepEqual(wf.tasks.map((task) => task.status), ["COMPLETED", "COMPLETED"]);
+
+    // An update to a terminal task is a no-op 200.
+    const echoed = await client.updateTask({
+      workflowInstanceId: workflowId,
+      taskId: second.taskId,
+      status: "FAILED",
+      reasonForIncompletion: "late",
+      outputData: { z: "changed" },
+    });
+    assert.equal(echoed, second.taskId);
+    const unchanged = await client.getTask(second.taskId);
+    assert.equal(unchanged.status, "COMPLETED");
+    assert.deepEqual(unchanged.outputData, { z: "Z" });
+    assert.equal((await client.getWorkflow(workflowId)).status, "COMPLETED");
+  });
+
+  await t.step(
+    "FAILED is retried with retryCount+1 and retriedTaskId, then fails the workflow",
+    async () => {
+      const { taskType, workflowId } = await setup("retry", { retryCount: 1 });
+      const first = await pollOne(taskType);
+      await client.updateTask({
+        workflowInstanceId: workflowId,
+        taskId: first.taskId,
+        status: "FAILED",
+        reasonForIncompletion: "boom one",
+      });
+      const retried = await pollOne(taskType);
+      assert.notEqual(retried.taskId, first.taskId);
+      assert.equal(retried.retryCount, 1);
+      assert.equal(retried.retriedTaskId, first.taskId);
+      assert.equal(retried.referenceTaskName, "a");
+      assert.deepEqual(retried.inputData, first.inputData);
+      assert.equal((await client.getTask(first.taskId)).status, "FAILED");
+      await client.updateTask({
+        workflowInstanceId: workflowId,
+        taskId: retried.taskId,
+        status: "FAILED",
+        reasonForIncompletion: "boom two",
+      });
+      const wf = await waitWorkflow(workflowId, "FAILED");
+      assert.match(wf.reasonForIncompletion ?? "", /boom two/);
+      assert.equal(wf.tasks.length, 2);
+    },
+  );
+
+  await t.step("FAILED_WITH_TERMINAL_ERROR fails the workflow at once", async () => {
+    const { taskType, workflowId } = await setup("terminal", { retryCount: 3 });
+    const task = await pollOne(taskType);
+    await client.updateTask({
+      workflowInstanceId: workflowId,
+      taskId: task.taskId,
+      status: "FAILED_WITH_TERMINAL_ERROR",
+      reasonForIncompletion: "bad input",
+    });
+    const wf = await waitWorkflow(workflowId, "FAILED");
+    assert.equal(wf.tasks.length, 1);
+    assert.equal(wf.tasks[0]?.status, "FAILED_WITH_TERMINAL_ERROR");
+    assert.match(wf.reasonForIncompletion ?? "", /bad input/);
+    const none = await client.pollBatch(taskType, { count: 1, timeoutMs: 200, workerId: "w" });
+    assert.deepEqual(none, []);
+  });
+
+  await t.step("unknown ids are 404s", async () => {
+    const { taskType, workflowId } = await setup("notfound");
+    await pollOne(taskType);
+    await assert.rejects(client.getTask(crypto.randomUUID()), ConductorNotFoundError);
+    await assert.rejects(client.getWorkflow(crypto.randomUUID()), ConductorNotFoundError);
+    await assert.rejects(
+      client.updateTask({
+        workflowInstanceId: crypto.randomUUID(),
+        taskId: crypto.randomUUID(),
+        status: "COMPLETED",
+      }),
+      ConductorNotFoundError,
+    );
+    await assert.rejects(
+      client.updateTask({
+        workflowInstanceId: workflowId,
+        taskId: crypto.randomUUID(),
+        status: "COMPLETED",
+      }),
+      ConductorNotFoundError,
+    );
+    await assert.rejects(client.startWorkflow(unique("nowf"), {}), ConductorNotFoundError);
+  });
+
+  await t.step(
+    "empty ids are 400; malformed JSON and bad enums are 500 {status, message}",
+    async () => {
+      const post = async (body: string) => {
+        const response = await fetch(`${api}/tasks`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body,
+        });
+        return { status: response.status, body: await response.json() };
+      };
+      const empty = await post(
+        JSON.stringify({ workflowInstanceId: "", taskId: "", status: "COMPLETED" }),
+      );
+      assert.equal(empty.status, 400);
+      assert.equal(empty.body.status, 400);
+      assert.equal(typeof empty.body.message, "string");
+      const malformed = await post("{not json");
+      assert.equal(malformed.status, 500);
+      assert.equal(malformed.body.status, 500);
+      assert.match(malformed.body.message, /JSON parse error/);
+      const badEnum = await post(
+        JSON.stringify({ workflowInstanceId: "a", taskId: "b", status: "DONE" }),
+      );
+      assert.equal(badEnum.status, 500);
+      assert.match(badEnum.body.message, /DONE/);
+    },
+  );
+
+  await t.step("task logs can be attached", async () => {
+    const { taskType } = await setup("logs");
+    const task = await pollOne(taskType);
+    await client.addTaskLog(task.taskId, "hello from the contract test");
+    if (!target.real) {
+      // Conductor OSS with indexing off keeps no logs; the demo does.
+      const response = await fetch(`${api}/tasks/${task.taskId}/log`);
+      const logs = await response.json();
+      assert.equal(logs[0]?.log, "hello from the contract test");
+    }
+  });
+
+  await t.step("response timeout: a silent IN_PROGRESS task is TIMED_OUT and retried", async () => {
+    const { taskType, workflowId } = await setup("rto", {
+      responseTimeoutSeconds: 1,
+      retryCount: 1,
+      retryDelaySeconds: 0,
+    });
+    const first = await pollOne(taskType);
+    const retried = await pollOne(taskType);
+    assert.equal(retried.retriedTaskId, first.taskId);
+    assert.equal(retried.retryCount, 1);
+    const old = await client.getTask(first.taskId);
+    assert.equal(old.status, "TIMED_OUT");
+    // A late result of the timed-out attempt changes nothing.
+    await client.updateTask({
+      workflowInstanceId: workflowId,
+      taskId: first.taskId,
+      status: "COMPLETED",
+      outputData: { late: true },
+    });
+    assert.equal((await client.getTask(first.taskId)).status, "TIMED_OUT");
+    assert.equal((await client.getWorkflow(workflowId)).status, "RUNNING");
+  });
+}
+
+Deno.test("Conductor contract: demo server", async (t) => {
+  const server = await startConductorServer({ sweepIntervalMs: 50 });
+  try {
+    await contractSuite(t, { name: "demo", url: server.url, slowMs: 10_000, real: false });
+  } finally {
+    await server.close();
+  }
+});
+
+const realUrl = Deno.env.get("PERAGO_TEST_CONDUCTOR_URL");
+if (!realUrl) {
+  // deno-lint-ignore no-console
+  console.log(
+    "Conductor contract: real server variant ignored: set PERAGO_TEST_CONDUCTOR_URL (scripts/conductor_oss.sh start)",
+  );
+}
+
+Deno.test({
+  name: "Conductor contract: real Conductor OSS (PERAGO_TEST_CONDUCTOR_URL)",
+  ignore: !realUrl,
+  fn: async (t) => {
+    await contractSuite(t, { name: "real", url: realUrl!, slowMs: 180_000, real: true });
+  },
+});
