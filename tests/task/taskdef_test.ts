@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { fileURLToPath as fromFileUrl } from "node:url";
 import { z } from "zod";
 import { defineTask } from "../../src/task/define.ts";
-import { toInlineJsonSchema } from "../../src/task/json_schema.ts";
+import { SchemaConversionError, toInlineJsonSchema } from "../../src/task/json_schema.ts";
 import { loadTask } from "../../src/task/loader.ts";
 import { buildTaskDef, renderTaskDef } from "../../src/task/taskdef.ts";
 import type { TaskDef as ConductorTaskDef } from "../../src/conductor/api.ts";
@@ -298,4 +298,21 @@ Deno.test("the extracted TaskDef is what the Conductor client registers", async 
   // Compile-time check: assignable to the client's TaskDef without a cast.
   const def: ConductorTaskDef = buildTaskDef(task);
   assert.equal(def.name, "word_count");
+});
+
+Deno.test("toInlineJsonSchema names the problem for recursive and unrepresentable schemas", () => {
+  const Tree = z.object({
+    get kids() {
+      return z.array(Tree);
+    },
+  });
+  assert.throws(() => toInlineJsonSchema(Tree, "output"), (error: Error) => {
+    assert.ok(error instanceof SchemaConversionError);
+    assert.match(error.message, /recursive/);
+    return true;
+  });
+  assert.throws(
+    () => toInlineJsonSchema(z.bigint(), "input"),
+    (error: Error) => error instanceof SchemaConversionError && /BigInt/i.test(error.message),
+  );
 });
