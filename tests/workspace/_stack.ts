@@ -1,0 +1,136 @@
+/**
+ * Test helper: an in-process demo lakeFS server, a client for it, a repository with seeded
+ * content, and a temp workspace root; everything closed by `close()`.
+ */
+import { join } from "node:path";
+import { startLakeFsServer } from "../../src/devstack/lakefs/server.ts";
+import type { LakeFsServerHandle } from "../../src/devstack/lakefs/server.ts";
+import { LakeFsClient } from "../../src/lakefs/client.ts";
+import type { AttemptIdentity, CurrentTaskState } from "../../src/workspace/attempt.ts";
+import { forEachConcurrent } from "../../src/util/pool.ts";
+
+export interface Stack {
+  server: LakeFsServerHandle;
+  lakefs: LakeFsClient;
+  repo: string;
+  /** Temp dir holding the workspace root (`root`) and anything else a test wants. */
+  tmp: string;
+  root: string;
+  close(): Promise<void>;
+}
+
+let repoCounter = 0;
+
+export async function startStack(): Promise<Stack> {
+  const server = await startLakeFsServer({ accessKeyId: "AKIATEST", secretAccessKey: "s3cr3t" });
+  const tmp = await Deno.makeTempDir({ prefix: "perago-ws-test-" });
+  const lakefs = new LakeFsClient({
+    endpointUrl: server.url,
+    accessKeyId: "AKIATEST",
+    secretAccessKey: "s3cr3t",
+    retry: { attempts: 3, baseDelayMs: 5, maxDelayMs: 20 },
+  });
+  const repo = `repo-${++repoCounter}-${crypto.randomUUID().slice(0, 8)}`;
+  await lakefs.createRepository(repo, `local://${repo}`, "main");
+  return {
+    server,
+    lakefs,
+    repo,
+    tmp,
+    root: join(tmp, "ws"),
+    async close() {
+      await server.close();
+      await Deno.remove(tmp, { recursive: true });
+    },
+  };
+}
+
+/** Uploads `files` to `branch` (default main) and commits; returns the commit id. */
+export async function seed(
+  stack: Stack,
+  files: Record<string, string | Uint8Array>,
+  options: { branch?: string; deletes?: string[]; message?: string; concurrency?: number } = {},
+): Promise<string> {
+  const branch = options.branch ?? "main";
+  const encoder = new TextEncoder();
+  await forEachConcurrent(Object.entries(files), options.concurrency ?? 16, async ([path, c]) => {
+    const bytes = typeof c === "string" ? encoder.encode(c) : c;
+    await stack.lakefs.uploadObject(stack.repo, branch, path, () => Promise.resolve(bytes), {
+      size: bytes.length,
+    });
+  });
+  if (options.deletes?.length) {
+    await stack.lakefs.deleteObjects(stack.repo, branch, options.deletes);
+  }
+  const commit = await stack.lakefs.commit(stack.repo, branch, options.message ?? "seed");
+  return commit.id;
+}
+
+/** Reads every object under `prefix` at `ref` as text. */
+export async function readTree(
+  stack: Stack,
+  ref: string,
+  prefix = "",
+): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  for await (const entry of stack.lakefs.listObjects(stack.repo, ref, { prefix })) {
+    if (entry.path_type !== "object") continue;
+    const body = await stack.lakefs.getObject(stack.repo, ref, entry.path);
+    out[entry.path] = await new Response(body).text();
+  }
+  return out;
+}
+
+/** Names of every branch of the repository. */
+export async function branchNames(stack: Stack): Promise<string[]> {
+  const names: string[] = [];
+  for await (const ref of stack.lakefs.listBranches(stack.repo)) names.push(ref.id);
+  return names.sort();
+}
+
+/** A synthetic attempt identity. */
+export function identity(overrides: Partial<AttemptIdentity> = {}): AttemptIdentity {
+  return {
+    workflowInstanceId: "wf-1",
+    taskId: "task-1",
+    retryCount: 0,
+    referenceTaskName: "step_ref",
+    seq: 1,
+    iteration: 0,
+    taskDefName: "t",
+    ...overrides,
+  };
+}
+
+/** A fence that always finds the attempt current (optionally overridden per call). */
+export function fenceFor(
+  attempt: AttemptIdentity,
+  answers: Partial<CurrentTaskState>[] = [],
+): { load: (signal: AbortSignal) => Promise<CurrentTaskState>; calls: number } {
+  const fence = {
+    calls: 0,
+    load: (_signal: AbortSignal) => {
+      const override = answers[fence.calls] ?? {};
+      fence.calls++;
+      return Promise.resolve({
+        status: "IN_PROGRESS",
+        workflowInstanceId: attempt.workflowInstanceId,
+        taskId: attempt.taskId,
+        retryCount: attempt.retryCount,
+        ...override,
+      });
+    },
+  };
+  return fence;
+}
+
+/** Entries of a directory (names), `[]` when missing. */
+export async function listDir(path: string): Promise<string[]> {
+  const names: string[] = [];
+  try {
+    for await (const entry of Deno.readDir(path)) names.push(entry.name);
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
+  }
+  return names.sort();
+}

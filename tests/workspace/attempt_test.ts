@@ -1,0 +1,512 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import type { LakeFsApi } from "../../src/lakefs/api.ts";
+import { activeOwnerCount } from "../../src/workspace/owners.ts";
+import { type AttemptOptions, runAttempt } from "../../src/workspace/attempt.ts";
+import {
+  branchNames,
+  fenceFor,
+  identity,
+  listDir,
+  readTree,
+  seed,
+  type Stack,
+  startStack,
+} from "./_stack.ts";
+import { counter, reader, writer } from "./_tasks.ts";
+
+const BASE = {
+  "docs/keep.txt": "keep\n",
+  "docs/a.txt": "alpha\n",
+  "other/x.txt": "outside prefix",
+};
+
+async function withStack(fn: (stack: Stack, head: string) => Promise<void>): Promise<void> {
+  const stack = await startStack();
+  try {
+    const head = await seed(stack, BASE);
+    await fn(stack, head);
+  } finally {
+    await stack.close();
+  }
+}
+
+function workspaceInput(stack: Stack, ref: string) {
+  return { repository: stack.repo, branch: "main", ref_type: "commit", ref };
+}
+
+function options(
+  stack: Stack,
+  ref: string,
+  params: Record<string, unknown>,
+  overrides: Partial<AttemptOptions> = {},
+): AttemptOptions {
+  const attempt = overrides.attempt ?? identity();
+  return {
+    task: writer,
+    input: { workspace: workspaceInput(stack, ref), params },
+    attempt,
+    workspaceRoot: stack.root,
+    ownerWorkerId: "test0000",
+    failureReasonMaxLength: 500,
+    lakefs: stack.lakefs,
+    loadCurrentAttempt: fenceFor(attempt).load,
+    ...overrides,
+  };
+}
+
+async function head(stack: Stack): Promise<string> {
+  return (await stack.lakefs.getBranch(stack.repo, "main")).commit_id;
+}
+
+/** Every attempt must leave no staging branch, no attempt dir and no active owner. */
+async function assertClean(stack: Stack, owners: number): Promise<void> {
+  assert.deepEqual(await branchNames(stack), ["main"]);
+  assert.deepEqual(await listDir(stack.root), []);
+  assert.equal(activeOwnerCount(), owners);
+}
+
+// ------------------------------------------------------------------ workspace-free
+
+Deno.test("workspace-free: completes with {result}; input keys must be exactly {params}", async () => {
+  const base = {
+    task: counter,
+    attempt: identity(),
+    workspaceRoot: "/nonexistent/never-used",
+    ownerWorkerId: "w",
+    failureReasonMaxLength: 500,
+  };
+  const ok = await runAttempt({ ...base, input: { params: { text: "a b c" } } });
+  assert.equal(ok.status, "COMPLETED");
+  assert.deepEqual(ok.outputData, { result: { words: 3 } });
+  assert.equal(ok.reasonForIncompletion, undefined);
+  assert.equal(ok.stale, false);
+
+  for (const input of [{ params: { text: "a" }, workspace: {} }, {}, [], null, "x"]) {
+    const bad = await runAttempt({ ...base, input });
+    assert.equal(bad.status, "FAILED", JSON.stringify(input));
+    assert.match(bad.reasonForIncompletion!, /^TaskInputError: workspace-free task input/);
+  }
+  const badParams = await runAttempt({ ...base, input: { params: { text: "a", extra: 1 } } });
+  assert.equal(badParams.status, "FAILED");
+  assert.match(badParams.reasonForIncompletion!, /^TaskInputError: invalid params/);
+});
+
+Deno.test("terminal vs retryable mapping and reason truncation", async () => {
+  const base = {
+    task: counter,
+    attempt: identity(),
+    workspaceRoot: "/nonexistent",
+    ownerWorkerId: "w",
+    failureReasonMaxLength: 40,
+  };
+  const terminal = await runAttempt({ ...base, input: { params: { text: "terminal" } } });
+  assert.equal(terminal.status, "FAILED_WITH_TERMINAL_ERROR");
+  assert.equal(terminal.reasonForIncompletion, "TaskTerminalError: terminal: xxxxxxxxxxx");
+  assert.equal(terminal.reasonForIncompletion!.length, 40);
+  const plain = await runAttempt({ ...base, input: { params: { text: "throw" } } });
+  assert.equal(plain.status, "FAILED");
+  assert.equal(plain.reasonForIncompletion, "RangeError: plain failure");
+  assert.equal(plain.outputData, undefined);
+});
+
+// ------------------------------------------------------------------ workspace input
+
+Deno.test("workspace task: bad input keys or workspace fields fail before any download", async () => {
+  await withStack(async (stack, a) => {
+    const owners = activeOwnerCount();
+    const cases: [unknown, RegExp][] = [
+      [{ params: {} }, /TaskInputError: workspace task input must contain only/],
+      [{ workspace: workspaceInput(stack, a), params: {}, x: 1 }, /must contain only/],
+      [
+        { workspace: { ...workspaceInput(stack, a), ref_type: "branch" }, params: {} },
+        /invalid workspace input/,
+      ],
+      [
+        { workspace: { ...workspaceInput(stack, a), extra: 1 }, params: {} },
+        /invalid workspace input/,
+      ],
+      [
+        { workspace: { repository: stack.repo, branch: "main", ref_type: "commit" }, params: {} },
+        /invalid workspace input/,
+      ],
+    ];
+    for (const [input, reason] of cases) {
+      const outcome = await runAttempt({ ...options(stack, a, {}), input });
+      assert.equal(outcome.status, "FAILED");
+      assert.match(outcome.reasonForIncompletion!, reason);
+    }
+    assert.equal(stack.server.stats.count("getObject"), 0);
+    assert.equal(stack.server.stats.count("listObjects"), 0);
+    await assertClean(stack, owners);
+  });
+});
+
+// ------------------------------------------------------------------ read-only
+
+Deno.test("read-only: completes with the input ref and writes nothing to lakeFS", async () => {
+  await withStack(async (stack, a) => {
+    const owners = activeOwnerCount();
+    stack.server.stats.reset();
+    const phases: string[] = [];
+    const outcome = await runAttempt({
+      ...options(stack, a, {}, { task: reader, onPhase: (p) => phases.push(p) }),
+      loadCurrentAttempt: () => Promise.reject(new Error("read-only must not fence")),
+    });
+    assert.equal(outcome.status, "COMPLETED", outcome.reasonForIncompletion);
+    assert.deepEqual(outcome.outputData, {
+      workspace: workspaceInput(stack, a),
+      result: { files: ["docs/a.txt", "docs/keep.txt", "other/x.txt"] },
+    });
+    assert.equal(outcome.publishedRef, a);
+    assert.deepEqual(phases, ["download", "run", "cleanup"]);
+    for (
+      const op of ["uploadObject", "createBranch", "commit", "mergeIntoBranch", "deleteObjects"]
+    ) {
+      assert.equal(stack.server.stats.count(op), 0, op);
+    }
+    assert.equal(await head(stack), a);
+    await assertClean(stack, owners);
+  });
+});
+
+// ------------------------------------------------------------------ writable, no change
+
+Deno.test("writable no-op with H == A publishes A without a staging branch", async () => {
+  await withStack(async (stack, a) => {
+    const owners = activeOwnerCount();
+    const attempt = identity();
+    const fence = fenceFor(attempt);
+    stack.server.stats.reset();
+    const outcome = await runAttempt({ ...options(stack, a, {}), loadCurrentAttempt: fence.load });
+    assert.equal(outcome.status, "COMPLETED", outcome.reasonForIncompletion);
+    assert.deepEqual(outcome.outputData, {
+      workspace: workspaceInput(stack, a),
+      result: { edits: 0 },
+    });
+    assert.equal(fence.calls, 1);
+    assert.deepEqual(outcome.changes, { added: [], changed: [], removed: [] });
+    assert.equal(stack.server.stats.count("createBranch"), 0);
+    assert.equal(stack.server.stats.count("uploadObject"), 0);
+    assert.equal(await head(stack), a);
+    await assertClean(stack, owners);
+  });
+});
+
+Deno.test("writable no-op when the branch moved under the attempt: FAILED, retryable", async () => {
+  await withStack(async (stack, a) => {
+    const owners = activeOwnerCount();
+    const foreign = await seed(stack, { "docs/foreign.txt": "someone else" });
+    const outcome = await runAttempt(options(stack, a, {}));
+    assert.equal(outcome.status, "FAILED");
+    assert.equal(outcome.stale, false);
+    assert.match(outcome.reasonForIncompletion!, /^PublishFenceError: publish fence failed/);
+    assert.equal(await head(stack), foreign);
+    await assertClean(stack, owners);
+  });
+});
+
+// ------------------------------------------------------------------ writable, changed
+
+Deno.test("changed workspace: staged, squash-merged, output carries the new commit", async () => {
+  await withStack(async (stack, a) => {
+    const owners = activeOwnerCount();
+    const phases: string[] = [];
+    stack.server.stats.reset();
+    const outcome = await runAttempt(
+      options(stack, a, { write: { "docs/a.txt": "ALPHA\n", "docs/new/b.txt": "b" }, remove: [] }, {
+        onPhase: (p) => phases.push(p),
+      }),
+    );
+    assert.equal(outcome.status, "COMPLETED", outcome.reasonForIncompletion);
+    const published = outcome.publishedRef!;
+    assert.notEqual(published, a);
+    assert.deepEqual(outcome.outputData, {
+      workspace: workspaceInput(stack, published),
+      result: { edits: 2 },
+    });
+    assert.deepEqual(phases, ["download", "run", "stage", "publish", "cleanup"]);
+    assert.deepEqual(outcome.changes, {
+      added: [{ path: "docs/new/b.txt", size: 1 }],
+      changed: [{ path: "docs/a.txt", size: 6 }],
+      removed: [],
+    });
+    assert.equal(await head(stack), published);
+    const commit = await stack.lakefs.getCommit(stack.repo, published);
+    assert.deepEqual(commit.parents, [a]);
+    assert.deepEqual(await readTree(stack, published), {
+      ...BASE,
+      "docs/a.txt": "ALPHA\n",
+      "docs/new/b.txt": "b",
+    });
+    assert.equal(stack.server.stats.count("uploadObject"), 2);
+    assert.equal(stack.server.stats.count("deleteObjects"), 0);
+    assert.equal(stack.server.stats.count("mergeIntoBranch"), 1);
+    assert.equal(stack.server.stats.count("hardResetBranch"), 0);
+    await assertClean(stack, owners);
+  });
+});
+
+Deno.test("a removed file is deleted remotely; the marker is never uploaded", async () => {
+  await withStack(async (stack, a) => {
+    const outcome = await runAttempt(options(stack, a, { remove: ["docs/a.txt"] }));
+    assert.equal(outcome.status, "COMPLETED", outcome.reasonForIncompletion);
+    const tree = await readTree(stack, outcome.publishedRef!);
+    assert.deepEqual(Object.keys(tree).sort(), ["docs/keep.txt", "other/x.txt"]);
+    assert.equal(stack.server.stats.count("uploadObject"), Object.keys(BASE).length);
+    assert.ok(!Object.keys(tree).some((key) => key.includes(".perago-attempt")));
+  });
+});
+
+Deno.test("an earlier attempt's commit on A is replaced by hard reset (changed and no-op)", async () => {
+  await withStack(async (stack, a) => {
+    const owners = activeOwnerCount();
+    // Attempt 1 published but (say) its COMPLETED was lost; Conductor retried the task.
+    const first = await runAttempt(options(stack, a, { write: { "docs/a.txt": "first" } }));
+    assert.equal(first.status, "COMPLETED", first.reasonForIncompletion);
+    const c1 = first.publishedRef!;
+
+    stack.server.stats.reset();
+    const retry = identity({ taskId: "task-2", retryCount: 1 });
+    const second = await runAttempt(
+      options(stack, a, { write: { "docs/a.txt": "second" } }, { attempt: retry }),
+    );
+    assert.equal(second.status, "COMPLETED", second.reasonForIncompletion);
+    const c2 = second.publishedRef!;
+    assert.notEqual(c2, c1);
+    assert.equal(await head(stack), c2);
+    assert.deepEqual((await stack.lakefs.getCommit(stack.repo, c2)).parents, [a]);
+    assert.equal((await readTree(stack, c2, "docs/"))["docs/a.txt"], "second");
+    assert.equal(stack.server.stats.count("hardResetBranch"), 1);
+    assert.equal(stack.server.stats.count("mergeIntoBranch"), 0);
+
+    // A third retry changes nothing: the branch goes back to A.
+    const third = await runAttempt(
+      options(stack, a, {}, { attempt: identity({ taskId: "task-3", retryCount: 2 }) }),
+    );
+    assert.equal(third.status, "COMPLETED", third.reasonForIncompletion);
+    assert.equal(third.publishedRef, a);
+    assert.equal(await head(stack), a);
+    await assertClean(stack, owners);
+  });
+});
+
+Deno.test("a foreign commit on A is a moved branch: publish fence failure, nothing merged", async () => {
+  await withStack(async (stack, a) => {
+    const owners = activeOwnerCount();
+    const foreign = await seed(stack, { "docs/foreign.txt": "x" });
+    const outcome = await runAttempt(options(stack, a, { write: { "docs/a.txt": "mine" } }));
+    assert.equal(outcome.status, "FAILED");
+    assert.equal(outcome.stale, false);
+    assert.match(outcome.reasonForIncompletion!, /^PublishFenceError/);
+    assert.equal(await head(stack), foreign);
+    await assertClean(stack, owners);
+  });
+});
+
+// ------------------------------------------------------------------ fences
+
+for (
+  const [label, answer] of [
+    ["not IN_PROGRESS", { status: "COMPLETED" }],
+    ["another retry", { retryCount: 1 }],
+    ["another workflow", { workflowInstanceId: "wf-other" }],
+    ["another task id", { taskId: "task-other" }],
+  ] as const
+) {
+  Deno.test(`fence #1 fails (${label}): stale, nothing published`, async () => {
+    await withStack(async (stack, a) => {
+      const owners = activeOwnerCount();
+      const attempt = identity();
+      stack.server.stats.reset();
+      const outcome = await runAttempt({
+        ...options(stack, a, { write: { "docs/a.txt": "x" } }),
+        loadCurrentAttempt: fenceFor(attempt, [answer]).load,
+      });
+      assert.equal(outcome.stale, true);
+      assert.equal(outcome.status, "FAILED");
+      assert.match(outcome.reasonForIncompletion!, /^StaleAttemptError/);
+      assert.equal(stack.server.stats.count("createBranch"), 0);
+      assert.equal(await head(stack), a);
+      await assertClean(stack, owners);
+    });
+  });
+}
+
+Deno.test("fence #2 fails after staging: stale, staging branch deleted, target untouched", async () => {
+  await withStack(async (stack, a) => {
+    const owners = activeOwnerCount();
+    const attempt = identity();
+    const fence = fenceFor(attempt, [{}, { status: "TIMED_OUT" }]);
+    stack.server.stats.reset();
+    const outcome = await runAttempt({
+      ...options(stack, a, { write: { "docs/a.txt": "x" } }),
+      loadCurrentAttempt: fence.load,
+    });
+    assert.equal(fence.calls, 2);
+    assert.equal(outcome.stale, true);
+    assert.equal(stack.server.stats.count("createBranch"), 1);
+    assert.equal(stack.server.stats.count("commit"), 1);
+    assert.equal(stack.server.stats.count("mergeIntoBranch"), 0);
+    assert.equal(stack.server.stats.count("deleteBranch"), 1);
+    assert.equal(await head(stack), a);
+    await assertClean(stack, owners);
+  });
+});
+
+Deno.test("no-op with a stale fence: stale and no branch change", async () => {
+  await withStack(async (stack, a) => {
+    const outcome = await runAttempt({
+      ...options(stack, a, {}),
+      loadCurrentAttempt: fenceFor(identity(), [{ status: "CANCELED" }]).load,
+    });
+    assert.equal(outcome.stale, true);
+    assert.equal(await head(stack), a);
+  });
+});
+
+// ------------------------------------------------------------------ failures and cleanup
+
+Deno.test("task failures: plain -> FAILED, terminal -> FAILED_WITH_TERMINAL_ERROR; clean", async () => {
+  await withStack(async (stack, a) => {
+    const owners = activeOwnerCount();
+    const plain = await runAttempt(
+      options(stack, a, { write: { "docs/a.txt": "x" }, fail: "boom" }),
+    );
+    assert.equal(plain.status, "FAILED");
+    assert.equal(plain.reasonForIncompletion, "Error: boom");
+    const terminal = await runAttempt(
+      options(stack, a, { write: { "docs/a.txt": "x" }, fail: "no way", terminal: true }),
+    );
+    assert.equal(terminal.status, "FAILED_WITH_TERMINAL_ERROR");
+    assert.equal(terminal.reasonForIncompletion, "TaskTerminalError: no way");
+    const badResult = await runAttempt(options(stack, a, { badResult: true }));
+    assert.equal(badResult.status, "FAILED");
+    assert.match(badResult.reasonForIncompletion!, /^TaskResultError/);
+    assert.equal(await head(stack), a);
+    await assertClean(stack, owners);
+  });
+});
+
+Deno.test("guardrails: pre failure is terminal, post failure is retryable", async () => {
+  const stack = await startStack();
+  try {
+    const owners = activeOwnerCount();
+    const noDocs = await seed(stack, { "other/x.txt": "x" });
+    const pre = await runAttempt(options(stack, noDocs, {}));
+    assert.equal(pre.status, "FAILED_WITH_TERMINAL_ERROR");
+    assert.match(pre.reasonForIncompletion!, /^PreGuardrailViolation: pre guardrail/);
+    const a = await seed(stack, BASE);
+    const post = await runAttempt(options(stack, a, { remove: ["docs/keep.txt"] }));
+    assert.equal(post.status, "FAILED");
+    assert.match(post.reasonForIncompletion!, /^PostGuardrailViolation: post guardrail/);
+    assert.equal(await head(stack), a);
+    await assertClean(stack, owners);
+  } finally {
+    await stack.close();
+  }
+});
+
+Deno.test("a failing merge still deletes the staging branch", async () => {
+  await withStack(async (stack, a) => {
+    const owners = activeOwnerCount();
+    const failing = new Proxy(stack.lakefs, {
+      get(target, property, receiver) {
+        if (property === "merge") {
+          return () => Promise.reject(new Error("merge exploded"));
+        }
+        const value = Reflect.get(target, property, receiver);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    }) as LakeFsApi;
+    const outcome = await runAttempt({
+      ...options(stack, a, { write: { "docs/a.txt": "x" } }),
+      lakefs: failing,
+    });
+    assert.equal(outcome.status, "FAILED");
+    assert.equal(outcome.reasonForIncompletion, "Error: merge exploded");
+    assert.equal(await head(stack), a);
+    await assertClean(stack, owners);
+  });
+});
+
+Deno.test("a failing staging-branch delete is logged and never masks the outcome", async () => {
+  await withStack(async (stack, a) => {
+    const failing = new Proxy(stack.lakefs, {
+      get(target, property, receiver) {
+        if (property === "deleteBranch") return () => Promise.reject(new Error("nope"));
+        const value = Reflect.get(target, property, receiver);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    }) as LakeFsApi;
+    const outcome = await runAttempt({
+      ...options(stack, a, { write: { "docs/a.txt": "x" } }),
+      lakefs: failing,
+    });
+    assert.equal(outcome.status, "COMPLETED", outcome.reasonForIncompletion);
+    assert.deepEqual(await listDir(stack.root), []);
+  });
+});
+
+Deno.test("writes outside the prefix fail the attempt instead of being dropped", async () => {
+  await withStack(async (stack, a) => {
+    const outcome = await runAttempt(options(stack, a, { write: { "other/y.txt": "y" } }));
+    assert.equal(outcome.status, "FAILED");
+    assert.match(outcome.reasonForIncompletion!, /^UnsafePathError: cannot stage "other\/y.txt"/);
+    assert.equal(await head(stack), a);
+  });
+});
+
+Deno.test("a missing lakeFS or fence is reported clearly", async () => {
+  await withStack(async (stack, a) => {
+    const outcome = await runAttempt({ ...options(stack, a, {}), lakefs: undefined as never });
+    assert.equal(outcome.status, "FAILED");
+    assert.match(outcome.reasonForIncompletion!, /needs lakeFS/);
+    await assert.rejects(
+      () => runAttempt({ ...options(stack, a, {}), loadCurrentAttempt: undefined as never }),
+      TypeError,
+    );
+  });
+});
+
+Deno.test("dry run: reports the changes and writes nothing", async () => {
+  await withStack(async (stack, a) => {
+    stack.server.stats.reset();
+    const outcome = await runAttempt({
+      ...options(stack, a, { write: { "docs/z.txt": "zz" }, remove: ["docs/a.txt"] }),
+      loadCurrentAttempt: undefined as never,
+      dryRun: true,
+    });
+    assert.equal(outcome.status, "COMPLETED", outcome.reasonForIncompletion);
+    assert.deepEqual(outcome.changes, {
+      added: [{ path: "docs/z.txt", size: 2 }],
+      changed: [],
+      removed: [{ path: "docs/a.txt", size: 6 }],
+    });
+    assert.equal(outcome.publishedRef, a);
+    for (
+      const op of ["uploadObject", "createBranch", "commit", "deleteObjects", "hardResetBranch"]
+    ) {
+      assert.equal(stack.server.stats.count(op), 0, op);
+    }
+    assert.deepEqual(await branchNames(stack), ["main"]);
+  });
+});
+
+Deno.test("cancellation reaches the task and the attempt still cleans up", async () => {
+  await withStack(async (stack, a) => {
+    const owners = activeOwnerCount();
+    const controller = new AbortController();
+    const outcome = await runAttempt({
+      ...options(stack, a, {}),
+      signal: controller.signal,
+      onPhase: (phase) => {
+        if (phase === "run") controller.abort(new Error("shutdown"));
+      },
+    });
+    assert.equal(outcome.status, "FAILED");
+    assert.match(outcome.reasonForIncompletion!, /shutdown/);
+    await assertClean(stack, owners);
+    assert.ok((await Deno.lstat(join(stack.tmp))).isDirectory);
+  });
+});

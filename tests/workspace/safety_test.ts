@@ -1,0 +1,116 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { runAttempt } from "../../src/workspace/attempt.ts";
+import { activeOwnerCount } from "../../src/workspace/owners.ts";
+import { branchNames, fenceFor, identity, listDir, readTree, seed, startStack } from "./_stack.ts";
+import { reader, writer } from "./_tasks.ts";
+
+const TRAVERSALS = [
+  "../escaped.txt",
+  "/abs.txt",
+  "docs\\..\\..\\bs.txt",
+  "docs//x.txt",
+  "a/../../up.txt",
+];
+
+for (const key of [...TRAVERSALS, "a\u0000b"]) {
+  Deno.test(`download refuses the key ${JSON.stringify(key)} and writes nothing outside`, async () => {
+    const stack = await startStack();
+    try {
+      const owners = activeOwnerCount();
+      let ref: string;
+      try {
+        ref = await seed(stack, { "ok.txt": "fine", [key]: "evil" });
+      } catch (error) {
+        // The server (like real lakeFS) may refuse a NUL in the path; then there is nothing to
+        // defend against, but make sure it was the server that said no.
+        assert.ok(key.includes("\u0000"), String(error));
+        return;
+      }
+      await Deno.mkdir(stack.root);
+      const before = await listDir(stack.tmp);
+      const outcome = await runAttempt({
+        task: reader,
+        input: {
+          workspace: { repository: stack.repo, branch: "main", ref_type: "commit", ref },
+          params: {},
+        },
+        attempt: identity(),
+        workspaceRoot: stack.root,
+        ownerWorkerId: "w",
+        failureReasonMaxLength: 500,
+        lakefs: stack.lakefs,
+      });
+      assert.equal(outcome.status, "FAILED");
+      assert.match(outcome.reasonForIncompletion!, /^UnsafePathError: unsafe object key/);
+      // Nothing new next to the workspace root, nothing left in it, nothing at "/".
+      assert.deepEqual(await listDir(stack.tmp), before);
+      assert.deepEqual(await listDir(stack.root), []);
+      for (const name of ["escaped.txt", "bs.txt", "up.txt"]) {
+        await assert.rejects(() => Deno.lstat(join(stack.tmp, name)), Deno.errors.NotFound);
+      }
+      await assert.rejects(() => Deno.lstat("/abs.txt"), Deno.errors.NotFound);
+      assert.equal(activeOwnerCount(), owners);
+    } finally {
+      await stack.close();
+    }
+  });
+}
+
+Deno.test("a symlink made by the task fails staging; its target is never read or uploaded", async () => {
+  const stack = await startStack();
+  try {
+    const a = await seed(stack, { "docs/keep.txt": "keep" });
+    const secret = join(stack.tmp, "secret.txt");
+    await Deno.writeTextFile(secret, "TOP SECRET");
+    stack.server.stats.reset();
+    const attempt = identity();
+    const outcome = await runAttempt({
+      task: writer,
+      input: {
+        workspace: { repository: stack.repo, branch: "main", ref_type: "commit", ref: a },
+        params: { symlink: { "docs/leak.txt": secret, "docs/dir": stack.tmp } },
+      },
+      attempt,
+      workspaceRoot: stack.root,
+      ownerWorkerId: "w",
+      failureReasonMaxLength: 500,
+      lakefs: stack.lakefs,
+      loadCurrentAttempt: fenceFor(attempt).load,
+    });
+    assert.equal(outcome.status, "FAILED");
+    assert.match(outcome.reasonForIncompletion!, /^WorkspaceSymlinkError: cannot stage symlink/);
+    assert.equal(stack.server.stats.count("uploadObject"), 0);
+    assert.equal(stack.server.stats.count("createBranch"), 0);
+    assert.deepEqual(await branchNames(stack), ["main"]);
+    assert.deepEqual(await readTree(stack, "main"), { "docs/keep.txt": "keep" });
+    // Cleanup removed the links, not what they point to.
+    assert.equal(await Deno.readTextFile(secret), "TOP SECRET");
+    assert.deepEqual(await listDir(stack.root), []);
+  } finally {
+    await stack.close();
+  }
+});
+
+Deno.test("an object named like the marker at the root is refused, never overwrites it", async () => {
+  const stack = await startStack();
+  try {
+    const ref = await seed(stack, { ".perago-attempt.json": '{"owner_token":"forged"}' });
+    const outcome = await runAttempt({
+      task: reader,
+      input: {
+        workspace: { repository: stack.repo, branch: "main", ref_type: "commit", ref },
+        params: {},
+      },
+      attempt: identity(),
+      workspaceRoot: stack.root,
+      ownerWorkerId: "w",
+      failureReasonMaxLength: 500,
+      lakefs: stack.lakefs,
+    });
+    assert.equal(outcome.status, "FAILED");
+    assert.match(outcome.reasonForIncompletion!, /attempt marker is reserved/);
+  } finally {
+    await stack.close();
+  }
+});
