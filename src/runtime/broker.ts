@@ -13,10 +13,19 @@
 import { getLogger, type Logger } from "@logtape/logtape";
 import type { ConductorApi, Task, TaskResult } from "../conductor/api.ts";
 import { ConductorNotFoundError } from "../conductor/errors.ts";
-import type { DeliveryOutcome } from "../conductor/delivery.ts";
+import { type DeliveryOutcome, ResultDelivery } from "../conductor/delivery.ts";
 import { backoffDelayMs } from "../util/retry.ts";
 import { sleep } from "../util/sleep.ts";
-import type { FromBroker, ToBroker, WireOutcome } from "./protocol.ts";
+import {
+  type BrokerInit,
+  BrokerInitSchema,
+  type FromBroker,
+  MessageWriter,
+  readMessages,
+  type ToBroker,
+  ToBrokerSchema,
+  type WireOutcome,
+} from "./protocol.ts";
 
 /** Lifecycle of a broker. */
 export type BrokerState = "starting" | "running" | "draining" | "stopped" | "failed";
@@ -416,5 +425,69 @@ export class Broker {
       });
       this.#emit({ type: "delivered", taskId, how: "dropped" });
     }
+  }
+}
+
+/** What {@linkcode runBrokerProcess} needs from its host (the CLI wires the real ones). */
+export interface BrokerProcessDeps {
+  /** Messages from the supervisor (the process's stdin). */
+  input: ReadableStream<Uint8Array>;
+  /** Messages to the supervisor (the process's stdout). */
+  output: WritableStream<Uint8Array>;
+  /** Sets up this process's logging; returns its disposer. */
+  setupLogging: (init: BrokerInit) => Promise<{ dispose(): Promise<void> }>;
+  /** Makes the Conductor client. */
+  makeConductor: (init: BrokerInit) => ConductorApi;
+}
+
+/**
+ * The life of a broker process: read `init`, poll and relay until drained and told to shut
+ * down. Resolves with the exit code: 0 after a drain, 1 for a bad start, 2 when the
+ * supervisor went away (stdin closed: polling stops, pending results are still delivered).
+ */
+export async function runBrokerProcess(deps: BrokerProcessDeps): Promise<number> {
+  const out = new MessageWriter<FromBroker>(deps.output);
+  const log = getLogger(["perago", "runtime", "broker"]);
+  const messages = readMessages(deps.input, ToBrokerSchema, (error) => {
+    log.warn("ignored an invalid protocol line: {message}", { message: error.message });
+  });
+  const first = await messages.next();
+  if (first.done || first.value.type !== "init") {
+    await out.send({ type: "fatal", message: "broker: the first message must be init" });
+    await out.close();
+    return 1;
+  }
+  const init = BrokerInitSchema.parse(first.value.init);
+  const logging = await deps.setupLogging(init);
+  try {
+    const api = deps.makeConductor(init);
+    const broker = new Broker({
+      api,
+      delivery: new ResultDelivery({ api }),
+      taskTypes: init.taskTypes,
+      workerId: init.workerId,
+      pollTimeoutMs: init.pollTimeoutMs,
+      emit: (message) => void out.send(message),
+    });
+    const running = broker.run();
+    await out.send({ type: "ready", pid: Deno.pid });
+    let shutdown = false;
+    for await (const message of messages) {
+      broker.handle(message);
+      if (message.type === "shutdown") {
+        shutdown = true;
+        break;
+      }
+    }
+    if (!shutdown) {
+      log.warn("broker: the supervisor went away; stopping (held tasks will time out)");
+      broker.drain();
+      broker.shutdown();
+    }
+    await running;
+    await out.close();
+    return shutdown ? 0 : 2;
+  } finally {
+    await logging.dispose();
   }
 }

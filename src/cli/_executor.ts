@@ -1,0 +1,37 @@
+/**
+ * `perago __executor` (hidden): an executor process of the runtime. Started by the
+ * supervisor with narrow permissions; speaks the protocol on stdin/stdout.
+ *
+ * @module
+ */
+import { LakeFsClient } from "../lakefs/client.ts";
+import { setupLogging } from "../log/setup.ts";
+import { executorDeps } from "../runtime/executor_deps.ts";
+import { runExecutorProcess } from "../runtime/executor.ts";
+import { narrowStandaloneChild } from "../runtime/permissions.ts";
+import { ignoreTerminalSignals, keepStdoutForProtocol } from "./_child_io.ts";
+import type { Command } from "./main.ts";
+
+/** `perago __executor`. */
+export const command: Command = {
+  summary: "internal: an executor process (started by perago start)",
+  help: 'Usage: perago __executor\n\nInternal: started by "perago start"; reads its ' +
+    "settings and attempts as JSON lines on stdin and answers on stdout.",
+  async run() {
+    keepStdoutForProtocol();
+    ignoreTerminalSignals();
+    if (Deno.build.standalone) await narrowStandaloneChild("executor");
+    return await runExecutorProcess({
+      input: Deno.stdin.readable,
+      output: Deno.stdout.writable,
+      setupLogging: (init) =>
+        setupLogging({
+          ...init.log,
+          secrets: [init.lakefs.secretAccessKey],
+          level: init.log.debug ? "debug" : "info",
+        }),
+      makeLakeFs: (init) => new LakeFsClient(init.lakefs),
+      ...executorDeps,
+    });
+  },
+};

@@ -1,0 +1,353 @@
+/**
+ * The executor: runs one attempt at a time for the supervisor. It never talks to Conductor;
+ * its fence asks the broker through the supervisor. Transport-agnostic like the broker:
+ * messages in through {@linkcode Executor.handle}, out through `emit`.
+ *
+ * {@linkcode runExecutorProcess} is the whole life of an executor process: read `init`, set
+ * up logging, load the task modules, say `ready`, serve attempts until `shutdown` or until
+ * the supervisor goes away (stdin closes: the running attempt is cancelled).
+ *
+ * @module
+ */
+import type { Logger } from "@logtape/logtape";
+import type { LakeFsApi } from "../lakefs/api.ts";
+import { getLogger } from "../log/logger.ts";
+import type { TaskDefinition } from "../task/types.ts";
+import type { AttemptOptions, AttemptOutcome, CurrentTaskState } from "../workspace/attempt.ts";
+import {
+  type ExecutorInit,
+  ExecutorInitSchema,
+  type FenceResultMessage,
+  type FromExecutor,
+  MessageWriter,
+  readMessages,
+  type ToExecutor,
+  ToExecutorSchema,
+  type WireOutcome,
+} from "./protocol.ts";
+
+/** Lifecycle of an executor. */
+export type ExecutorState = "starting" | "running" | "draining" | "stopped" | "failed";
+
+/** Options of {@linkcode Executor}. */
+export interface ExecutorOptions {
+  init: ExecutorInit;
+  /** Loaded task definitions by name (the Conductor task type). */
+  tasks: ReadonlyMap<string, TaskDefinition>;
+  /** Runs one attempt (src/workspace/attempt.ts `runAttempt`). */
+  runAttempt: (options: AttemptOptions) => Promise<AttemptOutcome>;
+  lakefs: LakeFsApi;
+  emit: (message: FromExecutor) => void;
+  logger?: Logger;
+}
+
+type ConductorTask = Extract<ToExecutor, { type: "attempt" }>["task"];
+
+/**
+ * Serves attempts one at a time.
+ *
+ * @example
+ * ```ts
+ * const executor = new Executor({ init, tasks, runAttempt, lakefs, emit });
+ * executor.handle({ type: "attempt", attemptId: "a1", task });
+ * ```
+ */
+export class Executor {
+  readonly #options: ExecutorOptions;
+  readonly #log: Logger;
+  #state: ExecutorState = "running";
+  #busy: { attemptId: string; controller: AbortController; done: Promise<void> } | undefined;
+  #nextRequestId = 1;
+  readonly #drained = Promise.withResolvers<void>();
+  readonly #fences = new Map<number, (answer: FenceResultMessage) => void>();
+
+  constructor(options: ExecutorOptions) {
+    this.#options = options;
+    this.#log = options.logger ?? getLogger("runtime", "executor");
+  }
+
+  /** The current lifecycle state. */
+  get state(): ExecutorState {
+    return this.#state;
+  }
+
+  /** Whether an attempt is running. */
+  get busy(): boolean {
+    return this.#busy !== undefined;
+  }
+
+  /** Handles one message from the supervisor (`init` is the transport's business). */
+  handle(message: ToExecutor): void {
+    switch (message.type) {
+      case "attempt":
+        this.#start(message.attemptId, message.task);
+        return;
+      case "fence-result": {
+        const answer = this.#fences.get(message.requestId);
+        this.#fences.delete(message.requestId);
+        answer?.(message);
+        return;
+      }
+      case "shutdown":
+        this.#setState("draining");
+        this.#checkDrained();
+        return;
+      case "init":
+        return;
+    }
+  }
+
+  /** Cancels the running attempt (the supervisor is gone). */
+  abort(reason: string): void {
+    this.#busy?.controller.abort(new Error(reason));
+    for (const [id, answer] of this.#fences) {
+      answer({ type: "fence-result", requestId: id, error: reason });
+    }
+    this.#fences.clear();
+  }
+
+  /** Resolves once `shutdown` was received and no attempt is running. */
+  get drained(): Promise<void> {
+    return this.#drained.promise;
+  }
+
+  #checkDrained(): void {
+    if (this.#state === "draining" && this.#busy === undefined) {
+      this.#setState("stopped");
+      this.#drained.resolve();
+    }
+  }
+
+  /** Resolves when no attempt is running. */
+  async idle(): Promise<void> {
+    while (this.#busy) await this.#busy.done;
+  }
+
+  #setState(next: ExecutorState): void {
+    if (this.#state === next) return;
+    this.#log.info("executor {from} -> {to}", { from: this.#state, to: next });
+    this.#state = next;
+  }
+
+  #start(attemptId: string, task: ConductorTask): void {
+    if (this.#busy) {
+      // The supervisor never does this; answer so the task is not lost without a word.
+      this.#log.error("attempt {attemptId} refused: attempt {running} is still running", {
+        attemptId,
+        running: this.#busy.attemptId,
+      });
+      this.#options.emit({
+        type: "outcome",
+        attemptId,
+        outcome: {
+          status: "FAILED",
+          reasonForIncompletion: "executor busy: attempt handed to a busy executor; retry",
+          stale: false,
+          durationMs: 0,
+        },
+      });
+      return;
+    }
+    const controller = new AbortController();
+    const done = this.#execute(attemptId, task, controller.signal).then((outcome) => {
+      this.#busy = undefined;
+      this.#options.emit({ type: "outcome", attemptId, outcome });
+      this.#checkDrained();
+    });
+    this.#busy = { attemptId, controller, done };
+  }
+
+  async #execute(
+    attemptId: string,
+    task: ConductorTask,
+    signal: AbortSignal,
+  ): Promise<WireOutcome> {
+    const started = Date.now();
+    const name = task.taskDefName ?? task.taskType;
+    const definition = this.#options.tasks.get(name) ?? this.#options.tasks.get(task.taskType);
+    const { init } = this.#options;
+    if (definition === undefined) {
+      const known = [...this.#options.tasks.keys()].join(", ");
+      return {
+        status: "FAILED",
+        reasonForIncompletion: `no task named ${name} is loaded by this worker (it serves ` +
+          `${known}); start perago with that task's module`,
+        stale: false,
+        durationMs: Date.now() - started,
+      };
+    }
+    this.#log.info("attempt {attemptId}: task {taskId} of {taskDefName} started", {
+      attemptId,
+      taskId: task.taskId,
+      workflowInstanceId: task.workflowInstanceId,
+      taskDefName: name,
+    });
+    try {
+      const outcome = await this.#options.runAttempt({
+        task: definition,
+        input: task.inputData ?? {},
+        attempt: {
+          workflowInstanceId: task.workflowInstanceId,
+          taskId: task.taskId,
+          retryCount: task.retryCount,
+          referenceTaskName: task.referenceTaskName ?? name,
+          seq: task.seq ?? 0,
+          iteration: task.iteration ?? 0,
+          taskDefName: name,
+        },
+        workspaceRoot: init.workspaceRoot,
+        ownerWorkerId: init.workerId,
+        failureReasonMaxLength: init.failureReasonMaxLength,
+        lakefs: this.#options.lakefs,
+        loadCurrentAttempt: (fenceSignal) => this.#fence(task, fenceSignal),
+        signal,
+        logger: this.#log,
+      });
+      this.#log.info("attempt {attemptId}: task {taskId} ended {status}", {
+        attemptId,
+        taskId: task.taskId,
+        workflowInstanceId: task.workflowInstanceId,
+        status: outcome.status,
+        stale: outcome.stale,
+        durationMs: outcome.durationMs,
+      });
+      return {
+        status: outcome.status,
+        stale: outcome.stale,
+        durationMs: outcome.durationMs,
+        ...(outcome.outputData === undefined ? {} : { outputData: outcome.outputData }),
+        ...(outcome.reasonForIncompletion === undefined
+          ? {}
+          : { reasonForIncompletion: outcome.reasonForIncompletion }),
+        ...(outcome.publishedRef === undefined ? {} : { publishedRef: outcome.publishedRef }),
+      };
+    } catch (error) {
+      // runAttempt maps task errors itself; reaching here is a bug or a cancellation.
+      const message = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+      this.#log.error("attempt {attemptId} crashed: {message}", { attemptId, message });
+      return {
+        status: "FAILED",
+        reasonForIncompletion: `attempt crashed: ${message}`.slice(0, init.failureReasonMaxLength),
+        stale: false,
+        durationMs: Date.now() - started,
+      };
+    }
+  }
+
+  /** The fence: asks the broker (through the supervisor) for the task's current state. */
+  #fence(task: ConductorTask, signal: AbortSignal): Promise<CurrentTaskState> {
+    const requestId = this.#nextRequestId++;
+    return new Promise<CurrentTaskState>((resolve, reject) => {
+      const onAbort = () => {
+        this.#fences.delete(requestId);
+        reject(signal.reason);
+      };
+      if (signal.aborted) {
+        onAbort();
+        return;
+      }
+      signal.addEventListener("abort", onAbort, { once: true });
+      this.#fences.set(requestId, (answer) => {
+        signal.removeEventListener("abort", onAbort);
+        if (answer.state) resolve(answer.state);
+        else if (answer.notFound) {
+          // Conductor no longer knows the task: not ours any more, the fence must fail.
+          resolve({
+            status: "NOT_FOUND",
+            workflowInstanceId: task.workflowInstanceId,
+            taskId: task.taskId,
+            retryCount: task.retryCount,
+          });
+        } else {
+          reject(
+            new Error(
+              `fence look-up of task ${task.taskId} failed: ${answer.error ?? "no answer"}; ` +
+                "the attempt is not published",
+            ),
+          );
+        }
+      });
+      this.#options.emit({ type: "fence", requestId, taskId: task.taskId });
+    });
+  }
+}
+
+/** What {@linkcode runExecutorProcess} needs from its host (the CLI wires the real ones). */
+export interface ExecutorProcessDeps {
+  /** Messages from the supervisor (the process's stdin). */
+  input: ReadableStream<Uint8Array>;
+  /** Messages to the supervisor (the process's stdout). */
+  output: WritableStream<Uint8Array>;
+  /** Sets up this process's logging; returns its disposer. */
+  setupLogging: (init: ExecutorInit) => Promise<{ dispose(): Promise<void> }>;
+  /** Loads the task modules by name. */
+  loadTasks: (modules: readonly string[]) => Promise<Map<string, TaskDefinition>>;
+  /** Makes the lakeFS client. */
+  makeLakeFs: (init: ExecutorInit) => LakeFsApi;
+  runAttempt: (options: AttemptOptions) => Promise<AttemptOutcome>;
+}
+
+/**
+ * The life of an executor process. Resolves with the exit code: 0 after `shutdown`, 1 when
+ * init or loading failed, 2 when the supervisor went away.
+ */
+export async function runExecutorProcess(deps: ExecutorProcessDeps): Promise<number> {
+  const out = new MessageWriter<FromExecutor>(deps.output);
+  const log = getLogger("runtime", "executor");
+  const messages = readMessages(deps.input, ToExecutorSchema, (error) => {
+    log.warn("ignored an invalid protocol line: {message}", { message: error.message });
+  });
+  const first = await messages.next();
+  if (first.done || first.value.type !== "init") {
+    await out.send({ type: "fatal", message: "executor: the first message must be init" });
+    await out.close();
+    return 1;
+  }
+  const init = ExecutorInitSchema.parse(first.value.init);
+  let logging: { dispose(): Promise<void> } | undefined;
+  try {
+    logging = await deps.setupLogging(init);
+    let tasks: Map<string, TaskDefinition>;
+    try {
+      tasks = await deps.loadTasks(init.modules);
+    } catch (error) {
+      const message = (error as Error).message;
+      log.error("executor {workerId} cannot load its tasks: {message}", {
+        workerId: init.workerId,
+        message,
+      });
+      await out.send({ type: "fatal", message });
+      return 1;
+    }
+    const executor = new Executor({
+      init,
+      tasks,
+      runAttempt: deps.runAttempt,
+      lakefs: deps.makeLakeFs(init),
+      emit: (message) => void out.send(message),
+    });
+    log.info("executor {workerId} (slot {slot}) ready: {tasks}", {
+      workerId: init.workerId,
+      slot: init.slot,
+      tasks: [...tasks.keys()].join(", "),
+    });
+    await out.send({ type: "ready", pid: Deno.pid });
+    // Keep reading while draining: a running attempt still needs its fence answers.
+    const pump = (async () => {
+      for await (const message of messages) executor.handle(message);
+      return 2;
+    })();
+    const code = await Promise.race([pump, executor.drained.then(() => 0)]);
+    if (code === 2) {
+      log.warn("executor {workerId}: the supervisor went away; cancelling", {
+        workerId: init.workerId,
+      });
+      executor.abort("the supervisor went away");
+    }
+    await executor.idle();
+    await out.close();
+    return code;
+  } finally {
+    await logging?.dispose();
+  }
+}

@@ -1,0 +1,233 @@
+/**
+ * `perago start` below the CLI: load the configuration and the task modules, check that each
+ * TaskDef is registered, set up the supervisor's logging, and run the process-mode
+ * {@linkcode Supervisor} with real child processes under narrow permissions.
+ *
+ * @module
+ */
+import { CONFIG_ENV_VARS, loadRuntimeConfig, type RuntimeConfig } from "../config/config.ts";
+import { ConfigError } from "../config/errors.ts";
+import { brokerWorkerId, childWorkerId, resolveWorkerId } from "../config/worker_id.ts";
+import type { ConductorApi } from "../conductor/api.ts";
+import { ConductorClient } from "../conductor/client.ts";
+import { setupLogging } from "../log/setup.ts";
+import { moduleStem } from "../config/worker_id.ts";
+import { type LoadedTask, loadTask } from "../task/loader.ts";
+import { spawnChild } from "./_child.ts";
+import { childCommand, childEnv } from "./permissions.ts";
+import {
+  type BrokerInit,
+  type ExecutorInit,
+  FromBrokerSchema,
+  FromExecutorSchema,
+  type ToBroker,
+  type ToExecutor,
+} from "./protocol.ts";
+import { type ChildSpawner, Supervisor } from "./supervisor.ts";
+import { getLogger } from "../log/logger.ts";
+
+/** A TaskDef is missing on the Conductor server. */
+export class TaskDefNotRegisteredError extends Error {
+  override name = "TaskDefNotRegisteredError";
+}
+
+/** Options of {@linkcode startRuntime}. */
+export interface StartOptions {
+  /** Task modules (paths or `file:` URLs), at least one. */
+  modules: readonly string[];
+  /** Executors (`-j`). @default 1 */
+  concurrency?: number;
+  /** `--execution-mode`; overrides `PERAGO_EXECUTION_MODE`. */
+  executionMode?: "process" | "thread";
+  /** @default Deno.cwd() */
+  cwd?: string;
+  /** Called with the supervisor once it exists (the CLI wires signals to `shutdown()`). */
+  onSupervisor?: (supervisor: Supervisor) => void;
+}
+
+/**
+ * Runs the runtime until it stops; resolves with the exit code. Needs the permissions of
+ * `deno run -A main.ts` (the supervisor reads `.env`, spawns children, checks pids).
+ *
+ * @throws {ConfigError} for bad or missing configuration (Conductor and lakeFS are required).
+ * @throws {TaskDefNotRegisteredError} when a task's TaskDef is not on the server.
+ */
+export async function startRuntime(options: StartOptions): Promise<number> {
+  if (options.modules.length === 0) throw new TypeError("start: no task module given");
+  const cwd = options.cwd ?? Deno.cwd();
+  const first = options.modules[0]!;
+  const config = await loadRuntimeConfig(first, { cwd });
+  const mode = options.executionMode ?? config.executionMode;
+  if (mode === "thread") {
+    throw new ConfigError(
+      "execution mode thread is not available yet; use --execution-mode process " +
+        "(or PERAGO_EXECUTION_MODE=process)",
+    );
+  }
+  const conductor = config.conductor;
+  const lakefs = config.lakefs;
+  if (conductor === undefined || lakefs === undefined) {
+    const missing = [
+      ...(conductor === undefined ? ["CONDUCTOR_SERVER_URL"] : []),
+      ...(lakefs === undefined
+        ? [
+          "LAKECTL_SERVER_ENDPOINT_URL",
+          "LAKECTL_CREDENTIALS_ACCESS_KEY_ID",
+          "LAKECTL_CREDENTIALS_SECRET_ACCESS_KEY",
+        ]
+        : []),
+    ];
+    throw new ConfigError(
+      `perago start needs Conductor and lakeFS: set ${missing.join(", ")} ` +
+        '(in .env or the environment); "perago dev" prints a demo set',
+    );
+  }
+  const loaded: LoadedTask[] = [];
+  for (const module of options.modules) loaded.push(await loadTask(module, { cwd }));
+  const names = loaded.map((entry) => entry.task.name);
+  const duplicate = names.find((name, i) => names.indexOf(name) !== i);
+  if (duplicate !== undefined) {
+    throw new TypeError(`start: two modules define the task ${duplicate}; give each task once`);
+  }
+
+  const api = new ConductorClient({
+    serverUrl: conductor.serverUrl,
+    authKey: conductor.authKey,
+    authSecret: conductor.authSecret,
+  });
+  await checkTaskDefsRegistered(api, loaded, conductor.serverUrl);
+
+  const secrets = [lakefs.secretAccessKey.reveal(), conductor.authSecret?.reveal()]
+    .filter((s): s is string => s !== undefined);
+  const moduleName = moduleStem(first);
+  const logging = await setupLogging({
+    logRoot: config.logRoot,
+    moduleName,
+    workerId: resolveWorkerId(first, Deno.env.toObject()),
+    maxFileBytes: config.logFileMaxSizeBytes,
+    retentionMs: config.logRetentionMs,
+    secrets,
+    level: config.debug ? "debug" : "info",
+  });
+  try {
+    const supervisor = new Supervisor(
+      supervisorOptions(config, loaded, options.concurrency ?? 1, moduleName),
+    );
+    options.onSupervisor?.(supervisor);
+    getLogger("runtime").info("starting {concurrency} executor(s) for {tasks}; logs in {log}", {
+      concurrency: options.concurrency ?? 1,
+      tasks: names.join(", "),
+      log: logging.logFile,
+    });
+    return await supervisor.run();
+  } finally {
+    await logging.dispose();
+  }
+}
+
+/**
+ * Checks that every task's TaskDef exists on the server.
+ *
+ * @throws {TaskDefNotRegisteredError} naming the task, with the commands that register it.
+ */
+export async function checkTaskDefsRegistered(
+  api: Pick<ConductorApi, "getTaskDef">,
+  tasks: readonly Pick<LoadedTask, "task" | "modulePath">[],
+  serverUrl: string,
+): Promise<void> {
+  const base = serverUrl.replace(/\/+$/, "").replace(/\/api$/, "");
+  for (const { task, modulePath } of tasks) {
+    if (await api.getTaskDef(task.name) !== undefined) continue;
+    throw new TaskDefNotRegisteredError(
+      `the TaskDef ${task.name} is not registered on ${base}: run "perago extract ` +
+        `${modulePath} -o taskdef.json" and register it: curl -X POST ` +
+        `${base}/api/metadata/taskdefs -H 'content-type: application/json' ` +
+        `-d "[$(cat taskdef.json)]"`,
+    );
+  }
+}
+
+function supervisorOptions(
+  config: RuntimeConfig,
+  loaded: readonly LoadedTask[],
+  concurrency: number,
+  moduleName: string,
+) {
+  const conductor = config.conductor!;
+  const lakefs = config.lakefs!;
+  const modules = loaded.map((entry) => entry.modulePath);
+  const prefix = config.workerIdPrefix;
+  const log = (workerId: string) => ({
+    logRoot: config.logRoot,
+    moduleName,
+    workerId,
+    maxFileBytes: config.logFileMaxSizeBytes,
+    retentionMs: config.logRetentionMs,
+    debug: config.debug,
+  });
+  const brokerInit: BrokerInit = {
+    workerId: brokerWorkerId(prefix),
+    taskTypes: loaded.map((entry) => entry.task.name),
+    conductor: {
+      serverUrl: conductor.serverUrl,
+      ...(conductor.authKey === undefined ? {} : { authKey: conductor.authKey }),
+      ...(conductor.authSecret === undefined ? {} : { authSecret: conductor.authSecret.reveal() }),
+    },
+    pollTimeoutMs: 5000,
+    log: log(brokerWorkerId(prefix)),
+  };
+  const executorInit = (slot: number): ExecutorInit => ({
+    slot,
+    workerId: childWorkerId(prefix, slot),
+    modules,
+    workspaceRoot: config.workspaceRoot,
+    failureReasonMaxLength: config.failureReasonMaxLength,
+    lakefs: {
+      endpointUrl: lakefs.endpointUrl,
+      accessKeyId: lakefs.accessKeyId,
+      secretAccessKey: lakefs.secretAccessKey.reveal(),
+    },
+    log: log(childWorkerId(prefix, slot)),
+  });
+  const permissionInputs = {
+    workspaceRoot: config.workspaceRoot,
+    logRoot: config.logRoot,
+    modules,
+    conductorUrl: conductor.serverUrl,
+    lakefsUrl: lakefs.endpointUrl,
+  };
+  const env = childEnv(Deno.env.toObject(), CONFIG_ENV_VARS);
+  const spawner: ChildSpawner = {
+    broker: () =>
+      spawnChild<typeof FromBrokerSchema._output, ToBroker>({
+        command: childCommand({ ...permissionInputs, role: "broker" }),
+        env,
+        schema: FromBrokerSchema,
+        onInvalid: (_error, line) => strayLine("broker", line),
+      }),
+    executor: (slot) =>
+      spawnChild<typeof FromExecutorSchema._output, ToExecutor>({
+        command: childCommand({ ...permissionInputs, role: "executor" }),
+        env,
+        schema: FromExecutorSchema,
+        onInvalid: (_error, line) => strayLine(childWorkerId(prefix, slot), line),
+      }),
+  };
+  return {
+    concurrency,
+    workspaceRoot: config.workspaceRoot,
+    workspaceGcTtlMs: config.workspaceGcTtlMs,
+    workspaceGcIntervalMs: config.workspaceGcIntervalMs,
+    shutdownForceKillAfterMs: config.shutdownForceKillAfterMs,
+    brokerInit,
+    executorInit,
+    spawner,
+  };
+}
+
+function strayLine(who: string, line: string): void {
+  getLogger("runtime", "supervisor").warn("{who} wrote a non-protocol line to stdout: {line}", {
+    who,
+    line: line.slice(0, 500),
+  });
+}

@@ -1,0 +1,624 @@
+/**
+ * The supervisor (process mode): holds the workspace-root lock, sweeps orphaned attempt
+ * directories at start, every GC interval and at stop, spawns the broker and N executors,
+ * relays protocol messages between them, restarts dead executors with backoff, and drains
+ * on shutdown.
+ *
+ * ```
+ * starting --(lock, sweep, children ready)--> running --shutdown()--> draining --> stopped
+ *     \                                          \--broker died / fatal--> failed
+ * ```
+ * `run()` resolves with the process exit code: 0 after a clean drain; 1 when the runtime
+ * failed (broker died, children could not start) or the drain was forced.
+ *
+ * @module
+ */
+import type { Logger } from "@logtape/logtape";
+import { getLogger } from "../log/logger.ts";
+import { type ChildExit, type ChildHandle, describeExit } from "./_child.ts";
+import { sweepAttemptDirs, type SweepReport } from "./gc.ts";
+import { acquireSupervisorLock, type SupervisorLock } from "./lock.ts";
+import type {
+  BrokerInit,
+  ExecutorInit,
+  FromBroker,
+  FromExecutor,
+  ToBroker,
+  ToExecutor,
+} from "./protocol.ts";
+
+/** Lifecycle of the supervisor. */
+export type SupervisorState = "starting" | "running" | "draining" | "stopped" | "failed";
+
+/** Spawns a child for a role (the seam tests and thread mode replace). */
+export interface ChildSpawner {
+  broker(): ChildHandle<FromBroker, ToBroker>;
+  executor(slot: number): ChildHandle<FromExecutor, ToExecutor>;
+}
+
+/** Options of {@linkcode Supervisor}. */
+export interface SupervisorOptions {
+  /** Number of executor processes (`-j`). */
+  concurrency: number;
+  workspaceRoot: string;
+  /** `PERAGO_WORKSPACE_GC_TTL`. */
+  workspaceGcTtlMs: number;
+  /** `PERAGO_WORKSPACE_GC_INTERVAL`. */
+  workspaceGcIntervalMs: number;
+  /** `PERAGO_SHUTDOWN_FORCE_KILL_AFTER`; `undefined` waits for the drain. */
+  shutdownForceKillAfterMs: number | undefined;
+  /** The broker's init message. */
+  brokerInit: BrokerInit;
+  /** The init message of the executor in `slot`. */
+  executorInit: (slot: number) => ExecutorInit;
+  spawner: ChildSpawner;
+  /** Executor restart delays, ms; the last repeats. @default 1,2,4,8,16,30 s */
+  restartBackoffMs?: readonly number[];
+  /** An executor up this long resets its backoff. @default 60000 */
+  stableAfterMs?: number;
+  /** How long children get to start (init to ready). @default 60000 */
+  startTimeoutMs?: number;
+  /** After a forced stop, how long the broker gets to deliver abandon results. @default 10000 */
+  forcedBrokerGraceMs?: number;
+  logger?: Logger;
+}
+
+interface Slot {
+  index: number;
+  workerId: string;
+  child: ChildHandle<FromExecutor, ToExecutor> | undefined;
+  ready: boolean;
+  startedAt: number;
+  failures: number;
+  attempt: { attemptId: string; taskId: string } | undefined;
+  restartTimer: ReturnType<typeof setTimeout> | undefined;
+  exited: Promise<void>;
+}
+
+type Task = Extract<FromBroker, { type: "tasks" }>["tasks"][number];
+
+/** A timer as a promise that can be cleared (so no stray timer outlives the supervisor). */
+function timer(ms: number): { promise: Promise<void>; clear(): void } {
+  let handle: ReturnType<typeof setTimeout> | undefined;
+  const promise = new Promise<void>((resolve) => {
+    handle = setTimeout(resolve, ms);
+  });
+  return { promise, clear: () => clearTimeout(handle) };
+}
+
+/** Races `promises` against a timeout; `"timeout"` when it passed first. */
+async function within<T>(ms: number, ...promises: Promise<T>[]): Promise<T | "timeout"> {
+  const t = timer(ms);
+  try {
+    return await Promise.race([...promises, t.promise.then(() => "timeout" as const)]);
+  } finally {
+    t.clear();
+  }
+}
+
+const DEFAULT_BACKOFF_MS = [1_000, 2_000, 4_000, 8_000, 16_000, 30_000] as const;
+
+/**
+ * Runs the process-mode runtime.
+ *
+ * @example
+ * ```ts
+ * const supervisor = new Supervisor({ concurrency: 2, ..., spawner });
+ * Deno.addSignalListener("SIGTERM", () => supervisor.shutdown());
+ * const code = await supervisor.run();
+ * ```
+ */
+export class Supervisor {
+  readonly #o: SupervisorOptions;
+  readonly #log: Logger;
+  readonly #backoffMs: readonly number[];
+  #state: SupervisorState = "starting";
+  #ran = false;
+  #lock: SupervisorLock | undefined;
+  #broker: ChildHandle<FromBroker, ToBroker> | undefined;
+  #brokerReady = Promise.withResolvers<void>();
+  #brokerDrained = Promise.withResolvers<void>();
+  #brokerExited = Promise.withResolvers<ChildExit>();
+  readonly #slots: Slot[] = [];
+  readonly #queue: Task[] = [];
+  #outstandingCredits = 0;
+  #attemptSeq = 0;
+  #requestSeq = 0;
+  readonly #fenceRoutes = new Map<number, { slot: number; requestId: number }>();
+  #gcTimer: ReturnType<typeof setInterval> | undefined;
+  #gcRunning: Promise<unknown> = Promise.resolve();
+  #shutdownRequested = Promise.withResolvers<void>();
+  #forceRequested = Promise.withResolvers<void>();
+  #shutdownCalls = 0;
+  #failure: string | undefined;
+  #failed = Promise.withResolvers<void>();
+
+  constructor(options: SupervisorOptions) {
+    if (!Number.isInteger(options.concurrency) || options.concurrency < 1) {
+      throw new RangeError(`Supervisor: concurrency must be a positive integer`);
+    }
+    this.#o = options;
+    this.#log = options.logger ?? getLogger("runtime", "supervisor");
+    this.#backoffMs = options.restartBackoffMs ?? DEFAULT_BACKOFF_MS;
+    // Unhandled-rejection safety: these are awaited in some paths only.
+    this.#failed.promise.catch(() => {});
+  }
+
+  /** The current lifecycle state. */
+  get state(): SupervisorState {
+    return this.#state;
+  }
+
+  /** Pids of the live executors by slot (tests kill them). */
+  get executorPids(): (number | undefined)[] {
+    return this.#slots.map((slot) => slot.child?.pid);
+  }
+
+  /** Pid of the broker. */
+  get brokerPid(): number | undefined {
+    return this.#broker?.pid;
+  }
+
+  #setState(next: SupervisorState, detail?: string): void {
+    if (this.#state === next) return;
+    const from = this.#state;
+    this.#state = next;
+    const message = detail === undefined
+      ? "supervisor {from} -> {to}"
+      : "supervisor {from} -> {to}: {detail}";
+    if (next === "failed") this.#log.error(message, { from, to: next, detail });
+    else this.#log.info(message, { from, to: next, detail });
+  }
+
+  /**
+   * Asks for a stop. The first call drains (stop polling, finish running attempts, deliver
+   * their results); a second call forces (kill executors, report their attempts FAILED).
+   */
+  shutdown(): void {
+    this.#shutdownCalls++;
+    if (this.#shutdownCalls === 1) {
+      this.#log.info("shutdown requested: draining (a second signal forces)");
+      this.#shutdownRequested.resolve();
+    } else {
+      this.#log.warn("second shutdown request: forcing");
+      this.#forceRequested.resolve();
+    }
+  }
+
+  /** Runs until stopped; resolves with the exit code. Call once. */
+  async run(): Promise<number> {
+    if (this.#ran) throw new Error("Supervisor.run: already called; a supervisor runs once");
+    this.#ran = true;
+    try {
+      this.#lock = await acquireSupervisorLock(this.#o.workspaceRoot);
+      this.#log.info("supervisor lock taken: {path}", { path: this.#lock.path });
+      await this.#sweep(0, "startup");
+      await this.#startChildren();
+      if (this.#failure !== undefined) return await this.#stopFailed();
+      this.#setState("running", `${this.#o.concurrency} executor(s)`);
+      this.#grantCredits();
+      this.#gcTimer = setInterval(() => {
+        this.#gcRunning = this.#gcRunning.then(() =>
+          this.#sweep(this.#o.workspaceGcTtlMs, "periodic")
+        );
+      }, this.#o.workspaceGcIntervalMs);
+      await Promise.race([this.#shutdownRequested.promise, this.#failed.promise]);
+      if (this.#failure !== undefined) return await this.#stopFailed();
+      return await this.#drain();
+    } catch (error) {
+      this.#failure ??= (error as Error).message;
+      this.#setState("failed", this.#failure);
+      await this.#killAll();
+      throw error;
+    } finally {
+      if (this.#gcTimer !== undefined) clearInterval(this.#gcTimer);
+      for (const slot of this.#slots) clearTimeout(slot.restartTimer);
+      await this.#gcRunning.catch(() => {});
+      if (this.#lock) {
+        await this.#sweep(0, "final");
+        await this.#lock.release();
+      }
+    }
+  }
+
+  async #sweep(ttlMs: number, why: string): Promise<SweepReport | undefined> {
+    try {
+      const report = await sweepAttemptDirs(this.#o.workspaceRoot, { ttlMs });
+      if (report.removed.length > 0 || report.errors.length > 0) {
+        this.#log.info("{why} workspace sweep: removed {removed}, errors {errors}", {
+          why,
+          removed: report.removed.length,
+          errors: report.errors.length,
+          paths: report.removed,
+          failures: report.errors.map((e) => `${e.path}: ${(e.error as Error).message}`),
+        });
+      }
+      return report;
+    } catch (error) {
+      this.#log.warn("{why} workspace sweep failed: {message}", {
+        why,
+        message: (error as Error).message,
+      });
+      return undefined;
+    }
+  }
+
+  #fail(reason: string): void {
+    if (this.#failure !== undefined) return;
+    this.#failure = reason;
+    this.#failed.resolve();
+  }
+
+  // ---- start ----
+
+  async #startChildren(): Promise<void> {
+    const broker = this.#o.spawner.broker();
+    this.#broker = broker;
+    this.#log.info("broker started (pid {pid})", { pid: broker.pid });
+    void this.#pumpBroker(broker);
+    void broker.exit.then((exit) => this.#onBrokerExit(exit));
+    await broker.send({ type: "init", init: this.#o.brokerInit });
+    const timeout = this.#o.startTimeoutMs ?? 60_000;
+    const started = await within(
+      timeout,
+      this.#brokerReady.promise.then(() => true),
+      this.#failed.promise.then(() => false),
+    );
+    if (started !== true) {
+      this.#fail(this.#failure ?? `the broker did not become ready within ${timeout} ms`);
+      return;
+    }
+    for (let index = 0; index < this.#o.concurrency; index++) {
+      const init = this.#o.executorInit(index);
+      const slot: Slot = {
+        index,
+        workerId: init.workerId,
+        child: undefined,
+        ready: false,
+        startedAt: 0,
+        failures: 0,
+        attempt: undefined,
+        restartTimer: undefined,
+        exited: Promise.resolve(),
+      };
+      this.#slots.push(slot);
+      this.#spawnExecutor(slot);
+    }
+  }
+
+  #spawnExecutor(slot: Slot): void {
+    slot.restartTimer = undefined;
+    let child: ChildHandle<FromExecutor, ToExecutor>;
+    try {
+      child = this.#o.spawner.executor(slot.index);
+    } catch (error) {
+      this.#log.error("executor {workerId} could not be spawned: {message}", {
+        workerId: slot.workerId,
+        message: (error as Error).message,
+      });
+      this.#scheduleRestart(slot);
+      return;
+    }
+    slot.child = child;
+    slot.ready = false;
+    slot.startedAt = Date.now();
+    this.#log.info("executor {workerId} started (slot {slot}, pid {pid})", {
+      workerId: slot.workerId,
+      slot: slot.index,
+      pid: child.pid,
+    });
+    void this.#pumpExecutor(slot, child);
+    slot.exited = child.exit.then((exit) => this.#onExecutorExit(slot, child, exit));
+    void child.send({ type: "init", init: this.#o.executorInit(slot.index) });
+  }
+
+  // ---- broker ----
+
+  async #pumpBroker(broker: ChildHandle<FromBroker, ToBroker>): Promise<void> {
+    try {
+      for await (const message of broker.messages) this.#onBrokerMessage(message);
+    } catch (error) {
+      this.#log.warn("reading the broker's messages failed: {message}", {
+        message: (error as Error).message,
+      });
+    }
+  }
+
+  #onBrokerMessage(message: FromBroker): void {
+    switch (message.type) {
+      case "ready":
+        this.#brokerReady.resolve();
+        return;
+      case "tasks":
+        this.#outstandingCredits = Math.max(0, this.#outstandingCredits - message.tasks.length);
+        this.#queue.push(...message.tasks);
+        this.#dispatch();
+        return;
+      case "fence-result": {
+        const route = this.#fenceRoutes.get(message.requestId);
+        this.#fenceRoutes.delete(message.requestId);
+        const slot = route ? this.#slots[route.slot] : undefined;
+        if (route && slot?.child) {
+          void slot.child.send({ ...message, requestId: route.requestId });
+        }
+        return;
+      }
+      case "delivered":
+        this.#log.debug("result of task {taskId}: {how}", {
+          taskId: message.taskId,
+          how: message.how,
+        });
+        return;
+      case "drained":
+        this.#brokerDrained.resolve();
+        return;
+      case "fatal":
+        this.#fail(`the broker failed: ${message.message}`);
+        return;
+    }
+  }
+
+  #onBrokerExit(exit: ChildExit): void {
+    this.#brokerExited.resolve(exit);
+    if (this.#state === "stopped" || this.#stoppingBroker) return;
+    const detail = `the broker exited unexpectedly (${
+      describeExit(exit)
+    }); stopping the runtime: without it nothing reaches Conductor`;
+    this.#log.error(detail);
+    this.#fail(detail);
+  }
+
+  #stoppingBroker = false;
+
+  // ---- executors ----
+
+  async #pumpExecutor(slot: Slot, child: ChildHandle<FromExecutor, ToExecutor>): Promise<void> {
+    try {
+      for await (const message of child.messages) this.#onExecutorMessage(slot, child, message);
+    } catch (error) {
+      this.#log.warn("reading executor {workerId}'s messages failed: {message}", {
+        workerId: slot.workerId,
+        message: (error as Error).message,
+      });
+    }
+  }
+
+  #onExecutorMessage(
+    slot: Slot,
+    child: ChildHandle<FromExecutor, ToExecutor>,
+    message: FromExecutor,
+  ): void {
+    if (slot.child !== child) return; // a message from a previous incarnation
+    switch (message.type) {
+      case "ready":
+        slot.ready = true;
+        this.#log.info("executor {workerId} ready (pid {pid})", {
+          workerId: slot.workerId,
+          pid: message.pid,
+        });
+        this.#dispatch();
+        this.#grantCredits();
+        return;
+      case "fence": {
+        const requestId = ++this.#requestSeq;
+        this.#fenceRoutes.set(requestId, { slot: slot.index, requestId: message.requestId });
+        void this.#broker?.send({ type: "fence", requestId, taskId: message.taskId });
+        return;
+      }
+      case "outcome": {
+        const attempt = slot.attempt;
+        if (!attempt || attempt.attemptId !== message.attemptId) {
+          this.#log.error("executor {workerId} reported unknown attempt {attemptId}", {
+            workerId: slot.workerId,
+            attemptId: message.attemptId,
+          });
+          return;
+        }
+        slot.attempt = undefined;
+        void this.#broker?.send({
+          type: "result",
+          taskId: attempt.taskId,
+          workerId: slot.workerId,
+          outcome: message.outcome,
+        });
+        this.#dispatch();
+        this.#grantCredits();
+        return;
+      }
+      case "fatal":
+        this.#log.error("executor {workerId} cannot start: {message}", {
+          workerId: slot.workerId,
+          message: message.message,
+        });
+        return;
+    }
+  }
+
+  #onExecutorExit(
+    slot: Slot,
+    child: ChildHandle<FromExecutor, ToExecutor>,
+    exit: ChildExit,
+  ): void {
+    if (slot.child !== child) return;
+    slot.child = undefined;
+    slot.ready = false;
+    const attempt = slot.attempt;
+    slot.attempt = undefined;
+    const expected = this.#state === "draining" && this.#executorsStopping;
+    if (attempt) {
+      const reason = `executor ${slot.workerId} (pid ${child.pid}) exited during the attempt ` +
+        `(${describeExit(exit)}); the attempt is reported FAILED so Conductor retries it`;
+      this.#log.error(reason, { taskId: attempt.taskId });
+      void this.#broker?.send({
+        type: "abandon",
+        taskId: attempt.taskId,
+        workerId: slot.workerId,
+        reason,
+      });
+    } else if (!expected) {
+      this.#log.warn("executor {workerId} (pid {pid}) exited ({exit})", {
+        workerId: slot.workerId,
+        pid: child.pid,
+        exit: describeExit(exit),
+      });
+    }
+    // Collect what the dead executor left in the workspace root.
+    this.#gcRunning = this.#gcRunning.then(async () => {
+      const report = await sweepAttemptDirs(this.#o.workspaceRoot, {
+        ttlMs: 0,
+        onlyOwnerPid: child.pid,
+      }).catch(() => undefined);
+      if (report && report.removed.length > 0) {
+        this.#log.info("collected {count} attempt dir(s) of executor {workerId}", {
+          count: report.removed.length,
+          workerId: slot.workerId,
+          paths: report.removed,
+        });
+      }
+    });
+    if (this.#state === "running" || (this.#state === "draining" && this.#queue.length > 0)) {
+      this.#scheduleRestart(slot);
+    }
+  }
+
+  #executorsStopping = false;
+
+  #scheduleRestart(slot: Slot): void {
+    if (Date.now() - slot.startedAt >= (this.#o.stableAfterMs ?? 60_000)) slot.failures = 0;
+    const delayMs = this.#backoffMs[Math.min(slot.failures, this.#backoffMs.length - 1)] ?? 1000;
+    slot.failures++;
+    this.#log.info("restarting executor {workerId} in {delayMs} ms", {
+      workerId: slot.workerId,
+      delayMs,
+    });
+    slot.restartTimer = setTimeout(() => {
+      if (this.#state === "running" || (this.#state === "draining" && this.#queue.length > 0)) {
+        this.#spawnExecutor(slot);
+      }
+    }, delayMs);
+  }
+
+  // ---- slots and credits ----
+
+  #idleSlots(): Slot[] {
+    return this.#slots.filter((slot) => slot.child && slot.ready && !slot.attempt);
+  }
+
+  #dispatch(): void {
+    for (const slot of this.#idleSlots()) {
+      const task = this.#queue.shift();
+      if (!task) return;
+      const attemptId = `a${++this.#attemptSeq}`;
+      slot.attempt = { attemptId, taskId: task.taskId };
+      this.#log.info("task {taskId} -> executor {workerId}", {
+        taskId: task.taskId,
+        workflowInstanceId: task.workflowInstanceId,
+        workerId: slot.workerId,
+      });
+      void this.#broker?.send({ type: "assigned", taskId: task.taskId, workerId: slot.workerId });
+      void slot.child?.send({ type: "attempt", attemptId, task });
+    }
+  }
+
+  /** Grants the broker one credit per idle executor not already covered. */
+  #grantCredits(): void {
+    if (this.#state !== "running") return;
+    const free = this.#idleSlots().length - this.#outstandingCredits - this.#queue.length;
+    if (free <= 0) return;
+    this.#outstandingCredits += free;
+    void this.#broker?.send({ type: "credit", n: free });
+  }
+
+  // ---- stop ----
+
+  async #drain(): Promise<number> {
+    this.#setState("draining", "stop polling, finish running attempts, deliver results");
+    void this.#broker?.send({ type: "drain" });
+    const forceAfter = this.#o.shutdownForceKillAfterMs;
+    const outcome = await within(
+      forceAfter ?? 2 ** 31 - 1,
+      this.#brokerDrained.promise.then(() => "drained" as const),
+      this.#forceRequested.promise.then(() => "forced" as const),
+      this.#failed.promise.then(() => "failed" as const),
+    );
+    if (outcome === "failed") return await this.#stopFailed();
+    if (outcome !== "drained") {
+      const why = outcome === "timeout"
+        ? `PERAGO_SHUTDOWN_FORCE_KILL_AFTER (${forceAfter} ms) passed`
+        : "a second signal arrived";
+      return await this.#forceStop(why);
+    }
+    await this.#stopChildren();
+    this.#setState("stopped", "drained");
+    return 0;
+  }
+
+  /** Every result is delivered: tell every child to exit and wait for them. */
+  async #stopChildren(): Promise<void> {
+    this.#executorsStopping = true;
+    this.#stoppingBroker = true;
+    for (const slot of this.#slots) {
+      clearTimeout(slot.restartTimer);
+      void slot.child?.send({ type: "shutdown" });
+    }
+    void this.#broker?.send({ type: "shutdown" });
+    const all = Promise.all([
+      ...this.#slots.map((slot) => slot.exited),
+      this.#brokerExited.promise,
+    ]);
+    if (await within(10_000, all) === "timeout") {
+      this.#log.warn("children did not exit within 10 s of shutdown; killing them");
+      await this.#killAll();
+    }
+  }
+
+  async #forceStop(why: string): Promise<number> {
+    this.#log.error("forcing the stop: {why}; killing executors", { why });
+    this.#executorsStopping = true;
+    for (const slot of this.#slots) {
+      clearTimeout(slot.restartTimer);
+      slot.child?.kill("SIGKILL");
+    }
+    await Promise.all(this.#slots.map((slot) => slot.exited)); // abandons are sent on exit
+    for (const task of this.#queue.splice(0)) {
+      void this.#broker?.send({
+        type: "abandon",
+        taskId: task.taskId,
+        workerId: "",
+        reason: `not started: the worker was stopped (${why})`,
+      });
+    }
+    const grace = this.#o.forcedBrokerGraceMs ?? 10_000;
+    await within<unknown>(grace, this.#brokerDrained.promise, this.#brokerExited.promise);
+    this.#stoppingBroker = true;
+    void this.#broker?.send({ type: "shutdown" });
+    if (await within(5_000, this.#brokerExited.promise) === "timeout") {
+      this.#broker?.kill("SIGKILL");
+    }
+    this.#setState("stopped", `forced: ${why}`);
+    return 1;
+  }
+
+  async #stopFailed(): Promise<number> {
+    this.#setState("failed", this.#failure);
+    await this.#killAll();
+    return 1;
+  }
+
+  async #killAll(): Promise<void> {
+    this.#executorsStopping = true;
+    this.#stoppingBroker = true;
+    for (const slot of this.#slots) {
+      clearTimeout(slot.restartTimer);
+      slot.child?.kill("SIGKILL");
+    }
+    this.#broker?.kill("SIGKILL");
+    await within<unknown>(
+      5_000,
+      Promise.all([
+        ...this.#slots.map((slot) => slot.exited),
+        this.#broker ? this.#brokerExited.promise : Promise.resolve(),
+      ]),
+    );
+  }
+}
