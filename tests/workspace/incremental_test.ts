@@ -1,0 +1,85 @@
+import assert from "node:assert/strict";
+import { diffLocalWithRemote, type RemoteEntry } from "../../src/lakefs/sync.ts";
+import { runAttempt } from "../../src/workspace/attempt.ts";
+import { defineTask, z } from "../../mod.ts";
+import { join } from "node:path";
+import { branchNames, fenceFor, identity, readTree, seed, startStack } from "./_stack.ts";
+
+Deno.test("diffLocalWithRemote compares by size and checksum", () => {
+  const remote: RemoteEntry[] = [
+    { key: "d/same", size: 3, checksum: "AAA" },
+    { key: "d/resized", size: 3, checksum: "bbb" },
+    { key: "d/edited", size: 3, checksum: "ccc" },
+    { key: "d/unknown", size: 3, checksum: "ddd" },
+    { key: "d/gone", size: 1, checksum: "eee" },
+  ];
+  const plan = diffLocalWithRemote([
+    { key: "d/same", size: 3, checksum: "aaa" },
+    { key: "d/resized", size: 4, checksum: "bbb" },
+    { key: "d/edited", size: 3, checksum: "fff" },
+    { key: "d/unknown", size: 3 },
+    { key: "d/new", size: 9, checksum: "ggg" },
+  ], remote);
+  assert.deepEqual(plan.uploads.map((entry) => entry.key), [
+    "d/edited",
+    "d/new",
+    "d/resized",
+    "d/unknown",
+  ]);
+  assert.deepEqual(plan.deletes.map((entry) => entry.key), ["d/gone"]);
+});
+
+const touchOne = defineTask({
+  name: "touch_one",
+  ownerEmail: "tests@example.com",
+  description: "changes one file",
+  params: z.object({ path: z.string() }),
+  result: z.object({ ok: z.boolean() }),
+  workspace: { prefix: "data/" },
+  async run({ path }, ctx) {
+    await Deno.writeTextFile(join(ctx.workspace!, path), "changed!");
+    return { ok: true };
+  },
+});
+
+Deno.test("1-in-10,000: one changed file uploads exactly one object and deletes nothing", async () => {
+  const stack = await startStack();
+  try {
+    const files: Record<string, string> = {};
+    for (let i = 0; i < 10_000; i++) {
+      files[`data/${String(i % 100).padStart(2, "0")}/f${i}.txt`] = `file ${i}\n`;
+    }
+    const a = await seed(stack, files, { concurrency: 64 });
+    stack.server.stats.reset();
+    const attempt = identity();
+    const started = performance.now();
+    const outcome = await runAttempt({
+      task: touchOne,
+      input: {
+        workspace: { repository: stack.repo, branch: "main", ref_type: "commit", ref: a },
+        params: { path: "data/42/f4242.txt" },
+      },
+      attempt,
+      workspaceRoot: stack.root,
+      ownerWorkerId: "w",
+      failureReasonMaxLength: 500,
+      lakefs: stack.lakefs,
+      loadCurrentAttempt: fenceFor(attempt).load,
+      syncConcurrency: 32,
+    });
+    const seconds = (performance.now() - started) / 1000;
+    assert.equal(outcome.status, "COMPLETED", outcome.reasonForIncompletion);
+    assert.equal(stack.server.stats.count("getObject"), 10_000);
+    assert.equal(stack.server.stats.count("uploadObject"), 1);
+    assert.equal(stack.server.stats.count("deleteObjects"), 0);
+    assert.equal(stack.server.stats.count("deleteObject"), 0);
+    assert.deepEqual(outcome.changes?.changed, [{ path: "data/42/f4242.txt", size: 8 }]);
+    const tree = await readTree(stack, outcome.publishedRef!, "data/42/");
+    assert.equal(tree["data/42/f4242.txt"], "changed!");
+    assert.equal(tree["data/42/f4342.txt"], "file 4342\n");
+    assert.deepEqual(await branchNames(stack), ["main"]);
+    assert.ok(seconds < 30, `attempt took ${seconds.toFixed(1)} s`);
+  } finally {
+    await stack.close();
+  }
+});
