@@ -409,3 +409,30 @@ Deno.test("http: with a data dir, state and content survive a restart", async ()
     await Deno.remove(dataDir, { recursive: true });
   }
 });
+
+Deno.test("http: copy an object and reset staged changes", async () => {
+  await withRaw(async (api) => {
+    await createRepo(api);
+    const up = await api("/repositories/repo/branches/main/objects?path=a", {
+      method: "POST",
+      body: "A",
+    });
+    await up.body?.cancel();
+    const copy = await api(
+      "/repositories/repo/branches/main/objects/copy?dest_path=b",
+      postJson({ src_path: "a" }),
+    );
+    assert.equal(copy.status, 201);
+    assert.equal((await copy.json()).path, "b");
+    assert.equal(await (await api("/repositories/repo/refs/main/objects?path=b")).text(), "A");
+    const reset = await api("/repositories/repo/branches/main", {
+      method: "PUT",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ type: "reset" }),
+    });
+    assert.equal(reset.status, 204);
+    await reset.body?.cancel();
+    const listed = await (await api("/repositories/repo/refs/main/objects/ls")).json();
+    assert.deepEqual(listed.results, []);
+  });
+});

@@ -313,6 +313,23 @@ export class LakeFsState {
     else branch.staged[path] = entry;
   }
 
+  /** Drops staged changes: all (`reset`), one path (`object`) or under a prefix. */
+  resetStaged(
+    repo: RepoRecord,
+    branchName: string,
+    type: "object" | "common_prefix" | "reset",
+    path: string,
+  ): void {
+    const branch = this.branch(repo, branchName);
+    if (type === "reset") {
+      branch.staged = {};
+      return;
+    }
+    for (const key of Object.keys(branch.staged)) {
+      if (type === "object" ? key === path : key.startsWith(path)) delete branch.staged[key];
+    }
+  }
+
   // ------------------------------------------------------------------ commits
 
   /** Commits a branch's staged changes; 400 "commit: no changes" when there are none. */

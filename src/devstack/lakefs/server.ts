@@ -216,6 +216,17 @@ const mergeBody = z.object({
   allow_empty: z.boolean().optional(),
   squash_merge: z.boolean().optional(),
 });
+const resetCreation = z.object({
+  type: z.enum(["object", "common_prefix", "reset"]),
+  path: z.string().optional(),
+  force: z.boolean().optional(),
+});
+const objectCopy = z.object({
+  src_path: z.string().min(1),
+  src_ref: z.string().optional(),
+  force: z.boolean().optional(),
+  shallow: z.boolean().optional(),
+});
 const pathList = z.object({ paths: z.array(z.string()), force: z.boolean().optional() });
 
 // ---------------------------------------------------------------- answers
@@ -312,6 +323,9 @@ function metadataFromHeaders(headers: Headers): Record<string, string> {
   for (const [key, value] of headers) {
     const lower = key.toLowerCase();
     if (lower.startsWith("x-lakefs-meta-")) metadata[lower.slice("x-lakefs-meta-".length)] = value;
+    else if (lower.startsWith("x-lakefs-internal-")) {
+      metadata["::lakefs::" + lower.slice("x-lakefs-internal-".length)] = value;
+    }
   }
   return metadata;
 }
@@ -489,7 +503,8 @@ function buildRoutes(state: LakeFsState, blobs: BlobStore, accessKeyId: string):
   };
   const versionConfig = {
     version: DEMO_LAKEFS_VERSION,
-    version_context: "perago-demo",
+    // lakectl warns about an enterprise server for any other context.
+    version_context: "lakeFS",
     upgrade_recommended: false,
   };
 
@@ -583,6 +598,13 @@ function buildRoutes(state: LakeFsState, blobs: BlobStore, accessKeyId: string):
   add("DELETE", "/repositories/:repo/branches/:branch", "deleteBranch", async ({ params, url }) => {
     queryBool(url, "force");
     state.deleteBranch(state.repo(params.repo!), params.branch!);
+    await state.persist();
+    return noContent();
+  });
+  add("PUT", "/repositories/:repo/branches/:branch", "resetBranch", async ({ params, request }) => {
+    const repo = state.repo(params.repo!);
+    const body = await jsonBody(request, resetCreation);
+    state.resetStaged(repo, params.branch!, body.type, body.path ?? "");
     await state.persist();
     return noContent();
   });
@@ -860,6 +882,23 @@ function buildRoutes(state: LakeFsState, blobs: BlobStore, accessKeyId: string):
       state.stage(current, branchName, path, entry);
       await state.persist();
       return json(201, objectJson(current, path, entry));
+    },
+  );
+  add(
+    "POST",
+    "/repositories/:repo/branches/:branch/objects/copy",
+    "copyObject",
+    async ({ params, url, request }) => {
+      const repo = state.repo(params.repo!);
+      state.branch(repo, params.branch!);
+      const destPath = requiredQuery(url, "dest_path");
+      if (destPath === "") throw new ApiError(400, "dest_path: required value");
+      const body = await jsonBody(request, objectCopy);
+      const source = findEntry(repo, body.src_ref ?? params.branch!, body.src_path);
+      const entry: Entry = { ...source, mtime: Math.floor(Date.now() / 1000) };
+      state.stage(repo, params.branch!, destPath, entry);
+      await state.persist();
+      return json(201, objectJson(repo, destPath, entry));
     },
   );
   add(
