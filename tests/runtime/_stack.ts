@@ -1,0 +1,194 @@
+/**
+ * Test harness: the demo Conductor and lakeFS servers in-process, a tiny task module in a
+ * temp dir, and `deno run -A main.ts start` as a real child process.
+ */
+import { ConductorClient } from "../../src/conductor/client.ts";
+import { DEMO_ACCESS_KEY_ID, DEMO_SECRET_ACCESS_KEY } from "../../src/devstack/credentials.ts";
+import { startConductorServer } from "../../src/devstack/conductor/server.ts";
+import { startLakeFsServer } from "../../src/devstack/lakefs/server.ts";
+import { loadTask } from "../../src/task/loader.ts";
+import { buildTaskDef } from "../../src/task/taskdef.ts";
+import type { Workflow } from "../../src/conductor/api.ts";
+import { waitFor } from "../../src/util/sleep.ts";
+
+const MAIN = new URL("../../main.ts", import.meta.url).pathname;
+const MOD = new URL("../../mod.ts", import.meta.url).href;
+
+/** A workspace-free task that can sleep, read a path or fetch a URL on request. */
+export const PROBE_TASK = (name: string, responseSeconds: number) => `
+import { defineTask, z } from "${MOD}";
+export default defineTask({
+  name: "${name}",
+  ownerEmail: "tests@example.com",
+  description: "runtime test task",
+  params: z.object({
+    a: z.number(), b: z.number(),
+    sleepMs: z.number().optional(), read: z.string().optional(), fetch: z.string().optional(),
+    printStdout: z.boolean().optional(),
+  }),
+  result: z.object({ sum: z.number() }),
+  controls: {
+    retry: { count: 2, logic: "FIXED", delaySeconds: 0 },
+    timeout: { responseSeconds: ${responseSeconds}, seconds: 0 },
+  },
+  async run(p, ctx) {
+    if (p.printStdout) console.log("a task printing to stdout");
+    if (p.sleepMs) await new Promise((r, j) => {
+      const t = setTimeout(r, p.sleepMs);
+      ctx.signal.addEventListener("abort", () => { clearTimeout(t); j(ctx.signal.reason); });
+    });
+    if (p.read) await Deno.readTextFile(p.read);
+    if (p.fetch) await (await fetch(p.fetch)).text();
+    return { sum: p.a + p.b };
+  },
+});
+`;
+
+export interface Stack {
+  dir: string;
+  workspaceRoot: string;
+  logRoot: string;
+  modulePath: string;
+  taskName: string;
+  conductorUrl: string;
+  lakefsUrl: string;
+  api: ConductorClient;
+  conductor: Awaited<ReturnType<typeof startConductorServer>>;
+  env: Record<string, string>;
+  startWorkflow(params: Record<string, unknown>): Promise<string>;
+  waitWorkflow(id: string, status: string, timeoutMs?: number): Promise<Workflow>;
+  close(): Promise<void>;
+}
+
+let seq = 0;
+
+export async function startStack(
+  options: { responseSeconds?: number; sweepIntervalMs?: number } = {},
+): Promise<Stack> {
+  const dir = await Deno.makeTempDir({ prefix: "perago-rt-" });
+  const conductor = await startConductorServer({
+    port: 0,
+    sweepIntervalMs: options.sweepIntervalMs ?? 200,
+  });
+  const lakefs = await startLakeFsServer({
+    port: 0,
+    accessKeyId: DEMO_ACCESS_KEY_ID,
+    secretAccessKey: DEMO_SECRET_ACCESS_KEY,
+  });
+  const taskName = `probe_${Deno.pid}_${++seq}`;
+  const modulePath = `${dir}/tasks/probe.ts`;
+  await Deno.mkdir(`${dir}/tasks`, { recursive: true });
+  await Deno.writeTextFile(modulePath, PROBE_TASK(taskName, options.responseSeconds ?? 60));
+  const api = new ConductorClient({ serverUrl: conductor.url });
+  const { task } = await loadTask(modulePath);
+  await api.registerTaskDefs([buildTaskDef(task)]);
+  await api.upsertWorkflowDefs([{
+    name: `${taskName}_wf`,
+    version: 1,
+    schemaVersion: 2,
+    ownerEmail: "tests@example.com",
+    tasks: [{
+      name: taskName,
+      taskReferenceName: "probe",
+      type: "SIMPLE",
+      inputParameters: { params: "${workflow.input.params}" },
+    }],
+    outputParameters: { sum: "${probe.output.result.sum}" },
+  }]);
+  const workspaceRoot = `${dir}/ws`;
+  const logRoot = `${dir}/logs`;
+  const env = {
+    PERAGO_WORKSPACE_ROOT: workspaceRoot,
+    PERAGO_LOG_ROOT: logRoot,
+    PERAGO_WORKER_ID_PREFIX: "probe",
+    CONDUCTOR_SERVER_URL: conductor.url,
+    LAKECTL_SERVER_ENDPOINT_URL: lakefs.url,
+    LAKECTL_CREDENTIALS_ACCESS_KEY_ID: DEMO_ACCESS_KEY_ID,
+    LAKECTL_CREDENTIALS_SECRET_ACCESS_KEY: DEMO_SECRET_ACCESS_KEY,
+    NO_COLOR: "1",
+  };
+  return {
+    dir,
+    workspaceRoot,
+    logRoot,
+    modulePath,
+    taskName,
+    conductorUrl: conductor.url,
+    lakefsUrl: lakefs.url,
+    api,
+    conductor,
+    env,
+    startWorkflow: (params) => api.startWorkflow(`${taskName}_wf`, { params }),
+    async waitWorkflow(id, status, timeoutMs = 20_000) {
+      return await waitFor(async () => {
+        const wf = await api.getWorkflow(id);
+        return wf.status === status ? wf : undefined;
+      }, { timeoutMs, intervalMs: 100, what: `workflow ${id} ${status}` });
+    },
+    async close() {
+      await conductor.close();
+      await lakefs.close();
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    },
+  };
+}
+
+/** `perago start` as a child process, with its stderr collected. */
+export interface Worker {
+  process: Deno.ChildProcess;
+  output(): string;
+  /** Resolves with the exit status. */
+  status: Promise<Deno.CommandStatus>;
+  /** Pids of the children, found in the supervisor's log lines. */
+  executorPids(): number[];
+  kill(signal?: Deno.Signal): void;
+}
+
+export function startWorker(stack: Stack, args: string[] = []): Worker {
+  const process = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", MAIN, "start", stack.modulePath, ...args],
+    cwd: stack.dir,
+    env: stack.env,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  let text = "";
+  const decoder = new TextDecoder();
+  const pump = async (stream: ReadableStream<Uint8Array>) => {
+    for await (const chunk of stream) text += decoder.decode(chunk, { stream: true });
+  };
+  const pumps = Promise.all([pump(process.stdout), pump(process.stderr)]);
+  const status = pumps.then(() => process.status);
+  return {
+    process,
+    output: () => text,
+    status,
+    executorPids: () =>
+      [...text.matchAll(/executor \S+ started \(slot \d+, pid (\d+)\)/g)].map((m) => Number(m[1])),
+    kill(signal = "SIGTERM") {
+      try {
+        process.kill(signal);
+      } catch {
+        // gone
+      }
+    },
+  };
+}
+
+/** Stops a worker (SIGTERM) and returns its exit code; SIGKILL after the deadline. */
+export async function stopWorker(worker: Worker, timeoutMs = 20_000): Promise<number> {
+  worker.kill("SIGTERM");
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<"late">((resolve) =>
+    timer = setTimeout(() => resolve("late"), timeoutMs)
+  );
+  const result = await Promise.race([worker.status, late]);
+  clearTimeout(timer);
+  if (result === "late") {
+    worker.kill("SIGKILL");
+    await worker.status;
+    throw new Error(`worker did not stop within ${timeoutMs} ms:\n${worker.output()}`);
+  }
+  return result.code;
+}
