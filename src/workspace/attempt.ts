@@ -5,7 +5,6 @@
  *
  * @module
  */
-import { getLogger, type Logger } from "@logtape/logtape";
 import type { LakeFsApi } from "../lakefs/api.ts";
 import { LakeFsConflictError, LakeFsNotFoundError } from "../lakefs/errors.ts";
 import {
@@ -14,8 +13,9 @@ import {
   type RemoteEntry,
   stageChanges,
 } from "../lakefs/sync.ts";
+import { getLogger, type Logger, taskLogger } from "../log/logger.ts";
 import { isTerminalError, TaskInputError } from "../task/errors.ts";
-import type { AttemptInfo, TaskContext, TaskDefinition, TaskLogger } from "../task/types.ts";
+import type { AttemptInfo, TaskContext, TaskDefinition } from "../task/types.ts";
 import { prepareAttemptDir, removeAttemptDir } from "./attempt_dir.ts";
 import { StaleAttemptError, UnsafePathError, WorkspaceSymlinkError } from "./errors.ts";
 import {
@@ -78,7 +78,7 @@ export interface AttemptOptions {
   loadCurrentAttempt?: (signal: AbortSignal) => Promise<CurrentTaskState>;
   /** Cancels the attempt (shutdown, lost lease); reaches the task function and every call. */
   signal?: AbortSignal;
-  /** Logger of the attempt. @default getLogger(["perago", "attempt"]) */
+  /** Logger of the attempt (src/log/logger.ts). @default getLogger("attempt") */
   logger?: Logger;
   /** Run the task but write nothing to lakeFS (no staging branch, no fence). @default false */
   dryRun?: boolean;
@@ -156,15 +156,6 @@ export async function resolveInputRef(
   return { ...workspaceInput, ref: head.commit_id };
 }
 
-function taskLoggerOf(logger: Logger): TaskLogger {
-  return {
-    debug: (message, properties) => logger.debug(message, properties ?? {}),
-    info: (message, properties) => logger.info(message, properties ?? {}),
-    warn: (message, properties) => logger.warn(message, properties ?? {}),
-    error: (message, properties) => logger.error(message, properties ?? {}),
-  };
-}
-
 /** Shared state of one attempt, for the steps and the cleanup. */
 interface AttemptState {
   readonly options: AttemptOptions;
@@ -222,11 +213,12 @@ export async function runAttempt(options: AttemptOptions): Promise<AttemptOutcom
   }
   const signal = options.signal ?? new AbortController().signal;
   const executionId = options.executionId ?? crypto.randomUUID().replaceAll("-", "");
-  const log = (options.logger ?? getLogger(["perago", "attempt"])).with({
-    workflowInstanceId: options.attempt.workflowInstanceId,
-    taskId: options.attempt.taskId,
-    retryCount: options.attempt.retryCount,
-    executionId,
+  const log = (options.logger ?? getLogger("attempt")).with({
+    workflow_instance_id: options.attempt.workflowInstanceId,
+    task_id: options.attempt.taskId,
+    retry_count: options.attempt.retryCount,
+    execution_id: executionId,
+    task_def_name: options.attempt.taskDefName,
   });
   const state: AttemptState = {
     options,
@@ -282,7 +274,7 @@ function context(state: AttemptState, workspace: string | undefined): TaskContex
   return Object.freeze({
     workspace,
     signal: state.signal,
-    log: taskLoggerOf(state.log),
+    log: taskLogger(state.log),
     attempt: state.info,
   });
 }

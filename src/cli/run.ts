@@ -1,0 +1,197 @@
+// deno-lint-ignore-file no-console
+/**
+ * `perago run <module> --input file.json [--dry-run]`: one local attempt of a task, without
+ * Conductor (synthetic ids; the fence always finds the attempt current). Useful while writing
+ * a task, and with `--dry-run` to see what a run would change without writing to lakeFS.
+ *
+ * @module
+ */
+import { configSecrets, loadRuntimeConfig } from "../config/config.ts";
+import { moduleStem, resolveWorkerId } from "../config/worker_id.ts";
+import { LakeFsClient } from "../lakefs/client.ts";
+import { setupLogging } from "../log/setup.ts";
+import { loadTask } from "../task/loader.ts";
+import {
+  type AttemptIdentity,
+  type AttemptOutcome,
+  resolveInputRef,
+  runAttempt,
+} from "../workspace/attempt.ts";
+import { parseCommandArgs } from "./_args.ts";
+import { UsageError } from "./_fail.ts";
+import type { Command } from "./main.ts";
+
+const HELP = `Usage: perago run <module> --input <file.json> [--dry-run]
+
+Runs one local attempt of the task in <module>, as a worker would for a Conductor task,
+but without Conductor: the attempt gets local ids and its fence always passes.
+
+The input file holds the Conductor task input:
+  workspace tasks:       {"workspace": {"repository", "branch", "ref_type": "commit",
+                          "ref"}, "params": {...}}
+  workspace-free tasks:  {"params": {...}}
+A missing "workspace.ref" means the head commit of "workspace.branch".
+
+A writable workspace task downloads its prefix, runs, and publishes its changes to the
+branch (staging branch, squash merge), exactly as under "perago start".
+
+Options:
+  -i, --input <file>  the task input (JSON); required
+      --dry-run       run the task but write nothing to lakeFS (no staging branch, no
+                      commit); print what would be added, changed and removed
+  -h, --help          show this help
+
+Prints the outcome (status, published ref, result JSON, changes) on stdout; logs go to
+stderr and to the JSONL log under PERAGO_LOG_ROOT. Exit code 0 when the attempt
+COMPLETED, 1 otherwise. Ctrl-C cancels the attempt (it still cleans up).`;
+
+async function readInput(path: string): Promise<unknown> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (error) {
+    throw new UsageError(
+      `run: cannot read the input file ${path}: ${(error as Error).message}; check the path`,
+    );
+  }
+  try {
+    return JSON.parse(text);
+  } catch (error) {
+    throw new UsageError(
+      `run: the input file ${path} is not valid JSON: ${(error as Error).message}`,
+    );
+  }
+}
+
+function formatSize(bytes: number): string {
+  return bytes === 1 ? "1 byte" : `${bytes} bytes`;
+}
+
+/** Prints an outcome for people (stdout). */
+function printOutcome(outcome: AttemptOutcome, dryRun: boolean, writable: boolean): void {
+  console.log(`status: ${outcome.status}${dryRun ? " (dry run)" : ""}`);
+  if (outcome.reasonForIncompletion !== undefined) {
+    console.log(`reason: ${outcome.reasonForIncompletion}`);
+  }
+  if (outcome.publishedRef !== undefined) {
+    const label = dryRun ? "input ref (nothing published)" : "published ref";
+    console.log(`${label}: ${outcome.publishedRef}`);
+  }
+  if (outcome.changes !== undefined && (dryRun || writable)) {
+    const { added, changed, removed } = outcome.changes;
+    const total = added.length + changed.length + removed.length;
+    const verb = dryRun ? "would change" : "changes";
+    const summary = total === 0
+      ? "none"
+      : `${added.length} added, ${changed.length} changed, ${removed.length} removed`;
+    console.log(`${verb}: ${summary}`);
+    for (const entry of added) console.log(`  + ${entry.path} (${formatSize(entry.size)})`);
+    for (const entry of changed) console.log(`  ~ ${entry.path} (${formatSize(entry.size)})`);
+    for (const entry of removed) console.log(`  - ${entry.path} (${formatSize(entry.size)})`);
+  }
+  if (outcome.outputData !== undefined) {
+    console.log(`result: ${JSON.stringify(outcome.outputData.result ?? null, null, 2)}`);
+  }
+  console.log(`duration: ${outcome.durationMs} ms`);
+}
+
+/** `perago run`. */
+export const command: Command = {
+  summary: "run one local attempt of a task (no Conductor)",
+  help: HELP,
+  async run(args) {
+    const { positionals, values } = parseCommandArgs("run", args, {
+      input: { type: "string", short: "i" },
+      "dry-run": { type: "boolean", default: false },
+    });
+    if (positionals.length !== 1) {
+      throw new UsageError('run: expected exactly one task module; run "perago run --help"');
+    }
+    if (values.input === undefined) {
+      throw new UsageError('run: --input <file.json> is required; run "perago run --help"');
+    }
+    const moduleTarget = positionals[0]!;
+    const dryRun = values["dry-run"] === true;
+    const config = await loadRuntimeConfig(moduleTarget);
+    const { task } = await loadTask(moduleTarget);
+    let input = await readInput(values.input);
+
+    const env = Deno.env.toObject();
+    const workerId = resolveWorkerId(moduleTarget, env);
+    const logging = await setupLogging({
+      logRoot: config.logRoot,
+      moduleName: moduleStem(moduleTarget),
+      workerId,
+      maxFileBytes: config.logFileMaxSizeBytes,
+      retentionMs: config.logRetentionMs,
+      secrets: configSecrets(config),
+      level: config.debug ? "debug" : "info",
+    });
+    const controller = new AbortController();
+    const onSignal = () => controller.abort(new Error("interrupted (SIGINT)"));
+    Deno.addSignalListener("SIGINT", onSignal);
+    try {
+      let lakefs: LakeFsClient | undefined;
+      if (task.workspace !== undefined) {
+        if (config.lakefs === undefined) {
+          throw new UsageError(
+            `run: task ${JSON.stringify(task.name)} is a workspace task and needs lakeFS: set ` +
+              "LAKECTL_SERVER_ENDPOINT_URL, LAKECTL_CREDENTIALS_ACCESS_KEY_ID and " +
+              "LAKECTL_CREDENTIALS_SECRET_ACCESS_KEY (in .env or the environment)",
+          );
+        }
+        lakefs = new LakeFsClient({
+          endpointUrl: config.lakefs.endpointUrl,
+          accessKeyId: config.lakefs.accessKeyId,
+          secretAccessKey: config.lakefs.secretAccessKey,
+        });
+        if (
+          typeof input === "object" && input !== null && !Array.isArray(input) &&
+          "workspace" in input && typeof input.workspace === "object" &&
+          input.workspace !== null && !Array.isArray(input.workspace)
+        ) {
+          const workspace = await resolveInputRef(
+            lakefs,
+            input.workspace as Record<string, unknown>,
+            controller.signal,
+          );
+          input = { ...input, workspace };
+        }
+      }
+      const local = crypto.randomUUID().replaceAll("-", "").slice(0, 12);
+      const attempt: AttemptIdentity = {
+        workflowInstanceId: `local-${local}`,
+        taskId: `local-${local}`,
+        retryCount: 0,
+        referenceTaskName: task.name,
+        seq: 0,
+        iteration: 0,
+        taskDefName: task.name,
+      };
+      const outcome = await runAttempt({
+        task,
+        input,
+        attempt,
+        workspaceRoot: config.workspaceRoot,
+        ownerWorkerId: workerId,
+        failureReasonMaxLength: config.failureReasonMaxLength,
+        ...(lakefs === undefined ? {} : { lakefs }),
+        // No Conductor: the local attempt is always the current one.
+        loadCurrentAttempt: () =>
+          Promise.resolve({
+            status: "IN_PROGRESS",
+            workflowInstanceId: attempt.workflowInstanceId,
+            taskId: attempt.taskId,
+            retryCount: attempt.retryCount,
+          }),
+        signal: controller.signal,
+        dryRun,
+      });
+      printOutcome(outcome, dryRun, task.workspace !== undefined && !task.workspace.readOnly);
+      return outcome.status === "COMPLETED" ? 0 : 1;
+    } finally {
+      Deno.removeSignalListener("SIGINT", onSignal);
+      await logging.dispose();
+    }
+  },
+};
