@@ -709,12 +709,9 @@ export class LakeFsClient implements LakeFsApi {
 
   /** Builds the error for an unexpected HTTP status (and marks 429/5xx retryable). */
   async #httpError(spec: RequestSpec, response: Response): Promise<LakeFsError> {
-    let text = "";
-    try {
-      text = await response.text();
-    } catch {
-      // The status is what matters; a body we cannot read adds nothing.
-    }
+    // A body that fails to arrive is a transport failure (a dropped connection), which the
+    // caller's catch turns into a retryable error; it must not pass as this status.
+    const text = await response.text();
     let message = "";
     try {
       const parsed = errorBodySchema.safeParse(JSON.parse(text));

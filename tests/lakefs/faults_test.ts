@@ -94,6 +94,23 @@ Deno.test("faults: a dropped connection is retried", async () => {
   }, { faults });
 });
 
+Deno.test("faults: a dropped connection on an upload (201) and a delete (204) is retried", async () => {
+  const faults = new FaultInjector(sequence(0, 1, 0));
+  await withLakeFs(async ({ client, server }) => {
+    faults.set({ dropRate: 0.5 });
+    let opened = 0;
+    await client.uploadObject("repo", "main", "f", () => {
+      opened++;
+      return Promise.resolve(new Blob(["again"]).stream());
+    });
+    assert.equal(opened, 2);
+    await client.deleteObject("repo", "main", "f");
+    assert.equal(faults.injected.dropped, 2);
+    assert.equal(server.stats.count("uploadObject"), 2);
+    assert.equal(server.stats.count("deleteObject"), 2);
+  }, { faults });
+});
+
 Deno.test("faults: pause holds requests until resumed; the call then completes", async () => {
   const faults = new FaultInjector();
   await withLakeFs(async ({ client, server }) => {
