@@ -3,6 +3,7 @@
  * content, and a temp workspace root; everything closed by `close()`.
  */
 import { join } from "node:path";
+import type { FaultInjector } from "../../src/devstack/faults.ts";
 import { startLakeFsServer } from "../../src/devstack/lakefs/server.ts";
 import type { LakeFsServerHandle } from "../../src/devstack/lakefs/server.ts";
 import { LakeFsClient } from "../../src/lakefs/client.ts";
@@ -21,14 +22,20 @@ export interface Stack {
 
 let repoCounter = 0;
 
-export async function startStack(): Promise<Stack> {
-  const server = await startLakeFsServer({ accessKeyId: "AKIATEST", secretAccessKey: "s3cr3t" });
+export async function startStack(
+  options: { faults?: FaultInjector; attempts?: number } = {},
+): Promise<Stack> {
+  const server = await startLakeFsServer({
+    accessKeyId: "AKIATEST",
+    secretAccessKey: "s3cr3t",
+    ...(options.faults ? { faults: options.faults } : {}),
+  });
   const tmp = await Deno.makeTempDir({ prefix: "perago-ws-test-" });
   const lakefs = new LakeFsClient({
     endpointUrl: server.url,
     accessKeyId: "AKIATEST",
     secretAccessKey: "s3cr3t",
-    retry: { attempts: 3, baseDelayMs: 5, maxDelayMs: 20 },
+    retry: { attempts: options.attempts ?? 3, baseDelayMs: 2, maxDelayMs: 20 },
   });
   const repo = `repo-${++repoCounter}-${crypto.randomUUID().slice(0, 8)}`;
   await lakefs.createRepository(repo, `local://${repo}`, "main");
