@@ -50,7 +50,8 @@ export const command: Command = {
       throw new UsageError(`start: --execution-mode must be process or thread (got ${mode})`);
     }
     let supervisor: Supervisor | undefined;
-    const onSignal = () => supervisor?.shutdown();
+    let early = 0; // signals before the supervisor exists are replayed to it
+    const onSignal = () => supervisor ? supervisor.shutdown() : early++;
     const signals = ["SIGINT", "SIGTERM"] as const;
     for (const signal of signals) Deno.addSignalListener(signal, onSignal);
     try {
@@ -58,7 +59,10 @@ export const command: Command = {
         modules: positionals,
         concurrency,
         ...(mode === undefined ? {} : { executionMode: mode }),
-        onSupervisor: (s) => supervisor = s,
+        onSupervisor: (s) => {
+          supervisor = s;
+          for (; early > 0; early--) s.shutdown();
+        },
       });
     } finally {
       for (const signal of signals) Deno.removeSignalListener(signal, onSignal);

@@ -24,7 +24,7 @@ export default defineTask({
   params: z.object({
     a: z.number(), b: z.number(),
     sleepMs: z.number().optional(), read: z.string().optional(), fetch: z.string().optional(),
-    printStdout: z.boolean().optional(),
+    printStdout: z.boolean().optional(), sleepOnlyFirst: z.boolean().optional(),
   }),
   result: z.object({ sum: z.number() }),
   controls: {
@@ -33,7 +33,8 @@ export default defineTask({
   },
   async run(p, ctx) {
     if (p.printStdout) console.log("a task printing to stdout");
-    if (p.sleepMs) await new Promise((r, j) => {
+    const sleeps = p.sleepMs && !(p.sleepOnlyFirst && ctx.attempt.retryCount > 0);
+    if (sleeps) await new Promise((r, j) => {
       const t = setTimeout(r, p.sleepMs);
       ctx.signal.addEventListener("abort", () => { clearTimeout(t); j(ctx.signal.reason); });
     });

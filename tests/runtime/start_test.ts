@@ -52,7 +52,7 @@ Deno.test("start: kill -9 of an executor mid-attempt -> restarted, task retried,
   const stack = await startStack();
   const worker = startWorker(stack);
   try {
-    const id = await stack.startWorkflow({ a: 20, b: 22, sleepMs: 60_000 });
+    const id = await stack.startWorkflow({ a: 20, b: 22, sleepMs: 60_000, sleepOnlyFirst: true });
     await waitFor(() => /attempt a1: task \S+ of \S+ started/.test(worker.output()), {
       timeoutMs: 15_000,
       what: "attempt started",
@@ -64,17 +64,11 @@ Deno.test("start: kill -9 of an executor mid-attempt -> restarted, task retried,
       timeoutMs: 15_000,
       what: "executor restarted",
     });
-    // The retry sleeps too; shorten it by letting the restarted executor finish a quick one:
-    // Conductor retried with the same input, so wait for the second attempt to start, then
-    // check the first attempt was reported FAILED with the reason.
-    await waitFor(async () => {
-      const wf = await stack.api.getWorkflow(id);
-      return wf.tasks.length >= 2 ? wf : undefined;
-    }, { timeoutMs: 15_000, what: "retry scheduled" });
-    const wf = await stack.api.getWorkflow(id);
+    const wf = await stack.waitWorkflow(id, "COMPLETED", 20_000);
+    assert.deepEqual(wf.output, { sum: 42 });
     assert.equal(wf.tasks[0]?.status, "FAILED");
     assert.match(String(wf.tasks[0]?.reasonForIncompletion), /exited during the attempt/);
-    assert.equal(wf.tasks.filter((t) => t.status === "COMPLETED").length, 0);
+    assert.equal(wf.tasks.filter((t) => t.status === "COMPLETED").length, 1, "completes once");
     assert.match(worker.output(), /restarting executor probe0000 in 1000 ms/);
   } finally {
     worker.kill("SIGKILL");
@@ -135,6 +129,71 @@ Deno.test("start: a second supervisor on the same workspace root is refused", as
   } finally {
     first.kill("SIGKILL");
     await first.status;
+    await stack.close();
+  }
+});
+
+Deno.test("start: PERAGO_SHUTDOWN_FORCE_KILL_AFTER bounds the drain: executors killed, exit 1", async () => {
+  const stack = await startStack();
+  stack.env.PERAGO_SHUTDOWN_FORCE_KILL_AFTER = "1s";
+  const worker = startWorker(stack);
+  try {
+    const id = await stack.startWorkflow({ a: 1, b: 1, sleepMs: 60_000 });
+    await waitFor(() => /attempt a1: task \S+ of \S+ started/.test(worker.output()), {
+      timeoutMs: 15_000,
+      what: "attempt started",
+    });
+    const started = Date.now();
+    assert.equal(await stopWorker(worker), 1, worker.output());
+    assert.ok(Date.now() - started < 15_000);
+    assert.match(worker.output(), /forcing the stop: PERAGO_SHUTDOWN_FORCE_KILL_AFTER/);
+    const wf = await stack.api.getWorkflow(id);
+    assert.equal(wf.tasks[0]?.status, "FAILED", "the killed attempt is reported, not lost");
+  } finally {
+    worker.kill("SIGKILL");
+    await worker.status;
+    await stack.close();
+  }
+});
+
+Deno.test("start: broker death stops the runtime with a non-zero exit and a clear line", async () => {
+  const stack = await startStack();
+  const worker = startWorker(stack);
+  try {
+    const pid = await waitFor(() => {
+      const text = worker.output();
+      const found = text.match(/broker started \(pid (\d+)\)/);
+      return /supervisor starting -> running/.test(text) && found ? Number(found[1]) : undefined;
+    }, { timeoutMs: 15_000, what: "running" });
+    Deno.kill(pid, "SIGKILL");
+    const status = await worker.status;
+    assert.equal(status.code, 1, worker.output());
+    assert.match(worker.output(), /the broker exited unexpectedly \(signal SIGKILL\)/);
+  } finally {
+    worker.kill("SIGKILL");
+    await worker.status;
+    await stack.close();
+  }
+});
+
+Deno.test("start: an unregistered TaskDef exits 1 with the registration hint", async () => {
+  const stack = await startStack();
+  try {
+    const other = `${stack.dir}/tasks/other.ts`;
+    await Deno.writeTextFile(
+      other,
+      (await Deno.readTextFile(stack.modulePath)).replace(stack.taskName, "never_registered"),
+    );
+    const worker = startWorker({ ...stack, modulePath: other });
+    const status = await worker.status;
+    assert.equal(status.code, 1);
+    assert.match(worker.output(), /never_registered is not registered/);
+    assert.match(worker.output(), /perago extract .*other\.ts -o taskdef\.json/);
+    assert.match(
+      worker.output(),
+      /curl -X POST http:\/\/127\.0\.0\.1:\d+\/api\/metadata\/taskdefs/,
+    );
+  } finally {
     await stack.close();
   }
 });
