@@ -1,0 +1,192 @@
+/**
+ * ResultDelivery: results survive a Conductor outage (503s, a paused server) and are
+ * delivered once when it returns; 404 drops, other 4xx fail, deadlines and aborts end the
+ * wait; per-task order with stale heartbeats superseded.
+ */
+import assert from "node:assert/strict";
+import { ConductorClient } from "../../src/conductor/client.ts";
+import { ResultDelivery, ResultDeliveryError } from "../../src/conductor/delivery.ts";
+import { ConductorError, ConductorNotFoundError } from "../../src/conductor/errors.ts";
+import type { TaskResult } from "../../src/conductor/api.ts";
+import {
+  type ConductorServerHandle,
+  startConductorServer,
+} from "../../src/devstack/conductor/server.ts";
+import { waitFor } from "../../src/util/sleep.ts";
+
+async function withPolledTask(
+  fn: (server: ConductorServerHandle, client: ConductorClient, task: TaskResult) => Promise<void>,
+): Promise<void> {
+  const server = await startConductorServer();
+  try {
+    const client = new ConductorClient({
+      serverUrl: server.url,
+      requestTimeoutMs: 300,
+      retry: { attempts: 1 },
+    });
+    const name = `deliv_${crypto.randomUUID().slice(0, 8)}`;
+    await client.registerTaskDefs([{ name, retryCount: 0 }]);
+    await client.upsertWorkflowDefs([{
+      name: `${name}_wf`,
+      version: 1,
+      tasks: [
+        { name, taskReferenceName: "one", type: "SIMPLE" },
+        { name, taskReferenceName: "two", type: "SIMPLE" },
+      ],
+    }]);
+    const workflowInstanceId = await client.startWorkflow(`${name}_wf`, {});
+    const [task] = await client.pollBatch(name, { count: 1, timeoutMs: 1000, workerId: "w" });
+    assert.ok(task);
+    await fn(server, client, { workflowInstanceId, taskId: task.taskId, status: "COMPLETED" });
+  } finally {
+    await server.close();
+  }
+}
+
+Deno.test("delivery: a result posted during a 503 outage is delivered once it ends", async () => {
+  await withPolledTask(async (server, client, result) => {
+    const delivery = new ResultDelivery({ api: client, baseDelayMs: 5, maxDelayMs: 20 });
+    server.faults.set({ errorRate: 1, pathFilter: "/api/tasks" });
+    server.stats.reset();
+    const outcome = delivery.deliver({ ...result, outputData: { n: 1 } });
+    assert.equal(delivery.pending, 1);
+    await waitFor(() => server.faults.injected.errors >= 3, { what: "a few failed posts" });
+    assert.equal(server.stats.count("updateTask"), 0);
+    server.faults.reset();
+    const done = await outcome;
+    assert.equal(done.kind, "delivered");
+    assert.ok(done.attempts >= 4);
+    assert.equal(delivery.pending, 0);
+    await delivery.drain(AbortSignal.timeout(1000));
+    assert.equal(server.stats.count("updateTask"), 1, "delivered exactly once");
+    const task = await client.getTask(result.taskId);
+    assert.equal(task.status, "COMPLETED");
+    assert.deepEqual(task.outputData, { n: 1 });
+  });
+});
+
+Deno.test("delivery: a paused server (requests hang) does not lose or double the result", async () => {
+  await withPolledTask(async (server, client, result) => {
+    let calls = 0;
+    const counted = {
+      updateTask: (r: TaskResult, signal?: AbortSignal) => {
+        calls++;
+        return client.updateTask(r, signal);
+      },
+    };
+    const delivery = new ResultDelivery({ api: counted, baseDelayMs: 10, maxDelayMs: 50 });
+    server.faults.set({ paused: true, pathFilter: "/api/tasks" });
+    const outcome = delivery.deliver(result);
+    // The client times out (300 ms) and tries again while the server hangs.
+    await waitFor(() => calls >= 3, { what: "posts to time out and be retried" });
+    assert.equal(delivery.pending, 1);
+    server.faults.set({ paused: false });
+    assert.equal((await outcome).kind, "delivered");
+    await waitFor(async () => (await client.getWorkflow(result.workflowInstanceId)).tasks.length, {
+      what: "the workflow to advance",
+    });
+    // Late duplicates of the hung posts were no-ops: the next task was scheduled once.
+    const workflow = await client.getWorkflow(result.workflowInstanceId);
+    assert.deepEqual(workflow.tasks.map((t) => t.referenceTaskName), ["one", "two"]);
+    assert.equal(workflow.tasks[0]?.status, "COMPLETED");
+  });
+});
+
+Deno.test("delivery: 404 drops the result, other 4xx fail it, the deadline ends retrying", async () => {
+  await withPolledTask(async (server, client, result) => {
+    const delivery = new ResultDelivery({ api: client, baseDelayMs: 5, maxDelayMs: 10 });
+    const gone = await delivery.deliver({ ...result, workflowInstanceId: crypto.randomUUID() });
+    assert.equal(gone.kind, "gone");
+    assert.ok(gone.kind === "gone" && gone.error instanceof ConductorNotFoundError);
+
+    const bad = delivery.deliver({ ...result, workflowInstanceId: "" });
+    await assert.rejects(bad, (error: unknown) => {
+      assert.ok(error instanceof ResultDeliveryError);
+      assert.ok(error.cause instanceof ConductorError && error.cause.status === 400);
+      assert.match(error.message, /^delivering the result of task .* failed: Conductor updateTask/);
+      return true;
+    });
+
+    server.faults.set({ errorRate: 1 });
+    const started = Date.now();
+    await assert.rejects(
+      delivery.deliver(result, { deadlineMs: 200 }),
+      /deadline passed after \d+ attempts/,
+    );
+    assert.ok(Date.now() - started < 2_000);
+    assert.equal(delivery.pending, 0);
+  });
+});
+
+Deno.test("delivery: abort ends pending deliveries and drain", async () => {
+  const never = {
+    updateTask: () => Promise.reject(new ConductorError({ operation: "updateTask", status: 503 })),
+  };
+  const controller = new AbortController();
+  const delivery = new ResultDelivery({
+    api: never,
+    baseDelayMs: 5,
+    maxDelayMs: 10,
+    signal: controller.signal,
+  });
+  const pending = delivery.deliver({ workflowInstanceId: "w", taskId: "t", status: "FAILED" });
+  const drainAbort = new AbortController();
+  const draining = delivery.drain(drainAbort.signal);
+  drainAbort.abort(new Error("drain stopped"));
+  await assert.rejects(draining, /drain stopped/);
+  controller.abort(new Error("shutdown"));
+  await assert.rejects(pending, /delivery aborted/);
+  assert.equal(delivery.pending, 0);
+  await delivery.drain();
+});
+
+Deno.test("delivery: per task in order; a waiting heartbeat is superseded by a newer result", async () => {
+  const posted: string[] = [];
+  let failFirst = 2;
+  const api = {
+    updateTask(result: TaskResult): Promise<string> {
+      const label = `${result.taskId}:${result.status}${result.extendLease ? "+lease" : ""}:${
+        String(result.outputData?.n ?? "")
+      }`;
+      if (failFirst > 0 && result.taskId === "a") {
+        failFirst--;
+        return Promise.reject(new ConductorError({ operation: "updateTask" }));
+      }
+      posted.push(label);
+      return Promise.resolve(result.taskId);
+    },
+  };
+  const delivery = new ResultDelivery({ api, baseDelayMs: 1, maxDelayMs: 5 });
+  const base = { workflowInstanceId: "w" };
+  const results = [
+    delivery.deliver({
+      ...base,
+      taskId: "a",
+      status: "IN_PROGRESS",
+      extendLease: true,
+      outputData: { n: 1 },
+    }),
+    delivery.deliver({
+      ...base,
+      taskId: "a",
+      status: "IN_PROGRESS",
+      extendLease: true,
+      outputData: { n: 2 },
+    }),
+    delivery.deliver({ ...base, taskId: "b", status: "COMPLETED" }),
+    delivery.deliver({ ...base, taskId: "a", status: "COMPLETED", outputData: { n: 3 } }),
+  ];
+  const outcomes = await Promise.all(results);
+  assert.deepEqual(outcomes.map((o) => o.kind), [
+    "delivered",
+    "superseded",
+    "delivered",
+    "delivered",
+  ]);
+  assert.deepEqual(posted.filter((p) => p.startsWith("a")), [
+    "a:IN_PROGRESS+lease:1",
+    "a:COMPLETED:3",
+  ]);
+  assert.ok(posted.includes("b:COMPLETED:"));
+  assert.equal(posted.indexOf("b:COMPLETED:"), 0, "task b does not wait behind task a's retries");
+});
