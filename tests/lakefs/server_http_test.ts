@@ -436,3 +436,45 @@ Deno.test("http: copy an object and reset staged changes", async () => {
     assert.deepEqual(listed.results, []);
   });
 });
+
+Deno.test("http: diff of uncommitted changes and between refs (three_dot by default)", async () => {
+  await withRaw(async (api) => {
+    await createRepo(api);
+    const put = async (branch: string, path: string, text: string) => {
+      const res = await api(`/repositories/repo/branches/${branch}/objects?path=${path}`, {
+        method: "POST",
+        body: text,
+      });
+      await res.body?.cancel();
+    };
+    const commit = async (branch: string) => {
+      const res = await api(
+        `/repositories/repo/branches/${branch}/commits`,
+        postJson({ message: "c" }),
+      );
+      assert.equal(res.status, 201);
+      await res.body?.cancel();
+    };
+    const branch = await api(
+      "/repositories/repo/branches",
+      postJson({ name: "dev", source: "main" }),
+    );
+    await branch.body?.cancel();
+    await put("dev", "d", "dev");
+    const staged = await (await api("/repositories/repo/branches/dev/diff")).json();
+    assert.deepEqual(staged.results.map((d: { type: string; path: string }) => [d.type, d.path]), [[
+      "added",
+      "d",
+    ]]);
+    await commit("dev");
+    await put("main", "m", "main");
+    await commit("main");
+    const three = await (await api("/repositories/repo/refs/main/diff/dev")).json();
+    assert.deepEqual(three.results.map((d: { path: string }) => d.path), ["d"]);
+    const two = await (await api("/repositories/repo/refs/main/diff/dev?type=two_dot")).json();
+    assert.deepEqual(
+      two.results.map((d: { type: string; path: string }) => [d.type, d.path]),
+      [["added", "d"], ["removed", "m"]],
+    );
+  });
+});

@@ -27,6 +27,8 @@ export class BlobStore {
   /** Creates the directories. */
   async init(): Promise<void> {
     await Deno.mkdir(join(this.root, "blobs"), { recursive: true });
+    // Uploads cut short by a previous run leave partial files here.
+    await Deno.remove(join(this.root, "tmp"), { recursive: true }).catch(() => {});
     await Deno.mkdir(join(this.root, "tmp"), { recursive: true });
   }
 

@@ -460,6 +460,11 @@ export class LakeFsState {
     return seen;
   }
 
+  /** The best common ancestor of two commits (highest generation), if any. */
+  mergeBase(repo: RepoRecord, a: CommitRecord, b: CommitRecord): CommitRecord | undefined {
+    return this.#mergeBase(repo, a, b);
+  }
+
   #mergeBase(repo: RepoRecord, a: CommitRecord, b: CommitRecord): CommitRecord | undefined {
     const fromA = this.#ancestors(repo, a);
     let best: CommitRecord | undefined;

@@ -729,7 +729,16 @@ function buildRoutes(state: LakeFsState, blobs: BlobStore, accessKeyId: string):
     const repo = state.repo(params.repo!);
     const left = state.resolveCommit(repo, params.left!);
     const right = state.resolveCommit(repo, params.right!);
-    return diffJson(left.tree, right.tree, url);
+    const type = url.searchParams.get("type") ?? "three_dot";
+    if (type !== "two_dot" && type !== "three_dot") {
+      throw new ApiError(
+        400,
+        `parameter "type" in query has an error: value is not one of the allowed values`,
+      );
+    }
+    // three_dot (the default): what changed on the right since the merge base.
+    const from = type === "two_dot" ? left : state.mergeBase(repo, left, right) ?? left;
+    return diffJson(from.tree, right.tree, url);
   });
 
   // ---- objects
