@@ -173,7 +173,9 @@ function supervisorOptions(
       ...(conductor.authKey === undefined ? {} : { authKey: conductor.authKey }),
       ...(conductor.authSecret === undefined ? {} : { authSecret: conductor.authSecret.reveal() }),
     },
-    pollTimeoutMs: 5000,
+    // Shorter than the 5 s maximum: a drain waits for the in-flight poll (never aborted, so
+    // no polled task is lost), and 2 s keeps that wait short while idle polls stay rare.
+    pollTimeoutMs: 2000,
     log: log(brokerWorkerId(prefix)),
   };
   const executorInit = (slot: number): ExecutorInit => ({
