@@ -5,7 +5,10 @@
  * workflow chaining them, runs `perago start` in process mode, shows progress, prints the
  * workflow output and the branch's commit log, and stops everything (exit 0).
  *
- * Usage: deno task demo [--runs N] [--keep]
+ * Usage: deno task demo [--runs N] [--keep] [--conductor-url URL]
+ *
+ * `--conductor-url` runs the same job against an external Conductor (for example a real
+ * Conductor OSS server) instead of the embedded demo one; lakeFS stays embedded.
  *
  * @module
  */
@@ -30,7 +33,11 @@ const WORKFLOW = "perago_demo";
 
 const args = parseArgs({
   args: Deno.args,
-  options: { runs: { type: "string", default: "2" }, keep: { type: "boolean", default: false } },
+  options: {
+    runs: { type: "string", default: "2" },
+    keep: { type: "boolean", default: false },
+    "conductor-url": { type: "string" },
+  },
 });
 const runs = Number(args.values.runs);
 
@@ -41,12 +48,15 @@ function say(line: string) {
 async function main(): Promise<number> {
   const started = performance.now();
   const tempDir = await Deno.makeTempDir({ prefix: "perago-demo-" });
-  const conductorServer = await startConductorServer({ sweepIntervalMs: 500 });
+  const externalConductor = args.values["conductor-url"];
+  const conductorServer = externalConductor === undefined
+    ? await startConductorServer({ sweepIntervalMs: 500 })
+    : undefined;
   const lakefsServer = await startLakeFsServer({
     accessKeyId: DEMO_ACCESS_KEY_ID,
     secretAccessKey: DEMO_SECRET_ACCESS_KEY,
   });
-  const conductorUrl = `${conductorServer.url}/api`;
+  const conductorUrl = externalConductor ?? `${conductorServer!.url}/api`;
   say(`demo stack: Conductor ${conductorUrl}, lakeFS ${lakefsServer.url}`);
   const conductor = new ConductorClient({ serverUrl: conductorUrl });
   const lakefs = new LakeFsClient({
@@ -55,6 +65,7 @@ async function main(): Promise<number> {
     secretAccessKey: DEMO_SECRET_ACCESS_KEY,
   });
   let worker: Deno.ChildProcess | undefined;
+  let exitCode = 1;
   try {
     // 1. A repository with sample files, committed on main.
     await lakefs.createRepository(REPO, `local://${tempDir}/lakefs-storage`, BRANCH);
@@ -71,7 +82,9 @@ async function main(): Promise<number> {
     const names: string[] = [];
     for (const module of MODULES) {
       const { task } = await loadTask(`${ROOT}${module}`);
-      await conductor.registerTaskDefs([buildTaskDef(task) as never]);
+      const taskDef = buildTaskDef(task);
+      // POST creates; a server that already has it (a second run, a shared server) takes PUT.
+      await conductor.registerTaskDefs([taskDef]).catch(() => conductor.updateTaskDef(taskDef));
       names.push(task.name);
     }
     const [normalize, stats, words] = names as [string, string, string];
@@ -172,6 +185,7 @@ async function main(): Promise<number> {
       say(`  ${commit.id.slice(0, 12)}  ${commit.message}`);
       commitId = commit.parents[0];
     }
+    exitCode = 0;
     return 0;
   } finally {
     if (worker) {
@@ -181,9 +195,12 @@ async function main(): Promise<number> {
       const status = await worker.status;
       say(`\nperago start stopped (exit ${status.code})`);
     }
-    await Promise.allSettled([conductorServer.close(), lakefsServer.close()]);
-    if (!args.values.keep) await Deno.remove(tempDir, { recursive: true }).catch(() => {});
-    else say(`kept ${tempDir}`);
+    await Promise.allSettled([conductorServer?.close(), lakefsServer.close()]);
+    if (!args.values.keep && exitCode === 0) {
+      await Deno.remove(tempDir, { recursive: true }).catch(() => {});
+    } else {
+      say(`kept ${tempDir} (logs, workspaces)`);
+    }
     say(`demo finished in ${((performance.now() - started) / 1000).toFixed(1)} s`);
   }
 }
