@@ -315,3 +315,37 @@ export async function processMemoryMiB(
     return undefined;
   }
 }
+
+/**
+ * Reads the first line of a child's stdout as JSON (within `timeoutMs`); the rest of the
+ * stream is drained in the background so the child never blocks on a full pipe.
+ */
+export async function readJsonLine(
+  stream: ReadableStream<Uint8Array>,
+  timeoutMs: number,
+): Promise<unknown> {
+  const reader = stream.pipeThrough(new TextDecoderStream()).getReader();
+  let buffered = "";
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`child printed no JSON line within ${timeoutMs} ms`)),
+      timeoutMs,
+    );
+  });
+  try {
+    while (!buffered.includes("\n")) {
+      const { done, value } = await Promise.race([reader.read(), timeout]);
+      if (done) throw new Error(`child exited before printing its JSON line: ${buffered}`);
+      buffered += value;
+    }
+  } finally {
+    clearTimeout(timer);
+  }
+  void (async () => {
+    try {
+      while (!(await reader.read()).done) { /* drain */ }
+    } catch { /* closed */ }
+  })();
+  return JSON.parse(buffered.slice(0, buffered.indexOf("\n")));
+}
