@@ -22,7 +22,14 @@ FALLBACKS="${CONDUCTOR_OSS_FALLBACKS:-3.21.14}"
 CACHE="${PERAGO_CACHE_DIR:-$HOME/.cache/perago}"
 HOME_DIR="${CONDUCTOR_OSS_HOME:-$CACHE/conductor-oss}"
 START_TIMEOUT="${CONDUCTOR_OSS_START_TIMEOUT:-240}"
-PGDATA_DIR="$HOME_DIR/pgdata"
+# PostgreSQL refuses to run as root: as root the cluster lives in the postgres user's home,
+# which that user can reach without loosening permissions on ours.
+if [[ $(id -u) -eq 0 ]]; then
+  PG_DIR="${CONDUCTOR_OSS_PG_DIR:-$(getent passwd postgres 2>/dev/null | cut -d: -f6)/perago-conductor-oss}"
+else
+  PG_DIR="${CONDUCTOR_OSS_PG_DIR:-$HOME_DIR/pg}"
+fi
+PGDATA_DIR="$PG_DIR/data"
 PG_PORT_FILE="$HOME_DIR/pg.port"
 PORT_FILE="$HOME_DIR/server.port"
 PID_FILE="$HOME_DIR/server.pid"
@@ -105,11 +112,10 @@ start_postgres() {
   [[ -n "$initdb" && -n "$pg_ctl" ]] || missing "PostgreSQL not found (apt-get install -y postgresql)"
   if [[ $(id -u) -eq 0 ]]; then
     id postgres >/dev/null 2>&1 || missing "no postgres user to own the database cluster"
-    chown postgres "$HOME_DIR"
-    # The owner must be able to reach the state dir.
-    local d="$HOME_DIR"
-    while [[ "$d" != "/" ]]; do chmod o+x "$d" 2>/dev/null || true; d=$(dirname "$d"); done
+    [[ "$PG_DIR" != /perago-conductor-oss ]] || missing "the postgres user has no home directory"
   fi
+  mkdir -p "$PG_DIR"
+  [[ $(id -u) -eq 0 ]] && chown postgres: "$PG_DIR"
   if [[ ! -f "$PGDATA_DIR/PG_VERSION" ]]; then
     rm -rf "$PGDATA_DIR"
     as_owner "$initdb" -D "$PGDATA_DIR" -U conductor --auth=trust -E UTF8 >"$HOME_DIR/initdb.log" 2>&1 ||
@@ -121,9 +127,9 @@ start_postgres() {
   local port
   port=$(free_port)
   echo "$port" >"$PG_PORT_FILE"
-  as_owner "$pg_ctl" -D "$PGDATA_DIR" -l "$HOME_DIR/postgres.log" -w -t 60 \
-    -o "-p $port -c listen_addresses=127.0.0.1 -k $HOME_DIR" start >/dev/null ||
-    die "postgres did not start: $(tail -n 5 "$HOME_DIR/postgres.log")"
+  as_owner "$pg_ctl" -D "$PGDATA_DIR" -l "$PG_DIR/postgres.log" -w -t 60 \
+    -o "-p $port -c listen_addresses=127.0.0.1 -k $PG_DIR" start >/dev/null ||
+    die "postgres did not start: $(tail -n 5 "$PG_DIR/postgres.log" 2>/dev/null)"
   # Create the database (ignore "already exists").
   local psql
   psql=$(pg_bin psql || true)
