@@ -329,6 +329,8 @@ Deno.test("demo conductor: bad requests get {status, message}, never a crash", a
         500,
       ],
       ["GET", "/workflow/none", undefined, 404],
+      ["POST", "/tasks", JSON.stringify({ taskId: "a", workflowInstanceId: "b" }), 500],
+      ["POST", "/workflow/none", "", 500],
       ["DELETE", "/tasks", undefined, 404],
     ];
     for (const [method, path, raw, status] of cases) {
@@ -337,5 +339,49 @@ Deno.test("demo conductor: bad requests get {status, message}, never a crash", a
       assert.equal(typeof answer.json?.message, "string", `${method} ${path} has a message`);
     }
     assert.equal(await fetch(`${api.server.url}/health`).then((r) => r.status), 200);
+  });
+});
+
+Deno.test("demo conductor: a batch poll waits to fill its count until the timeout, like Conductor", async () => {
+  await withServer({}, async (api) => {
+    await api.call("POST", "/metadata/taskdefs", [{ name: "t_fill" }]);
+    await api.call("PUT", "/metadata/workflow", [{
+      name: "fill_wf",
+      version: 1,
+      tasks: [{ name: "t_fill", taskReferenceName: "x" }],
+    }]);
+    await api.call("POST", "/workflow/fill_wf", {});
+    let started = Date.now();
+    const one = await api.poll("t_fill", "count=2&timeout=300&workerid=f");
+    assert.equal(one.length, 1);
+    assert.ok(Date.now() - started >= 290, "waited for a second task until the timeout");
+    started = Date.now();
+    const both = api.poll("t_fill", "count=2&timeout=5000&workerid=f");
+    await waitFor(() => api.server.stats.count("pollBatch") === 2, { what: "the second poll" });
+    await api.call("POST", "/workflow/fill_wf", {});
+    await api.call("POST", "/workflow/fill_wf", {});
+    assert.equal((await both).length, 2);
+    assert.ok(Date.now() - started < 4_000, "returns once the batch is full");
+  });
+});
+
+Deno.test("demo conductor: extendLease on a re-queued task makes it IN_PROGRESS again", async () => {
+  await withServer({}, async (api) => {
+    const wf = await api.setup({ name: "t_relay" });
+    const [task] = await api.poll("t_relay");
+    await api.update({
+      workflowInstanceId: wf,
+      taskId: task!.taskId,
+      status: "IN_PROGRESS",
+      callbackAfterSeconds: 60,
+    });
+    assert.equal((await api.call("GET", `/tasks/${task!.taskId}`)).json.status, "SCHEDULED");
+    await api.update({
+      workflowInstanceId: wf,
+      taskId: task!.taskId,
+      status: "IN_PROGRESS",
+      extendLease: true,
+    });
+    assert.equal((await api.call("GET", `/tasks/${task!.taskId}`)).json.status, "IN_PROGRESS");
   });
 });

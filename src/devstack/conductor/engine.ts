@@ -647,7 +647,7 @@ export class ConductorEngine {
     for (const entry of visible) {
       if (out.length >= count) break;
       const task = this.state.tasks[entry.taskId];
-      if (!task || task.status !== "SCHEDULED") {
+      if (!task || TERMINAL_TASK.has(task.status as string)) {
         // Stale message (task finished or gone): drop it.
         queue.splice(queue.indexOf(entry), 1);
         continue;
@@ -701,7 +701,11 @@ export class ConductorEngine {
     if (!isObject(body)) {
       throw new ConductorHttpError(500, "JSON parse error: a TaskResult must be a JSON object");
     }
-    if (body.status !== undefined && !RESULT_STATUSES.has(body.status as string)) {
+    if (body.status === undefined || body.status === null) {
+      // Conductor dereferences the missing status and answers 500.
+      throw new ConductorHttpError(500, "TaskResult status is missing: it is required");
+    }
+    if (!RESULT_STATUSES.has(body.status as string)) {
       throw new ConductorHttpError(
         500,
         `JSON parse error: Cannot deserialize value of type \`TaskResult$Status\` from String "${body.status}": not one of the values accepted for Enum class: [COMPLETED, FAILED_WITH_TERMINAL_ERROR, FAILED, IN_PROGRESS]`,
@@ -754,8 +758,11 @@ export class ConductorEngine {
       this.onChange();
       return task;
     }
-    const status = (result.status as string | undefined) ?? "IN_PROGRESS";
+    const status = result.status as string;
     if (status === "IN_PROGRESS" && result.extendLease === true) {
+      // The heartbeat: only the lease moves (a SCHEDULED task also turns IN_PROGRESS, as on
+      // the real server; its queue message stays, so it can still be polled).
+      task.status = "IN_PROGRESS";
       task.updateTime = now;
       this.onChange();
       return task;

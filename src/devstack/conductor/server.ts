@@ -119,9 +119,11 @@ export async function startConductorServer(
       waiters.push(done);
     });
 
-  // The long poll does not watch `request.signal` (reading it makes Deno print a legacy
-  // warning); like the real server, a poller that hangs up mid-poll is noticed only when its
-  // answer is written. Polls last at most 5 s, and closing the server ends them at once.
+  // Like Conductor's queue DAOs, a batch poll waits until it has `count` tasks or its
+  // timeout passes; tasks popped early are IN_PROGRESS while it waits for more. The long poll
+  // does not watch `request.signal` (reading it makes Deno print a legacy warning): like the
+  // real server, a poller that hangs up mid-poll is noticed only when its answer is written.
+  // Polls last at most 5 s, and closing the server ends them at once.
   async function longPoll(
     taskType: string,
     count: number,
@@ -130,11 +132,12 @@ export async function startConductorServer(
     domain: string | null,
   ): Promise<Json[]> {
     const deadline = Date.now() + timeoutMs;
+    const tasks: Json[] = [];
     while (true) {
-      if (closing.signal.aborted) return [];
-      const tasks = engine.poll(taskType, count, workerId, domain);
+      if (closing.signal.aborted) return tasks;
+      tasks.push(...engine.poll(taskType, count - tasks.length, workerId, domain));
       const left = deadline - Date.now();
-      if (tasks.length > 0 || left <= 0) return tasks;
+      if (tasks.length >= count || left <= 0) return tasks;
       const next = engine.nextDelivery(taskType, domain);
       const untilNext = next === undefined ? left : Math.max(5, next - engine.now());
       await waitForWork(Math.min(left, untilNext), closing.signal);
@@ -336,13 +339,14 @@ export async function startConductorServer(
       if (a !== undefined && n === 3 && method === "POST") {
         count("startWorkflow");
         const raw = await request.text();
-        let input: unknown = {};
-        if (raw.trim() !== "") {
-          try {
-            input = JSON.parse(raw);
-          } catch (error) {
-            throw new ConductorHttpError(500, `JSON parse error: ${(error as Error).message}`);
-          }
+        if (raw.trim() === "") {
+          throw new ConductorHttpError(500, "Required request body is missing: send {} at least");
+        }
+        let input: unknown;
+        try {
+          input = JSON.parse(raw);
+        } catch (error) {
+          throw new ConductorHttpError(500, `JSON parse error: ${(error as Error).message}`);
         }
         const version = url.searchParams.get("version");
         const id = engine.startWorkflow({
