@@ -35,7 +35,7 @@ import {
 } from "./publish.ts";
 import { checkRelativeKey, resolveInsideDir } from "./safe_path.ts";
 import { diffSnapshots, type Snapshot, snapshotDir, snapshotsEqual } from "./snapshot.ts";
-import { stagingBranchName } from "./staging.ts";
+import { isSameTaskStagingBranch, STAGING_BRANCH_PREFIX, stagingBranchName } from "./staging.ts";
 
 export type { CurrentTaskState } from "./publish.ts";
 export type { WorkspaceInput } from "./_invoke.ts";
@@ -390,6 +390,9 @@ async function runWorkspace(
   };
 
   await fence(); // fence #1
+  // This attempt is the current one: staging branches of earlier attempts of the same task
+  // are leftovers of processes killed before their cleanup ran.
+  await deleteLeftoverStaging(lakefs, input.repository, options.attempt, log, signal);
   const plan = changed ? planUploads(dir, before, after, listing, spec.prefix) : undefined;
   if (plan === undefined || (plan.uploads.length === 0 && plan.deletes.length === 0)) {
     options.onPhase?.("publish");
@@ -548,5 +551,34 @@ async function cleanup(state: AttemptState, token: string): Promise<void> {
         error: error instanceof Error ? error.message : String(error),
       });
     }
+  }
+}
+
+/**
+ * Deletes the staging branches earlier attempts of the same workflow task left behind (their
+ * process was killed before its `finally` ran). Best effort: a failure is logged and never
+ * fails the attempt.
+ */
+async function deleteLeftoverStaging(
+  lakefs: LakeFsApi,
+  repo: string,
+  attempt: AttemptIdentity,
+  log: Logger,
+  signal: AbortSignal,
+): Promise<void> {
+  try {
+    const leftovers: string[] = [];
+    for await (const ref of lakefs.listBranches(repo, { prefix: STAGING_BRANCH_PREFIX, signal })) {
+      if (isSameTaskStagingBranch(ref.id, attempt)) leftovers.push(ref.id);
+    }
+    for (const branch of leftovers) {
+      await lakefs.deleteBranch(repo, branch, signal);
+      log.info("deleted staging branch {branch} left by an earlier attempt", { branch });
+    }
+  } catch (error) {
+    if (signal.aborted) throw error;
+    log.warn("deleting staging branches of earlier attempts failed: {message}", {
+      message: (error as Error).message,
+    });
   }
 }

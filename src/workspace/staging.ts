@@ -46,3 +46,29 @@ export function stagingBranchName(ids: StagingBranchIds): string {
   const hash = createHash("sha256").update(full).digest("hex").slice(0, 16);
   return `${clean.slice(0, MAX_STAGING_BRANCH_LENGTH - 18)}-h${hash}`;
 }
+
+/**
+ * Whether `name` is the staging branch of some attempt of the same workflow task as `ids`
+ * (any retry, seq, iteration or execution of the same reference task name in the same
+ * workflow). The current attempt uses it, after its fence, to delete branches that earlier
+ * attempts left behind when their process was killed before cleanup.
+ *
+ * @example
+ * ```ts
+ * isSameTaskStagingBranch("perago-staging-wf1-norm-seq-3-iteration-0-task-id-t2-retry-1-exec-e",
+ *   { workflowInstanceId: "wf1", referenceTaskName: "norm" }); // true
+ * ```
+ */
+export function isSameTaskStagingBranch(
+  name: string,
+  ids: Pick<StagingBranchIds, "workflowInstanceId" | "referenceTaskName">,
+): boolean {
+  const prefix = `${STAGING_BRANCH_PREFIX}${ids.workflowInstanceId}-${ids.referenceTaskName}-seq-`
+    .replace(/[^A-Za-z0-9_-]/g, "_");
+  if (!name.startsWith(prefix)) return false;
+  // The rest is `{seq}-iteration-{iter}-task-id-...`; a name cut to the length limit (long
+  // ids) may end before that shape, and then its prefix has to do.
+  const rest = name.slice(prefix.length);
+  if (/^\d+-iteration-\d+-task-id-/.test(rest)) return true;
+  return name.length === MAX_STAGING_BRANCH_LENGTH && /^\d/.test(rest);
+}

@@ -1,0 +1,77 @@
+import assert from "node:assert/strict";
+import { runAttempt } from "../../src/workspace/attempt.ts";
+import {
+  isSameTaskStagingBranch,
+  MAX_STAGING_BRANCH_LENGTH,
+  stagingBranchName,
+} from "../../src/workspace/staging.ts";
+import { branchNames, fenceFor, identity, seed, startStack } from "./_stack.ts";
+import { writer } from "./_tasks.ts";
+
+const IDS = { workflowInstanceId: "wf-1", referenceTaskName: "step_ref" };
+
+Deno.test("isSameTaskStagingBranch: same workflow task, any retry/seq/iteration; nothing else", () => {
+  const name = (over: Record<string, unknown>) =>
+    stagingBranchName({
+      ...IDS,
+      seq: 1,
+      iteration: 0,
+      taskId: "t1",
+      retryCount: 0,
+      executionId: "e1",
+      ...over,
+    });
+  assert.ok(isSameTaskStagingBranch(name({}), IDS));
+  assert.ok(isSameTaskStagingBranch(name({ seq: 7, retryCount: 3, taskId: "t9" }), IDS));
+  assert.ok(!isSameTaskStagingBranch(name({ workflowInstanceId: "wf-2" }), IDS));
+  assert.ok(!isSameTaskStagingBranch(name({ referenceTaskName: "step" }), IDS));
+  assert.ok(!isSameTaskStagingBranch(name({ referenceTaskName: "step_ref-seq-1" }), IDS));
+  assert.ok(!isSameTaskStagingBranch("main", IDS));
+  const long = name({ taskId: "x".repeat(300) });
+  assert.equal(long.length, MAX_STAGING_BRANCH_LENGTH);
+  assert.ok(isSameTaskStagingBranch(long, IDS));
+});
+
+Deno.test("attempt: deletes staging branches an earlier (killed) attempt of the same task left", async () => {
+  const stack = await startStack();
+  try {
+    const head = await seed(stack, { "docs/keep.txt": "keep\n" });
+    const earlier = stagingBranchName({
+      ...IDS,
+      seq: 1,
+      iteration: 0,
+      taskId: "task-0",
+      retryCount: 0,
+      executionId: "dead",
+    });
+    const other = stagingBranchName({
+      ...IDS,
+      workflowInstanceId: "wf-other",
+      seq: 1,
+      iteration: 0,
+      taskId: "task-x",
+      retryCount: 0,
+      executionId: "alive",
+    });
+    await stack.lakefs.createBranch(stack.repo, earlier, head);
+    await stack.lakefs.createBranch(stack.repo, other, head);
+    const attempt = identity({ taskId: "task-1", retryCount: 1, seq: 2 });
+    const outcome = await runAttempt({
+      task: writer,
+      input: {
+        workspace: { repository: stack.repo, branch: "main", ref_type: "commit", ref: head },
+        params: { write: { "docs/new.txt": "new\n" } },
+      },
+      attempt,
+      workspaceRoot: stack.root,
+      ownerWorkerId: "test0000",
+      failureReasonMaxLength: 500,
+      lakefs: stack.lakefs,
+      loadCurrentAttempt: fenceFor(attempt).load,
+    });
+    assert.equal(outcome.status, "COMPLETED", outcome.reasonForIncompletion);
+    assert.deepEqual(await branchNames(stack), ["main", other].sort());
+  } finally {
+    await stack.close();
+  }
+});
