@@ -29,6 +29,8 @@ export interface SweepOptions {
   ttlMs: number;
   /** Only directories whose marker names this owner pid (collecting a dead executor's dir). */
   onlyOwnerPid?: number;
+  /** Only directories whose marker names this owner worker id (a dead thread-mode executor). */
+  onlyOwnerWorkerId?: string;
   /** @default Date.now() */
   now?: number;
   /** @default kill(pid, 0) */
@@ -82,6 +84,12 @@ export async function sweepAttemptDirs(root: string, options: SweepOptions): Pro
         continue;
       }
       if (options.onlyOwnerPid !== undefined && marker.owner_pid !== options.onlyOwnerPid) {
+        continue;
+      }
+      if (
+        options.onlyOwnerWorkerId !== undefined &&
+        marker.owner_worker_id !== options.onlyOwnerWorkerId
+      ) {
         continue;
       }
       if (marker.owner_pid === selfPid) {

@@ -5,8 +5,8 @@
  *
  * | flag            | broker                        | executor                                  |
  * |-----------------|-------------------------------|-------------------------------------------|
- * | `--allow-read`  | log root, perago's source dir | workspace root, log root, each task       |
- * |                 |                               | module's directory, perago's source dir   |
+ * | `--allow-read`  | log root, perago's sources    | workspace root, log root, each task       |
+ * |                 |                               | module's directory, perago's sources      |
  * | `--allow-write` | log root                      | workspace root, log root                  |
  * | `--allow-net`   | Conductor host:port           | lakeFS host:port                          |
  * | `--allow-env`   | none                          | none                                      |
@@ -18,8 +18,9 @@
  *   children's environment.
  * - The task module's directory is readable so the module (a dynamic import, which Deno
  *   permission-checks) and its relative imports load. perago's source directory (the
- *   directory of `main.ts`, run from source) is readable for the same reason: task modules
- *   import perago's `mod.ts`. Deno reads its own cache (`DENO_DIR`, npm packages) and the
+ *   directory of `main.ts`, run from source) is readable for the same reason, but only
+ *   what task modules import: `mod.ts`, `src/` and `deno.json` ({@linkcode sourceReadPaths}),
+ *   never the rest of the root, where an operator's `.env` may hold the Conductor secret. Deno reads its own cache (`DENO_DIR`, npm packages) and the
  *   `deno.json` config without permission checks, so neither is listed.
  * - `.env` is not readable by children (the supervisor read it).
  * - `--no-prompt`: a denied access fails at once instead of waiting on a terminal prompt.
@@ -126,6 +127,50 @@ function list(flag: string, items: readonly string[]): string {
   return `${flag}=${items.join(",")}`;
 }
 
+/** The paths and hosts a child may use: what both its flags and its Worker permissions say. */
+export interface ChildPermissionSets {
+  read: string[];
+  write: string[];
+  net: string[];
+}
+
+/**
+ * What task modules need to read of perago's source tree: `mod.ts` (their import), `src/`
+ * (what it imports, and the CLI's lazily imported commands) and `deno.json`. Nothing else at
+ * the root: an operator's `.env` (the Conductor secret) may live there.
+ */
+export function sourceReadPaths(sourceRoot: string | undefined): string[] {
+  if (sourceRoot === undefined || sourceRoot === "") return [];
+  const root = sourceRoot.replace(/\/+$/, "");
+  return [`${root}/mod.ts`, `${root}/src`, `${root}/deno.json`];
+}
+
+/**
+ * The read/write/net lists of a child (see the module doc). Flags
+ * ({@linkcode childPermissionFlags}) and thread-mode Worker permissions are both made from
+ * these, so the two modes cannot drift apart.
+ */
+export function childPermissionSets(options: ChildPermissionOptions): ChildPermissionSets {
+  const source = sourceReadPaths(options.sourceRoot ?? defaultSourceRoot());
+  if (options.role === "broker") {
+    return {
+      read: unique([options.logRoot, ...source]),
+      write: unique([options.logRoot]),
+      net: [hostPort(options.conductorUrl)],
+    };
+  }
+  return {
+    read: unique([
+      options.workspaceRoot,
+      options.logRoot,
+      ...options.modules.map(moduleDir),
+      ...source,
+    ]),
+    write: unique([options.workspaceRoot, options.logRoot]),
+    net: [hostPort(options.lakefsUrl)],
+  };
+}
+
 /**
  * Computes the `deno run` permission flags of a child (never `-A`; see the module doc).
  *
@@ -135,33 +180,17 @@ function list(flag: string, items: readonly string[]): string {
  *   role: "executor", workspaceRoot: "/w", logRoot: "/l", modules: ["/t/task.ts"],
  *   conductorUrl: "http://c:8080/api", lakefsUrl: "http://lake:8000", sourceRoot: "/src",
  * });
- * // ["--no-prompt", "--allow-read=/w,/l,/t,/src", "--allow-write=/w,/l",
- * //  "--allow-net=lake:8000"]
+ * // ["--no-prompt", "--allow-read=/w,/l,/t,/src/mod.ts,/src/src,/src/deno.json",
+ * //  "--allow-write=/w,/l", "--allow-net=lake:8000"]
  * ```
  */
 export function childPermissionFlags(options: ChildPermissionOptions): string[] {
-  const sourceRoot = options.sourceRoot ?? defaultSourceRoot();
-  if (options.role === "broker") {
-    return [
-      "--no-prompt",
-      list("--allow-read", unique([options.logRoot, sourceRoot])),
-      list("--allow-write", unique([options.logRoot])),
-      list("--allow-net", [hostPort(options.conductorUrl)]),
-    ];
-  }
+  const sets = childPermissionSets(options);
   return [
     "--no-prompt",
-    list(
-      "--allow-read",
-      unique([
-        options.workspaceRoot,
-        options.logRoot,
-        ...options.modules.map(moduleDir),
-        sourceRoot,
-      ]),
-    ),
-    list("--allow-write", unique([options.workspaceRoot, options.logRoot])),
-    list("--allow-net", [hostPort(options.lakefsUrl)]),
+    list("--allow-read", sets.read),
+    list("--allow-write", sets.write),
+    list("--allow-net", sets.net),
   ];
 }
 

@@ -1,7 +1,8 @@
 /**
  * `perago start` below the CLI: load the configuration and the task modules, check that each
- * TaskDef is registered, set up the supervisor's logging, and run the process-mode
- * {@linkcode Supervisor} with real child processes under narrow permissions.
+ * TaskDef is registered, set up the supervisor's logging, and run the
+ * {@linkcode Supervisor} with real child processes (process mode) or Web Workers (thread
+ * mode, see thread_spawner.ts) under narrow permissions.
  *
  * @module
  */
@@ -14,7 +15,8 @@ import { setupLogging } from "../log/setup.ts";
 import { moduleStem } from "../config/worker_id.ts";
 import { type LoadedTask, loadTask } from "../task/loader.ts";
 import { spawnChild } from "./_child.ts";
-import { childCommand, childEnv } from "./permissions.ts";
+import { childCommand, childEnv, childPermissionSets } from "./permissions.ts";
+import { spawnWorkerChild, workerOptionsEnabled, workerPermissions } from "./thread_spawner.ts";
 import {
   type BrokerInit,
   type ExecutorInit,
@@ -58,10 +60,12 @@ export async function startRuntime(options: StartOptions): Promise<number> {
   const first = options.modules[0]!;
   const config = await loadRuntimeConfig(first, { cwd });
   const mode = options.executionMode ?? config.executionMode;
-  if (mode === "thread") {
+  if (mode === "thread" && workerOptionsEnabled() === false) {
     throw new ConfigError(
-      "execution mode thread is not available yet; use --execution-mode process " +
-        "(or PERAGO_EXECUTION_MODE=process)",
+      "execution mode thread needs Deno's --unstable-worker-options (per-worker " +
+        "permissions), which this process was started without: run " +
+        '"deno run -A --unstable-worker-options main.ts start ..." (deno task start and ' +
+        "the compiled binary pass it), or use --execution-mode process",
     );
   }
   const conductor = config.conductor;
@@ -111,14 +115,18 @@ export async function startRuntime(options: StartOptions): Promise<number> {
   });
   try {
     const supervisor = new Supervisor(
-      supervisorOptions(config, loaded, options.concurrency ?? 1, moduleName),
+      supervisorOptions(config, loaded, options.concurrency ?? 1, moduleName, mode),
     );
     options.onSupervisor?.(supervisor);
-    getLogger("runtime").info("starting {concurrency} executor(s) for {tasks}; logs in {log}", {
-      concurrency: options.concurrency ?? 1,
-      tasks: names.join(", "),
-      log: logging.logFile,
-    });
+    getLogger("runtime").info(
+      "starting {concurrency} executor(s) ({mode} mode) for {tasks}; logs in {log}",
+      {
+        concurrency: options.concurrency ?? 1,
+        mode,
+        tasks: names.join(", "),
+        log: logging.logFile,
+      },
+    );
     return await supervisor.run();
   } finally {
     await logging.dispose();
@@ -152,6 +160,7 @@ function supervisorOptions(
   loaded: readonly LoadedTask[],
   concurrency: number,
   moduleName: string,
+  mode: "process" | "thread",
 ) {
   const conductor = config.conductor!;
   const lakefs = config.lakefs!;
@@ -199,7 +208,30 @@ function supervisorOptions(
     lakefsUrl: lakefs.endpointUrl,
   };
   const env = childEnv(Deno.env.toObject(), CONFIG_ENV_VARS);
-  const spawner: ChildSpawner = {
+  const threads: ChildSpawner = {
+    broker: () =>
+      spawnWorkerChild<typeof FromBrokerSchema._output, ToBroker>({
+        role: "broker",
+        permissions: workerPermissions(
+          childPermissionSets({ ...permissionInputs, role: "broker" }),
+        ),
+        schema: FromBrokerSchema,
+        onInvalid: (error) => strayLine("broker", error.message),
+        onCrash: (message) => workerCrash("broker", message),
+      }),
+    executor: (slot) =>
+      spawnWorkerChild<typeof FromExecutorSchema._output, ToExecutor>({
+        role: "executor",
+        slot,
+        permissions: workerPermissions(
+          childPermissionSets({ ...permissionInputs, role: "executor" }),
+        ),
+        schema: FromExecutorSchema,
+        onInvalid: (error) => strayLine(childWorkerId(prefix, slot), error.message),
+        onCrash: (message) => workerCrash(childWorkerId(prefix, slot), message),
+      }),
+  };
+  const processes: ChildSpawner = {
     broker: () =>
       spawnChild<typeof FromBrokerSchema._output, ToBroker>({
         command: childCommand({ ...permissionInputs, role: "broker" }),
@@ -223,8 +255,16 @@ function supervisorOptions(
     shutdownForceKillAfterMs: config.shutdownForceKillAfterMs,
     brokerInit,
     executorInit,
-    spawner,
+    spawner: mode === "thread" ? threads : processes,
+    childrenInProcess: mode === "thread",
   };
+}
+
+function workerCrash(who: string, message: string): void {
+  getLogger("runtime", "supervisor").error("{who} (worker) crashed: {message}", {
+    who,
+    message: message.slice(0, 2000),
+  });
 }
 
 function strayLine(who: string, line: string): void {

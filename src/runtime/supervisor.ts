@@ -52,6 +52,13 @@ export interface SupervisorOptions {
   /** The init message of the executor in `slot`. */
   executorInit: (slot: number) => ExecutorInit;
   spawner: ChildSpawner;
+  /**
+   * Thread mode: the children are Workers in this process, so every attempt dir's owner pid
+   * is this process's. Periodic sweeps then keep this process's dirs (their owner tokens live
+   * in the workers), and a dead executor's dirs are found by its worker id instead of its pid.
+   * @default false
+   */
+  childrenInProcess?: boolean;
   /** Executor restart delays, ms; the last repeats. @default 1,2,4,8,16,30 s */
   restartBackoffMs?: readonly number[];
   /** An executor up this long resets its backoff. @default 60000 */
@@ -223,7 +230,13 @@ export class Supervisor {
 
   async #sweep(ttlMs: number, why: string): Promise<SweepReport | undefined> {
     try {
-      const report = await sweepAttemptDirs(this.#o.workspaceRoot, { ttlMs });
+      const inProcess = this.#o.childrenInProcess === true && why === "periodic";
+      const report = await sweepAttemptDirs(this.#o.workspaceRoot, {
+        ttlMs,
+        // Thread mode: the owner tokens are in the workers; a live worker's dir is kept, a
+        // dead one's is collected when it exits (#onExecutorExit), the rest at the final sweep.
+        ...(inProcess ? { isTokenActive: () => true } : {}),
+      });
       if (report.removed.length > 0 || report.errors.length > 0) {
         this.#log.info("{why} workspace sweep: removed {removed}, errors {errors}", {
           why,
@@ -463,10 +476,14 @@ export class Supervisor {
       });
     }
     // Collect what the dead executor left in the workspace root.
+    const exitedAt = Date.now();
     this.#gcRunning = this.#gcRunning.then(async () => {
       const report = await sweepAttemptDirs(this.#o.workspaceRoot, {
         ttlMs: 0,
         onlyOwnerPid: child.pid,
+        // A worker shares this process's pid: match its worker id, and only dirs made
+        // before it died (never those of its restarted successor).
+        ...(this.#o.childrenInProcess ? { onlyOwnerWorkerId: slot.workerId, now: exitedAt } : {}),
       }).catch(() => undefined);
       if (report && report.removed.length > 0) {
         this.#log.info("collected {count} attempt dir(s) of executor {workerId}", {

@@ -145,9 +145,14 @@ export interface Worker {
   kill(signal?: Deno.Signal): void;
 }
 
-export function startWorker(stack: Stack, args: string[] = []): Worker {
+/** `denoFlags` replace `-A` (thread mode adds `--unstable-worker-options`). */
+export function startWorker(
+  stack: Stack,
+  args: string[] = [],
+  denoFlags: string[] = ["-A"],
+): Worker {
   const process = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN, "start", stack.modulePath, ...args],
+    args: ["run", ...denoFlags, MAIN, "start", stack.modulePath, ...args],
     cwd: stack.dir,
     env: stack.env,
     stdin: "null",

@@ -20,7 +20,8 @@ Deno.test("permissions: executor gets workspace, logs, module dirs, lakeFS only"
   const flags = childPermissionFlags({ ...base, role: "executor" });
   assert.deepEqual(flags, [
     "--no-prompt",
-    "--allow-read=/var/perago/ws,/var/perago/logs,/srv/tasks,/srv/other,/opt/perago",
+    "--allow-read=/var/perago/ws,/var/perago/logs,/srv/tasks,/srv/other," +
+    "/opt/perago/mod.ts,/opt/perago/src,/opt/perago/deno.json",
     "--allow-write=/var/perago/ws,/var/perago/logs",
     "--allow-net=lake.example:443",
   ]);
@@ -32,7 +33,7 @@ Deno.test("permissions: executor gets workspace, logs, module dirs, lakeFS only"
 Deno.test("permissions: broker gets Conductor and its logs only", () => {
   assert.deepEqual(childPermissionFlags({ ...base, role: "broker" }), [
     "--no-prompt",
-    "--allow-read=/var/perago/logs,/opt/perago",
+    "--allow-read=/var/perago/logs,/opt/perago/mod.ts,/opt/perago/src,/opt/perago/deno.json",
     "--allow-write=/var/perago/logs",
     "--allow-net=conductor.local:8080",
   ]);
@@ -82,4 +83,51 @@ Deno.test("permissions: children's environment has no configuration variables", 
     ["LAKECTL_CREDENTIALS_SECRET_ACCESS_KEY", "CONDUCTOR_SERVER_URL"],
   );
   assert.deepEqual(env, { PATH: "/bin" });
+});
+
+Deno.test("permissions: an executor reads perago's mod.ts, src/ and deno.json, never <sourceRoot>/.env", async () => {
+  const root = await Deno.makeTempDir({ prefix: "perago-perm-" });
+  try {
+    const sourceRoot = `${root}/perago`;
+    await Deno.mkdir(`${sourceRoot}/src`, { recursive: true });
+    await Deno.writeTextFile(`${sourceRoot}/.env`, "CONDUCTOR_AUTH_SECRET=s3cr3t\n");
+    await Deno.writeTextFile(`${sourceRoot}/mod.ts`, "export {};\n");
+    await Deno.writeTextFile(`${sourceRoot}/src/a.ts`, "export {};\n");
+    await Deno.writeTextFile(`${sourceRoot}/deno.json`, "{}\n");
+    await Deno.mkdir(`${root}/ws`);
+    await Deno.mkdir(`${root}/logs`);
+    const flags = childPermissionFlags({
+      ...base,
+      role: "executor",
+      workspaceRoot: `${root}/ws`,
+      logRoot: `${root}/logs`,
+      modules: [`${root}/tasks/t.ts`],
+      sourceRoot,
+    });
+    const probe = `
+      const out = {};
+      for (const name of [".env", "mod.ts", "src/a.ts", "deno.json"]) {
+        try { await Deno.readTextFile(${
+      JSON.stringify(sourceRoot)
+    } + "/" + name); out[name] = "ok"; }
+        catch (e) { out[name] = e.name; }
+      }
+      console.log(JSON.stringify(out));`;
+    await Deno.writeTextFile(`${root}/probe.ts`, probe);
+    const result = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "--no-config", ...flags, `${root}/probe.ts`],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const text = new TextDecoder().decode(result.stdout);
+    assert.ok(result.success, new TextDecoder().decode(result.stderr));
+    assert.deepEqual(JSON.parse(text), {
+      ".env": "NotCapable",
+      "mod.ts": "ok",
+      "src/a.ts": "ok",
+      "deno.json": "ok",
+    });
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
 });

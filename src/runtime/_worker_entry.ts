@@ -1,0 +1,99 @@
+/**
+ * The module of a thread-mode Worker: the broker or an executor (by the worker's name, see
+ * thread_spawner.ts), run by the same {@linkcode runBrokerProcess} /
+ * {@linkcode runExecutorProcess} as the child processes. Their byte streams are bridged to
+ * `postMessage`: each message from the supervisor becomes one JSON line on the input, each
+ * line on the output is posted as one message. Last, the worker posts its exit code and
+ * closes itself.
+ *
+ * @module
+ */
+import { ConductorClient } from "../conductor/client.ts";
+import { LakeFsClient } from "../lakefs/client.ts";
+import { setupLogging } from "../log/setup.ts";
+import { runBrokerProcess } from "./broker.ts";
+import { runExecutorProcess } from "./executor.ts";
+import { executorDeps } from "./executor_deps.ts";
+import { encodeMessage } from "./protocol.ts";
+import type { FromWorkerEnvelope, ToWorkerEnvelope } from "./thread_spawner.ts";
+
+interface WorkerScope {
+  name: string;
+  onmessage: ((event: MessageEvent<ToWorkerEnvelope>) => void) | null;
+  postMessage(message: FromWorkerEnvelope): void;
+  close(): void;
+}
+
+const scope = globalThis as unknown as WorkerScope;
+
+function bridge(): { input: ReadableStream<Uint8Array>; output: WritableStream<Uint8Array> } {
+  const pipe = new TransformStream<Uint8Array, Uint8Array>();
+  const writer = pipe.writable.getWriter();
+  scope.onmessage = (event) => {
+    if (event.data?.kind === "message") void writer.write(encodeMessage(event.data.message));
+  };
+  const decoder = new TextDecoder();
+  let buffer = "";
+  const output = new WritableStream<Uint8Array>({
+    write(chunk) {
+      buffer += decoder.decode(chunk, { stream: true });
+      let index: number;
+      while ((index = buffer.indexOf("\n")) >= 0) {
+        const line = buffer.slice(0, index);
+        buffer = buffer.slice(index + 1);
+        if (line.trim() === "") continue;
+        scope.postMessage({ kind: "message", message: JSON.parse(line) });
+      }
+    },
+  });
+  return { input: pipe.readable, output };
+}
+
+async function run(): Promise<number> {
+  const { input, output } = bridge();
+  if (scope.name.startsWith("perago-broker")) {
+    return await runBrokerProcess({
+      input,
+      output,
+      setupLogging: (init) =>
+        setupLogging({
+          ...init.log,
+          secrets: init.conductor.authSecret ? [init.conductor.authSecret] : [],
+          level: init.log.debug ? "debug" : "info",
+        }),
+      makeConductor: (init) =>
+        new ConductorClient({
+          serverUrl: init.conductor.serverUrl,
+          authKey: init.conductor.authKey,
+          authSecret: init.conductor.authSecret,
+        }),
+    });
+  }
+  if (scope.name.startsWith("perago-executor")) {
+    return await runExecutorProcess({
+      input,
+      output,
+      setupLogging: (init) =>
+        setupLogging({
+          ...init.log,
+          secrets: [init.lakefs.secretAccessKey],
+          level: init.log.debug ? "debug" : "info",
+        }),
+      makeLakeFs: (init) => new LakeFsClient(init.lakefs),
+      ...executorDeps,
+    });
+  }
+  throw new TypeError(`worker entry: unknown role in worker name ${JSON.stringify(scope.name)}`);
+}
+
+try {
+  const code = await run();
+  scope.postMessage({ kind: "exit", code });
+} catch (error) {
+  scope.postMessage({
+    kind: "exit",
+    code: 1,
+    error: error instanceof Error ? `${error.name}: ${error.message}` : String(error),
+  });
+}
+scope.close();

@@ -1,0 +1,273 @@
+/**
+ * Thread mode: the broker and the executors as Web Workers in the supervisor's process, each
+ * with its own Deno permissions (`new Worker(url, { deno: { permissions } })`), speaking the
+ * same protocol messages as the child processes, over `postMessage` instead of stdio.
+ *
+ * Per-worker permissions are made from the same lists as the child processes' flags
+ * ({@linkcode childPermissionSets}): the broker reaches only Conductor and writes only the log
+ * root; an executor reaches only lakeFS and reads/writes only the workspace and log roots
+ * (plus reading the task modules' directories and perago's `mod.ts`, `src/`, `deno.json`).
+ * No worker gets environment, subprocess, FFI or system-information access.
+ *
+ * Per-worker permissions are an unstable Deno API: the process needs
+ * `--unstable-worker-options` (or `"unstable": ["worker-options"]` in its `deno.json`);
+ * without it Deno ends the whole process with exit code 70 at the first such Worker, so
+ * {@linkcode workerOptionsEnabled} is checked first and start refuses with a clear message.
+ *
+ * Wire format between the supervisor and a worker (structured clone, no JSON lines):
+ * - supervisor to worker: `{ kind: "message", message }` (a `ToBroker` / `ToExecutor`);
+ * - worker to supervisor: `{ kind: "message", message }` (validated with the role's schema
+ *   like a child's stdout line) and, last, `{ kind: "exit", code, error? }`.
+ *
+ * A worker that throws an uncaught error is terminated and reported as exited with code 1
+ * (so the supervisor restarts an executor in its slot, or stops when the broker dies);
+ * `kill()` terminates it and reports the signal, like a killed process.
+ *
+ * @module
+ */
+import { dirname } from "node:path";
+import { fileURLToPath as fromFileUrl } from "node:url";
+import type { z } from "zod";
+import type { ChildExit, ChildHandle } from "./_child.ts";
+import type { ChildPermissionSets, ChildRole } from "./permissions.ts";
+
+const ENTRY_URL = new URL("./_worker_entry.ts", import.meta.url);
+
+/** Worker names start with this and the role (`perago-executor-0003`, `perago-broker`). */
+export const WORKER_NAME_PREFIX = "perago-";
+
+/** What a worker posts to the supervisor. */
+export type FromWorkerEnvelope =
+  | { kind: "message"; message: unknown }
+  | { kind: "exit"; code: number; error?: string };
+
+/** What the supervisor posts to a worker. */
+export interface ToWorkerEnvelope {
+  kind: "message";
+  message: unknown;
+}
+
+/**
+ * Deno's Worker permission object for a role's lists: exactly these paths and hosts, nothing
+ * else (no env, run, ffi, sys; no remote imports).
+ *
+ * @example
+ * ```ts
+ * workerPermissions({ read: ["/w"], write: ["/w"], net: ["lake:8000"] });
+ * // { read: ["/w"], write: ["/w"], net: ["lake:8000"], env: false, run: false, ffi: false,
+ * //   sys: false, import: false }
+ * ```
+ */
+export function workerPermissions(sets: ChildPermissionSets): Deno.PermissionOptionsObject {
+  return {
+    read: [...sets.read],
+    write: [...sets.write],
+    net: [...sets.net],
+    env: false,
+    run: false,
+    ffi: false,
+    sys: false,
+    import: false,
+  };
+}
+
+/** Where Deno would take this process's unstable flags from; inputs of the check. */
+export interface WorkerOptionsProbe {
+  /** @default Deno.build.standalone */
+  standalone?: boolean;
+  /** This process's command line (`/proc/self/cmdline` on Linux); `undefined` if unknown. */
+  argv?: readonly string[] | undefined;
+  /** @default Deno.mainModule */
+  mainModule?: string;
+  /** Reads a config file; `undefined` when it does not exist. @default Deno.readTextFileSync */
+  readConfig?: (path: string) => string | undefined;
+}
+
+/**
+ * Whether this process may create Workers with their own permissions
+ * (`--unstable-worker-options`): `true`, `false`, or `undefined` when it cannot tell (no
+ * `/proc`, or no permission to read it), in which case the caller goes ahead.
+ *
+ * Looked at, in order: a compiled binary (the compile script bakes the flag: `true`); the
+ * command line; the `unstable` list of the config file in use (`--config`, else the
+ * `deno.json`/`deno.jsonc` nearest to the main module, as Deno finds it).
+ */
+export function workerOptionsEnabled(probe: WorkerOptionsProbe = {}): boolean | undefined {
+  if (probe.standalone ?? Deno.build.standalone === true) return true;
+  const argv = "argv" in probe ? probe.argv : readCmdline();
+  if (argv === undefined) return undefined;
+  const read = probe.readConfig ?? readIfExists;
+  // Deno's own flags come before the main module; stop there.
+  const mainModule = probe.mainModule ?? Deno.mainModule;
+  const mainPath = mainModule.startsWith("file:") ? fromFileUrl(mainModule) : mainModule;
+  let configPath: string | undefined;
+  let noConfig = false;
+  for (let i = 1; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === "--unstable-worker-options") return true;
+    if (arg === "--no-config") noConfig = true;
+    if (arg === "--config" || arg === "-c") configPath = argv[i + 1];
+    else if (arg.startsWith("--config=")) configPath = arg.slice("--config=".length);
+    if (arg === mainPath || arg === mainModule) break;
+  }
+  if (noConfig) return false;
+  const candidates = configPath !== undefined
+    ? [configPath]
+    : mainModule.startsWith("file:")
+    ? ancestors(dirname(mainPath)).flatMap((dir) => [`${dir}/deno.json`, `${dir}/deno.jsonc`])
+    : [];
+  for (const path of candidates) {
+    const text = read(path);
+    if (text === undefined) continue;
+    return configEnablesWorkerOptions(text);
+  }
+  return false;
+}
+
+function configEnablesWorkerOptions(text: string): boolean {
+  try {
+    // JSONC: drop line comments well enough for the `unstable` key.
+    const value = JSON.parse(text.replace(/^\s*\/\/.*$/gm, "")) as { unstable?: unknown };
+    return Array.isArray(value.unstable) && value.unstable.includes("worker-options");
+  } catch {
+    return /"unstable"\s*:\s*\[[^\]]*"worker-options"/.test(text);
+  }
+}
+
+function ancestors(dir: string): string[] {
+  const out: string[] = [];
+  for (let current = dir;; current = dirname(current)) {
+    out.push(current);
+    if (dirname(current) === current) return out;
+  }
+}
+
+function readIfExists(path: string): string | undefined {
+  try {
+    return Deno.readTextFileSync(path);
+  } catch {
+    return undefined;
+  }
+}
+
+function readCmdline(): string[] | undefined {
+  try {
+    const text = Deno.readTextFileSync("/proc/self/cmdline");
+    return text.split("\0").filter((part) => part !== "");
+  } catch {
+    return undefined;
+  }
+}
+
+/** Options of {@linkcode spawnWorkerChild}. */
+export interface SpawnWorkerOptions<In> {
+  role: ChildRole;
+  /** Executor slot (names the worker). */
+  slot?: number;
+  /** The worker's permissions ({@linkcode workerPermissions}). */
+  permissions: Deno.PermissionOptionsObject;
+  /** Schema of the messages the worker sends. */
+  schema: z.ZodType<In>;
+  /** Called for a posted message that is not a valid protocol message. */
+  onInvalid?: (error: TypeError, message: unknown) => void;
+  /** Called with an uncaught error that ended the worker. */
+  onCrash?: (message: string) => void;
+  /** The worker's module. @default ./_worker_entry.ts */
+  entry?: URL;
+}
+
+/** Exit code reported for a worker that died of an uncaught error. */
+export const CRASH_EXIT_CODE = 1;
+
+/**
+ * Starts a Web Worker for `role` and returns a {@linkcode ChildHandle} over it, so the
+ * supervisor treats it exactly like a child process. `pid` is this process's pid (the worker
+ * lives in it). Requires `--unstable-worker-options` and, in this process, every permission
+ * the worker is given.
+ *
+ * @example
+ * ```ts
+ * const broker = spawnWorkerChild({ role: "broker", permissions, schema: FromBrokerSchema });
+ * await broker.send({ type: "init", init });
+ * ```
+ */
+export function spawnWorkerChild<In, Out>(options: SpawnWorkerOptions<In>): ChildHandle<In, Out> {
+  const name = options.role === "broker"
+    ? `${WORKER_NAME_PREFIX}broker`
+    : `${WORKER_NAME_PREFIX}executor-${String(options.slot ?? 0).padStart(4, "0")}`;
+  const worker = new Worker(options.entry ?? ENTRY_URL, {
+    type: "module",
+    name,
+    deno: { permissions: options.permissions },
+  });
+  const exit = Promise.withResolvers<ChildExit>();
+  let ended = false;
+  const queue: In[] = [];
+  let wake: (() => void) | undefined;
+  const end = (result: ChildExit) => {
+    if (ended) return;
+    ended = true;
+    worker.terminate();
+    wake?.();
+    exit.resolve(result);
+  };
+  worker.onmessage = (event: MessageEvent<FromWorkerEnvelope>) => {
+    const data = event.data;
+    if (data?.kind === "exit") {
+      if (data.error !== undefined) options.onCrash?.(data.error);
+      end({ code: data.code, signal: null });
+      return;
+    }
+    if (data?.kind !== "message") {
+      options.onInvalid?.(new TypeError("protocol: not a worker envelope"), data);
+      return;
+    }
+    const parsed = options.schema.safeParse(data.message);
+    if (!parsed.success) {
+      options.onInvalid?.(
+        new TypeError(`protocol: invalid message: ${parsed.error.message.slice(0, 500)}`),
+        data.message,
+      );
+      return;
+    }
+    queue.push(parsed.data);
+    wake?.();
+  };
+  worker.onerror = (event: ErrorEvent) => {
+    event.preventDefault(); // keep the supervisor alive: a crashed worker is a dead child
+    options.onCrash?.(event.message);
+    end({ code: CRASH_EXIT_CODE, signal: null });
+  };
+  worker.onmessageerror = () => {
+    options.onInvalid?.(new TypeError("protocol: a message could not be deserialised"), null);
+  };
+  async function* messages(): AsyncGenerator<In> {
+    while (true) {
+      const next = queue.shift();
+      if (next !== undefined) {
+        yield next;
+        continue;
+      }
+      if (ended) return;
+      await new Promise<void>((resolve) => wake = resolve);
+      wake = undefined;
+    }
+  }
+  return {
+    pid: Deno.pid,
+    messages: messages(),
+    send(message: Out): Promise<boolean> {
+      if (ended) return Promise.resolve(false);
+      try {
+        worker.postMessage({ kind: "message", message } satisfies ToWorkerEnvelope);
+        return Promise.resolve(true);
+      } catch {
+        return Promise.resolve(false);
+      }
+    },
+    exit: exit.promise,
+    kill(signal: Deno.Signal) {
+      end({ code: 128 + (signal === "SIGKILL" ? 9 : 15), signal });
+    },
+  };
+}

@@ -1,0 +1,197 @@
+import assert from "node:assert/strict";
+import { DEMO_ACCESS_KEY_ID, DEMO_SECRET_ACCESS_KEY } from "../../src/devstack/credentials.ts";
+import { LakeFsClient } from "../../src/lakefs/client.ts";
+import { loadTask } from "../../src/task/loader.ts";
+import { buildTaskDef } from "../../src/task/taskdef.ts";
+import { waitFor } from "../../src/util/sleep.ts";
+import { type Stack, startStack, startWorker, stopWorker, type Worker } from "./_stack.ts";
+
+const THREAD = ["--execution-mode", "thread"];
+const THREAD_FLAGS = ["-A", "--unstable-worker-options"];
+const EXAMPLE = new URL("../../examples/normalize_text.ts", import.meta.url).pathname;
+
+async function withThreads(
+  args: string[],
+  body: (stack: Stack, worker: Worker) => Promise<void>,
+  stackOptions: Parameters<typeof startStack>[0] = {},
+): Promise<void> {
+  const stack = await startStack(stackOptions);
+  const worker = startWorker(stack, [...args, ...THREAD], THREAD_FLAGS);
+  try {
+    await body(stack, worker);
+  } finally {
+    worker.kill("SIGKILL");
+    await worker.status;
+    await stack.close();
+  }
+}
+
+function explain(worker: Worker) {
+  return (error: Error) => {
+    throw new Error(`${error.message}\n${worker.output()}`);
+  };
+}
+
+Deno.test("thread: a workflow completes in thread mode (workers, one process); SIGTERM exits 0", async () => {
+  await withThreads(["-j", "2"], async (stack, worker) => {
+    const id = await stack.startWorkflow({ a: 2, b: 3, printStdout: true });
+    const wf = await stack.waitWorkflow(id, "COMPLETED").catch(explain(worker));
+    assert.deepEqual(wf.output, { sum: 5 });
+    assert.match(String(wf.tasks[0]?.workerId), /^probe000[01]$/);
+    const output = worker.output();
+    assert.match(output, /\(thread mode\)/);
+    // Every child runs in the supervisor's process.
+    const pids = new Set(
+      [...output.matchAll(/ started \((?:slot \d+, )?pid (\d+)\)/g)].map((m) => m[1]),
+    );
+    assert.equal(pids.size, 1, output);
+    assert.equal(await stopWorker(worker), 0, worker.output());
+    assert.match(worker.output(), /supervisor draining -> stopped/);
+  });
+});
+
+Deno.test("thread: a task reading /etc/passwd or fetching another host is denied; the worker keeps serving", async () => {
+  await withThreads([], async (stack, worker) => {
+    const read = await stack.startWorkflow({ a: 1, b: 1, read: "/etc/passwd" });
+    const failedRead = await stack.waitWorkflow(read, "FAILED").catch(explain(worker));
+    const readReasons = failedRead.tasks.map((t) => String(t.reasonForIncompletion)).join("\n");
+    assert.match(readReasons, /NotCapable|Requires read access/);
+    // Another host: the demo Conductor (only the broker worker may reach it).
+    const fetchId = await stack.startWorkflow({
+      a: 1,
+      b: 1,
+      fetch: `${stack.conductorUrl}/health`,
+    });
+    const failedFetch = await stack.waitWorkflow(fetchId, "FAILED").catch(explain(worker));
+    const fetchReasons = failedFetch.tasks.map((t) => String(t.reasonForIncompletion)).join("\n");
+    assert.match(fetchReasons, /NotCapable|Requires net access/);
+    const ok = await stack.startWorkflow({ a: 4, b: 5 });
+    assert.deepEqual((await stack.waitWorkflow(ok, "COMPLETED")).output, { sum: 9 });
+    assert.equal(await stopWorker(worker), 0, worker.output());
+  });
+});
+
+Deno.test("thread: SIGTERM during a running attempt drains it: result delivered, exit 0", async () => {
+  await withThreads([], async (stack, worker) => {
+    const id = await stack.startWorkflow({ a: 1, b: 2, sleepMs: 1_500 });
+    await waitFor(() => /attempt a1: task \S+ of \S+ started/.test(worker.output()), {
+      timeoutMs: 15_000,
+      what: "attempt started",
+    }).catch(explain(worker));
+    assert.equal(await stopWorker(worker), 0, worker.output());
+    const wf = await stack.api.getWorkflow(id);
+    assert.equal(wf.status, "COMPLETED", worker.output());
+    assert.deepEqual(wf.output, { sum: 3 });
+  });
+});
+
+Deno.test("thread: a writable workspace task (examples/normalize_text.ts) publishes to lakeFS", async () => {
+  const stack = await startStack();
+  const worker = startWorker({ ...stack, modulePath: EXAMPLE }, THREAD, THREAD_FLAGS);
+  try {
+    const lakefs = new LakeFsClient({
+      endpointUrl: stack.lakefsUrl,
+      accessKeyId: DEMO_ACCESS_KEY_ID,
+      secretAccessKey: DEMO_SECRET_ACCESS_KEY,
+    });
+    await lakefs.createRepository("demo", "local://demo", "main");
+    await lakefs.uploadObject(
+      "demo",
+      "main",
+      "docs/a.txt",
+      () => Promise.resolve(new TextEncoder().encode("hello   \r\nworld\n\n\n")),
+    );
+    const input = await lakefs.commit("demo", "main", "seed");
+    const { task } = await loadTask(EXAMPLE);
+    await stack.api.registerTaskDefs([buildTaskDef(task)]);
+    await stack.api.upsertWorkflowDefs([{
+      name: "normalize_wf",
+      version: 1,
+      schemaVersion: 2,
+      ownerEmail: "tests@example.com",
+      tasks: [{
+        name: task.name,
+        taskReferenceName: "norm",
+        type: "SIMPLE",
+        inputParameters: { workspace: "${workflow.input.workspace}", params: {} },
+      }],
+      outputParameters: { workspace: "${norm.output.workspace}" },
+    }]);
+    const id = await stack.api.startWorkflow("normalize_wf", {
+      workspace: { repository: "demo", branch: "main", ref_type: "commit", ref: input.id },
+    });
+    const wf = await stack.waitWorkflow(id, "COMPLETED", 30_000).catch(async (error) => {
+      const now = await stack.api.getWorkflow(id);
+      throw new Error(
+        `${error.message}: ${JSON.stringify(now.tasks.map((t) => t.reasonForIncompletion))}\n` +
+          worker.output(),
+      );
+    });
+    const published = (wf.output?.workspace as { ref?: string } | undefined)?.ref;
+    assert.ok(published && published !== input.id, JSON.stringify(wf.output));
+    assert.equal((await lakefs.getBranch("demo", "main")).commit_id, published);
+    const text = await new Response(await lakefs.getObject("demo", published, "docs/a.txt"))
+      .text();
+    assert.equal(text, "hello\nworld\n");
+    const left = await Array.fromAsync(Deno.readDir(stack.workspaceRoot));
+    assert.deepEqual(left.map((e) => e.name), [".perago-supervisor.lock"]);
+    assert.equal(await stopWorker(worker), 0, worker.output());
+  } finally {
+    worker.kill("SIGKILL");
+    await worker.status;
+    await stack.close();
+  }
+});
+
+Deno.test("thread: an executor worker that crashes mid-attempt is restarted in its slot; the retry completes once", async () => {
+  const stack = await startStack();
+  // A task whose first attempt throws an uncaught error outside the attempt (a worker crash).
+  const crashing = `${stack.dir}/tasks/crash.ts`;
+  await Deno.writeTextFile(
+    crashing,
+    (await Deno.readTextFile(stack.modulePath)).replace(
+      "async run(p, ctx) {",
+      `async run(p, ctx) {
+    if (ctx.attempt.retryCount === 0) {
+      setTimeout(() => { throw new Error("worker crash on purpose"); }, 0);
+      await new Promise(() => {});
+    }`,
+    ),
+  );
+  const worker = startWorker({ ...stack, modulePath: crashing }, THREAD, THREAD_FLAGS);
+  try {
+    const id = await stack.startWorkflow({ a: 20, b: 22 });
+    const wf = await stack.waitWorkflow(id, "COMPLETED", 20_000).catch(explain(worker));
+    assert.deepEqual(wf.output, { sum: 42 });
+    assert.equal(wf.tasks[0]?.status, "FAILED");
+    assert.match(String(wf.tasks[0]?.reasonForIncompletion), /exited during the attempt/);
+    assert.equal(wf.tasks.filter((t) => t.status === "COMPLETED").length, 1, "completes once");
+    const output = worker.output();
+    assert.match(output, /probe0000 \(worker\) crashed: .*worker crash on purpose/);
+    assert.match(output, /restarting executor probe0000 in 1000 ms/);
+    assert.equal(await stopWorker(worker), 0, worker.output());
+    const left = await Array.fromAsync(Deno.readDir(stack.workspaceRoot));
+    assert.deepEqual(left.map((e) => e.name), [], "crashed attempt dir collected, lock released");
+  } finally {
+    worker.kill("SIGKILL");
+    await worker.status;
+    await stack.close();
+  }
+});
+
+Deno.test("thread: without --unstable-worker-options, start refuses with a clear error (exit 1)", async () => {
+  const stack = await startStack();
+  const worker = startWorker(stack, THREAD, ["-A"]);
+  try {
+    const status = await worker.status;
+    assert.equal(status.code, 1, worker.output());
+    assert.match(
+      worker.output(),
+      /error: execution mode thread needs Deno's --unstable-worker-options/,
+    );
+  } finally {
+    worker.kill("SIGKILL");
+    await worker.status;
+    await stack.close();
+  }
+});
