@@ -1,0 +1,461 @@
+/**
+ * Chaos harness: the demo Conductor and lakeFS in-process (with their fault switches), a
+ * writable chaos task module in a temp dir, `deno run -A main.ts start` as real child
+ * processes, and the checks and counts every scenario reports.
+ *
+ * The chaos task appends `<id>` to `data/log.txt` and writes `data/out/<id>.txt` on its own
+ * branch `t-<id>`, so "published exactly once" is checkable: the branch head is one commit
+ * on top of the seed commit and the line is in the file once.
+ *
+ * @module
+ */
+import { ConductorClient } from "../../src/conductor/client.ts";
+import type { Workflow } from "../../src/conductor/api.ts";
+import { startConductorServer } from "../../src/devstack/conductor/server.ts";
+import type { FaultInjector } from "../../src/devstack/faults.ts";
+import { startLakeFsServer } from "../../src/devstack/lakefs/server.ts";
+import { LakeFsClient } from "../../src/lakefs/client.ts";
+import { loadTask } from "../../src/task/loader.ts";
+import { buildTaskDef } from "../../src/task/taskdef.ts";
+import { waitFor } from "../../src/util/sleep.ts";
+
+const MAIN = new URL("../../main.ts", import.meta.url).pathname;
+const MOD = new URL("../../mod.ts", import.meta.url).href;
+
+/** The repository every chaos scenario writes to. */
+export const REPO = "chaos";
+/** Terminal workflow states. */
+export const TERMINAL = new Set(["COMPLETED", "FAILED", "TIMED_OUT", "TERMINATED"]);
+
+/** The chaos task module's source. */
+export function chaosTaskSource(
+  name: string,
+  options: { responseSeconds: number; retries: number; timeoutSeconds?: number },
+): string {
+  return `
+import { defineTask, z } from "${MOD}";
+export default defineTask({
+  name: "${name}",
+  ownerEmail: "chaos@example.com",
+  description: "chaos test task: appends its id to data/log.txt",
+  params: z.object({
+    id: z.string().max(100),
+    sleepMs: z.number().int().min(0).optional(),
+    sleepOnlyFirst: z.boolean().optional(),
+    mode: z.enum(["ok", "hang", "oom", "symlink", "throw", "escape"]).optional(),
+    blob: z.string().optional(),
+  }),
+  result: z.object({ id: z.string(), lines: z.number() }),
+  workspace: { prefix: "data/" },
+  controls: {
+    retry: { count: ${options.retries}, logic: "FIXED", delaySeconds: 0 },
+    timeout: { responseSeconds: ${options.responseSeconds}, seconds: ${
+    options.timeoutSeconds ?? 0
+  } },
+  },
+  async run(p, ctx) {
+    const first = ctx.attempt.retryCount === 0;
+    const wait = (ms) => new Promise((resolve, reject) => {
+      const t = setTimeout(resolve, ms);
+      ctx.signal.addEventListener("abort", () => { clearTimeout(t); reject(ctx.signal.reason); });
+    });
+    if (p.sleepMs && !(p.sleepOnlyFirst && !first)) await wait(p.sleepMs);
+    if (p.mode === "hang" && first) await new Promise(() => {});
+    if (p.mode === "oom" && first) {
+      const hog = [];
+      for (;;) hog.push(new Array(1_000_000).fill(Math.random()));
+    }
+    if (p.mode === "throw") throw new Error("chaos task asked to throw");
+    if (p.mode === "escape") await Deno.writeTextFile(ctx.workspace + "/../escape.txt", "x");
+    const dir = ctx.workspace + "/data";
+    await Deno.mkdir(dir + "/out", { recursive: true });
+    if (p.mode === "symlink") await Deno.symlink("/etc/passwd", dir + "/link");
+    const log = await Deno.readTextFile(dir + "/log.txt").catch(() => "");
+    await Deno.writeTextFile(dir + "/log.txt", log + p.id + "\\n");
+    await Deno.writeTextFile(dir + "/out/" + p.id + ".txt", p.id);
+    return { id: p.id, lines: (log + p.id + "\\n").split("\\n").length - 1 };
+  },
+});
+`;
+}
+
+/** Options of {@linkcode startChaosStack}. */
+export interface ChaosStackOptions {
+  /** responseTimeoutSeconds of the chaos task. @default 30 */
+  responseSeconds?: number;
+  /** retry.count of the chaos task. @default 10 */
+  retries?: number;
+  /** timeout.seconds of the chaos task. @default 0 */
+  timeoutSeconds?: number;
+  /** The demo Conductor's sweeper period. @default 200 */
+  sweepIntervalMs?: number;
+  /** Fault injector of lakeFS (e.g. one that kills executors). */
+  lakefsFaults?: FaultInjector;
+}
+
+/** A running chaos stack. */
+export interface ChaosStack {
+  dir: string;
+  workspaceRoot: string;
+  logRoot: string;
+  modulePath: string;
+  taskName: string;
+  conductor: Awaited<ReturnType<typeof startConductorServer>>;
+  lakefsServer: Awaited<ReturnType<typeof startLakeFsServer>>;
+  api: ConductorClient;
+  lakefs: LakeFsClient;
+  /** The per-run lakeFS secret and fake Conductor secret (must never be logged). */
+  secrets: string[];
+  env: Record<string, string>;
+  seedCommit: string;
+  /** Creates branch `t-<id>` from the seed and starts a workflow on it. */
+  startTask(id: string, params?: Record<string, unknown>): Promise<string>;
+  /** Waits until every workflow is terminal; returns them. */
+  waitAll(ids: readonly string[], timeoutMs: number): Promise<Workflow[]>;
+  close(): Promise<void>;
+}
+
+let seq = 0;
+
+/** Starts the demo servers, writes and registers the chaos task, seeds the repository. */
+export async function startChaosStack(options: ChaosStackOptions = {}): Promise<ChaosStack> {
+  const dir = await Deno.makeTempDir({ prefix: "perago-chaos-" });
+  const accessKeyId = "AKIACHAOS";
+  const secretAccessKey = `chaos-lakefs-secret-${crypto.randomUUID()}`;
+  const conductorSecret = `chaos-conductor-secret-${crypto.randomUUID()}`;
+  const conductor = await startConductorServer({
+    port: 0,
+    sweepIntervalMs: options.sweepIntervalMs ?? 200,
+  });
+  const lakefsServer = await startLakeFsServer({
+    port: 0,
+    accessKeyId,
+    secretAccessKey,
+    ...(options.lakefsFaults ? { faults: options.lakefsFaults } : {}),
+  });
+  const taskName = `chaos_${Deno.pid}_${++seq}`;
+  const modulePath = `${dir}/tasks/chaos.ts`;
+  await Deno.mkdir(`${dir}/tasks`, { recursive: true });
+  await Deno.writeTextFile(
+    modulePath,
+    chaosTaskSource(taskName, {
+      responseSeconds: options.responseSeconds ?? 30,
+      retries: options.retries ?? 10,
+      ...(options.timeoutSeconds ? { timeoutSeconds: options.timeoutSeconds } : {}),
+    }),
+  );
+  const api = new ConductorClient({ serverUrl: conductor.url });
+  const { task } = await loadTask(modulePath);
+  await api.registerTaskDefs([buildTaskDef(task)]);
+  await api.upsertWorkflowDefs([{
+    name: `${taskName}_wf`,
+    version: 1,
+    schemaVersion: 2,
+    ownerEmail: "chaos@example.com",
+    tasks: [{
+      name: taskName,
+      taskReferenceName: "chaos",
+      type: "SIMPLE",
+      inputParameters: {
+        workspace: "${workflow.input.workspace}",
+        params: "${workflow.input.params}",
+      },
+    }],
+    outputParameters: { workspace: "${chaos.output.workspace}", result: "${chaos.output.result}" },
+  }]);
+  const lakefs = new LakeFsClient({ endpointUrl: lakefsServer.url, accessKeyId, secretAccessKey });
+  await lakefs.createRepository(REPO, `local://${REPO}`, "main");
+  await lakefs.uploadObject(
+    REPO,
+    "main",
+    "data/log.txt",
+    () => Promise.resolve(new TextEncoder().encode("seed\n")),
+  );
+  const seedCommit = (await lakefs.commit(REPO, "main", "seed")).id;
+  const workspaceRoot = `${dir}/ws`;
+  const logRoot = `${dir}/logs`;
+  const env = {
+    PERAGO_WORKSPACE_ROOT: workspaceRoot,
+    PERAGO_LOG_ROOT: logRoot,
+    PERAGO_WORKER_ID_PREFIX: "chaos",
+    CONDUCTOR_SERVER_URL: conductor.url,
+    CONDUCTOR_AUTH_KEY: "chaos-key-id",
+    CONDUCTOR_AUTH_SECRET: conductorSecret,
+    LAKECTL_SERVER_ENDPOINT_URL: lakefsServer.url,
+    LAKECTL_CREDENTIALS_ACCESS_KEY_ID: accessKeyId,
+    LAKECTL_CREDENTIALS_SECRET_ACCESS_KEY: secretAccessKey,
+    NO_COLOR: "1",
+  };
+  return {
+    dir,
+    workspaceRoot,
+    logRoot,
+    modulePath,
+    taskName,
+    conductor,
+    lakefsServer,
+    api,
+    lakefs,
+    secrets: [secretAccessKey, conductorSecret],
+    env,
+    seedCommit,
+    async startTask(id, params = {}) {
+      const branch = `t-${id}`;
+      await lakefs.createBranch(REPO, branch, seedCommit);
+      return await api.startWorkflow(`${taskName}_wf`, {
+        workspace: { repository: REPO, branch, ref_type: "commit", ref: seedCommit },
+        params: { id, ...params },
+      });
+    },
+    async waitAll(ids, timeoutMs) {
+      const done = new Map<string, Workflow>();
+      await waitFor(async () => {
+        for (const id of ids) {
+          if (done.has(id)) continue;
+          const wf = await api.getWorkflow(id);
+          if (TERMINAL.has(wf.status)) done.set(id, wf);
+        }
+        return done.size === ids.length ? true : undefined;
+      }, { timeoutMs, intervalMs: 250, what: `${ids.length} workflows terminal` });
+      return ids.map((id) => done.get(id)!);
+    },
+    async close() {
+      await conductor.close();
+      await lakefsServer.close();
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    },
+  };
+}
+
+/** What one task's branch shows. */
+export interface PublishCheck {
+  /** Commits on top of the seed commit (1 = published once). */
+  commits: number;
+  /** How often the id's line is in `data/log.txt`. */
+  lines: number;
+  /** Whether `data/out/<id>.txt` holds the id. */
+  outFile: boolean;
+}
+
+/** Reads branch `t-<id>`: commits above the seed and occurrences of the id. */
+export async function checkPublished(stack: ChaosStack, id: string): Promise<PublishCheck> {
+  const branch = `t-${id}`;
+  let commits = 0;
+  let ref = (await stack.lakefs.getBranch(REPO, branch)).commit_id;
+  while (ref !== stack.seedCommit && commits < 50) {
+    const commit = await stack.lakefs.getCommit(REPO, ref);
+    commits++;
+    const parent = commit.parents[0];
+    if (parent === undefined) break;
+    ref = parent;
+  }
+  const text = await readObject(stack, branch, "data/log.txt");
+  const lines = (text ?? "").split("\n").filter((line) => line === id).length;
+  const out = await readObject(stack, branch, `data/out/${id}.txt`);
+  return { commits, lines, outFile: out === id };
+}
+
+async function readObject(stack: ChaosStack, ref: string, path: string) {
+  try {
+    return await new Response(await stack.lakefs.getObject(REPO, ref, path)).text();
+  } catch {
+    return undefined;
+  }
+}
+
+/** Staging branches still in the repository. */
+export async function leftoverStaging(stack: ChaosStack): Promise<string[]> {
+  const names: string[] = [];
+  for await (const ref of stack.lakefs.listBranches(REPO, { prefix: "perago-staging-" })) {
+    names.push(ref.id);
+  }
+  return names;
+}
+
+/** Entries of the workspace root other than the supervisor lock. */
+export async function leftoverAttemptDirs(stack: ChaosStack): Promise<string[]> {
+  try {
+    const entries = await Array.fromAsync(Deno.readDir(stack.workspaceRoot));
+    return entries.map((e) => e.name).filter((n) => n !== ".perago-supervisor.lock");
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return [];
+    throw error;
+  }
+}
+
+/** Every log file under the log root, with its text. */
+export async function readLogFiles(root: string): Promise<{ path: string; text: string }[]> {
+  const found: { path: string; text: string }[] = [];
+  const walk = async (dir: string) => {
+    let entries: Deno.DirEntry[];
+    try {
+      entries = await Array.fromAsync(Deno.readDir(dir));
+    } catch {
+      return;
+    }
+    for (const entry of entries) {
+      const path = `${dir}/${entry.name}`;
+      if (entry.isDirectory) await walk(path);
+      else if (entry.isFile) found.push({ path, text: await Deno.readTextFile(path) });
+    }
+  };
+  await walk(root);
+  return found;
+}
+
+/** Asserts no secret occurs in the stack's logs, the worker's output or the given texts. */
+export async function findSecretLeaks(
+  stack: ChaosStack,
+  texts: readonly string[],
+): Promise<string[]> {
+  const leaks: string[] = [];
+  const files = await readLogFiles(stack.logRoot);
+  for (const secret of stack.secrets) {
+    for (const file of files) if (file.text.includes(secret)) leaks.push(file.path);
+    texts.forEach((text, i) => {
+      if (text.includes(secret)) leaks.push(`text #${i}`);
+    });
+  }
+  return leaks;
+}
+
+/** `perago start` as a child process, with its output collected. */
+export interface Worker {
+  process: Deno.ChildProcess;
+  output(): string;
+  status: Promise<Deno.CommandStatus>;
+  /** Pids of every executor started so far (from the supervisor's log lines). */
+  executorPids(): number[];
+  /** The broker's pid, once started. */
+  brokerPid(): number | undefined;
+  kill(signal?: Deno.Signal): void;
+}
+
+/** Starts `deno run -A main.ts start <module> ...args` in the stack's dir. */
+export function startWorker(stack: ChaosStack, args: string[] = []): Worker {
+  const process = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", MAIN, "start", stack.modulePath, ...args],
+    cwd: stack.dir,
+    env: stack.env,
+    clearEnv: true,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  let text = "";
+  const decoder = new TextDecoder();
+  const pump = async (stream: ReadableStream<Uint8Array>) => {
+    for await (const chunk of stream) text += decoder.decode(chunk, { stream: true });
+  };
+  const pumps = Promise.all([pump(process.stdout), pump(process.stderr)]);
+  const status = pumps.then(() => process.status);
+  return {
+    process,
+    output: () => text,
+    status,
+    executorPids: () =>
+      [...text.matchAll(/executor \S+ started \(slot \d+, pid (\d+)\)/g)].map((m) => Number(m[1])),
+    brokerPid() {
+      const all = [...text.matchAll(/broker started \(pid (\d+)\)/g)];
+      const last = all[all.length - 1];
+      return last ? Number(last[1]) : undefined;
+    },
+    kill(signal = "SIGTERM") {
+      try {
+        process.kill(signal);
+      } catch {
+        // gone
+      }
+    },
+  };
+}
+
+/** Stops a worker (SIGTERM) and returns its exit code; SIGKILL after the deadline. */
+export async function stopWorker(worker: Worker, timeoutMs = 30_000): Promise<number> {
+  worker.kill("SIGTERM");
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<"late">((resolve) =>
+    timer = setTimeout(() => resolve("late"), timeoutMs)
+  );
+  const result = await Promise.race([worker.status, late]);
+  clearTimeout(timer);
+  if (result === "late") {
+    worker.kill("SIGKILL");
+    await worker.status;
+    throw new Error(`worker did not stop within ${timeoutMs} ms:\n${tail(worker.output())}`);
+  }
+  return result.code;
+}
+
+/** Waits for the supervisor to be running. */
+export async function waitRunning(worker: Worker, timeoutMs = 30_000): Promise<void> {
+  await waitFor(() => /supervisor starting -> running/.test(worker.output()) || undefined, {
+    timeoutMs,
+    what: "supervisor running",
+  });
+}
+
+/** The last lines of a long output, for failure messages. */
+export function tail(text: string, lines = 60): string {
+  return text.split("\n").slice(-lines).join("\n");
+}
+
+/** An integer from an env variable, else the default. */
+export function envInt(name: string, fallback: number): number {
+  const raw = Deno.env.get(name);
+  if (raw === undefined || raw === "") return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value <= 0) {
+    throw new RangeError(`${name} must be a positive integer, got ${raw}`);
+  }
+  return value;
+}
+
+/** One row of the final table. */
+export interface Row {
+  scenario: string;
+  runs: number;
+  passed: number;
+  lost: number;
+  duplicated: number;
+  seconds: number;
+  note?: string;
+}
+
+const ROWS_KEY = Symbol.for("perago.chaos.rows");
+type Global = typeof globalThis & { [ROWS_KEY]?: Row[] };
+
+/** Adds a row to the table printed when the test process ends. */
+export function record(row: Row): void {
+  const g = globalThis as Global;
+  if (!g[ROWS_KEY]) {
+    g[ROWS_KEY] = [];
+    globalThis.addEventListener("unload", () => printTable(g[ROWS_KEY] ?? []));
+  }
+  g[ROWS_KEY].push(row);
+}
+
+/** Writes the table to stdout. */
+export function printTable(rows: readonly Row[]): void {
+  const head = ["scenario", "runs", "passed", "lost", "duplicated", "seconds", "note"];
+  const body = rows.map((r) => [
+    r.scenario,
+    String(r.runs),
+    String(r.passed),
+    String(r.lost),
+    String(r.duplicated),
+    r.seconds.toFixed(1),
+    r.note ?? "",
+  ]);
+  const widths = head.map((h, i) => Math.max(h.length, ...body.map((row) => row[i]!.length)));
+  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join(" | ");
+  const text = [
+    "",
+    "perago chaos suite",
+    line(head),
+    widths.map((w) => "-".repeat(w)).join("-|-"),
+    ...body.map(line),
+    "",
+  ].join("\n");
+  Deno.stdout.writeSync(new TextEncoder().encode(text + "\n"));
+}
