@@ -60,7 +60,11 @@ export default defineTask({
       ctx.signal.addEventListener("abort", () => { clearTimeout(t); reject(ctx.signal.reason); });
     });
     if (p.sleepMs && !(p.sleepOnlyFirst && !first)) await wait(p.sleepMs);
-    if (p.mode === "hang" && first) await new Promise(() => {});
+    if (p.mode === "hang" && first) {
+      // Never returns on its own; honours ctx.signal (aborted at timeout.seconds).
+      await new Promise((_, reject) =>
+        ctx.signal.addEventListener("abort", () => reject(ctx.signal.reason)));
+    }
     if (p.mode === "oom" && first) {
       const hog = [];
       for (;;) hog.push(new Array(1_000_000).fill(Math.random()));
@@ -91,6 +95,33 @@ export interface ChaosStackOptions {
   sweepIntervalMs?: number;
   /** Fault injector of lakeFS (e.g. one that kills executors). */
   lakefsFaults?: FaultInjector;
+  /** Fault injector of Conductor. */
+  conductorFaults?: FaultInjector;
+}
+
+/** A workspace-free task (no fence, no lakeFS): sleeps, then returns its id. */
+export function freeTaskSource(name: string, responseSeconds: number): string {
+  return `
+import { defineTask, z } from "${MOD}";
+export default defineTask({
+  name: "${name}",
+  ownerEmail: "chaos@example.com",
+  description: "chaos test task without a workspace",
+  params: z.object({ id: z.string(), sleepMs: z.number().int().min(0).optional() }),
+  result: z.object({ id: z.string() }),
+  controls: {
+    retry: { count: 3, logic: "FIXED", delaySeconds: 0 },
+    timeout: { responseSeconds: ${responseSeconds}, seconds: 0 },
+  },
+  async run(p, ctx) {
+    if (p.sleepMs) await new Promise((resolve, reject) => {
+      const t = setTimeout(resolve, p.sleepMs);
+      ctx.signal.addEventListener("abort", () => { clearTimeout(t); reject(ctx.signal.reason); });
+    });
+    return { id: p.id };
+  },
+});
+`;
 }
 
 /** A running chaos stack. */
@@ -99,6 +130,8 @@ export interface ChaosStack {
   workspaceRoot: string;
   logRoot: string;
   modulePath: string;
+  /** The workspace-free task's module (served by every worker too). */
+  freeModulePath: string;
   taskName: string;
   conductor: Awaited<ReturnType<typeof startConductorServer>>;
   lakefsServer: Awaited<ReturnType<typeof startLakeFsServer>>;
@@ -110,6 +143,8 @@ export interface ChaosStack {
   seedCommit: string;
   /** Creates branch `t-<id>` from the seed and starts a workflow on it. */
   startTask(id: string, params?: Record<string, unknown>): Promise<string>;
+  /** Starts a workflow of the workspace-free task. */
+  startFree(id: string, params?: Record<string, unknown>): Promise<string>;
   /** Waits until every workflow is terminal; returns them. */
   waitAll(ids: readonly string[], timeoutMs: number): Promise<Workflow[]>;
   close(): Promise<void>;
@@ -126,6 +161,7 @@ export async function startChaosStack(options: ChaosStackOptions = {}): Promise<
   const conductor = await startConductorServer({
     port: 0,
     sweepIntervalMs: options.sweepIntervalMs ?? 200,
+    ...(options.conductorFaults ? { faults: options.conductorFaults } : {}),
   });
   const lakefsServer = await startLakeFsServer({
     port: 0,
@@ -144,9 +180,28 @@ export async function startChaosStack(options: ChaosStackOptions = {}): Promise<
       ...(options.timeoutSeconds ? { timeoutSeconds: options.timeoutSeconds } : {}),
     }),
   );
+  const freeModulePath = `${dir}/tasks/free.ts`;
+  await Deno.writeTextFile(
+    freeModulePath,
+    freeTaskSource(`${taskName}_free`, options.responseSeconds ?? 30),
+  );
   const api = new ConductorClient({ serverUrl: conductor.url });
   const { task } = await loadTask(modulePath);
-  await api.registerTaskDefs([buildTaskDef(task)]);
+  const { task: free } = await loadTask(freeModulePath);
+  await api.registerTaskDefs([buildTaskDef(task), buildTaskDef(free)]);
+  await api.upsertWorkflowDefs([{
+    name: `${taskName}_free_wf`,
+    version: 1,
+    schemaVersion: 2,
+    ownerEmail: "chaos@example.com",
+    tasks: [{
+      name: `${taskName}_free`,
+      taskReferenceName: "free",
+      type: "SIMPLE",
+      inputParameters: { params: "${workflow.input.params}" },
+    }],
+    outputParameters: { result: "${free.output.result}" },
+  }]);
   await api.upsertWorkflowDefs([{
     name: `${taskName}_wf`,
     version: 1,
@@ -191,6 +246,7 @@ export async function startChaosStack(options: ChaosStackOptions = {}): Promise<
     workspaceRoot,
     logRoot,
     modulePath,
+    freeModulePath,
     taskName,
     conductor,
     lakefsServer,
@@ -207,6 +263,8 @@ export async function startChaosStack(options: ChaosStackOptions = {}): Promise<
         params: { id, ...params },
       });
     },
+    startFree: (id, params = {}) =>
+      api.startWorkflow(`${taskName}_free_wf`, { params: { id, ...params } }),
     async waitAll(ids, timeoutMs) {
       const done = new Map<string, Workflow>();
       await waitFor(async () => {
@@ -334,7 +392,7 @@ export interface Worker {
 /** Starts `deno run -A main.ts start <module> ...args` in the stack's dir. */
 export function startWorker(stack: ChaosStack, args: string[] = []): Worker {
   const process = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN, "start", stack.modulePath, ...args],
+    args: ["run", "-A", MAIN, "start", stack.modulePath, stack.freeModulePath, ...args],
     cwd: stack.dir,
     env: stack.env,
     clearEnv: true,
