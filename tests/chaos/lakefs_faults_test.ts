@@ -1,0 +1,95 @@
+/**
+ * Scenario 3: lakeFS answers 429 or 5xx on 30% of calls. Attempts complete through retries
+ * or fail cleanly as retryable FAILED and succeed on Conductor's retry; never a
+ * half-published branch, never a staging branch left.
+ */
+import assert from "node:assert/strict";
+import { FaultInjector } from "../../src/devstack/faults.ts";
+import {
+  checkPublished,
+  envInt,
+  leftoverAttemptDirs,
+  leftoverStaging,
+  record,
+  REPO,
+  startChaosStack,
+  startWorker,
+  stopWorker,
+  tail,
+  waitRunning,
+} from "./_harness.ts";
+
+const TASKS = envInt("PERAGO_CHAOS_FAULT_TASKS", 30);
+
+Deno.test(`chaos 3: ${TASKS} writable tasks, lakeFS 429/5xx on 30% of calls`, async () => {
+  const started = Date.now();
+  const faults = new FaultInjector();
+  const stack = await startChaosStack({ lakefsFaults: faults });
+  const worker = startWorker(stack, ["-j", "3"]);
+  // Half-published: a branch whose head is neither the seed nor a full, single publication.
+  const halfPublished: string[] = [];
+  try {
+    await waitRunning(worker);
+    const ids: string[] = [];
+    const workflows: string[] = [];
+    for (let i = 0; i < TASKS; i++) {
+      ids.push(`l${i}`);
+      workflows.push(await stack.startTask(`l${i}`, { sleepMs: 50 }));
+    }
+    faults.set({ errorRate: 0.15, tooManyRate: 0.15, retryAfterSeconds: 0 });
+    const done = await stack.waitAll(workflows, 150_000).catch((error) => {
+      throw new Error(`${error.message}\n${tail(worker.output())}`);
+    });
+    faults.reset();
+    let lost = 0;
+    let duplicated = 0;
+    let passed = 0;
+    let failedAttempts = 0;
+    const problems: string[] = [];
+    for (const [i, wf] of done.entries()) {
+      const id = ids[i]!;
+      const check = await checkPublished(stack, id);
+      failedAttempts += wf.tasks.filter((t) => t.status !== "COMPLETED").length;
+      for (const t of wf.tasks) {
+        if (t.status === "FAILED_WITH_TERMINAL_ERROR") problems.push(`${id}: terminal failure`);
+      }
+      if (wf.status !== "COMPLETED" || check.lines === 0) lost++;
+      if (check.commits > 1 || check.lines > 1) duplicated++;
+      if (check.commits === 1 && !(check.lines === 1 && check.outFile)) halfPublished.push(id);
+      const ok = wf.status === "COMPLETED" && check.commits === 1 && check.lines === 1 &&
+        check.outFile;
+      if (ok) passed++;
+      else {
+        problems.push(
+          `${id}: ${wf.status} ${JSON.stringify(check)} ${
+            wf.tasks.map((t) => `${t.status}:${t.reasonForIncompletion ?? ""}`).join(" | ")
+          }`,
+        );
+      }
+    }
+    assert.equal(await stopWorker(worker), 0, tail(worker.output()));
+    const injected = faults.injected;
+    record({
+      scenario: "3 lakeFS 30% 429/5xx",
+      runs: TASKS,
+      passed,
+      lost,
+      duplicated,
+      seconds: (Date.now() - started) / 1000,
+      note: `${injected.errors} 5xx + ${injected.tooMany} 429 injected; ` +
+        `${failedAttempts} attempts FAILED and retried`,
+    });
+    assert.deepEqual(problems, []);
+    assert.deepEqual(halfPublished, [], "never a half-published branch");
+    assert.ok(injected.errors + injected.tooMany > 0);
+    assert.deepEqual(await leftoverStaging(stack), []);
+    assert.deepEqual(await leftoverAttemptDirs(stack), []);
+    // main was never touched.
+    assert.equal((await stack.lakefs.getBranch(REPO, "main")).commit_id, stack.seedCommit);
+  } finally {
+    faults.reset();
+    worker.kill("SIGKILL");
+    await worker.status;
+    await stack.close();
+  }
+});
