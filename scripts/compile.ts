@@ -8,12 +8,15 @@
  *                     <task module ...>
  *
  * - The task modules are embedded (`--include`): a compiled binary cannot import TypeScript
- *   it was not built with, so each deployment builds the binary with its tasks.
+ *   it was not built with, so each deployment builds the binary with its tasks. So is the
+ *   thread-mode Worker module (`src/runtime/_worker_entry.ts`), which nothing imports.
  * - The flags: `--allow-read` = workspace root, log root, task module directories, `.env`;
  *   `--allow-write` = workspace root, log root; `--allow-net` = the Conductor and lakeFS
- *   host:port; `--allow-env` = the variables perago reads; `--allow-run` so the supervisor can
+ *   host:port; `--allow-env` = the variables perago reads; `--allow-sys=hostname` (the
+ *   supervisor lock records its host); `--allow-run` so the supervisor can
  *   re-invoke the binary for its broker and executors (each child revokes `run` and the host
- *   it must not reach as it starts: see src/runtime/permissions.ts). They come from `.env` and
+ *   it must not reach as it starts: see src/runtime/permissions.ts);
+ *   `--unstable-worker-options` for thread mode. They come from `.env` and
  *   the environment exactly as `perago start` reads them, so build where the binary will run
  *   or with the same settings.
  * - Air-gapped hosts: `deno compile` downloads its runtime (`denort`) once. Where that is
@@ -70,9 +73,38 @@ export function compiledPermissionFlags(inputs: CompileFlagInputs): string[] {
     `--allow-write=${unique([inputs.workspaceRoot, inputs.logRoot]).join(",")}`,
     `--allow-net=${unique([hostPort(inputs.conductorUrl), hostPort(inputs.lakefsUrl)]).join(",")}`,
     `--allow-env=${CONFIG_ENV_VARS.join(",")}`,
+    // The supervisor lock records the host name (a lock from another host is never taken over).
+    "--allow-sys=hostname",
     "--allow-run",
     "--unstable-worker-options",
   ];
+}
+
+/** perago's thread-mode Worker module: not statically imported, so embedded explicitly. */
+export const WORKER_ENTRY = `${ROOT}/src/runtime/_worker_entry.ts`;
+
+/**
+ * The `error:` line after `deno compile` failed. Without the network, or with a `DENORT_BIN`
+ * that is missing or not a denort, `deno compile` fails while fetching or writing the runtime
+ * (its message often names neither): every failure that is not a plain type/module error gets
+ * the DENORT_BIN hint.
+ */
+export function compileFailureHint(
+  target: string,
+  stderr: string,
+  denortBin: string | undefined,
+): string {
+  const hint = `fetch denort-${target}.zip for Deno ${Deno.version.deno} where the network ` +
+    "allows, unzip it, and run again with DENORT_BIN=/path/to/denort";
+  if (denortBin !== undefined && denortBin !== "") {
+    return `error: compile: deno compile failed for ${target} with DENORT_BIN=${denortBin}: it ` +
+      `must be the unzipped denort of Deno ${Deno.version.deno} for ${target}; ${hint}`;
+  }
+  if (/error: (TS\d+|Module not found|Relative import path)/.test(stderr)) {
+    return `error: compile: deno compile failed for ${target}: fix the error above`;
+  }
+  return `error: compile: deno compile could not fetch or write its runtime (denort) for ` +
+    `${target}. On an air-gapped host, ${hint}`;
 }
 
 async function main(): Promise<number> {
@@ -132,7 +164,7 @@ async function main(): Promise<number> {
       "--config",
       `${ROOT}/deno.json`,
       ...flags,
-      ...modules.flatMap((module) => ["--include", module]),
+      ...[...modules, WORKER_ENTRY].flatMap((module) => ["--include", module]),
       "--target",
       target,
       "--output",
@@ -147,15 +179,8 @@ async function main(): Promise<number> {
     }).output();
     const stderr = new TextDecoder().decode(result.stderr);
     if (!result.success) {
-      const download = /dl\.deno\.land|denort|download/i.test(stderr);
       console.error(stderr.split("\n").filter((line) => !/^\s+\d+:/.test(line)).join("\n"));
-      console.error(
-        download
-          ? `error: compile: deno compile could not fetch its runtime (denort) for ${target}. ` +
-            "On an air-gapped host, fetch denort-" + target + ".zip for Deno 2.9.6 where the " +
-            "network allows, unzip it, and run again with DENORT_BIN=/path/to/denort"
-          : `error: compile: deno compile failed for ${target}`,
-      );
+      console.error(compileFailureHint(target, stderr, Deno.env.get("DENORT_BIN")));
       return 1;
     }
   }

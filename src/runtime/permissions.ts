@@ -107,6 +107,9 @@ export function moduleDir(module: string): string | undefined {
 }
 
 function defaultSourceRoot(): string | undefined {
+  // A compiled binary embeds perago's sources: there is nothing on disk to grant (and its
+  // baked flags would not cover the embedded paths a thread-mode Worker asked for).
+  if (Deno.build.standalone === true) return undefined;
   return MAIN_URL.protocol === "file:" ? dirname(fromFileUrl(MAIN_URL)) : undefined;
 }
 
@@ -238,6 +241,47 @@ export function childEnv(
 ): Record<string, string> {
   const drop = new Set(configVars);
   return Object.fromEntries(Object.entries(parentEnv).filter(([name]) => !drop.has(name)));
+}
+
+/**
+ * Variables passed on to children when this process may not list its whole environment
+ * (started with an `--allow-env=<list>`, as the compiled binary is). A compiled binary's
+ * children need none of them; a `deno run` child needs `HOME`/`DENO_DIR`/`XDG_CACHE_HOME` to
+ * find Deno's cache, so such a parent is given those names too (see
+ * tests/runtime/compile_flags_test.ts).
+ */
+export const CHILD_ENV_PASSTHROUGH: readonly string[] = Object.freeze([
+  "PATH",
+  "HOME",
+  "DENO_DIR",
+  "XDG_CACHE_HOME",
+  "TMPDIR",
+  "TMP",
+  "TEMP",
+  "NO_COLOR",
+  "LANG",
+  "TZ",
+]);
+
+/**
+ * This process's environment as far as it may read it: all of it with `--allow-env`, else
+ * the readable names of {@linkcode CHILD_ENV_PASSTHROUGH} (never throws).
+ */
+export function readParentEnv(): Record<string, string> {
+  try {
+    return Deno.env.toObject();
+  } catch {
+    const env: Record<string, string> = {};
+    for (const name of CHILD_ENV_PASSTHROUGH) {
+      try {
+        const value = Deno.env.get(name);
+        if (value !== undefined) env[name] = value;
+      } catch {
+        // not granted: not passed on
+      }
+    }
+    return env;
+  }
 }
 
 /**

@@ -6,7 +6,12 @@
  *
  * @module
  */
-import { CONFIG_ENV_VARS, loadRuntimeConfig, type RuntimeConfig } from "../config/config.ts";
+import {
+  CONFIG_ENV_VARS,
+  loadRuntimeConfig,
+  readProcessEnv,
+  type RuntimeConfig,
+} from "../config/config.ts";
 import { ConfigError } from "../config/errors.ts";
 import { brokerWorkerId, childWorkerId, resolveWorkerId } from "../config/worker_id.ts";
 import type { ConductorApi } from "../conductor/api.ts";
@@ -15,7 +20,7 @@ import { setupLogging } from "../log/setup.ts";
 import { moduleStem } from "../config/worker_id.ts";
 import { type LoadedTask, loadTask } from "../task/loader.ts";
 import { spawnChild } from "./_child.ts";
-import { childCommand, childEnv, childPermissionSets } from "./permissions.ts";
+import { childCommand, childEnv, childPermissionSets, readParentEnv } from "./permissions.ts";
 import { spawnWorkerChild, workerOptionsEnabled, workerPermissions } from "./thread_spawner.ts";
 import {
   type BrokerInit,
@@ -107,7 +112,7 @@ export async function startRuntime(options: StartOptions): Promise<number> {
   const logging = await setupLogging({
     logRoot: config.logRoot,
     moduleName,
-    workerId: resolveWorkerId(first, Deno.env.toObject()),
+    workerId: resolveWorkerId(first, readProcessEnv()),
     maxFileBytes: config.logFileMaxSizeBytes,
     retentionMs: config.logRetentionMs,
     secrets,
@@ -207,7 +212,7 @@ function supervisorOptions(
     conductorUrl: conductor.serverUrl,
     lakefsUrl: lakefs.endpointUrl,
   };
-  const env = childEnv(Deno.env.toObject(), CONFIG_ENV_VARS);
+  const env = childEnv(readParentEnv(), CONFIG_ENV_VARS);
   const threads: ChildSpawner = {
     broker: () =>
       spawnWorkerChild<typeof FromBrokerSchema._output, ToBroker>({

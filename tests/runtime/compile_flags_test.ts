@@ -1,0 +1,204 @@
+/**
+ * The flags `scripts/compile.ts --print-flags` bakes into the binary, proven by running the
+ * same entry point under exactly them with `deno run` (this host cannot download denort, so
+ * `deno compile` itself cannot run here).
+ *
+ * One addition, made only here: `deno run` loads perago from source, so the supervisor must
+ * read `main.ts`'s `mod.ts`, `src/` and `deno.json` (the CLI imports its commands lazily and
+ * the task module imports `mod.ts`); a compiled binary embeds them and needs no such read.
+ */
+import assert from "node:assert/strict";
+import { loadTask } from "../../src/task/loader.ts";
+import { buildTaskDef } from "../../src/task/taskdef.ts";
+import { sourceReadPaths } from "../../src/runtime/permissions.ts";
+import { type Stack, startStack } from "./_stack.ts";
+
+const ROOT = new URL("../../", import.meta.url).pathname.replace(/\/$/, "");
+const COMPILE = `${ROOT}/scripts/compile.ts`;
+const MAIN = `${ROOT}/main.ts`;
+const WORD_COUNT = `${ROOT}/examples/word_count.ts`;
+const decoder = new TextDecoder();
+
+async function printFlags(stack: Stack): Promise<string[]> {
+  const result = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", COMPILE, "--print-flags", WORD_COUNT],
+    cwd: stack.dir,
+    env: stack.env,
+    clearEnv: true,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.ok(result.success, decoder.decode(result.stderr));
+  return decoder.decode(result.stdout).split("\n").filter((line) => line !== "");
+}
+
+/** `--allow-read=` plus perago's sources (see the module doc). */
+function withSourceRead(flags: readonly string[]): string[] {
+  return flags.map((flag) =>
+    flag.startsWith("--allow-read=") ? [flag, ...sourceReadPaths(ROOT)].join(",") : flag
+  );
+}
+
+function spawn(stack: Stack, args: string[]) {
+  const child = new Deno.Command(Deno.execPath(), {
+    args,
+    cwd: stack.dir,
+    env: { ...stack.env, PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin" },
+    clearEnv: true,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  let text = "";
+  const pump = async (stream: ReadableStream<Uint8Array>) => {
+    for await (const chunk of stream) text += decoder.decode(chunk, { stream: true });
+  };
+  const status = Promise.all([pump(child.stdout), pump(child.stderr)]).then(() => child.status);
+  return {
+    status,
+    output: () => text,
+    kill(signal: Deno.Signal) {
+      try {
+        child.kill(signal);
+      } catch {
+        // gone
+      }
+    },
+  };
+}
+
+Deno.test("compile flags: the baked union runs perago start (process mode) end to end; SIGTERM exits 0", async () => {
+  const stack = await startStack();
+  let worker: ReturnType<typeof spawn> | undefined;
+  try {
+    const { task } = await loadTask(WORD_COUNT);
+    await stack.api.registerTaskDefs([buildTaskDef(task)]);
+    await stack.api.upsertWorkflowDefs([{
+      name: "wc_wf",
+      version: 1,
+      schemaVersion: 2,
+      ownerEmail: "tests@example.com",
+      tasks: [{
+        name: task.name,
+        taskReferenceName: "wc",
+        type: "SIMPLE",
+        inputParameters: { params: "${workflow.input.params}" },
+      }],
+      outputParameters: { result: "${wc.output.result}" },
+    }]);
+    const flags = await printFlags(stack);
+    assert.ok(
+      !flags.includes("-A") && !flags.some((f) => f.startsWith("--allow-all")),
+      flags.join(" "),
+    );
+    worker = spawn(stack, [
+      "run",
+      "--config",
+      `${ROOT}/deno.json`,
+      ...withSourceRead(flags),
+      MAIN,
+      "start",
+      WORD_COUNT,
+      "-j",
+      "1",
+    ]);
+    const w = worker;
+    const id = await stack.api.startWorkflow("wc_wf", { params: { text: "a b c" } });
+    const wf = await stack.waitWorkflow(id, "COMPLETED", 30_000).catch((error) => {
+      throw new Error(`${error.message}\n${w.output()}`);
+    });
+    assert.deepEqual(wf.output, { result: { words: 3, chars: 5 } });
+    worker.kill("SIGTERM");
+    const status = await worker.status;
+    assert.equal(status.code, 0, worker.output());
+  } finally {
+    worker?.kill("SIGKILL");
+    await worker?.status;
+    await stack.close();
+  }
+});
+
+Deno.test("compile flags: under the baked union, other paths, hosts and variables are denied", async () => {
+  const stack = await startStack();
+  const other = await Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  try {
+    const flags = await printFlags(stack);
+    await Deno.mkdir(stack.workspaceRoot, { recursive: true });
+    await Deno.writeTextFile(`${stack.dir}/.env`, "# operator settings\n");
+    await Deno.writeTextFile(`${stack.dir}/outside.txt`, "not for perago\n");
+    const conductor = new URL(stack.conductorUrl);
+    const probe = `
+      const out = {};
+      const attempt = async (name, fn) => {
+        try { await fn(); out[name] = "ok"; } catch (e) { out[name] = e.name; }
+      };
+      await attempt("readWorkspace", () => Deno.readDir(${
+      JSON.stringify(stack.workspaceRoot)
+    })[Symbol.asyncIterator]().next());
+      await attempt("readEnvFile", () => Deno.readTextFile(${JSON.stringify(`${stack.dir}/.env`)}));
+      await attempt("readOutside", () => Deno.readTextFile(${
+      JSON.stringify(`${stack.dir}/outside.txt`)
+    }));
+      await attempt("readPasswd", () => Deno.readTextFile("/etc/passwd"));
+      await attempt("writeOutside", () => Deno.writeTextFile(${
+      JSON.stringify(`${stack.dir}/new.txt`)
+    }, "x"));
+      await attempt("netConductor", async () => (await Deno.connect({ hostname: ${
+      JSON.stringify(conductor.hostname)
+    }, port: ${conductor.port} })).close());
+      await attempt("netOther", async () => (await Deno.connect({ hostname: "127.0.0.1", port: ${other.addr.port} })).close());
+      await attempt("netLocalhostName", async () => (await Deno.connect({ hostname: "localhost", port: ${conductor.port} })).close());
+      await attempt("envConfig", () => Deno.env.get("CONDUCTOR_SERVER_URL"));
+      await attempt("envOther", () => Deno.env.get("HOME"));
+      await attempt("ffi", () => Deno.dlopen("libc.so.6", {}));
+      console.log(JSON.stringify(out));`;
+    await Deno.writeTextFile(`${stack.dir}/probe.ts`, probe);
+    const result = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "--no-config", ...flags, `${stack.dir}/probe.ts`],
+      cwd: stack.dir,
+      env: stack.env,
+      clearEnv: true,
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.ok(result.success, decoder.decode(result.stderr));
+    assert.deepEqual(JSON.parse(decoder.decode(result.stdout)), {
+      readWorkspace: "ok",
+      readEnvFile: "ok",
+      readOutside: "NotCapable",
+      readPasswd: "NotCapable",
+      writeOutside: "NotCapable",
+      netConductor: "ok",
+      netOther: "NotCapable",
+      netLocalhostName: "NotCapable",
+      envConfig: "ok",
+      envOther: "NotCapable",
+      ffi: "NotCapable",
+    });
+  } finally {
+    other.close();
+    await stack.close();
+  }
+});
+
+Deno.test("compile: with DENORT_BIN=/nonexistent, scripts/compile.ts exits 1 with the DENORT_BIN hint", async () => {
+  const stack = await startStack();
+  try {
+    const result = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", COMPILE, "--out-dir", `${stack.dir}/dist`, WORD_COUNT],
+      cwd: stack.dir,
+      env: { ...stack.env, DENORT_BIN: "/nonexistent" },
+      clearEnv: true,
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const stderr = decoder.decode(result.stderr);
+    assert.equal(result.code, 1, stderr);
+    assert.match(stderr, /error: compile: .*DENORT_BIN=\/nonexistent/);
+    assert.match(stderr, /run again with DENORT_BIN=\/path\/to\/denort/);
+    const built = await Array.fromAsync(Deno.readDir(`${stack.dir}/dist`)).catch(() => []);
+    assert.deepEqual(built.filter((e) => !e.name.includes(".tmp-")).map((e) => e.name), []);
+  } finally {
+    await stack.close();
+  }
+});
