@@ -12,6 +12,7 @@
  */
 import type { z } from "zod";
 import { parseRetryAfterMs, retry } from "../util/retry.ts";
+import { streamingPost } from "./_stream_upload.ts";
 import type {
   Commit,
   LakeFsApi,
@@ -683,17 +684,7 @@ export class LakeFsClient implements LakeFsApi {
           headers.set("content-length", String(spec.upload.size));
         }
         // The timeout of an upload is the longest pause between two chunks sent.
-        body = source.pipeThrough(
-          new TransformStream<Uint8Array, Uint8Array>({
-            transform(chunk, controller) {
-              tryControl.restart();
-              controller.enqueue(chunk);
-            },
-            flush() {
-              tryControl.restart();
-            },
-          }),
-        );
+        return await streamingPost(url, headers, source, signal, () => tryControl.restart());
       }
     }
     return await fetch(url, { method: spec.method, headers, body: body ?? null, signal });
