@@ -299,3 +299,45 @@ Deno.test("an aborted caller signal stops the call with the abort reason", async
     void bytes;
   });
 });
+
+Deno.test("a streamed upload answered early (404) neither hangs nor succeeds", async () => {
+  await withLakeFs(async ({ client }) => {
+    const chunk = new Uint8Array(1 << 20);
+    let sent = 0;
+    const endless = () =>
+      Promise.resolve(
+        new ReadableStream<Uint8Array>({
+          pull(c) {
+            if (sent++ >= 64) c.close();
+            else c.enqueue(chunk.slice());
+          },
+        }),
+      );
+    await assert.rejects(
+      client.uploadObject("repo", "no-such-branch", "f", endless, { size: 64 << 20 }),
+      LakeFsNotFoundError,
+    );
+  });
+});
+
+Deno.test("aborting a streamed upload rejects with the abort reason", async () => {
+  await withLakeFs(async ({ client }) => {
+    const controller = new AbortController();
+    let pulls = 0;
+    const slow = () =>
+      Promise.resolve(
+        new ReadableStream<Uint8Array>({
+          pull(c) {
+            pulls++;
+            if (pulls === 3) controller.abort(new Error("caller gave up"));
+            c.enqueue(new Uint8Array(1024));
+          },
+        }),
+      );
+    await assert.rejects(
+      client.uploadObject("repo", "main", "f", slow, { signal: controller.signal }),
+      /caller gave up/,
+    );
+    await assert.rejects(client.getObject("repo", "main", "f"), LakeFsNotFoundError);
+  });
+});
