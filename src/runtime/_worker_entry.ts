@@ -26,6 +26,30 @@ interface WorkerScope {
 
 const scope = globalThis as unknown as WorkerScope;
 
+// A Worker that calls `Deno.exit()` or `close()` ends without the supervisor hearing of it:
+// both are wrapped (before any task module loads) to post the exit first, so the slot is
+// freed and restarted like a process that exited.
+const realExit = Deno.exit.bind(Deno);
+const realClose = scope.close.bind(scope);
+let exitPosted = false;
+function postExit(code: number, error?: string): void {
+  if (exitPosted) return;
+  exitPosted = true;
+  scope.postMessage({ kind: "exit", code, ...(error === undefined ? {} : { error }) });
+}
+Object.defineProperty(Deno, "exit", {
+  value: (code?: number): never => {
+    postExit(code ?? 0, `Deno.exit(${code ?? 0}) called in the worker`);
+    return realExit(code);
+  },
+  configurable: true,
+  writable: true,
+});
+scope.close = () => {
+  postExit(0, "close() called in the worker");
+  realClose();
+};
+
 function bridge(): { input: ReadableStream<Uint8Array>; output: WritableStream<Uint8Array> } {
   const pipe = new TransformStream<Uint8Array, Uint8Array>();
   const writer = pipe.writable.getWriter();
@@ -87,13 +111,8 @@ async function run(): Promise<number> {
 }
 
 try {
-  const code = await run();
-  scope.postMessage({ kind: "exit", code });
+  postExit(await run());
 } catch (error) {
-  scope.postMessage({
-    kind: "exit",
-    code: 1,
-    error: error instanceof Error ? `${error.name}: ${error.message}` : String(error),
-  });
+  postExit(1, error instanceof Error ? `${error.name}: ${error.message}` : String(error));
 }
-scope.close();
+realClose();

@@ -143,41 +143,53 @@ Deno.test("thread: a writable workspace task (examples/normalize_text.ts) publis
   }
 });
 
-Deno.test("thread: an executor worker that crashes mid-attempt is restarted in its slot; the retry completes once", async () => {
-  const stack = await startStack();
-  // A task whose first attempt throws an uncaught error outside the attempt (a worker crash).
-  const crashing = `${stack.dir}/tasks/crash.ts`;
-  await Deno.writeTextFile(
-    crashing,
-    (await Deno.readTextFile(stack.modulePath)).replace(
-      "async run(p, ctx) {",
-      `async run(p, ctx) {
+const CRASHES = {
+  "an uncaught error": {
+    code: `setTimeout(() => { throw new Error("worker crash on purpose"); }, 0);`,
+    logged: /probe0000 \(worker\) crashed: .*worker crash on purpose/,
+  },
+  "Deno.exit(3)": {
+    code: "Deno.exit(3);",
+    logged: /probe0000 \(worker\) crashed: Deno\.exit\(3\) called in the worker/,
+  },
+};
+
+for (const [kind, crash] of Object.entries(CRASHES)) {
+  Deno.test(`thread: an executor worker ending with ${kind} mid-attempt is restarted in its slot; the retry completes once`, async () => {
+    const stack = await startStack();
+    const crashing = `${stack.dir}/tasks/crash.ts`;
+    await Deno.writeTextFile(
+      crashing,
+      (await Deno.readTextFile(stack.modulePath)).replace(
+        "async run(p, ctx) {",
+        `async run(p, ctx) {
     if (ctx.attempt.retryCount === 0) {
-      setTimeout(() => { throw new Error("worker crash on purpose"); }, 0);
+      ${crash.code}
       await new Promise(() => {});
     }`,
-    ),
-  );
-  const worker = startWorker({ ...stack, modulePath: crashing }, THREAD, THREAD_FLAGS);
-  try {
-    const id = await stack.startWorkflow({ a: 20, b: 22 });
-    const wf = await stack.waitWorkflow(id, "COMPLETED", 20_000).catch(explain(worker));
-    assert.deepEqual(wf.output, { sum: 42 });
-    assert.equal(wf.tasks[0]?.status, "FAILED");
-    assert.match(String(wf.tasks[0]?.reasonForIncompletion), /exited during the attempt/);
-    assert.equal(wf.tasks.filter((t) => t.status === "COMPLETED").length, 1, "completes once");
-    const output = worker.output();
-    assert.match(output, /probe0000 \(worker\) crashed: .*worker crash on purpose/);
-    assert.match(output, /restarting executor probe0000 in 1000 ms/);
-    assert.equal(await stopWorker(worker), 0, worker.output());
-    const left = await Array.fromAsync(Deno.readDir(stack.workspaceRoot));
-    assert.deepEqual(left.map((e) => e.name), [], "crashed attempt dir collected, lock released");
-  } finally {
-    worker.kill("SIGKILL");
-    await worker.status;
-    await stack.close();
-  }
-});
+      ),
+    );
+    const worker = startWorker({ ...stack, modulePath: crashing }, THREAD, THREAD_FLAGS);
+    try {
+      const id = await stack.startWorkflow({ a: 20, b: 22 });
+      const wf = await stack.waitWorkflow(id, "COMPLETED", 20_000).catch(explain(worker));
+      assert.deepEqual(wf.output, { sum: 42 });
+      assert.equal(wf.tasks[0]?.status, "FAILED");
+      assert.match(String(wf.tasks[0]?.reasonForIncompletion), /exited during the attempt/);
+      assert.equal(wf.tasks.filter((t) => t.status === "COMPLETED").length, 1, "completes once");
+      const output = worker.output();
+      assert.match(output, crash.logged);
+      assert.match(output, /restarting executor probe0000 in 1000 ms/);
+      assert.equal(await stopWorker(worker), 0, worker.output());
+      const left = await Array.fromAsync(Deno.readDir(stack.workspaceRoot));
+      assert.deepEqual(left.map((e) => e.name), [], "crashed attempt dir collected, lock released");
+    } finally {
+      worker.kill("SIGKILL");
+      await worker.status;
+      await stack.close();
+    }
+  });
+}
 
 Deno.test("thread: without --unstable-worker-options, start refuses with a clear error (exit 1)", async () => {
   const stack = await startStack();
