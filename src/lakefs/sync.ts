@@ -51,7 +51,8 @@ const MD5_HEX = /^[0-9a-f]{32}$/i;
 
 /**
  * Downloads every object under `prefix` at `ref` into local files, streaming each body to
- * disk (never buffering a whole object). Each file is created fresh (`createNew`: an existing
+ * disk (never buffering a whole object). Zero-byte folder markers (keys ending in `/`) are
+ * skipped and left out of the listing. Each file is created fresh (`createNew`: an existing
  * path, including a symlink, is an error). The size is always verified, and the MD5 when the
  * listed checksum is one. Returns the listing of what was downloaded, in key order.
  *
@@ -78,6 +79,9 @@ export async function downloadPrefix(
   async function* objects(): AsyncGenerator<RemoteEntry> {
     for await (const stats of listing) {
       if (stats.path_type !== "object") continue;
+      // A zero-byte key ending in "/" is a folder marker (S3 tools make them): it has no
+      // file to become, and leaving it out of the listing also keeps staging from deleting it.
+      if (stats.path.endsWith("/") && stats.size_bytes === 0) continue;
       if (!stats.path.startsWith(prefix)) {
         throw new DownloadIntegrityError(
           `listing ${repo}@${ref} under ${JSON.stringify(prefix)} returned ` +

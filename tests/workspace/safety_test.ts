@@ -114,3 +114,33 @@ Deno.test("an object named like the marker at the root is refused, never overwri
     await stack.close();
   }
 });
+
+Deno.test("zero-byte folder markers are neither downloaded nor deleted by staging", async () => {
+  const stack = await startStack();
+  try {
+    const a = await seed(stack, { "docs/": "", "docs/sub/": "", "docs/keep.txt": "keep" });
+    const attempt = identity();
+    const outcome = await runAttempt({
+      task: writer,
+      input: {
+        workspace: { repository: stack.repo, branch: "main", ref_type: "commit", ref: a },
+        params: { write: { "docs/new.txt": "new" } },
+      },
+      attempt,
+      workspaceRoot: stack.root,
+      ownerWorkerId: "w",
+      failureReasonMaxLength: 500,
+      lakefs: stack.lakefs,
+      loadCurrentAttempt: fenceFor(attempt).load,
+    });
+    assert.equal(outcome.status, "COMPLETED", outcome.reasonForIncompletion);
+    assert.deepEqual(await readTree(stack, outcome.publishedRef!), {
+      "docs/": "",
+      "docs/keep.txt": "keep",
+      "docs/new.txt": "new",
+      "docs/sub/": "",
+    });
+  } finally {
+    await stack.close();
+  }
+});
