@@ -390,11 +390,15 @@ export interface Worker {
 }
 
 /** Starts `deno run -A main.ts start <module> ...args` in the stack's dir. */
-export function startWorker(stack: ChaosStack, args: string[] = []): Worker {
+export function startWorker(
+  stack: ChaosStack,
+  args: string[] = [],
+  env: Record<string, string> = {},
+): Worker {
   const process = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", MAIN, "start", stack.modulePath, stack.freeModulePath, ...args],
     cwd: stack.dir,
-    env: stack.env,
+    env: { ...stack.env, ...env },
     clearEnv: true,
     stdin: "null",
     stdout: "piped",
