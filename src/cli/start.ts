@@ -20,7 +20,10 @@ Conductor; executors reach only lakeFS, the workspace and log roots).
 Options:
   -j, --concurrency N          executor processes (default 1)
       --execution-mode MODE    process (default) or thread; overrides
-                               PERAGO_EXECUTION_MODE
+                               PERAGO_EXECUTION_MODE. thread runs the broker
+                               and executors as Web Workers with per-worker
+                               permissions: deno run needs
+                               --unstable-worker-options
   -h, --help                   show this help
 
 Needs CONDUCTOR_SERVER_URL and the three LAKECTL_* variables, and each task's

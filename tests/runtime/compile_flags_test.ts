@@ -67,56 +67,61 @@ function spawn(stack: Stack, args: string[]) {
   };
 }
 
-Deno.test("compile flags: the baked union runs perago start (process mode) end to end; SIGTERM exits 0", async () => {
-  const stack = await startStack();
-  let worker: ReturnType<typeof spawn> | undefined;
-  try {
-    const { task } = await loadTask(WORD_COUNT);
-    await stack.api.registerTaskDefs([buildTaskDef(task)]);
-    await stack.api.upsertWorkflowDefs([{
-      name: "wc_wf",
-      version: 1,
-      schemaVersion: 2,
-      ownerEmail: "tests@example.com",
-      tasks: [{
-        name: task.name,
-        taskReferenceName: "wc",
-        type: "SIMPLE",
-        inputParameters: { params: "${workflow.input.params}" },
-      }],
-      outputParameters: { result: "${wc.output.result}" },
-    }]);
-    const flags = await printFlags(stack);
-    assert.ok(
-      !flags.includes("-A") && !flags.some((f) => f.startsWith("--allow-all")),
-      flags.join(" "),
-    );
-    worker = spawn(stack, [
-      "run",
-      "--config",
-      `${ROOT}/deno.json`,
-      ...withSourceRead(flags),
-      MAIN,
-      "start",
-      WORD_COUNT,
-      "-j",
-      "1",
-    ]);
-    const w = worker;
-    const id = await stack.api.startWorkflow("wc_wf", { params: { text: "a b c" } });
-    const wf = await stack.waitWorkflow(id, "COMPLETED", 30_000).catch((error) => {
-      throw new Error(`${error.message}\n${w.output()}`);
-    });
-    assert.deepEqual(wf.output, { result: { words: 3, chars: 5 } });
-    worker.kill("SIGTERM");
-    const status = await worker.status;
-    assert.equal(status.code, 0, worker.output());
-  } finally {
-    worker?.kill("SIGKILL");
-    await worker?.status;
-    await stack.close();
-  }
-});
+for (const mode of ["process", "thread"] as const) {
+  Deno.test(`compile flags: the baked union runs perago start (${mode} mode) end to end; SIGTERM exits 0`, async () => {
+    const stack = await startStack();
+    let worker: ReturnType<typeof spawn> | undefined;
+    try {
+      const { task } = await loadTask(WORD_COUNT);
+      await stack.api.registerTaskDefs([buildTaskDef(task)]);
+      await stack.api.upsertWorkflowDefs([{
+        name: "wc_wf",
+        version: 1,
+        schemaVersion: 2,
+        ownerEmail: "tests@example.com",
+        tasks: [{
+          name: task.name,
+          taskReferenceName: "wc",
+          type: "SIMPLE",
+          inputParameters: { params: "${workflow.input.params}" },
+        }],
+        outputParameters: { result: "${wc.output.result}" },
+      }]);
+      const flags = await printFlags(stack);
+      assert.ok(
+        !flags.includes("-A") && !flags.some((f) => f.startsWith("--allow-all")),
+        flags.join(" "),
+      );
+      worker = spawn(stack, [
+        "run",
+        "--config",
+        `${ROOT}/deno.json`,
+        ...withSourceRead(flags),
+        MAIN,
+        "start",
+        WORD_COUNT,
+        "-j",
+        "1",
+        "--execution-mode",
+        mode,
+      ]);
+      const w = worker;
+      const id = await stack.api.startWorkflow("wc_wf", { params: { text: "a b c" } });
+      const wf = await stack.waitWorkflow(id, "COMPLETED", 30_000).catch((error) => {
+        throw new Error(`${error.message}\n${w.output()}`);
+      });
+      assert.deepEqual(wf.output, { result: { words: 3, chars: 5 } });
+      assert.match(worker.output(), new RegExp(`\\(${mode} mode\\)`));
+      worker.kill("SIGTERM");
+      const status = await worker.status;
+      assert.equal(status.code, 0, worker.output());
+    } finally {
+      worker?.kill("SIGKILL");
+      await worker?.status;
+      await stack.close();
+    }
+  });
+}
 
 Deno.test("compile flags: under the baked union, other paths, hosts and variables are denied", async () => {
   const stack = await startStack();
