@@ -1,0 +1,83 @@
+/**
+ * Scenario 5: the broker is killed. The runtime stops, the executors exit, and the next
+ * start takes over the lock, recovers the attempt dirs, and the task completes once.
+ */
+import assert from "node:assert/strict";
+import { isPidAlive } from "../../src/runtime/_pid.ts";
+import { waitFor } from "../../src/util/sleep.ts";
+import {
+  checkPublished,
+  leftoverAttemptDirs,
+  leftoverStaging,
+  record,
+  startChaosStack,
+  startWorker,
+  stopWorker,
+  tail,
+  waitRunning,
+  type Worker,
+} from "./_harness.ts";
+
+Deno.test("chaos 5: broker SIGKILLed: runtime stops, executors exit, next start recovers", async () => {
+  const started = Date.now();
+  const stack = await startChaosStack({ responseSeconds: 3 });
+  const first = startWorker(stack, ["-j", "2"]);
+  let next: Worker | undefined;
+  try {
+    await waitRunning(first);
+    const id = await stack.startTask("b0", { sleepMs: 60_000, sleepOnlyFirst: true });
+    await waitFor(() => /attempt a\d+: task \S+ of \S+ started/.test(first.output()) || undefined, {
+      timeoutMs: 20_000,
+      what: "attempt started",
+    });
+    const dirsWhileRunning = await leftoverAttemptDirs(stack);
+    assert.equal(dirsWhileRunning.length, 1, "the attempt dir exists while it runs");
+    const executors = first.executorPids();
+    const broker = first.brokerPid();
+    assert.ok(broker && executors.length === 2, tail(first.output()));
+    Deno.kill(broker, "SIGKILL");
+    const status = await first.status;
+    assert.notEqual(status.code, 0, "the runtime stops with a failure");
+    assert.match(first.output(), /the broker exited unexpectedly/);
+    await waitFor(() => executors.every((pid) => !isPidAlive(pid)) || undefined, {
+      timeoutMs: 15_000,
+      what: "executors exited",
+    });
+    const lockLeft = await Deno.stat(`${stack.workspaceRoot}/.perago-supervisor.lock`).then(
+      () => true,
+      () => false,
+    );
+    const dirsAfterDeath = (await leftoverAttemptDirs(stack)).length;
+    // The next start takes over the lock, sweeps what is left, and serves the retry.
+    next = startWorker(stack, ["-j", "2"]);
+    await waitRunning(next);
+    const [wf] = await stack.waitAll([id], 40_000).catch((error) => {
+      throw new Error(`${error.message}\n${tail(next!.output())}`);
+    });
+    const check = await checkPublished(stack, "b0");
+    assert.equal(await stopWorker(next), 0, tail(next.output()));
+    const dirs = await leftoverAttemptDirs(stack);
+    const staging = await leftoverStaging(stack);
+    const completions = wf!.tasks.filter((t) => t.status === "COMPLETED").length;
+    record({
+      scenario: "5 broker SIGKILL",
+      runs: 1,
+      passed: wf!.status === "COMPLETED" && check.commits === 1 && check.lines === 1 ? 1 : 0,
+      lost: wf!.status === "COMPLETED" ? 0 : 1,
+      duplicated: completions > 1 || check.commits > 1 || check.lines > 1 ? 1 : 0,
+      seconds: (Date.now() - started) / 1000,
+      note: `exit ${status.code}; lock left ${lockLeft}, ${dirsAfterDeath} attempt dir(s) ` +
+        `left for the next start; tasks ${wf!.tasks.map((t) => t.status).join(",")}`,
+    });
+    assert.equal(wf!.status, "COMPLETED", tail(next.output()));
+    assert.deepEqual(check, { commits: 1, lines: 1, outFile: true });
+    assert.deepEqual(dirs, [], "attempt dirs recovered");
+    assert.deepEqual(staging, []);
+  } finally {
+    first.kill("SIGKILL");
+    next?.kill("SIGKILL");
+    await first.status;
+    await next?.status;
+    await stack.close();
+  }
+});
