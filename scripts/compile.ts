@@ -14,8 +14,10 @@
  *   `--allow-write` = workspace root, log root; `--allow-net` = the Conductor and lakeFS
  *   host:port; `--allow-env` = the variables perago reads; `--allow-sys=hostname` (the
  *   supervisor lock records its host); `--allow-run` so the supervisor can
- *   re-invoke the binary for its broker and executors (each child revokes `run` and the host
- *   it must not reach as it starts: see src/runtime/permissions.ts);
+ *   re-invoke the binary for its broker and executors (each child revokes `run`, `ffi` and
+ *   `env` as it starts: see src/runtime/permissions.ts). Deno can revoke a whole permission
+ *   but not narrow a granted list, so process-mode children of a compiled binary keep both
+ *   hosts; thread mode gives each Worker its own role's list even in a binary;
  *   `--unstable-worker-options` for thread mode. They come from `.env` and
  *   the environment exactly as `perago start` reads them, so build where the binary will run
  *   or with the same settings.
