@@ -182,6 +182,17 @@ export class Executor {
       workflowInstanceId: task.workflowInstanceId,
       taskDefName: name,
     });
+    // controls.timeout.seconds is the budget of one try (Conductor's timeoutSeconds): past
+    // it the attempt's signal aborts, so a task that honours ctx.signal ends as FAILED and
+    // frees its slot instead of holding it (and its extended lease) forever.
+    const budgetSeconds = definition.controls.timeout.seconds;
+    const budget = new AbortController();
+    const budgetTimer = budgetSeconds > 0
+      ? setTimeout(
+        () => budget.abort(new AttemptTimeoutError(name, budgetSeconds)),
+        budgetSeconds * 1000,
+      )
+      : undefined;
     try {
       const outcome = await this.#options.runAttempt({
         task: definition,
@@ -200,7 +211,7 @@ export class Executor {
         failureReasonMaxLength: init.failureReasonMaxLength,
         lakefs: this.#options.lakefs,
         loadCurrentAttempt: (fenceSignal) => this.#fence(task, fenceSignal),
-        signal,
+        signal: budgetTimer === undefined ? signal : AbortSignal.any([signal, budget.signal]),
         logger: this.#log,
       });
       this.#log.info("attempt {attemptId}: task {taskId} ended {status}", {
@@ -231,6 +242,8 @@ export class Executor {
         stale: false,
         durationMs: Date.now() - started,
       };
+    } finally {
+      clearTimeout(budgetTimer);
     }
   }
 
@@ -269,6 +282,18 @@ export class Executor {
       });
       this.#options.emit({ type: "fence", requestId, taskId: task.taskId });
     });
+  }
+}
+
+/** An attempt ran past its task's `controls.timeout.seconds` and was aborted. */
+export class AttemptTimeoutError extends Error {
+  override name = "AttemptTimeoutError";
+  constructor(taskName: string, seconds: number, options?: { cause?: unknown }) {
+    super(
+      `task ${taskName} ran past controls.timeout.seconds (${seconds} s): attempt aborted; ` +
+        "make the task honour ctx.signal and finish sooner, or raise timeout.seconds",
+      options,
+    );
   }
 }
 
