@@ -119,8 +119,60 @@ async function downloadOne(
   signal: AbortSignal,
 ): Promise<void> {
   await Deno.mkdir(dirname(path), { recursive: true });
-  const body = await lakefs.getObject(repo, ref, entry.key, signal);
+  const body = await openObject(lakefs, repo, ref, entry.key, signal);
   const reader = body.getReader();
+  // Cancelling the reader ends a pending read; the check after the loop reports the abort.
+  const onAbort = () => void reader.cancel(signal.reason).catch(() => {});
+  signal.addEventListener("abort", onAbort, { once: true });
+  try {
+    await writeBody(reader, entry, path, signal);
+  } finally {
+    signal.removeEventListener("abort", onAbort);
+  }
+}
+
+/**
+ * Opens an object's body without handing `signal` to the client: `LakeFsClient.getObject`
+ * adds an abort listener per chunk that is never removed, which keeps every chunk of the
+ * object reachable (measured: RSS grew by the object's size, 256 MiB -> +270 MiB). Here the
+ * request is raced against the signal and the stream is cancelled by the caller instead, so
+ * memory stays bounded whatever the client does.
+ */
+function openObject(
+  lakefs: LakeFsApi,
+  repo: string,
+  ref: string,
+  key: string,
+  signal: AbortSignal,
+): Promise<ReadableStream<Uint8Array>> {
+  signal.throwIfAborted();
+  const request = lakefs.getObject(repo, ref, key);
+  return new Promise((resolve, reject) => {
+    const onAbort = () => {
+      reject(signal.reason);
+      // A body that arrives after the abort is cancelled, not leaked.
+      request.then((late) => late.cancel(signal.reason)).catch(() => {});
+    };
+    signal.addEventListener("abort", onAbort, { once: true });
+    request.then(
+      (body) => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(body);
+      },
+      (error) => {
+        signal.removeEventListener("abort", onAbort);
+        reject(error);
+      },
+    );
+  });
+}
+
+async function writeBody(
+  reader: ReadableStreamDefaultReader<Uint8Array>,
+  entry: RemoteEntry,
+  path: string,
+  signal: AbortSignal,
+): Promise<void> {
   let file: Deno.FsFile;
   try {
     file = await Deno.open(path, { write: true, createNew: true, mode: 0o600 });
@@ -152,6 +204,7 @@ async function downloadOne(
   } finally {
     file.close();
   }
+  signal.throwIfAborted();
   if (written !== entry.size) {
     throw new DownloadIntegrityError(
       `download of ${JSON.stringify(entry.key)} is ${written} bytes, the listing says ` +
