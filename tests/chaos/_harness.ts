@@ -142,7 +142,13 @@ export interface ChaosStack {
   env: Record<string, string>;
   seedCommit: string;
   /** Creates branch `t-<id>` from the seed and starts a workflow on it. */
-  startTask(id: string, params?: Record<string, unknown>): Promise<string>;
+  startTask(
+    id: string,
+    params?: Record<string, unknown>,
+    options?: { ref?: string; branchExists?: boolean },
+  ): Promise<string>;
+  /** Creates branch `t-<id>` from the seed with extra objects committed; returns the commit. */
+  branchWith(id: string, files: Record<string, string>): Promise<string>;
   /** Starts a workflow of the workspace-free task. */
   startFree(id: string, params?: Record<string, unknown>): Promise<string>;
   /** Waits until every workflow is terminal; returns them. */
@@ -255,13 +261,26 @@ export async function startChaosStack(options: ChaosStackOptions = {}): Promise<
     secrets: [secretAccessKey, conductorSecret],
     env,
     seedCommit,
-    async startTask(id, params = {}) {
+    async startTask(id, params = {}, options = {}) {
       const branch = `t-${id}`;
-      await lakefs.createBranch(REPO, branch, seedCommit);
+      if (!options.branchExists) await lakefs.createBranch(REPO, branch, seedCommit);
       return await api.startWorkflow(`${taskName}_wf`, {
-        workspace: { repository: REPO, branch, ref_type: "commit", ref: seedCommit },
+        workspace: { repository: REPO, branch, ref_type: "commit", ref: options.ref ?? seedCommit },
         params: { id, ...params },
       });
+    },
+    async branchWith(id, files) {
+      const branch = `t-${id}`;
+      await lakefs.createBranch(REPO, branch, seedCommit);
+      for (const [path, text] of Object.entries(files)) {
+        await lakefs.uploadObject(
+          REPO,
+          branch,
+          path,
+          () => Promise.resolve(new TextEncoder().encode(text)),
+        );
+      }
+      return (await lakefs.commit(REPO, branch, `objects for ${id}`)).id;
     },
     startFree: (id, params = {}) =>
       api.startWorkflow(`${taskName}_free_wf`, { params: { id, ...params } }),
