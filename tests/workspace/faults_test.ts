@@ -56,3 +56,46 @@ Deno.test("transient 5xx and 429 during download, staging and publish are retrie
     await stack.close();
   }
 });
+
+Deno.test("cancelling during a slow download ends the attempt promptly and cleans up", async () => {
+  const faults = new FaultInjector(seeded(1));
+  const stack = await startStack({ faults });
+  try {
+    const files: Record<string, string> = { "docs/keep.txt": "keep" };
+    for (let i = 0; i < 30; i++) files[`docs/f${i}.txt`] = `f${i}`;
+    const a = await seed(stack, files);
+    faults.set({ latencyMs: 300, pathFilter: "/objects" });
+    const controller = new AbortController();
+    const attempt = identity();
+    const started = performance.now();
+    const outcome = await runAttempt({
+      task: writer,
+      input: {
+        workspace: { repository: stack.repo, branch: "main", ref_type: "commit", ref: a },
+        params: {},
+      },
+      attempt,
+      workspaceRoot: stack.root,
+      ownerWorkerId: "w",
+      failureReasonMaxLength: 500,
+      lakefs: stack.lakefs,
+      loadCurrentAttempt: fenceFor(attempt).load,
+      signal: controller.signal,
+      syncConcurrency: 2,
+      onPhase: (phase) => {
+        if (phase === "download") setTimeout(() => controller.abort(new Error("stop now")), 400);
+      },
+    });
+    const elapsedMs = performance.now() - started;
+    faults.reset();
+    assert.equal(outcome.status, "FAILED");
+    assert.match(outcome.reasonForIncompletion!, /stop now/);
+    // 31 objects at 300 ms each, two at a time, would take ~5 s.
+    assert.ok(elapsedMs < 2_500, `took ${elapsedMs} ms`);
+    assert.deepEqual(await listDir(stack.root), []);
+    assert.deepEqual(await branchNames(stack), ["main"]);
+  } finally {
+    faults.reset();
+    await stack.close();
+  }
+});
