@@ -163,9 +163,13 @@ Deno.test("demo conductor: the sweeper times out with responseTimeout + callback
     assert.equal(api.server.engine.sweep(), 0);
     now += 1;
     assert.equal(api.server.engine.sweep(), 1);
+    // Retries used up by a timeout: the workflow is TIMED_OUT (not FAILED), as on Conductor.
     const workflow = await api.call("GET", `/workflow/${wf}`);
-    assert.equal(workflow.json.status, "FAILED");
-    assert.match(workflow.json.reasonForIncompletion as string, /TIMED_OUT/);
+    assert.equal(workflow.json.status, "TIMED_OUT");
+    assert.match(
+      workflow.json.reasonForIncompletion as string,
+      /failed with status: TIMED_OUT and reason: 'responseTimeout: 10 exceeded for the taskId: .* with Task Definition: t_cb'/,
+    );
   });
 });
 
@@ -174,10 +178,13 @@ Deno.test("demo conductor: background sweeper runs on its own", async () => {
     const wf = await api.setup({ name: "t_bg", retryCount: 0, responseTimeoutSeconds: 1 });
     const [task] = await api.poll("t_bg");
     assert.ok(task);
-    await waitFor(async () => (await api.call("GET", `/workflow/${wf}`)).json.status === "FAILED", {
-      timeoutMs: 5_000,
-      what: "the workflow to fail by response timeout",
-    });
+    await waitFor(
+      async () => (await api.call("GET", `/workflow/${wf}`)).json.status === "TIMED_OUT",
+      {
+        timeoutMs: 5_000,
+        what: "the workflow to fail by response timeout",
+      },
+    );
   });
 });
 

@@ -108,6 +108,15 @@ function num(value: unknown, fallback: number): number {
   return typeof value === "number" && Number.isFinite(value) ? value : fallback;
 }
 
+/** A copy without top-level null fields: Conductor's JSON omits them (nested nulls stay). */
+function view(value: Json): Json {
+  const out: Json = {};
+  for (const [key, item] of Object.entries(value)) {
+    if (item !== null && item !== undefined) out[key] = structuredClone(item);
+  }
+  return out;
+}
+
 function queueName(taskType: string, domain: unknown): string {
   return typeof domain === "string" && domain !== "" ? `${domain}:${taskType}` : taskType;
 }
@@ -328,7 +337,6 @@ export class ConductorEngine {
       ownerApp: "",
       createTime: now,
       updateTime: now,
-      createdBy: "",
       status: "RUNNING",
       endTime: 0,
       workflowId,
@@ -349,6 +357,7 @@ export class ConductorEngine {
       startTime: now,
       workflowName: def.name,
       workflowVersion: def.version,
+      rateLimited: false,
     };
     this.state.workflows[workflowId] = workflow;
     this.#decide(workflowId);
@@ -361,8 +370,10 @@ export class ConductorEngine {
     const workflow = this.#workflow(workflowId);
     const { taskIds, ...rest } = workflow;
     return {
-      ...rest,
-      tasks: includeTasks ? taskIds.map((id) => this.state.tasks[id]).filter(Boolean) : [],
+      ...view(rest),
+      tasks: includeTasks
+        ? taskIds.map((id) => this.state.tasks[id]).filter((t): t is Json => !!t).map(view)
+        : [],
     };
   }
 
@@ -482,7 +493,8 @@ export class ConductorEngine {
       workflowInstanceId: workflow.workflowId,
       workflowType: workflow.workflowName,
       taskId: crypto.randomUUID(),
-      callbackAfterSeconds: 0,
+      // A retry waits out its delay like a callback (as Conductor records it).
+      callbackAfterSeconds: Math.round(delayMs / 1000),
       workerId: null,
       outputData: {},
       workflowTask: { ...workflowTask, taskDefinition: taskDef },
@@ -595,7 +607,8 @@ export class ConductorEngine {
     }'`;
     workflow.failedReferenceTaskNames = [task.referenceTaskName];
     workflow.failedTaskNames = [task.taskDefName];
-    this.#finishWorkflow(workflow, "FAILED", reason);
+    // As Conductor's decider: a task that timed out for good times the workflow out.
+    this.#finishWorkflow(workflow, task.status === "TIMED_OUT" ? "TIMED_OUT" : "FAILED", reason);
   }
 
   #finishWorkflow(
@@ -671,7 +684,7 @@ export class ConductorEngine {
     }
     if (queue.length === 0) delete this.state.queues[name];
     if (out.length > 0) this.onChange();
-    return out.map((t) => structuredClone(t));
+    return out.map(view);
   }
 
   #inProgressCount(taskDefName: string): number {
@@ -693,7 +706,7 @@ export class ConductorEngine {
   getTask(taskId: string): Json {
     const task = this.state.tasks[taskId];
     if (!task) throw new ConductorHttpError(404, `No such task found by id: ${taskId}`);
-    return structuredClone(task);
+    return view(task);
   }
 
   /** Validates a TaskResult body the way the real server does (400 / 500). */
@@ -779,7 +792,6 @@ export class ConductorEngine {
     } else {
       task.status = status;
       task.endTime = now;
-      task.executed = true;
       this.#dequeue(task);
       this.#decide(workflow.workflowId as string);
     }
@@ -872,7 +884,7 @@ export class ConductorEngine {
         if (waitedMs >= (limitS + num(task.callbackAfterSeconds, 0)) * 1000) {
           task.status = "TIMED_OUT";
           task.reasonForIncompletion =
-            `responseTimeout: ${limitS} exceeded for the taskId: ${task.taskId} with Task Status: IN_PROGRESS`;
+            `responseTimeout: ${limitS} exceeded for the taskId: ${task.taskId} with Task Definition: ${task.taskDefName}`;
           task.endTime = now;
           task.updateTime = now;
           timedOut++;
