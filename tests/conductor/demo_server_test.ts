@@ -321,7 +321,22 @@ Deno.test("demo conductor: bad requests get {status, message}, never a crash", a
     const cases: [string, string, string | undefined, number][] = [
       ["GET", "/nope", undefined, 404],
       ["POST", "/metadata/taskdefs", "{bad", 500],
-      ["POST", "/metadata/taskdefs", JSON.stringify({ name: "not-a-list" }), 400],
+      ["POST", "/metadata/taskdefs", JSON.stringify({ name: "not-a-list" }), 500],
+      ["POST", "/metadata/taskdefs", JSON.stringify([{ name: "v", retryLogic: "NOPE" }]), 500],
+      ["POST", "/metadata/taskdefs", JSON.stringify([{ name: "v", retryCount: -1 }]), 400],
+      [
+        "POST",
+        "/metadata/taskdefs",
+        JSON.stringify([{ name: "v", responseTimeoutSeconds: 0 }]),
+        400,
+      ],
+      [
+        "POST",
+        "/metadata/taskdefs",
+        JSON.stringify([{ name: "v", timeoutSeconds: 60, responseTimeoutSeconds: 120 }]),
+        400,
+      ],
+      ["POST", "/metadata/taskdefs", JSON.stringify([{ name: "v", backoffScaleFactor: 0 }]), 400],
       ["POST", "/metadata/taskdefs", JSON.stringify([{ noName: true }]), 400],
       ["PUT", "/metadata/taskdefs", JSON.stringify({ name: "never_registered" }), 404],
       ["POST", "/metadata/workflow", JSON.stringify({ name: "w", tasks: [] }), 400],

@@ -146,7 +146,9 @@ export class ConductorEngine {
 
   /** `POST /api/metadata/taskdefs`: creates or replaces each def. */
   registerTaskDefs(body: unknown): void {
-    if (!Array.isArray(body)) throw new ConductorHttpError(400, "Task definitions must be a list");
+    if (!Array.isArray(body)) {
+      throw new ConductorHttpError(500, "JSON parse error: task definitions must be a JSON list");
+    }
     const defs = body.map((def) => this.#checkTaskDef(def));
     for (const def of defs) {
       const existing = this.state.taskDefs[def.name as string];
@@ -175,22 +177,69 @@ export class ConductorEngine {
   }
 
   #checkTaskDef(def: unknown): Json {
-    if (!isObject(def)) throw new ConductorHttpError(400, "Task definition must be an object");
-    if (typeof def.name !== "string" || def.name.trim() === "") {
-      throw new ConductorHttpError(400, "Validation failed, check below errors for detail.", {
-        validationErrors: [{ path: "name", message: "TaskDef name cannot be null or empty" }],
-      });
+    if (!isObject(def)) {
+      throw new ConductorHttpError(500, "JSON parse error: a TaskDef must be a JSON object");
     }
-    for (const key of ["retryCount", "responseTimeoutSeconds", "retryDelaySeconds"]) {
-      if (def[key] !== undefined && (typeof def[key] !== "number" || (def[key] as number) < 0)) {
-        throw new ConductorHttpError(400, `TaskDef ${key} must be a non-negative number`);
+    for (
+      const [key, values] of [
+        ["retryLogic", ["FIXED", "LINEAR_BACKOFF", "EXPONENTIAL_BACKOFF"]],
+        ["timeoutPolicy", ["RETRY", "TIME_OUT_WF", "ALERT_ONLY"]],
+      ] as const
+    ) {
+      if (def[key] !== undefined && !(values as readonly unknown[]).includes(def[key])) {
+        throw new ConductorHttpError(
+          500,
+          `JSON parse error: ${key} "${def[key]}" is not one of [${values.join(", ")}]`,
+        );
       }
     }
-    if (
-      def.retryLogic !== undefined &&
-      !["FIXED", "LINEAR_BACKOFF", "EXPONENTIAL_BACKOFF"].includes(def.retryLogic as string)
-    ) {
-      throw new ConductorHttpError(500, `JSON parse error: bad retryLogic ${def.retryLogic}`);
+    // The checks of Conductor's TaskDef constraints, with its messages.
+    const errors: Json[] = [];
+    const name = def.name;
+    if (typeof name !== "string" || name.trim() === "") {
+      errors.push({ path: "name", message: "TaskDef name cannot be null or empty" });
+    }
+    const number = (key: string, fallback: number) => {
+      const value = def[key];
+      if (value === undefined || value === null) return fallback;
+      if (typeof value !== "number") {
+        throw new ConductorHttpError(500, `JSON parse error: ${key} must be a number`);
+      }
+      return value;
+    };
+    const retryCount = number("retryCount", 3);
+    const responseTimeout = number("responseTimeoutSeconds", 3600);
+    const timeout = number("timeoutSeconds", 0);
+    const scale = number("backoffScaleFactor", 1);
+    for (const key of ["retryDelaySeconds", "totalTimeoutSeconds", "pollTimeoutSeconds"]) {
+      if (number(key, 0) < 0) errors.push({ path: key, message: `TaskDef ${key} must be >= 0` });
+    }
+    if (retryCount < 0) {
+      errors.push({ path: "retryCount", message: "TaskDef retryCount: 0 must be >= 0" });
+    }
+    if (responseTimeout < 1) {
+      errors.push({
+        path: "responseTimeoutSeconds",
+        message: `TaskDef responseTimeoutSeconds: ${responseTimeout} should be minimum 1 second`,
+      });
+    }
+    if (timeout > 0 && responseTimeout > timeout) {
+      errors.push({
+        path: "",
+        message:
+          `TaskDef: ${name} responseTimeoutSeconds: ${responseTimeout} must be less than timeoutSeconds: ${timeout}`,
+      });
+    }
+    if (scale < 1) {
+      errors.push({
+        path: "backoffScaleFactor",
+        message: "Backoff scale factor. Applicable for LINEAR_BACKOFF",
+      });
+    }
+    if (errors.length > 0) {
+      throw new ConductorHttpError(400, "Validation failed, check below errors for detail.", {
+        validationErrors: errors,
+      });
     }
     return structuredClone(def);
   }
@@ -275,7 +324,10 @@ export class ConductorEngine {
   /** `PUT /api/metadata/workflow`: upserts a list; answers a BulkResponse. */
   upsertWorkflowDefs(body: unknown): Json {
     if (!Array.isArray(body)) {
-      throw new ConductorHttpError(400, "Workflow definitions must be a list");
+      throw new ConductorHttpError(
+        500,
+        "JSON parse error: workflow definitions must be a JSON list",
+      );
     }
     const defs = body.map((def) => this.#checkWorkflowDef(def));
     for (const def of defs) {
