@@ -801,9 +801,13 @@ export class LakeFsClient implements LakeFsApi {
               );
             }, timeoutMs);
           });
+          // One listener per chunk, removed after it: a listener left behind would keep
+          // every chunk's promise (and the chunk) alive for the stream's whole life.
+          let onAbort: (() => void) | undefined;
           const aborted = signal
             ? new Promise<never>((_, reject) => {
-              signal.addEventListener("abort", () => reject(signal.reason), { once: true });
+              onAbort = () => reject(signal.reason);
+              signal.addEventListener("abort", onAbort, { once: true });
             })
             : undefined;
           try {
@@ -815,6 +819,7 @@ export class LakeFsClient implements LakeFsApi {
             throw error;
           } finally {
             clearTimeout(timer);
+            if (onAbort) signal?.removeEventListener("abort", onAbort);
           }
         }
         if (result.done) controller.close();
