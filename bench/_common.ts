@@ -279,12 +279,15 @@ export async function runCommand(
     ...(options.cwd ? { cwd: options.cwd } : {}),
     ...(options.env ? { env: options.env } : {}),
   }).spawn();
-  if (options.stdin) {
-    const writer = child.stdin.getWriter();
-    await writer.write(options.stdin);
-    await writer.close();
-  }
-  const out = await child.output();
+  // Write stdin while stdout is drained: a child that fills its stdout pipe stops reading.
+  const writing = options.stdin
+    ? (async () => {
+      const writer = child.stdin.getWriter();
+      await writer.write(options.stdin);
+      await writer.close();
+    })()
+    : Promise.resolve();
+  const [out] = await Promise.all([child.output(), writing]);
   const stdout = new TextDecoder().decode(out.stdout);
   const stderr = new TextDecoder().decode(out.stderr);
   if (!out.success) {
