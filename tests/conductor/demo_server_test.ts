@@ -407,3 +407,29 @@ Deno.test("demo conductor: extendLease on a re-queued task makes it IN_PROGRESS 
     assert.equal((await api.call("GET", `/tasks/${task!.taskId}`)).json.status, "IN_PROGRESS");
   });
 });
+
+Deno.test("demo conductor: POST workflow def is 409 on repeat unless overwrite=true", async () => {
+  await withServer({}, async (api) => {
+    const def = { name: "ow_wf", tasks: [{ name: "x", taskReferenceName: "a", type: "SIMPLE" }] };
+    assert.equal((await api.call("POST", "/metadata/workflow", def)).status, 200);
+    const again = await api.call("POST", "/metadata/workflow", def);
+    assert.equal(again.status, 409);
+    assert.match(again.json.message as string, /ow_wf\.1 already exists/);
+    const overwrite = await api.call("POST", "/metadata/workflow?overwrite=true", {
+      ...def,
+      description: "second",
+    });
+    assert.equal(overwrite.status, 200);
+    const read = await api.call("GET", "/metadata/workflow/ow_wf?version=1");
+    assert.equal(read.json.description, "second");
+    assert.equal((await api.call("GET", "/metadata/workflow/ow_wf?version=2")).status, 404);
+    const id = (await api.call("POST", "/workflow/ow_wf", {})).text;
+    assert.deepEqual((await api.call("GET", "/workflow/running/ow_wf")).json, [id]);
+    const status = await api.call("GET", `/workflow/${id}/status`);
+    assert.equal(status.json.status, "RUNNING");
+    assert.equal(status.json.workflowId, id);
+    assert.equal((await api.call("DELETE", "/metadata/workflow/ow_wf/1")).status, 200);
+    assert.equal((await api.call("GET", "/metadata/workflow/ow_wf")).status, 404);
+    assert.equal((await api.call("DELETE", "/metadata/workflow/ow_wf/1")).status, 404);
+  });
+});

@@ -363,6 +363,27 @@ export class ConductorEngine {
     return def;
   }
 
+  /** `DELETE /api/metadata/workflow/{name}/{version}`. */
+  deleteWorkflowDef(name: string, version: number): void {
+    const versions = this.state.workflowDefs[name];
+    if (!versions?.[String(version)]) {
+      throw new ConductorHttpError(
+        404,
+        `No such workflow definition: ${name} version: ${version}`,
+      );
+    }
+    delete versions[String(version)];
+    if (Object.keys(versions).length === 0) delete this.state.workflowDefs[name];
+    this.onChange();
+  }
+
+  /** Ids of the RUNNING workflows of a name. */
+  runningWorkflowIds(name: string): string[] {
+    return Object.values(this.state.workflows)
+      .filter((w) => w.workflowName === name && w.status === "RUNNING")
+      .map((w) => w.workflowId as string);
+  }
+
   /** All workflow defs (every version). */
   listWorkflowDefs(): Json[] {
     return Object.values(this.state.workflowDefs).flatMap((versions) => Object.values(versions));

@@ -291,7 +291,11 @@ export async function startConductorServer(
       if (a === "workflow") {
         if (n === 3 && method === "POST") {
           count("registerWorkflowDef");
-          engine.createWorkflowDef(await readJson(request));
+          const body = await readJson(request);
+          // `overwrite=true` (sent by the Orkes SDKs' registerWorkflowDef) upserts, as Orkes
+          // does; Conductor OSS 3.21 ignores it and refuses an existing name+version.
+          if (url.searchParams.get("overwrite") === "true") engine.upsertWorkflowDefs([body]);
+          else engine.createWorkflowDef(body);
           return new Response(null, { status: 200 });
         }
         if (n === 3 && method === "PUT") {
@@ -301,6 +305,15 @@ export async function startConductorServer(
         if (n === 3 && method === "GET") {
           count("listWorkflowDefs");
           return json(engine.listWorkflowDefs());
+        }
+        if (b !== undefined && c !== undefined && n === 5 && method === "DELETE") {
+          count("deleteWorkflowDef");
+          const version = Number(c);
+          if (!Number.isInteger(version)) {
+            throw new ConductorHttpError(400, `Invalid workflow version: ${c}`);
+          }
+          engine.deleteWorkflowDef(b, version);
+          return new Response(null, { status: 200 });
         }
         if (b !== undefined && n === 4 && method === "GET") {
           count("getWorkflowDef");
@@ -361,6 +374,21 @@ export async function startConductorServer(
       if (a !== undefined && n === 3 && method === "GET") {
         count("getWorkflow");
         return json(engine.getWorkflow(a, url.searchParams.get("includeTasks") !== "false"));
+      }
+      if (a === "running" && b !== undefined && n === 4 && method === "GET") {
+        count("runningWorkflows");
+        return json(engine.runningWorkflowIds(b));
+      }
+      if (a !== undefined && b === "status" && n === 4 && method === "GET") {
+        count("getWorkflowStatus");
+        const wf = engine.getWorkflow(a, false);
+        return json({
+          workflowId: wf.workflowId,
+          correlationId: wf.correlationId,
+          output: wf.output,
+          variables: wf.variables,
+          status: wf.status,
+        });
       }
       if (a !== undefined && n === 3 && method === "DELETE") {
         count("terminateWorkflow");
