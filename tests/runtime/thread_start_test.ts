@@ -193,7 +193,14 @@ for (const [kind, crash] of Object.entries(CRASHES)) {
 
 Deno.test("thread: without --unstable-worker-options, start refuses with a clear error (exit 1)", async () => {
   const stack = await startStack();
-  const worker = startWorker(stack, THREAD, ["-A"]);
+  // The project's deno.json enables worker-options; run with a copy that does not.
+  const config = JSON.parse(
+    await Deno.readTextFile(new URL("../../deno.json", import.meta.url)),
+  ) as Record<string, unknown>;
+  delete config.unstable;
+  const configPath = `${stack.dir}/deno.no-worker-options.json`;
+  await Deno.writeTextFile(configPath, JSON.stringify(config));
+  const worker = startWorker(stack, THREAD, ["-A", "--no-lock", "--config", configPath]);
   try {
     const status = await worker.status;
     assert.equal(status.code, 1, worker.output());
