@@ -433,3 +433,53 @@ Deno.test("demo conductor: POST workflow def is 409 on repeat unless overwrite=t
     assert.equal((await api.call("DELETE", "/metadata/workflow/ow_wf/1")).status, 404);
   });
 });
+
+for (const policy of ["RETRY", "TIME_OUT_WF", "ALERT_ONLY"] as const) {
+  Deno.test(`demo conductor: task timeoutSeconds with policy ${policy}`, async () => {
+    let now = 20_000_000;
+    await withServer({ clock: () => now, sweepIntervalMs: 60_000 }, async (api) => {
+      const name = `t_to_${policy}`;
+      const wf = await api.setup({
+        name,
+        retryCount: 1,
+        retryDelaySeconds: 0,
+        timeoutSeconds: 10,
+        responseTimeoutSeconds: 5,
+        timeoutPolicy: policy,
+      });
+      const [task] = await api.poll(name);
+      for (let i = 0; i < 3; i++) {
+        now += 4_000;
+        await api.update({
+          workflowInstanceId: wf,
+          taskId: task!.taskId,
+          status: "IN_PROGRESS",
+          extendLease: true,
+        });
+        api.server.engine.sweep();
+      }
+      const after = await api.call("GET", `/tasks/${task!.taskId}`);
+      const workflow = await api.call("GET", `/workflow/${wf}`);
+      if (policy === "ALERT_ONLY") {
+        assert.equal(after.json.status, "IN_PROGRESS");
+        assert.equal(workflow.json.status, "RUNNING");
+      } else {
+        assert.equal(after.json.status, "TIMED_OUT");
+        assert.match(
+          after.json.reasonForIncompletion as string,
+          /^Task timed out after 12 seconds/,
+        );
+        if (policy === "RETRY") {
+          assert.equal(workflow.json.status, "RUNNING");
+          assert.equal((await api.poll(name))[0]?.retriedTaskId, task!.taskId);
+        } else {
+          assert.equal(workflow.json.status, "TIMED_OUT");
+          assert.match(
+            workflow.json.reasonForIncompletion as string,
+            /policy configured to TIME_OUT_WF/,
+          );
+        }
+      }
+    });
+  });
+}

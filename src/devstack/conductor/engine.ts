@@ -951,6 +951,34 @@ export class ConductorEngine {
       for (const id of workflow.taskIds) {
         const task = this.state.tasks[id];
         if (!task || task.status !== "IN_PROGRESS") continue;
+        // The task's own timeout (timeoutSeconds since it started), by its timeoutPolicy.
+        const taskDef = (task.taskDefinition as Json | undefined) ?? {};
+        const timeoutS = num(taskDef.timeoutSeconds, 0);
+        const elapsedMs = now - num(task.startTime, now) -
+          num(task.startDelayInSeconds, 0) * 1000;
+        if (timeoutS > 0 && elapsedMs >= timeoutS * 1000) {
+          const policy = (taskDef.timeoutPolicy as string | undefined) ?? "TIME_OUT_WF";
+          const reason = `Task timed out after ${
+            Math.floor(elapsedMs / 1000)
+          } seconds. Timeout configured as ${timeoutS} seconds. Timeout policy configured to ${policy}`;
+          if (policy === "RETRY" || policy === "TIME_OUT_WF") {
+            task.status = "TIMED_OUT";
+            task.reasonForIncompletion = reason;
+            task.endTime = now;
+            task.updateTime = now;
+            timedOut++;
+            changed = true;
+            if (policy === "TIME_OUT_WF") {
+              workflow.failedReferenceTaskNames = [task.referenceTaskName];
+              workflow.failedTaskNames = [task.taskDefName];
+              this.#finishWorkflow(workflow, "TIMED_OUT", reason);
+              changed = false;
+              break;
+            }
+            continue;
+          }
+          // ALERT_ONLY: Conductor only counts it.
+        }
         const limitS = num(task.responseTimeoutSeconds, 0);
         if (limitS <= 0) continue;
         const waitedMs = now - num(task.updateTime, now);
