@@ -7,25 +7,10 @@
  * @module
  */
 import { resolveParams } from "./_expr.ts";
+import { ConductorHttpError, isObject, type Json, num } from "./_common.ts";
+import { checkTaskDef, checkTaskResult, checkWorkflowDef } from "./_validate.ts";
 
-/** A JSON object. */
-export type Json = Record<string, unknown>;
-
-/** An error that becomes an HTTP answer `{status, message}`. */
-export class ConductorHttpError extends Error {
-  override name = "ConductorHttpError";
-  readonly status: number;
-  readonly extra: Json;
-  constructor(status: number, message: string, extra: Json = {}) {
-    super(message);
-    this.status = status;
-    this.extra = extra;
-  }
-  /** The body the real server sends. */
-  body(): Json {
-    return { status: this.status, message: this.message, retryable: false, ...this.extra };
-  }
-}
+export { ConductorHttpError, type Json };
 
 /** Statuses after which a task never changes. */
 const TERMINAL_TASK = new Set([
@@ -38,13 +23,6 @@ const TERMINAL_TASK = new Set([
   "SKIPPED",
 ]);
 const TERMINAL_WORKFLOW = new Set(["COMPLETED", "FAILED", "TIMED_OUT", "TERMINATED"]);
-const RESULT_STATUSES = new Set([
-  "IN_PROGRESS",
-  "COMPLETED",
-  "FAILED",
-  "FAILED_WITH_TERMINAL_ERROR",
-]);
-
 /** What an unregistered task type gets (Conductor's default TaskDef). */
 export const DEFAULT_TASK_DEF: Readonly<Json> = Object.freeze({
   retryCount: 3,
@@ -100,14 +78,6 @@ export function emptyState(): EngineState {
   };
 }
 
-function isObject(value: unknown): value is Json {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
-
-function num(value: unknown, fallback: number): number {
-  return typeof value === "number" && Number.isFinite(value) ? value : fallback;
-}
-
 /** A copy without top-level null fields: Conductor's JSON omits them (nested nulls stay). */
 function view(value: Json): Json {
   const out: Json = {};
@@ -149,7 +119,7 @@ export class ConductorEngine {
     if (!Array.isArray(body)) {
       throw new ConductorHttpError(500, "JSON parse error: task definitions must be a JSON list");
     }
-    const defs = body.map((def) => this.#checkTaskDef(def));
+    const defs = body.map((def) => checkTaskDef(def));
     for (const def of defs) {
       const existing = this.state.taskDefs[def.name as string];
       this.state.taskDefs[def.name as string] = {
@@ -164,7 +134,7 @@ export class ConductorEngine {
 
   /** `PUT /api/metadata/taskdefs`: replaces one existing def (404 when missing). */
   updateTaskDef(body: unknown): void {
-    const def = this.#checkTaskDef(body);
+    const def = checkTaskDef(body);
     const existing = this.state.taskDefs[def.name as string];
     if (!existing) throw new ConductorHttpError(404, `No such task by name ${def.name}`);
     this.state.taskDefs[def.name as string] = {
@@ -174,74 +144,6 @@ export class ConductorEngine {
       updateTime: this.now(),
     };
     this.onChange();
-  }
-
-  #checkTaskDef(def: unknown): Json {
-    if (!isObject(def)) {
-      throw new ConductorHttpError(500, "JSON parse error: a TaskDef must be a JSON object");
-    }
-    for (
-      const [key, values] of [
-        ["retryLogic", ["FIXED", "LINEAR_BACKOFF", "EXPONENTIAL_BACKOFF"]],
-        ["timeoutPolicy", ["RETRY", "TIME_OUT_WF", "ALERT_ONLY"]],
-      ] as const
-    ) {
-      if (def[key] !== undefined && !(values as readonly unknown[]).includes(def[key])) {
-        throw new ConductorHttpError(
-          500,
-          `JSON parse error: ${key} "${def[key]}" is not one of [${values.join(", ")}]`,
-        );
-      }
-    }
-    // The checks of Conductor's TaskDef constraints, with its messages.
-    const errors: Json[] = [];
-    const name = def.name;
-    if (typeof name !== "string" || name.trim() === "") {
-      errors.push({ path: "name", message: "TaskDef name cannot be null or empty" });
-    }
-    const number = (key: string, fallback: number) => {
-      const value = def[key];
-      if (value === undefined || value === null) return fallback;
-      if (typeof value !== "number") {
-        throw new ConductorHttpError(500, `JSON parse error: ${key} must be a number`);
-      }
-      return value;
-    };
-    const retryCount = number("retryCount", 3);
-    const responseTimeout = number("responseTimeoutSeconds", 3600);
-    const timeout = number("timeoutSeconds", 0);
-    const scale = number("backoffScaleFactor", 1);
-    for (const key of ["retryDelaySeconds", "totalTimeoutSeconds", "pollTimeoutSeconds"]) {
-      if (number(key, 0) < 0) errors.push({ path: key, message: `TaskDef ${key} must be >= 0` });
-    }
-    if (retryCount < 0) {
-      errors.push({ path: "retryCount", message: "TaskDef retryCount: 0 must be >= 0" });
-    }
-    if (responseTimeout < 1) {
-      errors.push({
-        path: "responseTimeoutSeconds",
-        message: `TaskDef responseTimeoutSeconds: ${responseTimeout} should be minimum 1 second`,
-      });
-    }
-    if (timeout > 0 && responseTimeout > timeout) {
-      errors.push({
-        path: "",
-        message:
-          `TaskDef: ${name} responseTimeoutSeconds: ${responseTimeout} must be less than timeoutSeconds: ${timeout}`,
-      });
-    }
-    if (scale < 1) {
-      errors.push({
-        path: "backoffScaleFactor",
-        message: "Backoff scale factor. Applicable for LINEAR_BACKOFF",
-      });
-    }
-    if (errors.length > 0) {
-      throw new ConductorHttpError(400, "Validation failed, check below errors for detail.", {
-        validationErrors: errors,
-      });
-    }
-    return structuredClone(def);
   }
 
   /** `GET /api/metadata/taskdefs/{name}`. */
@@ -260,59 +162,9 @@ export class ConductorEngine {
     this.onChange();
   }
 
-  #checkWorkflowDef(def: unknown): Json & { name: string; version: number } {
-    if (!isObject(def)) throw new ConductorHttpError(400, "Workflow definition must be an object");
-    if (typeof def.name !== "string" || def.name.trim() === "") {
-      throw new ConductorHttpError(400, "Validation failed, check below errors for detail.", {
-        validationErrors: [{ path: "name", message: "WorkflowDef name cannot be null or empty" }],
-      });
-    }
-    if (!Array.isArray(def.tasks) || def.tasks.length === 0) {
-      throw new ConductorHttpError(400, "Validation failed, check below errors for detail.", {
-        validationErrors: [{ path: "tasks", message: "WorkflowTask list cannot be empty" }],
-      });
-    }
-    const refs = new Set<string>();
-    for (const task of def.tasks) {
-      if (!isObject(task) || typeof task.name !== "string" || task.name === "") {
-        throw new ConductorHttpError(400, "WorkflowTask name cannot be empty or null");
-      }
-      if (typeof task.taskReferenceName !== "string" || task.taskReferenceName === "") {
-        throw new ConductorHttpError(
-          400,
-          "WorkflowTask taskReferenceName name cannot be empty or null",
-        );
-      }
-      const type = task.type ?? "SIMPLE";
-      if (type !== "SIMPLE") {
-        throw new ConductorHttpError(400, `the demo Conductor runs SIMPLE tasks only, got ${type}`);
-      }
-      if (refs.has(task.taskReferenceName)) {
-        throw new ConductorHttpError(
-          400,
-          `taskReferenceName ${task.taskReferenceName} should be unique`,
-        );
-      }
-      refs.add(task.taskReferenceName);
-    }
-    const version = def.version === undefined ? 1 : def.version;
-    if (typeof version !== "number" || !Number.isInteger(version)) {
-      throw new ConductorHttpError(500, "JSON parse error: version must be an integer");
-    }
-    return {
-      schemaVersion: 2,
-      inputParameters: [],
-      outputParameters: {},
-      ...structuredClone(def),
-      name: def.name,
-      version,
-      tasks: def.tasks.map((t) => ({ type: "SIMPLE", inputParameters: {}, ...(t as Json) })),
-    } as Json & { name: string; version: number };
-  }
-
   /** `POST /api/metadata/workflow`: 409 when that name+version exists. */
   createWorkflowDef(body: unknown): void {
-    const def = this.#checkWorkflowDef(body);
+    const def = checkWorkflowDef(body);
     const versions = this.state.workflowDefs[def.name] ??= {};
     if (versions[String(def.version)]) {
       throw new ConductorHttpError(409, `Workflow with ${def.name}.${def.version} already exists!`);
@@ -329,7 +181,7 @@ export class ConductorEngine {
         "JSON parse error: workflow definitions must be a JSON list",
       );
     }
-    const defs = body.map((def) => this.#checkWorkflowDef(def));
+    const defs = body.map((def) => checkWorkflowDef(def));
     for (const def of defs) {
       const versions = this.state.workflowDefs[def.name] ??= {};
       const existing = versions[String(def.version)];
@@ -782,53 +634,9 @@ export class ConductorEngine {
     return view(task);
   }
 
-  /** Validates a TaskResult body the way the real server does (400 / 500). */
-  checkTaskResult(body: unknown): Json {
-    if (!isObject(body)) {
-      throw new ConductorHttpError(500, "JSON parse error: a TaskResult must be a JSON object");
-    }
-    if (body.status === undefined || body.status === null) {
-      // Conductor dereferences the missing status and answers 500.
-      throw new ConductorHttpError(500, "TaskResult status is missing: it is required");
-    }
-    if (!RESULT_STATUSES.has(body.status as string)) {
-      throw new ConductorHttpError(
-        500,
-        `JSON parse error: Cannot deserialize value of type \`TaskResult$Status\` from String "${body.status}": not one of the values accepted for Enum class: [COMPLETED, FAILED_WITH_TERMINAL_ERROR, FAILED, IN_PROGRESS]`,
-      );
-    }
-    for (const key of ["outputData"]) {
-      if (body[key] !== undefined && body[key] !== null && !isObject(body[key])) {
-        throw new ConductorHttpError(500, `JSON parse error: ${key} must be a JSON object`);
-      }
-    }
-    if (
-      body.callbackAfterSeconds !== undefined && body.callbackAfterSeconds !== null &&
-      typeof body.callbackAfterSeconds !== "number"
-    ) {
-      throw new ConductorHttpError(500, "JSON parse error: callbackAfterSeconds must be a number");
-    }
-    const errors: Json[] = [];
-    if (typeof body.taskId !== "string" || body.taskId === "") {
-      errors.push({ path: "updateTask.arg0.taskId", message: "Task ID cannot be null or empty" });
-    }
-    if (typeof body.workflowInstanceId !== "string" || body.workflowInstanceId === "") {
-      errors.push({
-        path: "updateTask.arg0.workflowInstanceId",
-        message: "Workflow Id cannot be null or empty",
-      });
-    }
-    if (errors.length > 0) {
-      throw new ConductorHttpError(400, "Validation failed, check below errors for detail.", {
-        validationErrors: errors,
-      });
-    }
-    return body;
-  }
-
   /** `POST /api/tasks`: applies a TaskResult; returns the task (for update-v2). */
   updateTask(body: unknown): Json {
-    const result = this.checkTaskResult(body);
+    const result = checkTaskResult(body);
     const workflow = this.#workflow(result.workflowInstanceId as string);
     const task = this.state.tasks[result.taskId as string];
     if (!task || task.workflowInstanceId !== workflow.workflowId) {

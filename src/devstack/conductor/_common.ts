@@ -1,0 +1,34 @@
+/**
+ * Small shared pieces of the demo Conductor: its HTTP error and JSON helpers.
+ *
+ * @module
+ */
+
+/** A JSON object. */
+export type Json = Record<string, unknown>;
+
+/** An error that becomes an HTTP answer `{status, message}`. */
+export class ConductorHttpError extends Error {
+  override name = "ConductorHttpError";
+  readonly status: number;
+  readonly extra: Json;
+  constructor(status: number, message: string, extra: Json = {}) {
+    super(message);
+    this.status = status;
+    this.extra = extra;
+  }
+  /** The body the real server sends. */
+  body(): Json {
+    return { status: this.status, message: this.message, retryable: false, ...this.extra };
+  }
+}
+
+/** True for a plain JSON object (not an array, not null). */
+export function isObject(value: unknown): value is Json {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+/** `value` when it is a finite number, else `fallback`. */
+export function num(value: unknown, fallback: number): number {
+  return typeof value === "number" && Number.isFinite(value) ? value : fallback;
+}
