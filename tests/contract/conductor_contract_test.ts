@@ -353,6 +353,50 @@ async function contractSuite(t: Deno.TestContext, target: Target): Promise<void>
     },
   );
 
+  await t.step("a batch poll waits for its count until the timeout", async () => {
+    const { taskType } = await setup("fill");
+    // The start queues the first task at once; a poll for two gets it and waits for more.
+    const started = Date.now();
+    const tasks = await client.pollBatch(taskType, { count: 2, timeoutMs: 700, workerId: "w" });
+    assert.equal(tasks.length, 1);
+    assert.ok(Date.now() - started >= 650, "the poll held on for a second task");
+  });
+
+  await t.step("TaskDef constraints are checked: 400 with the reason", async () => {
+    const error = await client.registerTaskDefs([{
+      name: unique("badtimeouts"),
+      timeoutSeconds: 60,
+      responseTimeoutSeconds: 120,
+    }]).then(() => undefined, (e) => e);
+    assert.ok(error instanceof ConductorError);
+    assert.equal(error.status, 400);
+    const zero = await client.registerTaskDefs([{
+      name: unique("zero"),
+      responseTimeoutSeconds: 0,
+    }])
+      .then(() => undefined, (e) => e);
+    assert.equal(zero?.status, 400);
+  });
+
+  await t.step("a TaskResult without status and a start without body are 500s", async () => {
+    const { taskType, workflowId, workflowName } = await setup("nostatus");
+    const task = await pollOne(taskType);
+    const noStatus = await fetch(`${api}/tasks`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ workflowInstanceId: workflowId, taskId: task.taskId }),
+    });
+    assert.equal(noStatus.status, 500);
+    assert.equal((await noStatus.json()).status, 500);
+    assert.equal((await client.getTask(task.taskId)).status, "IN_PROGRESS");
+    const noBody = await fetch(`${api}/workflow/${workflowName}`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+    });
+    assert.equal(noBody.status, 500);
+    await noBody.body?.cancel();
+  });
+
   await t.step("task logs can be attached", async () => {
     const { taskType } = await setup("logs");
     const task = await pollOne(taskType);
