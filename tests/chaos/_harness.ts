@@ -49,9 +49,11 @@ export default defineTask({
   workspace: { prefix: "data/" },
   controls: {
     retry: { count: ${options.retries}, logic: "FIXED", delaySeconds: 0 },
-    timeout: { responseSeconds: ${options.responseSeconds}, seconds: ${
-    options.timeoutSeconds ?? 0
-  } },
+    timeout: {
+      responseSeconds: ${options.responseSeconds},
+      seconds: ${options.timeoutSeconds ?? 0},
+      policy: "RETRY",
+    },
   },
   async run(p, ctx) {
     const first = ctx.attempt.retryCount === 0;
@@ -503,17 +505,30 @@ export interface Row {
   note?: string;
 }
 
-const ROWS_KEY = Symbol.for("perago.chaos.rows");
-type Global = typeof globalThis & { [ROWS_KEY]?: Row[] };
+/**
+ * Where rows are collected: one file per `deno test` process (every test file of a run
+ * shares its pid), read by the last test file, `zz_table_test.ts`.
+ */
+export function rowsPath(): string {
+  const tmp = Deno.env.get("TMPDIR") ?? "/tmp";
+  return `${tmp}/perago-chaos-rows-${Deno.pid}.jsonl`;
+}
 
-/** Adds a row to the table printed when the test process ends. */
+/** Adds a row to the table `zz_table_test.ts` prints at the end of the suite. */
 export function record(row: Row): void {
-  const g = globalThis as Global;
-  if (!g[ROWS_KEY]) {
-    g[ROWS_KEY] = [];
-    globalThis.addEventListener("unload", () => printTable(g[ROWS_KEY] ?? []));
+  Deno.writeTextFileSync(rowsPath(), JSON.stringify(row) + "\n", { append: true });
+}
+
+/** Reads and removes the rows collected so far. */
+export function takeRows(): Row[] {
+  try {
+    const text = Deno.readTextFileSync(rowsPath());
+    Deno.removeSync(rowsPath());
+    return text.split("\n").filter((line) => line !== "").map((line) => JSON.parse(line));
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return [];
+    throw error;
   }
-  g[ROWS_KEY].push(row);
 }
 
 /** Writes the table to stdout. */
