@@ -23,7 +23,8 @@ import { DEMO_ACCESS_KEY_ID, DEMO_SECRET_ACCESS_KEY } from "../src/devstack/cred
 import { loadTask } from "../src/task/loader.ts";
 import { buildTaskDef } from "../src/task/taskdef.ts";
 import { sleep } from "../src/util/sleep.ts";
-import { SAMPLE_FILES } from "./demo/sample_files.ts";
+import { SAMPLE_FILES } from "../src/devstack/sample_files.ts";
+import { seedSampleRepository } from "../src/cli/_seed.ts";
 
 const ROOT = fromFileUrl(new URL("../", import.meta.url));
 const MODULES = ["examples/normalize_text.ts", "examples/text_stats.ts", "examples/word_count.ts"];
@@ -68,14 +69,11 @@ async function main(): Promise<number> {
   let exitCode = 1;
   try {
     // 1. A repository with sample files, committed on main.
-    await lakefs.createRepository(REPO, `local://${tempDir}/lakefs-storage`, BRANCH);
-    for (const [path, content] of Object.entries(SAMPLE_FILES)) {
-      const bytes = new TextEncoder().encode(content);
-      await lakefs.uploadObject(REPO, BRANCH, path, () => Promise.resolve(bytes), {
-        size: bytes.byteLength,
-      });
-    }
-    const seeded = await lakefs.commit(REPO, BRANCH, "seed sample files");
+    const seeded = await seedSampleRepository(lakefs, {
+      repo: REPO,
+      branch: BRANCH,
+      storageNamespace: `local://${tempDir}/lakefs-storage`,
+    });
     say(`seeded lakeFS repository "${REPO}" with ${Object.keys(SAMPLE_FILES).length} files`);
 
     // 2. TaskDefs from the examples (what `perago extract` writes) and a workflow.

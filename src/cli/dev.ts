@@ -9,11 +9,13 @@
 import { startConductorServer } from "../devstack/conductor/server.ts";
 import { startLakeFsServer } from "../devstack/lakefs/server.ts";
 import { DEMO_ACCESS_KEY_ID, DEMO_SECRET_ACCESS_KEY } from "../devstack/credentials.ts";
+import { LakeFsClient } from "../lakefs/client.ts";
 import { parseCommandArgs } from "./_args.ts";
+import { seedSampleRepository } from "./_seed.ts";
 import { UsageError } from "./_fail.ts";
 import type { Command } from "./main.ts";
 
-const HELP = `Usage: perago dev [--data-dir D] [--conductor-port N] [--lakefs-port N]
+const HELP = `Usage: perago dev [--data-dir D] [--conductor-port N] [--lakefs-port N] [--seed]
 
 Starts the demo Conductor and lakeFS servers on 127.0.0.1 and prints, in .env format:
 
@@ -29,6 +31,8 @@ Options:
   --data-dir <dir>        keep the servers' state in this directory (default: memory)
   --conductor-port <n>    Conductor port (default: a free port)
   --lakefs-port <n>       lakeFS port (default: a free port)
+  --seed                  create the lakeFS repository "demo" with sample files on
+                          branch main (what examples/inputs/*.json refer to)
   -h, --help              show this help
 
 The demo servers are for development and tests: they follow the real servers' REST
@@ -52,6 +56,7 @@ export const command: Command = {
       "data-dir": { type: "string" },
       "conductor-port": { type: "string" },
       "lakefs-port": { type: "string" },
+      seed: { type: "boolean", default: false },
     });
     if (positionals.length > 0) {
       throw new UsageError(`dev: unexpected argument "${positionals[0]}"; run "perago dev --help"`);
@@ -68,6 +73,23 @@ export const command: Command = {
       secretAccessKey: DEMO_SECRET_ACCESS_KEY,
       ...(dataDir === undefined ? {} : { dataDir: `${dataDir}/lakefs` }),
     });
+    if (values.seed) {
+      const client = new LakeFsClient({
+        endpointUrl: lakefs.url,
+        accessKeyId: DEMO_ACCESS_KEY_ID,
+        secretAccessKey: DEMO_SECRET_ACCESS_KEY,
+      });
+      const exists = await client.getRepository("demo").then(() => true, () => false);
+      if (!exists) {
+        const storage = dataDir === undefined ? "local://demo" : `local://${dataDir}/demo`;
+        const commit = await seedSampleRepository(client, {
+          repo: "demo",
+          branch: "main",
+          storageNamespace: storage,
+        });
+        console.error(`dev: seeded repository "demo" (branch main, commit ${commit.id})`);
+      }
+    }
     console.log(`CONDUCTOR_SERVER_URL=${conductor.url}/api`);
     console.log(`LAKECTL_SERVER_ENDPOINT_URL=${lakefs.url}`);
     console.log(`LAKECTL_CREDENTIALS_ACCESS_KEY_ID=${DEMO_ACCESS_KEY_ID}`);
