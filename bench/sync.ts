@@ -132,14 +132,17 @@ async function plainDownload(
     if (!page.pagination.has_more) break;
     after = page.pagination.next_offset;
   }
-  const made = new Set<string>();
+  // One mkdir per folder; workers needing the same folder await the same promise.
+  const made = new Map<string, Promise<void>>();
   await plainPool(keys, CONCURRENCY, async (key) => {
     const path = join(dir, key);
     const parent = dirname(path);
-    if (!made.has(parent)) {
-      made.add(parent);
-      await Deno.mkdir(parent, { recursive: true });
+    let mkdir = made.get(parent);
+    if (mkdir === undefined) {
+      mkdir = Deno.mkdir(parent, { recursive: true });
+      made.set(parent, mkdir);
     }
+    await mkdir;
     const response = await fetch(
       apiUrl(lakefs, `/repositories/${REPO}/refs/${ref}/objects`, { path: key }),
       { headers: { authorization: lakefs.authorization } },
