@@ -483,3 +483,19 @@ for (const policy of ["RETRY", "TIME_OUT_WF", "ALERT_ONLY"] as const) {
     });
   });
 }
+
+Deno.test("demo conductor: fillBatchPolls false answers a batch poll with what is there", async () => {
+  await withServer({ fillBatchPolls: false }, async (api) => {
+    await api.call("POST", "/metadata/taskdefs", [{ name: "t_nofill" }]);
+    await api.call("PUT", "/metadata/workflow", [{
+      name: "nofill_wf",
+      version: 1,
+      tasks: [{ name: "t_nofill", taskReferenceName: "x" }],
+    }]);
+    await api.call("POST", "/workflow/nofill_wf", {});
+    const started = Date.now();
+    const tasks = await api.poll("t_nofill", "count=5&timeout=3000&workerid=f");
+    assert.equal(tasks.length, 1);
+    assert.ok(Date.now() - started < 2_000, "no wait for the rest of the batch");
+  });
+});

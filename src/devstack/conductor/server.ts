@@ -25,6 +25,13 @@ export interface ConductorServerOptions {
   sweepIntervalMs?: number;
   /** Clock (epoch ms) for timestamps, delays and timeouts. @default Date.now */
   clock?: () => number;
+  /**
+   * Like Conductor's queues, a batch poll waits until it has `count` tasks or its timeout
+   * passes (Conductor OSS 3.21 does: a poll for 5 with 1 queued answers after its timeout).
+   * `false` answers as soon as at least one task is there.
+   * @default true
+   */
+  fillBatchPolls?: boolean;
 }
 
 /** A running demo Conductor server. */
@@ -98,6 +105,7 @@ export async function startConductorServer(
   const faults = options.faults ?? new FaultInjector();
   const counts = new Map<string, number>();
   const closing = new AbortController();
+  const fillBatchPolls = options.fillBatchPolls ?? true;
 
   // Long-poll wake-ups: any enqueue wakes every waiter, which re-checks its own queue.
   let waiters: (() => void)[] = [];
@@ -137,7 +145,9 @@ export async function startConductorServer(
       if (closing.signal.aborted) return tasks;
       tasks.push(...engine.poll(taskType, count - tasks.length, workerId, domain));
       const left = deadline - Date.now();
-      if (tasks.length >= count || left <= 0) return tasks;
+      if (tasks.length >= count || left <= 0 || (!fillBatchPolls && tasks.length > 0)) {
+        return tasks;
+      }
       const next = engine.nextDelivery(taskType, domain);
       const untilNext = next === undefined ? left : Math.max(5, next - engine.now());
       await waitForWork(Math.min(left, untilNext), closing.signal);
