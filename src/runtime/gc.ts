@@ -6,7 +6,9 @@
  * - its owner is gone: the owner pid is dead, or, when the owner pid is this process
  *   (thread mode), the owner token is no longer active;
  * - it is older than the TTL (by the marker's `started_at`, else the marker's mtime).
- * Everything else (foreign files, young dirs, live owners, unreadable markers) is kept.
+ * Everything else (foreign files, young dirs, live owners, unreadable markers) is kept, but
+ * for an empty `task_id=...` dir without a marker (its process died before writing one),
+ * which a full sweep removes once it is older than the TTL.
  *
  * @module
  */
@@ -80,7 +82,18 @@ export async function sweepAttemptDirs(root: string, options: SweepOptions): Pro
       if (stat.isSymlink || !stat.isDirectory) continue; // not ours: silently ignored
       const marker = await readMarker(path);
       if (marker === undefined) {
-        report.kept.push({ path, reason: "no marker" });
+        // A process killed between creating its attempt dir and writing the marker leaves an
+        // empty dir nobody can attribute. A full sweep (no owner filter: startup, periodic,
+        // final) removes it once older than the TTL; a non-empty one is never touched
+        // (a non-recursive remove refuses it).
+        const orphan = entry.name.startsWith("task_id=") &&
+          options.onlyOwnerPid === undefined && options.onlyOwnerWorkerId === undefined &&
+          now - (stat.mtime?.getTime() ?? now) >= options.ttlMs;
+        if (orphan && await Deno.remove(path).then(() => true, () => false)) {
+          report.removed.push(path);
+        } else {
+          report.kept.push({ path, reason: "no marker" });
+        }
         continue;
       }
       if (options.onlyOwnerPid !== undefined && marker.owner_pid !== options.onlyOwnerPid) {
