@@ -295,7 +295,19 @@ export async function startChaosStack(options: ChaosStackOptions = {}): Promise<
           if (TERMINAL.has(wf.status)) done.set(id, wf);
         }
         return done.size === ids.length ? true : undefined;
-      }, { timeoutMs, intervalMs: 250, what: `${ids.length} workflows terminal` });
+      }, { timeoutMs, intervalMs: 250, what: `${ids.length} workflows terminal` }).catch(
+        async (error) => {
+          const pending = ids.filter((id) => !done.has(id)).slice(0, 5);
+          const states = await Promise.all(pending.map(async (id) => {
+            const wf = await api.getWorkflow(id).catch(() => undefined);
+            return `${id}: ${wf?.status} ${wf?.tasks.map((t) => t.status).join(",")}`;
+          }));
+          throw new Error(
+            `${(error as Error).message}; ${ids.length - done.size} pending, e.g.\n` +
+              states.join("\n"),
+          );
+        },
+      );
       return ids.map((id) => done.get(id)!);
     },
     async close() {

@@ -105,7 +105,7 @@ Deno.test(`chaos 1: ${TASKS} writable tasks, executors SIGKILLed at random point
         if (/attempt a\d+: task \S+ of \S+ started/.test(worker.output())) faults.kill("body");
       }
     })();
-    const done = await stack.waitAll(workflows, 180_000).catch((error) => {
+    const done = await stack.waitAll(workflows, 60_000 + 1_500 * TASKS).catch((error) => {
       throw new Error(`${error.message}\n${tail(worker.output())}`);
     });
     stopKiller.abort();
