@@ -100,6 +100,40 @@ async function contractSuite(t: Deno.TestContext, target: Target): Promise<void>
     await client.updateTaskDef({ name, ownerEmail: "c@example.com", retryCount: 5 });
     assert.equal((await client.getTaskDef(name))?.retryCount, 5);
     assert.equal(await client.getTaskDef(unique("missing")), undefined);
+    // A TaskDef as `perago extract` writes it (fields OSS 3.21 does not know are dropped).
+    const extracted = unique("extracted");
+    await client.registerTaskDefs([{
+      name: extracted,
+      ownerEmail: "c@example.com",
+      description: "d",
+      retryCount: 3,
+      retryLogic: "FIXED",
+      retryDelaySeconds: 60,
+      maxRetryDelaySeconds: 0,
+      backoffJitterMs: 0,
+      totalTimeoutSeconds: 0,
+      timeoutPolicy: "TIME_OUT_WF",
+      timeoutSeconds: 0,
+      responseTimeoutSeconds: 600,
+      pollTimeoutSeconds: 0,
+      inputKeys: ["params"],
+      outputKeys: ["result"],
+      inputSchema: {
+        name: `${extracted}.input`,
+        version: 1,
+        type: "JSON",
+        data: { type: "object" },
+      },
+      outputSchema: {
+        name: `${extracted}.output`,
+        version: 1,
+        type: "JSON",
+        data: { type: "object" },
+      },
+    }]);
+    const back = await client.getTaskDef(extracted);
+    assert.deepEqual(back?.inputKeys, ["params"]);
+    assert.equal(back?.responseTimeoutSeconds, 600);
   });
 
   await t.step("workflow defs: POST twice is refused; PUT upserts", async () => {

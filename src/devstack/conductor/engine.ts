@@ -29,13 +29,11 @@ export const DEFAULT_TASK_DEF: Readonly<Json> = Object.freeze({
   retryLogic: "FIXED",
   retryDelaySeconds: 60,
   backoffScaleFactor: 1,
-  maxRetryDelaySeconds: 0,
   timeoutPolicy: "TIME_OUT_WF",
   timeoutSeconds: 0,
   responseTimeoutSeconds: 3600,
   pollTimeoutSeconds: 0,
   totalTimeoutSeconds: 0,
-  concurrentExecLimit: 0,
   rateLimitPerFrequency: 0,
   rateLimitFrequencyInSeconds: 1,
   inputKeys: [],
@@ -472,8 +470,7 @@ export class ConductorEngine {
       default:
         seconds = delay;
     }
-    const max = num(taskDef.maxRetryDelaySeconds, 0);
-    if (max > 0) seconds = Math.min(seconds, max);
+    // Conductor OSS 3.21 has no maxRetryDelaySeconds (it drops the field): no cap here.
     return Math.max(0, seconds) * 1000;
   }
 
