@@ -30,8 +30,11 @@ Deno.test("chaos 5: broker SIGKILLed: runtime stops, executors exit, next start 
       timeoutMs: 20_000,
       what: "attempt started",
     });
-    const dirsWhileRunning = await leftoverAttemptDirs(stack);
-    assert.equal(dirsWhileRunning.length, 1, "the attempt dir exists while it runs");
+    // The "started" line comes just before the attempt makes its dir.
+    await waitFor(async () => (await leftoverAttemptDirs(stack)).length === 1 || undefined, {
+      timeoutMs: 10_000,
+      what: "the attempt dir exists while it runs",
+    });
     const executors = first.executorPids();
     const broker = first.brokerPid();
     assert.ok(broker && executors.length === 2, tail(first.output()));
