@@ -165,7 +165,8 @@ export const bench: Bench = {
       targets,
       notes: [
         "perago hashes large files with node:crypto createHash in 1 MiB chunks on the JS " +
-        "thread (one core), small files (<= 1 MiB) with Web Crypto. GNU coreutils " +
+        "thread (one core), small files (<= 1 MiB) read whole with one Deno.readFile and " +
+        "hashed with node:crypto (Web Crypto was slower per file). GNU coreutils " +
         "sha256sum does not use the CPU's SHA extensions (about 0.28 GB/s here); openssl " +
         "does, so it is listed as a second, harder reference. Times include the directory " +
         "walk and lstat for perago and process start-up for the tools.",
