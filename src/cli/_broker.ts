@@ -4,10 +4,8 @@
  *
  * @module
  */
-import { ConductorClient } from "../conductor/client.ts";
-import { setupLogging } from "../log/setup.ts";
-import { runBrokerProcess } from "../runtime/broker.ts";
 import { narrowStandaloneChild } from "../runtime/permissions.ts";
+import { runBrokerRole } from "../runtime/roles.ts";
 import { ignoreTerminalSignals, keepStdoutForProtocol } from "./_child_io.ts";
 import type { Command } from "./main.ts";
 
@@ -20,21 +18,6 @@ export const command: Command = {
     keepStdoutForProtocol();
     ignoreTerminalSignals();
     if (Deno.build.standalone) await narrowStandaloneChild("broker");
-    return await runBrokerProcess({
-      input: Deno.stdin.readable,
-      output: Deno.stdout.writable,
-      setupLogging: (init) =>
-        setupLogging({
-          ...init.log,
-          secrets: init.conductor.authSecret ? [init.conductor.authSecret] : [],
-          level: init.log.debug ? "debug" : "info",
-        }),
-      makeConductor: (init) =>
-        new ConductorClient({
-          serverUrl: init.conductor.serverUrl,
-          authKey: init.conductor.authKey,
-          authSecret: init.conductor.authSecret,
-        }),
-    });
+    return await runBrokerRole({ input: Deno.stdin.readable, output: Deno.stdout.writable });
   },
 };

@@ -4,11 +4,8 @@
  *
  * @module
  */
-import { LakeFsClient } from "../lakefs/client.ts";
-import { setupLogging } from "../log/setup.ts";
-import { executorDeps } from "../runtime/executor_deps.ts";
-import { runExecutorProcess } from "../runtime/executor.ts";
 import { narrowStandaloneChild } from "../runtime/permissions.ts";
+import { runExecutorRole } from "../runtime/roles.ts";
 import { ignoreTerminalSignals, keepStdoutForProtocol } from "./_child_io.ts";
 import type { Command } from "./main.ts";
 
@@ -21,17 +18,6 @@ export const command: Command = {
     keepStdoutForProtocol();
     ignoreTerminalSignals();
     if (Deno.build.standalone) await narrowStandaloneChild("executor");
-    return await runExecutorProcess({
-      input: Deno.stdin.readable,
-      output: Deno.stdout.writable,
-      setupLogging: (init) =>
-        setupLogging({
-          ...init.log,
-          secrets: [init.lakefs.secretAccessKey],
-          level: init.log.debug ? "debug" : "info",
-        }),
-      makeLakeFs: (init) => new LakeFsClient(init.lakefs),
-      ...executorDeps,
-    });
+    return await runExecutorRole({ input: Deno.stdin.readable, output: Deno.stdout.writable });
   },
 };

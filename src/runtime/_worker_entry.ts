@@ -1,20 +1,14 @@
 /**
  * The module of a thread-mode Worker: the broker or an executor (by the worker's name, see
- * thread_spawner.ts), run by the same {@linkcode runBrokerProcess} /
- * {@linkcode runExecutorProcess} as the child processes. Their byte streams are bridged to
+ * thread_spawner.ts), run by the same roles (roles.ts) as the child processes. Their byte streams are bridged to
  * `postMessage`: each message from the supervisor becomes one JSON line on the input, each
  * line on the output is posted as one message. Last, the worker posts its exit code and
  * closes itself.
  *
  * @module
  */
-import { ConductorClient } from "../conductor/client.ts";
-import { LakeFsClient } from "../lakefs/client.ts";
-import { setupLogging } from "../log/setup.ts";
-import { runBrokerProcess } from "./broker.ts";
-import { runExecutorProcess } from "./executor.ts";
-import { executorDeps } from "./executor_deps.ts";
 import { encodeMessage } from "./protocol.ts";
+import { runBrokerRole, runExecutorRole } from "./roles.ts";
 import type { FromWorkerEnvelope, ToWorkerEnvelope } from "./thread_spawner.ts";
 
 interface WorkerScope {
@@ -75,38 +69,8 @@ function bridge(): { input: ReadableStream<Uint8Array>; output: WritableStream<U
 
 async function run(): Promise<number> {
   const { input, output } = bridge();
-  if (scope.name.startsWith("perago-broker")) {
-    return await runBrokerProcess({
-      input,
-      output,
-      setupLogging: (init) =>
-        setupLogging({
-          ...init.log,
-          secrets: init.conductor.authSecret ? [init.conductor.authSecret] : [],
-          level: init.log.debug ? "debug" : "info",
-        }),
-      makeConductor: (init) =>
-        new ConductorClient({
-          serverUrl: init.conductor.serverUrl,
-          authKey: init.conductor.authKey,
-          authSecret: init.conductor.authSecret,
-        }),
-    });
-  }
-  if (scope.name.startsWith("perago-executor")) {
-    return await runExecutorProcess({
-      input,
-      output,
-      setupLogging: (init) =>
-        setupLogging({
-          ...init.log,
-          secrets: [init.lakefs.secretAccessKey],
-          level: init.log.debug ? "debug" : "info",
-        }),
-      makeLakeFs: (init) => new LakeFsClient(init.lakefs),
-      ...executorDeps,
-    });
-  }
+  if (scope.name.startsWith("perago-broker")) return await runBrokerRole({ input, output });
+  if (scope.name.startsWith("perago-executor")) return await runExecutorRole({ input, output });
   throw new TypeError(`worker entry: unknown role in worker name ${JSON.stringify(scope.name)}`);
 }
 
