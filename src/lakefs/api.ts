@@ -87,6 +87,19 @@ export interface LakeFsApi {
     signal?: AbortSignal,
   ): Promise<ReadableStream<Uint8Array>>;
   /**
+   * Optional fast path of {@linkcode LakeFsApi.getObject} for downloads to disk: pipes an
+   * object's content into the file `open` gives (called once per try; each call must give
+   * an empty file, which the call closes). Implementations without it are read through
+   * `getObject`.
+   */
+  downloadObjectToFile?(
+    repo: string,
+    ref: string,
+    path: string,
+    open: () => Promise<Deno.FsFile>,
+    signal?: AbortSignal,
+  ): Promise<void>;
+  /**
    * Uploads one object. `body` is a stream factory so a retry can reopen the source;
    * `size` (when known) is sent as Content-Length.
    */

@@ -1,0 +1,257 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import type { LakeFsApi, ListObjectsOptions, ObjectStats } from "../../src/lakefs/api.ts";
+import { LakeFsClient } from "../../src/lakefs/client.ts";
+import { LakeFsError } from "../../src/lakefs/errors.ts";
+import { DownloadIntegrityError, downloadPrefix } from "../../src/lakefs/sync.ts";
+import { SECRET, withLakeFs } from "./_helpers.ts";
+
+const KIB = 1024;
+
+function pattern(size: number, seed: number): Uint8Array {
+  const data = new Uint8Array(size);
+  for (let i = 0; i < size; i++) data[i] = (i * 31 + seed) & 0xff;
+  return data;
+}
+
+/** Small (hashed inline) and large (hashed by the worker) objects. */
+const OBJECTS: Record<string, Uint8Array> = {
+  "p/small.txt": pattern(100, 1),
+  "p/dir/mid.bin": pattern(300 * KIB, 2),
+  "p/dir/big.bin": pattern(3 * 1024 * KIB + 5, 3),
+  "p/empty.bin": new Uint8Array(0),
+};
+
+async function seed(client: LakeFsClient): Promise<string> {
+  for (const [key, data] of Object.entries(OBJECTS)) {
+    await client.uploadObject("repo", "main", key, () => Promise.resolve(data));
+  }
+  return (await client.commit("repo", "main", "seed")).id;
+}
+
+/** The client with every listed checksum or size replaced for `key`. */
+function tamperedListing(
+  client: LakeFsClient,
+  key: string,
+  change: Partial<ObjectStats>,
+): LakeFsApi {
+  return new Proxy(client, {
+    get(target, property) {
+      if (property === "listObjects") {
+        return async function* (repo: string, ref: string, options?: ListObjectsOptions) {
+          for await (const entry of target.listObjects(repo, ref, options)) {
+            yield entry.path === key ? { ...entry, ...change } : entry;
+          }
+        };
+      }
+      const value = Reflect.get(target, property, target);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+}
+
+async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir();
+  try {
+    await fn(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+Deno.test("downloadPrefix writes every object byte for byte (native pipe path)", async () => {
+  await withLakeFs(async ({ client }) => {
+    const ref = await seed(client);
+    await withDir(async (dir) => {
+      const listing = await downloadPrefix(client, {
+        repo: "repo",
+        ref,
+        prefix: "p/",
+        resolvePath: (key) => Promise.resolve(join(dir, key)),
+      });
+      assert.deepEqual(listing.map((e) => e.key), Object.keys(OBJECTS).sort());
+      for (const [key, data] of Object.entries(OBJECTS)) {
+        assert.deepEqual(await Deno.readFile(join(dir, key)), data, key);
+      }
+    });
+  });
+});
+
+Deno.test("downloadPrefix reads through getObject when the API has no file fast path", async () => {
+  await withLakeFs(async ({ client }) => {
+    const ref = await seed(client);
+    const api = {
+      listObjects: client.listObjects.bind(client),
+      getObject: client.getObject.bind(client),
+    } as unknown as LakeFsApi;
+    await withDir(async (dir) => {
+      await downloadPrefix(api, {
+        repo: "repo",
+        ref,
+        prefix: "p/",
+        resolvePath: (key) => Promise.resolve(join(dir, key)),
+      });
+      for (const [key, data] of Object.entries(OBJECTS)) {
+        assert.deepEqual(await Deno.readFile(join(dir, key)), data, key);
+      }
+      // A wrong checksum is caught on this path too.
+      const bad = tamperedListing(client, "p/dir/big.bin", { checksum: "0".repeat(32) });
+      const fallback = {
+        listObjects: bad.listObjects.bind(bad),
+        getObject: client.getObject.bind(client),
+      } as unknown as LakeFsApi;
+      const other = join(dir, "again");
+      await assert.rejects(
+        downloadPrefix(fallback, {
+          repo: "repo",
+          ref,
+          prefix: "p/",
+          resolvePath: (key) => Promise.resolve(join(other, key)),
+        }),
+        DownloadIntegrityError,
+      );
+    });
+  });
+});
+
+for (
+  const [key, change, what] of [
+    ["p/small.txt", { checksum: "0".repeat(32) }, "MD5"],
+    ["p/dir/big.bin", { checksum: "f".repeat(32) }, "MD5"],
+    ["p/dir/mid.bin", { size_bytes: 300 * KIB + 1 }, "bytes"],
+    ["p/dir/big.bin", { size_bytes: 1 }, "bytes"],
+  ] as const
+) {
+  Deno.test(`a listing that disagrees with ${key}'s content (${what}) fails the download`, async () => {
+    await withLakeFs(async ({ client }) => {
+      const ref = await seed(client);
+      await withDir(async (dir) => {
+        await assert.rejects(
+          downloadPrefix(tamperedListing(client, key, change), {
+            repo: "repo",
+            ref,
+            prefix: "p/",
+            concurrency: 1,
+            resolvePath: (k) => Promise.resolve(join(dir, k)),
+          }),
+          (error: unknown) => {
+            assert.ok(error instanceof DownloadIntegrityError, String(error));
+            assert.match(error.message, new RegExp(`${JSON.stringify(key)}.*${what}`));
+            return true;
+          },
+        );
+      });
+    });
+  });
+}
+
+/** A server answering every request with a body `write` produces (per attempt). */
+async function withBodyServer(
+  write: (attempt: number, controller: ReadableStreamDefaultController<Uint8Array>) => void,
+  fn: (url: string, attempts: () => number) => Promise<void>,
+): Promise<void> {
+  let attempts = 0;
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, () => {
+    attempts++;
+    const attempt = attempts;
+    const body = new ReadableStream<Uint8Array>({
+      start: (controller) => write(attempt, controller),
+      cancel: () => {},
+    });
+    return new Response(body, { status: 200 });
+  });
+  try {
+    await fn(`http://127.0.0.1:${server.addr.port}`, () => attempts);
+  } finally {
+    await server.shutdown();
+  }
+}
+
+function clientFor(url: string, timeoutMs: number, attempts: number): LakeFsClient {
+  return new LakeFsClient({
+    endpointUrl: url,
+    accessKeyId: "AKIATEST",
+    secretAccessKey: SECRET,
+    requestTimeoutMs: timeoutMs,
+    retry: { attempts, baseDelayMs: 1, maxDelayMs: 5 },
+  });
+}
+
+Deno.test("downloadObjectToFile: a body that stops growing times out and closes the file", async () => {
+  let stalled: ReadableStreamDefaultController<Uint8Array> | undefined;
+  await withBodyServer((_attempt, controller) => {
+    controller.enqueue(new Uint8Array(1000));
+    stalled = controller;
+  }, async (url) => {
+    await withDir(async (dir) => {
+      const client = clientFor(url, 300, 1);
+      const started = performance.now();
+      await assert.rejects(
+        client.downloadObjectToFile(
+          "repo",
+          "main",
+          "x",
+          () => Deno.open(join(dir, "x"), { write: true, create: true, truncate: true }),
+        ),
+        (error: unknown) => {
+          assert.ok(error instanceof LakeFsError, String(error));
+          assert.match(error.message, /timed out after 300 ms/);
+          return true;
+        },
+      );
+      assert.ok(performance.now() - started < 5_000);
+      assert.equal((await Deno.stat(join(dir, "x"))).size, 1000);
+    });
+    try {
+      stalled?.close();
+    } catch {
+      // Already cancelled.
+    }
+  });
+});
+
+Deno.test("downloadObjectToFile: a slow body that keeps growing is not timed out", async () => {
+  await withBodyServer((_attempt, controller) => {
+    let sent = 0;
+    const tick = () => {
+      if (sent === 8) return controller.close();
+      controller.enqueue(new Uint8Array(4096).fill(sent++));
+      setTimeout(tick, 100);
+    };
+    tick();
+  }, async (url) => {
+    await withDir(async (dir) => {
+      // 8 chunks 100 ms apart: 700 ms in all, more than twice the 300 ms idle timeout.
+      const client = clientFor(url, 300, 1);
+      await client.downloadObjectToFile(
+        "repo",
+        "main",
+        "x",
+        () => Deno.open(join(dir, "x"), { write: true, create: true, truncate: true }),
+      );
+      const data = await Deno.readFile(join(dir, "x"));
+      assert.equal(data.length, 8 * 4096);
+      assert.equal(data[7 * 4096], 7);
+    });
+  });
+});
+
+Deno.test("downloadObjectToFile: a body cut mid-way is retried into a fresh file", async () => {
+  await withBodyServer((attempt, controller) => {
+    controller.enqueue(new Uint8Array(5000).fill(attempt));
+    if (attempt === 1) controller.error(new Error("cut"));
+    else controller.close();
+  }, async (url, attempts) => {
+    await withDir(async (dir) => {
+      const client = clientFor(url, 5_000, 3);
+      let opened = 0;
+      await client.downloadObjectToFile("repo", "main", "x", () => {
+        opened++;
+        return Deno.open(join(dir, "x"), { write: true, create: true, truncate: true });
+      });
+      assert.equal(attempts(), 2);
+      assert.equal(opened, 2);
+      assert.deepEqual(await Deno.readFile(join(dir, "x")), new Uint8Array(5000).fill(2));
+    });
+  });
+});
