@@ -49,6 +49,12 @@ export interface BrokerOptions {
   emit: (message: FromBroker) => void;
   /** Long-poll time of one batch poll, ms. Conductor rejects more than 5000. @default 5000 */
   pollTimeoutMs?: number;
+  /**
+   * Wait of a "short" poll, ms: while tasks keep coming (the last poll of a type came back
+   * full) the broker polls `count` = free slots with this timeout instead of long-polling.
+   * @default 0
+   */
+  shortPollTimeoutMs?: number;
   /** First backoff after a failed poll, ms. @default 250 */
   errorBackoffMs?: number;
   /** Longest backoff after failed polls, ms. @default 10000 */
@@ -88,6 +94,7 @@ export class Broker {
   readonly #workerId: string;
   readonly #emit: (message: FromBroker) => void;
   readonly #pollTimeoutMs: number;
+  readonly #shortPollTimeoutMs: number;
   readonly #errorBackoffMs: number;
   readonly #maxErrorBackoffMs: number;
   readonly #minLeaseIntervalMs: number;
@@ -97,6 +104,8 @@ export class Broker {
   #state: BrokerState = "starting";
   #credits = 0;
   #typeIndex = 0;
+  /** Task types whose last poll came back full (tasks keep coming: poll short, in batches). */
+  readonly #flowing: Set<string>;
   readonly #held = new Map<string, Held>();
   readonly #deliveries = new Set<Promise<void>>();
   /** Aborted when draining starts: wakes the poll loop's waits (never an in-flight poll). */
@@ -115,9 +124,11 @@ export class Broker {
     this.#api = options.api;
     this.#delivery = options.delivery;
     this.#taskTypes = [...options.taskTypes];
+    this.#flowing = new Set(this.#taskTypes);
     this.#workerId = options.workerId;
     this.#emit = options.emit;
     this.#pollTimeoutMs = pollTimeoutMs;
+    this.#shortPollTimeoutMs = Math.min(pollTimeoutMs, options.shortPollTimeoutMs ?? 0);
     this.#errorBackoffMs = options.errorBackoffMs ?? 250;
     this.#maxErrorBackoffMs = options.maxErrorBackoffMs ?? 10_000;
     this.#minLeaseIntervalMs = options.minLeaseIntervalMs ?? 200;
@@ -236,6 +247,14 @@ export class Broker {
     });
   }
 
+  /**
+   * The adaptive poll. Conductor holds a batch poll until `count` tasks are queued or the
+   * timeout passes, so a long poll for more tasks than are queued waits the whole timeout.
+   * While tasks keep coming (some type's last poll came back full) the broker polls
+   * `count` = free slots with a short timeout; once every type came back short it long-polls
+   * with `count` 1, so the first task to arrive returns at once, and then goes back to
+   * short polls for the remaining slots. It never asks for more tasks than it has credits.
+   */
   async #pollLoop(): Promise<void> {
     let errors = 0;
     let idle = 0;
@@ -246,8 +265,11 @@ export class Broker {
       }
       const taskType = this.#taskTypes[this.#typeIndex % this.#taskTypes.length]!;
       this.#typeIndex++;
-      const count = this.#credits;
-      const timeoutMs = Math.floor(this.#pollTimeoutMs / this.#taskTypes.length);
+      const short = this.#flowing.size > 0;
+      const count = short ? this.#credits : 1;
+      const timeoutMs = short
+        ? this.#shortPollTimeoutMs
+        : Math.floor(this.#pollTimeoutMs / this.#taskTypes.length);
       const started = Date.now();
       let tasks: Task[];
       try {
@@ -281,6 +303,8 @@ export class Broker {
           count,
         });
       }
+      if (tasks.length >= count) this.#flowing.add(taskType);
+      else this.#flowing.delete(taskType);
       this.#credits = Math.max(0, this.#credits - tasks.length);
       if (tasks.length > 0) {
         idle = 0;
@@ -288,9 +312,10 @@ export class Broker {
         this.#emit({ type: "tasks", tasks });
         continue;
       }
-      // Nothing queued. A server that long-polls already waited; one that answered at once
-      // gets a short, growing pause so an idle broker does not spin.
-      if (Date.now() - started < timeoutMs / 2) {
+      // Nothing queued. A short poll hands over to a long poll (no pause needed); a long
+      // poll that a server answered at once gets a short, growing pause so an idle broker
+      // does not spin.
+      if (!short && Date.now() - started <= timeoutMs / 2) {
         idle++;
         await sleep(Math.min(1000, 25 * 2 ** Math.min(idle, 6)), this.#draining.signal)
           .catch(() => {});

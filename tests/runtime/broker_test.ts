@@ -2,11 +2,28 @@ import assert from "node:assert/strict";
 import { ResultDelivery } from "../../src/conductor/delivery.ts";
 import { Broker } from "../../src/runtime/broker.ts";
 import type { FromBroker } from "../../src/runtime/protocol.ts";
-import { waitFor } from "../../src/util/sleep.ts";
+import type { PollOptions, Task } from "../../src/conductor/api.ts";
+import { sleep, waitFor } from "../../src/util/sleep.ts";
 import { MemoryConductor } from "./_memory_conductor.ts";
 
-function setup(options: { pollTimeoutMs?: number; taskTypes?: string[] } = {}) {
-  const api = new MemoryConductor();
+/** Holds a batch poll until `count` tasks are queued or the timeout passes (real Conductor). */
+class FillingConductor extends MemoryConductor {
+  /** Polls started (`polls` records them when they return). */
+  started = 0;
+  override async pollBatch(taskType: string, options: PollOptions): Promise<Task[]> {
+    this.started++;
+    const deadline = Date.now() + options.timeoutMs;
+    while ((this.queues.get(taskType)?.length ?? 0) < options.count && Date.now() < deadline) {
+      await sleep(5, options.signal);
+    }
+    return await super.pollBatch(taskType, { ...options, timeoutMs: 0 });
+  }
+}
+
+function setup(
+  options: { pollTimeoutMs?: number; taskTypes?: string[]; api?: MemoryConductor } = {},
+) {
+  const api = options.api ?? new MemoryConductor();
   const emitted: FromBroker[] = [];
   const broker = new Broker({
     api,
@@ -189,6 +206,52 @@ Deno.test("broker: poll errors back off and recover; task types round-robin", as
     await waitFor(() => tasksOut().length === 1, { what: "task after errors", timeoutMs: 3000 });
     assert.ok(api.polls.some((p) => p.taskType === "a"));
     assert.ok(api.polls.some((p) => p.taskType === "b"));
+  } finally {
+    broker.shutdown();
+    await running;
+  }
+});
+
+Deno.test("broker: a server that holds batch polls hands over a lone task at once", async () => {
+  const api = new FillingConductor();
+  const { broker, tasksOut } = setup({ api, pollTimeoutMs: 3000 });
+  const running = broker.run();
+  try {
+    broker.handle({ type: "credit", n: 4 });
+    // The first (short) poll finds nothing: the broker goes to a long poll for one task.
+    await waitFor(() => api.started >= 2, { what: "a long poll", timeoutMs: 2000 });
+    let started = Date.now();
+    api.enqueue("sum");
+    await waitFor(() => tasksOut().length === 1, { what: "lone task", timeoutMs: 2000 });
+    assert.ok(Date.now() - started < 1000, `lone task took ${Date.now() - started} ms`);
+    // Two more while three slots are free: neither waits for the poll timeout.
+    started = Date.now();
+    api.enqueue("sum");
+    api.enqueue("sum");
+    await waitFor(() => tasksOut().length === 3, { what: "two more", timeoutMs: 2000 });
+    assert.ok(Date.now() - started < 1000, `two more took ${Date.now() - started} ms`);
+    assert.equal(broker.held, 3);
+    assert.equal(broker.credits, 1);
+    for (let i = 0; i < 5; i++) api.enqueue("sum");
+    await waitFor(() => tasksOut().length === 4, { what: "last slot", timeoutMs: 2000 });
+    await sleep(50);
+    assert.equal(tasksOut().length, 4, "never more tasks than credits");
+    assert.ok(api.polls.every((poll) => poll.count >= 1 && poll.count <= 4));
+  } finally {
+    broker.shutdown();
+    await running;
+  }
+});
+
+Deno.test("broker: an idle broker long-polls instead of spinning", async () => {
+  const { api, broker } = setup({ pollTimeoutMs: 100 });
+  const running = broker.run();
+  try {
+    broker.handle({ type: "credit", n: 3 });
+    await sleep(500);
+    // 500 ms of 100 ms long polls (plus the first short one): about 6, never hundreds.
+    assert.ok(api.polls.length >= 2 && api.polls.length <= 12, `${api.polls.length} polls`);
+    assert.ok(api.polls.slice(1).every((p) => p.count === 1), "idle long polls ask for one");
   } finally {
     broker.shutdown();
     await running;
