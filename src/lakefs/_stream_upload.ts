@@ -10,6 +10,9 @@
 import http from "node:http";
 import https from "node:https";
 
+/** Size of each of the two buffers a byte-stream upload is read into. */
+const UPLOAD_BUFFER_BYTES = 256 * 1024;
+
 /**
  * POSTs `body` to `url`, writing with backpressure. `onProgress` runs for each chunk written
  * (for idle timeouts). Rejects on network errors and when `signal` aborts.
@@ -66,19 +69,56 @@ export function streamingPost(
   const onAbort = () => request.destroy(signal.reason instanceof Error ? signal.reason : undefined);
   signal.addEventListener("abort", onAbort, { once: true });
 
+  const settledOrFailed = answer.then(() => {}, () => {});
+  /** Writes one chunk; resolves once it is flushed (its buffer may be reused) or on drain. */
+  const send = async (chunk: Uint8Array): Promise<{ flushed: Promise<void> }> => {
+    onProgress();
+    let flushed!: () => void;
+    const written = new Promise<void>((resolve) => flushed = resolve);
+    // A failed write calls back with an error and also fails the request (the answer).
+    const fits = request.write(chunk, () => flushed());
+    if (!fits) {
+      // Wait for the socket to drain, or for an early answer / error.
+      await Promise.race([
+        new Promise<void>((resolve) => request.once("drain", resolve)),
+        settledOrFailed,
+      ]);
+    }
+    return { flushed: Promise.race([written, settledOrFailed]) };
+  };
+
   const write = async () => {
-    const reader = body.getReader();
+    // A byte stream (a file's `readable`) is read into two reused buffers: each is read into
+    // again only after its previous chunk was flushed, so an upload allocates no chunk per
+    // read and holds at most 2 x UPLOAD_BUFFER_BYTES, whatever the garbage collector does.
+    let byob: ReadableStreamBYOBReader | undefined;
     try {
-      while (!settled) {
-        const { done, value } = await reader.read();
-        if (done) break;
-        onProgress();
-        if (!request.write(value)) {
-          // Wait for the socket to drain, or for an early answer / error.
-          await Promise.race([
-            new Promise<void>((resolve) => request.once("drain", resolve)),
-            answer.then(() => {}, () => {}),
-          ]);
+      byob = body.getReader({ mode: "byob" });
+    } catch {
+      byob = undefined;
+    }
+    const reader = byob ?? body.getReader();
+    try {
+      if (byob !== undefined) {
+        const buffers = [
+          new ArrayBuffer(UPLOAD_BUFFER_BYTES),
+          new ArrayBuffer(UPLOAD_BUFFER_BYTES),
+        ];
+        const inFlight: Promise<void>[] = [Promise.resolve(), Promise.resolve()];
+        for (let i = 0; !settled; i = 1 - i) {
+          await inFlight[i];
+          if (settled) break;
+          const { done, value } = await byob.read(new Uint8Array(buffers[i] as ArrayBuffer));
+          if (done || value === undefined) break;
+          buffers[i] = value.buffer as ArrayBuffer;
+          inFlight[i] = (await send(value)).flushed;
+        }
+      } else {
+        const plain = reader as ReadableStreamDefaultReader<Uint8Array>;
+        while (!settled) {
+          const { done, value } = await plain.read();
+          if (done) break;
+          await send(value);
         }
       }
       request.end();
