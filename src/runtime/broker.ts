@@ -335,7 +335,8 @@ export class Broker {
       timer: setInterval(() => void this.#extendLease(task.taskId), intervalMs),
     };
     this.#held.set(task.taskId, held);
-    this.#log.info("holding task {taskId} ({taskType}); lease extended every {intervalMs} ms", {
+    // debug: the executor logs every attempt's start and end at info (no noisy logs).
+    this.#log.debug("holding task {taskId} ({taskType}); lease extended every {intervalMs} ms", {
       taskId: task.taskId,
       taskType: task.taskType,
       workflowInstanceId: task.workflowInstanceId,

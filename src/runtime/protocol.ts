@@ -276,6 +276,8 @@ class LineSplitter extends TransformStream<string, string> {
 export class MessageWriter<T> {
   #writer: WritableStreamDefaultWriter<Uint8Array>;
   #chain: Promise<boolean> = Promise.resolve(true);
+  /** Messages waiting for the next write; sends until it starts join it (one syscall). */
+  #batch: Uint8Array[] | undefined;
   #broken = false;
 
   constructor(stream: WritableStream<Uint8Array>) {
@@ -287,19 +289,29 @@ export class MessageWriter<T> {
     return this.#broken;
   }
 
-  /** Queues `message`; resolves `true` once written, `false` if the stream is broken. */
+  /**
+   * Queues `message`; resolves `true` once written, `false` if the stream is broken.
+   * Messages sent in the same turn, or while an earlier write is in flight, go out together
+   * in one write, in order.
+   */
   send(message: T): Promise<boolean> {
     const bytes = encodeMessage(message);
-    this.#chain = this.#chain.then(async () => {
-      if (this.#broken) return false;
-      try {
-        await this.#writer.write(bytes);
-        return true;
-      } catch {
-        this.#broken = true;
-        return false;
-      }
-    });
+    if (this.#batch === undefined) {
+      const batch: Uint8Array[] = [];
+      this.#batch = batch;
+      this.#chain = this.#chain.then(async () => {
+        if (this.#batch === batch) this.#batch = undefined;
+        if (this.#broken) return false;
+        try {
+          await this.#writer.write(batch.length === 1 ? batch[0]! : concat(batch));
+          return true;
+        } catch {
+          this.#broken = true;
+          return false;
+        }
+      });
+    }
+    this.#batch.push(bytes);
     return this.#chain;
   }
 
@@ -312,4 +324,16 @@ export class MessageWriter<T> {
       // already closed or broken
     }
   }
+}
+
+function concat(chunks: readonly Uint8Array[]): Uint8Array {
+  let length = 0;
+  for (const chunk of chunks) length += chunk.length;
+  const out = new Uint8Array(length);
+  let offset = 0;
+  for (const chunk of chunks) {
+    out.set(chunk, offset);
+    offset += chunk.length;
+  }
+  return out;
 }

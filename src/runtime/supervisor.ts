@@ -527,7 +527,7 @@ export class Supervisor {
       if (!task) return;
       const attemptId = `a${++this.#attemptSeq}`;
       slot.attempt = { attemptId, taskId: task.taskId };
-      this.#log.info("task {taskId} -> executor {workerId}", {
+      this.#log.debug("task {taskId} -> executor {workerId}", {
         taskId: task.taskId,
         workflowInstanceId: task.workflowInstanceId,
         workerId: slot.workerId,

@@ -58,7 +58,17 @@ Deno.test("protocol: writer keeps order and reports a broken peer as false", asy
     writer.send({ type: "credit", n: 1 }),
     writer.send({ type: "drain" }),
   ]);
-  assert.deepEqual(chunks, ['{"type":"credit","n":1}\n', '{"type":"drain"}\n']);
+  // Messages sent in the same turn share one write.
+  assert.deepEqual(chunks, ['{"type":"credit","n":1}\n{"type":"drain"}\n']);
+  // A message sent while a write is in flight goes out in the next write, in order.
+  const third = writer.send({ type: "shutdown" });
+  await writer.send({ type: "drain" });
+  await third;
+  assert.equal(
+    chunks.join(""),
+    '{"type":"credit","n":1}\n{"type":"drain"}\n' +
+      '{"type":"shutdown"}\n{"type":"drain"}\n',
+  );
   await writer.close();
 
   const broken = new WritableStream<Uint8Array>({
