@@ -263,9 +263,27 @@ class LineSplitter extends TransformStream<string, string> {
 }
 
 /**
+ * Message types nothing waits for (`assigned` only retargets lease extensions, `delivered`
+ * is informational): {@linkcode MessageWriter} holds them back for up to `lazyDelayMs` so
+ * they share the next write instead of costing a write (and a wake-up of the reader) each.
+ * They are never reordered: held messages go out first in the next write.
+ */
+export const LAZY_MESSAGE_TYPES: ReadonlySet<string> = new Set(["assigned", "delivered"]);
+
+/** Options of {@linkcode MessageWriter}. */
+export interface MessageWriterOptions {
+  /** Longest hold of a lazy message (see {@linkcode LAZY_MESSAGE_TYPES}), ms. @default 20 */
+  lazyDelayMs?: number;
+}
+
+/**
  * Writes messages to a byte stream one at a time, in order. After the stream fails (the
  * other side died) `send` resolves to `false` instead of throwing, so senders need no
  * try/catch for a peer that is already gone; the owner learns of the death from its exit.
+ *
+ * Messages sent in the same turn, or while an earlier write is in flight, go out together in
+ * one write; lazy ones ({@linkcode LAZY_MESSAGE_TYPES}) wait for the next write or
+ * `lazyDelayMs`, whichever comes first.
  *
  * @example
  * ```ts
@@ -278,10 +296,16 @@ export class MessageWriter<T> {
   #chain: Promise<boolean> = Promise.resolve(true);
   /** Messages waiting for the next write; sends until it starts join it (one syscall). */
   #batch: Uint8Array[] | undefined;
+  /** Lazy messages held back, and what their senders wait on. */
+  #held: Uint8Array[] = [];
+  #heldDone: PromiseWithResolvers<boolean> | undefined;
+  #heldTimer: ReturnType<typeof setTimeout> | undefined;
+  readonly #lazyDelayMs: number;
   #broken = false;
 
-  constructor(stream: WritableStream<Uint8Array>) {
+  constructor(stream: WritableStream<Uint8Array>, options: MessageWriterOptions = {}) {
     this.#writer = stream.getWriter();
+    this.#lazyDelayMs = options.lazyDelayMs ?? 20;
   }
 
   /** Whether a write has failed (the reader is gone). */
@@ -289,34 +313,50 @@ export class MessageWriter<T> {
     return this.#broken;
   }
 
-  /**
-   * Queues `message`; resolves `true` once written, `false` if the stream is broken.
-   * Messages sent in the same turn, or while an earlier write is in flight, go out together
-   * in one write, in order.
-   */
+  /** Queues `message`; resolves `true` once written, `false` if the stream is broken. */
   send(message: T): Promise<boolean> {
     const bytes = encodeMessage(message);
-    if (this.#batch === undefined) {
-      const batch: Uint8Array[] = [];
-      this.#batch = batch;
-      this.#chain = this.#chain.then(async () => {
-        if (this.#batch === batch) this.#batch = undefined;
-        if (this.#broken) return false;
-        try {
-          await this.#writer.write(batch.length === 1 ? batch[0]! : concat(batch));
-          return true;
-        } catch {
-          this.#broken = true;
-          return false;
-        }
-      });
+    const type = (message as { type?: unknown } | null)?.type;
+    if (this.#batch === undefined && typeof type === "string" && LAZY_MESSAGE_TYPES.has(type)) {
+      this.#held.push(bytes);
+      this.#heldDone ??= Promise.withResolvers<boolean>();
+      this.#heldTimer ??= setTimeout(() => {
+        this.#heldTimer = undefined;
+        this.#startBatch();
+      }, this.#lazyDelayMs);
+      return this.#heldDone.promise;
     }
-    this.#batch.push(bytes);
+    const batch = this.#batch ?? this.#startBatch();
+    batch.push(bytes);
     return this.#chain;
   }
 
-  /** Closes the stream after pending writes; never throws. */
+  /** Opens the next write, held lazy messages first. */
+  #startBatch(): Uint8Array[] {
+    const batch = this.#held.splice(0);
+    this.#batch = batch;
+    const heldDone = this.#heldDone;
+    this.#heldDone = undefined;
+    clearTimeout(this.#heldTimer);
+    this.#heldTimer = undefined;
+    this.#chain = this.#chain.then(async () => {
+      if (this.#batch === batch) this.#batch = undefined;
+      if (this.#broken || batch.length === 0) return !this.#broken;
+      try {
+        await this.#writer.write(batch.length === 1 ? batch[0]! : concat(batch));
+        return true;
+      } catch {
+        this.#broken = true;
+        return false;
+      }
+    });
+    if (heldDone) void this.#chain.then(heldDone.resolve);
+    return batch;
+  }
+
+  /** Closes the stream after pending writes (held lazy ones included); never throws. */
   async close(): Promise<void> {
+    if (this.#held.length > 0) this.#startBatch();
     await this.#chain;
     try {
       await this.#writer.close();

@@ -81,3 +81,38 @@ Deno.test("protocol: writer keeps order and reports a broken peer as false", asy
   assert.equal(w2.broken, true);
   assert.equal(await w2.send({ type: "drain" }), false);
 });
+
+Deno.test("protocol: writer holds lazy messages for the next write, in order", async () => {
+  const chunks: string[] = [];
+  const sink = new WritableStream<Uint8Array>({
+    write(chunk) {
+      chunks.push(new TextDecoder().decode(chunk));
+    },
+  });
+  const writer = new MessageWriter<ToBroker>(sink, { lazyDelayMs: 10_000 });
+  const lazy = writer.send({ type: "assigned", taskId: "t1", workerId: "w1" });
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  assert.equal(chunks.length, 0, "a lazy message waits");
+  await writer.send({ type: "credit", n: 1 });
+  assert.equal(await lazy, true);
+  assert.deepEqual(chunks, [
+    '{"type":"assigned","taskId":"t1","workerId":"w1"}\n{"type":"credit","n":1}\n',
+  ]);
+  // Alone, a lazy message goes out after the delay; close flushes what is held.
+  const collect = () =>
+    new WritableStream<Uint8Array>({
+      write(chunk) {
+        chunks.push(new TextDecoder().decode(chunk));
+      },
+    });
+  const quick = new MessageWriter<ToBroker>(collect(), { lazyDelayMs: 5 });
+  chunks.length = 0;
+  assert.equal(await quick.send({ type: "assigned", taskId: "t2", workerId: "w1" }), true);
+  assert.equal(chunks.length, 1);
+  await quick.close();
+  const slow = new MessageWriter<ToBroker>(collect(), { lazyDelayMs: 10_000 });
+  void slow.send({ type: "assigned", taskId: "t3", workerId: "w1" });
+  await slow.close();
+  assert.equal(chunks.length, 2);
+  await writer.close();
+});
