@@ -55,6 +55,12 @@ export interface BrokerOptions {
    * @default 0
    */
   shortPollTimeoutMs?: number;
+  /**
+   * Short polls in flight at once while tasks flow (a credit that arrives during a poll
+   * starts its own instead of waiting a round trip). Long polls are one at a time.
+   * @default 2
+   */
+  maxConcurrentPolls?: number;
   /** First backoff after a failed poll, ms. @default 250 */
   errorBackoffMs?: number;
   /** Longest backoff after failed polls, ms. @default 10000 */
@@ -95,6 +101,7 @@ export class Broker {
   readonly #emit: (message: FromBroker) => void;
   readonly #pollTimeoutMs: number;
   readonly #shortPollTimeoutMs: number;
+  readonly #maxConcurrentPolls: number;
   readonly #errorBackoffMs: number;
   readonly #maxErrorBackoffMs: number;
   readonly #minLeaseIntervalMs: number;
@@ -129,6 +136,7 @@ export class Broker {
     this.#emit = options.emit;
     this.#pollTimeoutMs = pollTimeoutMs;
     this.#shortPollTimeoutMs = Math.min(pollTimeoutMs, options.shortPollTimeoutMs ?? 0);
+    this.#maxConcurrentPolls = Math.max(1, options.maxConcurrentPolls ?? 2);
     this.#errorBackoffMs = options.errorBackoffMs ?? 250;
     this.#maxErrorBackoffMs = options.maxErrorBackoffMs ?? 10_000;
     this.#minLeaseIntervalMs = options.minLeaseIntervalMs ?? 200;
@@ -256,17 +264,11 @@ export class Broker {
    * short polls for the remaining slots. It never asks for more tasks than it has credits.
    */
   async #pollLoop(): Promise<void> {
+    const inFlight = new Set<Promise<void>>();
+    let reserved = 0;
     let errors = 0;
     let idle = 0;
-    while (!this.#draining.signal.aborted) {
-      if (this.#credits <= 0) {
-        await this.#waitForChange();
-        continue;
-      }
-      const taskType = this.#taskTypes[this.#typeIndex % this.#taskTypes.length]!;
-      this.#typeIndex++;
-      const short = this.#flowing.size > 0;
-      const count = short ? this.#credits : 1;
+    const pollOnce = async (taskType: string, short: boolean, count: number) => {
       const timeoutMs = short
         ? this.#shortPollTimeoutMs
         : Math.floor(this.#pollTimeoutMs / this.#taskTypes.length);
@@ -283,6 +285,7 @@ export class Broker {
       } catch (error) {
         if (this.#stopping.signal.aborted) return;
         errors++;
+        this.#flowing.clear(); // back to one poll at a time
         const delayMs = Math.max(
           this.#errorBackoffMs,
           backoffDelayMs(errors, this.#errorBackoffMs * 2, this.#maxErrorBackoffMs),
@@ -294,7 +297,7 @@ export class Broker {
           retryInMs: delayMs,
         });
         await sleep(delayMs, this.#draining.signal).catch(() => {});
-        continue;
+        return;
       }
       if (tasks.length > count) {
         this.#log.error("poll of {taskType} returned {got} tasks for count {count}", {
@@ -310,7 +313,7 @@ export class Broker {
         idle = 0;
         for (const task of tasks) this.#hold(task);
         this.#emit({ type: "tasks", tasks });
-        continue;
+        return;
       }
       // Nothing queued. A short poll hands over to a long poll (no pause needed); a long
       // poll that a server answered at once gets a short, growing pause so an idle broker
@@ -320,7 +323,28 @@ export class Broker {
         await sleep(Math.min(1000, 25 * 2 ** Math.min(idle, 6)), this.#draining.signal)
           .catch(() => {});
       }
+    };
+    while (!this.#draining.signal.aborted) {
+      const short = this.#flowing.size > 0;
+      const free = this.#credits - reserved;
+      const slots = short ? this.#maxConcurrentPolls : 1;
+      if (free <= 0 || inFlight.size >= slots) {
+        const change = this.#waitForChange();
+        await (inFlight.size === 0 ? change : Promise.race([change, ...inFlight]));
+        continue;
+      }
+      const taskType = this.#taskTypes[this.#typeIndex % this.#taskTypes.length]!;
+      this.#typeIndex++;
+      const count = short ? free : 1;
+      reserved += count;
+      const poll: Promise<void> = pollOnce(taskType, short, count).finally(() => {
+        reserved -= count;
+        inFlight.delete(poll);
+      });
+      inFlight.add(poll);
     }
+    // Draining: a poll in flight finishes and its tasks are handed out, never aborted.
+    while (inFlight.size > 0) await Promise.all([...inFlight]);
   }
 
   #hold(task: Task): void {

@@ -257,3 +257,41 @@ Deno.test("broker: an idle broker long-polls instead of spinning", async () => {
     await running;
   }
 });
+
+/** Every poll waits until the test opens the gate. */
+class GatedConductor extends MemoryConductor {
+  started = 0;
+  #gate = Promise.withResolvers<void>();
+  open(): void {
+    this.#gate.resolve();
+  }
+  override async pollBatch(taskType: string, options: PollOptions): Promise<Task[]> {
+    this.started++;
+    await this.#gate.promise;
+    return await super.pollBatch(taskType, options);
+  }
+}
+
+Deno.test("broker: a credit that arrives during a poll starts its own poll", async () => {
+  const api = new GatedConductor();
+  const { broker, tasksOut } = setup({ api });
+  for (let i = 0; i < 5; i++) api.enqueue("sum");
+  const running = broker.run();
+  try {
+    broker.handle({ type: "credit", n: 1 });
+    await waitFor(() => api.started === 1, { what: "first poll", timeoutMs: 2000 });
+    broker.handle({ type: "credit", n: 1 });
+    await waitFor(() => api.started === 2, { what: "second poll in flight", timeoutMs: 2000 });
+    broker.handle({ type: "credit", n: 1 });
+    await sleep(30);
+    assert.equal(api.started, 2, "at most two short polls at once");
+    api.open();
+    await waitFor(() => tasksOut().length === 3, { what: "three tasks", timeoutMs: 2000 });
+    await sleep(30);
+    assert.equal(tasksOut().length, 3, "never more tasks than credits");
+    assert.equal(api.polls.reduce((sum, p) => sum + p.count, 0), 3, "counts add up to credits");
+  } finally {
+    broker.shutdown();
+    await running;
+  }
+});
