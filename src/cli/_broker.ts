@@ -18,6 +18,6 @@ export const command: Command = {
     keepStdoutForProtocol();
     ignoreTerminalSignals();
     if (Deno.build.standalone) await narrowStandaloneChild("broker");
-    return await runBrokerRole({ input: Deno.stdin.readable, output: Deno.stdout.writable });
+    return await runBrokerRole({ input: Deno.stdin.readable, output: Deno.stdout });
   },
 };

@@ -18,6 +18,6 @@ export const command: Command = {
     keepStdoutForProtocol();
     ignoreTerminalSignals();
     if (Deno.build.standalone) await narrowStandaloneChild("executor");
-    return await runExecutorRole({ input: Deno.stdin.readable, output: Deno.stdout.writable });
+    return await runExecutorRole({ input: Deno.stdin.readable, output: Deno.stdout });
   },
 };

@@ -22,6 +22,7 @@ import {
   type FromBroker,
   MessageWriter,
   readMessages,
+  type SyncWriter,
   type ToBroker,
   ToBrokerSchema,
   type WireOutcome,
@@ -483,7 +484,7 @@ export interface BrokerProcessDeps {
   /** Messages from the supervisor (the process's stdin). */
   input: ReadableStream<Uint8Array>;
   /** Messages to the supervisor (the process's stdout). */
-  output: WritableStream<Uint8Array>;
+  output: WritableStream<Uint8Array> | SyncWriter;
   /** Sets up this process's logging; returns its disposer. */
   setupLogging: (init: BrokerInit) => Promise<{ dispose(): Promise<void> }>;
   /** Makes the Conductor client. */

@@ -21,6 +21,7 @@ import {
   type FromExecutor,
   MessageWriter,
   readMessages,
+  type SyncWriter,
   type ToExecutor,
   ToExecutorSchema,
   type WireOutcome,
@@ -302,7 +303,7 @@ export interface ExecutorProcessDeps {
   /** Messages from the supervisor (the process's stdin). */
   input: ReadableStream<Uint8Array>;
   /** Messages to the supervisor (the process's stdout). */
-  output: WritableStream<Uint8Array>;
+  output: WritableStream<Uint8Array> | SyncWriter;
   /** Sets up this process's logging; returns its disposer. */
   setupLogging: (init: ExecutorInit) => Promise<{ dispose(): Promise<void> }>;
   /** Loads the task modules by name. */

@@ -11,11 +11,13 @@ import { setupLogging } from "../log/setup.ts";
 import { runBrokerProcess } from "./broker.ts";
 import { runExecutorProcess } from "./executor.ts";
 import { executorDeps } from "./executor_deps.ts";
+import type { SyncWriter } from "./protocol.ts";
 
 /** The byte streams a role speaks the protocol over. */
 export interface RoleStreams {
   input: ReadableStream<Uint8Array>;
-  output: WritableStream<Uint8Array>;
+  /** A stream, or `Deno.stdout` itself (synchronous writes: much cheaper per message). */
+  output: WritableStream<Uint8Array> | SyncWriter;
 }
 
 /**

@@ -116,3 +116,25 @@ Deno.test("protocol: writer holds lazy messages for the next write, in order", a
   assert.equal(chunks.length, 2);
   await writer.close();
 });
+
+Deno.test("protocol: writer over a synchronous sink (Deno.stdout) writes whole batches", async () => {
+  const chunks: string[] = [];
+  const sink = {
+    writeSync(bytes: Uint8Array): number {
+      // Short writes happen on pipes: take at most 10 bytes at a time.
+      chunks.push(new TextDecoder().decode(bytes.subarray(0, 10)));
+      return Math.min(10, bytes.length);
+    },
+  };
+  const writer = new MessageWriter<ToBroker>(sink);
+  assert.equal(await writer.send({ type: "credit", n: 1 }), true);
+  assert.equal(chunks.join(""), '{"type":"credit","n":1}\n');
+  await writer.close();
+  const broken = new MessageWriter<ToBroker>({
+    writeSync(): number {
+      throw new Error("EPIPE");
+    },
+  });
+  assert.equal(await broken.send({ type: "drain" }), false);
+  assert.equal(broken.broken, true);
+});
