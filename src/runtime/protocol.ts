@@ -231,34 +231,48 @@ export async function* readMessages<T>(
   schema: z.ZodType<T>,
   onInvalid: (error: TypeError, line: string) => void = () => {},
 ): AsyncGenerator<T> {
-  const lines = stream.pipeThrough(new TextDecoderStream()).pipeThrough(new LineSplitter());
-  for await (const line of lines) {
-    if (line.trim() === "") continue;
+  // A plain read loop: two TransformStreams (text decoding, line splitting) cost several
+  // promise hops per chunk, on every hop of every task.
+  const reader = stream.getReader();
+  const decoder = new TextDecoder();
+  let buffer = "";
+  const parse = (line: string): { ok: true; message: T } | { ok: false } => {
+    if (line.endsWith("\r")) line = line.slice(0, -1);
+    if (line.trim() === "") return { ok: false };
     try {
-      yield decodeLine(schema, line);
+      return { ok: true, message: decodeLine(schema, line) };
     } catch (error) {
       onInvalid(error as TypeError, line);
+      return { ok: false };
     }
-  }
-}
-
-/** Splits text chunks into lines (without the newline); a last unterminated line is kept. */
-class LineSplitter extends TransformStream<string, string> {
-  constructor() {
-    let buffer = "";
-    super({
-      transform(chunk, controller) {
-        buffer += chunk;
-        let index: number;
-        while ((index = buffer.indexOf("\n")) >= 0) {
-          controller.enqueue(buffer.slice(0, index).replace(/\r$/, ""));
-          buffer = buffer.slice(index + 1);
+  };
+  try {
+    while (true) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      buffer += decoder.decode(value, { stream: true });
+      let start = 0;
+      let index: number;
+      while ((index = buffer.indexOf("\n", start)) >= 0) {
+        const parsed = parse(buffer.slice(start, index));
+        start = index + 1;
+        if (parsed.ok) {
+          // Keep the rest for the next round before handing control to the consumer.
+          const rest = buffer.slice(start);
+          buffer = rest;
+          start = 0;
+          yield parsed.message;
         }
-      },
-      flush(controller) {
-        if (buffer !== "") controller.enqueue(buffer);
-      },
-    });
+      }
+      buffer = buffer.slice(start);
+    }
+    buffer += decoder.decode();
+    if (buffer !== "") {
+      const parsed = parse(buffer);
+      if (parsed.ok) yield parsed.message;
+    }
+  } finally {
+    reader.releaseLock();
   }
 }
 
