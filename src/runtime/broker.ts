@@ -459,7 +459,9 @@ export class Broker {
     try {
       const delivered = await this.#delivery.deliver(result);
       const how = delivered.kind === "gone" ? "dropped" : "delivered";
-      this.#log.info("task {taskId}: {status} result {how}", {
+      // A delivered result is routine (the executor logged the attempt's end at info).
+      const level = how === "delivered" ? "debug" : "info";
+      this.#log[level]("task {taskId}: {status} result {how}", {
         taskId,
         workflowInstanceId: result.workflowInstanceId,
         status: result.status,
