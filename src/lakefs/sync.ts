@@ -54,7 +54,10 @@ const MD5_HEX = /^[0-9a-f]{32}$/i;
  * disk (never buffering a whole object). Zero-byte folder markers (keys ending in `/`) are
  * skipped and left out of the listing. Each file is created fresh (`createNew`: an existing
  * path, including a symlink, is an error). The size is always verified, and the MD5 when the
- * listed checksum is one. Returns the listing of what was downloaded, in key order.
+ * listed checksum is one, by reading the written file back (see `FileVerifier`). Returns the
+ * listing of what was downloaded, in key order. With a client that has
+ * `downloadObjectToFile` (the HTTP client does), bodies are piped natively into the files;
+ * otherwise they are read through `getObject`.
  *
  * Requires `--allow-net` to the lakeFS host and `--allow-write` on the target paths.
  *
@@ -98,12 +101,24 @@ export async function downloadPrefix(
     }
   }
   const verifier = new FileVerifier();
+  // One mkdir per folder: workers writing into the same folder await the same promise.
+  const folders = new Map<string, Promise<void>>();
+  const makeFolder = (folder: string): Promise<void> => {
+    let made = folders.get(folder);
+    if (made === undefined) {
+      made = Deno.mkdir(folder, { recursive: true });
+      folders.set(folder, made);
+      made.catch(() => folders.delete(folder));
+    }
+    return made;
+  };
   try {
     await forEachConcurrent(
       objects(),
       options.concurrency ?? 8,
       async (entry, signal) => {
         const path = await options.resolvePath(entry.key);
+        await makeFolder(dirname(path));
         await downloadOne(lakefs, repo, ref, entry, path, verifier, signal);
       },
       options.signal,
@@ -124,7 +139,6 @@ async function downloadOne(
   verifier: FileVerifier,
   signal: AbortSignal,
 ): Promise<void> {
-  await Deno.mkdir(dirname(path), { recursive: true });
   if (lakefs.downloadObjectToFile === undefined) {
     const body = await lakefs.getObject(repo, ref, entry.key, signal);
     await writeBody(body, entry, path, signal);
