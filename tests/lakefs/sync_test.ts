@@ -255,3 +255,38 @@ Deno.test("downloadObjectToFile: a body cut mid-way is retried into a fresh file
     });
   });
 });
+
+Deno.test("getObject: a body that stalls after its first chunk errors with body stalled", async () => {
+  let stalled: ReadableStreamDefaultController<Uint8Array> | undefined;
+  await withBodyServer((_attempt, controller) => {
+    controller.enqueue(new Uint8Array(1000).fill(9));
+    stalled = controller;
+  }, async (url) => {
+    const client = clientFor(url, 300, 1);
+    const body = await client.getObject("repo", "main", "x");
+    const reader = body.getReader();
+    let received = 0;
+    const started = performance.now();
+    await assert.rejects(
+      (async () => {
+        while (true) {
+          const { done, value } = await reader.read();
+          if (done) break;
+          received += value.length;
+        }
+      })(),
+      (error: unknown) => {
+        assert.ok(error instanceof LakeFsError, String(error));
+        assert.match(error.message, /body stalled for 300 ms/);
+        return true;
+      },
+    );
+    assert.equal(received, 1000);
+    assert.ok(performance.now() - started < 5_000);
+    try {
+      stalled?.close();
+    } catch {
+      // Already cancelled.
+    }
+  });
+});
