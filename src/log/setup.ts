@@ -177,10 +177,24 @@ export async function setupLogging(options: LoggingOptions): Promise<LoggingHand
   };
 }
 
-function stderrSink(workerId: string, secrets: readonly string[]): Sink {
+/** Console lines are gathered this long (unless a warning/error or 3 KiB comes first). */
+const CONSOLE_FLUSH_MS = 25;
+/** Largest write that a pipe keeps whole (lines of several processes share one stderr). */
+const PIPE_BUF = 4096;
+
+/**
+ * Readable lines on stderr. Lines are gathered and written together, at most 25 ms late (a
+ * warning or error flushes at once, as do dispose and process exit), in writes of whole
+ * lines of at most PIPE_BUF bytes so lines of the worker's processes never interleave. The
+ * JSONL file gets every record at once; this only saves a write, and a wake-up of whatever
+ * reads stderr, per line.
+ */
+function stderrSink(workerId: string, secrets: readonly string[]): Sink & Disposable {
   const encoder = new TextEncoder();
-  return (record: LogRecord) => {
-    const bytes = encoder.encode(formatConsoleLine(record, workerId, secrets));
+  let pending: Uint8Array[] = [];
+  let size = 0;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const write = (bytes: Uint8Array) => {
     try {
       let written = 0;
       while (written < bytes.length) written += Deno.stderr.writeSync(bytes.subarray(written));
@@ -188,6 +202,53 @@ function stderrSink(workerId: string, secrets: readonly string[]): Sink {
       // A closed stderr must not break the worker; the file still has the line.
     }
   };
+  const flush = () => {
+    clearTimeout(timer);
+    timer = undefined;
+    if (pending.length === 0) return;
+    const lines = pending;
+    pending = [];
+    size = 0;
+    let group: Uint8Array[] = [];
+    let groupSize = 0;
+    const writeGroup = () => {
+      if (group.length === 0) return;
+      const bytes = new Uint8Array(groupSize);
+      let offset = 0;
+      for (const line of group) {
+        bytes.set(line, offset);
+        offset += line.length;
+      }
+      write(bytes);
+      group = [];
+      groupSize = 0;
+    };
+    for (const line of lines) {
+      if (groupSize + line.length > PIPE_BUF) writeGroup();
+      group.push(line);
+      groupSize += line.length;
+    }
+    writeGroup();
+  };
+  const sink: Sink = (record: LogRecord) => {
+    const bytes = encoder.encode(formatConsoleLine(record, workerId, secrets));
+    pending.push(bytes);
+    size += bytes.length;
+    const urgent = record.level === "warning" || record.level === "error" ||
+      record.level === "fatal";
+    if (urgent || size >= 3072) flush();
+    else if (timer === undefined) {
+      timer = setTimeout(flush, CONSOLE_FLUSH_MS);
+      Deno.unrefTimer(timer);
+    }
+  };
+  globalThis.addEventListener("unload", flush);
+  return Object.assign(sink, {
+    [Symbol.dispose]: () => {
+      globalThis.removeEventListener("unload", flush);
+      flush();
+    },
+  });
 }
 
 /**
