@@ -77,7 +77,8 @@ interface Held {
   task: Task;
   workerId: string;
   timer: ReturnType<typeof setInterval>;
-  heartbeat: AbortController;
+  /** Made by the first lease extension (most tasks end before one: no abort to pay for). */
+  heartbeat: AbortController | undefined;
 }
 
 /**
@@ -356,7 +357,7 @@ export class Broker {
     const held: Held = {
       task,
       workerId: this.#workerId,
-      heartbeat: new AbortController(),
+      heartbeat: undefined,
       timer: setInterval(() => void this.#extendLease(task.taskId), intervalMs),
     };
     this.#held.set(task.taskId, held);
@@ -372,16 +373,20 @@ export class Broker {
   async #extendLease(taskId: string): Promise<void> {
     const held = this.#held.get(taskId);
     if (!held || this.#stopping.signal.aborted) return;
+    const heartbeat = held.heartbeat ??= new AbortController();
     try {
-      await this.#api.updateTask({
-        workflowInstanceId: held.task.workflowInstanceId,
-        taskId,
-        status: "IN_PROGRESS",
-        extendLease: true,
-        workerId: held.workerId,
-      }, AbortSignal.any([held.heartbeat.signal, this.#stopping.signal]));
+      await this.#api.updateTask(
+        {
+          workflowInstanceId: held.task.workflowInstanceId,
+          taskId,
+          status: "IN_PROGRESS",
+          extendLease: true,
+          workerId: held.workerId,
+        },
+        AbortSignal.any([heartbeat.signal, this.#stopping.signal]),
+      );
     } catch (error) {
-      if (held.heartbeat.signal.aborted || this.#stopping.signal.aborted) return;
+      if (heartbeat.signal.aborted || this.#stopping.signal.aborted) return;
       this.#log.warn("lease extension of task {taskId} failed: {message}", {
         taskId,
         message: (error as Error).message,
@@ -393,7 +398,7 @@ export class Broker {
     const held = this.#held.get(taskId);
     if (!held) return undefined;
     clearInterval(held.timer);
-    held.heartbeat.abort();
+    held.heartbeat?.abort();
     this.#held.delete(taskId);
     this.#wake?.();
     return held;
