@@ -5,13 +5,13 @@
  *
  * @module
  */
-import { getLogger } from "@logtape/logtape";
+import { getLogger } from "../log/logger.ts";
 import { backoffDelayMs } from "../util/retry.ts";
 import { sleep } from "../util/sleep.ts";
 import type { ConductorApi, TaskResult } from "./api.ts";
 import { ConductorError, ConductorNotFoundError, isTransientConductorError } from "./errors.ts";
 
-const log = getLogger(["perago", "conductor", "delivery"]);
+const log = getLogger("conductor", "delivery");
 
 /** How a delivery ended. */
 export type DeliveryOutcome =

@@ -10,7 +10,7 @@
  *
  * @module
  */
-import { getLogger, type Logger } from "@logtape/logtape";
+import { getLogger, type Logger } from "../log/logger.ts";
 import type { ConductorApi, Task, TaskResult } from "../conductor/api.ts";
 import { ConductorNotFoundError } from "../conductor/errors.ts";
 import { type DeliveryOutcome, ResultDelivery } from "../conductor/delivery.ts";
@@ -143,7 +143,7 @@ export class Broker {
     this.#maxErrorBackoffMs = options.maxErrorBackoffMs ?? 10_000;
     this.#minLeaseIntervalMs = options.minLeaseIntervalMs ?? 200;
     this.#defaultResponseTimeoutSeconds = options.defaultResponseTimeoutSeconds ?? 600;
-    this.#log = options.logger ?? getLogger(["perago", "runtime", "broker"]);
+    this.#log = options.logger ?? getLogger("runtime", "broker");
   }
 
   /** The current lifecycle state. */
@@ -505,7 +505,7 @@ export interface BrokerProcessDeps {
  */
 export async function runBrokerProcess(deps: BrokerProcessDeps): Promise<number> {
   const out = new MessageWriter<FromBroker>(deps.output);
-  const log = getLogger(["perago", "runtime", "broker"]);
+  const log = getLogger("runtime", "broker");
   const messages = readMessages(deps.input, ToBrokerSchema, (error) => {
     log.warn("ignored an invalid protocol line: {message}", { message: error.message });
   });

@@ -9,7 +9,7 @@
  *
  * @module
  */
-import type { Logger } from "@logtape/logtape";
+import type { Logger } from "../log/logger.ts";
 import type { LakeFsApi } from "../lakefs/api.ts";
 import { getLogger } from "../log/logger.ts";
 import type { TaskDefinition } from "../task/types.ts";
