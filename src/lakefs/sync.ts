@@ -191,8 +191,15 @@ function checkDownload(entry: RemoteEntry, written: number, md5: string | undefi
   }
 }
 
-/** Files at least this large are hashed by the worker; smaller ones on the calling thread. */
+/** Files at least this large are hashed by a worker; smaller ones on the calling thread. */
 const WORKER_MIN_BYTES = 256 * 1024;
+
+/**
+ * MD5 workers of one download: one core is left to the main thread, and up to 4 others hash
+ * (one worker is ~590 MiB/s). On this project's 2-core dev host that is one worker; two were
+ * measured no faster there, as the cores are already busy with the transfer.
+ */
+const MAX_MD5_WORKERS = Math.max(1, Math.min(4, (navigator.hardwareConcurrency ?? 2) - 1));
 
 // The worker's source is inline (a blob URL) so `deno compile` needs no extra include.
 const MD5_WORKER_SOURCE = `
@@ -222,19 +229,25 @@ self.onmessage = (event) => {
 /**
  * Verifies downloaded files by reading them back: their size, and their MD5 when asked.
  * MD5 (`node:crypto`, ~600 MB/s on one core) is the costliest part of a download, so files
- * of {@linkcode WORKER_MIN_BYTES} or more are hashed in one worker thread, started on first
- * use and terminated by {@linkcode FileVerifier.close}; the downloads themselves are piped
+ * of {@linkcode WORKER_MIN_BYTES} or more are hashed in worker threads (up to
+ * {@linkcode MAX_MD5_WORKERS}), started when needed and terminated by
+ * {@linkcode FileVerifier.close}; the downloads themselves are piped
  * natively, so the main thread stays free. Measured on 1 MiB objects (2 cores, demo lakeFS
  * on the same host): MD5 on the main thread while piping gave 0.36 of a plain client's
  * throughput, a native pipe then the worker 0.71.
  */
 class FileVerifier {
-  #worker: Worker | undefined;
+  /** Workers started so far (at most {@linkcode MAX_MD5_WORKERS}), with their queued checks. */
+  readonly #workers: { worker: Worker; pending: number }[] = [];
   #url: string | undefined;
   #nextId = 0;
   readonly #waiting = new Map<
     number,
-    { resolve: (v: { md5: string; size: number }) => void; reject: (e: Error) => void }
+    {
+      slot: { pending: number };
+      resolve: (v: { md5: string; size: number }) => void;
+      reject: (e: Error) => void;
+    }
   >();
 
   async check(path: string, size: number, md5: boolean): Promise<{ md5: string; size: number }> {
@@ -243,17 +256,27 @@ class FileVerifier {
       const data = await Deno.readFile(path);
       return { md5: createHash("md5").update(data).digest("hex"), size: data.length };
     }
-    const worker = this.#start();
+    const slot = this.#pick();
     const id = this.#nextId++;
+    slot.pending++;
     return await new Promise((resolve, reject) => {
-      this.#waiting.set(id, { resolve, reject });
-      worker.postMessage({ id, path });
+      this.#waiting.set(id, { slot, resolve, reject });
+      slot.worker.postMessage({ id, path });
     });
   }
 
-  #start(): Worker {
-    if (this.#worker !== undefined) return this.#worker;
-    this.#url = URL.createObjectURL(new Blob([MD5_WORKER_SOURCE], { type: "text/javascript" }));
+  /** The least busy worker; a new one when all are busy and the limit allows. */
+  #pick(): { worker: Worker; pending: number } {
+    let best = this.#workers[0];
+    for (const slot of this.#workers) {
+      if (best === undefined || slot.pending < best.pending) best = slot;
+    }
+    if (best !== undefined && (best.pending === 0 || this.#workers.length >= MAX_MD5_WORKERS)) {
+      return best;
+    }
+    this.#url ??= URL.createObjectURL(
+      new Blob([MD5_WORKER_SOURCE], { type: "text/javascript" }),
+    );
     const worker = new Worker(this.#url, { type: "module" });
     worker.onmessage = (
       event: MessageEvent<{ id: number; md5?: string; size?: number; error?: string }>,
@@ -262,6 +285,7 @@ class FileVerifier {
       const waiter = this.#waiting.get(id);
       this.#waiting.delete(id);
       if (waiter === undefined) return;
+      waiter.slot.pending--;
       if (error !== undefined || md5 === undefined || size === undefined) {
         waiter.reject(
           new Error(`download check: cannot read back the file: ${error}; retry the attempt`),
@@ -274,19 +298,23 @@ class FileVerifier {
         new Error(`download check: the MD5 worker failed: ${event.message}; retry the attempt`),
       );
     };
-    this.#worker = worker;
-    return worker;
+    const slot = { worker, pending: 0 };
+    this.#workers.push(slot);
+    return slot;
   }
 
   #failAll(error: Error): void {
-    for (const waiter of this.#waiting.values()) waiter.reject(error);
+    for (const waiter of this.#waiting.values()) {
+      waiter.slot.pending--;
+      waiter.reject(error);
+    }
     this.#waiting.clear();
   }
 
-  /** Terminates the worker; checks still pending fail. */
+  /** Terminates the workers; checks still pending fail. */
   close(): void {
-    this.#worker?.terminate();
-    this.#worker = undefined;
+    for (const { worker } of this.#workers) worker.terminate();
+    this.#workers.length = 0;
     if (this.#url !== undefined) URL.revokeObjectURL(this.#url);
     this.#url = undefined;
     this.#failAll(new Error("download check: cancelled"));
