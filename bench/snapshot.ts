@@ -165,8 +165,9 @@ export const bench: Bench = {
       targets,
       notes: [
         "perago hashes large files with node:crypto createHash in 1 MiB chunks on the JS " +
-        "thread (one core), small files (<= 1 MiB) read whole with one Deno.readFile and " +
-        "hashed with node:crypto (Web Crypto was slower per file). GNU coreutils " +
+        "thread (one core; Web Crypto cannot digest incrementally), small files (<= 1 MiB) " +
+        "read whole with one Deno.readFile and digested with Web Crypto, 8 in flight. " +
+        "GNU coreutils " +
         "sha256sum does not use the CPU's SHA extensions (about 0.28 GB/s here); openssl " +
         "does, so it is listed as a second, harder reference. Times include the directory " +
         "walk and lstat for perago and process start-up for the tools.",

@@ -4,21 +4,23 @@
  * the attempt marker excepted. Two snapshots taken before and after the task function tell
  * whether the task changed the workspace, and what.
  *
- * Hashing keeps memory bounded and uses `node:crypto`'s `createHash("sha256")` (native in
- * Deno, synchronous: no promise hop per file). Files up to {@linkcode SMALL_FILE_MAX_BYTES}
- * are read whole with one `Deno.readFile`; larger ones are streamed in 1 MiB chunks. The
- * kind and size come from one synchronous `lstat` per entry (cheap, and it keeps a file
- * swapped for a FIFO from blocking a read). Measured on this project's dev host (Deno 2.9.6,
- * 2-core x86_64, warm page cache, 10,000 files of 4 KiB, per file): Web Crypto
- * (`crypto.subtle.digest`, an async op) after `Deno.readFile` 26.5 us, `node:crypto` after
- * `Deno.readFile` 17.1 us, the former open/stat/read/probe-read/close path 98 us, and
- * `sha256sum` 26 us. For 1 GiB, streaming `node:crypto` SHA-256 took 1.15 s with a peak
- * RSS of 46 MiB, Web Crypto over the whole file 10.1 s and 2.1 GB RSS (it has no incremental
- * digest, so the file must be in memory). Web Crypto is slower at every size here, so it is
- * not used. Adding MD5 to the streaming pass tripled its time (3.6 s per GiB), so the
- * snapshot does not compute MD5: the sync compares unchanged files by the checksum lakeFS
- * listed for them (their content is byte-identical to the downloaded object) and uploads
- * every changed file.
+ * The digest is SHA-256 through Web Crypto (`crypto.subtle.digest`), the product's choice,
+ * for every file up to {@linkcode SMALL_FILE_MAX_BYTES}: it is read whole with one
+ * `Deno.readFile` and digested, with up to `concurrency` digests in flight so the async op
+ * of each overlaps the reads of the others. Web Crypto has no incremental digest, so a
+ * larger file would have to sit in memory whole (measured: 1 GiB took 10.1 s and 2.1 GB of
+ * RSS); larger files are therefore streamed in 1 MiB chunks through `node:crypto`'s
+ * `createHash("sha256")` (native in Deno; 1 GiB in 1.15 s at a peak RSS of 46 MiB), which
+ * keeps memory bounded whatever the file size. Both give the same standard SHA-256. Measured
+ * on this project's dev host (Deno 2.9.6, 2-core x86_64, warm page cache, 10,000 files of
+ * 4 KiB, per file, one at a time): Web Crypto after `Deno.readFile` 26.5 us, `node:crypto`
+ * 17.1 us, `sha256sum` 26 us; with digests overlapped the benchmark (`deno task bench --only
+ * snapshot`) compares the whole snapshot against `sha256sum`. The kind and size come from
+ * one synchronous `lstat` per entry (cheap, and it keeps a file swapped for a FIFO from
+ * blocking a read). Adding MD5 to the streaming pass tripled its time (3.6 s per GiB), so
+ * the snapshot does not compute MD5: the sync compares unchanged files by the checksum
+ * lakeFS listed for them (their content is byte-identical to the downloaded object) and
+ * uploads every changed file.
  *
  * Symlinks are never followed: the kind comes from `readDir`/`lstat`, targets from
  * `readLink`. Directories are walked but not listed (an empty directory is no change, as in
@@ -31,7 +33,10 @@ import { join } from "node:path";
 import { forEachConcurrent } from "../util/pool.ts";
 import { ATTEMPT_MARKER } from "./attempt_dir.ts";
 
-/** Files up to this size are read whole with one `Deno.readFile`; larger ones are streamed. */
+/**
+ * Files up to this size are read whole and digested with Web Crypto; larger ones are
+ * streamed through `node:crypto` (Web Crypto cannot digest incrementally).
+ */
 export const SMALL_FILE_MAX_BYTES = 1024 * 1024;
 
 const CHUNK_BYTES = 1024 * 1024;
@@ -67,6 +72,15 @@ export async function sha256File(path: string, signal?: AbortSignal): Promise<st
   return (await hashFile(path, size, signal)).digest;
 }
 
+const HEX = Array.from({ length: 256 }, (_, byte) => byte.toString(16).padStart(2, "0"));
+
+/** Lower-case hex of `bytes`. */
+function toHex(bytes: Uint8Array): string {
+  let out = "";
+  for (const byte of bytes) out += HEX[byte];
+  return out;
+}
+
 /** Hashes a file whose `lstat` said `size`; the size returned is the bytes hashed. */
 async function hashFile(
   path: string,
@@ -77,7 +91,8 @@ async function hashFile(
     const data = await Deno.readFile(path, signal ? { signal } : {});
     // A file that grew past the limit since the lstat is still read whole once (it is
     // already in memory); the digest and size describe what was read.
-    return { digest: createHash("sha256").update(data).digest("hex"), size: data.length };
+    const digest = await crypto.subtle.digest("SHA-256", data);
+    return { digest: toHex(new Uint8Array(digest)), size: data.length };
   }
   const file = await Deno.open(path, { read: true });
   try {
