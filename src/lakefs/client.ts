@@ -396,14 +396,7 @@ export class LakeFsClient implements LakeFsApi {
       query: { path },
       signal,
     };
-    await this.#call(spec, async (attempt) => {
-      try {
-        await this.#empty(spec, [204]);
-      } catch (error) {
-        // A retried delete may find the object gone (older servers answer 404 then).
-        if (!(attempt > 1 && error instanceof LakeFsNotFoundError)) throw error;
-      }
-    });
+    await this.#deleteIdempotently(spec);
   }
 
   /**
@@ -540,13 +533,7 @@ export class LakeFsClient implements LakeFsApi {
       path: `/repositories/${encode(repo)}/branches/${encode(name)}`,
       signal,
     };
-    await this.#call(spec, async (attempt) => {
-      try {
-        await this.#empty(spec, [204]);
-      } catch (error) {
-        if (!(attempt > 1 && error instanceof LakeFsNotFoundError)) throw error;
-      }
-    });
+    await this.#deleteIdempotently(spec);
   }
 
   /** Points `branch` at `ref` (the branch must have no uncommitted changes). */
@@ -833,6 +820,20 @@ export class LakeFsClient implements LakeFsApi {
       await reader.cancel(error).catch(() => {});
       throw error;
     }
+  }
+
+  /**
+   * Sends a DELETE expecting 204. A retry that finds the target gone (404) succeeds: the
+   * try whose answer was lost deleted it (older servers answer 404 for a missing object too).
+   */
+  async #deleteIdempotently(spec: RequestSpec): Promise<void> {
+    await this.#call(spec, async (attempt) => {
+      try {
+        await this.#empty(spec, [204]);
+      } catch (error) {
+        if (!(attempt > 1 && error instanceof LakeFsNotFoundError)) throw error;
+      }
+    });
   }
 
   /**
