@@ -262,6 +262,11 @@ function supervisorOptions(
     executorInit,
     spawner: mode === "thread" ? threads : processes,
     childrenInProcess: mode === "thread",
+    attemptBudgetMs: (taskType: string) => {
+      const seconds = loaded.find((entry) => entry.task.name === taskType)?.task.controls.timeout
+        .seconds;
+      return seconds ? seconds * 1000 : undefined;
+    },
   };
 }
 

@@ -67,6 +67,19 @@ export interface SupervisorOptions {
   startTimeoutMs?: number;
   /** After a forced stop, how long the broker gets to deliver abandon results. @default 10000 */
   forcedBrokerGraceMs?: number;
+  /**
+   * The time budget of one attempt of a task type (its `controls.timeout.seconds`, in ms), or
+   * `undefined`/0 for none. Past the budget the executor aborts the attempt's signal; a task
+   * that ignores the signal (or blocks its event loop) would hold the slot, and its extended
+   * lease, forever, so the supervisor kills an executor still in the attempt
+   * {@linkcode attemptKillGraceMs} later (the task is then reported FAILED and retried).
+   */
+  attemptBudgetMs?: (taskType: string) => number | undefined;
+  /**
+   * Grace after an attempt's budget before its executor is killed.
+   * @default the budget itself, at least 5 s and at most 30 s
+   */
+  attemptKillGraceMs?: number;
   logger?: Logger;
 }
 
@@ -78,6 +91,8 @@ interface Slot {
   startedAt: number;
   failures: number;
   attempt: { attemptId: string; taskId: string } | undefined;
+  /** Kills the executor when the attempt outlives its budget and grace. */
+  watchdog: ReturnType<typeof setTimeout> | undefined;
   restartTimer: ReturnType<typeof setTimeout> | undefined;
   exited: Promise<void>;
 }
@@ -219,7 +234,11 @@ export class Supervisor {
       throw error;
     } finally {
       if (this.#gcTimer !== undefined) clearInterval(this.#gcTimer);
-      for (const slot of this.#slots) clearTimeout(slot.restartTimer);
+      for (const slot of this.#slots) {
+        clearTimeout(slot.restartTimer);
+        clearTimeout(slot.watchdog);
+        clearTimeout(slot.watchdog);
+      }
       await this.#gcRunning.catch(() => {});
       if (this.#lock) {
         await this.#sweep(0, "final");
@@ -292,6 +311,7 @@ export class Supervisor {
         failures: 0,
         attempt: undefined,
         restartTimer: undefined,
+        watchdog: undefined,
         exited: Promise.resolve(),
       };
       this.#slots.push(slot);
@@ -428,6 +448,7 @@ export class Supervisor {
           return;
         }
         slot.attempt = undefined;
+        clearTimeout(slot.watchdog);
         void this.#broker?.send({
           type: "result",
           taskId: attempt.taskId,
@@ -457,6 +478,7 @@ export class Supervisor {
     slot.ready = false;
     const attempt = slot.attempt;
     slot.attempt = undefined;
+    clearTimeout(slot.watchdog);
     const expected = this.#state === "draining" && this.#executorsStopping;
     if (attempt) {
       const reason = `executor ${slot.workerId} (pid ${child.pid}) exited during the attempt ` +
@@ -527,6 +549,7 @@ export class Supervisor {
       if (!task) return;
       const attemptId = `a${++this.#attemptSeq}`;
       slot.attempt = { attemptId, taskId: task.taskId };
+      this.#armWatchdog(slot, attemptId, task);
       this.#log.debug("task {taskId} -> executor {workerId}", {
         taskId: task.taskId,
         workflowInstanceId: task.workflowInstanceId,
@@ -535,6 +558,22 @@ export class Supervisor {
       void this.#broker?.send({ type: "assigned", taskId: task.taskId, workerId: slot.workerId });
       void slot.child?.send({ type: "attempt", attemptId, task });
     }
+  }
+
+  #armWatchdog(slot: Slot, attemptId: string, task: Task): void {
+    const budgetMs = this.#o.attemptBudgetMs?.(task.taskDefName ?? task.taskType) ?? 0;
+    if (!(budgetMs > 0)) return;
+    const graceMs = this.#o.attemptKillGraceMs ?? Math.min(30_000, Math.max(5_000, budgetMs));
+    slot.watchdog = setTimeout(() => {
+      if (slot.attempt?.attemptId !== attemptId) return;
+      this.#log.error(
+        "executor {workerId} is still in task {taskId} {graceMs} ms past its " +
+          "timeout.seconds ({budgetMs} ms) although the attempt was aborted: killing it " +
+          "(the task ignores ctx.signal or blocks its event loop)",
+        { workerId: slot.workerId, taskId: task.taskId, budgetMs, graceMs },
+      );
+      slot.child?.kill("SIGKILL");
+    }, budgetMs + graceMs);
   }
 
   /** Grants the broker one credit per idle executor not already covered. */
@@ -576,6 +615,7 @@ export class Supervisor {
     this.#stoppingBroker = true;
     for (const slot of this.#slots) {
       clearTimeout(slot.restartTimer);
+      clearTimeout(slot.watchdog);
       void slot.child?.send({ type: "shutdown" });
     }
     void this.#broker?.send({ type: "shutdown" });
@@ -594,6 +634,7 @@ export class Supervisor {
     this.#executorsStopping = true;
     for (const slot of this.#slots) {
       clearTimeout(slot.restartTimer);
+      clearTimeout(slot.watchdog);
       slot.child?.kill("SIGKILL");
     }
     await Promise.all(this.#slots.map((slot) => slot.exited)); // abandons are sent on exit
@@ -627,6 +668,7 @@ export class Supervisor {
     this.#stoppingBroker = true;
     for (const slot of this.#slots) {
       clearTimeout(slot.restartTimer);
+      clearTimeout(slot.watchdog);
       slot.child?.kill("SIGKILL");
     }
     this.#broker?.kill("SIGKILL");
