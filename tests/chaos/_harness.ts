@@ -1,3 +1,4 @@
+import { spawnPeragoStart, stopWorker as stopPerago, type Worker } from "../_perago_process.ts";
 /**
  * Chaos harness: the demo Conductor and lakeFS in-process (with their fault switches), a
  * writable chaos task module in a temp dir, `deno run -A main.ts start` as real child
@@ -19,7 +20,6 @@ import { loadTask } from "../../src/task/loader.ts";
 import { buildTaskDef } from "../../src/task/taskdef.ts";
 import { waitFor } from "../../src/util/sleep.ts";
 
-const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 const MOD = new URL("../../mod.ts", import.meta.url).href;
 
 /** The repository every chaos scenario writes to. */
@@ -410,76 +410,25 @@ export async function findSecretLeaks(
   return leaks;
 }
 
-/** `perago start` as a child process, with its output collected. */
-export interface Worker {
-  process: Deno.ChildProcess;
-  output(): string;
-  status: Promise<Deno.CommandStatus>;
-  /** Pids of every executor started so far (from the supervisor's log lines). */
-  executorPids(): number[];
-  /** The broker's pid, once started. */
-  brokerPid(): number | undefined;
-  kill(signal?: Deno.Signal): void;
-}
+export type { Worker } from "../_perago_process.ts";
+export { tail } from "../_perago_process.ts";
 
-/** Starts `deno run -A main.ts start <module> ...args` in the stack's dir. */
+/** Starts `deno run -A main.ts start <module> <free module> ...args` in the stack's dir. */
 export function startWorker(
   stack: ChaosStack,
   args: string[] = [],
   env: Record<string, string> = {},
 ): Worker {
-  const process = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN, "start", stack.modulePath, stack.freeModulePath, ...args],
+  return spawnPeragoStart([stack.modulePath, stack.freeModulePath, ...args], {
     cwd: stack.dir,
     env: { ...stack.env, ...env },
     clearEnv: true,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  let text = "";
-  const decoder = new TextDecoder();
-  const pump = async (stream: ReadableStream<Uint8Array>) => {
-    for await (const chunk of stream) text += decoder.decode(chunk, { stream: true });
-  };
-  const pumps = Promise.all([pump(process.stdout), pump(process.stderr)]);
-  const status = pumps.then(() => process.status);
-  return {
-    process,
-    output: () => text,
-    status,
-    executorPids: () =>
-      [...text.matchAll(/executor \S+ started \(slot \d+, pid (\d+)\)/g)].map((m) => Number(m[1])),
-    brokerPid() {
-      const all = [...text.matchAll(/broker started \(pid (\d+)\)/g)];
-      const last = all[all.length - 1];
-      return last ? Number(last[1]) : undefined;
-    },
-    kill(signal = "SIGTERM") {
-      try {
-        process.kill(signal);
-      } catch {
-        // gone
-      }
-    },
-  };
+  });
 }
 
-/** Stops a worker (SIGTERM) and returns its exit code; SIGKILL after the deadline. */
-export async function stopWorker(worker: Worker, timeoutMs = 30_000): Promise<number> {
-  worker.kill("SIGTERM");
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise<"late">((resolve) =>
-    timer = setTimeout(() => resolve("late"), timeoutMs)
-  );
-  const result = await Promise.race([worker.status, late]);
-  clearTimeout(timer);
-  if (result === "late") {
-    worker.kill("SIGKILL");
-    await worker.status;
-    throw new Error(`worker did not stop within ${timeoutMs} ms:\n${tail(worker.output())}`);
-  }
-  return result.code;
+/** Stops a worker (SIGTERM) and returns its exit code; SIGKILL after 30 s. */
+export function stopWorker(worker: Worker, timeoutMs = 30_000): Promise<number> {
+  return stopPerago(worker, timeoutMs);
 }
 
 /** Waits for the supervisor to be running. */
@@ -488,11 +437,6 @@ export async function waitRunning(worker: Worker, timeoutMs = 30_000): Promise<v
     timeoutMs,
     what: "supervisor running",
   });
-}
-
-/** The last lines of a long output, for failure messages. */
-export function tail(text: string, lines = 60): string {
-  return text.split("\n").slice(-lines).join("\n");
 }
 
 /** An integer from an env variable, else the default. */

@@ -1,3 +1,4 @@
+import { spawnPeragoStart, stopWorker as stopPerago, type Worker } from "../_perago_process.ts";
 /**
  * Test harness: the demo Conductor and lakeFS servers in-process, a tiny task module in a
  * temp dir, and `deno run -A main.ts start` as a real child process.
@@ -11,7 +12,6 @@ import { buildTaskDef } from "../../src/task/taskdef.ts";
 import type { Workflow } from "../../src/conductor/api.ts";
 import { waitFor } from "../../src/util/sleep.ts";
 
-const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 const MOD = new URL("../../mod.ts", import.meta.url).href;
 
 /** A workspace-free task that can sleep, read a path or fetch a URL on request. */
@@ -135,15 +135,7 @@ export async function startStack(
 }
 
 /** `perago start` as a child process, with its stderr collected. */
-export interface Worker {
-  process: Deno.ChildProcess;
-  output(): string;
-  /** Resolves with the exit status. */
-  status: Promise<Deno.CommandStatus>;
-  /** Pids of the children, found in the supervisor's log lines. */
-  executorPids(): number[];
-  kill(signal?: Deno.Signal): void;
-}
+export type { Worker } from "../_perago_process.ts";
 
 /** `denoFlags` replace `-A` (thread mode adds `--unstable-worker-options`). */
 export function startWorker(
@@ -151,50 +143,14 @@ export function startWorker(
   args: string[] = [],
   denoFlags: string[] = ["-A"],
 ): Worker {
-  const process = new Deno.Command(Deno.execPath(), {
-    args: ["run", ...denoFlags, MAIN, "start", stack.modulePath, ...args],
+  return spawnPeragoStart([stack.modulePath, ...args], {
     cwd: stack.dir,
     env: stack.env,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  let text = "";
-  const decoder = new TextDecoder();
-  const pump = async (stream: ReadableStream<Uint8Array>) => {
-    for await (const chunk of stream) text += decoder.decode(chunk, { stream: true });
-  };
-  const pumps = Promise.all([pump(process.stdout), pump(process.stderr)]);
-  const status = pumps.then(() => process.status);
-  return {
-    process,
-    output: () => text,
-    status,
-    executorPids: () =>
-      [...text.matchAll(/executor \S+ started \(slot \d+, pid (\d+)\)/g)].map((m) => Number(m[1])),
-    kill(signal = "SIGTERM") {
-      try {
-        process.kill(signal);
-      } catch {
-        // gone
-      }
-    },
-  };
+    denoFlags,
+  });
 }
 
-/** Stops a worker (SIGTERM) and returns its exit code; SIGKILL after the deadline. */
-export async function stopWorker(worker: Worker, timeoutMs = 20_000): Promise<number> {
-  worker.kill("SIGTERM");
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise<"late">((resolve) =>
-    timer = setTimeout(() => resolve("late"), timeoutMs)
-  );
-  const result = await Promise.race([worker.status, late]);
-  clearTimeout(timer);
-  if (result === "late") {
-    worker.kill("SIGKILL");
-    await worker.status;
-    throw new Error(`worker did not stop within ${timeoutMs} ms:\n${worker.output()}`);
-  }
-  return result.code;
+/** Stops a worker (SIGTERM) and returns its exit code; SIGKILL after 20 s. */
+export function stopWorker(worker: Worker, timeoutMs = 20_000): Promise<number> {
+  return stopPerago(worker, timeoutMs);
 }

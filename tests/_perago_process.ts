@@ -1,0 +1,91 @@
+/**
+ * `perago start` as a real child process for the runtime and chaos tests: spawn it with its
+ * output collected, find its children's pids in the supervisor's log lines, stop it.
+ */
+
+const MAIN = new URL("../main.ts", import.meta.url).pathname;
+
+/** A running `perago start`. */
+export interface Worker {
+  process: Deno.ChildProcess;
+  /** Everything it wrote to stdout and stderr so far. */
+  output(): string;
+  /** Resolves with the exit status once its output is drained. */
+  status: Promise<Deno.CommandStatus>;
+  /** Pids of every executor started so far. */
+  executorPids(): number[];
+  /** The latest broker's pid, once started. */
+  brokerPid(): number | undefined;
+  kill(signal?: Deno.Signal): void;
+}
+
+/** Options of {@linkcode spawnPeragoStart}. */
+export interface SpawnOptions {
+  cwd: string;
+  env: Record<string, string>;
+  /** Start from an empty environment instead of inheriting this process's. @default false */
+  clearEnv?: boolean;
+  /** Deno flags before `main.ts`. @default ["-A"] */
+  denoFlags?: string[];
+}
+
+/** Spawns `deno run <flags> main.ts start <args...>`. */
+export function spawnPeragoStart(args: string[], options: SpawnOptions): Worker {
+  const process = new Deno.Command(Deno.execPath(), {
+    args: ["run", ...(options.denoFlags ?? ["-A"]), MAIN, "start", ...args],
+    cwd: options.cwd,
+    env: options.env,
+    clearEnv: options.clearEnv ?? false,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  let text = "";
+  const decoder = new TextDecoder();
+  const pump = async (stream: ReadableStream<Uint8Array>) => {
+    for await (const chunk of stream) text += decoder.decode(chunk, { stream: true });
+  };
+  const pumps = Promise.all([pump(process.stdout), pump(process.stderr)]);
+  const status = pumps.then(() => process.status);
+  return {
+    process,
+    output: () => text,
+    status,
+    executorPids: () =>
+      [...text.matchAll(/executor \S+ started \(slot \d+, pid (\d+)\)/g)].map((m) => Number(m[1])),
+    brokerPid() {
+      const all = [...text.matchAll(/broker started \(pid (\d+)\)/g)];
+      const last = all[all.length - 1];
+      return last ? Number(last[1]) : undefined;
+    },
+    kill(signal = "SIGTERM") {
+      try {
+        process.kill(signal);
+      } catch {
+        // gone
+      }
+    },
+  };
+}
+
+/** The last `lines` lines of `text`, for failure messages. */
+export function tail(text: string, lines = 60): string {
+  return text.split("\n").slice(-lines).join("\n");
+}
+
+/** Stops a worker (SIGTERM) and returns its exit code; SIGKILL after the deadline. */
+export async function stopWorker(worker: Worker, timeoutMs = 20_000): Promise<number> {
+  worker.kill("SIGTERM");
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<"late">((resolve) =>
+    timer = setTimeout(() => resolve("late"), timeoutMs)
+  );
+  const result = await Promise.race([worker.status, late]);
+  clearTimeout(timer);
+  if (result === "late") {
+    worker.kill("SIGKILL");
+    await worker.status;
+    throw new Error(`worker did not stop within ${timeoutMs} ms:\n${tail(worker.output())}`);
+  }
+  return result.code;
+}
