@@ -17,7 +17,12 @@ import { getLogger, type Logger, taskLogger } from "../log/logger.ts";
 import { isTerminalError, TaskInputError } from "../task/errors.ts";
 import type { AttemptInfo, TaskContext, TaskDefinition } from "../task/types.ts";
 import { prepareAttemptDir, removeAttemptDir } from "./attempt_dir.ts";
-import { StaleAttemptError, UnsafePathError, WorkspaceSymlinkError } from "./errors.ts";
+import {
+  ReadOnlyWorkspaceError,
+  StaleAttemptError,
+  UnsafePathError,
+  WorkspaceSymlinkError,
+} from "./errors.ts";
 import {
   checkInputKeys,
   invokeTaskBody,
@@ -82,6 +87,13 @@ export interface AttemptOptions {
   logger?: Logger;
   /** Run the task but write nothing to lakeFS (no staging branch, no fence). @default false */
   dryRun?: boolean;
+  /**
+   * Snapshot read-only workspaces too and fail the attempt with `ReadOnlyWorkspaceError` when
+   * the task changed one (otherwise a read-only task's writes are dropped without a word).
+   * Costs the two snapshots read-only tasks skip; `perago/testing` turns it on.
+   * @default false
+   */
+  verifyReadOnly?: boolean;
   /** Objects downloaded/uploaded at once. @default 8 */
   syncConcurrency?: number;
   /** Progress hook for the runtime and tests. */
@@ -352,7 +364,8 @@ async function runWorkspace(
     count: listing.length,
     prefix: spec.prefix,
   });
-  const before = spec.readOnly ? undefined : await snapshotDir(dir, { signal });
+  const snapshots = !spec.readOnly || options.verifyReadOnly === true;
+  const before = snapshots ? await snapshotDir(dir, { signal }) : undefined;
 
   const result = await invokeTaskBody(
     task,
@@ -361,7 +374,10 @@ async function runWorkspace(
     () => options.onPhase?.("run"),
   );
 
-  if (before === undefined) {
+  if (spec.readOnly || before === undefined) {
+    if (before !== undefined) {
+      assertUnchanged(task.name, before, await snapshotDir(dir, { signal }));
+    }
     // Read-only: no lakeFS side effect to fence; complete with the input ref.
     return {
       output: { workspace: workspaceOutput(input, input.ref), result },
@@ -448,6 +464,22 @@ async function runWorkspace(
   }, signal);
   log.info("published {ref} to {branch}", { ref, branch: input.branch });
   return { output: { workspace: workspaceOutput(input, ref), result }, publishedRef: ref };
+}
+
+/** Throws {@linkcode ReadOnlyWorkspaceError} naming what a read-only task changed. */
+function assertUnchanged(taskName: string, before: Snapshot, after: Snapshot): void {
+  if (snapshotsEqual(before, after)) return;
+  const diff = diffSnapshots(before, after);
+  const paths = [
+    ...diff.added.map((entry) => `+${entry.path}`),
+    ...diff.changed.map((entry) => `~${entry.path}`),
+    ...diff.removed.map((entry) => `-${entry.path}`),
+  ];
+  const shown = paths.slice(0, 5).join(", ") + (paths.length > 5 ? `, ... (${paths.length})` : "");
+  throw new ReadOnlyWorkspaceError(
+    `read-only task ${JSON.stringify(taskName)} changed its workspace (${shown}); ` +
+      "write nothing, or drop readOnly so the changes are published",
+  );
 }
 
 /** The uploads and deletes that make the remote prefix equal the attempt directory. */

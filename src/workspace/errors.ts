@@ -1,7 +1,7 @@
 /**
  * The errors of the attempt layer that callers catch by class: a stale attempt (the fence saw
  * a newer owner), a publish fence failure (the target branch moved), and the path-safety
- * refusals of the download and staging code.
+ * refusals of the download and staging code, and a read-only task that wrote.
  *
  * @module
  */
@@ -61,6 +61,17 @@ export class WorkspaceSymlinkError extends Error {
 /** The task returned a value its result schema rejects. Retryable like any failure. */
 export class TaskResultError extends Error {
   override name = "TaskResultError";
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+  }
+}
+
+/**
+ * A read-only task changed its workspace. Only raised when the attempt verifies read-only
+ * workspaces (`verifyReadOnly`, as `perago/testing` does); retryable like any failure.
+ */
+export class ReadOnlyWorkspaceError extends Error {
+  override name = "ReadOnlyWorkspaceError";
   constructor(message: string, options?: ErrorOptions) {
     super(message, options);
   }
