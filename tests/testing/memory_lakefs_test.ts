@@ -1,0 +1,110 @@
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import {
+  LakeFsConflictError,
+  type LakeFsError,
+  LakeFsNoChangesError,
+  LakeFsNotFoundError,
+} from "../../src/lakefs/errors.ts";
+import { MemoryLakeFs } from "../../src/testing/memory_lakefs.ts";
+
+const text = (bytes: Uint8Array | undefined) =>
+  bytes === undefined ? undefined : new TextDecoder().decode(bytes);
+
+async function collect<T>(items: AsyncIterable<T>): Promise<T[]> {
+  const all: T[] = [];
+  for await (const item of items) all.push(item);
+  return all;
+}
+
+Deno.test("MemoryLakeFs: a seeded repository lists, streams and checksums its objects like lakeFS", async () => {
+  const lakefs = new MemoryLakeFs();
+  const seed = await lakefs.seedRepository("repo", {
+    "docs/b.txt": "bee",
+    "docs/a.txt": "alpha",
+    "docs/sub/c.txt": "sea",
+    "top.txt": "top",
+  });
+  assert.deepEqual(seed.parents.length, 1);
+  assert.equal((await lakefs.getBranch("repo", "main")).commit_id, seed.id);
+  const listed = await collect(lakefs.listObjects("repo", seed.id, { prefix: "docs/" }));
+  assert.deepEqual(listed.map((entry) => entry.path), [
+    "docs/a.txt",
+    "docs/b.txt",
+    "docs/sub/c.txt",
+  ]);
+  assert.equal(listed[0]!.checksum, createHash("md5").update("alpha").digest("hex"));
+  assert.equal(listed[0]!.size_bytes, 5);
+  const after = await collect(lakefs.listObjects("repo", "main", { after: "docs/b.txt" }));
+  assert.deepEqual(after.map((entry) => entry.path), ["docs/sub/c.txt", "top.txt"]);
+  const folders = await collect(lakefs.listObjects("repo", "main", { delimiter: "/" }));
+  assert.deepEqual(folders.map((e) => [e.path, e.path_type]), [
+    ["docs/", "common_prefix"],
+    ["top.txt", "object"],
+  ]);
+  const body = await lakefs.getObject("repo", seed.id, "docs/a.txt");
+  assert.equal(await new Response(body).text(), "alpha");
+  await assert.rejects(() => lakefs.getObject("repo", "main", "nope"), LakeFsNotFoundError);
+  await assert.rejects(() => lakefs.getRepository("other"), LakeFsNotFoundError);
+});
+
+Deno.test("MemoryLakeFs: branches stage, commit, squash-merge and hard-reset", async () => {
+  const lakefs = new MemoryLakeFs();
+  const seed = await lakefs.seedRepository("repo", { "a.txt": "a", "b.txt": "b" });
+  assert.equal(await lakefs.createBranch("repo", "work", seed.id), seed.id);
+  await assert.rejects(() => lakefs.createBranch("repo", "work", "main"), LakeFsConflictError);
+  const bytes = new TextEncoder().encode("A");
+  await lakefs.uploadObject("repo", "work", "a.txt", () => Promise.resolve(bytes));
+  await lakefs.deleteObjects("repo", "work", ["b.txt"]);
+  // A branch ref sees its staged changes; the commit does not.
+  assert.equal(text(lakefs.readFile("repo", "work", "a.txt")), "A");
+  assert.equal(text(lakefs.readFile("repo", seed.id, "a.txt")), "a");
+  const staged = await lakefs.commit("repo", "work", "edit", { metadata: { k: "v" } });
+  assert.deepEqual(staged.parents, [seed.id]);
+  assert.deepEqual(staged.metadata, { k: "v" });
+  await assert.rejects(() => lakefs.commit("repo", "work", "again"), LakeFsNoChangesError);
+
+  const merged = await lakefs.merge("repo", "work", "main", { squashMerge: true, message: "m" });
+  const commit = await lakefs.getCommit("repo", merged);
+  assert.deepEqual(commit.parents, [seed.id]);
+  assert.deepEqual(lakefs.listPaths("repo", "main"), ["a.txt"]);
+  assert.deepEqual(
+    (await collect(lakefs.listBranches("repo", { prefix: "wo" }))).map((ref) => ref.id),
+    ["work"],
+  );
+
+  await lakefs.hardReset("repo", "main", seed.id);
+  assert.equal((await lakefs.getBranch("repo", "main")).commit_id, seed.id);
+  await lakefs.deleteBranch("repo", "work");
+  await assert.rejects(() => lakefs.getBranch("repo", "work"), LakeFsNotFoundError);
+  await assert.rejects(
+    () => lakefs.deleteBranch("repo", "main"),
+    (error: LakeFsError) => error.status === 403,
+  );
+});
+
+Deno.test("MemoryLakeFs: conflicting merges, bad names and aborted calls fail as the client does", async () => {
+  const lakefs = new MemoryLakeFs();
+  const seed = await lakefs.seedRepository("repo", { "a.txt": "a" });
+  await lakefs.createBranch("repo", "x", seed.id);
+  const put = (branch: string, content: string) =>
+    lakefs.uploadObject(
+      "repo",
+      branch,
+      "a.txt",
+      () => Promise.resolve(new TextEncoder().encode(content)),
+    );
+  await put("x", "from x");
+  await lakefs.commit("repo", "x", "x");
+  await put("main", "from main");
+  await lakefs.commit("repo", "main", "main");
+  await assert.rejects(() => lakefs.merge("repo", "x", "main"), LakeFsConflictError);
+  await assert.rejects(
+    () => lakefs.createRepository("Bad_Name", "local://x"),
+    (error: LakeFsError) => error.status === 400 && error.operation === "createRepository",
+  );
+  await assert.rejects(() => lakefs.createRepository("repo", "local://repo"), LakeFsConflictError);
+  const controller = new AbortController();
+  controller.abort(new Error("stop"));
+  await assert.rejects(() => lakefs.getBranch("repo", "main", controller.signal), /stop/);
+});
