@@ -1,0 +1,48 @@
+/**
+ * perago/testing: test your tasks with `deno test`.
+ *
+ * - {@linkcode runTask} runs one attempt of a task through the same code path a worker uses
+ *   (validation, guardrails, snapshots and change detection, staging and publication, the
+ *   result mapping), on a private temporary directory filled from a map of files, against an
+ *   in-memory lakeFS: no server, no network.
+ * - {@linkcode withDemoStack} starts the demo Conductor and demo lakeFS in the test's process,
+ *   seeds a repository, and runs workflows of your task modules through `perago start`:
+ *   integration tests without external servers.
+ *
+ * ```ts
+ * // tasks/normalize_test.ts
+ * import assert from "node:assert/strict";
+ * import { runTask } from "perago/testing";
+ * import normalize from "./normalize.ts";
+ *
+ * Deno.test("normalize trims trailing whitespace", async () => {
+ *   const run = await runTask(normalize, { files: { "docs/a.txt": "a  \r\n" } });
+ *   assert.equal(run.status, "COMPLETED", run.reason);
+ *   assert.deepEqual(run.changes.changed, ["docs/a.txt"]);
+ *   assert.equal(run.read("docs/a.txt"), "a\n");
+ * });
+ * ```
+ *
+ * `runTask` needs `--allow-read --allow-write` (its temporary directory and your modules);
+ * `withDemoStack` also `--allow-net` (loopback), `--allow-run` (`perago start`) and
+ * `--allow-env`.
+ *
+ * @module
+ */
+export { runTask } from "./src/testing/run_task.ts";
+export type {
+  RunTaskAttempt,
+  RunTaskOptions,
+  TaskChanges,
+  TaskRun,
+} from "./src/testing/run_task.ts";
+export { MemoryLakeFs } from "./src/testing/memory_lakefs.ts";
+export type { FileContent } from "./src/testing/memory_lakefs.ts";
+export { withDemoStack } from "./src/testing/demo_stack.ts";
+export type {
+  DemoStack,
+  DemoStackOptions,
+  RunWorkflowOptions,
+  WorkflowRun,
+  WorkflowTaskRun,
+} from "./src/testing/demo_stack.ts";
