@@ -207,8 +207,8 @@ Deno.test("merge: squash merge has the destination head as its only parent", asy
     assert.equal(merged.message, "pub");
     assert.equal((await client.getBranch("repo", "main")).commit_id, ref);
     assert.equal(await readText(await client.getObject("repo", "main", "out.txt")), "result");
-    // Nothing left to merge.
-    await assert.rejects(client.merge("repo", "stage", "main"), LakeFsNoChangesError);
+    // Nothing to merge: a source with no change since its merge base (main into itself).
+    await assert.rejects(client.merge("repo", "main", "main"), LakeFsNoChangesError);
     // A plain merge has two parents.
     await client.uploadObject("repo", "stage", "more.txt", body("more"));
     const second = await client.commit("repo", "stage", "more");

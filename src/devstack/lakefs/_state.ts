@@ -9,6 +9,7 @@
  */
 import { createHash } from "node:crypto";
 import { join } from "node:path";
+import { sameEntry, sameTree } from "./_diff.ts";
 
 /** An error the server answers with `{"message"}` and this status. */
 export class ApiError extends Error {
@@ -20,6 +21,20 @@ export class ApiError extends Error {
     super(message);
     this.status = status;
     this.extra = extra;
+  }
+}
+
+/**
+ * A three-way merge found paths both sides changed to different versions: lakeFS answers 409
+ * with `{"reference": ""}` and no message.
+ */
+export class MergeConflict extends ApiError {
+  override name = "MergeConflict";
+  /** The conflicting paths (first few), for the demo's own debugging. */
+  readonly paths: string[];
+  constructor(paths: string[]) {
+    super(409, `conflict found: ${paths.slice(0, 5).join(", ")}`, { reference: "" });
+    this.paths = paths;
   }
 }
 
@@ -42,6 +57,12 @@ export interface CommitRecord {
   meta_range_id: string;
   metadata: Record<string, string>;
   generation: number;
+  /**
+   * Creation time in microseconds, strictly increasing per server: the log lists newest first
+   * by it, as lakeFS does by its nanosecond creation time. Missing in state written before it
+   * existed (then `creation_date` stands in).
+   */
+  seq?: number;
   tree: Record<string, Entry>;
 }
 
@@ -75,24 +96,30 @@ export const STORAGE_NAMESPACE = /^(s3|gs|https?|mem|local|transient):\/\/.*$/;
 
 const now = () => Math.floor(Date.now() / 1000);
 
-function sameEntry(a: Entry | undefined, b: Entry | undefined): boolean {
-  if (a === undefined || b === undefined) return a === b;
-  return a.checksum === b.checksum && a.size === b.size && a.contentType === b.contentType &&
-    JSON.stringify(a.metadata) === JSON.stringify(b.metadata);
-}
+/** Merge strategy names as lakeFS records them in a merge commit's metadata. */
+const MERGE_STRATEGY_KEY = ".lakefs.merge.strategy";
 
-function sameTree(a: Record<string, Entry>, b: Record<string, Entry>): boolean {
-  const keys = Object.keys(a);
-  if (keys.length !== Object.keys(b).length) return false;
-  return keys.every((k) => sameEntry(a[k], b[k]));
+/** A commit's place in the log: newer first (creation time, then the larger id). */
+function newerFirst(a: CommitRecord, b: CommitRecord): number {
+  const at = a.seq ?? a.creation_date * 1e6;
+  const bt = b.seq ?? b.creation_date * 1e6;
+  if (at !== bt) return bt - at;
+  return a.id < b.id ? 1 : a.id > b.id ? -1 : 0;
 }
 
 function sha256Hex(text: string): string {
   return createHash("sha256").update(text).digest("hex");
 }
 
+/** What a tree's meta range id digests: each path with its entry's identity. */
 function treeDigestInput(tree: Record<string, Entry>): string {
-  return JSON.stringify(Object.keys(tree).sort().map((k) => [k, tree[k]?.checksum]));
+  return JSON.stringify(
+    Object.keys(tree).sort().map((k) => {
+      const e = tree[k]!;
+      const metadata = Object.keys(e.metadata).sort().map((m) => [m, e.metadata[m]]);
+      return [k, e.checksum, e.size, e.contentType, metadata];
+    }),
+  );
 }
 
 async function writeAtomic(path: string, text: string): Promise<void> {
@@ -108,6 +135,7 @@ export class LakeFsState {
   readonly #repoCommits = new Map<string, Set<string>>();
   readonly #dataDir: string | undefined;
   #unsavedCommits: CommitRecord[] = [];
+  #lastSeq = 0;
   #dirty = false;
   #chain: Promise<void> = Promise.resolve();
 
@@ -135,6 +163,7 @@ export class LakeFsState {
           await Deno.readTextFile(join(this.#dataDir, "commits", `${id}.json`)),
         ) as CommitRecord;
         this.#commits.set(commit.id, commit);
+        this.#lastSeq = Math.max(this.#lastSeq, commit.seq ?? 0);
       }
     }
   }
@@ -173,7 +202,7 @@ export class LakeFsState {
     defaultBranch: string,
     committer: string,
   ): RepoRecord {
-    if (this.#repos.has(name)) throw new ApiError(409, "repository already exists");
+    if (this.#repos.has(name)) throw new ApiError(409, "error creating repository: not unique");
     const repo: RepoRecord = {
       id: name,
       creation_date: now(),
@@ -183,7 +212,9 @@ export class LakeFsState {
       commitIds: [],
     };
     this.#repoCommits.set(name, new Set());
-    const commit = this.#newCommit(repo, [], committer, "Repository created", {}, {});
+    // lakeFS records no committer on the first commit.
+    void committer;
+    const commit = this.#newCommit(repo, [], "", "Repository created", {}, {});
     this.#addCommit(repo, commit);
     repo.branches[defaultBranch] = { commitId: commit.id, staged: {} };
     this.#repos.set(name, repo);
@@ -222,9 +253,10 @@ export class LakeFsState {
 
   /**
    * Resolves a ref (branch name, commit id or unique prefix of at least 6 hex digits, with
-   * optional `~N` / `^N` suffixes) to a commit; 404 when nothing matches.
+   * optional `~N` / `^N` suffixes) to a commit; 404 with `notFound` (the message lakeFS gives
+   * for the operation) when nothing matches.
    */
-  resolveCommit(repo: RepoRecord, ref: string): CommitRecord {
+  resolveCommit(repo: RepoRecord, ref: string, notFound = `${ref}: not found`): CommitRecord {
     const match = /^(.*?)((?:[~^]\d*)*)$/.exec(ref);
     const base = match?.[1] ?? ref;
     const suffix = match?.[2] ?? "";
@@ -237,28 +269,28 @@ export class LakeFsState {
       const found = repo.commitIds.filter((id) => id.startsWith(base));
       if (found.length === 1) commit = this.#commits.get(found[0]!);
     }
-    if (!commit) throw new ApiError(404, `${ref}: not found`);
+    if (!commit) throw new ApiError(404, notFound);
     for (const op of suffix.matchAll(/([~^])(\d*)/g)) {
       const n = op[2] === "" ? 1 : Number(op[2]);
       if (op[1] === "~") {
-        for (let i = 0; i < n; i++) commit = this.#parent(repo, commit, 0, ref);
+        for (let i = 0; i < n; i++) commit = this.#parent(repo, commit, 0, notFound);
       } else if (n > 0) {
-        commit = this.#parent(repo, commit, n - 1, ref);
+        commit = this.#parent(repo, commit, n - 1, notFound);
       }
     }
     return commit;
   }
 
-  #parent(repo: RepoRecord, commit: CommitRecord, index: number, ref: string): CommitRecord {
+  #parent(repo: RepoRecord, commit: CommitRecord, index: number, notFound: string): CommitRecord {
     const id = commit.parents[index];
-    if (id === undefined) throw new ApiError(404, `${ref}: not found`);
+    if (id === undefined) throw new ApiError(404, notFound);
     return this.commit(repo, id);
   }
 
   /** The tree seen at a ref: a branch includes its staged changes. */
   view(repo: RepoRecord, ref: string): Record<string, Entry> {
     if (Object.hasOwn(repo.branches, ref)) return this.branchView(repo, ref);
-    return this.resolveCommit(repo, ref).tree;
+    return this.resolveCommit(repo, ref, "not found").tree;
   }
 
   /** A branch's head tree with its staged changes applied. */
@@ -278,9 +310,13 @@ export class LakeFsState {
   /** Creates a branch at the commit `source` resolves to; returns that commit id. */
   createBranch(repo: RepoRecord, name: string, source: string): string {
     if (!BRANCH_NAME.test(name)) {
-      throw new ApiError(400, `branch name must match ${BRANCH_NAME.source}: ${name}`);
+      throw new ApiError(
+        400,
+        "argument branch: branch id: invalid value: validation error: branch id must consist " +
+          "of letters, digits, underscores and dashes, and cannot start with a dash",
+      );
     }
-    const commit = this.resolveCommit(repo, source);
+    const commit = this.resolveCommit(repo, source, `source reference '${source}': not found`);
     if (Object.hasOwn(repo.branches, name)) {
       throw new ApiError(409, "branch already exists: not unique");
     }
@@ -300,7 +336,7 @@ export class LakeFsState {
   /** Points a branch at `ref`; staged changes stay staged (as in lakeFS). */
   hardReset(repo: RepoRecord, name: string, ref: string): void {
     const branch = this.branch(repo, name);
-    branch.commitId = this.resolveCommit(repo, ref).id;
+    branch.commitId = this.resolveCommit(repo, ref, `hard-reset ${name} to ${ref}: not found`).id;
   }
 
   // ------------------------------------------------------------------ objects
@@ -362,21 +398,33 @@ export class LakeFsState {
     return commit;
   }
 
-  /** The commits reachable from `ref`, newest first. */
-  log(repo: RepoRecord, ref: string): CommitRecord[] {
-    const start = this.resolveCommit(repo, ref);
-    const seen = new Map<string, CommitRecord>();
-    const queue = [start];
+  /**
+   * The commits reachable from `start` as lakeFS walks them: a queue ordered newest first
+   * (creation time, then the larger id), each commit's unvisited parents (only the first with
+   * `firstParent`) joining it; commits created before `since` (seconds) are left out, and
+   * their ancestors are not walked through them.
+   */
+  *walk(
+    repo: RepoRecord,
+    start: CommitRecord,
+    options: { firstParent?: boolean; since?: number } = {},
+  ): Generator<CommitRecord> {
+    const since = options.since;
+    const tooOld = (c: CommitRecord) => since !== undefined && c.creation_date < since;
+    const queue: CommitRecord[] = tooOld(start) ? [] : [start];
+    const visited = new Set<string>();
     while (queue.length > 0) {
-      const commit = queue.pop()!;
-      if (seen.has(commit.id)) continue;
-      seen.set(commit.id, commit);
-      for (const parent of commit.parents) queue.push(this.commit(repo, parent));
+      queue.sort(newerFirst);
+      const commit = queue.shift()!;
+      yield commit;
+      const parents = options.firstParent ? commit.parents.slice(0, 1) : commit.parents;
+      for (const id of parents) {
+        if (visited.has(id)) continue;
+        visited.add(id);
+        const parent = this.commit(repo, id);
+        if (!tooOld(parent)) queue.push(parent);
+      }
     }
-    return [...seen.values()].sort((a, b) =>
-      b.generation - a.generation || b.creation_date - a.creation_date ||
-      (a.id < b.id ? -1 : 1)
-    );
   }
 
   /** Merges `sourceRef` into branch `destName`; returns the new commit. */
@@ -393,18 +441,28 @@ export class LakeFsState {
       allowEmpty?: boolean;
     },
   ): CommitRecord {
-    const dest = this.branch(repo, destName);
-    const source = this.resolveCommit(repo, sourceRef);
-    if (Object.keys(dest.staged).length > 0) {
-      throw new ApiError(400, `${destName}: uncommitted changes (dirty branch)`);
-    }
     const strategy = options.strategy ?? "";
     if (!["", "dest-wins", "source-wins"].includes(strategy)) {
-      throw new ApiError(400, `invalid merge strategy: ${strategy}`);
+      throw new ApiError(400, "argument strategy: invalid value: validation error");
     }
+    const dest = this.branch(repo, destName);
     const destHead = this.commit(repo, dest.commitId);
+    // Dirty means a staged change that differs from the head (an identical upload is none).
+    if (!sameTree(this.branchView(repo, destName), destHead.tree)) {
+      throw new ApiError(400, "uncommitted changes (dirty branch)");
+    }
+    const source = this.resolveCommit(
+      repo,
+      sourceRef,
+      `update branch ${destName}: get commit by ref ${sourceRef}: not found`,
+    );
     const base = this.#mergeBase(repo, source, destHead);
     if (!base) throw new ApiError(400, "no merge base");
+    // Nothing to merge when the source holds what the base holds, even if the destination
+    // differs; a source whose changes the destination already has still makes a commit.
+    if (!options.allowEmpty && sameTree(source.tree, base.tree)) {
+      throw new ApiError(400, `update branch ${destName}: no changes`);
+    }
     const tree: Record<string, Entry> = {};
     const paths = new Set([
       ...Object.keys(base.tree),
@@ -417,7 +475,8 @@ export class LakeFsState {
       const s = source.tree[path];
       const d = destHead.tree[path];
       let chosen: Entry | undefined;
-      if (sameEntry(s, d) || sameEntry(s, b)) chosen = d;
+      if (sameEntry(s, d)) chosen = s;
+      else if (sameEntry(s, b)) chosen = d;
       else if (sameEntry(d, b)) chosen = s;
       else if (strategy === "source-wins") chosen = s;
       else if (strategy === "dest-wins") chosen = d;
@@ -427,24 +486,22 @@ export class LakeFsState {
       }
       if (chosen) tree[path] = chosen;
     }
-    if (conflicts.length > 0) {
-      throw new ApiError(409, `conflict found: ${conflicts.slice(0, 5).join(", ")}`, {
-        reference: "",
-      });
-    }
-    if (!options.allowEmpty && (sameTree(tree, destHead.tree) || base.id === source.id)) {
-      throw new ApiError(400, `merge ${sourceRef} into ${destName}: no changes`);
-    }
+    if (conflicts.length > 0) throw new MergeConflict(conflicts);
     const commit = this.#newCommit(
       repo,
       options.squash ? [destHead.id] : [destHead.id, source.id],
       committer,
       options.message ?? `Merge '${sourceRef}' into '${destName}'`,
-      options.metadata ?? {},
+      { ...options.metadata, [MERGE_STRATEGY_KEY]: strategy || "default" },
       tree,
+      undefined,
+      Math.max(destHead.generation, source.generation) + 1,
     );
     this.#addCommit(repo, commit);
     dest.commitId = commit.id;
+    // Staged entries identical to the old head (the only kind a merge allows) are dropped, as
+    // lakeFS drops the staging area it sealed for the merge.
+    dest.staged = {};
     return commit;
   }
 
@@ -484,13 +541,14 @@ export class LakeFsState {
     metadata: Record<string, string>,
     tree: Record<string, Entry>,
     date?: number,
+    generation = parents.reduce(
+      (max, id) => Math.max(max, (this.#commits.get(id)?.generation ?? 0) + 1),
+      1,
+    ),
   ): CommitRecord {
     const creationDate = date ?? now();
     const metaRangeId = Object.keys(tree).length === 0 ? "" : sha256Hex(treeDigestInput(tree));
-    const generation = parents.reduce(
-      (max, id) => Math.max(max, (this.#commits.get(id)?.generation ?? 0) + 1),
-      1,
-    );
+    this.#lastSeq = Math.max(this.#lastSeq + 1, Date.now() * 1000);
     const id = sha256Hex(JSON.stringify([
       repo.id,
       parents,
@@ -510,6 +568,7 @@ export class LakeFsState {
       meta_range_id: metaRangeId,
       metadata,
       generation,
+      seq: date === undefined ? this.#lastSeq : date * 1e6,
       tree,
     };
   }

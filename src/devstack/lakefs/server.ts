@@ -13,12 +13,14 @@
 import { z } from "zod";
 import { FaultInjector } from "../faults.ts";
 import { BlobStore } from "./_blobs.ts";
+import { compareTrees, diffTrees, pageDiffs } from "./_diff.ts";
 import { findPart, multipartBoundary, MultipartError } from "./_multipart.ts";
 import {
   ApiError,
   type CommitRecord,
   type Entry,
   LakeFsState,
+  MergeConflict,
   REPO_NAME,
   type RepoRecord,
   STORAGE_NAMESPACE,
@@ -60,6 +62,8 @@ export const DEMO_LAKEFS_VERSION = "1.70.0";
 /** User id of the single demo user (also the committer). */
 export const DEMO_USER_ID = "admin";
 const MAX_PATH_BYTES = 1024;
+/** Largest page lakeFS serves; every listing reports it as `max_per_page`. */
+const MAX_PER_PAGE = 1000;
 const API = "/api/v1";
 
 interface Ctx {
@@ -238,6 +242,7 @@ function repositoryJson(repo: RepoRecord) {
     default_branch: repo.default_branch,
     storage_namespace: repo.storage_namespace,
     read_only: false,
+    storage_id: "",
   };
 }
 
@@ -272,8 +277,13 @@ function objectJson(repo: RepoRecord, path: string, entry: Entry) {
   };
 }
 
-function pagination(hasMore: boolean, lastKey: string, results: number, amount: number) {
-  return { has_more: hasMore, next_offset: hasMore ? lastKey : "", results, max_per_page: amount };
+function pagination(hasMore: boolean, lastKey: string, results: number) {
+  return {
+    has_more: hasMore,
+    next_offset: hasMore ? lastKey : "",
+    results,
+    max_per_page: MAX_PER_PAGE,
+  };
 }
 
 /** Pages through sorted keys: prefix filter, exclusive `after`, `amount` per page. */
@@ -422,6 +432,7 @@ export async function startLakeFsServer(
       }
       return await route.handle(ctx);
     } catch (error) {
+      if (error instanceof MergeConflict) return json(409, error.extra);
       if (error instanceof ApiError) return apiError(error.status, error.message, error.extra);
       if (error instanceof MultipartError) return apiError(400, error.message);
       return apiError(500, `internal error: ${error instanceof Error ? error.message : error}`);
@@ -535,7 +546,7 @@ function buildRoutes(state: LakeFsState, blobs: BlobStore, accessKeyId: string):
       amount,
     );
     return json(200, {
-      pagination: pagination(hasMore, page.at(-1)?.id ?? "", page.length, amount),
+      pagination: pagination(hasMore, page.at(-1)?.id ?? "", page.length),
       results: page.map(repositoryJson),
     });
   });
@@ -576,7 +587,7 @@ function buildRoutes(state: LakeFsState, blobs: BlobStore, accessKeyId: string):
       amount,
     );
     return json(200, {
-      pagination: pagination(hasMore, page.at(-1) ?? "", page.length, amount),
+      pagination: pagination(hasMore, page.at(-1) ?? "", page.length),
       results: page.map((id) => ({ id, commit_id: repo.branches[id]!.commitId })),
     });
   });
@@ -647,22 +658,67 @@ function buildRoutes(state: LakeFsState, blobs: BlobStore, accessKeyId: string):
   );
   add("GET", "/repositories/:repo/commits/:commit", "getCommit", ({ params }) => {
     const repo = state.repo(params.repo!);
-    return json(200, commitJson(state.resolveCommit(repo, params.commit!)));
+    return json(200, commitJson(state.resolveCommit(repo, params.commit!, "commit not found")));
   });
   add("GET", "/repositories/:repo/refs/:ref/commits", "logCommits", ({ params, url }) => {
     const repo = state.repo(params.repo!);
     const amount = amountOf(url);
-    const all = state.log(repo, params.ref!);
-    const after = url.searchParams.get("after") ?? "";
-    let start = 0;
-    if (after !== "") {
-      const at = all.findIndex((c) => c.id === after);
-      start = at < 0 ? all.length : at + 1;
+    const limit = queryBool(url, "limit");
+    const firstParent = queryBool(url, "first_parent");
+    const sinceRaw = url.searchParams.get("since");
+    let since: number | undefined;
+    if (sinceRaw !== null && sinceRaw !== "") {
+      const ms = Date.parse(sinceRaw);
+      if (Number.isNaN(ms)) {
+        throw new ApiError(
+          400,
+          `parameter "since" in query has an error: value ${sinceRaw}: an invalid date-time`,
+        );
+      }
+      since = Math.floor(ms / 1000);
     }
-    const page = all.slice(start, start + amount);
-    const hasMore = start + amount < all.length;
+    const start = state.resolveCommit(repo, params.ref!, "ref: not found");
+    const stopAtRef = url.searchParams.get("stop_at") ?? "";
+    const stopAt = stopAtRef === ""
+      ? undefined
+      : state.resolveCommit(repo, stopAtRef, "stop_at: not found").id;
+    const afterRef = url.searchParams.get("after") ?? "";
+    const after = afterRef === ""
+      ? undefined
+      : state.resolveCommit(repo, afterRef, "from ref: not found").id;
+    const objects = url.searchParams.getAll("objects").filter((p) => p !== "");
+    const prefixes = url.searchParams.getAll("prefixes").filter((p) => p !== "");
+    // With paths, only single-parent commits that change one of them (against their parent).
+    const touchesPaths = (commit: CommitRecord): boolean => {
+      if (objects.length === 0 && prefixes.length === 0) return true;
+      if (commit.parents.length !== 1) return false;
+      const changed = diffTrees(state.commit(repo, commit.parents[0]!).tree, commit.tree)
+        .map((d) => d.path);
+      return objects.some((o) => changed.includes(o)) ||
+        prefixes.some((p) => changed.some((path) => path.startsWith(p)));
+    };
+    const found: CommitRecord[] = [];
+    let skipping = after !== undefined;
+    for (
+      const commit of state.walk(repo, start, {
+        firstParent,
+        ...since === undefined ? {} : { since },
+      })
+    ) {
+      if (skipping) {
+        if (commit.id === after) skipping = false;
+        continue;
+      }
+      if (!touchesPaths(commit)) continue;
+      found.push(commit);
+      if (
+        (limit && found.length >= amount) || found.length >= amount + 1 || commit.id === stopAt
+      ) break;
+    }
+    const hasMore = found.length > amount;
+    const page = hasMore ? found.slice(0, amount) : found;
     return json(200, {
-      pagination: pagination(hasMore, page.at(-1)?.id ?? "", page.length, amount),
+      pagination: pagination(hasMore, page.at(-1)?.id ?? "", page.length),
       results: page.map(commitJson),
     });
   });
@@ -686,66 +742,51 @@ function buildRoutes(state: LakeFsState, blobs: BlobStore, accessKeyId: string):
   );
 
   // ---- diffs
-  const diffJson = (
-    from: Record<string, Entry>,
-    to: Record<string, Entry>,
-    url: URL,
-  ): Response => {
+  const diffPage = (diffs: ReturnType<typeof diffTrees>, url: URL): Response => {
     const amount = amountOf(url);
-    const paths = [...new Set([...Object.keys(from), ...Object.keys(to)])].sort(compare);
-    const diffs: { type: string; path: string; path_type: "object"; size_bytes?: number }[] = [];
-    for (const path of paths) {
-      const a = from[path];
-      const b = to[path];
-      if (a && !b) diffs.push({ type: "removed", path, path_type: "object", size_bytes: a.size });
-      else if (!a && b) {
-        diffs.push({ type: "added", path, path_type: "object", size_bytes: b.size });
-      } else if (a && b && a.checksum !== b.checksum) {
-        diffs.push({ type: "changed", path, path_type: "object", size_bytes: b.size });
-      }
-    }
-    const { page, hasMore } = paginate(
-      diffs,
-      (d) => d.path,
-      url.searchParams.get("prefix") ?? "",
-      url.searchParams.get("after") ?? "",
+    const { page, hasMore } = pageDiffs(diffs, {
+      prefix: url.searchParams.get("prefix") ?? "",
+      after: url.searchParams.get("after") ?? "",
+      delimiter: url.searchParams.get("delimiter") ?? "",
       amount,
-    );
+    });
     return json(200, {
-      pagination: pagination(hasMore, page.at(-1)?.path ?? "", page.length, amount),
+      pagination: pagination(hasMore, page.at(-1)?.path ?? "", page.length),
       results: page,
     });
   };
   add("GET", "/repositories/:repo/branches/:branch/diff", "diffBranch", ({ params, url }) => {
     const repo = state.repo(params.repo!);
     const branch = state.branch(repo, params.branch!);
-    return diffJson(
-      state.commit(repo, branch.commitId).tree,
-      state.branchView(repo, params.branch!),
+    return diffPage(
+      diffTrees(state.commit(repo, branch.commitId).tree, state.branchView(repo, params.branch!)),
       url,
     );
   });
   add("GET", "/repositories/:repo/refs/:left/diff/:right", "diffRefs", ({ params, url }) => {
     const repo = state.repo(params.repo!);
-    const left = state.resolveCommit(repo, params.left!);
-    const right = state.resolveCommit(repo, params.right!);
     const type = url.searchParams.get("type") ?? "three_dot";
     if (type !== "two_dot" && type !== "three_dot") {
       throw new ApiError(
         400,
-        `parameter "type" in query has an error: value is not one of the allowed values`,
+        `parameter "type" in query has an error: value is not one of the allowed values ["two_dot","three_dot"]`,
       );
     }
-    // three_dot (the default): what changed on the right since the merge base.
-    const from = type === "two_dot" ? left : state.mergeBase(repo, left, right) ?? left;
-    return diffJson(from.tree, right.tree, url);
+    const resolve = (ref: string) =>
+      state.resolveCommit(repo, ref, `get commit by ref ${ref}: not found`);
+    const left = resolve(params.left!);
+    const right = resolve(params.right!);
+    if (type === "two_dot") return diffPage(diffTrees(left.tree, right.tree), url);
+    // three_dot (the default): what merging right into left would change on left.
+    const base = state.mergeBase(repo, right, left) ?? left;
+    return diffPage(compareTrees(left.tree, right.tree, base.tree), url);
   });
 
   // ---- objects
   const findEntry = (repo: RepoRecord, ref: string, path: string): Entry => {
     const tree = state.view(repo, ref);
     const entry = Object.hasOwn(tree, path) ? tree[path] : undefined;
-    if (!entry) throw new ApiError(404, "object not found: not found");
+    if (!entry) throw new ApiError(404, "not found");
     return entry;
   };
 
@@ -846,7 +887,7 @@ function buildRoutes(state: LakeFsState, blobs: BlobStore, accessKeyId: string):
       }
       last = key;
     }
-    return json(200, { pagination: pagination(hasMore, last, results.length, amount), results });
+    return json(200, { pagination: pagination(hasMore, last, results.length), results });
   });
   add(
     "POST",
@@ -855,14 +896,17 @@ function buildRoutes(state: LakeFsState, blobs: BlobStore, accessKeyId: string):
     async ({ params, url, request }) => {
       const repo = state.repo(params.repo!);
       const branchName = params.branch!;
-      state.branch(repo, branchName);
+      if (!Object.hasOwn(repo.branches, branchName)) {
+        throw new ApiError(404, `branch '${branchName}' not found`);
+      }
       const path = objectPath(url);
       const ifNoneMatch = request.headers.get("if-none-match");
+      // lakeFS supports only `If-None-Match: *` (create only) and answers others 501.
       if (ifNoneMatch !== null && ifNoneMatch.trim() !== "*") {
-        throw new ApiError(400, "If-None-Match only supports '*'");
+        throw new ApiError(501, "Not Implemented");
       }
       const exists = () => Object.hasOwn(state.branchView(repo, branchName), path);
-      if (ifNoneMatch !== null && exists()) throw new ApiError(412, "Precondition failed");
+      if (ifNoneMatch !== null && exists()) throw new ApiError(412, "path already exists");
       const boundary = multipartBoundary(request.headers.get("content-type"));
       let content: AsyncIterable<Uint8Array>;
       let contentType: string;
@@ -880,7 +924,7 @@ function buildRoutes(state: LakeFsState, blobs: BlobStore, accessKeyId: string):
       // The repository or branch may have gone, or the path appeared, while the body streamed.
       const current = state.repo(params.repo!);
       state.branch(current, branchName);
-      if (ifNoneMatch !== null && exists()) throw new ApiError(412, "Precondition failed");
+      if (ifNoneMatch !== null && exists()) throw new ApiError(412, "path already exists");
       const entry: Entry = {
         checksum: blob.checksum,
         size: blob.size,
@@ -933,10 +977,7 @@ function buildRoutes(state: LakeFsState, blobs: BlobStore, accessKeyId: string):
       state.branch(repo, params.branch!);
       const body = await jsonBody(request, pathList);
       if (body.paths.length > 1000) {
-        throw new ApiError(
-          400,
-          `request body has an error: doesn't match schema: property "paths": maximum number of items is 1000`,
-        );
+        throw new ApiError(400, "request size exceeded, max paths is set to 1000");
       }
       const errors: { path: string; status_code: number; message: string }[] = [];
       for (const path of body.paths) {
