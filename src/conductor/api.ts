@@ -89,12 +89,34 @@ export interface TaskDef {
   [extra: string]: unknown;
 }
 
-/** One task of a WorkflowDef. perago uses SIMPLE tasks only. */
+/**
+ * One task of a WorkflowDef: a SIMPLE task (what perago workers run), or the forks that run
+ * SIMPLE tasks side by side and the JOIN after them.
+ *
+ * @example
+ * ```ts
+ * const fork: WorkflowTaskDef[] = [
+ *   { name: "fork", taskReferenceName: "fork", type: "FORK_JOIN", forkTasks: [
+ *     [{ name: "write", taskReferenceName: "docs", type: "SIMPLE" }],
+ *     [{ name: "write", taskReferenceName: "images", type: "SIMPLE" }],
+ *   ] },
+ *   { name: "join", taskReferenceName: "join", type: "JOIN", joinOn: ["docs", "images"] },
+ * ];
+ * ```
+ */
 export interface WorkflowTaskDef {
   name: string;
   taskReferenceName: string;
-  type: "SIMPLE";
+  type: "SIMPLE" | "FORK_JOIN" | "FORK_JOIN_DYNAMIC" | "JOIN";
   inputParameters?: Record<string, unknown>;
+  /** FORK_JOIN: the branches, each a list of tasks run in sequence. */
+  forkTasks?: WorkflowTaskDef[][];
+  /** JOIN after a FORK_JOIN: the reference names it waits for (empty after a dynamic fork). */
+  joinOn?: string[];
+  /** FORK_JOIN_DYNAMIC: the input key holding the list of tasks to fork. */
+  dynamicForkTasksParam?: string;
+  /** FORK_JOIN_DYNAMIC: the input key holding each forked task's input, by reference name. */
+  dynamicForkTasksInputParamName?: string;
   [extra: string]: unknown;
 }
 

@@ -1,7 +1,7 @@
 /**
  * Validation of what clients send the demo Conductor, with the real server's statuses and
- * messages: TaskDefs (Conductor's constraints), WorkflowDefs (SIMPLE tasks only) and
- * TaskResults (400 for empty ids, 500 for what Jackson could not read).
+ * messages: TaskDefs (Conductor's constraints), WorkflowDefs (SIMPLE tasks, static and dynamic
+ * forks, joins) and TaskResults (400 for empty ids, 500 for what Jackson could not read).
  *
  * @module
  */
@@ -83,8 +83,22 @@ export function checkTaskDef(def: unknown): Json {
   return structuredClone(def);
 }
 
-/** Checks one WorkflowDef; returns a copy with defaults (version 1, SIMPLE tasks). */
-export function checkWorkflowDef(def: unknown): Json & { name: string; version: number } {
+/** The task types the demo Conductor runs. */
+const WORKFLOW_TASK_TYPES = new Set(["SIMPLE", "FORK_JOIN", "FORK_JOIN_DYNAMIC", "JOIN"]);
+/** Names Conductor's parameter check treats as system parameters, not task references. */
+const SYSTEM_PARAMETERS = new Set(["CPEWF_TASK_ID", "NETFLIX_ENV", "NETFLIX_STACK"]);
+
+/**
+ * Checks one WorkflowDef; returns a copy with defaults (version 1, `type` SIMPLE, `joinOn` []
+ * on JOINs, fork branches normalised the same way). `at` is where Conductor's validation
+ * errors say the def was (`registerWorkflowDef.arg0` for a POST, `updateWorkflowDef.arg0[i]`
+ * for a PUT). Like Conductor OSS 3.21, only what its constraints check is refused here: a
+ * FORK_JOIN without a JOIN after it registers and fails the workflow when it runs.
+ */
+export function checkWorkflowDef(
+  def: unknown,
+  at = "registerWorkflowDef.arg0",
+): Json & { name: string; version: number } {
   if (!isObject(def)) throw new ConductorHttpError(400, "Workflow definition must be an object");
   if (typeof def.name !== "string" || def.name.trim() === "") {
     throw new ConductorHttpError(400, "Validation failed, check below errors for detail.", {
@@ -96,8 +110,10 @@ export function checkWorkflowDef(def: unknown): Json & { name: string; version: 
       validationErrors: [{ path: "tasks", message: "WorkflowTask list cannot be empty" }],
     });
   }
+  const name = def.name;
+  const errors: Json[] = [];
   const refs = new Set<string>();
-  for (const task of def.tasks) {
+  const normalise = (task: unknown, path: string): Json => {
     if (!isObject(task) || typeof task.name !== "string" || task.name === "") {
       throw new ConductorHttpError(400, "WorkflowTask name cannot be empty or null");
     }
@@ -108,16 +124,75 @@ export function checkWorkflowDef(def: unknown): Json & { name: string; version: 
       );
     }
     const type = task.type ?? "SIMPLE";
-    if (type !== "SIMPLE") {
-      throw new ConductorHttpError(400, `the demo Conductor runs SIMPLE tasks only, got ${type}`);
-    }
-    if (refs.has(task.taskReferenceName)) {
+    if (typeof type !== "string" || !WORKFLOW_TASK_TYPES.has(type)) {
       throw new ConductorHttpError(
         400,
-        `taskReferenceName ${task.taskReferenceName} should be unique`,
+        `the demo Conductor runs SIMPLE, FORK_JOIN, FORK_JOIN_DYNAMIC and JOIN tasks only, got ${type}`,
       );
     }
+    if (refs.has(task.taskReferenceName)) {
+      errors.push({
+        path: at,
+        message:
+          `taskReferenceName: ${task.taskReferenceName} should be unique across tasks for a given workflowDefinition: ${name}`,
+      });
+    }
     refs.add(task.taskReferenceName);
+    const out: Json = { inputParameters: {}, ...structuredClone(task), type };
+    if (!isObject(out.inputParameters)) {
+      throw new ConductorHttpError(500, "JSON parse error: inputParameters must be a JSON object");
+    }
+    if (type === "FORK_JOIN") {
+      const branches = task.forkTasks ?? [];
+      if (!Array.isArray(branches) || !branches.every(Array.isArray)) {
+        throw new ConductorHttpError(500, "JSON parse error: forkTasks must be a list of lists");
+      }
+      if (branches.length === 0) {
+        errors.push({
+          path,
+          message:
+            `forkTasks should have atleast one task for taskType: FORK_JOIN taskName: ${task.name}`,
+        });
+      }
+      out.forkTasks = branches.map((branch: unknown[], i) =>
+        branch.map((t, j) => normalise(t, `${path}.forkTasks[${i}].<list element>[${j}]`))
+      );
+    }
+    if (type === "FORK_JOIN_DYNAMIC") {
+      for (const field of ["dynamicForkTasksInputParamName", "dynamicForkTasksParam"]) {
+        if (task[field] === undefined || task[field] === null) {
+          errors.push({
+            path,
+            message:
+              `${field} field is required for taskType: FORK_JOIN_DYNAMIC taskName: ${task.name}`,
+          });
+        } else if (typeof task[field] !== "string") {
+          throw new ConductorHttpError(500, `JSON parse error: ${field} must be a string`);
+        }
+      }
+    }
+    if (type === "JOIN") {
+      const joinOn = task.joinOn ?? [];
+      if (!Array.isArray(joinOn) || !joinOn.every((ref) => typeof ref === "string")) {
+        throw new ConductorHttpError(500, "JSON parse error: joinOn must be a list of strings");
+      }
+      out.joinOn = joinOn;
+    }
+    return out;
+  };
+  const tasks = def.tasks.map((t, i) => normalise(t, `${at}.tasks[${i}]`));
+  // Conductor checks the references in the inputParameters of top-level tasks only.
+  for (const task of tasks) {
+    for (
+      const message of checkReferences(task.inputParameters as Json, task.name as string, refs)
+    ) {
+      errors.push({ path: at, message });
+    }
+  }
+  if (errors.length > 0) {
+    throw new ConductorHttpError(400, "Validation failed, check below errors for detail.", {
+      validationErrors: errors,
+    });
   }
   const version = def.version === undefined ? 1 : def.version;
   if (typeof version !== "number" || !Number.isInteger(version)) {
@@ -128,10 +203,42 @@ export function checkWorkflowDef(def: unknown): Json & { name: string; version: 
     inputParameters: [],
     outputParameters: {},
     ...structuredClone(def),
-    name: def.name,
+    name,
     version,
-    tasks: def.tasks.map((t) => ({ type: "SIMPLE", inputParameters: {}, ...(t as Json) })),
+    tasks,
   } as Json & { name: string; version: number };
+}
+
+/**
+ * Conductor's check of `${...}` references in inputParameters: a path with whitespace is
+ * invalid, and a path's first component must be `workflow` or a reference name of the def.
+ */
+function checkReferences(input: Json, taskName: string, refs: Set<string>): string[] {
+  const errors: string[] = [];
+  const check = (key: string, value: unknown): void => {
+    if (typeof value === "string") {
+      for (const piece of value.split(/(?=(?<!\$)\$\{)|(?<=\})/)) {
+        if (!piece.startsWith("${") || !piece.endsWith("}")) continue;
+        const path = piece.slice(2, -1);
+        if (/\s/.test(path)) {
+          errors.push(`key: ${key} input parameter value: ${path} is not valid`);
+        } else if (!SYSTEM_PARAMETERS.has(path)) {
+          const head = path.split(".")[0]!;
+          if (head !== "workflow" && !refs.has(head)) {
+            errors.push(
+              `taskReferenceName: ${head} for given task: ${taskName} input value: ${key} of input parameter: ${value} is not defined in workflow definition.`,
+            );
+          }
+        }
+      }
+    } else if (Array.isArray(value)) {
+      for (const item of value) check(key, item);
+    } else if (isObject(value)) {
+      for (const [k, v] of Object.entries(value)) check(k, v);
+    }
+  };
+  for (const [key, value] of Object.entries(input)) check(key, value);
+  return errors;
 }
 
 /** Checks a TaskResult body. */

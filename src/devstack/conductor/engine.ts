@@ -1,27 +1,27 @@
 /**
  * The demo Conductor's state machine, independent of HTTP: metadata, workflows of SIMPLE
- * tasks run in sequence, task queues, polls, task updates, retries and the response-timeout
- * sweep, following Conductor OSS 3.21 (SPEC 8). It imports nothing from the perago client so
- * that a bug on one side does not hide the same bug on the other.
+ * tasks in sequence and in static (FORK_JOIN) or dynamic (FORK_JOIN_DYNAMIC) forks with their
+ * JOINs, task queues, polls, task updates, retries and the response-timeout sweep, following
+ * Conductor OSS 3.21. It imports nothing from the perago client so that a bug on one side does
+ * not hide the same bug on the other.
  *
  * @module
  */
 import { resolveParams } from "./_expr.ts";
 import { ConductorHttpError, isObject, type Json, num } from "./_common.ts";
+import {
+  evaluateJoin,
+  readDynamicFork,
+  SUCCESSFUL_TASK,
+  TERMINAL_TASK,
+  WorkflowDefinitionFailure,
+} from "./_fork.ts";
 import { checkTaskDef, checkTaskResult, checkWorkflowDef } from "./_validate.ts";
 
 export { ConductorHttpError, type Json };
 
-/** Statuses after which a task never changes. */
-const TERMINAL_TASK = new Set([
-  "CANCELED",
-  "FAILED",
-  "FAILED_WITH_TERMINAL_ERROR",
-  "COMPLETED",
-  "COMPLETED_WITH_ERRORS",
-  "TIMED_OUT",
-  "SKIPPED",
-]);
+/** Task types the engine runs itself; they are never queued for workers. */
+const SYSTEM_TASK_TYPES = new Set(["FORK", "JOIN"]);
 const TERMINAL_WORKFLOW = new Set(["COMPLETED", "FAILED", "TIMED_OUT", "TERMINATED"]);
 /** What an unregistered task type gets (Conductor's default TaskDef). */
 export const DEFAULT_TASK_DEF: Readonly<Json> = Object.freeze({
@@ -87,6 +87,18 @@ function view(value: Json): Json {
 
 function queueName(taskType: string, domain: unknown): string {
   return typeof domain === "string" && domain !== "" ? `${domain}:${taskType}` : taskType;
+}
+
+/** The workflow task of a reference name anywhere in a def's task tree (fork branches too). */
+function findWorkflowTask(tasks: Json[], ref: string): Json | undefined {
+  for (const task of tasks) {
+    if (task.taskReferenceName === ref) return task;
+    for (const branch of (task.forkTasks as Json[][] | undefined) ?? []) {
+      const found = findWorkflowTask(branch, ref);
+      if (found) return found;
+    }
+  }
+  return undefined;
 }
 
 /**
@@ -179,7 +191,7 @@ export class ConductorEngine {
         "JSON parse error: workflow definitions must be a JSON list",
       );
     }
-    const defs = body.map((def) => checkWorkflowDef(def));
+    const defs = body.map((def, i) => checkWorkflowDef(def, `updateWorkflowDef.arg0[${i}]`));
     for (const def of defs) {
       const versions = this.state.workflowDefs[def.name] ??= {};
       const existing = versions[String(def.version)];
@@ -283,7 +295,18 @@ export class ConductorEngine {
       rateLimited: false,
     };
     this.state.workflows[workflowId] = workflow;
-    this.#decide(workflowId);
+    try {
+      this.#decide(workflowId);
+    } catch (error) {
+      // As on the real server, a start whose first decision fails leaves nothing behind.
+      for (const id of workflow.taskIds) {
+        const task = this.state.tasks[id];
+        if (task) this.#dequeue(task);
+        delete this.state.tasks[id];
+      }
+      delete this.state.workflows[workflowId];
+      throw error;
+    }
     this.onChange();
     return workflowId;
   }
@@ -375,6 +398,7 @@ export class ConductorEngine {
     workflowTask: Json,
     retryOf?: Json,
     delayMs = 0,
+    extraInput?: Json,
   ): Json {
     const now = this.now();
     const taskDef = this.#taskDefFor(workflowTask.name as string);
@@ -389,6 +413,8 @@ export class ConductorEngine {
       for (const [key, value] of Object.entries((taskDef.inputTemplate as Json) ?? {})) {
         if (!(key in inputData)) inputData[key] = structuredClone(value);
       }
+      // A dynamically forked task: its entry of the fork's input map wins.
+      if (extraInput) Object.assign(inputData, structuredClone(extraInput));
     }
     const taskToDomain = (workflow.taskToDomain ?? {}) as Json;
     const domain = (taskToDomain[workflowTask.name as string] ?? taskToDomain["*"] ?? null) as
@@ -479,14 +505,7 @@ export class ConductorEngine {
     const workflow = this.state.workflows[workflowId];
     if (!workflow || TERMINAL_WORKFLOW.has(workflow.status as string)) return;
     const def = workflow.workflowDefinition as Json;
-    const defTasks = (def.tasks as Json[]) ?? [];
-    // Latest attempt per reference name.
-    const latest = new Map<string, Json>();
-    for (const id of workflow.taskIds) {
-      const task = this.state.tasks[id];
-      if (task) latest.set(task.referenceTaskName as string, task);
-    }
-    for (const task of latest.values()) {
+    for (const task of this.#latestByRef(workflow).values()) {
       const status = task.status as string;
       if (status === "FAILED_WITH_TERMINAL_ERROR") {
         this.#failWorkflow(workflow, task);
@@ -495,9 +514,16 @@ export class ConductorEngine {
       if ((status === "FAILED" || status === "TIMED_OUT") && !task.retried) {
         const taskDef = this.#taskDefFor(task.taskDefName as string);
         const retryCount = num(task.retryCount, 0);
-        if (retryCount < num(taskDef.retryCount, 3)) {
+        // FORK and JOIN have no TaskDef and are never retried: a failed JOIN fails the workflow.
+        if (
+          !SYSTEM_TASK_TYPES.has(task.taskType as string) &&
+          retryCount < num(taskDef.retryCount, 3)
+        ) {
           task.retried = true;
-          const workflowTask = defTasks.find((t) => t.taskReferenceName === task.referenceTaskName);
+          const workflowTask = findWorkflowTask(
+            (def.tasks as Json[]) ?? [],
+            task.referenceTaskName as string,
+          );
           this.#scheduleTask(
             workflow,
             workflowTask ?? (task.workflowTask as Json),
@@ -510,17 +536,199 @@ export class ConductorEngine {
         }
       }
     }
-    // Schedule the first workflow task not yet started; stop at the first not completed.
-    for (const workflowTask of defTasks) {
-      const task = latest.get(workflowTask.taskReferenceName as string);
-      if (!task) {
-        this.#scheduleTask(workflow, workflowTask);
-        workflow.updateTime = this.now();
-        return;
-      }
-      if (task.status !== "COMPLETED" && task.status !== "COMPLETED_WITH_ERRORS") return;
+    const latest = this.#latestByRef(workflow);
+    let done: boolean;
+    try {
+      done = this.#advance(workflow, (def.tasks as Json[]) ?? [], latest);
+    } catch (error) {
+      if (!(error instanceof WorkflowDefinitionFailure)) throw error;
+      this.#finishWorkflow(workflow, "FAILED", error.message);
+      return;
     }
-    this.#finishWorkflow(workflow, "COMPLETED", null);
+    // Done when the top-level list is done and nothing anywhere still runs (a forked task
+    // no JOIN waits on, for one).
+    if (
+      done &&
+      workflow.taskIds.every((id) => TERMINAL_TASK.has(this.state.tasks[id]?.status as string))
+    ) {
+      this.#finishWorkflow(workflow, "COMPLETED", null);
+    }
+  }
+
+  /** The latest task of each reference name (a retry replaces the task it retries). */
+  #latestByRef(workflow: Json & { taskIds: string[] }): Map<string, Json> {
+    const latest = new Map<string, Json>();
+    for (const id of workflow.taskIds) {
+      const task = this.state.tasks[id];
+      if (task) latest.set(task.referenceTaskName as string, task);
+    }
+    return latest;
+  }
+
+  /**
+   * Walks one list of workflow tasks (the workflow's, or one fork branch) in order, scheduling
+   * the first task not yet there and evaluating JOINs; true when every task of the list has
+   * ended successfully. A fork's branches are walked where the fork stands; the JOIN after it
+   * holds the list until the tasks it waits on are done.
+   */
+  #advance(
+    workflow: Json & { taskIds: string[] },
+    list: Json[],
+    latest: Map<string, Json>,
+  ): boolean {
+    for (const [index, workflowTask] of list.entries()) {
+      const ref = workflowTask.taskReferenceName as string;
+      const type = (workflowTask.type as string | undefined) ?? "SIMPLE";
+      let task = latest.get(ref);
+      if (type === "FORK_JOIN" || type === "FORK_JOIN_DYNAMIC") {
+        if (!task) this.#fork(workflow, workflowTask, list[index + 1], latest);
+        else if (type === "FORK_JOIN") {
+          for (const branch of workflowTask.forkTasks as Json[][]) {
+            this.#advance(workflow, branch, latest);
+          }
+        }
+        continue;
+      }
+      if (type === "JOIN") {
+        task ??= this.#addSystemTask(workflow, workflowTask, "JOIN", "IN_PROGRESS", {
+          joinOn: structuredClone(workflowTask.joinOn ?? []),
+        }, latest);
+        if (task.status === "IN_PROGRESS") this.#evaluateJoin(task, latest);
+      } else if (!task) {
+        latest.set(ref, this.#scheduleTask(workflow, workflowTask));
+        workflow.updateTime = this.now();
+        return false;
+      }
+      if (!SUCCESSFUL_TASK.has(task.status as string)) return false;
+    }
+    return true;
+  }
+
+  /**
+   * Starts a fork as Conductor's mappers do: a FORK task (COMPLETED at once; a dynamic fork's
+   * input also lists `forkedTasks` and `forkedTaskDefs`), the first task of every branch (of a
+   * dynamic fork: every listed task, its input its own inputParameters with the map entry of
+   * its reference name merged over them), then the JOIN that must follow, IN_PROGRESS, whose
+   * input `joinOn` is the def's list for a static fork and the forked references for a
+   * dynamic one. Nothing is scheduled when the def or the dynamic input is wrong.
+   */
+  #fork(
+    workflow: Json & { taskIds: string[] },
+    forkTask: Json,
+    next: Json | undefined,
+    latest: Map<string, Json>,
+  ): void {
+    const dynamic = forkTask.type === "FORK_JOIN_DYNAMIC";
+    const input = resolveParams(
+      forkTask.inputParameters ?? {},
+      this.#exprContext(workflow),
+    ) as Json;
+    const forked = dynamic ? readDynamicFork(forkTask, input) : undefined;
+    if (next?.type !== "JOIN") {
+      throw new WorkflowDefinitionFailure(
+        dynamic
+          ? "Dynamic join definition is not followed by a join task.  Check the workflow definition."
+          : "Fork task definition is not followed by a join task.  Check the blueprint",
+      );
+    }
+    const branches = (forkTask.forkTasks as Json[][] | undefined) ?? [];
+    if (!dynamic && branches.some((branch) => branch.length === 0)) {
+      // Conductor's mapper reads the first task of each branch and answers this 500.
+      throw new ConductorHttpError(500, "Index 0 out of bounds for length 0");
+    }
+    if (forked) {
+      const existing = forked.tasks.find((t) => latest.has(t.taskReferenceName as string));
+      if (existing) {
+        throw new WorkflowDefinitionFailure(
+          `No dynamic tasks could be created for the Workflow: ${workflow.workflowName}.${workflow.workflowVersion}/${workflow.workflowId}, Dynamic Fork Task: ${existing.name}/${existing.taskReferenceName} attempted to create a duplicate task reference name: ${existing.taskReferenceName}`,
+        );
+      }
+      input.forkedTasks = forked.tasks.map((t) => t.taskReferenceName);
+      input.forkedTaskDefs = forked.tasks.map((t) => ({
+        ...t,
+        taskDefinition: this.#taskDefFor(t.name as string),
+      }));
+    }
+    this.#addSystemTask(workflow, forkTask, "FORK", "COMPLETED", input, latest);
+    let joinOn: string[];
+    if (forked) {
+      joinOn = [];
+      for (const task of forked.tasks) {
+        const ref = task.taskReferenceName as string;
+        joinOn.push(ref);
+        // A reference listed twice is scheduled once (and waited on twice), as in Conductor.
+        if (latest.has(ref)) continue;
+        latest.set(ref, this.#scheduleTask(workflow, task, undefined, 0, forked.inputs[ref]));
+      }
+    } else {
+      for (const branch of branches) this.#advance(workflow, branch, latest);
+      joinOn = structuredClone((next.joinOn as string[] | undefined) ?? []);
+    }
+    this.#addSystemTask(workflow, next, "JOIN", "IN_PROGRESS", { joinOn }, latest);
+    workflow.updateTime = this.now();
+  }
+
+  /** Completes or fails an IN_PROGRESS JOIN when the tasks it waits on allow it. */
+  #evaluateJoin(join: Json, latest: Map<string, Json>): void {
+    const joinOn = ((join.inputData as Json).joinOn as string[] | undefined) ?? [];
+    const outcome = evaluateJoin(joinOn, latest);
+    join.outputData = outcome.output;
+    if (!outcome.status) return;
+    const now = this.now();
+    join.status = outcome.status;
+    if (outcome.reason !== undefined) join.reasonForIncompletion = outcome.reason;
+    join.endTime = now;
+    join.updateTime = now;
+  }
+
+  /** Adds a FORK or JOIN task: run by the engine, never queued, no TaskDef. */
+  #addSystemTask(
+    workflow: Json & { taskIds: string[] },
+    workflowTask: Json,
+    taskType: "FORK" | "JOIN",
+    status: "COMPLETED" | "IN_PROGRESS",
+    inputData: Json,
+    latest: Map<string, Json>,
+  ): Json {
+    const now = this.now();
+    const task: Json = {
+      taskType,
+      status,
+      inputData,
+      referenceTaskName: workflowTask.taskReferenceName,
+      retryCount: 0,
+      seq: workflow.taskIds.length + 1,
+      correlationId: workflow.correlationId ?? null,
+      pollCount: 0,
+      taskDefName: taskType,
+      scheduledTime: now,
+      startTime: now,
+      endTime: status === "COMPLETED" ? now : 0,
+      updateTime: now,
+      startDelayInSeconds: 0,
+      retried: false,
+      executed: false,
+      callbackFromWorker: true,
+      responseTimeoutSeconds: 0,
+      workflowInstanceId: workflow.workflowId,
+      workflowType: workflow.workflowName,
+      taskId: crypto.randomUUID(),
+      callbackAfterSeconds: 0,
+      outputData: {},
+      workflowTask: structuredClone(workflowTask),
+      rateLimitPerFrequency: 0,
+      rateLimitFrequencyInSeconds: 0,
+      workflowPriority: workflow.priority ?? 0,
+      iteration: 0,
+      subworkflowChanged: false,
+      firstStartTime: 0,
+      queueWaitTime: 0,
+      loopOverTask: false,
+    };
+    this.state.tasks[task.taskId as string] = task;
+    workflow.taskIds.push(task.taskId as string);
+    latest.set(workflowTask.taskReferenceName as string, task);
+    return task;
   }
 
   #failWorkflow(workflow: Json & { taskIds: string[] }, task: Json): void {
