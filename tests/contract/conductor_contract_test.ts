@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { ConductorClient } from "../../src/conductor/client.ts";
 import { ConductorError, ConductorNotFoundError } from "../../src/conductor/errors.ts";
-import type { Task, TaskDef } from "../../src/conductor/api.ts";
+import type { Task, TaskDef, WorkflowTaskDef } from "../../src/conductor/api.ts";
 import { startConductorServer } from "../../src/devstack/conductor/server.ts";
 import { waitFor } from "../../src/util/sleep.ts";
 
@@ -332,6 +332,257 @@ async function contractSuite(t: Deno.TestContext, target: Target): Promise<void>
     assert.match(wf.reasonForIncompletion ?? "", /bad input/);
     const none = await client.pollBatch(taskType, { count: 1, timeoutMs: 200, workerId: "w" });
     assert.deepEqual(none, []);
+  });
+
+  // ---- forks: FORK_JOIN, FORK_JOIN_DYNAMIC and JOIN (the real server evaluates a JOIN in the
+  // background, so what follows a JOIN is waited for, never assumed at once).
+
+  /** A task type (no retries) and a workflow of `build(taskType)`; returns both names. */
+  async function forkSetup(
+    what: string,
+    build: (taskType: string) => WorkflowTaskDef[],
+    outputParameters: Record<string, unknown> = {},
+  ) {
+    const taskType = unique(what);
+    await client.registerTaskDefs([{
+      name: taskType,
+      ownerEmail: "contract@example.com",
+      retryCount: 0,
+      retryDelaySeconds: 0,
+      responseTimeoutSeconds: 300,
+    }]);
+    const workflowName = `${taskType}_wf`;
+    await client.upsertWorkflowDefs([{
+      name: workflowName,
+      version: 1,
+      schemaVersion: 2,
+      ownerEmail: "contract@example.com",
+      tasks: build(taskType),
+      outputParameters,
+    }]);
+    return { taskType, workflowName };
+  }
+
+  /** Polls until `n` tasks of `taskType` are in hand. */
+  async function pollN(taskType: string, n: number): Promise<Map<string, Task>> {
+    const byRef = new Map<string, Task>();
+    await waitFor(async () => {
+      const tasks = await client.pollBatch(taskType, {
+        count: n - byRef.size,
+        timeoutMs: 500,
+        workerId: "contract-worker",
+      });
+      for (const task of tasks) byRef.set(task.referenceTaskName, task);
+      return byRef.size >= n;
+    }, { timeoutMs: target.slowMs, what: `${n} ${taskType} tasks to poll`, intervalMs: 1 });
+    return byRef;
+  }
+
+  async function complete(task: Task, outputData: Record<string, unknown>) {
+    await client.updateTask({
+      workflowInstanceId: task.workflowInstanceId,
+      taskId: task.taskId,
+      status: "COMPLETED",
+      outputData,
+    });
+  }
+
+  const brief = (task: Task) => ({
+    seq: task.seq,
+    taskType: task.taskType,
+    ref: task.referenceTaskName,
+    status: task.status,
+  });
+  const simple = (
+    name: string,
+    ref: string,
+    inputParameters: Record<string, unknown> = {},
+  ): WorkflowTaskDef => ({ name, taskReferenceName: ref, type: "SIMPLE", inputParameters });
+
+  await t.step("static fork: FORK, branch heads, JOIN; the JOIN maps refs to outputs", async () => {
+    const { taskType, workflowName } = await forkSetup("fork", (type) => [
+      {
+        name: "fork",
+        taskReferenceName: "fork",
+        type: "FORK_JOIN",
+        inputParameters: { fx: "${workflow.input.x}" },
+        forkTasks: [
+          [
+            simple(type, "a1", { x: "${workflow.input.x}" }),
+            simple(type, "a2", { prev: "${a1.output.v}" }),
+          ],
+          [simple(type, "b1", { y: 2 })],
+        ],
+      },
+      { name: "join", taskReferenceName: "join", type: "JOIN", joinOn: ["a2", "b1"] },
+      simple(type, "after", {
+        j: "${join.output}",
+        ja: "${join.output.a2.v}",
+        f: "${fork.output}",
+        fi: "${fork.input}",
+      }),
+    ], { j: "${join.output}" });
+    const workflowId = await client.startWorkflow(workflowName, { x: "X" });
+    const started = await client.getWorkflow(workflowId);
+    assert.deepEqual(started.tasks.map(brief), [
+      { seq: 1, taskType: "FORK", ref: "fork", status: "COMPLETED" },
+      { seq: 2, taskType, ref: "a1", status: "SCHEDULED" },
+      { seq: 3, taskType, ref: "b1", status: "SCHEDULED" },
+      { seq: 4, taskType: "JOIN", ref: "join", status: "IN_PROGRESS" },
+    ]);
+    const [fork, , , join] = started.tasks;
+    assert.equal(fork?.taskDefName, "FORK");
+    assert.deepEqual(fork?.inputData, { fx: "X" });
+    assert.deepEqual(fork?.outputData, {});
+    assert.equal(join?.taskDefName, "JOIN");
+    assert.deepEqual(join?.inputData, { joinOn: ["a2", "b1"] });
+
+    const heads = await pollN(taskType, 2);
+    assert.deepEqual([...heads.keys()].sort(), ["a1", "b1"]);
+    assert.deepEqual(heads.get("a1")?.inputData, { x: "X" });
+    await complete(heads.get("a1")!, { v: "out-a1" });
+    await complete(heads.get("b1")!, { v: "out-b1" });
+    const a2 = await pollOne(taskType);
+    assert.equal(a2.referenceTaskName, "a2");
+    assert.equal(a2.seq, 5);
+    assert.deepEqual(a2.inputData, { prev: "out-a1" });
+    await complete(a2, { v: "out-a2" });
+
+    const after = await pollOne(taskType);
+    assert.equal(after.referenceTaskName, "after");
+    assert.equal(after.seq, 6);
+    const joined = { a2: { v: "out-a2" }, b1: { v: "out-b1" } };
+    assert.deepEqual(after.inputData, { j: joined, ja: "out-a2", f: {}, fi: { fx: "X" } });
+    const doneJoin = (await client.getWorkflow(workflowId)).tasks[3];
+    assert.equal(doneJoin?.status, "COMPLETED");
+    assert.deepEqual(doneJoin?.outputData, joined);
+    await complete(after, { v: "out-after" });
+    const wf = await waitWorkflow(workflowId, "COMPLETED");
+    assert.deepEqual(wf.output, { j: joined });
+  });
+
+  await t.step("a branch task that fails for good fails the workflow", async () => {
+    const { taskType, workflowName } = await forkSetup("forkfail", (type) => [
+      {
+        name: "fork",
+        taskReferenceName: "fork",
+        type: "FORK_JOIN",
+        forkTasks: [[simple(type, "a")], [simple(type, "b")]],
+      },
+      { name: "join", taskReferenceName: "join", type: "JOIN", joinOn: ["a", "b"] },
+    ]);
+    const workflowId = await client.startWorkflow(workflowName, {});
+    const heads = await pollN(taskType, 2);
+    const failed = heads.get("a")!;
+    await client.updateTask({
+      workflowInstanceId: workflowId,
+      taskId: failed.taskId,
+      status: "FAILED",
+      reasonForIncompletion: "branch a broke",
+    });
+    const wf = await waitWorkflow(workflowId, "FAILED");
+    assert.equal(
+      wf.reasonForIncompletion,
+      `Task ${failed.taskId} failed with status: FAILED and reason: 'branch a broke'`,
+    );
+    assert.deepEqual(wf.failedReferenceTaskNames, ["a"]);
+    assert.deepEqual(wf.tasks.map((task) => [task.referenceTaskName, task.status]), [
+      ["fork", "COMPLETED"],
+      ["a", "FAILED"],
+      ["b", "CANCELED"],
+      ["join", "CANCELED"],
+    ]);
+  });
+
+  await t.step("dynamic fork: N tasks with inputs by reference name, one JOIN", async () => {
+    const { taskType, workflowName } = await forkSetup("dynfork", (type) => [
+      {
+        name: "dyn",
+        taskReferenceName: "dyn",
+        type: "FORK_JOIN_DYNAMIC",
+        inputParameters: { tasks: "${workflow.input.tasks}", inputs: "${workflow.input.inputs}" },
+        dynamicForkTasksParam: "tasks",
+        dynamicForkTasksInputParamName: "inputs",
+      },
+      { name: "dynjoin", taskReferenceName: "dynjoin", type: "JOIN" },
+      simple(type, "after", { j: "${dynjoin.output}" }),
+    ]);
+    const n = 5;
+    const refs = Array.from({ length: n }, (_, i) => `part_${i}`);
+    const inputs = Object.fromEntries(refs.map((ref, i) => [ref, { prefix: `data/part=${i}/` }]));
+    const workflowId = await client.startWorkflow(workflowName, {
+      tasks: refs.map((ref, i) => ({
+        name: taskType,
+        taskReferenceName: ref,
+        type: "SIMPLE",
+        inputParameters: { i, prefix: "from the def" },
+      })),
+      inputs,
+    });
+    const started = await client.getWorkflow(workflowId);
+    assert.deepEqual(started.tasks.map(brief), [
+      { seq: 1, taskType: "FORK", ref: "dyn", status: "COMPLETED" },
+      ...refs.map((ref, i) => ({ seq: i + 2, taskType, ref, status: "SCHEDULED" })),
+      { seq: n + 2, taskType: "JOIN", ref: "dynjoin", status: "IN_PROGRESS" },
+    ]);
+    assert.deepEqual(started.tasks[0]?.inputData.forkedTasks, refs);
+    assert.deepEqual(started.tasks[n + 1]?.inputData, { joinOn: refs });
+
+    const forked = await pollN(taskType, n);
+    for (const [i, ref] of refs.entries()) {
+      const task = forked.get(ref)!;
+      // The map entry of the task's reference name is merged over its own inputParameters.
+      assert.deepEqual(task.inputData, { i, prefix: `data/part=${i}/` });
+      // An empty output is left out of the JOIN's output.
+      await complete(task, i === 0 ? {} : { n: i });
+    }
+    const after = await pollOne(taskType);
+    assert.equal(after.referenceTaskName, "after");
+    const joined = Object.fromEntries(refs.slice(1).map((ref, i) => [ref, { n: i + 1 }]));
+    assert.deepEqual(after.inputData, { j: joined });
+    await complete(after, { done: true });
+    const wf = await waitWorkflow(workflowId, "COMPLETED");
+    assert.deepEqual(wf.tasks[n + 1]?.outputData, joined);
+    assert.deepEqual(wf.output, { done: true });
+  });
+
+  await t.step("fork defs: no forkTasks is a 400; no JOIN after a fork fails the run", async () => {
+    const type = unique("forkdef");
+    await client.registerTaskDefs([{ name: type, ownerEmail: "c@example.com" }]);
+    const empty = await fetch(`${api}/metadata/workflow`, {
+      method: "PUT",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify([{
+        name: `${type}_empty`,
+        version: 1,
+        tasks: [
+          { name: "f", taskReferenceName: "f", type: "FORK_JOIN", forkTasks: [] },
+          { name: "j", taskReferenceName: "j", type: "JOIN", joinOn: [] },
+        ],
+      }]),
+    });
+    assert.equal(empty.status, 400);
+    assert.deepEqual((await empty.json()).validationErrors, [{
+      path: "updateWorkflowDef.arg0[0].tasks[0]",
+      message: "forkTasks should have atleast one task for taskType: FORK_JOIN taskName: f",
+    }]);
+    await client.upsertWorkflowDefs([{
+      name: `${type}_nojoin`,
+      version: 1,
+      tasks: [{
+        name: "f",
+        taskReferenceName: "f",
+        type: "FORK_JOIN",
+        forkTasks: [[simple(type, "a")], [simple(type, "b")]],
+      }],
+    }]);
+    const workflowId = await client.startWorkflow(`${type}_nojoin`, {});
+    const wf = await waitWorkflow(workflowId, "FAILED");
+    assert.equal(
+      wf.reasonForIncompletion,
+      "Fork task definition is not followed by a join task.  Check the blueprint",
+    );
+    assert.deepEqual(wf.tasks, []);
   });
 
   await t.step("unknown ids are 404s", async () => {
