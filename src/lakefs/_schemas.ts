@@ -62,6 +62,26 @@ export const commitSchema = z.looseObject({
   metadata: stringMap.optional(),
 });
 
+/** `CommitList`. */
+export const commitListSchema = z.looseObject({
+  pagination: paginationSchema,
+  results: z.array(commitSchema),
+});
+
+/** `Diff`. */
+export const diffSchema = z.looseObject({
+  type: z.enum(["added", "removed", "changed", "conflict", "prefix_changed"]),
+  path: z.string(),
+  path_type: z.enum(["object", "common_prefix"]),
+  size_bytes: z.number().int().nonnegative().optional(),
+});
+
+/** `DiffList`. */
+export const diffListSchema = z.looseObject({
+  pagination: paginationSchema,
+  results: z.array(diffSchema),
+});
+
 /** `MergeResult`. */
 export const mergeResultSchema = z.looseObject({ reference: z.string() });
 

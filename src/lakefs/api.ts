@@ -58,6 +58,48 @@ export interface ListObjectsOptions {
   signal?: AbortSignal;
 }
 
+/** One entry of a diff between two refs. */
+export interface DiffEntry {
+  /** `conflict` and `prefix_changed` appear only in some diff kinds; perago treats every entry as a change. */
+  type: "added" | "removed" | "changed" | "conflict" | "prefix_changed";
+  path: string;
+  path_type: "object" | "common_prefix";
+  size_bytes?: number;
+  [extra: string]: unknown;
+}
+
+/** Options of {@linkcode LakeFsApi.diffRefs}. */
+export interface DiffRefsOptions {
+  /** Only paths under this prefix. */
+  prefix?: string;
+  /**
+   * `two_dot` compares the two trees; `three_dot` (lakeFS's default) what changed on the right
+   * since the merge base. @default "two_dot"
+   */
+  type?: "two_dot" | "three_dot";
+  /** Page size; the server caps it at 1000. */
+  amount?: number;
+  signal?: AbortSignal;
+}
+
+/** Options of {@linkcode LakeFsApi.logCommits}. */
+export interface LogCommitsOptions {
+  /** The walk ends with this commit (included, as lakeFS's `stop_at` does). */
+  stopAt?: string;
+  /** Page size; the server caps it at 1000. */
+  amount?: number;
+  signal?: AbortSignal;
+}
+
+/** Options of {@linkcode LakeFsApi.revertCommit}. */
+export interface RevertOptions {
+  /** Message of the revert commit. @default lakeFS's "Revert <id>" */
+  message?: string;
+  /** Metadata of the revert commit. */
+  metadata?: Record<string, string>;
+  signal?: AbortSignal;
+}
+
 /** Options of a merge. */
 export interface MergeOptions {
   message?: string;
@@ -133,4 +175,18 @@ export interface LakeFsApi {
   getCommit(repo: string, ref: string, signal?: AbortSignal): Promise<Commit>;
   /** Merges `source` into `destination`; returns the resulting commit id. */
   merge(repo: string, source: string, destination: string, options?: MergeOptions): Promise<string>;
+  /** The differences between two refs, in path order, page by page. */
+  diffRefs(
+    repo: string,
+    left: string,
+    right: string,
+    options?: DiffRefsOptions,
+  ): AsyncIterable<DiffEntry>;
+  /** The commits reachable from `ref`, newest first, page by page. */
+  logCommits(repo: string, ref: string, options?: LogCommitsOptions): AsyncIterable<Commit>;
+  /**
+   * Adds a commit to `branch` that undoes the changes of the (single-parent) commit `ref`;
+   * 409 when later commits changed the same paths.
+   */
+  revertCommit(repo: string, branch: string, ref: string, options?: RevertOptions): Promise<void>;
 }

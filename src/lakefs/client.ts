@@ -15,15 +15,21 @@ import { parseRetryAfterMs, retry } from "../util/retry.ts";
 import { streamingPost } from "./_stream_upload.ts";
 import type {
   Commit,
+  DiffEntry,
+  DiffRefsOptions,
   LakeFsApi,
   ListObjectsOptions,
+  LogCommitsOptions,
   MergeOptions,
   ObjectStats,
   Ref,
   Repository,
+  RevertOptions,
 } from "./api.ts";
 import {
+  commitListSchema,
   commitSchema,
+  diffListSchema,
   errorBodySchema,
   mergeResultSchema,
   objectErrorListSchema,
@@ -222,37 +228,23 @@ export class LakeFsClient implements LakeFsApi {
   // ---------------------------------------------------------------- objects
 
   /** All objects (and, with a delimiter, common prefixes) under a prefix, page by page. */
-  async *listObjects(
+  listObjects(
     repo: string,
     ref: string,
     options: ListObjectsOptions = {},
   ): AsyncIterable<ObjectStats> {
-    let after = options.after ?? "";
-    while (true) {
-      const spec: RequestSpec = {
-        operation: "listObjects",
-        method: "GET",
-        path: `/repositories/${encode(repo)}/refs/${encode(ref)}/objects/ls`,
-        query: {
-          prefix: options.prefix,
-          after: after === "" ? undefined : after,
-          amount: options.amount ?? 1000,
-          delimiter: options.delimiter,
-        },
-        signal: options.signal,
-      };
-      const page = await this.#call(spec, () => this.#json(spec, [200], objectStatsListSchema));
-      for (const entry of page.results) yield entry as ObjectStats;
-      if (!page.pagination.has_more) return;
-      if (page.pagination.next_offset === "" || page.pagination.next_offset === after) {
-        throw new LakeFsError({
-          operation: "listObjects",
-          status: 200,
-          serverMessage: "has_more without a new next_offset (the listing would loop)",
-        }, "lakeFS listObjects returned an unexpected body: has_more without a new next_offset");
-      }
-      after = page.pagination.next_offset;
-    }
+    return this.#paginate("listObjects", objectStatsListSchema, options.after ?? "", (after) => ({
+      operation: "listObjects",
+      method: "GET",
+      path: `/repositories/${encode(repo)}/refs/${encode(ref)}/objects/ls`,
+      query: {
+        prefix: options.prefix,
+        after: after === "" ? undefined : after,
+        amount: options.amount ?? 1000,
+        delimiter: options.delimiter,
+      },
+      signal: options.signal,
+    })) as AsyncIterable<ObjectStats>;
   }
 
   /**
@@ -499,27 +491,14 @@ export class LakeFsClient implements LakeFsApi {
     repo: string,
     options: { prefix?: string; signal?: AbortSignal } = {},
   ): AsyncIterable<Ref> {
-    let after = "";
-    while (true) {
-      const spec: RequestSpec = {
-        operation: "listBranches",
-        method: "GET",
-        path: `/repositories/${encode(repo)}/branches`,
-        query: { prefix: options.prefix, after: after === "" ? undefined : after, amount: 1000 },
-        signal: options.signal,
-      };
-      const page = await this.#call(spec, () => this.#json(spec, [200], refListSchema));
-      for (const ref of page.results) yield { id: ref.id, commit_id: ref.commit_id };
-      if (!page.pagination.has_more) return;
-      if (page.pagination.next_offset === "" || page.pagination.next_offset === after) {
-        throw new LakeFsError({
-          operation: "listBranches",
-          status: 200,
-          serverMessage: "has_more without a new next_offset",
-        }, "lakeFS listBranches returned an unexpected body: has_more without a new next_offset");
-      }
-      after = page.pagination.next_offset;
-    }
+    const pages = this.#paginate("listBranches", refListSchema, "", (after) => ({
+      operation: "listBranches",
+      method: "GET",
+      path: `/repositories/${encode(repo)}/branches`,
+      query: { prefix: options.prefix, after: after === "" ? undefined : after, amount: 1000 },
+      signal: options.signal,
+    }));
+    for await (const ref of pages) yield { id: ref.id, commit_id: ref.commit_id };
   }
 
   /**
@@ -647,6 +626,75 @@ export class LakeFsClient implements LakeFsApi {
     });
   }
 
+  /**
+   * The differences between two refs under an optional prefix, in path order. perago asks for
+   * `two_dot` (the two trees compared) unless told otherwise.
+   */
+  diffRefs(
+    repo: string,
+    left: string,
+    right: string,
+    options: DiffRefsOptions = {},
+  ): AsyncIterable<DiffEntry> {
+    return this.#paginate("diffRefs", diffListSchema, "", (after) => ({
+      operation: "diffRefs",
+      method: "GET",
+      path: `/repositories/${encode(repo)}/refs/${encode(left)}/diff/${encode(right)}`,
+      query: {
+        prefix: options.prefix === "" ? undefined : options.prefix,
+        after: after === "" ? undefined : after,
+        amount: options.amount ?? 1000,
+        type: options.type ?? "two_dot",
+      },
+      signal: options.signal,
+    })) as AsyncIterable<DiffEntry>;
+  }
+
+  /** The commits reachable from `ref`, newest first; with `stopAt`, up to that commit. */
+  logCommits(repo: string, ref: string, options: LogCommitsOptions = {}): AsyncIterable<Commit> {
+    return this.#paginate("logCommits", commitListSchema, "", (after) => ({
+      operation: "logCommits",
+      method: "GET",
+      path: `/repositories/${encode(repo)}/refs/${encode(ref)}/commits`,
+      query: {
+        after: after === "" ? undefined : after,
+        amount: options.amount ?? 1000,
+        stop_at: options.stopAt,
+      },
+      signal: options.signal,
+    })) as AsyncIterable<Commit>;
+  }
+
+  /**
+   * Reverts the single-parent commit `ref` on `branch` (a new commit undoing its changes).
+   * 409 (later commits changed the same paths) -> {@linkcode LakeFsConflictError}. Not retried
+   * after a lost answer: a second revert would undo the changes twice, so a transport failure
+   * is reported as it is.
+   */
+  async revertCommit(
+    repo: string,
+    branch: string,
+    ref: string,
+    options: RevertOptions = {},
+  ): Promise<void> {
+    const overrides = {
+      ...(options.message === undefined ? {} : { message: options.message }),
+      ...(options.metadata === undefined ? {} : { metadata: options.metadata }),
+    };
+    const spec: RequestSpec = {
+      operation: "revertCommit",
+      method: "POST",
+      path: `/repositories/${encode(repo)}/branches/${encode(branch)}/revert`,
+      json: {
+        ref,
+        parent_number: 0,
+        ...(Object.keys(overrides).length === 0 ? {} : { commit_overrides: overrides }),
+      },
+      signal: options.signal,
+    };
+    await this.#empty(spec, [204, 200]);
+  }
+
   // ---------------------------------------------------------------- plumbing
 
   /** Runs one call with retries. `fn` gets the 1-based try number. */
@@ -664,6 +712,34 @@ export class LakeFsClient implements LakeFsApi {
           : undefined,
       ...(spec.signal === undefined ? {} : { signal: spec.signal }),
     });
+  }
+
+  /**
+   * Walks a paginated listing: one request per page (each retried like any call), the
+   * results yielded in order. A page that says `has_more` without a new `next_offset` would
+   * loop forever, so it is an error naming the call.
+   */
+  async *#paginate<T>(
+    operation: string,
+    schema: z.ZodType<{ pagination: { has_more: boolean; next_offset: string }; results: T[] }>,
+    firstAfter: string,
+    specFor: (after: string) => RequestSpec,
+  ): AsyncIterable<T> {
+    let after = firstAfter;
+    while (true) {
+      const spec = specFor(after);
+      const page = await this.#call(spec, () => this.#json(spec, [200], schema));
+      yield* page.results;
+      if (!page.pagination.has_more) return;
+      if (page.pagination.next_offset === "" || page.pagination.next_offset === after) {
+        throw new LakeFsError({
+          operation,
+          status: 200,
+          serverMessage: "has_more without a new next_offset (the listing would loop)",
+        }, `lakeFS ${operation} returned an unexpected body: has_more without a new next_offset`);
+      }
+      after = page.pagination.next_offset;
+    }
   }
 
   /** One try of a JSON call: send, check status, read and validate the body. */

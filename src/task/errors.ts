@@ -3,8 +3,9 @@
  * what a bad task definition or a bad Conductor input raises, and the guardrail violations.
  *
  * How the attempt maps them onto a Conductor TaskResult (seed 003):
- * - {@linkcode TaskTerminalError} and {@linkcode PreGuardrailViolation}:
- *   `FAILED_WITH_TERMINAL_ERROR` (retrying cannot help); see {@linkcode isTerminalError}.
+ * - {@linkcode TaskTerminalError}, {@linkcode PreGuardrailViolation} and errors marked
+ *   `terminal: true`: `FAILED_WITH_TERMINAL_ERROR` (retrying cannot help); see
+ *   {@linkcode isTerminalError}.
  * - everything else, {@linkcode TaskInputError} and {@linkcode PostGuardrailViolation}
  *   included: `FAILED` (Conductor retries per the TaskDef).
  *
@@ -143,7 +144,9 @@ export class PostGuardrailViolation extends GuardrailViolation {
 /**
  * Whether an error thrown by an attempt maps to `FAILED_WITH_TERMINAL_ERROR`: a
  * {@linkcode TaskTerminalError} (also one from another copy of this module, recognised by
- * name) or a {@linkcode PreGuardrailViolation}. Everything else is `FAILED`.
+ * name), a {@linkcode PreGuardrailViolation}, or any error that declares `terminal: true`
+ * (the workspace layer marks failures no retry of the same input can fix that way).
+ * Everything else is `FAILED`.
  *
  * @example
  * ```ts
@@ -152,6 +155,7 @@ export class PostGuardrailViolation extends GuardrailViolation {
  */
 export function isTerminalError(error: unknown): boolean {
   if (error instanceof TaskTerminalError || error instanceof PreGuardrailViolation) return true;
-  return error instanceof Error &&
-    (error.name === "TaskTerminalError" || error.name === "PreGuardrailViolation");
+  if (!(error instanceof Error)) return false;
+  return error.name === "TaskTerminalError" || error.name === "PreGuardrailViolation" ||
+    (error as { terminal?: unknown }).terminal === true;
 }

@@ -44,9 +44,10 @@ export type ExtractedTaskDef = {
 
 /**
  * The JSON Schema of the `workspace` object of a task input or output: the lakeFS
- * repository, the branch, and the commit (`ref_type` is always `"commit"`).
+ * repository, the branch, and the commit (`ref_type` is always `"commit"`). The input also
+ * takes an optional `prefix` that narrows the attempt's scope below the task's prefix.
  */
-export function workspaceJsonSchema(): JsonSchema {
+export function workspaceJsonSchema(direction: "input" | "output" = "output"): JsonSchema {
   return {
     type: "object",
     properties: {
@@ -54,6 +55,7 @@ export function workspaceJsonSchema(): JsonSchema {
       branch: { type: "string" },
       ref_type: { const: "commit" },
       ref: { type: "string" },
+      ...(direction === "input" ? { prefix: { type: "string" } } : {}),
     },
     required: ["repository", "branch", "ref_type", "ref"],
     additionalProperties: false,
@@ -79,10 +81,14 @@ export function buildTaskDef(task: TaskDefinition): ExtractedTaskDef {
   const outputKeys = hasWorkspace ? ["workspace", "result"] : ["result"];
   const params = toInlineJsonSchema(task.params, "input");
   const result = toInlineJsonSchema(task.result, "output");
-  const envelope = (keys: string[], payload: JsonSchema): JsonSchema => {
+  const envelope = (
+    keys: string[],
+    payload: JsonSchema,
+    direction: "input" | "output",
+  ): JsonSchema => {
     const properties: JsonSchema = {};
     for (const key of keys) {
-      properties[key] = key === "workspace" ? workspaceJsonSchema() : payload;
+      properties[key] = key === "workspace" ? workspaceJsonSchema(direction) : payload;
     }
     return { type: "object", properties, required: [...keys], additionalProperties: false };
   };
@@ -109,13 +115,13 @@ export function buildTaskDef(task: TaskDefinition): ExtractedTaskDef {
       name: `${task.name}.input`,
       version: 1,
       type: "JSON",
-      data: envelope(inputKeys, params),
+      data: envelope(inputKeys, params, "input"),
     },
     outputSchema: {
       name: `${task.name}.output`,
       version: 1,
       type: "JSON",
-      data: envelope(outputKeys, result),
+      data: envelope(outputKeys, result, "output"),
     },
   };
 }

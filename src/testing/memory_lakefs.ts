@@ -12,12 +12,16 @@
 import { createHash } from "node:crypto";
 import type {
   Commit,
+  DiffEntry,
+  DiffRefsOptions,
   LakeFsApi,
   ListObjectsOptions,
+  LogCommitsOptions,
   MergeOptions,
   ObjectStats,
   Ref,
   Repository,
+  RevertOptions,
 } from "../lakefs/api.ts";
 import { lakeFsErrorFor } from "../lakefs/errors.ts";
 import {
@@ -28,6 +32,7 @@ import {
   REPO_NAME,
   STORAGE_NAMESPACE,
 } from "../devstack/lakefs/_state.ts";
+import { diffTrees } from "../devstack/lakefs/_diff.ts";
 
 /** Content of a seeded file: text (written as UTF-8) or bytes. */
 export type FileContent = string | Uint8Array;
@@ -363,6 +368,65 @@ export class MemoryLakeFs implements LakeFsApi {
         },
       );
       return record.id;
+    });
+  }
+
+  async *diffRefs(
+    repo: string,
+    left: string,
+    right: string,
+    options: DiffRefsOptions = {},
+  ): AsyncIterable<DiffEntry> {
+    const prefix = options.prefix ?? "";
+    const diffs = this.#call("diffRefs", options.signal, () => {
+      const record = this.#state.repo(repo);
+      const to = this.#state.resolveCommit(record, right);
+      let from = this.#state.resolveCommit(record, left);
+      if (options.type === "three_dot") from = this.#state.mergeBase(record, from, to) ?? from;
+      return diffTrees(from.tree, to.tree)
+        .filter((diff) => diff.path.startsWith(prefix))
+        .map((diff): DiffEntry => ({
+          type: diff.type,
+          path: diff.path,
+          path_type: "object",
+          size_bytes: diff.entry.size,
+        }));
+    });
+    yield* diffs;
+  }
+
+  async *logCommits(
+    repo: string,
+    ref: string,
+    options: LogCommitsOptions = {},
+  ): AsyncIterable<Commit> {
+    const commits = this.#call("logCommits", options.signal, () => {
+      const record = this.#state.repo(repo);
+      const stopAt = options.stopAt === undefined
+        ? undefined
+        : this.#state.resolveCommit(record, options.stopAt).id;
+      const found: CommitRecord[] = [];
+      for (const commit of this.#state.walk(record, this.#state.resolveCommit(record, ref))) {
+        found.push(commit);
+        if (commit.id === stopAt) break;
+      }
+      return found;
+    });
+    for (const commit of commits) yield toCommit(commit);
+  }
+
+  revertCommit(
+    repo: string,
+    branch: string,
+    ref: string,
+    options: RevertOptions = {},
+  ): Promise<void> {
+    return this.#async("revertCommit", options.signal, () => {
+      this.#state.revert(this.#state.repo(repo), branch, ref, COMMITTER, {
+        parentNumber: 0,
+        ...(options.message === undefined ? {} : { message: options.message }),
+        ...(options.metadata === undefined ? {} : { metadata: { ...options.metadata } }),
+      });
     });
   }
 

@@ -15,12 +15,16 @@ import {
 import type { Guardrail, TaskContext, TaskDefinition } from "../task/types.ts";
 import { TaskResultError } from "./errors.ts";
 
-/** The `workspace` input of a workspace task (exact keys, `ref_type` "commit"). */
+/**
+ * The `workspace` input of a workspace task (exact keys, `ref_type` "commit"). The optional
+ * `prefix` narrows the attempt's scope below the task's declared prefix.
+ */
 export const workspaceInputSchema = z.strictObject({
   repository: z.string().min(1),
   branch: z.string().min(1),
   ref_type: z.literal("commit"),
   ref: z.string().min(1),
+  prefix: z.string().optional(),
 });
 
 /** A validated `workspace` input. */
@@ -61,7 +65,7 @@ export function parseWorkspaceInput(value: unknown): WorkspaceInput {
   if (!parsed.success) {
     throw new TaskInputError(
       `invalid workspace input: ${oneLine(z.prettifyError(parsed.error))}; expected ` +
-        '{repository, branch, ref_type: "commit", ref}',
+        '{repository, branch, ref_type: "commit", ref, prefix?}',
       { cause: parsed.error },
     );
   }

@@ -33,16 +33,18 @@ import { newOwner, registerOwner, unregisterOwner } from "./owners.ts";
 import {
   assertCurrentAttempt,
   COMMIT_METADATA,
-  completeNoop,
   type CurrentTaskState,
-  publishStaged,
+  type PublicationKind,
+  publish,
   type PublishTarget,
 } from "./publish.ts";
-import { checkRelativeKey, resolveInsideDir } from "./safe_path.ts";
+import { checkRelativeKey, KeyTreeGuard, resolveInsideDir } from "./safe_path.ts";
+import { describeScope, inScope, resolveScope } from "./scope.ts";
 import { diffSnapshots, type Snapshot, snapshotDir, snapshotsEqual } from "./snapshot.ts";
 import { isSameTaskStagingBranch, STAGING_BRANCH_PREFIX, stagingBranchName } from "./staging.ts";
 
-export type { CurrentTaskState } from "./publish.ts";
+export type { CurrentTaskState } from "./fence.ts";
+export type { PublicationKind } from "./publish.ts";
 export type { WorkspaceInput } from "./_invoke.ts";
 
 /** The Conductor identity of an attempt. */
@@ -118,6 +120,10 @@ export interface AttemptOutcome {
   publishedRef?: string;
   /** What the task changed (writable tasks that got past the task body). */
   changes?: AttemptChanges;
+  /** How a writable attempt's result reached the branch (completed, not dry-run, attempts). */
+  publication?: PublicationKind;
+  /** The class name of the error a failed attempt ended with (e.g. `ScopeConflictError`). */
+  errorName?: string;
   durationMs: number;
 }
 
@@ -183,6 +189,7 @@ interface AttemptState {
 interface BodyResult {
   output: Record<string, unknown>;
   publishedRef?: string;
+  publication?: PublicationKind;
 }
 
 /**
@@ -257,6 +264,7 @@ export async function runAttempt(options: AttemptOptions): Promise<AttemptOutcom
       stale: false,
       ...(body.publishedRef === undefined ? {} : { publishedRef: body.publishedRef }),
       ...(state.changes === undefined ? {} : { changes: state.changes }),
+      ...(body.publication === undefined ? {} : { publication: body.publication }),
       durationMs: 0,
     };
   } catch (error) {
@@ -266,6 +274,7 @@ export async function runAttempt(options: AttemptOptions): Promise<AttemptOutcom
       reasonForIncompletion: failureReason(error, options.failureReasonMaxLength),
       stale,
       ...(state.changes === undefined ? {} : { changes: state.changes }),
+      errorName: error instanceof Error ? error.name : "Error",
       durationMs: 0,
     };
     log.warn("attempt failed: {reason}", {
@@ -333,6 +342,7 @@ async function runWorkspace(
   const spec = task.workspace!;
   checkInputKeys(options.input, true);
   const input = parseWorkspaceInput(options.input.workspace);
+  const scope = resolveScope(spec.prefix, input.prefix);
   const lakefs = options.lakefs;
   if (lakefs === undefined) {
     throw new TaskInputError(
@@ -352,17 +362,23 @@ async function runWorkspace(
   const concurrency = options.syncConcurrency ?? 8;
 
   options.onPhase?.("download");
+  const keys = new KeyTreeGuard();
   const listing = await downloadPrefix(lakefs, {
     repo: input.repository,
     ref: input.ref,
-    prefix: spec.prefix,
-    resolvePath: (relPath) => resolveInsideDir(dir, relPath),
+    prefix: scope,
+    resolvePath: (key) => {
+      // Claimed in listing order, before any write: a key that is a file and a folder at
+      // once is refused whichever of the two downloads first.
+      keys.claim(key);
+      return resolveInsideDir(dir, key);
+    },
     concurrency,
     signal,
   });
-  log.debug("downloaded {count} objects under {prefix}", {
+  log.debug("downloaded {count} objects under {scope}", {
     count: listing.length,
-    prefix: spec.prefix,
+    scope: describeScope(scope),
   });
   const snapshots = !spec.readOnly || options.verifyReadOnly === true;
   const before = snapshots ? await snapshotDir(dir, { signal }) : undefined;
@@ -374,11 +390,13 @@ async function runWorkspace(
     () => options.onPhase?.("run"),
   );
 
-  if (spec.readOnly || before === undefined) {
+  if (spec.readOnly || before === undefined || options.dryRun) {
+    // Read-only, or a dry run: no lakeFS side effect to fence; complete with the input ref.
     if (before !== undefined) {
-      assertUnchanged(task.name, before, await snapshotDir(dir, { signal }));
+      const after = await snapshotDir(dir, { signal });
+      if (spec.readOnly) assertUnchanged(task.name, before, after);
+      else state.changes = diffSnapshots(before, after);
     }
-    // Read-only: no lakeFS side effect to fence; complete with the input ref.
     return {
       output: { workspace: workspaceOutput(input, input.ref), result },
       publishedRef: input.ref,
@@ -388,19 +406,13 @@ async function runWorkspace(
   const after = await snapshotDir(dir, { signal });
   state.changes = diffSnapshots(before, after);
   const changed = !snapshotsEqual(before, after);
-  if (options.dryRun) {
-    return {
-      output: { workspace: workspaceOutput(input, input.ref), result },
-      publishedRef: input.ref,
-    };
-  }
-
   const fence = async () =>
     assertCurrentAttempt(options.attempt, await options.loadCurrentAttempt!(signal));
   const target: PublishTarget = {
     repo: input.repository,
     branch: input.branch,
     inputRef: input.ref,
+    scope,
     workflowInstanceId: options.attempt.workflowInstanceId,
     referenceTaskName: options.attempt.referenceTaskName,
   };
@@ -409,12 +421,12 @@ async function runWorkspace(
   // This attempt is the current one: staging branches of earlier attempts of the same task
   // are leftovers of processes killed before their cleanup ran.
   await deleteLeftoverStaging(lakefs, input.repository, options.attempt, log, signal);
-  const plan = changed ? planUploads(dir, before, after, listing, spec.prefix) : undefined;
+  const plan = changed ? planUploads(dir, before, after, listing, scope) : undefined;
   if (plan === undefined || (plan.uploads.length === 0 && plan.deletes.length === 0)) {
     options.onPhase?.("publish");
-    const ref = await completeNoop(lakefs, target, signal);
-    log.info("no workspace change; published {ref}", { ref });
-    return { output: { workspace: workspaceOutput(input, ref), result }, publishedRef: ref };
+    const publication = await publish(lakefs, target, undefined, signal);
+    log.info("no workspace change; completed with {ref} ({kind})", { ...publication });
+    return published(input, result, publication);
   }
 
   options.onPhase?.("stage");
@@ -456,14 +468,14 @@ async function runWorkspace(
 
   await fence(); // fence #2
   options.onPhase?.("publish");
-  const ref = await publishStaged(lakefs, target, {
+  const publication = await publish(lakefs, target, {
     branch,
     commit: staged.id,
     message,
     metadata,
   }, signal);
-  log.info("published {ref} to {branch}", { ref, branch: input.branch });
-  return { output: { workspace: workspaceOutput(input, ref), result }, publishedRef: ref };
+  log.info("published {ref} to {branch} ({kind})", { ...publication, branch: input.branch });
+  return published(input, result, publication);
 }
 
 /** Throws {@linkcode ReadOnlyWorkspaceError} naming what a read-only task changed. */
@@ -482,13 +494,25 @@ function assertUnchanged(taskName: string, before: Snapshot, after: Snapshot): v
   );
 }
 
-/** The uploads and deletes that make the remote prefix equal the attempt directory. */
+function published(
+  input: WorkspaceInput,
+  result: unknown,
+  publication: { ref: string; kind: PublicationKind },
+): BodyResult {
+  return {
+    output: { workspace: workspaceOutput(input, publication.ref), result },
+    publishedRef: publication.ref,
+    publication: publication.kind,
+  };
+}
+
+/** The uploads and deletes that make the remote scope equal the attempt directory. */
 function planUploads(
   dir: string,
   before: Snapshot,
   after: Snapshot,
   listing: readonly RemoteEntry[],
-  prefix: string,
+  scope: string,
 ): {
   uploads: { key: string; size: number; open: () => Promise<ReadableStream<Uint8Array>> }[];
   deletes: string[];
@@ -504,11 +528,11 @@ function planUploads(
       );
     }
     const unchanged = downloaded.get(entry.path) === entry.digest;
-    if (!entry.path.startsWith(prefix)) {
+    if (!inScope(entry.path, scope)) {
       if (unchanged) continue;
       throw new UnsafePathError(
-        `cannot stage ${JSON.stringify(entry.path)}: it is outside the task's prefix ` +
-          `${JSON.stringify(prefix)}; write only under the prefix`,
+        `cannot stage ${JSON.stringify(entry.path)}: it is outside the attempt's scope ` +
+          `${JSON.stringify(describeScope(scope))}; write only under the scope`,
       );
     }
     checkRelativeKey(entry.path);

@@ -1,57 +1,37 @@
 /**
- * The fence and the publication steps of a writable attempt (SPEC 4.7): prove the attempt is
- * still current, then move the target branch to the input ref (no change) or to the staged
- * tree (changed), but only when the branch has not moved under the attempt.
+ * Publication of a writable attempt onto its target branch, with the attempt's scope as the
+ * unit of optimistic concurrency: writers of disjoint scopes publish side by side on one
+ * branch; where scopes overlap, the first publication wins and the others fail clearly.
+ *
+ * The rules, for an attempt that read the input ref A and finds the branch head H:
+ * - H == A: a changed attempt squash-merges its staging branch; an unchanged one completes
+ *   with A.
+ * - An earlier attempt of the same workflow task already published since A (its commit,
+ *   recognised by perago's commit metadata, is anywhere in the history from A to H, and was
+ *   not reverted): the attempt completes with that publication and publishes nothing. Only
+ *   when that commit is H itself, directly on A (so provably nothing but ours was added), may
+ *   a retry with different content replace it by a hard reset, as an unchanged retry resets
+ *   the branch back to A.
+ * - Otherwise, when nothing under the scope changed between A and H, the attempt's view is
+ *   what it would have read at H: a changed attempt merges onto H (lakeFS merges three ways, so
+ *   no other writer's change is dropped); an unchanged one completes with H.
+ * - Something under the scope changed: {@linkcode ScopeConflictError}, nothing published.
+ *
+ * lakeFS cannot make the scope check and the merge one step, so every merge is checked right
+ * after: when the merge landed on a head other than the one checked and a change under the
+ * scope slipped in between, the attempt reverts its own merge (a new commit; nothing else is
+ * touched) and fails with a {@linkcode ScopeConflictError} saying so. Two writers of one scope
+ * therefore never both publish.
  *
  * @module
  */
-import type { LakeFsApi } from "../lakefs/api.ts";
-import { PublishFenceError, StaleAttemptError } from "./errors.ts";
+import type { Commit, LakeFsApi } from "../lakefs/api.ts";
+import { LakeFsConflictError } from "../lakefs/errors.ts";
+import { changedUnder, commitsSince, MAX_COMMITS_SINCE_INPUT } from "./_history.ts";
+import { ScopeConflictError } from "./errors.ts";
+import { describeScope } from "./scope.ts";
 
-/** The attempt as Conductor sees it now (fetched fresh for each fence check). */
-export interface CurrentTaskState {
-  status: string;
-  workflowInstanceId: string;
-  taskId: string;
-  retryCount: number;
-}
-
-/** The attempt the fence protects. */
-export interface FencedAttempt {
-  readonly workflowInstanceId: string;
-  readonly taskId: string;
-  readonly retryCount: number;
-}
-
-/**
- * Checks that `current` is still this attempt: `IN_PROGRESS`, same workflow, task id and
- * retry count.
- *
- * @throws {StaleAttemptError} naming every mismatch.
- * @example
- * ```ts
- * assertCurrentAttempt(attempt, await loadCurrentAttempt(signal));
- * ```
- */
-export function assertCurrentAttempt(attempt: FencedAttempt, current: CurrentTaskState): void {
-  const problems: string[] = [];
-  if (current.status !== "IN_PROGRESS") problems.push(`status is ${current.status}`);
-  if (current.workflowInstanceId !== attempt.workflowInstanceId) {
-    problems.push(`workflow is ${current.workflowInstanceId}, not ${attempt.workflowInstanceId}`);
-  }
-  if (current.taskId !== attempt.taskId) {
-    problems.push(`task id is ${current.taskId}, not ${attempt.taskId}`);
-  }
-  if (current.retryCount !== attempt.retryCount) {
-    problems.push(`retry count is ${current.retryCount}, not ${attempt.retryCount}`);
-  }
-  if (problems.length > 0) {
-    throw new StaleAttemptError(
-      `attempt fence failed for task ${attempt.taskId}: ${problems.join(", ")}; a newer ` +
-        "attempt owns the task, so this one publishes and reports nothing",
-    );
-  }
-}
+export { assertCurrentAttempt, type CurrentTaskState, type FencedAttempt } from "./fence.ts";
 
 /** Metadata keys perago writes on the commits it publishes. */
 export const COMMIT_METADATA = {
@@ -61,88 +41,240 @@ export const COMMIT_METADATA = {
   retryCount: "perago_retry_count",
   executionId: "perago_execution_id",
   taskDefName: "perago_task_def_name",
+  /** On a revert commit perago made: the id of the publication it undid. */
+  revertedCommit: "perago_reverted_commit",
 } as const;
 
-/** Where publication happens and whose commits may be replaced. */
+/** How many changed paths a conflict message names. */
+export const CONFLICT_PATHS_SHOWN = 10;
+
+/** Where publication happens and whose commits count as an earlier attempt's. */
 export interface PublishTarget {
   readonly repo: string;
   readonly branch: string;
-  /** The input ref A. */
+  /** The input ref A the attempt read. */
   readonly inputRef: string;
+  /** The attempt's scope (`""` = the whole repository). */
+  readonly scope: string;
   readonly workflowInstanceId: string;
   readonly referenceTaskName: string;
 }
 
-/**
- * Whether `head` is a commit of an earlier attempt of the same task directly on top of the
- * input ref: its only parent is A and its perago metadata names the same workflow and task
- * reference. Only such a commit may be replaced by a hard reset; a commit by anyone else is
- * a moved branch. (The Python original checks the parent only; the metadata check keeps a
- * foreign commit that happens to sit on A from being erased.)
- */
-async function isEarlierAttemptCommit(
-  lakefs: LakeFsApi,
-  target: PublishTarget,
-  head: string,
-  signal: AbortSignal,
-): Promise<boolean> {
-  const commit = await lakefs.getCommit(target.repo, head, signal);
-  const metadata = commit.metadata ?? {};
-  return commit.parents.length === 1 && commit.parents[0] === target.inputRef &&
-    metadata[COMMIT_METADATA.workflowInstanceId] === target.workflowInstanceId &&
-    metadata[COMMIT_METADATA.referenceTaskName] === target.referenceTaskName;
+/** A commit staged on the attempt's staging branch, ready to be published. */
+export interface StagedCommit {
+  readonly branch: string;
+  readonly commit: string;
+  readonly message: string;
+  readonly metadata: Record<string, string>;
 }
 
-function moved(target: PublishTarget, head: string): PublishFenceError {
-  return new PublishFenceError(
-    `publish fence failed: branch ${target.branch} of ${target.repo} moved from ` +
-      `${target.inputRef} to ${head} during the attempt; the task is retried on the new head ` +
-      "by a new workflow run, not by this attempt",
+/** How an attempt's result reached the branch. */
+export type PublicationKind =
+  /** Nothing changed; the branch head (A, or a head whose scope equals A's) is the output. */
+  | "unchanged"
+  /** The staged changes were squash-merged; the merge commit is the output. */
+  | "merged"
+  /** An earlier attempt of the same task had published since A; its commit is the output. */
+  | "earlier-attempt"
+  /** The branch held only an earlier attempt's commit on A; it was hard-reset to this one. */
+  | "replaced-earlier-attempt";
+
+/** The published ref and how it was reached. */
+export interface Publication {
+  readonly ref: string;
+  readonly kind: PublicationKind;
+}
+
+/**
+ * Publishes an attempt: `staged` for a changed workspace, `undefined` for an unchanged one.
+ * Returns the ref the task's output carries.
+ *
+ * @throws {ScopeConflictError} (terminal) when the scope changed since A, or during the merge.
+ * @throws {LakeFsError} when lakeFS fails (retried inside the client first).
+ * Requires `--allow-net` to the lakeFS host.
+ * @example
+ * ```ts
+ * const { ref } = await publish(lakefs, target, staged, signal);
+ * ```
+ */
+export async function publish(
+  lakefs: LakeFsApi,
+  target: PublishTarget,
+  staged: StagedCommit | undefined,
+  signal: AbortSignal,
+): Promise<Publication> {
+  const head = (await lakefs.getBranch(target.repo, target.branch, signal)).commit_id;
+  if (head === target.inputRef) {
+    if (staged === undefined) return { ref: head, kind: "unchanged" };
+    return await mergeChecked(lakefs, target, staged, head, signal);
+  }
+
+  const history = await commitsSince(lakefs, target.repo, head, target.inputRef, signal);
+  if (!history.reachesInputRef) {
+    throw new ScopeConflictError(
+      `cannot publish to branch ${target.branch} of ${target.repo}: its head ${head} no ` +
+        `longer descends from the input ref ${target.inputRef} within ` +
+        `${MAX_COMMITS_SINCE_INPUT} commits (the branch was reset or rewritten), so the ` +
+        `scope ${JSON.stringify(describeScope(target.scope))} cannot be proven unchanged; ` +
+        "run the workflow again on the new head",
+      { scope: target.scope, paths: [] },
+    );
+  }
+  const earlier = earlierPublication(history.commits, target);
+  if (earlier !== undefined) {
+    return await completeWithEarlier(lakefs, target, staged, earlier, head, signal);
+  }
+
+  const changes = await changedUnder(
+    lakefs,
+    target.repo,
+    target.inputRef,
+    head,
+    target.scope,
+    CONFLICT_PATHS_SHOWN,
+    signal,
+  );
+  if (changes.paths.length > 0) {
+    throw new ScopeConflictError(
+      `cannot publish to branch ${target.branch} of ${target.repo}: scope ` +
+        `${JSON.stringify(describeScope(target.scope))} changed since the input ref ` +
+        `${target.inputRef}: ${listPaths(changes.paths, changes.more)}; the head is ${head}. ` +
+        "Another writer published there first; run the workflow again on the new head",
+      { scope: target.scope, paths: changes.paths },
+    );
+  }
+  if (staged === undefined) return { ref: head, kind: "unchanged" };
+  return await mergeChecked(lakefs, target, staged, head, signal);
+}
+
+/**
+ * The newest commit since A that an earlier attempt of the same workflow task published and
+ * nobody reverted (perago reverts its own merge when a concurrent change slipped in).
+ */
+function earlierPublication(
+  commits: readonly Commit[],
+  target: PublishTarget,
+): Commit | undefined {
+  const reverted = new Set<string>();
+  for (const commit of commits) {
+    const undid = commit.metadata?.[COMMIT_METADATA.revertedCommit];
+    if (undid !== undefined) reverted.add(undid);
+  }
+  return commits.find((commit) =>
+    !reverted.has(commit.id) &&
+    commit.metadata?.[COMMIT_METADATA.workflowInstanceId] === target.workflowInstanceId &&
+    commit.metadata?.[COMMIT_METADATA.referenceTaskName] === target.referenceTaskName
   );
 }
 
 /**
- * Completes a writable attempt whose workspace did not change: head H == A publishes A; an
- * earlier attempt's commit on top of A is undone by hard-resetting the branch to A; anything
- * else is a {@linkcode PublishFenceError}. Returns the published ref (A).
+ * An earlier attempt of the same task published `earlier` since A. When it is the head and
+ * sits directly on A, nothing but ours was added, so a retry whose content differs may replace
+ * it (hard reset); otherwise the earlier publication stands and is the output.
  */
-export async function completeNoop(
+async function completeWithEarlier(
   lakefs: LakeFsApi,
   target: PublishTarget,
+  staged: StagedCommit | undefined,
+  earlier: Commit,
+  head: string,
   signal: AbortSignal,
-): Promise<string> {
-  const head = (await lakefs.getBranch(target.repo, target.branch, signal)).commit_id;
-  if (head === target.inputRef) return target.inputRef;
-  if (await isEarlierAttemptCommit(lakefs, target, head, signal)) {
-    await lakefs.hardReset(target.repo, target.branch, target.inputRef, signal);
-    return target.inputRef;
+): Promise<Publication> {
+  const provablyOurs = earlier.id === head && earlier.parents.length === 1 &&
+    earlier.parents[0] === target.inputRef;
+  if (provablyOurs) {
+    const wanted = staged?.commit ?? target.inputRef;
+    const differs = await changedUnder(
+      lakefs,
+      target.repo,
+      earlier.id,
+      wanted,
+      target.scope,
+      1,
+      signal,
+    );
+    if (differs.paths.length > 0) {
+      await lakefs.hardReset(target.repo, target.branch, wanted, signal);
+      return { ref: wanted, kind: "replaced-earlier-attempt" };
+    }
   }
-  throw moved(target, head);
+  return { ref: earlier.id, kind: "earlier-attempt" };
 }
 
 /**
- * Publishes a staged commit: H == A squash-merges the staging branch into the target; an
- * earlier attempt's commit on top of A is replaced by hard-resetting the target to the staged
- * commit; anything else is a {@linkcode PublishFenceError}. Returns the published commit id.
+ * Squash-merges the staging branch into the target and checks the result: the merge commit's
+ * parent is the head lakeFS merged onto; when that is not `checkedHead` and the scope changed
+ * in between, the merge is reverted and a {@linkcode ScopeConflictError} thrown.
  */
-export async function publishStaged(
+async function mergeChecked(
   lakefs: LakeFsApi,
   target: PublishTarget,
-  staged: { branch: string; commit: string; message: string; metadata: Record<string, string> },
+  staged: StagedCommit,
+  checkedHead: string,
   signal: AbortSignal,
-): Promise<string> {
-  const head = (await lakefs.getBranch(target.repo, target.branch, signal)).commit_id;
-  if (head === target.inputRef) {
-    return await lakefs.merge(target.repo, staged.branch, target.branch, {
+): Promise<Publication> {
+  const scopeShown = JSON.stringify(describeScope(target.scope));
+  let merged: string;
+  try {
+    merged = await lakefs.merge(target.repo, staged.branch, target.branch, {
       message: staged.message,
       metadata: staged.metadata,
       squashMerge: true,
       signal,
     });
+  } catch (error) {
+    if (!(error instanceof LakeFsConflictError)) throw error;
+    // Checked clean, yet the three-way merge conflicts: another writer changed the same
+    // paths between the check and the merge. lakeFS refused, so nothing was published.
+    throw new ScopeConflictError(
+      `cannot publish to branch ${target.branch} of ${target.repo}: another writer changed ` +
+        `the same paths under scope ${scopeShown} between the check (head ${checkedHead}) and ` +
+        `the merge (lakeFS: ${error.message}); nothing was published; run the workflow ` +
+        "again on the new head",
+      { scope: target.scope, paths: [], cause: error },
+    );
   }
-  if (await isEarlierAttemptCommit(lakefs, target, head, signal)) {
-    await lakefs.hardReset(target.repo, target.branch, staged.commit, signal);
-    return staged.commit;
+  const commit = await lakefs.getCommit(target.repo, merged, signal);
+  const mergedOnto = commit.parents[0];
+  if (mergedOnto === undefined || mergedOnto === checkedHead) {
+    return { ref: merged, kind: "merged" };
   }
-  throw moved(target, head);
+  const slipped = await changedUnder(
+    lakefs,
+    target.repo,
+    checkedHead,
+    mergedOnto,
+    target.scope,
+    CONFLICT_PATHS_SHOWN,
+    signal,
+  );
+  if (slipped.paths.length === 0) return { ref: merged, kind: "merged" };
+
+  const what = `scope ${scopeShown} of branch ${target.branch} changed between the check ` +
+    `(head ${checkedHead}) and the merge (onto ${mergedOnto}): ` +
+    `${listPaths(slipped.paths, slipped.more)}`;
+  try {
+    await lakefs.revertCommit(target.repo, target.branch, merged, {
+      message: `perago: revert ${merged} (${what})`,
+      metadata: { [COMMIT_METADATA.revertedCommit]: merged },
+      signal,
+    });
+  } catch (error) {
+    throw new ScopeConflictError(
+      `${what}; this attempt's merge ${merged} could not be reverted ` +
+        `(${(error as Error).message}), so both changes are on the branch; check the scope ` +
+        "by hand before running the workflow again",
+      { scope: target.scope, paths: slipped.paths, cause: error },
+    );
+  }
+  throw new ScopeConflictError(
+    `${what}; this attempt's merge ${merged} was reverted so the two changes are not ` +
+      "combined; run the workflow again on the new head",
+    { scope: target.scope, paths: slipped.paths },
+  );
+}
+
+function listPaths(paths: readonly string[], more: boolean): string {
+  const shown = paths.map((path) => JSON.stringify(path)).join(", ");
+  return more ? `${shown} and more` : shown;
 }

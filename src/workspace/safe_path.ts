@@ -1,8 +1,9 @@
 /**
  * Maps object keys to paths inside an attempt directory (which mirrors the repository root:
- * key `docs/a.txt` is `<dir>/docs/a.txt`), and refuses every key that could escape it. lakeFS does not validate object paths beyond length
- * (SPEC 9): `..`, a leading `/`, backslashes and `//` are all valid keys there, so the keys a
- * listing returns are untrusted input.
+ * key `docs/a.txt` is `<dir>/docs/a.txt`), and refuses every key that could escape it or that
+ * no filesystem can hold. lakeFS validates object paths only for length (1,024 bytes): `..`,
+ * a leading `/`, backslashes, `//`, control characters and a key that is a file and a folder
+ * at once are all valid there, so the keys a listing returns are untrusted input.
  *
  * @module
  */
@@ -10,10 +11,16 @@ import { join, resolve, sep } from "node:path";
 import { ATTEMPT_MARKER } from "./attempt_dir.ts";
 import { UnsafePathError, WorkspaceSymlinkError } from "./errors.ts";
 
+/** The longest file name (one path segment) Linux filesystems hold, in UTF-8 bytes. */
+export const MAX_NAME_BYTES = 255;
+
+const utf8 = new TextEncoder();
+
 /**
  * Checks that `key` is a safe relative POSIX key and returns its segments. Refused: empty
  * keys, absolute keys, backslashes, NUL and other control characters, empty segments (`a//b`,
- * a trailing `/`), `.` and `..` segments, and the attempt marker's name at the top level.
+ * a trailing `/`), `.` and `..` segments, segments over {@linkcode MAX_NAME_BYTES} bytes, and
+ * the attempt marker's name at the top level.
  *
  * @throws {UnsafePathError} naming the key (JSON-quoted, so control characters show).
  * @example
@@ -37,6 +44,9 @@ export function checkRelativeKey(key: string): string[] {
   for (const segment of segments) {
     if (segment === "") refuse("empty path segment");
     if (segment === "." || segment === "..") refuse(`"${segment}" path segment`);
+    if (utf8.encode(segment).length > MAX_NAME_BYTES) {
+      refuse(`a path segment longer than the filesystem's ${MAX_NAME_BYTES}-byte name limit`);
+    }
   }
   if (segments.length === 1 && segments[0] === ATTEMPT_MARKER) {
     refuse("the name of the attempt marker is reserved");
@@ -94,4 +104,48 @@ export async function resolveInsideDir(attemptDir: string, key: string): Promise
     }
   }
   return target;
+}
+
+/**
+ * Refuses a set of object keys in which one key is a folder of another (`docs/a` and
+ * `docs/a/b.txt`): lakeFS allows both, a filesystem cannot hold them. Keys are claimed one at
+ * a time; the second key of a clashing pair is refused, whichever comes first.
+ *
+ * @example
+ * ```ts
+ * const keys = new KeyTreeGuard();
+ * keys.claim("docs/a");
+ * keys.claim("docs/a/b.txt"); // throws UnsafePathError
+ * ```
+ */
+export class KeyTreeGuard {
+  #files = new Set<string>();
+  #folders = new Set<string>();
+
+  /**
+   * Records `key` (a key already checked with {@linkcode checkRelativeKey}).
+   *
+   * @throws {UnsafePathError} when `key` is a folder of a claimed key, or a claimed key's
+   *   folder is `key`.
+   */
+  claim(key: string): void {
+    const clash = (other: string): never => {
+      throw new UnsafePathError(
+        `unsafe object key ${JSON.stringify(key)}: ${JSON.stringify(other)} is also an ` +
+          "object, so one name would have to be a file and a folder at once; rename or " +
+          "remove one of them",
+      );
+    };
+    if (this.#folders.has(key)) {
+      clash([...this.#files].find((file) => file.startsWith(`${key}/`)) ?? `${key}/...`);
+    }
+    let slash = key.indexOf("/");
+    while (slash !== -1) {
+      const folder = key.slice(0, slash);
+      if (this.#files.has(folder)) clash(folder);
+      this.#folders.add(folder);
+      slash = key.indexOf("/", slash + 1);
+    }
+    this.#files.add(key);
+  }
 }

@@ -82,6 +82,12 @@ const WORKSPACE_SCHEMA = {
   additionalProperties: false,
 };
 
+/** The input's workspace also takes the optional `prefix` that narrows the attempt's scope. */
+const WORKSPACE_INPUT_SCHEMA = {
+  ...WORKSPACE_SCHEMA,
+  properties: { ...WORKSPACE_SCHEMA.properties, prefix: { type: "string" } },
+};
+
 for (const name of EXAMPLES) {
   Deno.test(`extract ${name}: key order, keys, schema shape`, async () => {
     const { task } = await loadTask(examplePath(name));
@@ -114,7 +120,10 @@ for (const name of EXAMPLES) {
       assert.deepEqual(entry.data.required, keys);
       const properties = entry.data.properties as Record<string, unknown>;
       assert.deepEqual(Object.keys(properties), keys);
-      if (hasWorkspace) assert.deepEqual(properties.workspace, WORKSPACE_SCHEMA);
+      if (hasWorkspace) {
+        const expected = io === "input" ? WORKSPACE_INPUT_SCHEMA : WORKSPACE_SCHEMA;
+        assert.deepEqual(properties.workspace, expected);
+      }
       assertCleanSchema(entry.data, `${name}.${key}`);
     }
     const rendered = renderTaskDef(task);

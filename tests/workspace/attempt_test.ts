@@ -193,14 +193,31 @@ Deno.test("writable no-op with H == A publishes A without a staging branch", asy
   });
 });
 
-Deno.test("writable no-op when the branch moved under the attempt: FAILED, retryable", async () => {
+Deno.test("writable no-op when the scope changed under the attempt: terminal scope conflict", async () => {
   await withStack(async (stack, a) => {
     const owners = activeOwnerCount();
     const foreign = await seed(stack, { "docs/foreign.txt": "someone else" });
     const outcome = await runAttempt(options(stack, a, {}));
-    assert.equal(outcome.status, "FAILED");
+    assert.equal(outcome.status, "FAILED_WITH_TERMINAL_ERROR");
     assert.equal(outcome.stale, false);
-    assert.match(outcome.reasonForIncompletion!, /^PublishFenceError: publish fence failed/);
+    assert.equal(outcome.errorName, "ScopeConflictError");
+    assert.match(
+      outcome.reasonForIncompletion!,
+      /^ScopeConflictError: .*scope "docs\/" changed since the input ref .*"docs\/foreign.txt"; the head is /,
+    );
+    assert.equal(await head(stack), foreign);
+    await assertClean(stack, owners);
+  });
+});
+
+Deno.test("writable no-op when only another scope changed: completes with the new head", async () => {
+  await withStack(async (stack, a) => {
+    const owners = activeOwnerCount();
+    const foreign = await seed(stack, { "other/y.txt": "someone else" });
+    const outcome = await runAttempt(options(stack, a, {}));
+    assert.equal(outcome.status, "COMPLETED", outcome.reasonForIncompletion);
+    assert.equal(outcome.publishedRef, foreign);
+    assert.equal(outcome.publication, "unchanged");
     assert.equal(await head(stack), foreign);
     await assertClean(stack, owners);
   });
@@ -291,15 +308,35 @@ Deno.test("an earlier attempt's commit on A is replaced by hard reset (changed a
   });
 });
 
-Deno.test("a foreign commit on A is a moved branch: publish fence failure, nothing merged", async () => {
+Deno.test("a foreign commit under the scope: terminal scope conflict, nothing merged", async () => {
   await withStack(async (stack, a) => {
     const owners = activeOwnerCount();
     const foreign = await seed(stack, { "docs/foreign.txt": "x" });
+    stack.server.stats.reset();
     const outcome = await runAttempt(options(stack, a, { write: { "docs/a.txt": "mine" } }));
-    assert.equal(outcome.status, "FAILED");
+    assert.equal(outcome.status, "FAILED_WITH_TERMINAL_ERROR");
     assert.equal(outcome.stale, false);
-    assert.match(outcome.reasonForIncompletion!, /^PublishFenceError/);
+    assert.match(outcome.reasonForIncompletion!, /^ScopeConflictError: .*"docs\/foreign.txt"/);
+    assert.equal(stack.server.stats.count("mergeIntoBranch"), 0);
     assert.equal(await head(stack), foreign);
+    await assertClean(stack, owners);
+  });
+});
+
+Deno.test("a foreign commit outside the scope: the change is merged onto the moved head", async () => {
+  await withStack(async (stack, a) => {
+    const owners = activeOwnerCount();
+    const foreign = await seed(stack, { "other/y.txt": "theirs" });
+    const outcome = await runAttempt(options(stack, a, { write: { "docs/a.txt": "mine" } }));
+    assert.equal(outcome.status, "COMPLETED", outcome.reasonForIncompletion);
+    assert.equal(outcome.publication, "merged");
+    const published = outcome.publishedRef!;
+    assert.equal(await head(stack), published);
+    assert.deepEqual((await stack.lakefs.getCommit(stack.repo, published)).parents, [foreign]);
+    const tree = await readTree(stack, published);
+    assert.equal(tree["docs/a.txt"], "mine");
+    assert.equal(tree["other/y.txt"], "theirs");
+    assert.equal(tree["other/x.txt"], "outside prefix");
     await assertClean(stack, owners);
   });
 });
@@ -448,10 +485,10 @@ Deno.test("a failing staging-branch delete is logged and never masks the outcome
   });
 });
 
-Deno.test("writes outside the prefix fail the attempt instead of being dropped", async () => {
+Deno.test("writes outside the prefix fail the attempt (terminal) instead of being dropped", async () => {
   await withStack(async (stack, a) => {
     const outcome = await runAttempt(options(stack, a, { write: { "other/y.txt": "y" } }));
-    assert.equal(outcome.status, "FAILED");
+    assert.equal(outcome.status, "FAILED_WITH_TERMINAL_ERROR");
     assert.match(outcome.reasonForIncompletion!, /^UnsafePathError: cannot stage "other\/y.txt"/);
     assert.equal(await head(stack), a);
   });

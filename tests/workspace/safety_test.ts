@@ -13,7 +13,16 @@ const TRAVERSALS = [
   "a/../../up.txt",
 ];
 
-for (const key of [...TRAVERSALS, "a\u0000b"]) {
+/** Keys lakeFS accepts that no filesystem path can faithfully hold. */
+const UNWRITABLE = [
+  "docs/./x.txt",
+  "docs/.",
+  "docs/\u0001bell.txt",
+  "docs/tab\there.txt",
+  `docs/${"n".repeat(256)}.txt`,
+];
+
+for (const key of [...TRAVERSALS, ...UNWRITABLE, "a\u0000b"]) {
   Deno.test(`download refuses the key ${JSON.stringify(key)} and writes nothing outside`, async () => {
     const stack = await startStack();
     try {
@@ -41,7 +50,8 @@ for (const key of [...TRAVERSALS, "a\u0000b"]) {
         failureReasonMaxLength: 500,
         lakefs: stack.lakefs,
       });
-      assert.equal(outcome.status, "FAILED");
+      // The key is in the repository at this ref: no retry of the same input can succeed.
+      assert.equal(outcome.status, "FAILED_WITH_TERMINAL_ERROR");
       assert.match(outcome.reasonForIncompletion!, /^UnsafePathError: unsafe object key/);
       // Nothing new next to the workspace root, nothing left in it, nothing at "/".
       assert.deepEqual(await listDir(stack.tmp), before);
@@ -108,7 +118,7 @@ Deno.test("an object named like the marker at the root is refused, never overwri
       failureReasonMaxLength: 500,
       lakefs: stack.lakefs,
     });
-    assert.equal(outcome.status, "FAILED");
+    assert.equal(outcome.status, "FAILED_WITH_TERMINAL_ERROR");
     assert.match(outcome.reasonForIncompletion!, /attempt marker is reserved/);
   } finally {
     await stack.close();
@@ -144,3 +154,36 @@ Deno.test("zero-byte folder markers are neither downloaded nor deleted by stagin
     await stack.close();
   }
 });
+
+for (const order of [["docs/a", "docs/a/b.txt"], ["docs/a/b.txt", "docs/a"]]) {
+  Deno.test(`a key that is a file and a folder at once (${order.join(" + ")}) fails terminally`, async () => {
+    const stack = await startStack();
+    try {
+      const owners = activeOwnerCount();
+      const ref = await seed(stack, Object.fromEntries(order.map((key) => [key, key])));
+      await Deno.mkdir(stack.root);
+      const outcome = await runAttempt({
+        task: reader,
+        input: {
+          workspace: { repository: stack.repo, branch: "main", ref_type: "commit", ref },
+          params: {},
+        },
+        attempt: identity(),
+        workspaceRoot: stack.root,
+        ownerWorkerId: "w",
+        failureReasonMaxLength: 500,
+        lakefs: stack.lakefs,
+        syncConcurrency: 1,
+      });
+      assert.equal(outcome.status, "FAILED_WITH_TERMINAL_ERROR");
+      assert.match(
+        outcome.reasonForIncompletion!,
+        /^UnsafePathError: unsafe object key "docs\/a\/b.txt": "docs\/a" is also an object/,
+      );
+      assert.deepEqual(await listDir(stack.root), []);
+      assert.equal(activeOwnerCount(), owners);
+    } finally {
+      await stack.close();
+    }
+  });
+}

@@ -505,6 +505,50 @@ export class LakeFsState {
     return commit;
   }
 
+  /**
+   * Adds a commit to branch `branchName` that undoes the single-parent commit `ref` (a
+   * three-way merge of its parent's tree onto the head, the commit itself as the base): 409
+   * "update branch: conflict found" when later commits changed the same paths.
+   */
+  revert(
+    repo: RepoRecord,
+    branchName: string,
+    ref: string,
+    committer: string,
+    options: { parentNumber: number; message?: string; metadata?: Record<string, string> },
+  ): CommitRecord {
+    const branch = this.branch(repo, branchName);
+    if (Object.keys(branch.staged).length > 0) {
+      throw new ApiError(400, `${branchName}: uncommitted changes (dirty branch)`);
+    }
+    const target = this.resolveCommit(repo, ref);
+    const parentId = options.parentNumber === 0
+      ? (target.parents.length === 1 ? target.parents[0] : undefined)
+      : target.parents[options.parentNumber - 1];
+    if (parentId === undefined) {
+      throw new ApiError(400, `revert ${ref}: parent_number does not name a parent of the commit`);
+    }
+    const head = this.commit(repo, branch.commitId);
+    const { tree, conflicts } = threeWay(
+      target.tree,
+      this.commit(repo, parentId).tree,
+      head.tree,
+      "",
+    );
+    if (conflicts.length > 0) throw new ApiError(409, "update branch: conflict found");
+    const commit = this.#newCommit(
+      repo,
+      [head.id],
+      committer,
+      options.message ?? `Revert ${target.id}`,
+      options.metadata ?? {},
+      tree,
+    );
+    this.#addCommit(repo, commit);
+    branch.commitId = commit.id;
+    return commit;
+  }
+
   #ancestors(repo: RepoRecord, commit: CommitRecord): Set<string> {
     const seen = new Set<string>();
     const stack = [commit];
@@ -583,4 +627,36 @@ export class LakeFsState {
     repo.commitIds.push(commit.id);
     this.#unsavedCommits.push(commit);
   }
+}
+
+/**
+ * The three-way merge of two trees: a path changed on one side only takes that side; changed
+ * on both sides to different entries it conflicts unless a strategy picks a side.
+ */
+function threeWay(
+  base: Record<string, Entry>,
+  source: Record<string, Entry>,
+  dest: Record<string, Entry>,
+  strategy: string,
+): { tree: Record<string, Entry>; conflicts: string[] } {
+  const tree: Record<string, Entry> = {};
+  const paths = new Set([...Object.keys(base), ...Object.keys(source), ...Object.keys(dest)]);
+  const conflicts: string[] = [];
+  for (const path of paths) {
+    const b = base[path];
+    const s = source[path];
+    const d = dest[path];
+    let chosen: Entry | undefined;
+    if (sameEntry(s, d)) chosen = s;
+    else if (sameEntry(s, b)) chosen = d;
+    else if (sameEntry(d, b)) chosen = s;
+    else if (strategy === "source-wins") chosen = s;
+    else if (strategy === "dest-wins") chosen = d;
+    else {
+      conflicts.push(path);
+      continue;
+    }
+    if (chosen) tree[path] = chosen;
+  }
+  return { tree, conflicts };
 }

@@ -220,6 +220,16 @@ const mergeBody = z.object({
   allow_empty: z.boolean().optional(),
   squash_merge: z.boolean().optional(),
 });
+const revertBody = z.object({
+  ref: z.string().min(1),
+  parent_number: z.number().int().nonnegative(),
+  force: z.boolean().optional(),
+  allow_empty: z.boolean().optional(),
+  commit_overrides: z.object({
+    message: z.string().optional(),
+    metadata: stringMap.optional(),
+  }).optional(),
+});
 const resetCreation = z.object({
   type: z.enum(["object", "common_prefix", "reset"]),
   path: z.string().optional(),
@@ -722,6 +732,23 @@ function buildRoutes(state: LakeFsState, blobs: BlobStore, accessKeyId: string):
       results: page.map(commitJson),
     });
   });
+  add(
+    "POST",
+    "/repositories/:repo/branches/:branch/revert",
+    "revertBranch",
+    async ({ params, request }) => {
+      const repo = state.repo(params.repo!);
+      const body = await jsonBody(request, revertBody, true);
+      const overrides = body.commit_overrides ?? {};
+      state.revert(repo, params.branch!, body.ref, DEMO_USER_ID, {
+        parentNumber: body.parent_number,
+        ...(overrides.message ? { message: overrides.message } : {}),
+        ...(overrides.metadata ? { metadata: overrides.metadata } : {}),
+      });
+      await state.persist();
+      return new Response(null, { status: 204 });
+    },
+  );
   add(
     "POST",
     "/repositories/:repo/refs/:source/merge/:dest",
