@@ -10,6 +10,7 @@ import { ConductorError, ConductorNotFoundError } from "../../src/conductor/erro
 import type { Task, TaskDef, WorkflowTaskDef } from "../../src/conductor/api.ts";
 import { startConductorServer } from "../../src/devstack/conductor/server.ts";
 import { waitFor } from "../../src/util/sleep.ts";
+import { realConductor, skipNote } from "../_real_servers.ts";
 
 interface Target {
   name: string;
@@ -246,6 +247,51 @@ async function contractSuite(t: Deno.TestContext, target: Target): Promise<void>
     assert.equal(again.pollCount, 2);
     assert.equal(again.workerId, "second-worker");
   });
+
+  await t.step(
+    "IN_PROGRESS with callbackAfterSeconds: SCHEDULED, no poll gets it before the delay, the next one after does",
+    async () => {
+      const { taskType, workflowId } = await setup("callback");
+      const polled = await pollOne(taskType);
+      await client.updateTask({
+        workflowInstanceId: workflowId,
+        taskId: polled.taskId,
+        status: "IN_PROGRESS",
+        callbackAfterSeconds: 2,
+        outputData: { step: 1 },
+        workerId: "contract-worker",
+      });
+      const updatedAt = Date.now();
+      const waiting = await client.getTask(polled.taskId);
+      assert.equal(waiting.status, "SCHEDULED");
+      assert.equal(waiting.callbackAfterSeconds, 2);
+      assert.equal(waiting.pollCount, 1);
+      assert.deepEqual(waiting.outputData, { step: 1 });
+      // Not visible during the delay: a poll that waits 1 s comes back empty, and whichever
+      // poll gets it does so only once the delay has passed.
+      const early = await client.pollBatch(taskType, {
+        count: 1,
+        timeoutMs: 1000,
+        workerId: "late-worker",
+      });
+      const again = early[0] ?? await pollOne(taskType, "late-worker");
+      assert.ok(Date.now() - updatedAt >= 1500, "handed out again before callbackAfterSeconds");
+      assert.equal(again.taskId, polled.taskId);
+      assert.equal(again.status, "IN_PROGRESS");
+      assert.equal(again.pollCount, 2);
+      assert.equal(again.workerId, "late-worker");
+      assert.equal(again.callbackAfterSeconds ?? 0, 0);
+      assert.deepEqual(again.outputData, { step: 1 });
+      // It completes as usual from there.
+      await client.updateTask({
+        workflowInstanceId: workflowId,
+        taskId: again.taskId,
+        status: "COMPLETED",
+        outputData: { z: "done" },
+      });
+      await waitWorkflow(workflowId, "COMPLETED");
+    },
+  );
 
   await t.step("COMPLETED advances the workflow and its output maps", async () => {
     const { taskType, workflowId } = await setup("complete", {}, ["first", "second"], { x: "X" });
@@ -727,18 +773,12 @@ Deno.test("Conductor contract: demo server", async (t) => {
   }
 });
 
-const realUrl = Deno.env.get("PERAGO_TEST_CONDUCTOR_URL");
-if (!realUrl) {
-  // deno-lint-ignore no-console
-  console.log(
-    "Conductor contract: real server variant ignored: set PERAGO_TEST_CONDUCTOR_URL (scripts/conductor_oss.sh start)",
-  );
-}
-
+const real = realConductor();
 Deno.test({
   name: "Conductor contract: real Conductor OSS (PERAGO_TEST_CONDUCTOR_URL)",
-  ignore: !realUrl,
+  ignore: skipNote("Conductor contract against a real Conductor OSS", real),
   fn: async (t) => {
-    await contractSuite(t, { name: "real", url: realUrl!, slowMs: 180_000, real: true });
+    if ("skip" in real) return;
+    await contractSuite(t, { name: "real", url: real.url, slowMs: 180_000, real: true });
   },
 });
