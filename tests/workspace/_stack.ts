@@ -9,15 +9,21 @@ import type { LakeFsServerHandle } from "../../src/devstack/lakefs/server.ts";
 import { LakeFsClient } from "../../src/lakefs/client.ts";
 import type { AttemptIdentity, CurrentTaskState } from "../../src/workspace/attempt.ts";
 import { forEachConcurrent } from "../../src/util/pool.ts";
+import { createTestRepository, deleteTestRepository, type RealLakeFs } from "../_real_servers.ts";
 
-export interface Stack {
-  server: LakeFsServerHandle;
+/** A repository on some lakeFS (demo or real), a client for it and a temp workspace root. */
+export interface LakeStack {
   lakefs: LakeFsClient;
   repo: string;
   /** Temp dir holding the workspace root (`root`) and anything else a test wants. */
   tmp: string;
   root: string;
   close(): Promise<void>;
+}
+
+/** A {@linkcode LakeStack} on an in-process demo lakeFS, whose request counts tests read. */
+export interface Stack extends LakeStack {
+  server: LakeFsServerHandle;
 }
 
 let repoCounter = 0;
@@ -52,9 +58,34 @@ export async function startStack(
   };
 }
 
+/**
+ * A fresh repository on a real lakeFS (`tests/_real_servers.ts`), with the same helpers as a
+ * demo stack; the repository is deleted on close.
+ */
+export async function startRealStack(target: RealLakeFs): Promise<LakeStack> {
+  const repo = await createTestRepository(target, "ws-test");
+  const tmp = await Deno.makeTempDir({ prefix: "perago-ws-test-" });
+  const lakefs = new LakeFsClient({
+    endpointUrl: target.url,
+    accessKeyId: target.accessKeyId,
+    secretAccessKey: target.secretAccessKey,
+    retry: { attempts: 3, baseDelayMs: 20, maxDelayMs: 200 },
+  });
+  return {
+    lakefs,
+    repo,
+    tmp,
+    root: join(tmp, "ws"),
+    async close() {
+      await deleteTestRepository(target, repo);
+      await Deno.remove(tmp, { recursive: true });
+    },
+  };
+}
+
 /** Uploads `files` to `branch` (default main) and commits; returns the commit id. */
 export async function seed(
-  stack: Stack,
+  stack: LakeStack,
   files: Record<string, string | Uint8Array>,
   options: { branch?: string; deletes?: string[]; message?: string; concurrency?: number } = {},
 ): Promise<string> {
@@ -75,7 +106,7 @@ export async function seed(
 
 /** Reads every object under `prefix` at `ref` as text. */
 export async function readTree(
-  stack: Stack,
+  stack: LakeStack,
   ref: string,
   prefix = "",
 ): Promise<Record<string, string>> {
@@ -89,7 +120,7 @@ export async function readTree(
 }
 
 /** Names of every branch of the repository. */
-export async function branchNames(stack: Stack): Promise<string[]> {
+export async function branchNames(stack: LakeStack): Promise<string[]> {
   const names: string[] = [];
   for await (const ref of stack.lakefs.listBranches(stack.repo)) names.push(ref.id);
   return names.sort();
