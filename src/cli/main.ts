@@ -24,6 +24,7 @@ const COMMANDS: Record<string, CommandLoader> = {
   run: async () => (await import("./run.ts")).command,
   start: async () => (await import("./start.ts")).command,
   dev: async () => (await import("./dev.ts")).command,
+  init: async () => (await import("./init.ts")).command,
 };
 
 // Hidden subcommands: the runtime re-invokes this same program (or binary) for its children.
@@ -38,6 +39,7 @@ const SUMMARIES: Record<string, string> = {
   run: "run one local attempt of a task (no Conductor)",
   start: "serve task modules: poll Conductor and run attempts",
   dev: "start the demo Conductor and lakeFS servers on loopback",
+  init: "scaffold a task project (deno.json, example task and test)",
 };
 
 /** The top-level help text. */

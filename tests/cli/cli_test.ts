@@ -52,7 +52,7 @@ Deno.test("perago --version prints the version", async () => {
 Deno.test("--help works at the top and on every command", async () => {
   const top = await perago(["--help"]);
   assert.equal(top.code, 0);
-  for (const command of ["check", "extract", "run", "start", "dev"]) {
+  for (const command of ["check", "extract", "run", "start", "dev", "init"]) {
     assert.match(top.stdout, new RegExp(`^  ${command} `, "m"));
     const help = await perago([command, "--help"]);
     assert.equal(help.code, 0, help.stderr);

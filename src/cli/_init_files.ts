@@ -1,0 +1,322 @@
+/**
+ * The files `perago init` writes: a task project's deno.json (import map pointing at this
+ * perago installation), an example task, its test on `perago/testing`, `.env.example` with
+ * every setting and its default, a README and a .gitignore.
+ *
+ * @module
+ */
+
+/** Where this perago installation lives, as `file:` URLs. */
+export interface PeragoLocation {
+  /** `mod.ts`: what tasks import as `perago`. */
+  mod: string;
+  /** `testing.ts`: what tests import as `perago/testing`. */
+  testing: string;
+  /** `main.ts`: the CLI. */
+  main: string;
+}
+
+/** One setting in `.env.example`. */
+export interface EnvExampleEntry {
+  name: string;
+  /** The value perago uses when the variable is unset; `""` when there is none. */
+  defaultValue: string;
+  /** One line on what it does. */
+  meaning: string;
+}
+
+/**
+ * Every setting perago reads, with its default: `.env.example` lists them in this order.
+ * (TMPDIR/TMP/TEMP are read only through the OS temp dir and are not perago's settings.)
+ */
+export function envExampleEntries(tempDir: string): EnvExampleEntry[] {
+  return [
+    {
+      name: "CONDUCTOR_SERVER_URL",
+      defaultValue: "",
+      meaning: "Conductor API (with or without /api); required by perago start",
+    },
+    {
+      name: "CONDUCTOR_AUTH_KEY",
+      defaultValue: "",
+      meaning: "optional Orkes-style key id (with CONDUCTOR_AUTH_SECRET)",
+    },
+    {
+      name: "CONDUCTOR_AUTH_SECRET",
+      defaultValue: "",
+      meaning: "optional Orkes-style key secret (with CONDUCTOR_AUTH_KEY)",
+    },
+    {
+      name: "LAKECTL_SERVER_ENDPOINT_URL",
+      defaultValue: "",
+      meaning: "lakeFS endpoint (with or without /api/v1)",
+    },
+    {
+      name: "LAKECTL_CREDENTIALS_ACCESS_KEY_ID",
+      defaultValue: "",
+      meaning: "lakeFS access key id (the three LAKECTL_* are set together)",
+    },
+    {
+      name: "LAKECTL_CREDENTIALS_SECRET_ACCESS_KEY",
+      defaultValue: "",
+      meaning: "lakeFS secret access key",
+    },
+    {
+      name: "PERAGO_WORKSPACE_ROOT",
+      defaultValue: `${tempDir}/perago/workspaces`,
+      meaning: "root of the attempt directories (default under the OS temp dir)",
+    },
+    {
+      name: "PERAGO_LOG_ROOT",
+      defaultValue: `${tempDir}/perago/logs`,
+      meaning: "root of the JSONL log files (default under the OS temp dir)",
+    },
+    {
+      name: "PERAGO_LOG_FILE_MAX_SIZE",
+      defaultValue: "100MB",
+      meaning: "log rotation size: KB, MB or GB",
+    },
+    {
+      name: "PERAGO_LOG_RETENTION",
+      defaultValue: "30d",
+      meaning: "log files older than this are removed",
+    },
+    {
+      name: "PERAGO_WORKER_ID",
+      defaultValue: "",
+      meaning: "worker id of a single process (default <prefix>-pid-<pid>)",
+    },
+    {
+      name: "PERAGO_WORKER_ID_PREFIX",
+      defaultValue: "",
+      meaning: "prefix of worker ids (default: letters and digits of the module name)",
+    },
+    {
+      name: "PERAGO_EXECUTION_MODE",
+      defaultValue: "process",
+      meaning: "process (executor processes) or thread (Web Workers)",
+    },
+    {
+      name: "PERAGO_WORKSPACE_GC_TTL",
+      defaultValue: "24h",
+      meaning: "minimum age before an abandoned attempt directory is removed",
+    },
+    {
+      name: "PERAGO_WORKSPACE_GC_INTERVAL",
+      defaultValue: "1h",
+      meaning: "how often abandoned attempt directories are looked for",
+    },
+    {
+      name: "PERAGO_SHUTDOWN_FORCE_KILL_AFTER",
+      defaultValue: "",
+      meaning: "drain deadline on SIGINT/SIGTERM (default: wait for running attempts)",
+    },
+    {
+      name: "PERAGO_FAILURE_REASON_MAX_LENGTH",
+      defaultValue: "500",
+      meaning: "reasonForIncompletion is cut to this many characters",
+    },
+    {
+      name: "PERAGO_DEBUG",
+      defaultValue: "",
+      meaning: "1 prints stack traces with errors and debug logs",
+    },
+  ];
+}
+
+/** `.env.example`: every setting commented out at its default. */
+export function envExample(tempDir: string): string {
+  const lines = [
+    "# perago settings. Copy this file to .env (or set the variables in the",
+    "# environment) and uncomment what you change; each line shows the default.",
+    "# `deno task perago dev --seed` starts demo servers and prints the four",
+    "# CONDUCTOR_/LAKECTL_ lines for them. Never commit .env: it holds secrets.",
+  ];
+  for (const entry of envExampleEntries(tempDir)) {
+    lines.push("", `# ${entry.meaning}`, `# ${entry.name}=${entry.defaultValue}`);
+  }
+  return `${lines.join("\n")}\n`;
+}
+
+/** The project's `deno.json`. */
+export function denoJson(
+  location: PeragoLocation,
+  dependencies: Readonly<Record<string, string>>,
+  taskModule: string,
+): string {
+  const config = {
+    imports: {
+      "perago": location.mod,
+      "perago/testing": location.testing,
+      ...dependencies,
+    },
+    // perago start --execution-mode thread runs executors as Web Workers with their own
+    // permissions, which needs Deno's worker-options.
+    unstable: ["worker-options"],
+    // Keep the README's line breaks (its first line holds a path of any length).
+    fmt: { proseWrap: "preserve" },
+    tasks: {
+      test: "deno test --allow-read --allow-write tests/",
+      check: "deno fmt --check && deno lint && deno check tasks/ tests/",
+      // --config: perago's main.ts lives elsewhere; this project's import map must apply.
+      start: `deno run -A --config deno.json ${location.main} start ${taskModule}`,
+      perago: `deno run -A --config deno.json ${location.main}`,
+    },
+  };
+  return `${JSON.stringify(config, null, 2)}\n`;
+}
+
+/** The example task module. */
+export const EXAMPLE_TASK = `/**
+ * An example perago task: trims trailing whitespace in docs/*.txt and writes
+ * docs/index.json, the sorted list of those files. Change it, rename it, or
+ * copy it for your own tasks; tests/tidy_docs_test.ts tests it.
+ *
+ * @module
+ */
+import {
+  defineTask,
+  requireDir,
+  requireFile,
+  TaskTerminalError,
+  z,
+} from "perago";
+
+export default defineTask({
+  name: "tidy_docs",
+  ownerEmail: "you@example.com",
+  description: "Trims trailing spaces in docs/*.txt and writes docs/index.json",
+  params: z.object({ maxFiles: z.number().int().positive().default(1000) }),
+  result: z.object({
+    filesChanged: z.number().int(),
+    filesScanned: z.number().int(),
+  }),
+  workspace: {
+    // Only docs/ is downloaded and published. The attempt directory mirrors
+    // the repository, so guardrail paths start with the prefix.
+    prefix: "docs/",
+    pre: [requireDir("docs")], // failing: terminal (the input is wrong)
+    post: [requireFile("docs/index.json")], // failing: retried
+  },
+  controls: { retry: { count: 2 }, timeout: { responseSeconds: 120 } },
+  async run({ maxFiles }, ctx) {
+    const docs = \`\${ctx.workspace}/docs\`;
+    const names: string[] = [];
+    let filesChanged = 0;
+    for await (const entry of Deno.readDir(docs)) {
+      if (!entry.isFile || !entry.name.endsWith(".txt")) continue;
+      if (names.push(entry.name) > maxFiles) {
+        // A retry would see the same files: fail without retrying.
+        throw new TaskTerminalError(\`more than \${maxFiles} files under docs/\`);
+      }
+      const path = \`\${docs}/\${entry.name}\`;
+      const text = await Deno.readTextFile(path);
+      const tidy = text.replace(/[ \\t]+$/gm, "");
+      if (tidy !== text) {
+        await Deno.writeTextFile(path, tidy);
+        filesChanged++;
+      }
+    }
+    const index = \`\${JSON.stringify(names.sort())}\\n\`;
+    const indexPath = \`\${docs}/index.json\`;
+    // Written only when it differs: a rerun on a tidy tree publishes nothing.
+    const current = await Deno.readTextFile(indexPath).catch(() => undefined);
+    if (current !== index) await Deno.writeTextFile(indexPath, index);
+    ctx.log.info("tidied", { filesChanged });
+    return { filesChanged, filesScanned: names.length };
+  },
+});
+`;
+
+/** The example task's test, on `perago/testing`. */
+export const EXAMPLE_TEST = `import assert from "node:assert/strict";
+import { runTask } from "perago/testing";
+import tidyDocs from "../tasks/tidy_docs.ts";
+
+Deno.test("tidy_docs trims trailing whitespace and writes the index", async () => {
+  const run = await runTask(tidyDocs, {
+    files: { "docs/a.txt": "alpha  \\nbeta\\t\\n", "docs/b.txt": "clean\\n" },
+  });
+  assert.equal(run.status, "COMPLETED", run.reason);
+  assert.deepEqual(run.result, { filesChanged: 1, filesScanned: 2 });
+  assert.deepEqual(run.changes, {
+    added: ["docs/index.json"],
+    changed: ["docs/a.txt"],
+    removed: [],
+  });
+  assert.equal(run.read("docs/a.txt"), "alpha\\nbeta\\n");
+  assert.equal(run.read("docs/index.json"), '["a.txt","b.txt"]\\n');
+});
+
+Deno.test("tidy_docs on a tidy tree changes nothing", async () => {
+  const run = await runTask(tidyDocs, {
+    files: { "docs/a.txt": "alpha\\n", "docs/index.json": '["a.txt"]\\n' },
+  });
+  assert.equal(run.status, "COMPLETED", run.reason);
+  assert.deepEqual(run.changes, { added: [], changed: [], removed: [] });
+});
+
+Deno.test("tidy_docs without docs/ fails terminally (pre guardrail)", async () => {
+  const run = await runTask(tidyDocs, { files: {} });
+  assert.equal(run.status, "FAILED_WITH_TERMINAL_ERROR");
+  assert.match(run.reason ?? "", /^PreGuardrailViolation: /);
+});
+
+Deno.test("tidy_docs refuses more than maxFiles files (terminal)", async () => {
+  const run = await runTask(tidyDocs, {
+    files: { "docs/a.txt": "a\\n", "docs/b.txt": "b\\n" },
+    params: { maxFiles: 1 },
+  });
+  assert.equal(run.status, "FAILED_WITH_TERMINAL_ERROR");
+  assert.match(run.reason ?? "", /^TaskTerminalError: more than 1 files/);
+  assert.equal(run.read("docs/index.json"), undefined); // nothing published
+});
+`;
+
+/** The project's README. */
+export function readme(name: string, location: PeragoLocation): string {
+  return `# ${name}
+
+Conductor tasks run by [perago](${location.main.replace(/main\.ts$/, "README.md")}):
+each task changes a versioned workspace in lakeFS.
+
+- \`tasks/tidy_docs.ts\`: an example task; \`tests/tidy_docs_test.ts\`: its test.
+- \`deno.json\`: the import map (\`perago\`, \`perago/testing\` point at the
+  perago installation that made this project) and the tasks below.
+
+## Test
+
+\`\`\`sh
+deno task test    # runTask: one attempt per test, no servers, no network
+deno task check   # fmt, lint, type check
+\`\`\`
+
+\`runTask(task, { files, params })\` from \`perago/testing\` runs one attempt the
+way a worker does (validation, guardrails, change detection, publication to an
+in-memory lakeFS) and returns \`{ status, result, reason, changes, read }\`.
+\`withDemoStack\` runs whole workflows of your task modules through
+\`perago start\` on demo servers in the test process (run those tests with
+\`-A\`).
+
+## Run
+
+\`\`\`sh
+cp .env.example .env   # then set the Conductor and lakeFS lines, or try it
+deno task perago dev --seed >> .env &   # on demo servers (prints their lines)
+deno task perago extract tasks/tidy_docs.ts -o taskdef.json
+curl -X POST "$CONDUCTOR_SERVER_URL/metadata/taskdefs" \\
+  -H 'content-type: application/json' -d "[$(cat taskdef.json)]"
+deno task start
+\`\`\`
+
+\`perago start\` refuses to start until the TaskDef is registered on Conductor.
+
+\`deno task perago <command>\` runs any perago command (\`check\`, \`run\`,
+\`extract\`, \`dev\`, ...); add \`--help\` for details.
+`;
+}
+
+/** The project's `.gitignore`. */
+export const GITIGNORE = `.env
+taskdef.json
+`;
