@@ -37,6 +37,12 @@ export interface RunTaskOptions<P extends z.ZodType = z.ZodType> {
    * input). @default {}
    */
   params?: z.input<P>;
+  /**
+   * The input's `workspace.prefix`: narrows the attempt's scope below the task's prefix, as a
+   * workflow does for one partition (`"data/part=07/"`). Files outside it stay on the branch
+   * but are not downloaded. @default the task's prefix
+   */
+  prefix?: string;
   /** The attempt's Conductor ids, e.g. `{ retryCount: 1 }` to test a retry. */
   attempt?: RunTaskAttempt;
   /** `PERAGO_FAILURE_REASON_MAX_LENGTH`: the reason is cut to this. @default 500 */
@@ -159,6 +165,12 @@ export async function runTask<P extends z.ZodType, R extends z.ZodType>(
     );
   }
   const definition = task as unknown as TaskDefinition;
+  if (options.prefix !== undefined && definition.workspace === undefined) {
+    throw new TypeError(
+      `runTask: task ${JSON.stringify(definition.name)} has no workspace, so it takes no ` +
+        "prefix; drop prefix",
+    );
+  }
   const files = options.files ?? {};
   checkFiles(definition, files);
   const lakefs = new MemoryLakeFs();
@@ -166,7 +178,13 @@ export async function runTask<P extends z.ZodType, R extends z.ZodType>(
   if (definition.workspace !== undefined) {
     const seeded = await lakefs.seedRepository(REPOSITORY, files, { branch: BRANCH });
     input = {
-      workspace: { repository: REPOSITORY, branch: BRANCH, ref_type: "commit", ref: seeded.id },
+      workspace: {
+        repository: REPOSITORY,
+        branch: BRANCH,
+        ref_type: "commit",
+        ref: seeded.id,
+        ...(options.prefix === undefined ? {} : { prefix: options.prefix }),
+      },
       params: options.params ?? {},
     };
   }

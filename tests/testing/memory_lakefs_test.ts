@@ -108,3 +108,43 @@ Deno.test("MemoryLakeFs: conflicting merges, bad names and aborted calls fail as
   controller.abort(new Error("stop"));
   await assert.rejects(() => lakefs.getBranch("repo", "main", controller.signal), /stop/);
 });
+
+Deno.test("MemoryLakeFs: diffs between refs, the commit log and reverts", async () => {
+  const lakefs = new MemoryLakeFs();
+  const seed = await lakefs.seedRepository("repo", {
+    "a/1.txt": "1",
+    "a/2.txt": "2",
+    "b.txt": "b",
+  });
+  const put = (path: string, content: string) =>
+    lakefs.uploadObject(
+      "repo",
+      "main",
+      path,
+      () => Promise.resolve(new TextEncoder().encode(content)),
+    );
+  await put("a/1.txt", "one");
+  await put("a/3.txt", "3");
+  await lakefs.deleteObject("repo", "main", "a/2.txt");
+  const second = await lakefs.commit("repo", "main", "second");
+  await put("b.txt", "bee");
+  const third = await lakefs.commit("repo", "main", "third");
+
+  const diff = await collect(lakefs.diffRefs("repo", seed.id, second.id, { prefix: "a/" }));
+  assert.deepEqual(diff.map((entry) => [entry.type, entry.path]), [
+    ["changed", "a/1.txt"],
+    ["removed", "a/2.txt"],
+    ["added", "a/3.txt"],
+  ]);
+  assert.deepEqual(
+    await collect(lakefs.diffRefs("repo", second.id, third.id, { prefix: "a/" })),
+    [],
+  );
+
+  const log = await collect(lakefs.logCommits("repo", "main", { stopAt: second.id }));
+  assert.deepEqual(log.map((commit) => commit.id), [third.id, second.id]);
+
+  await lakefs.revertCommit("repo", "main", third.id);
+  assert.equal(text(lakefs.readFile("repo", "main", "b.txt")), "b");
+  assert.equal(text(lakefs.readFile("repo", "main", "a/1.txt")), "one");
+});

@@ -223,3 +223,44 @@ Deno.test({
     assert.deepEqual(run.changes.changed, ["docs/a.txt"]);
   },
 });
+
+Deno.test("runTask: prefix narrows the scope as workspace.prefix does; outside the task's prefix is terminal", async () => {
+  const partition = defineTask({
+    name: "partition_writer",
+    ownerEmail: "tests@example.com",
+    description: "lists and extends its partition",
+    params: z.object({ escape: z.boolean().default(false) }),
+    result: z.object({ seen: z.array(z.string()) }),
+    workspace: { prefix: "data/" },
+    async run({ escape }, ctx) {
+      const seen: string[] = [];
+      for await (const entry of Deno.readDir(join(ctx.workspace!, "data"))) seen.push(entry.name);
+      await Deno.mkdir(join(ctx.workspace!, "data/p1"), { recursive: true });
+      await Deno.writeTextFile(join(ctx.workspace!, "data/p1/new.txt"), "new");
+      if (escape) {
+        await Deno.mkdir(join(ctx.workspace!, "data/p2"), { recursive: true });
+        await Deno.writeTextFile(join(ctx.workspace!, "data/p2/x.txt"), "x");
+      }
+      return { seen: seen.sort() };
+    },
+  });
+  const files = { "data/p1/a.txt": "a", "data/p2/b.txt": "b" };
+  const run = await runTask(partition, { files, prefix: "data/p1/" });
+  assert.equal(run.status, "COMPLETED", run.reason);
+  assert.deepEqual(run.result, { seen: ["p1"] }); // only the partition was downloaded
+  assert.deepEqual(run.changes.added, ["data/p1/new.txt"]);
+  assert.deepEqual(run.paths(), ["data/p1/a.txt", "data/p1/new.txt", "data/p2/b.txt"]);
+
+  const escaped = await runTask(partition, { files, prefix: "data/p1/", params: { escape: true } });
+  assert.notEqual(escaped.status, "COMPLETED");
+  assert.match(escaped.reason!, /data\/p2\/x\.txt/);
+  assert.equal(escaped.read("data/p1/new.txt"), undefined);
+
+  const outside = await runTask(partition, { files, prefix: "docs/" });
+  assert.equal(outside.status, "FAILED_WITH_TERMINAL_ERROR");
+  assert.match(outside.reason!, /^WorkspaceScopeError: .*is not under the task's prefix "data\/"/);
+  await assert.rejects(
+    () => runTask(counter, { params: { text: "" }, prefix: "x/" }),
+    /takes no prefix/,
+  );
+});
