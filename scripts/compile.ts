@@ -12,7 +12,8 @@
  *   thread-mode Worker module (`src/runtime/_worker_entry.ts`), which nothing imports.
  * - The flags: `--allow-read` = workspace root, log root, task module directories, `.env`;
  *   `--allow-write` = workspace root, log root; `--allow-net` = the Conductor and lakeFS
- *   host:port; `--allow-env` = the variables perago reads; `--allow-sys=hostname` (the
+ *   host:port, plus `PERAGO_METRICS_ADDRESS` when set (the supervisor's metrics listener:
+ *   the only address perago listens on); `--allow-env` = the variables perago reads; `--allow-sys=hostname` (the
  *   supervisor lock records its host); `--allow-run` so the supervisor can
  *   re-invoke the binary for its broker and executors (each child revokes `run`, `ffi` and
  *   `env` as it starts: see src/runtime/permissions.ts). Deno can revoke a whole permission
@@ -55,6 +56,8 @@ export interface CompileFlagInputs {
   modules: readonly string[];
   conductorUrl: string;
   lakefsUrl: string;
+  /** `PERAGO_METRICS_ADDRESS` as `host:port`, when set: the supervisor listens there. */
+  metricsAddress?: string | undefined;
 }
 
 /**
@@ -73,13 +76,25 @@ export function compiledPermissionFlags(inputs: CompileFlagInputs): string[] {
     "--no-prompt",
     `--allow-read=${unique(read).join(",")}`,
     `--allow-write=${unique([inputs.workspaceRoot, inputs.logRoot]).join(",")}`,
-    `--allow-net=${unique([hostPort(inputs.conductorUrl), hostPort(inputs.lakefsUrl)]).join(",")}`,
+    `--allow-net=${
+      unique([
+        hostPort(inputs.conductorUrl),
+        hostPort(inputs.lakefsUrl),
+        ...(inputs.metricsAddress ? [inputs.metricsAddress] : []),
+      ]).join(",")
+    }`,
     `--allow-env=${CONFIG_ENV_VARS.join(",")}`,
     // The supervisor lock records the host name (a lock from another host is never taken over).
     "--allow-sys=hostname",
     "--allow-run",
     "--unstable-worker-options",
   ];
+}
+
+/** `host:port` of a listen address for `--allow-net` (IPv6 in brackets). */
+export function listenHostPort(address: { hostname: string; port: number }): string {
+  const host = address.hostname.includes(":") ? `[${address.hostname}]` : address.hostname;
+  return `${host}:${address.port}`;
 }
 
 /** perago's thread-mode Worker module: not statically imported, so embedded explicitly. */
@@ -148,6 +163,9 @@ async function main(): Promise<number> {
     modules,
     conductorUrl: config.conductor.serverUrl,
     lakefsUrl: config.lakefs.endpointUrl,
+    metricsAddress: config.metricsAddress === undefined
+      ? undefined
+      : listenHostPort(config.metricsAddress),
   });
   if (values["print-flags"]) {
     console.log(flags.join("\n"));

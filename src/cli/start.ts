@@ -24,6 +24,10 @@ Options:
                                and executors as Web Workers with per-worker
                                permissions: deno run needs
                                --unstable-worker-options
+      --metrics-address H:P    serve /metrics (Prometheus), /healthz and
+                               /readyz on H:P, e.g. 127.0.0.1:9464;
+                               overrides PERAGO_METRICS_ADDRESS (off when
+                               neither is set)
   -h, --help                   show this help
 
 Needs CONDUCTOR_SERVER_URL and the three LAKECTL_* variables, and each task's
@@ -38,6 +42,7 @@ export const command: Command = {
     const { values, positionals } = parseCommandArgs("start", args, {
       concurrency: { type: "string", short: "j" },
       "execution-mode": { type: "string" },
+      "metrics-address": { type: "string" },
     });
     if (positionals.length === 0) {
       throw new UsageError('start: expected at least one task module; run "perago start --help"');
@@ -62,6 +67,9 @@ export const command: Command = {
         modules: positionals,
         concurrency,
         ...(mode === undefined ? {} : { executionMode: mode }),
+        ...(values["metrics-address"] === undefined
+          ? {}
+          : { metricsAddress: values["metrics-address"] }),
         onSupervisor: (s) => {
           supervisor = s;
           for (; early > 0; early--) s.shutdown();

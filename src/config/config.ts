@@ -13,13 +13,16 @@ import {
   DEFAULT_WORKSPACE_GC_INTERVAL_MS,
   DEFAULT_WORKSPACE_GC_TTL_MS,
   type Env,
+  envOptional,
   type ExecutionMode,
   type LakeFsConfig,
+  type ListenAddress,
   parseConductorConfig,
   parseDuration,
   parseExecutionMode,
   parseFailureReasonMaxLength,
   parseLakeFsConfig,
+  parseListenAddress,
   parseLogFileMaxSize,
   parseLogRetention,
   parseOptionalDuration,
@@ -27,7 +30,7 @@ import {
 } from "./parse.ts";
 import { resolveWorkerIdPrefix } from "./worker_id.ts";
 
-export type { ConductorConfig, ExecutionMode, LakeFsConfig };
+export type { ConductorConfig, ExecutionMode, LakeFsConfig, ListenAddress };
 
 /** The complete, frozen worker-local configuration. Units are in the names. */
 export interface RuntimeConfig {
@@ -57,6 +60,10 @@ export interface RuntimeConfig {
   readonly lakefs: LakeFsConfig | undefined;
   /** `PERAGO_DEBUG=1`: stack traces and debug logs. */
   readonly debug: boolean;
+  /** `PERAGO_METRICS_ADDRESS`: where `perago start` serves /metrics; `undefined` = off. */
+  readonly metricsAddress: ListenAddress | undefined;
+  /** `PERAGO_INSTANCE_ID`: the `perago_instance_id` label of `runtime.busy_slots`. */
+  readonly instanceId: string | undefined;
   /** Absolute path of the `.env` that was read, when it existed. */
   readonly envFile: string | undefined;
 }
@@ -88,6 +95,8 @@ export const CONFIG_ENV_VARS: readonly string[] = Object.freeze([
   "PERAGO_SHUTDOWN_FORCE_KILL_AFTER",
   "PERAGO_FAILURE_REASON_MAX_LENGTH",
   "PERAGO_DEBUG",
+  "PERAGO_METRICS_ADDRESS",
+  "PERAGO_INSTANCE_ID",
   "CONDUCTOR_SERVER_URL",
   "CONDUCTOR_AUTH_KEY",
   "CONDUCTOR_AUTH_SECRET",
@@ -185,6 +194,8 @@ export async function loadRuntimeConfig(
     conductor: parseConductorConfig(env),
     lakefs: parseLakeFsConfig(env),
     debug: trimmed(env["PERAGO_DEBUG"]) === "1",
+    metricsAddress: parseListenAddress(env["PERAGO_METRICS_ADDRESS"], "PERAGO_METRICS_ADDRESS"),
+    instanceId: envOptional(env, "PERAGO_INSTANCE_ID"),
     envFile,
   });
   if (options.probeRoots ?? true) {
@@ -258,6 +269,11 @@ export function describeConfig(config: RuntimeConfig): string[] {
     `failure reason max length: ${config.failureReasonMaxLength}`,
     `conductor: ${conductor}`,
     `lakefs: ${lakefs}`,
+    `metrics address: ${
+      config.metricsAddress === undefined
+        ? "off"
+        : `${config.metricsAddress.hostname}:${config.metricsAddress.port}`
+    }`,
     `env file: ${config.envFile ?? "none"}`,
   ];
 }

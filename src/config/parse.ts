@@ -219,6 +219,45 @@ export function parseFailureReasonMaxLength(value: string | undefined): number {
   return parsed;
 }
 
+/** A `host:port` to listen on. */
+export interface ListenAddress {
+  /** IPv4 address, host name, or IPv6 address without brackets. */
+  readonly hostname: string;
+  /** 0..65535; 0 picks a free port. */
+  readonly port: number;
+}
+
+/**
+ * Parses a listen address such as `PERAGO_METRICS_ADDRESS`: `host:port`, `[ipv6]:port` or
+ * `:port` (all interfaces: `0.0.0.0`). Unset: `undefined` (the listener is off).
+ *
+ * @example
+ * ```ts
+ * parseListenAddress("127.0.0.1:9464", "PERAGO_METRICS_ADDRESS"); // { hostname: "127.0.0.1", port: 9464 }
+ * ```
+ */
+export function parseListenAddress(
+  value: string | undefined,
+  name: string,
+): ListenAddress | undefined {
+  const text = trimmed(value);
+  if (text === undefined) return undefined;
+  const match = /^(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9.-]*)):([0-9]{1,5})$/.exec(text);
+  const hostname = match ? (match[1] ?? match[2] ?? "") : "";
+  const port = match ? Number(match[3]) : NaN;
+  if (
+    match === null || !(port <= 65535) || hostname.startsWith("-") || hostname.startsWith(".") ||
+    hostname.endsWith(".") || hostname.includes("..")
+  ) {
+    throw new ConfigError(
+      `${name} must be host:port such as '127.0.0.1:9464', '[::1]:9464' or ':9464'` +
+        got(value ?? ""),
+      { variable: name },
+    );
+  }
+  return Object.freeze({ hostname: hostname === "" ? "0.0.0.0" : hostname, port });
+}
+
 /**
  * Reads an optional connection value: trimmed, blank = unset, and the placeholder
  * `replace-me` rejected (`<NAME> must be replaced with a real value`).

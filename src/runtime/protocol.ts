@@ -15,6 +15,7 @@
  * executor died mid-attempt: supervisor --abandon--> broker (reports FAILED)
  * SIGTERM: supervisor --drain--> broker; broker --drained--> once every result is delivered;
  * supervisor --shutdown--> executors and broker.
+ * broker, executor --metrics{records, contacts}--> supervisor (which owns the registry)
  * ```
  *
  * Every message is one JSON object on one line; a line that is not a valid message is
@@ -24,6 +25,7 @@
  * @module
  */
 import { z } from "zod";
+import { MetricRecordSchema } from "../metrics/events.ts";
 
 /** The fields of a Conductor Task that cross the wire; the rest is passed through untouched. */
 export const TaskSchema = z.looseObject({
@@ -120,6 +122,22 @@ const fenceResult = z.object({
 /** A fence answer (broker to supervisor, supervisor to executor). */
 export type FenceResultMessage = z.infer<typeof fenceResult>;
 
+/**
+ * Metric records for the supervisor's registry, and whether the child's requests reached
+ * Conductor (broker) or lakeFS (executors) since its last report (for `/readyz`).
+ */
+const metricsMessage = z.object({
+  type: z.literal("metrics"),
+  records: z.array(MetricRecordSchema),
+  contacts: z.array(z.object({
+    server: z.enum(["conductor", "lakefs"]),
+    ok: z.boolean(),
+    detail: z.string().max(500).optional(),
+  })).optional(),
+});
+/** See `metricsMessage`: what the broker and the executors report for observability. */
+export type MetricsMessage = z.infer<typeof metricsMessage>;
+
 /** Supervisor to executor. */
 export const ToExecutorSchema = z.discriminatedUnion("type", [
   z.object({ type: z.literal("init"), init: ExecutorInitSchema }),
@@ -137,6 +155,7 @@ export const FromExecutorSchema = z.discriminatedUnion("type", [
   z.object({ type: z.literal("outcome"), attemptId: z.string(), outcome: OutcomeSchema }),
   /** The executor cannot go on (bad init, task module failed to load). */
   z.object({ type: z.literal("fatal"), message: z.string() }),
+  metricsMessage,
 ]);
 /** See {@linkcode FromExecutorSchema}. */
 export type FromExecutor = z.infer<typeof FromExecutorSchema>;
@@ -182,6 +201,7 @@ export const FromBrokerSchema = z.discriminatedUnion("type", [
   /** Draining finished: nothing is held, every result has been delivered. */
   z.object({ type: z.literal("drained") }),
   z.object({ type: z.literal("fatal"), message: z.string() }),
+  metricsMessage,
 ]);
 /** See {@linkcode FromBrokerSchema}. */
 export type FromBroker = z.infer<typeof FromBrokerSchema>;
@@ -278,11 +298,15 @@ export async function* readMessages<T>(
 
 /**
  * Message types nothing waits for (`assigned` only retargets lease extensions, `delivered`
- * is informational): {@linkcode MessageWriter} holds them back for up to `lazyDelayMs` so
+ * and `metrics` are informational): {@linkcode MessageWriter} holds them back for up to `lazyDelayMs` so
  * they share the next write instead of costing a write (and a wake-up of the reader) each.
  * They are never reordered: held messages go out first in the next write.
  */
-export const LAZY_MESSAGE_TYPES: ReadonlySet<string> = new Set(["assigned", "delivered"]);
+export const LAZY_MESSAGE_TYPES: ReadonlySet<string> = new Set([
+  "assigned",
+  "delivered",
+  "metrics",
+]);
 
 /** A byte sink written synchronously (`Deno.stdout`): far cheaper per message than a stream. */
 export interface SyncWriter {

@@ -32,6 +32,9 @@ import {
 } from "./protocol.ts";
 import { type ChildSpawner, Supervisor } from "./supervisor.ts";
 import { getLogger } from "../log/logger.ts";
+import { type ListenAddress, parseListenAddress } from "../config/parse.ts";
+import { type MetricsServer, startMetricsServer } from "../metrics/server.ts";
+import { RuntimeTelemetry } from "./telemetry.ts";
 
 /** A TaskDef is missing on the Conductor server. */
 export class TaskDefNotRegisteredError extends Error {
@@ -48,6 +51,11 @@ export interface StartOptions {
   executionMode?: "process" | "thread";
   /** @default Deno.cwd() */
   cwd?: string;
+  /**
+   * `--metrics-address host:port`: serve /metrics, /healthz and /readyz there; overrides
+   * `PERAGO_METRICS_ADDRESS`.
+   */
+  metricsAddress?: string;
   /** Called with the supervisor once it exists (the CLI wires signals to `shutdown()`). */
   onSupervisor?: (supervisor: Supervisor) => void;
 }
@@ -73,6 +81,9 @@ export async function startRuntime(options: StartOptions): Promise<number> {
         "the compiled binary pass it), or use --execution-mode process",
     );
   }
+  const metricsAddress: ListenAddress | undefined = options.metricsAddress === undefined
+    ? config.metricsAddress
+    : parseListenAddress(options.metricsAddress, "--metrics-address");
   const conductor = config.conductor;
   const lakefs = config.lakefs;
   if (conductor === undefined || lakefs === undefined) {
@@ -118,15 +129,43 @@ export async function startRuntime(options: StartOptions): Promise<number> {
     secrets,
     level: config.debug ? "debug" : "info",
   });
+  const concurrency = options.concurrency ?? 1;
+  const telemetry = new RuntimeTelemetry({
+    executionMode: mode,
+    concurrency,
+    conductorUrl: conductor.serverUrl,
+    lakefsUrl: loaded.some((entry) => entry.task.workspace !== undefined)
+      ? lakefs.endpointUrl
+      : undefined,
+  });
+  let server: MetricsServer | undefined;
   try {
-    const supervisor = new Supervisor(
-      supervisorOptions(config, loaded, options.concurrency ?? 1, moduleName, mode),
-    );
+    if (metricsAddress !== undefined) {
+      // Before any child starts: a taken port stops the start with one clear line.
+      server = startMetricsServer({
+        address: metricsAddress,
+        settingName: options.metricsAddress === undefined
+          ? "PERAGO_METRICS_ADDRESS"
+          : "--metrics-address",
+        collect: () => telemetry.collect(),
+        liveness: () => telemetry.liveness(),
+        readiness: () => telemetry.readiness(),
+      });
+      getLogger("runtime").info(
+        "serving metrics on {url}/metrics, probes on /healthz and /readyz",
+        { url: server.url },
+      );
+    }
+    const supervisor = new Supervisor({
+      ...supervisorOptions(config, loaded, concurrency, moduleName, mode),
+      telemetry,
+    });
+    telemetry.watch(() => supervisor.status);
     options.onSupervisor?.(supervisor);
     getLogger("runtime").info(
       "starting {concurrency} executor(s) ({mode} mode) for {tasks}; logs in {log}",
       {
-        concurrency: options.concurrency ?? 1,
+        concurrency,
         mode,
         tasks: names.join(", "),
         log: logging.logFile,
@@ -134,6 +173,8 @@ export async function startRuntime(options: StartOptions): Promise<number> {
     );
     return await supervisor.run();
   } finally {
+    telemetry.close();
+    await server?.close();
     await logging.dispose();
   }
 }

@@ -18,6 +18,7 @@ import { getLogger } from "../log/logger.ts";
 import { type ChildExit, type ChildHandle, describeExit } from "./_child.ts";
 import { sweepAttemptDirs, type SweepReport } from "./gc.ts";
 import { acquireSupervisorLock, type SupervisorLock } from "./lock.ts";
+import type { SupervisorStatus, SupervisorTelemetry } from "./telemetry.ts";
 import type {
   BrokerInit,
   ExecutorInit,
@@ -80,6 +81,8 @@ export interface SupervisorOptions {
    * @default the budget itself, at least 5 s and at most 30 s
    */
   attemptKillGraceMs?: number;
+  /** Receives metrics and health events (the `/metrics` and `/readyz` listener reads it). */
+  telemetry?: SupervisorTelemetry;
   logger?: Logger;
 }
 
@@ -90,7 +93,7 @@ interface Slot {
   ready: boolean;
   startedAt: number;
   failures: number;
-  attempt: { attemptId: string; taskId: string } | undefined;
+  attempt: { attemptId: string; taskId: string; taskType: string } | undefined;
   /** Kills the executor when the attempt outlives its budget and grace. */
   watchdog: ReturnType<typeof setTimeout> | undefined;
   restartTimer: ReturnType<typeof setTimeout> | undefined;
@@ -179,6 +182,24 @@ export class Supervisor {
   /** Pid of the broker. */
   get brokerPid(): number | undefined {
     return this.#broker?.pid;
+  }
+
+  /** What the health probes need: state, broker alive, executors up. */
+  get status(): SupervisorStatus {
+    return {
+      state: this.#state,
+      brokerAlive: this.#broker !== undefined && !this.#brokerGone,
+      executorsUp: this.#slots.filter((slot) => slot.child && slot.ready).length,
+      executorSlots: this.#o.concurrency,
+    };
+  }
+
+  #brokerGone = false;
+
+  /** Tells the telemetry how many executors are up and idle. */
+  #slotsChanged(): void {
+    const up = this.#slots.filter((slot) => slot.child && slot.ready).length;
+    this.#o.telemetry?.slotsChanged(up, this.#idleSlots().length);
   }
 
   #setState(next: SupervisorState, detail?: string): void {
@@ -377,10 +398,14 @@ export class Supervisor {
         return;
       }
       case "delivered":
+        this.#o.telemetry?.resultLeft();
         this.#log.debug("result of task {taskId}: {how}", {
           taskId: message.taskId,
           how: message.how,
         });
+        return;
+      case "metrics":
+        this.#o.telemetry?.childReport("broker", message.records, message.contacts ?? []);
         return;
       case "drained":
         this.#brokerDrained.resolve();
@@ -392,6 +417,7 @@ export class Supervisor {
   }
 
   #onBrokerExit(exit: ChildExit): void {
+    this.#brokerGone = true;
     this.#brokerExited.resolve(exit);
     if (this.#state === "stopped" || this.#stoppingBroker) return;
     const detail = `the broker exited unexpectedly (${
@@ -431,6 +457,10 @@ export class Supervisor {
         });
         this.#dispatch();
         this.#grantCredits();
+        this.#slotsChanged();
+        return;
+      case "metrics":
+        this.#o.telemetry?.childReport(slot.workerId, message.records, message.contacts ?? []);
         return;
       case "fence": {
         const requestId = ++this.#requestSeq;
@@ -449,6 +479,8 @@ export class Supervisor {
         }
         slot.attempt = undefined;
         clearTimeout(slot.watchdog);
+        this.#o.telemetry?.attemptEnded(attempt.taskType);
+        this.#o.telemetry?.resultSent();
         void this.#broker?.send({
           type: "result",
           taskId: attempt.taskId,
@@ -457,6 +489,7 @@ export class Supervisor {
         });
         this.#dispatch();
         this.#grantCredits();
+        this.#slotsChanged();
         return;
       }
       case "fatal":
@@ -480,7 +513,10 @@ export class Supervisor {
     slot.attempt = undefined;
     clearTimeout(slot.watchdog);
     const expected = this.#state === "draining" && this.#executorsStopping;
+    this.#slotsChanged();
     if (attempt) {
+      this.#o.telemetry?.attemptEnded(attempt.taskType);
+      this.#o.telemetry?.resultSent();
       const reason = `executor ${slot.workerId} (pid ${child.pid}) exited during the attempt ` +
         `(${describeExit(exit)}); the attempt is reported FAILED so Conductor retries it`;
       this.#log.error(reason, { taskId: attempt.taskId });
@@ -532,6 +568,7 @@ export class Supervisor {
     });
     slot.restartTimer = setTimeout(() => {
       if (this.#state === "running" || (this.#state === "draining" && this.#queue.length > 0)) {
+        this.#o.telemetry?.executorRestarted();
         this.#spawnExecutor(slot);
       }
     }, delayMs);
@@ -546,9 +583,11 @@ export class Supervisor {
   #dispatch(): void {
     for (const slot of this.#idleSlots()) {
       const task = this.#queue.shift();
-      if (!task) return;
+      if (!task) break;
       const attemptId = `a${++this.#attemptSeq}`;
-      slot.attempt = { attemptId, taskId: task.taskId };
+      const taskType = task.taskDefName ?? task.taskType;
+      slot.attempt = { attemptId, taskId: task.taskId, taskType };
+      this.#o.telemetry?.attemptStarted(taskType);
       this.#armWatchdog(slot, attemptId, task);
       this.#log.debug("task {taskId} -> executor {workerId}", {
         taskId: task.taskId,
@@ -558,6 +597,7 @@ export class Supervisor {
       void this.#broker?.send({ type: "assigned", taskId: task.taskId, workerId: slot.workerId });
       void slot.child?.send({ type: "attempt", attemptId, task });
     }
+    this.#slotsChanged();
   }
 
   #armWatchdog(slot: Slot, attemptId: string, task: Task): void {
@@ -639,6 +679,7 @@ export class Supervisor {
     }
     await Promise.all(this.#slots.map((slot) => slot.exited)); // abandons are sent on exit
     for (const task of this.#queue.splice(0)) {
+      this.#o.telemetry?.resultSent();
       void this.#broker?.send({
         type: "abandon",
         taskId: task.taskId,

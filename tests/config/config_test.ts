@@ -52,6 +52,8 @@ Deno.test("loadRuntimeConfig: defaults without .env or environment", async () =>
       conductor: undefined,
       lakefs: undefined,
       debug: false,
+      metricsAddress: undefined,
+      instanceId: undefined,
       envFile: undefined,
     });
     assert.ok(Object.isFrozen(config));
@@ -280,6 +282,7 @@ Deno.test("describeConfig: safe lines, URL credentials masked", async () => {
       "failure reason max length: 500",
       "conductor: http://***@conductor:8080/api?***",
       "lakefs: not configured",
+      "metrics address: off",
       "env file: none",
     ]);
   });

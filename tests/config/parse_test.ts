@@ -6,6 +6,7 @@ import {
   parseExecutionMode,
   parseFailureReasonMaxLength,
   parseLakeFsConfig,
+  parseListenAddress,
   parseLogFileMaxSize,
   parseLogRetention,
   parseOptionalDuration,
@@ -276,3 +277,29 @@ envTable("parseLakeFsConfig", parseLakeFsConfig, [
     variable: "LAKECTL_SERVER_ENDPOINT_URL",
   }],
 ]);
+
+Deno.test("parseListenAddress: host:port, [ipv6]:port and :port; anything else names the variable", () => {
+  assert.equal(parseListenAddress(undefined, "PERAGO_METRICS_ADDRESS"), undefined);
+  assert.equal(parseListenAddress("  ", "PERAGO_METRICS_ADDRESS"), undefined);
+  assert.deepEqual(parseListenAddress("127.0.0.1:9464", "PERAGO_METRICS_ADDRESS"), {
+    hostname: "127.0.0.1",
+    port: 9464,
+  });
+  assert.deepEqual(parseListenAddress("[::1]:9464", "X"), { hostname: "::1", port: 9464 });
+  assert.deepEqual(parseListenAddress(":9464", "X"), { hostname: "0.0.0.0", port: 9464 });
+  assert.deepEqual(parseListenAddress("metrics.local:80", "X"), {
+    hostname: "metrics.local",
+    port: 80,
+  });
+  for (const bad of ["localhost", "127.0.0.1", "127.0.0.1:99999", "a b:1", "http://x:1", "::1:9"]) {
+    assert.throws(
+      () => parseListenAddress(bad, "PERAGO_METRICS_ADDRESS"),
+      (error: Error) =>
+        error instanceof ConfigError &&
+        error.message ===
+          `PERAGO_METRICS_ADDRESS must be host:port such as '127.0.0.1:9464', '[::1]:9464' or ` +
+            `':9464' (got ${JSON.stringify(bad)})`,
+      bad,
+    );
+  }
+});

@@ -11,6 +11,7 @@ import assert from "node:assert/strict";
 import { loadTask } from "../../src/task/loader.ts";
 import { buildTaskDef } from "../../src/task/taskdef.ts";
 import { sourceReadPaths } from "../../src/runtime/permissions.ts";
+import { waitFor } from "../../src/util/sleep.ts";
 import { type Stack, startStack } from "./_stack.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname.replace(/\/$/, "");
@@ -182,6 +183,60 @@ Deno.test("compile flags: under the baked union, other paths, hosts and variable
     });
   } finally {
     other.close();
+    await stack.close();
+  }
+});
+
+Deno.test("compile flags: PERAGO_METRICS_ADDRESS adds that one address; the listener serves under the baked flags, another port is refused", async () => {
+  const stack = await startStack();
+  let worker: ReturnType<typeof spawn> | undefined;
+  try {
+    const free = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const port = (free.addr as Deno.NetAddr).port;
+    free.close();
+    stack.env.PERAGO_METRICS_ADDRESS = `127.0.0.1:${port}`;
+    const { task } = await loadTask(WORD_COUNT);
+    await stack.api.registerTaskDefs([buildTaskDef(task)]);
+    const flags = await printFlags(stack);
+    const net = flags.find((flag) => flag.startsWith("--allow-net="));
+    assert.equal(
+      net,
+      `--allow-net=${new URL(stack.conductorUrl).host},${new URL(stack.lakefsUrl).host},` +
+        `127.0.0.1:${port}`,
+    );
+    const run = (extra: string[]) =>
+      spawn(stack, [
+        "run",
+        "--config",
+        `${ROOT}/deno.json`,
+        ...withSourceRead(flags),
+        MAIN,
+        "start",
+        WORD_COUNT,
+        ...extra,
+      ]);
+    worker = run([]);
+    const w = worker;
+    const body = await waitFor(async () => {
+      if (!/supervisor starting -> running/.test(w.output())) return undefined;
+      const response = await fetch(`http://127.0.0.1:${port}/metrics`).catch(() => undefined);
+      return response?.ok ? await response.text() : undefined;
+    }, { timeoutMs: 30_000, what: "metrics served" }).catch((error) => {
+      throw new Error(`${error.message}\n${w.output()}`);
+    });
+    assert.match(body, /^perago_build_info\{/m);
+    worker.kill("SIGTERM");
+    assert.equal((await worker.status).code, 0, worker.output());
+    // Any other address is outside the baked --allow-net.
+    const other = run(["--metrics-address", `127.0.0.1:${port === 65535 ? port - 1 : port + 1}`]);
+    assert.equal((await other.status).code, 1, other.output());
+    assert.match(
+      other.output(),
+      /error: cannot listen for metrics on 127\.0\.0\.1:\d+: not permitted/,
+    );
+  } finally {
+    worker?.kill("SIGKILL");
+    await worker?.status;
     await stack.close();
   }
 });

@@ -1,0 +1,108 @@
+/**
+ * Metric records as they travel from the broker and the executors to the supervisor, which
+ * owns the registry: small batches of `inc`/`set`/`observe` records, validated with zod on
+ * arrival and applied to the registry (an unknown metric or label is refused there).
+ *
+ * @module
+ */
+import { z } from "zod";
+import type { Labels, MetricsRegistry } from "./registry.ts";
+
+/** One metric record. */
+export const MetricRecordSchema = z.object({
+  op: z.enum(["inc", "set", "observe"]),
+  name: z.string().min(1).max(200),
+  labels: z.record(z.string(), z.string().max(256)),
+  value: z.number(),
+});
+/** See {@linkcode MetricRecordSchema}. */
+export type MetricRecord = z.infer<typeof MetricRecordSchema>;
+
+/**
+ * Applies records to `registry`; records it refuses (undeclared metric or label, bad value)
+ * are returned with the reason, for the caller to log.
+ *
+ * @example
+ * ```ts
+ * const refused = applyMetricRecords(registry, message.records);
+ * for (const { record, reason } of refused) log.warn(reason, { name: record.name });
+ * ```
+ */
+export function applyMetricRecords(
+  registry: MetricsRegistry,
+  records: readonly MetricRecord[],
+): { record: MetricRecord; reason: string }[] {
+  const refused: { record: MetricRecord; reason: string }[] = [];
+  for (const record of records) {
+    try {
+      if (record.op === "inc") registry.inc(record.name, record.labels, record.value);
+      else if (record.op === "set") registry.set(record.name, record.labels, record.value);
+      else registry.observe(record.name, record.labels, record.value);
+    } catch (error) {
+      refused.push({ record, reason: (error as Error).message });
+    }
+  }
+  return refused;
+}
+
+/**
+ * Collects records in a child and hands them over in batches: at most every `flushMs`, or
+ * at once with {@linkcode MetricBuffer.flush} (an executor flushes before it reports an
+ * outcome, so the supervisor counts the attempt before the broker delivers its result).
+ *
+ * @example
+ * ```ts
+ * const buffer = new MetricBuffer((records) => out.send({ type: "metrics", records }));
+ * buffer.inc("perago_task_poll_total", { taskType: "sum" });
+ * ```
+ */
+export class MetricBuffer {
+  readonly #send: (records: MetricRecord[]) => void;
+  readonly #flushMs: number;
+  #records: MetricRecord[] = [];
+  #touched = false;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+
+  /** `send` receives each non-empty batch. */
+  constructor(send: (records: MetricRecord[]) => void, options: { flushMs?: number } = {}) {
+    this.#send = send;
+    this.#flushMs = options.flushMs ?? 1000;
+  }
+
+  /** Queues an increment. */
+  inc(name: string, labels: Labels, value = 1): void {
+    this.#push({ op: "inc", name, labels: { ...labels }, value });
+  }
+
+  /** Queues a gauge value. */
+  set(name: string, labels: Labels, value: number): void {
+    this.#push({ op: "set", name, labels: { ...labels }, value });
+  }
+
+  /** Queues a histogram observation. */
+  observe(name: string, labels: Labels, value: number): void {
+    this.#push({ op: "observe", name, labels: { ...labels }, value });
+  }
+
+  /** Asks for a batch (maybe empty) within `flushMs`: the sender has news of its own. */
+  touch(): void {
+    this.#touched = true;
+    this.#timer ??= setTimeout(() => this.flush(), this.#flushMs);
+  }
+
+  /** Sends what is queued now. */
+  flush(): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    if (this.#records.length === 0 && !this.#touched) return;
+    this.#touched = false;
+    const records = this.#records;
+    this.#records = [];
+    this.#send(records);
+  }
+
+  #push(record: MetricRecord): void {
+    this.#records.push(record);
+    this.#timer ??= setTimeout(() => this.flush(), this.#flushMs);
+  }
+}

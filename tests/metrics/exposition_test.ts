@@ -1,0 +1,81 @@
+import assert from "node:assert/strict";
+import { renderPrometheusText } from "../../src/metrics/exposition.ts";
+import { MetricsRegistry } from "../../src/metrics/registry.ts";
+import { applyMetricRecords } from "../../src/metrics/events.ts";
+import {
+  parsePrometheusText,
+  prometheusParserProblem,
+  sampleValue,
+} from "../_prometheus_parser.ts";
+
+const parserProblem = await prometheusParserProblem();
+if (parserProblem !== undefined) {
+  // deno-lint-ignore no-console
+  console.log(`exposition_test: parser tests skipped: ${parserProblem}`);
+}
+
+function registry(): MetricsRegistry {
+  const r = new MetricsRegistry();
+  r.define({
+    name: "jobs_total",
+    help: "Jobs\\done\nover lines.",
+    kind: "counter",
+    labelNames: ["kind"],
+  });
+  r.define({ name: "temp", help: "A gauge.", kind: "gauge", labelNames: [] });
+  r.define({
+    name: "wait_seconds",
+    help: "A histogram.",
+    kind: "histogram",
+    labelNames: ["kind"],
+    buckets: [0.1, 1],
+  });
+  return r;
+}
+
+Deno.test({
+  name: "exposition: escaped labels and help, histograms cumulative; prometheus_client reads it",
+  ignore: parserProblem !== undefined,
+  async fn() {
+    const r = registry();
+    r.inc("jobs_total", { kind: 'a "quoted"\\ value\nwith a line feed' }, 2);
+    r.inc("jobs_total", { kind: "plain" });
+    r.set("temp", {}, -3.5);
+    for (const v of [0.05, 0.5, 0.5, 7]) r.observe("wait_seconds", { kind: "x" }, v);
+    const text = renderPrometheusText(r.collect());
+    const families = await parsePrometheusText(text);
+    assert.equal(
+      sampleValue(families, "jobs_total", { kind: 'a "quoted"\\ value\nwith a line feed' }),
+      2,
+    );
+    assert.equal(sampleValue(families, "jobs_total", { kind: "plain" }), 1);
+    assert.equal(sampleValue(families, "temp"), -3.5);
+    assert.equal(sampleValue(families, "wait_seconds_bucket", { kind: "x", le: "0.1" }), 1);
+    assert.equal(sampleValue(families, "wait_seconds_bucket", { kind: "x", le: "1" }), 3);
+    assert.equal(sampleValue(families, "wait_seconds_bucket", { kind: "x", le: "+Inf" }), 4);
+    assert.equal(sampleValue(families, "wait_seconds_count", { kind: "x" }), 4);
+    assert.equal(sampleValue(families, "wait_seconds_sum", { kind: "x" }), 8.05);
+  },
+});
+
+Deno.test("registry: undeclared metrics and labels are refused, never dropped silently", () => {
+  const r = registry();
+  assert.throws(() => r.inc("nope_total"), /nope_total is not declared/);
+  assert.throws(() => r.inc("jobs_total", { kind: "a", id: "x" }), /has no label "id"/);
+  assert.throws(() => r.inc("jobs_total", {}), /needs the label kind/);
+  assert.throws(() => r.inc("jobs_total", { kind: "a" }, -1), RangeError);
+  assert.throws(() => r.observe("temp", {}, 1), /temp is a gauge/);
+  const refused = applyMetricRecords(r, [
+    { op: "inc", name: "jobs_total", labels: { kind: "a" }, value: 1 },
+    { op: "inc", name: "ghost_total", labels: {}, value: 1 },
+  ]);
+  assert.equal(refused.length, 1);
+  assert.match(refused[0]!.reason, /ghost_total is not declared/);
+  assert.equal(r.collect()[0]!.series[0]!.value, 1);
+});
+
+Deno.test("exposition: a declared family with no series yet is described", () => {
+  const text = renderPrometheusText(registry().collect());
+  assert.match(text, /^# HELP jobs_total Jobs\\\\done\\nover lines\.$/m);
+  assert.match(text, /^# TYPE wait_seconds histogram$/m);
+});
