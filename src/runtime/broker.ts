@@ -15,6 +15,7 @@ import type { ConductorApi, Task, TaskResult } from "../conductor/api.ts";
 import { ConductorNotFoundError } from "../conductor/errors.ts";
 import { type DeliveryOutcome, ResultDelivery } from "../conductor/delivery.ts";
 import { backoffDelayMs } from "../util/retry.ts";
+import { BrokerMetrics, type BrokerObserver } from "./broker_metrics.ts";
 import { sleep } from "../util/sleep.ts";
 import {
   type BrokerInit,
@@ -70,6 +71,8 @@ export interface BrokerOptions {
   minLeaseIntervalMs?: number;
   /** responseTimeoutSeconds assumed when a polled Task has none. @default 600 */
   defaultResponseTimeoutSeconds?: number;
+  /** Told what polls, lease extensions and deliveries did (metrics, readiness). */
+  observer?: BrokerObserver;
   logger?: Logger;
 }
 
@@ -108,6 +111,7 @@ export class Broker {
   readonly #maxErrorBackoffMs: number;
   readonly #minLeaseIntervalMs: number;
   readonly #defaultResponseTimeoutSeconds: number;
+  readonly #observer: BrokerObserver | undefined;
   readonly #log: Logger;
 
   #state: BrokerState = "starting";
@@ -143,6 +147,7 @@ export class Broker {
     this.#maxErrorBackoffMs = options.maxErrorBackoffMs ?? 10_000;
     this.#minLeaseIntervalMs = options.minLeaseIntervalMs ?? 200;
     this.#defaultResponseTimeoutSeconds = options.defaultResponseTimeoutSeconds ?? 600;
+    this.#observer = options.observer;
     this.#log = options.logger ?? getLogger("runtime", "broker");
   }
 
@@ -286,6 +291,7 @@ export class Broker {
         errors = 0;
       } catch (error) {
         if (this.#stopping.signal.aborted) return;
+        this.#observer?.poll(taskType, { error }, Date.now() - started);
         errors++;
         this.#flowing.clear(); // back to one poll at a time
         const delayMs = Math.max(
@@ -301,6 +307,7 @@ export class Broker {
         await sleep(delayMs, this.#draining.signal).catch(() => {});
         return;
       }
+      this.#observer?.poll(taskType, { tasks: tasks.length }, Date.now() - started);
       if (tasks.length > count) {
         this.#log.error("poll of {taskType} returned {got} tasks for count {count}", {
           taskType,
@@ -385,8 +392,10 @@ export class Broker {
         },
         AbortSignal.any([heartbeat.signal, this.#stopping.signal]),
       );
+      this.#observer?.leaseExtension(held.task.taskType, undefined);
     } catch (error) {
       if (heartbeat.signal.aborted || this.#stopping.signal.aborted) return;
+      this.#observer?.leaseExtension(held.task.taskType, error);
       this.#log.warn("lease extension of task {taskId} failed: {message}", {
         taskId,
         message: (error as Error).message,
@@ -407,6 +416,7 @@ export class Broker {
   async #fence(requestId: number, taskId: string): Promise<void> {
     try {
       const task = await this.#api.getTask(taskId, this.#stopping.signal);
+      this.#observer?.fenceLookup(undefined);
       this.#emit({
         type: "fence-result",
         requestId,
@@ -418,6 +428,7 @@ export class Broker {
         },
       });
     } catch (error) {
+      this.#observer?.fenceLookup(error);
       this.#emit({
         type: "fence-result",
         requestId,
@@ -448,6 +459,7 @@ export class Broker {
         taskId,
         workflowInstanceId: held.task.workflowInstanceId,
       });
+      this.#observer?.result(held.task.taskType, outcome.status, "skipped", {});
       this.#emit({ type: "delivered", taskId, how: "skipped" });
       return;
     }
@@ -461,9 +473,14 @@ export class Broker {
         ? {}
         : { reasonForIncompletion: outcome.reasonForIncompletion }),
     };
+    const started = Date.now();
     try {
       const delivered = await this.#delivery.deliver(result);
       const how = delivered.kind === "gone" ? "dropped" : "delivered";
+      this.#observer?.result(held.task.taskType, result.status, how, {
+        attempts: delivered.attempts,
+        durationMs: Date.now() - started,
+      });
       // A delivered result is routine (the executor logged the attempt's end at info).
       const level = how === "delivered" ? "debug" : "info";
       this.#log[level]("task {taskId}: {status} result {how}", {
@@ -480,6 +497,10 @@ export class Broker {
         workflowInstanceId: result.workflowInstanceId,
         status: result.status,
         message: (error as Error).message,
+      });
+      this.#observer?.result(held.task.taskType, result.status, "dropped", {
+        durationMs: Date.now() - started,
+        error,
       });
       this.#emit({ type: "delivered", taskId, how: "dropped" });
     }
@@ -519,7 +540,9 @@ export async function runBrokerProcess(deps: BrokerProcessDeps): Promise<number>
   const logging = await deps.setupLogging(init);
   try {
     const api = deps.makeConductor(init);
+    const observer = new BrokerMetrics((message) => void out.send(message));
     const broker = new Broker({
+      observer,
       api,
       delivery: new ResultDelivery({ api }),
       taskTypes: init.taskTypes,
@@ -543,6 +566,7 @@ export async function runBrokerProcess(deps: BrokerProcessDeps): Promise<number>
       broker.shutdown();
     }
     await running;
+    observer.flush();
     await out.close();
     return shutdown ? 0 : 2;
   } finally {

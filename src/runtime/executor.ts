@@ -14,6 +14,9 @@ import type { LakeFsApi } from "../lakefs/api.ts";
 import { getLogger } from "../log/logger.ts";
 import type { TaskDefinition } from "../task/types.ts";
 import type { AttemptOptions, AttemptOutcome, CurrentTaskState } from "../workspace/attempt.ts";
+import { MetricBuffer } from "../metrics/events.ts";
+import { AttemptMeter } from "./attempt_metrics.ts";
+import { countingLakeFs } from "./counting_lakefs.ts";
 import {
   type ExecutorInit,
   ExecutorInitSchema,
@@ -61,10 +64,23 @@ export class Executor {
   #nextRequestId = 1;
   readonly #drained = Promise.withResolvers<void>();
   readonly #fences = new Map<number, (answer: FenceResultMessage) => void>();
+  /** Metric records for the supervisor, sent before each outcome (and within a second). */
+  readonly #metrics: MetricBuffer;
+  /** lakeFS answered (or not) since the last metrics message. */
+  #lakefsContact: { ok: boolean; detail?: string } | undefined;
 
   constructor(options: ExecutorOptions) {
     this.#options = options;
     this.#log = options.logger ?? getLogger("runtime", "executor");
+    this.#metrics = new MetricBuffer((records) => {
+      const contact = this.#lakefsContact;
+      this.#lakefsContact = undefined;
+      options.emit({
+        type: "metrics",
+        records,
+        ...(contact === undefined ? {} : { contacts: [{ server: "lakefs", ...contact }] }),
+      });
+    });
   }
 
   /** The current lifecycle state. */
@@ -152,6 +168,7 @@ export class Executor {
     const controller = new AbortController();
     const done = this.#execute(attemptId, task, controller.signal).then((outcome) => {
       this.#busy = undefined;
+      this.#metrics.flush(); // counted before the broker can deliver the result
       this.#options.emit({ type: "outcome", attemptId, outcome });
       this.#checkDrained();
     });
@@ -183,6 +200,19 @@ export class Executor {
       workflowInstanceId: task.workflowInstanceId,
       taskDefName: name,
     });
+    // Metrics come from the phases, the outcome and the counting lakeFS client.
+    const meter = new AttemptMeter(name, this.#metrics);
+    const counting = countingLakeFs(this.#options.lakefs, {
+      onContact: (ok, error) => {
+        this.#lakefsContact = ok
+          ? { ok }
+          : { ok, detail: `request failed (${error instanceof Error ? error.name : "error"})` };
+      },
+    });
+    const wire = (outcome: WireOutcome): WireOutcome => {
+      meter.finish(outcome, counting.counts);
+      return outcome;
+    };
     // controls.timeout.seconds is the budget of one try (Conductor's timeoutSeconds): past
     // it the attempt's signal aborts, so a task that honours ctx.signal ends as FAILED and
     // frees its slot instead of holding it (and its extended lease) forever.
@@ -210,7 +240,8 @@ export class Executor {
         workspaceRoot: init.workspaceRoot,
         ownerWorkerId: init.workerId,
         failureReasonMaxLength: init.failureReasonMaxLength,
-        lakefs: this.#options.lakefs,
+        lakefs: counting.api,
+        onPhase: (phase) => meter.phase(phase),
         loadCurrentAttempt: (fenceSignal) => this.#fence(task, fenceSignal),
         signal: budgetTimer === undefined ? signal : AbortSignal.any([signal, budget.signal]),
         logger: this.#log,
@@ -223,7 +254,7 @@ export class Executor {
         stale: outcome.stale,
         durationMs: outcome.durationMs,
       });
-      return {
+      return wire({
         status: outcome.status,
         stale: outcome.stale,
         durationMs: outcome.durationMs,
@@ -232,17 +263,17 @@ export class Executor {
           ? {}
           : { reasonForIncompletion: outcome.reasonForIncompletion }),
         ...(outcome.publishedRef === undefined ? {} : { publishedRef: outcome.publishedRef }),
-      };
+      });
     } catch (error) {
       // runAttempt maps task errors itself; reaching here is a bug or a cancellation.
       const message = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
       this.#log.error("attempt {attemptId} crashed: {message}", { attemptId, message });
-      return {
+      return wire({
         status: "FAILED",
         reasonForIncompletion: `attempt crashed: ${message}`.slice(0, init.failureReasonMaxLength),
         stale: false,
         durationMs: Date.now() - started,
-      };
+      });
     } finally {
       clearTimeout(budgetTimer);
     }

@@ -1,0 +1,141 @@
+/**
+ * A {@linkcode LakeFsApi} decorator that counts what an attempt moves: objects and bytes
+ * downloaded and uploaded, and whether lakeFS answered. The executor derives its metrics
+ * from it and `perago run` its progress line, without a hook inside the attempt.
+ *
+ * @module
+ */
+import type { LakeFsApi, ObjectStats } from "../lakefs/api.ts";
+import { LakeFsError } from "../lakefs/errors.ts";
+
+/** What moved so far. */
+export interface TransferCounts {
+  downloadedObjects: number;
+  downloadedBytes: number;
+  uploadedObjects: number;
+  uploadedBytes: number;
+}
+
+/** Options of {@linkcode countingLakeFs}. */
+export interface CountingOptions {
+  /** Called after each object moved (progress displays). */
+  onTransfer?: (counts: Readonly<TransferCounts>) => void;
+  /** Called after each request: `ok` when lakeFS answered (any answer but 429/5xx). */
+  onContact?: (ok: boolean, error?: unknown) => void;
+}
+
+/** Whether an error means lakeFS did not answer usefully (network, timeout, 429, 5xx). */
+export function lakeFsUnreachable(error: unknown): boolean {
+  if (!(error instanceof LakeFsError)) return !(error instanceof DOMException);
+  return error.status === 0 || error.status === 429 || error.status >= 500;
+}
+
+/**
+ * Wraps `inner`; `counts` is updated as objects move.
+ *
+ * @example
+ * ```ts
+ * const { api, counts } = countingLakeFs(lakefs);
+ * await runAttempt({ ...options, lakefs: api });
+ * counts.downloadedBytes;
+ * ```
+ */
+export function countingLakeFs(
+  inner: LakeFsApi,
+  options: CountingOptions = {},
+): { api: LakeFsApi; counts: Readonly<TransferCounts> } {
+  const counts: TransferCounts = {
+    downloadedObjects: 0,
+    downloadedBytes: 0,
+    uploadedObjects: 0,
+    uploadedBytes: 0,
+  };
+  /** Sizes from listings, for the download fast path (it pipes into a file unseen). */
+  const listedSizes = new Map<string, number>();
+  const moved = () => options.onTransfer?.(counts);
+  const contact = (ok: boolean, error?: unknown) => {
+    try {
+      options.onContact?.(ok, error);
+    } catch {
+      // an observer never breaks the attempt
+    }
+  };
+  async function call<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      const value = await fn();
+      contact(true);
+      return value;
+    } catch (error) {
+      contact(!lakeFsUnreachable(error), error);
+      throw error;
+    }
+  }
+  const key = (repo: string, ref: string, path: string) => `${repo}\u0000${ref}\u0000${path}`;
+
+  const overrides: Partial<LakeFsApi> = {
+    async *listObjects(repo, ref, listOptions) {
+      try {
+        for await (const entry of inner.listObjects(repo, ref, listOptions)) {
+          if (entry.path_type === "object") {
+            listedSizes.set(key(repo, ref, entry.path), entry.size_bytes);
+          }
+          yield entry;
+        }
+        contact(true);
+      } catch (error) {
+        contact(!lakeFsUnreachable(error), error);
+        throw error;
+      }
+    },
+    async getObject(repo, ref, path, signal) {
+      const body = await call(() => inner.getObject(repo, ref, path, signal));
+      let bytes = 0;
+      return body.pipeThrough(
+        new TransformStream<Uint8Array, Uint8Array>({
+          transform(chunk, controller) {
+            bytes += chunk.byteLength;
+            controller.enqueue(chunk);
+          },
+          flush() {
+            counts.downloadedObjects++;
+            counts.downloadedBytes += bytes;
+            moved();
+          },
+        }),
+      );
+    },
+    async uploadObject(repo, branch, path, body, uploadOptions) {
+      const stats: ObjectStats = await call(() =>
+        inner.uploadObject(repo, branch, path, body, uploadOptions)
+      );
+      counts.uploadedObjects++;
+      counts.uploadedBytes += stats.size_bytes ?? uploadOptions?.size ?? 0;
+      moved();
+      return stats;
+    },
+    createBranch: (...args) => call(() => inner.createBranch(...args)),
+    getBranch: (...args) => call(() => inner.getBranch(...args)),
+    commit: (...args) => call(() => inner.commit(...args)),
+    merge: (...args) => call(() => inner.merge(...args)),
+  };
+  if (inner.downloadObjectToFile !== undefined) {
+    const fast = inner.downloadObjectToFile.bind(inner);
+    overrides.downloadObjectToFile = async (repo, ref, path, open, signal) => {
+      await call(() => fast(repo, ref, path, open, signal));
+      counts.downloadedObjects++;
+      counts.downloadedBytes += listedSizes.get(key(repo, ref, path)) ?? 0;
+      moved();
+    };
+  }
+  // Everything else goes to `inner` untouched (methods added to the seam keep working).
+  const api = new Proxy(inner, {
+    get(target, property, receiver) {
+      if (Object.hasOwn(overrides, property)) {
+        return overrides[property as keyof LakeFsApi];
+      }
+      const value = Reflect.get(target, property, receiver);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+  return { api, counts };
+}
