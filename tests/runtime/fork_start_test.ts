@@ -3,7 +3,8 @@
  * FORK_JOIN_DYNAMIC are SIMPLE tasks with their own taskId, seq and referenceTaskName, polled
  * side by side by one worker, and the JOIN after them collects their outputs. The writable
  * forked tasks stage under distinct staging branches (the name carries the reference name and
- * seq of each) and leave none behind.
+ * seq of each) and leave none behind; narrowed to disjoint partitions, they all publish onto
+ * one branch without a retry.
  */
 import assert from "node:assert/strict";
 import { DEMO_ACCESS_KEY_ID, DEMO_SECRET_ACCESS_KEY } from "../../src/devstack/credentials.ts";
@@ -14,7 +15,7 @@ import { startStack, startWorker, stopWorker } from "./_stack.ts";
 
 const MOD = new URL("../../mod.ts", import.meta.url).href;
 
-/** A writable task that writes `parts/<part>.txt` (its prefix is `parts/`). */
+/** A writable task that writes `parts/<part>/<part>.txt` (its prefix is `parts/`). */
 const PART_WRITER = (name: string) => `
 import { defineTask, z } from "${MOD}";
 export default defineTask({
@@ -26,14 +27,19 @@ export default defineTask({
   workspace: { prefix: "parts/" },
   controls: { retry: { count: 2, logic: "FIXED", delaySeconds: 0 }, timeout: { responseSeconds: 60, seconds: 0 } },
   async run(p, ctx) {
-    await Deno.mkdir(ctx.workspace + "/parts", { recursive: true });
-    await Deno.writeTextFile(ctx.workspace + "/parts/" + p.part + ".txt", p.part);
-    return { wrote: "parts/" + p.part + ".txt" };
+    await Deno.mkdir(ctx.workspace + "/parts/" + p.part, { recursive: true });
+    await Deno.writeTextFile(ctx.workspace + "/parts/" + p.part + "/" + p.part + ".txt", p.part);
+    return { wrote: "parts/" + p.part + "/" + p.part + ".txt" };
   },
 });
 `;
 
-Deno.test("start: forked tasks (static and dynamic fork) are polled side by side and joined", async () => {
+/**
+ * Runs one workflow through `perago start -j 3`: a static fork of workspace-free tasks (one
+ * branch of two tasks in sequence), then a dynamic fork of `n` writers, each on its own branch
+ * (`oneBranch: false`) or all on `main`, each narrowed to its partition `parts/p<i>/`.
+ */
+async function runForks(n: number, oneBranch: boolean): Promise<void> {
   const stack = await startStack();
   const writerName = `${stack.taskName}_writer`;
   const writerPath = `${stack.dir}/tasks/writer.ts`;
@@ -53,8 +59,10 @@ Deno.test("start: forked tasks (static and dynamic fork) are polled side by side
       () => Promise.resolve(new TextEncoder().encode("seed\n")),
     );
     const seed = await lakefs.commit("forks", "main", "seed");
-    const n = 4;
-    for (let i = 0; i < n; i++) await lakefs.createBranch("forks", `part-${i}`, seed.id);
+    const branchOf = (i: number) => oneBranch ? "main" : `part-${i}`;
+    if (!oneBranch) {
+      for (let i = 0; i < n; i++) await lakefs.createBranch("forks", branchOf(i), seed.id);
+    }
     await stack.api.registerTaskDefs([buildTaskDef((await loadTask(writerPath)).task)]);
 
     const probe = stack.taskName;
@@ -108,7 +116,13 @@ Deno.test("start: forked tasks (static and dynamic fork) are polled side by side
     const id = await stack.api.startWorkflow(`${probe}_forks`, {
       tasks: refs.map((ref) => ({ name: writerName, taskReferenceName: ref, type: "SIMPLE" })),
       inputs: Object.fromEntries(refs.map((ref, i) => [ref, {
-        workspace: { repository: "forks", branch: `part-${i}`, ref_type: "commit", ref: seed.id },
+        workspace: {
+          repository: "forks",
+          branch: branchOf(i),
+          ref_type: "commit",
+          ref: seed.id,
+          prefix: `parts/p${i}/`,
+        },
         params: { part: `p${i}` },
       }])),
     });
@@ -133,11 +147,13 @@ Deno.test("start: forked tasks (static and dynamic fork) are polled side by side
     >;
     assert.deepEqual(Object.keys(dynamic).sort(), refs);
     for (const [i, ref] of refs.entries()) {
+      const path = `parts/p${i}/p${i}.txt`;
+      assert.deepEqual(dynamic[ref]!.result, { wrote: path });
       const published = dynamic[ref]!.workspace.ref;
-      assert.deepEqual(dynamic[ref]!.result, { wrote: `parts/p${i}.txt` });
-      assert.equal((await lakefs.getBranch("forks", `part-${i}`)).commit_id, published);
-      const text = await new Response(await lakefs.getObject("forks", published, `parts/p${i}.txt`))
-        .text();
+      const head = (await lakefs.getBranch("forks", branchOf(i))).commit_id;
+      if (!oneBranch) assert.equal(head, published);
+      // On one branch every partition's file is there at the end, whoever published last.
+      const text = await new Response(await lakefs.getObject("forks", head, path)).text();
       assert.equal(text, `p${i}`);
     }
     // Every forked task was its own Conductor task, polled once and completed once.
@@ -151,11 +167,19 @@ Deno.test("start: forked tasks (static and dynamic fork) are polled side by side
     }
     // No staging branch is left behind.
     const branches = (await Array.fromAsync(lakefs.listBranches("forks"))).map((b) => b.id).sort();
-    assert.deepEqual(branches, ["main", ...refs.map((_, i) => `part-${i}`)]);
+    assert.deepEqual(branches, oneBranch ? ["main"] : ["main", ...refs.map((_, i) => branchOf(i))]);
     assert.equal(await stopWorker(worker), 0, worker.output());
   } finally {
     worker.kill("SIGKILL");
     await worker.status;
     await stack.close();
   }
+}
+
+Deno.test("start: forked tasks (static and dynamic fork) are polled side by side and joined", async () => {
+  await runForks(4, false);
+});
+
+Deno.test("start: a dynamic fork of writers with disjoint scopes publishes all on one branch", async () => {
+  await runForks(6, true);
 });
