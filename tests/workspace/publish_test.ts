@@ -249,7 +249,7 @@ test("a conflict names at most ten changed paths", async (stack, a) => {
 
 test(
   "two writers of one scope at once: exactly one publishes, the other fails terminally",
-  async (stack, a) => {
+  async (stack, _a) => {
     for (let round = 0; round < 3; round++) {
       const ref = await head(stack);
       const outcomes = await Promise.all([
