@@ -3,7 +3,10 @@
  * `deno task demo`: the main job out of the box. Starts the demo Conductor and lakeFS
  * servers on free loopback ports, seeds a repository, registers the example TaskDefs and a
  * workflow chaining them, runs `perago start` in process mode, shows progress, prints the
- * workflow output and the branch's commit log, and stops everything (exit 0).
+ * workflow output, then runs a second workflow whose FORK_JOIN has two writers of disjoint
+ * scopes (csv_totals on `data/region=east/` and on `data/region=west/`) publish side by side
+ * on one branch from one ref, prints both publications and the branch's commit log, and stops
+ * everything (exit 0).
  *
  * Usage: deno task demo [--runs N] [--keep] [--conductor-url URL]
  *
@@ -25,12 +28,21 @@ import { buildTaskDef } from "../src/task/taskdef.ts";
 import { sleep } from "../src/util/sleep.ts";
 import { SAMPLE_FILES } from "../src/devstack/sample_files.ts";
 import { seedSampleRepository } from "../src/cli/_seed.ts";
+import { TOTALS_FILE } from "../examples/csv_totals.ts";
 
 const ROOT = fromFileUrl(new URL("../", import.meta.url));
-const MODULES = ["examples/normalize_text.ts", "examples/text_stats.ts", "examples/word_count.ts"];
+const MODULES = [
+  "examples/normalize_text.ts",
+  "examples/text_stats.ts",
+  "examples/word_count.ts",
+  "examples/csv_totals.ts",
+];
 const REPO = "demo";
 const BRANCH = "main";
 const WORKFLOW = "perago_demo";
+const FORK_WORKFLOW = "perago_demo_partitions";
+/** The forked writers of the second workflow: reference name -> scope. */
+const PARTITIONS = { east: "data/region=east/", west: "data/region=west/" } as const;
 
 const args = parseArgs({
   args: Deno.args,
@@ -85,7 +97,7 @@ async function main(): Promise<number> {
       await conductor.registerTaskDefs([taskDef]).catch(() => conductor.updateTaskDef(taskDef));
       names.push(task.name);
     }
-    const [normalize, stats, words] = names as [string, string, string];
+    const [normalize, stats, words, totals] = names as [string, string, string, string];
     await conductor.upsertWorkflowDefs([{
       name: WORKFLOW,
       version: 1,
@@ -126,7 +138,46 @@ async function main(): Promise<number> {
         words: "${words.output.result}",
       },
     }]);
-    say(`registered ${names.length} TaskDefs and workflow "${WORKFLOW}"`);
+    // Two writers of one task on one branch from one ref, each narrowed to its own partition
+    // by workspace.prefix: disjoint scopes, so both publish whichever merges first.
+    await conductor.upsertWorkflowDefs([{
+      name: FORK_WORKFLOW,
+      version: 1,
+      schemaVersion: 2,
+      ownerEmail: "demo@perago.dev",
+      tasks: [
+        {
+          name: "partitions",
+          taskReferenceName: "partitions",
+          type: "FORK_JOIN",
+          forkTasks: Object.entries(PARTITIONS).map(([ref, prefix]) => [{
+            name: totals,
+            taskReferenceName: ref,
+            type: "SIMPLE",
+            inputParameters: {
+              workspace: {
+                repository: "${workflow.input.repository}",
+                branch: "${workflow.input.branch}",
+                ref_type: "commit",
+                ref: "${workflow.input.ref}",
+                prefix,
+              },
+              params: {},
+            },
+          }]),
+        },
+        {
+          name: "partitions_join",
+          taskReferenceName: "partitions_join",
+          type: "JOIN",
+          joinOn: Object.keys(PARTITIONS),
+        },
+      ],
+      outputParameters: Object.fromEntries(
+        Object.keys(PARTITIONS).map((ref) => [ref, "${" + ref + ".output.workspace.ref}"]),
+      ),
+    }]);
+    say(`registered ${names.length} TaskDefs and workflows "${WORKFLOW}", "${FORK_WORKFLOW}"`);
 
     // 3. perago start, in process mode, as an operator would run it.
     const logFile = `${tempDir}/perago-start.log`;
@@ -175,7 +226,44 @@ async function main(): Promise<number> {
       ref = String((workflow.output as { published?: string }).published ?? ref);
     }
 
-    // 5. The branch's history: one commit per change, none for a no-op.
+    // 5. Writers side by side: a FORK_JOIN of two csv_totals tasks on one branch, one ref.
+    const forkId = await conductor.startWorkflow(FORK_WORKFLOW, {
+      repository: REPO,
+      branch: BRANCH,
+      ref,
+    });
+    say(`\nworkflow ${FORK_WORKFLOW}: ${forkId}`);
+    say(
+      `  FORK_JOIN: csv_totals on ${Object.values(PARTITIONS).join(" and ")} of ` +
+        `${REPO}/${BRANCH}, both from ${ref.slice(0, 12)}`,
+    );
+    const forked = await follow(conductor, forkId, worker);
+    say(`  status ${forked.status}`);
+    if (forked.status !== "COMPLETED") {
+      say(`  reason ${forked.reasonForIncompletion ?? "(none)"}`);
+      say(`  see ${logFile}`);
+      return 1;
+    }
+    for (const name of Object.keys(PARTITIONS)) {
+      const published = String((forked.output as Record<string, unknown>)[name]);
+      const parent = (await lakefs.getCommit(REPO, published)).parents[0] ?? "";
+      const onto = parent === ref
+        ? "the input ref"
+        : "the other writer's commit: merged onto the moved head";
+      say(
+        `  publication ${name}: commit ${published.slice(0, 12)}, parent ${parent.slice(0, 12)} ` +
+          `(${onto})`,
+      );
+    }
+    const head = (await lakefs.getBranch(REPO, BRANCH)).commit_id;
+    say(`  both partitions' totals at the head ${head.slice(0, 12)} of ${REPO}/${BRANCH}:`);
+    for (const prefix of Object.values(PARTITIONS)) {
+      const path = `${prefix}${TOTALS_FILE}`;
+      const text = await new Response(await lakefs.getObject(REPO, head, path)).text();
+      say(`    ${path} ${JSON.stringify(JSON.parse(text))}`);
+    }
+
+    // 6. The branch's history: one commit per change, none for a no-op.
     say(`\ncommit log of ${REPO}/${BRANCH}:`);
     let commitId: string | undefined = (await lakefs.getBranch(REPO, BRANCH)).commit_id;
     for (let i = 0; commitId && i < 10; i++) {
@@ -232,12 +320,20 @@ function isDone(task: Task): boolean {
 }
 
 function describeTask(task: Task): string {
+  if (task.taskType === "FORK") return `${task.referenceTaskName.padEnd(10)} FORK ${task.status}`;
+  if (task.taskType === "JOIN") {
+    const joined = Object.keys(task.outputData ?? {}).join(", ");
+    return `${task.referenceTaskName.padEnd(10)} JOIN ${task.status} (joined ${joined})`;
+  }
   const ms = (task.endTime ?? 0) - (task.startTime ?? 0);
   const output = task.outputData ?? {};
   const result = (output.result ?? {}) as Record<string, unknown>;
   const workspace = output.workspace as { ref?: string } | undefined;
+  const scope = (task.inputData.workspace as { prefix?: string } | undefined)?.prefix;
   const changed = typeof result.filesNormalized === "number"
     ? `, ${result.filesNormalized} files changed`
+    : typeof result.written === "number"
+    ? `, scope ${scope}, ${result.written} totals written`
     : "";
   const ref = workspace?.ref ? `, commit ${workspace.ref.slice(0, 12)}` : "";
   const reason = task.reasonForIncompletion ? `: ${task.reasonForIncompletion}` : "";

@@ -25,7 +25,8 @@ async function runDemo(extraArgs: string[]): Promise<{ code: number; out: string
 
 function assertDemoOutput(out: string, runs: number) {
   const statuses = [...out.matchAll(/^ {2}status (\w+)$/gm)].map((m) => m[1]);
-  assert.deepEqual(statuses, Array(runs).fill("COMPLETED"), out);
+  // The chained workflow `runs` times, then the FORK_JOIN of two writers once.
+  assert.deepEqual(statuses, Array(runs + 1).fill("COMPLETED"), out);
   // Each workflow run shows its three tasks, completed on their first attempt.
   for (const ref of ["normalize", "stats", "words"]) {
     const lines = out.split("\n").filter((line) => line.trimStart().startsWith(`${ref} `));
@@ -41,11 +42,47 @@ function assertDemoOutput(out: string, runs: number) {
   const perago = log.split("\n").filter((line) => /perago: normalize_text/.test(line));
   assert.equal(perago.length, 1, `one published commit expected:\n${log}`);
   assert.match(log, /seed sample files/);
+  assertSideBySide(out, log);
   assert.match(out, /perago start stopped \(exit 0\)/);
   assert.doesNotMatch(out, /error:|Uncaught|^\s+at /im);
 }
 
-Deno.test("deno task demo: two workflow runs complete, one commit published, clean exit", async () => {
+/** The FORK_JOIN part: two writers of disjoint scopes, one branch, one ref, both published. */
+function assertSideBySide(out: string, log: string) {
+  const from = out.match(/FORK_JOIN: csv_totals on .* of demo\/main, both from ([0-9a-f]{12})/);
+  assert.ok(from, out);
+  const commits: Record<string, string> = {};
+  const partitions = [["east", "data/region=east/"], ["west", "data/region=west/"]] as const;
+  for (const [name, prefix] of partitions) {
+    const line = out.match(
+      new RegExp(
+        `^ {2}${name} +attempt 1 {2}COMPLETED in \\d+ ms, scope ${prefix}, 1 totals written, ` +
+          "commit ([0-9a-f]{12})$",
+        "m",
+      ),
+    );
+    assert.ok(line, `${name} published on its first attempt:\n${out}`);
+    commits[name] = line[1]!;
+    assert.match(out, new RegExp(`^ {4}${prefix}_totals\\.json \\{"files":\\[`, "m"));
+  }
+  assert.notEqual(commits.east, commits.west);
+  // One merged onto the input ref, the other onto the first one's commit (the moved head).
+  const onRef = out.match(
+    /^ {2}publication (\w+): commit ([0-9a-f]{12}), parent (\w{12}) \(the input ref\)$/m,
+  );
+  const onMoved = out.match(
+    /^ {2}publication (\w+): commit ([0-9a-f]{12}), parent (\w{12}) \(the other writer's commit: merged onto the moved head\)$/m,
+  );
+  assert.ok(onRef && onMoved, out);
+  assert.equal(onRef[3], from[1]);
+  assert.equal(onMoved[3], onRef[2]);
+  assert.equal(new Set([onRef[1], onMoved[1]]).size, 2);
+  const totals = log.split("\n").filter((line) => /perago: csv_totals/.test(line));
+  assert.equal(totals.length, 2, `two csv_totals commits expected:\n${log}`);
+  assert.match(out, /partitions_join +JOIN COMPLETED \(joined (east, west|west, east)\)/);
+}
+
+Deno.test("deno task demo: two workflow runs complete, one commit published, two writers side by side, clean exit", async () => {
   const { code, out } = await runDemo(["--runs", "2"]);
   assert.equal(code, 0, out);
   assertDemoOutput(out, 2);

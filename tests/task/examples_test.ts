@@ -6,6 +6,7 @@ import normalizeText, {
   normalizeText as normalize,
 } from "../../examples/normalize_text.ts";
 import textStats, { countText } from "../../examples/text_stats.ts";
+import csvTotals, { TOTALS_FILE, totalsOf } from "../../examples/csv_totals.ts";
 import wordCount, { MAX_TEXT_CHARS } from "../../examples/word_count.ts";
 import { checkGuardrails } from "../../src/task/check_guardrails.ts";
 import {
@@ -169,19 +170,84 @@ Deno.test("word_count counts words and characters, terminal error on oversized t
   assert.equal(wordCount.params.safeParse({ text: "a", extra: true }).success, false);
 });
 
+Deno.test("csv_totals: totalsOf sums numeric columns over a folder's files", () => {
+  assert.deepEqual(
+    totalsOf([
+      { name: "b.csv", text: "x,label,y\r\n1,a,0.1\r\n\r\n2,b,\n" },
+      { name: "a.csv", text: "x,label,y\n3,c,0.2\n" },
+    ]),
+    { files: ["a.csv", "b.csv"], rows: 3, sums: { x: 6, y: 0.3 } },
+  );
+  assert.deepEqual(totalsOf([{ name: "h.csv", text: "only,header\n" }]), {
+    files: ["h.csv"],
+    rows: 0,
+    sums: {},
+  });
+});
+
+Deno.test("csv_totals writes _totals.json per CSV folder of its scope, reruns as a no-op", async () => {
+  await withDir(async (dir) => {
+    // What an attempt narrowed to data/region=east/ downloads: that folder only.
+    await Deno.mkdir(join(dir, "data/region=east/day=2"), { recursive: true });
+    await Deno.writeTextFile(join(dir, "data/region=east/sales.csv"), "units,price\n3,10\n5,20\n");
+    await Deno.writeTextFile(join(dir, "data/region=east/returns.csv"), "units,price\n1,10\n");
+    await Deno.writeTextFile(join(dir, "data/region=east/day=2/more.csv"), "units\n4\n");
+    await Deno.writeTextFile(join(dir, "data/region=east/notes.txt"), "not a csv\n");
+    const result = await attempt(csvTotals, { note: "test" }, dir);
+    assert.deepEqual(result, { folders: 2, rows: 4, written: 2 });
+    const files = await snapshot(dir);
+    assert.deepEqual(JSON.parse(files[`data/region=east/${TOTALS_FILE}`]!), {
+      files: ["returns.csv", "sales.csv"],
+      rows: 3,
+      sums: { price: 40, units: 9 },
+    });
+    assert.deepEqual(JSON.parse(files[`data/region=east/day=2/${TOTALS_FILE}`]!), {
+      files: ["more.csv"],
+      rows: 1,
+      sums: { units: 4 },
+    });
+    const again = await attempt(csvTotals, {}, dir);
+    assert.deepEqual(again, { folders: 2, rows: 4, written: 0 });
+    assert.deepEqual(await snapshot(dir), files);
+  });
+});
+
+Deno.test("csv_totals: a scope without CSV files fails the pre guardrail (terminal)", async () => {
+  await withDir(async (dir) => {
+    await Deno.mkdir(join(dir, "data/region=north"), { recursive: true });
+    await Deno.writeTextFile(join(dir, "data/region=north/readme.txt"), "no data yet\n");
+    await assert.rejects(attempt(csvTotals, {}, dir), (error: Error) => {
+      assert.ok(error instanceof PreGuardrailViolation);
+      assert.ok(isTerminalError(error));
+      assert.match(error.message, /requireGlob\("data\/\*\*\/\*\.csv"/);
+      return true;
+    });
+  });
+});
+
 Deno.test("sample inputs match the examples' input shape", async () => {
-  for (const name of ["normalize_text", "text_stats", "word_count"]) {
+  const tasks: Record<string, TaskDefinition> = {
+    normalize_text: normalizeText as TaskDefinition,
+    text_stats: textStats as TaskDefinition,
+    word_count: wordCount as TaskDefinition,
+    csv_totals: csvTotals as TaskDefinition,
+  };
+  for (const [name, task] of Object.entries(tasks)) {
     const input = JSON.parse(
       await Deno.readTextFile(new URL(`../../examples/inputs/${name}.json`, import.meta.url)),
     );
-    const task = { normalize_text: normalizeText, text_stats: textStats, word_count: wordCount }[
-      name
-    ]! as TaskDefinition;
     const expectedKeys = task.workspace === undefined ? ["params"] : ["workspace", "params"];
     assert.deepEqual(Object.keys(input), expectedKeys, name);
     assert.ok(task.params.safeParse(input.params).success, name);
     if (task.workspace !== undefined) {
-      assert.deepEqual(input.workspace, { repository: "demo", branch: "main", ref_type: "commit" });
+      // csv_totals shows the optional per-input scope: one partition under its data/ prefix.
+      const scope = name === "csv_totals" ? { prefix: "data/region=east/" } : {};
+      assert.deepEqual(input.workspace, {
+        repository: "demo",
+        branch: "main",
+        ref_type: "commit",
+        ...scope,
+      });
     }
   }
 });

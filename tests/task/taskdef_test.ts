@@ -31,7 +31,7 @@ const KEY_ORDER = [
   "outputSchema",
 ];
 
-const EXAMPLES = ["normalize_text", "text_stats", "word_count"];
+const EXAMPLES = ["normalize_text", "text_stats", "word_count", "csv_totals"];
 const examplePath = (name: string) =>
   fromFileUrl(new URL(`../../examples/${name}.ts`, import.meta.url));
 
