@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs a real Conductor OSS server (Spring Boot jar from Maven Central) on loopback, backed by
-# a private PostgreSQL cluster, for the contract tests (SPEC 8).
+# a private PostgreSQL cluster, for the contract tests.
 #
 #   scripts/conductor_oss.sh start   # fetch jar (cached), start postgres + conductor, print URL
 #   scripts/conductor_oss.sh stop    # stop both

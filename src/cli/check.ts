@@ -35,8 +35,8 @@ export const command: Command = {
       throw new UsageError('check: expected exactly one task module; run "perago check --help"');
     }
     const moduleTarget = positionals[0]!;
-    // Configuration is validated before the module is imported, as in the original: a bad
-    // environment is reported even when the module itself would fail to load.
+    // Configuration is validated before the module is imported: a bad environment is reported
+    // even when the module itself would fail to load.
     const config = await loadRuntimeConfig(moduleTarget);
     const { task } = await loadTask(moduleTarget);
     console.log(`ok: ${task.name}`);

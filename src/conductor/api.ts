@@ -1,5 +1,5 @@
 /**
- * The Conductor seam: what perago needs from a Conductor server (SPEC 8), as an interface so
+ * The Conductor seam: what perago needs from a Conductor server, as an interface so
  * the broker and tests can use the HTTP client or a small in-memory implementation.
  *
  * @module

@@ -1,5 +1,5 @@
 /**
- * The HTTP client of the Conductor REST API (SPEC 8): polling, task results, task look-ups,
+ * The HTTP client of the Conductor REST API: polling, task results, task look-ups,
  * metadata, workflows. Every call has a timeout, answers are validated with zod, and safe
  * calls are retried with backoff and jitter.
  *

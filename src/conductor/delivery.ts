@@ -1,7 +1,7 @@
 /**
- * Result delivery that survives Conductor blips: a TaskResult is posted until the server
- * takes it, retrying network errors, 429 and 5xx with backoff, forever unless a deadline or
- * the signal stops it (SPEC 6 "a result is never lost silently").
+ * Result delivery that survives Conductor blips: a TaskResult is posted until the server takes it,
+ * retrying network errors, 429 and 5xx with backoff, forever unless a deadline or the signal stops
+ * it: a result is never lost silently.
  *
  * @module
  */

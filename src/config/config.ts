@@ -1,6 +1,6 @@
 /**
- * `loadRuntimeConfig`: the worker-local settings of seed 001, read from `.env` in the working
- * directory overlaid by the process environment, validated, and frozen.
+ * `loadRuntimeConfig`: the worker-local settings, read from `.env` in the working directory
+ * overlaid by the process environment, validated, and frozen.
  *
  * @module
  */
@@ -133,9 +133,10 @@ export function readProcessEnv(): Record<string, string> {
 }
 
 /**
- * Loads the runtime configuration: `.env` in `cwd` overlaid by `env`, every variable parsed
- * and validated in the seed's order, roots made absolute and (unless `probeRoots` is false)
- * created and probed for writability. The result is frozen.
+ * Loads the runtime configuration: `.env` in `cwd` overlaid by `env`, every variable parsed and
+ * validated in the order of the fields of {@linkcode RuntimeConfig} (the first bad one is
+ * reported), roots made absolute and (unless `probeRoots` is false) created and probed for
+ * writability. The result is frozen.
  *
  * Requires `--allow-read` of `<cwd>/.env`, `--allow-env` of {@linkcode CONFIG_ENV_VARS} when
  * `env` is not given, and `--allow-read`/`--allow-write` of both roots when probing.

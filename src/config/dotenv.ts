@@ -1,18 +1,19 @@
 /**
- * The small `.env` reader of seed 001: no interpolation, no multi-line values.
+ * The small `.env` reader: no interpolation, no multi-line values.
  *
  * @module
  */
 
-// Python's str.splitlines() boundaries.
+// Every line boundary of Unicode text: CRLF, LF, CR, vertical tab, form feed, the file, group
+// and record separators, NEL, and the line and paragraph separators.
 // deno-lint-ignore no-control-regex
 const LINE_BREAK = /\r\n|[\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029]/;
 
 /**
- * Parses `.env` text with the seed's rules: blank lines, lines starting with `#` and lines
- * without `=` are skipped; an optional `export ` prefix is dropped; the line is split at the
- * first `=`; key and value are trimmed; one pair of matching surrounding quotes (`'` or `"`)
- * is removed from the value. Later lines win.
+ * Parses `.env` text: blank lines, lines starting with `#` and lines without `=` are skipped; an
+ * optional `export ` prefix is dropped; the line is split at the first `=`; key and value are
+ * trimmed; one pair of matching surrounding quotes (`'` or `"`) is removed from the value. Later
+ * lines win.
  *
  * @example
  * ```ts

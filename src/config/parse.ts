@@ -1,7 +1,8 @@
 /**
- * The value parsers of seed 001, one per kind of variable. Each takes the raw value (possibly
- * `undefined`), trims it, treats an empty value as unset, and throws {@linkcode ConfigError}
- * with the seed's message for anything else it cannot accept.
+ * The value parsers of the configuration, one per kind of variable. Each takes the raw value
+ * (possibly `undefined`), trims it, treats an empty value as unset, and throws
+ * {@linkcode ConfigError} with a one-line message naming the variable for anything else it
+ * cannot accept.
  *
  * @module
  */
@@ -14,7 +15,7 @@ export type Env = Readonly<Record<string, string | undefined>>;
 /** Execution model of the executors: child processes or Web Workers. */
 export type ExecutionMode = "process" | "thread";
 
-/** Byte multipliers of the log size units (binary, as in the seed). */
+/** Byte multipliers of the log size units (binary: 1 KB is 1024 bytes). */
 export const LOG_SIZE_UNITS: Readonly<Record<"KB" | "MB" | "GB", number>> = Object.freeze({
   KB: 1024,
   MB: 1024 * 1024,
@@ -76,7 +77,8 @@ export function parseLogFileMaxSize(value: string | undefined): number {
   }
   const [, amount = "", fraction = "", unitText = ""] = match;
   const unit = LOG_SIZE_UNITS[unitText.toUpperCase() as keyof typeof LOG_SIZE_UNITS];
-  // Exact decimal arithmetic (the seed uses Decimal with ROUND_CEILING).
+  // Exact decimal arithmetic, rounded up to a whole byte ("0.001KB" is 2 bytes): no float
+  // error can make a size one byte short.
   const digits = BigInt(amount.replace(".", ""));
   if (digits === 0n) {
     throw new ConfigError(`${name} must be greater than zero${got(value ?? "")}`, {

@@ -1,6 +1,6 @@
 /**
- * Worker identities (seed 001): the prefix, the worker id of a lone worker, and the ids the
- * supervisor hands to its executors and broker.
+ * Worker identities: the prefix, the worker id of a lone worker, and the ids the supervisor hands
+ * to its executors and broker.
  *
  * @module
  */
@@ -90,8 +90,8 @@ function got(value: string): string {
 
 /**
  * The id of this worker process: `PERAGO_WORKER_ID` when set (the supervisor sets it for its
- * children), else `<default prefix>-pid-<pid>`. As in seed 001 the fallback uses the
- * module's default prefix, not `PERAGO_WORKER_ID_PREFIX`.
+ * children), else `<default prefix>-pid-<pid>`. The fallback uses the module's default prefix, not
+ * `PERAGO_WORKER_ID_PREFIX`, so a lone worker's id depends on its module only.
  *
  * @example
  * ```ts

@@ -1,5 +1,5 @@
 /**
- * The lakeFS seam: what perago needs from a lakeFS server (SPEC 9), as an interface so the
+ * The lakeFS seam: what perago needs from a lakeFS server, as an interface so the
  * workspace code and tests can use the HTTP client or a small in-memory implementation.
  *
  * @module

@@ -1,5 +1,5 @@
 /**
- * Process-wide logging of a worker (seed 000, SPEC 6 "Logs"): a rotating JSONL file per worker
+ * Process-wide logging of a worker: a rotating JSONL file per worker
  * process under the log root, retention of old files, readable lines on stderr, and secrets
  * redacted before anything is written.
  *

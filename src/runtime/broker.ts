@@ -5,8 +5,9 @@
  * delivers results until the server takes them.
  *
  * The broker is transport-agnostic: messages in through {@linkcode Broker.handle}, messages
- * out through the `emit` callback (in process mode both are the NDJSON protocol over the
- * broker process's stdin/stdout; in thread mode they will be a Worker's `postMessage`).
+ * out through the `emit` callback. Both are the NDJSON protocol: over the broker process's
+ * stdin/stdout in process mode, and in thread mode over in-memory streams that the Worker's
+ * entry module (`_worker_entry.ts`) bridges to `postMessage`.
  *
  * @module
  */

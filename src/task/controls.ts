@@ -10,7 +10,8 @@
  * is imported instead of when `POST /api/metadata/taskdefs` answers 400. Nothing is clamped.
  *
  * perago's own rules, beyond the server's:
- * - `retry.count` is 0..10 (as in the original).
+ * - `retry.count` is 0..10: more retries than that hide a broken task behind hours of
+ *   backoff.
  * - `retry.maxDelaySeconds` caps the growth of a backoff. Conductor OSS 3.21 does not know
  *   the field (it ignores it); servers that do apply it only to EXPONENTIAL_BACKOFF and
  *   LINEAR_BACKOFF. A cap with FIXED would be silently meaningless, so it is an error, as is
@@ -74,7 +75,7 @@ export interface ControlsOptions {
   limits?: LimitsOptions;
 }
 
-/** The defaults of {@linkcode compileControls} (SPEC 2). */
+/** The defaults of {@linkcode compileControls}: what a task without controls registers. */
 export const DEFAULT_CONTROLS: CompiledControls = deepFreeze({
   retry: { count: 3, logic: "FIXED", delaySeconds: 60, maxDelaySeconds: 0, jitterMs: 0 },
   timeout: {

@@ -134,7 +134,8 @@ export function defineTask<P extends z.ZodObject, R extends z.ZodType>(
     throw fail("run", `must be a function (params, ctx) => result, got ${show(raw.run)}`);
   }
 
-  // Strict params, like pydantic's extra="forbid": unknown keys are an input error.
+  // Strict params: an unknown key is an input error, so a misspelt parameter never passes
+  // silently as its default.
   const params = (raw.params as z.ZodObject).strict() as unknown as P;
   const result = raw.result as R;
   // Both schemas must become Conductor inputSchema/outputSchema; fail now, not at extract.

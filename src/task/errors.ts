@@ -2,7 +2,7 @@
  * The error classes of the task layer: what task authors throw ({@linkcode TaskTerminalError}),
  * what a bad task definition or a bad Conductor input raises, and the guardrail violations.
  *
- * How the attempt maps them onto a Conductor TaskResult (seed 003):
+ * How the attempt maps them onto a Conductor TaskResult:
  * - {@linkcode TaskTerminalError}, {@linkcode PreGuardrailViolation} and errors marked
  *   `terminal: true`: `FAILED_WITH_TERMINAL_ERROR` (retrying cannot help); see
  *   {@linkcode isTerminalError}.
@@ -37,8 +37,8 @@ export class TaskTerminalError extends Error {
 
 /**
  * The Conductor task input does not fit the task: wrong top-level keys, a malformed
- * `workspace`, or `params` rejected by the task's schema. Reported as `FAILED` (as in the
- * original), so a fixed TaskDef or input may succeed on retry.
+ * `workspace`, or `params` rejected by the task's schema. Reported as `FAILED`, not as a
+ * terminal error, so a fixed TaskDef or input may succeed on retry.
  */
 export class TaskInputError extends Error {
   constructor(message: string, options?: ErrorOptions) {

@@ -1,6 +1,6 @@
 /**
- * `extract`: the Conductor TaskDef of a task (SPEC 3), as a plain object with a fixed key
- * order and as deterministic JSON text.
+ * `extract`: the Conductor TaskDef of a task, as a plain object with a fixed key order and as
+ * deterministic JSON text.
  *
  * @module
  */

@@ -1,6 +1,6 @@
 /**
  * The task-body half of an attempt: the input wrapper checks, params and result validation,
- * guardrails and the call of `run`, as in seed 003's `invoke_workspace_task_body`.
+ * guardrails and the call of `run`.
  *
  * @module
  */
@@ -94,7 +94,9 @@ export function parseParams(task: TaskDefinition, value: unknown): unknown {
 }
 
 /**
- * Validates what `run` returned and makes it plain JSON (as pydantic's `mode="json"` dump).
+ * Validates what `run` returned and makes it plain JSON, the form the Conductor task output
+ * carries: the parsed value through a JSON round trip (dates become ISO strings, `undefined`
+ * fields drop).
  *
  * @throws {TaskResultError}
  */

@@ -1,5 +1,5 @@
 /**
- * One attempt of a task (seed 003, SPEC 4): input checks, a private attempt directory,
+ * One attempt of a task: input checks, a private attempt directory,
  * download, the task body with guardrails, and for writable tasks the fenced, incremental
  * publication to lakeFS. Every exception becomes an outcome; cleanup always runs.
  *

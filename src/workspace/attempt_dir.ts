@@ -23,7 +23,10 @@ export interface AttemptDirIds {
   readonly taskDefName: string;
 }
 
-/** The marker's content (snake_case, as in the Python original). */
+/**
+ * The marker's content. Its keys are snake_case: the marker is an on-disk format that
+ * operators and their tools read, kept stable whatever the code's own naming.
+ */
 export const attemptMarkerSchema = z.object({
   workflow_instance_id: z.string(),
   task_id: z.string(),

@@ -4,27 +4,19 @@
  * the attempt marker excepted. Two snapshots taken before and after the task function tell
  * whether the task changed the workspace, and what.
  *
- * The digest is SHA-256 through Web Crypto (`crypto.subtle.digest`), the product's choice,
- * for every file up to {@linkcode SMALL_FILE_MAX_BYTES}: it is read whole with one
- * `Deno.readFile` and digested, with up to `concurrency` digests in flight so the async op
- * of each overlaps the reads of the others. Web Crypto has no incremental digest, so a
- * larger file would have to sit in memory whole (measured: 1 GiB took 10.1 s and 2.1 GB of
- * RSS); larger files are therefore streamed in 1 MiB chunks through `node:crypto`'s
- * `createHash("sha256")` (native in Deno; 1 GiB in 1.15 s at a peak RSS of 46 MiB), which
- * keeps memory bounded whatever the file size. Both give the same standard SHA-256. Measured
- * on this project's dev host (Deno 2.9.6, 2-core x86_64, warm page cache, 10,000 files of
- * 4 KiB, per file, one at a time): Web Crypto after `Deno.readFile` 26.5 us, `node:crypto`
- * 17.1 us, `sha256sum` 26 us; with digests overlapped the benchmark (`deno task bench --only
- * snapshot`) compares the whole snapshot against `sha256sum`. The kind and size come from
- * one synchronous `lstat` per entry (cheap, and it keeps a file swapped for a FIFO from
- * blocking a read). Adding MD5 to the streaming pass tripled its time (3.6 s per GiB), so
- * the snapshot does not compute MD5: the sync compares unchanged files by the checksum
- * lakeFS listed for them (their content is byte-identical to the downloaded object) and
- * uploads every changed file.
+ * The digest is SHA-256: through Web Crypto (`crypto.subtle.digest`, the product's choice)
+ * for files up to {@linkcode SMALL_FILE_MAX_BYTES}, each read whole with one `Deno.readFile`,
+ * with up to `concurrency` digests in flight so the async op of each overlaps the reads of the
+ * others. Web Crypto has no incremental digest, so larger files stream in 1 MiB chunks through
+ * `node:crypto`'s `createHash("sha256")`, which keeps memory bounded whatever the file size;
+ * both give the same standard SHA-256. The kind and size come from one synchronous `lstat` per
+ * entry, which also keeps a file swapped for a FIFO from blocking a read. The snapshot computes
+ * no MD5: the sync compares unchanged files by the checksum lakeFS listed for them and uploads
+ * every changed file. The measurements behind these choices are in `bench/README.md`.
  *
  * Symlinks are never followed: the kind comes from `readDir`/`lstat`, targets from
- * `readLink`. Directories are walked but not listed (an empty directory is no change, as in
- * the Python original); FIFOs, sockets and devices are ignored.
+ * `readLink`. Directories are walked but not listed (an empty directory is no change: lakeFS
+ * stores objects, not folders); FIFOs, sockets and devices are ignored.
  *
  * @module
  */

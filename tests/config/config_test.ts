@@ -158,7 +158,7 @@ Deno.test("loadRuntimeConfig: a bad value in .env fails with the variable's mess
   });
 });
 
-Deno.test("loadRuntimeConfig: the first bad value in the seed's order is reported", async () => {
+Deno.test("loadRuntimeConfig: the first bad value in field order is reported", async () => {
   await withDir(async (dir) => {
     await assert.rejects(
       () =>

@@ -84,7 +84,7 @@ Deno.test("resolveWorkerId uses PERAGO_WORKER_ID, else <default prefix>-pid-<pid
   assert.equal(resolveWorkerId("tasks/build.ts", {}, 4242), "build-pid-4242");
   assert.equal(resolveWorkerId("tasks/build.ts", { PERAGO_WORKER_ID: "" }, 7), "build-pid-7");
   assert.equal(resolveWorkerId("tasks/build.ts", {}), `build-pid-${Deno.pid}`);
-  // As in the seed: the fallback uses the module's default prefix.
+  // The fallback uses the module's default prefix, not PERAGO_WORKER_ID_PREFIX.
   assert.equal(resolveWorkerId("tasks/build.ts", { [P]: "other" }, 1), "build-pid-1");
 });
 

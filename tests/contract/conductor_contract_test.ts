@@ -150,7 +150,7 @@ async function contractSuite(t: Deno.TestContext, target: Target): Promise<void>
     await client.registerWorkflowDef(def);
     const again = await client.registerWorkflowDef(def).then(() => undefined, (e) => e);
     assert.ok(again instanceof ConductorError, "second POST of the same name+version must fail");
-    // SPEC 8 says 409; Conductor 3.21.14 answers 500 "Workflow with X.1 already exists!".
+    // A conflict would be 409; Conductor 3.21.14 answers 500 "Workflow with X.1 already exists!".
     assert.ok(again.status === 409 || again.status === 500, `status ${again.status}`);
     assert.match(again.message, /already exists/);
     await client.upsertWorkflowDefs([def, { ...def, version: 2 }]);

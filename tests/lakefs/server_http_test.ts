@@ -1,6 +1,6 @@
 /**
  * The demo lakeFS server spoken to with raw fetch (not perago's client), checking the status
- * codes and bodies of SPEC section 9.
+ * codes and bodies the real lakeFS API answers with.
  */
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";

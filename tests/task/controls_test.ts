@@ -6,7 +6,7 @@ import {
 } from "../../src/task/controls.ts";
 import { TaskDefinitionError } from "../../src/task/errors.ts";
 
-Deno.test("compileControls fills the SPEC defaults", () => {
+Deno.test("compileControls fills the defaults", () => {
   const controls = compileControls();
   assert.deepEqual(controls, {
     retry: { count: 3, logic: "FIXED", delaySeconds: 60, maxDelaySeconds: 0, jitterMs: 0 },

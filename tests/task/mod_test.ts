@@ -5,7 +5,7 @@ import { defineTask } from "../../src/task/define.ts";
 import { TaskTerminalError } from "../../src/task/errors.ts";
 import { forbidGlob, requireDir, requireFile, requireGlob } from "../../src/task/guardrails.ts";
 
-Deno.test("mod.ts exports exactly the task author API (SPEC 10)", () => {
+Deno.test("mod.ts exports exactly the task author API", () => {
   assert.deepEqual(Object.keys(perago).sort(), [
     "TaskTerminalError",
     "defineTask",

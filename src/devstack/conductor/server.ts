@@ -1,7 +1,7 @@
 /**
- * The demo Conductor server: the REST subset perago and the Conductor SDK workers use
- * (SPEC 8), on loopback, with fault injection and optional persistence. Third-party SDK
- * workers (Orkes JavaScript, conductor-python) can poll it and post results to it.
+ * The demo Conductor server: the REST subset perago and the Conductor SDK workers use, on
+ * loopback, with fault injection and optional persistence. Third-party SDK workers (Orkes
+ * JavaScript, conductor-python) can poll it and post results to it.
  *
  * Requires `--allow-net` (listen) and, with `dataDir`, `--allow-read`/`--allow-write` there.
  *

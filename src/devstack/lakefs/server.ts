@@ -1,9 +1,9 @@
 /**
- * The demo lakeFS server: an independent, small implementation of the lakeFS REST API
- * (`/api/v1`, SPEC section 9) that perago, lakectl and the official lakeFS SDKs can talk to.
- * Repositories, branches with staged changes, commits, three-way merges and objects stored by
- * content hash (on disk, streamed, never buffered whole). Fault injection via
- * {@linkcode FaultInjector} (admin endpoint `/_perago/faults`).
+ * The demo lakeFS server: an independent, small implementation of the lakeFS REST API (`/api/v1`)
+ * that perago, lakectl and the official lakeFS SDKs can talk to. Repositories, branches with staged
+ * changes, commits, three-way merges and objects stored by content hash (on disk, streamed, never
+ * buffered whole). Fault injection via {@linkcode FaultInjector} (admin endpoint
+ * `/_perago/faults`).
  *
  * Requires `--allow-net` (to listen) and `--allow-read`/`--allow-write` to the data directory
  * (or the system temp directory without one).
