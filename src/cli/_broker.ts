@@ -7,11 +7,10 @@
 import { narrowStandaloneChild } from "../runtime/permissions.ts";
 import { runBrokerRole } from "../runtime/roles.ts";
 import { ignoreTerminalSignals, keepStdoutForProtocol } from "./_child_io.ts";
-import type { Command } from "./main.ts";
+import type { Command } from "./_command.ts";
 
 /** `perago __broker`. */
 export const command: Command = {
-  summary: "internal: the broker process (started by perago start)",
   help: 'Usage: perago __broker\n\nInternal: started by "perago start"; reads its ' +
     "settings and results as JSON lines on stdin and answers on stdout.",
   async run() {

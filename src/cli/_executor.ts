@@ -7,11 +7,10 @@
 import { narrowStandaloneChild } from "../runtime/permissions.ts";
 import { runExecutorRole } from "../runtime/roles.ts";
 import { ignoreTerminalSignals, keepStdoutForProtocol } from "./_child_io.ts";
-import type { Command } from "./main.ts";
+import type { Command } from "./_command.ts";
 
 /** `perago __executor`. */
 export const command: Command = {
-  summary: "internal: an executor process (started by perago start)",
   help: 'Usage: perago __executor\n\nInternal: started by "perago start"; reads its ' +
     "settings and attempts as JSON lines on stdin and answers on stdout.",
   async run() {

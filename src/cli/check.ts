@@ -9,7 +9,7 @@ import { describeConfig, loadRuntimeConfig } from "../config/config.ts";
 import { loadTask } from "../task/loader.ts";
 import { parseCommandArgs } from "./_args.ts";
 import { UsageError } from "./_fail.ts";
-import type { Command } from "./main.ts";
+import type { Command } from "./_command.ts";
 
 const HELP = `Usage: perago check <module> [options]
 
@@ -27,7 +27,6 @@ Exit code 0 when everything is valid, 1 with "error: <message>" otherwise.`;
 
 /** `perago check`. */
 export const command: Command = {
-  summary: "validate the configuration and a task module",
   help: HELP,
   async run(args) {
     const { positionals } = parseCommandArgs("check", args, {});

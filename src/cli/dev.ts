@@ -13,7 +13,7 @@ import { LakeFsClient } from "../lakefs/client.ts";
 import { parseCommandArgs } from "./_args.ts";
 import { seedSampleRepository } from "./_seed.ts";
 import { UsageError } from "./_fail.ts";
-import type { Command } from "./main.ts";
+import type { Command } from "./_command.ts";
 
 const HELP = `Usage: perago dev [--data-dir D] [--conductor-port N] [--lakefs-port N] [--seed]
 
@@ -49,7 +49,6 @@ function parsePort(flag: string, value: string | undefined): number {
 
 /** `perago dev`. */
 export const command: Command = {
-  summary: "start the demo Conductor and lakeFS servers on loopback",
   help: HELP,
   async run(args) {
     const { values, positionals } = parseCommandArgs("dev", args, {

@@ -8,7 +8,7 @@ import { loadTask } from "../task/loader.ts";
 import { renderTaskDef } from "../task/taskdef.ts";
 import { parseCommandArgs } from "./_args.ts";
 import { UsageError } from "./_fail.ts";
-import type { Command } from "./main.ts";
+import type { Command } from "./_command.ts";
 
 const HELP = `Usage: perago extract <module> [-o file]
 
@@ -27,7 +27,6 @@ Register it with Conductor, for example:
 
 /** `perago extract`. */
 export const command: Command = {
-  summary: "write the Conductor TaskDef of a task module",
   help: HELP,
   async run(args) {
     const { positionals, values } = parseCommandArgs("extract", args, {

@@ -20,7 +20,7 @@ import {
   type PeragoLocation,
   readme,
 } from "./_init_files.ts";
-import type { Command } from "./main.ts";
+import type { Command } from "./_command.ts";
 
 const HELP = `Usage: perago init [dir]
 
@@ -135,7 +135,6 @@ export async function scaffold(dir: string): Promise<string[]> {
 
 /** `perago init`. */
 export const command: Command = {
-  summary: "scaffold a task project (deno.json, example task and test)",
   help: HELP,
   async run(args) {
     const { positionals } = parseCommandArgs("init", args, {});

@@ -1,30 +1,49 @@
 // deno-lint-ignore-file no-console
 /**
- * Dispatches `perago <command>` to `src/cli/<command>.ts`. Each command module exports
- * `run(args): Promise<number>` and `HELP`; this is the only place that knows them all.
+ * Dispatches `perago <command>` to `src/cli/<command>.ts`. Each command module exports a
+ * {@linkcode Command} as `command`; this is the only place that knows them all.
  *
  * @module
  */
 import { VERSION } from "../version.ts";
+import type { Command } from "./_command.ts";
 import { fail } from "./_fail.ts";
-
-/** A CLI command: its help text and its entry point returning an exit code. */
-export interface Command {
-  readonly summary: string;
-  readonly help: string;
-  run(args: string[]): Promise<number>;
-}
 
 type CommandLoader = () => Promise<Command>;
 
-// Loaded lazily so `perago --version` or `perago check` never imports the runtime.
-const COMMANDS: Record<string, CommandLoader> = {
-  check: async () => (await import("./check.ts")).command,
-  extract: async () => (await import("./extract.ts")).command,
-  run: async () => (await import("./run.ts")).command,
-  start: async () => (await import("./start.ts")).command,
-  dev: async () => (await import("./dev.ts")).command,
-  init: async () => (await import("./init.ts")).command,
+/** A listed command: its one-line summary for the top-level help and its loader. */
+interface CommandEntry {
+  readonly summary: string;
+  readonly load: CommandLoader;
+}
+
+// Loaded lazily so `perago --version` or `perago check` never imports the runtime; the
+// summaries live here so the top-level help loads no command module.
+const COMMANDS: Record<string, CommandEntry> = {
+  check: {
+    summary: "validate the configuration and a task module",
+    load: async () => (await import("./check.ts")).command,
+  },
+  extract: {
+    summary: "write the Conductor TaskDef of a task module",
+    load: async () => (await import("./extract.ts")).command,
+  },
+  run: {
+    summary: "run one local attempt of a task (no Conductor)",
+    load: async () => (await import("./run.ts")).command,
+  },
+  start: {
+    summary: "serve task modules: poll Conductor and run attempts",
+    load: async () => (await import("./start.ts")).command,
+  },
+  dev: {
+    summary: "start the demo Conductor and lakeFS servers on loopback",
+    load: async () => (await import("./dev.ts")).command,
+  },
+  init: {
+    summary: "scaffold a task project (deno.json, example task and test)",
+    load: async () => (await import("./init.ts")).command,
+  },
 };
 
 // Hidden subcommands: the runtime re-invokes this same program (or binary) for its children.
@@ -33,19 +52,10 @@ const HIDDEN: Record<string, CommandLoader> = {
   "__executor": async () => (await import("./_executor.ts")).command,
 };
 
-const SUMMARIES: Record<string, string> = {
-  check: "validate the configuration and a task module",
-  extract: "write the Conductor TaskDef of a task module",
-  run: "run one local attempt of a task (no Conductor)",
-  start: "serve task modules: poll Conductor and run attempts",
-  dev: "start the demo Conductor and lakeFS servers on loopback",
-  init: "scaffold a task project (deno.json, example task and test)",
-};
-
 /** The top-level help text. */
 export function topHelp(): string {
-  const width = Math.max(...Object.keys(SUMMARIES).map((name) => name.length));
-  const lines = Object.entries(SUMMARIES).map(([name, summary]) =>
+  const width = Math.max(...Object.keys(COMMANDS).map((name) => name.length));
+  const lines = Object.entries(COMMANDS).map(([name, { summary }]) =>
     `  ${name.padEnd(width)}  ${summary}`
   );
   return [
@@ -76,7 +86,7 @@ export async function main(args: string[]): Promise<number> {
     console.log(`perago ${VERSION}`);
     return 0;
   }
-  const load = COMMANDS[name] ?? HIDDEN[name];
+  const load = COMMANDS[name]?.load ?? HIDDEN[name];
   if (load === undefined) {
     return fail(`unknown command "${name}"; run "perago --help" for the list`);
   }

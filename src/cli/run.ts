@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { configSecrets, loadRuntimeConfig } from "../config/config.ts";
+import { configSecrets, loadRuntimeConfig, readProcessEnv } from "../config/config.ts";
 import { moduleStem, resolveWorkerId } from "../config/worker_id.ts";
 import { LakeFsClient } from "../lakefs/client.ts";
 import { setupLogging } from "../log/setup.ts";
@@ -19,7 +19,7 @@ import {
 } from "../workspace/attempt.ts";
 import { parseCommandArgs } from "./_args.ts";
 import { UsageError } from "./_fail.ts";
-import type { Command } from "./main.ts";
+import type { Command } from "./_command.ts";
 
 const HELP = `Usage: perago run <module> --input <file.json> [--dry-run]
 
@@ -97,7 +97,6 @@ function printOutcome(outcome: AttemptOutcome, dryRun: boolean, writable: boolea
 
 /** `perago run`. */
 export const command: Command = {
-  summary: "run one local attempt of a task (no Conductor)",
   help: HELP,
   async run(args) {
     const { positionals, values } = parseCommandArgs("run", args, {
@@ -116,8 +115,7 @@ export const command: Command = {
     const { task } = await loadTask(moduleTarget);
     let input = await readInput(values.input);
 
-    const env = Deno.env.toObject();
-    const workerId = resolveWorkerId(moduleTarget, env);
+    const workerId = resolveWorkerId(moduleTarget, readProcessEnv());
     const logging = await setupLogging({
       logRoot: config.logRoot,
       moduleName: moduleStem(moduleTarget),

@@ -9,7 +9,7 @@ import { startRuntime } from "../runtime/start.ts";
 import type { Supervisor } from "../runtime/supervisor.ts";
 import { parseCommandArgs } from "./_args.ts";
 import { UsageError } from "./_fail.ts";
-import type { Command } from "./main.ts";
+import type { Command } from "./_command.ts";
 
 const HELP = `Usage: perago start <module...> [options]
 
@@ -36,7 +36,6 @@ SIGINT/SIGTERM drain and exit 0; a second signal forces (exit 1).`;
 
 /** `perago start`. */
 export const command: Command = {
-  summary: "serve task modules: poll Conductor and run attempts",
   help: HELP,
   async run(args) {
     const { values, positionals } = parseCommandArgs("start", args, {
