@@ -41,10 +41,14 @@
  * @module
  */
 export { z } from "zod";
-export { defineTask } from "./src/task/define.ts";
-export type { TaskOptions, WorkspaceOptions } from "./src/task/define.ts";
-export { forbidGlob, requireDir, requireFile, requireGlob } from "./src/task/guardrails.ts";
-export type { RequireGlobOptions } from "./src/task/guardrails.ts";
+export { defineTask, type TaskOptions, type WorkspaceOptions } from "./src/task/define.ts";
+export {
+  forbidGlob,
+  requireDir,
+  requireFile,
+  requireGlob,
+  type RequireGlobOptions,
+} from "./src/task/guardrails.ts";
 export { TaskTerminalError } from "./src/task/errors.ts";
 export type {
   ControlsOptions,

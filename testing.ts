@@ -29,20 +29,19 @@
  *
  * @module
  */
-export { runTask } from "./src/testing/run_task.ts";
-export type {
-  RunTaskAttempt,
-  RunTaskOptions,
-  TaskChanges,
-  TaskRun,
+export {
+  runTask,
+  type RunTaskAttempt,
+  type RunTaskOptions,
+  type TaskChanges,
+  type TaskRun,
 } from "./src/testing/run_task.ts";
-export { MemoryLakeFs } from "./src/testing/memory_lakefs.ts";
-export type { FileContent } from "./src/testing/memory_lakefs.ts";
-export { withDemoStack } from "./src/testing/demo_stack.ts";
-export type {
-  DemoStack,
-  DemoStackOptions,
-  RunWorkflowOptions,
-  WorkflowRun,
-  WorkflowTaskRun,
+export { type FileContent, MemoryLakeFs } from "./src/testing/memory_lakefs.ts";
+export {
+  type DemoStack,
+  type DemoStackOptions,
+  type RunWorkflowOptions,
+  withDemoStack,
+  type WorkflowRun,
+  type WorkflowTaskRun,
 } from "./src/testing/demo_stack.ts";

@@ -9,8 +9,7 @@
  */
 import type { z } from "zod";
 import { VERSION } from "../version.ts";
-import { retry } from "../util/retry.ts";
-import { parseRetryAfterMs } from "../util/retry.ts";
+import { parseRetryAfterMs, retry } from "../util/retry.ts";
 import type {
   ConductorApi,
   PollOptions,

@@ -9,9 +9,8 @@
  *
  * @module
  */
-import type { Logger } from "../log/logger.ts";
+import { getLogger, type Logger } from "../log/logger.ts";
 import type { LakeFsApi } from "../lakefs/api.ts";
-import { getLogger } from "../log/logger.ts";
 import type { TaskDefinition } from "../task/types.ts";
 import type { AttemptOptions, AttemptOutcome, CurrentTaskState } from "../workspace/attempt.ts";
 import { MetricBuffer } from "../metrics/events.ts";

@@ -13,11 +13,10 @@ import {
   type RuntimeConfig,
 } from "../config/config.ts";
 import { ConfigError } from "../config/errors.ts";
-import { brokerWorkerId, childWorkerId, resolveWorkerId } from "../config/worker_id.ts";
+import { brokerWorkerId, childWorkerId, moduleStem, resolveWorkerId } from "../config/worker_id.ts";
 import type { ConductorApi } from "../conductor/api.ts";
 import { ConductorClient } from "../conductor/client.ts";
 import { setupLogging } from "../log/setup.ts";
-import { moduleStem } from "../config/worker_id.ts";
 import { type LoadedTask, loadTask } from "../task/loader.ts";
 import { spawnChild } from "./_child.ts";
 import { childCommand, childEnv, childPermissionSets, readParentEnv } from "./permissions.ts";

@@ -13,8 +13,7 @@
  *
  * @module
  */
-import type { Logger } from "../log/logger.ts";
-import { getLogger } from "../log/logger.ts";
+import { getLogger, type Logger } from "../log/logger.ts";
 import { type ChildExit, type ChildHandle, describeExit } from "./_child.ts";
 import { sweepAttemptDirs, type SweepReport } from "./gc.ts";
 import { acquireSupervisorLock, type SupervisorLock } from "./lock.ts";

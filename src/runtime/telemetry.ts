@@ -12,11 +12,15 @@
  * @module
  */
 import { getLogger, type Logger } from "../log/logger.ts";
-import { M } from "../metrics/catalog.ts";
-import { defineRuntimeMetrics } from "../metrics/catalog.ts";
+import { defineRuntimeMetrics, M } from "../metrics/catalog.ts";
 import { applyMetricRecords, type MetricRecord } from "../metrics/events.ts";
-import { ContactTracker, type HealthInputs, liveness, readiness } from "../metrics/health.ts";
-import type { ProbeVerdict } from "../metrics/health.ts";
+import {
+  ContactTracker,
+  type HealthInputs,
+  liveness,
+  type ProbeVerdict,
+  readiness,
+} from "../metrics/health.ts";
 import { MetricsRegistry } from "../metrics/registry.ts";
 import { VERSION } from "../version.ts";
 

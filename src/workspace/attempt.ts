@@ -43,9 +43,7 @@ import { describeScope, inScope, resolveScope } from "./scope.ts";
 import { diffSnapshots, type Snapshot, snapshotDir, snapshotsEqual } from "./snapshot.ts";
 import { isSameTaskStagingBranch, STAGING_BRANCH_PREFIX, stagingBranchName } from "./staging.ts";
 
-export type { CurrentTaskState } from "./fence.ts";
-export type { PublicationKind } from "./publish.ts";
-export type { WorkspaceInput } from "./_invoke.ts";
+export type { CurrentTaskState, PublicationKind, WorkspaceInput };
 
 /** The Conductor identity of an attempt. */
 export interface AttemptIdentity {

@@ -135,7 +135,7 @@ export async function startStack(
 }
 
 /** `perago start` as a child process, with its stderr collected. */
-export type { Worker } from "../_perago_process.ts";
+export type { Worker };
 
 /** `denoFlags` replace `-A` (thread mode adds `--unstable-worker-options`). */
 export function startWorker(

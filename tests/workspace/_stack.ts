@@ -4,8 +4,7 @@
  */
 import { join } from "node:path";
 import type { FaultInjector } from "../../src/devstack/faults.ts";
-import { startLakeFsServer } from "../../src/devstack/lakefs/server.ts";
-import type { LakeFsServerHandle } from "../../src/devstack/lakefs/server.ts";
+import { type LakeFsServerHandle, startLakeFsServer } from "../../src/devstack/lakefs/server.ts";
 import { LakeFsClient } from "../../src/lakefs/client.ts";
 import type { AttemptIdentity, CurrentTaskState } from "../../src/workspace/attempt.ts";
 import { forEachConcurrent } from "../../src/util/pool.ts";

@@ -1,8 +1,7 @@
 import assert from "node:assert/strict";
-import { WorkspaceScopeError } from "../../src/workspace/errors.ts";
+import { UnsafePathError, WorkspaceScopeError } from "../../src/workspace/errors.ts";
 import { KeyTreeGuard } from "../../src/workspace/safe_path.ts";
 import { describeScope, inScope, resolveScope } from "../../src/workspace/scope.ts";
-import { UnsafePathError } from "../../src/workspace/errors.ts";
 import { isTerminalError } from "../../src/task/errors.ts";
 
 Deno.test("resolveScope: no input prefix keeps the declared one; a narrower one is normalised", () => {

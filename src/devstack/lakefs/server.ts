@@ -27,7 +27,7 @@ import {
 } from "./_state.ts";
 import { LakeFsServerStats } from "./_stats.ts";
 
-export { LakeFsServerStats } from "./_stats.ts";
+export { LakeFsServerStats };
 
 /** Options of {@linkcode startLakeFsServer}. */
 export interface LakeFsServerOptions {
