@@ -3,6 +3,8 @@
  * output collected, find its children's pids in the supervisor's log lines, stop it.
  */
 
+import { waitFor } from "../src/util/sleep.ts";
+
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 
 /** A running `perago start`. */
@@ -88,4 +90,12 @@ export async function stopWorker(worker: Worker, timeoutMs = 20_000): Promise<nu
     throw new Error(`worker did not stop within ${timeoutMs} ms:\n${tail(worker.output())}`);
   }
   return result.code;
+}
+
+/** Waits for the supervisor to be running. */
+export async function waitRunning(worker: Worker, timeoutMs = 30_000): Promise<void> {
+  await waitFor(() => /supervisor starting -> running/.test(worker.output()) || undefined, {
+    timeoutMs,
+    what: "supervisor running",
+  });
 }

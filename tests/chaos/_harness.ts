@@ -432,12 +432,7 @@ export function stopWorker(worker: Worker, timeoutMs = 30_000): Promise<number> 
 }
 
 /** Waits for the supervisor to be running. */
-export async function waitRunning(worker: Worker, timeoutMs = 30_000): Promise<void> {
-  await waitFor(() => /supervisor starting -> running/.test(worker.output()) || undefined, {
-    timeoutMs,
-    what: "supervisor running",
-  });
-}
+export { waitRunning } from "../_perago_process.ts";
 
 /** An integer from an env variable, else the default. */
 export function envInt(name: string, fallback: number): number {
