@@ -8,10 +8,13 @@
  * on one branch from one ref, prints both publications and the branch's commit log, and stops
  * everything (exit 0).
  *
- * Usage: deno task demo [--runs N] [--keep] [--conductor-url URL]
+ * Usage: deno task demo [--runs N] [--keep] [--conductor-url URL] [--lakefs-url URL] [--repo NAME]
  *
  * `--conductor-url` runs the same job against an external Conductor (for example a real
- * Conductor OSS server) instead of the embedded demo one; lakeFS stays embedded.
+ * Conductor OSS server) instead of the embedded demo one; `--lakefs-url` against an external
+ * lakeFS (keys from `LAKECTL_CREDENTIALS_ACCESS_KEY_ID` and
+ * `LAKECTL_CREDENTIALS_SECRET_ACCESS_KEY`; the repository, `--repo`, default "demo", must not
+ * exist yet and is created with the storage namespace `local://<repo>`).
  *
  * @module
  */
@@ -37,7 +40,6 @@ const MODULES = [
   "examples/word_count.ts",
   "examples/csv_totals.ts",
 ];
-const REPO = "demo";
 const BRANCH = "main";
 const WORKFLOW = "perago_demo";
 const FORK_WORKFLOW = "perago_demo_partitions";
@@ -50,8 +52,11 @@ const args = parseArgs({
     runs: { type: "string", default: "2" },
     keep: { type: "boolean", default: false },
     "conductor-url": { type: "string" },
+    "lakefs-url": { type: "string" },
+    repo: { type: "string", default: "demo" },
   },
 });
+const REPO = args.values.repo;
 const runs = Number(args.values.runs);
 
 function say(line: string) {
@@ -65,18 +70,27 @@ async function main(): Promise<number> {
   const conductorServer = externalConductor === undefined
     ? await startConductorServer({ sweepIntervalMs: 500 })
     : undefined;
-  const lakefsServer = await startLakeFsServer({
-    accessKeyId: DEMO_ACCESS_KEY_ID,
-    secretAccessKey: DEMO_SECRET_ACCESS_KEY,
-  });
+  const externalLakeFs = args.values["lakefs-url"];
+  const lakefsKeys = externalLakeFs === undefined
+    ? { accessKeyId: DEMO_ACCESS_KEY_ID, secretAccessKey: DEMO_SECRET_ACCESS_KEY }
+    : {
+      accessKeyId: Deno.env.get("LAKECTL_CREDENTIALS_ACCESS_KEY_ID") ?? "",
+      secretAccessKey: Deno.env.get("LAKECTL_CREDENTIALS_SECRET_ACCESS_KEY") ?? "",
+    };
+  if (lakefsKeys.accessKeyId === "" || lakefsKeys.secretAccessKey === "") {
+    throw new Error(
+      "--lakefs-url needs the lakeFS keys: set LAKECTL_CREDENTIALS_ACCESS_KEY_ID and " +
+        "LAKECTL_CREDENTIALS_SECRET_ACCESS_KEY",
+    );
+  }
+  const lakefsServer = externalLakeFs === undefined
+    ? await startLakeFsServer(lakefsKeys)
+    : undefined;
   const conductorUrl = externalConductor ?? `${conductorServer!.url}/api`;
-  say(`demo stack: Conductor ${conductorUrl}, lakeFS ${lakefsServer.url}`);
+  const lakefsUrl = externalLakeFs ?? lakefsServer!.url;
+  say(`demo stack: Conductor ${conductorUrl}, lakeFS ${lakefsUrl}`);
   const conductor = new ConductorClient({ serverUrl: conductorUrl });
-  const lakefs = new LakeFsClient({
-    endpointUrl: lakefsServer.url,
-    accessKeyId: DEMO_ACCESS_KEY_ID,
-    secretAccessKey: DEMO_SECRET_ACCESS_KEY,
-  });
+  const lakefs = new LakeFsClient({ endpointUrl: lakefsUrl, ...lakefsKeys });
   let worker: Deno.ChildProcess | undefined;
   let exitCode = 1;
   try {
@@ -84,7 +98,9 @@ async function main(): Promise<number> {
     const seeded = await seedSampleRepository(lakefs, {
       repo: REPO,
       branch: BRANCH,
-      storageNamespace: `local://${tempDir}/lakefs-storage`,
+      storageNamespace: externalLakeFs === undefined
+        ? `local://${tempDir}/lakefs-storage`
+        : `local://${REPO}`,
     });
     say(`seeded lakeFS repository "${REPO}" with ${Object.keys(SAMPLE_FILES).length} files`);
 
@@ -186,9 +202,9 @@ async function main(): Promise<number> {
       cwd: ROOT,
       env: {
         CONDUCTOR_SERVER_URL: conductorUrl,
-        LAKECTL_SERVER_ENDPOINT_URL: lakefsServer.url,
-        LAKECTL_CREDENTIALS_ACCESS_KEY_ID: DEMO_ACCESS_KEY_ID,
-        LAKECTL_CREDENTIALS_SECRET_ACCESS_KEY: DEMO_SECRET_ACCESS_KEY,
+        LAKECTL_SERVER_ENDPOINT_URL: lakefsUrl,
+        LAKECTL_CREDENTIALS_ACCESS_KEY_ID: lakefsKeys.accessKeyId,
+        LAKECTL_CREDENTIALS_SECRET_ACCESS_KEY: lakefsKeys.secretAccessKey,
         PERAGO_WORKSPACE_ROOT: `${tempDir}/workspaces`,
         PERAGO_LOG_ROOT: `${tempDir}/logs`,
         PERAGO_EXECUTION_MODE: "process",
@@ -281,7 +297,7 @@ async function main(): Promise<number> {
       const status = await worker.status;
       say(`\nperago start stopped (exit ${status.code})`);
     }
-    await Promise.allSettled([conductorServer?.close(), lakefsServer.close()]);
+    await Promise.allSettled([conductorServer?.close(), lakefsServer?.close()]);
     if (!args.values.keep && exitCode === 0) {
       await Deno.remove(tempDir, { recursive: true }).catch(() => {});
     } else {

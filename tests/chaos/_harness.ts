@@ -1,8 +1,9 @@
 import { spawnPeragoStart, stopWorker as stopPerago, type Worker } from "../_perago_process.ts";
 /**
- * Chaos harness: the demo Conductor and lakeFS in-process (with their fault switches), a
- * writable chaos task module in a temp dir, `deno run -A main.ts start` as real child
- * processes, and the checks and counts every scenario reports.
+ * Chaos harness: the demo Conductor and lakeFS in-process (with their fault switches), or the
+ * real servers (`servers` option: a real Conductor and a real lakeFS behind a fault-injecting
+ * loopback proxy), a writable chaos task module in a temp dir, `deno run -A main.ts start` as
+ * real child processes, and the checks and counts every scenario reports.
  *
  * The chaos task appends `<id>` to `data/log.txt` and writes `data/out/<id>.txt` on its own
  * branch `t-<id>`, so "published exactly once" is checkable: the branch head is one commit
@@ -13,16 +14,24 @@ import { spawnPeragoStart, stopWorker as stopPerago, type Worker } from "../_per
 import { ConductorClient } from "../../src/conductor/client.ts";
 import type { Workflow } from "../../src/conductor/api.ts";
 import { startConductorServer } from "../../src/devstack/conductor/server.ts";
-import type { FaultInjector } from "../../src/devstack/faults.ts";
+import { FaultInjector } from "../../src/devstack/faults.ts";
 import { startLakeFsServer } from "../../src/devstack/lakefs/server.ts";
 import { LakeFsClient } from "../../src/lakefs/client.ts";
 import { loadTask } from "../../src/task/loader.ts";
 import { buildTaskDef } from "../../src/task/taskdef.ts";
 import { waitFor } from "../../src/util/sleep.ts";
+import { startFaultProxy } from "../_fault_proxy.ts";
+import {
+  createTestRepository,
+  deleteTestRepository,
+  type RealConductor,
+  type RealLakeFs,
+  uniqueSuffix,
+} from "../_real_servers.ts";
 
 const MOD = new URL("../../mod.ts", import.meta.url).href;
 
-/** The repository every chaos scenario writes to. */
+/** The repository every chaos scenario writes to on the demo lakeFS (`stack.repo`). */
 export const REPO = "chaos";
 /** Terminal workflow states. */
 export const TERMINAL = new Set(["COMPLETED", "FAILED", "TIMED_OUT", "TERMINATED"]);
@@ -95,10 +104,18 @@ export interface ChaosStackOptions {
   timeoutSeconds?: number;
   /** The demo Conductor's sweeper period. @default 200 */
   sweepIntervalMs?: number;
-  /** Fault injector of lakeFS (e.g. one that kills executors). */
+  /**
+   * Fault injector of lakeFS (e.g. one that kills executors): the demo server's, or the
+   * proxy's in front of a real lakeFS.
+   */
   lakefsFaults?: FaultInjector;
-  /** Fault injector of Conductor. */
+  /** Fault injector of Conductor (demo only). */
   conductorFaults?: FaultInjector;
+  /**
+   * Real servers to use instead of the demo ones (from `tests/_real_servers.ts`): names are
+   * made unique per run, lakeFS is reached through a fault-injecting loopback proxy.
+   */
+  servers?: { conductor: RealConductor; lakefs: RealLakeFs };
 }
 
 /** A workspace-free task (no fence, no lakeFS): sleeps, then returns its id. */
@@ -135,8 +152,14 @@ export interface ChaosStack {
   /** The workspace-free task's module (served by every worker too). */
   freeModulePath: string;
   taskName: string;
-  conductor: Awaited<ReturnType<typeof startConductorServer>>;
-  lakefsServer: Awaited<ReturnType<typeof startLakeFsServer>>;
+  /** Whether the stack runs on real servers. */
+  real: boolean;
+  /** The demo Conductor (undefined on real servers). */
+  conductor: Awaited<ReturnType<typeof startConductorServer>> | undefined;
+  /** The demo lakeFS (undefined on real servers). */
+  lakefsServer: Awaited<ReturnType<typeof startLakeFsServer>> | undefined;
+  /** The repository the tasks write to. */
+  repo: string;
   api: ConductorClient;
   lakefs: LakeFsClient;
   /** The per-run lakeFS secret and fake Conductor secret (must never be logged). */
@@ -160,24 +183,39 @@ export interface ChaosStack {
 
 let seq = 0;
 
-/** Starts the demo servers, writes and registers the chaos task, seeds the repository. */
+/**
+ * Starts the demo servers (or takes the real ones), writes and registers the chaos task,
+ * seeds the repository.
+ */
 export async function startChaosStack(options: ChaosStackOptions = {}): Promise<ChaosStack> {
+  const real = options.servers;
+  if (real && options.conductorFaults) {
+    throw new TypeError("chaos stack: conductorFaults needs the demo Conductor");
+  }
   const dir = await Deno.makeTempDir({ prefix: "perago-chaos-" });
-  const accessKeyId = "AKIACHAOS";
-  const secretAccessKey = `chaos-lakefs-secret-${crypto.randomUUID()}`;
-  const conductorSecret = `chaos-conductor-secret-${crypto.randomUUID()}`;
-  const conductor = await startConductorServer({
+  const accessKeyId = real?.lakefs.accessKeyId ?? "AKIACHAOS";
+  const secretAccessKey = real?.lakefs.secretAccessKey ??
+    `chaos-lakefs-secret-${crypto.randomUUID()}`;
+  // A real Conductor OSS has no token endpoint: no Conductor credentials there.
+  const conductorSecret = real ? undefined : `chaos-conductor-secret-${crypto.randomUUID()}`;
+  const conductor = real ? undefined : await startConductorServer({
     port: 0,
     sweepIntervalMs: options.sweepIntervalMs ?? 200,
     ...(options.conductorFaults ? { faults: options.conductorFaults } : {}),
   });
-  const lakefsServer = await startLakeFsServer({
+  const lakefsServer = real ? undefined : await startLakeFsServer({
     port: 0,
     accessKeyId,
     secretAccessKey,
     ...(options.lakefsFaults ? { faults: options.lakefsFaults } : {}),
   });
-  const taskName = `chaos_${Deno.pid}_${++seq}`;
+  const proxy = real
+    ? startFaultProxy(real.lakefs.url, options.lakefsFaults ?? new FaultInjector())
+    : undefined;
+  const conductorUrl = real?.conductor.url ?? conductor!.url;
+  const lakefsUrl = proxy?.url ?? lakefsServer!.url;
+  // Names on a real server outlive the run and are shared: unique per run there.
+  const taskName = real ? `chaos_${uniqueSuffix()}_${++seq}` : `chaos_${Deno.pid}_${++seq}`;
   const modulePath = `${dir}/tasks/chaos.ts`;
   await Deno.mkdir(`${dir}/tasks`, { recursive: true });
   await Deno.writeTextFile(
@@ -193,7 +231,7 @@ export async function startChaosStack(options: ChaosStackOptions = {}): Promise<
     freeModulePath,
     freeTaskSource(`${taskName}_free`, options.responseSeconds ?? 30),
   );
-  const api = new ConductorClient({ serverUrl: conductor.url });
+  const api = new ConductorClient({ serverUrl: conductorUrl });
   const { task } = await loadTask(modulePath);
   const { task: free } = await loadTask(freeModulePath);
   await api.registerTaskDefs([buildTaskDef(task), buildTaskDef(free)]);
@@ -226,25 +264,27 @@ export async function startChaosStack(options: ChaosStackOptions = {}): Promise<
     }],
     outputParameters: { workspace: "${chaos.output.workspace}", result: "${chaos.output.result}" },
   }]);
-  const lakefs = new LakeFsClient({ endpointUrl: lakefsServer.url, accessKeyId, secretAccessKey });
-  await lakefs.createRepository(REPO, `local://${REPO}`, "main");
+  const lakefs = new LakeFsClient({ endpointUrl: lakefsUrl, accessKeyId, secretAccessKey });
+  const repo = real ? await createTestRepository(real.lakefs, "chaos") : REPO;
+  if (!real) await lakefs.createRepository(repo, `local://${repo}`, "main");
   await lakefs.uploadObject(
-    REPO,
+    repo,
     "main",
     "data/log.txt",
     () => Promise.resolve(new TextEncoder().encode("seed\n")),
   );
-  const seedCommit = (await lakefs.commit(REPO, "main", "seed")).id;
+  const seedCommit = (await lakefs.commit(repo, "main", "seed")).id;
   const workspaceRoot = `${dir}/ws`;
   const logRoot = `${dir}/logs`;
   const env = {
     PERAGO_WORKSPACE_ROOT: workspaceRoot,
     PERAGO_LOG_ROOT: logRoot,
     PERAGO_WORKER_ID_PREFIX: "chaos",
-    CONDUCTOR_SERVER_URL: conductor.url,
-    CONDUCTOR_AUTH_KEY: "chaos-key-id",
-    CONDUCTOR_AUTH_SECRET: conductorSecret,
-    LAKECTL_SERVER_ENDPOINT_URL: lakefsServer.url,
+    CONDUCTOR_SERVER_URL: conductorUrl,
+    ...(conductorSecret === undefined
+      ? {}
+      : { CONDUCTOR_AUTH_KEY: "chaos-key-id", CONDUCTOR_AUTH_SECRET: conductorSecret }),
+    LAKECTL_SERVER_ENDPOINT_URL: lakefsUrl,
     LAKECTL_CREDENTIALS_ACCESS_KEY_ID: accessKeyId,
     LAKECTL_CREDENTIALS_SECRET_ACCESS_KEY: secretAccessKey,
     NO_COLOR: "1",
@@ -256,33 +296,35 @@ export async function startChaosStack(options: ChaosStackOptions = {}): Promise<
     modulePath,
     freeModulePath,
     taskName,
+    real: real !== undefined,
     conductor,
     lakefsServer,
+    repo,
     api,
     lakefs,
-    secrets: [secretAccessKey, conductorSecret],
+    secrets: conductorSecret === undefined ? [secretAccessKey] : [secretAccessKey, conductorSecret],
     env,
     seedCommit,
     async startTask(id, params = {}, options = {}) {
       const branch = `t-${id}`;
-      if (!options.branchExists) await lakefs.createBranch(REPO, branch, seedCommit);
+      if (!options.branchExists) await lakefs.createBranch(repo, branch, seedCommit);
       return await api.startWorkflow(`${taskName}_wf`, {
-        workspace: { repository: REPO, branch, ref_type: "commit", ref: options.ref ?? seedCommit },
+        workspace: { repository: repo, branch, ref_type: "commit", ref: options.ref ?? seedCommit },
         params: { id, ...params },
       });
     },
     async branchWith(id, files) {
       const branch = `t-${id}`;
-      await lakefs.createBranch(REPO, branch, seedCommit);
+      await lakefs.createBranch(repo, branch, seedCommit);
       for (const [path, text] of Object.entries(files)) {
         await lakefs.uploadObject(
-          REPO,
+          repo,
           branch,
           path,
           () => Promise.resolve(new TextEncoder().encode(text)),
         );
       }
-      return (await lakefs.commit(REPO, branch, `objects for ${id}`)).id;
+      return (await lakefs.commit(repo, branch, `objects for ${id}`)).id;
     },
     startFree: (id, params = {}) =>
       api.startWorkflow(`${taskName}_free_wf`, { params: { id, ...params } }),
@@ -311,8 +353,10 @@ export async function startChaosStack(options: ChaosStackOptions = {}): Promise<
       return ids.map((id) => done.get(id)!);
     },
     async close() {
-      await conductor.close();
-      await lakefsServer.close();
+      await conductor?.close();
+      await lakefsServer?.close();
+      await proxy?.close();
+      if (real) await deleteTestRepository(real.lakefs, repo);
       await Deno.remove(dir, { recursive: true }).catch(() => {});
     },
   };
@@ -332,9 +376,9 @@ export interface PublishCheck {
 export async function checkPublished(stack: ChaosStack, id: string): Promise<PublishCheck> {
   const branch = `t-${id}`;
   let commits = 0;
-  let ref = (await stack.lakefs.getBranch(REPO, branch)).commit_id;
+  let ref = (await stack.lakefs.getBranch(stack.repo, branch)).commit_id;
   while (ref !== stack.seedCommit && commits < 50) {
-    const commit = await stack.lakefs.getCommit(REPO, ref);
+    const commit = await stack.lakefs.getCommit(stack.repo, ref);
     commits++;
     const parent = commit.parents[0];
     if (parent === undefined) break;
@@ -348,7 +392,7 @@ export async function checkPublished(stack: ChaosStack, id: string): Promise<Pub
 
 async function readObject(stack: ChaosStack, ref: string, path: string) {
   try {
-    return await new Response(await stack.lakefs.getObject(REPO, ref, path)).text();
+    return await new Response(await stack.lakefs.getObject(stack.repo, ref, path)).text();
   } catch {
     return undefined;
   }
@@ -357,7 +401,7 @@ async function readObject(stack: ChaosStack, ref: string, path: string) {
 /** Staging branches still in the repository. */
 export async function leftoverStaging(stack: ChaosStack): Promise<string[]> {
   const names: string[] = [];
-  for await (const ref of stack.lakefs.listBranches(REPO, { prefix: "perago-staging-" })) {
+  for await (const ref of stack.lakefs.listBranches(stack.repo, { prefix: "perago-staging-" })) {
     names.push(ref.id);
   }
   return names;

@@ -1,12 +1,15 @@
 /**
  * Scenario 1: many writable tasks while executors are killed with SIGKILL at random points
  * (download, task body, staging, publish). Every workflow completes, each change is
- * published exactly once, and no staging branch or attempt dir is left.
+ * published exactly once, and no staging branch or attempt dir is left. Runs on the demo
+ * servers, and on the real Conductor and real lakeFS when `PERAGO_TEST_*` name them (fewer
+ * tasks there: `PERAGO_CHAOS_REAL_TASKS`, default 40).
  */
 import assert from "node:assert/strict";
 import { FaultInjector } from "../../src/devstack/faults.ts";
 import { sleep } from "../../src/util/sleep.ts";
 import {
+  type ChaosStackOptions,
   checkPublished,
   envInt,
   findSecretLeaks,
@@ -20,11 +23,15 @@ import {
   waitRunning,
   type Worker,
 } from "./_harness.ts";
+import { realServers, skipNote } from "../_real_servers.ts";
 
-/** Tasks of the scenario (the issue asks for 200; 2 cores fit 100 in the suite's budget). */
+/** Tasks of the scenario on the demo servers. */
 const TASKS = envInt("PERAGO_CHAOS_TASKS", 200);
-/** Most executor kills in one run. */
-const MAX_KILLS = envInt("PERAGO_CHAOS_KILLS", Math.max(4, Math.min(12, Math.ceil(TASKS / 4))));
+/** Tasks of the scenario on the real servers (each publish is slower there). */
+const REAL_TASKS = envInt("PERAGO_CHAOS_REAL_TASKS", 40);
+/** Most executor kills in one run of `tasks` tasks. */
+const maxKills = (tasks: number) =>
+  envInt("PERAGO_CHAOS_KILLS", Math.max(4, Math.min(12, Math.ceil(tasks / 4))));
 const SLOTS = 3;
 
 type Phase = "download" | "body" | "staging" | "publish";
@@ -32,9 +39,15 @@ type Phase = "download" | "body" | "staging" | "publish";
 /** A lakeFS fault injector that SIGKILLs an executor when a request of some phase arrives. */
 class KillingFaults extends FaultInjector {
   worker: Worker | undefined;
+  readonly maxKills: number;
   readonly killed = new Set<number>();
   readonly byPhase: Record<Phase, number> = { download: 0, body: 0, staging: 0, publish: 0 };
   #last = 0;
+
+  constructor(maxKills: number) {
+    super();
+    this.maxKills = maxKills;
+  }
 
   phaseOf(request: Request): Phase | undefined {
     const url = new URL(request.url);
@@ -57,7 +70,7 @@ class KillingFaults extends FaultInjector {
   /** Kills one live executor if it is this phase's turn and the budget and spacing allow. */
   kill(phase: Phase): boolean {
     const worker = this.worker;
-    if (!worker || this.killed.size >= MAX_KILLS) return false;
+    if (!worker || this.killed.size >= this.maxKills) return false;
     if (this.#order[this.killed.size % this.#order.length] !== phase) return false;
     if (Date.now() - this.#last < 1_500) return false;
     const live = worker.executorPids().filter((pid) => !this.killed.has(pid));
@@ -81,10 +94,13 @@ class KillingFaults extends FaultInjector {
   }
 }
 
-Deno.test(`chaos 1: ${TASKS} writable tasks, executors SIGKILLed at random points`, async () => {
+async function killScenario(
+  tasks: number,
+  servers?: ChaosStackOptions["servers"],
+): Promise<void> {
   const started = Date.now();
-  const faults = new KillingFaults();
-  const stack = await startChaosStack({ lakefsFaults: faults });
+  const faults = new KillingFaults(maxKills(tasks));
+  const stack = await startChaosStack({ lakefsFaults: faults, ...(servers ? { servers } : {}) });
   const worker = startWorker(stack, ["-j", String(SLOTS)]);
   faults.worker = worker;
   let bodyKiller: Promise<void> | undefined;
@@ -93,7 +109,7 @@ Deno.test(`chaos 1: ${TASKS} writable tasks, executors SIGKILLed at random point
     await waitRunning(worker);
     const ids: string[] = [];
     const workflows: string[] = [];
-    for (let i = 0; i < TASKS; i++) {
+    for (let i = 0; i < tasks; i++) {
       const id = `k${i}`;
       ids.push(id);
       workflows.push(await stack.startTask(id, { sleepMs: 100 + Math.floor(Math.random() * 300) }));
@@ -105,7 +121,7 @@ Deno.test(`chaos 1: ${TASKS} writable tasks, executors SIGKILLed at random point
         if (/attempt a\d+: task \S+ of \S+ started/.test(worker.output())) faults.kill("body");
       }
     })();
-    const done = await stack.waitAll(workflows, 60_000 + 1_500 * TASKS).catch((error) => {
+    const done = await stack.waitAll(workflows, 60_000 + 1_500 * tasks).catch((error) => {
       throw new Error(`${error.message}\n${tail(worker.output())}`);
     });
     stopKiller.abort();
@@ -139,13 +155,15 @@ Deno.test(`chaos 1: ${TASKS} writable tasks, executors SIGKILLed at random point
     ]);
     const kills = [...Object.entries(faults.byPhase)].map(([k, v]) => `${k} ${v}`).join(", ");
     record({
-      scenario: "1 executor SIGKILL",
-      runs: TASKS,
+      scenario: `1 executor SIGKILL${stack.real ? " (real servers)" : ""}`,
+      runs: tasks,
       passed,
       lost,
       duplicated,
       seconds: (Date.now() - started) / 1000,
-      note: `kills: ${kills}; PERAGO_CHAOS_TASKS=${TASKS}`,
+      note: `kills: ${kills}; ${
+        stack.real ? "PERAGO_CHAOS_REAL_TASKS" : "PERAGO_CHAOS_TASKS"
+      }=${tasks}`,
     });
     assert.deepEqual(problems, [], "every workflow completes and publishes once");
     assert.ok(faults.killed.size > 0, "at least one executor was killed");
@@ -159,4 +177,19 @@ Deno.test(`chaos 1: ${TASKS} writable tasks, executors SIGKILLed at random point
     await worker.status;
     await stack.close();
   }
+}
+
+Deno.test(`chaos 1: ${TASKS} writable tasks, executors SIGKILLed at random points`, async () => {
+  await killScenario(TASKS);
+});
+
+const real = realServers();
+Deno.test({
+  name:
+    `chaos 1 on the real Conductor and lakeFS: ${REAL_TASKS} writable tasks, executors SIGKILLed`,
+  ignore: skipNote("chaos 1 on the real servers", real),
+  async fn() {
+    if ("skip" in real) return;
+    await killScenario(REAL_TASKS, real);
+  },
 });

@@ -1,30 +1,33 @@
 /**
  * Scenario 3: lakeFS answers 429 or 5xx on 30% of calls. Attempts complete through retries
  * or fail cleanly as retryable FAILED and succeed on Conductor's retry; never a
- * half-published branch, never a staging branch left.
+ * half-published branch, never a staging branch left. Runs on the demo servers (whose lakeFS
+ * injects the faults), and on the real Conductor and real lakeFS when `PERAGO_TEST_*` name
+ * them, the faults then injected by a loopback proxy in front of the real lakeFS.
  */
 import assert from "node:assert/strict";
 import { FaultInjector } from "../../src/devstack/faults.ts";
 import {
+  type ChaosStackOptions,
   checkPublished,
   envInt,
   leftoverAttemptDirs,
   leftoverStaging,
   record,
-  REPO,
   startChaosStack,
   startWorker,
   stopWorker,
   tail,
   waitRunning,
 } from "./_harness.ts";
+import { realServers, skipNote } from "../_real_servers.ts";
 
 const TASKS = envInt("PERAGO_CHAOS_FAULT_TASKS", 30);
 
-Deno.test(`chaos 3: ${TASKS} writable tasks, lakeFS 429/5xx on 30% of calls`, async () => {
+async function faultScenario(tasks: number, servers?: ChaosStackOptions["servers"]) {
   const started = Date.now();
   const faults = new FaultInjector();
-  const stack = await startChaosStack({ lakefsFaults: faults });
+  const stack = await startChaosStack({ lakefsFaults: faults, ...(servers ? { servers } : {}) });
   const worker = startWorker(stack, ["-j", "3"]);
   // Half-published: a branch whose head is neither the seed nor a full, single publication.
   const halfPublished: string[] = [];
@@ -32,7 +35,7 @@ Deno.test(`chaos 3: ${TASKS} writable tasks, lakeFS 429/5xx on 30% of calls`, as
     await waitRunning(worker);
     const ids: string[] = [];
     const workflows: string[] = [];
-    for (let i = 0; i < TASKS; i++) {
+    for (let i = 0; i < tasks; i++) {
       ids.push(`l${i}`);
       workflows.push(await stack.startTask(`l${i}`, { sleepMs: 50 }));
     }
@@ -70,8 +73,8 @@ Deno.test(`chaos 3: ${TASKS} writable tasks, lakeFS 429/5xx on 30% of calls`, as
     assert.equal(await stopWorker(worker), 0, tail(worker.output()));
     const injected = faults.injected;
     record({
-      scenario: "3 lakeFS 30% 429/5xx",
-      runs: TASKS,
+      scenario: `3 lakeFS 30% 429/5xx${stack.real ? " (real servers, proxy)" : ""}`,
+      runs: tasks,
       passed,
       lost,
       duplicated,
@@ -85,11 +88,26 @@ Deno.test(`chaos 3: ${TASKS} writable tasks, lakeFS 429/5xx on 30% of calls`, as
     assert.deepEqual(await leftoverStaging(stack), []);
     assert.deepEqual(await leftoverAttemptDirs(stack), []);
     // main was never touched.
-    assert.equal((await stack.lakefs.getBranch(REPO, "main")).commit_id, stack.seedCommit);
+    assert.equal((await stack.lakefs.getBranch(stack.repo, "main")).commit_id, stack.seedCommit);
   } finally {
     faults.reset();
     worker.kill("SIGKILL");
     await worker.status;
     await stack.close();
   }
+}
+
+Deno.test(`chaos 3: ${TASKS} writable tasks, lakeFS 429/5xx on 30% of calls`, async () => {
+  await faultScenario(TASKS);
+});
+
+const real = realServers();
+Deno.test({
+  name:
+    `chaos 3 on the real Conductor and lakeFS: ${TASKS} writable tasks, 429/5xx on 30% of lakeFS calls (proxy)`,
+  ignore: skipNote("chaos 3 on the real servers", real),
+  async fn() {
+    if ("skip" in real) return;
+    await faultScenario(TASKS, real);
+  },
 });

@@ -1,21 +1,31 @@
 /**
  * End-to-end: the README's first command (`deno task demo`) as a user runs it, and the same
- * job against a real Conductor OSS server when PERAGO_TEST_CONDUCTOR_URL names one.
+ * job against the real Conductor OSS and real lakeFS when `PERAGO_TEST_*` name them (against
+ * the real Conductor alone when only it is there).
  */
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
+import {
+  deleteTestRepository,
+  realConductor,
+  realLakeFs,
+  skipNote,
+  uniqueRepositoryName,
+} from "../_real_servers.ts";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
-const REAL_CONDUCTOR = Deno.env.get("PERAGO_TEST_CONDUCTOR_URL");
 
-async function runDemo(extraArgs: string[]): Promise<{ code: number; out: string }> {
+async function runDemo(
+  extraArgs: string[],
+  env: Record<string, string> = {},
+): Promise<{ code: number; out: string }> {
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", `${ROOT}scripts/demo.ts`, ...extraArgs],
     cwd: ROOT,
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
-    env: { NO_COLOR: "1" },
+    env: { NO_COLOR: "1", ...env },
     signal: AbortSignal.timeout(240_000),
   });
   const output = await child.output();
@@ -38,7 +48,7 @@ function assertDemoOutput(out: string, runs: number) {
     out,
     /normalize +attempt 1 {2}COMPLETED in \d+ ms, 3 files changed, commit [0-9a-f]{12}/,
   );
-  const log = out.slice(out.indexOf("commit log of demo/main:"));
+  const log = out.slice(out.search(/commit log of [a-z0-9-]+\/main:/));
   const perago = log.split("\n").filter((line) => /perago: normalize_text/.test(line));
   assert.equal(perago.length, 1, `one published commit expected:\n${log}`);
   assert.match(log, /seed sample files/);
@@ -88,11 +98,48 @@ Deno.test("deno task demo: two workflow runs complete, one commit published, two
   assertDemoOutput(out, 2);
 });
 
+const conductor = realConductor();
+const lakefs = realLakeFs();
+
 Deno.test({
-  name: "demo against a real Conductor OSS server",
-  ignore: REAL_CONDUCTOR === undefined,
+  name: "demo on the real Conductor OSS and the real lakeFS",
+  ignore: skipNote("deno task demo on the real servers", "skip" in conductor ? conductor : lakefs),
   async fn() {
-    const { code, out } = await runDemo(["--runs", "1", "--conductor-url", REAL_CONDUCTOR!]);
+    if ("skip" in conductor || "skip" in lakefs) return;
+    const repo = uniqueRepositoryName("demo");
+    try {
+      const { code, out } = await runDemo(
+        [
+          "--runs",
+          "2",
+          "--conductor-url",
+          conductor.url,
+          "--lakefs-url",
+          lakefs.url,
+          "--repo",
+          repo,
+        ],
+        {
+          LAKECTL_CREDENTIALS_ACCESS_KEY_ID: lakefs.accessKeyId,
+          LAKECTL_CREDENTIALS_SECRET_ACCESS_KEY: lakefs.secretAccessKey,
+        },
+      );
+      assert.equal(code, 0, out);
+      assertDemoOutput(out, 2);
+      assert.ok(!out.includes(lakefs.secretAccessKey), "the lakeFS secret must not be printed");
+    } finally {
+      await deleteTestRepository(lakefs, repo);
+    }
+  },
+});
+
+// With a real Conductor but no real lakeFS, the job still runs on the real Conductor.
+Deno.test({
+  name: "demo against a real Conductor OSS server (embedded lakeFS)",
+  ignore: "skip" in conductor || !("skip" in lakefs),
+  async fn() {
+    if ("skip" in conductor) return;
+    const { code, out } = await runDemo(["--runs", "1", "--conductor-url", conductor.url]);
     assert.equal(code, 0, out);
     assertDemoOutput(out, 1);
   },

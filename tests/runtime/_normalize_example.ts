@@ -4,39 +4,66 @@
  * Shared by the process-mode and thread-mode tests.
  */
 import assert from "node:assert/strict";
-import { DEMO_ACCESS_KEY_ID, DEMO_SECRET_ACCESS_KEY } from "../../src/devstack/credentials.ts";
 import { LakeFsClient } from "../../src/lakefs/client.ts";
 import { loadTask } from "../../src/task/loader.ts";
 import { buildTaskDef } from "../../src/task/taskdef.ts";
 import { type Stack, stopWorker, type Worker } from "./_stack.ts";
+import { createTestRepository, deleteTestRepository, uniqueSuffix } from "../_real_servers.ts";
 
 /** Path of the writable example task module. */
 export const NORMALIZE_EXAMPLE = new URL("../../examples/normalize_text.ts", import.meta.url)
   .pathname;
 
 /**
+ * Registers the example's TaskDef: call it before starting the worker, which refuses to
+ * start for a task whose TaskDef the server lacks.
+ */
+export async function registerNormalizeTaskDef(stack: Stack): Promise<void> {
+  const { task } = await loadTask(NORMALIZE_EXAMPLE);
+  await stack.api.registerTaskDefs([buildTaskDef(task)]).catch(() =>
+    stack.api.updateTaskDef(buildTaskDef(task))
+  );
+}
+
+/**
  * Runs the example through `worker` (started on `stack` with {@linkcode NORMALIZE_EXAMPLE})
  * and asserts: the workflow completes, the branch moves to the published commit, the file is
- * normalised, nothing but the lock is left in the workspace root, and SIGTERM exits 0.
+ * normalised, nothing but the lock is left in the workspace root, and SIGTERM exits 0. On
+ * real servers the repository, TaskDef and workflow names are unique to the run.
  */
 export async function assertNormalizePublishes(stack: Stack, worker: Worker): Promise<void> {
   const lakefs = new LakeFsClient({
-    endpointUrl: stack.lakefsUrl,
-    accessKeyId: DEMO_ACCESS_KEY_ID,
-    secretAccessKey: DEMO_SECRET_ACCESS_KEY,
+    endpointUrl: stack.lakefs.url,
+    accessKeyId: stack.lakefs.accessKeyId,
+    secretAccessKey: stack.lakefs.secretAccessKey,
   });
-  await lakefs.createRepository("demo", "local://demo", "main");
+  const repo = await createTestRepository(stack.lakefs, "normalize");
+  try {
+    await publishes(stack, worker, lakefs, repo);
+  } finally {
+    if (stack.real) await deleteTestRepository(stack.lakefs, repo);
+  }
+}
+
+async function publishes(
+  stack: Stack,
+  worker: Worker,
+  lakefs: LakeFsClient,
+  repo: string,
+): Promise<void> {
   await lakefs.uploadObject(
-    "demo",
+    repo,
     "main",
     "docs/a.txt",
     () => Promise.resolve(new TextEncoder().encode("hello   \r\nworld\n\n\n")),
   );
-  const input = await lakefs.commit("demo", "main", "seed");
+  const input = await lakefs.commit(repo, "main", "seed");
   const { task } = await loadTask(NORMALIZE_EXAMPLE);
-  await stack.api.registerTaskDefs([buildTaskDef(task)]);
+  // The example's TaskDef name is fixed; the workflow name is unique on a shared server.
+  const workflowName = stack.real ? `normalize_wf_${uniqueSuffix()}` : "normalize_wf";
+  await registerNormalizeTaskDef(stack);
   await stack.api.upsertWorkflowDefs([{
-    name: "normalize_wf",
+    name: workflowName,
     version: 1,
     schemaVersion: 2,
     ownerEmail: "tests@example.com",
@@ -48,8 +75,8 @@ export async function assertNormalizePublishes(stack: Stack, worker: Worker): Pr
     }],
     outputParameters: { workspace: "${norm.output.workspace}" },
   }]);
-  const id = await stack.api.startWorkflow("normalize_wf", {
-    workspace: { repository: "demo", branch: "main", ref_type: "commit", ref: input.id },
+  const id = await stack.api.startWorkflow(workflowName, {
+    workspace: { repository: repo, branch: "main", ref_type: "commit", ref: input.id },
   });
   const wf = await stack.waitWorkflow(id, "COMPLETED", 30_000).catch(async (error) => {
     const now = await stack.api.getWorkflow(id);
@@ -60,8 +87,8 @@ export async function assertNormalizePublishes(stack: Stack, worker: Worker): Pr
   });
   const published = (wf.output?.workspace as { ref?: string } | undefined)?.ref;
   assert.ok(published && published !== input.id, JSON.stringify(wf.output));
-  assert.equal((await lakefs.getBranch("demo", "main")).commit_id, published);
-  const text = await new Response(await lakefs.getObject("demo", published, "docs/a.txt")).text();
+  assert.equal((await lakefs.getBranch(repo, "main")).commit_id, published);
+  const text = await new Response(await lakefs.getObject(repo, published, "docs/a.txt")).text();
   assert.equal(text, "hello\nworld\n");
   // Nothing left behind in the workspace root but the supervisor's lock.
   const left = await Array.fromAsync(Deno.readDir(stack.workspaceRoot));

@@ -1,7 +1,8 @@
 import { spawnPeragoStart, stopWorker as stopPerago, type Worker } from "../_perago_process.ts";
 /**
- * Test harness: the demo Conductor and lakeFS servers in-process, a tiny task module in a
- * temp dir, and `deno run -A main.ts start` as a real child process.
+ * Test harness: the demo Conductor and lakeFS servers in-process (or the real ones, with the
+ * `servers` option), a tiny task module in a temp dir, and `deno run -A main.ts start` as a
+ * real child process.
  */
 import { ConductorClient } from "../../src/conductor/client.ts";
 import { DEMO_ACCESS_KEY_ID, DEMO_SECRET_ACCESS_KEY } from "../../src/devstack/credentials.ts";
@@ -11,6 +12,7 @@ import { loadTask } from "../../src/task/loader.ts";
 import { buildTaskDef } from "../../src/task/taskdef.ts";
 import type { Workflow } from "../../src/conductor/api.ts";
 import { waitFor } from "../../src/util/sleep.ts";
+import { type RealConductor, type RealLakeFs, uniqueSuffix } from "../_real_servers.ts";
 
 const MOD = new URL("../../mod.ts", import.meta.url).href;
 
@@ -53,8 +55,13 @@ export interface Stack {
   taskName: string;
   conductorUrl: string;
   lakefsUrl: string;
+  /** lakeFS's URL and keys (the demo's or the real server's). */
+  lakefs: RealLakeFs;
+  /** Whether the stack runs on real servers (names must then be unique per run). */
+  real: boolean;
   api: ConductorClient;
-  conductor: Awaited<ReturnType<typeof startConductorServer>>;
+  /** The demo Conductor (undefined on real servers). */
+  conductor: Awaited<ReturnType<typeof startConductorServer>> | undefined;
   env: Record<string, string>;
   startWorkflow(params: Record<string, unknown>): Promise<string>;
   waitWorkflow(id: string, status: string, timeoutMs?: number): Promise<Workflow>;
@@ -63,24 +70,40 @@ export interface Stack {
 
 let seq = 0;
 
+/**
+ * Starts the demo servers (or takes `servers`, real ones from `tests/_real_servers.ts`),
+ * writes and registers the probe task and its workflow.
+ */
 export async function startStack(
-  options: { responseSeconds?: number; sweepIntervalMs?: number } = {},
+  options: {
+    responseSeconds?: number;
+    sweepIntervalMs?: number;
+    servers?: { conductor: RealConductor; lakefs: RealLakeFs };
+  } = {},
 ): Promise<Stack> {
   const dir = await Deno.makeTempDir({ prefix: "perago-rt-" });
-  const conductor = await startConductorServer({
+  const real = options.servers;
+  const conductor = real ? undefined : await startConductorServer({
     port: 0,
     sweepIntervalMs: options.sweepIntervalMs ?? 200,
   });
-  const lakefs = await startLakeFsServer({
+  const demoLakeFs = real ? undefined : await startLakeFsServer({
     port: 0,
     accessKeyId: DEMO_ACCESS_KEY_ID,
     secretAccessKey: DEMO_SECRET_ACCESS_KEY,
   });
-  const taskName = `probe_${Deno.pid}_${++seq}`;
+  const lakefs: RealLakeFs = real?.lakefs ?? {
+    url: demoLakeFs!.url,
+    accessKeyId: DEMO_ACCESS_KEY_ID,
+    secretAccessKey: DEMO_SECRET_ACCESS_KEY,
+  };
+  const conductorUrl = real?.conductor.url ?? conductor!.url;
+  // Names on a real server outlive the run and are shared: unique per run there.
+  const taskName = real ? `probe_${uniqueSuffix()}_${++seq}` : `probe_${Deno.pid}_${++seq}`;
   const modulePath = `${dir}/tasks/probe.ts`;
   await Deno.mkdir(`${dir}/tasks`, { recursive: true });
   await Deno.writeTextFile(modulePath, PROBE_TASK(taskName, options.responseSeconds ?? 60));
-  const api = new ConductorClient({ serverUrl: conductor.url });
+  const api = new ConductorClient({ serverUrl: conductorUrl });
   const { task } = await loadTask(modulePath);
   await api.registerTaskDefs([buildTaskDef(task)]);
   await api.upsertWorkflowDefs([{
@@ -102,10 +125,10 @@ export async function startStack(
     PERAGO_WORKSPACE_ROOT: workspaceRoot,
     PERAGO_LOG_ROOT: logRoot,
     PERAGO_WORKER_ID_PREFIX: "probe",
-    CONDUCTOR_SERVER_URL: conductor.url,
+    CONDUCTOR_SERVER_URL: conductorUrl,
     LAKECTL_SERVER_ENDPOINT_URL: lakefs.url,
-    LAKECTL_CREDENTIALS_ACCESS_KEY_ID: DEMO_ACCESS_KEY_ID,
-    LAKECTL_CREDENTIALS_SECRET_ACCESS_KEY: DEMO_SECRET_ACCESS_KEY,
+    LAKECTL_CREDENTIALS_ACCESS_KEY_ID: lakefs.accessKeyId,
+    LAKECTL_CREDENTIALS_SECRET_ACCESS_KEY: lakefs.secretAccessKey,
     NO_COLOR: "1",
   };
   return {
@@ -114,8 +137,10 @@ export async function startStack(
     logRoot,
     modulePath,
     taskName,
-    conductorUrl: conductor.url,
+    conductorUrl,
     lakefsUrl: lakefs.url,
+    lakefs,
+    real: real !== undefined,
     api,
     conductor,
     env,
@@ -127,8 +152,8 @@ export async function startStack(
       }, { timeoutMs, intervalMs: 100, what: `workflow ${id} ${status}` });
     },
     async close() {
-      await conductor.close();
-      await lakefs.close();
+      await conductor?.close();
+      await demoLakeFs?.close();
       await Deno.remove(dir, { recursive: true }).catch(() => {});
     },
   };

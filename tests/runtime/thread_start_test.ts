@@ -1,7 +1,12 @@
 import assert from "node:assert/strict";
 import { waitFor } from "../../src/util/sleep.ts";
-import { assertNormalizePublishes, NORMALIZE_EXAMPLE } from "./_normalize_example.ts";
+import {
+  assertNormalizePublishes,
+  NORMALIZE_EXAMPLE,
+  registerNormalizeTaskDef,
+} from "./_normalize_example.ts";
 import { type Stack, startStack, startWorker, stopWorker, type Worker } from "./_stack.ts";
+import { realServers, skipNote } from "../_real_servers.ts";
 
 const THREAD = ["--execution-mode", "thread"];
 const THREAD_FLAGS = ["-A", "--unstable-worker-options"];
@@ -83,6 +88,7 @@ Deno.test("thread: SIGTERM during a running attempt drains it: result delivered,
 
 Deno.test("thread: a writable workspace task (examples/normalize_text.ts) publishes to lakeFS", async () => {
   const stack = await startStack();
+  await registerNormalizeTaskDef(stack);
   const worker = startWorker({ ...stack, modulePath: NORMALIZE_EXAMPLE }, THREAD, THREAD_FLAGS);
   try {
     await assertNormalizePublishes(stack, worker);
@@ -91,6 +97,25 @@ Deno.test("thread: a writable workspace task (examples/normalize_text.ts) publis
     await worker.status;
     await stack.close();
   }
+});
+
+const real = realServers();
+Deno.test({
+  name: "thread: the writable example publishes on the real Conductor and real lakeFS",
+  ignore: skipNote("writable example (thread mode) on the real servers", real),
+  async fn() {
+    if ("skip" in real) return;
+    const stack = await startStack({ servers: real });
+    await registerNormalizeTaskDef(stack);
+    const worker = startWorker({ ...stack, modulePath: NORMALIZE_EXAMPLE }, THREAD, THREAD_FLAGS);
+    try {
+      await assertNormalizePublishes(stack, worker);
+    } finally {
+      worker.kill("SIGKILL");
+      await worker.status;
+      await stack.close();
+    }
+  },
 });
 
 const CRASHES = {

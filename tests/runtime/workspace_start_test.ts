@@ -1,8 +1,14 @@
-import { assertNormalizePublishes, NORMALIZE_EXAMPLE } from "./_normalize_example.ts";
+import {
+  assertNormalizePublishes,
+  NORMALIZE_EXAMPLE,
+  registerNormalizeTaskDef,
+} from "./_normalize_example.ts";
 import { startStack, startWorker } from "./_stack.ts";
+import { realServers, skipNote } from "../_real_servers.ts";
 
 Deno.test("start: a writable workspace task publishes to lakeFS from a narrowed executor", async () => {
   const stack = await startStack();
+  await registerNormalizeTaskDef(stack);
   const worker = startWorker({ ...stack, modulePath: NORMALIZE_EXAMPLE });
   try {
     await assertNormalizePublishes(stack, worker);
@@ -11,4 +17,23 @@ Deno.test("start: a writable workspace task publishes to lakeFS from a narrowed 
     await worker.status;
     await stack.close();
   }
+});
+
+const real = realServers();
+Deno.test({
+  name: "start: the writable example publishes on the real Conductor and real lakeFS",
+  ignore: skipNote("writable example (process mode) on the real servers", real),
+  async fn() {
+    if ("skip" in real) return;
+    const stack = await startStack({ servers: real });
+    await registerNormalizeTaskDef(stack);
+    const worker = startWorker({ ...stack, modulePath: NORMALIZE_EXAMPLE });
+    try {
+      await assertNormalizePublishes(stack, worker);
+    } finally {
+      worker.kill("SIGKILL");
+      await worker.status;
+      await stack.close();
+    }
+  },
 });
