@@ -51,6 +51,12 @@ export {
 } from "./src/task/guardrails.ts";
 export { TaskTerminalError } from "./src/task/errors.ts";
 export type {
+  TaskMetricDeclaration,
+  TaskMetricKind,
+  TaskMetrics,
+  TaskMetricTimer,
+} from "./src/task/metrics.ts";
+export type {
   ControlsOptions,
   LimitsOptions,
   RetryOptions,

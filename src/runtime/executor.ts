@@ -241,6 +241,11 @@ export class Executor {
         failureReasonMaxLength: init.failureReasonMaxLength,
         lakefs: counting.api,
         onPhase: (phase) => meter.phase(phase),
+        onMetric: (record) => {
+          if (record.op === "inc") this.#metrics.inc(record.name, record.labels, record.value);
+          else if (record.op === "set") this.#metrics.set(record.name, record.labels, record.value);
+          else this.#metrics.observe(record.name, record.labels, record.value);
+        },
         loadCurrentAttempt: (fenceSignal) => this.#fence(task, fenceSignal),
         signal: budgetTimer === undefined ? signal : AbortSignal.any([signal, budget.signal]),
         logger: this.#log,

@@ -11,6 +11,7 @@ import { definitionError } from "./errors.ts";
 import { checkGuardrailList } from "./guardrails.ts";
 import { toInlineJsonSchema } from "./json_schema.ts";
 import { normalizePrefix } from "./paths.ts";
+import { compileTaskMetrics, type TaskMetricDeclaration } from "./metrics.ts";
 import {
   type Guardrail,
   TASK_BRAND,
@@ -53,6 +54,12 @@ export interface TaskOptions<P extends z.ZodObject, R extends z.ZodType> {
   workspace?: WorkspaceOptions;
   /** Retry, timeout and rate-limit settings of the TaskDef. */
   controls?: ControlsOptions;
+  /**
+   * Metrics the task records through `ctx.metrics`, by name (`a-z`, `0-9`, `_`): kind
+   * (counter, gauge, histogram, timer), unit, the labels a record may set, buckets.
+   * Exported as `app.<name>` with the task name as the `task_name` label.
+   */
+  metrics?: Readonly<Record<string, TaskMetricDeclaration>>;
   /** The task function, sync or async. Throw `TaskTerminalError` to fail without retry. */
   run: (params: z.output<P>, ctx: TaskContext) => z.input<R> | Promise<z.input<R>>;
 }
@@ -69,6 +76,7 @@ const KNOWN_KEYS = [
   "result",
   "workspace",
   "controls",
+  "metrics",
   "run",
 ];
 const WORKSPACE_KEYS = ["prefix", "readOnly", "pre", "post"];
@@ -155,6 +163,7 @@ export function defineTask<P extends z.ZodObject, R extends z.ZodType>(
 
   const workspace = compileWorkspace(raw.workspace, name, fail);
   const controls = compileControls(raw.controls as ControlsOptions | undefined, name);
+  const metrics = compileTaskMetrics(raw.metrics, fail);
 
   const task: TaskDefinition<P, R> = {
     [TASK_BRAND]: true,
@@ -165,6 +174,7 @@ export function defineTask<P extends z.ZodObject, R extends z.ZodType>(
     result,
     workspace,
     controls,
+    metrics,
     run: raw.run as TaskDefinition<P, R>["run"],
   };
   return Object.freeze(task);

@@ -5,6 +5,7 @@
  * @module
  */
 import type { z } from "zod";
+import type { CompiledTaskMetric, TaskMetrics } from "./metrics.ts";
 
 /** A guardrail checked against the attempt directory before (`pre`) or after (`post`) `run`. */
 export type Guardrail =
@@ -82,6 +83,11 @@ export interface TaskContext {
   readonly signal: AbortSignal;
   readonly log: TaskLogger;
   readonly attempt: AttemptInfo;
+  /**
+   * Records the metrics the task declared in `defineTask({ metrics })`; exported as
+   * `app.<name>` with the task name as a label. Undeclared names or labels throw.
+   */
+  readonly metrics: TaskMetrics;
 }
 
 /** Brand that marks a value made by `defineTask`, checked by the loader. */
@@ -103,5 +109,7 @@ export interface TaskDefinition<
   /** Present for workspace tasks. */
   readonly workspace: WorkspaceSpec | undefined;
   readonly controls: CompiledControls;
+  /** The metrics the task may record through `ctx.metrics`, by name. */
+  readonly metrics: Readonly<Record<string, CompiledTaskMetric>>;
   readonly run: (params: z.output<P>, ctx: TaskContext) => z.input<R> | Promise<z.input<R>>;
 }

@@ -16,6 +16,7 @@ import {
 import { getLogger, type Logger, taskLogger } from "../log/logger.ts";
 import { isTerminalError, TaskInputError } from "../task/errors.ts";
 import type { AttemptInfo, TaskContext, TaskDefinition } from "../task/types.ts";
+import { createTaskMetrics, type TaskMetricRecord } from "../task/metrics.ts";
 import { prepareAttemptDir, removeAttemptDir } from "./attempt_dir.ts";
 import {
   ReadOnlyWorkspaceError,
@@ -98,6 +99,8 @@ export interface AttemptOptions {
   syncConcurrency?: number;
   /** Progress hook for the runtime and tests. */
   onPhase?: (phase: AttemptPhase) => void;
+  /** Receives what the task records through `ctx.metrics` (checked already). */
+  onMetric?: (record: TaskMetricRecord) => void;
 }
 
 /** Paths with sizes, for the change report. */
@@ -295,6 +298,11 @@ function context(state: AttemptState, workspace: string | undefined): TaskContex
     signal: state.signal,
     log: taskLogger(state.log),
     attempt: state.info,
+    metrics: createTaskMetrics(
+      state.options.task.name,
+      state.options.task.metrics,
+      state.options.onMetric ?? (() => {}),
+    ),
   });
 }
 

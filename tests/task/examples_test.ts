@@ -15,6 +15,7 @@ import {
   TaskTerminalError,
 } from "../../src/task/errors.ts";
 import type { TaskContext, TaskDefinition } from "../../src/task/types.ts";
+import { createTaskMetrics } from "../../src/task/metrics.ts";
 
 function context(workspace: string | undefined): TaskContext {
   const noop = () => {};
@@ -29,6 +30,7 @@ function context(workspace: string | undefined): TaskContext {
       executionId: "e",
       taskDefName: "x",
     },
+    metrics: createTaskMetrics("x", {}, noop),
   };
 }
 

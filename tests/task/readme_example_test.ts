@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { loadTask } from "../../src/task/loader.ts";
 import { buildTaskDef } from "../../src/task/taskdef.ts";
 import type { TaskContext } from "../../src/task/types.ts";
+import { createTaskMetrics } from "../../src/task/metrics.ts";
 
 const README = new URL("../../README.md", import.meta.url);
 const MOD = new URL("../../mod.ts", import.meta.url).href;
@@ -49,6 +50,7 @@ Deno.test("README task example loads, extracts and runs as documented", async ()
         executionId: "e",
         taskDefName: "tidy_docs",
       },
+      metrics: createTaskMetrics("tidy_docs", task.metrics, () => {}),
     };
     const params = task.params.parse({});
     const result = task.result.parse(await task.run(params, ctx));
