@@ -53,6 +53,8 @@ export interface RecordEvent {
   readonly op: "inc" | "set" | "observe";
   readonly labels: Labels;
   readonly value: number;
+  /** The series' value after the record (a gauge's current value). */
+  readonly total: number;
 }
 
 /** Buckets for durations in seconds (Conductor SDK time buckets, extended to 10 min). */
@@ -148,16 +150,18 @@ export class MetricsRegistry {
     if (!Number.isFinite(value) || (family.spec.kind === "counter" && value < 0)) {
       throw new RangeError(`metrics: ${name} cannot be increased by ${value}`);
     }
-    this.#series(family, labels).value += value;
-    this.#emit({ spec: family.spec, op: "inc", labels, value });
+    const series = this.#series(family, labels);
+    series.value += value;
+    this.#emit({ spec: family.spec, op: "inc", labels: series.labels, value, total: series.value });
   }
 
   /** Sets a gauge. */
   set(name: string, labels: Labels, value: number): void {
     const family = this.#family(name, ["gauge"]);
     if (!Number.isFinite(value)) throw new RangeError(`metrics: ${name} cannot be set to ${value}`);
-    this.#series(family, labels).value = value;
-    this.#emit({ spec: family.spec, op: "set", labels, value });
+    const series = this.#series(family, labels);
+    series.value = value;
+    this.#emit({ spec: family.spec, op: "set", labels: series.labels, value, total: value });
   }
 
   /** Records one observation of a histogram. */
@@ -173,7 +177,13 @@ export class MetricsRegistry {
     series.bucketCounts![index]!++;
     series.count++;
     series.value += value;
-    this.#emit({ spec: family.spec, op: "observe", labels, value });
+    this.#emit({
+      spec: family.spec,
+      op: "observe",
+      labels: series.labels,
+      value,
+      total: series.value,
+    });
   }
 
   /** Every family with its series, families in declaration order, series by labels. */

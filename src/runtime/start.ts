@@ -33,7 +33,9 @@ import { type ChildSpawner, Supervisor } from "./supervisor.ts";
 import { getLogger } from "../log/logger.ts";
 import { type ListenAddress, parseListenAddress } from "../config/parse.ts";
 import { type MetricsServer, startMetricsServer } from "../metrics/server.ts";
-import { RuntimeTelemetry } from "./telemetry.ts";
+import { declareTaskMetrics, RuntimeTelemetry } from "./telemetry.ts";
+import { bridgeToOpenTelemetry } from "../metrics/otlp.ts";
+import { MetricsRegistry } from "../metrics/registry.ts";
 
 /** A TaskDef is missing on the Conductor server. */
 export class TaskDefNotRegisteredError extends Error {
@@ -119,17 +121,24 @@ export async function startRuntime(options: StartOptions): Promise<number> {
   const secrets = [lakefs.secretAccessKey.reveal(), conductor.authSecret?.reveal()]
     .filter((s): s is string => s !== undefined);
   const moduleName = moduleStem(first);
+  const supervisorWorkerId = resolveWorkerId(first, readProcessEnv());
   const logging = await setupLogging({
     logRoot: config.logRoot,
     moduleName,
-    workerId: resolveWorkerId(first, readProcessEnv()),
+    workerId: supervisorWorkerId,
     maxFileBytes: config.logFileMaxSizeBytes,
     retentionMs: config.logRetentionMs,
     secrets,
     level: config.debug ? "debug" : "info",
   });
   const concurrency = options.concurrency ?? 1;
+  // Every record is replayed over OTLP too (exported when OTEL_DENO=true).
+  const registry = new MetricsRegistry();
+  const unbridge = bridgeToOpenTelemetry(registry, {
+    instanceId: config.instanceId ?? supervisorWorkerId,
+  });
   const telemetry = new RuntimeTelemetry({
+    registry,
     executionMode: mode,
     concurrency,
     conductorUrl: conductor.serverUrl,
@@ -137,6 +146,7 @@ export async function startRuntime(options: StartOptions): Promise<number> {
       ? lakefs.endpointUrl
       : undefined,
   });
+  for (const { task } of loaded) declareTaskMetrics(telemetry.registry, task.name, task.metrics);
   let server: MetricsServer | undefined;
   try {
     if (metricsAddress !== undefined) {
@@ -173,6 +183,7 @@ export async function startRuntime(options: StartOptions): Promise<number> {
     return await supervisor.run();
   } finally {
     telemetry.close();
+    unbridge();
     await server?.close();
     await logging.dispose();
   }

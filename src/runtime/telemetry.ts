@@ -22,6 +22,7 @@ import {
   readiness,
 } from "../metrics/health.ts";
 import { MetricsRegistry } from "../metrics/registry.ts";
+import { appMetricName, type CompiledTaskMetric } from "../task/metrics.ts";
 import { VERSION } from "../version.ts";
 
 /** A server the runtime depends on. */
@@ -256,6 +257,40 @@ export class RuntimeTelemetry implements SupervisorTelemetry {
     } catch (error) {
       if (this.#stop.signal.aborted) return;
       this.contact(server, false, `health check failed: ${(error as Error).message}`);
+    }
+  }
+}
+
+/**
+ * Declares a task's own metrics in `registry`: `app_<name>` (`app.<name>` over OTLP) with the
+ * label `task_name` before the task's declared labels.
+ *
+ * @throws {TypeError} when another task declared the same name differently.
+ */
+export function declareTaskMetrics(
+  registry: MetricsRegistry,
+  taskName: string,
+  metrics: Readonly<Record<string, CompiledTaskMetric>>,
+): void {
+  for (const metric of Object.values(metrics)) {
+    const name = appMetricName(metric);
+    try {
+      registry.define({
+        name,
+        help: metric.description || `${metric.name} (declared by the task)`,
+        kind: metric.kind === "timer" ? "histogram" : metric.kind,
+        labelNames: ["task_name", ...metric.labels],
+        ...(metric.buckets === undefined ? {} : { buckets: metric.buckets }),
+        unit: metric.unit,
+        otelName: `app.${metric.name}`,
+      });
+    } catch (error) {
+      throw new TypeError(
+        `task ${taskName} declares the metric ${metric.name}, which another task declares ` +
+          "differently (kind, unit, labels, buckets or description); declare it the same way " +
+          "in both, or give it another name",
+        { cause: error },
+      );
     }
   }
 }

@@ -1,0 +1,139 @@
+/**
+ * OTLP export through Deno's built-in OpenTelemetry (`OTEL_DENO=true`): a task that records
+ * its own metrics through `ctx.metrics`, run by `perago start`, and an OTLP/HTTP receiver in
+ * the test that must get `app.<name>` series with the task name as a label, perago's runtime
+ * series, and the runtime series of perago for Python under their names and labels.
+ */
+import assert from "node:assert/strict";
+import { loadTask } from "../../src/task/loader.ts";
+import { buildTaskDef } from "../../src/task/taskdef.ts";
+import { waitFor } from "../../src/util/sleep.ts";
+import { attrs, type OtlpMetric, type OtlpPoint, startOtlpReceiver } from "./_otlp_receiver.ts";
+import { startStack, startWorker, stopWorker } from "./_stack.ts";
+
+const MOD = new URL("../../mod.ts", import.meta.url).href;
+
+const METRICS_TASK = (name: string) => `
+import { defineTask, z } from "${MOD}";
+export default defineTask({
+  name: "${name}",
+  ownerEmail: "tests@example.com",
+  description: "records its own metrics",
+  params: z.object({ items: z.array(z.string()) }),
+  result: z.object({ seen: z.number() }),
+  metrics: {
+    items_seen: { kind: "counter", description: "Items looked at.", labels: ["kind"] },
+    queue_depth: { kind: "gauge" },
+    item_size: { kind: "histogram", unit: "By", buckets: [1, 10, 100] },
+    step: { kind: "timer" },
+  },
+  run({ items }, ctx) {
+    using _timer = ctx.metrics.timer("step");
+    for (const item of items) {
+      ctx.metrics.counter("items_seen", 1, { kind: item.length > 3 ? "long" : "short" });
+      ctx.metrics.histogram("item_size", item.length);
+    }
+    ctx.metrics.gauge("queue_depth", items.length);
+    return { seen: items.length };
+  },
+});
+`;
+
+/** The latest data points of `name` (cumulative: the last export holds the totals). */
+function latest(metrics: readonly OtlpMetric[], name: string): OtlpPoint[] {
+  const found = metrics.filter((m) => m.name === name);
+  const last = found[found.length - 1];
+  return last?.sum?.dataPoints ?? last?.gauge?.dataPoints ?? last?.histogram?.dataPoints ?? [];
+}
+
+function pointValue(point: OtlpPoint): number {
+  return point.asDouble ?? Number(point.asInt ?? point.count ?? NaN);
+}
+
+Deno.test("otlp: task-owned metrics (ctx.metrics) and the runtime series reach an OTLP receiver", async () => {
+  const stack = await startStack();
+  const receiver = startOtlpReceiver();
+  const taskName = `metered_${Deno.pid}`;
+  const modulePath = `${stack.dir}/tasks/metered.ts`;
+  await Deno.writeTextFile(modulePath, METRICS_TASK(taskName));
+  const { task } = await loadTask(modulePath);
+  await stack.api.registerTaskDefs([buildTaskDef(task)]);
+  await stack.api.upsertWorkflowDefs([{
+    name: `${taskName}_wf`,
+    version: 1,
+    schemaVersion: 2,
+    ownerEmail: "tests@example.com",
+    tasks: [{
+      name: taskName,
+      taskReferenceName: "m",
+      type: "SIMPLE",
+      inputParameters: { params: "${workflow.input.params}" },
+    }],
+    outputParameters: { seen: "${m.output.result.seen}" },
+  }]);
+  Object.assign(stack.env, {
+    OTEL_DENO: "true",
+    OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
+    OTEL_EXPORTER_OTLP_PROTOCOL: "http/json",
+    OTEL_METRIC_EXPORT_INTERVAL: "300",
+    OTEL_SERVICE_NAME: "perago-otlp-test",
+    PERAGO_INSTANCE_ID: "instance-7",
+  });
+  const worker = startWorker({ ...stack, modulePath });
+  try {
+    for (const items of [["a", "bb", "cccc"], ["dddddd", "e"]]) {
+      const id = await stack.api.startWorkflow(`${taskName}_wf`, { params: { items } });
+      await stack.waitWorkflow(id, "COMPLETED", 30_000);
+    }
+    const metrics = await waitFor(() => {
+      const all = receiver.metrics();
+      const counted = latest(all, "app.items_seen").reduce((n, p) => n + pointValue(p), 0);
+      const attempts = latest(all, "runtime.task_attempt_duration_seconds")
+        .reduce((n, p) => n + pointValue(p), 0);
+      return counted === 5 && attempts === 2 ? all : undefined;
+    }, { timeoutMs: 20_000, what: "app.items_seen = 5 and two attempts exported" })
+      .catch((error) => {
+        const names = [...new Set(receiver.metrics().map((m) => m.name))].join(", ");
+        throw new Error(`${error.message}; exported: ${names}\n${worker.output()}`);
+      });
+
+    // Task-owned: app.<name>, task_name label, declared labels, no attempt ids.
+    const seen = latest(metrics, "app.items_seen").map((p) => ({
+      labels: attrs(p.attributes),
+      value: pointValue(p),
+    })).sort((a, b) => a.labels.kind!.localeCompare(b.labels.kind!));
+    assert.deepEqual(seen, [
+      { labels: { task_name: taskName, kind: "long" }, value: 2 },
+      { labels: { task_name: taskName, kind: "short" }, value: 3 },
+    ]);
+    const depth = latest(metrics, "app.queue_depth");
+    assert.equal(pointValue(depth[0]!), 2);
+    assert.deepEqual(attrs(depth[0]!.attributes), { task_name: taskName });
+    const sizes = latest(metrics, "app.item_size");
+    assert.equal(Number(sizes[0]!.count), 5);
+    assert.equal(sizes[0]!.sum, 1 + 2 + 4 + 6 + 1);
+    assert.equal(Number(latest(metrics, "app.step")[0]!.count), 2);
+    assert.equal(metrics.find((m) => m.name === "app.item_size")?.unit, "By");
+
+    // perago's own series over OTLP (no _total), and the perago-for-Python ones.
+    const attempts = latest(metrics, "perago_attempts");
+    assert.deepEqual(
+      attempts.map((p) => [attrs(p.attributes), pointValue(p)]),
+      [[{ taskType: taskName, outcome: "COMPLETED" }, 2]],
+    );
+    const duration = latest(metrics, "runtime.task_attempt_duration_seconds");
+    assert.deepEqual(attrs(duration[0]!.attributes), { task_name: taskName });
+    const busy = latest(metrics, "runtime.busy_slots");
+    assert.deepEqual(attrs(busy[0]!.attributes), {
+      task_name: taskName,
+      perago_instance_id: "instance-7",
+    });
+    assert.equal(pointValue(busy[0]!), 0);
+    assert.equal(await stopWorker(worker), 0, worker.output());
+  } finally {
+    worker.kill("SIGKILL");
+    await worker.status;
+    await receiver.close();
+    await stack.close();
+  }
+});
