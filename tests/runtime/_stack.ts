@@ -60,8 +60,8 @@ export interface Stack {
   /** Whether the stack runs on real servers (names must then be unique per run). */
   real: boolean;
   api: ConductorClient;
-  /** The demo Conductor (undefined on real servers). */
-  conductor: Awaited<ReturnType<typeof startConductorServer>> | undefined;
+  /** The demo Conductor (its fault switches); throws on real servers, which have none. */
+  readonly conductor: Awaited<ReturnType<typeof startConductorServer>>;
   env: Record<string, string>;
   startWorkflow(params: Record<string, unknown>): Promise<string>;
   waitWorkflow(id: string, status: string, timeoutMs?: number): Promise<Workflow>;
@@ -131,7 +131,7 @@ export async function startStack(
     LAKECTL_CREDENTIALS_SECRET_ACCESS_KEY: lakefs.secretAccessKey,
     NO_COLOR: "1",
   };
-  return {
+  const stack: Stack = {
     dir,
     workspaceRoot,
     logRoot,
@@ -142,7 +142,7 @@ export async function startStack(
     lakefs,
     real: real !== undefined,
     api,
-    conductor,
+    conductor: conductor!,
     env,
     startWorkflow: (params) => api.startWorkflow(`${taskName}_wf`, { params }),
     async waitWorkflow(id, status, timeoutMs = 20_000) {
@@ -157,6 +157,16 @@ export async function startStack(
       await Deno.remove(dir, { recursive: true }).catch(() => {});
     },
   };
+  if (!conductor) {
+    // Not enumerable, so `{ ...stack }` copies stay usable on real servers.
+    Object.defineProperty(stack, "conductor", {
+      enumerable: false,
+      get() {
+        throw new Error("stack: no demo Conductor (fault switches) on the real servers");
+      },
+    });
+  }
+  return stack;
 }
 
 /** `perago start` as a child process, with its stderr collected. */
