@@ -110,8 +110,7 @@ async function listFiles(root: string, dir: string, signal: AbortSignal): Promis
 }
 
 async function sha256Hex(bytes: Uint8Array<ArrayBuffer>): Promise<string> {
-  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
-  return Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
+  return new Uint8Array(await crypto.subtle.digest("SHA-256", bytes)).toHex();
 }
 
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {

@@ -24,6 +24,7 @@
  *
  * @module
  */
+import { Buffer } from "node:buffer";
 import { z } from "zod";
 import { MetricRecordSchema } from "../metrics/events.ts";
 
@@ -393,7 +394,7 @@ export class MessageWriter<T> {
       if (this.#batch === batch) this.#batch = undefined;
       if (this.#broken || batch.length === 0) return !this.#broken;
       try {
-        const bytes = batch.length === 1 ? batch[0]! : concat(batch);
+        const bytes = batch.length === 1 ? batch[0]! : Buffer.concat(batch);
         const writer = this.#writer;
         if ("writeSync" in writer) {
           let written = 0;
@@ -420,16 +421,4 @@ export class MessageWriter<T> {
       // already closed or broken
     }
   }
-}
-
-function concat(chunks: readonly Uint8Array[]): Uint8Array {
-  let length = 0;
-  for (const chunk of chunks) length += chunk.length;
-  const out = new Uint8Array(length);
-  let offset = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, offset);
-    offset += chunk.length;
-  }
-  return out;
 }

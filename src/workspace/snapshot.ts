@@ -64,15 +64,6 @@ export async function sha256File(path: string, signal?: AbortSignal): Promise<st
   return (await hashFile(path, size, signal)).digest;
 }
 
-const HEX = Array.from({ length: 256 }, (_, byte) => byte.toString(16).padStart(2, "0"));
-
-/** Lower-case hex of `bytes`. */
-function toHex(bytes: Uint8Array): string {
-  let out = "";
-  for (const byte of bytes) out += HEX[byte];
-  return out;
-}
-
 /** Hashes a file whose `lstat` said `size`; the size returned is the bytes hashed. */
 async function hashFile(
   path: string,
@@ -84,7 +75,7 @@ async function hashFile(
     // A file that grew past the limit since the lstat is still read whole once (it is
     // already in memory); the digest and size describe what was read.
     const digest = await crypto.subtle.digest("SHA-256", data);
-    return { digest: toHex(new Uint8Array(digest)), size: data.length };
+    return { digest: new Uint8Array(digest).toHex(), size: data.length };
   }
   const file = await Deno.open(path, { read: true });
   try {
@@ -109,7 +100,7 @@ async function hashFile(
  * directory is read with one synchronous `readDirSync`: directory reads are short, and the
  * async variant costs an op per entry (measured 4.1 us against 1.1 us per file).
  */
-function collect(
+function listEntries(
   root: string,
   relative: string,
   out: { path: string; kind: "file" | "symlink" }[],
@@ -121,7 +112,7 @@ function collect(
     const path = relative === "" ? entry.name : `${relative}/${entry.name}`;
     if (relative === "" && entry.name === ATTEMPT_MARKER) continue;
     if (entry.isSymlink) out.push({ path, kind: "symlink" });
-    else if (entry.isDirectory) collect(root, path, out, signal);
+    else if (entry.isDirectory) listEntries(root, path, out, signal);
     else if (entry.isFile) out.push({ path, kind: "file" });
   }
 }
@@ -143,7 +134,7 @@ export async function snapshotDir(
   options: { concurrency?: number; signal?: AbortSignal } = {},
 ): Promise<Snapshot> {
   const found: { path: string; kind: "file" | "symlink" }[] = [];
-  collect(dir, "", found, options.signal);
+  listEntries(dir, "", found, options.signal);
   found.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
   const entries: (SnapshotEntry | undefined)[] = new Array(found.length);
   await forEachConcurrent(

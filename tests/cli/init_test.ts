@@ -72,8 +72,7 @@ Deno.test("perago init refuses to overwrite: one clear error, nothing written", 
       init.output,
       /^error: init: README\.md already exists in .*; nothing was written\./m,
     );
-    const left = [];
-    for await (const entry of Deno.readDir(dir)) left.push(entry.name);
+    const left = await Array.fromAsync(Deno.readDir(dir), (entry) => entry.name);
     assert.deepEqual(left, ["README.md"]);
     assert.equal(await Deno.readTextFile(join(dir, "README.md")), "mine\n");
 

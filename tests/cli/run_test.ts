@@ -154,8 +154,7 @@ Deno.test("perago run: writable task with a missing ref publishes to the branch 
     assert.equal(await text(lakefs, head, "docs/a.txt"), "hello\nworld\n");
     assert.equal(count("createBranch"), 1);
     assert.ok(!run.stdout.includes(SECRET) && !run.stderr.includes(SECRET));
-    const branches: string[] = [];
-    for await (const ref of lakefs.listBranches("demo")) branches.push(ref.id);
+    const branches = await Array.fromAsync(lakefs.listBranches("demo"), (ref) => ref.id);
     assert.deepEqual(branches, ["main"]);
   });
 });

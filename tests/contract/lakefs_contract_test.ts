@@ -96,11 +96,8 @@ async function lakeFsContract(t: Deno.TestContext, target: Target): Promise<void
   const head = async (repo: string, name: string) => (await client.getBranch(repo, name)).commit_id;
   const read = async (repo: string, ref: string, path: string) =>
     await new Response(await client.getObject(repo, ref, path)).text();
-  const list = async (repo: string, ref: string) => {
-    const paths: string[] = [];
-    for await (const entry of client.listObjects(repo, ref)) paths.push(entry.path);
-    return paths;
-  };
+  const list = (repo: string, ref: string) =>
+    Array.fromAsync(client.listObjects(repo, ref), (entry) => entry.path);
   const log = async (repo: string, ref: string, query = "") => {
     const answer = await api("GET", `/repositories/${repo}/refs/${ref}/commits${query}`);
     assert.equal(answer.status, 200, JSON.stringify(answer.body));
@@ -416,8 +413,7 @@ async function lakeFsContract(t: Deno.TestContext, target: Target): Promise<void
         });
         const rest = await api("GET", `/repositories/${repo}/branches?after=b1`);
         assert.deepEqual(rest.body.results.map((r: { id: string }) => r.id), ["b2", "main"]);
-        const names: string[] = [];
-        for await (const ref of client.listBranches(repo)) names.push(ref.id);
+        const names = await Array.fromAsync(client.listBranches(repo), (ref) => ref.id);
         assert.deepEqual(names, ["b1", "b2", "main"]);
         const deleteDefault = await api("DELETE", `/repositories/${repo}/branches/main`);
         assert.equal(deleteDefault.status, 403);

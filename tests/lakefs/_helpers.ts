@@ -56,13 +56,6 @@ export async function readText(stream: ReadableStream<Uint8Array>): Promise<stri
   return await new Response(stream).text();
 }
 
-/** Collects an async iterable. */
-export async function collect<T>(iterable: AsyncIterable<T>): Promise<T[]> {
-  const out: T[] = [];
-  for await (const item of iterable) out.push(item);
-  return out;
-}
-
 /** A random source for FaultInjector that yields `values` in turn, then 1 (no fault). */
 export function sequence(...values: number[]): () => number {
   let i = 0;

@@ -8,7 +8,7 @@ import {
   LakeFsNotFoundError,
 } from "../../src/lakefs/errors.ts";
 import { LakeFsClient, normalizeEndpoint } from "../../src/lakefs/client.ts";
-import { body, bytes, collect, readText, SECRET, withLakeFs } from "./_helpers.ts";
+import { body, bytes, readText, SECRET, withLakeFs } from "./_helpers.ts";
 
 Deno.test("normalizeEndpoint adds /api/v1 once and rejects non-http URLs", () => {
   assert.equal(normalizeEndpoint("http://h:8000"), "http://h:8000/api/v1");
@@ -83,19 +83,19 @@ Deno.test("listObjects pages through more than one page, honours prefix and deli
     await client.uploadObject("repo", "main", "data/sub/x", body("x"));
     await client.uploadObject("repo", "main", "top", body("t"));
     server.stats.reset();
-    const listed = await collect(
+    const listed = await Array.fromAsync(
       client.listObjects("repo", "main", { prefix: "data/f", amount: 10 }),
     );
     assert.deepEqual(listed.map((o) => o.path), paths);
     assert.equal(server.stats.count("listObjects"), 3);
-    const flat = await collect(client.listObjects("repo", "main"));
+    const flat = await Array.fromAsync(client.listObjects("repo", "main"));
     assert.equal(flat.length, 27);
-    const grouped = await collect(client.listObjects("repo", "main", { delimiter: "/" }));
+    const grouped = await Array.fromAsync(client.listObjects("repo", "main", { delimiter: "/" }));
     assert.deepEqual(grouped.map((o) => [o.path, o.path_type]), [
       ["data/", "common_prefix"],
       ["top", "object"],
     ]);
-    const after = await collect(
+    const after = await Array.fromAsync(
       client.listObjects("repo", "main", { prefix: "data/", after: "data/f23" }),
     );
     assert.deepEqual(after.map((o) => o.path), ["data/f24", "data/sub/x"]);
@@ -107,7 +107,7 @@ Deno.test("deleteObject is 204 also when missing; deleteObjects chunks 1500 path
     await client.uploadObject("repo", "main", "one", body("1"));
     await client.deleteObject("repo", "main", "one");
     await client.deleteObject("repo", "main", "never-existed");
-    assert.deepEqual(await collect(client.listObjects("repo", "main")), []);
+    assert.deepEqual(await Array.fromAsync(client.listObjects("repo", "main")), []);
 
     const paths = Array.from({ length: 1500 }, (_, i) => `bulk/${i}`);
     for (const p of paths.slice(0, 3)) await client.uploadObject("repo", "main", p, body(p));
@@ -116,7 +116,7 @@ Deno.test("deleteObject is 204 also when missing; deleteObjects chunks 1500 path
     server.stats.reset();
     await client.deleteObjects("repo", "main", paths);
     assert.equal(server.stats.count("deleteObjects"), 2);
-    const left = await collect(client.listObjects("repo", "main"));
+    const left = await Array.fromAsync(client.listObjects("repo", "main"));
     assert.deepEqual(left.map((o) => o.path), ["keep"]);
   });
 });
@@ -146,9 +146,9 @@ Deno.test("createBranch / getBranch / listBranches (paginated) / deleteBranch", 
     // From a commit id, too.
     assert.equal(await client.createBranch("repo", "from-commit", main.commit_id), main.commit_id);
     for (let i = 0; i < 1005; i++) await client.createBranch("repo", `many-${i}`, "main");
-    const all = await collect(client.listBranches("repo"));
+    const all = await Array.fromAsync(client.listBranches("repo"));
     assert.equal(all.length, 1005 + 3);
-    const some = await collect(client.listBranches("repo", { prefix: "feature" }));
+    const some = await Array.fromAsync(client.listBranches("repo", { prefix: "feature" }));
     assert.deepEqual(some.map((b) => b.id), ["feature-1"]);
     await client.deleteBranch("repo", "feature-1");
     await assert.rejects(client.getBranch("repo", "feature-1"), LakeFsNotFoundError);
@@ -285,7 +285,7 @@ Deno.test("keys with '..', a leading '/' and backslashes round-trip unchanged", 
   await withLakeFs(async ({ client }) => {
     const odd = ["../escape", "/abs", "a\\b", "a//b", "ünï cødé ?&=#"];
     for (const p of odd) await client.uploadObject("repo", "main", p, body(p));
-    const listed = (await collect(client.listObjects("repo", "main"))).map((o) => o.path);
+    const listed = (await Array.fromAsync(client.listObjects("repo", "main"))).map((o) => o.path);
     assert.deepEqual(listed, [...odd].sort());
     for (const p of odd) assert.equal(await readText(await client.getObject("repo", "main", p)), p);
   });

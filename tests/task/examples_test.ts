@@ -102,12 +102,9 @@ Deno.test("normalize_text normalises docs/, writes a stable manifest, reruns as 
       "docs/a.md",
       "docs/sub/b.txt",
     ]);
-    const expectedHash = Array.from(
-      new Uint8Array(
-        await crypto.subtle.digest("SHA-256", new TextEncoder().encode("title\nbody\n")),
-      ),
-      (b) => b.toString(16).padStart(2, "0"),
-    ).join("");
+    const expectedHash = new Uint8Array(
+      await crypto.subtle.digest("SHA-256", new TextEncoder().encode("title\nbody\n")),
+    ).toHex();
     assert.deepEqual(manifest.files[1], { path: "docs/a.md", sha256: expectedHash, size: 11 });
 
     const { mtime } = await Deno.stat(join(dir, MANIFEST_PATH));

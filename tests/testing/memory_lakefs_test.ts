@@ -11,12 +11,6 @@ import { MemoryLakeFs } from "../../src/testing/memory_lakefs.ts";
 const text = (bytes: Uint8Array | undefined) =>
   bytes === undefined ? undefined : new TextDecoder().decode(bytes);
 
-async function collect<T>(items: AsyncIterable<T>): Promise<T[]> {
-  const all: T[] = [];
-  for await (const item of items) all.push(item);
-  return all;
-}
-
 Deno.test("MemoryLakeFs: a seeded repository lists, streams and checksums its objects like lakeFS", async () => {
   const lakefs = new MemoryLakeFs();
   const seed = await lakefs.seedRepository("repo", {
@@ -27,7 +21,7 @@ Deno.test("MemoryLakeFs: a seeded repository lists, streams and checksums its ob
   });
   assert.deepEqual(seed.parents.length, 1);
   assert.equal((await lakefs.getBranch("repo", "main")).commit_id, seed.id);
-  const listed = await collect(lakefs.listObjects("repo", seed.id, { prefix: "docs/" }));
+  const listed = await Array.fromAsync(lakefs.listObjects("repo", seed.id, { prefix: "docs/" }));
   assert.deepEqual(listed.map((entry) => entry.path), [
     "docs/a.txt",
     "docs/b.txt",
@@ -35,9 +29,9 @@ Deno.test("MemoryLakeFs: a seeded repository lists, streams and checksums its ob
   ]);
   assert.equal(listed[0]!.checksum, createHash("md5").update("alpha").digest("hex"));
   assert.equal(listed[0]!.size_bytes, 5);
-  const after = await collect(lakefs.listObjects("repo", "main", { after: "docs/b.txt" }));
+  const after = await Array.fromAsync(lakefs.listObjects("repo", "main", { after: "docs/b.txt" }));
   assert.deepEqual(after.map((entry) => entry.path), ["docs/sub/c.txt", "top.txt"]);
-  const folders = await collect(lakefs.listObjects("repo", "main", { delimiter: "/" }));
+  const folders = await Array.fromAsync(lakefs.listObjects("repo", "main", { delimiter: "/" }));
   assert.deepEqual(folders.map((e) => [e.path, e.path_type]), [
     ["docs/", "common_prefix"],
     ["top.txt", "object"],
@@ -69,7 +63,7 @@ Deno.test("MemoryLakeFs: branches stage, commit, squash-merge and hard-reset", a
   assert.deepEqual(commit.parents, [seed.id]);
   assert.deepEqual(lakefs.listPaths("repo", "main"), ["a.txt"]);
   assert.deepEqual(
-    (await collect(lakefs.listBranches("repo", { prefix: "wo" }))).map((ref) => ref.id),
+    (await Array.fromAsync(lakefs.listBranches("repo", { prefix: "wo" }))).map((ref) => ref.id),
     ["work"],
   );
 
@@ -130,18 +124,18 @@ Deno.test("MemoryLakeFs: diffs between refs, the commit log and reverts", async 
   await put("b.txt", "bee");
   const third = await lakefs.commit("repo", "main", "third");
 
-  const diff = await collect(lakefs.diffRefs("repo", seed.id, second.id, { prefix: "a/" }));
+  const diff = await Array.fromAsync(lakefs.diffRefs("repo", seed.id, second.id, { prefix: "a/" }));
   assert.deepEqual(diff.map((entry) => [entry.type, entry.path]), [
     ["changed", "a/1.txt"],
     ["removed", "a/2.txt"],
     ["added", "a/3.txt"],
   ]);
   assert.deepEqual(
-    await collect(lakefs.diffRefs("repo", second.id, third.id, { prefix: "a/" })),
+    await Array.fromAsync(lakefs.diffRefs("repo", second.id, third.id, { prefix: "a/" })),
     [],
   );
 
-  const log = await collect(lakefs.logCommits("repo", "main", { stopAt: second.id }));
+  const log = await Array.fromAsync(lakefs.logCommits("repo", "main", { stopAt: second.id }));
   assert.deepEqual(log.map((commit) => commit.id), [third.id, second.id]);
 
   await lakefs.revertCommit("repo", "main", third.id);

@@ -120,8 +120,7 @@ export async function readTree(
 
 /** Names of every branch of the repository. */
 export async function branchNames(stack: LakeStack): Promise<string[]> {
-  const names: string[] = [];
-  for await (const ref of stack.lakefs.listBranches(stack.repo)) names.push(ref.id);
+  const names = await Array.fromAsync(stack.lakefs.listBranches(stack.repo), (ref) => ref.id);
   return names.sort();
 }
 

@@ -289,8 +289,7 @@ test(
     assert.equal(tree["data/p1/theirs.txt"], "theirs");
     assert.ok(!("data/p1/mine.txt" in tree));
     // History: seed, racer, our merge, our revert (marked with what it undid).
-    const log = [];
-    for await (const commit of stack.lakefs.logCommits(stack.repo, "main")) log.push(commit);
+    const log = await Array.fromAsync(stack.lakefs.logCommits(stack.repo, "main"));
     const merged = log[1]!;
     assert.equal(log[0]!.metadata?.[COMMIT_METADATA.revertedCommit], merged.id);
     assert.equal(merged.metadata?.[COMMIT_METADATA.workflowInstanceId] !== undefined, true);

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { Buffer } from "node:buffer";
 
 /** Headers of the part found. */
 export interface PartInfo {
@@ -25,28 +26,8 @@ export function multipartBoundary(contentType: string | null): string | undefine
 }
 
 const encoder = new TextEncoder();
+const HEADER_END = encoder.encode("\r\n\r\n");
 const decoder = new TextDecoder();
-
-function indexOf(haystack: Uint8Array, needle: Uint8Array, from = 0): number {
-  const first = needle[0];
-  const last = haystack.length - needle.length;
-  outer: for (let i = from; i <= last; i++) {
-    if (haystack[i] !== first) continue;
-    for (let j = 1; j < needle.length; j++) {
-      if (haystack[i + j] !== needle[j]) continue outer;
-    }
-    return i;
-  }
-  return -1;
-}
-
-function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
-  if (a.length === 0) return b;
-  const out = new Uint8Array(a.length + b.length);
-  out.set(a);
-  out.set(b, a.length);
-  return out;
-}
 
 /**
  * Finds the first part named `name` in a multipart body and returns its info and an async
@@ -59,8 +40,9 @@ export async function findPart(
   name: string,
 ): Promise<{ info: PartInfo; content: AsyncIterable<Uint8Array> } | undefined> {
   const reader = body.getReader();
-  // Treat the body as if it began with CRLF so the first boundary looks like all others.
-  let buffer: Uint8Array = encoder.encode("\r\n");
+  // Treat the body as if it began with CRLF so the first boundary looks like all others. A
+  // Buffer for its native indexOf; its slice is a view, so parts are copied into their own arrays.
+  let buffer = Buffer.from("\r\n");
   const delimiter = encoder.encode(`\r\n--${boundary}`);
   let ended = false;
 
@@ -71,14 +53,14 @@ export async function findPart(
       ended = true;
       return false;
     }
-    buffer = concat(buffer, value);
+    buffer = Buffer.concat([buffer, value]);
     return true;
   };
 
   // Skips to just after the next delimiter; false at the end of the body.
   const skipToDelimiter = async (): Promise<boolean> => {
     while (true) {
-      const at = indexOf(buffer, delimiter);
+      const at = buffer.indexOf(delimiter);
       if (at >= 0) {
         buffer = buffer.subarray(at + delimiter.length);
         return true;
@@ -98,11 +80,11 @@ export async function findPart(
       return undefined;
     }
     // Headers end at CRLF CRLF (the line break after the delimiter comes first).
-    let headerEnd = indexOf(buffer, encoder.encode("\r\n\r\n"));
+    let headerEnd = buffer.indexOf(HEADER_END);
     while (headerEnd < 0) {
       if (buffer.length > 64 * 1024) throw new MultipartError("multipart: part headers too long");
       if (!(await more())) throw new MultipartError("multipart: truncated part headers");
-      headerEnd = indexOf(buffer, encoder.encode("\r\n\r\n"));
+      headerEnd = buffer.indexOf(HEADER_END);
     }
     const headerText = decoder.decode(buffer.subarray(0, headerEnd));
     buffer = buffer.subarray(headerEnd + 4);
@@ -126,9 +108,9 @@ export async function findPart(
     };
     const content = async function* (): AsyncGenerator<Uint8Array> {
       while (true) {
-        const at = indexOf(buffer, delimiter);
+        const at = buffer.indexOf(delimiter);
         if (at >= 0) {
-          if (at > 0) yield buffer.slice(0, at);
+          if (at > 0) yield new Uint8Array(buffer.subarray(0, at));
           buffer = buffer.subarray(at + delimiter.length);
           await reader.cancel().catch(() => {});
           return;
@@ -136,7 +118,7 @@ export async function findPart(
         const keep = Math.min(buffer.length, delimiter.length - 1);
         const emit = buffer.length - keep;
         if (emit > 0) {
-          yield buffer.slice(0, emit);
+          yield new Uint8Array(buffer.subarray(0, emit));
           buffer = buffer.subarray(emit);
         }
         if (!(await more())) throw new MultipartError("multipart: truncated part content");
