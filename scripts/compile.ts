@@ -35,7 +35,7 @@ import { parseArgs } from "node:util";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath as fromFileUrl } from "node:url";
 import { CONFIG_ENV_VARS, loadRuntimeConfig } from "../src/config/config.ts";
-import { hostPort, moduleDir } from "../src/runtime/permissions.ts";
+import { hostPort, moduleDir, otelEnvVars } from "../src/runtime/permissions.ts";
 
 const ROOT = dirname(fromFileUrl(new URL("../deno.json", import.meta.url)));
 
@@ -83,7 +83,8 @@ export function compiledPermissionFlags(inputs: CompileFlagInputs): string[] {
         ...(inputs.metricsAddress ? [inputs.metricsAddress] : []),
       ]).join(",")
     }`,
-    `--allow-env=${CONFIG_ENV_VARS.join(",")}`,
+    // The OTEL_* variables only to pass them on to the children (see otelEnvVars).
+    `--allow-env=${[...CONFIG_ENV_VARS, ...otelEnvVars()].join(",")}`,
     // The supervisor lock records the host name (a lock from another host is never taken over).
     "--allow-sys=hostname",
     "--allow-run",

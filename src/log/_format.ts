@@ -14,6 +14,9 @@ const TASK_FIELDS: ReadonlyArray<readonly [field: string, names: readonly string
   ["execution_id", ["execution_id", "executionId"]],
   ["retry_count", ["retry_count", "retryCount"]],
   ["task_def_name", ["task_def_name", "taskDefName"]],
+  // The OpenTelemetry trace of the attempt, when traces are on.
+  ["trace_id", ["trace_id"]],
+  ["span_id", ["span_id"]],
 ];
 const TASK_PROPERTY_NAMES = new Set(TASK_FIELDS.flatMap(([, names]) => names));
 

@@ -19,7 +19,7 @@
  *
  * @module
  */
-import { type Attributes, metrics } from "@opentelemetry/api";
+import { type Attributes, metrics } from "../otel/trace.ts";
 import { M } from "./catalog.ts";
 import type { MetricSpec, MetricsRegistry, RecordEvent } from "./registry.ts";
 import { VERSION } from "../version.ts";

@@ -17,6 +17,7 @@ import { ConductorNotFoundError } from "../conductor/errors.ts";
 import { type DeliveryOutcome, ResultDelivery } from "../conductor/delivery.ts";
 import { backoffDelayMs } from "../util/retry.ts";
 import { BrokerMetrics, type BrokerObserver } from "./broker_metrics.ts";
+import { withTraceparent } from "../otel/trace.ts";
 import { sleep } from "../util/sleep.ts";
 import {
   type BrokerInit,
@@ -181,10 +182,19 @@ export class Broker {
         this.#wake?.();
         return;
       case "fence":
-        void this.#fence(message.requestId, message.taskId);
+        // Joins the attempt's trace: the look-up's request is a span of the attempt.
+        void withTraceparent(
+          message.traceparent,
+          () => this.#fence(message.requestId, message.taskId),
+        );
         return;
       case "result":
-        this.#track(this.#report(message.taskId, message.workerId, message.outcome));
+        this.#track(
+          withTraceparent(
+            message.traceparent,
+            () => this.#report(message.taskId, message.workerId, message.outcome),
+          ),
+        );
         return;
       case "abandon":
         this.#track(this.#report(message.taskId, message.workerId, {

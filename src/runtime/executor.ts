@@ -15,6 +15,8 @@ import type { TaskDefinition } from "../task/types.ts";
 import type { AttemptOptions, AttemptOutcome, CurrentTaskState } from "../workspace/attempt.ts";
 import { MetricBuffer } from "../metrics/events.ts";
 import { AttemptMeter } from "./attempt_metrics.ts";
+import { AttemptTrace } from "./attempt_trace.ts";
+import { activeTraceparent } from "../otel/trace.ts";
 import { countingLakeFs } from "./counting_lakefs.ts";
 import {
   type ExecutorInit,
@@ -63,6 +65,8 @@ export class Executor {
   #nextRequestId = 1;
   readonly #drained = Promise.withResolvers<void>();
   readonly #fences = new Map<number, (answer: FenceResultMessage) => void>();
+  /** The trace of each running attempt, for its outcome message. */
+  readonly #traceparents = new Map<string, string>();
   /** Metric records for the supervisor, sent before each outcome (and within a second). */
   readonly #metrics: MetricBuffer;
   /** lakeFS answered (or not) since the last metrics message. */
@@ -168,7 +172,14 @@ export class Executor {
     const done = this.#execute(attemptId, task, controller.signal).then((outcome) => {
       this.#busy = undefined;
       this.#metrics.flush(); // counted before the broker can deliver the result
-      this.#options.emit({ type: "outcome", attemptId, outcome });
+      const traceparent = this.#traceparents.get(attemptId);
+      this.#traceparents.delete(attemptId);
+      this.#options.emit({
+        type: "outcome",
+        attemptId,
+        outcome,
+        ...(traceparent === undefined ? {} : { traceparent }),
+      });
       this.#checkDrained();
     });
     this.#busy = { attemptId, controller, done };
@@ -193,7 +204,18 @@ export class Executor {
         durationMs: Date.now() - started,
       };
     }
-    this.#log.info("attempt {attemptId}: task {taskId} of {taskDefName} started", {
+    const traced = new AttemptTrace({
+      taskType: name,
+      workflowInstanceId: task.workflowInstanceId,
+      taskId: task.taskId,
+      retryCount: task.retryCount,
+      workerId: this.#options.init.workerId,
+    });
+    const traceparent = traced.traceparent;
+    if (traceparent !== undefined) this.#traceparents.set(attemptId, traceparent);
+    // Every line of the attempt carries its trace id.
+    const log = this.#log.with(traced.logIds);
+    log.info("attempt {attemptId}: task {taskId} of {taskDefName} started", {
       attemptId,
       taskId: task.taskId,
       workflowInstanceId: task.workflowInstanceId,
@@ -210,6 +232,7 @@ export class Executor {
     });
     const wire = (outcome: WireOutcome): WireOutcome => {
       meter.finish(outcome, counting.counts);
+      traced.end(outcome);
       return outcome;
     };
     // controls.timeout.seconds is the budget of one try (Conductor's timeoutSeconds): past
@@ -224,33 +247,39 @@ export class Executor {
       )
       : undefined;
     try {
-      const outcome = await this.#options.runAttempt({
-        task: definition,
-        input: task.inputData ?? {},
-        attempt: {
-          workflowInstanceId: task.workflowInstanceId,
-          taskId: task.taskId,
-          retryCount: task.retryCount,
-          referenceTaskName: task.referenceTaskName ?? name,
-          seq: task.seq ?? 0,
-          iteration: task.iteration ?? 0,
-          taskDefName: name,
-        },
-        workspaceRoot: init.workspaceRoot,
-        ownerWorkerId: init.workerId,
-        failureReasonMaxLength: init.failureReasonMaxLength,
-        lakefs: counting.api,
-        onPhase: (phase) => meter.phase(phase),
-        onMetric: (record) => {
-          if (record.op === "inc") this.#metrics.inc(record.name, record.labels, record.value);
-          else if (record.op === "set") this.#metrics.set(record.name, record.labels, record.value);
-          else this.#metrics.observe(record.name, record.labels, record.value);
-        },
-        loadCurrentAttempt: (fenceSignal) => this.#fence(task, fenceSignal),
-        signal: budgetTimer === undefined ? signal : AbortSignal.any([signal, budget.signal]),
-        logger: this.#log,
-      });
-      this.#log.info("attempt {attemptId}: task {taskId} ended {status}", {
+      const outcome = await traced.run(() =>
+        this.#options.runAttempt({
+          task: definition,
+          input: task.inputData ?? {},
+          attempt: {
+            workflowInstanceId: task.workflowInstanceId,
+            taskId: task.taskId,
+            retryCount: task.retryCount,
+            referenceTaskName: task.referenceTaskName ?? name,
+            seq: task.seq ?? 0,
+            iteration: task.iteration ?? 0,
+            taskDefName: name,
+          },
+          workspaceRoot: init.workspaceRoot,
+          ownerWorkerId: init.workerId,
+          failureReasonMaxLength: init.failureReasonMaxLength,
+          lakefs: counting.api,
+          onPhase: (phase) => {
+            meter.phase(phase);
+            traced.phase(phase);
+          },
+          onMetric: (record) => {
+            if (record.op === "inc") this.#metrics.inc(record.name, record.labels, record.value);
+            else if (record.op === "set") {
+              this.#metrics.set(record.name, record.labels, record.value);
+            } else this.#metrics.observe(record.name, record.labels, record.value);
+          },
+          loadCurrentAttempt: (fenceSignal) => this.#fence(task, fenceSignal),
+          signal: budgetTimer === undefined ? signal : AbortSignal.any([signal, budget.signal]),
+          logger: log,
+        })
+      );
+      log.info("attempt {attemptId}: task {taskId} ended {status}", {
         attemptId,
         taskId: task.taskId,
         workflowInstanceId: task.workflowInstanceId,
@@ -271,7 +300,7 @@ export class Executor {
     } catch (error) {
       // runAttempt maps task errors itself; reaching here is a bug or a cancellation.
       const message = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
-      this.#log.error("attempt {attemptId} crashed: {message}", { attemptId, message });
+      log.error("attempt {attemptId} crashed: {message}", { attemptId, message });
       return wire({
         status: "FAILED",
         reasonForIncompletion: `attempt crashed: ${message}`.slice(0, init.failureReasonMaxLength),
@@ -316,7 +345,13 @@ export class Executor {
           );
         }
       });
-      this.#options.emit({ type: "fence", requestId, taskId: task.taskId });
+      const traceparent = activeTraceparent();
+      this.#options.emit({
+        type: "fence",
+        requestId,
+        taskId: task.taskId,
+        ...(traceparent === undefined ? {} : { traceparent }),
+      });
     });
   }
 }

@@ -244,6 +244,33 @@ export function childEnv(
 }
 
 /**
+ * The standard OpenTelemetry variables Deno's built-in exporter reads (at start, in Rust,
+ * without permission checks): passed on to children so they join the same traces. The
+ * compiled binary may read them (`--allow-env`) only to pass them on.
+ */
+export function otelEnvVars(): string[] {
+  return [
+    "OTEL_DENO",
+    "OTEL_DENO_CONSOLE",
+    "OTEL_SERVICE_NAME",
+    "OTEL_RESOURCE_ATTRIBUTES",
+    "OTEL_PROPAGATORS",
+    "OTEL_METRIC_EXPORT_INTERVAL",
+    "OTEL_BSP_SCHEDULE_DELAY",
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_PROTOCOL",
+    "OTEL_EXPORTER_OTLP_HEADERS",
+    "OTEL_EXPORTER_OTLP_TIMEOUT",
+    "OTEL_EXPORTER_OTLP_COMPRESSION",
+    ...["TRACES", "METRICS", "LOGS"].flatMap((signal) => [
+      `OTEL_EXPORTER_OTLP_${signal}_ENDPOINT`,
+      `OTEL_EXPORTER_OTLP_${signal}_PROTOCOL`,
+      `OTEL_EXPORTER_OTLP_${signal}_HEADERS`,
+    ]),
+  ];
+}
+
+/**
  * Variables passed on to children when this process may not list its whole environment
  * (started with an `--allow-env=<list>`, as the compiled binary is). A compiled binary's
  * children need none of them; a `deno run` child needs `HOME`/`DENO_DIR`/`XDG_CACHE_HOME` to
@@ -251,6 +278,7 @@ export function childEnv(
  * tests/runtime/compile_flags_test.ts).
  */
 export const CHILD_ENV_PASSTHROUGH: readonly string[] = Object.freeze([
+  ...otelEnvVars(),
   "PATH",
   "HOME",
   "DENO_DIR",

@@ -152,8 +152,19 @@ export type ToExecutor = z.infer<typeof ToExecutorSchema>;
 /** Executor to supervisor. */
 export const FromExecutorSchema = z.discriminatedUnion("type", [
   z.object({ type: z.literal("ready"), pid: z.number().int() }),
-  z.object({ type: z.literal("fence"), requestId: z.number().int(), taskId: z.string() }),
-  z.object({ type: z.literal("outcome"), attemptId: z.string(), outcome: OutcomeSchema }),
+  z.object({
+    type: z.literal("fence"),
+    requestId: z.number().int(),
+    taskId: z.string(),
+    /** The attempt's trace (W3C traceparent): the look-up becomes a span of it. */
+    traceparent: z.string().max(100).optional(),
+  }),
+  z.object({
+    type: z.literal("outcome"),
+    attemptId: z.string(),
+    outcome: OutcomeSchema,
+    traceparent: z.string().max(100).optional(),
+  }),
   /** The executor cannot go on (bad init, task module failed to load). */
   z.object({ type: z.literal("fatal"), message: z.string() }),
   metricsMessage,
@@ -168,12 +179,19 @@ export const ToBrokerSchema = z.discriminatedUnion("type", [
   z.object({ type: z.literal("credit"), n: z.number().int().positive() }),
   /** `taskId` went to the executor `workerId` (lease extensions then carry that id). */
   z.object({ type: z.literal("assigned"), taskId: z.string(), workerId: z.string() }),
-  z.object({ type: z.literal("fence"), requestId: z.number().int(), taskId: z.string() }),
+  z.object({
+    type: z.literal("fence"),
+    requestId: z.number().int(),
+    taskId: z.string(),
+    traceparent: z.string().max(100).optional(),
+  }),
   z.object({
     type: z.literal("result"),
     taskId: z.string(),
     workerId: z.string(),
     outcome: OutcomeSchema,
+    /** The attempt's trace: the delivery becomes a span of it. */
+    traceparent: z.string().max(100).optional(),
   }),
   /** The executor running `taskId` died: report the attempt FAILED (retryable). */
   z.object({

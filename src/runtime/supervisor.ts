@@ -464,7 +464,12 @@ export class Supervisor {
       case "fence": {
         const requestId = ++this.#requestSeq;
         this.#fenceRoutes.set(requestId, { slot: slot.index, requestId: message.requestId });
-        void this.#broker?.send({ type: "fence", requestId, taskId: message.taskId });
+        void this.#broker?.send({
+          type: "fence",
+          requestId,
+          taskId: message.taskId,
+          ...(message.traceparent === undefined ? {} : { traceparent: message.traceparent }),
+        });
         return;
       }
       case "outcome": {
@@ -485,6 +490,7 @@ export class Supervisor {
           taskId: attempt.taskId,
           workerId: slot.workerId,
           outcome: message.outcome,
+          ...(message.traceparent === undefined ? {} : { traceparent: message.traceparent }),
         });
         this.#dispatch();
         this.#grantCredits();

@@ -5,10 +5,13 @@
  * series, and the runtime series of perago for Python under their names and labels.
  */
 import assert from "node:assert/strict";
+import { DEMO_ACCESS_KEY_ID, DEMO_SECRET_ACCESS_KEY } from "../../src/devstack/credentials.ts";
+import { LakeFsClient } from "../../src/lakefs/client.ts";
 import { loadTask } from "../../src/task/loader.ts";
 import { buildTaskDef } from "../../src/task/taskdef.ts";
 import { waitFor } from "../../src/util/sleep.ts";
 import { attrs, type OtlpMetric, type OtlpPoint, startOtlpReceiver } from "./_otlp_receiver.ts";
+import { NORMALIZE_EXAMPLE } from "./_normalize_example.ts";
 import { startStack, startWorker, stopWorker } from "./_stack.ts";
 
 const MOD = new URL("../../mod.ts", import.meta.url).href;
@@ -137,3 +140,131 @@ Deno.test("otlp: task-owned metrics (ctx.metrics) and the runtime series reach a
     await stack.close();
   }
 });
+
+Deno.test("otlp: an attempt is a span with a child per phase; its lakeFS and Conductor requests are its children; log lines carry its trace id", async () => {
+  const stack = await startStack();
+  const receiver = startOtlpReceiver();
+  const repo = `traced-${Deno.pid}-${Date.now() % 100_000}`;
+  const lakefs = new LakeFsClient({
+    endpointUrl: stack.lakefsUrl,
+    accessKeyId: DEMO_ACCESS_KEY_ID,
+    secretAccessKey: DEMO_SECRET_ACCESS_KEY,
+  });
+  await lakefs.createRepository(repo, `local://${repo}`, "main");
+  await lakefs.uploadObject(
+    repo,
+    "main",
+    "docs/a.txt",
+    () => Promise.resolve(new TextEncoder().encode("traced  \n")),
+  );
+  const seed = await lakefs.commit(repo, "main", "seed");
+  const { task } = await loadTask(NORMALIZE_EXAMPLE);
+  await stack.api.registerTaskDefs([buildTaskDef(task)]);
+  await stack.api.upsertWorkflowDefs([{
+    name: `${repo}_wf`,
+    version: 1,
+    schemaVersion: 2,
+    ownerEmail: "tests@example.com",
+    tasks: [{
+      name: task.name,
+      taskReferenceName: "norm",
+      type: "SIMPLE",
+      inputParameters: { workspace: "${workflow.input.workspace}", params: {} },
+    }],
+  }]);
+  Object.assign(stack.env, {
+    OTEL_DENO: "true",
+    OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
+    OTEL_EXPORTER_OTLP_PROTOCOL: "http/json",
+    OTEL_METRIC_EXPORT_INTERVAL: "60000",
+    OTEL_BSP_SCHEDULE_DELAY: "200",
+    OTEL_SERVICE_NAME: "perago-trace-test",
+  });
+  const worker = startWorker({ ...stack, modulePath: NORMALIZE_EXAMPLE });
+  try {
+    const id = await stack.api.startWorkflow(`${repo}_wf`, {
+      workspace: { repository: repo, branch: "main", ref_type: "commit", ref: seed.id },
+    });
+    const wf = await stack.waitWorkflow(id, "COMPLETED", 30_000);
+    const taskId = String(wf.tasks[0]!.taskId);
+    const isAttempt = (s: { name: string; attributes: Parameters<typeof attrs>[0] }) =>
+      s.name === "perago.attempt" && attrs(s.attributes)["conductor.task_id"] === taskId;
+    // The broker's spans leave another process: wait for the result delivery's too.
+    const spans = await waitFor(() => {
+      const all = receiver.spans();
+      const attempt = all.find(isAttempt);
+      if (!attempt) return undefined;
+      const children = all.filter((s) => s.parentSpanId === attempt.spanId);
+      const conductor = children.filter((s) =>
+        /\/api\/tasks/.test(attrs(s.attributes)["url.path"] ?? "")
+      );
+      return conductor.length >= 3 ? all : undefined; // two fences and the result
+    }, { timeoutMs: 20_000, what: "the attempt's spans" }).catch((error) => {
+      const names = receiver.spans().map((s) => `${s.scope}:${s.name}`).join(", ");
+      throw new Error(`${error.message}; spans: ${names}\n${worker.output()}`);
+    });
+    const attempt = spans.find(isAttempt)!;
+    assert.deepEqual(
+      {
+        ...attrs(attempt.attributes),
+        "perago.worker_id": undefined,
+      },
+      {
+        "perago.task_type": "normalize_text",
+        "perago.worker_id": undefined,
+        "conductor.workflow_instance_id": id,
+        "conductor.task_id": taskId,
+        "conductor.retry_count": "0",
+        "perago.outcome": "COMPLETED",
+      },
+    );
+    assert.equal(attempt.parentSpanId ?? "", "", "the attempt is a root span");
+    const children = spans.filter((s) =>
+      s.traceId === attempt.traceId && s.parentSpanId === attempt.spanId
+    );
+    const phases = children.filter((s) => s.scope === "perago").map((s) => s.name);
+    assert.deepEqual(phases.sort(), [
+      "perago.cleanup",
+      "perago.download",
+      "perago.publish",
+      "perago.run",
+      "perago.stage",
+    ]);
+    const requests = children.filter((s) => s.scope === "deno" && s.kind === 3);
+    const paths = requests.map((s) => attrs(s.attributes)["url.path"] ?? "");
+    assert.ok(paths.some((p) => p.startsWith(`/api/v1/repositories/${repo}/`)), paths.join("\n"));
+    assert.ok(paths.includes(`/api/tasks/${taskId}`), "a fence look-up (the broker's)");
+    assert.ok(paths.includes("/api/tasks"), "the result delivery (the broker's)");
+    // No secret, no credential header in any attribute of any span.
+    const everything = JSON.stringify(spans);
+    assert.ok(!everything.includes(DEMO_SECRET_ACCESS_KEY), "no lakeFS secret");
+    assert.doesNotMatch(everything, /authorization|Basic /i);
+
+    // The executor's log lines of the attempt carry its trace id.
+    const lines: Record<string, unknown>[] = [];
+    for await (const entry of walk(stack.logRoot)) {
+      if (!entry.endsWith(".jsonl")) continue;
+      for (const line of (await Deno.readTextFile(entry)).split("\n")) {
+        if (line.trim() !== "") lines.push(JSON.parse(line));
+      }
+    }
+    const ended = lines.find((l) =>
+      l.task_id === taskId && /ended COMPLETED/.test(String(l.message))
+    );
+    assert.equal(ended?.trace_id, attempt.traceId, JSON.stringify(ended));
+    assert.equal(await stopWorker(worker), 0, worker.output());
+  } finally {
+    worker.kill("SIGKILL");
+    await worker.status;
+    await receiver.close();
+    await stack.close();
+  }
+});
+
+async function* walk(dir: string): AsyncGenerator<string> {
+  for await (const entry of Deno.readDir(dir)) {
+    const path = `${dir}/${entry.name}`;
+    if (entry.isDirectory) yield* walk(path);
+    else if (entry.isFile) yield path;
+  }
+}
