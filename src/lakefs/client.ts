@@ -137,6 +137,9 @@ interface TryFailure {
 
 const encode = encodeURIComponent;
 
+/** How many of the destination's latest commits a retried merge searches for its own. */
+const MERGE_RECONCILE_DEPTH = 100;
+
 /**
  * HTTP client of the lakeFS API.
  *
@@ -587,9 +590,13 @@ export class LakeFsClient implements LakeFsApi {
   /**
    * Merges `source` into the branch `destination` and returns the resulting commit id.
    * 409 conflict -> {@linkcode LakeFsConflictError}; nothing to merge ->
-   * {@linkcode LakeFsNoChangesError}; 429 "Too many attempts" and 503 are retried. When a
-   * retried request gets "no changes" and `options.message` was given and the destination head
-   * carries it, that head is returned (the first try merged but its answer was lost).
+   * {@linkcode LakeFsNoChangesError}; 429 "Too many attempts" and 503 are retried.
+   *
+   * A merge is not idempotent: lakeFS merges a squash source again as a second commit. So
+   * before a retry re-sends, the destination's recent history is searched for a commit with
+   * this message and (a superset of) this metadata: when the earlier try merged but its answer
+   * was lost, that commit is returned and nothing is merged twice. Give metadata that is unique
+   * to the merge (perago's include the execution id) for this to be exact.
    */
   async merge(
     repo: string,
@@ -610,20 +617,41 @@ export class LakeFsClient implements LakeFsApi {
       },
       signal: options.signal,
     };
+    const recognisable = options.message !== undefined;
     return await this.#call(spec, async (attempt) => {
-      try {
-        const result = await this.#json(spec, [200], mergeResultSchema);
-        return result.reference;
-      } catch (error) {
-        if (
-          attempt > 1 && error instanceof LakeFsNoChangesError && options.message !== undefined
-        ) {
-          const head = await this.getCommit(repo, destination, options.signal);
-          if (head.message === options.message) return head.id;
-        }
-        throw error;
+      if (attempt > 1 && recognisable) {
+        const landed = await this.#findLandedMerge(repo, destination, options);
+        if (landed !== undefined) return landed;
       }
+      const result = await this.#json(spec, [200], mergeResultSchema);
+      return result.reference;
     });
+  }
+
+  /**
+   * A commit among the destination's latest {@linkcode MERGE_RECONCILE_DEPTH} whose message
+   * is `options.message` and whose metadata holds every key of `options.metadata`.
+   */
+  async #findLandedMerge(
+    repo: string,
+    destination: string,
+    options: MergeOptions,
+  ): Promise<string | undefined> {
+    const wanted = options.metadata ?? {};
+    let seen = 0;
+    const log = this.logCommits(repo, destination, {
+      amount: MERGE_RECONCILE_DEPTH,
+      ...(options.signal === undefined ? {} : { signal: options.signal }),
+    });
+    for await (const commit of log) {
+      const metadata = commit.metadata ?? {};
+      if (
+        commit.message === options.message &&
+        Object.entries(wanted).every(([key, value]) => metadata[key] === value)
+      ) return commit.id;
+      if (++seen >= MERGE_RECONCILE_DEPTH) return undefined;
+    }
+    return undefined;
   }
 
   /**

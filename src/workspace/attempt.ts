@@ -582,20 +582,35 @@ async function openForUpload(dir: string, relPath: string): Promise<ReadableStre
   return file.readable;
 }
 
+/** Time the cleanup of an attempt may spend deleting its staging branch. */
+const STAGING_DELETE_BUDGET_MS = 60_000;
+/** Rounds of the lakeFS client's retries the staging branch deletion gets. */
+const STAGING_DELETE_ROUNDS = 3;
+
 async function cleanup(state: AttemptState, token: string): Promise<void> {
   const { log } = state;
   const lakefs = state.options.lakefs;
   if (state.staging !== undefined && lakefs !== undefined) {
     const { repo, branch } = state.staging;
-    try {
-      // Not the attempt's signal: a cancelled attempt must still clean up.
-      await lakefs.deleteBranch(repo, branch, AbortSignal.timeout(60_000));
-    } catch (error) {
-      if (!(error instanceof LakeFsNotFoundError)) {
+    // Not the attempt's signal: a cancelled attempt must still clean up. A completed attempt
+    // has no later attempt to sweep its leftovers, so a lakeFS that keeps failing gets a few
+    // rounds of the client's own retries within the budget before the branch is given up.
+    const budget = AbortSignal.timeout(STAGING_DELETE_BUDGET_MS);
+    for (let round = 1;; round++) {
+      try {
+        await lakefs.deleteBranch(repo, branch, budget);
+        break;
+      } catch (error) {
+        if (error instanceof LakeFsNotFoundError) break;
+        if (round < STAGING_DELETE_ROUNDS && !budget.aborted) {
+          await new Promise((resolve) => setTimeout(resolve, 250 * round));
+          continue;
+        }
         log.error("failed to delete staging branch {branch}: {error}", {
           branch,
           error: error instanceof Error ? error.message : String(error),
         });
+        break;
       }
     }
   }
