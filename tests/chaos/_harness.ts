@@ -398,6 +398,52 @@ async function readObject(stack: ChaosStack, ref: string, path: string) {
   }
 }
 
+/**
+ * The counts of one scenario's row: every workflow is counted once. Lost: it did not
+ * complete, or (a writable task) its id is not on its branch. Duplicated: it has more than
+ * one COMPLETED task, or (a writable task) its branch has more than one commit or line of
+ * its id. Passed: `ok`, by default completed once and, for a writable task, published
+ * exactly once with its out file. What did not pass is described in `problems`.
+ */
+export class Tally {
+  passed = 0;
+  lost = 0;
+  duplicated = 0;
+  readonly problems: string[] = [];
+
+  /** Counts workflow `wf`, named `label` in problems; `check` for a writable task. */
+  count(label: string, wf: Workflow, check?: PublishCheck, ok?: boolean): void {
+    const completions = wf.tasks.filter((t) => t.status === "COMPLETED").length;
+    if (wf.status !== "COMPLETED" || (check !== undefined && check.lines === 0)) this.lost++;
+    if (completions > 1 || (check !== undefined && (check.commits > 1 || check.lines > 1))) {
+      this.duplicated++;
+    }
+    const passed = ok ?? (wf.status === "COMPLETED" && completions === 1 &&
+      (check === undefined || (check.commits === 1 && check.lines === 1 && check.outFile)));
+    if (passed) this.passed++;
+    else {
+      this.problems.push(
+        `${label}: ${wf.status} ${JSON.stringify(check ?? {})} ${
+          wf.tasks.map((t) => `${t.status}:${t.reasonForIncompletion ?? ""}`).join(" | ")
+        }`,
+      );
+    }
+  }
+
+  /** The table row of the scenario, started at `startedMs`, over `runs` workflows. */
+  row(scenario: string, runs: number, startedMs: number, note?: string): Row {
+    return {
+      scenario,
+      runs,
+      passed: this.passed,
+      lost: this.lost,
+      duplicated: this.duplicated,
+      seconds: (Date.now() - startedMs) / 1000,
+      ...(note === undefined ? {} : { note }),
+    };
+  }
+}
+
 /** Staging branches still in the repository. */
 export async function leftoverStaging(stack: ChaosStack): Promise<string[]> {
   const names: string[] = [];

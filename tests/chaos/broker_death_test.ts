@@ -14,6 +14,7 @@ import {
   startWorker,
   stopWorker,
   tail,
+  Tally,
   waitRunning,
   type Worker,
 } from "./_harness.ts";
@@ -61,17 +62,15 @@ Deno.test("chaos 5: broker SIGKILLed: runtime stops, executors exit, next start 
     assert.equal(await stopWorker(next), 0, tail(next.output()));
     const dirs = await leftoverAttemptDirs(stack);
     const staging = await leftoverStaging(stack);
-    const completions = wf!.tasks.filter((t) => t.status === "COMPLETED").length;
-    record({
-      scenario: "5 broker SIGKILL",
-      runs: 1,
-      passed: wf!.status === "COMPLETED" && check.commits === 1 && check.lines === 1 ? 1 : 0,
-      lost: wf!.status === "COMPLETED" ? 0 : 1,
-      duplicated: completions > 1 || check.commits > 1 || check.lines > 1 ? 1 : 0,
-      seconds: (Date.now() - started) / 1000,
-      note: `exit ${status.code}; lock left ${lockLeft}, ${dirsAfterDeath} attempt dir(s) ` +
+    const tally = new Tally();
+    tally.count("b0", wf!, check);
+    record(tally.row(
+      "5 broker SIGKILL",
+      1,
+      started,
+      `exit ${status.code}; lock left ${lockLeft}, ${dirsAfterDeath} attempt dir(s) ` +
         `left for the next start; tasks ${wf!.tasks.map((t) => t.status).join(",")}`,
-    });
+    ));
     assert.equal(wf!.status, "COMPLETED", tail(next.output()));
     assert.deepEqual(check, { commits: 1, lines: 1, outFile: true });
     assert.deepEqual(dirs, [], "attempt dirs recovered");

@@ -15,6 +15,7 @@ import {
   startWorker,
   stopWorker,
   tail,
+  Tally,
   waitRunning,
 } from "./_harness.ts";
 
@@ -58,41 +59,26 @@ Deno.test(`chaos 2: Conductor down for ${OUTAGE_MS} ms while attempts finish`, a
     const all = await stack.waitAll([...free, ...writable], 60_000).catch((error) => {
       throw new Error(`${error.message}\n${tail(worker.output())}`);
     });
-    let lost = 0;
-    let duplicated = 0;
-    let passed = 0;
-    const problems: string[] = [];
+    const tally = new Tally();
     for (const [i, wf] of all.entries()) {
       const completions = wf.tasks.filter((t) => t.status === "COMPLETED").length;
       const isWritable = i >= FREE;
       const check = isWritable ? await checkPublished(stack, `w${i - FREE}`) : undefined;
-      if (wf.status !== "COMPLETED" || (check && check.lines === 0)) lost++;
-      if (completions > 1 || (check && (check.commits > 1 || check.lines > 1))) duplicated++;
       // Free tasks: the result made while Conductor was down is the one delivered (one task,
       // no timeout, no retry). Writable ones cannot pass their fence while it is down: they
       // report FAILED (kept and delivered) and the retry publishes once.
       const ok = wf.status === "COMPLETED" && completions === 1 &&
         (isWritable ? check!.commits === 1 && check!.lines === 1 : wf.tasks.length === 1);
-      if (ok) passed++;
-      else {
-        problems.push(
-          `${i}: ${wf.status} ${JSON.stringify(check ?? {})} ${
-            wf.tasks.map((t) => `${t.status}:${t.reasonForIncompletion ?? ""}`).join(" | ")
-          }`,
-        );
-      }
+      tally.count(String(i), wf, check, ok);
     }
     assert.equal(await stopWorker(worker), 0, tail(worker.output()));
-    record({
-      scenario: "2 Conductor outage",
-      runs: all.length,
-      passed,
-      lost,
-      duplicated,
-      seconds: (Date.now() - started) / 1000,
-      note: `outage ${OUTAGE_MS} ms (PERAGO_CHAOS_OUTAGE_MS), ${injected} requests refused`,
-    });
-    assert.deepEqual(problems, [], tail(worker.output()));
+    record(tally.row(
+      "2 Conductor outage",
+      all.length,
+      started,
+      `outage ${OUTAGE_MS} ms (PERAGO_CHAOS_OUTAGE_MS), ${injected} requests refused`,
+    ));
+    assert.deepEqual(tally.problems, [], tail(worker.output()));
     assert.ok(injected > 0, "the outage refused requests");
     assert.deepEqual(await leftoverStaging(stack), []);
     assert.deepEqual(await leftoverAttemptDirs(stack), []);

@@ -20,6 +20,7 @@ import {
   startWorker,
   stopWorker,
   tail,
+  Tally,
   waitRunning,
   type Worker,
 } from "./_harness.ts";
@@ -126,25 +127,10 @@ async function killScenario(
     });
     stopKiller.abort();
     await bodyKiller;
-    let lost = 0;
-    let duplicated = 0;
-    let passed = 0;
-    const problems: string[] = [];
+    const tally = new Tally();
     for (const [i, wf] of done.entries()) {
       const id = ids[i]!;
-      const check = await checkPublished(stack, id);
-      const ok = wf.status === "COMPLETED" && check.commits === 1 && check.lines === 1 &&
-        check.outFile;
-      if (wf.status !== "COMPLETED" || check.lines === 0) lost++;
-      if (check.commits > 1 || check.lines > 1) duplicated++;
-      if (ok) passed++;
-      else {
-        problems.push(
-          `${id}: ${wf.status} ${JSON.stringify(check)} ${
-            wf.tasks.map((t) => `${t.status}:${t.reasonForIncompletion ?? ""}`).join(" | ")
-          }`,
-        );
-      }
+      tally.count(id, wf, await checkPublished(stack, id));
     }
     assert.equal(await stopWorker(worker), 0, tail(worker.output()));
     const staging = await leftoverStaging(stack);
@@ -154,18 +140,13 @@ async function killScenario(
       ...done.flatMap((wf) => wf.tasks.map((t) => String(t.reasonForIncompletion ?? ""))),
     ]);
     const kills = [...Object.entries(faults.byPhase)].map(([k, v]) => `${k} ${v}`).join(", ");
-    record({
-      scenario: `1 executor SIGKILL${stack.real ? " (real servers)" : ""}`,
-      runs: tasks,
-      passed,
-      lost,
-      duplicated,
-      seconds: (Date.now() - started) / 1000,
-      note: `kills: ${kills}; ${
-        stack.real ? "PERAGO_CHAOS_REAL_TASKS" : "PERAGO_CHAOS_TASKS"
-      }=${tasks}`,
-    });
-    assert.deepEqual(problems, [], "every workflow completes and publishes once");
+    record(tally.row(
+      `1 executor SIGKILL${stack.real ? " (real servers)" : ""}`,
+      tasks,
+      started,
+      `kills: ${kills}; ${stack.real ? "PERAGO_CHAOS_REAL_TASKS" : "PERAGO_CHAOS_TASKS"}=${tasks}`,
+    ));
+    assert.deepEqual(tally.problems, [], "every workflow completes and publishes once");
     assert.ok(faults.killed.size > 0, "at least one executor was killed");
     assert.deepEqual(staging, [], "no staging branch left");
     assert.deepEqual(dirs, [], "no attempt dir left");

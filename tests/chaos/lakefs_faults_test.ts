@@ -18,6 +18,7 @@ import {
   startWorker,
   stopWorker,
   tail,
+  Tally,
   waitRunning,
 } from "./_harness.ts";
 import { realServers, skipNote } from "../_real_servers.ts";
@@ -44,45 +45,30 @@ async function faultScenario(tasks: number, servers?: ChaosStackOptions["servers
       throw new Error(`${error.message}\n${tail(worker.output())}`);
     });
     faults.reset();
-    let lost = 0;
-    let duplicated = 0;
-    let passed = 0;
+    const tally = new Tally();
     let failedAttempts = 0;
-    const problems: string[] = [];
     for (const [i, wf] of done.entries()) {
       const id = ids[i]!;
       const check = await checkPublished(stack, id);
       failedAttempts += wf.tasks.filter((t) => t.status !== "COMPLETED").length;
       for (const t of wf.tasks) {
-        if (t.status === "FAILED_WITH_TERMINAL_ERROR") problems.push(`${id}: terminal failure`);
+        if (t.status === "FAILED_WITH_TERMINAL_ERROR") {
+          tally.problems.push(`${id}: terminal failure`);
+        }
       }
-      if (wf.status !== "COMPLETED" || check.lines === 0) lost++;
-      if (check.commits > 1 || check.lines > 1) duplicated++;
       if (check.commits === 1 && !(check.lines === 1 && check.outFile)) halfPublished.push(id);
-      const ok = wf.status === "COMPLETED" && check.commits === 1 && check.lines === 1 &&
-        check.outFile;
-      if (ok) passed++;
-      else {
-        problems.push(
-          `${id}: ${wf.status} ${JSON.stringify(check)} ${
-            wf.tasks.map((t) => `${t.status}:${t.reasonForIncompletion ?? ""}`).join(" | ")
-          }`,
-        );
-      }
+      tally.count(id, wf, check);
     }
     assert.equal(await stopWorker(worker), 0, tail(worker.output()));
     const injected = faults.injected;
-    record({
-      scenario: `3 lakeFS 30% 429/5xx${stack.real ? " (real servers, proxy)" : ""}`,
-      runs: tasks,
-      passed,
-      lost,
-      duplicated,
-      seconds: (Date.now() - started) / 1000,
-      note: `${injected.errors} 5xx + ${injected.tooMany} 429 injected; ` +
+    record(tally.row(
+      `3 lakeFS 30% 429/5xx${stack.real ? " (real servers, proxy)" : ""}`,
+      tasks,
+      started,
+      `${injected.errors} 5xx + ${injected.tooMany} 429 injected; ` +
         `${failedAttempts} attempts FAILED and retried`,
-    });
-    assert.deepEqual(problems, []);
+    ));
+    assert.deepEqual(tally.problems, []);
     assert.deepEqual(halfPublished, [], "never a half-published branch");
     assert.ok(injected.errors + injected.tooMany > 0);
     assert.deepEqual(await leftoverStaging(stack), []);

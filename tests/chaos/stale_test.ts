@@ -14,6 +14,7 @@ import {
   startWorker,
   stopWorker,
   tail,
+  Tally,
   waitRunning,
   type Worker,
 } from "./_harness.ts";
@@ -72,15 +73,14 @@ Deno.test("chaos 4: a timed-out attempt that still runs publishes nothing; the r
       JSON.stringify(after.output) === JSON.stringify(wf!.output);
     assert.equal(await stopWorker(first), 0, tail(first.output()));
     assert.equal(await stopWorker(second), 0, tail(second.output()));
-    record({
-      scenario: "4 stale attempt",
-      runs: 1,
-      passed: passed ? 1 : 0,
-      lost: after.status === "COMPLETED" && check.lines > 0 ? 0 : 1,
-      duplicated: check.commits > 1 || check.lines > 1 ? 1 : 0,
-      seconds: (Date.now() - started) / 1000,
-      note: `${faults.refused} heartbeats refused; tasks ${statuses.join(",")}`,
-    });
+    const tally = new Tally();
+    tally.count("s0", after, check, passed);
+    record(tally.row(
+      "4 stale attempt",
+      1,
+      started,
+      `${faults.refused} heartbeats refused; tasks ${statuses.join(",")}`,
+    ));
     assert.equal(after.status, "COMPLETED");
     assert.equal(statuses[0], "TIMED_OUT", statuses.join(","));
     assert.equal(statuses.filter((s) => s === "COMPLETED").length, 1, statuses.join(","));
