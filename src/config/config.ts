@@ -26,11 +26,28 @@ import {
   parseLogFileMaxSize,
   parseLogRetention,
   parseOptionalDuration,
+  parseWorkspaceRefStyle,
   trimmed,
+  type WorkspaceRefStyle,
 } from "./parse.ts";
+import {
+  parseTaskDomain,
+  parseTaskPaused,
+  parseTaskSettings,
+  TASK_ENV_VARS,
+  taskEnvVars,
+  type TaskSettings,
+} from "./task_settings.ts";
 import { resolveWorkerIdPrefix } from "./worker_id.ts";
 
-export type { ConductorConfig, ExecutionMode, LakeFsConfig, ListenAddress };
+export type {
+  ConductorConfig,
+  ExecutionMode,
+  LakeFsConfig,
+  ListenAddress,
+  TaskSettings,
+  WorkspaceRefStyle,
+};
 
 /** The complete, frozen worker-local configuration. Units are in the names. */
 export interface RuntimeConfig {
@@ -54,6 +71,16 @@ export interface RuntimeConfig {
   readonly shutdownForceKillAfterMs: number | undefined;
   /** `PERAGO_FAILURE_REASON_MAX_LENGTH`. @default 500 */
   readonly failureReasonMaxLength: number;
+  /**
+   * `PERAGO_TASK_DOMAIN`: the Conductor task domain of every served task type (a
+   * `PERAGO_TASK_DOMAIN_<NAME>` overrides it for one; see {@linkcode loadTaskSettings}).
+   * `undefined` = the default queue.
+   */
+  readonly taskDomain: string | undefined;
+  /** `PERAGO_TASK_PAUSED`: task types this supervisor does not poll. @default [] */
+  readonly pausedTasks: readonly string[];
+  /** `PERAGO_WORKSPACE_REF_STYLE`: the spelling of published workspace refs. @default "snake" */
+  readonly workspaceRefStyle: WorkspaceRefStyle;
   /** Set when `CONDUCTOR_SERVER_URL` is. `perago start` requires it. */
   readonly conductor: ConductorConfig | undefined;
   /** Set when the three `LAKECTL_*` variables are. `perago start` requires it. */
@@ -94,6 +121,8 @@ export const CONFIG_ENV_VARS: readonly string[] = Object.freeze([
   "PERAGO_WORKSPACE_GC_INTERVAL",
   "PERAGO_SHUTDOWN_FORCE_KILL_AFTER",
   "PERAGO_FAILURE_REASON_MAX_LENGTH",
+  ...TASK_ENV_VARS,
+  "PERAGO_WORKSPACE_REF_STYLE",
   "PERAGO_DEBUG",
   "PERAGO_METRICS_ADDRESS",
   "PERAGO_INSTANCE_ID",
@@ -113,11 +142,12 @@ export const CONFIG_ENV_VARS: readonly string[] = Object.freeze([
  * Reads the configuration variables from the process environment one by one, so that a
  * process started with `--allow-env=<CONFIG_ENV_VARS>` can load its configuration.
  *
+ * @param names the variables to read. @default {@linkcode CONFIG_ENV_VARS}
  * @throws {ConfigError} when a variable may not be read.
  */
-export function readProcessEnv(): Record<string, string> {
+export function readProcessEnv(names: readonly string[] = CONFIG_ENV_VARS): Record<string, string> {
   const env: Record<string, string> = {};
-  for (const name of CONFIG_ENV_VARS) {
+  for (const name of names) {
     let value: string | undefined;
     try {
       value = Deno.env.get(name);
@@ -155,18 +185,7 @@ export async function loadRuntimeConfig(
   options: LoadConfigOptions = {},
 ): Promise<RuntimeConfig> {
   const cwd = resolve(options.cwd ?? Deno.cwd());
-  const processEnv = options.env ?? readProcessEnv();
-  const envPath = join(cwd, ".env");
-  let dotenv: Record<string, string>;
-  try {
-    dotenv = await readDotenv(envPath);
-  } catch (error) {
-    throw new ConfigError(`cannot read ${envPath}: ${errorText(error)}; fix or remove the file`, {
-      cause: error,
-    });
-  }
-  const env: Env = { ...dotenv, ...processEnv };
-  const envFile = await isFile(envPath) ? envPath : undefined;
+  const { env, envFile } = await readEnvironment(cwd, options.env ?? readProcessEnv());
 
   const tempRoot = join(tmpdir(), "perago");
   const config: RuntimeConfig = Object.freeze({
@@ -192,6 +211,9 @@ export async function loadRuntimeConfig(
       "PERAGO_SHUTDOWN_FORCE_KILL_AFTER",
     ),
     failureReasonMaxLength: parseFailureReasonMaxLength(env["PERAGO_FAILURE_REASON_MAX_LENGTH"]),
+    taskDomain: parseTaskDomain(env["PERAGO_TASK_DOMAIN"], "PERAGO_TASK_DOMAIN") ?? undefined,
+    pausedTasks: parseTaskPaused(env["PERAGO_TASK_PAUSED"]),
+    workspaceRefStyle: parseWorkspaceRefStyle(env["PERAGO_WORKSPACE_REF_STYLE"]),
     conductor: parseConductorConfig(env),
     lakefs: parseLakeFsConfig(env),
     debug: trimmed(env["PERAGO_DEBUG"]) === "1",
@@ -204,6 +226,89 @@ export async function loadRuntimeConfig(
     await checkWritableRoot(config.logRoot, "PERAGO_LOG_ROOT");
   }
   return config;
+}
+
+/**
+ * The deployment's settings of each served task type (domain, per-host concurrency cap,
+ * paused), from `.env` in `cwd` overlaid by `env`, read like {@linkcode loadRuntimeConfig}
+ * but for the per-task variables of `taskNames` too (their names depend on the tasks, so
+ * they are read once the task modules are loaded).
+ *
+ * Requires `--allow-read` of `<cwd>/.env`, and `--allow-env` of {@linkcode CONFIG_ENV_VARS}
+ * plus `taskEnvVars(taskNames)` when `env` is not given.
+ *
+ * @throws {ConfigError} for the first bad value, naming the variable.
+ * @example
+ * ```ts
+ * const [settings] = await loadTaskSettings(["word_count"], { env: { PERAGO_TASK_DOMAIN: "qa" } });
+ * settings.domain; // "qa"
+ * ```
+ */
+export async function loadTaskSettings(
+  taskNames: readonly string[],
+  options: Omit<LoadConfigOptions, "probeRoots"> = {},
+): Promise<TaskSettings[]> {
+  const cwd = resolve(options.cwd ?? Deno.cwd());
+  const processEnv = options.env ??
+    readProcessEnv([...CONFIG_ENV_VARS, ...taskEnvVars(taskNames)]);
+  const { env } = await readEnvironment(cwd, processEnv);
+  return parseTaskSettings(env, taskNames);
+}
+
+/**
+ * Lines describing the task settings of one served task for `perago check`: its domain,
+ * per-host concurrency, polling and whether it is paused.
+ *
+ * @param worker the task's own `worker` options (the defaults the deployment overrides).
+ */
+export function describeTaskSettings(
+  settings: TaskSettings,
+  worker: {
+    readonly concurrency: number | undefined;
+    readonly pollIntervalMs: number | undefined;
+    readonly batchSize: number | undefined;
+  },
+): string[] {
+  const domain = settings.domain === undefined
+    ? `none (default queue)${
+      settings.domainVariable === undefined ? "" : ` (${settings.domainVariable}=NO_DOMAIN)`
+    }`
+    : `${settings.domain} (${settings.domainVariable})`;
+  const concurrency = settings.concurrency !== undefined
+    ? `${settings.concurrency} (PERAGO_TASK_CONCURRENCY_*)`
+    : worker.concurrency !== undefined
+    ? `${worker.concurrency} (worker.concurrency)`
+    : "all -j slots";
+  const polling = worker.pollIntervalMs === undefined
+    ? "adaptive"
+    : `every ${worker.pollIntervalMs} ms when idle`;
+  const batch = worker.batchSize === undefined ? "free slots" : `at most ${worker.batchSize}`;
+  return [
+    `task domain: ${domain}`,
+    `task concurrency per host: ${concurrency}`,
+    `task polling: ${polling}, batch ${batch}`,
+    `task paused: ${settings.paused ? "yes (PERAGO_TASK_PAUSED): not polled" : "no"}`,
+  ];
+}
+
+/** `.env` in `cwd` overlaid by `processEnv`, and the `.env` path when it exists. */
+async function readEnvironment(
+  cwd: string,
+  processEnv: Record<string, string>,
+): Promise<{ env: Env; envFile: string | undefined }> {
+  const envPath = join(cwd, ".env");
+  let dotenv: Record<string, string>;
+  try {
+    dotenv = await readDotenv(envPath);
+  } catch (error) {
+    throw new ConfigError(`cannot read ${envPath}: ${errorText(error)}; fix or remove the file`, {
+      cause: error,
+    });
+  }
+  return {
+    env: { ...dotenv, ...processEnv },
+    envFile: await isFile(envPath) ? envPath : undefined,
+  };
 }
 
 /**
@@ -268,6 +373,13 @@ export function describeConfig(config: RuntimeConfig): string[] {
         : formatDurationMs(config.shutdownForceKillAfterMs)
     }`,
     `failure reason max length: ${config.failureReasonMaxLength}`,
+    `task domain (all tasks): ${config.taskDomain ?? "none (default queue)"}`,
+    `paused task types: ${
+      config.pausedTasks.length === 0 ? "none" : config.pausedTasks.join(", ")
+    }`,
+    `workspace ref style: ${
+      config.workspaceRefStyle === "camel" ? "camel (refType)" : "snake (ref_type)"
+    }`,
     `conductor: ${conductor}`,
     `lakefs: ${lakefs}`,
     `metrics address: ${

@@ -15,6 +15,12 @@ export type Env = Readonly<Record<string, string | undefined>>;
 /** Execution model of the executors: child processes or Web Workers. */
 export type ExecutionMode = "process" | "thread";
 
+/**
+ * How a published workspace reference spells its type key: `snake` = `ref_type` (the form
+ * of this project's contract), `camel` = `refType` (what perago for Python emits).
+ */
+export type WorkspaceRefStyle = "snake" | "camel";
+
 /** Byte multipliers of the log size units (binary: 1 KB is 1024 bytes). */
 export const LOG_SIZE_UNITS: Readonly<Record<"KB" | "MB" | "GB", number>> = Object.freeze({
   KB: 1024,
@@ -33,6 +39,8 @@ export const DEFAULT_LOG_FILE_MAX_SIZE_BYTES = 100 * LOG_SIZE_UNITS.MB;
 export const DEFAULT_LOG_RETENTION_MS = 30 * DAY_MS;
 /** `PERAGO_EXECUTION_MODE` default. */
 export const DEFAULT_EXECUTION_MODE: ExecutionMode = "process";
+/** `PERAGO_WORKSPACE_REF_STYLE` default. */
+export const DEFAULT_WORKSPACE_REF_STYLE: WorkspaceRefStyle = "snake";
 /** `PERAGO_WORKSPACE_GC_TTL` default: 24 hours. */
 export const DEFAULT_WORKSPACE_GC_TTL_MS = 24 * HOUR_MS;
 /** `PERAGO_WORKSPACE_GC_INTERVAL` default: 1 hour. */
@@ -143,6 +151,28 @@ export function parseExecutionMode(
     );
   }
   return mode;
+}
+
+/**
+ * Parses `PERAGO_WORKSPACE_REF_STYLE` (`snake` or `camel`, case-insensitive). Unset: `snake`.
+ *
+ * @example
+ * ```ts
+ * parseWorkspaceRefStyle("camel"); // "camel"
+ * ```
+ */
+export function parseWorkspaceRefStyle(value: string | undefined): WorkspaceRefStyle {
+  const text = trimmed(value);
+  if (text === undefined) return DEFAULT_WORKSPACE_REF_STYLE;
+  const name = "PERAGO_WORKSPACE_REF_STYLE";
+  const style = text.toLowerCase();
+  if (style !== "snake" && style !== "camel") {
+    throw new ConfigError(
+      `${name} must be either 'snake' (ref_type) or 'camel' (refType)${got(value ?? "")}`,
+      { variable: name },
+    );
+  }
+  return style;
 }
 
 const DURATION_UNIT_MS: Readonly<Record<string, number>> = {
