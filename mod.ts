@@ -49,6 +49,7 @@ export {
   requireGlob,
   type RequireGlobOptions,
 } from "./src/task/guardrails.ts";
+export type { WorkerOptions } from "./src/task/worker_options.ts";
 export { TaskTerminalError } from "./src/task/errors.ts";
 export type {
   TaskMetricDeclaration,
@@ -59,12 +60,15 @@ export type {
 export type {
   ControlsOptions,
   LimitsOptions,
+  PublishBudgetOptions,
   RetryOptions,
   TimeoutOptions,
 } from "./src/task/controls.ts";
 export type {
   AttemptInfo,
   CompiledControls,
+  CompiledPublishBudget,
+  CompiledWorkerOptions,
   Guardrail,
   RetryLogic,
   TaskContext,

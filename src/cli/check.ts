@@ -5,8 +5,14 @@
  *
  * @module
  */
-import { describeConfig, loadRuntimeConfig } from "../config/config.ts";
+import {
+  describeConfig,
+  describeTaskSettings,
+  loadRuntimeConfig,
+  loadTaskSettings,
+} from "../config/config.ts";
 import { loadTask } from "../task/loader.ts";
+import { taskDefWarnings } from "../task/taskdef.ts";
 import { parseCommandArgs } from "./_args.ts";
 import { UsageError } from "./_fail.ts";
 import type { Command } from "./_command.ts";
@@ -18,7 +24,13 @@ environment; both roots are probed for writability) and the task module, then pr
 
   ok: <task name>
   the workspace and log roots, the task's workspace prefix and mode,
-  and whether Conductor and lakeFS are configured (never a secret).
+  whether Conductor and lakeFS are configured (never a secret), and how this
+  deployment serves the task: its Conductor task domain (PERAGO_TASK_DOMAIN,
+  PERAGO_TASK_DOMAIN_<NAME>), per-host concurrency (worker.concurrency,
+  PERAGO_TASK_CONCURRENCY_<NAME>), polling, and whether it is paused
+  (PERAGO_TASK_PAUSED). <NAME> is the task name upper-cased, other characters as _.
+Warnings about the TaskDef (e.g. a publish budget longer than the response timeout)
+go to stderr.
 
 Options:
   -h, --help  show this help
@@ -38,6 +50,8 @@ export const command: Command = {
     // even when the module itself would fail to load.
     const config = await loadRuntimeConfig(moduleTarget);
     const { task } = await loadTask(moduleTarget);
+    const [settings] = await loadTaskSettings([task.name]);
+    for (const line of taskDefWarnings(task)) console.error(`warning: ${line}`);
     console.log(`ok: ${task.name}`);
     for (const line of describeConfig(config)) console.log(line);
     if (task.workspace) {
@@ -46,6 +60,7 @@ export const command: Command = {
     } else {
       console.log("workspace: none (workspace-free task)");
     }
+    for (const line of describeTaskSettings(settings!, task.worker)) console.log(line);
     return 0;
   },
 };

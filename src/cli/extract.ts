@@ -5,7 +5,7 @@
  * @module
  */
 import { loadTask } from "../task/loader.ts";
-import { renderTaskDef } from "../task/taskdef.ts";
+import { renderTaskDef, taskDefWarnings } from "../task/taskdef.ts";
 import { parseCommandArgs } from "./_args.ts";
 import { UsageError } from "./_fail.ts";
 import type { Command } from "./_command.ts";
@@ -15,6 +15,9 @@ const HELP = `Usage: perago extract <module> [-o file]
 Writes the Conductor TaskDef of the task module as JSON: name, ownerEmail, description,
 retry, timeout and rate-limit controls, inputKeys/outputKeys and the input and output
 JSON schemas. The output is deterministic (the same bytes on every run).
+Warnings go to stderr: a controls.publishBudget implying a longer response timeout
+than controls.timeout.responseSeconds (the TaskDef keeps responseSeconds), or a
+publish budget on a read-only task (ignored).
 
 Options:
   -o, --output <file>  write to this file instead of standard output
@@ -39,6 +42,7 @@ export const command: Command = {
     }
     const { task } = await loadTask(positionals[0]!);
     const json = renderTaskDef(task);
+    for (const line of taskDefWarnings(task)) console.error(`warning: ${line}`);
     if (values.output === undefined || values.output === "-") {
       await Deno.stdout.write(new TextEncoder().encode(json));
     } else {

@@ -25,7 +25,12 @@
  * @module
  */
 import { definitionError } from "./errors.ts";
-import type { CompiledControls, RetryLogic, TimeoutPolicy } from "./types.ts";
+import type {
+  CompiledControls,
+  CompiledPublishBudget,
+  RetryLogic,
+  TimeoutPolicy,
+} from "./types.ts";
 
 /** Retry settings (Conductor: retryCount, retryLogic, retryDelaySeconds, ...). */
 export interface RetryOptions {
@@ -68,11 +73,37 @@ export interface LimitsOptions {
   rateLimitFrequencyInSeconds?: number;
 }
 
+/**
+ * The time budget of publishing a workspace (writable workspace tasks only; every field
+ * required). `lakefsMergeTimeoutSeconds` becomes the timeout of each lakeFS merge and
+ * hard-reset request of the publication and must cover `observedMergeP99Seconds +
+ * safetyMarginSeconds`. The budget implies a response timeout of `lakefsMergeTimeoutSeconds
+ * + conductorCompletionTimeoutSeconds + workerShutdownGraceSeconds +
+ * heartbeatIntervalSeconds`; `perago extract` warns when `timeout.responseSeconds` is
+ * shorter (the TaskDef keeps `timeout.responseSeconds`).
+ */
+export interface PublishBudgetOptions {
+  /** Observed high-percentile (p99) merge latency under the expected load, seconds (>= 0). */
+  observedMergeP99Seconds: number;
+  /** Safety margin on top of the observed latency, seconds (>= 0). */
+  safetyMarginSeconds: number;
+  /** Timeout of each lakeFS merge and hard-reset request, seconds (>= 1). */
+  lakefsMergeTimeoutSeconds: number;
+  /** Reserve for completing the Conductor task, seconds (>= 1). */
+  conductorCompletionTimeoutSeconds: number;
+  /** Reserve for a worker shutdown after publishing, seconds (>= 1). */
+  workerShutdownGraceSeconds: number;
+  /** Reserve for one heartbeat interval, seconds (>= 1). */
+  heartbeatIntervalSeconds: number;
+}
+
 /** The `controls` of `defineTask`; every field optional. */
 export interface ControlsOptions {
   retry?: RetryOptions;
   timeout?: TimeoutOptions;
   limits?: LimitsOptions;
+  /** Publication time budget (writable workspace tasks). @default unset */
+  publishBudget?: PublishBudgetOptions;
 }
 
 /** The defaults of {@linkcode compileControls}: what a task without controls registers. */
@@ -90,6 +121,7 @@ export const DEFAULT_CONTROLS: CompiledControls = deepFreeze({
     rateLimitPerFrequency: undefined,
     rateLimitFrequencyInSeconds: undefined,
   },
+  publishBudget: undefined,
 });
 
 const RETRY_LOGICS: readonly RetryLogic[] = ["FIXED", "EXPONENTIAL_BACKOFF", "LINEAR_BACKOFF"];
@@ -111,7 +143,7 @@ const INT_MAX = 2_147_483_647;
  */
 export function compileControls(input?: ControlsOptions, taskName?: string): CompiledControls {
   const fail = (field: string, detail: string) => definitionError(taskName, field, detail);
-  const top = section(input, "controls", ["retry", "timeout", "limits"], fail);
+  const top = section(input, "controls", ["retry", "timeout", "limits", "publishBudget"], fail);
   const retryIn = section(
     top.retry,
     "controls.retry",
@@ -246,7 +278,56 @@ export function compileControls(input?: ControlsOptions, taskName?: string): Com
     );
   }
 
-  return deepFreeze({ retry, timeout, limits });
+  const publishBudget = top.publishBudget === undefined
+    ? undefined
+    : compilePublishBudget(top.publishBudget, int, fail);
+
+  return deepFreeze({ retry, timeout, limits, publishBudget });
+}
+
+const PUBLISH_BUDGET_FIELDS = [
+  ["observedMergeP99Seconds", 0],
+  ["safetyMarginSeconds", 0],
+  ["lakefsMergeTimeoutSeconds", 1],
+  ["conductorCompletionTimeoutSeconds", 1],
+  ["workerShutdownGraceSeconds", 1],
+  ["heartbeatIntervalSeconds", 1],
+] as const;
+
+function compilePublishBudget(
+  value: unknown,
+  int: (value: unknown, field: string, fallback: number, min: number) => number,
+  fail: (field: string, detail: string) => Error,
+): CompiledPublishBudget {
+  const field = "controls.publishBudget";
+  const raw = section(value, field, PUBLISH_BUDGET_FIELDS.map(([key]) => key), fail);
+  const out: Record<string, number> = {};
+  for (const [key, min] of PUBLISH_BUDGET_FIELDS) {
+    if (raw[key] === undefined) {
+      throw fail(
+        `${field}.${key}`,
+        `is required: a publish budget gives all of ${
+          PUBLISH_BUDGET_FIELDS.map(([name]) => name).join(", ")
+        }`,
+      );
+    }
+    out[key] = int(raw[key], `${field}.${key}`, 0, min);
+  }
+  const budget = out as Omit<CompiledPublishBudget, "responseTimeoutSeconds">;
+  const needed = budget.observedMergeP99Seconds + budget.safetyMarginSeconds;
+  if (budget.lakefsMergeTimeoutSeconds < needed) {
+    throw fail(
+      `${field}.lakefsMergeTimeoutSeconds`,
+      `${budget.lakefsMergeTimeoutSeconds} does not cover observedMergeP99Seconds + ` +
+        `safetyMarginSeconds (${needed}); raise it to at least ${needed}`,
+    );
+  }
+  return {
+    ...budget,
+    responseTimeoutSeconds: budget.lakefsMergeTimeoutSeconds +
+      budget.conductorCompletionTimeoutSeconds + budget.workerShutdownGraceSeconds +
+      budget.heartbeatIntervalSeconds,
+  };
 }
 
 function section(

@@ -12,6 +12,7 @@ import { checkGuardrailList } from "./guardrails.ts";
 import { toInlineJsonSchema } from "./json_schema.ts";
 import { normalizePrefix } from "./paths.ts";
 import { compileTaskMetrics, type TaskMetricDeclaration } from "./metrics.ts";
+import { compileWorkerOptions, type WorkerOptions } from "./worker_options.ts";
 import {
   type Guardrail,
   TASK_BRAND,
@@ -52,7 +53,7 @@ export interface TaskOptions<P extends z.ZodObject, R extends z.ZodType> {
   result: R;
   /** Present for workspace tasks. */
   workspace?: WorkspaceOptions;
-  /** Retry, timeout and rate-limit settings of the TaskDef. */
+  /** Retry, timeout and rate-limit settings of the TaskDef, and the publish budget. */
   controls?: ControlsOptions;
   /**
    * Metrics the task records through `ctx.metrics`, by name (`a-z`, `0-9`, `_`): kind
@@ -60,6 +61,11 @@ export interface TaskOptions<P extends z.ZodObject, R extends z.ZodType> {
    * Exported as `app.<name>` with the task name as the `task_name` label.
    */
   metrics?: Readonly<Record<string, TaskMetricDeclaration>>;
+  /**
+   * How a worker serves this task type on one host: per-host concurrency and polling. Not
+   * part of the TaskDef; `PERAGO_TASK_CONCURRENCY_<NAME>` overrides the concurrency.
+   */
+  worker?: WorkerOptions;
   /** The task function, sync or async. Throw `TaskTerminalError` to fail without retry. */
   run: (params: z.output<P>, ctx: TaskContext) => z.input<R> | Promise<z.input<R>>;
 }
@@ -77,6 +83,7 @@ const KNOWN_KEYS = [
   "workspace",
   "controls",
   "metrics",
+  "worker",
   "run",
 ];
 const WORKSPACE_KEYS = ["prefix", "readOnly", "pre", "post"];
@@ -164,6 +171,14 @@ export function defineTask<P extends z.ZodObject, R extends z.ZodType>(
   const workspace = compileWorkspace(raw.workspace, name, fail);
   const controls = compileControls(raw.controls as ControlsOptions | undefined, name);
   const metrics = compileTaskMetrics(raw.metrics, fail);
+  if (controls.publishBudget !== undefined && workspace === undefined) {
+    throw fail(
+      "controls.publishBudget",
+      "budgets the publication of a workspace; a workspace-free task publishes nothing: " +
+        "remove it or give the task a workspace",
+    );
+  }
+  const worker = compileWorkerOptions(raw.worker, name);
 
   const task: TaskDefinition<P, R> = {
     [TASK_BRAND]: true,
@@ -175,6 +190,7 @@ export function defineTask<P extends z.ZodObject, R extends z.ZodType>(
     workspace,
     controls,
     metrics,
+    worker,
     run: raw.run as TaskDefinition<P, R>["run"],
   };
   return Object.freeze(task);

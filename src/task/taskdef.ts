@@ -42,24 +42,65 @@ export type ExtractedTaskDef = {
   outputSchema: TaskDefSchema;
 };
 
+/** The two spellings of the workspace reference's type key. */
+export const WORKSPACE_REF_TYPE_KEYS = ["ref_type", "refType"] as const;
+
 /**
  * The JSON Schema of the `workspace` object of a task input or output: the lakeFS
- * repository, the branch, and the commit (`ref_type` is always `"commit"`). The input also
- * takes an optional `prefix` that narrows the attempt's scope below the task's prefix.
+ * repository, the branch, and the commit, with the reference type (always `"commit"`) under
+ * exactly one of two keys: `ref_type` (this project's contract) or `refType` (perago for
+ * Python). A `oneOf` of two closed objects, so an object with both keys, or neither, fails.
+ * The input also takes an optional `prefix` that narrows the attempt's scope below the
+ * task's prefix.
  */
 export function workspaceJsonSchema(direction: "input" | "output" = "output"): JsonSchema {
-  return {
+  const variant = (refTypeKey: string): JsonSchema => ({
     type: "object",
     properties: {
-      repository: { type: "string" },
-      branch: { type: "string" },
-      ref_type: { const: "commit" },
-      ref: { type: "string" },
+      repository: { type: "string", minLength: 1 },
+      branch: { type: "string", minLength: 1 },
+      [refTypeKey]: { const: "commit" },
+      ref: { type: "string", minLength: 1 },
       ...(direction === "input" ? { prefix: { type: "string" } } : {}),
     },
-    required: ["repository", "branch", "ref_type", "ref"],
+    required: ["repository", "branch", refTypeKey, "ref"],
     additionalProperties: false,
-  };
+  });
+  return { oneOf: WORKSPACE_REF_TYPE_KEYS.map(variant) };
+}
+
+/**
+ * What `perago extract` (and `check`) warn about in a task's TaskDef, one line each, without
+ * changing it:
+ * - a publish budget whose implied response timeout exceeds `timeout.responseSeconds` (the
+ *   TaskDef keeps `timeout.responseSeconds`: Conductor may time a slow publication out);
+ * - a publish budget on a read-only task (it never publishes: the budget is ignored).
+ *
+ * @example
+ * ```ts
+ * for (const line of taskDefWarnings(task)) console.error(`warning: ${line}`);
+ * ```
+ */
+export function taskDefWarnings(task: TaskDefinition): string[] {
+  const budget = task.controls.publishBudget;
+  if (budget === undefined || task.workspace === undefined) return [];
+  if (task.workspace.readOnly) {
+    return [
+      `task ${task.name}: controls.publishBudget is ignored: a read-only workspace task ` +
+      "never publishes; remove it or make the task writable",
+    ];
+  }
+  const response = task.controls.timeout.responseSeconds;
+  if (response >= budget.responseTimeoutSeconds) return [];
+  return [
+    `task ${task.name}: controls.timeout.responseSeconds (${response}) is shorter than the ` +
+    `publish budget it implies (${budget.responseTimeoutSeconds} s = lakefsMergeTimeoutSeconds ` +
+    `${budget.lakefsMergeTimeoutSeconds} + conductorCompletionTimeoutSeconds ` +
+    `${budget.conductorCompletionTimeoutSeconds} + workerShutdownGraceSeconds ` +
+    `${budget.workerShutdownGraceSeconds} + heartbeatIntervalSeconds ` +
+    `${budget.heartbeatIntervalSeconds}); responseTimeoutSeconds stays ${response}: raise ` +
+    `timeout.responseSeconds to at least ${budget.responseTimeoutSeconds} or lower the budget`,
+  ];
 }
 
 /**

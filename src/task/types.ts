@@ -55,6 +55,41 @@ export interface CompiledControls {
     readonly rateLimitPerFrequency: number | undefined;
     readonly rateLimitFrequencyInSeconds: number | undefined;
   };
+  /** The publication time budget of a writable workspace task, when given. */
+  readonly publishBudget: CompiledPublishBudget | undefined;
+}
+
+/**
+ * The time budget of publishing a workspace, as compiled by `defineTask`. The lakeFS merge
+ * timeout bounds each merge and hard-reset request of the publication; the sum of the last
+ * four fields is the response timeout the budget implies (`perago extract` warns when
+ * `timeout.responseSeconds` is shorter).
+ */
+export interface CompiledPublishBudget {
+  /** Observed high-percentile (p99) merge latency under the expected load, seconds. */
+  readonly observedMergeP99Seconds: number;
+  /** Added to the observed latency; the merge timeout must cover both, seconds. */
+  readonly safetyMarginSeconds: number;
+  /** Timeout of each lakeFS merge and hard-reset request of the publication, seconds. */
+  readonly lakefsMergeTimeoutSeconds: number;
+  /** Reserve for completing the Conductor task after publishing, seconds. */
+  readonly conductorCompletionTimeoutSeconds: number;
+  /** Reserve for a worker shutting down after publishing, seconds. */
+  readonly workerShutdownGraceSeconds: number;
+  /** Reserve for one heartbeat (lease extension) interval, seconds. */
+  readonly heartbeatIntervalSeconds: number;
+  /** Merge timeout + completion + shutdown grace + heartbeat interval, seconds. */
+  readonly responseTimeoutSeconds: number;
+}
+
+/** The `worker` options as compiled by `defineTask` (unset = the runtime's default). */
+export interface CompiledWorkerOptions {
+  /** Most attempts of this task type in flight on one host. */
+  readonly concurrency: number | undefined;
+  /** Fixed polling interval while idle, ms; unset = adaptive polling. */
+  readonly pollIntervalMs: number | undefined;
+  /** Most tasks one poll asks for; unset = the free slots. */
+  readonly batchSize: number | undefined;
 }
 
 /** Identity of the Conductor attempt a task function runs for. */
@@ -111,5 +146,7 @@ export interface TaskDefinition<
   readonly controls: CompiledControls;
   /** The metrics the task may record through `ctx.metrics`, by name. */
   readonly metrics: Readonly<Record<string, CompiledTaskMetric>>;
+  /** How a worker serves this task type on one host (not part of the TaskDef). */
+  readonly worker: CompiledWorkerOptions;
   readonly run: (params: z.output<P>, ctx: TaskContext) => z.input<R> | Promise<z.input<R>>;
 }

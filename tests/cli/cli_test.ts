@@ -123,6 +123,11 @@ Deno.test("a bad value of each PERAGO_* variable is one line naming it, exit 1",
     PERAGO_FAILURE_REASON_MAX_LENGTH: "-1",
     PERAGO_WORKSPACE_ROOT: "/proc/perago-cannot-write-here",
     PERAGO_LOG_ROOT: "/proc/perago-cannot-write-here",
+    PERAGO_TASK_DOMAIN: "qa:blue",
+    PERAGO_TASK_DOMAIN_WORD_COUNT: "two words",
+    PERAGO_TASK_CONCURRENCY_WORD_COUNT: "0",
+    PERAGO_TASK_PAUSED: "word_count, ../etc",
+    PERAGO_WORKSPACE_REF_STYLE: "kebab",
   };
   for (const [variable, value] of Object.entries(bad)) {
     const run = await perago(["check", `${ROOT}examples/word_count.ts`], { [variable]: value });
@@ -130,6 +135,91 @@ Deno.test("a bad value of each PERAGO_* variable is one line naming it, exit 1",
     const lines = run.stderr.trim().split("\n");
     assert.equal(lines.length, 1, `${variable}: ${run.stderr}`);
     assert.match(lines[0]!, new RegExp(`^error: .*${variable}`), variable);
+  }
+});
+
+Deno.test("check prints each task's domain, per-host concurrency, polling and paused state", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "perago-cli-" });
+  try {
+    const module = `${dir}/heavy_render.ts`;
+    await Deno.writeTextFile(
+      module,
+      `import { defineTask, z } from ${JSON.stringify(`${ROOT}mod.ts`)};
+export default defineTask({
+  name: "heavy.render", ownerEmail: "t@example.com", description: "d",
+  params: z.object({}), result: z.object({}),
+  worker: { concurrency: 1, pollIntervalMs: 500, batchSize: 2 },
+  run: () => ({}),
+});
+`,
+    );
+    const plain = await perago(["check", module], {}, dir);
+    assert.equal(plain.code, 0, plain.stderr);
+    assert.match(plain.stdout, /^task domain: none \(default queue\)$/m);
+    assert.match(plain.stdout, /^task concurrency per host: 1 \(worker\.concurrency\)$/m);
+    assert.match(plain.stdout, /^task polling: every 500 ms when idle, batch at most 2$/m);
+    assert.match(plain.stdout, /^task paused: no$/m);
+    const deployed = await perago(["check", module], {
+      PERAGO_TASK_DOMAIN: "staging",
+      PERAGO_TASK_DOMAIN_HEAVY_RENDER: "gpu-pool",
+      PERAGO_TASK_CONCURRENCY_HEAVY_RENDER: "3",
+      PERAGO_TASK_PAUSED: "other heavy.render",
+      PERAGO_WORKSPACE_REF_STYLE: "camel",
+    }, dir);
+    assert.equal(deployed.code, 0, deployed.stderr);
+    assert.match(deployed.stdout, /^task domain \(all tasks\): staging$/m);
+    assert.match(deployed.stdout, /^task domain: gpu-pool \(PERAGO_TASK_DOMAIN_HEAVY_RENDER\)$/m);
+    assert.match(deployed.stdout, /^task concurrency per host: 3 \(PERAGO_TASK_CONCURRENCY_\*\)$/m);
+    assert.match(deployed.stdout, /^paused task types: other, heavy\.render$/m);
+    assert.match(deployed.stdout, /^task paused: yes \(PERAGO_TASK_PAUSED\): not polled$/m);
+    assert.match(deployed.stdout, /^workspace ref style: camel \(refType\)$/m);
+    const noDomain = await perago(["check", module], {
+      PERAGO_TASK_DOMAIN: "staging",
+      PERAGO_TASK_DOMAIN_HEAVY_RENDER: "no_domain",
+    }, dir);
+    assert.match(
+      noDomain.stdout,
+      /^task domain: none \(default queue\) \(PERAGO_TASK_DOMAIN_HEAVY_RENDER=NO_DOMAIN\)$/m,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("extract and check warn on stderr when responseSeconds is shorter than the publish budget", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "perago-cli-" });
+  try {
+    const module = `${dir}/publisher.ts`;
+    await Deno.writeTextFile(
+      module,
+      `import { defineTask, z } from ${JSON.stringify(`${ROOT}mod.ts`)};
+export default defineTask({
+  name: "publisher", ownerEmail: "t@example.com", description: "d",
+  params: z.object({}), result: z.object({}), workspace: {},
+  controls: {
+    timeout: { responseSeconds: 60 },
+    publishBudget: {
+      observedMergeP99Seconds: 20, safetyMarginSeconds: 10, lakefsMergeTimeoutSeconds: 45,
+      conductorCompletionTimeoutSeconds: 15, workerShutdownGraceSeconds: 30,
+      heartbeatIntervalSeconds: 10,
+    },
+  },
+  run: () => ({}),
+});
+`,
+    );
+    const extract = await perago(["extract", module], {}, dir);
+    assert.equal(extract.code, 0, extract.stderr);
+    assert.equal(JSON.parse(extract.stdout).responseTimeoutSeconds, 60);
+    assert.match(
+      extract.stderr,
+      /^warning: task publisher: controls\.timeout\.responseSeconds \(60\) is shorter than the publish budget it implies \(100 s/m,
+    );
+    const check = await perago(["check", module], {}, dir);
+    assert.equal(check.code, 0, check.stderr);
+    assert.match(check.stderr, /^warning: task publisher: .*publish budget/m);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
   }
 });
 

@@ -22,6 +22,7 @@ Deno.test("compileControls fills the defaults", () => {
       rateLimitPerFrequency: undefined,
       rateLimitFrequencyInSeconds: undefined,
     },
+    publishBudget: undefined,
   });
   assert.deepEqual(compileControls({}), DEFAULT_CONTROLS);
   assert.ok(Object.isFrozen(controls) && Object.isFrozen(controls.retry));

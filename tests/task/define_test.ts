@@ -68,6 +68,35 @@ Deno.test("defineTask passes controls through compileControls", () => {
   );
 });
 
+const BUDGET = {
+  observedMergeP99Seconds: 20,
+  safetyMarginSeconds: 10,
+  lakefsMergeTimeoutSeconds: 45,
+  conductorCompletionTimeoutSeconds: 15,
+  workerShutdownGraceSeconds: 30,
+  heartbeatIntervalSeconds: 10,
+};
+
+Deno.test("defineTask compiles worker options (unset = the runtime's defaults)", () => {
+  assert.deepEqual(defineTask(base()).worker, {
+    concurrency: undefined,
+    pollIntervalMs: undefined,
+    batchSize: undefined,
+  });
+  const task = defineTask({
+    ...base(),
+    worker: { concurrency: 1, pollIntervalMs: 250, batchSize: 5 },
+  });
+  assert.deepEqual(task.worker, { concurrency: 1, pollIntervalMs: 250, batchSize: 5 });
+  assert.ok(Object.isFrozen(task.worker));
+});
+
+Deno.test("defineTask compiles a publish budget and the response timeout it implies", () => {
+  const task = defineTask({ ...base(), workspace: {}, controls: { publishBudget: BUDGET } });
+  assert.deepEqual(task.controls.publishBudget, { ...BUDGET, responseTimeoutSeconds: 100 });
+  assert.equal(task.controls.timeout.responseSeconds, 600, "the budget changes no timeout");
+});
+
 const BAD: [string, Record<string, unknown>, string, RegExp][] = [
   ["missing name", { name: undefined }, "name", /invalid task definition: name: must be/],
   ["empty name", { name: "" }, "name", /got ""/],
@@ -107,6 +136,72 @@ const BAD: [string, Record<string, unknown>, string, RegExp][] = [
     { workspace: { post: [{ kind: "requireFile", path: "../etc" }] } },
     "workspace.post[0]",
     /not a guardrail/,
+  ],
+  ["worker not an object", { worker: 2 }, "worker", /must be an object/],
+  ["worker unknown key", { worker: { threads: 2 } }, "worker.threads", /unknown key/],
+  [
+    "worker.concurrency 0",
+    { worker: { concurrency: 0 } },
+    "worker.concurrency",
+    /1 to 1000, got 0/,
+  ],
+  [
+    "worker.concurrency not an integer",
+    { worker: { concurrency: 1.5 } },
+    "worker.concurrency",
+    /integer from 1 to 1000, got 1\.5/,
+  ],
+  [
+    "worker.pollIntervalMs too short",
+    { worker: { pollIntervalMs: 10 } },
+    "worker.pollIntervalMs",
+    /50 to 300000, got 10/,
+  ],
+  [
+    "worker.pollIntervalMs too long",
+    { worker: { pollIntervalMs: 3_600_000 } },
+    "worker.pollIntervalMs",
+    /50 to 300000/,
+  ],
+  ["worker.batchSize 0", { worker: { batchSize: 0 } }, "worker.batchSize", /1 to 100, got 0/],
+  [
+    "worker.batchSize a string",
+    { worker: { batchSize: "10" } },
+    "worker.batchSize",
+    /got "10"/,
+  ],
+  [
+    "publishBudget on a workspace-free task",
+    { controls: { publishBudget: BUDGET } },
+    "controls.publishBudget",
+    /workspace-free task publishes nothing/,
+  ],
+  [
+    "publishBudget missing a field",
+    {
+      workspace: {},
+      controls: { publishBudget: { ...BUDGET, heartbeatIntervalSeconds: undefined } },
+    },
+    "controls.publishBudget.heartbeatIntervalSeconds",
+    /is required/,
+  ],
+  [
+    "publishBudget merge timeout below p99 + margin",
+    { workspace: {}, controls: { publishBudget: { ...BUDGET, lakefsMergeTimeoutSeconds: 29 } } },
+    "controls.publishBudget.lakefsMergeTimeoutSeconds",
+    /29 does not cover observedMergeP99Seconds \+ safetyMarginSeconds \(30\)/,
+  ],
+  [
+    "publishBudget zero grace",
+    { workspace: {}, controls: { publishBudget: { ...BUDGET, workerShutdownGraceSeconds: 0 } } },
+    "controls.publishBudget.workerShutdownGraceSeconds",
+    /from 1 to/,
+  ],
+  [
+    "publishBudget unknown key",
+    { workspace: {}, controls: { publishBudget: { ...BUDGET, mergeSeconds: 3 } } },
+    "controls.publishBudget.mergeSeconds",
+    /unknown key/,
   ],
 ];
 

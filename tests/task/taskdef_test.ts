@@ -4,7 +4,7 @@ import { z } from "zod";
 import { defineTask } from "../../src/task/define.ts";
 import { SchemaConversionError, toInlineJsonSchema } from "../../src/task/json_schema.ts";
 import { loadTask } from "../../src/task/loader.ts";
-import { buildTaskDef, renderTaskDef } from "../../src/task/taskdef.ts";
+import { buildTaskDef, renderTaskDef, taskDefWarnings } from "../../src/task/taskdef.ts";
 import type { TaskDef as ConductorTaskDef } from "../../src/conductor/api.ts";
 import type { TaskDefinition } from "../../src/task/types.ts";
 
@@ -70,17 +70,19 @@ function assertCleanSchema(schema: unknown, where: string): void {
   visit(schema, "", true);
 }
 
-const WORKSPACE_SCHEMA = {
+const workspaceVariant = (refTypeKey: string) => ({
   type: "object",
   properties: {
-    repository: { type: "string" },
-    branch: { type: "string" },
-    ref_type: { const: "commit" },
-    ref: { type: "string" },
+    repository: { type: "string", minLength: 1 },
+    branch: { type: "string", minLength: 1 },
+    [refTypeKey]: { const: "commit" },
+    ref: { type: "string", minLength: 1 },
   },
-  required: ["repository", "branch", "ref_type", "ref"],
+  required: ["repository", "branch", refTypeKey, "ref"],
   additionalProperties: false,
-};
+});
+/** Either spelling of the reference type, exactly one: `ref_type` or perago for Python's `refType`. */
+const WORKSPACE_SCHEMA = { oneOf: [workspaceVariant("ref_type"), workspaceVariant("refType")] };
 
 /** The input's workspace also takes the optional `prefix` that narrows the attempt's scope. */
 const WORKSPACE_INPUT_SCHEMA = {
@@ -324,4 +326,70 @@ Deno.test("toInlineJsonSchema names the problem for recursive and unrepresentabl
     () => toInlineJsonSchema(z.bigint(), "input"),
     (error: Error) => error instanceof SchemaConversionError && /BigInt/i.test(error.message),
   );
+});
+
+Deno.test("extract: the workspace input schema takes ref_type or refType, exactly one, nothing else", async () => {
+  const { task } = await loadTask(examplePath("normalize_text"));
+  const def = buildTaskDef(task);
+  for (const key of ["inputSchema", "outputSchema"] as const) {
+    // An independent reading of the JSON Schema (zod's own JSON Schema importer).
+    const schema = z.fromJSONSchema(def[key].data as Parameters<typeof z.fromJSONSchema>[0]);
+    const base = { repository: "repo", branch: "main", ref: "c0ffee" };
+    const payload = key === "inputSchema" ? { params: {} } : {
+      result: { filesNormalized: 0, filesScanned: 0 },
+    };
+    const ok = (workspace: Record<string, unknown>) =>
+      schema.safeParse({ workspace, ...payload }).success;
+    assert.equal(ok({ ...base, ref_type: "commit" }), true, `${key}: ref_type`);
+    assert.equal(ok({ ...base, refType: "commit" }), true, `${key}: refType`);
+    assert.equal(ok({ ...base, ref_type: "commit", refType: "commit" }), false, `${key}: both`);
+    assert.equal(ok(base), false, `${key}: neither`);
+    assert.equal(ok({ ...base, refType: "branch" }), false, `${key}: not a commit`);
+    assert.equal(ok({ ...base, refType: "commit", extra: 1 }), false, `${key}: extra key`);
+    assert.equal(ok({ ...base, ref_type: "commit", ref: "" }), false, `${key}: empty ref`);
+  }
+});
+
+function budgetTask(
+  responseSeconds: number,
+  options: { readOnly?: boolean } = {},
+): TaskDefinition {
+  return defineTask({
+    name: "budgeted",
+    ownerEmail: "t@example.com",
+    description: "d",
+    params: z.object({}),
+    result: z.object({}),
+    workspace: { readOnly: options.readOnly ?? false },
+    controls: {
+      timeout: { responseSeconds },
+      publishBudget: {
+        observedMergeP99Seconds: 20,
+        safetyMarginSeconds: 10,
+        lakefsMergeTimeoutSeconds: 45,
+        conductorCompletionTimeoutSeconds: 15,
+        workerShutdownGraceSeconds: 30,
+        heartbeatIntervalSeconds: 10,
+      },
+    },
+    run: () => ({}),
+  }) as unknown as TaskDefinition;
+}
+
+Deno.test("taskDefWarnings: a publish budget longer than responseSeconds is named; the TaskDef keeps responseSeconds", () => {
+  const short = budgetTask(60);
+  assert.equal(short.controls.publishBudget?.responseTimeoutSeconds, 100);
+  const [warning, ...rest] = taskDefWarnings(short);
+  assert.deepEqual(rest, []);
+  assert.match(warning!, /responseSeconds \(60\) is shorter than the publish budget it implies/);
+  assert.match(
+    warning!,
+    /100 s = lakefsMergeTimeoutSeconds 45 \+ conductorCompletionTimeoutSeconds 15/,
+  );
+  assert.match(warning!, /raise timeout\.responseSeconds to at least 100/);
+  assert.equal(buildTaskDef(short).responseTimeoutSeconds, 60);
+  assert.deepEqual(taskDefWarnings(budgetTask(100)), []);
+  assert.deepEqual(taskDefWarnings(budgetTask(600)), []);
+  const [ignored] = taskDefWarnings(budgetTask(60, { readOnly: true }));
+  assert.match(ignored!, /publishBudget is ignored: a read-only workspace task never publishes/);
 });
