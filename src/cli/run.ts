@@ -28,7 +28,8 @@ but without Conductor: the attempt gets local ids and its fence always passes.
 
 The input file holds the Conductor task input:
   workspace tasks:       {"workspace": {"repository", "branch", "ref_type": "commit",
-                          "ref"}, "params": {...}}
+                          "ref"}, "params": {...}}  ("refType" instead of "ref_type"
+                          also works, as perago for Python writes it)
   workspace-free tasks:  {"params": {...}}
 A missing "workspace.ref" means the head commit of "workspace.branch".
 
@@ -184,6 +185,7 @@ export const command: Command = {
           }),
         signal: controller.signal,
         dryRun,
+        refStyle: config.workspaceRefStyle,
       });
       printOutcome(outcome, dryRun, task.workspace !== undefined && !task.workspace.readOnly);
       return outcome.status === "COMPLETED" ? 0 : 1;

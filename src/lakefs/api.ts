@@ -108,6 +108,8 @@ export interface MergeOptions {
   squashMerge?: boolean;
   allowEmpty?: boolean;
   signal?: AbortSignal;
+  /** Timeout of each try of the merge request, ms. @default the client's request timeout */
+  requestTimeoutMs?: number;
 }
 
 /** What perago needs from lakeFS. Object bodies stream; nothing buffers a whole file. */
@@ -164,7 +166,14 @@ export interface LakeFsApi {
     options?: { prefix?: string; signal?: AbortSignal },
   ): AsyncIterable<Ref>;
   deleteBranch(repo: string, name: string, signal?: AbortSignal): Promise<void>;
-  hardReset(repo: string, branch: string, ref: string, signal?: AbortSignal): Promise<void>;
+  /** `options.requestTimeoutMs`: timeout of each try of the request, ms. */
+  hardReset(
+    repo: string,
+    branch: string,
+    ref: string,
+    signal?: AbortSignal,
+    options?: { requestTimeoutMs?: number },
+  ): Promise<void>;
   /** Commits staged changes; throws `LakeFsNoChangesError` on 400 "no changes". */
   commit(
     repo: string,

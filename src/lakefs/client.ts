@@ -127,6 +127,8 @@ interface RequestSpec {
     contentType: string;
   };
   signal?: AbortSignal | undefined;
+  /** Timeout of one try of this call, ms. @default the client's `requestTimeoutMs` */
+  timeoutMs?: number | undefined;
 }
 
 /** Retry bookkeeping attached to errors of one try. */
@@ -518,12 +520,16 @@ export class LakeFsClient implements LakeFsApi {
     await this.#deleteIdempotently(spec);
   }
 
-  /** Points `branch` at `ref` (the branch must have no uncommitted changes). */
+  /**
+   * Points `branch` at `ref` (the branch must have no uncommitted changes).
+   * `options.requestTimeoutMs` replaces the client's timeout of each try of this request.
+   */
   async hardReset(
     repo: string,
     branch: string,
     ref: string,
     signal?: AbortSignal,
+    options: { requestTimeoutMs?: number } = {},
   ): Promise<void> {
     const spec: RequestSpec = {
       operation: "hardReset",
@@ -531,6 +537,7 @@ export class LakeFsClient implements LakeFsApi {
       path: `/repositories/${encode(repo)}/branches/${encode(branch)}/hard_reset`,
       query: { ref },
       signal,
+      timeoutMs: optionalTimeout(options.requestTimeoutMs),
     };
     await this.#call(spec, () => this.#empty(spec, [204]));
   }
@@ -616,6 +623,7 @@ export class LakeFsClient implements LakeFsApi {
         ...(options.allowEmpty ? { allow_empty: true } : {}),
       },
       signal: options.signal,
+      timeoutMs: optionalTimeout(options.requestTimeoutMs),
     };
     const recognisable = options.message !== undefined;
     return await this.#call(spec, async (attempt) => {
@@ -801,7 +809,7 @@ export class LakeFsClient implements LakeFsApi {
 
   /** One try: send, check the status, read the whole (small) body as text. */
   async #text(spec: RequestSpec, ok: number[]): Promise<string> {
-    const tryControl = this.#tryControl(spec.signal);
+    const tryControl = this.#tryControl(spec.signal, spec.timeoutMs);
     try {
       const response = await this.#send(spec, tryControl);
       if (!ok.includes(response.status)) throw await this.#httpError(spec, response);
@@ -898,7 +906,7 @@ export class LakeFsClient implements LakeFsApi {
     if (spec.signal?.aborted) return spec.signal.reason;
     const timedOut = tryControl.timedOut;
     const detail = timedOut
-      ? `timed out after ${this.#timeoutMs} ms`
+      ? `timed out after ${tryControl.timeoutMs} ms`
       : `network error: ${error instanceof Error ? error.message : String(error)}`;
     const wrapped = new LakeFsError({
       operation: spec.operation,
@@ -911,8 +919,8 @@ export class LakeFsClient implements LakeFsApi {
   }
 
   /** A per-try abort controller with a restartable timer, combined with the caller's signal. */
-  #tryControl(callerSignal: AbortSignal | undefined): TryControl {
-    return new TryControl(this.#timeoutMs, callerSignal);
+  #tryControl(callerSignal: AbortSignal | undefined, timeoutMs?: number): TryControl {
+    return new TryControl(timeoutMs ?? this.#timeoutMs, callerSignal);
   }
 
   async #readChunk(
@@ -996,12 +1004,13 @@ export class LakeFsClient implements LakeFsApi {
 class TryControl {
   readonly #controller = new AbortController();
   readonly signal: AbortSignal;
-  readonly #timeoutMs: number;
+  /** The timeout of this try, ms. */
+  readonly timeoutMs: number;
   #timer: ReturnType<typeof setTimeout> | undefined;
   timedOut = false;
 
   constructor(timeoutMs: number, callerSignal: AbortSignal | undefined) {
-    this.#timeoutMs = timeoutMs;
+    this.timeoutMs = timeoutMs;
     this.signal = callerSignal
       ? AbortSignal.any([callerSignal, this.#controller.signal])
       : this.#controller.signal;
@@ -1015,13 +1024,17 @@ class TryControl {
     this.#timer = setTimeout(() => {
       this.timedOut = true;
       this.#controller.abort(new DOMException("lakeFS request timed out", "TimeoutError"));
-    }, this.#timeoutMs);
+    }, this.timeoutMs);
   }
 
   /** Stops the timer (the try finished, or handed its body to an idle-timed stream). */
   done(): void {
     clearTimeout(this.#timer);
   }
+}
+
+function optionalTimeout(value: number | undefined): number | undefined {
+  return value === undefined ? undefined : positive("requestTimeoutMs", value);
 }
 
 function positive(name: string, value: number): number {

@@ -5,6 +5,7 @@
  * @module
  */
 import { z } from "zod";
+import type { WorkspaceRefStyle } from "../config/parse.ts";
 import { checkGuardrails } from "../task/check_guardrails.ts";
 import {
   GuardrailViolation,
@@ -15,8 +16,11 @@ import {
 import type { Guardrail, TaskContext, TaskDefinition } from "../task/types.ts";
 import { TaskResultError } from "./errors.ts";
 
+export type { WorkspaceRefStyle };
+
 /**
- * The `workspace` input of a workspace task (exact keys, `ref_type` "commit"). The optional
+ * The `workspace` input of a workspace task (exact keys, `ref_type` "commit"), after
+ * {@linkcode parseWorkspaceInput} has turned a `refType` into `ref_type`. The optional
  * `prefix` narrows the attempt's scope below the task's declared prefix.
  */
 export const workspaceInputSchema = z.strictObject({
@@ -56,20 +60,63 @@ export function checkInputKeys(
 }
 
 /**
- * Validates the `workspace` input.
+ * Validates the `workspace` input. The reference type may be spelled `ref_type` (this
+ * project's contract) or `refType` (perago for Python), exactly one of them; everything else
+ * is strict (exact keys, non-empty strings, the type `"commit"`).
  *
  * @throws {TaskInputError}
  */
 export function parseWorkspaceInput(value: unknown): WorkspaceInput {
-  const parsed = workspaceInputSchema.safeParse(value);
+  let candidate = value;
+  let key: "ref_type" | "refType" = "ref_type";
+  if (typeof value === "object" && value !== null && !Array.isArray(value)) {
+    const hasSnake = Object.hasOwn(value, "ref_type");
+    const hasCamel = Object.hasOwn(value, "refType");
+    if (hasSnake && hasCamel) {
+      throw new TaskInputError(
+        "invalid workspace input: both ref_type and refType are given; give exactly one " +
+          '(ref_type: "commit", or refType: "commit" as perago for Python writes it)',
+      );
+    }
+    if (hasCamel) {
+      key = "refType";
+      const { refType, ...rest } = value as Record<string, unknown>;
+      candidate = { ...rest, ref_type: refType };
+    }
+  }
+  const parsed = workspaceInputSchema.safeParse(candidate);
   if (!parsed.success) {
+    const detail = oneLine(z.prettifyError(parsed.error)).replaceAll("ref_type", key);
     throw new TaskInputError(
-      `invalid workspace input: ${oneLine(z.prettifyError(parsed.error))}; expected ` +
-        '{repository, branch, ref_type: "commit", ref, prefix?}',
+      `invalid workspace input: ${detail}; expected {repository, branch, ref_type: "commit", ` +
+        'ref, prefix?} (or refType: "commit" instead of ref_type)',
       { cause: parsed.error },
     );
   }
   return parsed.data;
+}
+
+/**
+ * The `workspace` of a task's output: the input's repository and branch at `ref`, the type
+ * key spelled as `style` asks.
+ *
+ * @example
+ * ```ts
+ * workspaceOutput(input, "c0ffee", "camel");
+ * // { repository, branch, refType: "commit", ref: "c0ffee" }
+ * ```
+ */
+export function workspaceOutput(
+  input: WorkspaceInput,
+  ref: string,
+  style: WorkspaceRefStyle = "snake",
+): Record<string, unknown> {
+  return {
+    repository: input.repository,
+    branch: input.branch,
+    [style === "camel" ? "refType" : "ref_type"]: "commit",
+    ref,
+  };
 }
 
 function oneLine(text: string): string {

@@ -29,6 +29,8 @@ import {
   invokeTaskBody,
   parseWorkspaceInput,
   type WorkspaceInput,
+  workspaceOutput,
+  type WorkspaceRefStyle,
 } from "./_invoke.ts";
 import { newOwner, registerOwner, unregisterOwner } from "./owners.ts";
 import {
@@ -44,7 +46,7 @@ import { describeScope, inScope, resolveScope } from "./scope.ts";
 import { diffSnapshots, type Snapshot, snapshotDir, snapshotsEqual } from "./snapshot.ts";
 import { isSameTaskStagingBranch, STAGING_BRANCH_PREFIX, stagingBranchName } from "./staging.ts";
 
-export type { CurrentTaskState, PublicationKind, WorkspaceInput };
+export type { CurrentTaskState, PublicationKind, WorkspaceInput, WorkspaceRefStyle };
 
 /** The Conductor identity of an attempt. */
 export interface AttemptIdentity {
@@ -101,6 +103,11 @@ export interface AttemptOptions {
   onPhase?: (phase: AttemptPhase) => void;
   /** Receives what the task records through `ctx.metrics` (checked already). */
   onMetric?: (record: TaskMetricRecord) => void;
+  /**
+   * Spelling of the reference type in the output's `workspace`: `snake` = `ref_type`,
+   * `camel` = `refType` (`PERAGO_WORKSPACE_REF_STYLE`). @default "snake"
+   */
+  refStyle?: WorkspaceRefStyle;
 }
 
 /** Paths with sizes, for the change report. */
@@ -330,15 +337,6 @@ function commitMetadata(state: AttemptState): Record<string, string> {
   };
 }
 
-function workspaceOutput(input: WorkspaceInput, ref: string): Record<string, unknown> {
-  return {
-    repository: input.repository,
-    branch: input.branch,
-    ref_type: "commit",
-    ref,
-  };
-}
-
 async function runWorkspace(
   state: AttemptState,
   owner: ReturnType<typeof newOwner>,
@@ -404,7 +402,7 @@ async function runWorkspace(
       else state.changes = diffSnapshots(before, after);
     }
     return {
-      output: { workspace: workspaceOutput(input, input.ref), result },
+      output: { workspace: workspaceOutput(input, input.ref, options.refStyle), result },
       publishedRef: input.ref,
     };
   }
@@ -421,6 +419,7 @@ async function runWorkspace(
     scope,
     workflowInstanceId: options.attempt.workflowInstanceId,
     referenceTaskName: options.attempt.referenceTaskName,
+    publishRequestTimeoutMs: budgetMs(task.controls.publishBudget?.lakefsMergeTimeoutSeconds),
   };
 
   await fence(); // fence #1
@@ -432,7 +431,7 @@ async function runWorkspace(
     options.onPhase?.("publish");
     const publication = await publish(lakefs, target, undefined, signal);
     log.info("no workspace change; completed with {ref} ({kind})", { ...publication });
-    return published(input, result, publication);
+    return published(input, result, publication, options.refStyle);
   }
 
   options.onPhase?.("stage");
@@ -481,7 +480,7 @@ async function runWorkspace(
     metadata,
   }, signal);
   log.info("published {ref} to {branch} ({kind})", { ...publication, branch: input.branch });
-  return published(input, result, publication);
+  return published(input, result, publication, options.refStyle);
 }
 
 /** Throws {@linkcode ReadOnlyWorkspaceError} naming what a read-only task changed. */
@@ -504,12 +503,17 @@ function published(
   input: WorkspaceInput,
   result: unknown,
   publication: { ref: string; kind: PublicationKind },
+  refStyle: WorkspaceRefStyle | undefined,
 ): BodyResult {
   return {
-    output: { workspace: workspaceOutput(input, publication.ref), result },
+    output: { workspace: workspaceOutput(input, publication.ref, refStyle), result },
     publishedRef: publication.ref,
     publication: publication.kind,
   };
+}
+
+function budgetMs(seconds: number | undefined): number | undefined {
+  return seconds === undefined ? undefined : seconds * 1000;
 }
 
 /** The uploads and deletes that make the remote scope equal the attempt directory. */

@@ -58,6 +58,11 @@ export interface PublishTarget {
   readonly scope: string;
   readonly workflowInstanceId: string;
   readonly referenceTaskName: string;
+  /**
+   * Timeout of each merge and hard-reset request of the publication, ms (the task's
+   * `controls.publishBudget.lakefsMergeTimeoutSeconds`). @default the client's request timeout
+   */
+  readonly publishRequestTimeoutMs?: number | undefined;
 }
 
 /** A commit staged on the attempt's staging branch, ready to be published. */
@@ -194,7 +199,7 @@ async function completeWithEarlier(
       signal,
     );
     if (differs.paths.length > 0) {
-      await lakefs.hardReset(target.repo, target.branch, wanted, signal);
+      await lakefs.hardReset(target.repo, target.branch, wanted, signal, timeouts(target));
       return { ref: wanted, kind: "replaced-earlier-attempt" };
     }
   }
@@ -221,6 +226,7 @@ async function mergeChecked(
       metadata: staged.metadata,
       squashMerge: true,
       signal,
+      ...timeouts(target),
     });
   } catch (error) {
     if (!(error instanceof LakeFsConflictError)) throw error;
@@ -277,4 +283,11 @@ async function mergeChecked(
 function listPaths(paths: readonly string[], more: boolean): string {
   const shown = paths.map((path) => JSON.stringify(path)).join(", ");
   return more ? `${shown} and more` : shown;
+}
+
+/** The publish budget's request timeout of a merge or hard reset, when the task has one. */
+function timeouts(target: PublishTarget): { requestTimeoutMs?: number } {
+  return target.publishRequestTimeoutMs === undefined
+    ? {}
+    : { requestTimeoutMs: target.publishRequestTimeoutMs };
 }

@@ -28,6 +28,36 @@ Deno.test("faults: added latency slows calls; a short request timeout fails them
   }, { faults });
 });
 
+Deno.test("faults: requestTimeoutMs of one merge or hard reset replaces the client's timeout", async () => {
+  const faults = new FaultInjector();
+  await withLakeFs(async ({ server }) => {
+    const patient = new LakeFsClient({
+      endpointUrl: server.url,
+      accessKeyId: ACCESS_KEY_ID,
+      secretAccessKey: SECRET,
+      requestTimeoutMs: 30_000,
+      retry: { attempts: 1 },
+    });
+    const main = await patient.getBranch("repo", "main");
+    faults.set({ latencyMs: 400, pathFilter: "/hard_reset" });
+    const error = await patient.hardReset("repo", "main", main.commit_id, undefined, {
+      requestTimeoutMs: 100,
+    }).then(() => undefined, (e) => e);
+    assert.ok(error instanceof LakeFsError, String(error));
+    assert.match(error.message, /timed out after 100 ms/);
+    faults.set({ pathFilter: "/merge/" });
+    await patient.createBranch("repo", "side", "main");
+    await patient.uploadObject("repo", "side", "x.txt", body("x"));
+    await patient.commit("repo", "side", "x");
+    const slowMerge = await patient.merge("repo", "side", "main", { requestTimeoutMs: 100 })
+      .then(() => undefined, (e) => e);
+    assert.match(String(slowMerge), /timed out after 100 ms/);
+    faults.reset();
+    // A generous one still lets the call through.
+    await patient.hardReset("repo", "main", main.commit_id, undefined, { requestTimeoutMs: 5_000 });
+  }, { faults });
+});
+
 Deno.test("faults: 5xx is retried to success", async () => {
   const faults = new FaultInjector(sequence(0, 0));
   await withLakeFs(async ({ client, server }) => {

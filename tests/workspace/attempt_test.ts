@@ -14,6 +14,7 @@ import {
   startStack,
 } from "./_stack.ts";
 import { counter, reader, writer } from "./_tasks.ts";
+import { compileControls } from "../../src/task/controls.ts";
 
 const BASE = {
   "docs/keep.txt": "keep\n",
@@ -545,5 +546,109 @@ Deno.test("cancellation reaches the task and the attempt still cleans up", async
     assert.match(outcome.reasonForIncompletion!, /shutdown/);
     await assertClean(stack, owners);
     assert.ok((await Deno.lstat(join(stack.tmp))).isDirectory);
+  });
+});
+
+// ------------------------------------------------------------------ perago for Python's spelling
+
+Deno.test("workspace input: refType (perago for Python) works like ref_type; exactly one is taken", async () => {
+  await withStack(async (stack, a) => {
+    const owners = activeOwnerCount();
+    const { ref_type: _, ...rest } = workspaceInput(stack, a);
+    const camel = { ...rest, refType: "commit" };
+    const outcome = await runAttempt({
+      ...options(stack, a, { write: { "docs/a.txt": "camel\n" } }),
+      input: { workspace: camel, params: { write: { "docs/a.txt": "camel\n" } } },
+    });
+    assert.equal(outcome.status, "COMPLETED", outcome.reasonForIncompletion);
+    // Emitted as ref_type unless asked otherwise.
+    assert.deepEqual(outcome.outputData?.workspace, {
+      repository: stack.repo,
+      branch: "main",
+      ref_type: "commit",
+      ref: outcome.publishedRef,
+    });
+    const b = outcome.publishedRef!;
+    const asCamel = await runAttempt({
+      ...options(stack, b, { write: { "docs/a.txt": "camel 2\n" } }),
+      refStyle: "camel",
+    });
+    assert.equal(asCamel.status, "COMPLETED", asCamel.reasonForIncompletion);
+    assert.deepEqual(asCamel.outputData?.workspace, {
+      repository: stack.repo,
+      branch: "main",
+      refType: "commit",
+      ref: asCamel.publishedRef,
+    });
+    const c = asCamel.publishedRef!;
+    const cases: [Record<string, unknown>, RegExp][] = [
+      [
+        { ...workspaceInput(stack, c), refType: "commit" },
+        /both ref_type and refType are given; give exactly one/,
+      ],
+      [{ ...rest, ref: c, refType: "branch" }, /invalid workspace input: .*refType/],
+      [{ ...rest, ref: c, refType: "commit", extra: 1 }, /invalid workspace input/],
+    ];
+    stack.server.stats.reset();
+    for (const [workspace, reason] of cases) {
+      const bad = await runAttempt({ ...options(stack, c, {}), input: { workspace, params: {} } });
+      assert.equal(bad.status, "FAILED");
+      assert.match(bad.reasonForIncompletion!, reason);
+    }
+    assert.equal(stack.server.stats.count("listObjects"), 0, "rejected before any download");
+    await assertClean(stack, owners + 0);
+  });
+});
+
+Deno.test("publishBudget: its lakeFS merge timeout bounds the publication's merge and hard reset", async () => {
+  await withStack(async (stack, a) => {
+    const seen: { op: string; requestTimeoutMs: number | undefined }[] = [];
+    const lakefs = new Proxy(stack.lakefs, {
+      get(target, key, receiver) {
+        const value = Reflect.get(target, key, receiver);
+        if (key === "merge") {
+          return (...args: Parameters<LakeFsApi["merge"]>) => {
+            seen.push({ op: "merge", requestTimeoutMs: args[3]?.requestTimeoutMs });
+            return target.merge(...args);
+          };
+        }
+        if (key === "hardReset") {
+          return (...args: Parameters<LakeFsApi["hardReset"]>) => {
+            seen.push({ op: "hardReset", requestTimeoutMs: args[4]?.requestTimeoutMs });
+            return target.hardReset(...args);
+          };
+        }
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+    const budgeted = Object.freeze({
+      ...writer,
+      controls: compileControls({
+        timeout: { responseSeconds: 120 },
+        publishBudget: {
+          observedMergeP99Seconds: 2,
+          safetyMarginSeconds: 1,
+          lakefsMergeTimeoutSeconds: 7,
+          conductorCompletionTimeoutSeconds: 5,
+          workerShutdownGraceSeconds: 5,
+          heartbeatIntervalSeconds: 5,
+        },
+      }),
+    }) as unknown as AttemptOptions["task"];
+    const merged = await runAttempt({
+      ...options(stack, a, { write: { "docs/a.txt": "budget\n" } }),
+      task: budgeted,
+      lakefs,
+    });
+    assert.equal(merged.status, "COMPLETED", merged.reasonForIncompletion);
+    assert.deepEqual(seen, [{ op: "merge", requestTimeoutMs: 7000 }]);
+    // Without a budget: the client's own timeout.
+    seen.length = 0;
+    const plain = await runAttempt({
+      ...options(stack, merged.publishedRef!, { write: { "docs/a.txt": "plain\n" } }),
+      lakefs,
+    });
+    assert.equal(plain.status, "COMPLETED", plain.reasonForIncompletion);
+    assert.deepEqual(seen, [{ op: "merge", requestTimeoutMs: undefined }]);
   });
 });
