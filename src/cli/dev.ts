@@ -11,6 +11,8 @@ import { startLakeFsServer } from "../devstack/lakefs/server.ts";
 import { DEMO_ACCESS_KEY_ID, DEMO_SECRET_ACCESS_KEY } from "../devstack/credentials.ts";
 import { LakeFsClient } from "../lakefs/client.ts";
 import { parseCommandArgs } from "./_args.ts";
+import { countingLakeFs } from "../runtime/counting_lakefs.ts";
+import { startProgress } from "./_progress.ts";
 import { seedSampleRepository } from "./_seed.ts";
 import { UsageError } from "./_fail.ts";
 import type { Command } from "./_command.ts";
@@ -81,11 +83,14 @@ export const command: Command = {
       const exists = await client.getRepository("demo").then(() => true, () => false);
       if (!exists) {
         const storage = dataDir === undefined ? "local://demo" : `local://${dataDir}/demo`;
-        const commit = await seedSampleRepository(client, {
+        const progress = startProgress('seeding "demo"');
+        progress.phase("upload");
+        const counted = countingLakeFs(client, { onTransfer: (c) => progress.counts(c) });
+        const commit = await seedSampleRepository(counted.api, {
           repo: "demo",
           branch: "main",
           storageNamespace: storage,
-        });
+        }).finally(() => progress.stop());
         console.error(`dev: seeded repository "demo" (branch main, commit ${commit.id})`);
       }
     }

@@ -8,6 +8,7 @@
  */
 import { configSecrets, loadRuntimeConfig, readProcessEnv } from "../config/config.ts";
 import { moduleStem, resolveWorkerId } from "../config/worker_id.ts";
+import type { LakeFsApi } from "../lakefs/api.ts";
 import { LakeFsClient } from "../lakefs/client.ts";
 import { setupLogging } from "../log/setup.ts";
 import { loadTask } from "../task/loader.ts";
@@ -17,7 +18,9 @@ import {
   resolveInputRef,
   runAttempt,
 } from "../workspace/attempt.ts";
+import { countingLakeFs } from "../runtime/counting_lakefs.ts";
 import { parseCommandArgs } from "./_args.ts";
+import { startProgress } from "./_progress.ts";
 import { UsageError } from "./_fail.ts";
 import type { Command } from "./_command.ts";
 
@@ -117,7 +120,10 @@ export const command: Command = {
     let input = await readInput(values.input);
 
     const workerId = resolveWorkerId(moduleTarget, readProcessEnv());
+    // At a terminal: the phase and what moved, on one line under the log lines.
+    const progress = startProgress(task.name);
     const logging = await setupLogging({
+      ...(progress.active ? { consoleWrite: (bytes: Uint8Array) => progress.write(bytes) } : {}),
       logRoot: config.logRoot,
       moduleName: moduleStem(moduleTarget),
       workerId,
@@ -130,7 +136,7 @@ export const command: Command = {
     const onSignal = () => controller.abort(new Error("interrupted (SIGINT)"));
     Deno.addSignalListener("SIGINT", onSignal);
     try {
-      let lakefs: LakeFsClient | undefined;
+      let lakefs: LakeFsApi | undefined;
       if (task.workspace !== undefined) {
         if (config.lakefs === undefined) {
           throw new UsageError(
@@ -139,11 +145,14 @@ export const command: Command = {
               "LAKECTL_CREDENTIALS_SECRET_ACCESS_KEY (in .env or the environment)",
           );
         }
-        lakefs = new LakeFsClient({
-          endpointUrl: config.lakefs.endpointUrl,
-          accessKeyId: config.lakefs.accessKeyId,
-          secretAccessKey: config.lakefs.secretAccessKey,
-        });
+        lakefs = countingLakeFs(
+          new LakeFsClient({
+            endpointUrl: config.lakefs.endpointUrl,
+            accessKeyId: config.lakefs.accessKeyId,
+            secretAccessKey: config.lakefs.secretAccessKey,
+          }),
+          { onTransfer: (counts) => progress.counts(counts) },
+        ).api;
         if (
           typeof input === "object" && input !== null && !Array.isArray(input) &&
           "workspace" in input && typeof input.workspace === "object" &&
@@ -186,10 +195,13 @@ export const command: Command = {
         signal: controller.signal,
         dryRun,
         refStyle: config.workspaceRefStyle,
+        onPhase: (phase) => progress.phase(phase),
       });
+      progress.stop();
       printOutcome(outcome, dryRun, task.workspace !== undefined && !task.workspace.readOnly);
       return outcome.status === "COMPLETED" ? 0 : 1;
     } finally {
+      progress.stop();
       Deno.removeSignalListener("SIGINT", onSignal);
       await logging.dispose();
     }

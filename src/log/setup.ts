@@ -31,6 +31,11 @@ export interface LoggingOptions {
   retentionMs: number;
   /** Readable lines on stderr as well. @default true */
   console?: boolean;
+  /**
+   * Writes the readable lines instead of `Deno.stderr.writeSync` (a progress display clears
+   * its line, writes them, and draws itself again below).
+   */
+  consoleWrite?: (bytes: Uint8Array) => void;
   /** Lowest level logged. @default "info" */
   level?: "debug" | "info" | "warning" | "error";
   /** Literal values (credentials) replaced by `***` wherever they appear. */
@@ -141,7 +146,9 @@ export async function setupLogging(options: LoggingOptions): Promise<LoggingHand
     (record: LogRecord) => formatJsonLine(record, workerId, secrets),
   );
   const sinks: Record<string, Sink> = { file: redact(fileSink) };
-  if (options.console ?? true) sinks.console = redact(stderrSink(workerId, secrets));
+  if (options.console ?? true) {
+    sinks.console = redact(stderrSink(workerId, secrets, options.consoleWrite));
+  }
   const sinkIds = Object.keys(sinks);
 
   await configure({
@@ -189,13 +196,18 @@ const PIPE_BUF = 4096;
  * JSONL file gets every record at once; this only saves a write, and a wake-up of whatever
  * reads stderr, per line.
  */
-function stderrSink(workerId: string, secrets: readonly string[]): Sink & Disposable {
+function stderrSink(
+  workerId: string,
+  secrets: readonly string[],
+  consoleWrite?: (bytes: Uint8Array) => void,
+): Sink & Disposable {
   const encoder = new TextEncoder();
   let pending: Uint8Array[] = [];
   let size = 0;
   let timer: ReturnType<typeof setTimeout> | undefined;
   const write = (bytes: Uint8Array) => {
     try {
+      if (consoleWrite !== undefined) return consoleWrite(bytes);
       let written = 0;
       while (written < bytes.length) written += Deno.stderr.writeSync(bytes.subarray(written));
     } catch {
