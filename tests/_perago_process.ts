@@ -7,8 +7,11 @@ import { waitFor } from "../src/util/sleep.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 
-/** A running `perago start`. */
-export interface Worker {
+/**
+ * A running `perago start`. `await using worker = spawnPeragoStart(...)` kills it (SIGKILL)
+ * and waits for its exit when the test's scope ends, however the test ends.
+ */
+export interface Worker extends AsyncDisposable {
   process: Deno.ChildProcess;
   /** Everything it wrote to stdout and stderr so far. */
   output(): string;
@@ -66,6 +69,10 @@ export function spawnPeragoStart(args: string[], options: SpawnOptions): Worker 
       } catch {
         // gone
       }
+    },
+    async [Symbol.asyncDispose]() {
+      this.kill("SIGKILL");
+      await status;
     },
   };
 }

@@ -47,7 +47,8 @@ export default defineTask({
 });
 `;
 
-export interface Stack {
+/** A running stack; `await using stack = await startStack()` closes it when the scope ends. */
+export interface Stack extends AsyncDisposable {
   dir: string;
   workspaceRoot: string;
   logRoot: string;
@@ -156,6 +157,7 @@ export async function startStack(
       await demoLakeFs?.close();
       await Deno.remove(dir, { recursive: true }).catch(() => {});
     },
+    [Symbol.asyncDispose]: () => stack.close(),
   };
   if (!conductor) {
     // Not enumerable, so `{ ...stack }` copies stay usable on real servers.

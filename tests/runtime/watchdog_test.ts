@@ -33,25 +33,19 @@ export default defineTask({
 `;
 
 Deno.test("start: an executor stuck past its task's timeout.seconds is killed; the retry completes", async () => {
-  const stack = await startStack();
+  await using stack = await startStack();
   await Deno.writeTextFile(stack.modulePath, BLOCKING_TASK(stack.taskName));
   const { task } = await loadTask(stack.modulePath);
   await stack.api.updateTaskDef(buildTaskDef(task));
-  const worker = startWorker(stack, ["-j", "1"]);
-  try {
-    const id = await stack.startWorkflow({ a: 2, b: 3 });
-    const wf = await stack.waitWorkflow(id, "COMPLETED", 45_000).catch((error) => {
-      throw new Error(`${error.message}\n${worker.output()}`);
-    });
-    assert.deepEqual(wf.output, { sum: 5 });
-    const done = wf.tasks.find((t) => t.status === "COMPLETED");
-    assert.ok(done && done.retryCount >= 1, JSON.stringify(wf.tasks.map((t) => t.status)));
-    assert.match(worker.output(), /past its timeout\.seconds .* killing it/);
-    assert.match(worker.output(), /restarting executor probe0000/);
-    assert.equal(await stopWorker(worker), 0, worker.output());
-  } finally {
-    worker.kill("SIGKILL");
-    await worker.status;
-    await stack.close();
-  }
+  await using worker = startWorker(stack, ["-j", "1"]);
+  const id = await stack.startWorkflow({ a: 2, b: 3 });
+  const wf = await stack.waitWorkflow(id, "COMPLETED", 45_000).catch((error) => {
+    throw new Error(`${error.message}\n${worker.output()}`);
+  });
+  assert.deepEqual(wf.output, { sum: 5 });
+  const done = wf.tasks.find((t) => t.status === "COMPLETED");
+  assert.ok(done && done.retryCount >= 1, JSON.stringify(wf.tasks.map((t) => t.status)));
+  assert.match(worker.output(), /past its timeout\.seconds .* killing it/);
+  assert.match(worker.output(), /restarting executor probe0000/);
+  assert.equal(await stopWorker(worker), 0, worker.output());
 });
