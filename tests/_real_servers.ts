@@ -159,3 +159,35 @@ export async function deleteTestRepository(target: LakeFsTarget, name: string): 
     // best effort
   }
 }
+
+/** A real lakeFS executable for tests that start their own (e.g. `perago dev --lakefs-bin`). */
+export interface RealLakeFsBinary {
+  path: string;
+}
+
+/**
+ * The lakeFS executable named by `PERAGO_TEST_LAKEFS_BIN`, else the one
+ * `../shared/tools/lakefs/start.sh --unpack` unpacks (beside the repository), or why none.
+ */
+export function realLakeFsBinary(): RealLakeFsBinary | Skip {
+  const named = env("PERAGO_TEST_LAKEFS_BIN");
+  if (named) return { path: named };
+  const startScript = new URL("../../shared/tools/lakefs/start.sh", import.meta.url).pathname;
+  try {
+    Deno.statSync(startScript);
+  } catch {
+    return {
+      skip: `no lakeFS binary: PERAGO_TEST_LAKEFS_BIN is unset and ${startScript} is missing ` +
+        "(../shared is not beside this clone)",
+    };
+  }
+  const unpacked = new Deno.Command(startScript, { args: ["--unpack"], stderr: "piped" })
+    .outputSync();
+  const path = new TextDecoder().decode(unpacked.stdout).trim();
+  if (unpacked.code !== 0 || path === "") {
+    return {
+      skip: `${startScript} --unpack failed: ${new TextDecoder().decode(unpacked.stderr).trim()}`,
+    };
+  }
+  return { path };
+}

@@ -1,13 +1,16 @@
 // deno-lint-ignore-file no-console
 /**
- * `perago dev`: the demo Conductor and lakeFS servers on loopback, for development, the demo
- * and the tests. Prints the connection settings in `.env` format, then serves until
- * SIGINT/SIGTERM.
+ * `perago dev`: a Conductor and a lakeFS on loopback, for development, the demo and the
+ * tests: the embedded demo servers by default, or the real ones where they exist (a lakeFS
+ * binary with `--lakefs-bin`, Conductor OSS with `--conductor oss`). Prints the connection
+ * settings in `.env` format, then serves until SIGINT/SIGTERM and stops what it started.
  *
  * @module
  */
 import { startConductorServer } from "../devstack/conductor/server.ts";
+import { startConductorOss } from "../devstack/conductor_oss.ts";
 import { startLakeFsServer } from "../devstack/lakefs/server.ts";
+import { startRealLakeFs } from "../devstack/real_lakefs.ts";
 import { DEMO_ACCESS_KEY_ID, DEMO_SECRET_ACCESS_KEY } from "../devstack/credentials.ts";
 import { LakeFsClient } from "../lakefs/client.ts";
 import { parseCommandArgs } from "./_args.ts";
@@ -18,27 +21,39 @@ import { UsageError } from "./_fail.ts";
 import type { Command } from "./_command.ts";
 
 const HELP = `Usage: perago dev [--data-dir D] [--conductor-port N] [--lakefs-port N] [--seed]
+                  [--lakefs-bin PATH] [--conductor demo|oss]
 
-Starts the demo Conductor and lakeFS servers on 127.0.0.1 and prints, in .env format:
+Starts a Conductor and a lakeFS on 127.0.0.1 (the embedded demo servers unless told
+otherwise) and prints, in .env format:
 
   CONDUCTOR_SERVER_URL=http://127.0.0.1:<port>/api
   LAKECTL_SERVER_ENDPOINT_URL=http://127.0.0.1:<port>
   LAKECTL_CREDENTIALS_ACCESS_KEY_ID=...
   LAKECTL_CREDENTIALS_SECRET_ACCESS_KEY=...
 
-then serves until SIGINT or SIGTERM. Append the lines to .env to point perago at them:
+then serves until SIGINT or SIGTERM and stops what it started. Append the lines to .env to
+point perago at them:
   perago dev >> .env
 
 Options:
-  --data-dir <dir>        keep the servers' state in this directory (default: memory)
-  --conductor-port <n>    Conductor port (default: a free port)
-  --lakefs-port <n>       lakeFS port (default: a free port)
+  --data-dir <dir>        keep the servers' state in this directory (default: memory, or a
+                          temporary directory removed at exit for a real lakeFS)
+  --conductor-port <n>    demo Conductor port (default: a free port)
+  --lakefs-port <n>       lakeFS port, demo or real (default: a free port)
   --seed                  create the lakeFS repository "demo" with sample files on
                           branch main (what examples/inputs/*.json refer to)
+  --lakefs-bin <path>     run this real lakeFS executable (e.g. lakeFS 1.84.0) in local mode
+                          instead of the demo lakeFS: embedded KV and local block storage
+                          under the data dir, loopback only, nothing outbound, the admin
+                          keys above created by lakeFS at start-up (also PERAGO_DEV_LAKEFS_BIN)
+  --conductor <kind>      "demo" (default) or "oss": the real Conductor OSS through
+                          scripts/conductor_oss.sh (Java 17; Maven to fetch the jar once;
+                          PostgreSQL); one already running is used and left running
   -h, --help              show this help
 
 The demo servers are for development and tests: they follow the real servers' REST
-behaviour for what perago uses, and have fault switches at /_perago/faults.`;
+behaviour for what perago uses (checked by the contract tests against the real ones), and
+have fault switches at /_perago/faults.`;
 
 function parsePort(flag: string, value: string | undefined): number {
   if (value === undefined) return 0;
@@ -47,6 +62,15 @@ function parsePort(flag: string, value: string | undefined): number {
     throw new UsageError(`dev: ${flag} must be a port number 0..65535 (got "${value}")`);
   }
   return port;
+}
+
+/** `PERAGO_DEV_LAKEFS_BIN`, when the environment may be read and it is set. */
+function lakefsBinFromEnv(): string | undefined {
+  try {
+    return Deno.env.get("PERAGO_DEV_LAKEFS_BIN") || undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** `perago dev`. */
@@ -58,60 +82,123 @@ export const command: Command = {
       "conductor-port": { type: "string" },
       "lakefs-port": { type: "string" },
       seed: { type: "boolean", default: false },
+      "lakefs-bin": { type: "string" },
+      conductor: { type: "string", default: "demo" },
     });
     if (positionals.length > 0) {
       throw new UsageError(`dev: unexpected argument "${positionals[0]}"; run "perago dev --help"`);
     }
+    const kind = values.conductor;
+    if (kind !== "demo" && kind !== "oss") {
+      throw new UsageError(`dev: --conductor must be "demo" or "oss" (got "${kind}")`);
+    }
+    if (kind === "oss" && values["conductor-port"] !== undefined) {
+      throw new UsageError(
+        "dev: --conductor-port is for the demo Conductor; Conductor OSS takes CONDUCTOR_OSS_PORT",
+      );
+    }
+    const lakefsBin = values["lakefs-bin"] ?? lakefsBinFromEnv();
     const dataDir = values["data-dir"];
     if (dataDir !== undefined) await Deno.mkdir(dataDir, { recursive: true });
-    const conductor = await startConductorServer({
-      port: parsePort("--conductor-port", values["conductor-port"]),
-      ...(dataDir === undefined ? {} : { dataDir: `${dataDir}/conductor` }),
-    });
-    const lakefs = await startLakeFsServer({
-      port: parsePort("--lakefs-port", values["lakefs-port"]),
-      accessKeyId: DEMO_ACCESS_KEY_ID,
-      secretAccessKey: DEMO_SECRET_ACCESS_KEY,
-      ...(dataDir === undefined ? {} : { dataDir: `${dataDir}/lakefs` }),
-    });
-    if (values.seed) {
-      const client = new LakeFsClient({
-        endpointUrl: lakefs.url,
-        accessKeyId: DEMO_ACCESS_KEY_ID,
-        secretAccessKey: DEMO_SECRET_ACCESS_KEY,
-      });
-      const exists = await client.getRepository("demo").then(() => true, () => false);
-      if (!exists) {
-        const storage = dataDir === undefined ? "local://demo" : `local://${dataDir}/demo`;
-        const progress = startProgress('seeding "demo"');
-        progress.phase("upload");
-        const counted = countingLakeFs(client, { onTransfer: (c) => progress.counts(c) });
-        const commit = await seedSampleRepository(counted.api, {
-          repo: "demo",
-          branch: "main",
-          storageNamespace: storage,
-        }).finally(() => progress.stop());
-        console.error(`dev: seeded repository "demo" (branch main, commit ${commit.id})`);
-      }
-    }
-    console.log(`CONDUCTOR_SERVER_URL=${conductor.url}/api`);
-    console.log(`LAKECTL_SERVER_ENDPOINT_URL=${lakefs.url}`);
-    console.log(`LAKECTL_CREDENTIALS_ACCESS_KEY_ID=${DEMO_ACCESS_KEY_ID}`);
-    console.log(`LAKECTL_CREDENTIALS_SECRET_ACCESS_KEY=${DEMO_SECRET_ACCESS_KEY}`);
+    const conductorPort = parsePort("--conductor-port", values["conductor-port"]);
+    const lakefsPort = parsePort("--lakefs-port", values["lakefs-port"]);
 
+    // Signals stop the servers at any point, also while a slow one is still starting.
+    const stopping = new AbortController();
     const stopped = Promise.withResolvers<Deno.Signal>();
-    const signals: Deno.Signal[] = ["SIGINT", "SIGTERM"];
-    const handlers = signals.map((signal) => {
-      const handler = () => stopped.resolve(signal);
+    const handlers = (["SIGINT", "SIGTERM"] as const).map((signal) => {
+      const handler = () => {
+        stopped.resolve(signal);
+        stopping.abort(new Error(`dev: ${signal} received`));
+      };
       Deno.addSignalListener(signal, handler);
       return [signal, handler] as const;
     });
+    const closers: (() => Promise<void>)[] = [];
+    let tempDir: string | undefined;
     try {
+      let conductorUrl: string;
+      if (kind === "oss") {
+        const oss = await startConductorOss({
+          signal: stopping.signal,
+          onProgress: (line) => console.error(`dev: ${line}`),
+        });
+        if (oss.started) closers.push(() => oss.close());
+        else console.error(`dev: using the Conductor OSS already running at ${oss.url}`);
+        conductorUrl = `${oss.url.replace(/\/+$/, "")}/api`;
+      } else {
+        const conductor = await startConductorServer({
+          port: conductorPort,
+          ...(dataDir === undefined ? {} : { dataDir: `${dataDir}/conductor` }),
+        });
+        closers.push(() => conductor.close());
+        conductorUrl = `${conductor.url}/api`;
+      }
+
+      let lakefsUrl: string;
+      if (lakefsBin !== undefined) {
+        const lakefsDir = dataDir === undefined
+          ? (tempDir = await Deno.makeTempDir({ prefix: "perago-dev-lakefs-" }))
+          : `${dataDir}/lakefs-real`;
+        const lakefs = await startRealLakeFs({
+          bin: lakefsBin,
+          dataDir: lakefsDir,
+          port: lakefsPort,
+          accessKeyId: DEMO_ACCESS_KEY_ID,
+          secretAccessKey: DEMO_SECRET_ACCESS_KEY,
+          signal: stopping.signal,
+        });
+        closers.push(() => lakefs.close());
+        console.error(`dev: real lakeFS ${lakefsBin} (pid ${lakefs.pid}, log ${lakefs.logFile})`);
+        lakefsUrl = lakefs.url;
+      } else {
+        const lakefs = await startLakeFsServer({
+          port: lakefsPort,
+          accessKeyId: DEMO_ACCESS_KEY_ID,
+          secretAccessKey: DEMO_SECRET_ACCESS_KEY,
+          ...(dataDir === undefined ? {} : { dataDir: `${dataDir}/lakefs` }),
+        });
+        closers.push(() => lakefs.close());
+        lakefsUrl = lakefs.url;
+      }
+
+      if (values.seed) {
+        const client = new LakeFsClient({
+          endpointUrl: lakefsUrl,
+          accessKeyId: DEMO_ACCESS_KEY_ID,
+          secretAccessKey: DEMO_SECRET_ACCESS_KEY,
+        });
+        const exists = await client.getRepository("demo").then(() => true, () => false);
+        if (!exists) {
+          // A real lakeFS keeps "local://" namespaces under its own block directory.
+          const storage = dataDir === undefined || lakefsBin !== undefined
+            ? "local://demo"
+            : `local://${dataDir}/demo`;
+          const progress = startProgress('seeding "demo"');
+          progress.phase("upload");
+          const counted = countingLakeFs(client, { onTransfer: (c) => progress.counts(c) });
+          const commit = await seedSampleRepository(counted.api, {
+            repo: "demo",
+            branch: "main",
+            storageNamespace: storage,
+          }).finally(() => progress.stop());
+          console.error(`dev: seeded repository "demo" (branch main, commit ${commit.id})`);
+        }
+      }
+      console.log(`CONDUCTOR_SERVER_URL=${conductorUrl}`);
+      console.log(`LAKECTL_SERVER_ENDPOINT_URL=${lakefsUrl}`);
+      console.log(`LAKECTL_CREDENTIALS_ACCESS_KEY_ID=${DEMO_ACCESS_KEY_ID}`);
+      console.log(`LAKECTL_CREDENTIALS_SECRET_ACCESS_KEY=${DEMO_SECRET_ACCESS_KEY}`);
+
       const signal = await stopped.promise;
-      console.error(`dev: ${signal} received, stopping the demo servers`);
+      console.error(`dev: ${signal} received, stopping the servers`);
+    } catch (error) {
+      if (!stopping.signal.aborted) throw error;
+      console.error(`dev: ${await stopped.promise} received while starting; stopped`);
     } finally {
       for (const [signal, handler] of handlers) Deno.removeSignalListener(signal, handler);
-      await Promise.allSettled([conductor.close(), lakefs.close()]);
+      for (const close of closers.reverse()) await close().catch(() => {});
+      if (tempDir) await Deno.remove(tempDir, { recursive: true }).catch(() => {});
     }
     return 0;
   },

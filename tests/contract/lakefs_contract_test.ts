@@ -327,6 +327,31 @@ async function lakeFsContract(t: Deno.TestContext, target: Target): Promise<void
           ),
           ["object x/w", "common_prefix x/y/"],
         );
+        // User metadata: in listings only when an object has some (and user_metadata is not
+        // false); stat always has it.
+        const tagged = await api("POST", `/repositories/${repo}/branches/main/objects?path=x/w`, {
+          body: "x/w",
+          headers: { "x-lakefs-meta-owner": "contract" },
+        });
+        assert.equal(tagged.status, 201);
+        assert.deepEqual(tagged.body.metadata, { owner: "contract" });
+        const withMeta = await api("GET", `/repositories/${repo}/refs/main/objects/ls?prefix=x/`);
+        assert.deepEqual(
+          withMeta.body.results.map((
+            e: { path: string; metadata?: unknown },
+          ) => [e.path, e.metadata]),
+          [["x/w", { owner: "contract" }], ["x/y/z", undefined]],
+        );
+        const noMeta = await api(
+          "GET",
+          `/repositories/${repo}/refs/main/objects/ls?prefix=x/&user_metadata=false`,
+        );
+        assert.equal(noMeta.body.results[0].metadata, undefined);
+        const plainStat = await api(
+          "GET",
+          `/repositories/${repo}/refs/main/objects/stat?path=x/y/z`,
+        );
+        assert.deepEqual(plainStat.body.metadata, {});
         // perago's client pages through everything, and from an exclusive start.
         const all: string[] = [];
         for await (const entry of client.listObjects(repo, "main", { amount: 7 })) {

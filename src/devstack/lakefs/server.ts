@@ -873,7 +873,9 @@ function buildRoutes(state: LakeFsState, blobs: BlobStore, accessKeyId: string):
   add("GET", "/repositories/:repo/refs/:ref/objects/ls", "listObjects", ({ params, url }) => {
     const repo = state.repo(params.repo!);
     const amount = amountOf(url);
-    queryBool(url, "user_metadata");
+    // user_metadata defaults to true; listings carry metadata only when there is some.
+    const userMetadata = url.searchParams.get("user_metadata") === null ||
+      queryBool(url, "user_metadata");
     queryBool(url, "presign");
     const prefix = url.searchParams.get("prefix") ?? "";
     const after = url.searchParams.get("after") ?? "";
@@ -910,7 +912,10 @@ function buildRoutes(state: LakeFsState, blobs: BlobStore, accessKeyId: string):
           mtime: 0,
         });
       } else {
-        results.push(objectJson(repo, path, tree[path]!));
+        const { metadata, ...stats } = objectJson(repo, path, tree[path]!);
+        results.push(
+          userMetadata && Object.keys(metadata).length > 0 ? { ...stats, metadata } : stats,
+        );
       }
       last = key;
     }
