@@ -60,7 +60,7 @@ export interface AttemptIdentity {
 }
 
 /** A phase of an attempt, reported through {@linkcode AttemptOptions.onPhase}. */
-export type AttemptPhase = "download" | "run" | "stage" | "publish" | "cleanup";
+export type AttemptPhase = "download" | "snapshot" | "run" | "stage" | "publish" | "cleanup";
 
 /** Options of {@linkcode runAttempt}. */
 export interface AttemptOptions {
@@ -385,6 +385,7 @@ async function runWorkspace(
     scope: describeScope(scope),
   });
   const snapshots = !spec.readOnly || options.verifyReadOnly === true;
+  if (snapshots) options.onPhase?.("snapshot");
   const before = snapshots ? await snapshotDir(dir, { signal }) : undefined;
 
   const result = await invokeTaskBody(
@@ -407,6 +408,7 @@ async function runWorkspace(
     };
   }
 
+  options.onPhase?.("snapshot");
   const after = await snapshotDir(dir, { signal });
   state.changes = diffSnapshots(before, after);
   const changed = !snapshotsEqual(before, after);

@@ -135,7 +135,7 @@ Deno.test({
         6,
       );
       // Phases of the writable attempt: one observation each.
-      for (const phase of ["download", "run", "stage", "publish", "cleanup"]) {
+      for (const phase of ["download", "snapshot", "run", "stage", "publish", "cleanup"]) {
         assert.equal(
           value("perago_attempt_phase_seconds_count", { ...normType, phase }),
           1,

@@ -228,6 +228,8 @@ Deno.test("otlp: an attempt is a span with a child per phase; its lakeFS and Con
       "perago.download",
       "perago.publish",
       "perago.run",
+      "perago.snapshot", // before the task runs
+      "perago.snapshot", // after
       "perago.stage",
     ]);
     const requests = children.filter((s) => s.scope === "deno" && s.kind === 3);

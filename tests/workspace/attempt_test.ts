@@ -243,7 +243,15 @@ Deno.test("changed workspace: staged, squash-merged, output carries the new comm
       workspace: workspaceInput(stack, published),
       result: { edits: 2 },
     });
-    assert.deepEqual(phases, ["download", "run", "stage", "publish", "cleanup"]);
+    assert.deepEqual(phases, [
+      "download",
+      "snapshot",
+      "run",
+      "snapshot",
+      "stage",
+      "publish",
+      "cleanup",
+    ]);
     assert.deepEqual(outcome.changes, {
       added: [{ path: "docs/new/b.txt", size: 1 }],
       changed: [{ path: "docs/a.txt", size: 6 }],
