@@ -35,6 +35,8 @@ import { parseArgs } from "node:util";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath as fromFileUrl } from "node:url";
 import { CONFIG_ENV_VARS, loadRuntimeConfig } from "../src/config/config.ts";
+import { taskEnvVars } from "../src/config/task_settings.ts";
+import { loadTask } from "../src/task/loader.ts";
 import { hostPort, moduleDir, otelEnvVars } from "../src/runtime/permissions.ts";
 
 const ROOT = dirname(fromFileUrl(new URL("../deno.json", import.meta.url)));
@@ -58,6 +60,8 @@ export interface CompileFlagInputs {
   lakefsUrl: string;
   /** `PERAGO_METRICS_ADDRESS` as `host:port`, when set: the supervisor listens there. */
   metricsAddress?: string | undefined;
+  /** Names of the embedded tasks: their `PERAGO_TASK_*_<NAME>` variables may be read. */
+  taskNames?: readonly string[];
 }
 
 /**
@@ -84,7 +88,9 @@ export function compiledPermissionFlags(inputs: CompileFlagInputs): string[] {
       ]).join(",")
     }`,
     // The OTEL_* variables only to pass them on to the children (see otelEnvVars).
-    `--allow-env=${[...CONFIG_ENV_VARS, ...otelEnvVars()].join(",")}`,
+    `--allow-env=${
+      [...CONFIG_ENV_VARS, ...taskEnvVars(inputs.taskNames ?? []), ...otelEnvVars()].join(",")
+    }`,
     // The supervisor lock records the host name (a lock from another host is never taken over).
     "--allow-sys=hostname",
     "--allow-run",
@@ -167,6 +173,7 @@ async function main(): Promise<number> {
     metricsAddress: config.metricsAddress === undefined
       ? undefined
       : listenHostPort(config.metricsAddress),
+    taskNames: await Promise.all(modules.map(async (module) => (await loadTask(module)).task.name)),
   });
   if (values["print-flags"]) {
     console.log(flags.join("\n"));

@@ -4,6 +4,10 @@
  * than slots), extends the lease of every task it holds, answers fence look-ups, and
  * delivers results until the server takes them.
  *
+ * Per task type it polls the type's Conductor domain, asks for no more tasks than the type's
+ * per-host concurrency leaves room for (a task counts until its result reached the server),
+ * and polls adaptively or at the type's fixed interval ({@linkcode TaskPolling}).
+ *
  * The broker is transport-agnostic: messages in through {@linkcode Broker.handle}, messages
  * out through the `emit` callback. Both are the NDJSON protocol: over the broker process's
  * stdin/stdout in process mode, and in thread mode over in-memory streams that the Worker's
@@ -39,14 +43,51 @@ export interface ResultSink {
   deliver(result: TaskResult): Promise<DeliveryOutcome>;
 }
 
+/** How the broker polls one task type (every field optional). */
+export interface TaskPolling {
+  /** Conductor task domain the polls carry (`domain=`); unset = the default queue. */
+  domain?: string | undefined;
+  /**
+   * Most tasks of this type held at once (polled, running, or with a result not yet taken by
+   * the server). @default unlimited: the credits decide
+   */
+  concurrency?: number | undefined;
+  /**
+   * Fixed-interval polling: polls never wait on the server (timeout 0) and, after one that
+   * found fewer tasks than it asked for, the next waits this long. @default adaptive polling
+   */
+  pollIntervalMs?: number | undefined;
+  /** Most tasks one poll asks for. @default the free credits */
+  batchSize?: number | undefined;
+}
+
+/** What a broker does with one task type now: a snapshot for operators' metrics. */
+export interface TaskTypeState {
+  taskType: string;
+  /** `paused` types are never polled (`PERAGO_TASK_PAUSED`). */
+  state: "polling" | "paused";
+  domain: string | undefined;
+  /** Tasks held (polled and not yet delivered); 0 for a paused type. */
+  inFlight: number;
+  /** The per-host cap, when one applies. */
+  concurrency: number | undefined;
+}
+
 /** Options of {@linkcode Broker}. */
 export interface BrokerOptions {
   /** Conductor. */
   api: ConductorApi;
   /** Delivers final results (retrying until the server takes them). */
   delivery: ResultSink;
-  /** Task types to poll, round-robin. */
+  /**
+   * Task types to poll, round-robin. May be empty (every served type paused): the broker
+   * then polls nothing until it is drained.
+   */
   taskTypes: readonly string[];
+  /** How to poll each type (domain, per-host concurrency, interval, batch); by type name. */
+  taskPolling?: Readonly<Record<string, TaskPolling>>;
+  /** Served task types that are paused: never polled, reported by {@linkcode Broker.taskTypeStates}. */
+  pausedTaskTypes?: readonly string[];
   /** Worker id used when polling (`<prefix>Broker`). */
   workerId: string;
   /** Messages to the supervisor. */
@@ -80,10 +121,29 @@ export interface BrokerOptions {
 
 interface Held {
   task: Task;
+  /** The polled type it counts against. */
+  pollType: PollType;
   workerId: string;
   timer: ReturnType<typeof setInterval>;
   /** Made by the first lease extension (most tasks end before one: no abort to pay for). */
   heartbeat: AbortController | undefined;
+}
+
+/** The broker's book of one polled task type. */
+interface PollType {
+  readonly name: string;
+  readonly domain: string | undefined;
+  readonly concurrency: number | undefined;
+  readonly pollIntervalMs: number | undefined;
+  readonly batchSize: number | undefined;
+  /** Held tasks of this type, plus delivered results the server has not yet taken. */
+  inFlight: number;
+  /** Tasks asked for by polls of this type in flight. */
+  reserved: number;
+  /** Polls of this type in flight. */
+  polls: number;
+  /** Fixed-interval types: no poll before this time (epoch ms). */
+  readyAt: number;
 }
 
 /**
@@ -103,7 +163,8 @@ interface Held {
 export class Broker {
   readonly #api: ConductorApi;
   readonly #delivery: ResultSink;
-  readonly #taskTypes: readonly string[];
+  readonly #types: readonly PollType[];
+  readonly #pausedTaskTypes: readonly string[];
   readonly #workerId: string;
   readonly #emit: (message: FromBroker) => void;
   readonly #pollTimeoutMs: number;
@@ -131,15 +192,36 @@ export class Broker {
   #ran = false;
 
   constructor(options: BrokerOptions) {
-    if (options.taskTypes.length === 0) throw new TypeError("Broker: taskTypes is empty");
     const pollTimeoutMs = options.pollTimeoutMs ?? 5000;
     if (!(pollTimeoutMs >= 0 && pollTimeoutMs <= 5000)) {
       throw new RangeError("Broker: pollTimeoutMs must be within 0..5000 (Conductor's limit)");
     }
     this.#api = options.api;
     this.#delivery = options.delivery;
-    this.#taskTypes = [...options.taskTypes];
-    this.#flowing = new Set(this.#taskTypes);
+    this.#types = options.taskTypes.map((name) => {
+      const polling = options.taskPolling?.[name] ?? {};
+      for (const [key, value] of Object.entries(polling)) {
+        if (key === "domain" || value === undefined) continue;
+        if (!(Number.isInteger(value) && (value as number) > 0)) {
+          throw new RangeError(`Broker: taskPolling.${name}.${key} must be a positive integer`);
+        }
+      }
+      return {
+        name,
+        domain: polling.domain,
+        concurrency: polling.concurrency,
+        pollIntervalMs: polling.pollIntervalMs,
+        batchSize: polling.batchSize,
+        inFlight: 0,
+        reserved: 0,
+        polls: 0,
+        readyAt: 0,
+      };
+    });
+    this.#pausedTaskTypes = [...(options.pausedTaskTypes ?? [])];
+    this.#flowing = new Set(
+      this.#types.filter((type) => type.pollIntervalMs === undefined).map((type) => type.name),
+    );
     this.#workerId = options.workerId;
     this.#emit = options.emit;
     this.#pollTimeoutMs = pollTimeoutMs;
@@ -166,6 +248,30 @@ export class Broker {
   /** Credits not yet used by a poll. */
   get credits(): number {
     return this.#credits;
+  }
+
+  /**
+   * Every served task type with its state (`polling` or `paused`), domain, tasks in flight
+   * and per-host cap: what an operators' metrics exporter reports (a paused type stays
+   * visible, at 0 in flight).
+   */
+  taskTypeStates(): TaskTypeState[] {
+    return [
+      ...this.#types.map((type) => ({
+        taskType: type.name,
+        state: "polling" as const,
+        domain: type.domain,
+        inFlight: type.inFlight,
+        concurrency: type.concurrency,
+      })),
+      ...this.#pausedTaskTypes.map((taskType) => ({
+        taskType,
+        state: "paused" as const,
+        domain: undefined,
+        inFlight: 0,
+        concurrency: undefined,
+      })),
+    ];
   }
 
   #setState(next: BrokerState): void {
@@ -248,6 +354,14 @@ export class Broker {
     if (this.#ran) throw new Error("Broker.run: already called; a broker runs once");
     this.#ran = true;
     this.#setState("running");
+    if (this.#pausedTaskTypes.length > 0) {
+      this.#log.info("paused (not polled): {paused}", {
+        paused: this.#pausedTaskTypes.join(", "),
+      });
+    }
+    if (this.#types.length === 0) {
+      this.#log.warn("every served task type is paused: polling nothing until stopped");
+    }
     try {
       await this.#pollLoop();
       // Draining: wait for the held tasks' outcomes (or a shutdown).
@@ -274,22 +388,37 @@ export class Broker {
   }
 
   /**
-   * The adaptive poll. Conductor holds a batch poll until `count` tasks are queued or the
-   * timeout passes, so a long poll for more tasks than are queued waits the whole timeout.
-   * While tasks keep coming (some type's last poll came back full) the broker polls
-   * `count` = free slots with a short timeout; once every type came back short it long-polls
-   * with `count` 1, so the first task to arrive returns at once, and then goes back to
-   * short polls for the remaining slots. It never asks for more tasks than it has credits.
+   * The poll loop. Conductor holds a batch poll until `count` tasks are queued or the timeout
+   * passes, so a long poll for more tasks than are queued waits the whole timeout.
+   *
+   * Adaptive types (the default): while tasks keep coming (some adaptive type's last poll
+   * came back full) the broker polls `count` = free slots with a short timeout, up to
+   * `maxConcurrentPolls` at once; once every one came back short it long-polls with `count`
+   * 1, one long poll at a time, so the first task to arrive returns at once, and then goes
+   * back to short polls for the remaining slots.
+   *
+   * Fixed-interval types poll with timeout 0 and, after a poll that came back short, wait
+   * their interval. Every poll asks for at most the free credits, the type's batch size and
+   * the room its per-host concurrency leaves, so the broker never holds more tasks than it
+   * may run.
    */
   async #pollLoop(): Promise<void> {
     const inFlight = new Set<Promise<void>>();
     let reserved = 0;
+    let longPolls = 0;
     let errors = 0;
     let idle = 0;
-    const pollOnce = async (taskType: string, short: boolean, count: number) => {
-      const timeoutMs = short
-        ? this.#shortPollTimeoutMs
-        : Math.floor(this.#pollTimeoutMs / this.#taskTypes.length);
+    const adaptiveCount = Math.max(
+      1,
+      this.#types.filter((type) => type.pollIntervalMs === undefined).length,
+    );
+    const room = (type: PollType) =>
+      type.concurrency === undefined ? Infinity : type.concurrency - type.inFlight - type.reserved;
+    const pollOnce = async (type: PollType, short: boolean, count: number) => {
+      const taskType = type.name;
+      const timeoutMs = short ? this.#shortPollTimeoutMs : Math.floor(
+        this.#pollTimeoutMs / adaptiveCount,
+      );
       const started = Date.now();
       let tasks: Task[];
       try {
@@ -297,6 +426,7 @@ export class Broker {
           count,
           timeoutMs,
           workerId: this.#workerId,
+          ...(type.domain === undefined ? {} : { domain: type.domain }),
           signal: this.#stopping.signal,
         });
         errors = 0;
@@ -311,6 +441,7 @@ export class Broker {
         );
         this.#log.warn("poll of {taskType} failed ({errors} in a row): {message}", {
           taskType,
+          domain: type.domain,
           errors,
           message: (error as Error).message,
           retryInMs: delayMs,
@@ -326,12 +457,15 @@ export class Broker {
           count,
         });
       }
-      if (tasks.length >= count) this.#flowing.add(taskType);
+      const full = tasks.length >= count;
+      if (type.pollIntervalMs !== undefined) {
+        type.readyAt = full ? 0 : Date.now() + type.pollIntervalMs;
+      } else if (full) this.#flowing.add(taskType);
       else this.#flowing.delete(taskType);
       this.#credits = Math.max(0, this.#credits - tasks.length);
       if (tasks.length > 0) {
         idle = 0;
-        for (const task of tasks) this.#hold(task);
+        for (const task of tasks) this.#hold(task, type);
         this.#emit({ type: "tasks", tasks });
         return;
       }
@@ -344,21 +478,63 @@ export class Broker {
           .catch(() => {});
       }
     };
+    /** The next type to poll (round-robin) and how, or when to look again. */
+    const choose = (free: number) => {
+      const now = Date.now();
+      const flowing = this.#types.some((type) =>
+        type.pollIntervalMs === undefined && this.#flowing.has(type.name) && room(type) > 0
+      );
+      let wakeAt = Infinity;
+      for (let i = 0; i < this.#types.length; i++) {
+        const index = (this.#typeIndex + i) % this.#types.length;
+        const type = this.#types[index]!;
+        const space = Math.min(free, room(type), type.batchSize ?? Infinity);
+        if (space <= 0) continue;
+        let short: boolean;
+        if (type.pollIntervalMs !== undefined) {
+          if (type.polls > 0) continue;
+          if (type.readyAt > now) {
+            wakeAt = Math.min(wakeAt, type.readyAt);
+            continue;
+          }
+          short = true;
+        } else if (flowing) {
+          short = true;
+        } else {
+          // One long poll at a time, and only while nothing else is in flight.
+          if (longPolls > 0 || inFlight.size > 0) continue;
+          short = false;
+        }
+        if (short && inFlight.size - longPolls >= this.#maxConcurrentPolls) continue;
+        this.#typeIndex = index + 1;
+        return { type, short, count: short ? space : 1, wakeAt };
+      }
+      return { type: undefined, short: false, count: 0, wakeAt };
+    };
     while (!this.#draining.signal.aborted) {
-      const short = this.#flowing.size > 0;
       const free = this.#credits - reserved;
-      const slots = short ? this.#maxConcurrentPolls : 1;
-      if (free <= 0 || inFlight.size >= slots) {
+      const next = free > 0 ? choose(free) : { type: undefined, wakeAt: Infinity } as const;
+      if (next.type === undefined) {
         const change = this.#waitForChange();
-        await (inFlight.size === 0 ? change : Promise.race([change, ...inFlight]));
+        const timer = next.wakeAt === Infinity ? undefined : new AbortController();
+        const waits: Promise<unknown>[] = [change, ...inFlight];
+        if (timer) {
+          waits.push(sleep(next.wakeAt - Date.now(), timer.signal).catch(() => {}));
+        }
+        await Promise.race(waits);
+        timer?.abort();
         continue;
       }
-      const taskType = this.#taskTypes[this.#typeIndex % this.#taskTypes.length]!;
-      this.#typeIndex++;
-      const count = short ? free : 1;
+      const { type, short, count } = next;
       reserved += count;
-      const poll: Promise<void> = pollOnce(taskType, short, count).finally(() => {
+      type.reserved += count;
+      type.polls++;
+      if (!short) longPolls++;
+      const poll: Promise<void> = pollOnce(type, short, count).finally(() => {
         reserved -= count;
+        type.reserved -= count;
+        type.polls--;
+        if (!short) longPolls--;
         inFlight.delete(poll);
       });
       inFlight.add(poll);
@@ -367,13 +543,15 @@ export class Broker {
     while (inFlight.size > 0) await Promise.all([...inFlight]);
   }
 
-  #hold(task: Task): void {
+  #hold(task: Task, pollType: PollType): void {
     const seconds = task.responseTimeoutSeconds > 0
       ? task.responseTimeoutSeconds
       : this.#defaultResponseTimeoutSeconds;
     const intervalMs = Math.max(this.#minLeaseIntervalMs, Math.floor((seconds * 1000) / 3));
+    pollType.inFlight++;
     const held: Held = {
       task,
+      pollType,
       workerId: this.#workerId,
       heartbeat: undefined,
       timer: setInterval(() => void this.#extendLease(task.taskId), intervalMs),
@@ -465,6 +643,22 @@ export class Broker {
       });
       return;
     }
+    try {
+      await this.#reportHeld(held, taskId, workerId, outcome);
+    } finally {
+      // Only now may another task of the type be polled: the server has this one's end time,
+      // so a per-host cap holds in the server's own start and end times too.
+      held.pollType.inFlight--;
+      this.#wake?.();
+    }
+  }
+
+  async #reportHeld(
+    held: Held,
+    taskId: string,
+    workerId: string,
+    outcome: WireOutcome,
+  ): Promise<void> {
     if (outcome.stale) {
       this.#log.warn("task {taskId}: attempt was stale (fenced off); result not reported", {
         taskId,
@@ -557,6 +751,8 @@ export async function runBrokerProcess(deps: BrokerProcessDeps): Promise<number>
       api,
       delivery: new ResultDelivery({ api }),
       taskTypes: init.taskTypes,
+      ...(init.taskPolling === undefined ? {} : { taskPolling: init.taskPolling }),
+      ...(init.pausedTaskTypes === undefined ? {} : { pausedTaskTypes: init.pausedTaskTypes }),
       workerId: init.workerId,
       pollTimeoutMs: init.pollTimeoutMs,
       emit: (message) => void out.send(message),

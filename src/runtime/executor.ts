@@ -277,6 +277,7 @@ export class Executor {
           loadCurrentAttempt: (fenceSignal) => this.#fence(task, fenceSignal),
           signal: budgetTimer === undefined ? signal : AbortSignal.any([signal, budget.signal]),
           logger: log,
+          refStyle: init.workspaceRefStyle ?? "snake",
         })
       );
       log.info("attempt {attemptId}: task {taskId} ended {status}", {

@@ -84,6 +84,8 @@ export const ExecutorInitSchema = z.object({
   modules: z.array(z.string()).min(1),
   workspaceRoot: z.string(),
   failureReasonMaxLength: z.number().int().positive(),
+  /** `PERAGO_WORKSPACE_REF_STYLE`: `ref_type` (snake) or `refType` (camel) in outputs. */
+  workspaceRefStyle: z.enum(["snake", "camel"]).optional(),
   lakefs: z.object({
     endpointUrl: z.string(),
     accessKeyId: z.string(),
@@ -94,12 +96,31 @@ export const ExecutorInitSchema = z.object({
 /** See {@linkcode ExecutorInitSchema}. */
 export type ExecutorInit = z.infer<typeof ExecutorInitSchema>;
 
+/** How the broker polls one task type (see `TaskPolling` in broker.ts). */
+export const TaskPollingSchema = z.object({
+  /** Conductor task domain of the polls; unset = the default queue. */
+  domain: z.string().min(1).optional(),
+  /** Most tasks of the type in flight on this host. */
+  concurrency: z.number().int().positive().optional(),
+  /** Fixed polling interval while idle, ms; unset = adaptive. */
+  pollIntervalMs: z.number().int().positive().optional(),
+  /** Most tasks one poll asks for. */
+  batchSize: z.number().int().positive().optional(),
+});
+
 /** The broker's configuration, sent once, first. */
 export const BrokerInitSchema = z.object({
   /** Poll with this worker id (`<prefix>Broker`). */
   workerId: z.string(),
-  /** Conductor task types to poll (one per loaded task module). */
-  taskTypes: z.array(z.string()).min(1),
+  /**
+   * Conductor task types to poll (one per loaded task module, paused ones left out); empty
+   * when every one is paused.
+   */
+  taskTypes: z.array(z.string()),
+  /** Per task type: domain, per-host concurrency, polling. */
+  taskPolling: z.record(z.string(), TaskPollingSchema).optional(),
+  /** Served task types that are paused (`PERAGO_TASK_PAUSED`): never polled. */
+  pausedTaskTypes: z.array(z.string()).optional(),
   conductor: z.object({
     serverUrl: z.string(),
     authKey: z.string().optional(),

@@ -9,10 +9,13 @@
 import {
   CONFIG_ENV_VARS,
   loadRuntimeConfig,
+  loadTaskSettings,
   readProcessEnv,
   type RuntimeConfig,
+  type TaskSettings,
 } from "../config/config.ts";
 import { ConfigError } from "../config/errors.ts";
+import { taskEnvVars } from "../config/task_settings.ts";
 import { brokerWorkerId, childWorkerId, moduleStem, resolveWorkerId } from "../config/worker_id.ts";
 import type { ConductorApi } from "../conductor/api.ts";
 import { ConductorClient } from "../conductor/client.ts";
@@ -30,6 +33,7 @@ import {
   type ToExecutor,
 } from "./protocol.ts";
 import { type ChildSpawner, Supervisor } from "./supervisor.ts";
+import type { TaskPolling } from "./broker.ts";
 import { getLogger } from "../log/logger.ts";
 import { type ListenAddress, parseListenAddress } from "../config/parse.ts";
 import { type MetricsServer, startMetricsServer } from "../metrics/server.ts";
@@ -111,6 +115,8 @@ export async function startRuntime(options: StartOptions): Promise<number> {
     throw new TypeError(`start: two modules define the task ${duplicate}; give each task once`);
   }
 
+  const settings = await loadTaskSettings(names, { cwd });
+
   const api = new ConductorClient({
     serverUrl: conductor.serverUrl,
     authKey: conductor.authKey,
@@ -166,12 +172,13 @@ export async function startRuntime(options: StartOptions): Promise<number> {
       );
     }
     const supervisor = new Supervisor({
-      ...supervisorOptions(config, loaded, concurrency, moduleName, mode),
+      ...supervisorOptions(config, loaded, settings, concurrency, moduleName, mode),
       telemetry,
     });
     telemetry.watch(() => supervisor.status);
     options.onSupervisor?.(supervisor);
-    getLogger("runtime").info(
+    const log = getLogger("runtime");
+    log.info(
       "starting {concurrency} executor(s) ({mode} mode) for {tasks}; logs in {log}",
       {
         concurrency,
@@ -180,6 +187,13 @@ export async function startRuntime(options: StartOptions): Promise<number> {
         log: logging.logFile,
       },
     );
+    for (const line of describeServing(loaded, settings)) log.info(line);
+    const unknownPaused = config.pausedTasks.filter((name) => !names.includes(name));
+    if (unknownPaused.length > 0) {
+      log.warn("PERAGO_TASK_PAUSED names {names}, which this worker does not serve", {
+        names: unknownPaused.join(", "),
+      });
+    }
     return await supervisor.run();
   } finally {
     telemetry.close();
@@ -211,9 +225,50 @@ export async function checkTaskDefsRegistered(
   }
 }
 
+/** One line per served task type: domain, per-host cap, polling, paused. */
+function describeServing(
+  loaded: readonly LoadedTask[],
+  settings: readonly TaskSettings[],
+): string[] {
+  return loaded.map(({ task }, i) => {
+    const setting = settings[i]!;
+    if (setting.paused) return `task ${task.name}: paused (PERAGO_TASK_PAUSED), not polled`;
+    const cap = setting.concurrency ?? task.worker.concurrency;
+    return `task ${task.name}: domain ${setting.domain ?? "none (default queue)"}, ` +
+      `concurrency ${cap ?? "all slots"}, polling ${
+        task.worker.pollIntervalMs === undefined
+          ? "adaptive"
+          : `every ${task.worker.pollIntervalMs} ms when idle`
+      }${task.worker.batchSize === undefined ? "" : `, batch ${task.worker.batchSize}`}`;
+  });
+}
+
+/** The broker's polling settings of each served type that is not paused, by name. */
+export function taskPollingOf(
+  loaded: readonly Pick<LoadedTask, "task">[],
+  settings: readonly TaskSettings[],
+): Record<string, TaskPolling> {
+  const polling: Record<string, TaskPolling> = {};
+  loaded.forEach(({ task }, i) => {
+    const setting = settings[i]!;
+    if (setting.paused) return;
+    const concurrency = setting.concurrency ?? task.worker.concurrency;
+    polling[task.name] = {
+      ...(setting.domain === undefined ? {} : { domain: setting.domain }),
+      ...(concurrency === undefined ? {} : { concurrency }),
+      ...(task.worker.pollIntervalMs === undefined
+        ? {}
+        : { pollIntervalMs: task.worker.pollIntervalMs }),
+      ...(task.worker.batchSize === undefined ? {} : { batchSize: task.worker.batchSize }),
+    };
+  });
+  return polling;
+}
+
 function supervisorOptions(
   config: RuntimeConfig,
   loaded: readonly LoadedTask[],
+  settings: readonly TaskSettings[],
   concurrency: number,
   moduleName: string,
   mode: "process" | "thread",
@@ -232,7 +287,9 @@ function supervisorOptions(
   });
   const brokerInit: BrokerInit = {
     workerId: brokerWorkerId(prefix),
-    taskTypes: loaded.map((entry) => entry.task.name),
+    taskTypes: settings.filter((setting) => !setting.paused).map((setting) => setting.name),
+    taskPolling: taskPollingOf(loaded, settings),
+    pausedTaskTypes: settings.filter((setting) => setting.paused).map((setting) => setting.name),
     conductor: {
       serverUrl: conductor.serverUrl,
       ...(conductor.authKey === undefined ? {} : { authKey: conductor.authKey }),
@@ -249,6 +306,7 @@ function supervisorOptions(
     modules,
     workspaceRoot: config.workspaceRoot,
     failureReasonMaxLength: config.failureReasonMaxLength,
+    workspaceRefStyle: config.workspaceRefStyle,
     lakefs: {
       endpointUrl: lakefs.endpointUrl,
       accessKeyId: lakefs.accessKeyId,
@@ -263,7 +321,10 @@ function supervisorOptions(
     conductorUrl: conductor.serverUrl,
     lakefsUrl: lakefs.endpointUrl,
   };
-  const env = childEnv(readParentEnv(), CONFIG_ENV_VARS);
+  const env = childEnv(readParentEnv(), [
+    ...CONFIG_ENV_VARS,
+    ...taskEnvVars(loaded.map((entry) => entry.task.name)),
+  ]);
   const threads: ChildSpawner = {
     broker: () =>
       spawnWorkerChild<typeof FromBrokerSchema._output, ToBroker>({

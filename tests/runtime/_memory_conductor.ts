@@ -6,12 +6,20 @@ export class MemoryConductor implements ConductorApi {
   readonly queues = new Map<string, Task[]>();
   readonly tasks = new Map<string, Task>();
   readonly updates: TaskResult[] = [];
-  readonly polls: { taskType: string; count: number; workerId: string }[] = [];
+  readonly polls: {
+    taskType: string;
+    count: number;
+    workerId: string;
+    domain: string | undefined;
+    timeoutMs: number;
+    at: number;
+  }[] = [];
   failNextPolls = 0;
   failUpdates = 0;
   #seq = 0;
   #waiters: (() => void)[] = [];
 
+  /** Queues a task; one with a `domain` is handed only to polls of that domain. */
   enqueue(taskType: string, overrides: Partial<Task> = {}): Task {
     const id = `task-${++this.#seq}`;
     const task: Task = {
@@ -28,15 +36,23 @@ export class MemoryConductor implements ConductorApi {
       ...overrides,
     };
     this.tasks.set(task.taskId, task);
-    const queue = this.queues.get(taskType) ?? [];
+    const key = queueKey(taskType, task.domain);
+    const queue = this.queues.get(key) ?? [];
     queue.push(task);
-    this.queues.set(taskType, queue);
+    this.queues.set(key, queue);
     for (const wake of this.#waiters.splice(0)) wake();
     return task;
   }
 
   async pollBatch(taskType: string, options: PollOptions): Promise<Task[]> {
-    this.polls.push({ taskType, count: options.count, workerId: options.workerId });
+    this.polls.push({
+      taskType,
+      count: options.count,
+      workerId: options.workerId,
+      domain: options.domain,
+      timeoutMs: options.timeoutMs,
+      at: Date.now(),
+    });
     if (this.failNextPolls > 0) {
       this.failNextPolls--;
       throw new Error("injected poll failure");
@@ -44,7 +60,7 @@ export class MemoryConductor implements ConductorApi {
     const deadline = Date.now() + options.timeoutMs;
     while (true) {
       options.signal?.throwIfAborted();
-      const queue = this.queues.get(taskType) ?? [];
+      const queue = this.queues.get(queueKey(taskType, options.domain)) ?? [];
       if (queue.length > 0) {
         const out = queue.splice(0, options.count);
         for (const task of out) {
@@ -121,4 +137,8 @@ export class MemoryConductor implements ConductorApi {
   health(): Promise<boolean> {
     return Promise.resolve(true);
   }
+}
+
+function queueKey(taskType: string, domain: string | undefined): string {
+  return domain ? `${domain}:${taskType}` : taskType;
 }

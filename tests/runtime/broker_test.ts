@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { ResultDelivery } from "../../src/conductor/delivery.ts";
-import { Broker } from "../../src/runtime/broker.ts";
+import { Broker, type TaskPolling } from "../../src/runtime/broker.ts";
 import type { FromBroker } from "../../src/runtime/protocol.ts";
-import type { PollOptions, Task } from "../../src/conductor/api.ts";
+import type { PollOptions, Task, TaskResult } from "../../src/conductor/api.ts";
 import { sleep, waitFor } from "../../src/util/sleep.ts";
 import { MemoryConductor } from "./_memory_conductor.ts";
 
@@ -21,7 +21,13 @@ class FillingConductor extends MemoryConductor {
 }
 
 function setup(
-  options: { pollTimeoutMs?: number; taskTypes?: string[]; api?: MemoryConductor } = {},
+  options: {
+    pollTimeoutMs?: number;
+    taskTypes?: string[];
+    api?: MemoryConductor;
+    taskPolling?: Record<string, TaskPolling>;
+    pausedTaskTypes?: string[];
+  } = {},
 ) {
   const api = options.api ?? new MemoryConductor();
   const emitted: FromBroker[] = [];
@@ -29,6 +35,8 @@ function setup(
     api,
     delivery: new ResultDelivery({ api, baseDelayMs: 5, maxDelayMs: 20 }),
     taskTypes: options.taskTypes ?? ["sum"],
+    ...(options.taskPolling ? { taskPolling: options.taskPolling } : {}),
+    ...(options.pausedTaskTypes ? { pausedTaskTypes: options.pausedTaskTypes } : {}),
     workerId: "sumBroker",
     emit: (message) => emitted.push(message),
     pollTimeoutMs: options.pollTimeoutMs ?? 100,
@@ -294,4 +302,131 @@ Deno.test("broker: a credit that arrives during a poll starts its own poll", asy
     broker.shutdown();
     await running;
   }
+});
+
+Deno.test("broker: each type polls its own domain; a domain's tasks are found only there", async () => {
+  const { api, broker, tasksOut } = setup({
+    taskTypes: ["a", "b"],
+    taskPolling: { a: { domain: "blue" } },
+  });
+  const blue = api.enqueue("a", { domain: "blue" });
+  api.enqueue("a"); // the default queue: not this broker's
+  const plainB = api.enqueue("b");
+  api.enqueue("b", { domain: "blue" }); // b polls the default queue
+  const running = broker.run();
+  try {
+    broker.handle({ type: "credit", n: 4 });
+    await waitFor(() => tasksOut().length === 2, { what: "two tasks", timeoutMs: 2000 });
+    await sleep(100);
+    assert.deepEqual(tasksOut().sort(), [blue.taskId, plainB.taskId].sort());
+    assert.ok(api.polls.filter((p) => p.taskType === "a").every((p) => p.domain === "blue"));
+    assert.ok(api.polls.filter((p) => p.taskType === "b").every((p) => p.domain === undefined));
+    assert.deepEqual(broker.taskTypeStates().map((t) => [t.taskType, t.state, t.domain]), [
+      ["a", "polling", "blue"],
+      ["b", "polling", undefined],
+    ]);
+  } finally {
+    broker.shutdown();
+    await running;
+  }
+});
+
+/** Holds final (non-IN_PROGRESS) updates until the test lets them through. */
+class SlowResults extends MemoryConductor {
+  #gate = Promise.withResolvers<void>();
+  held = 0;
+  release(): void {
+    this.#gate.resolve();
+  }
+  override async updateTask(result: TaskResult): Promise<string> {
+    if (result.status !== "IN_PROGRESS") {
+      this.held++;
+      await this.#gate.promise;
+    }
+    return await super.updateTask(result);
+  }
+}
+
+Deno.test("broker: a type's concurrency caps its tasks until each result reached the server", async () => {
+  const api = new SlowResults();
+  const { broker, tasksOut } = setup({
+    api,
+    taskTypes: ["heavy", "light"],
+    taskPolling: { heavy: { concurrency: 1 } },
+  });
+  for (let i = 0; i < 3; i++) api.enqueue("heavy");
+  for (let i = 0; i < 2; i++) api.enqueue("light");
+  const running = broker.run();
+  const typeOf = (taskId: string) => api.tasks.get(taskId)!.taskType;
+  try {
+    broker.handle({ type: "credit", n: 3 });
+    await waitFor(() => tasksOut().length === 3, { what: "three tasks", timeoutMs: 2000 });
+    await sleep(50);
+    const first = tasksOut().map(typeOf);
+    assert.equal(first.filter((t) => t === "heavy").length, 1, first.join());
+    assert.ok(api.polls.filter((p) => p.taskType === "heavy").every((p) => p.count <= 1));
+    assert.equal(broker.taskTypeStates()[0]?.inFlight, 1);
+    // The heavy task ends; its result waits on the server: the cap still holds.
+    const heavy = tasksOut().find((id) => typeOf(id) === "heavy")!;
+    broker.handle({ type: "result", taskId: heavy, workerId: "w0", outcome: done });
+    broker.handle({ type: "credit", n: 1 });
+    await waitFor(() => api.held === 1, { what: "result in delivery", timeoutMs: 2000 });
+    await sleep(100);
+    assert.equal(tasksOut().map(typeOf).filter((t) => t === "heavy").length, 1);
+    // Taken by the server: the next heavy task may come.
+    api.release();
+    await waitFor(() => tasksOut().map(typeOf).filter((t) => t === "heavy").length === 2, {
+      what: "second heavy task",
+      timeoutMs: 2000,
+    });
+    assert.equal(broker.taskTypeStates()[0]?.inFlight, 1);
+  } finally {
+    api.release();
+    broker.shutdown();
+    await running;
+  }
+});
+
+Deno.test("broker: fixed-interval polling never waits on the server and rests after an empty poll", async () => {
+  const { api, broker, tasksOut } = setup({
+    pollTimeoutMs: 1000,
+    taskPolling: { sum: { pollIntervalMs: 150, batchSize: 2 } },
+  });
+  const running = broker.run();
+  try {
+    broker.handle({ type: "credit", n: 5 });
+    await sleep(500);
+    const idle = api.polls.length;
+    assert.ok(idle >= 2 && idle <= 5, `${idle} polls in 500 ms at 150 ms intervals`);
+    assert.ok(api.polls.every((p) => p.timeoutMs === 0), "never a long poll");
+    for (let i = 1; i < api.polls.length; i++) {
+      const gap = api.polls[i]!.at - api.polls[i - 1]!.at;
+      assert.ok(gap >= 140, `gap of ${gap} ms between idle polls`);
+    }
+    for (let i = 0; i < 5; i++) api.enqueue("sum");
+    await waitFor(() => tasksOut().length === 5, { what: "five tasks", timeoutMs: 2000 });
+    assert.ok(api.polls.every((p) => p.count <= 2), "batchSize caps each poll");
+  } finally {
+    broker.shutdown();
+    await running;
+  }
+});
+
+Deno.test("broker: paused types are never polled; with every type paused it polls nothing", async () => {
+  const { api, broker } = setup({ taskTypes: [], pausedTaskTypes: ["resize"] });
+  api.enqueue("resize");
+  const running = broker.run();
+  broker.handle({ type: "credit", n: 2 });
+  await sleep(100);
+  assert.equal(api.polls.length, 0);
+  assert.deepEqual(broker.taskTypeStates(), [{
+    taskType: "resize",
+    state: "paused",
+    domain: undefined,
+    inFlight: 0,
+    concurrency: undefined,
+  }]);
+  broker.handle({ type: "drain" });
+  await running;
+  assert.equal(broker.state, "stopped");
 });
