@@ -70,24 +70,25 @@ function assertCleanSchema(schema: unknown, where: string): void {
   visit(schema, "", true);
 }
 
-const workspaceVariant = (refTypeKey: string) => ({
+const workspaceVariant = (refTypeKey: string, input: boolean) => ({
   type: "object",
   properties: {
     repository: { type: "string", minLength: 1 },
     branch: { type: "string", minLength: 1 },
     [refTypeKey]: { const: "commit" },
     ref: { type: "string", minLength: 1 },
+    // The input's workspace also takes the optional `prefix` that narrows the attempt's scope.
+    ...(input ? { prefix: { type: "string" } } : {}),
   },
   required: ["repository", "branch", refTypeKey, "ref"],
   additionalProperties: false,
 });
 /** Either spelling of the reference type, exactly one: `ref_type` or perago for Python's `refType`. */
-const WORKSPACE_SCHEMA = { oneOf: [workspaceVariant("ref_type"), workspaceVariant("refType")] };
-
-/** The input's workspace also takes the optional `prefix` that narrows the attempt's scope. */
+const WORKSPACE_SCHEMA = {
+  oneOf: [workspaceVariant("ref_type", false), workspaceVariant("refType", false)],
+};
 const WORKSPACE_INPUT_SCHEMA = {
-  ...WORKSPACE_SCHEMA,
-  properties: { ...WORKSPACE_SCHEMA.properties, prefix: { type: "string" } },
+  oneOf: [workspaceVariant("ref_type", true), workspaceVariant("refType", true)],
 };
 
 for (const name of EXAMPLES) {
@@ -347,6 +348,11 @@ Deno.test("extract: the workspace input schema takes ref_type or refType, exactl
     assert.equal(ok({ ...base, refType: "branch" }), false, `${key}: not a commit`);
     assert.equal(ok({ ...base, refType: "commit", extra: 1 }), false, `${key}: extra key`);
     assert.equal(ok({ ...base, ref_type: "commit", ref: "" }), false, `${key}: empty ref`);
+    assert.equal(
+      ok({ ...base, refType: "commit", prefix: "docs/a/" }),
+      key === "inputSchema",
+      `${key}: prefix with refType (input only)`,
+    );
   }
 });
 
