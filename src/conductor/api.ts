@@ -149,6 +149,8 @@ export interface Workflow {
   input?: Record<string, unknown>;
   output?: Record<string, unknown>;
   reasonForIncompletion?: string;
+  /** The task domains the workflow was started with (task type or `"*"` to domains). */
+  taskToDomain?: Record<string, string>;
   tasks: Task[];
   [extra: string]: unknown;
 }
@@ -167,6 +169,21 @@ export interface PollOptions {
  * What perago needs from Conductor. Every method takes an optional `signal`; the HTTP
  * implementation also applies its own per-request timeout.
  */
+/** Options of {@linkcode ConductorApi.startWorkflow}. */
+export interface StartWorkflowOptions {
+  /** Workflow version. @default the latest */
+  version?: number;
+  /**
+   * Task type (or `"*"` for every task) to Conductor task domain(s), comma separated in
+   * order of preference (`NO_DOMAIN` = the default queue): the task is handed only to polls
+   * carrying that domain. Sent as a StartWorkflowRequest (`POST /api/workflow`).
+   */
+  taskToDomain?: Record<string, string>;
+  /** Correlation id of the workflow (sent as a StartWorkflowRequest). */
+  correlationId?: string;
+  signal?: AbortSignal;
+}
+
 export interface ConductorApi {
   /** `GET /api/tasks/poll/batch/{taskType}`; `[]` when nothing is queued. */
   pollBatch(taskType: string, options: PollOptions): Promise<Task[]>;
@@ -188,7 +205,7 @@ export interface ConductorApi {
   startWorkflow(
     name: string,
     input: Record<string, unknown>,
-    options?: { version?: number; signal?: AbortSignal },
+    options?: StartWorkflowOptions,
   ): Promise<string>;
   /** `GET /api/workflow/{id}?includeTasks=true`. */
   getWorkflow(workflowId: string, signal?: AbortSignal): Promise<Workflow>;

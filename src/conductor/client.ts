@@ -13,6 +13,7 @@ import { parseRetryAfterMs, retry } from "../util/retry.ts";
 import type {
   ConductorApi,
   PollOptions,
+  StartWorkflowOptions,
   Task,
   TaskDef,
   TaskResult,
@@ -340,18 +341,30 @@ export class ConductorClient implements ConductorApi {
     });
   }
 
-  /** `POST /api/workflow/{name}` -> workflow id. Not retried (a repeat starts another). */
+  /**
+   * `POST /api/workflow/{name}` -> workflow id; with `taskToDomain` or `correlationId`, a
+   * StartWorkflowRequest to `POST /api/workflow`. Not retried (a repeat starts another).
+   */
   async startWorkflow(
     name: string,
     input: Record<string, unknown>,
-    options: { version?: number; signal?: AbortSignal } = {},
+    options: StartWorkflowOptions = {},
   ): Promise<string> {
+    const asRequest = options.taskToDomain !== undefined || options.correlationId !== undefined;
     return await this.#request({
       operation: "startWorkflow",
       method: "POST",
-      path: `/workflow/${encodeURIComponent(name)}`,
-      query: { version: options.version },
-      body: input,
+      path: asRequest ? "/workflow" : `/workflow/${encodeURIComponent(name)}`,
+      query: asRequest ? {} : { version: options.version },
+      body: asRequest
+        ? {
+          name,
+          ...(options.version === undefined ? {} : { version: options.version }),
+          input,
+          ...(options.taskToDomain === undefined ? {} : { taskToDomain: options.taskToDomain }),
+          ...(options.correlationId === undefined ? {} : { correlationId: options.correlationId }),
+        }
+        : input,
       signal: options.signal,
       retry: false,
       parse: (text, status) => {

@@ -229,6 +229,60 @@ async function contractSuite(t: Deno.TestContext, target: Target): Promise<void>
     },
   );
 
+  await t.step(
+    "taskToDomain: a task in a domain is handed only to polls of that domain",
+    async () => {
+      const { taskType, workflowName } = await setup("domain");
+      await pollOne(taskType); // the set-up's own workflow, started without a domain
+      const blue = `blue${RUN}`;
+      const pollIn = (domain: string | undefined, timeoutMs = 200) =>
+        client.pollBatch(taskType, {
+          count: 1,
+          timeoutMs,
+          workerId: "domain-worker",
+          ...(domain === undefined ? {} : { domain }),
+        });
+      const pollOneIn = (domain: string | undefined) =>
+        waitFor(async () => (await pollIn(domain, 1000))[0], {
+          timeoutMs: target.slowMs,
+          what: `a ${taskType} task in domain ${domain}`,
+          intervalMs: 1,
+        });
+      const inBlue = await client.startWorkflow(workflowName, {}, {
+        taskToDomain: { [taskType]: blue },
+      });
+      assert.equal((await client.getWorkflow(inBlue)).taskToDomain?.[taskType], blue);
+      const task = await pollOneIn(blue);
+      assert.equal(task.workflowInstanceId, inBlue);
+      assert.equal(task.domain, blue);
+      assert.deepEqual(await pollIn(undefined), [], "the default queue does not see it");
+      // Results and look-ups need no domain.
+      assert.equal((await client.getTask(task.taskId)).domain, blue);
+      await client.updateTask({
+        workflowInstanceId: inBlue,
+        taskId: task.taskId,
+        status: "COMPLETED",
+        outputData: { z: 1 },
+      });
+      await waitWorkflow(inBlue, "COMPLETED");
+      // Another domain never sees a blue task; "*" applies to every task.
+      const inRed = await client.startWorkflow(workflowName, {}, {
+        taskToDomain: { "*": `red${RUN}` },
+      });
+      assert.deepEqual(await pollIn(blue), []);
+      assert.equal((await pollOneIn(`red${RUN}`)).workflowInstanceId, inRed);
+      // A list: the first domain polled lately wins, else the last; NO_DOMAIN last = no domain.
+      const preferBlue = await client.startWorkflow(workflowName, {}, {
+        taskToDomain: { [taskType]: `idle${RUN},${blue}` },
+      });
+      assert.equal((await pollOneIn(blue)).workflowInstanceId, preferBlue);
+      const noDomain = await client.startWorkflow(workflowName, {}, {
+        taskToDomain: { [taskType]: `idle${RUN},NO_DOMAIN` },
+      });
+      assert.equal((await pollOneIn(undefined)).workflowInstanceId, noDomain);
+    },
+  );
+
   await t.step("IN_PROGRESS without extendLease re-queues the task (not a heartbeat)", async () => {
     const { taskType, workflowId } = await setup("requeue");
     const polled = await pollOne(taskType);

@@ -59,6 +59,8 @@ export interface EngineState {
   tasks: Record<string, Json>;
   /** queue name (`[domain:]taskType`) -> entries. */
   queues: Record<string, QueueEntry[]>;
+  /** queue name (`[domain:]taskType`) -> epoch ms of its last poll (Conductor's poll data). */
+  lastPolls?: Record<string, number>;
   logs: Record<string, Json[]>;
   order: number;
 }
@@ -71,10 +73,17 @@ export function emptyState(): EngineState {
     workflows: {},
     tasks: {},
     queues: {},
+    lastPolls: {},
     logs: {},
     order: 0,
   };
 }
+
+/**
+ * How long after its last poll a domain counts as active when a task is scheduled (Conductor's
+ * `conductor.app.activeWorkerLastPollTimeout`, 10 s by default).
+ */
+export const ACTIVE_WORKER_LAST_POLL_MS = 10_000;
 
 /** A copy without top-level null fields: Conductor's JSON omits them (nested nulls stay). */
 function view(value: Json): Json {
@@ -416,10 +425,10 @@ export class ConductorEngine {
       // A dynamically forked task: its entry of the fork's input map wins.
       if (extraInput) Object.assign(inputData, structuredClone(extraInput));
     }
-    const taskToDomain = (workflow.taskToDomain ?? {}) as Json;
-    const domain = (taskToDomain[workflowTask.name as string] ?? taskToDomain["*"] ?? null) as
-      | string
-      | null;
+    const domain = this.#activeDomain(
+      workflowTask.name as string,
+      (workflow.taskToDomain ?? {}) as Json,
+    );
     const task: Json = {
       taskType: workflowTask.name,
       status: "SCHEDULED",
@@ -777,9 +786,32 @@ export class ConductorEngine {
 
   // ---------------------------------------------------------------- tasks
 
+  /**
+   * The domain a task of `taskType` is queued in, as Conductor's `setTaskDomains` decides it:
+   * `taskToDomain["*"]`, when present, applies to every task, else `taskToDomain[taskType]`;
+   * the value lists domains separated by commas, and the first one polled for `taskType`
+   * within {@linkcode ACTIVE_WORKER_LAST_POLL_MS} wins; with none active, the last one (or no
+   * domain when the last is `NO_DOMAIN`). `null` = the default queue.
+   */
+  #activeDomain(taskType: string, taskToDomain: Json): string | null {
+    const value = taskToDomain["*"] ?? taskToDomain[taskType];
+    if (typeof value !== "string") return null;
+    const domains = value.split(",").map((domain) => domain.trim());
+    const now = this.now();
+    const active = domains.find((domain) =>
+      domain.toUpperCase() !== "NO_DOMAIN" &&
+      now - (this.state.lastPolls?.[queueName(taskType, domain)] ?? -Infinity) <
+        ACTIVE_WORKER_LAST_POLL_MS
+    );
+    if (active !== undefined) return active;
+    const last = domains[domains.length - 1] ?? "";
+    return last === "" || last.toUpperCase() === "NO_DOMAIN" ? null : last;
+  }
+
   /** Pops up to `count` visible tasks of `taskType` (and domain) and marks them polled. */
   poll(taskType: string, count: number, workerId: string | null, domain: string | null): Json[] {
     const name = queueName(taskType, domain);
+    (this.state.lastPolls ??= {})[name] = this.now();
     const queue = this.state.queues[name];
     if (!queue || count < 1) return [];
     const now = this.now();
