@@ -42,6 +42,7 @@ export const M = Object.freeze({
   slots: "perago_slots",
   up: "perago_up",
   ready: "perago_ready",
+  taskPaused: "perago_task_paused",
 });
 
 /**
@@ -222,6 +223,14 @@ export const RUNTIME_METRICS: readonly MetricSpec[] = Object.freeze(
       help: "1 while /readyz answers 200.",
       kind: "gauge",
       labelNames: [],
+    },
+    {
+      name: M.taskPaused,
+      help: "Per served task type: 1 when paused (PERAGO_TASK_PAUSED: never polled), 0 when " +
+        "polled; the domain label is the Conductor task domain its polls carry (empty: the " +
+        "default queue).",
+      kind: "gauge",
+      labelNames: ["taskType", "domain"],
     },
   ] satisfies MetricSpec[],
 );

@@ -153,6 +153,13 @@ export async function startRuntime(options: StartOptions): Promise<number> {
       : undefined,
   });
   for (const { task } of loaded) declareTaskMetrics(telemetry.registry, task.name, task.metrics);
+  telemetry.servedTaskTypes(
+    settings.map((setting) => ({
+      taskType: setting.name,
+      paused: setting.paused,
+      domain: setting.domain,
+    })),
+  );
   let server: MetricsServer | undefined;
   try {
     if (metricsAddress !== undefined) {

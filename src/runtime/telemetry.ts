@@ -179,6 +179,18 @@ export class RuntimeTelemetry implements SupervisorTelemetry {
     for (const contact of contacts) this.contact(contact.server, contact.ok, contact.detail);
   }
 
+  /**
+   * Declares the served task types: `perago_task_paused` is 1 for each paused one (never
+   * polled) and 0 for the others, labelled with the domain their polls carry.
+   */
+  servedTaskTypes(
+    types: readonly { taskType: string; paused: boolean; domain: string | undefined }[],
+  ): void {
+    for (const { taskType, paused, domain } of types) {
+      this.registry.set(M.taskPaused, { taskType, domain: domain ?? "" }, paused ? 1 : 0);
+    }
+  }
+
   /** Records whether a request to `server` got through. */
   contact(server: ServerName, ok: boolean, detail?: string): void {
     this.#lastHeard[server] = Date.now();
