@@ -844,6 +844,77 @@ async function lakeFsContract(t: Deno.TestContext, target: Target): Promise<void
         });
       },
     );
+    await t.step(
+      "revert: undoes a commit onto the head; no changes 400, conflicts 409, merge commits need a parent",
+      async () => {
+        const repo = await repository("revert");
+        await upload(repo, "main", "a", "1");
+        const c1 = await commit(repo, "main", "c1");
+        await upload(repo, "main", "b", "2");
+        const c2 = await commit(repo, "main", "c2");
+        await upload(repo, "main", "a", "3");
+        const c3 = await commit(repo, "main", "c3");
+        const revert = (ref: string, body: Record<string, unknown> = {}) =>
+          api("POST", `/repositories/${repo}/branches/main/revert`, {
+            json: { ref, parent_number: 0, ...body },
+          });
+        const undone = await revert(c2.id);
+        assert.equal(undone.status, 204);
+        assert.deepEqual(await list(repo, "main"), ["a"]);
+        const head = await client.getCommit(repo, "main");
+        assert.deepEqual(head.parents, [c3.id]);
+        assert.equal(head.message, `Revert ${c2.id}`);
+        assert.equal(head.generation, (c3.generation as number) + 1);
+        // Its changes are gone already: nothing to revert (unless allow_empty).
+        const again = await revert(c2.id);
+        assert.equal(again.status, 400);
+        assert.deepEqual(again.body, { message: "update branch: no changes" });
+        assert.equal((await revert(c2.id, { allow_empty: true })).status, 204);
+        // c3 changed "a" after c1 wrote it: reverting c1 conflicts.
+        const conflict = await revert(c1.id);
+        assert.equal(conflict.status, 409);
+        assert.deepEqual(conflict.body, { message: "update branch: conflict found" });
+        // perago's client, with a message and metadata.
+        await client.revertCommit(repo, "main", c3.id, {
+          message: "undo c3",
+          metadata: { k: "v" },
+        });
+        const reverted = await client.getCommit(repo, "main");
+        assert.equal(reverted.message, "undo c3");
+        assert.deepEqual(reverted.metadata, { k: "v" });
+        assert.equal(await read(repo, "main", "a"), "1");
+        // Merge commits need a 1-based parent number.
+        await branch(repo, "f", "main");
+        await upload(repo, "f", "f", "f");
+        await commit(repo, "f", "f");
+        await upload(repo, "main", "m", "m");
+        await commit(repo, "main", "m");
+        const merge = await client.merge(repo, "f", "main");
+        const noParent = await revert(merge);
+        assert.equal(noParent.status, 409);
+        assert.deepEqual(noParent.body, {
+          message: "must specify 1-based parent number for reverting merge commit",
+        });
+        const outOfRange = await revert(merge, { parent_number: 3 });
+        assert.equal(outOfRange.status, 400);
+        assert.deepEqual(outOfRange.body, {
+          message: "given commit does not have the given parent number: parent 3",
+        });
+        assert.equal((await revert(merge, { parent_number: 1 })).status, 204);
+        assert.deepEqual(await list(repo, "main"), ["a", "m"]);
+        // An identical re-upload is not dirt; a real change is (400), and an unknown ref is
+        // found out first (404 even on a dirty branch).
+        await upload(repo, "main", "m", "m");
+        assert.equal((await revert(merge, { parent_number: 1, allow_empty: true })).status, 204);
+        await upload(repo, "main", "dirty", "d");
+        const dirty = await revert(merge, { parent_number: 1, allow_empty: true });
+        assert.equal(dirty.status, 400);
+        assert.deepEqual(dirty.body, { message: "uncommitted changes (dirty branch)" });
+        const unknown = await revert("nosuchref");
+        assert.equal(unknown.status, 404);
+        assert.deepEqual(unknown.body, { message: "get commit from ref nosuchref: not found" });
+      },
+    );
   } finally {
     for (const repo of repos) await deleteTestRepository(target, repo);
   }

@@ -506,36 +506,49 @@ export class LakeFsState {
   }
 
   /**
-   * Adds a commit to branch `branchName` that undoes the single-parent commit `ref` (a
-   * three-way merge of its parent's tree onto the head, the commit itself as the base): 409
-   * "update branch: conflict found" when later commits changed the same paths.
+   * Adds a commit to branch `branchName` that undoes commit `ref`: a three-way merge of its
+   * parent's tree (the `parentNumber`th, 1-based; 0 for a single-parent commit) onto the
+   * head, with the commit itself as the base. As lakeFS: an unknown ref is 404, a merge
+   * commit without a parent number 409, a parent number out of range 400, a dirty branch 400,
+   * later changes to the same paths 409 "update branch: conflict found", and a revert that
+   * changes nothing 400 "update branch: no changes" unless `allowEmpty`.
    */
   revert(
     repo: RepoRecord,
     branchName: string,
     ref: string,
     committer: string,
-    options: { parentNumber: number; message?: string; metadata?: Record<string, string> },
+    options: {
+      parentNumber: number;
+      message?: string;
+      metadata?: Record<string, string>;
+      allowEmpty?: boolean;
+    },
   ): CommitRecord {
+    const target = this.resolveCommit(repo, ref, `get commit from ref ${ref}: not found`);
+    if (target.parents.length > 1 && options.parentNumber <= 0) {
+      throw new ApiError(409, "must specify 1-based parent number for reverting merge commit");
+    }
+    if (options.parentNumber > target.parents.length) {
+      throw new ApiError(
+        400,
+        `given commit does not have the given parent number: parent ${options.parentNumber}`,
+      );
+    }
+    const parentId = target.parents[Math.max(0, options.parentNumber - 1)];
     const branch = this.branch(repo, branchName);
-    if (Object.keys(branch.staged).length > 0) {
-      throw new ApiError(400, `${branchName}: uncommitted changes (dirty branch)`);
-    }
-    const target = this.resolveCommit(repo, ref);
-    const parentId = options.parentNumber === 0
-      ? (target.parents.length === 1 ? target.parents[0] : undefined)
-      : target.parents[options.parentNumber - 1];
-    if (parentId === undefined) {
-      throw new ApiError(400, `revert ${ref}: parent_number does not name a parent of the commit`);
-    }
     const head = this.commit(repo, branch.commitId);
-    const { tree, conflicts } = threeWay(
-      target.tree,
-      this.commit(repo, parentId).tree,
-      head.tree,
-      "",
-    );
+    // Dirty means a staged change that differs from the head (an identical upload is none).
+    if (!sameTree(this.branchView(repo, branchName), head.tree)) {
+      throw new ApiError(400, "uncommitted changes (dirty branch)");
+    }
+    // The first commit has no parent: reverting it merges the empty tree.
+    const parentTree = parentId === undefined ? {} : this.commit(repo, parentId).tree;
+    const noChanges = () => new ApiError(400, "update branch: no changes");
+    if (!options.allowEmpty && sameTree(parentTree, target.tree)) throw noChanges();
+    const { tree, conflicts } = threeWay(target.tree, parentTree, head.tree, "");
     if (conflicts.length > 0) throw new ApiError(409, "update branch: conflict found");
+    if (!options.allowEmpty && sameTree(tree, head.tree)) throw noChanges();
     const commit = this.#newCommit(
       repo,
       [head.id],
@@ -546,6 +559,8 @@ export class LakeFsState {
     );
     this.#addCommit(repo, commit);
     branch.commitId = commit.id;
+    // Staged entries identical to the old head are dropped, as lakeFS drops the sealed area.
+    branch.staged = {};
     return commit;
   }
 

@@ -742,6 +742,7 @@ function buildRoutes(state: LakeFsState, blobs: BlobStore, accessKeyId: string):
       const overrides = body.commit_overrides ?? {};
       state.revert(repo, params.branch!, body.ref, DEMO_USER_ID, {
         parentNumber: body.parent_number,
+        ...(body.allow_empty ? { allowEmpty: true } : {}),
         ...(overrides.message ? { message: overrides.message } : {}),
         ...(overrides.metadata ? { metadata: overrides.metadata } : {}),
       });
