@@ -121,6 +121,17 @@ export function envExampleEntries(tempDir: string): EnvExampleEntry[] {
       defaultValue: "",
       meaning: "1 prints stack traces with errors and debug logs",
     },
+    {
+      name: "PERAGO_METRICS_ADDRESS",
+      defaultValue: "",
+      meaning:
+        "host:port where perago start serves /metrics, /healthz and /readyz (off when unset)",
+    },
+    {
+      name: "PERAGO_INSTANCE_ID",
+      defaultValue: "",
+      meaning: "perago_instance_id label of runtime.busy_slots over OTLP (default: the worker id)",
+    },
   ];
 }
 

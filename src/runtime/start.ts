@@ -182,7 +182,8 @@ export async function startRuntime(options: StartOptions): Promise<number> {
       ...supervisorOptions(config, loaded, settings, concurrency, moduleName, mode),
       telemetry,
     });
-    telemetry.watch(() => supervisor.status);
+    // Health requests only feed /readyz: none without the listener.
+    telemetry.watch(() => supervisor.status, { healthRequests: server !== undefined });
     options.onSupervisor?.(supervisor);
     const log = getLogger("runtime");
     log.info(

@@ -126,11 +126,13 @@ export class RuntimeTelemetry implements SupervisorTelemetry {
   }
 
   /**
-   * Reads the supervisor's status for the probes from now on, and starts the health
-   * requests for servers gone quiet. Call {@linkcode RuntimeTelemetry.close} to stop them.
+   * Reads the supervisor's status for the probes from now on and, when `healthRequests`
+   * (someone reads `/readyz`), starts the health requests for servers gone quiet. Call
+   * {@linkcode RuntimeTelemetry.close} to stop them.
    */
-  watch(status: () => SupervisorStatus): void {
+  watch(status: () => SupervisorStatus, options: { healthRequests?: boolean } = {}): void {
     this.#status = status;
+    if (options.healthRequests === false) return;
     const every = this.#o.probeAfterMs ?? 5000;
     this.#probeTimer ??= setInterval(() => this.#probeQuiet(), Math.max(250, every / 2));
   }
