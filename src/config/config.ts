@@ -241,7 +241,7 @@ export async function loadRuntimeConfig(
  * @example
  * ```ts
  * const [settings] = await loadTaskSettings(["word_count"], { env: { PERAGO_TASK_DOMAIN: "qa" } });
- * settings.domain; // "qa"
+ * settings?.domain; // "qa"
  * ```
  */
 export async function loadTaskSettings(
@@ -345,6 +345,7 @@ export async function checkWritableRoot(path: string, variable: string): Promise
  *
  * @example
  * ```ts
+ * const config = await loadRuntimeConfig("tasks/build.ts", { env: {}, probeRoots: false });
  * for (const line of describeConfig(config)) console.log(line);
  * ```
  */
@@ -397,7 +398,12 @@ export function describeConfig(config: RuntimeConfig): string[] {
  *
  * @example
  * ```ts
- * await setupLogging({ ...options, secrets: configSecrets(config) });
+ * const config = await loadRuntimeConfig("tasks/build.ts", {
+ *   env: { LAKECTL_SERVER_ENDPOINT_URL: "http://127.0.0.1:8000", LAKECTL_CREDENTIALS_ACCESS_KEY_ID: "AKIA",
+ *     LAKECTL_CREDENTIALS_SECRET_ACCESS_KEY: "s3cr3t" },
+ *   probeRoots: false,
+ * });
+ * configSecrets(config); // ["s3cr3t"]: what setupLogging redacts
  * ```
  */
 export function configSecrets(config: RuntimeConfig): string[] {

@@ -11,9 +11,11 @@
  *
  * @example
  * ```ts
- * throw new ConfigError("PERAGO_LOG_RETENTION must be a positive day count such as '7d' or '30d'", {
- *   variable: "PERAGO_LOG_RETENTION",
- * });
+ * const error = new ConfigError(
+ *   "PERAGO_LOG_RETENTION must be a positive day count such as '7d' or '30d'",
+ *   { variable: "PERAGO_LOG_RETENTION" },
+ * );
+ * error.variable; // "PERAGO_LOG_RETENTION"
  * ```
  */
 export class ConfigError extends Error {

@@ -179,8 +179,8 @@ export function parseTaskConcurrency(
  *   { PERAGO_TASK_DOMAIN: "staging", PERAGO_TASK_CONCURRENCY_WORD_COUNT: "2" },
  *   ["word_count"],
  * );
- * wordCount.domain; // "staging"
- * wordCount.concurrency; // 2
+ * wordCount?.domain; // "staging"
+ * wordCount?.concurrency; // 2
  * ```
  */
 export function parseTaskSettings(env: Env, names: readonly string[]): TaskSettings[] {

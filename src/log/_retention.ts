@@ -16,7 +16,8 @@ const LOG_FILE = /\.jsonl(?:\.\d+)?$/;
  *
  * @example
  * ```ts
- * await removeExpiredLogs("/var/log/perago/build", 30 * 86_400_000);
+ * const dir = await Deno.makeTempDir();
+ * await removeExpiredLogs(dir, 30 * 86_400_000); // files older than 30 days go
  * ```
  */
 export async function removeExpiredLogs(

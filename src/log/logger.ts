@@ -32,7 +32,7 @@ export type Logger = LogtapeLogger;
  * ```ts
  * const log = getLogger("runtime", "broker");
  * log.info("polled {count} tasks", { count: 3 });
- * log.with({ task_id: "t1" }).warn("lease extension failed", { error });
+ * log.with({ task_id: "t1" }).warn("lease extension failed", { error: "timeout" });
  * ```
  */
 export function getLogger(...category: string[]): Logger {
@@ -45,7 +45,10 @@ export function getLogger(...category: string[]): Logger {
  *
  * @example
  * ```ts
- * await withLogContext({ task_id: task.taskId }, () => runAttempt(task));
+ * const done = await withLogContext({ task_id: "t1" }, () => {
+ *   getLogger("runtime").info("attempt started"); // carries task_id "t1"
+ *   return Promise.resolve(true);
+ * });
  * ```
  */
 export function withLogContext<T>(properties: Record<string, unknown>, fn: () => T): T {

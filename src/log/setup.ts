@@ -111,12 +111,20 @@ export function logFilePath(
  *
  * @example
  * ```ts
+ * import { getLogger } from "./logger.ts";
+ *
+ * const logRoot = await Deno.makeTempDir();
  * const logging = await setupLogging({
- *   logRoot: config.logRoot, moduleName: "build", workerId: "build0001",
- *   maxFileBytes: config.logFileMaxSizeBytes, retentionMs: config.logRetentionMs,
- *   secrets: [config.lakefs.secretAccessKey.reveal()],
+ *   logRoot, moduleName: "build", workerId: "build0001",
+ *   maxFileBytes: 100 * 1024 * 1024, retentionMs: 30 * 86_400_000,
+ *   secrets: ["s3cr3t"], console: false,
  * });
- * try { ... } finally { await logging.dispose(); }
+ * try {
+ *   getLogger("example").info("built {count} files", { count: 3 });
+ * } finally {
+ *   await logging.dispose();
+ *   await Deno.remove(logRoot, { recursive: true });
+ * }
  * ```
  */
 export async function setupLogging(options: LoggingOptions): Promise<LoggingHandle> {

@@ -31,7 +31,12 @@ type EntryKind = "file" | "dir" | "symlink" | "other";
  * `post guardrail requireGlob("out/*.csv", min 1) failed: 0 matches`.
  * @example
  * ```ts
- * await checkGuardrails(dir, task.workspace.post, "post", { signal });
+ * import { requireFile } from "./guardrails.ts";
+ *
+ * const dir = await Deno.makeTempDir();
+ * await Deno.mkdir(`${dir}/docs`);
+ * await Deno.writeTextFile(`${dir}/docs/index.md`, "# Docs\n");
+ * await checkGuardrails(dir, [requireFile("docs/index.md")], "post"); // passes
  * ```
  */
 export async function checkGuardrails(

@@ -20,8 +20,11 @@
  *
  * @example
  * ```ts
- * if (text.length > 1_000_000) {
- *   throw new TaskTerminalError("word_count: text is too long; split it into smaller parts");
+ * function countWords(text: string): number {
+ *   if (text.length > 1_000_000) {
+ *     throw new TaskTerminalError("word_count: text is too long; split it into smaller parts");
+ *   }
+ *   return text.split(/\s+/).filter(Boolean).length;
  * }
  * ```
  */
@@ -80,7 +83,8 @@ export class TaskDefinitionError extends Error {
  *
  * @example
  * ```ts
- * throw definitionError("word_count", "controls.retry.count", "must be 0..10, got 11");
+ * const error = definitionError("word_count", "controls.retry.count", "must be 0..10, got 11");
+ * error.message; // names the task, the field and the detail
  * ```
  */
 export function definitionError(
@@ -150,6 +154,7 @@ export class PostGuardrailViolation extends GuardrailViolation {
  *
  * @example
  * ```ts
+ * const error: unknown = new TaskTerminalError("word_count: no text; pass params.text");
  * const status = isTerminalError(error) ? "FAILED_WITH_TERMINAL_ERROR" : "FAILED";
  * ```
  */

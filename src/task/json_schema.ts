@@ -50,6 +50,8 @@ const DROPPED_KEYWORDS = new Set(["$schema", "$id", "$defs", "definitions", "tit
  * output mode, ...) or the schema is recursive (a cycle cannot be inlined).
  * @example
  * ```ts
+ * import { z } from "zod";
+ *
  * toInlineJsonSchema(z.strictObject({ text: z.string() }), "input");
  * // { type: "object", properties: { text: { type: "string" } }, required: ["text"],
  * //   additionalProperties: false }

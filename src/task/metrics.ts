@@ -201,7 +201,17 @@ export function compileTaskMetrics(
  *
  * @example
  * ```ts
- * const metrics = createTaskMetrics("tidy", task.metrics, (record) => buffer.push(record));
+ * import { z } from "zod";
+ * import { defineTask } from "./define.ts";
+ * import type { TaskMetricRecord } from "./metrics.ts";
+ *
+ * const task = defineTask({
+ *   name: "tidy", ownerEmail: "team@example.com", description: "tidies files",
+ *   params: z.object({}), result: z.object({}), run: () => ({}),
+ *   metrics: { files_tidied: { kind: "counter", labels: ["kind"] } },
+ * });
+ * const records: TaskMetricRecord[] = [];
+ * const metrics = createTaskMetrics("tidy", task.metrics, (record) => records.push(record));
  * metrics.counter("files_tidied", 3, { kind: "txt" });
  * ```
  */

@@ -17,8 +17,10 @@
  * @throws {RangeError} describing what is wrong.
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ *
  * validateRelativePath("./docs//a.txt", "requireFile path"); // "docs/a.txt"
- * validateRelativePath("../etc", "requireFile path"); // throws RangeError
+ * assert.throws(() => validateRelativePath("../etc", "requireFile path"), RangeError);
  * ```
  */
 export function validateRelativePath(path: string, what: string): string {

@@ -78,6 +78,13 @@ export function workspaceJsonSchema(direction: "input" | "output" = "output"): J
  *
  * @example
  * ```ts
+ * import { z } from "zod";
+ * import { defineTask } from "./define.ts";
+ *
+ * const task = defineTask({
+ *   name: "noop", ownerEmail: "team@example.com", description: "does nothing",
+ *   params: z.object({}), result: z.object({}), run: () => ({}),
+ * });
  * for (const line of taskDefWarnings(task)) console.error(`warning: ${line}`);
  * ```
  */
@@ -111,8 +118,14 @@ export function taskDefWarnings(task: TaskDefinition): string[] {
  *
  * @example
  * ```ts
- * const def = buildTaskDef(task);
- * def.inputKeys; // ["workspace", "params"] for a workspace task
+ * import { z } from "zod";
+ * import { defineTask } from "./define.ts";
+ *
+ * const task = defineTask({
+ *   name: "tidy", ownerEmail: "team@example.com", description: "tidies docs/",
+ *   params: z.object({}), result: z.object({}), workspace: { prefix: "docs/" }, run: () => ({}),
+ * });
+ * buildTaskDef(task).inputKeys; // ["workspace", "params"]
  * ```
  */
 export function buildTaskDef(task: TaskDefinition): ExtractedTaskDef {
@@ -173,7 +186,14 @@ export function buildTaskDef(task: TaskDefinition): ExtractedTaskDef {
  *
  * @example
  * ```ts
- * await Deno.writeTextFile("taskdef.json", renderTaskDef(task));
+ * import { z } from "zod";
+ * import { defineTask } from "./define.ts";
+ *
+ * const task = defineTask({
+ *   name: "noop", ownerEmail: "team@example.com", description: "does nothing",
+ *   params: z.object({}), result: z.object({}), run: () => ({}),
+ * });
+ * const json = renderTaskDef(task); // what `perago extract` writes, the same bytes every time
  * ```
  */
 export function renderTaskDef(task: TaskDefinition): string {

@@ -12,9 +12,10 @@
  *
  * @example
  * ```ts
- * await forEachConcurrent(paths, 8, async (path, signal) => {
- *   await fetch(`https://example.com/${path}`, { signal });
- * }, outerSignal);
+ * const sizes = new Map<string, number>();
+ * await forEachConcurrent(["deno.json", "mod.ts"], 8, async (path, signal) => {
+ *   sizes.set(path, (await Deno.readFile(path, { signal })).length);
+ * });
  * ```
  */
 export async function forEachConcurrent<T>(

@@ -53,7 +53,12 @@ export function backoffDelayMs(
  *
  * @example
  * ```ts
- * const body = await retry(() => fetch(url).then((r) => r.text()), { attempts: 3 });
+ * let calls = 0;
+ * const answer = await retry(() => {
+ *   calls++;
+ *   return calls < 2 ? Promise.reject(new Error("blip")) : Promise.resolve("ok");
+ * }, { attempts: 3, baseDelayMs: 1 });
+ * answer; // "ok", on the second call
  * ```
  */
 export async function retry<T>(

@@ -38,7 +38,8 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
  * @throws {Error} naming `what` when the deadline passes.
  * @example
  * ```ts
- * await waitFor(() => server.ready, { timeoutMs: 5_000, what: "server ready" });
+ * const readyAt = Date.now() + 50;
+ * await waitFor(() => Date.now() >= readyAt || undefined, { timeoutMs: 5_000, what: "ready" });
  * ```
  */
 export async function waitFor<T>(
