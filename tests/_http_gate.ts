@@ -27,6 +27,12 @@ const HOP_BY_HOP = [
   "host",
 ];
 
+/** Which connection a request came on: the client's port and the gate's. */
+export interface GatePeer {
+  peerPort: number;
+  gatePort: number;
+}
+
 /**
  * Starts the gate on a free loopback port. `hook` sees each request (its body unread) and
  * runs before it is forwarded; what it throws is answered 502. Bodies stream both ways.
@@ -34,12 +40,16 @@ const HOP_BY_HOP = [
  */
 export function startHttpGate(
   upstream: string,
-  hook: (request: Request) => void | Promise<void>,
+  hook: (request: Request, peer: GatePeer) => void | Promise<void>,
 ): HttpGate {
   const base = upstream.replace(/\/+$/, "");
-  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (request) => {
+  let gatePort = 0;
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (
+    request,
+    info,
+  ) => {
     try {
-      await hook(request);
+      await hook(request, { peerPort: (info.remoteAddr as Deno.NetAddr).port, gatePort });
       const url = new URL(request.url);
       const headers = new Headers(request.headers);
       for (const name of [...HOP_BY_HOP, "accept-encoding"]) headers.delete(name);
@@ -58,10 +68,52 @@ export function startHttpGate(
     }
   });
   const { port } = server.addr as Deno.NetAddr;
+  gatePort = port;
   return {
     url: `http://127.0.0.1:${port}`,
     async close() {
       await server.shutdown();
     },
   };
+}
+
+/**
+ * Which of `pids` holds the client end of the loopback connection from `peer.peerPort` to
+ * `peer.gatePort`, found through Linux's `/proc/net/tcp` (the socket's inode) and
+ * `/proc/<pid>/fd`; `undefined` when none does (or elsewhere than Linux). Lets a hook act on
+ * the very process that sent a request.
+ */
+export async function peerPid(
+  peer: GatePeer,
+  pids: readonly number[],
+): Promise<number | undefined> {
+  const port = (n: number) => n.toString(16).toUpperCase().padStart(4, "0");
+  const local = `:${port(peer.peerPort)}`;
+  const remote = `:${port(peer.gatePort)}`;
+  let inode: string | undefined;
+  for (const table of ["/proc/net/tcp", "/proc/net/tcp6"]) {
+    const text = await Deno.readTextFile(table).catch(() => "");
+    for (const line of text.split("\n").slice(1)) {
+      // sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode ...
+      const cols = line.trim().split(/\s+/);
+      if (cols[1]?.endsWith(local) && cols[2]?.endsWith(remote) && cols[9] !== "0") {
+        inode = cols[9];
+        break;
+      }
+    }
+    if (inode !== undefined) break;
+  }
+  if (inode === undefined) return undefined;
+  const socket = `socket:[${inode}]`;
+  for (const pid of pids) {
+    try {
+      for await (const fd of Deno.readDir(`/proc/${pid}/fd`)) {
+        const target = await Deno.readLink(`/proc/${pid}/fd/${fd.name}`).catch(() => "");
+        if (target === socket) return pid;
+      }
+    } catch {
+      // gone
+    }
+  }
+  return undefined;
 }

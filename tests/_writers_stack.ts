@@ -20,7 +20,7 @@ import { loadTask } from "../src/task/loader.ts";
 import { buildTaskDef } from "../src/task/taskdef.ts";
 import { forEachConcurrent } from "../src/util/pool.ts";
 import { waitFor } from "../src/util/sleep.ts";
-import { startHttpGate } from "./_http_gate.ts";
+import { type GatePeer, startHttpGate } from "./_http_gate.ts";
 import { spawnPeragoStart, type Worker } from "./_perago_process.ts";
 import {
   createTestRepository,
@@ -94,7 +94,7 @@ export interface WritersStackOptions {
    * Sees every request a worker sends to lakeFS before it is forwarded (the workers then reach
    * lakeFS through an {@linkcode startHttpGate}); e.g. to SIGKILL an executor at a phase.
    */
-  lakefsHook?: (request: Request) => void | Promise<void>;
+  lakefsHook?: (request: Request, peer: GatePeer) => void | Promise<void>;
 }
 
 /** What a partition holds at a ref. */

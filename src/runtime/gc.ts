@@ -10,8 +10,14 @@
  * for an empty `task_id=...` dir without a marker (its process died before writing one),
  * which a full sweep removes once it is older than the TTL.
  *
+ * A removed directory whose marker names a staging branch (written just before the attempt
+ * creates it) is reported in {@linkcode SweepReport.stagingBranches}: its owner died before its
+ * own cleanup ran, and the caller deletes the branch, so a killed attempt whose task is never
+ * retried (its workflow failed or was cancelled meanwhile) leaves no branch behind.
+ *
  * @module
  */
+import { STAGING_BRANCH_PREFIX } from "../workspace/staging.ts";
 import { isPidAlive } from "./_pid.ts";
 
 /** Name of the marker file the attempt writes into its directory. */
@@ -23,6 +29,14 @@ export interface AttemptMarker {
   owner_token: string | undefined;
   owner_worker_id: string | undefined;
   started_at: string | undefined;
+  /** The staging branch the attempt was creating or had created, if it got that far. */
+  staging: StagingBranchRef | undefined;
+}
+
+/** A staging branch named by an attempt marker. */
+export interface StagingBranchRef {
+  repository: string;
+  branch: string;
 }
 
 /** Options of {@linkcode sweepAttemptDirs}. */
@@ -49,6 +63,8 @@ export interface SweepReport {
   removed: string[];
   kept: { path: string; reason: string }[];
   errors: { path: string; error: unknown }[];
+  /** Staging branches named by the markers of removed directories: the caller deletes them. */
+  stagingBranches: StagingBranchRef[];
 }
 
 /**
@@ -61,7 +77,7 @@ export interface SweepReport {
  * ```
  */
 export async function sweepAttemptDirs(root: string, options: SweepOptions): Promise<SweepReport> {
-  const report: SweepReport = { removed: [], kept: [], errors: [] };
+  const report: SweepReport = { removed: [], kept: [], errors: [], stagingBranches: [] };
   const now = options.now ?? Date.now();
   const alive = options.isPidAlive ?? isPidAlive;
   const tokenActive = options.isTokenActive ?? (() => false);
@@ -125,6 +141,7 @@ export async function sweepAttemptDirs(root: string, options: SweepOptions): Pro
       if (again.isSymlink || !again.isDirectory) continue;
       await Deno.remove(path, { recursive: true });
       report.removed.push(path);
+      if (marker.staging !== undefined) report.stagingBranches.push(marker.staging);
     } catch (error) {
       if (error instanceof Deno.errors.NotFound) continue;
       report.errors.push({ path, error });
@@ -159,9 +176,23 @@ export async function readMarker(
         ? value.owner_worker_id
         : undefined,
       started_at: typeof value.started_at === "string" ? value.started_at : undefined,
+      staging: stagingOf(value),
       mtimeMs: stat.mtime?.getTime(),
     };
   } catch {
     return undefined;
   }
+}
+
+/**
+ * The staging branch a marker names. Only a name with the staging prefix counts: the marker
+ * lies in a directory the task could write to, and nothing else may ever be deleted for it.
+ */
+function stagingOf(value: Record<string, unknown>): StagingBranchRef | undefined {
+  const repository = value.staging_repository;
+  const branch = value.staging_branch;
+  if (typeof repository !== "string" || typeof branch !== "string") return undefined;
+  if (!/^[a-z0-9][a-z0-9-]{2,62}$/.test(repository)) return undefined;
+  if (!branch.startsWith(STAGING_BRANCH_PREFIX) || !/^\w[-\w]*$/.test(branch)) return undefined;
+  return { repository, branch };
 }

@@ -19,6 +19,7 @@ import { taskEnvVars } from "../config/task_settings.ts";
 import { brokerWorkerId, childWorkerId, moduleStem, resolveWorkerId } from "../config/worker_id.ts";
 import type { ConductorApi } from "../conductor/api.ts";
 import { ConductorClient } from "../conductor/client.ts";
+import { LakeFsClient } from "../lakefs/client.ts";
 import { setupLogging } from "../log/setup.ts";
 import { type LoadedTask, loadTask } from "../task/loader.ts";
 import { spawnChild } from "./_child.ts";
@@ -32,6 +33,7 @@ import {
   type ToBroker,
   type ToExecutor,
 } from "./protocol.ts";
+import type { StagingBranchRef } from "./gc.ts";
 import { type ChildSpawner, Supervisor } from "./supervisor.ts";
 import type { TaskPolling } from "./broker.ts";
 import { getLogger } from "../log/logger.ts";
@@ -372,6 +374,13 @@ function supervisorOptions(
         onInvalid: (_error, line) => strayLine(childWorkerId(prefix, slot), line),
       }),
   };
+  // The supervisor deletes staging branches of attempts whose executor died (named in their
+  // attempt markers); it reaches lakeFS as the executors do.
+  const stagingCleaner = new LakeFsClient({
+    endpointUrl: lakefs.endpointUrl,
+    accessKeyId: lakefs.accessKeyId,
+    secretAccessKey: lakefs.secretAccessKey,
+  });
   return {
     concurrency,
     workspaceRoot: config.workspaceRoot,
@@ -382,6 +391,8 @@ function supervisorOptions(
     executorInit,
     spawner: mode === "thread" ? threads : processes,
     childrenInProcess: mode === "thread",
+    deleteStagingBranch: ({ repository, branch }: StagingBranchRef) =>
+      stagingCleaner.deleteBranch(repository, branch, AbortSignal.timeout(60_000)),
     attemptBudgetMs: (taskType: string) => {
       const seconds = loaded.find((entry) => entry.task.name === taskType)?.task.controls.timeout
         .seconds;

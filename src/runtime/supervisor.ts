@@ -15,7 +15,7 @@
  */
 import { getLogger, type Logger } from "../log/logger.ts";
 import { type ChildExit, type ChildHandle, describeExit } from "./_child.ts";
-import { sweepAttemptDirs, type SweepReport } from "./gc.ts";
+import { type StagingBranchRef, sweepAttemptDirs, type SweepReport } from "./gc.ts";
 import { acquireSupervisorLock, type SupervisorLock } from "./lock.ts";
 import type { SupervisorStatus, SupervisorTelemetry } from "./telemetry.ts";
 import type {
@@ -82,6 +82,13 @@ export interface SupervisorOptions {
   attemptKillGraceMs?: number;
   /** Receives metrics and health events (the `/metrics` and `/readyz` listener reads it). */
   telemetry?: SupervisorTelemetry;
+  /**
+   * Deletes a lakeFS staging branch that the marker of a collected attempt dir names: its
+   * executor died before its own cleanup, and a retry that would delete it may never come
+   * (the workflow failed or was cancelled meanwhile). Best effort; a failure is logged.
+   * Without it such branches are left to the next attempt of the same task.
+   */
+  deleteStagingBranch?: (ref: StagingBranchRef) => Promise<void>;
   logger?: Logger;
 }
 
@@ -285,6 +292,7 @@ export class Supervisor {
           failures: report.errors.map((e) => `${e.path}: ${(e.error as Error).message}`),
         });
       }
+      await this.#deleteStaging(report.stagingBranches);
       return report;
     } catch (error) {
       this.#log.warn("{why} workspace sweep failed: {message}", {
@@ -292,6 +300,26 @@ export class Supervisor {
         message: (error as Error).message,
       });
       return undefined;
+    }
+  }
+
+  /** Deletes the staging branches collected attempt dirs named (their owners died). */
+  async #deleteStaging(refs: readonly StagingBranchRef[]): Promise<void> {
+    const remove = this.#o.deleteStagingBranch;
+    if (remove === undefined) return;
+    for (const ref of refs) {
+      try {
+        await remove(ref);
+        this.#log.info("deleted staging branch {branch} of {repository} left by a dead attempt", {
+          ...ref,
+        });
+      } catch (error) {
+        this.#log.warn(
+          "could not delete staging branch {branch} of {repository} left by a dead attempt: " +
+            "{message}; the next attempt of its task deletes it, or delete it by hand",
+          { ...ref, message: (error as Error).message },
+        );
+      }
     }
   }
 
@@ -555,6 +583,7 @@ export class Supervisor {
           paths: report.removed,
         });
       }
+      if (report) await this.#deleteStaging(report.stagingBranches);
     });
     if (this.#state === "running" || (this.#state === "draining" && this.#queue.length > 0)) {
       this.#scheduleRestart(slot);

@@ -17,7 +17,7 @@ import { getLogger, type Logger, taskLogger } from "../log/logger.ts";
 import { isTerminalError, TaskInputError } from "../task/errors.ts";
 import type { AttemptInfo, TaskContext, TaskDefinition } from "../task/types.ts";
 import { createTaskMetrics, type TaskMetricRecord } from "../task/metrics.ts";
-import { prepareAttemptDir, removeAttemptDir } from "./attempt_dir.ts";
+import { prepareAttemptDir, recordStagingBranch, removeAttemptDir } from "./attempt_dir.ts";
 import {
   ReadOnlyWorkspaceError,
   StaleAttemptError,
@@ -447,6 +447,9 @@ async function runWorkspace(
     executionId: state.info.executionId,
   });
   state.staging = { repo: input.repository, branch };
+  // Named in the marker first: if this process dies before its cleanup, whoever collects the
+  // attempt dir deletes the branch (a retry may never come to do it).
+  await recordStagingBranch(dir, input.repository, branch);
   try {
     await lakefs.createBranch(input.repository, branch, input.ref, signal);
   } catch (error) {

@@ -37,6 +37,12 @@ export const attemptMarkerSchema = z.object({
   owner_pid: z.number().int(),
   owner_token: z.string(),
   started_at: z.string(),
+  /**
+   * The staging branch (and its repository), recorded just before the attempt creates it:
+   * whoever collects the directory of an attempt whose process died deletes that branch.
+   */
+  staging_repository: z.string().optional(),
+  staging_branch: z.string().optional(),
 });
 
 /** The marker's content. */
@@ -109,6 +115,46 @@ export async function prepareAttemptDir(
     mode: 0o600,
   });
   return dir;
+}
+
+/**
+ * Records in the marker of `dir` the staging branch the attempt is about to create, so that
+ * if the process dies before its own cleanup, whoever collects the directory deletes the
+ * branch. The marker is replaced atomically (written beside it, then renamed).
+ *
+ * Requires `--allow-read` and `--allow-write` on `dir`.
+ *
+ * @example
+ * ```ts
+ * await recordStagingBranch(dir, "lake", "perago-staging-wf1-step-seq-1-...");
+ * await lakefs.createBranch("lake", "perago-staging-wf1-step-seq-1-...", ref);
+ * ```
+ */
+export async function recordStagingBranch(
+  dir: string,
+  repository: string,
+  branch: string,
+): Promise<void> {
+  const marker = await readMarker(dir);
+  if (marker === undefined) {
+    throw new Error(`attempt directory ${dir} has no marker; it was removed under the attempt`);
+  }
+  const updated: AttemptMarker = {
+    ...marker,
+    staging_repository: repository,
+    staging_branch: branch,
+  };
+  // Never write through whatever already has that name (a link the task made): remove it
+  // (a link itself, never its target) and create the file afresh.
+  const next = join(dir, `${ATTEMPT_MARKER}.next`);
+  await Deno.remove(next).catch((error) => {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
+  });
+  await Deno.writeTextFile(next, JSON.stringify(updated, null, 2) + "\n", {
+    createNew: true,
+    mode: 0o600,
+  });
+  await Deno.rename(next, join(dir, ATTEMPT_MARKER));
 }
 
 /**

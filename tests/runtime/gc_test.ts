@@ -119,5 +119,45 @@ Deno.test("gc: onlyOwnerPid collects one dead executor's dirs; self-owned dirs u
 
 Deno.test("gc: a missing root is an empty sweep", async () => {
   const report = await sweepAttemptDirs("/nonexistent/perago-gc-root", { ttlMs: 0 });
-  assert.deepEqual(report, { removed: [], kept: [], errors: [] });
+  assert.deepEqual(report, { removed: [], kept: [], errors: [], stagingBranches: [] });
+});
+
+Deno.test("gc: removed dirs report the staging branch their marker names; nothing else is", async () => {
+  const root = await Deno.makeTempDir({ prefix: "perago-gc-" });
+  try {
+    const started = new Date().toISOString();
+    const staging = "perago-staging-wf1-step-seq-1-iteration-0-task-id-t1-retry-0-exec-e1";
+    const dead = { owner_pid: 401, started_at: started };
+    await makeAttempt(root, "task_id=a-exec=1", {
+      ...dead,
+      staging_repository: "lake",
+      staging_branch: staging,
+    });
+    // Written by a live owner: kept, so its branch is not reported.
+    await makeAttempt(root, "task_id=b-exec=1", {
+      owner_pid: 402,
+      started_at: started,
+      staging_repository: "lake",
+      staging_branch: `${staging}-live`,
+    });
+    // Names that are not staging branches (the marker is writable by the task) are ignored.
+    for (const [i, branch] of ["main", "perago-staging-x/../main", ""].entries()) {
+      await makeAttempt(root, `task_id=c${i}-exec=1`, {
+        ...dead,
+        staging_repository: "lake",
+        staging_branch: branch,
+      });
+    }
+    await makeAttempt(root, "task_id=d-exec=1", {
+      ...dead,
+      staging_repository: "Not A Repo",
+      staging_branch: staging,
+    });
+    await makeAttempt(root, "task_id=e-exec=1", dead);
+    const report = await sweepAttemptDirs(root, { ttlMs: 0, isPidAlive: (pid) => pid === 402 });
+    assert.equal(report.removed.length, 6);
+    assert.deepEqual(report.stagingBranches, [{ repository: "lake", branch: staging }]);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
 });

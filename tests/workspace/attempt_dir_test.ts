@@ -5,6 +5,7 @@ import {
   attemptDirName,
   prepareAttemptDir,
   readMarker,
+  recordStagingBranch,
   removeAttemptDir,
 } from "../../src/workspace/attempt_dir.ts";
 import {
@@ -83,6 +84,30 @@ Deno.test("removeAttemptDir removes only marked real dirs and never follows link
     assert.ok((await Deno.lstat(plain)).isDirectory);
     await Deno.writeTextFile(join(plain, ATTEMPT_MARKER), "{not json");
     assert.equal(await removeAttemptDir(plain), false);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("recordStagingBranch names the branch in the marker, never writing through a link", async () => {
+  const root = await Deno.makeTempDir();
+  try {
+    const dir = await prepareAttemptDir(join(root, "ws"), ids, newOwner("worker0001"));
+    const before = await readMarker(dir);
+    // A link the task left where the new marker is written first: it is replaced, not followed.
+    const victim = join(root, "victim.txt");
+    await Deno.writeTextFile(victim, "untouched");
+    await Deno.symlink(victim, join(dir, `${ATTEMPT_MARKER}.next`));
+    await recordStagingBranch(dir, "lake", "perago-staging-wf-1-step-seq-1");
+    assert.deepEqual(await readMarker(dir), {
+      ...before,
+      staging_repository: "lake",
+      staging_branch: "perago-staging-wf-1-step-seq-1",
+    });
+    assert.equal(await Deno.readTextFile(victim), "untouched");
+    const entries = (await Array.fromAsync(Deno.readDir(dir))).map((e) => e.name);
+    assert.deepEqual(entries, [ATTEMPT_MARKER]);
+    assert.equal((await Deno.stat(join(dir, ATTEMPT_MARKER))).mode! & 0o777, 0o600);
   } finally {
     await Deno.remove(root, { recursive: true });
   }
