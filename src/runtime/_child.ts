@@ -43,7 +43,8 @@ export interface SpawnChildOptions<In> {
  * Spawns a child. Requires `--allow-run` for the executable.
  *
  * @example
- * ```ts
+ * ```ts ignore
+ * // `command` from childCommand and `env` from childEnv (permissions.ts), as start.ts does.
  * const child = spawnChild({ command, env, schema: FromBrokerSchema });
  * await child.send({ type: "init", init });
  * for await (const message of child.messages) handle(message);

@@ -39,9 +39,13 @@ export function outcomeLabel(
  * Times the phases of one attempt and records its metrics when it ends.
  *
  * @example
- * ```ts
+ * ```ts ignore
+ * // As the executor does (executor.ts): `options` are the attempt's AttemptOptions.
  * const meter = new AttemptMeter("normalize_text", buffer);
- * await runAttempt({ ..., onPhase: (phase) => meter.phase(phase) });
+ * const { api, counts } = countingLakeFs(lakefs);
+ * const outcome = await runAttempt({
+ *   ...options, lakefs: api, onPhase: (phase) => meter.phase(phase),
+ * });
  * meter.finish(outcome, counts);
  * ```
  */

@@ -31,9 +31,12 @@ export interface AttemptSpanIds {
  * One attempt's spans.
  *
  * @example
- * ```ts
+ * ```ts ignore
+ * // As the executor does (executor.ts): `options` are the attempt's AttemptOptions.
  * const traced = new AttemptTrace(ids);
- * const outcome = await traced.run(() => runAttempt({ ..., onPhase: (p) => traced.phase(p) }));
+ * const outcome = await traced.run(() =>
+ *   runAttempt({ ...options, onPhase: (p) => traced.phase(p) })
+ * );
  * traced.end(outcome);
  * ```
  */

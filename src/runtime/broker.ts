@@ -150,12 +150,14 @@ interface PollType {
  * Polls Conductor for the supervisor's executors.
  *
  * @example
- * ```ts
+ * ```ts ignore
+ * // `api` is a ConductorApi, `delivery` its ResultDelivery, `out` the MessageWriter to the
+ * // supervisor (runBrokerRole in roles.ts wires the real ones).
  * const broker = new Broker({ api, delivery, taskTypes: ["sum"], workerId: "sumBroker",
  *   emit: (msg) => out.send(msg) });
  * const done = broker.run();
- * broker.handle({ type: "credit", n: 2 });
- * ...
+ * broker.handle({ type: "credit", n: 2 }); // two free slots: poll up to two tasks
+ * // The supervisor forwards each task to an executor and reports the results back.
  * broker.handle({ type: "drain" });
  * await done; // every held task reported and delivered
  * ```

@@ -46,8 +46,11 @@ export function errorClass(error: unknown): string {
  * A {@linkcode BrokerObserver} that sends `metrics` messages.
  *
  * @example
- * ```ts
- * const broker = new Broker({ ..., observer: new BrokerMetrics((m) => void out.send(m)) });
+ * ```ts ignore
+ * const broker = new Broker({
+ *   api, delivery, taskTypes: ["sum"], workerId: "sumBroker", emit: (m) => void out.send(m),
+ *   observer: new BrokerMetrics((m) => void out.send(m)),
+ * });
  * ```
  */
 export class BrokerMetrics implements BrokerObserver {

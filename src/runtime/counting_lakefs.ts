@@ -35,9 +35,14 @@ export function lakeFsUnreachable(error: unknown): boolean {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { MemoryLakeFs } from "../testing/memory_lakefs.ts";
+ *
+ * const lakefs = new MemoryLakeFs();
+ * const commit = await lakefs.seedRepository("docs", { "docs/a.txt": "alpha\n" });
  * const { api, counts } = countingLakeFs(lakefs);
- * await runAttempt({ ...options, lakefs: api });
- * counts.downloadedBytes;
+ * await new Response(await api.getObject("docs", commit.id, "docs/a.txt")).text();
+ * assert.equal(counts.downloadedBytes, 6);
  * ```
  */
 export function countingLakeFs(

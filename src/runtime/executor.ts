@@ -52,7 +52,9 @@ type ConductorTask = Extract<ToExecutor, { type: "attempt" }>["task"];
  * Serves attempts one at a time.
  *
  * @example
- * ```ts
+ * ```ts ignore
+ * // runExecutorRole (roles.ts) wires the real ones: `init` from the supervisor, `tasks` loaded
+ * // from the task modules, `emit` writing to the supervisor.
  * const executor = new Executor({ init, tasks, runAttempt, lakefs, emit });
  * executor.handle({ type: "attempt", attemptId: "a1", task });
  * ```

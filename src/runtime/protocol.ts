@@ -283,7 +283,11 @@ export function decodeLine<T>(schema: z.ZodType<T>, line: string): T {
  *
  * @example
  * ```ts
- * for await (const msg of readMessages(child.stdout, FromExecutorSchema)) handle(msg);
+ * const lines = ReadableStream.from(['{"type":"drain"}\n{"type":"shut', 'down"}\n'])
+ *   .pipeThrough(new TextEncoderStream());
+ * for await (const msg of readMessages(lines, ToBrokerSchema)) {
+ *   msg.type; // "drain", then "shutdown"
+ * }
  * ```
  */
 export async function* readMessages<T>(
@@ -370,8 +374,11 @@ export interface MessageWriterOptions {
  *
  * @example
  * ```ts
- * const out = new MessageWriter<ToBroker>(child.stdin);
- * await out.send({ type: "drain" });
+ * const chunks: Uint8Array[] = [];
+ * const sink = new WritableStream<Uint8Array>({ write: (chunk) => void chunks.push(chunk) });
+ * const out = new MessageWriter<ToBroker>(sink);
+ * await out.send({ type: "drain" }); // one JSON line written
+ * await out.close();
  * ```
  */
 export class MessageWriter<T> {

@@ -133,8 +133,13 @@ const DEFAULT_BACKOFF_MS = [1_000, 2_000, 4_000, 8_000, 16_000, 30_000] as const
  * Runs the process-mode runtime.
  *
  * @example
- * ```ts
- * const supervisor = new Supervisor({ concurrency: 2, ..., spawner });
+ * ```ts ignore
+ * // startRuntime (start.ts) builds the complete options from the configuration.
+ * const supervisor = new Supervisor({
+ *   concurrency: 2, workspaceRoot, workspaceGcTtlMs: 86_400_000, workspaceGcIntervalMs: 3_600_000,
+ *   shutdownForceKillAfterMs: undefined, brokerInit, executorInit: (slot) => executorInit(slot),
+ *   spawner,
+ * });
  * Deno.addSignalListener("SIGTERM", () => supervisor.shutdown());
  * const code = await supervisor.run();
  * ```

@@ -79,10 +79,11 @@ export interface RuntimeTelemetryOptions {
  * Holds the runtime's metrics and health.
  *
  * @example
- * ```ts
+ * ```ts ignore
+ * // startRuntime (start.ts) builds the supervisor's other options from the configuration.
  * const telemetry = new RuntimeTelemetry({ executionMode: "process", concurrency: 2,
  *   conductorUrl, lakefsUrl });
- * const supervisor = new Supervisor({ ..., telemetry });
+ * const supervisor = new Supervisor({ ...supervisorOptions, telemetry });
  * telemetry.watch(() => supervisor.status);
  * ```
  */

@@ -186,7 +186,8 @@ export const CRASH_EXIT_CODE = 1;
  * the worker is given.
  *
  * @example
- * ```ts
+ * ```ts ignore
+ * // `permissions` from workerPermissions, as start.ts does; needs --unstable-worker-options.
  * const broker = spawnWorkerChild({ role: "broker", permissions, schema: FromBrokerSchema });
  * await broker.send({ type: "init", init });
  * ```
