@@ -11,7 +11,9 @@
  *   not reverted): the attempt completes with that publication and publishes nothing. Only
  *   when that commit is H itself, directly on A (so provably nothing but ours was added), may
  *   a retry with different content replace it by a hard reset, as an unchanged retry resets
- *   the branch back to A.
+ *   the branch back to A. When that earlier merge landed on a head whose scope had changed
+ *   since A (its process died in the window below, before reverting it), the retry reverts it
+ *   and fails with a {@linkcode ScopeConflictError}, as the earlier attempt would have.
  * - Otherwise, when nothing under the scope changed between A and H, the attempt's view is
  *   what it would have read at H: a changed attempt merges onto H (lakeFS merges three ways, so
  *   no other writer's change is dropped); an unchanged one completes with H.
@@ -185,6 +187,31 @@ async function completeWithEarlier(
   head: string,
   signal: AbortSignal,
 ): Promise<Publication> {
+  // The earlier merge landed on its only parent. Had the scope changed between A and that
+  // head, the earlier attempt's own check after the merge would have reverted it; it died
+  // before, so this retry finishes the job rather than completing with a combination.
+  const mergedOnto = earlier.parents[0];
+  if (mergedOnto !== undefined && mergedOnto !== target.inputRef) {
+    const combined = await changedUnder(
+      lakefs,
+      target.repo,
+      target.inputRef,
+      mergedOnto,
+      target.scope,
+      CONFLICT_PATHS_SHOWN,
+      signal,
+    );
+    if (combined.paths.length > 0) {
+      const what = `scope ${JSON.stringify(describeScope(target.scope))} of branch ` +
+        `${target.branch} changed between the input ref ${target.inputRef} and the head an ` +
+        `earlier attempt of this task merged onto (${mergedOnto}): ` +
+        listPaths(combined.paths, combined.more);
+      await revertAndFail(lakefs, target, earlier.id, what, combined.paths, {
+        whose: "the earlier attempt's merge",
+        why: " (it ended before checking it)",
+      }, signal);
+    }
+  }
   const provablyOurs = earlier.id === head && earlier.parents.length === 1 &&
     earlier.parents[0] === target.inputRef;
   if (provablyOurs) {
@@ -259,6 +286,26 @@ async function mergeChecked(
   const what = `scope ${scopeShown} of branch ${target.branch} changed between the check ` +
     `(head ${checkedHead}) and the merge (onto ${mergedOnto}): ` +
     `${listPaths(slipped.paths, slipped.more)}`;
+  return await revertAndFail(lakefs, target, merged, what, slipped.paths, {
+    whose: "this attempt's merge",
+    why: "",
+  }, signal);
+}
+
+/**
+ * Reverts `merged`, a publication of this task that combined its change with another
+ * writer's under the scope (a new commit marked with what it undid; nothing else is touched),
+ * and throws the {@linkcode ScopeConflictError} saying so, or saying the revert failed.
+ */
+async function revertAndFail(
+  lakefs: LakeFsApi,
+  target: PublishTarget,
+  merged: string,
+  what: string,
+  paths: readonly string[],
+  named: { whose: string; why: string },
+  signal: AbortSignal,
+): Promise<never> {
   try {
     await lakefs.revertCommit(target.repo, target.branch, merged, {
       message: `perago: revert ${merged} (${what})`,
@@ -267,16 +314,16 @@ async function mergeChecked(
     });
   } catch (error) {
     throw new ScopeConflictError(
-      `${what}; this attempt's merge ${merged} could not be reverted ` +
+      `${what}; ${named.whose} ${merged}${named.why} could not be reverted ` +
         `(${(error as Error).message}), so both changes are on the branch; check the scope ` +
         "by hand before running the workflow again",
-      { scope: target.scope, paths: slipped.paths, cause: error },
+      { scope: target.scope, paths, cause: error },
     );
   }
   throw new ScopeConflictError(
-    `${what}; this attempt's merge ${merged} was reverted so the two changes are not ` +
+    `${what}; ${named.whose} ${merged}${named.why} was reverted so the two changes are not ` +
       "combined; run the workflow again on the new head",
-    { scope: target.scope, paths: slipped.paths },
+    { scope: target.scope, paths },
   );
 }
 

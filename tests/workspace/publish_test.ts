@@ -386,6 +386,100 @@ test(
   },
 );
 
+/** A client whose first merge lets `before` run, merges, then dies (the merge stands). */
+function dyingAfterMerge(lakefs: LakeFsApi, before: () => Promise<void>): LakeFsApi {
+  const racing = racingMerges(lakefs, before);
+  return new Proxy(racing, {
+    get(target, key, receiver) {
+      if (key === "merge") {
+        return async (...args: Parameters<LakeFsApi["merge"]>) => {
+          await target.merge(...args);
+          throw new Error("the executor was killed right after its merge");
+        };
+      }
+      return Reflect.get(target, key, receiver);
+    },
+  });
+}
+
+test(
+  "a retry whose earlier attempt died before reverting a combined merge reverts it, terminal",
+  async (stack, a) => {
+    const task = { workflowInstanceId: "wf-died-in-window", referenceTaskName: "step" };
+    // The first attempt checked a clean scope, another writer changed the scope before its
+    // merge, and it died before its check after the merge could revert the combination.
+    const first = await run(stack, a, {
+      prefix: "data/p1/",
+      write: { "data/p1/mine.txt": "m" },
+      attempt: { ...task, taskId: "t-1", retryCount: 0 },
+      lakefs: dyingAfterMerge(stack.lakefs, async () => {
+        await seed(stack, { "data/p1/theirs.txt": "theirs" }, { message: "racer" });
+      }),
+    });
+    assert.equal(first.status, "FAILED");
+    const combined = await head(stack);
+    assert.equal((await readTree(stack, combined))["data/p1/mine.txt"], "m", "the merge stood");
+
+    const retry = await run(stack, a, {
+      prefix: "data/p1/",
+      write: { "data/p1/mine.txt": "m" },
+      attempt: { ...task, taskId: "t-2", retryCount: 1 },
+    });
+    assert.equal(retry.status, "FAILED_WITH_TERMINAL_ERROR", retry.reasonForIncompletion);
+    assert.equal(retry.errorName, "ScopeConflictError");
+    const reason = retry.reasonForIncompletion!;
+    assert.match(reason, /"data\/p1\/theirs\.txt"/);
+    assert.ok(reason.includes(`earlier attempt's merge ${combined}`), reason);
+    assert.match(reason, /was reverted so the two changes are not combined/);
+    const tree = await readTree(stack, "main");
+    assert.equal(tree["data/p1/theirs.txt"], "theirs");
+    assert.ok(!("data/p1/mine.txt" in tree), "never both changes under one scope");
+    const log = [];
+    for await (const commit of stack.lakefs.logCommits(stack.repo, "main")) log.push(commit);
+    assert.equal(log[0]!.metadata?.[COMMIT_METADATA.revertedCommit], combined);
+    // A further retry finds the publication reverted and the scope changed: terminal again,
+    // nothing published.
+    const again = await run(stack, a, {
+      prefix: "data/p1/",
+      write: { "data/p1/mine.txt": "m" },
+      attempt: { ...task, taskId: "t-3", retryCount: 2 },
+    });
+    assert.equal(again.status, "FAILED_WITH_TERMINAL_ERROR");
+    assert.match(again.reasonForIncompletion!, /changed since the input ref/);
+    assert.equal(await head(stack), log[0]!.id);
+    await assertClean(stack);
+  },
+);
+
+test(
+  "a retry whose earlier attempt died after merging beside another scope's change completes with it",
+  async (stack, a) => {
+    const task = { workflowInstanceId: "wf-died-beside", referenceTaskName: "step" };
+    const first = await run(stack, a, {
+      prefix: "data/p1/",
+      write: { "data/p1/mine.txt": "m" },
+      attempt: { ...task, taskId: "t-1", retryCount: 0 },
+      lakefs: dyingAfterMerge(stack.lakefs, async () => {
+        await seed(stack, { "data/p2/theirs.txt": "theirs" }, { message: "racer" });
+      }),
+    });
+    assert.equal(first.status, "FAILED");
+    const merged = await head(stack);
+    const retry = await run(stack, a, {
+      prefix: "data/p1/",
+      write: { "data/p1/mine.txt": "m" },
+      attempt: { ...task, taskId: "t-2", retryCount: 1 },
+    });
+    assert.equal(retry.status, "COMPLETED", retry.reasonForIncompletion);
+    assert.equal(retry.publication, "earlier-attempt");
+    assert.equal(retry.publishedRef, merged);
+    const tree = await readTree(stack, "main");
+    assert.equal(tree["data/p1/mine.txt"], "m");
+    assert.equal(tree["data/p2/theirs.txt"], "theirs");
+    await assertClean(stack);
+  },
+);
+
 test("a reverted earlier publication does not count: the retry publishes", async (stack, a) => {
   const task = { workflowInstanceId: "wf-reverted", referenceTaskName: "step" };
   const first = await run(stack, a, {
