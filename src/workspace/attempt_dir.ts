@@ -126,8 +126,15 @@ export async function prepareAttemptDir(
  *
  * @example
  * ```ts
- * await recordStagingBranch(dir, "lake", "perago-staging-wf1-step-seq-1-...");
- * await lakefs.createBranch("lake", "perago-staging-wf1-step-seq-1-...", ref);
+ * import { newOwner } from "./owners.ts";
+ * const ids = { workflowInstanceId: "wf1", taskId: "t1", executionId: "e1", retryCount: 0 };
+ * const dir = await prepareAttemptDir(await Deno.makeTempDir(), {
+ *   ...ids,
+ *   taskDefName: "step",
+ * }, newOwner("w1"));
+ * const branch = "perago-staging-wf1-step-seq-1-iteration-0-task-id-t1-retry-0-exec-e1";
+ * await recordStagingBranch(dir, "lake", branch); // then: lakefs.createBranch("lake", branch, ref)
+ * console.assert((await readMarker(dir))?.staging_branch === branch);
  * ```
  */
 export async function recordStagingBranch(
