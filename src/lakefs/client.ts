@@ -146,11 +146,11 @@ const MERGE_RECONCILE_DEPTH = 100;
  * HTTP client of the lakeFS API.
  *
  * @example
- * ```ts
+ * ```ts ignore
  * const lakefs = new LakeFsClient({
- *   endpointUrl: "http://127.0.0.1:8000",
- *   accessKeyId: "AKIA...",
- *   secretAccessKey: "...",
+ *   endpointUrl: Deno.env.get("LAKECTL_SERVER_ENDPOINT_URL") ?? "http://127.0.0.1:8000",
+ *   accessKeyId: Deno.env.get("LAKECTL_CREDENTIALS_ACCESS_KEY_ID") ?? "",
+ *   secretAccessKey: Deno.env.get("LAKECTL_CREDENTIALS_SECRET_ACCESS_KEY") ?? "",
  * });
  * for await (const entry of lakefs.listObjects("repo", "main", { prefix: "data/" })) {
  *   console.log(entry.path, entry.checksum);

@@ -23,10 +23,16 @@ export interface LakeFsErrorDetails {
  *
  * @example
  * ```ts
- * try {
- *   await client.getBranch("repo", "nope");
- * } catch (error) {
- *   if (error instanceof LakeFsNotFoundError) console.log("no such branch");
+ * import type { LakeFsApi } from "./api.ts";
+ *
+ * async function branchExists(lakefs: LakeFsApi, repo: string, branch: string) {
+ *   try {
+ *     await lakefs.getBranch(repo, branch);
+ *     return true;
+ *   } catch (error) {
+ *     if (error instanceof LakeFsNotFoundError) return false;
+ *     throw error;
+ *   }
  * }
  * ```
  */

@@ -63,10 +63,17 @@ const MD5_HEX = /^[0-9a-f]{32}$/i;
  *
  * @example
  * ```ts
- * const listing = await downloadPrefix(client, {
- *   repo: "songs", ref: commitId, prefix: "docs/",
+ * import { MemoryLakeFs } from "../testing/memory_lakefs.ts";
+ * import { resolveInsideDir } from "../workspace/safe_path.ts";
+ *
+ * const lakefs = new MemoryLakeFs();
+ * const commit = await lakefs.seedRepository("songs", { "docs/a.txt": "alpha\n" });
+ * const dir = await Deno.makeTempDir();
+ * const listing = await downloadPrefix(lakefs, {
+ *   repo: "songs", ref: commit.id, prefix: "docs/",
  *   resolvePath: (key) => resolveInsideDir(dir, key),
  * });
+ * listing.map((entry) => entry.key); // ["docs/a.txt"], now in `${dir}/docs/a.txt`
  * ```
  */
 export async function downloadPrefix(
@@ -400,8 +407,13 @@ export interface SyncPlan<L extends LocalEntry = LocalEntry> {
  * ```ts
  * const plan = diffLocalWithRemote(
  *   [{ key: "docs/a.txt", size: 3, checksum: "900150983cd24fb0d6963f7d28e17f72" }],
- *   listing,
+ *   [
+ *     { key: "docs/a.txt", size: 3, checksum: "900150983cd24fb0d6963f7d28e17f72" },
+ *     { key: "docs/old.txt", size: 1, checksum: "0cc175b9c0f1b6a831c399e269772661" },
+ *   ],
  * );
+ * plan.uploads.length; // 0: docs/a.txt is unchanged
+ * plan.deletes.map((entry) => entry.key); // ["docs/old.txt"]
  * ```
  */
 export function diffLocalWithRemote<L extends LocalEntry>(

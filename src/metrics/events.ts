@@ -24,8 +24,15 @@ export type MetricRecord = z.infer<typeof MetricRecordSchema>;
  *
  * @example
  * ```ts
- * const refused = applyMetricRecords(registry, message.records);
- * for (const { record, reason } of refused) log.warn(reason, { name: record.name });
+ * import { MetricsRegistry } from "./registry.ts";
+ *
+ * const registry = new MetricsRegistry();
+ * registry.define({ name: "jobs_total", help: "Jobs.", kind: "counter", labelNames: ["type"] });
+ * const refused = applyMetricRecords(registry, [
+ *   { op: "inc", name: "jobs_total", labels: { type: "a" }, value: 1 },
+ *   { op: "inc", name: "undeclared_total", labels: {}, value: 1 },
+ * ]);
+ * for (const { record, reason } of refused) console.warn(reason, record.name); // the second
  * ```
  */
 export function applyMetricRecords(
@@ -52,8 +59,10 @@ export function applyMetricRecords(
  *
  * @example
  * ```ts
- * const buffer = new MetricBuffer((records) => out.send({ type: "metrics", records }));
+ * const sent: MetricRecord[][] = [];
+ * const buffer = new MetricBuffer((records) => sent.push(records));
  * buffer.inc("perago_task_poll_total", { taskType: "sum" });
+ * buffer.flush(); // sent[0] holds the one record
  * ```
  */
 export class MetricBuffer {

@@ -16,7 +16,12 @@ export const PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8
  *
  * @example
  * ```ts
- * const body = renderPrometheusText(registry.collect());
+ * import { MetricsRegistry } from "./registry.ts";
+ *
+ * const registry = new MetricsRegistry();
+ * registry.define({ name: "jobs_total", help: "Jobs.", kind: "counter", labelNames: [] });
+ * registry.inc("jobs_total");
+ * const body = renderPrometheusText(registry.collect()); // "# HELP jobs_total Jobs.\n..."
  * new Response(body, { headers: { "content-type": PROMETHEUS_CONTENT_TYPE } });
  * ```
  */

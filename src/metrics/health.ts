@@ -64,7 +64,10 @@ export interface ProbeVerdict {
  *
  * @example
  * ```ts
- * liveness({ state: "running", brokerAlive: true, ... }); // { ok: true, reasons: [] }
+ * liveness({
+ *   state: "running", brokerAlive: true, executorsUp: 2, executorSlots: 2,
+ *   conductorProblem: undefined, lakefsProblem: undefined,
+ * }); // { ok: true, reasons: [] }
  * ```
  */
 export function liveness(inputs: HealthInputs): ProbeVerdict {

@@ -56,7 +56,10 @@ export function otelName(spec: MetricSpec): string {
  *
  * @example
  * ```ts
- * const stop = bridgeToOpenTelemetry(telemetry.registry, { instanceId: "host-1" });
+ * import { MetricsRegistry } from "./registry.ts";
+ *
+ * const stop = bridgeToOpenTelemetry(new MetricsRegistry(), { instanceId: "host-1" });
+ * stop();
  * ```
  */
 export function bridgeToOpenTelemetry(

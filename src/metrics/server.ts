@@ -48,8 +48,13 @@ export interface MetricsServer {
  * @throws {MetricsListenError} when the address is taken or not permitted.
  * @example
  * ```ts
- * const server = startMetricsServer({ address: { hostname: "127.0.0.1", port: 9464 },
- *   collect: () => registry.collect(), liveness, readiness });
+ * import { MetricsRegistry } from "./registry.ts";
+ *
+ * const registry = new MetricsRegistry();
+ * const ok = () => ({ ok: true, reasons: [] });
+ * const server = startMetricsServer({ address: { hostname: "127.0.0.1", port: 0 },
+ *   collect: () => registry.collect(), liveness: ok, readiness: ok });
+ * await (await fetch(`${server.url}/healthz`)).text(); // 200
  * await server.close();
  * ```
  */

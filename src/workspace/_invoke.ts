@@ -102,8 +102,9 @@ export function parseWorkspaceInput(value: unknown): WorkspaceInput {
  *
  * @example
  * ```ts
+ * const input = { repository: "docs", branch: "main", ref_type: "commit" as const, ref: "a1" };
  * workspaceOutput(input, "c0ffee", "camel");
- * // { repository, branch, refType: "commit", ref: "c0ffee" }
+ * // { repository: "docs", branch: "main", refType: "commit", ref: "c0ffee" }
  * ```
  */
 export function workspaceOutput(

@@ -76,7 +76,14 @@ export function attemptDirName(taskId: string, executionId: string): string {
  *
  * @example
  * ```ts
- * const dir = await prepareAttemptDir("/ws", ids, newOwner("w1"));
+ * import { newOwner } from "./owners.ts";
+ *
+ * const root = await Deno.makeTempDir();
+ * const ids = {
+ *   workflowInstanceId: "wf1", taskId: "t1", executionId: "e1", retryCount: 0,
+ *   taskDefName: "normalize",
+ * };
+ * const dir = await prepareAttemptDir(root, ids, newOwner("w1")); // `${root}/task_id=t1-exec=e1`
  * ```
  */
 export async function prepareAttemptDir(

@@ -15,7 +15,8 @@
  *
  * @example
  * ```ts
- * throw new StaleAttemptError("attempt fence failed: task t1 is COMPLETED; not publishing");
+ * const error = new StaleAttemptError("attempt fence failed: task t1 is COMPLETED; not publishing");
+ * error.name; // "StaleAttemptError"
  * ```
  */
 export class StaleAttemptError extends Error {

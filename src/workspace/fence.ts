@@ -28,7 +28,15 @@ export interface FencedAttempt {
  * @throws {StaleAttemptError} naming every mismatch.
  * @example
  * ```ts
- * assertCurrentAttempt(attempt, await loadCurrentAttempt(signal));
+ * import assert from "node:assert/strict";
+ * import { StaleAttemptError } from "./errors.ts";
+ *
+ * const attempt = { workflowInstanceId: "wf1", taskId: "t1", retryCount: 0 };
+ * assertCurrentAttempt(attempt, { status: "IN_PROGRESS", ...attempt }); // still ours
+ * assert.throws(
+ *   () => assertCurrentAttempt(attempt, { status: "IN_PROGRESS", ...attempt, retryCount: 1 }),
+ *   StaleAttemptError,
+ * );
  * ```
  */
 export function assertCurrentAttempt(attempt: FencedAttempt, current: CurrentTaskState): void {

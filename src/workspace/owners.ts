@@ -23,7 +23,11 @@ const active = new Set<string>();
  * ```ts
  * const owner = newOwner("featuresBuild0001");
  * registerOwner(owner);
- * try { /* run the attempt *\/ } finally { unregisterOwner(owner); }
+ * try {
+ *   isOwnerActive(owner.token); // true while the attempt runs
+ * } finally {
+ *   unregisterOwner(owner);
+ * }
  * ```
  */
 export function newOwner(workerId: string): WorkspaceOwner {

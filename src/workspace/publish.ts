@@ -100,8 +100,10 @@ export interface Publication {
  * @throws {LakeFsError} when lakeFS fails (retried inside the client first).
  * Requires `--allow-net` to the lakeFS host.
  * @example
- * ```ts
- * const { ref } = await publish(lakefs, target, staged, signal);
+ * ```ts ignore
+ * // As runAttempt does (attempt.ts): `target` names the branch, the input ref and the scope,
+ * // `staged` is the commit on the staging branch (undefined when nothing changed).
+ * const { ref, kind } = await publish(lakefs, target, staged, signal);
  * ```
  */
 export async function publish(

@@ -25,8 +25,11 @@ const utf8 = new TextEncoder();
  * @throws {UnsafePathError} naming the key (JSON-quoted, so control characters show).
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { UnsafePathError } from "./errors.ts";
+ *
  * checkRelativeKey("docs/a.txt"); // ["docs", "a.txt"]
- * checkRelativeKey("../x"); // throws UnsafePathError
+ * assert.throws(() => checkRelativeKey("../x"), UnsafePathError);
  * ```
  */
 export function checkRelativeKey(key: string): string[] {
@@ -66,7 +69,8 @@ export function checkRelativeKey(key: string): string[] {
  * @throws {WorkspaceSymlinkError} for a symlink on the way.
  * @example
  * ```ts
- * const path = await resolveInsideDir("/ws/task_id=t-exec=e", "docs/a.txt");
+ * const dir = await Deno.makeTempDir();
+ * const path = await resolveInsideDir(dir, "docs/a.txt"); // `${dir}/docs/a.txt`
  * ```
  */
 export async function resolveInsideDir(attemptDir: string, key: string): Promise<string> {
@@ -113,9 +117,12 @@ export async function resolveInsideDir(attemptDir: string, key: string): Promise
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { UnsafePathError } from "./errors.ts";
+ *
  * const keys = new KeyTreeGuard();
  * keys.claim("docs/a");
- * keys.claim("docs/a/b.txt"); // throws UnsafePathError
+ * assert.throws(() => keys.claim("docs/a/b.txt"), UnsafePathError); // a file and a folder at once
  * ```
  */
 export class KeyTreeGuard {

@@ -19,9 +19,12 @@ import { WorkspaceScopeError } from "./errors.ts";
  *   `workspace.prefix`.
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { WorkspaceScopeError } from "./errors.ts";
+ *
  * resolveScope("data/", undefined); // "data/"
  * resolveScope("data/", "data/part=07"); // "data/part=07/"
- * resolveScope("data/", "docs/"); // throws WorkspaceScopeError
+ * assert.throws(() => resolveScope("data/", "docs/"), WorkspaceScopeError);
  * ```
  */
 export function resolveScope(declaredPrefix: string, inputPrefix: string | undefined): string {

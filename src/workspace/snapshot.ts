@@ -124,9 +124,11 @@ function listEntries(
  *
  * @example
  * ```ts
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/a.txt`, "alpha\n");
  * const before = await snapshotDir(dir);
- * // ... run the task ...
- * const changed = !snapshotsEqual(before, await snapshotDir(dir));
+ * await Deno.writeTextFile(`${dir}/a.txt`, "beta\n"); // what a task does
+ * const changed = !snapshotsEqual(before, await snapshotDir(dir)); // true
  * ```
  */
 export async function snapshotDir(
