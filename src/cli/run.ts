@@ -10,6 +10,8 @@ import { configSecrets, loadRuntimeConfig, readProcessEnv } from "../config/conf
 import { moduleStem, resolveWorkerId } from "../config/worker_id.ts";
 import type { LakeFsApi } from "../lakefs/api.ts";
 import { LakeFsClient } from "../lakefs/client.ts";
+import { ObjectCache, objectCacheDir } from "../lakefs/object_cache.ts";
+import { getLogger } from "../log/logger.ts";
 import { setupLogging } from "../log/setup.ts";
 import { loadTask } from "../task/loader.ts";
 import {
@@ -176,6 +178,15 @@ export const command: Command = {
         iteration: 0,
         taskDefName: task.name,
       };
+      // The host's object cache: a re-run copies what an earlier run (or a worker on this
+      // workspace root) already downloaded.
+      const downloadCache = config.objectCacheMaxBytes > 0 && lakefs !== undefined
+        ? new ObjectCache({
+          dir: objectCacheDir(config.workspaceRoot),
+          maxBytes: config.objectCacheMaxBytes,
+          onError: (message) => getLogger("run").warn("object cache: {message}", { message }),
+        })
+        : undefined;
       const outcome = await runAttempt({
         task,
         input,
@@ -184,6 +195,7 @@ export const command: Command = {
         ownerWorkerId: workerId,
         failureReasonMaxLength: config.failureReasonMaxLength,
         ...(lakefs === undefined ? {} : { lakefs }),
+        ...(downloadCache === undefined ? {} : { downloadCache }),
         // No Conductor: the local attempt is always the current one.
         loadCurrentAttempt: () =>
           Promise.resolve({

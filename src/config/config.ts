@@ -25,6 +25,7 @@ import {
   parseListenAddress,
   parseLogFileMaxSize,
   parseLogRetention,
+  parseObjectCacheMaxSize,
   parseOptionalDuration,
   parseWorkspaceRefStyle,
   trimmed,
@@ -81,6 +82,11 @@ export interface RuntimeConfig {
   readonly pausedTasks: readonly string[];
   /** `PERAGO_WORKSPACE_REF_STYLE`: the spelling of published workspace refs. @default "snake" */
   readonly workspaceRefStyle: WorkspaceRefStyle;
+  /**
+   * `PERAGO_OBJECT_CACHE_MAX_SIZE` in bytes: the bound of the host's object cache under
+   * `<workspaceRoot>/.perago-cache`; 0 turns the cache off. @default 5 GB
+   */
+  readonly objectCacheMaxBytes: number;
   /** Set when `CONDUCTOR_SERVER_URL` is. `perago start` requires it. */
   readonly conductor: ConductorConfig | undefined;
   /** Set when the three `LAKECTL_*` variables are. `perago start` requires it. */
@@ -123,6 +129,7 @@ export const CONFIG_ENV_VARS: readonly string[] = Object.freeze([
   "PERAGO_FAILURE_REASON_MAX_LENGTH",
   ...TASK_ENV_VARS,
   "PERAGO_WORKSPACE_REF_STYLE",
+  "PERAGO_OBJECT_CACHE_MAX_SIZE",
   "PERAGO_DEBUG",
   "PERAGO_METRICS_ADDRESS",
   "PERAGO_INSTANCE_ID",
@@ -214,6 +221,7 @@ export async function loadRuntimeConfig(
     taskDomain: parseTaskDomain(env["PERAGO_TASK_DOMAIN"], "PERAGO_TASK_DOMAIN") ?? undefined,
     pausedTasks: parseTaskPaused(env["PERAGO_TASK_PAUSED"]),
     workspaceRefStyle: parseWorkspaceRefStyle(env["PERAGO_WORKSPACE_REF_STYLE"]),
+    objectCacheMaxBytes: parseObjectCacheMaxSize(env["PERAGO_OBJECT_CACHE_MAX_SIZE"]),
     conductor: parseConductorConfig(env),
     lakefs: parseLakeFsConfig(env),
     debug: trimmed(env["PERAGO_DEBUG"]) === "1",
@@ -380,6 +388,9 @@ export function describeConfig(config: RuntimeConfig): string[] {
     }`,
     `workspace ref style: ${
       config.workspaceRefStyle === "camel" ? "camel (refType)" : "snake (ref_type)"
+    }`,
+    `object cache: ${
+      config.objectCacheMaxBytes === 0 ? "off" : `up to ${config.objectCacheMaxBytes} bytes`
     }`,
     `conductor: ${conductor}`,
     `lakefs: ${lakefs}`,

@@ -76,31 +76,65 @@ export function parseLogFileMaxSize(value: string | undefined): number {
   const text = trimmed(value);
   if (text === undefined) return DEFAULT_LOG_FILE_MAX_SIZE_BYTES;
   const name = "PERAGO_LOG_FILE_MAX_SIZE";
+  const bytes = parseSizeBytes(
+    text,
+    value ?? "",
+    name,
+    "must be a positive size such as '512KB', '100MB', or '1.5GB'",
+  );
+  if (bytes === 0) {
+    throw new ConfigError(`${name} must be greater than zero${got(value ?? "")}`, {
+      variable: name,
+    });
+  }
+  return bytes;
+}
+
+/** `PERAGO_OBJECT_CACHE_MAX_SIZE` default: 5 GB. */
+export const DEFAULT_OBJECT_CACHE_MAX_SIZE_BYTES = 5 * LOG_SIZE_UNITS.GB;
+
+/**
+ * Parses `PERAGO_OBJECT_CACHE_MAX_SIZE`, the bound of the host's object cache: a size in
+ * the syntax of `PERAGO_LOG_FILE_MAX_SIZE` (`512MB`, `1.5GB`), or `0` (with or without a
+ * unit) to turn the cache off. Unset: 5 GB.
+ *
+ * @example
+ * ```ts
+ * parseObjectCacheMaxSize("20GB"); // 21474836480
+ * parseObjectCacheMaxSize("0"); // 0 (no cache)
+ * ```
+ */
+export function parseObjectCacheMaxSize(value: string | undefined): number {
+  const text = trimmed(value);
+  if (text === undefined) return DEFAULT_OBJECT_CACHE_MAX_SIZE_BYTES;
+  if (text === "0") return 0;
+  return parseSizeBytes(
+    text,
+    value ?? "",
+    "PERAGO_OBJECT_CACHE_MAX_SIZE",
+    "must be a size such as '512MB', '5GB' or '1.5GB', or 0 for no cache",
+  );
+}
+
+/**
+ * `<amount>[ ]<KB|MB|GB>` in bytes (rounded up; 0 allowed); `what` completes the error, which
+ * quotes the raw value.
+ */
+function parseSizeBytes(text: string, raw: string, name: string, what: string): number {
   const match = /^((?:0|[1-9][0-9]*)(?:\.([0-9]+))?)\s*(KB|MB|GB)$/i.exec(text);
   if (match === null) {
-    throw new ConfigError(
-      `${name} must be a positive size such as '512KB', '100MB', or '1.5GB'${got(value ?? "")}`,
-      { variable: name },
-    );
+    throw new ConfigError(`${name} ${what}${got(raw)}`, { variable: name });
   }
   const [, amount = "", fraction = "", unitText = ""] = match;
   const unit = LOG_SIZE_UNITS[unitText.toUpperCase() as keyof typeof LOG_SIZE_UNITS];
   // Exact decimal arithmetic, rounded up to a whole byte ("0.001KB" is 2 bytes): no float
   // error can make a size one byte short.
   const digits = BigInt(amount.replace(".", ""));
-  if (digits === 0n) {
-    throw new ConfigError(`${name} must be greater than zero${got(value ?? "")}`, {
-      variable: name,
-    });
-  }
   const scale = 10n ** BigInt(fraction.length);
   const numerator = digits * BigInt(unit);
   const bytes = (numerator + scale - 1n) / scale;
   if (bytes > BigInt(Number.MAX_SAFE_INTEGER)) {
-    throw new ConfigError(
-      `${name} must be a positive size such as '512KB', '100MB', or '1.5GB'${got(value ?? "")}`,
-      { variable: name },
-    );
+    throw new ConfigError(`${name} ${what}${got(raw)}`, { variable: name });
   }
   return Number(bytes);
 }

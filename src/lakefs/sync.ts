@@ -36,7 +36,22 @@ export interface DownloadOptions {
   readonly resolvePath: (key: string) => Promise<string>;
   /** Objects downloaded at once. @default 8 */
   readonly concurrency?: number;
+  /**
+   * The host's object cache (`ObjectCache`): objects found there are copied from it instead
+   * of fetched; objects fetched and verified are added to it.
+   */
+  readonly cache?: DownloadCache;
+  /** Told where each object came from, as it lands (for counts in logs and tests). */
+  readonly onObject?: (entry: RemoteEntry, from: "cache" | "lakefs") => void;
   readonly signal?: AbortSignal;
+}
+
+/** What {@linkcode downloadPrefix} needs of a cache (`ObjectCache` in object_cache.ts). */
+export interface DownloadCache {
+  /** The path of a cached copy of the object (already size-checked), or `undefined`. */
+  lookup(object: RemoteEntry): Promise<string | undefined>;
+  /** Adds a downloaded file whose size and MD5 were verified; never throws. */
+  add(object: RemoteEntry, verifiedFile: string): Promise<void>;
 }
 
 /** Thrown when a downloaded object does not match its listing (size or MD5). */
@@ -108,6 +123,7 @@ export async function downloadPrefix(
     }
   }
   const verifier = new FileVerifier();
+  const cache = options.cache;
   // One mkdir per folder: workers writing into the same folder await the same promise.
   const folders = new Map<string, Promise<void>>();
   const makeFolder = (folder: string): Promise<void> => {
@@ -126,7 +142,22 @@ export async function downloadPrefix(
       async (entry, signal) => {
         const path = await options.resolvePath(entry.key);
         await makeFolder(dirname(path));
-        await downloadOne(lakefs, repo, ref, entry, path, verifier, signal);
+        let created = false;
+        if (cache !== undefined) {
+          const cached = await cache.lookup(entry);
+          if (cached !== undefined) {
+            (await createTarget(path, entry)).close();
+            created = true;
+            if (await copyCached(cached, path)) {
+              options.onObject?.(entry, "cache");
+              return;
+            }
+          }
+        }
+        await downloadOne(lakefs, repo, ref, entry, path, verifier, signal, created);
+        // Only MD5-verified downloads are cacheable (the cache skips other checksums).
+        if (cache !== undefined && MD5_HEX.test(entry.checksum)) await cache.add(entry, path);
+        options.onObject?.(entry, "lakefs");
       },
       options.signal,
     );
@@ -145,25 +176,36 @@ async function downloadOne(
   path: string,
   verifier: FileVerifier,
   signal: AbortSignal,
+  created: boolean,
 ): Promise<void> {
+  // The first try creates the file (an existing path is an error) unless the caller did.
+  let tries = created ? 1 : 0;
+  const open = () =>
+    tries++ === 0 ? createTarget(path, entry) : Deno.open(path, { write: true, truncate: true });
   if (lakefs.downloadObjectToFile === undefined) {
     const body = await lakefs.getObject(repo, ref, entry.key, signal);
-    await writeBody(body, entry, path, signal);
+    await writeBody(body, entry, open, signal);
     return;
   }
-  let tries = 0;
-  await lakefs.downloadObjectToFile(
-    repo,
-    ref,
-    entry.key,
-    () =>
-      tries++ === 0 ? createTarget(path, entry) : Deno.open(path, { write: true, truncate: true }),
-    signal,
-  );
+  await lakefs.downloadObjectToFile(repo, ref, entry.key, open, signal);
   signal.throwIfAborted();
   const withMd5 = MD5_HEX.test(entry.checksum);
   const found = await verifier.check(path, entry.size, withMd5);
   checkDownload(entry, found.size, withMd5 ? found.md5 : undefined);
+}
+
+/**
+ * Copies a cached object into the (new, empty) file at `path`; `false` when the entry was
+ * removed since the lookup (another process evicted it): the caller downloads instead.
+ */
+async function copyCached(cached: string, path: string): Promise<boolean> {
+  try {
+    await Deno.copyFile(cached, path);
+    return true;
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return false;
+    throw error;
+  }
 }
 
 /** Creates the file of a download; an existing path (even a symlink) is an error. */
@@ -336,21 +378,14 @@ class FileVerifier {
 async function writeBody(
   body: ReadableStream<Uint8Array>,
   entry: RemoteEntry,
-  path: string,
+  open: () => Promise<Deno.FsFile>,
   signal: AbortSignal,
 ): Promise<void> {
   let file: Deno.FsFile;
   try {
-    file = await Deno.open(path, { write: true, createNew: true, mode: 0o600 });
+    file = await open();
   } catch (error) {
     await body.cancel().catch(() => {});
-    if (error instanceof Deno.errors.AlreadyExists) {
-      throw new DownloadIntegrityError(
-        `cannot download ${JSON.stringify(entry.key)}: ${path} already exists; the listing ` +
-          "maps two keys to one path",
-        { cause: error },
-      );
-    }
     throw error;
   }
   const md5 = MD5_HEX.test(entry.checksum) ? createHash("md5") : undefined;

@@ -11,6 +11,7 @@
  */
 import { getLogger, type Logger } from "../log/logger.ts";
 import type { LakeFsApi } from "../lakefs/api.ts";
+import type { DownloadCache } from "../lakefs/sync.ts";
 import type { TaskDefinition } from "../task/types.ts";
 import type { AttemptOptions, AttemptOutcome, CurrentTaskState } from "../workspace/attempt.ts";
 import { MetricBuffer } from "../metrics/events.ts";
@@ -42,6 +43,8 @@ export interface ExecutorOptions {
   /** Runs one attempt (src/workspace/attempt.ts `runAttempt`). */
   runAttempt: (options: AttemptOptions) => Promise<AttemptOutcome>;
   lakefs: LakeFsApi;
+  /** The host's object cache, shared by this executor's attempts. @default none */
+  downloadCache?: DownloadCache;
   emit: (message: FromExecutor) => void;
   logger?: Logger;
 }
@@ -266,6 +269,9 @@ export class Executor {
           ownerWorkerId: init.workerId,
           failureReasonMaxLength: init.failureReasonMaxLength,
           lakefs: counting.api,
+          ...(this.#options.downloadCache === undefined
+            ? {}
+            : { downloadCache: this.#options.downloadCache }),
           onPhase: (phase) => {
             meter.phase(phase);
             traced.phase(phase);
@@ -383,6 +389,8 @@ export interface ExecutorProcessDeps {
   loadTasks: (modules: readonly string[]) => Promise<Map<string, TaskDefinition>>;
   /** Makes the lakeFS client. */
   makeLakeFs: (init: ExecutorInit) => LakeFsApi;
+  /** Makes the host's object cache (`undefined`: none). @default none */
+  makeDownloadCache?: (init: ExecutorInit) => DownloadCache | undefined;
   runAttempt: (options: AttemptOptions) => Promise<AttemptOutcome>;
 }
 
@@ -423,6 +431,7 @@ export async function runExecutorProcess(deps: ExecutorProcessDeps): Promise<num
       tasks,
       runAttempt: deps.runAttempt,
       lakefs: deps.makeLakeFs(init),
+      ...optionalCache(deps.makeDownloadCache?.(init)),
       emit: (message) => void out.send(message),
     });
     log.info("executor {workerId} (slot {slot}) ready: {tasks}", {
@@ -449,4 +458,8 @@ export async function runExecutorProcess(deps: ExecutorProcessDeps): Promise<num
   } finally {
     await logging?.dispose();
   }
+}
+
+function optionalCache(cache: DownloadCache | undefined): { downloadCache?: DownloadCache } {
+  return cache === undefined ? {} : { downloadCache: cache };
 }

@@ -86,6 +86,8 @@ export const ExecutorInitSchema = z.object({
   failureReasonMaxLength: z.number().int().positive(),
   /** `PERAGO_WORKSPACE_REF_STYLE`: `ref_type` (snake) or `refType` (camel) in outputs. */
   workspaceRefStyle: z.enum(["snake", "camel"]).optional(),
+  /** Bound of the host's object cache under the workspace root; 0: no cache. */
+  objectCacheMaxBytes: z.number().int().nonnegative().optional(),
   lakefs: z.object({
     endpointUrl: z.string(),
     accessKeyId: z.string(),

@@ -7,6 +7,8 @@
  */
 import { ConductorClient } from "../conductor/client.ts";
 import { LakeFsClient } from "../lakefs/client.ts";
+import { ObjectCache, objectCacheDir } from "../lakefs/object_cache.ts";
+import { getLogger } from "../log/logger.ts";
 import { setupLogging } from "../log/setup.ts";
 import { runBrokerProcess } from "./broker.ts";
 import { runExecutorProcess } from "./executor.ts";
@@ -60,6 +62,16 @@ export function runExecutorRole(streams: RoleStreams): Promise<number> {
         level: init.log.debug ? "debug" : "info",
       }),
     makeLakeFs: (init) => new LakeFsClient(init.lakefs),
+    makeDownloadCache: (init) => {
+      const maxBytes = init.objectCacheMaxBytes ?? 0;
+      if (maxBytes === 0) return undefined;
+      const log = getLogger("runtime", "executor");
+      return new ObjectCache({
+        dir: objectCacheDir(init.workspaceRoot),
+        maxBytes,
+        onError: (message) => log.warn("object cache: {message}", { message }),
+      });
+    },
     ...executorDeps,
   });
 }

@@ -317,6 +317,7 @@ function supervisorOptions(
     workspaceRoot: config.workspaceRoot,
     failureReasonMaxLength: config.failureReasonMaxLength,
     workspaceRefStyle: config.workspaceRefStyle,
+    objectCacheMaxBytes: config.objectCacheMaxBytes,
     lakefs: {
       endpointUrl: lakefs.endpointUrl,
       accessKeyId: lakefs.accessKeyId,

@@ -9,6 +9,7 @@ import type { LakeFsApi } from "../lakefs/api.ts";
 import { LakeFsConflictError, LakeFsNotFoundError } from "../lakefs/errors.ts";
 import {
   diffLocalWithRemote,
+  type DownloadCache,
   downloadPrefix,
   type RemoteEntry,
   stageChanges,
@@ -99,6 +100,11 @@ export interface AttemptOptions {
   verifyReadOnly?: boolean;
   /** Objects downloaded/uploaded at once. @default 8 */
   syncConcurrency?: number;
+  /**
+   * The host's object cache (src/lakefs/object_cache.ts): objects the host fetched before
+   * are copied from it instead of downloaded. @default no cache
+   */
+  downloadCache?: DownloadCache;
   /** Progress hook for the runtime and tests. */
   onPhase?: (phase: AttemptPhase) => void;
   /** Receives what the task records through `ctx.metrics` (checked already). */
@@ -367,6 +373,7 @@ async function runWorkspace(
 
   options.onPhase?.("download");
   const keys = new KeyTreeGuard();
+  let fromCache = 0;
   const listing = await downloadPrefix(lakefs, {
     repo: input.repository,
     ref: input.ref,
@@ -378,11 +385,18 @@ async function runWorkspace(
       return resolveInsideDir(dir, key);
     },
     concurrency,
+    ...(options.downloadCache === undefined ? {} : {
+      cache: options.downloadCache,
+      onObject: (_entry, from) => {
+        if (from === "cache") fromCache++;
+      },
+    }),
     signal,
   });
-  log.debug("downloaded {count} objects under {scope}", {
+  log.debug("downloaded {count} objects under {scope} ({fromCache} from the host cache)", {
     count: listing.length,
     scope: describeScope(scope),
+    fromCache,
   });
   const snapshots = !spec.readOnly || options.verifyReadOnly === true;
   if (snapshots) options.onPhase?.("snapshot");

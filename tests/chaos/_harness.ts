@@ -453,11 +453,13 @@ export async function leftoverStaging(stack: ChaosStack): Promise<string[]> {
   return names;
 }
 
-/** Entries of the workspace root other than the supervisor lock. */
+/** Entries of the workspace root other than the supervisor lock and the host's object cache. */
 export async function leftoverAttemptDirs(stack: ChaosStack): Promise<string[]> {
   try {
     const entries = await Array.fromAsync(Deno.readDir(stack.workspaceRoot));
-    return entries.map((e) => e.name).filter((n) => n !== ".perago-supervisor.lock");
+    return entries.map((e) => e.name).filter((n) =>
+      n !== ".perago-supervisor.lock" && n !== ".perago-cache"
+    );
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) return [];
     throw error;

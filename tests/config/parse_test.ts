@@ -9,6 +9,7 @@ import {
   parseListenAddress,
   parseLogFileMaxSize,
   parseLogRetention,
+  parseObjectCacheMaxSize,
   parseOptionalDuration,
 } from "../../src/config/parse.ts";
 
@@ -71,6 +72,29 @@ table("parseLogFileMaxSize", parseLogFileMaxSize, [
   ["1e3KB", sizeError('"1e3KB"')],
   ["0MB", { error: `${SIZE} must be greater than zero (got "0MB")`, variable: SIZE }],
   ["0.0KB", { error: `${SIZE} must be greater than zero (got "0.0KB")`, variable: SIZE }],
+]);
+
+const CACHE = "PERAGO_OBJECT_CACHE_MAX_SIZE";
+const cacheError = (got: string) => ({
+  error:
+    `${CACHE} must be a size such as '512MB', '5GB' or '1.5GB', or 0 for no cache (got ${got})`,
+  variable: CACHE,
+});
+table("parseObjectCacheMaxSize", parseObjectCacheMaxSize, [
+  [undefined, 5 * GB],
+  ["", 5 * GB],
+  ["0", 0],
+  [" 0 ", 0],
+  ["0MB", 0],
+  ["0.0KB", 0],
+  ["512MB", 512 * MB],
+  ["1.5gb", 1.5 * GB],
+  ["20 GB", 20 * GB],
+  ["0.001KB", 2],
+  ["100", cacheError('"100"')],
+  ["-1GB", cacheError('"-1GB"')],
+  ["00", cacheError('"00"')],
+  ["5GiB", cacheError('"5GiB"')],
 ]);
 
 const RET = "PERAGO_LOG_RETENTION";

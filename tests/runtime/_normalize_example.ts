@@ -90,8 +90,17 @@ async function publishes(
   assert.equal((await lakefs.getBranch(repo, "main")).commit_id, published);
   const text = await new Response(await lakefs.getObject(repo, published, "docs/a.txt")).text();
   assert.equal(text, "hello\nworld\n");
-  // Nothing left behind in the workspace root but the supervisor's lock.
+  // Nothing left behind in the workspace root but the supervisor's lock and the host's object
+  // cache, which the narrowed executor filled with the downloaded object.
   const left = await Array.fromAsync(Deno.readDir(stack.workspaceRoot));
-  assert.deepEqual(left.map((e) => e.name), [".perago-supervisor.lock"]);
+  assert.deepEqual(left.map((e) => e.name).sort(), [".perago-cache", ".perago-supervisor.lock"]);
+  const [stats] = await Array.fromAsync(
+    lakefs.listObjects("demo", input.id, { prefix: "docs/a.txt" }),
+  );
+  const entry = `${stats!.checksum}-${stats!.size_bytes}`;
+  const cached = await Deno.readTextFile(
+    `${stack.workspaceRoot}/.perago-cache/objects/${entry.slice(0, 2)}/${entry}`,
+  );
+  assert.equal(cached, "hello   \r\nworld\n\n\n");
   assert.equal(await stopWorker(worker), 0, worker.output());
 }

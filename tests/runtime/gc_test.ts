@@ -161,3 +161,24 @@ Deno.test("gc: removed dirs report the staging branch their marker names; nothin
     await Deno.remove(root, { recursive: true });
   }
 });
+
+Deno.test("gc: the host's object cache under the workspace root survives every sweep", async () => {
+  const root = await Deno.makeTempDir({ prefix: "perago-gc-cache-" });
+  try {
+    const entry = `${root}/.perago-cache/objects/90/900150983cd24fb0d6963f7d28e17f72-3`;
+    await Deno.mkdir(`${root}/.perago-cache/objects/90`, { recursive: true });
+    await Deno.mkdir(`${root}/.perago-cache/tmp`, { recursive: true });
+    await Deno.writeTextFile(entry, "abc");
+    const dead = await makeAttempt(root, "task_id=a-exec=1", {
+      owner_pid: 111,
+      owner_token: "t1",
+      started_at: new Date(0).toISOString(),
+    });
+    const report = await sweepAttemptDirs(root, { ttlMs: 0, isPidAlive: () => false });
+    assert.deepEqual(report.removed, [dead]);
+    assert.equal(await Deno.readTextFile(entry), "abc");
+    assert.ok(await exists(`${root}/.perago-cache/tmp`));
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});

@@ -1,0 +1,76 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { ObjectCache, objectCacheDir } from "../../src/lakefs/object_cache.ts";
+import { runAttempt } from "../../src/workspace/attempt.ts";
+import { defineTask, z } from "../../mod.ts";
+import { fenceFor, identity, readTree, seed, startStack } from "./_stack.ts";
+
+/** Rewrites one file in place (same inode: open without truncate, write over the start). */
+const rewriteInPlace = defineTask({
+  name: "rewrite_in_place",
+  ownerEmail: "tests@example.com",
+  description: "overwrites the first bytes of one file without replacing it",
+  params: z.object({ path: z.string(), text: z.string() }),
+  result: z.object({ before: z.string() }),
+  workspace: { prefix: "data/" },
+  async run({ path, text }, ctx) {
+    const full = join(ctx.workspace!, path);
+    const before = await Deno.readTextFile(full);
+    const file = await Deno.open(full, { write: true });
+    await file.write(new TextEncoder().encode(text));
+    file.close();
+    return { before };
+  },
+});
+
+Deno.test("warm attempts: a re-run copies every object from the host cache; a task's in-place rewrite never reaches the cache", async () => {
+  const stack = await startStack();
+  try {
+    const files: Record<string, string> = {};
+    for (let i = 0; i < 50; i++) files[`data/${i % 5}/f${i}.txt`] = `file number ${i}\n`;
+    const ref = await seed(stack, files);
+    const cache = new ObjectCache({ dir: objectCacheDir(stack.root), maxBytes: 1 << 20 });
+    const run = async (text: string, dryRun: boolean) => {
+      const attempt = identity();
+      return await runAttempt({
+        task: rewriteInPlace,
+        input: {
+          workspace: { repository: stack.repo, branch: "main", ref_type: "commit", ref },
+          params: { path: "data/1/f1.txt", text },
+        },
+        attempt,
+        workspaceRoot: stack.root,
+        ownerWorkerId: "w",
+        failureReasonMaxLength: 500,
+        lakefs: stack.lakefs,
+        loadCurrentAttempt: fenceFor(attempt).load,
+        downloadCache: cache,
+        dryRun,
+      });
+    };
+    stack.server.stats.reset();
+    // A dry run fills the cache (and rewrites one file of its own copy in place).
+    const cold = await run("FIRST", true);
+    assert.equal(cold.status, "COMPLETED", cold.reasonForIncompletion);
+    assert.equal(stack.server.stats.count("getObject"), 50);
+    assert.equal(cache.stats.fills, 50);
+
+    // The same input ref again: no object fetched, and the file the first attempt rewrote in
+    // place is the original again.
+    stack.server.stats.reset();
+    const warm = await run("AGAIN", false);
+    assert.equal(warm.status, "COMPLETED", warm.reasonForIncompletion);
+    assert.equal(stack.server.stats.count("getObject"), 0);
+    assert.deepEqual(warm.outputData?.result, { before: "file number 1\n" });
+    assert.equal(cache.stats.hits, 50);
+    // What was published is the rewrite, built from the cached copy.
+    const tree = await readTree(stack, warm.publishedRef!, "data/1/");
+    assert.equal(tree["data/1/f1.txt"], "AGAINnumber 1\n");
+    assert.equal(tree["data/1/f6.txt"], "file number 6\n");
+    // Only the cache is left in the workspace root.
+    const left = await Array.fromAsync(Deno.readDir(stack.root));
+    assert.deepEqual(left.map((entry) => entry.name), [".perago-cache"]);
+  } finally {
+    await stack.close();
+  }
+});
