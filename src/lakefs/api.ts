@@ -131,6 +131,18 @@ export interface LakeFsApi {
     signal?: AbortSignal,
   ): Promise<ReadableStream<Uint8Array>>;
   /**
+   * Optional fast path of {@linkcode LakeFsApi.getObject} for small objects: the whole content
+   * in memory, the body read inside the call's retries (a dropped connection mid-body is
+   * retried). A body longer than `maxBytes` is cut at `maxBytes + 1` bytes, so the caller
+   * sees it is too long without holding it whole.
+   */
+  getObjectBytes?(
+    repo: string,
+    ref: string,
+    path: string,
+    options: { maxBytes: number; signal?: AbortSignal },
+  ): Promise<Uint8Array>;
+  /**
    * Optional fast path of {@linkcode LakeFsApi.getObject} for downloads to disk: pipes an
    * object's content into the file `open` gives (called once per try; each call must give
    * an empty file, which the call closes). Implementations without it are read through

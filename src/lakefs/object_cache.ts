@@ -11,10 +11,12 @@
  *   temporary file in `tmp/` renamed into place, so a reader never sees a partial entry and
  *   several executor processes (or threads) can fill the same entry at once: the last
  *   rename wins with the same bytes.
- * - Use: an entry is served after an `lstat` shows a regular file of the listed size; a
- *   wrong one is removed and reported as a miss. The caller copies it (`Deno.copyFile`:
- *   an in-kernel `copy_file_range`, which Btrfs and XFS turn into a copy-on-write clone),
- *   never hard-links it: a task may rewrite its files in place.
+ * - Use: a small object's entry is read whole and re-verified (size and MD5, a few us for a
+ *   few KiB) before its bytes are written into the attempt; a large one is served after an
+ *   `lstat` shows a regular file of the listed size, and the caller copies it
+ *   (`Deno.copyFile`: an in-kernel `copy_file_range`, which Btrfs and XFS turn into a
+ *   copy-on-write clone). A wrong entry is removed and reported as a miss. Nothing is ever
+ *   hard-linked: a task may rewrite its files in place.
  * - Bound: the entries' total size (read from their names, no `stat` needed) is kept under
  *   `maxBytes`; past it the least recently used entries (by mtime, which a hit refreshes at
  *   most once per {@linkcode TOUCH_INTERVAL_MS}) are removed down to 90 %. Each instance
@@ -29,6 +31,7 @@
  *
  * @module
  */
+import { createHash } from "node:crypto";
 import { join } from "node:path";
 
 /** The cache's directory name under the workspace root. */
@@ -156,6 +159,112 @@ export class ObjectCache {
   }
 
   /**
+   * The content of a good entry for a small `object` (read whole: meant for objects of a few
+   * hundred KiB at most), re-verified (size and MD5) on every use; a bad entry is removed.
+   * Synchronous: a handful of syscalls on local disk, cheaper than an async op per step when
+   * an attempt copies thousands of small files.
+   */
+  readVerified(object: CachedObject): Uint8Array | undefined {
+    const name = ObjectCache.entryName(object);
+    if (name === undefined) return undefined;
+    const path = this.#entryPath(name);
+    let file: Deno.FsFile;
+    try {
+      file = Deno.openSync(path, { read: true });
+    } catch {
+      this.#stats.misses++;
+      return undefined;
+    }
+    let data: Uint8Array | undefined;
+    try {
+      const info = file.statSync();
+      if (info.isFile && info.size === object.size) {
+        data = new Uint8Array(object.size);
+        let offset = 0;
+        while (offset < data.length) {
+          const n = file.readSync(data.subarray(offset));
+          if (n === null) break;
+          offset += n;
+        }
+        const good = offset === data.length &&
+          createHash("md5").update(data).digest("hex") === object.checksum.toLowerCase();
+        if (!good) data = undefined;
+        else if (this.#stale(info.mtime)) {
+          const now = new Date(this.#now());
+          file.utimeSync(now, now);
+        }
+      }
+    } catch {
+      data = undefined;
+    } finally {
+      file.close();
+    }
+    if (data === undefined) {
+      try {
+        Deno.removeSync(path);
+      } catch {
+        // Gone already.
+      }
+      this.#stats.misses++;
+      return undefined;
+    }
+    this.#stats.hits++;
+    return data;
+  }
+
+  /**
+   * Adds a small object from its verified bytes (written to a temporary file, renamed into
+   * place). Synchronous and best effort, like {@linkcode ObjectCache.add}.
+   */
+  addBytes(object: CachedObject, data: Uint8Array): void {
+    const name = ObjectCache.entryName(object);
+    if (name === undefined || data.length !== object.size || object.size > this.#maxBytes / 4) {
+      return;
+    }
+    let temp: string | undefined;
+    try {
+      const tmpDir = join(this.#dir, "tmp");
+      const shard = join(this.#dir, "objects", name.slice(0, 2));
+      this.#makeFolderSync(tmpDir);
+      this.#makeFolderSync(shard);
+      temp = join(tmpDir, `${Deno.pid}-${crypto.randomUUID()}`);
+      Deno.writeFileSync(temp, data, { createNew: true, mode: 0o600 });
+      Deno.renameSync(temp, join(shard, name));
+      temp = undefined;
+      this.#stats.fills++;
+      this.#addedBytes += object.size;
+    } catch (error) {
+      this.#failed(`cannot add ${name}: ${errorText(error)}`);
+      if (temp !== undefined) {
+        try {
+          Deno.removeSync(temp);
+        } catch {
+          // Never created.
+        }
+      }
+      return;
+    }
+    // The count runs in the background: it never throws, and a fill never waits for it.
+    if (this.#overBound()) void this.enforceBound();
+  }
+
+  #stale(mtime: Date | null): boolean {
+    return mtime === null || this.#now() - mtime.getTime() > TOUCH_INTERVAL_MS;
+  }
+
+  #overBound(): boolean {
+    return this.#countedBytes === undefined ||
+      this.#countedBytes + this.#addedBytes > this.#maxBytes ||
+      this.#addedBytes >= this.#maxBytes / 16;
+  }
+
+  #makeFolderSync(path: string): void {
+    if (this.#folders.has(path)) return;
+    Deno.mkdirSync(path, { recursive: true, mode: 0o700 });
+    this.#folders.add(path);
+  }
+
+  /**
    * The path of a good entry for `object`, or `undefined`. A good entry is a regular file of
    * the listed size; anything else found there is removed. A hit refreshes the entry's mtime
    * (at most once a minute). The caller copies the file; it never writes to it.
@@ -177,9 +286,8 @@ export class ObjectCache {
       this.#stats.misses++;
       return undefined;
     }
-    const now = this.#now();
-    if (info.mtime === null || now - info.mtime.getTime() > TOUCH_INTERVAL_MS) {
-      const when = new Date(now);
+    if (this.#stale(info.mtime)) {
+      const when = new Date(this.#now());
       await Deno.utime(path, when, when).catch(() => {});
     }
     this.#stats.hits++;
@@ -218,10 +326,7 @@ export class ObjectCache {
       if (temp !== undefined) await Deno.remove(temp).catch(() => {});
       return;
     }
-    const over = this.#countedBytes === undefined ||
-      this.#countedBytes + this.#addedBytes > this.#maxBytes ||
-      this.#addedBytes >= this.#maxBytes / 16;
-    if (over) await this.enforceBound();
+    if (this.#overBound()) await this.enforceBound();
   }
 
   /**

@@ -73,7 +73,20 @@ export function checkRelativeKey(key: string): string[] {
  * const path = await resolveInsideDir(dir, "docs/a.txt"); // `${dir}/docs/a.txt`
  * ```
  */
-export async function resolveInsideDir(attemptDir: string, key: string): Promise<string> {
+export function resolveInsideDir(attemptDir: string, key: string): Promise<string> {
+  try {
+    return Promise.resolve(resolveInsideDirSync(attemptDir, key));
+  } catch (error) {
+    return Promise.reject(error);
+  }
+}
+
+/**
+ * {@linkcode resolveInsideDir} with synchronous `lstat`s (it throws instead of rejecting):
+ * called once per downloaded object, where an async op per path segment (a thread hand-off
+ * each) costs more than the `lstat` itself on a busy host.
+ */
+export function resolveInsideDirSync(attemptDir: string, key: string): string {
   const segments = checkRelativeKey(key);
   const root = resolve(attemptDir);
   const target = resolve(root, ...segments);
@@ -88,7 +101,7 @@ export async function resolveInsideDir(attemptDir: string, key: string): Promise
     current = join(current, segments[i] as string);
     let info: Deno.FileInfo;
     try {
-      info = await Deno.lstat(current);
+      info = Deno.lstatSync(current);
     } catch (error) {
       if (error instanceof Deno.errors.NotFound) break;
       throw error;

@@ -334,3 +334,22 @@ Deno.test("object cache: several processes filling and reading one cache at once
     });
   });
 });
+
+Deno.test("object cache: a small entry with the right size but other bytes is never served", async () => {
+  await withLakeFs(async ({ client, server }) => {
+    const ref = await seed(client);
+    await withDir(async (dir) => {
+      const cache = new ObjectCache({ dir: join(dir, "cache"), maxBytes: 64 * 1024 * KIB });
+      await download(client, ref, dir, "a", cache);
+      const small = OBJECTS["p/small.txt"]!;
+      const hash = md5(small);
+      const entry = join(dir, "cache", "objects", hash.slice(0, 2), `${hash}-${small.length}`);
+      await Deno.writeFile(entry, new Uint8Array(small.length).fill(7));
+      server.stats.reset();
+      const from = await download(client, ref, dir, "b", cache);
+      assert.equal(from["p/small.txt"], "lakefs");
+      assert.equal(server.stats.count("getObject"), 1);
+      assert.deepEqual(await Deno.readFile(entry), small, "the bad entry was filled again");
+    });
+  });
+});

@@ -290,3 +290,61 @@ Deno.test("getObject: a body that stalls after its first chunk errors with body 
     }
   });
 });
+
+Deno.test("getObjectBytes: a body cut mid-way is retried; a stalled one times out", async () => {
+  await withBodyServer((attempt, controller) => {
+    controller.enqueue(new Uint8Array(5000).fill(attempt));
+    if (attempt === 1) controller.error(new Error("cut"));
+    else if (attempt === 2) controller.close();
+    // attempt 3+: never closes
+  }, async (url, attempts) => {
+    const client = clientFor(url, 300, 3);
+    const data = await client.getObjectBytes("repo", "main", "x", { maxBytes: 10_000 });
+    assert.equal(attempts(), 2);
+    assert.deepEqual(data, new Uint8Array(5000).fill(2));
+    const stalled = clientFor(url, 300, 1);
+    await assert.rejects(
+      stalled.getObjectBytes("repo", "main", "x", { maxBytes: 10_000 }),
+      /timed out after 300 ms/,
+    );
+  });
+});
+
+Deno.test("getObjectBytes stops reading past maxBytes + 1; the download says the size is wrong", async () => {
+  await withBodyServer((_attempt, controller) => {
+    // Endless: a listing that says 100 bytes must not make perago hold a huge body.
+    for (let i = 0; i < 64; i++) controller.enqueue(new Uint8Array(64 * KIB));
+  }, async (url) => {
+    const client = clientFor(url, 5_000, 1);
+    const data = await client.getObjectBytes("repo", "main", "x", { maxBytes: 100 });
+    assert.equal(data.length, 101);
+    const api = {
+      listObjects: async function* () {
+        yield {
+          path: "p/x",
+          path_type: "object",
+          checksum: "0".repeat(32),
+          size_bytes: 100,
+          mtime: 0,
+          physical_address: "local://x",
+        } satisfies ObjectStats;
+      },
+      getObjectBytes: client.getObjectBytes.bind(client),
+    } as unknown as LakeFsApi;
+    await withDir(async (dir) => {
+      await assert.rejects(
+        downloadPrefix(api, {
+          repo: "repo",
+          ref: "main",
+          prefix: "p/",
+          resolvePath: (key) => Promise.resolve(join(dir, key)),
+        }),
+        (error: unknown) => {
+          assert.ok(error instanceof DownloadIntegrityError, String(error));
+          assert.match(error.message, /is 101 bytes, the listing says 100/);
+          return true;
+        },
+      );
+    });
+  });
+});
