@@ -24,9 +24,12 @@ export interface LakeFsChild {
   close(): Promise<void>;
 }
 
-/** Starts the server on a free loopback port with its state under `dataDir`. */
+/**
+ * Starts the server on a free loopback port with its state under `dataDir` (`-`: state in
+ * memory, blobs in a temp dir).
+ */
 export async function startLakeFsChild(dataDir: string): Promise<LakeFsChild> {
-  await Deno.mkdir(dataDir, { recursive: true });
+  if (dataDir !== "-") await Deno.mkdir(dataDir, { recursive: true });
   const child = new Deno.Command(Deno.execPath(), {
     args: [
       "run",
@@ -79,5 +82,72 @@ export async function startLakeFsChild(dataDir: string): Promise<LakeFsChild> {
       await child.status;
       clearTimeout(timer);
     },
+  };
+}
+
+/** A lakeFS a benchmark runs against: the demo server in a child process, or a real one. */
+export interface LakeFsTarget {
+  /** `demo lakeFS (child process)` or `real lakeFS 1.84.0 at <url>`. */
+  readonly label: string;
+  readonly url: string;
+  readonly accessKeyId: string;
+  readonly secretAccessKey: string;
+  readonly client: LakeFsClient;
+  /** A repository name for this run (unique on a real server, which outlives the run). */
+  readonly repo: string;
+  /** Deletes the repository (real) or stops the server (demo). */
+  close(): Promise<void>;
+}
+
+/**
+ * The real lakeFS of `PERAGO_BENCH_LAKEFS_URL` (or `PERAGO_TEST_LAKEFS_URL`) with the keys of
+ * `PERAGO_TEST_LAKEFS_ACCESS_KEY_ID` / `_SECRET_ACCESS_KEY`, when `real` is asked for or the
+ * demo is not; else the demo server in a child process (state in memory).
+ */
+export async function startLakeFsTarget(label: string, real: boolean): Promise<LakeFsTarget> {
+  if (real) {
+    const url = (Deno.env.get("PERAGO_BENCH_LAKEFS_URL") ?? Deno.env.get("PERAGO_TEST_LAKEFS_URL"))
+      ?.replace(/\/+$/, "");
+    const accessKeyId = Deno.env.get("PERAGO_TEST_LAKEFS_ACCESS_KEY_ID");
+    const secretAccessKey = Deno.env.get("PERAGO_TEST_LAKEFS_SECRET_ACCESS_KEY");
+    if (!url || !accessKeyId || !secretAccessKey) {
+      throw new Error(
+        "a real lakeFS is needed: set PERAGO_TEST_LAKEFS_URL (or PERAGO_BENCH_LAKEFS_URL), " +
+          "PERAGO_TEST_LAKEFS_ACCESS_KEY_ID and PERAGO_TEST_LAKEFS_SECRET_ACCESS_KEY",
+      );
+    }
+    const client = new LakeFsClient({
+      endpointUrl: url,
+      accessKeyId,
+      secretAccessKey,
+      requestTimeoutMs: 120_000,
+    });
+    const repo = `bench-${label}-${Date.now().toString(36)}`;
+    await client.createRepository(repo, `local://${repo}`, "main");
+    return {
+      label: `real lakeFS at ${url}`,
+      url,
+      accessKeyId,
+      secretAccessKey,
+      client,
+      repo,
+      async close() {
+        await fetch(`${url}/api/v1/repositories/${repo}`, {
+          method: "DELETE",
+          headers: { authorization: `Basic ${btoa(`${accessKeyId}:${secretAccessKey}`)}` },
+        }).then((response) => response.body?.cancel()).catch(() => {});
+      },
+    };
+  }
+  const child = await startLakeFsChild("-");
+  await child.client.createRepository("bench", "local://bench", "main");
+  return {
+    label: "demo lakeFS (child process, state in memory, blobs on disk)",
+    url: child.url,
+    accessKeyId: child.accessKeyId,
+    secretAccessKey: child.secretAccessKey,
+    client: child.client,
+    repo: "bench",
+    close: () => child.close(),
   };
 }

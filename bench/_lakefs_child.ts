@@ -4,7 +4,9 @@
  * being measured). Prints one JSON line `{url, statsUrl}` on stdout, then serves until
  * SIGTERM. `GET <statsUrl>` answers the request counts; `POST <statsUrl>` resets them.
  *
- * Usage: `deno run -A bench/_lakefs_child.ts <dataDir> <accessKeyId> <secretAccessKey>`
+ * Usage: `deno run -A bench/_lakefs_child.ts <dataDir> <accessKeyId> <secretAccessKey>`; a
+ * `dataDir` of `-` keeps the server's state in memory (blobs still go to a temp dir on disk),
+ * so staging many objects does not rewrite the persisted state at every change.
  *
  * @module
  */
@@ -14,7 +16,11 @@ const [dataDir, accessKeyId, secretAccessKey] = Deno.args;
 if (!dataDir || !accessKeyId || !secretAccessKey) {
   throw new TypeError("usage: _lakefs_child.ts <dataDir> <accessKeyId> <secretAccessKey>");
 }
-const server = await startLakeFsServer({ dataDir, accessKeyId, secretAccessKey });
+const server = await startLakeFsServer({
+  ...(dataDir === "-" ? {} : { dataDir }),
+  accessKeyId,
+  secretAccessKey,
+});
 const control = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (request) => {
   if (request.method === "POST") server.stats.reset();
   return Response.json(server.stats.snapshot());

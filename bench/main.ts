@@ -21,6 +21,7 @@ const BENCHES: Record<string, () => Promise<Bench>> = {
   memory: async () => (await import("./memory.ts")).bench,
   throughput: async () => (await import("./throughput.ts")).bench,
   startup: async () => (await import("./startup.ts")).bench,
+  warm: async () => (await import("./warm.ts")).bench,
 };
 
 const HELP = `Usage: deno run -A bench/main.ts [--quick | --full] [--only NAME[,NAME]] [--keep]
