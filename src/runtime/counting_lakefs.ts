@@ -123,6 +123,16 @@ export function countingLakeFs(
     commit: (...args) => call(() => inner.commit(...args)),
     merge: (...args) => call(() => inner.merge(...args)),
   };
+  if (inner.getObjectBytes !== undefined) {
+    const whole = inner.getObjectBytes.bind(inner);
+    overrides.getObjectBytes = async (repo, ref, path, readOptions) => {
+      const data = await call(() => whole(repo, ref, path, readOptions));
+      counts.downloadedObjects++;
+      counts.downloadedBytes += data.byteLength;
+      moved();
+      return data;
+    };
+  }
   if (inner.downloadObjectToFile !== undefined) {
     const fast = inner.downloadObjectToFile.bind(inner);
     overrides.downloadObjectToFile = async (repo, ref, path, open, signal) => {

@@ -95,7 +95,7 @@ async function publishes(
   const left = await Array.fromAsync(Deno.readDir(stack.workspaceRoot));
   assert.deepEqual(left.map((e) => e.name).sort(), [".perago-cache", ".perago-supervisor.lock"]);
   const [stats] = await Array.fromAsync(
-    lakefs.listObjects("demo", input.id, { prefix: "docs/a.txt" }),
+    lakefs.listObjects(repo, input.id, { prefix: "docs/a.txt" }),
   );
   const entry = `${stats!.checksum}-${stats!.size_bytes}`;
   const cached = await Deno.readTextFile(
