@@ -96,10 +96,13 @@ export function objectCacheDir(workspaceRoot: string): string {
  *
  * @example
  * ```ts
+ * const root = await Deno.makeTempDir();
  * const cache = new ObjectCache({ dir: objectCacheDir(root), maxBytes: 5 * 2 ** 30 });
- * const cached = await cache.lookup(entry);
- * if (cached !== undefined) await Deno.copyFile(cached, target);
- * else { await download(entry, target); await cache.add(entry, target); }
+ * // "abc", as lakeFS lists it: hex MD5 and size. The caller verified these bytes.
+ * const object = { size: 3, checksum: "900150983cd24fb0d6963f7d28e17f72" };
+ * cache.addBytes(object, new TextEncoder().encode("abc"));
+ * cache.readVerified(object); // the bytes of "abc", re-verified
+ * cache.readVerified({ size: 3, checksum: "0".repeat(32) }); // undefined: a miss
  * ```
  */
 export class ObjectCache {
