@@ -10,10 +10,21 @@
  *   integration tests without external servers.
  *
  * ```ts
- * // tasks/normalize_test.ts
+ * // tasks/normalize_test.ts (the task is usually imported from its own module)
  * import assert from "node:assert/strict";
+ * import { defineTask, z } from "perago";
  * import { runTask } from "perago/testing";
- * import normalize from "./normalize.ts";
+ *
+ * const normalize = defineTask({
+ *   name: "normalize", ownerEmail: "docs@example.com", description: "trims line ends in docs/",
+ *   params: z.object({}), result: z.object({}), workspace: { prefix: "docs/" },
+ *   async run(_params, ctx) {
+ *     const path = `${ctx.workspace}/docs/a.txt`;
+ *     const text = await Deno.readTextFile(path);
+ *     await Deno.writeTextFile(path, text.replace(/[ \t]+(?=\r?\n)/g, "").replaceAll("\r\n", "\n"));
+ *     return {};
+ *   },
+ * });
  *
  * Deno.test("normalize trims trailing whitespace", async () => {
  *   const run = await runTask(normalize, { files: { "docs/a.txt": "a  \r\n" } });

@@ -5,7 +5,7 @@
  * the demo servers inject them. Subclasses of FaultInjector that act on requests (the chaos
  * suite's executor killer) work here too, since every request passes through `apply`.
  *
- * ```ts
+ * ```ts ignore
  * const faults = new FaultInjector();
  * const proxy = startFaultProxy("http://127.0.0.1:18765", faults);
  * faults.set({ tooManyRate: 0.15, errorRate: 0.15, retryAfterSeconds: 0 });

@@ -3,8 +3,10 @@
  * test act at a precise point of a real server's protocol (SIGKILL an executor when its merge
  * request arrives) on servers it cannot instrument, such as a real lakeFS.
  *
- * ```ts
- * const gate = startHttpGate("http://127.0.0.1:18765", (request) => { ... });
+ * ```ts ignore
+ * const gate = startHttpGate("http://127.0.0.1:18765", (request) => {
+ *   // delay or count `request` here; it is passed on when the hook returns
+ * });
  * // point the worker at gate.url instead of the server
  * await gate.close();
  * ```

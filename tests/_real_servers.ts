@@ -11,10 +11,12 @@
  * Each lookup gives the settings or `{ skip }`, the reason a real-server test does not run;
  * {@linkcode skipNote} prints that reason so a skipped run is never silent:
  *
- * ```ts
+ * ```ts ignore
  * const lakefs = realLakeFs();
  * skipNote("lakeFS contract (real)", lakefs);
- * Deno.test({ name: "...", ignore: "skip" in lakefs, fn: async () => { ... } });
+ * Deno.test({ name: "lakeFS contract (real)", ignore: "skip" in lakefs, fn: async () => {
+ *   // use lakefs.url and its keys
+ * } });
  * ```
  */
 import { LakeFsClient } from "../src/lakefs/client.ts";

@@ -145,8 +145,8 @@ function parseJson<T>(operation: string, schema: z.ZodType<T>, text: string, sta
  * retried either (a repeat would start a second workflow or log twice).
  *
  * @example
- * ```ts
- * const client = new ConductorClient({ serverUrl: "http://127.0.0.1:8080" });
+ * ```ts ignore
+ * const client = new ConductorClient({ serverUrl: "http://127.0.0.1:8080/api" });
  * const tasks = await client.pollBatch("my_task", { count: 2, timeoutMs: 1000, workerId: "w1" });
  * ```
  */

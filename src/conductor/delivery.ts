@@ -67,8 +67,16 @@ interface Entry {
  *
  * @example
  * ```ts
- * const delivery = new ResultDelivery({ api: client });
- * const outcome = await delivery.deliver({ workflowInstanceId, taskId, status: "COMPLETED" });
+ * import type { TaskResult } from "./api.ts";
+ *
+ * const posted: TaskResult[] = [];
+ * const delivery = new ResultDelivery({
+ *   api: { updateTask: (result) => Promise.resolve(String(posted.push(result))) },
+ * });
+ * const outcome = await delivery.deliver({
+ *   workflowInstanceId: "wf1", taskId: "t1", status: "COMPLETED", outputData: { result: 1 },
+ * });
+ * outcome.kind; // "delivered"
  * await delivery.drain(AbortSignal.timeout(10_000));
  * ```
  */

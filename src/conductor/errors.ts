@@ -24,10 +24,15 @@ export interface ConductorErrorDetails {
  *
  * @example
  * ```ts
- * try {
- *   await client.getTask(id);
- * } catch (error) {
- *   if (error instanceof ConductorError && error.transient) retryLater();
+ * import type { ConductorApi, Task } from "./api.ts";
+ *
+ * async function taskOrLater(client: ConductorApi, id: string): Promise<Task | "later"> {
+ *   try {
+ *     return await client.getTask(id);
+ *   } catch (error) {
+ *     if (error instanceof ConductorError && error.transient) return "later";
+ *     throw error;
+ *   }
  * }
  * ```
  */

@@ -73,7 +73,8 @@ export interface SweepReport {
  *
  * @example
  * ```ts
- * const report = await sweepAttemptDirs("/var/lib/perago/workspaces", { ttlMs: 0 });
+ * const workspaceRoot = await Deno.makeTempDir();
+ * const report = await sweepAttemptDirs(workspaceRoot, { ttlMs: 0 }); // nothing to sweep yet
  * ```
  */
 export async function sweepAttemptDirs(root: string, options: SweepOptions): Promise<SweepReport> {

@@ -52,8 +52,13 @@ export interface AcquireLockOptions {
  * @throws {SupervisorLockError} when a live process holds it, or it belongs to another host.
  * @example
  * ```ts
- * const lock = await acquireSupervisorLock("/var/lib/perago/workspaces");
- * try { ... } finally { await lock.release(); }
+ * const workspaceRoot = await Deno.makeTempDir();
+ * const lock = await acquireSupervisorLock(workspaceRoot);
+ * try {
+ *   // supervise: a second supervisor on this root is refused until the release
+ * } finally {
+ *   await lock.release();
+ * }
  * ```
  */
 export async function acquireSupervisorLock(

@@ -19,7 +19,14 @@ import type { Guardrail } from "./types.ts";
  * @throws {TaskDefinitionError} for an absolute path, a `..` segment, a backslash or NUL.
  * @example
  * ```ts
- * defineTask({ ..., workspace: { prefix: "docs/", post: [requireFile("docs/manifest.json")] } });
+ * import { z } from "zod";
+ * import { defineTask } from "./define.ts";
+ *
+ * defineTask({
+ *   name: "index_docs", ownerEmail: "docs@example.com", description: "writes docs/manifest.json",
+ *   params: z.object({}), result: z.object({}), run: () => ({}),
+ *   workspace: { prefix: "docs/", post: [requireFile("docs/manifest.json")] },
+ * });
  * ```
  */
 export function requireFile(path: string): Guardrail {

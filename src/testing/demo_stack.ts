@@ -270,9 +270,11 @@ let workflowSeq = 0;
  * (passed on to that child); `-A` covers them.
  *
  * @example
- * ```ts
+ * ```ts ignore
+ * import assert from "node:assert/strict";
  * import { withDemoStack } from "perago/testing";
  *
+ * // tasks/normalize.ts and tasks/stats.ts are your task modules.
  * Deno.test("normalize then count", async () => {
  *   await withDemoStack(async (stack) => {
  *     const run = await stack.runWorkflow(["tasks/normalize.ts", "tasks/stats.ts"]);

@@ -438,6 +438,7 @@ export class MemoryLakeFs implements LakeFsApi {
    *
    * @example
    * ```ts
+   * const lakefs = new MemoryLakeFs();
    * await lakefs.seedRepository("docs", { "docs/a.txt": "alpha\n" }, { branch: "main" });
    * ```
    */

@@ -145,12 +145,21 @@ function paths(entries: readonly { path: string }[] | undefined): string[] {
  *   prefix, or `files` given to a workspace-free task.
  * @example
  * ```ts
+ * import { defineTask, z } from "perago";
  * import { runTask } from "perago/testing";
- * import normalize from "./tasks/normalize.ts";
  *
- * const run = await runTask(normalize, { files: { "docs/a.txt": "a  \r\n" } });
+ * const normalize = defineTask({
+ *   name: "normalize", ownerEmail: "docs@example.com", description: "CRLF to LF in docs/a.txt",
+ *   params: z.object({}), result: z.object({}), workspace: { prefix: "docs/" },
+ *   async run(_params, ctx) {
+ *     const path = `${ctx.workspace}/docs/a.txt`;
+ *     await Deno.writeTextFile(path, (await Deno.readTextFile(path)).replaceAll("\r\n", "\n"));
+ *     return {};
+ *   },
+ * });
+ * const run = await runTask(normalize, { files: { "docs/a.txt": "a\r\n" } });
  * run.status; // "COMPLETED"
- * run.changes; // { added: ["docs/manifest.json"], changed: ["docs/a.txt"], removed: [] }
+ * run.changes.changed; // ["docs/a.txt"]
  * run.read("docs/a.txt"); // "a\n"
  * ```
  */

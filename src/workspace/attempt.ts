@@ -220,13 +220,20 @@ interface BodyResult {
  * Requires `--allow-read`/`--allow-write` on the workspace root and `--allow-net` to lakeFS.
  *
  * @example
- * ```ts
+ * ```ts ignore
+ * // As the executor does (executor.ts), for a Conductor task `conductorTask` of `task`:
  * const outcome = await runAttempt({
- *   task, input: task.inputData, attempt: identity, workspaceRoot: "/var/lib/perago/ws",
+ *   task, input: conductorTask.inputData, attempt: identity, workspaceRoot: "/var/lib/perago/ws",
  *   ownerWorkerId: "normalize0001", failureReasonMaxLength: 500, lakefs,
  *   loadCurrentAttempt: (signal) => conductor.getTask(identity.taskId, signal),
  * });
- * if (!outcome.stale) await conductor.updateTask({ ...ids, status: outcome.status, ... });
+ * if (!outcome.stale) {
+ *   await conductor.updateTask({
+ *     workflowInstanceId: identity.workflowInstanceId, taskId: identity.taskId,
+ *     status: outcome.status, outputData: outcome.outputData,
+ *     reasonForIncompletion: outcome.reasonForIncompletion,
+ *   });
+ * }
  * ```
  */
 export async function runAttempt(options: AttemptOptions): Promise<AttemptOutcome> {

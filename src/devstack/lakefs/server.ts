@@ -359,7 +359,7 @@ async function* emptyBody(): AsyncGenerator<Uint8Array> {}
  *
  * @example
  * ```ts
- * const lakefs = await startLakeFsServer({ accessKeyId: "AKIA", secretAccessKey: "s3cr3t" });
+ * const lakefs = await startLakeFsServer({ port: 0, accessKeyId: "AKIA", secretAccessKey: "s3cr3t" });
  * // LAKECTL_SERVER_ENDPOINT_URL=lakefs.url
  * await lakefs.close();
  * ```
