@@ -88,11 +88,16 @@ for (const mode of ["process", "thread"] as const) {
         }],
         outputParameters: { result: "${wc.output.result}" },
       }]);
+      // A per-task variable of an embedded task is readable under the baked flags.
+      stack.env.PERAGO_TASK_CONCURRENCY_WORD_COUNT = "1";
       const flags = await printFlags(stack);
       assert.ok(
         !flags.includes("-A") && !flags.some((f) => f.startsWith("--allow-all")),
         flags.join(" "),
       );
+      const allowEnv = flags.find((f) => f.startsWith("--allow-env="))?.split("=")[1]?.split(",");
+      assert.ok(allowEnv?.includes("PERAGO_TASK_DOMAIN_WORD_COUNT"), flags.join(" "));
+      assert.ok(allowEnv?.includes("PERAGO_TASK_CONCURRENCY_WORD_COUNT"), flags.join(" "));
       worker = spawn(stack, [
         "run",
         "--config",
@@ -113,6 +118,10 @@ for (const mode of ["process", "thread"] as const) {
       });
       assert.deepEqual(wf.output, { result: { words: 3, chars: 5 } });
       assert.match(worker.output(), new RegExp(`\\(${mode} mode\\)`));
+      assert.match(
+        worker.output(),
+        /task word_count: domain none \(default queue\), concurrency 1/,
+      );
       worker.kill("SIGTERM");
       const status = await worker.status;
       assert.equal(status.code, 0, worker.output());

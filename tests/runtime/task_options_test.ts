@@ -13,6 +13,7 @@
  */
 import assert from "node:assert/strict";
 import { ConductorClient } from "../../src/conductor/client.ts";
+import { LakeFsClient } from "../../src/lakefs/client.ts";
 import type { Task, Workflow } from "../../src/conductor/api.ts";
 import { DEMO_ACCESS_KEY_ID, DEMO_SECRET_ACCESS_KEY } from "../../src/devstack/credentials.ts";
 import { startConductorServer } from "../../src/devstack/conductor/server.ts";
@@ -131,13 +132,22 @@ async function withFixture(target: Target, fn: (fx: Fixture) => Promise<void>): 
       });
     },
     async waitWorkflow(id, status, worker) {
-      return await waitFor(async () => {
+      const log = () => (worker ? `\n${tail(worker.output())}` : "");
+      // Any status but RUNNING ends the wait: a workflow that failed fails the test at once.
+      const workflow = await waitFor(async () => {
         const wf = await api.getWorkflow(id);
-        return wf.status === status ? wf : undefined;
+        return wf.status === "RUNNING" ? undefined : wf;
       }, { timeoutMs: target.slowMs, intervalMs: 100, what: `workflow ${id} ${status}` })
         .catch((error) => {
-          throw new Error(`${error.message}\n${worker ? tail(worker.output()) : ""}`);
+          throw new Error(`${error.message}${log()}`);
         });
+      if (workflow.status !== status) {
+        const reasons = workflow.tasks.map((t) => `${t.status}: ${t.reasonForIncompletion}`);
+        throw new Error(
+          `workflow ${id} is ${workflow.status}, not ${status}: ${reasons.join("; ")}${log()}`,
+        );
+      }
+      return workflow;
     },
   };
   try {
@@ -284,6 +294,73 @@ async function pausingHolds(target: Target): Promise<void> {
   });
 }
 
+/** A writable workspace task: writes `notes/out.txt`. */
+const WRITER = (name: string) => `
+import { defineTask, z } from ${JSON.stringify(MOD)};
+export default defineTask({
+  name: ${JSON.stringify(name)},
+  ownerEmail: "tests@example.com",
+  description: "writes notes/out.txt",
+  params: z.object({ text: z.string() }),
+  result: z.object({ bytes: z.number() }),
+  workspace: { prefix: "notes/" },
+  controls: { retry: { count: 0 }, timeout: { responseSeconds: 120 } },
+  async run(p, ctx) {
+    await Deno.mkdir(\`\${ctx.workspace}/notes\`, { recursive: true });
+    await Deno.writeTextFile(\`\${ctx.workspace}/notes/out.txt\`, p.text);
+    return { bytes: p.text.length };
+  },
+});
+`;
+
+async function writableInDomain(target: Target): Promise<void> {
+  await withFixture(target, async (fx) => {
+    const name = `opt_writer_${fx.run}`;
+    const path = `${fx.dir}/writer.ts`;
+    await Deno.writeTextFile(path, WRITER(name));
+    await fx.api.registerTaskDefs([buildTaskDef((await loadTask(path)).task)]);
+    await fx.api.upsertWorkflowDefs([{
+      name: `${name}_wf`,
+      version: 1,
+      schemaVersion: 2,
+      ownerEmail: "tests@example.com",
+      tasks: [{
+        name,
+        taskReferenceName: "write",
+        type: "SIMPLE",
+        inputParameters: {
+          workspace: "${workflow.input.workspace}",
+          params: "${workflow.input.params}",
+        },
+      }],
+      outputParameters: { workspace: "${write.output.workspace}" },
+    }]);
+    const lakefs = new LakeFsClient({
+      endpointUrl: fx.lakefsUrl,
+      accessKeyId: DEMO_ACCESS_KEY_ID,
+      secretAccessKey: DEMO_SECRET_ACCESS_KEY,
+    });
+    const repo = `opt-${fx.run}`;
+    await lakefs.createRepository(repo, `local://${repo}`, "main");
+    const seed = (await lakefs.getBranch(repo, "main")).commit_id;
+    const domain = `fenced${fx.run}`;
+    const worker = fx.start([path], "fenced", ["-j", "1"], { PERAGO_TASK_DOMAIN: domain });
+    const id = await fx.api.startWorkflow(`${name}_wf`, {
+      workspace: { repository: repo, branch: "main", ref_type: "commit", ref: seed },
+      params: { text: "from a domain" },
+    }, { taskToDomain: { [name]: domain } });
+    const workflow = await fx.waitWorkflow(id, "COMPLETED", worker);
+    assert.equal(only(workflow).domain, domain);
+    // Both fences passed for a task from a domain, and the published commit is the head.
+    const ref = (workflow.output?.workspace as Record<string, string>).ref!;
+    assert.equal((await lakefs.getBranch(repo, "main")).commit_id, ref);
+    assert.notEqual(ref, seed);
+    const text = await new Response(await lakefs.getObject(repo, ref, "notes/out.txt")).text();
+    assert.equal(text, "from a domain");
+    assert.equal(await stopWorker(worker), 0, tail(worker.output()));
+  });
+}
+
 const SCENARIOS: [string, (target: Target) => Promise<void>][] = [
   [
     "a workflow started with taskToDomain is served only by the supervisor of that domain",
@@ -294,6 +371,7 @@ const SCENARIOS: [string, (target: Target) => Promise<void>][] = [
     concurrencyHolds,
   ],
   ["a paused task type stays SCHEDULED while the others complete", pausingHolds],
+  ["a writable task from a domain passes its fences and publishes", writableInDomain],
 ];
 
 for (const [what, scenario] of SCENARIOS) {
