@@ -168,7 +168,10 @@ export interface LakeFsApi {
   ): Promise<ObjectStats>;
   /** Deletes one object (204 also when missing). */
   deleteObject(repo: string, branch: string, path: string, signal?: AbortSignal): Promise<void>;
-  /** Deletes many objects, in requests of at most 1,000 paths; throws on per-path errors. */
+  /**
+   * Deletes any number of objects (the HTTP client sends them in requests of at most
+   * `MAX_DELETE_PATHS`, the server's limit); throws on per-path errors.
+   */
   deleteObjects(repo: string, branch: string, paths: string[], signal?: AbortSignal): Promise<void>;
   /** Creates a branch; returns the source commit id. */
   createBranch(repo: string, name: string, source: string, signal?: AbortSignal): Promise<string>;

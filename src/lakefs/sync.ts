@@ -577,12 +577,9 @@ export interface StageOptions {
   readonly signal?: AbortSignal;
 }
 
-/** Largest `paths` list of one lakeFS delete request. */
-export const DELETE_CHUNK = 1000;
-
 /**
- * Writes a sync plan to a branch: deletes in requests of at most 1,000 paths, then uploads
- * with bounded parallelism. Nothing is committed here. An upload whose stored size differs
+ * Writes a sync plan to a branch: the deletes (one `deleteObjects` call, which the client
+ * splits into requests the server accepts), then the uploads with bounded parallelism. Nothing is committed here. An upload whose stored size differs
  * from the local size is an error.
  *
  * Requires `--allow-net` to the lakeFS host and `--allow-read` on the uploaded files.
@@ -592,9 +589,8 @@ export async function stageChanges(
   options: StageOptions,
 ): Promise<{ uploaded: number; deleted: number }> {
   const { repo, branch, signal } = options;
-  for (let i = 0; i < options.deletes.length; i += DELETE_CHUNK) {
-    signal?.throwIfAborted();
-    await lakefs.deleteObjects(repo, branch, options.deletes.slice(i, i + DELETE_CHUNK), signal);
+  if (options.deletes.length > 0) {
+    await lakefs.deleteObjects(repo, branch, [...options.deletes], signal);
   }
   await forEachConcurrent(
     options.uploads,

@@ -39,9 +39,6 @@ export type FileContent = string | Uint8Array;
 
 /** The committer name of every commit this store makes. */
 const COMMITTER = "perago-testing";
-/** Most paths one `deleteObjects` call takes, as lakeFS. */
-const MAX_DELETE_PATHS = 1000;
-
 function compare(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
@@ -275,9 +272,6 @@ export class MemoryLakeFs implements LakeFsApi {
     return this.#async("deleteObjects", signal, () => {
       const record = this.#state.repo(repo);
       this.#state.branch(record, branch);
-      if (paths.length > MAX_DELETE_PATHS) {
-        throw new ApiError(400, `at most ${MAX_DELETE_PATHS} paths a request`);
-      }
       for (const path of paths) this.#state.stage(record, branch, path, null);
     });
   }
