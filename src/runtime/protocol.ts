@@ -27,6 +27,7 @@
 import { Buffer } from "node:buffer";
 import { z } from "zod";
 import { MetricRecordSchema } from "../metrics/events.ts";
+import type { CurrentTaskState } from "../workspace/fence.ts";
 
 /** The fields of a Conductor Task that cross the wire; the rest is passed through untouched. */
 export const TaskSchema = z.looseObject({
@@ -43,15 +44,13 @@ export const TaskSchema = z.looseObject({
   inputData: z.record(z.string(), z.unknown()).optional(),
 });
 
-/** What an executor's fence learns about the current Conductor attempt. */
-export const FenceStateSchema = z.object({
+/** What an executor's fence learns about the current Conductor attempt (the fence's own type). */
+export const FenceStateSchema: z.ZodType<CurrentTaskState> = z.object({
   status: z.string(),
   workflowInstanceId: z.string(),
   taskId: z.string(),
   retryCount: z.number(),
 });
-/** See {@linkcode FenceStateSchema}. */
-export type FenceState = z.infer<typeof FenceStateSchema>;
 
 /** The result of one attempt as the executor reports it (see src/workspace/attempt.ts). */
 export const OutcomeSchema = z.object({
