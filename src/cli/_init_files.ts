@@ -117,6 +117,28 @@ export function envExampleEntries(tempDir: string): EnvExampleEntry[] {
       meaning: "reasonForIncompletion is cut to this many characters",
     },
     {
+      name: "PERAGO_TASK_DOMAIN",
+      defaultValue: "",
+      meaning: "Conductor task domain of every served task type (PERAGO_TASK_DOMAIN_<NAME> " +
+        "overrides one; default: the default queue)",
+    },
+    {
+      name: "PERAGO_TASK_PAUSED",
+      defaultValue: "",
+      meaning: "task names (comma or space separated) this worker does not poll",
+    },
+    {
+      name: "PERAGO_WORKSPACE_REF_STYLE",
+      defaultValue: "snake",
+      meaning: "spelling of published workspace refs: snake (ref_type) or camel (refType, " +
+        "what perago for Python reads)",
+    },
+    {
+      name: "PERAGO_OBJECT_CACHE_MAX_SIZE",
+      defaultValue: "5GB",
+      meaning: "bound of the host's object cache under <workspace root>/.perago-cache (0: off)",
+    },
+    {
       name: "PERAGO_DEBUG",
       defaultValue: "",
       meaning: "1 prints stack traces with errors and debug logs",
