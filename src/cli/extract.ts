@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { parseWorkspaceRefStyle } from "../config/parse.ts";
 import { loadTask } from "../task/loader.ts";
 import { renderTaskDef, taskDefWarnings } from "../task/taskdef.ts";
 import { parseCommandArgs } from "./_args.ts";
@@ -14,7 +15,9 @@ const HELP = `Usage: perago extract <module> [-o file]
 
 Writes the Conductor TaskDef of the task module as JSON: name, ownerEmail, description,
 retry, timeout and rate-limit controls, inputKeys/outputKeys and the input and output
-JSON schemas. The output is deterministic (the same bytes on every run).
+JSON schemas. The output is deterministic (the same bytes on every run). The input
+schema takes ref_type or refType (perago for Python); the output schema spells it as
+the workers emit it: ref_type, or refType with PERAGO_WORKSPACE_REF_STYLE=camel.
 Warnings go to stderr: a controls.publishBudget implying a longer response timeout
 than controls.timeout.responseSeconds (the TaskDef keeps responseSeconds), or a
 publish budget on a read-only task (ignored).
@@ -41,7 +44,9 @@ export const command: Command = {
       );
     }
     const { task } = await loadTask(positionals[0]!);
-    const json = renderTaskDef(task);
+    // The output schema spells the reference type as this deployment's workers will.
+    const refStyle = parseWorkspaceRefStyle(Deno.env.get("PERAGO_WORKSPACE_REF_STYLE"));
+    const json = renderTaskDef(task, { refStyle });
     for (const line of taskDefWarnings(task)) console.error(`warning: ${line}`);
     if (values.output === undefined || values.output === "-") {
       await Deno.stdout.write(new TextEncoder().encode(json));

@@ -45,28 +45,51 @@ export type ExtractedTaskDef = {
 /** The two spellings of the workspace reference's type key. */
 export const WORKSPACE_REF_TYPE_KEYS = ["ref_type", "refType"] as const;
 
+/** How published workspace references spell their type key (`PERAGO_WORKSPACE_REF_STYLE`). */
+export type RefTypeStyle = "snake" | "camel";
+
 /**
  * The JSON Schema of the `workspace` object of a task input or output: the lakeFS
- * repository, the branch, and the commit, with the reference type (always `"commit"`) under
- * exactly one of two keys: `ref_type` (this project's contract) or `refType` (perago for
- * Python). A `oneOf` of two closed objects, so an object with both keys, or neither, fails.
- * The input also takes an optional `prefix` that narrows the attempt's scope below the
- * task's prefix.
+ * repository, the branch, and the commit, with the reference type (always `"commit"`).
+ *
+ * - The input takes the type under exactly one of two keys, `ref_type` (this project's
+ *   contract) or `refType` (perago for Python): both are listed in `properties`, and a
+ *   `oneOf` of the two `required` forms refuses an object with both or neither. It also takes
+ *   an optional `prefix` that narrows the attempt's scope below the task's prefix.
+ * - The output is a closed object with the one spelling the workers emit: `ref_type`, or
+ *   `refType` when `refStyle` is `"camel"`.
  */
-export function workspaceJsonSchema(direction: "input" | "output" = "output"): JsonSchema {
-  const variant = (refTypeKey: string): JsonSchema => ({
+export function workspaceJsonSchema(
+  direction: "input" | "output" = "output",
+  refStyle: RefTypeStyle = "snake",
+): JsonSchema {
+  const common = {
+    repository: { type: "string", minLength: 1 },
+    branch: { type: "string", minLength: 1 },
+  };
+  const ref = { type: "string", minLength: 1 };
+  if (direction === "output") {
+    const key = refStyle === "camel" ? "refType" : "ref_type";
+    return {
+      type: "object",
+      properties: { ...common, [key]: { const: "commit" }, ref },
+      required: ["repository", "branch", key, "ref"],
+      additionalProperties: false,
+    };
+  }
+  return {
     type: "object",
     properties: {
-      repository: { type: "string", minLength: 1 },
-      branch: { type: "string", minLength: 1 },
-      [refTypeKey]: { const: "commit" },
-      ref: { type: "string", minLength: 1 },
-      ...(direction === "input" ? { prefix: { type: "string" } } : {}),
+      ...common,
+      ref_type: { const: "commit" },
+      refType: { const: "commit" },
+      ref,
+      prefix: { type: "string" },
     },
-    required: ["repository", "branch", refTypeKey, "ref"],
+    required: ["repository", "branch", "ref"],
+    oneOf: WORKSPACE_REF_TYPE_KEYS.map((key) => ({ required: [key] })),
     additionalProperties: false,
-  });
-  return { oneOf: WORKSPACE_REF_TYPE_KEYS.map(variant) };
+  };
 }
 
 /**
@@ -128,7 +151,10 @@ export function taskDefWarnings(task: TaskDefinition): string[] {
  * buildTaskDef(task).inputKeys; // ["workspace", "params"]
  * ```
  */
-export function buildTaskDef(task: TaskDefinition): ExtractedTaskDef {
+export function buildTaskDef(
+  task: TaskDefinition,
+  options: { refStyle?: RefTypeStyle } = {},
+): ExtractedTaskDef {
   const { retry, timeout, limits } = task.controls;
   const hasWorkspace = task.workspace !== undefined;
   const inputKeys = hasWorkspace ? ["workspace", "params"] : ["params"];
@@ -142,7 +168,9 @@ export function buildTaskDef(task: TaskDefinition): ExtractedTaskDef {
   ): JsonSchema => {
     const properties: JsonSchema = {};
     for (const key of keys) {
-      properties[key] = key === "workspace" ? workspaceJsonSchema(direction) : payload;
+      properties[key] = key === "workspace"
+        ? workspaceJsonSchema(direction, options.refStyle ?? "snake")
+        : payload;
     }
     return { type: "object", properties, required: [...keys], additionalProperties: false };
   };
@@ -196,6 +224,9 @@ export function buildTaskDef(task: TaskDefinition): ExtractedTaskDef {
  * const json = renderTaskDef(task); // what `perago extract` writes, the same bytes every time
  * ```
  */
-export function renderTaskDef(task: TaskDefinition): string {
-  return `${JSON.stringify(buildTaskDef(task), null, 2)}\n`;
+export function renderTaskDef(
+  task: TaskDefinition,
+  options: { refStyle?: RefTypeStyle } = {},
+): string {
+  return `${JSON.stringify(buildTaskDef(task, options), null, 2)}\n`;
 }

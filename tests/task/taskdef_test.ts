@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { Ajv } from "ajv";
 import { fileURLToPath as fromFileUrl } from "node:url";
 import { z } from "zod";
 import { defineTask } from "../../src/task/define.ts";
@@ -70,25 +71,35 @@ function assertCleanSchema(schema: unknown, where: string): void {
   visit(schema, "", true);
 }
 
-const workspaceVariant = (refTypeKey: string, input: boolean) => ({
+/** The output's workspace: one closed spelling, `ref_type` by default. */
+const WORKSPACE_SCHEMA = {
   type: "object",
   properties: {
     repository: { type: "string", minLength: 1 },
     branch: { type: "string", minLength: 1 },
-    [refTypeKey]: { const: "commit" },
+    ref_type: { const: "commit" },
     ref: { type: "string", minLength: 1 },
-    // The input's workspace also takes the optional `prefix` that narrows the attempt's scope.
-    ...(input ? { prefix: { type: "string" } } : {}),
   },
-  required: ["repository", "branch", refTypeKey, "ref"],
+  required: ["repository", "branch", "ref_type", "ref"],
   additionalProperties: false,
-});
-/** Either spelling of the reference type, exactly one: `ref_type` or perago for Python's `refType`. */
-const WORKSPACE_SCHEMA = {
-  oneOf: [workspaceVariant("ref_type", false), workspaceVariant("refType", false)],
 };
+/**
+ * The input's workspace: `ref_type` or perago for Python's `refType`, exactly one, and the
+ * optional `prefix` that narrows the attempt's scope.
+ */
 const WORKSPACE_INPUT_SCHEMA = {
-  oneOf: [workspaceVariant("ref_type", true), workspaceVariant("refType", true)],
+  type: "object",
+  properties: {
+    repository: { type: "string", minLength: 1 },
+    branch: { type: "string", minLength: 1 },
+    ref_type: { const: "commit" },
+    refType: { const: "commit" },
+    ref: { type: "string", minLength: 1 },
+    prefix: { type: "string" },
+  },
+  required: ["repository", "branch", "ref"],
+  oneOf: [{ required: ["ref_type"] }, { required: ["refType"] }],
+  additionalProperties: false,
 };
 
 for (const name of EXAMPLES) {
@@ -329,29 +340,38 @@ Deno.test("toInlineJsonSchema names the problem for recursive and unrepresentabl
   );
 });
 
-Deno.test("extract: the workspace input schema takes ref_type or refType, exactly one, nothing else", async () => {
+Deno.test("extract: the input takes ref_type or refType, exactly one; the output the workers' spelling", async () => {
   const { task } = await loadTask(examplePath("normalize_text"));
-  const def = buildTaskDef(task);
-  for (const key of ["inputSchema", "outputSchema"] as const) {
-    // An independent reading of the JSON Schema (zod's own JSON Schema importer).
-    const schema = z.fromJSONSchema(def[key].data as Parameters<typeof z.fromJSONSchema>[0]);
-    const base = { repository: "repo", branch: "main", ref: "c0ffee" };
+  const base = { repository: "repo", branch: "main", ref: "c0ffee" };
+  const cases = [
+    ["inputSchema", "snake", { ref_type: true, refType: true }],
+    ["outputSchema", "snake", { ref_type: true, refType: false }],
+    ["outputSchema", "camel", { ref_type: false, refType: true }],
+  ] as const;
+  for (const [key, refStyle, accepts] of cases) {
+    const def = buildTaskDef(task, { refStyle });
+    // An independent reading of the JSON Schema: Ajv, a standard validator (zod's importer
+    // drops `required` inside `oneOf`).
+    const validate = new Ajv({ strict: false }).compile(def[key].data);
     const payload = key === "inputSchema" ? { params: {} } : {
       result: { filesNormalized: 0, filesScanned: 0 },
     };
     const ok = (workspace: Record<string, unknown>) =>
-      schema.safeParse({ workspace, ...payload }).success;
-    assert.equal(ok({ ...base, ref_type: "commit" }), true, `${key}: ref_type`);
-    assert.equal(ok({ ...base, refType: "commit" }), true, `${key}: refType`);
-    assert.equal(ok({ ...base, ref_type: "commit", refType: "commit" }), false, `${key}: both`);
-    assert.equal(ok(base), false, `${key}: neither`);
-    assert.equal(ok({ ...base, refType: "branch" }), false, `${key}: not a commit`);
-    assert.equal(ok({ ...base, refType: "commit", extra: 1 }), false, `${key}: extra key`);
-    assert.equal(ok({ ...base, ref_type: "commit", ref: "" }), false, `${key}: empty ref`);
+      validate({ workspace, ...payload });
+    const label = `${key} (${refStyle})`;
+    assert.equal(ok({ ...base, ref_type: "commit" }), accepts.ref_type, `${label}: ref_type`);
+    assert.equal(ok({ ...base, refType: "commit" }), accepts.refType, `${label}: refType`);
+    assert.equal(ok({ ...base, ref_type: "commit", refType: "commit" }), false, `${label}: both`);
+    assert.equal(ok(base), false, `${label}: neither`);
+    assert.equal(ok({ ...base, ref_type: "branch" }), false, `${label}: not a commit`);
+    assert.equal(ok({ ...base, refType: "branch" }), false, `${label}: not a commit`);
+    const spelled = accepts.ref_type ? { ref_type: "commit" } : { refType: "commit" };
+    assert.equal(ok({ ...base, ...spelled, extra: 1 }), false, `${label}: extra key`);
+    assert.equal(ok({ ...base, ...spelled, ref: "" }), false, `${label}: empty ref`);
     assert.equal(
-      ok({ ...base, refType: "commit", prefix: "docs/a/" }),
+      ok({ ...base, ...spelled, prefix: "docs/a/" }),
       key === "inputSchema",
-      `${key}: prefix with refType (input only)`,
+      `${label}: prefix (input only)`,
     );
   }
 });
