@@ -356,8 +356,7 @@ Deno.test("extract: the input takes ref_type or refType, exactly one; the output
     const payload = key === "inputSchema" ? { params: {} } : {
       result: { filesNormalized: 0, filesScanned: 0 },
     };
-    const ok = (workspace: Record<string, unknown>) =>
-      validate({ workspace, ...payload });
+    const ok = (workspace: Record<string, unknown>) => validate({ workspace, ...payload });
     const label = `${key} (${refStyle})`;
     assert.equal(ok({ ...base, ref_type: "commit" }), accepts.ref_type, `${label}: ref_type`);
     assert.equal(ok({ ...base, refType: "commit" }), accepts.refType, `${label}: refType`);
