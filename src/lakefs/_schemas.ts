@@ -93,6 +93,3 @@ export const objectErrorListSchema = z.looseObject({
     path: z.string().optional(),
   })),
 });
-
-/** `Error`. */
-export const errorBodySchema = z.looseObject({ message: z.string() });

@@ -11,7 +11,18 @@
  * @module
  */
 import type { z } from "zod";
-import { parseRetryAfterMs, retry } from "../util/retry.ts";
+import {
+  paginate,
+  parseJsonAnswer,
+  RequestTimer,
+  requestUrl,
+  type RetryPolicy,
+  retryTransient,
+  revealSecret,
+  type SecretInput,
+  serverMessageOf,
+} from "../util/http.ts";
+import { parseRetryAfterMs } from "../util/retry.ts";
 import { streamingPost } from "./_stream_upload.ts";
 import type {
   Commit,
@@ -30,7 +41,6 @@ import {
   commitListSchema,
   commitSchema,
   diffListSchema,
-  errorBodySchema,
   mergeResultSchema,
   objectErrorListSchema,
   objectStatsListSchema,
@@ -47,8 +57,7 @@ import {
   LakeFsNotFoundError,
 } from "./errors.ts";
 
-/** A secret given directly or through a wrapper that reveals it only when needed. */
-export type SecretValue = string | { reveal(): string };
+export type { SecretInput };
 
 /** Retry tuning of {@linkcode LakeFsClient}. */
 export interface LakeFsRetryOptions {
@@ -67,7 +76,7 @@ export interface LakeFsClientOptions {
   /** Access key id (HTTP Basic user). */
   accessKeyId: string;
   /** Secret access key (HTTP Basic password); never appears in errors. */
-  secretAccessKey: SecretValue;
+  secretAccessKey: SecretInput;
   /**
    * Timeout of one try in ms: until the answer is read for JSON calls; for object bodies the
    * longest pause between two chunks. @default 30_000
@@ -131,12 +140,6 @@ interface RequestSpec {
   timeoutMs?: number | undefined;
 }
 
-/** Retry bookkeeping attached to errors of one try. */
-interface TryFailure {
-  retryable: boolean;
-  retryAfterMs?: number;
-}
-
 const encode = encodeURIComponent;
 
 /** How many of the destination's latest commits a retried merge searches for its own. */
@@ -161,13 +164,10 @@ export class LakeFsClient implements LakeFsApi {
   /** The API base URL (ends with `/api/v1`). */
   readonly baseUrl: string;
   readonly #accessKeyId: string;
-  readonly #secret: SecretValue;
+  readonly #secret: SecretInput;
   readonly #timeoutMs: number;
-  readonly #attempts: number;
-  readonly #baseDelayMs: number;
-  readonly #maxDelayMs: number;
+  readonly #retry: RetryPolicy;
   readonly #userAgent: string;
-  readonly #failures = new WeakMap<object, TryFailure>();
 
   constructor(options: LakeFsClientOptions) {
     this.baseUrl = normalizeEndpoint(options.endpointUrl);
@@ -177,9 +177,11 @@ export class LakeFsClient implements LakeFsApi {
     this.#accessKeyId = options.accessKeyId;
     this.#secret = options.secretAccessKey;
     this.#timeoutMs = positive("requestTimeoutMs", options.requestTimeoutMs ?? 30_000);
-    this.#attempts = positive("retry.attempts", options.retry?.attempts ?? 5);
-    this.#baseDelayMs = nonNegative("retry.baseDelayMs", options.retry?.baseDelayMs ?? 200);
-    this.#maxDelayMs = nonNegative("retry.maxDelayMs", options.retry?.maxDelayMs ?? 10_000);
+    this.#retry = Object.freeze({
+      attempts: positive("retry.attempts", options.retry?.attempts ?? 5),
+      baseDelayMs: nonNegative("retry.baseDelayMs", options.retry?.baseDelayMs ?? 200),
+      maxDelayMs: nonNegative("retry.maxDelayMs", options.retry?.maxDelayMs ?? 10_000),
+    });
     this.#userAgent = options.userAgent ?? "perago-lakefs-client";
   }
 
@@ -766,21 +768,9 @@ export class LakeFsClient implements LakeFsApi {
 
   // ---------------------------------------------------------------- plumbing
 
-  /** Runs one call with retries. `fn` gets the 1-based try number. */
+  /** Runs one call, retrying transient errors. `fn` gets the 1-based try number. */
   #call<T>(spec: RequestSpec, fn: (attempt: number) => Promise<T>): Promise<T> {
-    return retry(fn, {
-      attempts: this.#attempts,
-      baseDelayMs: this.#baseDelayMs,
-      maxDelayMs: this.#maxDelayMs,
-      isRetryable: (error) =>
-        typeof error === "object" && error !== null &&
-        (this.#failures.get(error)?.retryable ?? false),
-      delayFor: (error) =>
-        typeof error === "object" && error !== null
-          ? this.#failures.get(error)?.retryAfterMs
-          : undefined,
-      ...(spec.signal === undefined ? {} : { signal: spec.signal }),
-    });
+    return retryTransient(fn, this.#retry, spec.signal);
   }
 
   /**
@@ -788,27 +778,30 @@ export class LakeFsClient implements LakeFsApi {
    * results yielded in order. A page that says `has_more` without a new `next_offset` would
    * loop forever, so it is an error naming the call.
    */
-  async *#paginate<T>(
+  #paginate<T>(
     operation: string,
     schema: z.ZodType<{ pagination: { has_more: boolean; next_offset: string }; results: T[] }>,
     firstAfter: string,
     specFor: (after: string) => RequestSpec,
   ): AsyncIterable<T> {
-    let after = firstAfter;
-    while (true) {
-      const spec = specFor(after);
-      const page = await this.#call(spec, () => this.#json(spec, [200], schema));
-      yield* page.results;
-      if (!page.pagination.has_more) return;
-      if (page.pagination.next_offset === "" || page.pagination.next_offset === after) {
-        throw new LakeFsError({
+    return paginate(
+      async (after) => {
+        const spec = specFor(after);
+        const page = await this.#call(spec, () => this.#json(spec, [200], schema));
+        return {
+          results: page.results,
+          hasMore: page.pagination.has_more,
+          next: page.pagination.next_offset,
+        };
+      },
+      firstAfter,
+      () =>
+        new LakeFsError({
           operation,
           status: 200,
           serverMessage: "has_more without a new next_offset (the listing would loop)",
-        }, `lakeFS ${operation} returned an unexpected body: has_more without a new next_offset`);
-      }
-      after = page.pagination.next_offset;
-    }
+        }, `lakeFS ${operation} returned an unexpected body: has_more without a new next_offset`),
+    );
   }
 
   /** One try of a JSON call: send, check status, read and validate the body. */
@@ -818,21 +811,11 @@ export class LakeFsClient implements LakeFsApi {
     schema: S,
   ): Promise<z.infer<S>> {
     const text = await this.#text(spec, ok);
-    let value: unknown = undefined;
-    if (text.trim() !== "") {
-      try {
-        value = JSON.parse(text);
-      } catch (error) {
-        throw this.#badBody(spec, `not JSON: ${snippet(text)}`, error);
-      }
-    }
-    const parsed = schema.safeParse(value);
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0];
-      const where = issue && issue.path.length > 0 ? issue.path.join(".") + ": " : "";
-      throw this.#badBody(spec, `${where}${issue?.message ?? "invalid"} (${snippet(text)})`);
-    }
-    return parsed.data;
+    const answer = parseJsonAnswer(text, schema, { emptyIsUndefined: true });
+    if (answer.ok) return answer.data;
+    throw answer.notJson
+      ? this.#badBody(spec, `not JSON: ${answer.detail}`, answer.cause)
+      : this.#badBody(spec, answer.detail);
   }
 
   /** One try of a call answered with no body worth reading. */
@@ -855,12 +838,9 @@ export class LakeFsClient implements LakeFsApi {
   }
 
   /** Sends one HTTP request. */
-  async #send(spec: RequestSpec, tryControl: TryControl): Promise<Response> {
+  async #send(spec: RequestSpec, tryControl: RequestTimer): Promise<Response> {
     const signal = tryControl.signal;
-    const url = new URL(this.baseUrl + spec.path);
-    for (const [key, value] of Object.entries(spec.query ?? {})) {
-      if (value !== undefined) url.searchParams.set(key, String(value));
-    }
+    const url = requestUrl(this.baseUrl, spec.path, spec.query);
     const headers = new Headers({
       "accept": "application/json",
       "authorization": this.#authorization(),
@@ -887,38 +867,24 @@ export class LakeFsClient implements LakeFsApi {
   }
 
   #authorization(): string {
-    const secret = typeof this.#secret === "string" ? this.#secret : this.#secret.reveal();
-    const bytes = new TextEncoder().encode(`${this.#accessKeyId}:${secret}`);
+    const bytes = new TextEncoder().encode(`${this.#accessKeyId}:${revealSecret(this.#secret)}`);
     let binary = "";
     for (const b of bytes) binary += String.fromCharCode(b);
     return `Basic ${btoa(binary)}`;
   }
 
-  /** Builds the error for an unexpected HTTP status (and marks 429/5xx retryable). */
+  /** Builds the error for an unexpected HTTP status (429 and 5xx are transient). */
   async #httpError(spec: RequestSpec, response: Response): Promise<LakeFsError> {
     // A body that fails to arrive is a transport failure (a dropped connection), which the
     // caller's catch turns into a retryable error; it must not pass as this status.
     const text = await response.text();
-    let message = "";
-    try {
-      const parsed = errorBodySchema.safeParse(JSON.parse(text));
-      if (parsed.success) message = parsed.data.message;
-    } catch {
-      // Not JSON.
-    }
-    if (message === "") message = snippet(text) || response.statusText || "(no message)";
-    const error = lakeFsErrorFor({
+    const message = serverMessageOf(text) || response.statusText || "(no message)";
+    return lakeFsErrorFor({
       operation: spec.operation,
       status: response.status,
       serverMessage: message,
+      retryAfterMs: parseRetryAfterMs(response.headers.get("retry-after")),
     });
-    const retryable = response.status === 429 || response.status >= 500;
-    const retryAfterMs = parseRetryAfterMs(response.headers.get("retry-after"));
-    this.#failures.set(error, {
-      retryable,
-      ...(retryAfterMs === undefined ? {} : { retryAfterMs }),
-    });
-    return error;
   }
 
   #badBody(spec: RequestSpec, detail: string, cause?: unknown): LakeFsError {
@@ -931,29 +897,28 @@ export class LakeFsClient implements LakeFsApi {
   }
 
   /**
-   * Turns a transport failure of one try into a retryable {@linkcode LakeFsError}; leaves
+   * Turns a transport failure of one try into a transient {@linkcode LakeFsError}; leaves
    * LakeFsErrors and the caller's own abort unchanged.
    */
-  #wrapTransport(spec: RequestSpec, error: unknown, tryControl: TryControl): unknown {
+  #wrapTransport(spec: RequestSpec, error: unknown, tryControl: RequestTimer): unknown {
     if (error instanceof LakeFsError) return error;
     if (spec.signal?.aborted) return spec.signal.reason;
     const timedOut = tryControl.timedOut;
     const detail = timedOut
       ? `timed out after ${tryControl.timeoutMs} ms`
       : `network error: ${error instanceof Error ? error.message : String(error)}`;
-    const wrapped = new LakeFsError({
+    return new LakeFsError({
       operation: spec.operation,
       status: 0,
       serverMessage: detail,
+      transient: true,
       cause: error,
     });
-    this.#failures.set(wrapped, { retryable: true });
-    return wrapped;
   }
 
   /** A per-try abort controller with a restartable timer, combined with the caller's signal. */
-  #tryControl(callerSignal: AbortSignal | undefined, timeoutMs?: number): TryControl {
-    return new TryControl(timeoutMs ?? this.#timeoutMs, callerSignal);
+  #tryControl(callerSignal: AbortSignal | undefined, timeoutMs?: number): RequestTimer {
+    return new RequestTimer(timeoutMs ?? this.#timeoutMs, callerSignal, "lakeFS");
   }
 
   async #readChunk(
@@ -993,7 +958,7 @@ export class LakeFsClient implements LakeFsApi {
     spec: RequestSpec,
     body: ReadableStream<Uint8Array>,
     first: ReadableStreamReadResult<Uint8Array>,
-    tryControl: TryControl,
+    tryControl: RequestTimer,
   ): ReadableStream<Uint8Array> {
     const timeoutMs = this.#timeoutMs;
     const relay = new TransformStream<Uint8Array, Uint8Array>({
@@ -1030,39 +995,6 @@ export class LakeFsClient implements LakeFsApi {
       },
     );
     return relay.readable;
-  }
-}
-
-/** Abort controller of one try: aborts on the caller's signal or after the timeout. */
-class TryControl {
-  readonly #controller = new AbortController();
-  readonly signal: AbortSignal;
-  /** The timeout of this try, ms. */
-  readonly timeoutMs: number;
-  #timer: ReturnType<typeof setTimeout> | undefined;
-  timedOut = false;
-
-  constructor(timeoutMs: number, callerSignal: AbortSignal | undefined) {
-    this.timeoutMs = timeoutMs;
-    this.signal = callerSignal
-      ? AbortSignal.any([callerSignal, this.#controller.signal])
-      : this.#controller.signal;
-    this.restart();
-  }
-
-  /** Starts the timeout again (progress was made). */
-  restart(): void {
-    clearTimeout(this.#timer);
-    if (this.#controller.signal.aborted) return;
-    this.#timer = setTimeout(() => {
-      this.timedOut = true;
-      this.#controller.abort(new DOMException("lakeFS request timed out", "TimeoutError"));
-    }, this.timeoutMs);
-  }
-
-  /** Stops the timer (the try finished, or handed its body to an idle-timed stream). */
-  done(): void {
-    clearTimeout(this.#timer);
   }
 }
 
@@ -1120,11 +1052,6 @@ function nonNegative(name: string, value: number): number {
     throw new RangeError(`lakeFS client: ${name} must be a non-negative number, got ${value}`);
   }
   return value;
-}
-
-function snippet(text: string): string {
-  const flat = text.replace(/\s+/g, " ").trim();
-  return flat.length > 200 ? flat.slice(0, 200) + "…" : flat;
 }
 
 function sameMetadata(a: Record<string, string>, b: Record<string, string>): boolean {

@@ -14,6 +14,13 @@ export interface LakeFsErrorDetails {
   status: number;
   /** The server's `message` (or a short description of what went wrong). */
   serverMessage: string;
+  /**
+   * Whether a retry may succeed: no answer arrived (network error, timeout), or 429, or 5xx.
+   * @default true for 429 and 5xx, else false
+   */
+  transient?: boolean;
+  /** The wait the server asked for (`Retry-After`), ms. */
+  retryAfterMs?: number | undefined;
   /** The underlying error, if any. */
   cause?: unknown;
 }
@@ -44,6 +51,10 @@ export class LakeFsError extends Error {
   readonly operation: string;
   /** The server's message. */
   readonly serverMessage: string;
+  /** Whether a retry may succeed (see {@linkcode LakeFsErrorDetails.transient}). */
+  readonly transient: boolean;
+  /** The wait the server asked for before a retry, ms. */
+  readonly retryAfterMs: number | undefined;
 
   constructor(details: LakeFsErrorDetails, message?: string) {
     super(
@@ -54,6 +65,8 @@ export class LakeFsError extends Error {
     this.status = details.status;
     this.operation = details.operation;
     this.serverMessage = details.serverMessage;
+    this.transient = details.transient ?? (details.status === 429 || details.status >= 500);
+    this.retryAfterMs = details.retryAfterMs;
   }
 }
 

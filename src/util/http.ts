@@ -1,0 +1,290 @@
+/**
+ * The HTTP plumbing the Conductor and lakeFS clients share: secrets revealed only when a
+ * header is built, request URLs, a per-try timeout that can restart on progress, retries of
+ * errors flagged transient (waiting the server's `Retry-After` when it gave one), JSON answers
+ * checked with zod and described with a snippet of the body, and paginated listings.
+ *
+ * The clients keep what differs between the servers: authentication, the error classes and
+ * their messages, and which calls are safe to retry.
+ *
+ * @module
+ */
+import type { z } from "zod";
+import { retry } from "./retry.ts";
+
+/**
+ * A secret given as a plain string or as a wrapper that reveals it only when needed (such
+ * as `Secret` of the configuration, which prints as `***`).
+ */
+export type SecretInput = string | { reveal(): string };
+
+/**
+ * The secret's value, for the one place that puts it in a header.
+ *
+ * @example
+ * ```ts
+ * revealSecret({ reveal: () => "s3cr3t" }); // "s3cr3t"
+ * ```
+ */
+export function revealSecret(secret: SecretInput): string {
+  return typeof secret === "string" ? secret : secret.reveal();
+}
+
+/**
+ * What a client's error says about retrying: `transient` (no answer, 429 or 5xx: a retry may
+ * succeed) and the wait the server asked for in `Retry-After`.
+ */
+export interface RetryHint {
+  readonly transient: boolean;
+  readonly retryAfterMs?: number | undefined;
+}
+
+function hintOf(error: unknown): Partial<RetryHint> {
+  return typeof error === "object" && error !== null ? error as Partial<RetryHint> : {};
+}
+
+/** Backoff of {@linkcode retryTransient}. */
+export interface RetryPolicy {
+  /** Tries in all, the first included. */
+  readonly attempts: number;
+  /** First backoff, ms; doubles each retry (full jitter). */
+  readonly baseDelayMs: number;
+  /** Longest backoff, and longest honoured `Retry-After`, ms. */
+  readonly maxDelayMs: number;
+}
+
+/**
+ * Runs `fn` (given the 1-based try number) until it succeeds or throws an error that is not
+ * {@linkcode RetryHint.transient}, the tries are used up, or `signal` aborts. A transient
+ * error's `retryAfterMs` replaces the backoff (capped at `maxDelayMs`).
+ *
+ * @example
+ * ```ts
+ * let tries = 0;
+ * const answer = await retryTransient(() => {
+ *   tries++;
+ *   if (tries === 1) throw Object.assign(new Error("503"), { transient: true, retryAfterMs: 1 });
+ *   return Promise.resolve("ok");
+ * }, { attempts: 3, baseDelayMs: 1, maxDelayMs: 10 });
+ * answer; // "ok"
+ * ```
+ */
+export function retryTransient<T>(
+  fn: (attempt: number) => Promise<T>,
+  policy: RetryPolicy,
+  signal?: AbortSignal,
+): Promise<T> {
+  return retry(fn, {
+    attempts: policy.attempts,
+    baseDelayMs: policy.baseDelayMs,
+    maxDelayMs: policy.maxDelayMs,
+    isRetryable: (error) => hintOf(error).transient === true,
+    delayFor: (error) => hintOf(error).retryAfterMs,
+    ...(signal === undefined ? {} : { signal }),
+  });
+}
+
+/**
+ * `base + path` with the query parameters set; `undefined` values are left out, and empty
+ * strings too with `omitEmpty`.
+ *
+ * @example
+ * ```ts
+ * requestUrl("http://h/api", "/tasks", { count: 2, domain: undefined }).href;
+ * // "http://h/api/tasks?count=2"
+ * ```
+ */
+export function requestUrl(
+  base: string,
+  path: string,
+  query: Readonly<Record<string, string | number | boolean | undefined>> = {},
+  options: { omitEmpty?: boolean } = {},
+): URL {
+  const url = new URL(base + path);
+  for (const [key, value] of Object.entries(query)) {
+    if (value === undefined || (options.omitEmpty && value === "")) continue;
+    url.searchParams.set(key, String(value));
+  }
+  return url;
+}
+
+/**
+ * A body for an error message: white space folded, cut at `maxLength` characters.
+ *
+ * @example
+ * ```ts
+ * snippet("<html>\n  <body>oops</body>\n</html>"); // "<html> <body>oops</body> </html>"
+ * ```
+ */
+export function snippet(text: string, maxLength = 200): string {
+  const flat = text.replace(/\s+/g, " ").trim();
+  return flat.length > maxLength ? flat.slice(0, maxLength) + "…" : flat;
+}
+
+/**
+ * The server's own message in an error answer: the `message` of a JSON body, else a snippet
+ * of the body; `undefined` for an empty body.
+ *
+ * @example
+ * ```ts
+ * serverMessageOf('{"message":"branch not found"}'); // "branch not found"
+ * serverMessageOf("Bad Gateway"); // "Bad Gateway"
+ * ```
+ */
+export function serverMessageOf(text: string): string | undefined {
+  if (text.trim() === "") return undefined;
+  try {
+    const parsed = JSON.parse(text);
+    if (parsed && typeof parsed === "object" && typeof parsed.message === "string") {
+      return parsed.message;
+    }
+  } catch {
+    // Not JSON: the text itself.
+  }
+  return snippet(text);
+}
+
+/** What {@linkcode parseJsonAnswer} found. */
+export type JsonAnswer<T> =
+  | { readonly ok: true; readonly data: T }
+  | {
+    readonly ok: false;
+    /** True when the body is not JSON at all; false when JSON of the wrong shape. */
+    readonly notJson: boolean;
+    /** The first problem and a snippet of the body. */
+    readonly detail: string;
+    readonly cause: unknown;
+  };
+
+/**
+ * Parses a JSON answer and checks it with `schema`. An empty body is `undefined` (for
+ * schemas that allow it) with `emptyIsUndefined`, else malformed.
+ *
+ * @example
+ * ```ts
+ * import { z } from "zod";
+ *
+ * const answer = parseJsonAnswer('{"id": 7}', z.object({ id: z.string() }));
+ * answer.ok; // false; its detail: 'id: Invalid input: expected string, received number ({"id": 7})'
+ * ```
+ */
+export function parseJsonAnswer<S extends z.ZodType>(
+  text: string,
+  schema: S,
+  options: { emptyIsUndefined?: boolean } = {},
+): JsonAnswer<z.output<S>> {
+  let value: unknown = undefined;
+  if (!(options.emptyIsUndefined && text.trim() === "")) {
+    try {
+      value = JSON.parse(text);
+    } catch (cause) {
+      return { ok: false, notJson: true, detail: snippet(text), cause };
+    }
+  }
+  const parsed = schema.safeParse(value);
+  if (parsed.success) return { ok: true, data: parsed.data };
+  const issue = parsed.error.issues[0];
+  const where = issue && issue.path.length > 0 ? issue.path.join(".") + ": " : "";
+  return {
+    ok: false,
+    notJson: false,
+    detail: `${where}${issue?.message ?? "invalid"} (${snippet(text)})`,
+    cause: parsed.error,
+  };
+}
+
+/**
+ * The abort signal of one try of a request: it aborts when the caller's signal does, or when
+ * `timeoutMs` pass without {@linkcode RequestTimer.restart} (progress restarts the wait, so
+ * a body that keeps flowing is never cut off). {@linkcode RequestTimer.done} stops the timer.
+ *
+ * @example
+ * ```ts
+ * const timer = new RequestTimer(30_000, undefined, "lakeFS");
+ * try {
+ *   // await fetch(url, { signal: timer.signal }), calling timer.restart() per chunk read
+ * } finally {
+ *   timer.done();
+ * }
+ * ```
+ */
+export class RequestTimer {
+  readonly #controller = new AbortController();
+  /** Follows the caller's signal and the timeout. */
+  readonly signal: AbortSignal;
+  /** The longest wait without progress, ms. */
+  readonly timeoutMs: number;
+  readonly #server: string;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  /** Whether the timeout (not the caller) aborted the try. */
+  timedOut = false;
+
+  /** @param server names the server in the abort reason, e.g. `"lakeFS"`. */
+  constructor(timeoutMs: number, callerSignal: AbortSignal | undefined, server: string) {
+    this.timeoutMs = timeoutMs;
+    this.#server = server;
+    this.signal = callerSignal
+      ? AbortSignal.any([callerSignal, this.#controller.signal])
+      : this.#controller.signal;
+    this.restart();
+  }
+
+  /** Starts the wait again (progress was made). */
+  restart(): void {
+    clearTimeout(this.#timer);
+    if (this.#controller.signal.aborted) return;
+    this.#timer = setTimeout(() => {
+      this.timedOut = true;
+      this.#controller.abort(
+        new DOMException(`${this.#server} request timed out`, "TimeoutError"),
+      );
+    }, this.timeoutMs);
+  }
+
+  /** Stops the timer (the try finished, or handed its body on). */
+  done(): void {
+    clearTimeout(this.#timer);
+  }
+}
+
+/** One page of a listing, as {@linkcode paginate} needs it. */
+export interface Page<T> {
+  readonly results: readonly T[];
+  readonly hasMore: boolean;
+  /** Where the next page starts. */
+  readonly next: string;
+}
+
+/**
+ * Walks a paginated listing from `firstAfter`: one `fetchPage` per page, the results yielded
+ * in order. A page that says it has more without a new start would loop forever:
+ * `loopError()` is thrown instead.
+ *
+ * @example
+ * ```ts
+ * const pages = [["a", "b"], ["c"]];
+ * const all = await Array.fromAsync(paginate(
+ *   (after) => {
+ *     const i = after === "" ? 0 : Number(after);
+ *     return Promise.resolve({ results: pages[i]!, hasMore: i + 1 < pages.length, next: `${i + 1}` });
+ *   },
+ *   "",
+ *   () => new Error("the listing would loop"),
+ * ));
+ * all; // ["a", "b", "c"]
+ * ```
+ */
+export async function* paginate<T>(
+  fetchPage: (after: string) => Promise<Page<T>>,
+  firstAfter: string,
+  loopError: () => Error,
+): AsyncGenerator<T> {
+  let after = firstAfter;
+  while (true) {
+    const page = await fetchPage(after);
+    yield* page.results;
+    if (!page.hasMore) return;
+    if (page.next === "" || page.next === after) throw loopError();
+    after = page.next;
+  }
+}
