@@ -463,29 +463,7 @@ export class LakeFsState {
     if (!options.allowEmpty && sameTree(source.tree, base.tree)) {
       throw new ApiError(400, `update branch ${destName}: no changes`);
     }
-    const tree: Record<string, Entry> = {};
-    const paths = new Set([
-      ...Object.keys(base.tree),
-      ...Object.keys(source.tree),
-      ...Object.keys(destHead.tree),
-    ]);
-    const conflicts: string[] = [];
-    for (const path of paths) {
-      const b = base.tree[path];
-      const s = source.tree[path];
-      const d = destHead.tree[path];
-      let chosen: Entry | undefined;
-      if (sameEntry(s, d)) chosen = s;
-      else if (sameEntry(s, b)) chosen = d;
-      else if (sameEntry(d, b)) chosen = s;
-      else if (strategy === "source-wins") chosen = s;
-      else if (strategy === "dest-wins") chosen = d;
-      else {
-        conflicts.push(path);
-        continue;
-      }
-      if (chosen) tree[path] = chosen;
-    }
+    const { tree, conflicts } = threeWay(base.tree, source.tree, destHead.tree, strategy);
     if (conflicts.length > 0) throw new MergeConflict(conflicts);
     const commit = this.#newCommit(
       repo,
