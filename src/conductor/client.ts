@@ -9,7 +9,17 @@
  */
 import type { z } from "zod";
 import { VERSION } from "../version.ts";
-import { parseRetryAfterMs, retry } from "../util/retry.ts";
+import {
+  parseJsonAnswer,
+  RequestTimer,
+  requestUrl,
+  type RetryPolicy,
+  retryTransient,
+  revealSecret,
+  type SecretInput,
+  serverMessageOf,
+} from "../util/http.ts";
+import { parseRetryAfterMs } from "../util/retry.ts";
 import type {
   ConductorApi,
   PollOptions,
@@ -20,7 +30,7 @@ import type {
   Workflow,
   WorkflowDef,
 } from "./api.ts";
-import { ConductorError, ConductorNotFoundError, isTransientConductorError } from "./errors.ts";
+import { ConductorError, ConductorNotFoundError } from "./errors.ts";
 import {
   taskDefSchema,
   taskListSchema,
@@ -29,8 +39,7 @@ import {
   workflowSchema,
 } from "./_schemas.ts";
 
-/** A secret given either as a plain string or as a wrapper that hides it from logs. */
-export type SecretInput = string | { reveal(): string };
+export type { SecretInput };
 
 /** Options of {@linkcode ConductorClient}. */
 export interface ConductorClientOptions {
@@ -89,50 +98,23 @@ export function normaliseConductorUrl(serverUrl: string): { apiBase: string; roo
   return { apiBase: `${root}/api`, root };
 }
 
-function reveal(secret: SecretInput): string {
-  return typeof secret === "string" ? secret : secret.reveal();
-}
-
-function serverMessageOf(text: string): string | undefined {
-  const trimmed = text.trim();
-  if (trimmed === "") return undefined;
-  try {
-    const parsed = JSON.parse(trimmed);
-    if (parsed && typeof parsed === "object" && typeof parsed.message === "string") {
-      return parsed.message;
-    }
-  } catch {
-    // not JSON: use the text
-  }
-  return trimmed.length > 300 ? `${trimmed.slice(0, 300)}...` : trimmed;
-}
-
-function parseJson<T>(operation: string, schema: z.ZodType<T>, text: string, status: number): T {
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (cause) {
-    throw new ConductorError({
-      operation,
-      status,
-      serverMessage: `malformed JSON answer (${text.slice(0, 80)})`,
-      transient: false,
-      cause,
-    });
-  }
-  const result = schema.safeParse(value);
-  if (!result.success) {
-    const issue = result.error.issues[0];
-    const where = issue ? `${issue.path.join(".") || "<root>"}: ${issue.message}` : "invalid";
-    throw new ConductorError({
-      operation,
-      status,
-      serverMessage: `unexpected answer shape (${where})`,
-      transient: false,
-      cause: result.error,
-    });
-  }
-  return result.data;
+function parseJson<S extends z.ZodType>(
+  operation: string,
+  schema: S,
+  text: string,
+  status: number,
+): z.output<S> {
+  const answer = parseJsonAnswer(text, schema);
+  if (answer.ok) return answer.data;
+  throw new ConductorError({
+    operation,
+    status,
+    serverMessage: answer.notJson
+      ? `malformed JSON answer (${answer.detail})`
+      : `unexpected answer shape (${answer.detail})`,
+    transient: false,
+    cause: answer.cause,
+  });
 }
 
 /**
@@ -156,7 +138,7 @@ export class ConductorClient implements ConductorApi {
   readonly #authKey: string | undefined;
   readonly #authSecret: SecretInput | undefined;
   readonly #requestTimeoutMs: number;
-  readonly #retry: { attempts: number; baseDelayMs: number; maxDelayMs: number };
+  readonly #retry: RetryPolicy;
   readonly #userAgent: string;
   readonly #fetch: typeof fetch;
   #token: string | undefined;
@@ -174,11 +156,11 @@ export class ConductorClient implements ConductorApi {
     const timeout = options.requestTimeoutMs ?? 30_000;
     if (!(timeout > 0)) throw new RangeError(`requestTimeoutMs must be > 0, got ${timeout}`);
     this.#requestTimeoutMs = timeout;
-    this.#retry = {
+    this.#retry = Object.freeze({
       attempts: options.retry?.attempts ?? 4,
       baseDelayMs: options.retry?.baseDelayMs ?? 250,
       maxDelayMs: options.retry?.maxDelayMs ?? 5_000,
-    };
+    });
     this.#userAgent = options.userAgent ?? `perago/${VERSION}`;
     this.#fetch = options.fetch ?? globalThis.fetch.bind(globalThis);
   }
@@ -397,12 +379,11 @@ export class ConductorClient implements ConductorApi {
 
   /** `GET /health` -> true when 200; false when the server is down or unhealthy. */
   async health(signal?: AbortSignal): Promise<boolean> {
-    const timeout = AbortSignal.timeout(this.#requestTimeoutMs);
-    const combined = signal ? AbortSignal.any([signal, timeout]) : timeout;
+    const timer = new RequestTimer(this.#requestTimeoutMs, signal, "Conductor");
     try {
       const response = await this.#fetch(`${this.#root}/health`, {
         headers: { "user-agent": this.#userAgent },
-        signal: combined,
+        signal: timer.signal,
       });
       await response.body?.cancel();
       return response.status === 200;
@@ -410,20 +391,15 @@ export class ConductorClient implements ConductorApi {
       if (signal?.aborted) throw signal.reason;
       void error;
       return false;
+    } finally {
+      timer.done();
     }
   }
 
   async #request<T>(spec: RequestSpec<T>): Promise<T> {
     const once = () => this.#requestWithAuth(spec);
     if (!spec.retry) return await once();
-    return await retry(once, {
-      attempts: this.#retry.attempts,
-      baseDelayMs: this.#retry.baseDelayMs,
-      maxDelayMs: this.#retry.maxDelayMs,
-      isRetryable: isTransientConductorError,
-      delayFor: (error) => (error instanceof RetryAfterError ? error.retryAfterMs : undefined),
-      ...(spec.signal ? { signal: spec.signal } : {}),
-    });
+    return await retryTransient(once, this.#retry, spec.signal);
   }
 
   async #requestWithAuth<T>(spec: RequestSpec<T>): Promise<T> {
@@ -448,7 +424,7 @@ export class ConductorClient implements ConductorApi {
         operation: "token",
         method: "POST",
         path: "/token",
-        body: { keyId: this.#authKey, keySecret: reveal(this.#authSecret ?? "") },
+        body: { keyId: this.#authKey, keySecret: revealSecret(this.#authSecret ?? "") },
         retry: false,
         signal: undefined,
         parse: (text, status) => parseJson("token", tokenSchema, text, status).token,
@@ -471,10 +447,7 @@ export class ConductorClient implements ConductorApi {
   }
 
   async #send<T>(spec: RequestSpec<T>, token: string | undefined): Promise<T> {
-    const url = new URL(`${this.#apiBase}${spec.path}`);
-    for (const [key, value] of Object.entries(spec.query ?? {})) {
-      if (value !== undefined && value !== "") url.searchParams.set(key, String(value));
-    }
+    const url = requestUrl(this.#apiBase, spec.path, spec.query, { omitEmpty: true });
     const headers: Record<string, string> = {
       "user-agent": this.#userAgent,
       accept: "application/json, text/plain, */*",
@@ -491,8 +464,7 @@ export class ConductorClient implements ConductorApi {
       }
     }
     const timeoutMs = spec.timeoutMs ?? this.#requestTimeoutMs;
-    const timeout = AbortSignal.timeout(timeoutMs);
-    const signal = spec.signal ? AbortSignal.any([spec.signal, timeout]) : timeout;
+    const timer = new RequestTimer(timeoutMs, spec.signal, "Conductor");
     let response: Response;
     let text: string;
     try {
@@ -500,12 +472,12 @@ export class ConductorClient implements ConductorApi {
         method: spec.method,
         headers,
         ...(body !== undefined ? { body } : {}),
-        signal,
+        signal: timer.signal,
       });
       text = await response.text();
     } catch (cause) {
       if (spec.signal?.aborted) throw spec.signal.reason;
-      const timedOut = timeout.aborted;
+      const timedOut = timer.timedOut;
       throw new ConductorError({
         operation: spec.operation,
         serverMessage: timedOut
@@ -516,6 +488,8 @@ export class ConductorClient implements ConductorApi {
         transient: true,
         cause,
       });
+    } finally {
+      timer.done();
     }
     const status = response.status;
     if ((status >= 200 && status < 300) || spec.accept?.includes(status)) {
@@ -523,23 +497,9 @@ export class ConductorClient implements ConductorApi {
     }
     const details = { operation: spec.operation, status, serverMessage: serverMessageOf(text) };
     if (status === 404) throw new ConductorNotFoundError(details);
-    if (status === 429) {
-      const retryAfterMs = parseRetryAfterMs(response.headers.get("retry-after"));
-      throw new RetryAfterError(details, retryAfterMs);
-    }
-    throw new ConductorError(details);
-  }
-}
-
-/** A 429 carrying the server's `Retry-After`. */
-class RetryAfterError extends ConductorError {
-  override name = "ConductorError";
-  readonly retryAfterMs: number | undefined;
-  constructor(
-    details: { operation: string; status: number; serverMessage: string | undefined },
-    retryAfterMs: number | undefined,
-  ) {
-    super(details);
-    this.retryAfterMs = retryAfterMs;
+    throw new ConductorError({
+      ...details,
+      retryAfterMs: parseRetryAfterMs(response.headers.get("retry-after")),
+    });
   }
 }

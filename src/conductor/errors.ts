@@ -15,6 +15,8 @@ export interface ConductorErrorDetails {
   serverMessage?: string | undefined;
   /** True for errors worth retrying: no answer, 429 or 5xx. */
   transient?: boolean;
+  /** The wait the server asked for (`Retry-After`), ms. */
+  retryAfterMs?: number | undefined;
   cause?: unknown;
 }
 
@@ -46,6 +48,8 @@ export class ConductorError extends Error {
   readonly serverMessage: string | undefined;
   /** True when retrying may help (no answer, 429, 5xx). */
   readonly transient: boolean;
+  /** The wait the server asked for before a retry, ms. */
+  readonly retryAfterMs: number | undefined;
 
   constructor(details: ConductorErrorDetails, message?: string) {
     const what = details.status === undefined ? "" : `${details.status} `;
@@ -59,6 +63,7 @@ export class ConductorError extends Error {
     this.serverMessage = details.serverMessage;
     this.transient = details.transient ??
       (details.status === undefined || details.status === 429 || details.status >= 500);
+    this.retryAfterMs = details.retryAfterMs;
   }
 }
 
