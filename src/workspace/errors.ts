@@ -21,9 +21,6 @@
  */
 export class StaleAttemptError extends Error {
   override name = "StaleAttemptError";
-  constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
-  }
 }
 
 /**
@@ -33,9 +30,6 @@ export class StaleAttemptError extends Error {
  */
 export class PublishFenceError extends Error {
   override name = "PublishFenceError";
-  constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
-  }
 }
 
 /**
@@ -72,9 +66,6 @@ export class WorkspaceScopeError extends Error {
   override name = "WorkspaceScopeError";
   /** Always true: the attempt reports `FAILED_WITH_TERMINAL_ERROR`. */
   readonly terminal = true;
-  constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
-  }
 }
 
 /**
@@ -89,9 +80,6 @@ export class UnsafePathError extends Error {
   override name = "UnsafePathError";
   /** Always true: the attempt reports `FAILED_WITH_TERMINAL_ERROR`. */
   readonly terminal = true;
-  constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
-  }
 }
 
 /**
@@ -100,17 +88,11 @@ export class UnsafePathError extends Error {
  */
 export class WorkspaceSymlinkError extends Error {
   override name = "WorkspaceSymlinkError";
-  constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
-  }
 }
 
 /** The task returned a value its result schema rejects. Retryable like any failure. */
 export class TaskResultError extends Error {
   override name = "TaskResultError";
-  constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
-  }
 }
 
 /**
@@ -119,7 +101,4 @@ export class TaskResultError extends Error {
  */
 export class ReadOnlyWorkspaceError extends Error {
   override name = "ReadOnlyWorkspaceError";
-  constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
-  }
 }
