@@ -44,18 +44,20 @@ export async function forEachConcurrent<T>(
     pulling = next.catch(() => undefined);
     return next as Promise<IteratorResult<T>>;
   };
+  // The first error wins: it is kept, and aborts every other worker's item.
+  const fail = (error: unknown) => {
+    if (failed) return;
+    failed = true;
+    firstError = error;
+    inner.abort(error);
+  };
   const worker = async () => {
     while (!failed && !done) {
       let step: IteratorResult<T>;
       try {
         step = await pull();
       } catch (error) {
-        if (!failed) {
-          failed = true;
-          firstError = error;
-          inner.abort(error);
-        }
-        return;
+        return fail(error);
       }
       if (step.done) {
         done = true;
@@ -66,12 +68,7 @@ export async function forEachConcurrent<T>(
         inner.signal.throwIfAborted();
         await fn(step.value, inner.signal);
       } catch (error) {
-        if (!failed) {
-          failed = true;
-          firstError = error;
-          inner.abort(error);
-        }
-        return;
+        return fail(error);
       }
     }
   };
