@@ -58,25 +58,9 @@ export interface RecordEvent {
 }
 
 /** Buckets for durations in seconds (Conductor SDK time buckets, extended to 10 min). */
-export const SECONDS_BUCKETS: readonly number[] = Object.freeze([
-  0.001,
-  0.005,
-  0.01,
-  0.025,
-  0.05,
-  0.1,
-  0.25,
-  0.5,
-  1,
-  2.5,
-  5,
-  10,
-  30,
-  60,
-  120,
-  300,
-  600,
-]);
+export const SECONDS_BUCKETS: readonly number[] = Object.freeze(
+  [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600],
+);
 
 /** Buckets for sizes in bytes. */
 export const BYTES_BUCKETS: readonly number[] = Object.freeze([

@@ -79,22 +79,9 @@ const KINDS: readonly TaskMetricKind[] = ["counter", "gauge", "histogram", "time
 const DECLARATION_KEYS = ["kind", "description", "unit", "labels", "buckets"];
 
 /** Default bounds of a timer (seconds). */
-export const DEFAULT_TIMER_BUCKETS: readonly number[] = Object.freeze([
-  0.005,
-  0.01,
-  0.025,
-  0.05,
-  0.1,
-  0.25,
-  0.5,
-  1,
-  2.5,
-  5,
-  10,
-  30,
-  60,
-  300,
-]);
+export const DEFAULT_TIMER_BUCKETS: readonly number[] = Object.freeze(
+  [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
+);
 /** Default bounds of a histogram. */
 export const DEFAULT_HISTOGRAM_BUCKETS: readonly number[] = Object.freeze([
   1,
