@@ -24,7 +24,7 @@
  *
  * @module
  */
-import { definitionError } from "./errors.ts";
+import { definitionError, showValue } from "./errors.ts";
 import type {
   CompiledControls,
   CompiledPublishBudget,
@@ -166,7 +166,7 @@ export function compileControls(input?: ControlsOptions, taskName?: string): Com
   const int = (value: unknown, field: string, fallback: number, min: number, max = INT_MAX) => {
     if (value === undefined) return fallback;
     if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > max) {
-      throw fail(field, `must be an integer from ${min} to ${max}, got ${show(value)}`);
+      throw fail(field, `must be an integer from ${min} to ${max}, got ${showValue(value)}`);
     }
     return value;
   };
@@ -180,7 +180,7 @@ export function compileControls(input?: ControlsOptions, taskName?: string): Com
   ): T => {
     if (value === undefined) return fallback;
     if (typeof value !== "string" || !(allowed as readonly string[]).includes(value)) {
-      throw fail(field, `must be one of ${allowed.join(", ")}, got ${show(value)}`);
+      throw fail(field, `must be one of ${allowed.join(", ")}, got ${showValue(value)}`);
     }
     return value as T;
   };
@@ -338,7 +338,7 @@ function section(
 ): Record<string, unknown> {
   if (value === undefined) return {};
   if (value === null || typeof value !== "object" || Array.isArray(value)) {
-    throw fail(field, `must be an object, got ${show(value)}`);
+    throw fail(field, `must be an object, got ${showValue(value)}`);
   }
   for (const key of Object.keys(value)) {
     if (!keys.includes(key)) {
@@ -346,14 +346,6 @@ function section(
     }
   }
   return value as Record<string, unknown>;
-}
-
-function show(value: unknown): string {
-  if (value === undefined) return "undefined";
-  if (typeof value === "number") return String(value);
-  if (typeof value === "string") return JSON.stringify(value);
-  if (value === null) return "null";
-  return Array.isArray(value) ? "an array" : typeof value;
 }
 
 function deepFreeze<T>(value: T): T {

@@ -7,7 +7,7 @@
  */
 import { z } from "zod";
 import { compileControls, type ControlsOptions } from "./controls.ts";
-import { definitionError } from "./errors.ts";
+import { definitionError, showValue } from "./errors.ts";
 import { checkGuardrailList } from "./guardrails.ts";
 import { toInlineJsonSchema } from "./json_schema.ts";
 import { normalizePrefix } from "./paths.ts";
@@ -126,15 +126,17 @@ export function defineTask<P extends z.ZodObject, R extends z.ZodType>(
   if (typeof rawName !== "string" || !NAME_PATTERN.test(rawName) || rawName.length > NAME_MAX) {
     throw fail(
       "name",
-      `must be 1..${NAME_MAX} characters of A-Z, a-z, 0-9, "_", "." or "-", got ${show(rawName)}`,
+      `must be 1..${NAME_MAX} characters of A-Z, a-z, 0-9, "_", "." or "-", got ${
+        showValue(rawName)
+      }`,
     );
   }
   const name = rawName;
   if (typeof raw.ownerEmail !== "string" || !EMAIL_PATTERN.test(raw.ownerEmail)) {
-    throw fail("ownerEmail", `must be an email address, got ${show(raw.ownerEmail)}`);
+    throw fail("ownerEmail", `must be an email address, got ${showValue(raw.ownerEmail)}`);
   }
   if (typeof raw.description !== "string") {
-    throw fail("description", `must be a string, got ${show(raw.description)}`);
+    throw fail("description", `must be a string, got ${showValue(raw.description)}`);
   }
   if (!(raw.params instanceof z.ZodObject)) {
     throw fail(
@@ -146,7 +148,7 @@ export function defineTask<P extends z.ZodObject, R extends z.ZodType>(
     throw fail("result", "must be a zod schema such as z.object({ ... }) (import z from perago)");
   }
   if (typeof raw.run !== "function") {
-    throw fail("run", `must be a function (params, ctx) => result, got ${show(raw.run)}`);
+    throw fail("run", `must be a function (params, ctx) => result, got ${showValue(raw.run)}`);
   }
 
   // Strict params: an unknown key is an input error, so a misspelt parameter never passes
@@ -205,7 +207,7 @@ function compileWorkspace(
   if (value === null || typeof value !== "object" || Array.isArray(value)) {
     throw fail(
       "workspace",
-      `must be an object { prefix?, readOnly?, pre?, post? }, got ${show(value)}`,
+      `must be an object { prefix?, readOnly?, pre?, post? }, got ${showValue(value)}`,
     );
   }
   const spec = value as Record<string, unknown>;
@@ -221,7 +223,7 @@ function compileWorkspace(
     throw fail("workspace.prefix", (error as Error).message, error);
   }
   if (spec.readOnly !== undefined && typeof spec.readOnly !== "boolean") {
-    throw fail("workspace.readOnly", `must be true or false, got ${show(spec.readOnly)}`);
+    throw fail("workspace.readOnly", `must be true or false, got ${showValue(spec.readOnly)}`);
   }
   return Object.freeze({
     prefix,
@@ -229,12 +231,4 @@ function compileWorkspace(
     pre: checkGuardrailList(spec.pre, "workspace.pre", taskName),
     post: checkGuardrailList(spec.post, "workspace.post", taskName),
   });
-}
-
-function show(value: unknown): string {
-  if (value === undefined) return "undefined";
-  if (value === null) return "null";
-  if (typeof value === "string") return JSON.stringify(value);
-  if (typeof value === "number" || typeof value === "boolean") return String(value);
-  return Array.isArray(value) ? "an array" : typeof value;
 }

@@ -78,6 +78,24 @@ export class TaskDefinitionError extends Error {
 }
 
 /**
+ * A value as a definition error shows it: strings quoted, numbers, booleans, `null` and
+ * `undefined` as written, anything else by its kind.
+ *
+ * @example
+ * ```ts
+ * showValue("x"); // '"x"'
+ * showValue([1]); // "an array"
+ * ```
+ */
+export function showValue(value: unknown): string {
+  if (value === undefined) return "undefined";
+  if (value === null) return "null";
+  if (typeof value === "string") return JSON.stringify(value);
+  if (typeof value === "number" || typeof value === "boolean") return String(value);
+  return Array.isArray(value) ? "an array" : typeof value;
+}
+
+/**
  * Builds a {@linkcode TaskDefinitionError} with the standard message
  * `invalid task "<name>": <field>: <detail>; fix the defineTask call`.
  *

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { definitionError } from "./errors.ts";
+import { definitionError, showValue } from "./errors.ts";
 import type { CompiledWorkerOptions } from "./types.ts";
 
 /** The `worker` of `defineTask`; every field optional. */
@@ -62,7 +62,7 @@ export function compileWorkerOptions(input: unknown, taskName?: string): Compile
   if (input === null || typeof input !== "object" || Array.isArray(input)) {
     throw fail(
       "worker",
-      `must be an object { concurrency?, pollIntervalMs?, batchSize? }, got ${show(input)}`,
+      `must be an object { concurrency?, pollIntervalMs?, batchSize? }, got ${showValue(input)}`,
     );
   }
   const keys = Object.keys(WORKER_OPTION_BOUNDS);
@@ -77,7 +77,10 @@ export function compileWorkerOptions(input: unknown, taskName?: string): Compile
     if (value === undefined) return undefined;
     const { min, max } = WORKER_OPTION_BOUNDS[key];
     if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > max) {
-      throw fail(`worker.${key}`, `must be an integer from ${min} to ${max}, got ${show(value)}`);
+      throw fail(
+        `worker.${key}`,
+        `must be an integer from ${min} to ${max}, got ${showValue(value)}`,
+      );
     }
     return value;
   };
@@ -86,12 +89,4 @@ export function compileWorkerOptions(input: unknown, taskName?: string): Compile
     pollIntervalMs: int("pollIntervalMs"),
     batchSize: int("batchSize"),
   });
-}
-
-function show(value: unknown): string {
-  if (value === undefined) return "undefined";
-  if (value === null) return "null";
-  if (typeof value === "string") return JSON.stringify(value);
-  if (typeof value === "number" || typeof value === "boolean") return String(value);
-  return Array.isArray(value) ? "an array" : typeof value;
 }
