@@ -21,6 +21,7 @@ import {
   runAttempt,
 } from "../workspace/attempt.ts";
 import { countingLakeFs } from "../runtime/counting_lakefs.ts";
+import { alwaysCurrent } from "../workspace/fence.ts";
 import { parseCommandArgs } from "./_args.ts";
 import { startProgress } from "./_progress.ts";
 import { UsageError } from "./_fail.ts";
@@ -197,13 +198,7 @@ export const command: Command = {
         ...(lakefs === undefined ? {} : { lakefs }),
         ...(downloadCache === undefined ? {} : { downloadCache }),
         // No Conductor: the local attempt is always the current one.
-        loadCurrentAttempt: () =>
-          Promise.resolve({
-            status: "IN_PROGRESS",
-            workflowInstanceId: attempt.workflowInstanceId,
-            taskId: attempt.taskId,
-            retryCount: attempt.retryCount,
-          }),
+        loadCurrentAttempt: alwaysCurrent(attempt),
         signal: controller.signal,
         dryRun,
         refStyle: config.workspaceRefStyle,

@@ -9,6 +9,7 @@
 import type { z } from "zod";
 import { checkRelativeKey } from "../workspace/safe_path.ts";
 import { type AttemptIdentity, runAttempt } from "../workspace/attempt.ts";
+import { alwaysCurrent } from "../workspace/fence.ts";
 import { TASK_BRAND, type TaskDefinition } from "../task/types.ts";
 import { type FileContent, MemoryLakeFs } from "./memory_lakefs.ts";
 
@@ -217,13 +218,7 @@ export async function runTask<P extends z.ZodType, R extends z.ZodType>(
       failureReasonMaxLength: options.failureReasonMaxLength ?? 500,
       lakefs,
       // No Conductor: this attempt owns its task for as long as it runs.
-      loadCurrentAttempt: () =>
-        Promise.resolve({
-          status: "IN_PROGRESS",
-          workflowInstanceId: attempt.workflowInstanceId,
-          taskId: attempt.taskId,
-          retryCount: attempt.retryCount,
-        }),
+      loadCurrentAttempt: alwaysCurrent(attempt),
       verifyReadOnly: true,
       ...(options.signal === undefined ? {} : { signal: options.signal }),
     });

@@ -58,3 +58,23 @@ export function assertCurrentAttempt(attempt: FencedAttempt, current: CurrentTas
     );
   }
 }
+
+/**
+ * The fence of an attempt that no Conductor task backs (`perago run`, `perago/testing`'s
+ * `runTask`): the attempt is always the current one, so the fence always passes.
+ *
+ * @example
+ * ```ts
+ * const attempt = { workflowInstanceId: "local-1", taskId: "local-1", retryCount: 0 };
+ * assertCurrentAttempt(attempt, await alwaysCurrent(attempt)()); // passes
+ * ```
+ */
+export function alwaysCurrent(attempt: FencedAttempt): () => Promise<CurrentTaskState> {
+  return () =>
+    Promise.resolve({
+      status: "IN_PROGRESS",
+      workflowInstanceId: attempt.workflowInstanceId,
+      taskId: attempt.taskId,
+      retryCount: attempt.retryCount,
+    });
+}
