@@ -171,16 +171,22 @@ export const ToExecutorSchema = z.discriminatedUnion("type", [
 /** See {@linkcode ToExecutorSchema}. */
 export type ToExecutor = z.infer<typeof ToExecutorSchema>;
 
+/**
+ * A fence look-up, executor to supervisor and supervisor to broker (the same message): the
+ * current Conductor state of `taskId`, answered by a `fence-result` with `requestId`.
+ */
+const fenceRequest = z.object({
+  type: z.literal("fence"),
+  requestId: z.number().int(),
+  taskId: z.string(),
+  /** The attempt's trace (W3C traceparent): the look-up becomes a span of it. */
+  traceparent: z.string().max(100).optional(),
+});
+
 /** Executor to supervisor. */
 export const FromExecutorSchema = z.discriminatedUnion("type", [
   z.object({ type: z.literal("ready"), pid: z.number().int() }),
-  z.object({
-    type: z.literal("fence"),
-    requestId: z.number().int(),
-    taskId: z.string(),
-    /** The attempt's trace (W3C traceparent): the look-up becomes a span of it. */
-    traceparent: z.string().max(100).optional(),
-  }),
+  fenceRequest,
   z.object({
     type: z.literal("outcome"),
     attemptId: z.string(),
@@ -201,12 +207,7 @@ export const ToBrokerSchema = z.discriminatedUnion("type", [
   z.object({ type: z.literal("credit"), n: z.number().int().positive() }),
   /** `taskId` went to the executor `workerId` (lease extensions then carry that id). */
   z.object({ type: z.literal("assigned"), taskId: z.string(), workerId: z.string() }),
-  z.object({
-    type: z.literal("fence"),
-    requestId: z.number().int(),
-    taskId: z.string(),
-    traceparent: z.string().max(100).optional(),
-  }),
+  fenceRequest,
   z.object({
     type: z.literal("result"),
     taskId: z.string(),
