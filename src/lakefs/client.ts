@@ -240,18 +240,13 @@ export class LakeFsClient implements LakeFsApi {
     ref: string,
     options: ListObjectsOptions = {},
   ): AsyncIterable<ObjectStats> {
-    return this.#paginate("listObjects", objectStatsListSchema, options.after ?? "", (after) => ({
-      operation: "listObjects",
-      method: "GET",
-      path: `/repositories/${encode(repo)}/refs/${encode(ref)}/objects/ls`,
-      query: {
-        prefix: options.prefix,
-        after: after === "" ? undefined : after,
-        amount: options.amount ?? 1000,
-        delimiter: options.delimiter,
-      },
-      signal: options.signal,
-    })) as AsyncIterable<ObjectStats>;
+    return this.#paginate(
+      "listObjects",
+      objectStatsListSchema,
+      `/repositories/${encode(repo)}/refs/${encode(ref)}/objects/ls`,
+      { prefix: options.prefix, delimiter: options.delimiter },
+      options,
+    ) as AsyncIterable<ObjectStats>;
   }
 
   /**
@@ -531,13 +526,13 @@ export class LakeFsClient implements LakeFsApi {
     repo: string,
     options: { prefix?: string; signal?: AbortSignal } = {},
   ): AsyncIterable<Ref> {
-    const pages = this.#paginate("listBranches", refListSchema, "", (after) => ({
-      operation: "listBranches",
-      method: "GET",
-      path: `/repositories/${encode(repo)}/branches`,
-      query: { prefix: options.prefix, after: after === "" ? undefined : after, amount: 1000 },
-      signal: options.signal,
-    }));
+    const pages = this.#paginate(
+      "listBranches",
+      refListSchema,
+      `/repositories/${encode(repo)}/branches`,
+      { prefix: options.prefix },
+      { signal: options.signal },
+    );
     for await (const ref of pages) yield { id: ref.id, commit_id: ref.commit_id };
   }
 
@@ -707,33 +702,27 @@ export class LakeFsClient implements LakeFsApi {
     right: string,
     options: DiffRefsOptions = {},
   ): AsyncIterable<DiffEntry> {
-    return this.#paginate("diffRefs", diffListSchema, "", (after) => ({
-      operation: "diffRefs",
-      method: "GET",
-      path: `/repositories/${encode(repo)}/refs/${encode(left)}/diff/${encode(right)}`,
-      query: {
+    return this.#paginate(
+      "diffRefs",
+      diffListSchema,
+      `/repositories/${encode(repo)}/refs/${encode(left)}/diff/${encode(right)}`,
+      {
         prefix: options.prefix === "" ? undefined : options.prefix,
-        after: after === "" ? undefined : after,
-        amount: options.amount ?? 1000,
         type: options.type ?? "two_dot",
       },
-      signal: options.signal,
-    })) as AsyncIterable<DiffEntry>;
+      options,
+    ) as AsyncIterable<DiffEntry>;
   }
 
   /** The commits reachable from `ref`, newest first; with `stopAt`, up to that commit. */
   logCommits(repo: string, ref: string, options: LogCommitsOptions = {}): AsyncIterable<Commit> {
-    return this.#paginate("logCommits", commitListSchema, "", (after) => ({
-      operation: "logCommits",
-      method: "GET",
-      path: `/repositories/${encode(repo)}/refs/${encode(ref)}/commits`,
-      query: {
-        after: after === "" ? undefined : after,
-        amount: options.amount ?? 1000,
-        stop_at: options.stopAt,
-      },
-      signal: options.signal,
-    })) as AsyncIterable<Commit>;
+    return this.#paginate(
+      "logCommits",
+      commitListSchema,
+      `/repositories/${encode(repo)}/refs/${encode(ref)}/commits`,
+      { stop_at: options.stopAt },
+      options,
+    ) as AsyncIterable<Commit>;
   }
 
   /**
@@ -774,19 +763,35 @@ export class LakeFsClient implements LakeFsApi {
   }
 
   /**
-   * Walks a paginated listing: one request per page (each retried like any call), the
-   * results yielded in order. A page that says `has_more` without a new `next_offset` would
-   * loop forever, so it is an error naming the call.
+   * Walks a paginated listing of `path` (GET, `query` plus `after` and `amount`): one request
+   * per page (each retried like any call), the results yielded in order. A page that says
+   * `has_more` without a new `next_offset` would loop forever, so it is an error naming the
+   * call.
    */
   #paginate<T>(
     operation: string,
     schema: z.ZodType<{ pagination: { has_more: boolean; next_offset: string }; results: T[] }>,
-    firstAfter: string,
-    specFor: (after: string) => RequestSpec,
+    path: string,
+    query: RequestSpec["query"],
+    range: {
+      after?: string | undefined;
+      amount?: number | undefined;
+      signal?: AbortSignal | undefined;
+    },
   ): AsyncIterable<T> {
     return paginate(
       async (after) => {
-        const spec = specFor(after);
+        const spec: RequestSpec = {
+          operation,
+          method: "GET",
+          path,
+          query: {
+            ...query,
+            after: after === "" ? undefined : after,
+            amount: range.amount ?? 1000,
+          },
+          signal: range.signal,
+        };
         const page = await this.#call(spec, () => this.#json(spec, [200], schema));
         return {
           results: page.results,
@@ -794,7 +799,7 @@ export class LakeFsClient implements LakeFsApi {
           next: page.pagination.next_offset,
         };
       },
-      firstAfter,
+      range.after ?? "",
       () =>
         new LakeFsError({
           operation,
