@@ -223,13 +223,12 @@ export class LakeFsClient implements LakeFsApi {
 
   /** Reads a repository; {@linkcode LakeFsNotFoundError} when missing. */
   async getRepository(name: string, signal?: AbortSignal): Promise<Repository> {
-    const spec: RequestSpec = {
-      operation: "getRepository",
-      method: "GET",
-      path: `/repositories/${encode(name)}`,
+    return await this.#get(
+      "getRepository",
+      `/repositories/${encode(name)}`,
+      repositorySchema,
       signal,
-    };
-    return await this.#call(spec, () => this.#json(spec, [200], repositorySchema)) as Repository;
+    ) as Repository;
   }
 
   // ---------------------------------------------------------------- objects
@@ -260,13 +259,7 @@ export class LakeFsClient implements LakeFsApi {
     path: string,
     signal?: AbortSignal,
   ): Promise<ReadableStream<Uint8Array>> {
-    const spec: RequestSpec = {
-      operation: "getObject",
-      method: "GET",
-      path: `/repositories/${encode(repo)}/refs/${encode(ref)}/objects`,
-      query: { path },
-      signal,
-    };
+    const spec = objectSpec(repo, ref, path, signal);
     return await this.#call(spec, async () => {
       const tryControl = this.#tryControl(signal);
       try {
@@ -300,13 +293,7 @@ export class LakeFsClient implements LakeFsApi {
     path: string,
     options: { maxBytes: number; signal?: AbortSignal },
   ): Promise<Uint8Array> {
-    const spec: RequestSpec = {
-      operation: "getObject",
-      method: "GET",
-      path: `/repositories/${encode(repo)}/refs/${encode(ref)}/objects`,
-      query: { path },
-      signal: options.signal,
-    };
+    const spec = objectSpec(repo, ref, path, options.signal);
     return await this.#call(spec, async () => {
       const tryControl = this.#tryControl(options.signal);
       try {
@@ -512,13 +499,12 @@ export class LakeFsClient implements LakeFsApi {
 
   /** Reads a branch: its id and head commit id. */
   async getBranch(repo: string, name: string, signal?: AbortSignal): Promise<Ref> {
-    const spec: RequestSpec = {
-      operation: "getBranch",
-      method: "GET",
-      path: `/repositories/${encode(repo)}/branches/${encode(name)}`,
+    return await this.#get(
+      "getBranch",
+      `/repositories/${encode(repo)}/branches/${encode(name)}`,
+      refSchema,
       signal,
-    };
-    return await this.#call(spec, () => this.#json(spec, [200], refSchema));
+    );
   }
 
   /** All branches (optionally under a name prefix), page by page. */
@@ -615,13 +601,12 @@ export class LakeFsClient implements LakeFsApi {
 
   /** Reads a commit by id or by any ref that resolves to one. */
   async getCommit(repo: string, ref: string, signal?: AbortSignal): Promise<Commit> {
-    const spec: RequestSpec = {
-      operation: "getCommit",
-      method: "GET",
-      path: `/repositories/${encode(repo)}/commits/${encode(ref)}`,
+    return await this.#get(
+      "getCommit",
+      `/repositories/${encode(repo)}/commits/${encode(ref)}`,
+      commitSchema,
       signal,
-    };
-    return await this.#call(spec, () => this.#json(spec, [200], commitSchema)) as Commit;
+    ) as Commit;
   }
 
   /**
@@ -756,6 +741,17 @@ export class LakeFsClient implements LakeFsApi {
   }
 
   // ---------------------------------------------------------------- plumbing
+
+  /** A GET answered 200 with a JSON body `schema` accepts, retried like any call. */
+  async #get<S extends z.ZodType>(
+    operation: string,
+    path: string,
+    schema: S,
+    signal: AbortSignal | undefined,
+  ): Promise<z.infer<S>> {
+    const spec: RequestSpec = { operation, method: "GET", path, signal };
+    return await this.#call(spec, () => this.#json(spec, [200], schema));
+  }
 
   /** Runs one call, retrying transient errors. `fn` gets the 1-based try number. */
   #call<T>(spec: RequestSpec, fn: (attempt: number) => Promise<T>): Promise<T> {
@@ -1001,6 +997,22 @@ export class LakeFsClient implements LakeFsApi {
     );
     return relay.readable;
   }
+}
+
+/** The GET of an object's content (`getObject`). */
+function objectSpec(
+  repo: string,
+  ref: string,
+  path: string,
+  signal: AbortSignal | undefined,
+): RequestSpec {
+  return {
+    operation: "getObject",
+    method: "GET",
+    path: `/repositories/${encode(repo)}/refs/${encode(ref)}/objects`,
+    query: { path },
+    signal,
+  };
 }
 
 function optionalTimeout(value: number | undefined): number | undefined {
