@@ -7,6 +7,13 @@
  */
 import { ConductorHttpError, isObject, type Json } from "./_common.ts";
 
+/** Conductor's 400 for a request that fails its bean validation, listing each violation. */
+function validationFailed(errors: Json[]): ConductorHttpError {
+  return new ConductorHttpError(400, "Validation failed, check below errors for detail.", {
+    validationErrors: errors,
+  });
+}
+
 const RESULT_STATUSES = new Set([
   "IN_PROGRESS",
   "COMPLETED",
@@ -76,9 +83,7 @@ export function checkTaskDef(def: unknown): Json {
     });
   }
   if (errors.length > 0) {
-    throw new ConductorHttpError(400, "Validation failed, check below errors for detail.", {
-      validationErrors: errors,
-    });
+    throw validationFailed(errors);
   }
   return structuredClone(def);
 }
@@ -101,14 +106,10 @@ export function checkWorkflowDef(
 ): Json & { name: string; version: number } {
   if (!isObject(def)) throw new ConductorHttpError(400, "Workflow definition must be an object");
   if (typeof def.name !== "string" || def.name.trim() === "") {
-    throw new ConductorHttpError(400, "Validation failed, check below errors for detail.", {
-      validationErrors: [{ path: "name", message: "WorkflowDef name cannot be null or empty" }],
-    });
+    throw validationFailed([{ path: "name", message: "WorkflowDef name cannot be null or empty" }]);
   }
   if (!Array.isArray(def.tasks) || def.tasks.length === 0) {
-    throw new ConductorHttpError(400, "Validation failed, check below errors for detail.", {
-      validationErrors: [{ path: "tasks", message: "WorkflowTask list cannot be empty" }],
-    });
+    throw validationFailed([{ path: "tasks", message: "WorkflowTask list cannot be empty" }]);
   }
   const name = def.name;
   const errors: Json[] = [];
@@ -190,9 +191,7 @@ export function checkWorkflowDef(
     }
   }
   if (errors.length > 0) {
-    throw new ConductorHttpError(400, "Validation failed, check below errors for detail.", {
-      validationErrors: errors,
-    });
+    throw validationFailed(errors);
   }
   const version = def.version === undefined ? 1 : def.version;
   if (typeof version !== "number" || !Number.isInteger(version)) {
@@ -278,9 +277,7 @@ export function checkTaskResult(body: unknown): Json {
     });
   }
   if (errors.length > 0) {
-    throw new ConductorHttpError(400, "Validation failed, check below errors for detail.", {
-      validationErrors: errors,
-    });
+    throw validationFailed(errors);
   }
   return body;
 }
