@@ -6,7 +6,8 @@
  * | flag            | broker                        | executor                                  |
  * |-----------------|-------------------------------|-------------------------------------------|
  * | `--allow-read`  | log root, perago's sources    | workspace root, log root, each task       |
- * |                 |                               | module's directory, perago's sources      |
+ * |                 |                               | module's directory, perago's sources,     |
+ * |                 |                               | the project import map's local modules    |
  * | `--allow-write` | log root                      | workspace root, log root                  |
  * | `--allow-net`   | Conductor host:port           | lakeFS host:port                          |
  * | `--allow-env`   | none                          | none                                      |
@@ -20,8 +21,15 @@
  *   permission-checks) and its relative imports load. perago's source directory (the
  *   directory of `main.ts`, run from source) is readable for the same reason, but only
  *   what task modules import: `mod.ts`, `src/` and `deno.json` ({@linkcode sourceReadPaths}),
- *   never the rest of the root, where an operator's `.env` may hold the Conductor secret. Deno reads its own cache (`DENO_DIR`, npm packages) and the
- *   `deno.json` config without permission checks, so neither is listed.
+ *   never the rest of the root, where an operator's `.env` may hold the Conductor secret.
+ *   Deno reads its own cache (`DENO_DIR`, npm packages) and the `deno.json` config without
+ *   permission checks, so neither is listed.
+ * - Children run with the config the supervisor runs with ({@linkcode childConfig}): a task
+ *   project started with `deno run -A --config deno.json <perago>/main.ts start ...` has its
+ *   import map apply to the executors too. When that config is not perago's own, the local
+ *   modules its import map names are readable by executors ({@linkcode importMapReadPaths}:
+ *   a mapped file's directory, a mapped directory; never the whole directory of the config,
+ *   where the project's `.env` lives).
  * - `.env` is not readable by children (the supervisor read it).
  * - `--no-prompt`: a denied access fails at once instead of waiting on a terminal prompt.
  *
@@ -37,6 +45,7 @@
  */
 import { dirname, isAbsolute, resolve } from "node:path";
 import { fileURLToPath as fromFileUrl } from "node:url";
+import { denoConfigInUse, type DenoConfigProbe, importMapReadPaths } from "./deno_config.ts";
 
 /** Which child. */
 export type ChildRole = "broker" | "executor";
@@ -59,6 +68,12 @@ export interface ChildPermissionOptions {
    * @default the directory of this repository's `main.ts`
    */
   sourceRoot?: string;
+  /**
+   * Local files and directories the children's import map points at (executors read them):
+   * {@linkcode ChildConfig.importMapReads}.
+   * @default []
+   */
+  importMapReads?: readonly string[];
 }
 
 /** How to start a child process. */
@@ -77,7 +92,10 @@ export interface ChildCommandOptions extends ChildPermissionOptions {
   standalone?: boolean;
   /** perago's CLI entry. @default this repository's `main.ts` */
   mainModule?: string;
-  /** `deno.json` to run with (import map, lock). @default the one beside `main.ts` if present */
+  /**
+   * `deno.json` to run with (import map, lock); `undefined`: no `--config`.
+   * @default {@linkcode childConfig}'s: the supervisor's, else the one beside `main.ts`
+   */
   configFile?: string | undefined;
 }
 
@@ -167,6 +185,7 @@ export function childPermissionSets(options: ChildPermissionOptions): ChildPermi
       options.workspaceRoot,
       options.logRoot,
       ...options.modules.map(moduleDir),
+      ...(options.importMapReads ?? []),
       ...source,
     ]),
     write: unique([options.workspaceRoot, options.logRoot]),
@@ -207,7 +226,7 @@ export function childCommand(options: ChildCommandOptions): ChildCommand {
   const subcommand = options.role === "broker" ? "__broker" : "__executor";
   if (standalone) return { command: execPath, args: [subcommand], standalone: true };
   const mainModule = options.mainModule ?? fromFileUrl(MAIN_URL);
-  const configFile = "configFile" in options ? options.configFile : defaultConfigFile();
+  const configFile = "configFile" in options ? options.configFile : childConfig().configFile;
   return {
     command: execPath,
     args: [
@@ -221,7 +240,60 @@ export function childCommand(options: ChildCommandOptions): ChildCommand {
   };
 }
 
-function defaultConfigFile(): string | undefined {
+/** The config children run with, and what its import map makes executors read. */
+export interface ChildConfig {
+  /** Absolute path of the `deno.json` for the children's `--config`; `undefined`: none. */
+  configFile: string | undefined;
+  /**
+   * The local modules that config's import map names ({@linkcode importMapReadPaths}); empty
+   * for perago's own `deno.json` (its targets are perago's sources, granted narrowly).
+   */
+  importMapReads: string[];
+}
+
+/** Options of {@linkcode childConfig}; defaults describe this process. */
+export interface ChildConfigOptions extends DenoConfigProbe {
+  /** @default Deno.build.standalone */
+  standalone?: boolean;
+  /** perago's own `deno.json`. @default the one beside `main.ts` if present */
+  peragoConfigFile?: string | undefined;
+  /** perago's source directory. @default the directory of this repository's `main.ts` */
+  sourceRoot?: string | undefined;
+}
+
+/**
+ * The config children run with: the one this process (the supervisor) runs with
+ * ({@linkcode denoConfigInUse}: `--config`, else the one Deno discovered), so children resolve
+ * imports exactly as the supervisor did; perago's own `deno.json` when that cannot be told
+ * (no `/proc`, no permission to read it, `--no-config`). A compiled binary gets none: its
+ * children take no `deno run` flags and embed their modules. Never throws.
+ *
+ * @example
+ * ```ts
+ * // Started as `deno run -A --config deno.json <perago>/main.ts start tasks/hello.ts`
+ * // in /srv/project, whose deno.json maps "greet" to "./lib/greet.ts":
+ * const { configFile, importMapReads } = childConfig();
+ * // configFile: "/srv/project/deno.json", importMapReads: ["/srv/project/lib"]
+ * ```
+ */
+export function childConfig(options: ChildConfigOptions = {}): ChildConfig {
+  if (options.standalone ?? Deno.build.standalone === true) {
+    return { configFile: undefined, importMapReads: [] };
+  }
+  const own = "peragoConfigFile" in options ? options.peragoConfigFile : peragoConfigFile();
+  const config = denoConfigInUse(options)?.config;
+  if (config === undefined || config === null || config.path === own) {
+    return { configFile: own, importMapReads: [] };
+  }
+  const sourceRoot = "sourceRoot" in options ? options.sourceRoot : defaultSourceRoot();
+  return {
+    configFile: config.path,
+    importMapReads: importMapReadPaths(config.path, config.text, unique([sourceRoot])),
+  };
+}
+
+/** perago's own `deno.json` (beside `main.ts`), when it exists. */
+function peragoConfigFile(): string | undefined {
   if (CONFIG_URL.protocol !== "file:") return undefined;
   try {
     Deno.statSync(CONFIG_URL);

@@ -23,7 +23,13 @@ import { LakeFsClient } from "../lakefs/client.ts";
 import { setupLogging } from "../log/setup.ts";
 import { type LoadedTask, loadTask } from "../task/loader.ts";
 import { spawnChild } from "./_child.ts";
-import { childCommand, childEnv, childPermissionSets, readParentEnv } from "./permissions.ts";
+import {
+  childCommand,
+  childConfig,
+  childEnv,
+  childPermissionSets,
+  readParentEnv,
+} from "./permissions.ts";
 import { spawnWorkerChild, workerOptionsEnabled, workerPermissions } from "./thread_spawner.ts";
 import {
   type BrokerInit,
@@ -325,12 +331,17 @@ function supervisorOptions(
     },
     log: log(childWorkerId(prefix, slot)),
   });
+  // Children (and thread-mode Workers, which resolve as this process does) use this process's
+  // deno.json: a task project's import map reaches the executors, which may read its modules.
+  const { configFile, importMapReads } = childConfig();
   const permissionInputs = {
     workspaceRoot: config.workspaceRoot,
     logRoot: config.logRoot,
     modules,
     conductorUrl: conductor.serverUrl,
     lakefsUrl: lakefs.endpointUrl,
+    configFile,
+    importMapReads,
   };
   const env = childEnv(readParentEnv(), [
     ...CONFIG_ENV_VARS,

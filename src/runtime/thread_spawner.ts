@@ -25,10 +25,9 @@
  *
  * @module
  */
-import { dirname } from "node:path";
-import { fileURLToPath as fromFileUrl } from "node:url";
 import type { z } from "zod";
 import type { ChildExit, ChildHandle } from "./_child.ts";
+import { denoConfigInUse, type DenoConfigProbe, parseDenoConfig } from "./deno_config.ts";
 import type { ChildPermissionSets, ChildRole } from "./permissions.ts";
 
 const ENTRY_URL = new URL("./_worker_entry.ts", import.meta.url);
@@ -72,15 +71,9 @@ export function workerPermissions(sets: ChildPermissionSets): Deno.PermissionOpt
 }
 
 /** Where Deno would take this process's unstable flags from; inputs of the check. */
-export interface WorkerOptionsProbe {
+export interface WorkerOptionsProbe extends DenoConfigProbe {
   /** @default Deno.build.standalone */
   standalone?: boolean;
-  /** This process's command line (`/proc/self/cmdline` on Linux); `undefined` if unknown. */
-  argv?: readonly string[] | undefined;
-  /** @default Deno.mainModule */
-  mainModule?: string;
-  /** Reads a config file; `undefined` when it does not exist. @default Deno.readTextFileSync */
-  readConfig?: (path: string) => string | undefined;
 }
 
 /**
@@ -89,74 +82,22 @@ export interface WorkerOptionsProbe {
  * `/proc`, or no permission to read it), in which case the caller goes ahead.
  *
  * Looked at, in order: a compiled binary (the compile script bakes the flag: `true`); the
- * command line; the `unstable` list of the config file in use (`--config`, else the
- * `deno.json`/`deno.jsonc` nearest to the main module, as Deno finds it).
+ * command line; the `unstable` list of the config file in use ({@linkcode denoConfigInUse}:
+ * `--config`, else the `deno.json`/`deno.jsonc` nearest to the main module, as Deno finds it).
  */
 export function workerOptionsEnabled(probe: WorkerOptionsProbe = {}): boolean | undefined {
   if (probe.standalone ?? Deno.build.standalone === true) return true;
-  const argv = "argv" in probe ? probe.argv : readCmdline();
-  if (argv === undefined) return undefined;
-  const read = probe.readConfig ?? readIfExists;
-  // Deno's own flags come before the main module; stop there.
-  const mainModule = probe.mainModule ?? Deno.mainModule;
-  const mainPath = mainModule.startsWith("file:") ? fromFileUrl(mainModule) : mainModule;
-  let configPath: string | undefined;
-  let noConfig = false;
-  for (let i = 1; i < argv.length; i++) {
-    const arg = argv[i]!;
-    if (arg === "--unstable-worker-options") return true;
-    if (arg === "--no-config") noConfig = true;
-    if (arg === "--config" || arg === "-c") configPath = argv[i + 1];
-    else if (arg.startsWith("--config=")) configPath = arg.slice("--config=".length);
-    if (arg === mainPath || arg === mainModule) break;
-  }
-  if (noConfig) return false;
-  const candidates = configPath !== undefined
-    ? [configPath]
-    : mainModule.startsWith("file:")
-    ? ancestors(dirname(mainPath)).flatMap((dir) => [`${dir}/deno.json`, `${dir}/deno.jsonc`])
-    : [];
-  for (const path of candidates) {
-    const text = read(path);
-    if (text === undefined) continue;
-    return configEnablesWorkerOptions(text);
-  }
-  return false;
+  const found = denoConfigInUse(probe);
+  if (found === undefined) return undefined;
+  if (found.denoArgs.includes("--unstable-worker-options")) return true;
+  if (found.config === null) return false;
+  return configEnablesWorkerOptions(found.config.text);
 }
 
 function configEnablesWorkerOptions(text: string): boolean {
-  try {
-    // JSONC: drop line comments well enough for the `unstable` key.
-    const value = JSON.parse(text.replace(/^\s*\/\/.*$/gm, "")) as { unstable?: unknown };
-    return Array.isArray(value.unstable) && value.unstable.includes("worker-options");
-  } catch {
-    return /"unstable"\s*:\s*\[[^\]]*"worker-options"/.test(text);
-  }
-}
-
-function ancestors(dir: string): string[] {
-  const out: string[] = [];
-  for (let current = dir;; current = dirname(current)) {
-    out.push(current);
-    if (dirname(current) === current) return out;
-  }
-}
-
-function readIfExists(path: string): string | undefined {
-  try {
-    return Deno.readTextFileSync(path);
-  } catch {
-    return undefined;
-  }
-}
-
-function readCmdline(): string[] | undefined {
-  try {
-    const text = Deno.readTextFileSync("/proc/self/cmdline");
-    return text.split("\0").filter((part) => part !== "");
-  } catch {
-    return undefined;
-  }
+  const config = parseDenoConfig(text);
+  if (config === undefined) return /"unstable"\s*:\s*\[[^\]]*"worker-options"/.test(text);
+  return Array.isArray(config.unstable) && config.unstable.includes("worker-options");
 }
 
 /** Options of {@linkcode spawnWorkerChild}. */

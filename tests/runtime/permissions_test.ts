@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import {
   childCommand,
+  childConfig,
   childEnv,
   childPermissionFlags,
   hostPort,
@@ -130,4 +131,69 @@ Deno.test("permissions: an executor reads perago's mod.ts, src/ and deno.json, n
   } finally {
     await Deno.remove(root, { recursive: true });
   }
+});
+
+Deno.test("permissions: children run with the supervisor's --config; executors read its import map's local modules", () => {
+  const project = JSON.stringify({
+    imports: {
+      "perago": "/opt/perago/mod.ts",
+      "greet": "./lib/greet.ts",
+      "util": "./util.ts",
+      "shared/": "../shared/",
+      "all/": "./",
+      "zod": "npm:zod@4",
+    },
+    scopes: { "./vendor/": { "x": "file:///srv/x/x.ts" } },
+  });
+  const files: Record<string, string> = {
+    "/srv/project/deno.json": project,
+    "/opt/perago/deno.json": "{}",
+  };
+  const probe = {
+    standalone: false,
+    mainModule: "file:///opt/perago/main.ts",
+    cwd: "/srv/project",
+    readConfig: (path: string) => files[path],
+    peragoConfigFile: "/opt/perago/deno.json",
+    sourceRoot: "/opt/perago",
+  };
+  const explicit = childConfig({
+    ...probe,
+    argv: ["deno", "run", "-A", "-c", "deno.json", "/opt/perago/main.ts", "start", "t.ts"],
+  });
+  assert.equal(explicit.configFile, "/srv/project/deno.json");
+  // A file's directory, a mapped directory; never the project root or perago's root whole.
+  assert.deepEqual(explicit.importMapReads, [
+    "/opt/perago/mod.ts",
+    "/srv/project/lib",
+    "/srv/project/util.ts",
+    "/srv/shared",
+    "/srv/x",
+  ]);
+  const flags = childPermissionFlags({
+    ...base,
+    role: "executor",
+    importMapReads: explicit.importMapReads,
+  });
+  assert.match(flags[1]!, /,\/srv\/project\/lib,/);
+  assert.ok(
+    !childPermissionFlags({ ...base, role: "broker", importMapReads: ["/srv/project/lib"] })
+      .some((flag) => flag.includes("/srv/project")),
+    "the broker imports no task code",
+  );
+  // Discovered (no --config): the config nearest to main.ts, perago's own: nothing extra.
+  assert.deepEqual(childConfig({ ...probe, argv: ["deno", "run", "-A", "/opt/perago/main.ts"] }), {
+    configFile: "/opt/perago/deno.json",
+    importMapReads: [],
+  });
+  // Cannot tell (no /proc, or no permission to read it): perago's own, as before.
+  assert.deepEqual(childConfig({ ...probe, argv: undefined }), {
+    configFile: "/opt/perago/deno.json",
+    importMapReads: [],
+  });
+  // A compiled binary's children take no --config.
+  assert.deepEqual(childConfig({ ...probe, standalone: true, argv: ["perago", "start"] }), {
+    configFile: undefined,
+    importMapReads: [],
+  });
 });
