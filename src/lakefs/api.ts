@@ -112,6 +112,30 @@ export interface MergeOptions {
   requestTimeoutMs?: number;
 }
 
+/** What a download wrote: its size and the hex MD5 of its bytes, hashed as they passed. */
+export interface WrittenObject {
+  size: number;
+  md5: string;
+}
+
+/**
+ * Where a download's bytes go (sync.ts makes sinks that hash and write in a worker thread).
+ * One try of a download writes every chunk, then `finish`es; a failed try `abort`s.
+ */
+export interface ObjectSink {
+  /**
+   * Takes a chunk. Returns a promise when the caller should wait before the next chunk
+   * (back-pressure), else `undefined`; the sink is done with the chunk's bytes once it
+   * returned `undefined` or its promise settled, so the caller may reuse the buffer. Throws
+   * or rejects with the sink's own error (a full disk...).
+   */
+  write(chunk: Uint8Array): Promise<void> | undefined;
+  /** Closes the file; resolves with what was written. */
+  finish(): Promise<WrittenObject>;
+  /** Closes the file after a failed try; never throws. */
+  abort(): void;
+}
+
 /** What perago needs from lakeFS. Object bodies stream; nothing buffers a whole file. */
 export interface LakeFsApi {
   createRepository(
@@ -143,18 +167,19 @@ export interface LakeFsApi {
     options: { maxBytes: number; signal?: AbortSignal },
   ): Promise<Uint8Array>;
   /**
-   * Optional fast path of {@linkcode LakeFsApi.getObject} for downloads to disk: pipes an
-   * object's content into the file `open` gives (called once per try; each call must give
-   * an empty file, which the call closes). Implementations without it are read through
+   * Optional fast path of {@linkcode LakeFsApi.getObject} for downloads to disk: hands each
+   * chunk of an object's content to the sink `open` gives (called once per try; each call
+   * must give a sink over an empty file) and returns what the sink says it wrote. A sink's
+   * errors are the caller's, never retried. Implementations without it are read through
    * `getObject`.
    */
-  downloadObjectToFile?(
+  downloadObject?(
     repo: string,
     ref: string,
     path: string,
-    open: () => Promise<Deno.FsFile>,
+    open: () => Promise<ObjectSink>,
     signal?: AbortSignal,
-  ): Promise<void>;
+  ): Promise<WrittenObject>;
   /**
    * Uploads one object. `body` is a stream factory so a retry can reopen the source;
    * `size` (when known) is sent as Content-Length.

@@ -11,6 +11,7 @@
 import { createHash } from "node:crypto";
 import { dirname } from "node:path";
 import { forEachConcurrent } from "../util/pool.ts";
+import { HashingWriters } from "./_hashing_writer.ts";
 import type { LakeFsApi } from "./api.ts";
 
 /** One object of the remote listing, as downloaded. */
@@ -77,14 +78,15 @@ export class DownloadIntegrityError extends Error {
 const MD5_HEX = /^[0-9a-f]{32}$/i;
 
 /**
- * Downloads every object under `prefix` at `ref` into local files, streaming each body to
- * disk (never buffering a whole object). Zero-byte folder markers (keys ending in `/`) are
- * skipped and left out of the listing. Each file is created fresh (`createNew`: an existing
- * path, including a symlink, is an error). The size is always verified, and the MD5 when the
- * listed checksum is one, by reading the written file back (see `FileVerifier`). Returns the
- * listing of what was downloaded, in key order. With a client that has
- * `downloadObjectToFile` (the HTTP client does), bodies are piped natively into the files;
- * otherwise they are read through `getObject`.
+ * Downloads every object under `prefix` at `ref` into local files. Zero-byte folder markers
+ * (keys ending in `/`) are skipped and left out of the listing. Each file is created fresh
+ * (`createNew`: an existing path, including a symlink, is an error). The size is always
+ * verified, and the MD5 when the listed checksum is one, on the bytes as they arrive (never
+ * by reading the file back): objects up to {@linkcode SMALL_OBJECT_MAX_BYTES} in memory,
+ * larger ones hashed chunk by chunk while they stream to disk (bounded memory whatever the
+ * size), through `downloadObject` into a hashing worker when the client has it (the HTTP client does), else
+ * `getObject`. With a `cache`, objects the host has are copied from it instead. Returns the
+ * listing of what was downloaded, in key order.
  *
  * Requires `--allow-net` to the lakeFS host and `--allow-write` on the target paths.
  *
@@ -134,8 +136,8 @@ export async function downloadPrefix(
       yield entry;
     }
   }
-  const verifier = new FileVerifier();
   const cache = options.cache;
+  const writers = new HashingWriters();
   // One mkdir per folder: workers writing into the same folder await the same promise.
   const folders = new Map<string, Promise<void>>();
   const makeFolder = (folder: string): Promise<void> => {
@@ -177,7 +179,7 @@ export async function downloadPrefix(
             }
           }
         }
-        await downloadOne(lakefs, repo, ref, entry, path, verifier, signal, created);
+        await downloadOne(lakefs, repo, ref, entry, path, writers, signal, created);
         // Only MD5-verified downloads are cacheable (the cache skips other checksums).
         if (cache !== undefined && MD5_HEX.test(entry.checksum)) await cache.add(entry, path);
         options.onObject?.(entry, "lakefs");
@@ -185,7 +187,7 @@ export async function downloadPrefix(
       options.signal,
     );
   } finally {
-    verifier.close();
+    await writers.close();
   }
   entries.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   return entries;
@@ -197,24 +199,29 @@ async function downloadOne(
   ref: string,
   entry: RemoteEntry,
   path: string,
-  verifier: FileVerifier,
+  writers: HashingWriters,
   signal: AbortSignal,
   created: boolean,
 ): Promise<void> {
   // The first try creates the file (an existing path is an error) unless the caller did.
   let tries = created ? 1 : 0;
-  const open = () =>
-    tries++ === 0 ? createTarget(path, entry) : Deno.open(path, { write: true, truncate: true });
-  if (lakefs.downloadObjectToFile === undefined) {
+  if (lakefs.downloadObject === undefined) {
+    const open = () =>
+      tries++ === 0 ? createTarget(path, entry) : Deno.open(path, { write: true, truncate: true });
     const body = await lakefs.getObject(repo, ref, entry.key, signal);
     await writeBody(body, entry, open, signal);
     return;
   }
-  await lakefs.downloadObjectToFile(repo, ref, entry.key, open, signal);
+  const open = () => Promise.resolve(writers.open(path, { createNew: tries++ === 0 }));
+  let written;
+  try {
+    written = await lakefs.downloadObject(repo, ref, entry.key, open, signal);
+  } catch (error) {
+    // Only the first try creates the file (later ones truncate what it created).
+    throw twoKeysOnePath(entry, path, error);
+  }
   signal.throwIfAborted();
-  const withMd5 = MD5_HEX.test(entry.checksum);
-  const found = await verifier.check(path, entry.size, withMd5);
-  checkDownload(entry, found.size, withMd5 ? found.md5 : undefined);
+  checkDownload(entry, written.size, MD5_HEX.test(entry.checksum) ? written.md5 : undefined);
 }
 
 /**
@@ -269,14 +276,7 @@ function writeNewFileSync(path: string, entry: RemoteEntry, data: Uint8Array): v
   try {
     Deno.writeFileSync(path, data, { createNew: true, mode: 0o600 });
   } catch (error) {
-    if (error instanceof Deno.errors.AlreadyExists) {
-      throw new DownloadIntegrityError(
-        `cannot download ${JSON.stringify(entry.key)}: ${path} already exists; the listing ` +
-          "maps two keys to one path",
-        { cause: error },
-      );
-    }
-    throw error;
+    throw twoKeysOnePath(entry, path, error);
   }
 }
 
@@ -299,15 +299,18 @@ async function createTarget(path: string, entry: RemoteEntry): Promise<Deno.FsFi
   try {
     return await Deno.open(path, { write: true, createNew: true, mode: 0o600 });
   } catch (error) {
-    if (error instanceof Deno.errors.AlreadyExists) {
-      throw new DownloadIntegrityError(
-        `cannot download ${JSON.stringify(entry.key)}: ${path} already exists; the listing ` +
-          "maps two keys to one path",
-        { cause: error },
-      );
-    }
-    throw error;
+    throw twoKeysOnePath(entry, path, error);
   }
+}
+
+/** `AlreadyExists` on creating a download's file: two keys of the listing map to one path. */
+function twoKeysOnePath(entry: RemoteEntry, path: string, error: unknown): unknown {
+  if (!(error instanceof Deno.errors.AlreadyExists)) return error;
+  return new DownloadIntegrityError(
+    `cannot download ${JSON.stringify(entry.key)}: ${path} already exists; the listing ` +
+      "maps two keys to one path",
+    { cause: error },
+  );
 }
 
 /** Compares what was downloaded with the listing. */
@@ -323,136 +326,6 @@ function checkDownload(entry: RemoteEntry, written: number, md5: string | undefi
       `download of ${JSON.stringify(entry.key)} has MD5 ${md5}, the listing says ` +
         `${entry.checksum}; retry the attempt`,
     );
-  }
-}
-
-/** Files at least this large are hashed by a worker; smaller ones on the calling thread. */
-const WORKER_MIN_BYTES = 256 * 1024;
-
-/**
- * MD5 workers of one download: one core is left to the main thread, and up to 4 others hash
- * (one worker is ~590 MiB/s). On this project's 2-core dev host that is one worker; two were
- * measured no faster there, as the cores are already busy with the transfer.
- */
-const MAX_MD5_WORKERS = Math.max(1, Math.min(4, (navigator.hardwareConcurrency ?? 2) - 1));
-
-// The worker's source is inline (a blob URL) so `deno compile` needs no extra include.
-const MD5_WORKER_SOURCE = `
-import { createHash } from "node:crypto";
-const buffer = new Uint8Array(1024 * 1024);
-self.onmessage = (event) => {
-  const { id, path } = event.data;
-  let file;
-  try {
-    file = Deno.openSync(path, { read: true });
-    const hash = createHash("md5");
-    let size = 0;
-    let n;
-    while ((n = file.readSync(buffer)) !== null) {
-      hash.update(buffer.subarray(0, n));
-      size += n;
-    }
-    self.postMessage({ id, md5: hash.digest("hex"), size });
-  } catch (error) {
-    self.postMessage({ id, error: String(error && error.message || error) });
-  } finally {
-    try { file?.close(); } catch { /* closed */ }
-  }
-};
-`;
-
-/**
- * Verifies downloaded files by reading them back: their size, and their MD5 when asked.
- * MD5 (`node:crypto`, ~600 MB/s on one core) is the costliest part of a download, so files
- * of {@linkcode WORKER_MIN_BYTES} or more are hashed in worker threads (up to
- * {@linkcode MAX_MD5_WORKERS}), started when needed and terminated by
- * {@linkcode FileVerifier.close}; the downloads themselves are piped
- * natively, so the main thread stays free. Measured on 1 MiB objects (2 cores, demo lakeFS
- * on the same host): MD5 on the main thread while piping gave 0.36 of a plain client's
- * throughput, a native pipe then the worker 0.71.
- */
-class FileVerifier {
-  /** Workers started so far (at most {@linkcode MAX_MD5_WORKERS}), with their queued checks. */
-  readonly #workers: { worker: Worker; pending: number }[] = [];
-  #url: string | undefined;
-  #nextId = 0;
-  readonly #waiting = new Map<
-    number,
-    {
-      slot: { pending: number };
-      resolve: (v: { md5: string; size: number }) => void;
-      reject: (e: Error) => void;
-    }
-  >();
-
-  async check(path: string, size: number, md5: boolean): Promise<{ md5: string; size: number }> {
-    if (!md5) return { md5: "", size: (await Deno.stat(path)).size };
-    if (size < WORKER_MIN_BYTES) {
-      const data = await Deno.readFile(path);
-      return { md5: createHash("md5").update(data).digest("hex"), size: data.length };
-    }
-    const slot = this.#pick();
-    const id = this.#nextId++;
-    slot.pending++;
-    return await new Promise((resolve, reject) => {
-      this.#waiting.set(id, { slot, resolve, reject });
-      slot.worker.postMessage({ id, path });
-    });
-  }
-
-  /** The least busy worker; a new one when all are busy and the limit allows. */
-  #pick(): { worker: Worker; pending: number } {
-    let best = this.#workers[0];
-    for (const slot of this.#workers) {
-      if (best === undefined || slot.pending < best.pending) best = slot;
-    }
-    if (best !== undefined && (best.pending === 0 || this.#workers.length >= MAX_MD5_WORKERS)) {
-      return best;
-    }
-    this.#url ??= URL.createObjectURL(
-      new Blob([MD5_WORKER_SOURCE], { type: "text/javascript" }),
-    );
-    const worker = new Worker(this.#url, { type: "module" });
-    worker.onmessage = (
-      event: MessageEvent<{ id: number; md5?: string; size?: number; error?: string }>,
-    ) => {
-      const { id, md5, size, error } = event.data;
-      const waiter = this.#waiting.get(id);
-      this.#waiting.delete(id);
-      if (waiter === undefined) return;
-      waiter.slot.pending--;
-      if (error !== undefined || md5 === undefined || size === undefined) {
-        waiter.reject(
-          new Error(`download check: cannot read back the file: ${error}; retry the attempt`),
-        );
-      } else waiter.resolve({ md5, size });
-    };
-    worker.onerror = (event) => {
-      event.preventDefault();
-      this.#failAll(
-        new Error(`download check: the MD5 worker failed: ${event.message}; retry the attempt`),
-      );
-    };
-    const slot = { worker, pending: 0 };
-    this.#workers.push(slot);
-    return slot;
-  }
-
-  #failAll(error: Error): void {
-    for (const waiter of this.#waiting.values()) {
-      waiter.slot.pending--;
-      waiter.reject(error);
-    }
-    this.#waiting.clear();
-  }
-
-  /** Terminates the workers; checks still pending fail. */
-  close(): void {
-    for (const { worker } of this.#workers) worker.terminate();
-    this.#workers.length = 0;
-    if (this.#url !== undefined) URL.revokeObjectURL(this.#url);
-    this.#url = undefined;
-    this.#failAll(new Error("download check: cancelled"));
   }
 }
 

@@ -55,8 +55,6 @@ export function countingLakeFs(
     uploadedObjects: 0,
     uploadedBytes: 0,
   };
-  /** Sizes from listings, for the download fast path (it pipes into a file unseen). */
-  const listedSizes = new Map<string, number>();
   const moved = () => options.onTransfer?.(counts);
   const contact = (ok: boolean, error?: unknown) => {
     try {
@@ -75,17 +73,11 @@ export function countingLakeFs(
       throw error;
     }
   }
-  const key = (repo: string, ref: string, path: string) => `${repo}\u0000${ref}\u0000${path}`;
 
   const overrides: Partial<LakeFsApi> = {
     async *listObjects(repo, ref, listOptions) {
       try {
-        for await (const entry of inner.listObjects(repo, ref, listOptions)) {
-          if (entry.path_type === "object") {
-            listedSizes.set(key(repo, ref, entry.path), entry.size_bytes);
-          }
-          yield entry;
-        }
+        yield* inner.listObjects(repo, ref, listOptions);
         contact(true);
       } catch (error) {
         contact(!lakeFsUnreachable(error), error);
@@ -133,13 +125,14 @@ export function countingLakeFs(
       return data;
     };
   }
-  if (inner.downloadObjectToFile !== undefined) {
-    const fast = inner.downloadObjectToFile.bind(inner);
-    overrides.downloadObjectToFile = async (repo, ref, path, open, signal) => {
-      await call(() => fast(repo, ref, path, open, signal));
+  if (inner.downloadObject !== undefined) {
+    const fast = inner.downloadObject.bind(inner);
+    overrides.downloadObject = async (repo, ref, path, open, signal) => {
+      const written = await call(() => fast(repo, ref, path, open, signal));
       counts.downloadedObjects++;
-      counts.downloadedBytes += listedSizes.get(key(repo, ref, path)) ?? 0;
+      counts.downloadedBytes += written.size;
       moved();
+      return written;
     };
   }
   // Everything else goes to `inner` untouched (methods added to the seam keep working).

@@ -1,9 +1,11 @@
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
 import { join } from "node:path";
 import type { LakeFsApi, ListObjectsOptions, ObjectStats } from "../../src/lakefs/api.ts";
 import { LakeFsClient } from "../../src/lakefs/client.ts";
 import { LakeFsError } from "../../src/lakefs/errors.ts";
 import { DownloadIntegrityError, downloadPrefix } from "../../src/lakefs/sync.ts";
+import { fileSink, HashingWriters } from "../../src/lakefs/_hashing_writer.ts";
 import { SECRET, withLakeFs } from "./_helpers.ts";
 
 const KIB = 1024;
@@ -177,7 +179,7 @@ function clientFor(url: string, timeoutMs: number, attempts: number): LakeFsClie
   });
 }
 
-Deno.test("downloadObjectToFile: a body that stops growing times out and closes the file", async () => {
+Deno.test("downloadObject: a body that stops growing times out and closes the file", async () => {
   let stalled: ReadableStreamDefaultController<Uint8Array> | undefined;
   await withBodyServer((_attempt, controller) => {
     controller.enqueue(new Uint8Array(1000));
@@ -187,11 +189,14 @@ Deno.test("downloadObjectToFile: a body that stops growing times out and closes 
       const client = clientFor(url, 300, 1);
       const started = performance.now();
       await assert.rejects(
-        client.downloadObjectToFile(
+        client.downloadObject(
           "repo",
           "main",
           "x",
-          () => Deno.open(join(dir, "x"), { write: true, create: true, truncate: true }),
+          async () =>
+            fileSink(
+              await Deno.open(join(dir, "x"), { write: true, create: true, truncate: true }),
+            ),
         ),
         (error: unknown) => {
           assert.ok(error instanceof LakeFsError, String(error));
@@ -210,7 +215,7 @@ Deno.test("downloadObjectToFile: a body that stops growing times out and closes 
   });
 });
 
-Deno.test("downloadObjectToFile: a slow body that keeps growing is not timed out", async () => {
+Deno.test("downloadObject: a slow body that keeps growing is not timed out", async () => {
   await withBodyServer((_attempt, controller) => {
     let sent = 0;
     const tick = () => {
@@ -223,11 +228,12 @@ Deno.test("downloadObjectToFile: a slow body that keeps growing is not timed out
     await withDir(async (dir) => {
       // 8 chunks 100 ms apart: 700 ms in all, more than twice the 300 ms idle timeout.
       const client = clientFor(url, 300, 1);
-      await client.downloadObjectToFile(
+      await client.downloadObject(
         "repo",
         "main",
         "x",
-        () => Deno.open(join(dir, "x"), { write: true, create: true, truncate: true }),
+        async () =>
+          fileSink(await Deno.open(join(dir, "x"), { write: true, create: true, truncate: true })),
       );
       const data = await Deno.readFile(join(dir, "x"));
       assert.equal(data.length, 8 * 4096);
@@ -236,7 +242,7 @@ Deno.test("downloadObjectToFile: a slow body that keeps growing is not timed out
   });
 });
 
-Deno.test("downloadObjectToFile: a body cut mid-way is retried into a fresh file", async () => {
+Deno.test("downloadObject: a body cut mid-way is retried into a fresh file", async () => {
   await withBodyServer((attempt, controller) => {
     controller.enqueue(new Uint8Array(5000).fill(attempt));
     if (attempt === 1) controller.error(new Error("cut"));
@@ -245,13 +251,20 @@ Deno.test("downloadObjectToFile: a body cut mid-way is retried into a fresh file
     await withDir(async (dir) => {
       const client = clientFor(url, 5_000, 3);
       let opened = 0;
-      await client.downloadObjectToFile("repo", "main", "x", () => {
+      const written = await client.downloadObject("repo", "main", "x", async () => {
         opened++;
-        return Deno.open(join(dir, "x"), { write: true, create: true, truncate: true });
+        return fileSink(
+          await Deno.open(join(dir, "x"), { write: true, create: true, truncate: true }),
+        );
       });
       assert.equal(attempts(), 2);
       assert.equal(opened, 2);
       assert.deepEqual(await Deno.readFile(join(dir, "x")), new Uint8Array(5000).fill(2));
+      // The size and MD5 are of the bytes of the try that succeeded.
+      assert.deepEqual(written, {
+        size: 5000,
+        md5: createHash("md5").update(new Uint8Array(5000).fill(2)).digest("hex"),
+      });
     });
   });
 });
@@ -346,5 +359,63 @@ Deno.test("getObjectBytes stops reading past maxBytes + 1; the download says the
         },
       );
     });
+  });
+});
+
+Deno.test("HashingWriters: hashes and writes off the main thread through a bounded ring", async () => {
+  await withDir(async (dir) => {
+    const writers = new HashingWriters();
+    try {
+      const path = join(dir, "big.bin");
+      const sink = writers.open(path, { createNew: true });
+      const expected = createHash("md5");
+      let waits = 0;
+      // 24 chunks of 1 MiB (copied in pieces of 256 KiB) through a 4 MiB ring.
+      for (let i = 0; i < 24; i++) {
+        const chunk = new Uint8Array(1024 * KIB).fill(i);
+        expected.update(chunk);
+        const wait = sink.write(chunk);
+        if (wait !== undefined) {
+          waits++;
+          await wait;
+        }
+      }
+      assert.ok(waits > 0, "24 MiB handed over at once must ask the caller to wait");
+      assert.deepEqual(await sink.finish(), { size: 24 * 1024 * KIB, md5: expected.digest("hex") });
+      assert.equal((await Deno.stat(path)).size, 24 * 1024 * KIB);
+      // Several sinks on one ring, interleaved, odd sizes (pieces skip the ring's end).
+      const sinks = [0, 1, 2].map((n) => ({
+        path: join(dir, `m${n}.bin`),
+        sink: writers.open(join(dir, `m${n}.bin`), { createNew: true }),
+        hash: createHash("md5"),
+        size: 0,
+      }));
+      for (let i = 0; i < 60; i++) {
+        for (const [n, s] of sinks.entries()) {
+          const chunk = new Uint8Array(100_003 + n * 7919).fill((i * 3 + n) & 0xff);
+          s.hash.update(chunk);
+          s.size += chunk.length;
+          await s.sink.write(chunk);
+        }
+      }
+      for (const s of sinks) {
+        const md5 = s.hash.digest("hex");
+        assert.deepEqual(await s.sink.finish(), { size: s.size, md5 });
+        const data = await Deno.readFile(s.path);
+        assert.equal(createHash("md5").update(data).digest("hex"), md5, s.path);
+      }
+      // createNew refuses an existing path, even a symlink, as the main thread's open would.
+      await Deno.symlink("/etc/passwd", join(dir, "link"));
+      await assert.rejects(
+        writers.open(join(dir, "link"), { createNew: true }).finish(),
+        Deno.errors.AlreadyExists,
+      );
+      // A sink still open when the writers close fails.
+      const open = writers.open(join(dir, "open.bin"), { createNew: true });
+      await writers.close();
+      await assert.rejects(open.finish(), /cancelled/);
+    } finally {
+      await writers.close();
+    }
   });
 });

@@ -1,0 +1,364 @@
+/**
+ * Sinks for downloads (`ObjectSink`): each chunk is hashed (MD5) and written to its file as it
+ * arrives, so a download is verified without reading the file back.
+ *
+ * {@linkcode HashingWriters} does the hashing and writing in worker threads (up to
+ * {@linkcode MAX_HASH_WORKERS}; each chunk is copied into a shared ring), so the thread that
+ * reads the network does little else and MD5 runs beside it on another core. Measured on 1 MiB
+ * objects, 8 at once, against a demo lakeFS on the same 2-core host: this was the fastest of
+ * the verified designs tried (native pipe then MD5 read-back in a worker; MD5 and a
+ * synchronous write on the reading thread), each run side by side. {@linkcode fileSink}
+ * does the same on the calling thread (tests, and hosts where a worker cannot start).
+ *
+ * @module
+ */
+import { createHash } from "node:crypto";
+import type { ObjectSink, WrittenObject } from "./api.ts";
+
+/**
+ * Hashing workers of one download: one core is left to the thread reading the network, up to
+ * 4 others hash and write (one is ~600 MB/s of MD5).
+ */
+export const MAX_HASH_WORKERS = Math.max(1, Math.min(4, (navigator.hardwareConcurrency ?? 2) - 1));
+
+/**
+ * Each worker's ring: a `SharedArrayBuffer` the reading thread copies chunks into and the
+ * worker hashes and writes from. Transferring each chunk instead left every dead chunk to the
+ * worker's garbage collector (a 64 MiB object peaked at +65 MiB); the ring bounds what is in
+ * flight to its size, whatever the object's, and allocates nothing per chunk.
+ */
+const RING_BYTES = 4 * 1024 * 1024;
+/** Chunks are copied in pieces of at most this. */
+const PIECE_BYTES = 256 * 1024;
+/**
+ * The worker says how far it got each time it passed this many more bytes of its ring. A
+ * writer waits only when the ring holds more than `RING_BYTES - 2 * PIECE_BYTES`, so the
+ * worker always has enough queued to pass the next mark and wake it.
+ */
+const FREE_BYTES = 256 * 1024;
+
+// The worker's source is inline (a blob URL) so `deno compile` needs no extra include.
+const WORKER_SOURCE = `
+import { createHash } from "node:crypto";
+const FREE_BYTES = ${FREE_BYTES};
+const files = new Map();
+let ring;
+let freed = 0;
+const fail = (id, state, error) => {
+  state.error = true;
+  try { state.file?.close(); } catch { /* closed */ }
+  state.file = undefined;
+  self.postMessage({ t: "error", id, name: error?.name ?? "Error", message: String(error?.message ?? error) });
+};
+self.onmessage = (event) => {
+  const m = event.data;
+  if (m.t === "ring") { ring = new Uint8Array(m.buffer); return; }
+  if (m.t === "drain") {
+    // Messages are handled in order: every open, chunk and abort before this one is done.
+    self.postMessage({ t: "drained", id: m.id });
+    return;
+  }
+  if (m.t === "open") {
+    const state = { file: undefined, hash: createHash("md5"), size: 0, error: false };
+    files.set(m.id, state);
+    try {
+      state.file = Deno.openSync(m.path, m.createNew
+        ? { write: true, createNew: true, mode: 0o600 }
+        : { write: true, truncate: true });
+    } catch (error) { fail(m.id, state, error); }
+    return;
+  }
+  const state = files.get(m.id);
+  if (m.t === "chunk") {
+    if (state !== undefined && !state.error) {
+      try {
+        const chunk = ring.subarray(m.off, m.off + m.len);
+        state.hash.update(chunk);
+        let written = 0;
+        while (written < chunk.length) written += state.file.writeSync(chunk.subarray(written));
+        state.size += chunk.length;
+      } catch (error) { fail(m.id, state, error); }
+    }
+    // The ring's bytes up to this chunk's end are free again, whatever happened to them.
+    if (m.end - freed >= FREE_BYTES) {
+      freed = m.end;
+      self.postMessage({ t: "freed", upTo: freed });
+    }
+    return;
+  }
+  if (state === undefined) return;
+  if (m.t === "finish") {
+    files.delete(m.id);
+    if (state.error) return;
+    try {
+      state.file.close();
+      self.postMessage({ t: "done", id: m.id, size: state.size, md5: state.hash.digest("hex") });
+    } catch (error) { fail(m.id, state, error); }
+  } else if (m.t === "abort") {
+    files.delete(m.id);
+    try { state.file?.close(); } catch { /* closed */ }
+  }
+};
+`;
+
+type FromWorker =
+  | { t: "drained"; id: number }
+  | { t: "freed"; upTo: number }
+  | { t: "done"; id: number; size: number; md5: string }
+  | { t: "error"; id: number; name: string; message: string };
+
+/** A worker and its ring: `head` is where the next chunk goes, `tail` what it freed. */
+interface Slot {
+  readonly worker: Worker;
+  readonly ring: Uint8Array;
+  active: number;
+  head: number;
+  tail: number;
+  /** Writers waiting for the ring to free space. */
+  waiting: (() => void)[];
+}
+
+interface SinkState {
+  readonly slot: Slot;
+  error: Error | undefined;
+  done: PromiseWithResolvers<WrittenObject> | undefined;
+}
+
+/**
+ * The hashing workers of one download; {@linkcode HashingWriters.close} lets them finish what
+ * they were sent, then terminates them (sinks still open then fail).
+ *
+ * @example
+ * ```ts
+ * const writers = new HashingWriters();
+ * try {
+ *   const sink = writers.open(await Deno.makeTempFile(), { createNew: false });
+ *   sink.write(new TextEncoder().encode("abc"));
+ *   const written = await sink.finish(); // { size: 3, md5: "900150983cd24fb0d6963f7d28e17f72" }
+ * } finally {
+ *   await writers.close();
+ * }
+ * ```
+ */
+export class HashingWriters {
+  readonly #slots: Slot[] = [];
+  readonly #sinks = new Map<number, SinkState>();
+  readonly #drains = new Map<number, () => void>();
+  #url: string | undefined;
+  #nextId = 1;
+
+  /**
+   * A sink over the file at `path`: created (`createNew`: an existing path, even a symlink,
+   * fails with `Deno.errors.AlreadyExists`) or truncated. The worker opens the file; the
+   * sink is usable at once (waiting for the open would queue behind the worker's backlog of
+   * other downloads' chunks), and a failed open fails its next `write` or `finish`.
+   */
+  open(path: string, options: { createNew: boolean }): ObjectSink {
+    const slot = this.#pick();
+    const id = this.#nextId++;
+    const state: SinkState = { slot, error: undefined, done: undefined };
+    this.#sinks.set(id, state);
+    slot.active++;
+    slot.worker.postMessage({ t: "open", id, path, createNew: options.createNew });
+    const put = (piece: Uint8Array): boolean => {
+      const at = slot.head % RING_BYTES;
+      // A piece never wraps: the end of the ring is skipped when it does not fit there.
+      const skip = at + piece.length > RING_BYTES ? RING_BYTES - at : 0;
+      if (slot.head + skip + piece.length - slot.tail > RING_BYTES - PIECE_BYTES) return false;
+      slot.head += skip;
+      slot.ring.set(piece, slot.head % RING_BYTES);
+      const off = slot.head % RING_BYTES;
+      slot.head += piece.length;
+      slot.worker.postMessage({ t: "chunk", id, off, len: piece.length, end: slot.head });
+      return true;
+    };
+    const writeFrom = async (chunk: Uint8Array, from: number): Promise<void> => {
+      for (let offset = from; offset < chunk.length; offset += PIECE_BYTES) {
+        const piece = chunk.subarray(offset, offset + PIECE_BYTES);
+        while (!put(piece)) {
+          if (state.error !== undefined) throw state.error;
+          await new Promise<void>((resolve) => slot.waiting.push(resolve));
+        }
+      }
+      if (state.error !== undefined) throw state.error;
+    };
+    return {
+      write: (chunk) => {
+        if (state.error !== undefined) throw state.error;
+        for (let offset = 0; offset < chunk.length; offset += PIECE_BYTES) {
+          if (!put(chunk.subarray(offset, offset + PIECE_BYTES))) return writeFrom(chunk, offset);
+        }
+        return undefined;
+      },
+      finish: async () => {
+        if (state.error !== undefined) throw state.error;
+        state.done = Promise.withResolvers<WrittenObject>();
+        slot.worker.postMessage({ t: "finish", id });
+        try {
+          return await state.done.promise;
+        } finally {
+          this.#release(id);
+        }
+      },
+      abort: () => {
+        if (!this.#sinks.has(id)) return;
+        slot.worker.postMessage({ t: "abort", id });
+        this.#release(id);
+      },
+    };
+  }
+
+  #release(id: number): void {
+    const state = this.#sinks.get(id);
+    if (state === undefined) return;
+    this.#sinks.delete(id);
+    state.slot.active--;
+  }
+
+  /** The least busy worker; a new one while all are busy and the limit allows. */
+  #pick(): Slot {
+    let best = this.#slots[0];
+    for (const slot of this.#slots) {
+      if (best === undefined || slot.active < best.active) best = slot;
+    }
+    if (best !== undefined && (best.active === 0 || this.#slots.length >= MAX_HASH_WORKERS)) {
+      return best;
+    }
+    this.#url ??= URL.createObjectURL(new Blob([WORKER_SOURCE], { type: "text/javascript" }));
+    const worker = new Worker(this.#url, { type: "module" });
+    const buffer = new SharedArrayBuffer(RING_BYTES);
+    const slot: Slot = {
+      worker,
+      ring: new Uint8Array(buffer),
+      active: 0,
+      head: 0,
+      tail: 0,
+      waiting: [],
+    };
+    worker.postMessage({ t: "ring", buffer });
+    worker.onmessage = (event: MessageEvent<FromWorker>) => this.#answer(slot, event.data);
+    worker.onerror = (event) => {
+      event.preventDefault();
+      const error = new Error(`download: the hashing worker failed: ${event.message}`);
+      for (const state of this.#sinks.values()) if (state.slot === slot) fail(state, error);
+      wake(slot);
+    };
+    this.#slots.push(slot);
+    return slot;
+  }
+
+  #answer(slot: Slot, message: FromWorker): void {
+    if (message.t === "drained") {
+      this.#drains.get(message.id)?.();
+      this.#drains.delete(message.id);
+      return;
+    }
+    if (message.t === "freed") {
+      slot.tail = message.upTo;
+      wake(slot);
+      return;
+    }
+    const state = this.#sinks.get(message.id);
+    if (state === undefined) return;
+    if (message.t === "done") state.done?.resolve({ size: message.size, md5: message.md5 });
+    else {
+      fail(state, workerError(message));
+      wake(slot);
+    }
+  }
+
+  /**
+   * Terminates the workers; sinks still open fail. Each worker first finishes the messages
+   * it was sent (at most `drainMs`), so no file is created or written after this resolves.
+   */
+  async close(drainMs = 5_000): Promise<void> {
+    const slots = [...this.#slots];
+    const drains = slots.map(({ worker }) => {
+      const id = this.#nextId++;
+      const drained = Promise.withResolvers<void>();
+      this.#drains.set(id, drained.resolve);
+      worker.postMessage({ t: "drain", id });
+      return drained.promise;
+    });
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      Promise.all(drains),
+      new Promise<void>((resolve) => timer = setTimeout(resolve, drainMs)),
+    ]);
+    clearTimeout(timer);
+    this.#drains.clear();
+    for (const { worker } of slots) worker.terminate();
+    this.#slots.length = 0;
+    if (this.#url !== undefined) URL.revokeObjectURL(this.#url);
+    this.#url = undefined;
+    const error = new Error("download: cancelled");
+    for (const state of this.#sinks.values()) fail(state, error);
+    this.#sinks.clear();
+    for (const slot of slots) wake(slot);
+  }
+}
+
+function wake(slot: Slot): void {
+  const waiting = slot.waiting;
+  slot.waiting = [];
+  for (const resolve of waiting) resolve();
+}
+
+function fail(state: SinkState, error: Error): void {
+  state.error = error;
+  state.done?.reject(error);
+}
+
+/** The worker's error as the main thread's: `AlreadyExists` stays recognisable. */
+function workerError(message: { name: string; message: string }): Error {
+  if (message.name === "AlreadyExists") return new Deno.errors.AlreadyExists(message.message);
+  if (message.name === "NotFound") return new Deno.errors.NotFound(message.message);
+  if (message.name === "PermissionDenied" || message.name === "NotCapable") {
+    return new Deno.errors.PermissionDenied(message.message);
+  }
+  const error = new Error(message.message);
+  error.name = message.name;
+  return error;
+}
+
+/**
+ * A sink writing `file` on the calling thread (synchronous writes of each chunk), hashing as
+ * it goes; `finish` closes the file.
+ *
+ * @example
+ * ```ts
+ * const sink = fileSink(await Deno.open(await Deno.makeTempFile(), { write: true }));
+ * sink.write(new TextEncoder().encode("abc"));
+ * await sink.finish(); // { size: 3, md5: "900150983cd24fb0d6963f7d28e17f72" }
+ * ```
+ */
+export function fileSink(file: Deno.FsFile): ObjectSink {
+  const hash = createHash("md5");
+  let size = 0;
+  let closed = false;
+  const close = () => {
+    if (closed) return;
+    closed = true;
+    file.close();
+  };
+  return {
+    write(chunk) {
+      hash.update(chunk);
+      let written = 0;
+      while (written < chunk.length) written += file.writeSync(chunk.subarray(written));
+      size += chunk.length;
+      return undefined;
+    },
+    finish() {
+      close();
+      return Promise.resolve({ size, md5: hash.digest("hex") });
+    },
+    abort() {
+      try {
+        close();
+      } catch {
+        // Already closed.
+      }
+    },
+  };
+}
