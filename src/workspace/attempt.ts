@@ -41,6 +41,7 @@ import {
   type PublicationKind,
   publish,
   type PublishTarget,
+  type StagedCommit,
 } from "./publish.ts";
 import { checkRelativeKey, KeyTreeGuard, resolveInsideDir } from "./safe_path.ts";
 import { describeScope, inScope, resolveScope } from "./scope.ts";
@@ -350,16 +351,81 @@ function commitMetadata(state: AttemptState): Record<string, string> {
   };
 }
 
+/** A workspace attempt past its input checks: where it reads and writes. */
+interface WorkspaceAttempt {
+  readonly state: AttemptState;
+  readonly lakefs: LakeFsApi;
+  readonly input: WorkspaceInput;
+  /** The input's `params`, not yet validated. */
+  readonly params: unknown;
+  /** The attempt's scope: the task's prefix, narrowed by the input's. */
+  readonly scope: string;
+  /** The attempt directory. */
+  readonly dir: string;
+}
+
+/** Uploads and deletes that make the remote scope equal the attempt directory. */
+type UploadPlan = ReturnType<typeof planUploads>;
+
+/**
+ * The attempt of a workspace task, phase by phase: download, run (between two snapshots for
+ * a writable task), then, when something changed, stage and publish, each publication step
+ * behind a fence.
+ */
 async function runWorkspace(
   state: AttemptState,
   owner: ReturnType<typeof newOwner>,
 ): Promise<BodyResult> {
-  const { options, signal, log } = state;
+  const { options, signal } = state;
+  const spec = options.task.workspace!;
+  const ws = await openWorkspace(state, owner);
+  const listing = await downloadPhase(ws);
+  const snapshots = !spec.readOnly || options.verifyReadOnly === true;
+  if (snapshots) options.onPhase?.("snapshot");
+  const before = snapshots ? await snapshotDir(ws.dir, { signal }) : undefined;
+  const result = await runPhase(ws);
+
+  if (spec.readOnly || before === undefined || options.dryRun) {
+    // Read-only, or a dry run: no lakeFS side effect to fence; complete with the input ref.
+    if (before !== undefined) {
+      const after = await snapshotDir(ws.dir, { signal });
+      if (spec.readOnly) assertUnchanged(options.task.name, before, after);
+      else state.changes = diffSnapshots(before, after);
+    }
+    return {
+      output: { workspace: workspaceOutput(ws.input, ws.input.ref, options.refStyle), result },
+      publishedRef: ws.input.ref,
+    };
+  }
+
+  options.onPhase?.("snapshot");
+  const after = await snapshotDir(ws.dir, { signal });
+  state.changes = diffSnapshots(before, after);
+  const changed = !snapshotsEqual(before, after);
+
+  await fence(state); // fence #1
+  // This attempt is the current one: staging branches of earlier attempts of the same task
+  // are leftovers of processes killed before their cleanup ran.
+  await deleteLeftoverStaging(ws.lakefs, ws.input.repository, options.attempt, state.log, signal);
+  const plan = changed ? planUploads(ws.dir, before, after, listing, ws.scope) : undefined;
+  if (plan === undefined || (plan.uploads.length === 0 && plan.deletes.length === 0)) {
+    return await publishPhase(ws, result, undefined);
+  }
+  const staged = await stagePhase(ws, plan);
+  await fence(state); // fence #2
+  return await publishPhase(ws, result, staged);
+}
+
+/** Checks the workspace input, and makes the attempt directory. */
+async function openWorkspace(
+  state: AttemptState,
+  owner: ReturnType<typeof newOwner>,
+): Promise<WorkspaceAttempt> {
+  const { options } = state;
   const task = options.task;
-  const spec = task.workspace!;
   checkInputKeys(options.input, true);
   const input = parseWorkspaceInput(options.input.workspace);
-  const scope = resolveScope(spec.prefix, input.prefix);
+  const scope = resolveScope(task.workspace!.prefix, input.prefix);
   const lakefs = options.lakefs;
   if (lakefs === undefined) {
     throw new TaskInputError(
@@ -376,22 +442,26 @@ async function runWorkspace(
     taskDefName: options.attempt.taskDefName,
   }, owner);
   state.dir = dir;
-  const concurrency = options.syncConcurrency ?? 8;
+  return { state, lakefs, input, params: options.input.params, scope, dir };
+}
 
+/** `download`: the objects under the scope at the input ref, into the attempt directory. */
+async function downloadPhase(ws: WorkspaceAttempt): Promise<RemoteEntry[]> {
+  const { options, signal, log } = ws.state;
   options.onPhase?.("download");
   const keys = new KeyTreeGuard();
   let fromCache = 0;
-  const listing = await downloadPrefix(lakefs, {
-    repo: input.repository,
-    ref: input.ref,
-    prefix: scope,
+  const listing = await downloadPrefix(ws.lakefs, {
+    repo: ws.input.repository,
+    ref: ws.input.ref,
+    prefix: ws.scope,
     resolvePath: (key) => {
       // Claimed in listing order, before any write: a key that is a file and a folder at
       // once is refused whichever of the two downloads first.
       keys.claim(key);
-      return resolveInsideDir(dir, key);
+      return resolveInsideDir(ws.dir, key);
     },
-    concurrency,
+    concurrency: options.syncConcurrency ?? 8,
     ...(options.downloadCache === undefined ? {} : {
       cache: options.downloadCache,
       onObject: (_entry, from) => {
@@ -402,75 +472,48 @@ async function runWorkspace(
   });
   log.debug("downloaded {count} objects under {scope} ({fromCache} from the host cache)", {
     count: listing.length,
-    scope: describeScope(scope),
+    scope: describeScope(ws.scope),
     fromCache,
   });
-  const snapshots = !spec.readOnly || options.verifyReadOnly === true;
-  if (snapshots) options.onPhase?.("snapshot");
-  const before = snapshots ? await snapshotDir(dir, { signal }) : undefined;
+  return listing;
+}
 
-  const result = await invokeTaskBody(
-    task,
-    options.input.params,
-    context(state, dir),
+/** `run`: params, pre guardrails, the task function, result, post guardrails. */
+async function runPhase(ws: WorkspaceAttempt): Promise<unknown> {
+  const { options } = ws.state;
+  return await invokeTaskBody(
+    options.task,
+    ws.params,
+    context(ws.state, ws.dir),
     () => options.onPhase?.("run"),
   );
+}
 
-  if (spec.readOnly || before === undefined || options.dryRun) {
-    // Read-only, or a dry run: no lakeFS side effect to fence; complete with the input ref.
-    if (before !== undefined) {
-      const after = await snapshotDir(dir, { signal });
-      if (spec.readOnly) assertUnchanged(task.name, before, after);
-      else state.changes = diffSnapshots(before, after);
-    }
-    return {
-      output: { workspace: workspaceOutput(input, input.ref, options.refStyle), result },
-      publishedRef: input.ref,
-    };
-  }
+/** The fence: the Conductor task must still be this attempt's. */
+async function fence(state: AttemptState): Promise<void> {
+  const { options, signal } = state;
+  assertCurrentAttempt(options.attempt, await options.loadCurrentAttempt!(signal));
+}
 
-  options.onPhase?.("snapshot");
-  const after = await snapshotDir(dir, { signal });
-  state.changes = diffSnapshots(before, after);
-  const changed = !snapshotsEqual(before, after);
-  const fence = async () =>
-    assertCurrentAttempt(options.attempt, await options.loadCurrentAttempt!(signal));
-  const target: PublishTarget = {
-    repo: input.repository,
-    branch: input.branch,
-    inputRef: input.ref,
-    scope,
-    workflowInstanceId: options.attempt.workflowInstanceId,
-    referenceTaskName: options.attempt.referenceTaskName,
-    publishRequestTimeoutMs: budgetMs(task.controls.publishBudget?.lakefsMergeTimeoutSeconds),
-  };
-
-  await fence(); // fence #1
-  // This attempt is the current one: staging branches of earlier attempts of the same task
-  // are leftovers of processes killed before their cleanup ran.
-  await deleteLeftoverStaging(lakefs, input.repository, options.attempt, log, signal);
-  const plan = changed ? planUploads(dir, before, after, listing, scope) : undefined;
-  if (plan === undefined || (plan.uploads.length === 0 && plan.deletes.length === 0)) {
-    options.onPhase?.("publish");
-    const publication = await publish(lakefs, target, undefined, signal);
-    log.info("no workspace change; completed with {ref} ({kind})", { ...publication });
-    return published(input, result, publication, options.refStyle);
-  }
-
+/** `stage`: the plan committed on this attempt's staging branch, made from the input ref. */
+async function stagePhase(ws: WorkspaceAttempt, plan: UploadPlan): Promise<StagedCommit> {
+  const { state, lakefs, input } = ws;
+  const { options, signal } = state;
+  const attempt = options.attempt;
   options.onPhase?.("stage");
   const branch = stagingBranchName({
-    workflowInstanceId: options.attempt.workflowInstanceId,
-    referenceTaskName: options.attempt.referenceTaskName,
-    seq: options.attempt.seq,
-    iteration: options.attempt.iteration,
-    taskId: options.attempt.taskId,
-    retryCount: options.attempt.retryCount,
+    workflowInstanceId: attempt.workflowInstanceId,
+    referenceTaskName: attempt.referenceTaskName,
+    seq: attempt.seq,
+    iteration: attempt.iteration,
+    taskId: attempt.taskId,
+    retryCount: attempt.retryCount,
     executionId: state.info.executionId,
   });
   state.staging = { repo: input.repository, branch };
   // Named in the marker first: if this process dies before its cleanup, whoever collects the
   // attempt dir deletes the branch (a retry may never come to do it).
-  await recordStagingBranch(dir, input.repository, branch);
+  await recordStagingBranch(ws.dir, input.repository, branch);
   try {
     await lakefs.createBranch(input.repository, branch, input.ref, signal);
   } catch (error) {
@@ -483,29 +526,51 @@ async function runWorkspace(
     branch,
     uploads: plan.uploads,
     deletes: plan.deletes,
-    concurrency,
+    concurrency: options.syncConcurrency ?? 8,
     signal,
   });
   const metadata = commitMetadata(state);
-  const message = `perago: ${task.name} (workflow ${options.attempt.workflowInstanceId}, ` +
-    `task ${options.attempt.taskId}, retry ${options.attempt.retryCount})`;
+  const message = `perago: ${options.task.name} (workflow ${attempt.workflowInstanceId}, ` +
+    `task ${attempt.taskId}, retry ${attempt.retryCount})`;
   const staged = await lakefs.commit(input.repository, branch, message, { metadata, signal });
-  log.debug("staged {uploads} uploads and {deletes} deletes as {commit} on {branch}", {
+  state.log.debug("staged {uploads} uploads and {deletes} deletes as {commit} on {branch}", {
     uploads: plan.uploads.length,
     deletes: plan.deletes.length,
     commit: staged.id,
     branch,
   });
+  return { branch, commit: staged.id, message, metadata };
+}
 
-  await fence(); // fence #2
+/**
+ * `publish`: the staged commit onto the target branch, or, with nothing staged, the input
+ * ref confirmed as the output (see `publish` in publish.ts).
+ */
+async function publishPhase(
+  ws: WorkspaceAttempt,
+  result: unknown,
+  staged: StagedCommit | undefined,
+): Promise<BodyResult> {
+  const { state, lakefs, input } = ws;
+  const { options, signal, log } = state;
   options.onPhase?.("publish");
-  const publication = await publish(lakefs, target, {
-    branch,
-    commit: staged.id,
-    message,
-    metadata,
-  }, signal);
-  log.info("published {ref} to {branch} ({kind})", { ...publication, branch: input.branch });
+  const target: PublishTarget = {
+    repo: input.repository,
+    branch: input.branch,
+    inputRef: input.ref,
+    scope: ws.scope,
+    workflowInstanceId: options.attempt.workflowInstanceId,
+    referenceTaskName: options.attempt.referenceTaskName,
+    publishRequestTimeoutMs: budgetMs(
+      options.task.controls.publishBudget?.lakefsMergeTimeoutSeconds,
+    ),
+  };
+  const publication = await publish(lakefs, target, staged, signal);
+  if (staged === undefined) {
+    log.info("no workspace change; completed with {ref} ({kind})", { ...publication });
+  } else {
+    log.info("published {ref} to {branch} ({kind})", { ...publication, branch: input.branch });
+  }
   return published(input, result, publication, options.refStyle);
 }
 
