@@ -14,6 +14,7 @@ import type { z } from "zod";
 import {
   paginate,
   parseJsonAnswer,
+  readAtMost,
   RequestTimer,
   requestUrl,
   type RetryPolicy,
@@ -1042,44 +1043,6 @@ function objectSpec(
 
 function optionalTimeout(value: number | undefined): number | undefined {
   return value === undefined ? undefined : positive("requestTimeoutMs", value);
-}
-
-/**
- * Reads a body into one array, stopping (and cancelling the body) once `limit` bytes are in;
- * `onChunk` is called per chunk (the try's idle timer restarts there).
- */
-async function readAtMost(
-  body: ReadableStream<Uint8Array>,
-  limit: number,
-  onChunk: () => void,
-): Promise<Uint8Array> {
-  const reader = body.getReader();
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  try {
-    while (total < limit) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      onChunk();
-      chunks.push(value);
-      total += value.length;
-    }
-  } catch (error) {
-    await reader.cancel(error).catch(() => {});
-    throw error;
-  }
-  if (total >= limit) await reader.cancel().catch(() => {});
-  else reader.releaseLock();
-  if (chunks.length === 1 && total <= limit) return chunks[0]!;
-  const out = new Uint8Array(Math.min(total, limit));
-  let offset = 0;
-  for (const chunk of chunks) {
-    const part = chunk.subarray(0, out.length - offset);
-    out.set(part, offset);
-    offset += part.length;
-    if (offset === out.length) break;
-  }
-  return out;
 }
 
 function positive(name: string, value: number): number {

@@ -10,6 +10,7 @@
  */
 import { createHash } from "node:crypto";
 import { dirname } from "node:path";
+import { readAtMost } from "../util/http.ts";
 import { forEachConcurrent } from "../util/pool.ts";
 import { HashingWriters } from "./_hashing_writer.ts";
 import type { LakeFsApi } from "./api.ts";
@@ -244,31 +245,6 @@ async function fetchSmall(
     : undefined;
   checkDownload(entry, data.length, md5);
   return data;
-}
-
-/** Reads at most `limit` bytes of a stream (then cancels it). */
-async function readAtMost(body: ReadableStream<Uint8Array>, limit: number): Promise<Uint8Array> {
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  const reader = body.getReader();
-  try {
-    while (total < limit) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      chunks.push(value);
-      total += value.length;
-    }
-  } finally {
-    await reader.cancel().catch(() => {});
-  }
-  const out = new Uint8Array(Math.min(total, limit));
-  let offset = 0;
-  for (const chunk of chunks) {
-    const part = chunk.subarray(0, out.length - offset);
-    out.set(part, offset);
-    offset += part.length;
-  }
-  return out;
 }
 
 /** Writes a new file (an existing path, even a symlink, is an error) in one call. */

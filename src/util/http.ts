@@ -288,3 +288,47 @@ export async function* paginate<T>(
     after = page.next;
   }
 }
+
+/**
+ * Reads a body into one array, stopping (and cancelling the body) once `limit` bytes are in;
+ * `onChunk` is called per chunk (a client restarts its idle timer there).
+ *
+ * @example
+ * ```ts
+ * const body = ReadableStream.from([new Uint8Array([1, 2]), new Uint8Array([3, 4])]);
+ * await readAtMost(body, 3); // Uint8Array [1, 2, 3]
+ * ```
+ */
+export async function readAtMost(
+  body: ReadableStream<Uint8Array>,
+  limit: number,
+  onChunk: () => void = () => {},
+): Promise<Uint8Array> {
+  const reader = body.getReader();
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  try {
+    while (total < limit) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      onChunk();
+      chunks.push(value);
+      total += value.length;
+    }
+  } catch (error) {
+    await reader.cancel(error).catch(() => {});
+    throw error;
+  }
+  if (total >= limit) await reader.cancel().catch(() => {});
+  else reader.releaseLock();
+  if (chunks.length === 1 && total <= limit) return chunks[0]!;
+  const out = new Uint8Array(Math.min(total, limit));
+  let offset = 0;
+  for (const chunk of chunks) {
+    const part = chunk.subarray(0, out.length - offset);
+    out.set(part, offset);
+    offset += part.length;
+    if (offset === out.length) break;
+  }
+  return out;
+}
