@@ -92,6 +92,77 @@ export interface SupervisorOptions {
   logger?: Logger;
 }
 
+const DEFAULT_BACKOFF_MS = [1_000, 2_000, 4_000, 8_000, 16_000, 30_000] as const;
+
+/**
+ * {@linkcode SupervisorOptions} with every default filled in, checked and frozen: what the
+ * supervisor reads (the kill grace after an attempt's budget stays optional: its default
+ * depends on each budget).
+ */
+export type CompiledSupervisorOptions = Readonly<
+  & Omit<
+    SupervisorOptions,
+    | "childrenInProcess"
+    | "restartBackoffMs"
+    | "stableAfterMs"
+    | "startTimeoutMs"
+    | "forcedBrokerGraceMs"
+  >
+  & {
+    childrenInProcess: boolean;
+    restartBackoffMs: readonly number[];
+    stableAfterMs: number;
+    startTimeoutMs: number;
+    forcedBrokerGraceMs: number;
+  }
+>;
+
+/**
+ * Fills the defaults of {@linkcode SupervisorOptions} and checks them; nothing is clamped.
+ *
+ * @throws {RangeError} for a concurrency that is not a positive integer, an empty or negative
+ *   restart backoff, or a negative duration.
+ * @example
+ * ```ts
+ * import type { BrokerInit, ExecutorInit } from "./protocol.ts";
+ *
+ * const unused = () => {
+ *   throw new Error("no child is spawned in this example");
+ * };
+ * const compiled = compileSupervisorOptions({
+ *   concurrency: 2, workspaceRoot: "/var/lib/perago/ws", workspaceGcTtlMs: 86_400_000,
+ *   workspaceGcIntervalMs: 3_600_000, shutdownForceKillAfterMs: undefined,
+ *   brokerInit: {} as BrokerInit, executorInit: () => ({}) as ExecutorInit,
+ *   spawner: { broker: unused, executor: unused },
+ * });
+ * compiled.restartBackoffMs; // [1000, 2000, 4000, 8000, 16000, 30000]
+ * ```
+ */
+export function compileSupervisorOptions(options: SupervisorOptions): CompiledSupervisorOptions {
+  if (!Number.isInteger(options.concurrency) || options.concurrency < 1) {
+    throw new RangeError(`Supervisor: concurrency must be a positive integer`);
+  }
+  const backoff = options.restartBackoffMs ?? DEFAULT_BACKOFF_MS;
+  if (backoff.length === 0 || !backoff.every((ms) => ms >= 0)) {
+    throw new RangeError(
+      `Supervisor: restartBackoffMs must be a non-empty list of delays >= 0 (got [${backoff}])`,
+    );
+  }
+  const duration = (name: string, value: number | undefined, fallback: number): number => {
+    const ms = value ?? fallback;
+    if (!(ms >= 0)) throw new RangeError(`Supervisor: ${name} must be >= 0 (got ${ms})`);
+    return ms;
+  };
+  return Object.freeze({
+    ...options,
+    childrenInProcess: options.childrenInProcess ?? false,
+    restartBackoffMs: Object.freeze([...backoff]),
+    stableAfterMs: duration("stableAfterMs", options.stableAfterMs, 60_000),
+    startTimeoutMs: duration("startTimeoutMs", options.startTimeoutMs, 60_000),
+    forcedBrokerGraceMs: duration("forcedBrokerGraceMs", options.forcedBrokerGraceMs, 10_000),
+  });
+}
+
 interface Slot {
   index: number;
   workerId: string;
@@ -127,8 +198,6 @@ async function within<T>(ms: number, ...promises: Promise<T>[]): Promise<T | "ti
   }
 }
 
-const DEFAULT_BACKOFF_MS = [1_000, 2_000, 4_000, 8_000, 16_000, 30_000] as const;
-
 /**
  * Runs the process-mode runtime.
  *
@@ -145,9 +214,8 @@ const DEFAULT_BACKOFF_MS = [1_000, 2_000, 4_000, 8_000, 16_000, 30_000] as const
  * ```
  */
 export class Supervisor {
-  readonly #o: SupervisorOptions;
+  readonly #o: CompiledSupervisorOptions;
   readonly #log: Logger;
-  readonly #backoffMs: readonly number[];
   #state: SupervisorState = "starting";
   #ran = false;
   #lock: SupervisorLock | undefined;
@@ -170,12 +238,8 @@ export class Supervisor {
   #failed = Promise.withResolvers<void>();
 
   constructor(options: SupervisorOptions) {
-    if (!Number.isInteger(options.concurrency) || options.concurrency < 1) {
-      throw new RangeError(`Supervisor: concurrency must be a positive integer`);
-    }
-    this.#o = options;
+    this.#o = compileSupervisorOptions(options);
     this.#log = options.logger ?? getLogger("runtime", "supervisor");
-    this.#backoffMs = options.restartBackoffMs ?? DEFAULT_BACKOFF_MS;
     // Unhandled-rejection safety: these are awaited in some paths only.
     this.#failed.promise.catch(() => {});
   }
@@ -266,11 +330,7 @@ export class Supervisor {
       throw error;
     } finally {
       if (this.#gcTimer !== undefined) clearInterval(this.#gcTimer);
-      for (const slot of this.#slots) {
-        clearTimeout(slot.restartTimer);
-        clearTimeout(slot.watchdog);
-        clearTimeout(slot.watchdog);
-      }
+      this.#clearSlotTimers();
       await this.#gcRunning.catch(() => {});
       if (this.#lock) {
         await this.#sweep(0, "final");
@@ -281,7 +341,7 @@ export class Supervisor {
 
   async #sweep(ttlMs: number, why: string): Promise<SweepReport | undefined> {
     try {
-      const inProcess = this.#o.childrenInProcess === true && why === "periodic";
+      const inProcess = this.#o.childrenInProcess && why === "periodic";
       const report = await sweepAttemptDirs(this.#o.workspaceRoot, {
         ttlMs,
         // Thread mode: the owner tokens are in the workers; a live worker's dir is kept, a
@@ -343,7 +403,7 @@ export class Supervisor {
     void this.#pumpBroker(broker);
     void broker.exit.then((exit) => this.#onBrokerExit(exit));
     await broker.send({ type: "init", init: this.#o.brokerInit });
-    const timeout = this.#o.startTimeoutMs ?? 60_000;
+    const timeout = this.#o.startTimeoutMs;
     const started = await within(
       timeout,
       this.#brokerReady.promise.then(() => true),
@@ -598,8 +658,9 @@ export class Supervisor {
   #executorsStopping = false;
 
   #scheduleRestart(slot: Slot): void {
-    if (Date.now() - slot.startedAt >= (this.#o.stableAfterMs ?? 60_000)) slot.failures = 0;
-    const delayMs = this.#backoffMs[Math.min(slot.failures, this.#backoffMs.length - 1)] ?? 1000;
+    if (Date.now() - slot.startedAt >= this.#o.stableAfterMs) slot.failures = 0;
+    const backoff = this.#o.restartBackoffMs;
+    const delayMs = backoff[Math.min(slot.failures, backoff.length - 1)]!;
     slot.failures++;
     this.#log.info("restarting executor {workerId} in {delayMs} ms", {
       workerId: slot.workerId,
@@ -692,11 +753,8 @@ export class Supervisor {
   async #stopChildren(): Promise<void> {
     this.#executorsStopping = true;
     this.#stoppingBroker = true;
-    for (const slot of this.#slots) {
-      clearTimeout(slot.restartTimer);
-      clearTimeout(slot.watchdog);
-      void slot.child?.send({ type: "shutdown" });
-    }
+    this.#clearSlotTimers();
+    for (const slot of this.#slots) void slot.child?.send({ type: "shutdown" });
     void this.#broker?.send({ type: "shutdown" });
     const all = Promise.all([
       ...this.#slots.map((slot) => slot.exited),
@@ -711,11 +769,8 @@ export class Supervisor {
   async #forceStop(why: string): Promise<number> {
     this.#log.error("forcing the stop: {why}; killing executors", { why });
     this.#executorsStopping = true;
-    for (const slot of this.#slots) {
-      clearTimeout(slot.restartTimer);
-      clearTimeout(slot.watchdog);
-      slot.child?.kill("SIGKILL");
-    }
+    this.#clearSlotTimers();
+    for (const slot of this.#slots) slot.child?.kill("SIGKILL");
     await Promise.all(this.#slots.map((slot) => slot.exited)); // abandons are sent on exit
     for (const task of this.#queue.splice(0)) {
       this.#o.telemetry?.resultSent();
@@ -726,7 +781,7 @@ export class Supervisor {
         reason: `not started: the worker was stopped (${why})`,
       });
     }
-    const grace = this.#o.forcedBrokerGraceMs ?? 10_000;
+    const grace = this.#o.forcedBrokerGraceMs;
     await within<unknown>(grace, this.#brokerDrained.promise, this.#brokerExited.promise);
     this.#stoppingBroker = true;
     void this.#broker?.send({ type: "shutdown" });
@@ -735,6 +790,14 @@ export class Supervisor {
     }
     this.#setState("stopped", `forced: ${why}`);
     return 1;
+  }
+
+  /** Clears every slot's restart timer and watchdog (nothing restarts or kills after a stop). */
+  #clearSlotTimers(): void {
+    for (const slot of this.#slots) {
+      clearTimeout(slot.restartTimer);
+      clearTimeout(slot.watchdog);
+    }
   }
 
   async #stopFailed(): Promise<number> {
@@ -746,11 +809,8 @@ export class Supervisor {
   async #killAll(): Promise<void> {
     this.#executorsStopping = true;
     this.#stoppingBroker = true;
-    for (const slot of this.#slots) {
-      clearTimeout(slot.restartTimer);
-      clearTimeout(slot.watchdog);
-      slot.child?.kill("SIGKILL");
-    }
+    this.#clearSlotTimers();
+    for (const slot of this.#slots) slot.child?.kill("SIGKILL");
     this.#broker?.kill("SIGKILL");
     await within<unknown>(
       5_000,
