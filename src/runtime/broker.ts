@@ -227,8 +227,21 @@ export class Broker {
     this.#workerId = options.workerId;
     this.#emit = options.emit;
     this.#pollTimeoutMs = pollTimeoutMs;
-    this.#shortPollTimeoutMs = Math.min(pollTimeoutMs, options.shortPollTimeoutMs ?? 0);
-    this.#maxConcurrentPolls = Math.max(1, options.maxConcurrentPolls ?? 2);
+    const shortPollTimeoutMs = options.shortPollTimeoutMs ?? 0;
+    if (!(shortPollTimeoutMs >= 0 && shortPollTimeoutMs <= pollTimeoutMs)) {
+      throw new RangeError(
+        `Broker: shortPollTimeoutMs must be within 0..pollTimeoutMs (${pollTimeoutMs}), ` +
+          `got ${shortPollTimeoutMs}`,
+      );
+    }
+    const maxConcurrentPolls = options.maxConcurrentPolls ?? 2;
+    if (!(Number.isInteger(maxConcurrentPolls) && maxConcurrentPolls >= 1)) {
+      throw new RangeError(
+        `Broker: maxConcurrentPolls must be a positive integer, got ${maxConcurrentPolls}`,
+      );
+    }
+    this.#shortPollTimeoutMs = shortPollTimeoutMs;
+    this.#maxConcurrentPolls = maxConcurrentPolls;
     this.#errorBackoffMs = options.errorBackoffMs ?? 250;
     this.#maxErrorBackoffMs = options.maxErrorBackoffMs ?? 10_000;
     this.#minLeaseIntervalMs = options.minLeaseIntervalMs ?? 200;

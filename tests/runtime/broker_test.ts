@@ -430,3 +430,22 @@ Deno.test("broker: paused types are never polled; with every type paused it poll
   await running;
   assert.equal(broker.state, "stopped");
 });
+
+Deno.test("broker: out-of-range options are RangeErrors, never clamped", () => {
+  const api = new MemoryConductor();
+  const base = {
+    api,
+    delivery: new ResultDelivery({ api }),
+    taskTypes: ["sum"],
+    workerId: "sumBroker",
+    emit: () => {},
+  };
+  assert.throws(() => new Broker({ ...base, pollTimeoutMs: 6000 }), RangeError);
+  assert.throws(
+    () => new Broker({ ...base, pollTimeoutMs: 100, shortPollTimeoutMs: 200 }),
+    /shortPollTimeoutMs must be within 0\.\.pollTimeoutMs \(100\), got 200/,
+  );
+  assert.throws(() => new Broker({ ...base, maxConcurrentPolls: 0 }), RangeError);
+  assert.throws(() => new Broker({ ...base, maxConcurrentPolls: 1.5 }), RangeError);
+  assert.doesNotThrow(() => new Broker({ ...base, shortPollTimeoutMs: 5000 }));
+});
