@@ -1,0 +1,152 @@
+/**
+ * The executor on its own: messages in through `handle`, out through `emit`, with a stand-in
+ * for `runAttempt` (the attempt itself is tested in tests/workspace) and an in-memory lakeFS.
+ */
+import assert from "node:assert/strict";
+import { z } from "zod";
+import { Executor } from "../../src/runtime/executor.ts";
+import type { ExecutorInit, FromExecutor } from "../../src/runtime/protocol.ts";
+import { defineTask } from "../../src/task/define.ts";
+import type { TaskDefinition } from "../../src/task/types.ts";
+import { MemoryLakeFs } from "../../src/testing/memory_lakefs.ts";
+import { waitFor } from "../../src/util/sleep.ts";
+import type { AttemptOptions, AttemptOutcome } from "../../src/workspace/attempt.ts";
+
+const SUM = defineTask({
+  name: "sum",
+  ownerEmail: "tests@example.com",
+  description: "adds",
+  params: z.object({ a: z.number(), b: z.number() }),
+  result: z.object({ sum: z.number() }),
+  run: ({ a, b }) => ({ sum: a + b }),
+}) as unknown as TaskDefinition;
+
+const TASK = {
+  taskId: "t1",
+  taskType: "sum",
+  workflowInstanceId: "wf1",
+  status: "IN_PROGRESS",
+  retryCount: 0,
+  inputData: { params: { a: 2, b: 3 } },
+};
+
+function setup(runAttempt: (options: AttemptOptions) => Promise<AttemptOutcome>) {
+  const emitted: FromExecutor[] = [];
+  const executor = new Executor({
+    init: {
+      slot: 0,
+      workerId: "sum0000",
+      workspaceRoot: "/nonexistent/ws",
+      failureReasonMaxLength: 500,
+    } as ExecutorInit,
+    tasks: new Map([["sum", SUM]]),
+    runAttempt,
+    lakefs: new MemoryLakeFs(),
+    emit: (message) => emitted.push(message),
+  });
+  const outcomes = () => emitted.filter((m) => m.type === "outcome");
+  return { executor, emitted, outcomes };
+}
+
+const completed = (options: AttemptOptions): Promise<AttemptOutcome> =>
+  Promise.resolve({
+    status: "COMPLETED",
+    outputData: { result: { input: options.input } },
+    stale: false,
+    durationMs: 1,
+  });
+
+Deno.test("executor: an attempt runs with the task's definition and ids; its outcome is emitted", async () => {
+  let seen: AttemptOptions | undefined;
+  const { executor, outcomes } = setup((options) => {
+    seen = options;
+    return completed(options);
+  });
+  executor.handle({ type: "attempt", attemptId: "a1", task: TASK });
+  await executor.idle();
+  assert.equal(seen?.task, SUM);
+  assert.deepEqual(seen?.attempt, {
+    workflowInstanceId: "wf1",
+    taskId: "t1",
+    retryCount: 0,
+    referenceTaskName: "sum",
+    seq: 0,
+    iteration: 0,
+    taskDefName: "sum",
+  });
+  assert.equal(seen?.ownerWorkerId, "sum0000");
+  const [outcome] = outcomes();
+  assert.equal(outcome?.type === "outcome" && outcome.attemptId, "a1");
+  assert.deepEqual(outcome?.type === "outcome" && outcome.outcome, {
+    status: "COMPLETED",
+    stale: false,
+    durationMs: 1,
+    outputData: { result: { input: TASK.inputData } },
+  });
+});
+
+Deno.test("executor: the fence asks through emit and resolves with the fence-result's state", async () => {
+  const { executor, emitted, outcomes } = setup(async (options) => {
+    const state = await options.loadCurrentAttempt!(new AbortController().signal);
+    return {
+      status: state.status === "IN_PROGRESS" ? "COMPLETED" : "FAILED",
+      stale: false,
+      durationMs: 1,
+    };
+  });
+  executor.handle({ type: "attempt", attemptId: "a1", task: TASK });
+  const fence = await waitFor(() => emitted.find((m) => m.type === "fence"), {
+    timeoutMs: 5_000,
+    what: "a fence request",
+  });
+  assert.equal(fence.type === "fence" && fence.taskId, "t1");
+  const requestId = fence.type === "fence" ? fence.requestId : -1;
+  executor.handle({
+    type: "fence-result",
+    requestId,
+    state: { status: "IN_PROGRESS", workflowInstanceId: "wf1", taskId: "t1", retryCount: 0 },
+  });
+  await executor.idle();
+  const [outcome] = outcomes();
+  assert.equal(outcome?.type === "outcome" && outcome.outcome.status, "COMPLETED");
+});
+
+Deno.test("executor: an unknown task type, and an attempt handed to a busy executor, are FAILED outcomes", async () => {
+  const release = Promise.withResolvers<void>();
+  const { executor, outcomes } = setup(async (options) => {
+    await release.promise;
+    return completed(options);
+  });
+  executor.handle({ type: "attempt", attemptId: "a1", task: { ...TASK, taskType: "nope" } });
+  await executor.idle();
+  const unknown = outcomes()[0];
+  assert.match(
+    unknown?.type === "outcome" ? String(unknown.outcome.reasonForIncompletion) : "",
+    /no task named nope is loaded by this worker \(it serves sum\)/,
+  );
+  executor.handle({ type: "attempt", attemptId: "a2", task: TASK });
+  executor.handle({ type: "attempt", attemptId: "a3", task: TASK });
+  const busy = outcomes().find((m) => m.type === "outcome" && m.attemptId === "a3");
+  assert.match(
+    busy?.type === "outcome" ? String(busy.outcome.reasonForIncompletion) : "",
+    /executor busy/,
+  );
+  release.resolve();
+  await executor.idle();
+  assert.equal(outcomes().length, 3);
+});
+
+Deno.test("executor: shutdown drains: stopped once the running attempt has reported", async () => {
+  const release = Promise.withResolvers<void>();
+  const { executor, outcomes } = setup(async (options) => {
+    await release.promise;
+    return completed(options);
+  });
+  executor.handle({ type: "attempt", attemptId: "a1", task: TASK });
+  executor.handle({ type: "shutdown" });
+  assert.equal(executor.state, "draining");
+  release.resolve();
+  await executor.drained;
+  assert.equal(executor.state, "stopped");
+  assert.equal(outcomes().length, 1);
+});
