@@ -142,8 +142,9 @@ const INT_MAX = 2_147_483_647;
  * ```
  */
 export function compileControls(input?: ControlsOptions, taskName?: string): CompiledControls {
-  const fail = (field: string, detail: string) => definitionError(taskName, field, detail);
+  const fail: Fail = (field, detail) => definitionError(taskName, field, detail);
   const top = section(input, "controls", ["retry", "timeout", "limits", "publishBudget"], fail);
+  // Every section's shape is checked before any value, in this order.
   const retryIn = section(
     top.retry,
     "controls.retry",
@@ -162,7 +163,20 @@ export function compileControls(input?: ControlsOptions, taskName?: string): Com
     ["concurrentExecLimit", "rateLimitPerFrequency", "rateLimitFrequencyInSeconds"],
     fail,
   );
-  const d = DEFAULT_CONTROLS;
+  const check = checkers(fail);
+  const retry = compileRetry(retryIn, check, fail);
+  const timeout = compileTimeout(timeoutIn, check, fail);
+  const limits = compileLimits(limitsIn, check, fail);
+  const publishBudget = top.publishBudget === undefined
+    ? undefined
+    : compilePublishBudget(top.publishBudget, check.int, fail);
+  return deepFreeze({ retry, timeout, limits, publishBudget });
+}
+
+type Fail = (field: string, detail: string) => Error;
+
+/** The value checks of the controls, each failing with the field's name and the value. */
+function checkers(fail: Fail) {
   const int = (value: unknown, field: string, fallback: number, min: number, max = INT_MAX) => {
     if (value === undefined) return fallback;
     if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > max) {
@@ -184,18 +198,28 @@ export function compileControls(input?: ControlsOptions, taskName?: string): Com
     }
     return value as T;
   };
+  return { int, optionalInt, oneOf };
+}
 
+type Checkers = ReturnType<typeof checkers>;
+
+function compileRetry(
+  retryIn: Record<string, unknown>,
+  { int, oneOf }: Checkers,
+  fail: Fail,
+): CompiledControls["retry"] {
+  const d = DEFAULT_CONTROLS.retry;
   const retry = {
-    count: int(retryIn.count, "controls.retry.count", d.retry.count, 0, 10),
-    logic: oneOf(retryIn.logic, "controls.retry.logic", d.retry.logic, RETRY_LOGICS),
-    delaySeconds: int(retryIn.delaySeconds, "controls.retry.delaySeconds", d.retry.delaySeconds, 0),
+    count: int(retryIn.count, "controls.retry.count", d.count, 0, 10),
+    logic: oneOf(retryIn.logic, "controls.retry.logic", d.logic, RETRY_LOGICS),
+    delaySeconds: int(retryIn.delaySeconds, "controls.retry.delaySeconds", d.delaySeconds, 0),
     maxDelaySeconds: int(
       retryIn.maxDelaySeconds,
       "controls.retry.maxDelaySeconds",
-      d.retry.maxDelaySeconds,
+      d.maxDelaySeconds,
       0,
     ),
-    jitterMs: int(retryIn.jitterMs, "controls.retry.jitterMs", d.retry.jitterMs, 0),
+    jitterMs: int(retryIn.jitterMs, "controls.retry.jitterMs", d.jitterMs, 0),
   };
   if (retry.maxDelaySeconds > 0) {
     if (retry.logic === "FIXED") {
@@ -211,28 +235,22 @@ export function compileControls(input?: ControlsOptions, taskName?: string): Com
       );
     }
   }
+  return retry;
+}
 
+function compileTimeout(
+  timeoutIn: Record<string, unknown>,
+  { int, oneOf }: Checkers,
+  fail: Fail,
+): CompiledControls["timeout"] {
+  const d = DEFAULT_CONTROLS.timeout;
+  const field = (key: string) => `controls.timeout.${key}`;
   const timeout = {
-    policy: oneOf(timeoutIn.policy, "controls.timeout.policy", d.timeout.policy, TIMEOUT_POLICIES),
-    seconds: int(timeoutIn.seconds, "controls.timeout.seconds", d.timeout.seconds, 0),
-    responseSeconds: int(
-      timeoutIn.responseSeconds,
-      "controls.timeout.responseSeconds",
-      d.timeout.responseSeconds,
-      1,
-    ),
-    pollSeconds: int(
-      timeoutIn.pollSeconds,
-      "controls.timeout.pollSeconds",
-      d.timeout.pollSeconds,
-      0,
-    ),
-    totalSeconds: int(
-      timeoutIn.totalSeconds,
-      "controls.timeout.totalSeconds",
-      d.timeout.totalSeconds,
-      0,
-    ),
+    policy: oneOf(timeoutIn.policy, field("policy"), d.policy, TIMEOUT_POLICIES),
+    seconds: int(timeoutIn.seconds, field("seconds"), d.seconds, 0),
+    responseSeconds: int(timeoutIn.responseSeconds, field("responseSeconds"), d.responseSeconds, 1),
+    pollSeconds: int(timeoutIn.pollSeconds, field("pollSeconds"), d.pollSeconds, 0),
+    totalSeconds: int(timeoutIn.totalSeconds, field("totalSeconds"), d.totalSeconds, 0),
   };
   if (timeout.seconds > 0 && timeout.responseSeconds > timeout.seconds) {
     // Conductor's TaskTimeoutConstraint rejects this TaskDef with a 400.
@@ -247,21 +265,29 @@ export function compileControls(input?: ControlsOptions, taskName?: string): Com
       `${timeout.seconds} is greater than timeout.totalSeconds ${timeout.totalSeconds}; one try cannot outlast all of them`,
     );
   }
+  return timeout;
+}
 
+function compileLimits(
+  limitsIn: Record<string, unknown>,
+  { optionalInt }: Checkers,
+  fail: Fail,
+): CompiledControls["limits"] {
+  const field = (key: string) => `controls.limits.${key}`;
   const limits = {
     concurrentExecLimit: optionalInt(
       limitsIn.concurrentExecLimit,
-      "controls.limits.concurrentExecLimit",
+      field("concurrentExecLimit"),
       0,
     ),
     rateLimitPerFrequency: optionalInt(
       limitsIn.rateLimitPerFrequency,
-      "controls.limits.rateLimitPerFrequency",
+      field("rateLimitPerFrequency"),
       1,
     ),
     rateLimitFrequencyInSeconds: optionalInt(
       limitsIn.rateLimitFrequencyInSeconds,
-      "controls.limits.rateLimitFrequencyInSeconds",
+      field("rateLimitFrequencyInSeconds"),
       1,
     ),
   };
@@ -272,17 +298,9 @@ export function compileControls(input?: ControlsOptions, taskName?: string): Com
     const [given, missing] = limits.rateLimitPerFrequency === undefined
       ? ["rateLimitFrequencyInSeconds", "rateLimitPerFrequency"]
       : ["rateLimitPerFrequency", "rateLimitFrequencyInSeconds"];
-    throw fail(
-      `controls.limits.${missing}`,
-      `is required when ${given} is given; set both or neither`,
-    );
+    throw fail(field(missing), `is required when ${given} is given; set both or neither`);
   }
-
-  const publishBudget = top.publishBudget === undefined
-    ? undefined
-    : compilePublishBudget(top.publishBudget, int, fail);
-
-  return deepFreeze({ retry, timeout, limits, publishBudget });
+  return limits;
 }
 
 const PUBLISH_BUDGET_FIELDS = [
@@ -296,8 +314,8 @@ const PUBLISH_BUDGET_FIELDS = [
 
 function compilePublishBudget(
   value: unknown,
-  int: (value: unknown, field: string, fallback: number, min: number) => number,
-  fail: (field: string, detail: string) => Error,
+  int: Checkers["int"],
+  fail: Fail,
 ): CompiledPublishBudget {
   const field = "controls.publishBudget";
   const raw = section(value, field, PUBLISH_BUDGET_FIELDS.map(([key]) => key), fail);
@@ -334,7 +352,7 @@ function section(
   value: unknown,
   field: string,
   keys: readonly string[],
-  fail: (field: string, detail: string) => Error,
+  fail: Fail,
 ): Record<string, unknown> {
   if (value === undefined) return {};
   if (value === null || typeof value !== "object" || Array.isArray(value)) {
