@@ -115,23 +115,63 @@ export function defineTask<P extends z.ZodObject, R extends z.ZodType>(
   const raw = options as unknown as Record<string, unknown>;
   const rawName = raw.name;
   const taskName = typeof rawName === "string" && rawName !== "" ? rawName : undefined;
-  const fail = (field: string, detail: string, cause?: unknown) =>
+  const fail: Fail = (field, detail, cause) =>
     definitionError(taskName, field, detail, cause === undefined ? {} : { cause });
+  const { name, ownerEmail, description } = checkFields(raw, fail);
 
+  // Strict params: an unknown key is an input error, so a misspelt parameter never passes
+  // silently as its default.
+  const params = (raw.params as z.ZodObject).strict() as unknown as P;
+  const result = raw.result as R;
+  checkConvertible(params, result, fail);
+
+  const workspace = compileWorkspace(raw.workspace, name, fail);
+  const controls = compileControls(raw.controls as ControlsOptions | undefined, name);
+  const metrics = compileTaskMetrics(raw.metrics, fail);
+  if (controls.publishBudget !== undefined && workspace === undefined) {
+    throw fail(
+      "controls.publishBudget",
+      "budgets the publication of a workspace; a workspace-free task publishes nothing: " +
+        "remove it or give the task a workspace",
+    );
+  }
+  const worker = compileWorkerOptions(raw.worker, name);
+
+  const task: TaskDefinition<P, R> = {
+    [TASK_BRAND]: true,
+    name,
+    ownerEmail,
+    description,
+    params,
+    result,
+    workspace,
+    controls,
+    metrics,
+    worker,
+    run: raw.run as TaskDefinition<P, R>["run"],
+  };
+  return Object.freeze(task);
+}
+
+type Fail = (field: string, detail: string, cause?: unknown) => Error;
+
+/** Checks the plain fields of `defineTask`'s options, in this order; returns the strings. */
+function checkFields(
+  raw: Record<string, unknown>,
+  fail: Fail,
+): { name: string; ownerEmail: string; description: string } {
   for (const key of Object.keys(raw)) {
     if (!KNOWN_KEYS.includes(key)) {
       throw fail(key, `unknown field; expected ${KNOWN_KEYS.join(", ")}`);
     }
   }
-  if (typeof rawName !== "string" || !NAME_PATTERN.test(rawName) || rawName.length > NAME_MAX) {
+  const name = raw.name;
+  if (typeof name !== "string" || !NAME_PATTERN.test(name) || name.length > NAME_MAX) {
     throw fail(
       "name",
-      `must be 1..${NAME_MAX} characters of A-Z, a-z, 0-9, "_", "." or "-", got ${
-        showValue(rawName)
-      }`,
+      `must be 1..${NAME_MAX} characters of A-Z, a-z, 0-9, "_", "." or "-", got ${showValue(name)}`,
     );
   }
-  const name = rawName;
   if (typeof raw.ownerEmail !== "string" || !EMAIL_PATTERN.test(raw.ownerEmail)) {
     throw fail("ownerEmail", `must be an email address, got ${showValue(raw.ownerEmail)}`);
   }
@@ -150,12 +190,14 @@ export function defineTask<P extends z.ZodObject, R extends z.ZodType>(
   if (typeof raw.run !== "function") {
     throw fail("run", `must be a function (params, ctx) => result, got ${showValue(raw.run)}`);
   }
+  return { name, ownerEmail: raw.ownerEmail, description: raw.description };
+}
 
-  // Strict params: an unknown key is an input error, so a misspelt parameter never passes
-  // silently as its default.
-  const params = (raw.params as z.ZodObject).strict() as unknown as P;
-  const result = raw.result as R;
-  // Both schemas must become Conductor inputSchema/outputSchema; fail now, not at extract.
+/**
+ * Both schemas must become the Conductor TaskDef's inputSchema and outputSchema: a schema
+ * JSON Schema cannot express fails here, when the task is defined, not at extract.
+ */
+function checkConvertible(params: z.ZodType, result: z.ZodType, fail: Fail): void {
   for (
     const [field, schema, io] of [["params", params, "input"], [
       "result",
@@ -169,39 +211,12 @@ export function defineTask<P extends z.ZodObject, R extends z.ZodType>(
       throw fail(field, (error as Error).message, error);
     }
   }
-
-  const workspace = compileWorkspace(raw.workspace, name, fail);
-  const controls = compileControls(raw.controls as ControlsOptions | undefined, name);
-  const metrics = compileTaskMetrics(raw.metrics, fail);
-  if (controls.publishBudget !== undefined && workspace === undefined) {
-    throw fail(
-      "controls.publishBudget",
-      "budgets the publication of a workspace; a workspace-free task publishes nothing: " +
-        "remove it or give the task a workspace",
-    );
-  }
-  const worker = compileWorkerOptions(raw.worker, name);
-
-  const task: TaskDefinition<P, R> = {
-    [TASK_BRAND]: true,
-    name,
-    ownerEmail: raw.ownerEmail,
-    description: raw.description,
-    params,
-    result,
-    workspace,
-    controls,
-    metrics,
-    worker,
-    run: raw.run as TaskDefinition<P, R>["run"],
-  };
-  return Object.freeze(task);
 }
 
 function compileWorkspace(
   value: unknown,
   taskName: string,
-  fail: (field: string, detail: string, cause?: unknown) => Error,
+  fail: Fail,
 ): WorkspaceSpec | undefined {
   if (value === undefined) return undefined;
   if (value === null || typeof value !== "object" || Array.isArray(value)) {
