@@ -207,98 +207,109 @@ export function createTaskMetrics(
   declared: Readonly<Record<string, CompiledTaskMetric>>,
   sink: (record: TaskMetricRecord) => void,
 ): TaskMetrics {
-  const lookup = (name: unknown, kinds: readonly TaskMetricKind[], method: string) => {
-    const metric = typeof name === "string" && Object.hasOwn(declared, name)
-      ? declared[name]
-      : undefined;
-    if (metric === undefined) {
-      const known = Object.keys(declared).join(", ") || "none";
-      throw new TypeError(
-        `ctx.metrics.${method}: task ${JSON.stringify(taskName)} declares no metric ` +
-          `${JSON.stringify(name)} (declared: ${known}); add it to defineTask({ metrics })`,
-      );
-    }
-    if (!kinds.includes(metric.kind)) {
-      throw new TypeError(
-        `ctx.metrics.${method}: ${metric.name} is declared as a ${metric.kind}; use ` +
-          `ctx.metrics.${metric.kind === "timer" ? "timer or histogram" : metric.kind}`,
-      );
-    }
-    return metric;
-  };
-  const labelsOf = (metric: CompiledTaskMetric, given: unknown): Record<string, string> => {
-    const labels: Record<string, string> = { task_name: taskName };
-    for (const label of metric.labels) labels[label] = "";
-    if (given === undefined) return labels;
-    if (given === null || typeof given !== "object" || Array.isArray(given)) {
-      throw new TypeError(`ctx.metrics: labels of ${metric.name} must be an object of strings`);
-    }
-    for (const [key, value] of Object.entries(given as Record<string, unknown>)) {
-      if (!metric.labels.includes(key)) {
-        throw new TypeError(
-          `ctx.metrics: ${metric.name} declares no label ${JSON.stringify(key)} (declared: ${
-            metric.labels.join(", ") || "none"
-          }); add it to the metric's labels in defineTask`,
-        );
-      }
-      if (typeof value !== "string") {
-        throw new TypeError(`ctx.metrics: label ${key} of ${metric.name} must be a string`);
-      }
-      labels[key] = value.slice(0, 256);
-    }
-    return labels;
-  };
-  const finite = (metric: CompiledTaskMetric, value: unknown, nonNegative = false) => {
-    if (typeof value !== "number" || !Number.isFinite(value) || (nonNegative && value < 0)) {
-      throw new RangeError(
-        `ctx.metrics: ${metric.name} needs a finite${nonNegative ? ", non-negative" : ""} ` +
-          `number, got ${String(value)}`,
-      );
-    }
-    return value;
-  };
-  const observe = (metric: CompiledTaskMetric, value: number, labels: unknown) =>
+  const lookup = (name: unknown, kinds: readonly TaskMetricKind[], method: string) =>
+    declaredMetric(taskName, declared, name, kinds, method);
+  const record = (
+    op: TaskMetricRecord["op"],
+    metric: CompiledTaskMetric,
+    value: unknown,
+    labels: unknown,
+    nonNegative = false,
+  ) =>
     sink({
-      op: "observe",
+      op,
       name: appMetricName(metric),
-      labels: labelsOf(metric, labels),
-      value: finite(metric, value),
+      labels: metricLabels(taskName, metric, labels),
+      value: finiteValue(metric, value, nonNegative),
     });
   return Object.freeze({
     counter(name: string, value = 1, labels?: Record<string, string>) {
-      const metric = lookup(name, ["counter"], "counter");
-      sink({
-        op: "inc",
-        name: appMetricName(metric),
-        labels: labelsOf(metric, labels),
-        value: finite(metric, value, true),
-      });
+      record("inc", lookup(name, ["counter"], "counter"), value, labels, true);
     },
     gauge(name: string, value: number, labels?: Record<string, string>) {
-      const metric = lookup(name, ["gauge"], "gauge");
-      sink({
-        op: "set",
-        name: appMetricName(metric),
-        labels: labelsOf(metric, labels),
-        value: finite(metric, value),
-      });
+      record("set", lookup(name, ["gauge"], "gauge"), value, labels);
     },
     histogram(name: string, value: number, labels?: Record<string, string>) {
-      observe(lookup(name, ["histogram", "timer"], "histogram"), value, labels);
+      record("observe", lookup(name, ["histogram", "timer"], "histogram"), value, labels);
     },
     timer(name: string, labels?: Record<string, string>): TaskMetricTimer {
       const metric = lookup(name, ["timer"], "timer");
-      labelsOf(metric, labels); // refuse a bad label now, not when the timer stops
+      metricLabels(taskName, metric, labels); // refuse a bad label now, not when it stops
       const started = performance.now();
       let seconds: number | undefined;
       const stop = () => {
         if (seconds === undefined) {
           seconds = (performance.now() - started) / 1000;
-          observe(metric, seconds, labels);
+          record("observe", metric, seconds, labels);
         }
         return seconds;
       };
       return { stop, [Symbol.dispose]: () => void stop() };
     },
   });
+}
+
+/** The declaration of `name`, which must be of one of `kinds` (`method` is in the error). */
+function declaredMetric(
+  taskName: string,
+  declared: Readonly<Record<string, CompiledTaskMetric>>,
+  name: unknown,
+  kinds: readonly TaskMetricKind[],
+  method: string,
+): CompiledTaskMetric {
+  const metric = typeof name === "string" && Object.hasOwn(declared, name)
+    ? declared[name]
+    : undefined;
+  if (metric === undefined) {
+    const known = Object.keys(declared).join(", ") || "none";
+    throw new TypeError(
+      `ctx.metrics.${method}: task ${JSON.stringify(taskName)} declares no metric ` +
+        `${JSON.stringify(name)} (declared: ${known}); add it to defineTask({ metrics })`,
+    );
+  }
+  if (!kinds.includes(metric.kind)) {
+    throw new TypeError(
+      `ctx.metrics.${method}: ${metric.name} is declared as a ${metric.kind}; use ` +
+        `ctx.metrics.${metric.kind === "timer" ? "timer or histogram" : metric.kind}`,
+    );
+  }
+  return metric;
+}
+
+/** A record's labels: `task_name`, then every declared label (given ones checked, others ""). */
+function metricLabels(
+  taskName: string,
+  metric: CompiledTaskMetric,
+  given: unknown,
+): Record<string, string> {
+  const labels: Record<string, string> = { task_name: taskName };
+  for (const label of metric.labels) labels[label] = "";
+  if (given === undefined) return labels;
+  if (given === null || typeof given !== "object" || Array.isArray(given)) {
+    throw new TypeError(`ctx.metrics: labels of ${metric.name} must be an object of strings`);
+  }
+  for (const [key, value] of Object.entries(given as Record<string, unknown>)) {
+    if (!metric.labels.includes(key)) {
+      throw new TypeError(
+        `ctx.metrics: ${metric.name} declares no label ${JSON.stringify(key)} (declared: ${
+          metric.labels.join(", ") || "none"
+        }); add it to the metric's labels in defineTask`,
+      );
+    }
+    if (typeof value !== "string") {
+      throw new TypeError(`ctx.metrics: label ${key} of ${metric.name} must be a string`);
+    }
+    labels[key] = value.slice(0, 256);
+  }
+  return labels;
+}
+
+function finiteValue(metric: CompiledTaskMetric, value: unknown, nonNegative: boolean): number {
+  if (typeof value !== "number" || !Number.isFinite(value) || (nonNegative && value < 0)) {
+    throw new RangeError(
+      `ctx.metrics: ${metric.name} needs a finite${nonNegative ? ", non-negative" : ""} ` +
+        `number, got ${String(value)}`,
+    );
+  }
+  return value;
 }
