@@ -306,14 +306,25 @@ export async function hasCommand(cmd: string): Promise<boolean> {
   }
 }
 
-/** VmRSS and VmHWM of a process in MiB (Linux), or undefined when it is gone. */
+/**
+ * Memory of a process in MiB (Linux), or undefined when it is gone: VmRSS and VmHWM, and from
+ * `smaps_rollup` the PSS and the USS (private pages: what the process costs on its own; the
+ * Deno binary's code pages are shared by every Deno process and count in RSS each time).
+ */
 export async function processMemoryMiB(
   pid: number | "self",
-): Promise<{ rssMiB: number; hwmMiB: number } | undefined> {
+): Promise<{ rssMiB: number; hwmMiB: number; pssMiB: number; ussMiB: number } | undefined> {
   try {
     const status = await Deno.readTextFile(`/proc/${pid}/status`);
-    const kb = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, "m").exec(status)?.[1]);
-    return { rssMiB: kb("VmRSS") / 1024, hwmMiB: kb("VmHWM") / 1024 };
+    const rollup = await Deno.readTextFile(`/proc/${pid}/smaps_rollup`).catch(() => "");
+    const kb = (text: string, key: string) =>
+      Number(new RegExp(`^${key}:\\s+(\\d+) kB`, "m").exec(text)?.[1]);
+    return {
+      rssMiB: kb(status, "VmRSS") / 1024,
+      hwmMiB: kb(status, "VmHWM") / 1024,
+      pssMiB: kb(rollup, "Pss") / 1024,
+      ussMiB: (kb(rollup, "Private_Clean") + kb(rollup, "Private_Dirty")) / 1024,
+    };
   } catch {
     return undefined;
   }

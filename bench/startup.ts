@@ -15,6 +15,7 @@ import {
   type Figure,
   median,
   processMemoryMiB,
+  ROOT,
   type Size,
 } from "./_common.ts";
 import { completedCount, NOOP_MODULE, queueWorkflows, startBenchConductor } from "./_conductor.ts";
@@ -31,6 +32,7 @@ export const bench: Bench = {
     const firstPoll: number[] = [];
     const firstTask: number[] = [];
     const rss = { supervisor: [] as number[], broker: [] as number[], executor: [] as number[] };
+    const uss = { supervisor: [] as number[], broker: [] as number[], executor: [] as number[] };
     const lakefs = await startLakeFsServer({
       accessKeyId: DEMO_ACCESS_KEY_ID,
       secretAccessKey: DEMO_SECRET_ACCESS_KEY,
@@ -75,15 +77,19 @@ export const bench: Bench = {
           // Idle: let start-up garbage settle, then read each process's RSS.
           await sleep(2000, ctx.signal);
           const roles = await perago.roles();
-          const sup = await processMemoryMiB(roles.supervisor);
-          if (sup) rss.supervisor.push(sup.rssMiB);
-          for (const pid of roles.broker) {
-            const m = await processMemoryMiB(pid);
-            if (m) rss.broker.push(m.rssMiB);
-          }
-          for (const pid of roles.executor) {
-            const m = await processMemoryMiB(pid);
-            if (m) rss.executor.push(m.rssMiB);
+          const pids = {
+            supervisor: [roles.supervisor],
+            broker: roles.broker,
+            executor: roles.executor,
+          };
+          for (const role of ["supervisor", "broker", "executor"] as const) {
+            for (const pid of pids[role]) {
+              const m = await processMemoryMiB(pid);
+              if (m) {
+                rss[role].push(m.rssMiB);
+                uss[role].push(m.ussMiB);
+              }
+            }
           }
         } finally {
           await perago.stop();
@@ -115,12 +121,46 @@ export const bench: Bench = {
           unit: "MiB",
           note: "VmRSS 2 s after the first task",
         });
+        figures.push({
+          name: `idle_uss_${role}_MiB`,
+          value: median(uss[role]),
+          unit: "MiB",
+          note: "private pages (what one more such process costs)",
+        });
       }
     }
+    // The floor, side by side: Deno itself idle, and Deno with zod (every task module
+    // imports it through mod.ts).
+    const bare = await idleDenoMiB("setTimeout(() => {}, 60_000);", ctx.tempDir);
+    const withZod = await idleDenoMiB(
+      'import "zod"; setTimeout(() => {}, 60_000);',
+      ctx.tempDir,
+    );
+    figures.push(
+      {
+        name: "idle_rss_bare_deno_MiB",
+        value: bare.rssMiB,
+        unit: "MiB",
+        note: "deno run of an empty timer script (reference)",
+      },
+      { name: "idle_uss_bare_deno_MiB", value: bare.ussMiB, unit: "MiB" },
+      {
+        name: "idle_rss_deno_with_zod_MiB",
+        value: withZod.rssMiB,
+        unit: "MiB",
+        note: "deno run importing zod only (reference)",
+      },
+    );
+    const executorRss = rss.executor.length > 0 ? median(rss.executor) : NaN;
     return {
       params: { runs, concurrency: 1, executionMode: "process", deno: "deno run (cached)" },
       figures,
-      targets: [],
+      targets: [{
+        name: "idle_rss_executor_MiB",
+        target: "<= 50",
+        value: executorRss,
+        met: executorRss <= 50,
+      }],
       notes: [
         "Start-up includes Deno starting three processes (supervisor, broker, executor) from " +
         "source with a warm module cache; a `deno compile`d binary skips module loading.",
@@ -128,3 +168,26 @@ export const bench: Bench = {
     };
   },
 };
+
+/** Idle memory of a `deno run` of `source` (2 s after it started), for the references. */
+async function idleDenoMiB(
+  source: string,
+  tempDir: string,
+): Promise<{ rssMiB: number; ussMiB: number }> {
+  const script = await Deno.makeTempFile({ dir: tempDir, suffix: ".ts" });
+  await Deno.writeTextFile(script, source);
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--config", `${ROOT}deno.json`, script],
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  try {
+    await sleep(2000);
+    const m = await processMemoryMiB(child.pid);
+    return { rssMiB: m?.rssMiB ?? NaN, ussMiB: m?.ussMiB ?? NaN };
+  } finally {
+    child.kill("SIGKILL");
+    await child.status;
+  }
+}

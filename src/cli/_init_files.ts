@@ -139,6 +139,12 @@ export function envExampleEntries(tempDir: string): EnvExampleEntry[] {
       meaning: "bound of the host's object cache under <workspace root>/.perago-cache (0: off)",
     },
     {
+      name: "PERAGO_EXECUTOR_MAX_HEAP_MB",
+      defaultValue: "1024",
+      meaning: "V8 heap limit of each executor process in MiB; a task past it fails and " +
+        "is retried (0: V8's own limit; process mode only)",
+    },
+    {
       name: "PERAGO_DEBUG",
       defaultValue: "",
       meaning: "1 prints stack traces with errors and debug logs",

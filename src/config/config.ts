@@ -20,6 +20,7 @@ import {
   parseConductorConfig,
   parseDuration,
   parseExecutionMode,
+  parseExecutorMaxHeapMb,
   parseFailureReasonMaxLength,
   parseLakeFsConfig,
   parseListenAddress,
@@ -87,6 +88,13 @@ export interface RuntimeConfig {
    * `<workspaceRoot>/.perago-cache`; 0 turns the cache off. @default 5 GB
    */
   readonly objectCacheMaxBytes: number;
+  /**
+   * `PERAGO_EXECUTOR_MAX_HEAP_MB`: the V8 heap limit of each executor process, so a runaway
+   * task kills its own executor (the attempt is reported FAILED and retried), not the host;
+   * 0 leaves V8's limit. Executors in thread mode share the process and get none.
+   * @default 1024
+   */
+  readonly executorMaxHeapMb: number;
   /** Set when `CONDUCTOR_SERVER_URL` is. `perago start` requires it. */
   readonly conductor: ConductorConfig | undefined;
   /** Set when the three `LAKECTL_*` variables are. `perago start` requires it. */
@@ -130,6 +138,7 @@ export const CONFIG_ENV_VARS: readonly string[] = Object.freeze([
   ...TASK_ENV_VARS,
   "PERAGO_WORKSPACE_REF_STYLE",
   "PERAGO_OBJECT_CACHE_MAX_SIZE",
+  "PERAGO_EXECUTOR_MAX_HEAP_MB",
   "PERAGO_DEBUG",
   "PERAGO_METRICS_ADDRESS",
   "PERAGO_INSTANCE_ID",
@@ -222,6 +231,7 @@ export async function loadRuntimeConfig(
     pausedTasks: parseTaskPaused(env["PERAGO_TASK_PAUSED"]),
     workspaceRefStyle: parseWorkspaceRefStyle(env["PERAGO_WORKSPACE_REF_STYLE"]),
     objectCacheMaxBytes: parseObjectCacheMaxSize(env["PERAGO_OBJECT_CACHE_MAX_SIZE"]),
+    executorMaxHeapMb: parseExecutorMaxHeapMb(env["PERAGO_EXECUTOR_MAX_HEAP_MB"]),
     conductor: parseConductorConfig(env),
     lakefs: parseLakeFsConfig(env),
     debug: trimmed(env["PERAGO_DEBUG"]) === "1",
@@ -391,6 +401,9 @@ export function describeConfig(config: RuntimeConfig): string[] {
     }`,
     `object cache: ${
       config.objectCacheMaxBytes === 0 ? "off" : `up to ${config.objectCacheMaxBytes} bytes`
+    }`,
+    `executor heap limit: ${
+      config.executorMaxHeapMb === 0 ? "V8's default" : `${config.executorMaxHeapMb} MiB`
     }`,
     `conductor: ${conductor}`,
     `lakefs: ${lakefs}`,

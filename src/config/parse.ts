@@ -324,6 +324,35 @@ export function parseListenAddress(
   return Object.freeze({ hostname: hostname === "" ? "0.0.0.0" : hostname, port });
 }
 
+/** `PERAGO_EXECUTOR_MAX_HEAP_MB` default: 1024 MiB of V8 heap per executor process. */
+export const DEFAULT_EXECUTOR_MAX_HEAP_MB = 1024;
+
+/**
+ * Parses `PERAGO_EXECUTOR_MAX_HEAP_MB`: the V8 heap limit of each executor process in MiB
+ * (`--max-old-space-size`), 64 to 1048576, or `0` for V8's own limit. Unset: 1024.
+ *
+ * @example
+ * ```ts
+ * parseExecutorMaxHeapMb("4096"); // 4096
+ * parseExecutorMaxHeapMb("0"); // 0 (V8's default)
+ * ```
+ */
+export function parseExecutorMaxHeapMb(value: string | undefined): number {
+  const text = trimmed(value);
+  if (text === undefined) return DEFAULT_EXECUTOR_MAX_HEAP_MB;
+  const name = "PERAGO_EXECUTOR_MAX_HEAP_MB";
+  const parsed = /^(0|[1-9][0-9]*)$/.test(text) ? Number(text) : NaN;
+  if (!(parsed === 0 || (parsed >= 64 && parsed <= 1_048_576))) {
+    throw new ConfigError(
+      `${name} must be a whole number of MiB from 64 to 1048576, or 0 for V8's own limit${
+        got(value ?? "")
+      }`,
+      { variable: name },
+    );
+  }
+  return parsed;
+}
+
 /**
  * Reads an optional connection value: trimmed, blank = unset, and the placeholder
  * `replace-me` rejected (`<NAME> must be replaced with a real value`).

@@ -53,7 +53,7 @@ export interface SpawnChildOptions<In> {
 export function spawnChild<In, Out>(options: SpawnChildOptions<In>): ChildHandle<In, Out> {
   const process = new Deno.Command(options.command.command, {
     args: options.command.args,
-    env: options.env,
+    env: { ...options.env, ...options.command.env },
     clearEnv: true,
     stdin: "piped",
     stdout: "piped",

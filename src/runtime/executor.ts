@@ -18,7 +18,7 @@ import { MetricBuffer } from "../metrics/events.ts";
 import { AttemptMeter } from "./attempt_metrics.ts";
 import { AttemptTrace } from "./attempt_trace.ts";
 import { activeTraceparent } from "../otel/trace.ts";
-import { countingLakeFs } from "./counting_lakefs.ts";
+import { countingLakeFs, type TransferCounts } from "./counting_lakefs.ts";
 import {
   type ExecutorInit,
   ExecutorInitSchema,
@@ -42,7 +42,8 @@ export interface ExecutorOptions {
   tasks: ReadonlyMap<string, TaskDefinition>;
   /** Runs one attempt (src/workspace/attempt.ts `runAttempt`). */
   runAttempt: (options: AttemptOptions) => Promise<AttemptOutcome>;
-  lakefs: LakeFsApi;
+  /** `undefined` when the worker serves workspace-free tasks only. */
+  lakefs: LakeFsApi | undefined;
   /** The host's object cache, shared by this executor's attempts. @default none */
   downloadCache?: DownloadCache;
   emit: (message: FromExecutor) => void;
@@ -228,15 +229,17 @@ export class Executor {
     });
     // Metrics come from the phases, the outcome and the counting lakeFS client.
     const meter = new AttemptMeter(name, this.#metrics);
-    const counting = countingLakeFs(this.#options.lakefs, {
-      onContact: (ok, error) => {
-        this.#lakefsContact = ok
-          ? { ok }
-          : { ok, detail: `request failed (${error instanceof Error ? error.name : "error"})` };
-      },
-    });
+    const counting = this.#options.lakefs === undefined
+      ? undefined
+      : countingLakeFs(this.#options.lakefs, {
+        onContact: (ok, error) => {
+          this.#lakefsContact = ok
+            ? { ok }
+            : { ok, detail: `request failed (${error instanceof Error ? error.name : "error"})` };
+        },
+      });
     const wire = (outcome: WireOutcome): WireOutcome => {
-      meter.finish(outcome, counting.counts);
+      meter.finish(outcome, counting?.counts ?? NOTHING_MOVED);
       traced.end(outcome);
       return outcome;
     };
@@ -268,7 +271,7 @@ export class Executor {
           workspaceRoot: init.workspaceRoot,
           ownerWorkerId: init.workerId,
           failureReasonMaxLength: init.failureReasonMaxLength,
-          lakefs: counting.api,
+          ...(counting === undefined ? {} : { lakefs: counting.api }),
           ...(this.#options.downloadCache === undefined
             ? {}
             : { downloadCache: this.#options.downloadCache }),
@@ -387,8 +390,8 @@ export interface ExecutorProcessDeps {
   setupLogging: (init: ExecutorInit) => Promise<{ dispose(): Promise<void> }>;
   /** Loads the task modules by name. */
   loadTasks: (modules: readonly string[]) => Promise<Map<string, TaskDefinition>>;
-  /** Makes the lakeFS client. */
-  makeLakeFs: (init: ExecutorInit) => LakeFsApi;
+  /** Makes the lakeFS client (`undefined` when `init` has no lakeFS settings). */
+  makeLakeFs: (init: ExecutorInit) => LakeFsApi | undefined;
   /** Makes the host's object cache (`undefined`: none). @default none */
   makeDownloadCache?: (init: ExecutorInit) => DownloadCache | undefined;
   runAttempt: (options: AttemptOptions) => Promise<AttemptOutcome>;
@@ -459,6 +462,13 @@ export async function runExecutorProcess(deps: ExecutorProcessDeps): Promise<num
     await logging?.dispose();
   }
 }
+
+const NOTHING_MOVED: Readonly<TransferCounts> = Object.freeze({
+  downloadedObjects: 0,
+  downloadedBytes: 0,
+  uploadedObjects: 0,
+  uploadedBytes: 0,
+});
 
 function optionalCache(cache: DownloadCache | undefined): { downloadCache?: DownloadCache } {
   return cache === undefined ? {} : { downloadCache: cache };

@@ -61,8 +61,11 @@ export interface ChildPermissionOptions {
   modules: readonly string[];
   /** `CONDUCTOR_SERVER_URL` (the broker's only host). */
   conductorUrl: string;
-  /** `LAKECTL_SERVER_ENDPOINT_URL` (the executors' only host). */
-  lakefsUrl: string;
+  /**
+   * `LAKECTL_SERVER_ENDPOINT_URL` (the executors' only host); `undefined` when the worker
+   * serves workspace-free tasks only: its executors then get no network at all.
+   */
+  lakefsUrl: string | undefined;
   /**
    * perago's source directory (the one holding `main.ts`) when running from source.
    * @default the directory of this repository's `main.ts`
@@ -82,6 +85,8 @@ export interface ChildCommand {
   args: string[];
   /** Whether the child runs from a compiled binary (it must narrow itself). */
   standalone: boolean;
+  /** Variables to add to the child's environment (`DENO_V8_FLAGS` for a compiled binary). */
+  env?: Record<string, string>;
 }
 
 /** Options of {@linkcode childCommand}; defaults describe this process. */
@@ -97,6 +102,12 @@ export interface ChildCommandOptions extends ChildPermissionOptions {
    * @default {@linkcode childConfig}'s: the supervisor's, else the one beside `main.ts`
    */
   configFile?: string | undefined;
+  /**
+   * V8 heap limit of an executor in MiB (`--max-old-space-size`; `PERAGO_EXECUTOR_MAX_HEAP_MB`);
+   * 0 or unset: V8's own. Passed as `--v8-flags` from source, as `DENO_V8_FLAGS` to a compiled
+   * binary.
+   */
+  maxHeapMb?: number;
 }
 
 const MAIN_URL = new URL("../../main.ts", import.meta.url);
@@ -189,7 +200,7 @@ export function childPermissionSets(options: ChildPermissionOptions): ChildPermi
       ...source,
     ]),
     write: unique([options.workspaceRoot, options.logRoot]),
-    net: [hostPort(options.lakefsUrl)],
+    net: options.lakefsUrl === undefined ? [] : [hostPort(options.lakefsUrl)],
   };
 }
 
@@ -212,7 +223,8 @@ export function childPermissionFlags(options: ChildPermissionOptions): string[] 
     "--no-prompt",
     list("--allow-read", sets.read),
     list("--allow-write", sets.write),
-    list("--allow-net", sets.net),
+    // No list, no flag: an empty `--allow-net=` is not "nothing" to every Deno version.
+    ...(sets.net.length === 0 ? [] : [list("--allow-net", sets.net)]),
   ];
 }
 
@@ -224,7 +236,17 @@ export function childCommand(options: ChildCommandOptions): ChildCommand {
   const execPath = options.execPath ?? Deno.execPath();
   const standalone = options.standalone ?? Deno.build.standalone === true;
   const subcommand = options.role === "broker" ? "__broker" : "__executor";
-  if (standalone) return { command: execPath, args: [subcommand], standalone: true };
+  const heap = options.role === "executor" && (options.maxHeapMb ?? 0) > 0
+    ? `--max-old-space-size=${options.maxHeapMb}`
+    : undefined;
+  if (standalone) {
+    return {
+      command: execPath,
+      args: [subcommand],
+      standalone: true,
+      ...(heap === undefined ? {} : { env: { DENO_V8_FLAGS: heap } }),
+    };
+  }
   const mainModule = options.mainModule ?? fromFileUrl(MAIN_URL);
   const configFile = "configFile" in options ? options.configFile : childConfig().configFile;
   return {
@@ -232,6 +254,7 @@ export function childCommand(options: ChildCommandOptions): ChildCommand {
     args: [
       "run",
       ...(configFile === undefined ? [] : ["--config", configFile]),
+      ...(heap === undefined ? [] : [`--v8-flags=${heap}`]),
       ...childPermissionFlags(options),
       mainModule,
       subcommand,

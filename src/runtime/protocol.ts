@@ -87,11 +87,12 @@ export const ExecutorInitSchema = z.object({
   workspaceRefStyle: z.enum(["snake", "camel"]).optional(),
   /** Bound of the host's object cache under the workspace root; 0: no cache. */
   objectCacheMaxBytes: z.number().int().nonnegative().optional(),
+  /** Absent when the worker serves workspace-free tasks only (no lakeFS configured). */
   lakefs: z.object({
     endpointUrl: z.string(),
     accessKeyId: z.string(),
     secretAccessKey: z.string(),
-  }),
+  }).optional(),
   log: LogInitSchema,
 });
 /** See {@linkcode ExecutorInitSchema}. */

@@ -3,16 +3,14 @@
  * client, logging, the attempt), for both transports: the hidden `__broker`/`__executor`
  * commands (stdio of a child process) and the thread-mode Worker entry (postMessage).
  *
+ * Each role imports its own modules when it starts: an executor process never loads the
+ * broker or the Conductor client, nor a broker the attempt and lakeFS code (a few MiB of
+ * resident memory each).
+ *
  * @module
  */
-import { ConductorClient } from "../conductor/client.ts";
-import { LakeFsClient } from "../lakefs/client.ts";
-import { ObjectCache, objectCacheDir } from "../lakefs/object_cache.ts";
 import { getLogger } from "../log/logger.ts";
 import { setupLogging } from "../log/setup.ts";
-import { runBrokerProcess } from "./broker.ts";
-import { runExecutorProcess } from "./executor.ts";
-import { executorDeps } from "./executor_deps.ts";
 import type { SyncWriter } from "./protocol.ts";
 
 /** The byte streams a role speaks the protocol over. */
@@ -28,8 +26,12 @@ export interface RoleStreams {
  *
  * Requires `--allow-net` to the Conductor host and write access to the log root.
  */
-export function runBrokerRole(streams: RoleStreams): Promise<number> {
-  return runBrokerProcess({
+export async function runBrokerRole(streams: RoleStreams): Promise<number> {
+  const [{ ConductorClient }, { runBrokerProcess }] = await Promise.all([
+    import("../conductor/client.ts"),
+    import("./broker.ts"),
+  ]);
+  return await runBrokerProcess({
     ...streams,
     setupLogging: (init) =>
       setupLogging({
@@ -52,19 +54,26 @@ export function runBrokerRole(streams: RoleStreams): Promise<number> {
  *
  * Requires `--allow-net` to the lakeFS host and access to the workspace and log roots.
  */
-export function runExecutorRole(streams: RoleStreams): Promise<number> {
-  return runExecutorProcess({
+export async function runExecutorRole(streams: RoleStreams): Promise<number> {
+  const [{ LakeFsClient }, { ObjectCache, objectCacheDir }, { runExecutorProcess }, deps] =
+    await Promise.all([
+      import("../lakefs/client.ts"),
+      import("../lakefs/object_cache.ts"),
+      import("./executor.ts"),
+      import("./executor_deps.ts"),
+    ]);
+  return await runExecutorProcess({
     ...streams,
     setupLogging: (init) =>
       setupLogging({
         ...init.log,
-        secrets: [init.lakefs.secretAccessKey],
+        secrets: init.lakefs === undefined ? [] : [init.lakefs.secretAccessKey],
         level: init.log.debug ? "debug" : "info",
       }),
-    makeLakeFs: (init) => new LakeFsClient(init.lakefs),
+    makeLakeFs: (init) => init.lakefs === undefined ? undefined : new LakeFsClient(init.lakefs),
     makeDownloadCache: (init) => {
       const maxBytes = init.objectCacheMaxBytes ?? 0;
-      if (maxBytes === 0) return undefined;
+      if (maxBytes === 0 || init.lakefs === undefined) return undefined;
       const log = getLogger("runtime", "executor");
       return new ObjectCache({
         dir: objectCacheDir(init.workspaceRoot),
@@ -72,6 +81,6 @@ export function runExecutorRole(streams: RoleStreams): Promise<number> {
         onError: (message) => log.warn("object cache: {message}", { message }),
       });
     },
-    ...executorDeps,
+    ...deps.executorDeps,
   });
 }

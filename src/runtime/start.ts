@@ -8,6 +8,7 @@
  */
 import {
   CONFIG_ENV_VARS,
+  type LakeFsConfig,
   loadRuntimeConfig,
   loadTaskSettings,
   readProcessEnv,
@@ -98,21 +99,10 @@ export async function startRuntime(options: StartOptions): Promise<number> {
     ? config.metricsAddress
     : parseListenAddress(options.metricsAddress, "--metrics-address");
   const conductor = config.conductor;
-  const lakefs = config.lakefs;
-  if (conductor === undefined || lakefs === undefined) {
-    const missing = [
-      ...(conductor === undefined ? ["CONDUCTOR_SERVER_URL"] : []),
-      ...(lakefs === undefined
-        ? [
-          "LAKECTL_SERVER_ENDPOINT_URL",
-          "LAKECTL_CREDENTIALS_ACCESS_KEY_ID",
-          "LAKECTL_CREDENTIALS_SECRET_ACCESS_KEY",
-        ]
-        : []),
-    ];
+  if (conductor === undefined) {
     throw new ConfigError(
-      `perago start needs Conductor and lakeFS: set ${missing.join(", ")} ` +
-        '(in .env or the environment); "perago dev" prints a demo set',
+      "perago start needs Conductor: set CONDUCTOR_SERVER_URL (in .env or the environment); " +
+        '"perago dev" prints a demo set',
     );
   }
   const loaded: LoadedTask[] = [];
@@ -121,6 +111,19 @@ export async function startRuntime(options: StartOptions): Promise<number> {
   const duplicate = names.find((name, i) => names.indexOf(name) !== i);
   if (duplicate !== undefined) {
     throw new TypeError(`start: two modules define the task ${duplicate}; give each task once`);
+  }
+  // lakeFS only for workspace tasks: a worker of workspace-free tasks runs without it (and
+  // its executors get no network at all).
+  const workspaceTasks = loaded.filter((entry) => entry.task.workspace !== undefined);
+  const lakefs = workspaceTasks.length === 0 ? undefined : config.lakefs;
+  if (workspaceTasks.length > 0 && lakefs === undefined) {
+    throw new ConfigError(
+      `perago start needs lakeFS for the workspace task(s) ${
+        workspaceTasks.map((entry) => entry.task.name).join(", ")
+      }: set LAKECTL_SERVER_ENDPOINT_URL, LAKECTL_CREDENTIALS_ACCESS_KEY_ID and ` +
+        'LAKECTL_CREDENTIALS_SECRET_ACCESS_KEY (in .env or the environment); "perago dev" ' +
+        "prints a demo set",
+    );
   }
 
   const settings = await loadTaskSettings(names, { cwd });
@@ -132,7 +135,7 @@ export async function startRuntime(options: StartOptions): Promise<number> {
   });
   await checkTaskDefsRegistered(api, loaded, conductor.serverUrl);
 
-  const secrets = [lakefs.secretAccessKey.reveal(), conductor.authSecret?.reveal()]
+  const secrets = [lakefs?.secretAccessKey.reveal(), conductor.authSecret?.reveal()]
     .filter((s): s is string => s !== undefined);
   const moduleName = moduleStem(first);
   const supervisorWorkerId = resolveWorkerId(first, readProcessEnv());
@@ -156,9 +159,7 @@ export async function startRuntime(options: StartOptions): Promise<number> {
     executionMode: mode,
     concurrency,
     conductorUrl: conductor.serverUrl,
-    lakefsUrl: loaded.some((entry) => entry.task.workspace !== undefined)
-      ? lakefs.endpointUrl
-      : undefined,
+    lakefsUrl: lakefs?.endpointUrl,
   });
   for (const { task } of loaded) declareTaskMetrics(telemetry.registry, task.name, task.metrics);
   telemetry.servedTaskTypes(
@@ -187,7 +188,7 @@ export async function startRuntime(options: StartOptions): Promise<number> {
       );
     }
     const supervisor = new Supervisor({
-      ...supervisorOptions(config, loaded, settings, concurrency, moduleName, mode),
+      ...supervisorOptions(config, lakefs, loaded, settings, concurrency, moduleName, mode),
       telemetry,
     });
     // Health requests only feed /readyz: none without the listener.
@@ -204,6 +205,14 @@ export async function startRuntime(options: StartOptions): Promise<number> {
       },
     );
     for (const line of describeServing(loaded, settings)) log.info(line);
+    if (mode === "thread" && config.executorMaxHeapMb > 0) {
+      // Deno gives a Worker no heap limit of its own (no resourceLimits; a V8 flag set now
+      // reaches no isolate), and one running out of heap ends the whole process.
+      log.info(
+        "thread mode: executors share this process and its heap; PERAGO_EXECUTOR_MAX_HEAP_MB " +
+          "caps executors in process mode only",
+      );
+    }
     const unknownPaused = config.pausedTasks.filter((name) => !names.includes(name));
     if (unknownPaused.length > 0) {
       log.warn("PERAGO_TASK_PAUSED names {names}, which this worker does not serve", {
@@ -283,6 +292,7 @@ export function taskPollingOf(
 
 function supervisorOptions(
   config: RuntimeConfig,
+  lakefs: LakeFsConfig | undefined,
   loaded: readonly LoadedTask[],
   settings: readonly TaskSettings[],
   concurrency: number,
@@ -290,7 +300,6 @@ function supervisorOptions(
   mode: "process" | "thread",
 ) {
   const conductor = config.conductor!;
-  const lakefs = config.lakefs!;
   const modules = loaded.map((entry) => entry.modulePath);
   const prefix = config.workerIdPrefix;
   const log = (workerId: string) => ({
@@ -324,11 +333,13 @@ function supervisorOptions(
     failureReasonMaxLength: config.failureReasonMaxLength,
     workspaceRefStyle: config.workspaceRefStyle,
     objectCacheMaxBytes: config.objectCacheMaxBytes,
-    lakefs: {
-      endpointUrl: lakefs.endpointUrl,
-      accessKeyId: lakefs.accessKeyId,
-      secretAccessKey: lakefs.secretAccessKey.reveal(),
-    },
+    ...(lakefs === undefined ? {} : {
+      lakefs: {
+        endpointUrl: lakefs.endpointUrl,
+        accessKeyId: lakefs.accessKeyId,
+        secretAccessKey: lakefs.secretAccessKey.reveal(),
+      },
+    }),
     log: log(childWorkerId(prefix, slot)),
   });
   // Children (and thread-mode Workers, which resolve as this process does) use this process's
@@ -339,7 +350,7 @@ function supervisorOptions(
     logRoot: config.logRoot,
     modules,
     conductorUrl: conductor.serverUrl,
-    lakefsUrl: lakefs.endpointUrl,
+    lakefsUrl: lakefs?.endpointUrl,
     configFile,
     importMapReads,
   };
@@ -380,7 +391,11 @@ function supervisorOptions(
       }),
     executor: (slot) =>
       spawnChild<typeof FromExecutorSchema._output, ToExecutor>({
-        command: childCommand({ ...permissionInputs, role: "executor" }),
+        command: childCommand({
+          ...permissionInputs,
+          role: "executor",
+          maxHeapMb: config.executorMaxHeapMb,
+        }),
         env,
         schema: FromExecutorSchema,
         onInvalid: (_error, line) => strayLine(childWorkerId(prefix, slot), line),
@@ -388,7 +403,7 @@ function supervisorOptions(
   };
   // The supervisor deletes staging branches of attempts whose executor died (named in their
   // attempt markers); it reaches lakeFS as the executors do.
-  const stagingCleaner = new LakeFsClient({
+  const stagingCleaner = lakefs === undefined ? undefined : new LakeFsClient({
     endpointUrl: lakefs.endpointUrl,
     accessKeyId: lakefs.accessKeyId,
     secretAccessKey: lakefs.secretAccessKey,
@@ -403,8 +418,11 @@ function supervisorOptions(
     executorInit,
     spawner: mode === "thread" ? threads : processes,
     childrenInProcess: mode === "thread",
-    deleteStagingBranch: ({ repository, branch }: StagingBranchRef) =>
-      stagingCleaner.deleteBranch(repository, branch, AbortSignal.timeout(60_000)),
+    ...(stagingCleaner === undefined ? {} : {
+      deleteStagingBranch: ({ repository, branch }: StagingBranchRef) =>
+        stagingCleaner.deleteBranch(repository, branch, AbortSignal.timeout(60_000)),
+    }),
+    executorMaxHeapMb: mode === "process" ? config.executorMaxHeapMb : 0,
     attemptBudgetMs: (taskType: string) => {
       const seconds = loaded.find((entry) => entry.task.name === taskType)?.task.controls.timeout
         .seconds;

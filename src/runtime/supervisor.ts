@@ -89,6 +89,11 @@ export interface SupervisorOptions {
    * Without it such branches are left to the next attempt of the same task.
    */
   deleteStagingBranch?: (ref: StagingBranchRef) => Promise<void>;
+  /**
+   * The V8 heap limit executor processes run with (`PERAGO_EXECUTOR_MAX_HEAP_MB`), named in
+   * the failure reason of an executor that died of a fatal V8 error. 0: none.
+   */
+  executorMaxHeapMb?: number;
   logger?: Logger;
 }
 
@@ -616,7 +621,8 @@ export class Supervisor {
       this.#o.telemetry?.attemptEnded(attempt.taskType);
       this.#o.telemetry?.resultSent();
       const reason = `executor ${slot.workerId} (pid ${child.pid}) exited during the attempt ` +
-        `(${describeExit(exit)}); the attempt is reported FAILED so Conductor retries it`;
+        `(${describeExit(exit)})${this.#fatalV8Hint(exit)}; the attempt is reported FAILED so ` +
+        "Conductor retries it";
       this.#log.error(reason, { taskId: attempt.taskId });
       void this.#broker?.send({
         type: "abandon",
@@ -653,6 +659,19 @@ export class Supervisor {
     if (this.#state === "running" || (this.#state === "draining" && this.#queue.length > 0)) {
       this.#scheduleRestart(slot);
     }
+  }
+
+  /**
+   * V8 ends a process that runs out of heap (or hits another fatal error) with SIGTRAP: name
+   * the executors' heap limit so the reason says what to change.
+   */
+  #fatalV8Hint(exit: ChildExit): string {
+    if (exit.signal !== "SIGTRAP" && exit.code !== 133) return "";
+    const limit = this.#o.executorMaxHeapMb ?? 0;
+    return limit > 0
+      ? `: a fatal V8 error, most likely the task's memory passing the executor heap limit ` +
+        `(PERAGO_EXECUTOR_MAX_HEAP_MB=${limit}); raise it if the task needs more`
+      : ": a fatal V8 error, most likely the task running out of memory";
   }
 
   #executorsStopping = false;

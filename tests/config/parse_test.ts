@@ -4,6 +4,7 @@ import {
   parseConductorConfig,
   parseDuration,
   parseExecutionMode,
+  parseExecutorMaxHeapMb,
   parseFailureReasonMaxLength,
   parseLakeFsConfig,
   parseListenAddress,
@@ -95,6 +96,27 @@ table("parseObjectCacheMaxSize", parseObjectCacheMaxSize, [
   ["-1GB", cacheError('"-1GB"')],
   ["00", cacheError('"00"')],
   ["5GiB", cacheError('"5GiB"')],
+]);
+
+const HEAP = "PERAGO_EXECUTOR_MAX_HEAP_MB";
+const heapError = (got: string) => ({
+  error: `${HEAP} must be a whole number of MiB from 64 to 1048576, or 0 for V8's own limit ` +
+    `(got ${got})`,
+  variable: HEAP,
+});
+table("parseExecutorMaxHeapMb", parseExecutorMaxHeapMb, [
+  [undefined, 1024],
+  ["", 1024],
+  ["0", 0],
+  [" 4096 ", 4096],
+  ["64", 64],
+  ["1048576", 1_048_576],
+  ["63", heapError('"63"')],
+  ["1048577", heapError('"1048577"')],
+  ["1.5", heapError('"1.5"')],
+  ["1GB", heapError('"1GB"')],
+  ["-1", heapError('"-1"')],
+  ["0100", heapError('"0100"')],
 ]);
 
 const RET = "PERAGO_LOG_RETENTION";

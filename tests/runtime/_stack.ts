@@ -27,6 +27,7 @@ export default defineTask({
     a: z.number(), b: z.number(),
     sleepMs: z.number().optional(), read: z.string().optional(), fetch: z.string().optional(),
     printStdout: z.boolean().optional(), sleepOnlyFirst: z.boolean().optional(),
+    hogOnlyFirst: z.boolean().optional(),
   }),
   result: z.object({ sum: z.number() }),
   controls: {
@@ -35,6 +36,11 @@ export default defineTask({
   },
   async run(p, ctx) {
     if (p.printStdout) console.log("a task printing to stdout");
+    if (p.hogOnlyFirst && ctx.attempt.retryCount === 0) {
+      // A runaway task: keeps every allocation until the heap gives out.
+      const kept = [];
+      while (true) kept.push(new Array(100_000).fill({ n: kept.length }));
+    }
     const sleeps = p.sleepMs && !(p.sleepOnlyFirst && ctx.attempt.retryCount > 0);
     if (sleeps) await new Promise((r, j) => {
       const t = setTimeout(r, p.sleepMs);

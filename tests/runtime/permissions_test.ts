@@ -197,3 +197,31 @@ Deno.test("permissions: children run with the supervisor's --config; executors r
     importMapReads: [],
   });
 });
+
+Deno.test("permissions: an executor without lakeFS (workspace-free tasks) gets no --allow-net at all", () => {
+  const flags = childPermissionFlags({ ...base, role: "executor", lakefsUrl: undefined });
+  assert.ok(!flags.some((flag) => flag.startsWith("--allow-net")), flags.join(" "));
+  assert.ok(flags.includes("--no-prompt"));
+});
+
+Deno.test("permissions: PERAGO_EXECUTOR_MAX_HEAP_MB reaches executors only, as --v8-flags or DENO_V8_FLAGS", () => {
+  const options = {
+    ...base,
+    execPath: "/usr/bin/deno",
+    standalone: false,
+    mainModule: "/opt/perago/main.ts",
+    configFile: undefined,
+    maxHeapMb: 512,
+  };
+  const executor = childCommand({ ...options, role: "executor" });
+  assert.equal(executor.args[0], "run");
+  assert.equal(executor.args[1], "--v8-flags=--max-old-space-size=512");
+  assert.equal(executor.env, undefined);
+  const broker = childCommand({ ...options, role: "broker" });
+  assert.ok(!broker.args.some((arg) => arg.startsWith("--v8-flags")), broker.args.join(" "));
+  const compiled = childCommand({ ...options, role: "executor", standalone: true });
+  assert.deepEqual(compiled.args, ["__executor"]);
+  assert.deepEqual(compiled.env, { DENO_V8_FLAGS: "--max-old-space-size=512" });
+  const uncapped = childCommand({ ...options, role: "executor", maxHeapMb: 0 });
+  assert.ok(!uncapped.args.some((arg) => arg.startsWith("--v8-flags")));
+});
