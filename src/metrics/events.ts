@@ -93,6 +93,12 @@ export class MetricBuffer {
     this.#push({ op: "observe", name, labels: { ...labels }, value });
   }
 
+  /** Queues a record as it was made elsewhere (a task's own metrics arrive as records). */
+  add(record: MetricRecord): void {
+    const { op, name, labels, value } = record;
+    this.#push({ op, name, labels: { ...labels }, value });
+  }
+
   /** Asks for a batch (maybe empty) within `flushMs`: the sender has news of its own. */
   touch(): void {
     this.#touched = true;

@@ -202,72 +202,35 @@ export class Executor {
     const { init } = this.#options;
     if (definition === undefined) {
       const known = [...this.#options.tasks.keys()].join(", ");
-      return {
-        status: "FAILED",
-        reasonForIncompletion: `no task named ${name} is loaded by this worker (it serves ` +
-          `${known}); start perago with that task's module`,
-        stale: false,
-        durationMs: Date.now() - started,
-      };
+      return failed(
+        `no task named ${name} is loaded by this worker (it serves ${known}); start perago ` +
+          "with that task's module",
+        started,
+      );
     }
-    const traced = new AttemptTrace({
-      taskType: name,
-      workflowInstanceId: task.workflowInstanceId,
-      taskId: task.taskId,
-      retryCount: task.retryCount,
-      workerId: this.#options.init.workerId,
-    });
-    const traceparent = traced.traceparent;
-    if (traceparent !== undefined) this.#traceparents.set(attemptId, traceparent);
+    const traced = this.#trace(attemptId, task, name);
     // Every line of the attempt carries its trace id.
     const log = this.#log.with(traced.logIds);
+    const ids = { attemptId, taskId: task.taskId, workflowInstanceId: task.workflowInstanceId };
     log.info("attempt {attemptId}: task {taskId} of {taskDefName} started", {
-      attemptId,
-      taskId: task.taskId,
-      workflowInstanceId: task.workflowInstanceId,
+      ...ids,
       taskDefName: name,
     });
     // Metrics come from the phases, the outcome and the counting lakeFS client.
     const meter = new AttemptMeter(name, this.#metrics);
-    const counting = this.#options.lakefs === undefined
-      ? undefined
-      : countingLakeFs(this.#options.lakefs, {
-        onContact: (ok, error) => {
-          this.#lakefsContact = ok
-            ? { ok }
-            : { ok, detail: `request failed (${error instanceof Error ? error.name : "error"})` };
-        },
-      });
+    const counting = this.#countingLakeFs();
     const wire = (outcome: WireOutcome): WireOutcome => {
       meter.finish(outcome, counting?.counts ?? NOTHING_MOVED);
       traced.end(outcome);
       return outcome;
     };
-    // controls.timeout.seconds is the budget of one try (Conductor's timeoutSeconds): past
-    // it the attempt's signal aborts, so a task that honours ctx.signal ends as FAILED and
-    // frees its slot instead of holding it (and its extended lease) forever.
-    const budgetSeconds = definition.controls.timeout.seconds;
-    const budget = new AbortController();
-    const budgetTimer = budgetSeconds > 0
-      ? setTimeout(
-        () => budget.abort(new AttemptTimeoutError(name, budgetSeconds)),
-        budgetSeconds * 1000,
-      )
-      : undefined;
+    const budget = attemptBudget(name, definition.controls.timeout.seconds, signal);
     try {
       const outcome = await traced.run(() =>
         this.#options.runAttempt({
           task: definition,
           input: task.inputData ?? {},
-          attempt: {
-            workflowInstanceId: task.workflowInstanceId,
-            taskId: task.taskId,
-            retryCount: task.retryCount,
-            referenceTaskName: task.referenceTaskName ?? name,
-            seq: task.seq ?? 0,
-            iteration: task.iteration ?? 0,
-            taskDefName: name,
-          },
+          attempt: attemptIdentity(task, name),
           workspaceRoot: init.workspaceRoot,
           ownerWorkerId: init.workerId,
           failureReasonMaxLength: init.failureReasonMaxLength,
@@ -279,49 +242,59 @@ export class Executor {
             meter.phase(phase);
             traced.phase(phase);
           },
-          onMetric: (record) => {
-            if (record.op === "inc") this.#metrics.inc(record.name, record.labels, record.value);
-            else if (record.op === "set") {
-              this.#metrics.set(record.name, record.labels, record.value);
-            } else this.#metrics.observe(record.name, record.labels, record.value);
-          },
+          onMetric: (record) => this.#metrics.add(record),
           loadCurrentAttempt: (fenceSignal) => this.#fence(task, fenceSignal),
-          signal: budgetTimer === undefined ? signal : AbortSignal.any([signal, budget.signal]),
+          signal: budget.signal,
           logger: log,
           refStyle: init.workspaceRefStyle ?? "snake",
         })
       );
       log.info("attempt {attemptId}: task {taskId} ended {status}", {
-        attemptId,
-        taskId: task.taskId,
-        workflowInstanceId: task.workflowInstanceId,
+        ...ids,
         status: outcome.status,
         stale: outcome.stale,
         durationMs: outcome.durationMs,
       });
-      return wire({
-        status: outcome.status,
-        stale: outcome.stale,
-        durationMs: outcome.durationMs,
-        ...(outcome.outputData === undefined ? {} : { outputData: outcome.outputData }),
-        ...(outcome.reasonForIncompletion === undefined
-          ? {}
-          : { reasonForIncompletion: outcome.reasonForIncompletion }),
-        ...(outcome.publishedRef === undefined ? {} : { publishedRef: outcome.publishedRef }),
-      });
+      return wire(wireOutcome(outcome));
     } catch (error) {
       // runAttempt maps task errors itself; reaching here is a bug or a cancellation.
       const message = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
       log.error("attempt {attemptId} crashed: {message}", { attemptId, message });
-      return wire({
-        status: "FAILED",
-        reasonForIncompletion: `attempt crashed: ${message}`.slice(0, init.failureReasonMaxLength),
-        stale: false,
-        durationMs: Date.now() - started,
-      });
+      return wire(
+        failed(`attempt crashed: ${message}`.slice(0, init.failureReasonMaxLength), started),
+      );
     } finally {
-      clearTimeout(budgetTimer);
+      budget.clear();
     }
+  }
+
+  /** The spans of one attempt; its traceparent goes with its outcome message. */
+  #trace(attemptId: string, task: ConductorTask, name: string): AttemptTrace {
+    const traced = new AttemptTrace({
+      taskType: name,
+      workflowInstanceId: task.workflowInstanceId,
+      taskId: task.taskId,
+      retryCount: task.retryCount,
+      workerId: this.#options.init.workerId,
+    });
+    const traceparent = traced.traceparent;
+    if (traceparent !== undefined) this.#traceparents.set(attemptId, traceparent);
+    return traced;
+  }
+
+  /**
+   * The lakeFS client of one attempt: it counts what moves and notes whether lakeFS answered;
+   * `undefined` for a worker of workspace-free tasks (no lakeFS).
+   */
+  #countingLakeFs(): ReturnType<typeof countingLakeFs> | undefined {
+    if (this.#options.lakefs === undefined) return undefined;
+    return countingLakeFs(this.#options.lakefs, {
+      onContact: (ok, error) => {
+        this.#lakefsContact = ok
+          ? { ok }
+          : { ok, detail: `request failed (${error instanceof Error ? error.name : "error"})` };
+      },
+    });
   }
 
   /** The fence: asks the broker (through the supervisor) for the task's current state. */
@@ -366,6 +339,63 @@ export class Executor {
       });
     });
   }
+}
+
+/** The Conductor identity of the attempt of `task` (a task of the type `name`). */
+function attemptIdentity(task: ConductorTask, name: string): AttemptOptions["attempt"] {
+  return {
+    workflowInstanceId: task.workflowInstanceId,
+    taskId: task.taskId,
+    retryCount: task.retryCount,
+    referenceTaskName: task.referenceTaskName ?? name,
+    seq: task.seq ?? 0,
+    iteration: task.iteration ?? 0,
+    taskDefName: name,
+  };
+}
+
+/**
+ * The signal of an attempt: `signal`, and, when the task has a budget
+ * (`controls.timeout.seconds`, Conductor's timeoutSeconds of one try), its end. Past it the
+ * signal aborts with {@linkcode AttemptTimeoutError}, so a task that honours ctx.signal ends
+ * as FAILED and frees its slot instead of holding it (and its extended lease) forever.
+ */
+function attemptBudget(
+  name: string,
+  budgetSeconds: number,
+  signal: AbortSignal,
+): { signal: AbortSignal; clear(): void } {
+  if (!(budgetSeconds > 0)) return { signal, clear: () => {} };
+  const budget = new AbortController();
+  const timer = setTimeout(
+    () => budget.abort(new AttemptTimeoutError(name, budgetSeconds)),
+    budgetSeconds * 1000,
+  );
+  return { signal: AbortSignal.any([signal, budget.signal]), clear: () => clearTimeout(timer) };
+}
+
+/** A FAILED outcome of an attempt that did not get to run (or crashed), begun at `started`. */
+function failed(reason: string, started: number): WireOutcome {
+  return {
+    status: "FAILED",
+    reasonForIncompletion: reason,
+    stale: false,
+    durationMs: Date.now() - started,
+  };
+}
+
+/** The outcome as the protocol carries it (what the broker reports to Conductor). */
+function wireOutcome(outcome: AttemptOutcome): WireOutcome {
+  return {
+    status: outcome.status,
+    stale: outcome.stale,
+    durationMs: outcome.durationMs,
+    ...(outcome.outputData === undefined ? {} : { outputData: outcome.outputData }),
+    ...(outcome.reasonForIncompletion === undefined
+      ? {}
+      : { reasonForIncompletion: outcome.reasonForIncompletion }),
+    ...(outcome.publishedRef === undefined ? {} : { publishedRef: outcome.publishedRef }),
+  };
 }
 
 /** An attempt ran past its task's `controls.timeout.seconds` and was aborted. */
