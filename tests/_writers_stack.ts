@@ -11,6 +11,7 @@
  *
  * @module
  */
+import { leftoverAttemptDirs } from "./_workspace_root.ts";
 import { ConductorClient } from "../src/conductor/client.ts";
 import type { Workflow, WorkflowTaskDef } from "../src/conductor/api.ts";
 import { startConductorServer } from "../src/devstack/conductor/server.ts";
@@ -343,15 +344,7 @@ export async function startWritersStack(options: WritersStackOptions): Promise<W
         }
         return names;
       },
-      async leftoverAttemptDirs() {
-        try {
-          const entries = await Array.fromAsync(Deno.readDir(workspaceRoot));
-          return entries.map((e) => e.name).filter((n) => n !== ".perago-supervisor.lock");
-        } catch (error) {
-          if (error instanceof Deno.errors.NotFound) return [];
-          throw error;
-        }
-      },
+      leftoverAttemptDirs: () => leftoverAttemptDirs(workspaceRoot),
       close,
     };
   } catch (error) {

@@ -1,3 +1,4 @@
+import { leftoverAttemptDirs as leftoverEntries } from "../_workspace_root.ts";
 import { spawnPeragoStart, stopWorker as stopPerago, type Worker } from "../_perago_process.ts";
 /**
  * Chaos harness: the demo Conductor and lakeFS in-process (with their fault switches), or the
@@ -454,16 +455,8 @@ export async function leftoverStaging(stack: ChaosStack): Promise<string[]> {
 }
 
 /** Entries of the workspace root other than the supervisor lock and the host's object cache. */
-export async function leftoverAttemptDirs(stack: ChaosStack): Promise<string[]> {
-  try {
-    const entries = await Array.fromAsync(Deno.readDir(stack.workspaceRoot));
-    return entries.map((e) => e.name).filter((n) =>
-      n !== ".perago-supervisor.lock" && n !== ".perago-cache"
-    );
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return [];
-    throw error;
-  }
+export function leftoverAttemptDirs(stack: ChaosStack): Promise<string[]> {
+  return leftoverEntries(stack.workspaceRoot);
 }
 
 /** Every log file under the log root, with its text. */
