@@ -7,6 +7,7 @@
  * @module
  */
 import {
+  type ConductorConfig,
   CONFIG_ENV_VARS,
   type LakeFsConfig,
   loadRuntimeConfig,
@@ -87,14 +88,7 @@ export async function startRuntime(options: StartOptions): Promise<number> {
   const first = options.modules[0]!;
   const config = await loadRuntimeConfig(first, { cwd });
   const mode = options.executionMode ?? config.executionMode;
-  if (mode === "thread" && workerOptionsEnabled() === false) {
-    throw new ConfigError(
-      "execution mode thread needs Deno's --unstable-worker-options (per-worker " +
-        "permissions), which this process was started without: run " +
-        '"deno run -A --unstable-worker-options main.ts start ..." (deno task start and ' +
-        "the compiled binary pass it), or use --execution-mode process",
-    );
-  }
+  checkExecutionMode(mode);
   const metricsAddress: ListenAddress | undefined = options.metricsAddress === undefined
     ? config.metricsAddress
     : parseListenAddress(options.metricsAddress, "--metrics-address");
@@ -105,35 +99,13 @@ export async function startRuntime(options: StartOptions): Promise<number> {
         '"perago dev" prints a demo set',
     );
   }
-  const loaded: LoadedTask[] = [];
-  for (const module of options.modules) loaded.push(await loadTask(module, { cwd }));
+  const loaded = await loadServedTasks(options.modules, cwd);
   const names = loaded.map((entry) => entry.task.name);
-  const duplicate = names.find((name, i) => names.indexOf(name) !== i);
-  if (duplicate !== undefined) {
-    throw new TypeError(`start: two modules define the task ${duplicate}; give each task once`);
-  }
-  // lakeFS only for workspace tasks: a worker of workspace-free tasks runs without it (and
-  // its executors get no network at all).
-  const workspaceTasks = loaded.filter((entry) => entry.task.workspace !== undefined);
-  const lakefs = workspaceTasks.length === 0 ? undefined : config.lakefs;
-  if (workspaceTasks.length > 0 && lakefs === undefined) {
-    throw new ConfigError(
-      `perago start needs lakeFS for the workspace task(s) ${
-        workspaceTasks.map((entry) => entry.task.name).join(", ")
-      }: set LAKECTL_SERVER_ENDPOINT_URL, LAKECTL_CREDENTIALS_ACCESS_KEY_ID and ` +
-        'LAKECTL_CREDENTIALS_SECRET_ACCESS_KEY (in .env or the environment); "perago dev" ' +
-        "prints a demo set",
-    );
-  }
+  const lakefs = lakeFsFor(loaded, config);
 
   const settings = await loadTaskSettings(names, { cwd });
 
-  const api = new ConductorClient({
-    serverUrl: conductor.serverUrl,
-    authKey: conductor.authKey,
-    authSecret: conductor.authSecret,
-  });
-  await checkTaskDefsRegistered(api, loaded, conductor.serverUrl);
+  await checkTaskDefsRegistered(conductorClient(conductor), loaded, conductor.serverUrl);
 
   const secrets = [lakefs?.secretAccessKey.reveal(), conductor.authSecret?.reveal()]
     .filter((s): s is string => s !== undefined);
@@ -154,37 +126,20 @@ export async function startRuntime(options: StartOptions): Promise<number> {
   const unbridge = bridgeToOpenTelemetry(registry, {
     instanceId: config.instanceId ?? supervisorWorkerId,
   });
-  const telemetry = new RuntimeTelemetry({
-    registry,
+  const telemetry = runtimeTelemetry(registry, loaded, settings, {
     executionMode: mode,
     concurrency,
     conductorUrl: conductor.serverUrl,
     lakefsUrl: lakefs?.endpointUrl,
   });
-  for (const { task } of loaded) declareTaskMetrics(telemetry.registry, task.name, task.metrics);
-  telemetry.servedTaskTypes(
-    settings.map((setting) => ({
-      taskType: setting.name,
-      paused: setting.paused,
-      domain: setting.domain,
-    })),
-  );
   let server: MetricsServer | undefined;
   try {
     if (metricsAddress !== undefined) {
       // Before any child starts: a taken port stops the start with one clear line.
-      server = startMetricsServer({
-        address: metricsAddress,
-        settingName: options.metricsAddress === undefined
-          ? "PERAGO_METRICS_ADDRESS"
-          : "--metrics-address",
-        collect: () => telemetry.collect(),
-        liveness: () => telemetry.liveness(),
-        readiness: () => telemetry.readiness(),
-      });
-      getLogger("runtime").info(
-        "serving metrics on {url}/metrics, probes on /healthz and /readyz",
-        { url: server.url },
+      server = startMetricsListener(
+        telemetry,
+        metricsAddress,
+        options.metricsAddress === undefined ? "PERAGO_METRICS_ADDRESS" : "--metrics-address",
       );
     }
     const supervisor = new Supervisor({
@@ -194,37 +149,145 @@ export async function startRuntime(options: StartOptions): Promise<number> {
     // Health requests only feed /readyz: none without the listener.
     telemetry.watch(() => supervisor.status, { healthRequests: server !== undefined });
     options.onSupervisor?.(supervisor);
-    const log = getLogger("runtime");
-    log.info(
-      "starting {concurrency} executor(s) ({mode} mode) for {tasks}; logs in {log}",
-      {
-        concurrency,
-        mode,
-        tasks: names.join(", "),
-        log: logging.logFile,
-      },
-    );
-    for (const line of describeServing(loaded, settings)) log.info(line);
-    if (mode === "thread" && config.executorMaxHeapMb > 0) {
-      // Deno gives a Worker no heap limit of its own (no resourceLimits; a V8 flag set now
-      // reaches no isolate), and one running out of heap ends the whole process.
-      log.info(
-        "thread mode: executors share this process and its heap; PERAGO_EXECUTOR_MAX_HEAP_MB " +
-          "caps executors in process mode only",
-      );
-    }
-    const unknownPaused = config.pausedTasks.filter((name) => !names.includes(name));
-    if (unknownPaused.length > 0) {
-      log.warn("PERAGO_TASK_PAUSED names {names}, which this worker does not serve", {
-        names: unknownPaused.join(", "),
-      });
-    }
+    logStart(config, loaded, settings, { concurrency, mode, logFile: logging.logFile });
     return await supervisor.run();
   } finally {
     telemetry.close();
     unbridge();
     await server?.close();
     await logging.dispose();
+  }
+}
+
+/** The supervisor's own Conductor client (its look-ups at start). */
+function conductorClient(conductor: ConductorConfig): ConductorClient {
+  return new ConductorClient({
+    serverUrl: conductor.serverUrl,
+    authKey: conductor.authKey,
+    authSecret: conductor.authSecret,
+  });
+}
+
+/**
+ * Thread mode needs per-worker permissions, an unstable Deno API.
+ *
+ * @throws {ConfigError} for thread mode in a process started without them.
+ */
+function checkExecutionMode(mode: "process" | "thread"): void {
+  if (mode === "thread" && workerOptionsEnabled() === false) {
+    throw new ConfigError(
+      "execution mode thread needs Deno's --unstable-worker-options (per-worker " +
+        "permissions), which this process was started without: run " +
+        '"deno run -A --unstable-worker-options main.ts start ..." (deno task start and ' +
+        "the compiled binary pass it), or use --execution-mode process",
+    );
+  }
+}
+
+/** The runtime's telemetry over `registry`, with each served task's own metrics declared. */
+function runtimeTelemetry(
+  registry: MetricsRegistry,
+  loaded: readonly LoadedTask[],
+  settings: readonly TaskSettings[],
+  runtime: {
+    executionMode: "process" | "thread";
+    concurrency: number;
+    conductorUrl: string;
+    lakefsUrl: string | undefined;
+  },
+): RuntimeTelemetry {
+  const telemetry = new RuntimeTelemetry({ registry, ...runtime });
+  for (const { task } of loaded) declareTaskMetrics(telemetry.registry, task.name, task.metrics);
+  telemetry.servedTaskTypes(
+    settings.map((setting) => ({
+      taskType: setting.name,
+      paused: setting.paused,
+      domain: setting.domain,
+    })),
+  );
+  return telemetry;
+}
+
+/** Loads the task modules; two modules of one task name are an error. */
+async function loadServedTasks(modules: readonly string[], cwd: string): Promise<LoadedTask[]> {
+  const loaded: LoadedTask[] = [];
+  for (const module of modules) loaded.push(await loadTask(module, { cwd }));
+  const names = loaded.map((entry) => entry.task.name);
+  const duplicate = names.find((name, i) => names.indexOf(name) !== i);
+  if (duplicate !== undefined) {
+    throw new TypeError(`start: two modules define the task ${duplicate}; give each task once`);
+  }
+  return loaded;
+}
+
+/**
+ * lakeFS, for workspace tasks only: a worker of workspace-free tasks runs without it (and its
+ * executors get no network at all).
+ *
+ * @throws {ConfigError} when a workspace task is served and lakeFS is not configured.
+ */
+function lakeFsFor(loaded: readonly LoadedTask[], config: RuntimeConfig): LakeFsConfig | undefined {
+  const workspaceTasks = loaded.filter((entry) => entry.task.workspace !== undefined);
+  if (workspaceTasks.length === 0) return undefined;
+  if (config.lakefs === undefined) {
+    throw new ConfigError(
+      `perago start needs lakeFS for the workspace task(s) ${
+        workspaceTasks.map((entry) => entry.task.name).join(", ")
+      }: set LAKECTL_SERVER_ENDPOINT_URL, LAKECTL_CREDENTIALS_ACCESS_KEY_ID and ` +
+        'LAKECTL_CREDENTIALS_SECRET_ACCESS_KEY (in .env or the environment); "perago dev" ' +
+        "prints a demo set",
+    );
+  }
+  return config.lakefs;
+}
+
+/** The operators' listener: /metrics, /healthz and /readyz from the runtime's telemetry. */
+function startMetricsListener(
+  telemetry: RuntimeTelemetry,
+  address: ListenAddress,
+  settingName: string,
+): MetricsServer {
+  const server = startMetricsServer({
+    address,
+    settingName,
+    collect: () => telemetry.collect(),
+    liveness: () => telemetry.liveness(),
+    readiness: () => telemetry.readiness(),
+  });
+  getLogger("runtime").info(
+    "serving metrics on {url}/metrics, probes on /healthz and /readyz",
+    { url: server.url },
+  );
+  return server;
+}
+
+/** The start lines: executors and mode, each served task, and settings worth a word. */
+function logStart(
+  config: RuntimeConfig,
+  loaded: readonly LoadedTask[],
+  settings: readonly TaskSettings[],
+  run: { concurrency: number; mode: "process" | "thread"; logFile: string },
+): void {
+  const log = getLogger("runtime");
+  const names = loaded.map((entry) => entry.task.name);
+  log.info(
+    "starting {concurrency} executor(s) ({mode} mode) for {tasks}; logs in {log}",
+    { concurrency: run.concurrency, mode: run.mode, tasks: names.join(", "), log: run.logFile },
+  );
+  for (const line of describeServing(loaded, settings)) log.info(line);
+  if (run.mode === "thread" && config.executorMaxHeapMb > 0) {
+    // Deno gives a Worker no heap limit of its own (no resourceLimits; a V8 flag set now
+    // reaches no isolate), and one running out of heap ends the whole process.
+    log.info(
+      "thread mode: executors share this process and its heap; PERAGO_EXECUTOR_MAX_HEAP_MB " +
+        "caps executors in process mode only",
+    );
+  }
+  const unknownPaused = config.pausedTasks.filter((name) => !names.includes(name));
+  if (unknownPaused.length > 0) {
+    log.warn("PERAGO_TASK_PAUSED names {names}, which this worker does not serve", {
+      names: unknownPaused.join(", "),
+    });
   }
 }
 
@@ -302,46 +365,6 @@ function supervisorOptions(
   const conductor = config.conductor!;
   const modules = loaded.map((entry) => entry.modulePath);
   const prefix = config.workerIdPrefix;
-  const log = (workerId: string) => ({
-    logRoot: config.logRoot,
-    moduleName,
-    workerId,
-    maxFileBytes: config.logFileMaxSizeBytes,
-    retentionMs: config.logRetentionMs,
-    debug: config.debug,
-  });
-  const brokerInit: BrokerInit = {
-    workerId: brokerWorkerId(prefix),
-    taskTypes: settings.filter((setting) => !setting.paused).map((setting) => setting.name),
-    taskPolling: taskPollingOf(loaded, settings),
-    pausedTaskTypes: settings.filter((setting) => setting.paused).map((setting) => setting.name),
-    conductor: {
-      serverUrl: conductor.serverUrl,
-      ...(conductor.authKey === undefined ? {} : { authKey: conductor.authKey }),
-      ...(conductor.authSecret === undefined ? {} : { authSecret: conductor.authSecret.reveal() }),
-    },
-    // Shorter than the 5 s maximum: a drain waits for the in-flight poll (never aborted, so
-    // no polled task is lost), and 2 s keeps that wait short while idle polls stay rare.
-    pollTimeoutMs: 2000,
-    log: log(brokerWorkerId(prefix)),
-  };
-  const executorInit = (slot: number): ExecutorInit => ({
-    slot,
-    workerId: childWorkerId(prefix, slot),
-    modules,
-    workspaceRoot: config.workspaceRoot,
-    failureReasonMaxLength: config.failureReasonMaxLength,
-    workspaceRefStyle: config.workspaceRefStyle,
-    objectCacheMaxBytes: config.objectCacheMaxBytes,
-    ...(lakefs === undefined ? {} : {
-      lakefs: {
-        endpointUrl: lakefs.endpointUrl,
-        accessKeyId: lakefs.accessKeyId,
-        secretAccessKey: lakefs.secretAccessKey.reveal(),
-      },
-    }),
-    log: log(childWorkerId(prefix, slot)),
-  });
   // Children (and thread-mode Workers, which resolve as this process does) use this process's
   // deno.json: a task project's import map reaches the executors, which may read its modules.
   const { configFile, importMapReads } = childConfig();
@@ -358,7 +381,109 @@ function supervisorOptions(
     ...CONFIG_ENV_VARS,
     ...taskEnvVars(loaded.map((entry) => entry.task.name)),
   ]);
-  const threads: ChildSpawner = {
+  // The supervisor deletes staging branches of attempts whose executor died (named in their
+  // attempt markers); it reaches lakeFS as the executors do.
+  const stagingCleaner = lakefs === undefined ? undefined : new LakeFsClient({
+    endpointUrl: lakefs.endpointUrl,
+    accessKeyId: lakefs.accessKeyId,
+    secretAccessKey: lakefs.secretAccessKey,
+  });
+  return {
+    concurrency,
+    workspaceRoot: config.workspaceRoot,
+    workspaceGcTtlMs: config.workspaceGcTtlMs,
+    workspaceGcIntervalMs: config.workspaceGcIntervalMs,
+    shutdownForceKillAfterMs: config.shutdownForceKillAfterMs,
+    brokerInit: brokerInitOf(config, loaded, settings, moduleName),
+    executorInit: (slot: number) => executorInitOf(config, lakefs, modules, moduleName, slot),
+    spawner: mode === "thread"
+      ? threadSpawner(permissionInputs, prefix)
+      : processSpawner(permissionInputs, env, prefix, config.executorMaxHeapMb),
+    childrenInProcess: mode === "thread",
+    ...(stagingCleaner === undefined ? {} : {
+      deleteStagingBranch: ({ repository, branch }: StagingBranchRef) =>
+        stagingCleaner.deleteBranch(repository, branch, AbortSignal.timeout(60_000)),
+    }),
+    executorMaxHeapMb: mode === "process" ? config.executorMaxHeapMb : 0,
+    attemptBudgetMs: (taskType: string) => {
+      const seconds = loaded.find((entry) => entry.task.name === taskType)?.task.controls.timeout
+        .seconds;
+      return seconds ? seconds * 1000 : undefined;
+    },
+  };
+}
+
+/** The log settings of a child with id `workerId`. */
+function childLog(config: RuntimeConfig, moduleName: string, workerId: string) {
+  return {
+    logRoot: config.logRoot,
+    moduleName,
+    workerId,
+    maxFileBytes: config.logFileMaxSizeBytes,
+    retentionMs: config.logRetentionMs,
+    debug: config.debug,
+  };
+}
+
+/** The broker's init: the task types it polls (paused ones left out), how, and Conductor. */
+function brokerInitOf(
+  config: RuntimeConfig,
+  loaded: readonly LoadedTask[],
+  settings: readonly TaskSettings[],
+  moduleName: string,
+): BrokerInit {
+  const conductor = config.conductor!;
+  const workerId = brokerWorkerId(config.workerIdPrefix);
+  return {
+    workerId,
+    taskTypes: settings.filter((setting) => !setting.paused).map((setting) => setting.name),
+    taskPolling: taskPollingOf(loaded, settings),
+    pausedTaskTypes: settings.filter((setting) => setting.paused).map((setting) => setting.name),
+    conductor: {
+      serverUrl: conductor.serverUrl,
+      ...(conductor.authKey === undefined ? {} : { authKey: conductor.authKey }),
+      ...(conductor.authSecret === undefined ? {} : { authSecret: conductor.authSecret.reveal() }),
+    },
+    // Shorter than the 5 s maximum: a drain waits for the in-flight poll (never aborted, so
+    // no polled task is lost), and 2 s keeps that wait short while idle polls stay rare.
+    pollTimeoutMs: 2000,
+    log: childLog(config, moduleName, workerId),
+  };
+}
+
+/** The init of the executor in `slot`: its modules, roots and lakeFS (workspace tasks only). */
+function executorInitOf(
+  config: RuntimeConfig,
+  lakefs: LakeFsConfig | undefined,
+  modules: readonly string[],
+  moduleName: string,
+  slot: number,
+): ExecutorInit {
+  const workerId = childWorkerId(config.workerIdPrefix, slot);
+  return {
+    slot,
+    workerId,
+    modules: [...modules],
+    workspaceRoot: config.workspaceRoot,
+    failureReasonMaxLength: config.failureReasonMaxLength,
+    workspaceRefStyle: config.workspaceRefStyle,
+    objectCacheMaxBytes: config.objectCacheMaxBytes,
+    ...(lakefs === undefined ? {} : {
+      lakefs: {
+        endpointUrl: lakefs.endpointUrl,
+        accessKeyId: lakefs.accessKeyId,
+        secretAccessKey: lakefs.secretAccessKey.reveal(),
+      },
+    }),
+    log: childLog(config, moduleName, workerId),
+  };
+}
+
+type PermissionInputs = Omit<Parameters<typeof childPermissionSets>[0], "role">;
+
+/** Thread mode: the broker and executors as Web Workers with per-worker permissions. */
+function threadSpawner(permissionInputs: PermissionInputs, prefix: string): ChildSpawner {
+  return {
     broker: () =>
       spawnWorkerChild<typeof FromBrokerSchema._output, ToBroker>({
         role: "broker",
@@ -381,7 +506,16 @@ function supervisorOptions(
         onCrash: (message) => workerCrash(childWorkerId(prefix, slot), message),
       }),
   };
-  const processes: ChildSpawner = {
+}
+
+/** Process mode: the broker and executors as child processes with narrow permission flags. */
+function processSpawner(
+  permissionInputs: PermissionInputs,
+  env: Record<string, string>,
+  prefix: string,
+  executorMaxHeapMb: number,
+): ChildSpawner {
+  return {
     broker: () =>
       spawnChild<typeof FromBrokerSchema._output, ToBroker>({
         command: childCommand({ ...permissionInputs, role: "broker" }),
@@ -394,40 +528,12 @@ function supervisorOptions(
         command: childCommand({
           ...permissionInputs,
           role: "executor",
-          maxHeapMb: config.executorMaxHeapMb,
+          maxHeapMb: executorMaxHeapMb,
         }),
         env,
         schema: FromExecutorSchema,
         onInvalid: (_error, line) => strayLine(childWorkerId(prefix, slot), line),
       }),
-  };
-  // The supervisor deletes staging branches of attempts whose executor died (named in their
-  // attempt markers); it reaches lakeFS as the executors do.
-  const stagingCleaner = lakefs === undefined ? undefined : new LakeFsClient({
-    endpointUrl: lakefs.endpointUrl,
-    accessKeyId: lakefs.accessKeyId,
-    secretAccessKey: lakefs.secretAccessKey,
-  });
-  return {
-    concurrency,
-    workspaceRoot: config.workspaceRoot,
-    workspaceGcTtlMs: config.workspaceGcTtlMs,
-    workspaceGcIntervalMs: config.workspaceGcIntervalMs,
-    shutdownForceKillAfterMs: config.shutdownForceKillAfterMs,
-    brokerInit,
-    executorInit,
-    spawner: mode === "thread" ? threads : processes,
-    childrenInProcess: mode === "thread",
-    ...(stagingCleaner === undefined ? {} : {
-      deleteStagingBranch: ({ repository, branch }: StagingBranchRef) =>
-        stagingCleaner.deleteBranch(repository, branch, AbortSignal.timeout(60_000)),
-    }),
-    executorMaxHeapMb: mode === "process" ? config.executorMaxHeapMb : 0,
-    attemptBudgetMs: (taskType: string) => {
-      const seconds = loaded.find((entry) => entry.task.name === taskType)?.task.controls.timeout
-        .seconds;
-      return seconds ? seconds * 1000 : undefined;
-    },
   };
 }
 
