@@ -146,6 +146,27 @@ interface PollType {
   readyAt: number;
 }
 
+/** What one run of the poll loop tracks. */
+interface PollLoop {
+  readonly inFlight: Set<Promise<void>>;
+  /** Credits promised to the polls in flight. */
+  reserved: number;
+  longPolls: number;
+  /** Failed polls in a row (they grow the backoff). */
+  errors: number;
+  /** Long polls answered empty at once, in a row (they grow the idle pause). */
+  idle: number;
+  /** The adaptive types, which share the long-poll timeout. */
+  readonly adaptiveCount: number;
+}
+
+/** How many more tasks of `type` this host may hold (its per-host concurrency). */
+function roomOf(type: PollType): number {
+  return type.concurrency === undefined
+    ? Infinity
+    : type.concurrency - type.inFlight - type.reserved;
+}
+
 /**
  * Polls Conductor for the supervisor's executors.
  *
@@ -418,144 +439,163 @@ export class Broker {
    * may run.
    */
   async #pollLoop(): Promise<void> {
-    const inFlight = new Set<Promise<void>>();
-    let reserved = 0;
-    let longPolls = 0;
-    let errors = 0;
-    let idle = 0;
-    const adaptiveCount = Math.max(
-      1,
-      this.#types.filter((type) => type.pollIntervalMs === undefined).length,
-    );
-    const room = (type: PollType) =>
-      type.concurrency === undefined ? Infinity : type.concurrency - type.inFlight - type.reserved;
-    const pollOnce = async (type: PollType, short: boolean, count: number) => {
-      const taskType = type.name;
-      const timeoutMs = short ? this.#shortPollTimeoutMs : Math.floor(
-        this.#pollTimeoutMs / adaptiveCount,
-      );
-      const started = Date.now();
-      let tasks: Task[];
-      try {
-        tasks = await this.#api.pollBatch(taskType, {
-          count,
-          timeoutMs,
-          workerId: this.#workerId,
-          ...(type.domain === undefined ? {} : { domain: type.domain }),
-          signal: this.#stopping.signal,
-        });
-        errors = 0;
-      } catch (error) {
-        if (this.#stopping.signal.aborted) return;
-        this.#observer?.poll(taskType, { error }, Date.now() - started);
-        errors++;
-        this.#flowing.clear(); // back to one poll at a time
-        const delayMs = Math.max(
-          this.#errorBackoffMs,
-          backoffDelayMs(errors, this.#errorBackoffMs * 2, this.#maxErrorBackoffMs),
-        );
-        this.#log.warn("poll of {taskType} failed ({errors} in a row): {message}", {
-          taskType,
-          domain: type.domain,
-          errors,
-          message: (error as Error).message,
-          retryInMs: delayMs,
-        });
-        await sleep(delayMs, this.#draining.signal).catch(() => {});
-        return;
-      }
-      this.#observer?.poll(taskType, { tasks: tasks.length }, Date.now() - started);
-      if (tasks.length > count) {
-        this.#log.error("poll of {taskType} returned {got} tasks for count {count}", {
-          taskType,
-          got: tasks.length,
-          count,
-        });
-      }
-      const full = tasks.length >= count;
-      if (type.pollIntervalMs !== undefined) {
-        type.readyAt = full ? 0 : Date.now() + type.pollIntervalMs;
-      } else if (full) this.#flowing.add(taskType);
-      else this.#flowing.delete(taskType);
-      this.#credits = Math.max(0, this.#credits - tasks.length);
-      if (tasks.length > 0) {
-        idle = 0;
-        for (const task of tasks) this.#hold(task, type);
-        this.#emit({ type: "tasks", tasks });
-        return;
-      }
-      // Nothing queued. A short poll hands over to a long poll (no pause needed); a long
-      // poll that a server answered at once gets a short, growing pause so an idle broker
-      // does not spin.
-      if (!short && Date.now() - started <= timeoutMs / 2) {
-        idle++;
-        await sleep(Math.min(1000, 25 * 2 ** Math.min(idle, 6)), this.#draining.signal)
-          .catch(() => {});
-      }
-    };
-    /** The next type to poll (round-robin) and how, or when to look again. */
-    const choose = (free: number) => {
-      const now = Date.now();
-      const flowing = this.#types.some((type) =>
-        type.pollIntervalMs === undefined && this.#flowing.has(type.name) && room(type) > 0
-      );
-      let wakeAt = Infinity;
-      for (let i = 0; i < this.#types.length; i++) {
-        const index = (this.#typeIndex + i) % this.#types.length;
-        const type = this.#types[index]!;
-        const space = Math.min(free, room(type), type.batchSize ?? Infinity);
-        if (space <= 0) continue;
-        let short: boolean;
-        if (type.pollIntervalMs !== undefined) {
-          if (type.polls > 0) continue;
-          if (type.readyAt > now) {
-            wakeAt = Math.min(wakeAt, type.readyAt);
-            continue;
-          }
-          short = true;
-        } else if (flowing) {
-          short = true;
-        } else {
-          // One long poll at a time, and only while nothing else is in flight.
-          if (longPolls > 0 || inFlight.size > 0) continue;
-          short = false;
-        }
-        if (short && inFlight.size - longPolls >= this.#maxConcurrentPolls) continue;
-        this.#typeIndex = index + 1;
-        return { type, short, count: short ? space : 1, wakeAt };
-      }
-      return { type: undefined, short: false, count: 0, wakeAt };
+    const loop: PollLoop = {
+      inFlight: new Set(),
+      reserved: 0,
+      longPolls: 0,
+      errors: 0,
+      idle: 0,
+      adaptiveCount: Math.max(
+        1,
+        this.#types.filter((type) => type.pollIntervalMs === undefined).length,
+      ),
     };
     while (!this.#draining.signal.aborted) {
-      const free = this.#credits - reserved;
-      const next = free > 0 ? choose(free) : { type: undefined, wakeAt: Infinity } as const;
+      const free = this.#credits - loop.reserved;
+      const next = free > 0
+        ? this.#choosePoll(loop, free)
+        : { type: undefined, wakeAt: Infinity } as const;
       if (next.type === undefined) {
-        const change = this.#waitForChange();
-        const timer = next.wakeAt === Infinity ? undefined : new AbortController();
-        const waits: Promise<unknown>[] = [change, ...inFlight];
-        if (timer) {
-          waits.push(sleep(next.wakeAt - Date.now(), timer.signal).catch(() => {}));
-        }
-        await Promise.race(waits);
-        timer?.abort();
+        await this.#waitForWork(loop, next.wakeAt);
         continue;
       }
-      const { type, short, count } = next;
-      reserved += count;
-      type.reserved += count;
-      type.polls++;
-      if (!short) longPolls++;
-      const poll: Promise<void> = pollOnce(type, short, count).finally(() => {
-        reserved -= count;
-        type.reserved -= count;
-        type.polls--;
-        if (!short) longPolls--;
-        inFlight.delete(poll);
-      });
-      inFlight.add(poll);
+      this.#startPoll(loop, next.type, next.short, next.count);
     }
     // Draining: a poll in flight finishes and its tasks are handed out, never aborted.
-    while (inFlight.size > 0) await Promise.all([...inFlight]);
+    while (loop.inFlight.size > 0) await Promise.all([...loop.inFlight]);
+  }
+
+  /** Waits for a change (credits, a result), a poll to end, or `wakeAt` (a type's interval). */
+  async #waitForWork(loop: PollLoop, wakeAt: number): Promise<void> {
+    const change = this.#waitForChange();
+    const timer = wakeAt === Infinity ? undefined : new AbortController();
+    const waits: Promise<unknown>[] = [change, ...loop.inFlight];
+    if (timer) waits.push(sleep(wakeAt - Date.now(), timer.signal).catch(() => {}));
+    await Promise.race(waits);
+    timer?.abort();
+  }
+
+  /** Starts one poll; its credits stay reserved until it ends. */
+  #startPoll(loop: PollLoop, type: PollType, short: boolean, count: number): void {
+    loop.reserved += count;
+    type.reserved += count;
+    type.polls++;
+    if (!short) loop.longPolls++;
+    const poll: Promise<void> = this.#pollOnce(loop, type, short, count).finally(() => {
+      loop.reserved -= count;
+      type.reserved -= count;
+      type.polls--;
+      if (!short) loop.longPolls--;
+      loop.inFlight.delete(poll);
+    });
+    loop.inFlight.add(poll);
+  }
+
+  /** The next type to poll (round-robin) and how, or when to look again. */
+  #choosePoll(
+    loop: PollLoop,
+    free: number,
+  ): { type: PollType | undefined; short: boolean; count: number; wakeAt: number } {
+    const now = Date.now();
+    const flowing = this.#types.some((type) =>
+      type.pollIntervalMs === undefined && this.#flowing.has(type.name) && roomOf(type) > 0
+    );
+    let wakeAt = Infinity;
+    for (let i = 0; i < this.#types.length; i++) {
+      const index = (this.#typeIndex + i) % this.#types.length;
+      const type = this.#types[index]!;
+      const space = Math.min(free, roomOf(type), type.batchSize ?? Infinity);
+      if (space <= 0) continue;
+      let short: boolean;
+      if (type.pollIntervalMs !== undefined) {
+        if (type.polls > 0) continue;
+        if (type.readyAt > now) {
+          wakeAt = Math.min(wakeAt, type.readyAt);
+          continue;
+        }
+        short = true;
+      } else if (flowing) {
+        short = true;
+      } else {
+        // One long poll at a time, and only while nothing else is in flight.
+        if (loop.longPolls > 0 || loop.inFlight.size > 0) continue;
+        short = false;
+      }
+      if (short && loop.inFlight.size - loop.longPolls >= this.#maxConcurrentPolls) continue;
+      this.#typeIndex = index + 1;
+      return { type, short, count: short ? space : 1, wakeAt };
+    }
+    return { type: undefined, short: false, count: 0, wakeAt };
+  }
+
+  /** One batch poll of `type` for `count` tasks; the tasks are held and handed out. */
+  async #pollOnce(loop: PollLoop, type: PollType, short: boolean, count: number): Promise<void> {
+    const taskType = type.name;
+    const timeoutMs = short
+      ? this.#shortPollTimeoutMs
+      : Math.floor(this.#pollTimeoutMs / loop.adaptiveCount);
+    const started = Date.now();
+    let tasks: Task[];
+    try {
+      tasks = await this.#api.pollBatch(taskType, {
+        count,
+        timeoutMs,
+        workerId: this.#workerId,
+        ...(type.domain === undefined ? {} : { domain: type.domain }),
+        signal: this.#stopping.signal,
+      });
+      loop.errors = 0;
+    } catch (error) {
+      if (this.#stopping.signal.aborted) return;
+      this.#observer?.poll(taskType, { error }, Date.now() - started);
+      return await this.#pollFailed(loop, type, error);
+    }
+    this.#observer?.poll(taskType, { tasks: tasks.length }, Date.now() - started);
+    if (tasks.length > count) {
+      this.#log.error("poll of {taskType} returned {got} tasks for count {count}", {
+        taskType,
+        got: tasks.length,
+        count,
+      });
+    }
+    const full = tasks.length >= count;
+    if (type.pollIntervalMs !== undefined) {
+      type.readyAt = full ? 0 : Date.now() + type.pollIntervalMs;
+    } else if (full) this.#flowing.add(taskType);
+    else this.#flowing.delete(taskType);
+    this.#credits = Math.max(0, this.#credits - tasks.length);
+    if (tasks.length > 0) {
+      loop.idle = 0;
+      for (const task of tasks) this.#hold(task, type);
+      this.#emit({ type: "tasks", tasks });
+      return;
+    }
+    // Nothing queued. A short poll hands over to a long poll (no pause needed); a long
+    // poll that a server answered at once gets a short, growing pause so an idle broker
+    // does not spin.
+    if (!short && Date.now() - started <= timeoutMs / 2) {
+      loop.idle++;
+      await sleep(Math.min(1000, 25 * 2 ** Math.min(loop.idle, 6)), this.#draining.signal)
+        .catch(() => {});
+    }
+  }
+
+  /** A failed poll: back to one poll at a time, and a growing pause before the next. */
+  async #pollFailed(loop: PollLoop, type: PollType, error: unknown): Promise<void> {
+    loop.errors++;
+    this.#flowing.clear();
+    const delayMs = Math.max(
+      this.#errorBackoffMs,
+      backoffDelayMs(loop.errors, this.#errorBackoffMs * 2, this.#maxErrorBackoffMs),
+    );
+    this.#log.warn("poll of {taskType} failed ({errors} in a row): {message}", {
+      taskType: type.name,
+      domain: type.domain,
+      errors: loop.errors,
+      message: (error as Error).message,
+      retryInMs: delayMs,
+    });
+    await sleep(delayMs, this.#draining.signal).catch(() => {});
   }
 
   #hold(task: Task, pollType: PollType): void {
