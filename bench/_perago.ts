@@ -27,6 +27,8 @@ export interface StartPeragoOptions {
   modules: string[];
   concurrency: number;
   tempDir: string;
+  /** More variables for its environment. */
+  env?: Record<string, string>;
 }
 
 async function childrenOf(pid: number): Promise<number[]> {
@@ -74,6 +76,7 @@ export function startPerago(options: StartPeragoOptions): PeragoProcess {
       PERAGO_EXECUTION_MODE: "process",
       PERAGO_WORKER_ID_PREFIX: "bench",
       NO_COLOR: "1",
+      ...options.env,
     },
     stdin: "null",
     stdout: "piped",

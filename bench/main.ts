@@ -22,6 +22,8 @@ const BENCHES: Record<string, () => Promise<Bench>> = {
   throughput: async () => (await import("./throughput.ts")).bench,
   startup: async () => (await import("./startup.ts")).bench,
   warm: async () => (await import("./warm.ts")).bench,
+  vs_lakectl: async () => (await import("./vs_lakectl.ts")).bench,
+  start_vs_run: async () => (await import("./start_vs_run.ts")).bench,
 };
 
 const HELP = `Usage: deno run -A bench/main.ts [--quick | --full] [--only NAME[,NAME]] [--keep]
