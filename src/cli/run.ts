@@ -6,7 +6,12 @@
  *
  * @module
  */
-import { configSecrets, loadRuntimeConfig, readProcessEnv } from "../config/config.ts";
+import {
+  configSecrets,
+  loadRuntimeConfig,
+  readProcessEnv,
+  type RuntimeConfig,
+} from "../config/config.ts";
 import { moduleStem, resolveWorkerId } from "../config/worker_id.ts";
 import type { LakeFsApi } from "../lakefs/api.ts";
 import { LakeFsClient } from "../lakefs/client.ts";
@@ -102,6 +107,68 @@ function printOutcome(outcome: AttemptOutcome, dryRun: boolean, writable: boolea
   console.log(`duration: ${outcome.durationMs} ms`);
 }
 
+/**
+ * lakeFS for a workspace task, counting what moves for the progress line.
+ *
+ * @throws {UsageError} when lakeFS is not configured.
+ */
+function localLakeFs(
+  config: RuntimeConfig,
+  taskName: string,
+  progress: ReturnType<typeof startProgress>,
+): LakeFsApi {
+  if (config.lakefs === undefined) {
+    throw new UsageError(
+      `run: task ${JSON.stringify(taskName)} is a workspace task and needs lakeFS: set ` +
+        "LAKECTL_SERVER_ENDPOINT_URL, LAKECTL_CREDENTIALS_ACCESS_KEY_ID and " +
+        "LAKECTL_CREDENTIALS_SECRET_ACCESS_KEY (in .env or the environment)",
+    );
+  }
+  return countingLakeFs(
+    new LakeFsClient({
+      endpointUrl: config.lakefs.endpointUrl,
+      accessKeyId: config.lakefs.accessKeyId,
+      secretAccessKey: config.lakefs.secretAccessKey,
+    }),
+    { onTransfer: (counts) => progress.counts(counts) },
+  ).api;
+}
+
+/** The input with its `workspace.ref` resolved (a missing ref is the branch's head). */
+async function withInputRef(
+  lakefs: LakeFsApi,
+  input: unknown,
+  signal: AbortSignal,
+): Promise<unknown> {
+  if (
+    typeof input === "object" && input !== null && !Array.isArray(input) &&
+    "workspace" in input && typeof input.workspace === "object" &&
+    input.workspace !== null && !Array.isArray(input.workspace)
+  ) {
+    const workspace = await resolveInputRef(
+      lakefs,
+      input.workspace as Record<string, unknown>,
+      signal,
+    );
+    return { ...input, workspace };
+  }
+  return input;
+}
+
+/** The identity of a local attempt: fresh `local-` ids, retry 0. */
+function localAttempt(taskName: string): AttemptIdentity {
+  const local = crypto.randomUUID().replaceAll("-", "").slice(0, 12);
+  return {
+    workflowInstanceId: `local-${local}`,
+    taskId: `local-${local}`,
+    retryCount: 0,
+    referenceTaskName: taskName,
+    seq: 0,
+    iteration: 0,
+    taskDefName: taskName,
+  };
+}
+
 /** `perago run`. */
 export const command: Command = {
   help: HELP,
@@ -139,46 +206,11 @@ export const command: Command = {
     const onSignal = () => controller.abort(new Error("interrupted (SIGINT)"));
     Deno.addSignalListener("SIGINT", onSignal);
     try {
-      let lakefs: LakeFsApi | undefined;
-      if (task.workspace !== undefined) {
-        if (config.lakefs === undefined) {
-          throw new UsageError(
-            `run: task ${JSON.stringify(task.name)} is a workspace task and needs lakeFS: set ` +
-              "LAKECTL_SERVER_ENDPOINT_URL, LAKECTL_CREDENTIALS_ACCESS_KEY_ID and " +
-              "LAKECTL_CREDENTIALS_SECRET_ACCESS_KEY (in .env or the environment)",
-          );
-        }
-        lakefs = countingLakeFs(
-          new LakeFsClient({
-            endpointUrl: config.lakefs.endpointUrl,
-            accessKeyId: config.lakefs.accessKeyId,
-            secretAccessKey: config.lakefs.secretAccessKey,
-          }),
-          { onTransfer: (counts) => progress.counts(counts) },
-        ).api;
-        if (
-          typeof input === "object" && input !== null && !Array.isArray(input) &&
-          "workspace" in input && typeof input.workspace === "object" &&
-          input.workspace !== null && !Array.isArray(input.workspace)
-        ) {
-          const workspace = await resolveInputRef(
-            lakefs,
-            input.workspace as Record<string, unknown>,
-            controller.signal,
-          );
-          input = { ...input, workspace };
-        }
-      }
-      const local = crypto.randomUUID().replaceAll("-", "").slice(0, 12);
-      const attempt: AttemptIdentity = {
-        workflowInstanceId: `local-${local}`,
-        taskId: `local-${local}`,
-        retryCount: 0,
-        referenceTaskName: task.name,
-        seq: 0,
-        iteration: 0,
-        taskDefName: task.name,
-      };
+      const lakefs = task.workspace === undefined
+        ? undefined
+        : localLakeFs(config, task.name, progress);
+      if (lakefs !== undefined) input = await withInputRef(lakefs, input, controller.signal);
+      const attempt = localAttempt(task.name);
       // The host's object cache: a re-run copies what an earlier run (or a worker on this
       // workspace root) already downloaded.
       const downloadCache = config.objectCacheMaxBytes > 0 && lakefs !== undefined
