@@ -73,6 +73,84 @@ function lakefsBinFromEnv(): string | undefined {
   }
 }
 
+/** Where `perago dev` starts a server and how it stops it (closers run last first). */
+interface DevServerOptions {
+  port: number;
+  dataDir: string | undefined;
+  signal: AbortSignal;
+  closers: (() => Promise<void>)[];
+}
+
+/** The demo Conductor, or Conductor OSS (one already running is used and left running). */
+async function startDevConductor(kind: "demo" | "oss", options: DevServerOptions) {
+  if (kind === "oss") {
+    const oss = await startConductorOss({
+      signal: options.signal,
+      onProgress: (line) => console.error(`dev: ${line}`),
+    });
+    if (oss.started) options.closers.push(() => oss.close());
+    else console.error(`dev: using the Conductor OSS already running at ${oss.url}`);
+    return `${oss.url.replace(/\/+$/, "")}/api`;
+  }
+  const conductor = await startConductorServer({
+    port: options.port,
+    ...(options.dataDir === undefined ? {} : { dataDir: `${options.dataDir}/conductor` }),
+  });
+  options.closers.push(() => conductor.close());
+  return `${conductor.url}/api`;
+}
+
+/** The demo lakeFS, or the real lakeFS executable `bin` (data in a temporary dir by default). */
+async function startDevLakeFs(bin: string | undefined, options: DevServerOptions) {
+  if (bin === undefined) {
+    const lakefs = await startLakeFsServer({
+      port: options.port,
+      accessKeyId: DEMO_ACCESS_KEY_ID,
+      secretAccessKey: DEMO_SECRET_ACCESS_KEY,
+      ...(options.dataDir === undefined ? {} : { dataDir: `${options.dataDir}/lakefs` }),
+    });
+    options.closers.push(() => lakefs.close());
+    return lakefs.url;
+  }
+  let lakefsDir = `${options.dataDir}/lakefs-real`;
+  if (options.dataDir === undefined) {
+    const tempDir = await Deno.makeTempDir({ prefix: "perago-dev-lakefs-" });
+    options.closers.push(() => Deno.remove(tempDir, { recursive: true }));
+    lakefsDir = tempDir;
+  }
+  const lakefs = await startRealLakeFs({
+    bin,
+    dataDir: lakefsDir,
+    port: options.port,
+    accessKeyId: DEMO_ACCESS_KEY_ID,
+    secretAccessKey: DEMO_SECRET_ACCESS_KEY,
+    signal: options.signal,
+  });
+  options.closers.push(() => lakefs.close());
+  console.error(`dev: real lakeFS ${bin} (pid ${lakefs.pid}, log ${lakefs.logFile})`);
+  return lakefs.url;
+}
+
+/** Creates the repository "demo" with the sample files, unless it exists. */
+async function seedDemo(lakefsUrl: string, storageNamespace: string): Promise<void> {
+  const client = new LakeFsClient({
+    endpointUrl: lakefsUrl,
+    accessKeyId: DEMO_ACCESS_KEY_ID,
+    secretAccessKey: DEMO_SECRET_ACCESS_KEY,
+  });
+  const exists = await client.getRepository("demo").then(() => true, () => false);
+  if (exists) return;
+  const progress = startProgress('seeding "demo"');
+  progress.phase("upload");
+  const counted = countingLakeFs(client, { onTransfer: (c) => progress.counts(c) });
+  const commit = await seedSampleRepository(counted.api, {
+    repo: "demo",
+    branch: "main",
+    storageNamespace,
+  }).finally(() => progress.stop());
+  console.error(`dev: seeded repository "demo" (branch main, commit ${commit.id})`);
+}
+
 /** `perago dev`. */
 export const command: Command = {
   help: HELP,
@@ -115,75 +193,25 @@ export const command: Command = {
       return [signal, handler] as const;
     });
     const closers: (() => Promise<void>)[] = [];
-    let tempDir: string | undefined;
     try {
-      let conductorUrl: string;
-      if (kind === "oss") {
-        const oss = await startConductorOss({
-          signal: stopping.signal,
-          onProgress: (line) => console.error(`dev: ${line}`),
-        });
-        if (oss.started) closers.push(() => oss.close());
-        else console.error(`dev: using the Conductor OSS already running at ${oss.url}`);
-        conductorUrl = `${oss.url.replace(/\/+$/, "")}/api`;
-      } else {
-        const conductor = await startConductorServer({
-          port: conductorPort,
-          ...(dataDir === undefined ? {} : { dataDir: `${dataDir}/conductor` }),
-        });
-        closers.push(() => conductor.close());
-        conductorUrl = `${conductor.url}/api`;
-      }
-
-      let lakefsUrl: string;
-      if (lakefsBin !== undefined) {
-        const lakefsDir = dataDir === undefined
-          ? (tempDir = await Deno.makeTempDir({ prefix: "perago-dev-lakefs-" }))
-          : `${dataDir}/lakefs-real`;
-        const lakefs = await startRealLakeFs({
-          bin: lakefsBin,
-          dataDir: lakefsDir,
-          port: lakefsPort,
-          accessKeyId: DEMO_ACCESS_KEY_ID,
-          secretAccessKey: DEMO_SECRET_ACCESS_KEY,
-          signal: stopping.signal,
-        });
-        closers.push(() => lakefs.close());
-        console.error(`dev: real lakeFS ${lakefsBin} (pid ${lakefs.pid}, log ${lakefs.logFile})`);
-        lakefsUrl = lakefs.url;
-      } else {
-        const lakefs = await startLakeFsServer({
-          port: lakefsPort,
-          accessKeyId: DEMO_ACCESS_KEY_ID,
-          secretAccessKey: DEMO_SECRET_ACCESS_KEY,
-          ...(dataDir === undefined ? {} : { dataDir: `${dataDir}/lakefs` }),
-        });
-        closers.push(() => lakefs.close());
-        lakefsUrl = lakefs.url;
-      }
-
+      const conductorUrl = await startDevConductor(kind, {
+        port: conductorPort,
+        dataDir,
+        signal: stopping.signal,
+        closers,
+      });
+      const lakefsUrl = await startDevLakeFs(lakefsBin, {
+        port: lakefsPort,
+        dataDir,
+        signal: stopping.signal,
+        closers,
+      });
       if (values.seed) {
-        const client = new LakeFsClient({
-          endpointUrl: lakefsUrl,
-          accessKeyId: DEMO_ACCESS_KEY_ID,
-          secretAccessKey: DEMO_SECRET_ACCESS_KEY,
-        });
-        const exists = await client.getRepository("demo").then(() => true, () => false);
-        if (!exists) {
-          // A real lakeFS keeps "local://" namespaces under its own block directory.
-          const storage = dataDir === undefined || lakefsBin !== undefined
-            ? "local://demo"
-            : `local://${dataDir}/demo`;
-          const progress = startProgress('seeding "demo"');
-          progress.phase("upload");
-          const counted = countingLakeFs(client, { onTransfer: (c) => progress.counts(c) });
-          const commit = await seedSampleRepository(counted.api, {
-            repo: "demo",
-            branch: "main",
-            storageNamespace: storage,
-          }).finally(() => progress.stop());
-          console.error(`dev: seeded repository "demo" (branch main, commit ${commit.id})`);
-        }
+        // A real lakeFS keeps "local://" namespaces under its own block directory.
+        const storage = dataDir === undefined || lakefsBin !== undefined
+          ? "local://demo"
+          : `local://${dataDir}/demo`;
+        await seedDemo(lakefsUrl, storage);
       }
       console.log(`CONDUCTOR_SERVER_URL=${conductorUrl}`);
       console.log(`LAKECTL_SERVER_ENDPOINT_URL=${lakefsUrl}`);
@@ -198,7 +226,6 @@ export const command: Command = {
     } finally {
       for (const [signal, handler] of handlers) Deno.removeSignalListener(signal, handler);
       for (const close of closers.reverse()) await close().catch(() => {});
-      if (tempDir) await Deno.remove(tempDir, { recursive: true }).catch(() => {});
     }
     return 0;
   },
