@@ -26,141 +26,97 @@ export interface EnvExampleEntry {
 }
 
 /**
- * Every setting perago reads, with its default: `.env.example` lists them in this order.
- * (TMPDIR/TMP/TEMP are read only through the OS temp dir and are not perago's settings.)
+ * Every setting perago reads: name, default (`<tmp>` stands for the OS temp dir) and meaning,
+ * in the order `.env.example` lists them. (TMPDIR/TMP/TEMP are read only through the OS temp
+ * dir and are not perago's settings.)
  */
+const ENV_EXAMPLE: readonly (readonly [name: string, defaultValue: string, meaning: string])[] = [
+  ["CONDUCTOR_SERVER_URL", "", "Conductor API (with or without /api); required by perago start"],
+  ["CONDUCTOR_AUTH_KEY", "", "optional Orkes-style key id (with CONDUCTOR_AUTH_SECRET)"],
+  ["CONDUCTOR_AUTH_SECRET", "", "optional Orkes-style key secret (with CONDUCTOR_AUTH_KEY)"],
+  ["LAKECTL_SERVER_ENDPOINT_URL", "", "lakeFS endpoint (with or without /api/v1)"],
+  [
+    "LAKECTL_CREDENTIALS_ACCESS_KEY_ID",
+    "",
+    "lakeFS access key id (the three LAKECTL_* are set together)",
+  ],
+  ["LAKECTL_CREDENTIALS_SECRET_ACCESS_KEY", "", "lakeFS secret access key"],
+  [
+    "PERAGO_WORKSPACE_ROOT",
+    "<tmp>/perago/workspaces",
+    "root of the attempt directories (default under the OS temp dir)",
+  ],
+  [
+    "PERAGO_LOG_ROOT",
+    "<tmp>/perago/logs",
+    "root of the JSONL log files (default under the OS temp dir)",
+  ],
+  ["PERAGO_LOG_FILE_MAX_SIZE", "100MB", "log rotation size: KB, MB or GB"],
+  ["PERAGO_LOG_RETENTION", "30d", "log files older than this are removed"],
+  ["PERAGO_WORKER_ID", "", "worker id of a single process (default <prefix>-pid-<pid>)"],
+  [
+    "PERAGO_WORKER_ID_PREFIX",
+    "",
+    "prefix of worker ids (default: letters and digits of the module name)",
+  ],
+  ["PERAGO_EXECUTION_MODE", "process", "process (executor processes) or thread (Web Workers)"],
+  [
+    "PERAGO_WORKSPACE_GC_TTL",
+    "24h",
+    "minimum age before an abandoned attempt directory is removed",
+  ],
+  ["PERAGO_WORKSPACE_GC_INTERVAL", "1h", "how often abandoned attempt directories are looked for"],
+  [
+    "PERAGO_SHUTDOWN_FORCE_KILL_AFTER",
+    "",
+    "drain deadline on SIGINT/SIGTERM (default: wait for running attempts)",
+  ],
+  [
+    "PERAGO_FAILURE_REASON_MAX_LENGTH",
+    "500",
+    "reasonForIncompletion is cut to this many characters",
+  ],
+  [
+    "PERAGO_TASK_DOMAIN",
+    "",
+    "Conductor task domain of every served task type (PERAGO_TASK_DOMAIN_<NAME> overrides one; default: the default queue)",
+  ],
+  ["PERAGO_TASK_PAUSED", "", "task names (comma or space separated) this worker does not poll"],
+  [
+    "PERAGO_WORKSPACE_REF_STYLE",
+    "snake",
+    "spelling of published workspace refs: snake (ref_type) or camel (refType, what perago for Python reads)",
+  ],
+  [
+    "PERAGO_OBJECT_CACHE_MAX_SIZE",
+    "5GB",
+    "bound of the host's object cache under <workspace root>/.perago-cache (0: off)",
+  ],
+  [
+    "PERAGO_EXECUTOR_MAX_HEAP_MB",
+    "1024",
+    "V8 heap limit of each executor process in MiB; a task past it fails and is retried (0: V8's own limit; process mode only)",
+  ],
+  ["PERAGO_DEBUG", "", "1 prints stack traces with errors and debug logs"],
+  [
+    "PERAGO_METRICS_ADDRESS",
+    "",
+    "host:port where perago start serves /metrics, /healthz and /readyz (off when unset)",
+  ],
+  [
+    "PERAGO_INSTANCE_ID",
+    "",
+    "perago_instance_id label of runtime.busy_slots over OTLP (default: the worker id)",
+  ],
+];
+
+/** The settings of {@linkcode ENV_EXAMPLE} with the temp dir filled in. */
 export function envExampleEntries(tempDir: string): EnvExampleEntry[] {
-  return [
-    {
-      name: "CONDUCTOR_SERVER_URL",
-      defaultValue: "",
-      meaning: "Conductor API (with or without /api); required by perago start",
-    },
-    {
-      name: "CONDUCTOR_AUTH_KEY",
-      defaultValue: "",
-      meaning: "optional Orkes-style key id (with CONDUCTOR_AUTH_SECRET)",
-    },
-    {
-      name: "CONDUCTOR_AUTH_SECRET",
-      defaultValue: "",
-      meaning: "optional Orkes-style key secret (with CONDUCTOR_AUTH_KEY)",
-    },
-    {
-      name: "LAKECTL_SERVER_ENDPOINT_URL",
-      defaultValue: "",
-      meaning: "lakeFS endpoint (with or without /api/v1)",
-    },
-    {
-      name: "LAKECTL_CREDENTIALS_ACCESS_KEY_ID",
-      defaultValue: "",
-      meaning: "lakeFS access key id (the three LAKECTL_* are set together)",
-    },
-    {
-      name: "LAKECTL_CREDENTIALS_SECRET_ACCESS_KEY",
-      defaultValue: "",
-      meaning: "lakeFS secret access key",
-    },
-    {
-      name: "PERAGO_WORKSPACE_ROOT",
-      defaultValue: `${tempDir}/perago/workspaces`,
-      meaning: "root of the attempt directories (default under the OS temp dir)",
-    },
-    {
-      name: "PERAGO_LOG_ROOT",
-      defaultValue: `${tempDir}/perago/logs`,
-      meaning: "root of the JSONL log files (default under the OS temp dir)",
-    },
-    {
-      name: "PERAGO_LOG_FILE_MAX_SIZE",
-      defaultValue: "100MB",
-      meaning: "log rotation size: KB, MB or GB",
-    },
-    {
-      name: "PERAGO_LOG_RETENTION",
-      defaultValue: "30d",
-      meaning: "log files older than this are removed",
-    },
-    {
-      name: "PERAGO_WORKER_ID",
-      defaultValue: "",
-      meaning: "worker id of a single process (default <prefix>-pid-<pid>)",
-    },
-    {
-      name: "PERAGO_WORKER_ID_PREFIX",
-      defaultValue: "",
-      meaning: "prefix of worker ids (default: letters and digits of the module name)",
-    },
-    {
-      name: "PERAGO_EXECUTION_MODE",
-      defaultValue: "process",
-      meaning: "process (executor processes) or thread (Web Workers)",
-    },
-    {
-      name: "PERAGO_WORKSPACE_GC_TTL",
-      defaultValue: "24h",
-      meaning: "minimum age before an abandoned attempt directory is removed",
-    },
-    {
-      name: "PERAGO_WORKSPACE_GC_INTERVAL",
-      defaultValue: "1h",
-      meaning: "how often abandoned attempt directories are looked for",
-    },
-    {
-      name: "PERAGO_SHUTDOWN_FORCE_KILL_AFTER",
-      defaultValue: "",
-      meaning: "drain deadline on SIGINT/SIGTERM (default: wait for running attempts)",
-    },
-    {
-      name: "PERAGO_FAILURE_REASON_MAX_LENGTH",
-      defaultValue: "500",
-      meaning: "reasonForIncompletion is cut to this many characters",
-    },
-    {
-      name: "PERAGO_TASK_DOMAIN",
-      defaultValue: "",
-      meaning: "Conductor task domain of every served task type (PERAGO_TASK_DOMAIN_<NAME> " +
-        "overrides one; default: the default queue)",
-    },
-    {
-      name: "PERAGO_TASK_PAUSED",
-      defaultValue: "",
-      meaning: "task names (comma or space separated) this worker does not poll",
-    },
-    {
-      name: "PERAGO_WORKSPACE_REF_STYLE",
-      defaultValue: "snake",
-      meaning: "spelling of published workspace refs: snake (ref_type) or camel (refType, " +
-        "what perago for Python reads)",
-    },
-    {
-      name: "PERAGO_OBJECT_CACHE_MAX_SIZE",
-      defaultValue: "5GB",
-      meaning: "bound of the host's object cache under <workspace root>/.perago-cache (0: off)",
-    },
-    {
-      name: "PERAGO_EXECUTOR_MAX_HEAP_MB",
-      defaultValue: "1024",
-      meaning: "V8 heap limit of each executor process in MiB; a task past it fails and " +
-        "is retried (0: V8's own limit; process mode only)",
-    },
-    {
-      name: "PERAGO_DEBUG",
-      defaultValue: "",
-      meaning: "1 prints stack traces with errors and debug logs",
-    },
-    {
-      name: "PERAGO_METRICS_ADDRESS",
-      defaultValue: "",
-      meaning:
-        "host:port where perago start serves /metrics, /healthz and /readyz (off when unset)",
-    },
-    {
-      name: "PERAGO_INSTANCE_ID",
-      defaultValue: "",
-      meaning: "perago_instance_id label of runtime.busy_slots over OTLP (default: the worker id)",
-    },
-  ];
+  return ENV_EXAMPLE.map(([name, defaultValue, meaning]) => ({
+    name,
+    defaultValue: defaultValue.replace("<tmp>", () => tempDir),
+    meaning,
+  }));
 }
 
 /** `.env.example`: every setting commented out at its default. */
