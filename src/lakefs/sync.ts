@@ -250,7 +250,9 @@ async function fetchSmall(
 /** Writes a new file (an existing path, even a symlink, is an error) in one call. */
 function writeNewFileSync(path: string, entry: RemoteEntry, data: Uint8Array): void {
   try {
-    Deno.writeFileSync(path, data, { createNew: true, mode: 0o600 });
+    // No mode: it costs an fchmod per file, and the attempt directory (0700) already keeps
+    // everything in it from other users.
+    Deno.writeFileSync(path, data, { createNew: true });
   } catch (error) {
     throw twoKeysOnePath(entry, path, error);
   }

@@ -450,6 +450,9 @@ async function downloadPhase(ws: WorkspaceAttempt): Promise<RemoteEntry[]> {
   const { options, signal, log } = ws.state;
   options.onPhase?.("download");
   const keys = new KeyTreeGuard();
+  // Nothing but this download writes to the attempt directory until the task runs, so a
+  // folder once found to be a real directory is not looked at again for the next key.
+  const checkedDirs = new Set<string>();
   let fromCache = 0;
   const listing = await downloadPrefix(ws.lakefs, {
     repo: ws.input.repository,
@@ -459,7 +462,7 @@ async function downloadPhase(ws: WorkspaceAttempt): Promise<RemoteEntry[]> {
       // Claimed in listing order, before any write: a key that is a file and a folder at
       // once is refused whichever of the two downloads first.
       keys.claim(key);
-      return resolveInsideDir(ws.dir, key);
+      return resolveInsideDir(ws.dir, key, checkedDirs);
     },
     concurrency: options.syncConcurrency ?? 8,
     ...(options.downloadCache === undefined ? {} : {

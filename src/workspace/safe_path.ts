@@ -73,9 +73,13 @@ export function checkRelativeKey(key: string): string[] {
  * const path = await resolveInsideDir(dir, "docs/a.txt"); // `${dir}/docs/a.txt`
  * ```
  */
-export function resolveInsideDir(attemptDir: string, key: string): Promise<string> {
+export function resolveInsideDir(
+  attemptDir: string,
+  key: string,
+  checkedDirs?: Set<string>,
+): Promise<string> {
   try {
-    return Promise.resolve(resolveInsideDirSync(attemptDir, key));
+    return Promise.resolve(resolveInsideDirSync(attemptDir, key, checkedDirs));
   } catch (error) {
     return Promise.reject(error);
   }
@@ -85,8 +89,16 @@ export function resolveInsideDir(attemptDir: string, key: string): Promise<strin
  * {@linkcode resolveInsideDir} with synchronous `lstat`s (it throws instead of rejecting):
  * called once per downloaded object, where an async op per path segment (a thread hand-off
  * each) costs more than the `lstat` itself on a busy host.
+ *
+ * `checkedDirs`, when given, remembers the folders found to be real directories, which are
+ * then not looked at again: only for a directory nothing else writes to meanwhile (an attempt
+ * directory while perago downloads into it, before the task runs).
  */
-export function resolveInsideDirSync(attemptDir: string, key: string): string {
+export function resolveInsideDirSync(
+  attemptDir: string,
+  key: string,
+  checkedDirs?: Set<string>,
+): string {
   const segments = checkRelativeKey(key);
   const root = resolve(attemptDir);
   const target = resolve(root, ...segments);
@@ -99,6 +111,8 @@ export function resolveInsideDirSync(attemptDir: string, key: string): string {
   let current = root;
   for (let i = 0; i < segments.length; i++) {
     current = join(current, segments[i] as string);
+    const isLast = i === segments.length - 1;
+    if (!isLast && checkedDirs?.has(current)) continue;
     let info: Deno.FileInfo;
     try {
       info = Deno.lstatSync(current);
@@ -112,13 +126,13 @@ export function resolveInsideDirSync(attemptDir: string, key: string): string {
           "perago never writes through links",
       );
     }
-    const isLast = i === segments.length - 1;
     if (!isLast && !info.isDirectory) {
       throw new UnsafePathError(
         `cannot write ${JSON.stringify(key)}: ${current} exists and is not a directory; ` +
           "the workspace holds both a file and a folder of that name",
       );
     }
+    if (!isLast) checkedDirs?.add(current);
   }
   return target;
 }

@@ -52,3 +52,20 @@ Deno.test("resolveInsideDir maps keys inside and refuses symlinked parents and t
     await Deno.remove(root, { recursive: true });
   }
 });
+
+Deno.test("resolveInsideDir with checkedDirs: a folder found real is not looked at again; a symlink is still refused the first time", async () => {
+  const dir = await Deno.makeTempDir();
+  const outside = await Deno.makeTempDir();
+  try {
+    await Deno.mkdir(`${dir}/a/b`, { recursive: true });
+    await Deno.symlink(outside, `${dir}/link`);
+    const checked = new Set<string>();
+    assert.equal(await resolveInsideDir(dir, "a/b/x.txt", checked), `${dir}/a/b/x.txt`);
+    assert.deepEqual([...checked].sort(), [`${dir}/a`, `${dir}/a/b`]);
+    await assert.rejects(resolveInsideDir(dir, "link/x.txt", checked), WorkspaceSymlinkError);
+    assert.ok(!checked.has(`${dir}/link`));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+    await Deno.remove(outside, { recursive: true });
+  }
+});
