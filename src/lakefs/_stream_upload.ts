@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { Buffer } from "node:buffer";
 import http from "node:http";
 import https from "node:https";
 
@@ -29,42 +30,8 @@ export function streamingPost(
   headers.forEach((value, key) => outgoing[key] = value);
   const transport = url.protocol === "https:" ? https : http;
   const request = transport.request(url, { method: "POST", headers: outgoing, agent: false });
-  let settled = false;
-  const answer = new Promise<Response>((resolve, reject) => {
-    const fail = (error: unknown) => {
-      settled = true;
-      reject(error);
-    };
-    request.on("error", fail);
-    request.on("response", (res) => {
-      const chunks: Uint8Array[] = [];
-      res.on("data", (chunk: Uint8Array) => chunks.push(chunk));
-      res.on("error", fail);
-      res.on("end", () => {
-        settled = true;
-        const status = res.statusCode ?? 0;
-        const responseHeaders = new Headers();
-        for (const [key, value] of Object.entries(res.headers)) {
-          if (value === undefined) continue;
-          for (const v of Array.isArray(value) ? value : [value]) responseHeaders.append(key, v);
-        }
-        const noBody = status === 204 || status === 304 || status < 200;
-        const bytes = new Uint8Array(chunks.reduce((n, c) => n + c.byteLength, 0));
-        let offset = 0;
-        for (const c of chunks) {
-          bytes.set(c, offset);
-          offset += c.byteLength;
-        }
-        resolve(
-          new Response(noBody ? null : bytes, {
-            status: status >= 200 && status <= 599 ? status : 502,
-            statusText: res.statusMessage ?? "",
-            headers: responseHeaders,
-          }),
-        );
-      });
-    });
-  });
+  const state = { settled: false };
+  const answer = answerOf(request, state);
   answer.catch(() => {});
   const onAbort = () => request.destroy(signal.reason instanceof Error ? signal.reason : undefined);
   signal.addEventListener("abort", onAbort, { once: true });
@@ -87,56 +54,97 @@ export function streamingPost(
     return { flushed: Promise.race([written, settledOrFailed]) };
   };
 
-  const write = async () => {
-    // A byte stream (a file's `readable`) is read into two reused buffers: each is read into
-    // again only after its previous chunk was flushed, so an upload allocates no chunk per
-    // read and holds at most 2 x UPLOAD_BUFFER_BYTES, whatever the garbage collector does.
-    let byob: ReadableStreamBYOBReader | undefined;
-    try {
-      byob = body.getReader({ mode: "byob" });
-    } catch {
-      byob = undefined;
-    }
-    const reader = byob ?? body.getReader();
-    try {
-      if (byob !== undefined) {
-        const buffers = [
-          new ArrayBuffer(UPLOAD_BUFFER_BYTES),
-          new ArrayBuffer(UPLOAD_BUFFER_BYTES),
-        ];
-        const inFlight: Promise<void>[] = [Promise.resolve(), Promise.resolve()];
-        for (let i = 0; !settled; i = 1 - i) {
-          await inFlight[i];
-          if (settled) break;
-          const { done, value } = await byob.read(new Uint8Array(buffers[i] as ArrayBuffer));
-          if (done || value === undefined) break;
-          buffers[i] = value.buffer as ArrayBuffer;
-          inFlight[i] = (await send(value)).flushed;
-        }
-      } else {
-        const plain = reader as ReadableStreamDefaultReader<Uint8Array>;
-        while (!settled) {
-          const { done, value } = await plain.read();
-          if (done) break;
-          await send(value);
-        }
-      }
-      request.end();
-    } catch (error) {
-      request.destroy(error instanceof Error ? error : new Error(String(error)));
-      await reader.cancel(error).catch(() => {});
-      throw error;
-    } finally {
-      reader.releaseLock();
-    }
-  };
-
   return (async () => {
     try {
-      await Promise.all([write(), answer]);
+      await Promise.all([writeBody(body, request, send, state), answer]);
       return await answer;
     } finally {
       signal.removeEventListener("abort", onAbort);
     }
   })();
+}
+
+/** The answer to `request`, collected whole; `state.settled` once it (or an error) came. */
+function answerOf(request: http.ClientRequest, state: { settled: boolean }): Promise<Response> {
+  return new Promise<Response>((resolve, reject) => {
+    const fail = (error: unknown) => {
+      state.settled = true;
+      reject(error);
+    };
+    request.on("error", fail);
+    request.on("response", (res) => {
+      const chunks: Uint8Array[] = [];
+      res.on("data", (chunk: Uint8Array) => chunks.push(chunk));
+      res.on("error", fail);
+      res.on("end", () => {
+        state.settled = true;
+        resolve(webResponse(res, chunks));
+      });
+    });
+  });
+}
+
+/** A node:http answer as a web {@linkcode Response}. */
+function webResponse(res: http.IncomingMessage, chunks: readonly Uint8Array[]): Response {
+  const status = res.statusCode ?? 0;
+  const responseHeaders = new Headers();
+  for (const [key, value] of Object.entries(res.headers)) {
+    if (value === undefined) continue;
+    for (const v of Array.isArray(value) ? value : [value]) responseHeaders.append(key, v);
+  }
+  const noBody = status === 204 || status === 304 || status < 200;
+  return new Response(noBody ? null : new Uint8Array(Buffer.concat(chunks)), {
+    status: status >= 200 && status <= 599 ? status : 502,
+    statusText: res.statusMessage ?? "",
+    headers: responseHeaders,
+  });
+}
+
+/**
+ * Writes `body` chunk by chunk, then ends the request; stops early once the answer came. A
+ * byte stream (a file's `readable`) is read into two reused buffers: each is read into again
+ * only after its previous chunk was flushed, so an upload allocates no chunk per read and
+ * holds at most 2 x UPLOAD_BUFFER_BYTES, whatever the garbage collector does.
+ */
+async function writeBody(
+  body: ReadableStream<Uint8Array>,
+  request: http.ClientRequest,
+  send: (chunk: Uint8Array) => Promise<{ flushed: Promise<void> }>,
+  state: { settled: boolean },
+): Promise<void> {
+  let byob: ReadableStreamBYOBReader | undefined;
+  try {
+    byob = body.getReader({ mode: "byob" });
+  } catch {
+    byob = undefined;
+  }
+  const reader = byob ?? body.getReader();
+  try {
+    if (byob !== undefined) {
+      const buffers = [new ArrayBuffer(UPLOAD_BUFFER_BYTES), new ArrayBuffer(UPLOAD_BUFFER_BYTES)];
+      const inFlight: Promise<void>[] = [Promise.resolve(), Promise.resolve()];
+      for (let i = 0; !state.settled; i = 1 - i) {
+        await inFlight[i];
+        if (state.settled) break;
+        const { done, value } = await byob.read(new Uint8Array(buffers[i] as ArrayBuffer));
+        if (done || value === undefined) break;
+        buffers[i] = value.buffer as ArrayBuffer;
+        inFlight[i] = (await send(value)).flushed;
+      }
+    } else {
+      const plain = reader as ReadableStreamDefaultReader<Uint8Array>;
+      while (!state.settled) {
+        const { done, value } = await plain.read();
+        if (done) break;
+        await send(value);
+      }
+    }
+    request.end();
+  } catch (error) {
+    request.destroy(error instanceof Error ? error : new Error(String(error)));
+    await reader.cancel(error).catch(() => {});
+    throw error;
+  } finally {
+    reader.releaseLock();
+  }
 }
