@@ -403,17 +403,7 @@ async function runWorkflow(context: {
       `runWorkflow: concurrency must be a whole number >= 1 (got ${concurrency})`,
     );
   }
-  const paths = modules.map(modulePath);
-  const tasks: TaskDefinition[] = [];
-  for (const path of paths) tasks.push((await loadTask(path)).task);
-  // A module listed twice is served once; the workflow still runs it twice.
-  const served = [...new Set(paths)];
-  await conductor.registerTaskDefs(
-    [...new Map(tasks.map((task) => [task.name, buildTaskDef(task)])).values()],
-  );
-  const run = ++workflowSeq;
-  const name = `perago_test_${Deno.pid}_${run}`;
-  await conductor.upsertWorkflowDefs([workflowDef(name, tasks)]);
+  const { tasks, served, name, run } = await registerWorkflow(conductor, modules);
 
   const cwd = join(context.dir, `run-${run}`);
   await Deno.mkdir(cwd, { recursive: true });
@@ -440,43 +430,77 @@ async function runWorkflow(context: {
     };
     tasks.forEach((task, i) => input[`params_${i}`] = options.params?.[task.name] ?? {});
     const workflowId = await conductor.startWorkflow(name, input);
-    const timeoutMs = options.timeoutMs ?? 60_000;
-    const deadline = Date.now() + timeoutMs;
-    let workflow: Workflow;
-    while (true) {
-      workflow = await conductor.getWorkflow(workflowId);
-      if (TERMINAL.has(workflow.status)) break;
-      if (exitedEarly) {
-        throw new Error(
-          `runWorkflow: perago start exited before workflow ${workflowId} ended:\n` +
-            perago.output(),
-        );
-      }
-      if (Date.now() > deadline) {
-        throw new Error(
-          `runWorkflow: workflow ${workflowId} still ${workflow.status} after ${timeoutMs} ms; ` +
-            `raise timeoutMs or check the tasks. perago start printed:\n${perago.output()}`,
-        );
-      }
-      await sleep(50);
-    }
-    await perago.stop(); // before reading its output: the drain lines come last
-    return {
+    const workflow = await waitForWorkflow(
+      conductor,
       workflowId,
-      status: workflow.status,
-      output: workflow.output ?? {},
-      reason: workflow.reasonForIncompletion,
-      tasks: workflow.tasks.map((task) => ({
-        name: task.taskDefName,
-        referenceName: task.referenceTaskName,
-        status: task.status,
-        retryCount: task.retryCount,
-        reason: task.reasonForIncompletion,
-        output: task.outputData,
-      })),
-      log: perago.output(),
-    };
+      options.timeoutMs ?? 60_000,
+      { output: () => perago.output(), exited: () => exitedEarly },
+    );
+    await perago.stop(); // before reading its output: the drain lines come last
+    return workflowRun(workflowId, workflow, perago.output());
   } finally {
     await perago.stop();
   }
+}
+
+/** Registers the modules' TaskDefs and a workflow running their tasks in order. */
+async function registerWorkflow(conductor: ConductorClient, modules: readonly (string | URL)[]) {
+  const paths = modules.map(modulePath);
+  const tasks: TaskDefinition[] = [];
+  for (const path of paths) tasks.push((await loadTask(path)).task);
+  // A module listed twice is served once; the workflow still runs it twice.
+  const served = [...new Set(paths)];
+  await conductor.registerTaskDefs(
+    [...new Map(tasks.map((task) => [task.name, buildTaskDef(task)])).values()],
+  );
+  const run = ++workflowSeq;
+  const name = `perago_test_${Deno.pid}_${run}`;
+  await conductor.upsertWorkflowDefs([workflowDef(name, tasks)]);
+  return { tasks, served, name, run };
+}
+
+/** Polls the workflow until it ends; fails when perago stopped first or the time is up. */
+async function waitForWorkflow(
+  conductor: ConductorClient,
+  workflowId: string,
+  timeoutMs: number,
+  perago: { output(): string; exited(): boolean },
+): Promise<Workflow> {
+  const deadline = Date.now() + timeoutMs;
+  while (true) {
+    const workflow = await conductor.getWorkflow(workflowId);
+    if (TERMINAL.has(workflow.status)) return workflow;
+    if (perago.exited()) {
+      throw new Error(
+        `runWorkflow: perago start exited before workflow ${workflowId} ended:\n` +
+          perago.output(),
+      );
+    }
+    if (Date.now() > deadline) {
+      throw new Error(
+        `runWorkflow: workflow ${workflowId} still ${workflow.status} after ${timeoutMs} ms; ` +
+          `raise timeoutMs or check the tasks. perago start printed:\n${perago.output()}`,
+      );
+    }
+    await sleep(50);
+  }
+}
+
+/** What {@linkcode DemoStack.runWorkflow} tells about an ended workflow. */
+function workflowRun(workflowId: string, workflow: Workflow, log: string): WorkflowRun {
+  return {
+    workflowId,
+    status: workflow.status,
+    output: workflow.output ?? {},
+    reason: workflow.reasonForIncompletion,
+    tasks: workflow.tasks.map((task) => ({
+      name: task.taskDefName,
+      referenceName: task.referenceTaskName,
+      status: task.status,
+      retryCount: task.retryCount,
+      reason: task.reasonForIncompletion,
+      output: task.outputData,
+    })),
+    log,
+  };
 }
