@@ -86,26 +86,13 @@ export async function findPart(
       if (!(await more())) throw new MultipartError("multipart: truncated part headers");
       headerEnd = buffer.indexOf(HEADER_END);
     }
-    const headerText = decoder.decode(buffer.subarray(0, headerEnd));
+    const part = partHeaders(decoder.decode(buffer.subarray(0, headerEnd)));
     buffer = buffer.subarray(headerEnd + 4);
-    const headers = new Map<string, string>();
-    for (const line of headerText.split("\r\n")) {
-      const colon = line.indexOf(":");
-      if (colon > 0) {
-        headers.set(line.slice(0, colon).trim().toLowerCase(), line.slice(colon + 1).trim());
-      }
-    }
-    const disposition = headers.get("content-disposition") ?? "";
-    const partName = /;\s*name="([^"]*)"/i.exec(disposition)?.[1] ??
-      /;\s*name=([^;\s]+)/i.exec(disposition)?.[1];
-    if (partName !== name) {
+    if (part.name !== name) {
       if (!(await skipToDelimiter())) throw new MultipartError("multipart: truncated body");
       continue;
     }
-    const info: PartInfo = {
-      contentType: headers.get("content-type"),
-      filename: /;\s*filename="([^"]*)"/i.exec(disposition)?.[1],
-    };
+    const info: PartInfo = { contentType: part.contentType, filename: part.filename };
     const content = async function* (): AsyncGenerator<Uint8Array> {
       while (true) {
         const at = buffer.indexOf(delimiter);
@@ -126,4 +113,22 @@ export async function findPart(
     };
     return { info, content: content() };
   }
+}
+
+/** A part's name, content type and file name, from its header lines. */
+function partHeaders(text: string): PartInfo & { name: string | undefined } {
+  const headers = new Map<string, string>();
+  for (const line of text.split("\r\n")) {
+    const colon = line.indexOf(":");
+    if (colon > 0) {
+      headers.set(line.slice(0, colon).trim().toLowerCase(), line.slice(colon + 1).trim());
+    }
+  }
+  const disposition = headers.get("content-disposition") ?? "";
+  return {
+    name: /;\s*name="([^"]*)"/i.exec(disposition)?.[1] ??
+      /;\s*name=([^;\s]+)/i.exec(disposition)?.[1],
+    contentType: headers.get("content-type"),
+    filename: /;\s*filename="([^"]*)"/i.exec(disposition)?.[1],
+  };
 }
