@@ -114,74 +114,8 @@ export function checkWorkflowDef(
   const name = def.name;
   const errors: Json[] = [];
   const refs = new Set<string>();
-  const normalise = (task: unknown, path: string): Json => {
-    if (!isObject(task) || typeof task.name !== "string" || task.name === "") {
-      throw new ConductorHttpError(400, "WorkflowTask name cannot be empty or null");
-    }
-    if (typeof task.taskReferenceName !== "string" || task.taskReferenceName === "") {
-      throw new ConductorHttpError(
-        400,
-        "WorkflowTask taskReferenceName name cannot be empty or null",
-      );
-    }
-    const type = task.type ?? "SIMPLE";
-    if (typeof type !== "string" || !WORKFLOW_TASK_TYPES.has(type)) {
-      throw new ConductorHttpError(
-        400,
-        `the demo Conductor runs SIMPLE, FORK_JOIN, FORK_JOIN_DYNAMIC and JOIN tasks only, got ${type}`,
-      );
-    }
-    if (refs.has(task.taskReferenceName)) {
-      errors.push({
-        path: at,
-        message:
-          `taskReferenceName: ${task.taskReferenceName} should be unique across tasks for a given workflowDefinition: ${name}`,
-      });
-    }
-    refs.add(task.taskReferenceName);
-    const out: Json = { inputParameters: {}, ...structuredClone(task), type };
-    if (!isObject(out.inputParameters)) {
-      throw new ConductorHttpError(500, "JSON parse error: inputParameters must be a JSON object");
-    }
-    if (type === "FORK_JOIN") {
-      const branches = task.forkTasks ?? [];
-      if (!Array.isArray(branches) || !branches.every(Array.isArray)) {
-        throw new ConductorHttpError(500, "JSON parse error: forkTasks must be a list of lists");
-      }
-      if (branches.length === 0) {
-        errors.push({
-          path,
-          message:
-            `forkTasks should have atleast one task for taskType: FORK_JOIN taskName: ${task.name}`,
-        });
-      }
-      out.forkTasks = branches.map((branch: unknown[], i) =>
-        branch.map((t, j) => normalise(t, `${path}.forkTasks[${i}].<list element>[${j}]`))
-      );
-    }
-    if (type === "FORK_JOIN_DYNAMIC") {
-      for (const field of ["dynamicForkTasksInputParamName", "dynamicForkTasksParam"]) {
-        if (task[field] === undefined || task[field] === null) {
-          errors.push({
-            path,
-            message:
-              `${field} field is required for taskType: FORK_JOIN_DYNAMIC taskName: ${task.name}`,
-          });
-        } else if (typeof task[field] !== "string") {
-          throw new ConductorHttpError(500, `JSON parse error: ${field} must be a string`);
-        }
-      }
-    }
-    if (type === "JOIN") {
-      const joinOn = task.joinOn ?? [];
-      if (!Array.isArray(joinOn) || !joinOn.every((ref) => typeof ref === "string")) {
-        throw new ConductorHttpError(500, "JSON parse error: joinOn must be a list of strings");
-      }
-      out.joinOn = joinOn;
-    }
-    return out;
-  };
-  const tasks = def.tasks.map((t, i) => normalise(t, `${at}.tasks[${i}]`));
+  const context: TaskCheck = { at, workflowName: name, refs, errors };
+  const tasks = def.tasks.map((t, i) => normaliseTask(t, `${at}.tasks[${i}]`, context));
   // Conductor checks the references in the inputParameters of top-level tasks only.
   for (const task of tasks) {
     for (
@@ -206,6 +140,89 @@ export function checkWorkflowDef(
     version,
     tasks,
   } as Json & { name: string; version: number };
+}
+
+/** What the check of a workflow's tasks shares: where, the names seen, the errors found. */
+interface TaskCheck {
+  readonly at: string;
+  readonly workflowName: string;
+  readonly refs: Set<string>;
+  readonly errors: Json[];
+}
+
+/**
+ * Checks one workflow task (and the tasks of its fork branches) as Conductor OSS does, and
+ * returns it with its defaults (type SIMPLE, empty inputParameters).
+ */
+function normaliseTask(task: unknown, path: string, context: TaskCheck): Json {
+  const { at, workflowName: name, refs, errors } = context;
+  if (!isObject(task) || typeof task.name !== "string" || task.name === "") {
+    throw new ConductorHttpError(400, "WorkflowTask name cannot be empty or null");
+  }
+  if (typeof task.taskReferenceName !== "string" || task.taskReferenceName === "") {
+    throw new ConductorHttpError(
+      400,
+      "WorkflowTask taskReferenceName name cannot be empty or null",
+    );
+  }
+  const type = task.type ?? "SIMPLE";
+  if (typeof type !== "string" || !WORKFLOW_TASK_TYPES.has(type)) {
+    throw new ConductorHttpError(
+      400,
+      `the demo Conductor runs SIMPLE, FORK_JOIN, FORK_JOIN_DYNAMIC and JOIN tasks only, got ${type}`,
+    );
+  }
+  if (refs.has(task.taskReferenceName)) {
+    errors.push({
+      path: at,
+      message:
+        `taskReferenceName: ${task.taskReferenceName} should be unique across tasks for a given workflowDefinition: ${name}`,
+    });
+  }
+  refs.add(task.taskReferenceName);
+  const out: Json = { inputParameters: {}, ...structuredClone(task), type };
+  if (!isObject(out.inputParameters)) {
+    throw new ConductorHttpError(500, "JSON parse error: inputParameters must be a JSON object");
+  }
+  if (type === "FORK_JOIN") {
+    const branches = task.forkTasks ?? [];
+    if (!Array.isArray(branches) || !branches.every(Array.isArray)) {
+      throw new ConductorHttpError(500, "JSON parse error: forkTasks must be a list of lists");
+    }
+    if (branches.length === 0) {
+      errors.push({
+        path,
+        message:
+          `forkTasks should have atleast one task for taskType: FORK_JOIN taskName: ${task.name}`,
+      });
+    }
+    out.forkTasks = branches.map((branch: unknown[], i) =>
+      branch.map((t, j) =>
+        normaliseTask(t, `${path}.forkTasks[${i}].<list element>[${j}]`, context)
+      )
+    );
+  }
+  if (type === "FORK_JOIN_DYNAMIC") {
+    for (const field of ["dynamicForkTasksInputParamName", "dynamicForkTasksParam"]) {
+      if (task[field] === undefined || task[field] === null) {
+        errors.push({
+          path,
+          message:
+            `${field} field is required for taskType: FORK_JOIN_DYNAMIC taskName: ${task.name}`,
+        });
+      } else if (typeof task[field] !== "string") {
+        throw new ConductorHttpError(500, `JSON parse error: ${field} must be a string`);
+      }
+    }
+  }
+  if (type === "JOIN") {
+    const joinOn = task.joinOn ?? [];
+    if (!Array.isArray(joinOn) || !joinOn.every((ref) => typeof ref === "string")) {
+      throw new ConductorHttpError(500, "JSON parse error: joinOn must be a list of strings");
+    }
+    out.joinOn = joinOn;
+  }
+  return out;
 }
 
 /**
