@@ -12,6 +12,7 @@
  */
 import type { z } from "zod";
 import {
+  basicAuthorization,
   paginate,
   parseJsonAnswer,
   readAtMost,
@@ -891,10 +892,7 @@ export class LakeFsClient implements LakeFsApi {
   }
 
   #authorization(): string {
-    const bytes = new TextEncoder().encode(`${this.#accessKeyId}:${revealSecret(this.#secret)}`);
-    let binary = "";
-    for (const b of bytes) binary += String.fromCharCode(b);
-    return `Basic ${btoa(binary)}`;
+    return basicAuthorization(this.#accessKeyId, revealSecret(this.#secret));
   }
 
   /** Builds the error for an unexpected HTTP status (429 and 5xx are transient). */

@@ -9,6 +9,7 @@
  *
  * @module
  */
+import { Buffer } from "node:buffer";
 import type { z } from "zod";
 import { retry } from "./retry.ts";
 
@@ -28,6 +29,18 @@ export type SecretInput = string | { reveal(): string };
  */
 export function revealSecret(secret: SecretInput): string {
   return typeof secret === "string" ? secret : secret.reveal();
+}
+
+/**
+ * The `Authorization` header of HTTP Basic auth (RFC 7617, UTF-8).
+ *
+ * @example
+ * ```ts
+ * basicAuthorization("AKIA", "s3cr3t"); // "Basic QUtJQTpzM2NyM3Q="
+ * ```
+ */
+export function basicAuthorization(user: string, password: string): string {
+  return `Basic ${Buffer.from(`${user}:${password}`, "utf8").toString("base64")}`;
 }
 
 /**

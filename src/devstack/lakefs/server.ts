@@ -11,6 +11,7 @@
  * @module
  */
 import { z } from "zod";
+import { basicAuthorization } from "../../util/http.ts";
 import { FaultInjector } from "../faults.ts";
 import { BlobStore } from "./_blobs.ts";
 import { compareTrees, diffTrees, pageDiffs } from "./_diff.ts";
@@ -379,76 +380,15 @@ export async function startLakeFsServer(
     : undefined;
   const blobs = new BlobStore(options.dataDir ?? tempRoot!);
   await blobs.init();
-  const expectedAuth = "Basic " +
-    btoa(
-      String.fromCharCode(
-        ...new TextEncoder().encode(`${options.accessKeyId}:${options.secretAccessKey}`),
-      ),
-    );
-
+  const expectedAuth = basicAuthorization(options.accessKeyId, options.secretAccessKey);
   const routes = buildRoutes(state, blobs, options.accessKeyId);
-
-  const match = (request: Request, url: URL): { route: Route; ctx: Ctx } | Response => {
-    if (!url.pathname.startsWith(API + "/") && url.pathname !== API) {
-      return apiError(404, `path not found: ${url.pathname}`);
-    }
-    let segments: string[];
-    try {
-      segments = url.pathname.slice(API.length).split("/").filter((s, i) => i > 0 || s !== "")
-        .map((s) => decodeURIComponent(s));
-    } catch {
-      return apiError(400, "invalid path encoding");
-    }
-    let pathMatched = false;
-    for (const route of routes) {
-      if (route.pattern.length !== segments.length) continue;
-      const params: Record<string, string> = {};
-      let ok = true;
-      for (let i = 0; i < segments.length; i++) {
-        const part = route.pattern[i]!;
-        const seg = segments[i]!;
-        if (part.startsWith(":")) {
-          if (seg === "") {
-            ok = false;
-            break;
-          }
-          params[part.slice(1)] = seg;
-        } else if (part !== seg) {
-          ok = false;
-          break;
-        }
-      }
-      if (!ok) continue;
-      pathMatched = true;
-      if (request.method === "HEAD") {
-        if (route.operation !== "getObject") continue;
-      } else if (route.method !== request.method) continue;
-      return { route, ctx: { request, url, params } };
-    }
-    return pathMatched
-      ? apiError(405, "method not allowed")
-      : apiError(404, "no matching operation was found");
-  };
+  const match = (request: Request, url: URL) => matchRoute(routes, request, url);
 
   const matched = new WeakMap<Request, { route: Route; ctx: Ctx } | Response>();
 
-  const inner = async (request: Request): Promise<Response> => {
-    const found = matched.get(request) ?? match(request, new URL(request.url));
-    if (found instanceof Response) return found;
-    const { route, ctx } = found;
-    try {
-      if (route.auth && request.headers.get("authorization") !== expectedAuth) {
-        return apiError(401, "error authenticating request");
-      }
-      return await route.handle(ctx);
-    } catch (error) {
-      if (error instanceof MergeConflict) return json(409, error.extra);
-      if (error instanceof ApiError) return apiError(error.status, error.message, error.extra);
-      if (error instanceof MultipartError) return apiError(400, error.message);
-      return apiError(500, `internal error: ${error instanceof Error ? error.message : error}`);
-    }
-  };
-  const wrapped = faults.wrap(inner);
+  const wrapped = faults.wrap((request: Request) =>
+    handleRoute(matched.get(request) ?? match(request, new URL(request.url)), expectedAuth)
+  );
 
   const server = Deno.serve({
     hostname: options.hostname ?? "127.0.0.1",
@@ -479,13 +419,10 @@ export async function startLakeFsServer(
   });
 
   const port = server.addr.port;
+  const hostname = options.hostname ?? "127.0.0.1";
   let closed: Promise<void> | undefined;
   return {
-    url: `http://${
-      (options.hostname ?? "127.0.0.1").includes(":")
-        ? `[${options.hostname}]`
-        : options.hostname ?? "127.0.0.1"
-    }:${port}`,
+    url: `http://${hostname.includes(":") ? `[${hostname}]` : hostname}:${port}`,
     port,
     faults,
     stats,
@@ -499,6 +436,75 @@ export async function startLakeFsServer(
       return closed;
     },
   };
+}
+
+/** Runs a matched route (checking auth where it needs it); errors become lakeFS answers. */
+async function handleRoute(
+  found: { route: Route; ctx: Ctx } | Response,
+  expectedAuth: string,
+): Promise<Response> {
+  if (found instanceof Response) return found;
+  const { route, ctx } = found;
+  try {
+    if (route.auth && ctx.request.headers.get("authorization") !== expectedAuth) {
+      return apiError(401, "error authenticating request");
+    }
+    return await route.handle(ctx);
+  } catch (error) {
+    if (error instanceof MergeConflict) return json(409, error.extra);
+    if (error instanceof ApiError) return apiError(error.status, error.message, error.extra);
+    if (error instanceof MultipartError) return apiError(400, error.message);
+    return apiError(500, `internal error: ${error instanceof Error ? error.message : error}`);
+  }
+}
+
+/** The route of a request, with its path parameters, or the error answer (404, 405, 400). */
+function matchRoute(
+  routes: readonly Route[],
+  request: Request,
+  url: URL,
+): { route: Route; ctx: Ctx } | Response {
+  if (!url.pathname.startsWith(API + "/") && url.pathname !== API) {
+    return apiError(404, `path not found: ${url.pathname}`);
+  }
+  let segments: string[];
+  try {
+    segments = url.pathname.slice(API.length).split("/").filter((s, i) => i > 0 || s !== "")
+      .map((s) => decodeURIComponent(s));
+  } catch {
+    return apiError(400, "invalid path encoding");
+  }
+  let pathMatched = false;
+  for (const route of routes) {
+    const params = routeParams(route.pattern, segments);
+    if (params === undefined) continue;
+    pathMatched = true;
+    if (request.method === "HEAD") {
+      if (route.operation !== "getObject") continue;
+    } else if (route.method !== request.method) continue;
+    return { route, ctx: { request, url, params } };
+  }
+  return pathMatched
+    ? apiError(405, "method not allowed")
+    : apiError(404, "no matching operation was found");
+}
+
+/** The `:name` parameters of `segments` when they fit `pattern` (no empty parameter). */
+function routeParams(
+  pattern: readonly string[],
+  segments: readonly string[],
+): Record<string, string> | undefined {
+  if (pattern.length !== segments.length) return undefined;
+  const params: Record<string, string> = {};
+  for (let i = 0; i < segments.length; i++) {
+    const part = pattern[i]!;
+    const seg = segments[i]!;
+    if (part.startsWith(":")) {
+      if (seg === "") return undefined;
+      params[part.slice(1)] = seg;
+    } else if (part !== seg) return undefined;
+  }
+  return params;
 }
 
 function buildRoutes(state: LakeFsState, blobs: BlobStore, accessKeyId: string): Route[] {
