@@ -10,6 +10,7 @@
  *
  * @module
  */
+import { basicAuthorization } from "../util/http.ts";
 
 /** Options of {@linkcode startRealLakeFs}. */
 export interface RealLakeFsOptions {
@@ -125,6 +126,63 @@ async function lastLines(path: string, count = 15): Promise<string> {
 }
 
 /**
+ * Waits until lakeFS answers its health check; fails with the log's last lines when it
+ * exits (`exitCode` says so) or the start timeout passes.
+ */
+async function waitHealthy(
+  url: string,
+  logFile: string,
+  options: RealLakeFsOptions,
+  exitCode: () => Promise<number | undefined>,
+): Promise<void> {
+  const timeoutMs = options.startTimeoutMs ?? 60_000;
+  const deadline = Date.now() + timeoutMs;
+  while (true) {
+    options.signal?.throwIfAborted();
+    const code = await exitCode();
+    if (code !== undefined) {
+      throw new RealLakeFsError(
+        `lakeFS exited during start-up (exit ${code}); last log lines ` +
+          `(${logFile}):\n${await lastLines(logFile)}`,
+      );
+    }
+    const healthy = await fetch(`${url}/api/v1/healthcheck`, {
+      signal: AbortSignal.timeout(2_000),
+    }).then(async (r) => {
+      await r.body?.cancel();
+      return r.status === 204 || r.status === 200;
+    }, () => false);
+    if (healthy) return;
+    if (Date.now() > deadline) {
+      throw new RealLakeFsError(
+        `lakeFS did not answer ${url}/api/v1/healthcheck within ${timeoutMs / 1000} s; ` +
+          `last log lines (${logFile}):\n` + (await lastLines(logFile)),
+      );
+    }
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
+
+/** The admin keys must work: a data dir set up earlier with other keys would refuse them. */
+async function checkAdminKeys(
+  url: string,
+  options: RealLakeFsOptions,
+  dataDir: string,
+): Promise<void> {
+  const user = await fetch(`${url}/api/v1/user`, {
+    headers: { authorization: basicAuthorization(options.accessKeyId, options.secretAccessKey) },
+    signal: AbortSignal.timeout(10_000),
+  });
+  await user.body?.cancel();
+  if (user.status !== 200) {
+    throw new RealLakeFsError(
+      `lakeFS is up but refuses the admin keys (GET /api/v1/user answered ${user.status}): ` +
+        `was ${dataDir} set up earlier with other keys? Use another --data-dir`,
+    );
+  }
+}
+
+/**
  * Starts `bin run --config <dataDir>/lakefs.yaml` and waits until it serves with the admin
  * keys. The process gets a clean environment, so stray `LAKEFS_*` variables cannot change
  * its configuration.
@@ -158,10 +216,27 @@ export async function startRealLakeFs(options: RealLakeFsOptions): Promise<RealL
     { mode: 0o600 },
   );
   const logFile = `${dataDir}/lakefs.log`;
+  const lakefs = await spawnLakeFs(options.bin, config, dataDir, logFile);
+  const url = `http://127.0.0.1:${port}`;
+  try {
+    await waitHealthy(url, logFile, options, lakefs.exitCode);
+    await checkAdminKeys(url, options, dataDir);
+  } catch (error) {
+    await lakefs.close();
+    throw error;
+  }
+  return { url, pid: lakefs.pid, logFile, close: lakefs.close };
+}
+
+/**
+ * Runs `bin run --config <config>` in a clean environment, its output appended to `logFile`.
+ * `close()` stops it (SIGTERM, SIGKILL 15 s later) and is idempotent.
+ */
+async function spawnLakeFs(bin: string, config: string, dataDir: string, logFile: string) {
   // One append handle per stream: a writable takes one pipe at a time.
   const outLog = await Deno.open(logFile, { create: true, append: true });
   const errLog = await Deno.open(logFile, { append: true });
-  const child = new Deno.Command(options.bin, {
+  const child = new Deno.Command(bin, {
     args: ["run", "--config", config],
     clearEnv: true,
     env: { PATH: "/usr/local/bin:/usr/bin:/bin", HOME: `${dataDir}/home` },
@@ -178,23 +253,19 @@ export async function startRealLakeFs(options: RealLakeFsOptions): Promise<RealL
     exited = true;
     return s;
   });
-  const url = `http://127.0.0.1:${port}`;
+  const kill = (signal: Deno.Signal) => {
+    try {
+      child.kill(signal);
+    } catch {
+      // gone
+    }
+  };
   let closing: Promise<void> | undefined;
   const close = () => {
     closing ??= (async () => {
       if (!exited) {
-        try {
-          child.kill("SIGTERM");
-        } catch {
-          // gone
-        }
-        const timer = setTimeout(() => {
-          try {
-            child.kill("SIGKILL");
-          } catch {
-            // gone
-          }
-        }, 15_000);
+        kill("SIGTERM");
+        const timer = setTimeout(() => kill("SIGKILL"), 15_000);
         await status;
         clearTimeout(timer);
       }
@@ -202,48 +273,6 @@ export async function startRealLakeFs(options: RealLakeFsOptions): Promise<RealL
     })();
     return closing;
   };
-
-  try {
-    const deadline = Date.now() + (options.startTimeoutMs ?? 60_000);
-    while (true) {
-      options.signal?.throwIfAborted();
-      if (exited) {
-        throw new RealLakeFsError(
-          `lakeFS exited during start-up (exit ${(await status).code}); last log lines ` +
-            `(${logFile}):\n${await lastLines(logFile)}`,
-        );
-      }
-      const healthy = await fetch(`${url}/api/v1/healthcheck`, {
-        signal: AbortSignal.timeout(2_000),
-      }).then(async (r) => {
-        await r.body?.cancel();
-        return r.status === 204 || r.status === 200;
-      }, () => false);
-      if (healthy) break;
-      if (Date.now() > deadline) {
-        throw new RealLakeFsError(
-          `lakeFS did not answer ${url}/api/v1/healthcheck within ` +
-            `${(options.startTimeoutMs ?? 60_000) / 1000} s; last log lines (${logFile}):\n` +
-            (await lastLines(logFile)),
-        );
-      }
-      await new Promise((resolve) => setTimeout(resolve, 200));
-    }
-    const basic = btoa(`${options.accessKeyId}:${options.secretAccessKey}`);
-    const user = await fetch(`${url}/api/v1/user`, {
-      headers: { authorization: `Basic ${basic}` },
-      signal: AbortSignal.timeout(10_000),
-    });
-    await user.body?.cancel();
-    if (user.status !== 200) {
-      throw new RealLakeFsError(
-        `lakeFS is up but refuses the admin keys (GET /api/v1/user answered ${user.status}): ` +
-          `was ${dataDir} set up earlier with other keys? Use another --data-dir`,
-      );
-    }
-  } catch (error) {
-    await close();
-    throw error;
-  }
-  return { url, pid: child.pid, logFile, close };
+  const exitCode = async () => exited ? (await status).code : undefined;
+  return { pid: child.pid, exitCode, close };
 }
