@@ -48,8 +48,8 @@ const COMMANDS: Record<string, CommandEntry> = {
 
 // Hidden subcommands: the runtime re-invokes this same program (or binary) for its children.
 const HIDDEN: Record<string, CommandLoader> = {
-  "__broker": async () => (await import("./_broker.ts")).command,
-  "__executor": async () => (await import("./_executor.ts")).command,
+  "__broker": async () => (await import("./_child.ts")).brokerCommand,
+  "__executor": async () => (await import("./_child.ts")).executorCommand,
 };
 
 /** The top-level help text. */
