@@ -10,7 +10,8 @@
  * @module
  */
 import { type ChildRole, narrowStandaloneChild } from "../runtime/permissions.ts";
-import { type RoleStreams, runBrokerRole, runExecutorRole } from "../runtime/roles.ts";
+import { type OpenChannel, streamChannel } from "../runtime/channel.ts";
+import { runBrokerRole, runExecutorRole } from "../runtime/roles.ts";
 import type { Command } from "./_command.ts";
 
 /** `perago __broker`: the only process that talks to Conductor. */
@@ -30,7 +31,7 @@ export const executorCommand: Command = childCommand(
 function childCommand(
   role: ChildRole,
   reads: string,
-  runRole: (streams: RoleStreams) => Promise<number>,
+  runRole: (open: OpenChannel) => Promise<number>,
 ): Command {
   return {
     help: `Usage: perago __${role}\n\nInternal: started by "perago start"; reads its ` +
@@ -39,7 +40,7 @@ function childCommand(
       keepStdoutForProtocol();
       ignoreTerminalSignals();
       if (Deno.build.standalone) await narrowStandaloneChild(role);
-      return await runRole({ input: Deno.stdin.readable, output: Deno.stdout });
+      return await runRole(streamChannel(Deno.stdin.readable, Deno.stdout));
     },
   };
 }

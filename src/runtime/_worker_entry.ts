@@ -1,13 +1,13 @@
 /**
  * The module of a thread-mode Worker: the broker or an executor (by the worker's name, see
- * thread_spawner.ts), run by the same roles (roles.ts) as the child processes. Their byte streams are bridged to
- * `postMessage`: each message from the supervisor becomes one JSON line on the input, each
- * line on the output is posted as one message. Last, the worker posts its exit code and
- * closes itself.
+ * thread_spawner.ts), run by the same roles (roles.ts) as the child processes, over a
+ * `messageChannel`: the supervisor's structured-clone messages in, checked with the role's
+ * schema, and the role's messages posted out, with no JSON lines in between. Last, the worker
+ * posts its exit code and closes itself.
  *
  * @module
  */
-import { encodeMessage } from "./protocol.ts";
+import { messageChannel } from "./channel.ts";
 import { runBrokerRole, runExecutorRole } from "./roles.ts";
 import type { FromWorkerEnvelope, ToWorkerEnvelope } from "./thread_spawner.ts";
 
@@ -44,33 +44,18 @@ scope.close = () => {
   realClose();
 };
 
-function bridge(): { input: ReadableStream<Uint8Array>; output: WritableStream<Uint8Array> } {
-  const pipe = new TransformStream<Uint8Array, Uint8Array>();
-  const writer = pipe.writable.getWriter();
-  scope.onmessage = (event) => {
-    if (event.data?.kind === "message") void writer.write(encodeMessage(event.data.message));
-  };
-  const decoder = new TextDecoder();
-  let buffer = "";
-  const output = new WritableStream<Uint8Array>({
-    write(chunk) {
-      buffer += decoder.decode(chunk, { stream: true });
-      let index: number;
-      while ((index = buffer.indexOf("\n")) >= 0) {
-        const line = buffer.slice(0, index);
-        buffer = buffer.slice(index + 1);
-        if (line.trim() === "") continue;
-        scope.postMessage({ kind: "message", message: JSON.parse(line) });
-      }
-    },
-  });
-  return { input: pipe.readable, output };
-}
-
 async function run(): Promise<number> {
-  const { input, output } = bridge();
-  if (scope.name.startsWith("perago-broker")) return await runBrokerRole({ input, output });
-  if (scope.name.startsWith("perago-executor")) return await runExecutorRole({ input, output });
+  // Structured-clone messages both ways; listening starts here, before the role loads.
+  const open = messageChannel(
+    (handler) => {
+      scope.onmessage = (event) => {
+        if (event.data?.kind === "message") handler(event.data.message);
+      };
+    },
+    (message) => scope.postMessage({ kind: "message", message }),
+  );
+  if (scope.name.startsWith("perago-broker")) return await runBrokerRole(open);
+  if (scope.name.startsWith("perago-executor")) return await runExecutorRole(open);
   throw new TypeError(`worker entry: unknown role in worker name ${JSON.stringify(scope.name)}`);
 }
 

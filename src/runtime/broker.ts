@@ -9,9 +9,9 @@
  * and polls adaptively or at the type's fixed interval ({@linkcode TaskPolling}).
  *
  * The broker is transport-agnostic: messages in through {@linkcode Broker.handle}, messages
- * out through the `emit` callback. Both are the NDJSON protocol: over the broker process's
- * stdin/stdout in process mode, and in thread mode over in-memory streams that the Worker's
- * entry module (`_worker_entry.ts`) bridges to `postMessage`.
+ * out through the `emit` callback; {@linkcode runBrokerProcess} connects both to a channel
+ * (channel.ts): JSON lines over the broker process's stdin/stdout in process mode,
+ * structured-clone messages of its Worker in thread mode.
  *
  * @module
  */
@@ -27,13 +27,11 @@ import {
   type BrokerInit,
   BrokerInitSchema,
   type FromBroker,
-  MessageWriter,
-  readMessages,
-  type SyncWriter,
   type ToBroker,
   ToBrokerSchema,
   type WireOutcome,
 } from "./protocol.ts";
+import { type OpenChannel, receiveInit } from "./channel.ts";
 
 /** Lifecycle of a broker. */
 export type BrokerState = "starting" | "running" | "draining" | "stopped" | "failed";
@@ -769,10 +767,8 @@ export class Broker {
 
 /** What {@linkcode runBrokerProcess} needs from its host (the CLI wires the real ones). */
 export interface BrokerProcessDeps {
-  /** Messages from the supervisor (the process's stdin). */
-  input: ReadableStream<Uint8Array>;
-  /** Messages to the supervisor (the process's stdout). */
-  output: WritableStream<Uint8Array> | SyncWriter;
+  /** Opens the channel to the supervisor (stdio of a process, or a Worker's messages). */
+  open: OpenChannel;
   /** Sets up this process's logging; returns its disposer. */
   setupLogging: (init: BrokerInit) => Promise<{ dispose(): Promise<void> }>;
   /** Makes the Conductor client. */
@@ -785,18 +781,13 @@ export interface BrokerProcessDeps {
  * supervisor went away (stdin closed: polling stops, pending results are still delivered).
  */
 export async function runBrokerProcess(deps: BrokerProcessDeps): Promise<number> {
-  const out = new MessageWriter<FromBroker>(deps.output);
   const log = getLogger("runtime", "broker");
-  const messages = readMessages(deps.input, ToBrokerSchema, (error) => {
+  const out = deps.open<ToBroker, FromBroker>(ToBrokerSchema, (error) => {
     log.warn("ignored an invalid protocol line: {message}", { message: error.message });
   });
-  const first = await messages.next();
-  if (first.done || first.value.type !== "init") {
-    await out.send({ type: "fatal", message: "broker: the first message must be init" });
-    await out.close();
-    return 1;
-  }
-  const init = BrokerInitSchema.parse(first.value.init);
+  const messages = out.messages;
+  const init = await receiveInit(out, "broker", BrokerInitSchema);
+  if (init === undefined) return 1;
   const logging = await deps.setupLogging(init);
   try {
     const api = deps.makeConductor(init);

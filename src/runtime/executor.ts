@@ -24,13 +24,11 @@ import {
   ExecutorInitSchema,
   type FenceResultMessage,
   type FromExecutor,
-  MessageWriter,
-  readMessages,
-  type SyncWriter,
   type ToExecutor,
   ToExecutorSchema,
   type WireOutcome,
 } from "./protocol.ts";
+import { type OpenChannel, receiveInit } from "./channel.ts";
 
 /** Lifecycle of an executor. */
 export type ExecutorState = "starting" | "running" | "draining" | "stopped" | "failed";
@@ -412,10 +410,8 @@ export class AttemptTimeoutError extends Error {
 
 /** What {@linkcode runExecutorProcess} needs from its host (the CLI wires the real ones). */
 export interface ExecutorProcessDeps {
-  /** Messages from the supervisor (the process's stdin). */
-  input: ReadableStream<Uint8Array>;
-  /** Messages to the supervisor (the process's stdout). */
-  output: WritableStream<Uint8Array> | SyncWriter;
+  /** Opens the channel to the supervisor (stdio of a process, or a Worker's messages). */
+  open: OpenChannel;
   /** Sets up this process's logging; returns its disposer. */
   setupLogging: (init: ExecutorInit) => Promise<{ dispose(): Promise<void> }>;
   /** Loads the task modules by name. */
@@ -432,18 +428,13 @@ export interface ExecutorProcessDeps {
  * init or loading failed, 2 when the supervisor went away.
  */
 export async function runExecutorProcess(deps: ExecutorProcessDeps): Promise<number> {
-  const out = new MessageWriter<FromExecutor>(deps.output);
   const log = getLogger("runtime", "executor");
-  const messages = readMessages(deps.input, ToExecutorSchema, (error) => {
+  const out = deps.open<ToExecutor, FromExecutor>(ToExecutorSchema, (error) => {
     log.warn("ignored an invalid protocol line: {message}", { message: error.message });
   });
-  const first = await messages.next();
-  if (first.done || first.value.type !== "init") {
-    await out.send({ type: "fatal", message: "executor: the first message must be init" });
-    await out.close();
-    return 1;
-  }
-  const init = ExecutorInitSchema.parse(first.value.init);
+  const messages = out.messages;
+  const init = await receiveInit(out, "executor", ExecutorInitSchema);
+  if (init === undefined) return 1;
   let logging: { dispose(): Promise<void> } | undefined;
   try {
     logging = await deps.setupLogging(init);

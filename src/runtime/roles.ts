@@ -1,7 +1,8 @@
 /**
  * The broker and executor roles wired to their real dependencies (Conductor client, lakeFS
  * client, logging, the attempt), for both transports: the hidden `__broker`/`__executor`
- * commands (stdio of a child process) and the thread-mode Worker entry (postMessage).
+ * commands (a `streamChannel` over stdio) and the thread-mode Worker entry (a
+ * `messageChannel` over postMessage).
  *
  * Each role imports its own modules when it starts: an executor process never loads the
  * broker or the Conductor client, nor a broker the attempt and lakeFS code (a few MiB of
@@ -11,14 +12,7 @@
  */
 import { getLogger } from "../log/logger.ts";
 import { setupLogging } from "../log/setup.ts";
-import type { SyncWriter } from "./protocol.ts";
-
-/** The byte streams a role speaks the protocol over. */
-export interface RoleStreams {
-  input: ReadableStream<Uint8Array>;
-  /** A stream, or `Deno.stdout` itself (synchronous writes: much cheaper per message). */
-  output: WritableStream<Uint8Array> | SyncWriter;
-}
+import type { OpenChannel } from "./channel.ts";
 
 /**
  * Runs the broker until the supervisor stops it; returns its exit code. Logs redact the
@@ -26,13 +20,13 @@ export interface RoleStreams {
  *
  * Requires `--allow-net` to the Conductor host and write access to the log root.
  */
-export async function runBrokerRole(streams: RoleStreams): Promise<number> {
+export async function runBrokerRole(open: OpenChannel): Promise<number> {
   const [{ ConductorClient }, { runBrokerProcess }] = await Promise.all([
     import("../conductor/client.ts"),
     import("./broker.ts"),
   ]);
   return await runBrokerProcess({
-    ...streams,
+    open,
     setupLogging: (init) =>
       setupLogging({
         ...init.log,
@@ -54,7 +48,7 @@ export async function runBrokerRole(streams: RoleStreams): Promise<number> {
  *
  * Requires `--allow-net` to the lakeFS host and access to the workspace and log roots.
  */
-export async function runExecutorRole(streams: RoleStreams): Promise<number> {
+export async function runExecutorRole(open: OpenChannel): Promise<number> {
   const [{ LakeFsClient }, { ObjectCache, objectCacheDir }, { runExecutorProcess }, deps] =
     await Promise.all([
       import("../lakefs/client.ts"),
@@ -63,7 +57,7 @@ export async function runExecutorRole(streams: RoleStreams): Promise<number> {
       import("./executor_deps.ts"),
     ]);
   return await runExecutorProcess({
-    ...streams,
+    open,
     setupLogging: (init) =>
       setupLogging({
         ...init.log,
