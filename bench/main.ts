@@ -6,7 +6,8 @@
  * Usage: `deno run -A bench/main.ts [--quick | --full] [--only snapshot,sync,...] [--keep]`
  *
  * - `--quick`: small sizes (a smoke run, well under a minute each).
- * - default: the sizes of issue 7 where they fit a 2-core machine in a few minutes.
+ * - default: the sizes of bench/README.md's performance table (they fit a 2-core machine in
+ *   a few minutes).
  * - `--full`: larger sizes (several GiB of scratch space, many minutes).
  * - `--keep`: keep the scratch directories (printed) instead of removing them.
  *

@@ -19,7 +19,7 @@ import { startLakeFsChild } from "./_lakefs.ts";
 
 const MIB = 1024 * 1024;
 // The file is uploaded twice (seed, then staged back), both through perago's node:http
-// streaming upload; the default is 256 MiB, `--full` runs the 2 GiB of issue 7.
+// streaming upload; the default is 256 MiB, `--full` runs 2 GiB.
 const BYTES: Record<Size, number> = { quick: 64 * MIB, default: 256 * MIB, full: 2048 * MIB };
 const REPO = "membench";
 

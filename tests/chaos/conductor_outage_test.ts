@@ -19,7 +19,7 @@ import {
   waitRunning,
 } from "./_harness.ts";
 
-/** Length of the outage (the figure is 30 s). */
+/** Length of the outage: 30 s, longer than a lease and several poll timeouts. */
 const OUTAGE_MS = envInt("PERAGO_CHAOS_OUTAGE_MS", 30_000);
 const FREE = 4;
 const WRITABLE = 2;
