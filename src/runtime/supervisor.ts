@@ -222,6 +222,11 @@ export class Supervisor {
   readonly #o: CompiledSupervisorOptions;
   readonly #log: Logger;
   #state: SupervisorState = "starting";
+  /**
+   * How far the stop of the children went: while `running`, a child's exit is unexpected; the
+   * executors are stopped first (their exits expected), then the broker too.
+   */
+  #children: "running" | "executors-stopping" | "all-stopping" = "running";
   #ran = false;
   #lock: SupervisorLock | undefined;
   #broker: ChildHandle<FromBroker, ToBroker> | undefined;
@@ -516,15 +521,13 @@ export class Supervisor {
   #onBrokerExit(exit: ChildExit): void {
     this.#brokerGone = true;
     this.#brokerExited.resolve(exit);
-    if (this.#state === "stopped" || this.#stoppingBroker) return;
+    if (this.#state === "stopped" || this.#children === "all-stopping") return;
     const detail = `the broker exited unexpectedly (${
       describeExit(exit)
     }); stopping the runtime: without it nothing reaches Conductor`;
     this.#log.error(detail);
     this.#fail(detail);
   }
-
-  #stoppingBroker = false;
 
   // ---- executors ----
 
@@ -615,7 +618,7 @@ export class Supervisor {
     const attempt = slot.attempt;
     slot.attempt = undefined;
     clearTimeout(slot.watchdog);
-    const expected = this.#state === "draining" && this.#executorsStopping;
+    const expected = this.#state === "draining" && this.#children !== "running";
     this.#slotsChanged();
     if (attempt) {
       this.#o.telemetry?.attemptEnded(attempt.taskType);
@@ -673,8 +676,6 @@ export class Supervisor {
         `(PERAGO_EXECUTOR_MAX_HEAP_MB=${limit}); raise it if the task needs more`
       : ": a fatal V8 error, most likely the task running out of memory";
   }
-
-  #executorsStopping = false;
 
   #scheduleRestart(slot: Slot): void {
     if (Date.now() - slot.startedAt >= this.#o.stableAfterMs) slot.failures = 0;
@@ -770,8 +771,7 @@ export class Supervisor {
 
   /** Every result is delivered: tell every child to exit and wait for them. */
   async #stopChildren(): Promise<void> {
-    this.#executorsStopping = true;
-    this.#stoppingBroker = true;
+    this.#children = "all-stopping";
     this.#clearSlotTimers();
     for (const slot of this.#slots) void slot.child?.send({ type: "shutdown" });
     void this.#broker?.send({ type: "shutdown" });
@@ -787,7 +787,7 @@ export class Supervisor {
 
   async #forceStop(why: string): Promise<number> {
     this.#log.error("forcing the stop: {why}; killing executors", { why });
-    this.#executorsStopping = true;
+    if (this.#children === "running") this.#children = "executors-stopping";
     this.#clearSlotTimers();
     for (const slot of this.#slots) slot.child?.kill("SIGKILL");
     await Promise.all(this.#slots.map((slot) => slot.exited)); // abandons are sent on exit
@@ -802,7 +802,7 @@ export class Supervisor {
     }
     const grace = this.#o.forcedBrokerGraceMs;
     await within<unknown>(grace, this.#brokerDrained.promise, this.#brokerExited.promise);
-    this.#stoppingBroker = true;
+    this.#children = "all-stopping";
     void this.#broker?.send({ type: "shutdown" });
     if (await within(5_000, this.#brokerExited.promise) === "timeout") {
       this.#broker?.kill("SIGKILL");
@@ -826,8 +826,7 @@ export class Supervisor {
   }
 
   async #killAll(): Promise<void> {
-    this.#executorsStopping = true;
-    this.#stoppingBroker = true;
+    this.#children = "all-stopping";
     this.#clearSlotTimers();
     for (const slot of this.#slots) slot.child?.kill("SIGKILL");
     this.#broker?.kill("SIGKILL");
