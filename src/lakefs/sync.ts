@@ -110,49 +110,14 @@ export async function downloadPrefix(
   lakefs: LakeFsApi,
   options: DownloadOptions,
 ): Promise<RemoteEntry[]> {
-  const { repo, ref, prefix } = options;
+  const { repo, ref } = options;
   const entries: RemoteEntry[] = [];
-  const listing = lakefs.listObjects(repo, ref, {
-    prefix,
-    ...(options.signal ? { signal: options.signal } : {}),
-  });
-  async function* objects(): AsyncGenerator<RemoteEntry> {
-    for await (const stats of listing) {
-      if (stats.path_type !== "object") continue;
-      // A zero-byte key ending in "/" is a folder marker (S3 tools make them): it has no
-      // file to become, and leaving it out of the listing also keeps staging from deleting it.
-      if (stats.path.endsWith("/") && stats.size_bytes === 0) continue;
-      if (!stats.path.startsWith(prefix)) {
-        throw new DownloadIntegrityError(
-          `listing ${repo}@${ref} under ${JSON.stringify(prefix)} returned ` +
-            `${JSON.stringify(stats.path)}, outside the prefix; check the lakeFS server`,
-        );
-      }
-      const entry: RemoteEntry = {
-        key: stats.path,
-        size: stats.size_bytes,
-        checksum: stats.checksum,
-      };
-      entries.push(entry);
-      yield entry;
-    }
-  }
   const cache = options.cache;
   const writers = new HashingWriters();
-  // One mkdir per folder: workers writing into the same folder await the same promise.
-  const folders = new Map<string, Promise<void>>();
-  const makeFolder = (folder: string): Promise<void> => {
-    let made = folders.get(folder);
-    if (made === undefined) {
-      made = Deno.mkdir(folder, { recursive: true });
-      folders.set(folder, made);
-      made.catch(() => folders.delete(folder));
-    }
-    return made;
-  };
+  const makeFolder = folderMaker();
   try {
     await forEachConcurrent(
-      objects(),
+      listedObjects(lakefs, options, entries),
       options.concurrency ?? 8,
       async (entry, signal) => {
         const path = await options.resolvePath(entry.key);
@@ -192,6 +157,55 @@ export async function downloadPrefix(
   }
   entries.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   return entries;
+}
+
+/**
+ * The objects under the prefix, in listing order, each also pushed to `entries`; folder
+ * markers are left out, and a key outside the prefix is an error.
+ */
+async function* listedObjects(
+  lakefs: LakeFsApi,
+  options: DownloadOptions,
+  entries: RemoteEntry[],
+): AsyncGenerator<RemoteEntry> {
+  const { repo, ref, prefix } = options;
+  const listing = lakefs.listObjects(repo, ref, {
+    prefix,
+    ...(options.signal ? { signal: options.signal } : {}),
+  });
+  for await (const stats of listing) {
+    if (stats.path_type !== "object") continue;
+    // A zero-byte key ending in "/" is a folder marker (S3 tools make them): it has no
+    // file to become, and leaving it out of the listing also keeps staging from deleting it.
+    if (stats.path.endsWith("/") && stats.size_bytes === 0) continue;
+    if (!stats.path.startsWith(prefix)) {
+      throw new DownloadIntegrityError(
+        `listing ${repo}@${ref} under ${JSON.stringify(prefix)} returned ` +
+          `${JSON.stringify(stats.path)}, outside the prefix; check the lakeFS server`,
+      );
+    }
+    const entry: RemoteEntry = {
+      key: stats.path,
+      size: stats.size_bytes,
+      checksum: stats.checksum,
+    };
+    entries.push(entry);
+    yield entry;
+  }
+}
+
+/** mkdir -p with one call per folder: workers writing into one folder await one promise. */
+function folderMaker(): (folder: string) => Promise<void> {
+  const folders = new Map<string, Promise<void>>();
+  return (folder) => {
+    let made = folders.get(folder);
+    if (made === undefined) {
+      made = Deno.mkdir(folder, { recursive: true });
+      folders.set(folder, made);
+      made.catch(() => folders.delete(folder));
+    }
+    return made;
+  };
 }
 
 async function downloadOne(
