@@ -39,7 +39,7 @@ export interface OtlpMetric {
 }
 
 /** A running receiver. */
-export interface OtlpReceiver {
+export interface OtlpReceiver extends AsyncDisposable {
   url: string;
   /** Every metric of every export so far, in arrival order. */
   metrics(): OtlpMetric[];
@@ -86,5 +86,6 @@ export function startOtlpReceiver(): OtlpReceiver {
     metrics: () => [...metrics],
     spans: () => [...spans],
     close: () => server.shutdown(),
+    [Symbol.asyncDispose]: () => server.shutdown(),
   };
 }

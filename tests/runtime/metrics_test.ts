@@ -200,41 +200,35 @@ Deno.test({
 });
 
 Deno.test("metrics: /readyz is 503 while Conductor is unreachable and during a drain, 200 between", async () => {
-  const stack = await startStack();
-  const worker = startWorker(stack, ["--metrics-address", "127.0.0.1:0"]);
-  try {
-    const url = await metricsUrl(worker);
-    const readyIs = (status: number, reason?: RegExp) =>
-      waitFor(async () => {
-        const answer = await probe(url, "/readyz");
-        if (answer.status !== status) return undefined;
-        if (reason && !answer.reasons.some((r) => reason.test(r))) return undefined;
-        return answer;
-      }, { timeoutMs: 20_000, what: `/readyz ${status} ${reason ?? ""}` });
-    await readyIs(200);
+  await using stack = await startStack();
+  await using worker = startWorker(stack, ["--metrics-address", "127.0.0.1:0"]);
+  const url = await metricsUrl(worker);
+  const readyIs = (status: number, reason?: RegExp) =>
+    waitFor(async () => {
+      const answer = await probe(url, "/readyz");
+      if (answer.status !== status) return undefined;
+      if (reason && !answer.reasons.some((r) => reason.test(r))) return undefined;
+      return answer;
+    }, { timeoutMs: 20_000, what: `/readyz ${status} ${reason ?? ""}` });
+  await readyIs(200);
 
-    stack.conductor.faults.set({ errorRate: 1 });
-    const down = await readyIs(503, /^conductor unreachable/);
-    assert.equal((await probe(url, "/healthz")).status, 200, "alive while Conductor is down");
-    assert.doesNotMatch(JSON.stringify(down), /secret|password/i);
-    stack.conductor.faults.reset();
-    await readyIs(200);
+  stack.conductor.faults.set({ errorRate: 1 });
+  const down = await readyIs(503, /^conductor unreachable/);
+  assert.equal((await probe(url, "/healthz")).status, 200, "alive while Conductor is down");
+  assert.doesNotMatch(JSON.stringify(down), /secret|password/i);
+  stack.conductor.faults.reset();
+  await readyIs(200);
 
-    // A drain: an attempt still running, SIGTERM sent; not ready until the process exits.
-    const id = await stack.startWorkflow({ a: 1, b: 2, sleepMs: 3_000 });
-    await waitFor(() => /attempt a1: task \S+ of \S+ started/.test(worker.output()), {
-      timeoutMs: 15_000,
-      what: "attempt started",
-    });
-    worker.kill("SIGTERM");
-    await readyIs(503, /^draining/);
-    assert.equal((await worker.status).code, 0, worker.output());
-    assert.equal((await stack.api.getWorkflow(id)).status, "COMPLETED");
-  } finally {
-    worker.kill("SIGKILL");
-    await worker.status;
-    await stack.close();
-  }
+  // A drain: an attempt still running, SIGTERM sent; not ready until the process exits.
+  const id = await stack.startWorkflow({ a: 1, b: 2, sleepMs: 3_000 });
+  await waitFor(() => /attempt a1: task \S+ of \S+ started/.test(worker.output()), {
+    timeoutMs: 15_000,
+    what: "attempt started",
+  });
+  worker.kill("SIGTERM");
+  await readyIs(503, /^draining/);
+  assert.equal((await worker.status).code, 0, worker.output());
+  assert.equal((await stack.api.getWorkflow(id)).status, "COMPLETED");
 });
 
 Deno.test("metrics: a taken port stops perago start with one clear line", async () => {

@@ -54,8 +54,8 @@ function pointValue(point: OtlpPoint): number {
 }
 
 Deno.test("otlp: task-owned metrics (ctx.metrics) and the runtime series reach an OTLP receiver", async () => {
-  const stack = await startStack();
-  const receiver = startOtlpReceiver();
+  await using stack = await startStack();
+  await using receiver = startOtlpReceiver();
   const taskName = `metered_${Deno.pid}`;
   const modulePath = `${stack.dir}/tasks/metered.ts`;
   await Deno.writeTextFile(modulePath, METRICS_TASK(taskName));
@@ -82,68 +82,61 @@ Deno.test("otlp: task-owned metrics (ctx.metrics) and the runtime series reach a
     OTEL_SERVICE_NAME: "perago-otlp-test",
     PERAGO_INSTANCE_ID: "instance-7",
   });
-  const worker = startWorker({ ...stack, modulePath });
-  try {
-    for (const items of [["a", "bb", "cccc"], ["dddddd", "e"]]) {
-      const id = await stack.api.startWorkflow(`${taskName}_wf`, { params: { items } });
-      await stack.waitWorkflow(id, "COMPLETED", 30_000);
-    }
-    const metrics = await waitFor(() => {
-      const all = receiver.metrics();
-      const counted = latest(all, "app.items_seen").reduce((n, p) => n + pointValue(p), 0);
-      const attempts = latest(all, "runtime.task_attempt_duration_seconds")
-        .reduce((n, p) => n + pointValue(p), 0);
-      return counted === 5 && attempts === 2 ? all : undefined;
-    }, { timeoutMs: 20_000, what: "app.items_seen = 5 and two attempts exported" })
-      .catch((error) => {
-        const names = [...new Set(receiver.metrics().map((m) => m.name))].join(", ");
-        throw new Error(`${error.message}; exported: ${names}\n${worker.output()}`);
-      });
-
-    // Task-owned: app.<name>, task_name label, declared labels, no attempt ids.
-    const seen = latest(metrics, "app.items_seen").map((p) => ({
-      labels: attrs(p.attributes),
-      value: pointValue(p),
-    })).sort((a, b) => a.labels.kind!.localeCompare(b.labels.kind!));
-    assert.deepEqual(seen, [
-      { labels: { task_name: taskName, kind: "long" }, value: 2 },
-      { labels: { task_name: taskName, kind: "short" }, value: 3 },
-    ]);
-    const depth = latest(metrics, "app.queue_depth");
-    assert.equal(pointValue(depth[0]!), 2);
-    assert.deepEqual(attrs(depth[0]!.attributes), { task_name: taskName });
-    const sizes = latest(metrics, "app.item_size");
-    assert.equal(Number(sizes[0]!.count), 5);
-    assert.equal(sizes[0]!.sum, 1 + 2 + 4 + 6 + 1);
-    assert.equal(Number(latest(metrics, "app.step")[0]!.count), 2);
-    assert.equal(metrics.find((m) => m.name === "app.item_size")?.unit, "By");
-
-    // perago's own series over OTLP (no _total), and the perago-for-Python ones.
-    const attempts = latest(metrics, "perago_attempts");
-    assert.deepEqual(
-      attempts.map((p) => [attrs(p.attributes), pointValue(p)]),
-      [[{ taskType: taskName, outcome: "COMPLETED" }, 2]],
-    );
-    const duration = latest(metrics, "runtime.task_attempt_duration_seconds");
-    assert.deepEqual(attrs(duration[0]!.attributes), { task_name: taskName });
-    const busy = latest(metrics, "runtime.busy_slots");
-    assert.deepEqual(attrs(busy[0]!.attributes), {
-      task_name: taskName,
-      perago_instance_id: "instance-7",
-    });
-    assert.equal(pointValue(busy[0]!), 0);
-    assert.equal(await stopWorker(worker), 0, worker.output());
-  } finally {
-    worker.kill("SIGKILL");
-    await worker.status;
-    await receiver.close();
-    await stack.close();
+  await using worker = startWorker({ ...stack, modulePath });
+  for (const items of [["a", "bb", "cccc"], ["dddddd", "e"]]) {
+    const id = await stack.api.startWorkflow(`${taskName}_wf`, { params: { items } });
+    await stack.waitWorkflow(id, "COMPLETED", 30_000);
   }
+  const metrics = await waitFor(() => {
+    const all = receiver.metrics();
+    const counted = latest(all, "app.items_seen").reduce((n, p) => n + pointValue(p), 0);
+    const attempts = latest(all, "runtime.task_attempt_duration_seconds")
+      .reduce((n, p) => n + pointValue(p), 0);
+    return counted === 5 && attempts === 2 ? all : undefined;
+  }, { timeoutMs: 20_000, what: "app.items_seen = 5 and two attempts exported" })
+    .catch((error) => {
+      const names = [...new Set(receiver.metrics().map((m) => m.name))].join(", ");
+      throw new Error(`${error.message}; exported: ${names}\n${worker.output()}`);
+    });
+
+  // Task-owned: app.<name>, task_name label, declared labels, no attempt ids.
+  const seen = latest(metrics, "app.items_seen").map((p) => ({
+    labels: attrs(p.attributes),
+    value: pointValue(p),
+  })).sort((a, b) => a.labels.kind!.localeCompare(b.labels.kind!));
+  assert.deepEqual(seen, [
+    { labels: { task_name: taskName, kind: "long" }, value: 2 },
+    { labels: { task_name: taskName, kind: "short" }, value: 3 },
+  ]);
+  const depth = latest(metrics, "app.queue_depth");
+  assert.equal(pointValue(depth[0]!), 2);
+  assert.deepEqual(attrs(depth[0]!.attributes), { task_name: taskName });
+  const sizes = latest(metrics, "app.item_size");
+  assert.equal(Number(sizes[0]!.count), 5);
+  assert.equal(sizes[0]!.sum, 1 + 2 + 4 + 6 + 1);
+  assert.equal(Number(latest(metrics, "app.step")[0]!.count), 2);
+  assert.equal(metrics.find((m) => m.name === "app.item_size")?.unit, "By");
+
+  // perago's own series over OTLP (no _total), and the perago-for-Python ones.
+  const attempts = latest(metrics, "perago_attempts");
+  assert.deepEqual(
+    attempts.map((p) => [attrs(p.attributes), pointValue(p)]),
+    [[{ taskType: taskName, outcome: "COMPLETED" }, 2]],
+  );
+  const duration = latest(metrics, "runtime.task_attempt_duration_seconds");
+  assert.deepEqual(attrs(duration[0]!.attributes), { task_name: taskName });
+  const busy = latest(metrics, "runtime.busy_slots");
+  assert.deepEqual(attrs(busy[0]!.attributes), {
+    task_name: taskName,
+    perago_instance_id: "instance-7",
+  });
+  assert.equal(pointValue(busy[0]!), 0);
+  assert.equal(await stopWorker(worker), 0, worker.output());
 });
 
 Deno.test("otlp: an attempt is a span with a child per phase; its lakeFS and Conductor requests are its children; log lines carry its trace id", async () => {
-  const stack = await startStack();
-  const receiver = startOtlpReceiver();
+  await using stack = await startStack();
+  await using receiver = startOtlpReceiver();
   const repo = `traced-${Deno.pid}-${Date.now() % 100_000}`;
   const lakefs = new LakeFsClient({
     endpointUrl: stack.lakefsUrl,
@@ -180,87 +173,80 @@ Deno.test("otlp: an attempt is a span with a child per phase; its lakeFS and Con
     OTEL_BSP_SCHEDULE_DELAY: "200",
     OTEL_SERVICE_NAME: "perago-trace-test",
   });
-  const worker = startWorker({ ...stack, modulePath: NORMALIZE_EXAMPLE });
-  try {
-    const id = await stack.api.startWorkflow(`${repo}_wf`, {
-      workspace: { repository: repo, branch: "main", ref_type: "commit", ref: seed.id },
-    });
-    const wf = await stack.waitWorkflow(id, "COMPLETED", 30_000);
-    const taskId = String(wf.tasks[0]!.taskId);
-    const isAttempt = (s: { name: string; attributes: Parameters<typeof attrs>[0] }) =>
-      s.name === "perago.attempt" && attrs(s.attributes)["conductor.task_id"] === taskId;
-    // The broker's spans leave another process: wait for the result delivery's too.
-    const spans = await waitFor(() => {
-      const all = receiver.spans();
-      const attempt = all.find(isAttempt);
-      if (!attempt) return undefined;
-      const children = all.filter((s) => s.parentSpanId === attempt.spanId);
-      const conductor = children.filter((s) =>
-        /\/api\/tasks/.test(attrs(s.attributes)["url.path"] ?? "")
-      );
-      return conductor.length >= 3 ? all : undefined; // two fences and the result
-    }, { timeoutMs: 20_000, what: "the attempt's spans" }).catch((error) => {
-      const names = receiver.spans().map((s) => `${s.scope}:${s.name}`).join(", ");
-      throw new Error(`${error.message}; spans: ${names}\n${worker.output()}`);
-    });
-    const attempt = spans.find(isAttempt)!;
-    assert.deepEqual(
-      {
-        ...attrs(attempt.attributes),
-        "perago.worker_id": undefined,
-      },
-      {
-        "perago.task_type": "normalize_text",
-        "perago.worker_id": undefined,
-        "conductor.workflow_instance_id": id,
-        "conductor.task_id": taskId,
-        "conductor.retry_count": "0",
-        "perago.outcome": "COMPLETED",
-      },
+  await using worker = startWorker({ ...stack, modulePath: NORMALIZE_EXAMPLE });
+  const id = await stack.api.startWorkflow(`${repo}_wf`, {
+    workspace: { repository: repo, branch: "main", ref_type: "commit", ref: seed.id },
+  });
+  const wf = await stack.waitWorkflow(id, "COMPLETED", 30_000);
+  const taskId = String(wf.tasks[0]!.taskId);
+  const isAttempt = (s: { name: string; attributes: Parameters<typeof attrs>[0] }) =>
+    s.name === "perago.attempt" && attrs(s.attributes)["conductor.task_id"] === taskId;
+  // The broker's spans leave another process: wait for the result delivery's too.
+  const spans = await waitFor(() => {
+    const all = receiver.spans();
+    const attempt = all.find(isAttempt);
+    if (!attempt) return undefined;
+    const children = all.filter((s) => s.parentSpanId === attempt.spanId);
+    const conductor = children.filter((s) =>
+      /\/api\/tasks/.test(attrs(s.attributes)["url.path"] ?? "")
     );
-    assert.equal(attempt.parentSpanId ?? "", "", "the attempt is a root span");
-    const children = spans.filter((s) =>
-      s.traceId === attempt.traceId && s.parentSpanId === attempt.spanId
-    );
-    const phases = children.filter((s) => s.scope === "perago").map((s) => s.name);
-    assert.deepEqual(phases.sort(), [
-      "perago.cleanup",
-      "perago.download",
-      "perago.publish",
-      "perago.run",
-      "perago.snapshot", // before the task runs
-      "perago.snapshot", // after
-      "perago.stage",
-    ]);
-    const requests = children.filter((s) => s.scope === "deno" && s.kind === 3);
-    const paths = requests.map((s) => attrs(s.attributes)["url.path"] ?? "");
-    assert.ok(paths.some((p) => p.startsWith(`/api/v1/repositories/${repo}/`)), paths.join("\n"));
-    assert.ok(paths.includes(`/api/tasks/${taskId}`), "a fence look-up (the broker's)");
-    assert.ok(paths.includes("/api/tasks"), "the result delivery (the broker's)");
-    // No secret, no credential header in any attribute of any span.
-    const everything = JSON.stringify(spans);
-    assert.ok(!everything.includes(DEMO_SECRET_ACCESS_KEY), "no lakeFS secret");
-    assert.doesNotMatch(everything, /authorization|Basic /i);
+    return conductor.length >= 3 ? all : undefined; // two fences and the result
+  }, { timeoutMs: 20_000, what: "the attempt's spans" }).catch((error) => {
+    const names = receiver.spans().map((s) => `${s.scope}:${s.name}`).join(", ");
+    throw new Error(`${error.message}; spans: ${names}\n${worker.output()}`);
+  });
+  const attempt = spans.find(isAttempt)!;
+  assert.deepEqual(
+    {
+      ...attrs(attempt.attributes),
+      "perago.worker_id": undefined,
+    },
+    {
+      "perago.task_type": "normalize_text",
+      "perago.worker_id": undefined,
+      "conductor.workflow_instance_id": id,
+      "conductor.task_id": taskId,
+      "conductor.retry_count": "0",
+      "perago.outcome": "COMPLETED",
+    },
+  );
+  assert.equal(attempt.parentSpanId ?? "", "", "the attempt is a root span");
+  const children = spans.filter((s) =>
+    s.traceId === attempt.traceId && s.parentSpanId === attempt.spanId
+  );
+  const phases = children.filter((s) => s.scope === "perago").map((s) => s.name);
+  assert.deepEqual(phases.sort(), [
+    "perago.cleanup",
+    "perago.download",
+    "perago.publish",
+    "perago.run",
+    "perago.snapshot", // before the task runs
+    "perago.snapshot", // after
+    "perago.stage",
+  ]);
+  const requests = children.filter((s) => s.scope === "deno" && s.kind === 3);
+  const paths = requests.map((s) => attrs(s.attributes)["url.path"] ?? "");
+  assert.ok(paths.some((p) => p.startsWith(`/api/v1/repositories/${repo}/`)), paths.join("\n"));
+  assert.ok(paths.includes(`/api/tasks/${taskId}`), "a fence look-up (the broker's)");
+  assert.ok(paths.includes("/api/tasks"), "the result delivery (the broker's)");
+  // No secret, no credential header in any attribute of any span.
+  const everything = JSON.stringify(spans);
+  assert.ok(!everything.includes(DEMO_SECRET_ACCESS_KEY), "no lakeFS secret");
+  assert.doesNotMatch(everything, /authorization|Basic /i);
 
-    // The executor's log lines of the attempt carry its trace id.
-    const lines: Record<string, unknown>[] = [];
-    for await (const entry of walk(stack.logRoot)) {
-      if (!entry.endsWith(".jsonl")) continue;
-      for (const line of (await Deno.readTextFile(entry)).split("\n")) {
-        if (line.trim() !== "") lines.push(JSON.parse(line));
-      }
+  // The executor's log lines of the attempt carry its trace id.
+  const lines: Record<string, unknown>[] = [];
+  for await (const entry of walk(stack.logRoot)) {
+    if (!entry.endsWith(".jsonl")) continue;
+    for (const line of (await Deno.readTextFile(entry)).split("\n")) {
+      if (line.trim() !== "") lines.push(JSON.parse(line));
     }
-    const ended = lines.find((l) =>
-      l.task_id === taskId && /ended COMPLETED/.test(String(l.message))
-    );
-    assert.equal(ended?.trace_id, attempt.traceId, JSON.stringify(ended));
-    assert.equal(await stopWorker(worker), 0, worker.output());
-  } finally {
-    worker.kill("SIGKILL");
-    await worker.status;
-    await receiver.close();
-    await stack.close();
   }
+  const ended = lines.find((l) =>
+    l.task_id === taskId && /ended COMPLETED/.test(String(l.message))
+  );
+  assert.equal(ended?.trace_id, attempt.traceId, JSON.stringify(ended));
+  assert.equal(await stopWorker(worker), 0, worker.output());
 });
 
 async function* walk(dir: string): AsyncGenerator<string> {

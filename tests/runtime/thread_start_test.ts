@@ -16,15 +16,9 @@ async function withThreads(
   body: (stack: Stack, worker: Worker) => Promise<void>,
   stackOptions: Parameters<typeof startStack>[0] = {},
 ): Promise<void> {
-  const stack = await startStack(stackOptions);
-  const worker = startWorker(stack, [...args, ...THREAD], THREAD_FLAGS);
-  try {
-    await body(stack, worker);
-  } finally {
-    worker.kill("SIGKILL");
-    await worker.status;
-    await stack.close();
-  }
+  await using stack = await startStack(stackOptions);
+  await using worker = startWorker(stack, [...args, ...THREAD], THREAD_FLAGS);
+  await body(stack, worker);
 }
 
 function explain(worker: Worker) {
@@ -87,16 +81,14 @@ Deno.test("thread: SIGTERM during a running attempt drains it: result delivered,
 });
 
 Deno.test("thread: a writable workspace task (examples/normalize_text.ts) publishes to lakeFS", async () => {
-  const stack = await startStack();
+  await using stack = await startStack();
   await registerNormalizeTaskDef(stack);
-  const worker = startWorker({ ...stack, modulePath: NORMALIZE_EXAMPLE }, THREAD, THREAD_FLAGS);
-  try {
-    await assertNormalizePublishes(stack, worker);
-  } finally {
-    worker.kill("SIGKILL");
-    await worker.status;
-    await stack.close();
-  }
+  await using worker = startWorker(
+    { ...stack, modulePath: NORMALIZE_EXAMPLE },
+    THREAD,
+    THREAD_FLAGS,
+  );
+  await assertNormalizePublishes(stack, worker);
 });
 
 const real = realServers();
@@ -167,7 +159,7 @@ for (const [kind, crash] of Object.entries(CRASHES)) {
 }
 
 Deno.test("thread: without --unstable-worker-options, start refuses with a clear error (exit 1)", async () => {
-  const stack = await startStack();
+  await using stack = await startStack();
   // The project's deno.json enables worker-options; run with a copy that does not.
   const config = JSON.parse(
     await Deno.readTextFile(new URL("../../deno.json", import.meta.url)),
@@ -175,17 +167,11 @@ Deno.test("thread: without --unstable-worker-options, start refuses with a clear
   delete config.unstable;
   const configPath = `${stack.dir}/deno.no-worker-options.json`;
   await Deno.writeTextFile(configPath, JSON.stringify(config));
-  const worker = startWorker(stack, THREAD, ["-A", "--no-lock", "--config", configPath]);
-  try {
-    const status = await worker.status;
-    assert.equal(status.code, 1, worker.output());
-    assert.match(
-      worker.output(),
-      /error: execution mode thread needs Deno's --unstable-worker-options/,
-    );
-  } finally {
-    worker.kill("SIGKILL");
-    await worker.status;
-    await stack.close();
-  }
+  await using worker = startWorker(stack, THREAD, ["-A", "--no-lock", "--config", configPath]);
+  const status = await worker.status;
+  assert.equal(status.code, 1, worker.output());
+  assert.match(
+    worker.output(),
+    /error: execution mode thread needs Deno's --unstable-worker-options/,
+  );
 });

@@ -7,16 +7,10 @@ import { startStack, startWorker } from "./_stack.ts";
 import { realServers, skipNote } from "../_real_servers.ts";
 
 Deno.test("start: a writable workspace task publishes to lakeFS from a narrowed executor", async () => {
-  const stack = await startStack();
+  await using stack = await startStack();
   await registerNormalizeTaskDef(stack);
-  const worker = startWorker({ ...stack, modulePath: NORMALIZE_EXAMPLE });
-  try {
-    await assertNormalizePublishes(stack, worker);
-  } finally {
-    worker.kill("SIGKILL");
-    await worker.status;
-    await stack.close();
-  }
+  await using worker = startWorker({ ...stack, modulePath: NORMALIZE_EXAMPLE });
+  await assertNormalizePublishes(stack, worker);
 });
 
 const real = realServers();
