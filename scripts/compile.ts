@@ -187,32 +187,41 @@ async function main(): Promise<number> {
     const suffix = target === Deno.build.target && !values["all-targets"] ? "" : `-${target}`;
     const exe = target.includes("windows") ? ".exe" : "";
     const output = resolve(values["out-dir"], `perago${suffix}${exe}`);
-    const args = [
-      "compile",
-      "--config",
-      `${ROOT}/deno.json`,
-      ...flags,
-      ...[...modules, WORKER_ENTRY].flatMap((module) => ["--include", module]),
-      "--target",
-      target,
-      "--output",
-      output,
-      `${ROOT}/main.ts`,
-    ];
-    console.error(`compile: ${target} -> ${output}`);
-    const result = await new Deno.Command(Deno.execPath(), {
-      args,
-      stdout: "inherit",
-      stderr: "piped",
-    }).output();
-    const stderr = new TextDecoder().decode(result.stderr);
-    if (!result.success) {
-      console.error(stderr.split("\n").filter((line) => !/^\s+\d+:/.test(line)).join("\n"));
-      console.error(compileFailureHint(target, stderr, Deno.env.get("DENORT_BIN")));
-      return 1;
-    }
+    if (!await compileTarget(target, output, flags, modules)) return 1;
   }
   return 0;
+}
+
+/** `deno compile` of main.ts for `target` with the task modules embedded; false: it failed. */
+async function compileTarget(
+  target: string,
+  output: string,
+  flags: readonly string[],
+  modules: readonly string[],
+): Promise<boolean> {
+  const args = [
+    "compile",
+    "--config",
+    `${ROOT}/deno.json`,
+    ...flags,
+    ...[...modules, WORKER_ENTRY].flatMap((module) => ["--include", module]),
+    "--target",
+    target,
+    "--output",
+    output,
+    `${ROOT}/main.ts`,
+  ];
+  console.error(`compile: ${target} -> ${output}`);
+  const result = await new Deno.Command(Deno.execPath(), {
+    args,
+    stdout: "inherit",
+    stderr: "piped",
+  }).output();
+  if (result.success) return true;
+  const stderr = new TextDecoder().decode(result.stderr);
+  console.error(stderr.split("\n").filter((line) => !/^\s+\d+:/.test(line)).join("\n"));
+  console.error(compileFailureHint(target, stderr, Deno.env.get("DENORT_BIN")));
+  return false;
 }
 
 if (import.meta.main) Deno.exit(await main());
