@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { startLakeFsServer } from "../../src/devstack/lakefs/server.ts";
-import { ACCESS_KEY_ID, basicAuth, SECRET } from "./_helpers.ts";
+import { ACCESS_KEY_ID, basicAuth, SECRET } from "../lakefs/_helpers.ts";
 
 async function withRaw(
   fn: (
