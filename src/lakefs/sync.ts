@@ -12,7 +12,6 @@ import { createHash } from "node:crypto";
 import { dirname } from "node:path";
 import { readAtMost } from "../util/http.ts";
 import { forEachConcurrent } from "../util/pool.ts";
-import { FileWriters } from "./_file_writers.ts";
 import { HashingWriters } from "./_hashing_writer.ts";
 import type { LakeFsApi } from "./api.ts";
 
@@ -69,9 +68,6 @@ export interface DownloadCache {
  */
 export const SMALL_OBJECT_MAX_BYTES = 256 * 1024;
 
-/** Small files written on the calling thread before the writer threads start. */
-const FILE_WRITERS_AFTER = 64;
-
 /** Thrown when a downloaded object does not match its listing (size or MD5). */
 export class DownloadIntegrityError extends Error {
   override name = "DownloadIntegrityError";
@@ -118,10 +114,6 @@ export async function downloadPrefix(
   const entries: RemoteEntry[] = [];
   const cache = options.cache;
   const writers = new HashingWriters();
-  // Small files go through a few writer threads once there are enough of them to pay for
-  // starting the threads.
-  const files = new FileWriters();
-  let smallFiles = 0;
   const makeFolder = folderMaker();
   try {
     await forEachConcurrent(
@@ -134,14 +126,7 @@ export async function downloadPrefix(
           const cached = cache?.readVerified(entry);
           const data = cached ?? await fetchSmall(lakefs, repo, ref, entry, signal);
           signal.throwIfAborted();
-          if (smallFiles++ < FILE_WRITERS_AFTER) writeNewFileSync(path, entry, data);
-          else {
-            try {
-              await files.write(path, data);
-            } catch (error) {
-              throw twoKeysOnePath(entry, path, error);
-            }
-          }
+          writeNewFileSync(path, entry, data);
           if (cached === undefined && cache !== undefined && MD5_HEX.test(entry.checksum)) {
             cache.addBytes(entry, data);
           }
@@ -168,7 +153,7 @@ export async function downloadPrefix(
       options.signal,
     );
   } finally {
-    await Promise.all([writers.close(), files.close()]);
+    await writers.close();
   }
   entries.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   return entries;

@@ -6,7 +6,6 @@ import { LakeFsClient } from "../../src/lakefs/client.ts";
 import { LakeFsError } from "../../src/lakefs/errors.ts";
 import { DownloadIntegrityError, downloadPrefix } from "../../src/lakefs/sync.ts";
 import { fileSink, HashingWriters } from "../../src/lakefs/_hashing_writer.ts";
-import { FileWriters } from "../../src/lakefs/_file_writers.ts";
 import { SECRET, withLakeFs } from "./_helpers.ts";
 
 const KIB = 1024;
@@ -418,60 +417,5 @@ Deno.test("HashingWriters: hashes and writes off the main thread through a bound
     } finally {
       await writers.close();
     }
-  });
-});
-
-Deno.test("FileWriters: writes new files from worker threads; an existing path or a symlink is AlreadyExists", async () => {
-  await withDir(async (dir) => {
-    const writers = new FileWriters();
-    try {
-      await Promise.all(
-        Array.from({ length: 20 }, (_, i) => writers.write(join(dir, `f${i}`), pattern(100, i))),
-      );
-      for (let i = 0; i < 20; i++) {
-        assert.deepEqual(await Deno.readFile(join(dir, `f${i}`)), pattern(100, i));
-      }
-      await Deno.symlink("/etc/passwd", join(dir, "link"));
-      await assert.rejects(
-        writers.write(join(dir, "link"), pattern(3, 1)),
-        Deno.errors.AlreadyExists,
-      );
-      await assert.rejects(
-        writers.write(join(dir, "f0"), pattern(3, 1)),
-        Deno.errors.AlreadyExists,
-      );
-      assert.deepEqual(await Deno.readFile(join(dir, "f0")), pattern(100, 0));
-    } finally {
-      await writers.close();
-    }
-  });
-});
-
-Deno.test("downloadPrefix: past the first small files, two keys that land on one path still fail the download", async () => {
-  await withLakeFs(async ({ client }) => {
-    for (let i = 0; i < 80; i++) {
-      await client.uploadObject("repo", "main", `p/f${i}`, () => Promise.resolve(pattern(10, i)));
-    }
-    const ref = (await client.commit("repo", "main", "many")).id;
-    await withDir(async (dir) => {
-      await assert.rejects(
-        downloadPrefix(client, {
-          repo: "repo",
-          ref,
-          prefix: "p/",
-          concurrency: 4,
-          // Every key past the 70th maps onto one path (as a case-folding filesystem would).
-          resolvePath: (key) => {
-            const n = Number(key.slice(3));
-            return Promise.resolve(join(dir, n >= 70 ? "same" : key.slice(2)));
-          },
-        }),
-        (error: unknown) => {
-          assert.ok(error instanceof DownloadIntegrityError, String(error));
-          assert.match(error.message, /already exists; the listing maps two keys to one path/);
-          return true;
-        },
-      );
-    });
   });
 });
