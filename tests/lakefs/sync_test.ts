@@ -419,3 +419,32 @@ Deno.test("HashingWriters: hashes and writes off the main thread through a bound
     }
   });
 });
+
+Deno.test("downloadPrefix: two keys that land on one path fail the download, small files included", async () => {
+  await withLakeFs(async ({ client }) => {
+    for (let i = 0; i < 80; i++) {
+      await client.uploadObject("repo", "main", `p/f${i}`, () => Promise.resolve(pattern(10, i)));
+    }
+    const ref = (await client.commit("repo", "main", "many")).id;
+    await withDir(async (dir) => {
+      await assert.rejects(
+        downloadPrefix(client, {
+          repo: "repo",
+          ref,
+          prefix: "p/",
+          concurrency: 4,
+          // Every key past the 70th maps onto one path (as a case-folding filesystem would).
+          resolvePath: (key) => {
+            const n = Number(key.slice(3));
+            return Promise.resolve(join(dir, n >= 70 ? "same" : key.slice(2)));
+          },
+        }),
+        (error: unknown) => {
+          assert.ok(error instanceof DownloadIntegrityError, String(error));
+          assert.match(error.message, /already exists; the listing maps two keys to one path/);
+          return true;
+        },
+      );
+    });
+  });
+});
