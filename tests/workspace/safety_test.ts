@@ -1,9 +1,43 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { runAttempt } from "../../src/workspace/attempt.ts";
+import {
+  type AttemptOptions,
+  type AttemptOutcome,
+  runAttempt,
+} from "../../src/workspace/attempt.ts";
 import { activeOwnerCount } from "../../src/workspace/owners.ts";
-import { branchNames, fenceFor, identity, listDir, readTree, seed, startStack } from "./_stack.ts";
+import {
+  branchNames,
+  fenceFor,
+  identity,
+  listDir,
+  readTree,
+  seed,
+  type Stack,
+  startStack,
+} from "./_stack.ts";
 import { reader, writer } from "./_tasks.ts";
+
+/** Runs the read-only task over the repository at `ref` (no fence needed: it publishes nothing). */
+function runReader(
+  stack: Stack,
+  ref: string,
+  extra: Partial<AttemptOptions> = {},
+): Promise<AttemptOutcome> {
+  return runAttempt({
+    task: reader,
+    input: {
+      workspace: { repository: stack.repo, branch: "main", ref_type: "commit", ref },
+      params: {},
+    },
+    attempt: identity(),
+    workspaceRoot: stack.root,
+    ownerWorkerId: "w",
+    failureReasonMaxLength: 500,
+    lakefs: stack.lakefs,
+    ...extra,
+  });
+}
 
 const TRAVERSALS = [
   "../escaped.txt",
@@ -38,18 +72,7 @@ for (const key of [...TRAVERSALS, ...UNWRITABLE, "a\u0000b"]) {
       }
       await Deno.mkdir(stack.root);
       const before = await listDir(stack.tmp);
-      const outcome = await runAttempt({
-        task: reader,
-        input: {
-          workspace: { repository: stack.repo, branch: "main", ref_type: "commit", ref },
-          params: {},
-        },
-        attempt: identity(),
-        workspaceRoot: stack.root,
-        ownerWorkerId: "w",
-        failureReasonMaxLength: 500,
-        lakefs: stack.lakefs,
-      });
+      const outcome = await runReader(stack, ref);
       // The key is in the repository at this ref: no retry of the same input can succeed.
       assert.equal(outcome.status, "FAILED_WITH_TERMINAL_ERROR");
       assert.match(outcome.reasonForIncompletion!, /^UnsafePathError: unsafe object key/);
@@ -106,18 +129,7 @@ Deno.test("an object named like the marker at the root is refused, never overwri
   const stack = await startStack();
   try {
     const ref = await seed(stack, { ".perago-attempt.json": '{"owner_token":"forged"}' });
-    const outcome = await runAttempt({
-      task: reader,
-      input: {
-        workspace: { repository: stack.repo, branch: "main", ref_type: "commit", ref },
-        params: {},
-      },
-      attempt: identity(),
-      workspaceRoot: stack.root,
-      ownerWorkerId: "w",
-      failureReasonMaxLength: 500,
-      lakefs: stack.lakefs,
-    });
+    const outcome = await runReader(stack, ref);
     assert.equal(outcome.status, "FAILED_WITH_TERMINAL_ERROR");
     assert.match(outcome.reasonForIncompletion!, /attempt marker is reserved/);
   } finally {
@@ -162,19 +174,7 @@ for (const order of [["docs/a", "docs/a/b.txt"], ["docs/a/b.txt", "docs/a"]]) {
       const owners = activeOwnerCount();
       const ref = await seed(stack, Object.fromEntries(order.map((key) => [key, key])));
       await Deno.mkdir(stack.root);
-      const outcome = await runAttempt({
-        task: reader,
-        input: {
-          workspace: { repository: stack.repo, branch: "main", ref_type: "commit", ref },
-          params: {},
-        },
-        attempt: identity(),
-        workspaceRoot: stack.root,
-        ownerWorkerId: "w",
-        failureReasonMaxLength: 500,
-        lakefs: stack.lakefs,
-        syncConcurrency: 1,
-      });
+      const outcome = await runReader(stack, ref, { syncConcurrency: 1 });
       assert.equal(outcome.status, "FAILED_WITH_TERMINAL_ERROR");
       assert.match(
         outcome.reasonForIncompletion!,
