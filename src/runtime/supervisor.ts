@@ -30,6 +30,33 @@ import type {
 /** Lifecycle of the supervisor. */
 export type SupervisorState = "starting" | "running" | "draining" | "stopped" | "failed";
 
+/**
+ * How far the stop of the children went: while `up`, a child's exit is unexpected; the
+ * executors are stopped first (their exits expected), then the broker too.
+ */
+type ChildrenStop = "up" | "executors-stopping" | "all-stopping";
+
+/**
+ * The supervisor's lifecycle as one value; its `phase` is the public
+ * {@linkcode SupervisorState} once `run()` was called (`idle` reads as `starting`):
+ *
+ * ```
+ * idle --run()--> starting --> running --> draining --> stopped
+ *                     \            \           \--> failed
+ * ```
+ * While draining or failed, `children` says how far the stop of the children went.
+ * `brokerExit` is how the broker process ended, once it has: before the stop reached the
+ * broker (`all-stopping`), that exit is what fails the runtime.
+ */
+type Lifecycle =
+  | { readonly phase: "idle" }
+  | { readonly phase: "starting" | "running" | "stopped"; readonly brokerExit?: ChildExit }
+  | {
+    readonly phase: "draining" | "failed";
+    readonly children: ChildrenStop;
+    readonly brokerExit?: ChildExit;
+  };
+
 /** Spawns a child for a role (the seam tests and thread mode replace). */
 export interface ChildSpawner {
   broker(): ChildHandle<FromBroker, ToBroker>;
@@ -221,13 +248,7 @@ async function within<T>(ms: number, ...promises: Promise<T>[]): Promise<T | "ti
 export class Supervisor {
   readonly #o: CompiledSupervisorOptions;
   readonly #log: Logger;
-  #state: SupervisorState = "starting";
-  /**
-   * How far the stop of the children went: while `running`, a child's exit is unexpected; the
-   * executors are stopped first (their exits expected), then the broker too.
-   */
-  #children: "running" | "executors-stopping" | "all-stopping" = "running";
-  #ran = false;
+  #life: Lifecycle = { phase: "idle" };
   #lock: SupervisorLock | undefined;
   #broker: ChildHandle<FromBroker, ToBroker> | undefined;
   #brokerReady = Promise.withResolvers<void>();
@@ -256,7 +277,7 @@ export class Supervisor {
 
   /** The current lifecycle state. */
   get state(): SupervisorState {
-    return this.#state;
+    return this.#life.phase === "idle" ? "starting" : this.#life.phase;
   }
 
   /** Pids of the live executors by slot (tests kill them). */
@@ -272,14 +293,12 @@ export class Supervisor {
   /** What the health probes need: state, broker alive, executors up. */
   get status(): SupervisorStatus {
     return {
-      state: this.#state,
-      brokerAlive: this.#broker !== undefined && !this.#brokerGone,
+      state: this.state,
+      brokerAlive: this.#broker !== undefined && !("brokerExit" in this.#life),
       executorsUp: this.#slots.filter((slot) => slot.child && slot.ready).length,
       executorSlots: this.#o.concurrency,
     };
   }
-
-  #brokerGone = false;
 
   /** Tells the telemetry how many executors are up and idle. */
   #slotsChanged(): void {
@@ -287,10 +306,23 @@ export class Supervisor {
     this.#o.telemetry?.slotsChanged(up, this.#idleSlots().length);
   }
 
+  /** How far the stop of the children went (`up` outside draining and failed). */
+  get #children(): ChildrenStop {
+    return "children" in this.#life ? this.#life.children : "up";
+  }
+
+  /** Marks how far the stop of the children went (draining or failed; else a no-op). */
+  #stopping(children: ChildrenStop): void {
+    if ("children" in this.#life) this.#life = { ...this.#life, children };
+  }
+
   #setState(next: SupervisorState, detail?: string): void {
-    if (this.#state === next) return;
-    const from = this.#state;
-    this.#state = next;
+    const from = this.state;
+    if (this.#life.phase === next) return;
+    const brokerExit = "brokerExit" in this.#life ? { brokerExit: this.#life.brokerExit } : {};
+    this.#life = next === "draining" || next === "failed"
+      ? { phase: next, children: "up", ...brokerExit }
+      : { phase: next, ...brokerExit };
     const message = detail === undefined
       ? "supervisor {from} -> {to}"
       : "supervisor {from} -> {to}: {detail}";
@@ -315,8 +347,10 @@ export class Supervisor {
 
   /** Runs until stopped; resolves with the exit code. Call once. */
   async run(): Promise<number> {
-    if (this.#ran) throw new Error("Supervisor.run: already called; a supervisor runs once");
-    this.#ran = true;
+    if (this.#life.phase !== "idle") {
+      throw new Error("Supervisor.run: already called; a supervisor runs once");
+    }
+    this.#life = { phase: "starting" };
     try {
       this.#lock = await acquireSupervisorLock(this.#o.workspaceRoot);
       this.#log.info("supervisor lock taken: {path}", { path: this.#lock.path });
@@ -519,9 +553,9 @@ export class Supervisor {
   }
 
   #onBrokerExit(exit: ChildExit): void {
-    this.#brokerGone = true;
+    if (this.#life.phase !== "idle") this.#life = { ...this.#life, brokerExit: exit };
     this.#brokerExited.resolve(exit);
-    if (this.#state === "stopped" || this.#children === "all-stopping") return;
+    if (this.#life.phase === "stopped" || this.#children === "all-stopping") return;
     const detail = `the broker exited unexpectedly (${
       describeExit(exit)
     }); stopping the runtime: without it nothing reaches Conductor`;
@@ -618,7 +652,7 @@ export class Supervisor {
     const attempt = slot.attempt;
     slot.attempt = undefined;
     clearTimeout(slot.watchdog);
-    const expected = this.#state === "draining" && this.#children !== "running";
+    const expected = this.#life.phase === "draining" && this.#children !== "up";
     this.#slotsChanged();
     if (attempt) {
       this.#o.telemetry?.attemptEnded(attempt.taskType);
@@ -659,7 +693,7 @@ export class Supervisor {
       }
       if (report) await this.#deleteStaging(report.stagingBranches);
     });
-    if (this.#state === "running" || (this.#state === "draining" && this.#queue.length > 0)) {
+    if (this.#restartsExecutors()) {
       this.#scheduleRestart(slot);
     }
   }
@@ -677,6 +711,12 @@ export class Supervisor {
       : ": a fatal V8 error, most likely the task running out of memory";
   }
 
+  /** A dead executor is restarted while running, and while draining with tasks queued. */
+  #restartsExecutors(): boolean {
+    const { phase } = this.#life;
+    return phase === "running" || (phase === "draining" && this.#queue.length > 0);
+  }
+
   #scheduleRestart(slot: Slot): void {
     if (Date.now() - slot.startedAt >= this.#o.stableAfterMs) slot.failures = 0;
     const backoff = this.#o.restartBackoffMs;
@@ -687,7 +727,7 @@ export class Supervisor {
       delayMs,
     });
     slot.restartTimer = setTimeout(() => {
-      if (this.#state === "running" || (this.#state === "draining" && this.#queue.length > 0)) {
+      if (this.#restartsExecutors()) {
         this.#o.telemetry?.executorRestarted();
         this.#spawnExecutor(slot);
       }
@@ -738,7 +778,7 @@ export class Supervisor {
 
   /** Grants the broker one credit per idle executor not already covered. */
   #grantCredits(): void {
-    if (this.#state !== "running") return;
+    if (this.#life.phase !== "running") return;
     const free = this.#idleSlots().length - this.#outstandingCredits - this.#queue.length;
     if (free <= 0) return;
     this.#outstandingCredits += free;
@@ -771,7 +811,7 @@ export class Supervisor {
 
   /** Every result is delivered: tell every child to exit and wait for them. */
   async #stopChildren(): Promise<void> {
-    this.#children = "all-stopping";
+    this.#stopping("all-stopping");
     this.#clearSlotTimers();
     for (const slot of this.#slots) void slot.child?.send({ type: "shutdown" });
     void this.#broker?.send({ type: "shutdown" });
@@ -787,7 +827,7 @@ export class Supervisor {
 
   async #forceStop(why: string): Promise<number> {
     this.#log.error("forcing the stop: {why}; killing executors", { why });
-    if (this.#children === "running") this.#children = "executors-stopping";
+    if (this.#children === "up") this.#stopping("executors-stopping");
     this.#clearSlotTimers();
     for (const slot of this.#slots) slot.child?.kill("SIGKILL");
     await Promise.all(this.#slots.map((slot) => slot.exited)); // abandons are sent on exit
@@ -802,7 +842,7 @@ export class Supervisor {
     }
     const grace = this.#o.forcedBrokerGraceMs;
     await within<unknown>(grace, this.#brokerDrained.promise, this.#brokerExited.promise);
-    this.#children = "all-stopping";
+    this.#stopping("all-stopping");
     void this.#broker?.send({ type: "shutdown" });
     if (await within(5_000, this.#brokerExited.promise) === "timeout") {
       this.#broker?.kill("SIGKILL");
@@ -826,7 +866,7 @@ export class Supervisor {
   }
 
   async #killAll(): Promise<void> {
-    this.#children = "all-stopping";
+    this.#stopping("all-stopping");
     this.#clearSlotTimers();
     for (const slot of this.#slots) slot.child?.kill("SIGKILL");
     this.#broker?.kill("SIGKILL");
