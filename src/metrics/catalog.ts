@@ -57,183 +57,131 @@ export type AttemptOutcomeLabel =
   | "STALE"
   | "PUBLISH_FENCE";
 
+/** A counter of `name`, by `labelNames`. */
+function counter(name: string, help: string, ...labelNames: string[]): MetricSpec {
+  return { name, help, kind: "counter", labelNames };
+}
+
+/** A gauge of `name`, by `labelNames`. */
+function gauge(name: string, help: string, ...labelNames: string[]): MetricSpec {
+  return { name, help, kind: "gauge", labelNames };
+}
+
+/** A histogram of durations in seconds (the shared second buckets), by `labelNames`. */
+function seconds(name: string, help: string, ...labelNames: string[]): MetricSpec {
+  return { name, help, kind: "histogram", labelNames, buckets: SECONDS_BUCKETS, unit: "s" };
+}
+
 /** Every runtime metric perago declares. */
-export const RUNTIME_METRICS: readonly MetricSpec[] = Object.freeze(
-  [
-    {
-      name: M.buildInfo,
-      help: "Always 1; the labels tell the perago and Deno versions and the execution mode.",
-      kind: "gauge",
-      labelNames: ["version", "deno_version", "execution_mode"],
-    },
-    {
-      name: M.taskPoll,
-      help: "Batch polls sent to Conductor, by task type.",
-      kind: "counter",
-      labelNames: ["taskType"],
-    },
-    {
-      name: M.taskPollTasks,
-      help: "Tasks received from Conductor polls, by task type.",
-      kind: "counter",
-      labelNames: ["taskType"],
-    },
-    {
-      name: M.taskPollEmpty,
-      help: "Polls that returned no task, by task type.",
-      kind: "counter",
-      labelNames: ["taskType"],
-    },
-    {
-      name: M.taskPollError,
-      help: "Polls that failed, by task type and error class.",
-      kind: "counter",
-      labelNames: ["taskType", "exception"],
-    },
-    {
-      name: M.taskPollTime,
-      help: "Time of one poll request, by task type and status (SUCCESS or FAILURE).",
-      kind: "histogram",
-      labelNames: ["taskType", "status"],
-      buckets: SECONDS_BUCKETS,
-      unit: "s",
-    },
-    {
-      name: M.taskExecutionStarted,
-      help: "Attempts started by executors, by task type.",
-      kind: "counter",
-      labelNames: ["taskType"],
-    },
-    {
-      name: M.attempts,
-      help: "Attempts finished, by task type and outcome (COMPLETED, FAILED, " +
-        "FAILED_WITH_TERMINAL_ERROR, STALE, PUBLISH_FENCE).",
-      kind: "counter",
-      labelNames: ["taskType", "outcome"],
-    },
-    {
-      name: M.taskExecuteTime,
-      help: "Duration of a whole attempt, by task type and outcome.",
-      kind: "histogram",
-      labelNames: ["taskType", "outcome"],
-      buckets: SECONDS_BUCKETS,
-      unit: "s",
-    },
-    {
-      name: M.attemptPhase,
-      help: "Duration of each phase of an attempt (download, snapshot, run, stage, publish, " +
-        "cleanup), by task type.",
-      kind: "histogram",
-      labelNames: ["taskType", "phase"],
-      buckets: SECONDS_BUCKETS,
-      unit: "s",
-    },
-    {
-      name: M.workspaceIoBytes,
-      help: "Bytes moved between lakeFS and attempt directories, by task type and operation " +
+export const RUNTIME_METRICS: readonly MetricSpec[] = Object.freeze([
+  gauge(
+    M.buildInfo,
+    "Always 1; the labels tell the perago and Deno versions and the execution mode.",
+    "version",
+    "deno_version",
+    "execution_mode",
+  ),
+  counter(M.taskPoll, "Batch polls sent to Conductor, by task type.", "taskType"),
+  counter(M.taskPollTasks, "Tasks received from Conductor polls, by task type.", "taskType"),
+  counter(M.taskPollEmpty, "Polls that returned no task, by task type.", "taskType"),
+  counter(
+    M.taskPollError,
+    "Polls that failed, by task type and error class.",
+    "taskType",
+    "exception",
+  ),
+  seconds(
+    M.taskPollTime,
+    "Time of one poll request, by task type and status (SUCCESS or FAILURE).",
+    "taskType",
+    "status",
+  ),
+  counter(M.taskExecutionStarted, "Attempts started by executors, by task type.", "taskType"),
+  counter(
+    M.attempts,
+    "Attempts finished, by task type and outcome (COMPLETED, FAILED, " +
+      "FAILED_WITH_TERMINAL_ERROR, STALE, PUBLISH_FENCE).",
+    "taskType",
+    "outcome",
+  ),
+  seconds(
+    M.taskExecuteTime,
+    "Duration of a whole attempt, by task type and outcome.",
+    "taskType",
+    "outcome",
+  ),
+  seconds(
+    M.attemptPhase,
+    "Duration of each phase of an attempt (download, snapshot, run, stage, publish, " +
+      "cleanup), by task type.",
+    "taskType",
+    "phase",
+  ),
+  {
+    ...counter(
+      M.workspaceIoBytes,
+      "Bytes moved between lakeFS and attempt directories, by task type and operation " +
         "(download, upload).",
-      kind: "counter",
-      labelNames: ["taskType", "operation"],
-      unit: "By",
-    },
-    {
-      name: M.workspaceIoObjects,
-      help: "Objects moved between lakeFS and attempt directories, by task type and operation.",
-      kind: "counter",
-      labelNames: ["taskType", "operation"],
-    },
-    {
-      name: M.leaseExtensions,
-      help: "Lease extensions (heartbeats) sent, by task type and result: extended, refused " +
-        "(Conductor answered with a client error), failed (network or server error).",
-      kind: "counter",
-      labelNames: ["taskType", "result"],
-    },
-    {
-      name: M.taskUpdate,
-      help: "Final results that left the broker, by task type, status and how: delivered, " +
-        "dropped (Conductor no longer knows the task, or delivery gave up), skipped (stale).",
-      kind: "counter",
-      labelNames: ["taskType", "status", "how"],
-    },
-    {
-      name: M.taskUpdateRetries,
-      help: "Extra posts a result needed before Conductor took it, by task type.",
-      kind: "counter",
-      labelNames: ["taskType"],
-    },
-    {
-      name: M.taskUpdateError,
-      help: "Results never delivered (delivery gave up), by task type and error class.",
-      kind: "counter",
-      labelNames: ["taskType", "exception"],
-    },
-    {
-      name: M.taskUpdateTime,
-      help: "Time to deliver a final result, retries included, by task type and status.",
-      kind: "histogram",
-      labelNames: ["taskType", "status"],
-      buckets: SECONDS_BUCKETS,
-      unit: "s",
-    },
-    {
-      name: M.resultBacklog,
-      help: "Results handed to the broker and not yet delivered (or dropped).",
-      kind: "gauge",
-      labelNames: [],
-    },
-    {
-      name: M.executorRestarts,
-      help: "Executors restarted after they died.",
-      kind: "counter",
-      labelNames: [],
-    },
-    {
-      name: M.executorsUp,
-      help: "Executors alive and ready.",
-      kind: "gauge",
-      labelNames: [],
-    },
-    {
-      name: M.attemptsInFlight,
-      help: "Attempts running now, by task type.",
-      kind: "gauge",
-      labelNames: ["taskType"],
-    },
-    {
-      name: M.freeSlots,
-      help: "Executor slots ready for another attempt.",
-      kind: "gauge",
-      labelNames: [],
-    },
-    {
-      name: M.slots,
-      help: "Executor slots configured (-j).",
-      kind: "gauge",
-      labelNames: [],
-    },
-    {
-      name: M.up,
-      help: "1 while the supervisor and its broker are alive (what /healthz reports).",
-      kind: "gauge",
-      labelNames: [],
-    },
-    {
-      name: M.ready,
-      help: "1 while /readyz answers 200.",
-      kind: "gauge",
-      labelNames: [],
-    },
-    {
-      name: M.taskPaused,
-      help: "Per served task type: 1 when paused (PERAGO_TASK_PAUSED: never polled), 0 when " +
-        "polled; the domain label is the Conductor task domain its polls carry (empty: the " +
-        "default queue).",
-      kind: "gauge",
-      labelNames: ["taskType", "domain"],
-    },
-  ] satisfies MetricSpec[],
-);
+      "taskType",
+      "operation",
+    ),
+    unit: "By",
+  },
+  counter(
+    M.workspaceIoObjects,
+    "Objects moved between lakeFS and attempt directories, by task type and operation.",
+    "taskType",
+    "operation",
+  ),
+  counter(
+    M.leaseExtensions,
+    "Lease extensions (heartbeats) sent, by task type and result: extended, refused " +
+      "(Conductor answered with a client error), failed (network or server error).",
+    "taskType",
+    "result",
+  ),
+  counter(
+    M.taskUpdate,
+    "Final results that left the broker, by task type, status and how: delivered, " +
+      "dropped (Conductor no longer knows the task, or delivery gave up), skipped (stale).",
+    "taskType",
+    "status",
+    "how",
+  ),
+  counter(
+    M.taskUpdateRetries,
+    "Extra posts a result needed before Conductor took it, by task type.",
+    "taskType",
+  ),
+  counter(
+    M.taskUpdateError,
+    "Results never delivered (delivery gave up), by task type and error class.",
+    "taskType",
+    "exception",
+  ),
+  seconds(
+    M.taskUpdateTime,
+    "Time to deliver a final result, retries included, by task type and status.",
+    "taskType",
+    "status",
+  ),
+  gauge(M.resultBacklog, "Results handed to the broker and not yet delivered (or dropped)."),
+  counter(M.executorRestarts, "Executors restarted after they died."),
+  gauge(M.executorsUp, "Executors alive and ready."),
+  gauge(M.attemptsInFlight, "Attempts running now, by task type.", "taskType"),
+  gauge(M.freeSlots, "Executor slots ready for another attempt."),
+  gauge(M.slots, "Executor slots configured (-j)."),
+  gauge(M.up, "1 while the supervisor and its broker are alive (what /healthz reports)."),
+  gauge(M.ready, "1 while /readyz answers 200."),
+  gauge(
+    M.taskPaused,
+    "Per served task type: 1 when paused (PERAGO_TASK_PAUSED: never polled), 0 when " +
+      "polled; the domain label is the Conductor task domain its polls carry (empty: the " +
+      "default queue).",
+    "taskType",
+    "domain",
+  ),
+]);
 
 /** Declares every runtime metric in `registry`. */
 export function defineRuntimeMetrics(registry: MetricsRegistry): void {
