@@ -118,14 +118,15 @@ export function uniqueRepositoryName(label: string): string {
 
 /**
  * Creates a uniquely named repository on `target` (storage namespace `local://<name>`, what
- * the real server's local block store takes and the demo accepts) and returns its name.
+ * the real server's local block store takes and the demo accepts) and returns its name;
+ * `name` replaces the unique one (for a demo server of the test's own).
  */
 export async function createTestRepository(
   target: LakeFsTarget,
   label: string,
-  options: { defaultBranch?: string; signal?: AbortSignal } = {},
+  options: { name?: string; defaultBranch?: string; signal?: AbortSignal } = {},
 ): Promise<string> {
-  const name = uniqueRepositoryName(label);
+  const name = options.name ?? uniqueRepositoryName(label);
   const client = new LakeFsClient({
     endpointUrl: target.url,
     accessKeyId: target.accessKeyId,

@@ -14,27 +14,17 @@
 import { leftoverAttemptDirs } from "./_workspace_root.ts";
 import { ConductorClient } from "../src/conductor/client.ts";
 import type { Workflow, WorkflowTaskDef } from "../src/conductor/api.ts";
-import { startConductorServer } from "../src/devstack/conductor/server.ts";
-import { startLakeFsServer } from "../src/devstack/lakefs/server.ts";
 import { LakeFsClient } from "../src/lakefs/client.ts";
-import { loadTask } from "../src/task/loader.ts";
-import { buildTaskDef } from "../src/task/taskdef.ts";
 import { forEachConcurrent } from "../src/util/pool.ts";
-import { waitFor } from "../src/util/sleep.ts";
 import { type GatePeer, startHttpGate } from "./_http_gate.ts";
-import { spawnPeragoStart, type Worker } from "./_perago_process.ts";
-import {
-  createTestRepository,
-  deleteTestRepository,
-  type RealConductor,
-  type RealLakeFs,
-  uniqueSuffix,
-} from "./_real_servers.ts";
+import type { Worker } from "./_perago_process.ts";
+import { uniqueSuffix } from "./_real_servers.ts";
+import { registerTaskModules, type Servers, TestStack, waitAllTerminal } from "./_stack.ts";
 
 const MOD = new URL("../mod.ts", import.meta.url).href;
 
 /** Terminal workflow states. */
-export const TERMINAL = new Set(["COMPLETED", "FAILED", "TIMED_OUT", "TERMINATED"]);
+export { TERMINAL } from "./_stack.ts";
 
 /** The partition writer's source. */
 export function partitionWriterSource(
@@ -80,7 +70,7 @@ export default defineTask({
 }
 
 /** Where the stack runs: the demo servers in-process, or the real ones. */
-export type Servers = "demo" | { conductor: RealConductor; lakefs: RealLakeFs };
+export type { Servers };
 
 /** Options of {@linkcode startWritersStack}. */
 export interface WritersStackOptions {
@@ -106,8 +96,8 @@ export interface PartitionContent {
   outs: string[];
 }
 
-/** A running stack. */
-export interface WritersStack {
+/** A running stack; `await using` closes it when the scope ends (workers killed first). */
+export interface WritersStack extends AsyncDisposable {
   /** "demo servers" or "real servers", for test names and tables. */
   label: string;
   real: boolean;
@@ -137,6 +127,7 @@ export interface WritersStack {
     tasks: WorkflowTaskDef[],
     output?: Record<string, unknown>,
   ): Promise<string>;
+  /** Spawns `perago start` with the writer, SIGKILLed when the stack closes if still running. */
   startWorker(args?: string[]): Worker;
   /** Waits until every workflow is terminal; returns them in order. */
   waitAll(ids: readonly string[], timeoutMs: number): Promise<Workflow[]>;
@@ -151,40 +142,20 @@ export interface WritersStack {
 
 /** Starts the servers (or reaches the real ones), seeds the repository, writes the task. */
 export async function startWritersStack(options: WritersStackOptions): Promise<WritersStack> {
-  const dir = await Deno.makeTempDir({ prefix: "perago-writers-" });
-  const closers: (() => Promise<void>)[] = [() => Deno.remove(dir, { recursive: true })];
-  const close = async () => {
-    for (const closer of closers.reverse()) await closer().catch(() => {});
-  };
+  const base = await TestStack.start({
+    dirPrefix: "perago-writers-",
+    servers: options.servers,
+    lakefs: { accessKeyId: "AKIAWRITERS", secretAccessKey: `writers-${crypto.randomUUID()}` },
+  });
   try {
-    const real = options.servers !== "demo";
-    let conductorUrl: string;
-    let lakefsTarget: RealLakeFs;
-    let repo: string;
-    if (options.servers === "demo") {
-      const conductor = await startConductorServer({ port: 0, sweepIntervalMs: 200 });
-      closers.push(() => conductor.close());
-      const secret = `writers-${crypto.randomUUID()}`;
-      const lakefsServer = await startLakeFsServer({
-        port: 0,
-        accessKeyId: "AKIAWRITERS",
-        secretAccessKey: secret,
-      });
-      closers.push(() => lakefsServer.close());
-      conductorUrl = conductor.url;
-      lakefsTarget = { url: lakefsServer.url, accessKeyId: "AKIAWRITERS", secretAccessKey: secret };
-      repo = await createTestRepository(lakefsTarget, "writers");
-    } else {
-      conductorUrl = options.servers.conductor.url;
-      lakefsTarget = options.servers.lakefs;
-      repo = await createTestRepository(lakefsTarget, "writers");
-      const target = lakefsTarget;
-      closers.push(() => deleteTestRepository(target, repo));
-    }
+    const dir = base.dir;
+    const real = base.real;
+    const lakefsTarget = base.lakefs;
+    const repo = await base.createRepository("writers");
     let workerLakeFsUrl = lakefsTarget.url;
     if (options.lakefsHook) {
       const gate = startHttpGate(lakefsTarget.url, options.lakefsHook);
-      closers.push(() => gate.close());
+      base.defer(() => gate.close());
       workerLakeFsUrl = gate.url;
     }
 
@@ -208,28 +179,17 @@ export async function startWritersStack(options: WritersStackOptions): Promise<W
     const seedCommit = (await lakefs.commit(repo, "main", "seed partitions")).id;
 
     const taskName = `writers_${uniqueSuffix()}`;
-    const modulePath = `${dir}/tasks/writer.ts`;
-    await Deno.mkdir(`${dir}/tasks`, { recursive: true });
-    await Deno.writeTextFile(
-      modulePath,
+    const modulePath = await base.writeModule(
+      "tasks/writer.ts",
       partitionWriterSource(taskName, {
         retries: options.retries ?? 3,
         responseSeconds: options.responseSeconds ?? 60,
       }),
     );
-    const api = new ConductorClient({ serverUrl: conductorUrl, requestTimeoutMs: 15_000 });
-    await api.registerTaskDefs([buildTaskDef((await loadTask(modulePath)).task)]);
-    const workspaceRoot = `${dir}/ws`;
-    const env: Record<string, string> = {
-      PERAGO_WORKSPACE_ROOT: workspaceRoot,
-      PERAGO_LOG_ROOT: `${dir}/logs`,
-      PERAGO_WORKER_ID_PREFIX: "writers",
-      CONDUCTOR_SERVER_URL: conductorUrl,
-      LAKECTL_SERVER_ENDPOINT_URL: workerLakeFsUrl,
-      LAKECTL_CREDENTIALS_ACCESS_KEY_ID: lakefsTarget.accessKeyId,
-      LAKECTL_CREDENTIALS_SECRET_ACCESS_KEY: lakefsTarget.secretAccessKey,
-      NO_COLOR: "1",
-    };
+    const api = new ConductorClient({ serverUrl: base.conductorUrl, requestTimeoutMs: 15_000 });
+    await registerTaskModules(api, [modulePath]);
+    const env = base.peragoEnv({ workerIdPrefix: "writers", lakefsUrl: workerLakeFsUrl });
+    const workspaceRoot = env.PERAGO_WORKSPACE_ROOT!;
 
     const readText = async (ref: string, path: string) => {
       try {
@@ -280,32 +240,15 @@ export async function startWritersStack(options: WritersStackOptions): Promise<W
         return name;
       },
       startWorker(args = []) {
-        return spawnPeragoStart([modulePath, ...args], { cwd: dir, env, clearEnv: true });
+        return base.spawnWorker([modulePath, ...args], { env, clearEnv: true });
       },
-      async waitAll(ids, timeoutMs) {
-        const done = new Map<string, Workflow>();
-        await waitFor(async () => {
-          await forEachConcurrent(ids.filter((id) => !done.has(id)), 8, async (id) => {
-            const workflow = await api.getWorkflow(id);
-            if (TERMINAL.has(workflow.status)) done.set(id, workflow);
-          });
-          return done.size === ids.length;
-        }, { timeoutMs, intervalMs: 300, what: `${ids.length} workflows terminal` }).catch(
-          async (error) => {
-            const pending = ids.filter((id) => !done.has(id)).slice(0, 5);
-            const states = await Promise.all(pending.map(async (id) => {
-              const wf = await api.getWorkflow(id).catch(() => undefined);
-              const tasks = wf?.tasks.map((t) => `${t.referenceTaskName}:${t.status}`).join(",");
-              return `${id}: ${wf?.status} ${tasks}`;
-            }));
-            throw new Error(
-              `${(error as Error).message}; ${ids.length - done.size} pending, e.g.\n` +
-                states.join("\n"),
-            );
-          },
-        );
-        return ids.map((id) => done.get(id)!);
-      },
+      waitAll: (ids, timeoutMs) =>
+        waitAllTerminal(api, ids, {
+          timeoutMs,
+          intervalMs: 300,
+          concurrency: 8,
+          describeTask: (task) => `${task.referenceTaskName}:${task.status}`,
+        }),
       async readPartition(ref, scope) {
         const log = (await readText(ref, `${scope}log.txt`)) ?? "";
         const lines = log.split("\n").filter((line) => line !== "" && line !== "seed");
@@ -345,10 +288,11 @@ export async function startWritersStack(options: WritersStackOptions): Promise<W
         return names;
       },
       leftoverAttemptDirs: () => leftoverAttemptDirs(workspaceRoot),
-      close,
+      close: () => base.close(),
+      [Symbol.asyncDispose]: () => base.close(),
     };
   } catch (error) {
-    await close();
+    await base.close();
     throw error;
   }
 }

@@ -1,5 +1,3 @@
-import { leftoverAttemptDirs as leftoverEntries } from "../_workspace_root.ts";
-import { spawnPeragoStart, stopWorker as stopPerago, type Worker } from "../_perago_process.ts";
 /**
  * Chaos harness: the demo Conductor and lakeFS in-process (with their fault switches), or the
  * real servers (`servers` option: a real Conductor and a real lakeFS behind a fault-injecting
@@ -14,28 +12,21 @@ import { spawnPeragoStart, stopWorker as stopPerago, type Worker } from "../_per
  */
 import { ConductorClient } from "../../src/conductor/client.ts";
 import type { Workflow } from "../../src/conductor/api.ts";
-import { startConductorServer } from "../../src/devstack/conductor/server.ts";
+import type { ConductorServerHandle } from "../../src/devstack/conductor/server.ts";
 import { FaultInjector } from "../../src/devstack/faults.ts";
-import { startLakeFsServer } from "../../src/devstack/lakefs/server.ts";
+import type { LakeFsServerHandle } from "../../src/devstack/lakefs/server.ts";
 import { LakeFsClient } from "../../src/lakefs/client.ts";
-import { loadTask } from "../../src/task/loader.ts";
-import { buildTaskDef } from "../../src/task/taskdef.ts";
-import { waitFor } from "../../src/util/sleep.ts";
-import { startFaultProxy } from "../_fault_proxy.ts";
-import {
-  createTestRepository,
-  deleteTestRepository,
-  type RealConductor,
-  type RealLakeFs,
-  uniqueSuffix,
-} from "../_real_servers.ts";
+import { stopWorker as stopPerago, type Worker } from "../_perago_process.ts";
+import type { RealConductor, RealLakeFs } from "../_real_servers.ts";
+import { oneTaskWorkflow, registerTaskModules, TestStack, waitAllTerminal } from "../_stack.ts";
+import { leftoverAttemptDirs as leftoverEntries } from "../_workspace_root.ts";
 
 const MOD = new URL("../../mod.ts", import.meta.url).href;
 
 /** The repository every chaos scenario writes to on the demo lakeFS (`stack.repo`). */
 export const REPO = "chaos";
 /** Terminal workflow states. */
-export const TERMINAL = new Set(["COMPLETED", "FAILED", "TIMED_OUT", "TERMINATED"]);
+export { TERMINAL } from "../_stack.ts";
 
 /** The chaos task module's source. */
 export function chaosTaskSource(
@@ -144,8 +135,8 @@ export default defineTask({
 `;
 }
 
-/** A running chaos stack. */
-export interface ChaosStack {
+/** A running chaos stack; `await using` closes it when the scope ends. */
+export interface ChaosStack extends AsyncDisposable {
   dir: string;
   workspaceRoot: string;
   logRoot: string;
@@ -156,9 +147,9 @@ export interface ChaosStack {
   /** Whether the stack runs on real servers. */
   real: boolean;
   /** The demo Conductor (undefined on real servers). */
-  conductor: Awaited<ReturnType<typeof startConductorServer>> | undefined;
+  conductor: ConductorServerHandle | undefined;
   /** The demo lakeFS (undefined on real servers). */
-  lakefsServer: Awaited<ReturnType<typeof startLakeFsServer>> | undefined;
+  lakefsServer: LakeFsServerHandle | undefined;
   /** The repository the tasks write to. */
   repo: string;
   api: ConductorClient;
@@ -179,10 +170,13 @@ export interface ChaosStack {
   startFree(id: string, params?: Record<string, unknown>): Promise<string>;
   /** Waits until every workflow is terminal; returns them. */
   waitAll(ids: readonly string[], timeoutMs: number): Promise<Workflow[]>;
+  /**
+   * Starts `perago start <module> <free module> ...args` in the stack's dir, killed when the
+   * stack closes if still running.
+   */
+  startWorker(args?: string[], env?: Record<string, string>): Worker;
   close(): Promise<void>;
 }
-
-let seq = 0;
 
 /**
  * Starts the demo servers (or takes the real ones), writes and registers the chaos task,
@@ -193,81 +187,68 @@ export async function startChaosStack(options: ChaosStackOptions = {}): Promise<
   if (real && options.conductorFaults) {
     throw new TypeError("chaos stack: conductorFaults needs the demo Conductor");
   }
-  const dir = await Deno.makeTempDir({ prefix: "perago-chaos-" });
-  const accessKeyId = real?.lakefs.accessKeyId ?? "AKIACHAOS";
-  const secretAccessKey = real?.lakefs.secretAccessKey ??
-    `chaos-lakefs-secret-${crypto.randomUUID()}`;
+  const base = await TestStack.start({
+    dirPrefix: "perago-chaos-",
+    servers: real ?? "demo",
+    conductor: {
+      sweepIntervalMs: options.sweepIntervalMs ?? 200,
+      ...(options.conductorFaults ? { faults: options.conductorFaults } : {}),
+    },
+    lakefs: {
+      accessKeyId: "AKIACHAOS",
+      secretAccessKey: `chaos-lakefs-secret-${crypto.randomUUID()}`,
+      // Behind a fault-injecting proxy on the real servers, even without faults.
+      faults: options.lakefsFaults ?? new FaultInjector(),
+    },
+  });
+  try {
+    return await chaosStackOn(base, options);
+  } catch (error) {
+    await base.close();
+    throw error;
+  }
+}
+
+async function chaosStackOn(base: TestStack, options: ChaosStackOptions): Promise<ChaosStack> {
   // A real Conductor OSS has no token endpoint: no Conductor credentials there.
-  const conductorSecret = real ? undefined : `chaos-conductor-secret-${crypto.randomUUID()}`;
-  const conductor = real ? undefined : await startConductorServer({
-    port: 0,
-    sweepIntervalMs: options.sweepIntervalMs ?? 200,
-    ...(options.conductorFaults ? { faults: options.conductorFaults } : {}),
-  });
-  const lakefsServer = real ? undefined : await startLakeFsServer({
-    port: 0,
-    accessKeyId,
-    secretAccessKey,
-    ...(options.lakefsFaults ? { faults: options.lakefsFaults } : {}),
-  });
-  const proxy = real
-    ? startFaultProxy(real.lakefs.url, options.lakefsFaults ?? new FaultInjector())
-    : undefined;
-  const conductorUrl = real?.conductor.url ?? conductor!.url;
-  const lakefsUrl = proxy?.url ?? lakefsServer!.url;
-  // Names on a real server outlive the run and are shared: unique per run there.
-  const taskName = real ? `chaos_${uniqueSuffix()}_${++seq}` : `chaos_${Deno.pid}_${++seq}`;
-  const modulePath = `${dir}/tasks/chaos.ts`;
-  await Deno.mkdir(`${dir}/tasks`, { recursive: true });
-  await Deno.writeTextFile(
-    modulePath,
+  const conductorSecret = base.real ? undefined : `chaos-conductor-secret-${crypto.randomUUID()}`;
+  const taskName = base.uniqueName("chaos");
+  const modulePath = await base.writeModule(
+    "tasks/chaos.ts",
     chaosTaskSource(taskName, {
       responseSeconds: options.responseSeconds ?? 30,
       retries: options.retries ?? 10,
       ...(options.timeoutSeconds ? { timeoutSeconds: options.timeoutSeconds } : {}),
     }),
   );
-  const freeModulePath = `${dir}/tasks/free.ts`;
-  await Deno.writeTextFile(
-    freeModulePath,
+  const freeModulePath = await base.writeModule(
+    "tasks/free.ts",
     freeTaskSource(`${taskName}_free`, options.responseSeconds ?? 30),
   );
-  const api = new ConductorClient({ serverUrl: conductorUrl });
-  const { task } = await loadTask(modulePath);
-  const { task: free } = await loadTask(freeModulePath);
-  await api.registerTaskDefs([buildTaskDef(task), buildTaskDef(free)]);
-  await api.upsertWorkflowDefs([{
-    name: `${taskName}_free_wf`,
-    version: 1,
-    schemaVersion: 2,
-    ownerEmail: "chaos@example.com",
-    tasks: [{
-      name: `${taskName}_free`,
-      taskReferenceName: "free",
-      type: "SIMPLE",
-      inputParameters: { params: "${workflow.input.params}" },
-    }],
-    outputParameters: { result: "${free.output.result}" },
-  }]);
-  await api.upsertWorkflowDefs([{
-    name: `${taskName}_wf`,
-    version: 1,
-    schemaVersion: 2,
-    ownerEmail: "chaos@example.com",
-    tasks: [{
-      name: taskName,
-      taskReferenceName: "chaos",
-      type: "SIMPLE",
-      inputParameters: {
-        workspace: "${workflow.input.workspace}",
-        params: "${workflow.input.params}",
-      },
-    }],
-    outputParameters: { workspace: "${chaos.output.workspace}", result: "${chaos.output.result}" },
-  }]);
-  const lakefs = new LakeFsClient({ endpointUrl: lakefsUrl, accessKeyId, secretAccessKey });
-  const repo = real ? await createTestRepository(real.lakefs, "chaos") : REPO;
-  if (!real) await lakefs.createRepository(repo, `local://${repo}`, "main");
+  const api = new ConductorClient({ serverUrl: base.conductorUrl });
+  await registerTaskModules(api, [modulePath, freeModulePath]);
+  await api.upsertWorkflowDefs([oneTaskWorkflow(
+    `${taskName}_free_wf`,
+    { taskName: `${taskName}_free`, ref: "free", inputs: { params: "${workflow.input.params}" } },
+    { result: "${free.output.result}" },
+    "chaos@example.com",
+  )]);
+  await api.upsertWorkflowDefs([oneTaskWorkflow(
+    `${taskName}_wf`,
+    {
+      taskName,
+      ref: "chaos",
+      inputs: { workspace: "${workflow.input.workspace}", params: "${workflow.input.params}" },
+    },
+    { workspace: "${chaos.output.workspace}", result: "${chaos.output.result}" },
+    "chaos@example.com",
+  )]);
+  const lakefs = new LakeFsClient({
+    endpointUrl: base.lakefs.url,
+    accessKeyId: base.lakefs.accessKeyId,
+    secretAccessKey: base.lakefs.secretAccessKey,
+  });
+  const repo = await base.createRepository("chaos", base.real ? {} : { name: REPO });
   await lakefs.uploadObject(
     repo,
     "main",
@@ -275,31 +256,23 @@ export async function startChaosStack(options: ChaosStackOptions = {}): Promise<
     () => Promise.resolve(new TextEncoder().encode("seed\n")),
   );
   const seedCommit = (await lakefs.commit(repo, "main", "seed")).id;
-  const workspaceRoot = `${dir}/ws`;
-  const logRoot = `${dir}/logs`;
-  const env = {
-    PERAGO_WORKSPACE_ROOT: workspaceRoot,
-    PERAGO_LOG_ROOT: logRoot,
-    PERAGO_WORKER_ID_PREFIX: "chaos",
-    CONDUCTOR_SERVER_URL: conductorUrl,
+  const env = base.peragoEnv({
+    workerIdPrefix: "chaos",
     ...(conductorSecret === undefined
       ? {}
-      : { CONDUCTOR_AUTH_KEY: "chaos-key-id", CONDUCTOR_AUTH_SECRET: conductorSecret }),
-    LAKECTL_SERVER_ENDPOINT_URL: lakefsUrl,
-    LAKECTL_CREDENTIALS_ACCESS_KEY_ID: accessKeyId,
-    LAKECTL_CREDENTIALS_SECRET_ACCESS_KEY: secretAccessKey,
-    NO_COLOR: "1",
-  };
+      : { extra: { CONDUCTOR_AUTH_KEY: "chaos-key-id", CONDUCTOR_AUTH_SECRET: conductorSecret } }),
+  });
+  const secretAccessKey = base.lakefs.secretAccessKey;
   return {
-    dir,
-    workspaceRoot,
-    logRoot,
+    dir: base.dir,
+    workspaceRoot: env.PERAGO_WORKSPACE_ROOT!,
+    logRoot: env.PERAGO_LOG_ROOT!,
     modulePath,
     freeModulePath,
     taskName,
-    real: real !== undefined,
-    conductor,
-    lakefsServer,
+    real: base.real,
+    conductor: base.conductorServer,
+    lakefsServer: base.lakefsServer,
     repo,
     api,
     lakefs,
@@ -329,37 +302,14 @@ export async function startChaosStack(options: ChaosStackOptions = {}): Promise<
     },
     startFree: (id, params = {}) =>
       api.startWorkflow(`${taskName}_free_wf`, { params: { id, ...params } }),
-    async waitAll(ids, timeoutMs) {
-      const done = new Map<string, Workflow>();
-      await waitFor(async () => {
-        for (const id of ids) {
-          if (done.has(id)) continue;
-          const wf = await api.getWorkflow(id);
-          if (TERMINAL.has(wf.status)) done.set(id, wf);
-        }
-        return done.size === ids.length ? true : undefined;
-      }, { timeoutMs, intervalMs: 250, what: `${ids.length} workflows terminal` }).catch(
-        async (error) => {
-          const pending = ids.filter((id) => !done.has(id)).slice(0, 5);
-          const states = await Promise.all(pending.map(async (id) => {
-            const wf = await api.getWorkflow(id).catch(() => undefined);
-            return `${id}: ${wf?.status} ${wf?.tasks.map((t) => t.status).join(",")}`;
-          }));
-          throw new Error(
-            `${(error as Error).message}; ${ids.length - done.size} pending, e.g.\n` +
-              states.join("\n"),
-          );
-        },
-      );
-      return ids.map((id) => done.get(id)!);
-    },
-    async close() {
-      await conductor?.close();
-      await lakefsServer?.close();
-      await proxy?.close();
-      if (real) await deleteTestRepository(real.lakefs, repo);
-      await Deno.remove(dir, { recursive: true }).catch(() => {});
-    },
+    waitAll: (ids, timeoutMs) => waitAllTerminal(api, ids, { timeoutMs, intervalMs: 250 }),
+    startWorker: (args = [], extraEnv = {}) =>
+      base.spawnWorker([modulePath, freeModulePath, ...args], {
+        env: { ...env, ...extraEnv },
+        clearEnv: true,
+      }),
+    close: () => base.close(),
+    [Symbol.asyncDispose]: () => base.close(),
   };
 }
 
@@ -498,17 +448,16 @@ export async function findSecretLeaks(
 export type { Worker } from "../_perago_process.ts";
 export { tail } from "../_perago_process.ts";
 
-/** Starts `deno run -A main.ts start <module> <free module> ...args` in the stack's dir. */
+/**
+ * Starts `deno run -A main.ts start <module> <free module> ...args` in the stack's dir; it is
+ * SIGKILLed when the stack closes if still running.
+ */
 export function startWorker(
   stack: ChaosStack,
   args: string[] = [],
   env: Record<string, string> = {},
 ): Worker {
-  return spawnPeragoStart([stack.modulePath, stack.freeModulePath, ...args], {
-    cwd: stack.dir,
-    env: { ...stack.env, ...env },
-    clearEnv: true,
-  });
+  return stack.startWorker(args, env);
 }
 
 /** Stops a worker (SIGTERM) and returns its exit code; SIGKILL after 30 s. */

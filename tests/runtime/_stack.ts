@@ -1,18 +1,15 @@
-import { spawnPeragoStart, stopWorker as stopPerago, type Worker } from "../_perago_process.ts";
 /**
- * Test harness: the demo Conductor and lakeFS servers in-process (or the real ones, with the
- * `servers` option), a tiny task module in a temp dir, and `deno run -A main.ts start` as a
- * real child process.
+ * Runtime test stack: a {@linkcode TestStack} (the demo Conductor and lakeFS in-process, or the
+ * real ones with the `servers` option) with the probe task module written and registered, and
+ * `deno run -A main.ts start` as a real child process.
  */
 import { ConductorClient } from "../../src/conductor/client.ts";
 import { DEMO_ACCESS_KEY_ID, DEMO_SECRET_ACCESS_KEY } from "../../src/devstack/credentials.ts";
-import { startConductorServer } from "../../src/devstack/conductor/server.ts";
-import { startLakeFsServer } from "../../src/devstack/lakefs/server.ts";
-import { loadTask } from "../../src/task/loader.ts";
-import { buildTaskDef } from "../../src/task/taskdef.ts";
+import type { ConductorServerHandle } from "../../src/devstack/conductor/server.ts";
 import type { Workflow } from "../../src/conductor/api.ts";
-import { waitFor } from "../../src/util/sleep.ts";
-import { type RealConductor, type RealLakeFs, uniqueSuffix } from "../_real_servers.ts";
+import { spawnPeragoStart, stopWorker as stopPerago, type Worker } from "../_perago_process.ts";
+import type { RealConductor, RealLakeFs } from "../_real_servers.ts";
+import { oneTaskWorkflow, registerTaskModules, TestStack, waitWorkflowStatus } from "../_stack.ts";
 
 const MOD = new URL("../../mod.ts", import.meta.url).href;
 
@@ -68,14 +65,12 @@ export interface Stack extends AsyncDisposable {
   real: boolean;
   api: ConductorClient;
   /** The demo Conductor (its fault switches); throws on real servers, which have none. */
-  readonly conductor: Awaited<ReturnType<typeof startConductorServer>>;
+  readonly conductor: ConductorServerHandle;
   env: Record<string, string>;
   startWorkflow(params: Record<string, unknown>): Promise<string>;
   waitWorkflow(id: string, status: string, timeoutMs?: number): Promise<Workflow>;
   close(): Promise<void>;
 }
-
-let seq = 0;
 
 /**
  * Starts the demo servers (or takes `servers`, real ones from `tests/_real_servers.ts`),
@@ -88,93 +83,59 @@ export async function startStack(
     servers?: { conductor: RealConductor; lakefs: RealLakeFs };
   } = {},
 ): Promise<Stack> {
-  const dir = await Deno.makeTempDir({ prefix: "perago-rt-" });
-  const real = options.servers;
-  const conductor = real ? undefined : await startConductorServer({
-    port: 0,
-    sweepIntervalMs: options.sweepIntervalMs ?? 200,
+  const base = await TestStack.start({
+    dirPrefix: "perago-rt-",
+    servers: options.servers ?? "demo",
+    conductor: { sweepIntervalMs: options.sweepIntervalMs ?? 200 },
+    lakefs: { accessKeyId: DEMO_ACCESS_KEY_ID, secretAccessKey: DEMO_SECRET_ACCESS_KEY },
   });
-  const demoLakeFs = real ? undefined : await startLakeFsServer({
-    port: 0,
-    accessKeyId: DEMO_ACCESS_KEY_ID,
-    secretAccessKey: DEMO_SECRET_ACCESS_KEY,
-  });
-  const lakefs: RealLakeFs = real?.lakefs ?? {
-    url: demoLakeFs!.url,
-    accessKeyId: DEMO_ACCESS_KEY_ID,
-    secretAccessKey: DEMO_SECRET_ACCESS_KEY,
-  };
-  const conductorUrl = real?.conductor.url ?? conductor!.url;
-  // Names on a real server outlive the run and are shared: unique per run there.
-  const taskName = real ? `probe_${uniqueSuffix()}_${++seq}` : `probe_${Deno.pid}_${++seq}`;
-  const modulePath = `${dir}/tasks/probe.ts`;
-  await Deno.mkdir(`${dir}/tasks`, { recursive: true });
-  await Deno.writeTextFile(modulePath, PROBE_TASK(taskName, options.responseSeconds ?? 60));
-  const api = new ConductorClient({ serverUrl: conductorUrl });
-  const { task } = await loadTask(modulePath);
-  await api.registerTaskDefs([buildTaskDef(task)]);
-  await api.upsertWorkflowDefs([{
-    name: `${taskName}_wf`,
-    version: 1,
-    schemaVersion: 2,
-    ownerEmail: "tests@example.com",
-    tasks: [{
-      name: taskName,
-      taskReferenceName: "probe",
-      type: "SIMPLE",
-      inputParameters: { params: "${workflow.input.params}" },
-    }],
-    outputParameters: { sum: "${probe.output.result.sum}" },
-  }]);
-  const workspaceRoot = `${dir}/ws`;
-  const logRoot = `${dir}/logs`;
-  const env = {
-    PERAGO_WORKSPACE_ROOT: workspaceRoot,
-    PERAGO_LOG_ROOT: logRoot,
-    PERAGO_WORKER_ID_PREFIX: "probe",
-    CONDUCTOR_SERVER_URL: conductorUrl,
-    LAKECTL_SERVER_ENDPOINT_URL: lakefs.url,
-    LAKECTL_CREDENTIALS_ACCESS_KEY_ID: lakefs.accessKeyId,
-    LAKECTL_CREDENTIALS_SECRET_ACCESS_KEY: lakefs.secretAccessKey,
-    NO_COLOR: "1",
-  };
-  const stack: Stack = {
-    dir,
-    workspaceRoot,
-    logRoot,
-    modulePath,
-    taskName,
-    conductorUrl,
-    lakefsUrl: lakefs.url,
-    lakefs,
-    real: real !== undefined,
-    api,
-    conductor: conductor!,
-    env,
-    startWorkflow: (params) => api.startWorkflow(`${taskName}_wf`, { params }),
-    async waitWorkflow(id, status, timeoutMs = 20_000) {
-      return await waitFor(async () => {
-        const wf = await api.getWorkflow(id);
-        return wf.status === status ? wf : undefined;
-      }, { timeoutMs, intervalMs: 100, what: `workflow ${id} ${status}` });
-    },
-    async close() {
-      await conductor?.close();
-      await demoLakeFs?.close();
-      await Deno.remove(dir, { recursive: true }).catch(() => {});
-    },
-    [Symbol.asyncDispose]: () => stack.close(),
-  };
-  if (!conductor) {
-    // Not enumerable, so `{ ...stack }` copies stay usable on real servers.
-    Object.defineProperty(stack, "conductor", {
-      enumerable: false,
-      get() {
-        throw new Error("stack: no demo Conductor (fault switches) on the real servers");
-      },
-    });
+  try {
+    const taskName = base.uniqueName("probe");
+    const modulePath = await base.writeModule(
+      "tasks/probe.ts",
+      PROBE_TASK(taskName, options.responseSeconds ?? 60),
+    );
+    const api = new ConductorClient({ serverUrl: base.conductorUrl });
+    await registerTaskModules(api, [modulePath]);
+    await api.upsertWorkflowDefs([oneTaskWorkflow(
+      `${taskName}_wf`,
+      { taskName, ref: "probe", inputs: { params: "${workflow.input.params}" } },
+      { sum: "${probe.output.result.sum}" },
+      "tests@example.com",
+    )]);
+    const env = base.peragoEnv({ workerIdPrefix: "probe" });
+    const stack: Stack = {
+      dir: base.dir,
+      workspaceRoot: env.PERAGO_WORKSPACE_ROOT!,
+      logRoot: env.PERAGO_LOG_ROOT!,
+      modulePath,
+      taskName,
+      conductorUrl: base.conductorUrl,
+      lakefsUrl: base.lakefs.url,
+      lakefs: base.lakefs,
+      real: base.real,
+      api,
+      conductor: base.conductorServer!,
+      env,
+      startWorkflow: (params) => api.startWorkflow(`${taskName}_wf`, { params }),
+      waitWorkflow: (id, status, timeoutMs) => waitWorkflowStatus(api, id, status, timeoutMs),
+      close: () => base.close(),
+      [Symbol.asyncDispose]: () => base.close(),
+    };
+    if (!base.conductorServer) {
+      // Not enumerable, so `{ ...stack }` copies stay usable on real servers.
+      Object.defineProperty(stack, "conductor", {
+        enumerable: false,
+        get() {
+          throw new Error("stack: no demo Conductor (fault switches) on the real servers");
+        },
+      });
+    }
+    return stack;
+  } catch (error) {
+    await base.close();
+    throw error;
   }
-  return stack;
 }
 
 /** `perago start` as a child process, with its stderr collected. */

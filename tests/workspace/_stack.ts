@@ -1,17 +1,19 @@
 /**
- * Test helper: an in-process demo lakeFS server, a client for it, a repository with seeded
- * content, and a temp workspace root; everything closed by `close()`.
+ * Workspace test stack: a {@linkcode TestStack} without Conductor (an in-process demo lakeFS,
+ * or a real one), a client for it, a repository with seeded content, and a temp workspace
+ * root; everything closed by `close()` or `await using`.
  */
 import { join } from "node:path";
 import type { FaultInjector } from "../../src/devstack/faults.ts";
-import { type LakeFsServerHandle, startLakeFsServer } from "../../src/devstack/lakefs/server.ts";
+import type { LakeFsServerHandle } from "../../src/devstack/lakefs/server.ts";
 import { LakeFsClient } from "../../src/lakefs/client.ts";
 import type { AttemptIdentity, CurrentTaskState } from "../../src/workspace/attempt.ts";
 import { forEachConcurrent } from "../../src/util/pool.ts";
-import { createTestRepository, deleteTestRepository, type RealLakeFs } from "../_real_servers.ts";
+import type { RealLakeFs } from "../_real_servers.ts";
+import { TestStack } from "../_stack.ts";
 
 /** A repository on some lakeFS (demo or real), a client for it and a temp workspace root. */
-export interface LakeStack {
+export interface LakeStack extends AsyncDisposable {
   lakefs: LakeFsClient;
   repo: string;
   /** Temp dir holding the workspace root (`root`) and anything else a test wants. */
@@ -27,34 +29,24 @@ export interface Stack extends LakeStack {
 
 let repoCounter = 0;
 
+/** A {@linkcode LakeStack} on a fresh demo lakeFS (with `faults`, retrying `attempts` times). */
 export async function startStack(
   options: { faults?: FaultInjector; attempts?: number } = {},
 ): Promise<Stack> {
-  const server = await startLakeFsServer({
-    accessKeyId: "AKIATEST",
-    secretAccessKey: "s3cr3t",
-    ...(options.faults ? { faults: options.faults } : {}),
+  const base = await TestStack.start({
+    dirPrefix: "perago-ws-test-",
+    conductor: false,
+    lakefs: {
+      accessKeyId: "AKIATEST",
+      secretAccessKey: "s3cr3t",
+      ...(options.faults ? { faults: options.faults } : {}),
+    },
   });
-  const tmp = await Deno.makeTempDir({ prefix: "perago-ws-test-" });
-  const lakefs = new LakeFsClient({
-    endpointUrl: server.url,
-    accessKeyId: "AKIATEST",
-    secretAccessKey: "s3cr3t",
+  const stack = await lakeStackOn(base, {
+    repo: `repo-${++repoCounter}-${crypto.randomUUID().slice(0, 8)}`,
     retry: { attempts: options.attempts ?? 3, baseDelayMs: 2, maxDelayMs: 20 },
   });
-  const repo = `repo-${++repoCounter}-${crypto.randomUUID().slice(0, 8)}`;
-  await lakefs.createRepository(repo, `local://${repo}`, "main");
-  return {
-    server,
-    lakefs,
-    repo,
-    tmp,
-    root: join(tmp, "ws"),
-    async close() {
-      await server.close();
-      await Deno.remove(tmp, { recursive: true });
-    },
-  };
+  return { ...stack, server: base.lakefsServer! };
 }
 
 /**
@@ -62,24 +54,41 @@ export async function startStack(
  * demo stack; the repository is deleted on close.
  */
 export async function startRealStack(target: RealLakeFs): Promise<LakeStack> {
-  const repo = await createTestRepository(target, "ws-test");
-  const tmp = await Deno.makeTempDir({ prefix: "perago-ws-test-" });
-  const lakefs = new LakeFsClient({
-    endpointUrl: target.url,
-    accessKeyId: target.accessKeyId,
-    secretAccessKey: target.secretAccessKey,
-    retry: { attempts: 3, baseDelayMs: 20, maxDelayMs: 200 },
+  const base = await TestStack.start({
+    dirPrefix: "perago-ws-test-",
+    servers: { lakefs: target },
+    conductor: false,
   });
-  return {
-    lakefs,
-    repo,
-    tmp,
-    root: join(tmp, "ws"),
-    async close() {
-      await deleteTestRepository(target, repo);
-      await Deno.remove(tmp, { recursive: true });
-    },
-  };
+  return await lakeStackOn(base, { retry: { attempts: 3, baseDelayMs: 20, maxDelayMs: 200 } });
+}
+
+async function lakeStackOn(
+  base: TestStack,
+  options: { repo?: string; retry: { attempts: number; baseDelayMs: number; maxDelayMs: number } },
+): Promise<LakeStack> {
+  try {
+    const repo = await base.createRepository(
+      "ws-test",
+      options.repo === undefined ? {} : { name: options.repo },
+    );
+    const lakefs = new LakeFsClient({
+      endpointUrl: base.lakefs.url,
+      accessKeyId: base.lakefs.accessKeyId,
+      secretAccessKey: base.lakefs.secretAccessKey,
+      retry: options.retry,
+    });
+    return {
+      lakefs,
+      repo,
+      tmp: base.dir,
+      root: join(base.dir, "ws"),
+      close: () => base.close(),
+      [Symbol.asyncDispose]: () => base.close(),
+    };
+  } catch (error) {
+    await base.close();
+    throw error;
+  }
 }
 
 /** Uploads `files` to `branch` (default main) and commits; returns the commit id. */
