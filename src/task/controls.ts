@@ -24,7 +24,15 @@
  *
  * @module
  */
-import { definitionError, showValue } from "./errors.ts";
+import type { z } from "zod";
+import {
+  type DefinitionIssue,
+  intIn,
+  oneOf,
+  parseDefinition,
+  strictSection,
+  WHEN_VALID,
+} from "./_definition_schema.ts";
 import type {
   CompiledControls,
   CompiledPublishBudget,
@@ -124,14 +132,155 @@ export const DEFAULT_CONTROLS: CompiledControls = deepFreeze({
   publishBudget: undefined,
 });
 
-const RETRY_LOGICS: readonly RetryLogic[] = ["FIXED", "EXPONENTIAL_BACKOFF", "LINEAR_BACKOFF"];
-const TIMEOUT_POLICIES: readonly TimeoutPolicy[] = ["TIME_OUT_WF", "RETRY", "ALERT_ONLY"];
 /** Conductor stores most of these as Java `int`. */
 const INT_MAX = 2_147_483_647;
 
+/** A section of the controls: an object (or nothing), no unknown key. */
+function section<S extends z.core.$ZodLooseShape>(shape: S) {
+  return strictSection(shape, {
+    notObject: (shown) => `must be an object, got ${shown}`,
+    unknownKey: `unknown key; expected one of ${Object.keys(shape).join(", ")}`,
+  });
+}
+
+/** An integer field from `min` (to a Java int unless `max`), `fallback` when missing. */
+const defaulted = (min: number, fallback: number, max = INT_MAX) =>
+  intIn(min, max).default(fallback);
+
+const RETRY = DEFAULT_CONTROLS.retry;
+const retrySchema = section({
+  count: defaulted(0, RETRY.count, 10),
+  logic: oneOf(["FIXED", "EXPONENTIAL_BACKOFF", "LINEAR_BACKOFF"]).default(RETRY.logic),
+  delaySeconds: defaulted(0, RETRY.delaySeconds),
+  maxDelaySeconds: defaulted(0, RETRY.maxDelaySeconds),
+  jitterMs: defaulted(0, RETRY.jitterMs),
+}).superRefine((retry, ctx) => {
+  if (retry.maxDelaySeconds === 0) return;
+  const path = ["maxDelaySeconds"];
+  if (retry.logic === "FIXED") {
+    ctx.addIssue({
+      code: "custom",
+      path,
+      message: "caps a growing backoff and has no effect with logic FIXED; remove it or use " +
+        "EXPONENTIAL_BACKOFF or LINEAR_BACKOFF",
+    });
+  } else if (retry.maxDelaySeconds < retry.delaySeconds) {
+    ctx.addIssue({
+      code: "custom",
+      path,
+      message: `${retry.maxDelaySeconds} is below retry.delaySeconds ${retry.delaySeconds}; ` +
+        "raise it or lower the delay",
+    });
+  }
+}, WHEN_VALID);
+
+const TIMEOUT = DEFAULT_CONTROLS.timeout;
+const timeoutSchema = section({
+  policy: oneOf(["TIME_OUT_WF", "RETRY", "ALERT_ONLY"]).default(TIMEOUT.policy),
+  seconds: defaulted(0, TIMEOUT.seconds),
+  responseSeconds: defaulted(1, TIMEOUT.responseSeconds),
+  pollSeconds: defaulted(0, TIMEOUT.pollSeconds),
+  totalSeconds: defaulted(0, TIMEOUT.totalSeconds),
+}).superRefine((timeout, ctx) => {
+  if (timeout.seconds > 0 && timeout.responseSeconds > timeout.seconds) {
+    // Conductor's TaskTimeoutConstraint rejects this TaskDef with a 400.
+    ctx.addIssue({
+      code: "custom",
+      path: ["responseSeconds"],
+      message: `${timeout.responseSeconds} is greater than timeout.seconds ${timeout.seconds} ` +
+        "(Conductor rejects such a TaskDef); lower it or raise timeout.seconds",
+    });
+  } else if (timeout.totalSeconds > 0 && timeout.seconds > timeout.totalSeconds) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["seconds"],
+      message: `${timeout.seconds} is greater than timeout.totalSeconds ${timeout.totalSeconds}; ` +
+        "one try cannot outlast all of them",
+    });
+  }
+}, WHEN_VALID);
+
+const limitsSchema = section({
+  concurrentExecLimit: intIn(0, INT_MAX).optional(),
+  rateLimitPerFrequency: intIn(1, INT_MAX).optional(),
+  rateLimitFrequencyInSeconds: intIn(1, INT_MAX).optional(),
+}).superRefine((limits, ctx) => {
+  const perFrequency = limits.rateLimitPerFrequency !== undefined;
+  if (perFrequency === (limits.rateLimitFrequencyInSeconds !== undefined)) return;
+  const [given, missing] = perFrequency
+    ? ["rateLimitPerFrequency", "rateLimitFrequencyInSeconds"]
+    : ["rateLimitFrequencyInSeconds", "rateLimitPerFrequency"];
+  ctx.addIssue({
+    code: "custom",
+    path: [missing],
+    message: `is required when ${given} is given; set both or neither`,
+  });
+}, WHEN_VALID);
+
+const BUDGET_MINIMA = {
+  observedMergeP99Seconds: 0,
+  safetyMarginSeconds: 0,
+  lakefsMergeTimeoutSeconds: 1,
+  conductorCompletionTimeoutSeconds: 1,
+  workerShutdownGraceSeconds: 1,
+  heartbeatIntervalSeconds: 1,
+} as const;
+const BUDGET_REQUIRED = `is required: a publish budget gives all of ${
+  Object.keys(BUDGET_MINIMA).join(", ")
+}`;
+const budgetField = (min: number) => intIn(min, INT_MAX, BUDGET_REQUIRED);
+
+const publishBudgetSchema = section({
+  observedMergeP99Seconds: budgetField(BUDGET_MINIMA.observedMergeP99Seconds),
+  safetyMarginSeconds: budgetField(BUDGET_MINIMA.safetyMarginSeconds),
+  lakefsMergeTimeoutSeconds: budgetField(BUDGET_MINIMA.lakefsMergeTimeoutSeconds),
+  conductorCompletionTimeoutSeconds: budgetField(BUDGET_MINIMA.conductorCompletionTimeoutSeconds),
+  workerShutdownGraceSeconds: budgetField(BUDGET_MINIMA.workerShutdownGraceSeconds),
+  heartbeatIntervalSeconds: budgetField(BUDGET_MINIMA.heartbeatIntervalSeconds),
+}).superRefine((budget, ctx) => {
+  const needed = budget.observedMergeP99Seconds + budget.safetyMarginSeconds;
+  if (budget.lakefsMergeTimeoutSeconds >= needed) return;
+  ctx.addIssue({
+    code: "custom",
+    path: ["lakefsMergeTimeoutSeconds"],
+    message: `${budget.lakefsMergeTimeoutSeconds} does not cover observedMergeP99Seconds + ` +
+      `safetyMarginSeconds (${needed}); raise it to at least ${needed}`,
+  });
+}, WHEN_VALID).transform((budget): CompiledPublishBudget => ({
+  ...budget,
+  responseTimeoutSeconds: budget.lakefsMergeTimeoutSeconds +
+    budget.conductorCompletionTimeoutSeconds + budget.workerShutdownGraceSeconds +
+    budget.heartbeatIntervalSeconds,
+}));
+
+const controlsSchema = section({
+  retry: retrySchema.prefault({}),
+  timeout: timeoutSchema.prefault({}),
+  limits: limitsSchema.prefault({}),
+  publishBudget: publishBudgetSchema.optional(),
+}).optional();
+
+const SECTIONS = ["retry", "timeout", "limits", "publishBudget"];
+
+/**
+ * The order the controls are checked in: the shape of the controls, then of retry, timeout
+ * and limits; then each section's values (in the order of its fields) and their
+ * combinations, in the order retry, timeout, limits, publishBudget (whose shape is checked
+ * with its values).
+ */
+function controlsRank({ path }: DefinitionIssue): number[] {
+  const [name, key] = path;
+  if (name === undefined) return [0];
+  const index = SECTIONS.indexOf(String(name));
+  if (key === undefined && name !== "publishBudget") return [1, index];
+  return [2, index, key === undefined ? 0 : 1];
+}
+
 /**
  * Fills the defaults of `input`, validates every field and the combinations, and returns a
- * frozen {@linkcode CompiledControls}.
+ * frozen {@linkcode CompiledControls}. Of several bad fields, the first in the order of
+ * {@linkcode ControlsOptions} is reported, except that the shapes of `controls`, `retry`,
+ * `timeout` and `limits` (an object, no unknown key) are checked before any value.
  *
  * @param taskName named in error messages.
  * @throws {TaskDefinitionError} naming the field, e.g. `controls.retry.count`.
@@ -142,228 +291,23 @@ const INT_MAX = 2_147_483_647;
  * ```
  */
 export function compileControls(input?: ControlsOptions, taskName?: string): CompiledControls {
-  const fail: Fail = (field, detail) => definitionError(taskName, field, detail);
-  const top = section(input, "controls", ["retry", "timeout", "limits", "publishBudget"], fail);
-  // Every section's shape is checked before any value, in this order.
-  const retryIn = section(
-    top.retry,
-    "controls.retry",
-    ["count", "logic", "delaySeconds", "maxDelaySeconds", "jitterMs"],
-    fail,
-  );
-  const timeoutIn = section(
-    top.timeout,
-    "controls.timeout",
-    ["policy", "seconds", "responseSeconds", "pollSeconds", "totalSeconds"],
-    fail,
-  );
-  const limitsIn = section(
-    top.limits,
-    "controls.limits",
-    ["concurrentExecLimit", "rateLimitPerFrequency", "rateLimitFrequencyInSeconds"],
-    fail,
-  );
-  const check = checkers(fail);
-  const retry = compileRetry(retryIn, check, fail);
-  const timeout = compileTimeout(timeoutIn, check, fail);
-  const limits = compileLimits(limitsIn, check, fail);
-  const publishBudget = top.publishBudget === undefined
-    ? undefined
-    : compilePublishBudget(top.publishBudget, check.int, fail);
-  return deepFreeze({ retry, timeout, limits, publishBudget });
-}
-
-type Fail = (field: string, detail: string) => Error;
-
-/** The value checks of the controls, each failing with the field's name and the value. */
-function checkers(fail: Fail) {
-  const int = (value: unknown, field: string, fallback: number, min: number, max = INT_MAX) => {
-    if (value === undefined) return fallback;
-    if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > max) {
-      throw fail(field, `must be an integer from ${min} to ${max}, got ${showValue(value)}`);
-    }
-    return value;
-  };
-  const optionalInt = (value: unknown, field: string, min: number) =>
-    value === undefined ? undefined : int(value, field, 0, min);
-  const oneOf = <T extends string>(
-    value: unknown,
-    field: string,
-    fallback: T,
-    allowed: readonly T[],
-  ): T => {
-    if (value === undefined) return fallback;
-    if (typeof value !== "string" || !(allowed as readonly string[]).includes(value)) {
-      throw fail(field, `must be one of ${allowed.join(", ")}, got ${showValue(value)}`);
-    }
-    return value as T;
-  };
-  return { int, optionalInt, oneOf };
-}
-
-type Checkers = ReturnType<typeof checkers>;
-
-function compileRetry(
-  retryIn: Record<string, unknown>,
-  { int, oneOf }: Checkers,
-  fail: Fail,
-): CompiledControls["retry"] {
-  const d = DEFAULT_CONTROLS.retry;
-  const retry = {
-    count: int(retryIn.count, "controls.retry.count", d.count, 0, 10),
-    logic: oneOf(retryIn.logic, "controls.retry.logic", d.logic, RETRY_LOGICS),
-    delaySeconds: int(retryIn.delaySeconds, "controls.retry.delaySeconds", d.delaySeconds, 0),
-    maxDelaySeconds: int(
-      retryIn.maxDelaySeconds,
-      "controls.retry.maxDelaySeconds",
-      d.maxDelaySeconds,
-      0,
-    ),
-    jitterMs: int(retryIn.jitterMs, "controls.retry.jitterMs", d.jitterMs, 0),
-  };
-  if (retry.maxDelaySeconds > 0) {
-    if (retry.logic === "FIXED") {
-      throw fail(
-        "controls.retry.maxDelaySeconds",
-        `caps a growing backoff and has no effect with logic FIXED; remove it or use EXPONENTIAL_BACKOFF or LINEAR_BACKOFF`,
-      );
-    }
-    if (retry.maxDelaySeconds < retry.delaySeconds) {
-      throw fail(
-        "controls.retry.maxDelaySeconds",
-        `${retry.maxDelaySeconds} is below retry.delaySeconds ${retry.delaySeconds}; raise it or lower the delay`,
-      );
-    }
-  }
-  return retry;
-}
-
-function compileTimeout(
-  timeoutIn: Record<string, unknown>,
-  { int, oneOf }: Checkers,
-  fail: Fail,
-): CompiledControls["timeout"] {
-  const d = DEFAULT_CONTROLS.timeout;
-  const field = (key: string) => `controls.timeout.${key}`;
-  const timeout = {
-    policy: oneOf(timeoutIn.policy, field("policy"), d.policy, TIMEOUT_POLICIES),
-    seconds: int(timeoutIn.seconds, field("seconds"), d.seconds, 0),
-    responseSeconds: int(timeoutIn.responseSeconds, field("responseSeconds"), d.responseSeconds, 1),
-    pollSeconds: int(timeoutIn.pollSeconds, field("pollSeconds"), d.pollSeconds, 0),
-    totalSeconds: int(timeoutIn.totalSeconds, field("totalSeconds"), d.totalSeconds, 0),
-  };
-  if (timeout.seconds > 0 && timeout.responseSeconds > timeout.seconds) {
-    // Conductor's TaskTimeoutConstraint rejects this TaskDef with a 400.
-    throw fail(
-      "controls.timeout.responseSeconds",
-      `${timeout.responseSeconds} is greater than timeout.seconds ${timeout.seconds} (Conductor rejects such a TaskDef); lower it or raise timeout.seconds`,
-    );
-  }
-  if (timeout.totalSeconds > 0 && timeout.seconds > timeout.totalSeconds) {
-    throw fail(
-      "controls.timeout.seconds",
-      `${timeout.seconds} is greater than timeout.totalSeconds ${timeout.totalSeconds}; one try cannot outlast all of them`,
-    );
-  }
-  return timeout;
-}
-
-function compileLimits(
-  limitsIn: Record<string, unknown>,
-  { optionalInt }: Checkers,
-  fail: Fail,
-): CompiledControls["limits"] {
-  const field = (key: string) => `controls.limits.${key}`;
-  const limits = {
-    concurrentExecLimit: optionalInt(
-      limitsIn.concurrentExecLimit,
-      field("concurrentExecLimit"),
-      0,
-    ),
-    rateLimitPerFrequency: optionalInt(
-      limitsIn.rateLimitPerFrequency,
-      field("rateLimitPerFrequency"),
-      1,
-    ),
-    rateLimitFrequencyInSeconds: optionalInt(
-      limitsIn.rateLimitFrequencyInSeconds,
-      field("rateLimitFrequencyInSeconds"),
-      1,
-    ),
-  };
-  if (
-    (limits.rateLimitPerFrequency === undefined) !==
-      (limits.rateLimitFrequencyInSeconds === undefined)
-  ) {
-    const [given, missing] = limits.rateLimitPerFrequency === undefined
-      ? ["rateLimitFrequencyInSeconds", "rateLimitPerFrequency"]
-      : ["rateLimitPerFrequency", "rateLimitFrequencyInSeconds"];
-    throw fail(field(missing), `is required when ${given} is given; set both or neither`);
-  }
-  return limits;
-}
-
-const PUBLISH_BUDGET_FIELDS = [
-  ["observedMergeP99Seconds", 0],
-  ["safetyMarginSeconds", 0],
-  ["lakefsMergeTimeoutSeconds", 1],
-  ["conductorCompletionTimeoutSeconds", 1],
-  ["workerShutdownGraceSeconds", 1],
-  ["heartbeatIntervalSeconds", 1],
-] as const;
-
-function compilePublishBudget(
-  value: unknown,
-  int: Checkers["int"],
-  fail: Fail,
-): CompiledPublishBudget {
-  const field = "controls.publishBudget";
-  const raw = section(value, field, PUBLISH_BUDGET_FIELDS.map(([key]) => key), fail);
-  const out: Record<string, number> = {};
-  for (const [key, min] of PUBLISH_BUDGET_FIELDS) {
-    if (raw[key] === undefined) {
-      throw fail(
-        `${field}.${key}`,
-        `is required: a publish budget gives all of ${
-          PUBLISH_BUDGET_FIELDS.map(([name]) => name).join(", ")
-        }`,
-      );
-    }
-    out[key] = int(raw[key], `${field}.${key}`, 0, min);
-  }
-  const budget = out as Omit<CompiledPublishBudget, "responseTimeoutSeconds">;
-  const needed = budget.observedMergeP99Seconds + budget.safetyMarginSeconds;
-  if (budget.lakefsMergeTimeoutSeconds < needed) {
-    throw fail(
-      `${field}.lakefsMergeTimeoutSeconds`,
-      `${budget.lakefsMergeTimeoutSeconds} does not cover observedMergeP99Seconds + ` +
-        `safetyMarginSeconds (${needed}); raise it to at least ${needed}`,
-    );
-  }
-  return {
-    ...budget,
-    responseTimeoutSeconds: budget.lakefsMergeTimeoutSeconds +
-      budget.conductorCompletionTimeoutSeconds + budget.workerShutdownGraceSeconds +
-      budget.heartbeatIntervalSeconds,
-  };
-}
-
-function section(
-  value: unknown,
-  field: string,
-  keys: readonly string[],
-  fail: Fail,
-): Record<string, unknown> {
-  if (value === undefined) return {};
-  if (value === null || typeof value !== "object" || Array.isArray(value)) {
-    throw fail(field, `must be an object, got ${showValue(value)}`);
-  }
-  for (const key of Object.keys(value)) {
-    if (!keys.includes(key)) {
-      throw fail(`${field}.${key}`, `unknown key; expected one of ${keys.join(", ")}`);
-    }
-  }
-  return value as Record<string, unknown>;
+  const parsed = parseDefinition(controlsSchema, input, {
+    taskName,
+    field: "controls",
+    rank: controlsRank,
+  });
+  if (parsed === undefined) return DEFAULT_CONTROLS;
+  const { retry, timeout, limits, publishBudget } = parsed;
+  return deepFreeze({
+    retry,
+    timeout,
+    limits: {
+      concurrentExecLimit: limits.concurrentExecLimit,
+      rateLimitPerFrequency: limits.rateLimitPerFrequency,
+      rateLimitFrequencyInSeconds: limits.rateLimitFrequencyInSeconds,
+    },
+    publishBudget,
+  });
 }
 
 function deepFreeze<T>(value: T): T {

@@ -7,8 +7,9 @@
  */
 import { z } from "zod";
 import { compileControls, type ControlsOptions } from "./controls.ts";
+import { type DefinitionIssue, parseDefinition, strictSection } from "./_definition_schema.ts";
 import { definitionError, showValue } from "./errors.ts";
-import { checkGuardrailList } from "./guardrails.ts";
+import { guardrailListSchema } from "./guardrails.ts";
 import { toInlineJsonSchema } from "./json_schema.ts";
 import { normalizePrefix } from "./paths.ts";
 import { compileTaskMetrics, type TaskMetricDeclaration } from "./metrics.ts";
@@ -74,19 +75,109 @@ const NAME_PATTERN = /^[A-Za-z0-9_.-]+$/;
 const NAME_MAX = 255;
 // Deliberately simple: one "@", a non-empty local part, a dotted domain, no spaces.
 const EMAIL_PATTERN = /^[^\s@]+@[^\s@.]+(\.[^\s@.]+)+$/;
-const KNOWN_KEYS = [
-  "name",
-  "ownerEmail",
-  "description",
-  "params",
-  "result",
-  "workspace",
-  "controls",
-  "metrics",
-  "worker",
-  "run",
-];
-const WORKSPACE_KEYS = ["prefix", "readOnly", "pre", "post"];
+
+/** A string that matches `pattern` (and is at most `max` long); anything else fails with `error`. */
+function matching(pattern: RegExp, error: (issue: { input?: unknown }) => string, max = Infinity) {
+  return z.string({ error }).regex(pattern, { error }).max(max, { error });
+}
+
+/** What a task function is: anything callable. */
+type RunFunction = (...args: never[]) => unknown;
+
+/**
+ * Converts the schema to the JSON Schema of the Conductor TaskDef: a schema JSON Schema
+ * cannot express fails when the task is defined, not at extract (an issue with the
+ * conversion error as its message and cause, reported after the plain field checks).
+ */
+function convertible<T extends z.ZodType>(io: "input" | "output") {
+  return (schema: T, ctx: z.core.$RefinementCtx<T>) => {
+    try {
+      toInlineJsonSchema(schema, io);
+    } catch (error) {
+      ctx.addIssue({
+        code: "custom",
+        message: (error as Error).message,
+        params: { cause: error, convertible: true },
+      });
+    }
+  };
+}
+
+const workspaceSchema = strictSection({
+  // `null` and a missing prefix both mean the repository root.
+  prefix: z.unknown().optional().transform((value, ctx) => {
+    try {
+      return normalizePrefix((value ?? "/") as string);
+    } catch (error) {
+      ctx.issues.push({
+        code: "custom",
+        message: (error as Error).message,
+        input: value,
+        params: { cause: error },
+      });
+      return z.NEVER;
+    }
+  }),
+  readOnly: z.boolean({
+    error: (issue) => `must be true or false, got ${showValue(issue.input)}`,
+  }).default(false),
+  pre: guardrailListSchema,
+  post: guardrailListSchema,
+}, {
+  notObject: (shown) => `must be an object { prefix?, readOnly?, pre?, post? }, got ${shown}`,
+  unknownKey: "unknown field; expected prefix, readOnly, pre, post",
+}).transform((spec): WorkspaceSpec => Object.freeze(spec)).optional();
+
+/** The fields of `defineTask`'s options, in the order of {@linkcode TaskOptions}. */
+const optionsSchema = strictSection({
+  name: matching(
+    NAME_PATTERN,
+    (issue) =>
+      `must be 1..${NAME_MAX} characters of A-Z, a-z, 0-9, "_", "." or "-", got ${
+        showValue(issue.input)
+      }`,
+    NAME_MAX,
+  ),
+  ownerEmail: matching(
+    EMAIL_PATTERN,
+    (issue) => `must be an email address, got ${showValue(issue.input)}`,
+  ),
+  description: z.string({
+    error: (issue) => `must be a string, got ${showValue(issue.input)}`,
+  }),
+  // Strict params: an unknown key is an input error, so a misspelt parameter never passes
+  // silently as its default.
+  params: z.instanceof(z.ZodObject, {
+    error: "must be a zod object schema such as z.object({ ... }) (import z from perago)",
+  }).transform((params) => params.strict()).superRefine(convertible("input")),
+  result: z.instanceof(z.ZodType, {
+    error: "must be a zod schema such as z.object({ ... }) (import z from perago)",
+  }).superRefine(convertible("output")),
+  workspace: workspaceSchema,
+  // Compiled after these checks, each by its own module.
+  controls: z.unknown().optional(),
+  metrics: z.unknown().optional(),
+  worker: z.unknown().optional(),
+  run: z.custom<RunFunction>((value) => typeof value === "function", {
+    error: (issue) => `must be a function (params, ctx) => result, got ${showValue(issue.input)}`,
+  }),
+}, {
+  notObject: () => "defineTask expects one object argument",
+  unknownKey: "unknown field; expected name, ownerEmail, description, params, result, " +
+    "workspace, controls, metrics, worker, run",
+});
+
+/**
+ * The order `defineTask`'s fields are checked in: an unknown field; then name, ownerEmail,
+ * description, params, result and run; then whether params and result convert to JSON
+ * Schema; then the workspace (its shape, then prefix, readOnly, pre, post).
+ */
+function optionsRank(issue: DefinitionIssue): number[] {
+  const [field, key] = issue.path;
+  if (field === undefined) return [0];
+  if (field === "workspace") return [3, key === undefined ? 0 : 1];
+  return [issue.code === "custom" && issue.params?.convertible === true ? 2 : 1];
+}
 
 /**
  * Defines a task. The module that calls it must `export default` the result.
@@ -113,23 +204,18 @@ export function defineTask<P extends z.ZodObject, R extends z.ZodType>(
     throw definitionError(undefined, "options", "defineTask expects one object argument");
   }
   const raw = options as unknown as Record<string, unknown>;
-  const rawName = raw.name;
-  const taskName = typeof rawName === "string" && rawName !== "" ? rawName : undefined;
-  const fail: Fail = (field, detail, cause) =>
-    definitionError(taskName, field, detail, cause === undefined ? {} : { cause });
-  const { name, ownerEmail, description } = checkFields(raw, fail);
-
-  // Strict params: an unknown key is an input error, so a misspelt parameter never passes
-  // silently as its default.
-  const params = (raw.params as z.ZodObject).strict() as unknown as P;
-  const result = raw.result as R;
-  checkConvertible(params, result, fail);
-
-  const workspace = compileWorkspace(raw.workspace, name, fail);
+  // A name that fails its check still names the task in the message when it is a string.
+  const taskName = typeof raw.name === "string" && raw.name !== "" ? raw.name : undefined;
+  const checked = parseDefinition(optionsSchema, raw, { taskName, field: "", rank: optionsRank });
+  const { name, workspace } = checked;
   const controls = compileControls(raw.controls as ControlsOptions | undefined, name);
-  const metrics = compileTaskMetrics(raw.metrics, fail);
+  const metrics = compileTaskMetrics(
+    raw.metrics,
+    (field, detail) => definitionError(name, field, detail),
+  );
   if (controls.publishBudget !== undefined && workspace === undefined) {
-    throw fail(
+    throw definitionError(
+      name,
       "controls.publishBudget",
       "budgets the publication of a workspace; a workspace-free task publishes nothing: " +
         "remove it or give the task a workspace",
@@ -140,10 +226,10 @@ export function defineTask<P extends z.ZodObject, R extends z.ZodType>(
   const task: TaskDefinition<P, R> = {
     [TASK_BRAND]: true,
     name,
-    ownerEmail,
-    description,
-    params,
-    result,
+    ownerEmail: checked.ownerEmail,
+    description: checked.description,
+    params: checked.params as unknown as P,
+    result: raw.result as R,
     workspace,
     controls,
     metrics,
@@ -151,99 +237,4 @@ export function defineTask<P extends z.ZodObject, R extends z.ZodType>(
     run: raw.run as TaskDefinition<P, R>["run"],
   };
   return Object.freeze(task);
-}
-
-type Fail = (field: string, detail: string, cause?: unknown) => Error;
-
-/** Checks the plain fields of `defineTask`'s options, in this order; returns the strings. */
-function checkFields(
-  raw: Record<string, unknown>,
-  fail: Fail,
-): { name: string; ownerEmail: string; description: string } {
-  for (const key of Object.keys(raw)) {
-    if (!KNOWN_KEYS.includes(key)) {
-      throw fail(key, `unknown field; expected ${KNOWN_KEYS.join(", ")}`);
-    }
-  }
-  const name = raw.name;
-  if (typeof name !== "string" || !NAME_PATTERN.test(name) || name.length > NAME_MAX) {
-    throw fail(
-      "name",
-      `must be 1..${NAME_MAX} characters of A-Z, a-z, 0-9, "_", "." or "-", got ${showValue(name)}`,
-    );
-  }
-  if (typeof raw.ownerEmail !== "string" || !EMAIL_PATTERN.test(raw.ownerEmail)) {
-    throw fail("ownerEmail", `must be an email address, got ${showValue(raw.ownerEmail)}`);
-  }
-  if (typeof raw.description !== "string") {
-    throw fail("description", `must be a string, got ${showValue(raw.description)}`);
-  }
-  if (!(raw.params instanceof z.ZodObject)) {
-    throw fail(
-      "params",
-      "must be a zod object schema such as z.object({ ... }) (import z from perago)",
-    );
-  }
-  if (!(raw.result instanceof z.ZodType)) {
-    throw fail("result", "must be a zod schema such as z.object({ ... }) (import z from perago)");
-  }
-  if (typeof raw.run !== "function") {
-    throw fail("run", `must be a function (params, ctx) => result, got ${showValue(raw.run)}`);
-  }
-  return { name, ownerEmail: raw.ownerEmail, description: raw.description };
-}
-
-/**
- * Both schemas must become the Conductor TaskDef's inputSchema and outputSchema: a schema
- * JSON Schema cannot express fails here, when the task is defined, not at extract.
- */
-function checkConvertible(params: z.ZodType, result: z.ZodType, fail: Fail): void {
-  for (
-    const [field, schema, io] of [["params", params, "input"], [
-      "result",
-      result,
-      "output",
-    ]] as const
-  ) {
-    try {
-      toInlineJsonSchema(schema, io);
-    } catch (error) {
-      throw fail(field, (error as Error).message, error);
-    }
-  }
-}
-
-function compileWorkspace(
-  value: unknown,
-  taskName: string,
-  fail: Fail,
-): WorkspaceSpec | undefined {
-  if (value === undefined) return undefined;
-  if (value === null || typeof value !== "object" || Array.isArray(value)) {
-    throw fail(
-      "workspace",
-      `must be an object { prefix?, readOnly?, pre?, post? }, got ${showValue(value)}`,
-    );
-  }
-  const spec = value as Record<string, unknown>;
-  for (const key of Object.keys(spec)) {
-    if (!WORKSPACE_KEYS.includes(key)) {
-      throw fail(`workspace.${key}`, `unknown field; expected ${WORKSPACE_KEYS.join(", ")}`);
-    }
-  }
-  let prefix: string;
-  try {
-    prefix = normalizePrefix((spec.prefix ?? "/") as string);
-  } catch (error) {
-    throw fail("workspace.prefix", (error as Error).message, error);
-  }
-  if (spec.readOnly !== undefined && typeof spec.readOnly !== "boolean") {
-    throw fail("workspace.readOnly", `must be true or false, got ${showValue(spec.readOnly)}`);
-  }
-  return Object.freeze({
-    prefix,
-    readOnly: (spec.readOnly as boolean | undefined) ?? false,
-    pre: checkGuardrailList(spec.pre, "workspace.pre", taskName),
-    post: checkGuardrailList(spec.post, "workspace.post", taskName),
-  });
 }

@@ -9,6 +9,7 @@
  *
  * @module
  */
+import { z } from "zod";
 import { definitionError, TaskDefinitionError } from "./errors.ts";
 import { validateRelativePath } from "./paths.ts";
 import type { Guardrail } from "./types.ts";
@@ -136,36 +137,23 @@ export function describeGuardrail(guardrail: Guardrail): string {
 }
 
 /**
- * Validates an array of guardrails (as given to `workspace.pre` / `workspace.post`): each
- * must be a value made by one of the builders above.
+ * The schema of `workspace.pre` / `workspace.post`: nothing (no guardrail) or an array of
+ * values made by the builders above; parses to the frozen list. A value that is not an array
+ * fails with `must be an array of guardrails ...`, an entry that is not a guardrail (at its
+ * index) with `is not a guardrail; build it with ...`.
  *
- * @throws {TaskDefinitionError} naming `field` and the index of the bad entry.
+ * @example
+ * ```ts
+ * guardrailListSchema.parse([requireDir("docs")]); // [{ kind: "requireDir", path: "docs" }]
+ * guardrailListSchema.parse(undefined); // []
+ * ```
  */
-export function checkGuardrailList(
-  value: unknown,
-  field: string,
-  taskName: string | undefined,
-): readonly Guardrail[] {
-  if (value === undefined) return Object.freeze([]);
-  if (!Array.isArray(value)) {
-    throw definitionError(
-      taskName,
-      field,
-      "must be an array of guardrails (requireFile(...), ...)",
-    );
-  }
-  const list = value.map((item: unknown, index) => {
-    if (!isGuardrail(item)) {
-      throw definitionError(
-        taskName,
-        `${field}[${index}]`,
-        "is not a guardrail; build it with requireFile, requireDir, requireGlob or forbidGlob",
-      );
-    }
-    return item;
-  });
-  return Object.freeze(list);
-}
+export const guardrailListSchema: z.ZodType<readonly Guardrail[], unknown> = z.array(
+  z.custom<Guardrail>(isGuardrail, {
+    error: "is not a guardrail; build it with requireFile, requireDir, requireGlob or forbidGlob",
+  }),
+  { error: "must be an array of guardrails (requireFile(...), ...)" },
+).optional().transform((list): readonly Guardrail[] => Object.freeze(list ?? []));
 
 function isGuardrail(value: unknown): value is Guardrail {
   if (value === null || typeof value !== "object") return false;

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { definitionError, showValue } from "./errors.ts";
+import { intIn, parseDefinition, strictSection } from "./_definition_schema.ts";
 import type { CompiledWorkerOptions } from "./types.ts";
 
 /** The `worker` of `defineTask`; every field optional. */
@@ -45,9 +45,23 @@ export const DEFAULT_WORKER_OPTIONS: CompiledWorkerOptions = Object.freeze({
   batchSize: undefined,
 });
 
+const bounded = (key: keyof typeof WORKER_OPTION_BOUNDS) =>
+  intIn(WORKER_OPTION_BOUNDS[key].min, WORKER_OPTION_BOUNDS[key].max).optional();
+
+const workerSchema = strictSection({
+  concurrency: bounded("concurrency"),
+  pollIntervalMs: bounded("pollIntervalMs"),
+  batchSize: bounded("batchSize"),
+}, {
+  notObject: (shown) =>
+    `must be an object { concurrency?, pollIntervalMs?, batchSize? }, got ${shown}`,
+  unknownKey: `unknown key; expected one of ${Object.keys(WORKER_OPTION_BOUNDS).join(", ")}`,
+});
+
 /**
  * Validates `input` and returns the frozen compiled form. Nothing is clamped: a value out of
- * bounds is an error.
+ * bounds is an error. Of several bad fields, the first in the order of
+ * {@linkcode WorkerOptions} is reported (an unknown key before any value).
  *
  * @param taskName named in error messages.
  * @throws {TaskDefinitionError} naming the field, e.g. `worker.concurrency`.
@@ -58,35 +72,14 @@ export const DEFAULT_WORKER_OPTIONS: CompiledWorkerOptions = Object.freeze({
  */
 export function compileWorkerOptions(input: unknown, taskName?: string): CompiledWorkerOptions {
   if (input === undefined) return DEFAULT_WORKER_OPTIONS;
-  const fail = (field: string, detail: string) => definitionError(taskName, field, detail);
-  if (input === null || typeof input !== "object" || Array.isArray(input)) {
-    throw fail(
-      "worker",
-      `must be an object { concurrency?, pollIntervalMs?, batchSize? }, got ${showValue(input)}`,
-    );
-  }
-  const keys = Object.keys(WORKER_OPTION_BOUNDS);
-  for (const key of Object.keys(input)) {
-    if (!keys.includes(key)) {
-      throw fail(`worker.${key}`, `unknown key; expected one of ${keys.join(", ")}`);
-    }
-  }
-  const raw = input as Record<string, unknown>;
-  const int = (key: keyof typeof WORKER_OPTION_BOUNDS): number | undefined => {
-    const value = raw[key];
-    if (value === undefined) return undefined;
-    const { min, max } = WORKER_OPTION_BOUNDS[key];
-    if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > max) {
-      throw fail(
-        `worker.${key}`,
-        `must be an integer from ${min} to ${max}, got ${showValue(value)}`,
-      );
-    }
-    return value;
-  };
+  const options = parseDefinition(workerSchema, input, {
+    taskName,
+    field: "worker",
+    rank: ({ path }) => [path.length === 0 ? 0 : 1],
+  });
   return Object.freeze({
-    concurrency: int("concurrency"),
-    pollIntervalMs: int("pollIntervalMs"),
-    batchSize: int("batchSize"),
+    concurrency: options.concurrency,
+    pollIntervalMs: options.pollIntervalMs,
+    batchSize: options.batchSize,
   });
 }
