@@ -65,24 +65,8 @@ export function startProgress(
   options: { stream?: ProgressStream; intervalMs?: number } = {},
 ): Progress {
   const stream = options.stream ?? Deno.stderr;
-  const active = (() => {
-    try {
-      return stream.isTerminal();
-    } catch {
-      return false;
-    }
-  })();
-  const encoder = new TextEncoder();
-  const put = (text: string | Uint8Array) => {
-    const bytes = typeof text === "string" ? encoder.encode(text) : text;
-    try {
-      let written = 0;
-      while (written < bytes.length) written += stream.writeSync(bytes.subarray(written));
-    } catch {
-      // a closed terminal never breaks the run
-    }
-  };
-  if (!active) {
+  const put = streamWriter(stream);
+  if (!isTerminal(stream)) {
     return {
       active: false,
       phase() {},
@@ -91,42 +75,28 @@ export function startProgress(
       stop() {},
     };
   }
-  const started = performance.now();
-  let phase = "starting";
-  let counts: ProgressCounts = {
-    downloadedObjects: 0,
-    downloadedBytes: 0,
-    uploadedObjects: 0,
-    uploadedBytes: 0,
+  const state: LineState = {
+    label,
+    started: performance.now(),
+    phase: "starting",
+    counts: { downloadedObjects: 0, downloadedBytes: 0, uploadedObjects: 0, uploadedBytes: 0 },
+    tick: 0,
   };
-  let tick = 0;
   let stopped = false;
-  const line = () => {
-    const seconds = ((performance.now() - started) / 1000).toFixed(1);
-    const parts = [`${SPINNER[tick % SPINNER.length]} ${label}: ${phase}`];
-    if (counts.downloadedObjects > 0 || phase === "download") {
-      parts.push(`↓ ${counts.downloadedObjects} objects ${formatBytes(counts.downloadedBytes)}`);
-    }
-    if (counts.uploadedObjects > 0 || phase === "stage") {
-      parts.push(`↑ ${counts.uploadedObjects} staged ${formatBytes(counts.uploadedBytes)}`);
-    }
-    parts.push(`${seconds} s`);
-    return parts.join("  ");
-  };
-  const draw = () => put(`${CLEAR}${line()}`);
+  const draw = () => put(`${CLEAR}${progressLine(state)}`);
   const timer = setInterval(() => {
-    tick++;
+    state.tick++;
     draw();
   }, options.intervalMs ?? 100);
   draw();
   return {
     active: true,
     phase(name) {
-      phase = name;
+      state.phase = name;
       draw();
     },
     counts(next) {
-      counts = { ...next };
+      state.counts = { ...next };
     },
     write(bytes) {
       if (stopped) return put(bytes);
@@ -141,4 +111,53 @@ export function startProgress(
       put(CLEAR);
     },
   };
+}
+
+/** Whether `stream` is a terminal (a stream that cannot tell is not). */
+function isTerminal(stream: ProgressStream): boolean {
+  try {
+    return stream.isTerminal();
+  } catch {
+    return false;
+  }
+}
+
+/** Writes text or bytes whole to `stream`; a closed terminal never breaks the run. */
+function streamWriter(stream: ProgressStream): (text: string | Uint8Array) => void {
+  const encoder = new TextEncoder();
+  return (text) => {
+    const bytes = typeof text === "string" ? encoder.encode(text) : text;
+    try {
+      let written = 0;
+      while (written < bytes.length) written += stream.writeSync(bytes.subarray(written));
+    } catch {
+      // a closed terminal never breaks the run
+    }
+  };
+}
+
+/** What the progress line shows. */
+interface LineState {
+  label: string;
+  /** `performance.now()` at the start. */
+  started: number;
+  phase: string;
+  counts: ProgressCounts;
+  /** Redraws so far (turns the spinner). */
+  tick: number;
+}
+
+/** The progress line: spinner, label, phase, what moved (once it moves), elapsed seconds. */
+function progressLine(state: LineState): string {
+  const { counts, phase } = state;
+  const seconds = ((performance.now() - state.started) / 1000).toFixed(1);
+  const parts = [`${SPINNER[state.tick % SPINNER.length]} ${state.label}: ${phase}`];
+  if (counts.downloadedObjects > 0 || phase === "download") {
+    parts.push(`↓ ${counts.downloadedObjects} objects ${formatBytes(counts.downloadedBytes)}`);
+  }
+  if (counts.uploadedObjects > 0 || phase === "stage") {
+    parts.push(`↑ ${counts.uploadedObjects} staged ${formatBytes(counts.uploadedBytes)}`);
+  }
+  parts.push(`${seconds} s`);
+  return parts.join("  ");
 }

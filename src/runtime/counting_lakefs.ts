@@ -55,24 +55,12 @@ export function countingLakeFs(
     uploadedObjects: 0,
     uploadedBytes: 0,
   };
-  const moved = () => options.onTransfer?.(counts);
-  const contact = (ok: boolean, error?: unknown) => {
-    try {
-      options.onContact?.(ok, error);
-    } catch {
-      // an observer never breaks the attempt
-    }
+  const downloaded = (bytes: number) => {
+    counts.downloadedObjects++;
+    counts.downloadedBytes += bytes;
+    options.onTransfer?.(counts);
   };
-  async function call<T>(fn: () => Promise<T>): Promise<T> {
-    try {
-      const value = await fn();
-      contact(true);
-      return value;
-    } catch (error) {
-      contact(!lakeFsUnreachable(error), error);
-      throw error;
-    }
-  }
+  const { contact, call } = contactReporter(options.onContact);
 
   const overrides: Partial<LakeFsApi> = {
     async *listObjects(repo, ref, listOptions) {
@@ -93,11 +81,7 @@ export function countingLakeFs(
             bytes += chunk.byteLength;
             controller.enqueue(chunk);
           },
-          flush() {
-            counts.downloadedObjects++;
-            counts.downloadedBytes += bytes;
-            moved();
-          },
+          flush: () => downloaded(bytes),
         }),
       );
     },
@@ -107,7 +91,7 @@ export function countingLakeFs(
       );
       counts.uploadedObjects++;
       counts.uploadedBytes += stats.size_bytes ?? uploadOptions?.size ?? 0;
-      moved();
+      options.onTransfer?.(counts);
       return stats;
     },
     createBranch: (...args) => call(() => inner.createBranch(...args)),
@@ -119,9 +103,7 @@ export function countingLakeFs(
     const whole = inner.getObjectBytes.bind(inner);
     overrides.getObjectBytes = async (repo, ref, path, readOptions) => {
       const data = await call(() => whole(repo, ref, path, readOptions));
-      counts.downloadedObjects++;
-      counts.downloadedBytes += data.byteLength;
-      moved();
+      downloaded(data.byteLength);
       return data;
     };
   }
@@ -129,14 +111,44 @@ export function countingLakeFs(
     const fast = inner.downloadObject.bind(inner);
     overrides.downloadObject = async (repo, ref, path, open, signal) => {
       const written = await call(() => fast(repo, ref, path, open, signal));
-      counts.downloadedObjects++;
-      counts.downloadedBytes += written.size;
-      moved();
+      downloaded(written.size);
       return written;
     };
   }
-  // Everything else goes to `inner` untouched (methods added to the seam keep working).
-  const api = new Proxy(inner, {
+  return { api: withOverrides(inner, overrides), counts };
+}
+
+/**
+ * Reports to `onContact` whether lakeFS answered: `contact` directly, `call` around a request.
+ * An observer that throws never breaks the attempt.
+ */
+function contactReporter(onContact: CountingOptions["onContact"]) {
+  const contact = (ok: boolean, error?: unknown) => {
+    try {
+      onContact?.(ok, error);
+    } catch {
+      // an observer never breaks the attempt
+    }
+  };
+  async function call<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      const value = await fn();
+      contact(true);
+      return value;
+    } catch (error) {
+      contact(!lakeFsUnreachable(error), error);
+      throw error;
+    }
+  }
+  return { contact, call };
+}
+
+/**
+ * `inner` with the methods of `overrides` in place of its own; everything else goes to
+ * `inner` untouched (methods added to the seam keep working).
+ */
+function withOverrides(inner: LakeFsApi, overrides: Partial<LakeFsApi>): LakeFsApi {
+  return new Proxy(inner, {
     get(target, property, receiver) {
       if (Object.hasOwn(overrides, property)) {
         return overrides[property as keyof LakeFsApi];
@@ -145,5 +157,4 @@ export function countingLakeFs(
       return typeof value === "function" ? value.bind(target) : value;
     },
   });
-  return { api, counts };
 }

@@ -318,16 +318,6 @@ export async function withDemoStack<T>(
     const conductor = new ConductorClient({ serverUrl: conductorServer.url });
     const seedCommit = await seed(lakefs, repository, branch, options.files ?? {});
 
-    const readBytes = async (path: string, ref = branch) => {
-      let body: ReadableStream<Uint8Array>;
-      try {
-        body = await lakefs.getObject(repository, ref, path);
-      } catch (error) {
-        if (error instanceof LakeFsNotFoundError) return undefined;
-        throw error;
-      }
-      return new Uint8Array(await new Response(body).arrayBuffer());
-    };
     const stack: DemoStack = {
       env,
       envText: Object.entries(env).map(([name, value]) => `${name}=${value}\n`).join(""),
@@ -348,23 +338,44 @@ export async function withDemoStack<T>(
           dir,
           env,
         }),
-      readBytes,
-      async read(path, ref) {
-        const bytes = await readBytes(path, ref);
-        return bytes === undefined ? undefined : new TextDecoder().decode(bytes);
-      },
-      async list(prefix = "", ref = branch) {
-        const paths: string[] = [];
-        for await (const entry of lakefs.listObjects(repository, ref, { prefix })) {
-          if (entry.path_type === "object") paths.push(entry.path);
-        }
-        return paths.sort((a, b) => a < b ? -1 : a > b ? 1 : 0);
-      },
+      ...branchReader(lakefs, repository, branch),
     };
     return await fn(stack);
   } finally {
     for (const stop of stops.reverse()) await stop();
   }
+}
+
+/** The reading side of a {@linkcode DemoStack}: files of `branch` (or another ref). */
+function branchReader(
+  lakefs: LakeFsClient,
+  repository: string,
+  branch: string,
+): Pick<DemoStack, "readBytes" | "read" | "list"> {
+  const readBytes = async (path: string, ref = branch) => {
+    let body: ReadableStream<Uint8Array>;
+    try {
+      body = await lakefs.getObject(repository, ref, path);
+    } catch (error) {
+      if (error instanceof LakeFsNotFoundError) return undefined;
+      throw error;
+    }
+    return new Uint8Array(await new Response(body).arrayBuffer());
+  };
+  return {
+    readBytes,
+    async read(path, ref) {
+      const bytes = await readBytes(path, ref);
+      return bytes === undefined ? undefined : new TextDecoder().decode(bytes);
+    },
+    async list(prefix = "", ref = branch) {
+      const paths: string[] = [];
+      for await (const entry of lakefs.listObjects(repository, ref, { prefix })) {
+        if (entry.path_type === "object") paths.push(entry.path);
+      }
+      return paths.sort((a, b) => a < b ? -1 : a > b ? 1 : 0);
+    },
+  };
 }
 
 async function seed(

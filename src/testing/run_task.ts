@@ -184,29 +184,8 @@ export async function runTask<P extends z.ZodType, R extends z.ZodType>(
   const files = options.files ?? {};
   checkFiles(definition, files);
   const lakefs = new MemoryLakeFs();
-  let input: Record<string, unknown> = { params: options.params ?? {} };
-  if (definition.workspace !== undefined) {
-    const seeded = await lakefs.seedRepository(REPOSITORY, files, { branch: BRANCH });
-    input = {
-      workspace: {
-        repository: REPOSITORY,
-        branch: BRANCH,
-        ref_type: "commit",
-        ref: seeded.id,
-        ...(options.prefix === undefined ? {} : { prefix: options.prefix }),
-      },
-      params: options.params ?? {},
-    };
-  }
-  const attempt: AttemptIdentity = {
-    workflowInstanceId: options.attempt?.workflowInstanceId ?? "test-workflow",
-    taskId: options.attempt?.taskId ?? "test-task",
-    retryCount: options.attempt?.retryCount ?? 0,
-    referenceTaskName: options.attempt?.referenceTaskName ?? definition.name,
-    seq: 1,
-    iteration: 0,
-    taskDefName: definition.name,
-  };
+  const input = await taskInput(definition, lakefs, files, options);
+  const attempt = attemptIdentity(definition, options);
   const workspaceRoot = await Deno.makeTempDir({ prefix: "perago-test-" });
   try {
     const outcome = await runAttempt({
@@ -244,4 +223,45 @@ export async function runTask<P extends z.ZodType, R extends z.ZodType>(
   } finally {
     await Deno.remove(workspaceRoot, { recursive: true });
   }
+}
+
+/**
+ * The Conductor task input of the run: the params, and for a workspace task the workspace
+ * reference of `files` committed to a fresh in-memory repository.
+ */
+async function taskInput(
+  definition: TaskDefinition,
+  lakefs: MemoryLakeFs,
+  files: Readonly<Record<string, FileContent>>,
+  options: RunTaskOptions<z.ZodType>,
+): Promise<Record<string, unknown>> {
+  const params = options.params ?? {};
+  if (definition.workspace === undefined) return { params };
+  const seeded = await lakefs.seedRepository(REPOSITORY, files, { branch: BRANCH });
+  return {
+    workspace: {
+      repository: REPOSITORY,
+      branch: BRANCH,
+      ref_type: "commit",
+      ref: seeded.id,
+      ...(options.prefix === undefined ? {} : { prefix: options.prefix }),
+    },
+    params,
+  };
+}
+
+/** The attempt's identity: the first try of a test task unless `options.attempt` says else. */
+function attemptIdentity(
+  definition: TaskDefinition,
+  options: RunTaskOptions<z.ZodType>,
+): AttemptIdentity {
+  return {
+    workflowInstanceId: options.attempt?.workflowInstanceId ?? "test-workflow",
+    taskId: options.attempt?.taskId ?? "test-task",
+    retryCount: options.attempt?.retryCount ?? 0,
+    referenceTaskName: options.attempt?.referenceTaskName ?? definition.name,
+    seq: 1,
+    iteration: 0,
+    taskDefName: definition.name,
+  };
 }
