@@ -184,6 +184,11 @@ export interface StartWorkflowOptions {
   signal?: AbortSignal;
 }
 
+/**
+ * The Conductor calls perago makes: polls, task updates (results and lease extensions), task
+ * lookups (the attempt fence) and task logs, TaskDef and workflow registration, and starting
+ * and reading workflows. `ConductorClient` implements it over HTTP; tests may give another.
+ */
 export interface ConductorApi {
   /** `GET /api/tasks/poll/batch/{taskType}`; `[]` when nothing is queued. */
   pollBatch(taskType: string, options: PollOptions): Promise<Task[]>;

@@ -3,11 +3,11 @@
  * task author writes them ({@linkcode ControlsOptions}) and as `defineTask` compiles them
  * ({@linkcode CompiledControls}: every field present, validated, frozen).
  *
- * The checks mirror what Conductor OSS validates when the TaskDef is registered (TaskDef.java
- * and TaskTimeoutConstraint: `retryCount >= 0`, `responseTimeoutSeconds >= 1`,
- * `pollTimeoutSeconds >= 0`, `responseTimeoutSeconds <= timeoutSeconds` when
- * `timeoutSeconds > 0`), plus perago's own bounds, so a bad value fails when the task module
- * is imported instead of when `POST /api/metadata/taskdefs` answers 400. Nothing is clamped.
+ * The checks mirror what a Conductor OSS server validates when the TaskDef is registered
+ * (`retryCount >= 0`, `responseTimeoutSeconds >= 1`, `pollTimeoutSeconds >= 0`,
+ * `responseTimeoutSeconds <= timeoutSeconds` when `timeoutSeconds > 0`), plus perago's own
+ * bounds, so a bad value fails when the task module is imported instead of when
+ * `POST /api/metadata/taskdefs` answers 400. Nothing is clamped.
  *
  * perago's own rules, beyond the server's:
  * - `retry.count` is 0..10: more retries than that hide a broken task behind hours of
@@ -183,7 +183,8 @@ const timeoutSchema = section({
   totalSeconds: defaulted(0, TIMEOUT.totalSeconds),
 }).superRefine((timeout, ctx) => {
   if (timeout.seconds > 0 && timeout.responseSeconds > timeout.seconds) {
-    // Conductor's TaskTimeoutConstraint rejects this TaskDef with a 400.
+    // Conductor rejects such a TaskDef with a 400: no try may wait longer for an update
+    // than the try may last.
     ctx.addIssue({
       code: "custom",
       path: ["responseSeconds"],
