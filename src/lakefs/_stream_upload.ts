@@ -3,13 +3,13 @@
  * at roughly 10 MB/s (measured on Deno 2.9 over loopback: 128 MiB in ~12 s, against ~1.3 s
  * here), so large uploads go through this instead. The answer comes back as a web
  * {@linkcode Response} so the caller treats both paths alike. Answers of upload calls are
- * small JSON, so the answer body is collected.
+ * small JSON, so the answer body is collected. `node:http` is imported on the first upload:
+ * loading it costs 50-100 ms of start-up that a process with nothing large to upload skips.
  *
  * @module
  */
 import { Buffer } from "node:buffer";
-import http from "node:http";
-import https from "node:https";
+import type http from "node:http";
 
 /** Size of each of the two buffers a byte-stream upload is read into. */
 const UPLOAD_BUFFER_BYTES = 256 * 1024;
@@ -18,7 +18,7 @@ const UPLOAD_BUFFER_BYTES = 256 * 1024;
  * POSTs `body` to `url`, writing with backpressure. `onProgress` runs for each chunk written
  * (for idle timeouts). Rejects on network errors and when `signal` aborts.
  */
-export function streamingPost(
+export async function streamingPost(
   url: URL,
   headers: Headers,
   body: ReadableStream<Uint8Array>,
@@ -28,7 +28,9 @@ export function streamingPost(
   signal.throwIfAborted();
   const outgoing: Record<string, string> = {};
   headers.forEach((value, key) => outgoing[key] = value);
-  const transport = url.protocol === "https:" ? https : http;
+  const transport = url.protocol === "https:"
+    ? (await import("node:https")).default
+    : (await import("node:http")).default;
   const request = transport.request(url, { method: "POST", headers: outgoing, agent: false });
   const state = { settled: false };
   const answer = answerOf(request, state);

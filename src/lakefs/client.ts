@@ -877,7 +877,13 @@ export class LakeFsClient implements LakeFsApi {
       body = JSON.stringify(spec.json);
     } else if (spec.upload) {
       headers.set("content-type", spec.upload.contentType);
-      const source = await spec.upload.body();
+      let source = await spec.upload.body();
+      const size = spec.upload.size;
+      if (!(source instanceof Uint8Array) && size !== undefined && size <= SMALL_UPLOAD_MAX_BYTES) {
+        // Read whole (one byte more than announced, so a file that grew is caught by the
+        // caller's size check): one fetch, and no node:http loaded for a small change.
+        source = await readAtMost(source, size + 1, () => tryControl.restart());
+      }
       if (source instanceof Uint8Array) {
         body = source as Uint8Array<ArrayBuffer>;
       } else {
@@ -1019,6 +1025,12 @@ export class LakeFsClient implements LakeFsApi {
     return relay.readable;
   }
 }
+
+/**
+ * Stream uploads up to this size (as announced) are read into memory and sent by `fetch`;
+ * larger ones stream through `node:http` (`_stream_upload.ts`).
+ */
+const SMALL_UPLOAD_MAX_BYTES = 256 * 1024;
 
 /** The buffer a download reads its body into (one per download in flight). */
 const DOWNLOAD_BUFFER_BYTES = 256 * 1024;
