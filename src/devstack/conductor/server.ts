@@ -84,29 +84,25 @@ function intParam(url: URL, name: string, fallback: number): number {
   return value;
 }
 
-/**
- * Starts the demo Conductor.
- *
- * @example
- * ```ts
- * const server = await startConductorServer({ port: 0 });
- * console.log(server.url); // http://127.0.0.1:PORT
- * await server.close();
- * ```
- */
-export async function startConductorServer(
-  options: ConductorServerOptions = {},
-): Promise<ConductorServerHandle> {
-  const clock = options.clock ?? Date.now;
-  const state = options.dataDir ? await loadState(options.dataDir) : undefined;
-  const engine = new ConductorEngine(state, clock);
-  const saver = options.dataDir ? new StateSaver(options.dataDir, () => engine.state) : undefined;
-  if (saver) engine.onChange = () => saver.schedule();
-  const faults = options.faults ?? new FaultInjector();
-  const counts = new Map<string, number>();
-  const closing = new AbortController();
-  const fillBatchPolls = options.fillBatchPolls ?? true;
+/** A poll that waits for tasks: what `engine.poll` gives now, and more as they come. */
+type LongPoll = (
+  taskType: string,
+  count: number,
+  timeoutMs: number,
+  workerId: string | null,
+  domain: string | null,
+) => Promise<Json[]>;
 
+/**
+ * The long poll of the demo Conductor over `engine`; every poll ends at once when `closing`
+ * aborts. With `fillBatchPolls` a batch poll waits for its count (see
+ * {@linkcode ConductorServerOptions.fillBatchPolls}).
+ */
+function longPoller(
+  engine: ConductorEngine,
+  closing: AbortSignal,
+  fillBatchPolls: boolean,
+): LongPoll {
   // Long-poll wake-ups: any enqueue wakes every waiter, which re-checks its own queue.
   let waiters: (() => void)[] = [];
   engine.onEnqueue = () => {
@@ -142,7 +138,7 @@ export async function startConductorServer(
     const deadline = Date.now() + timeoutMs;
     const tasks: Json[] = [];
     while (true) {
-      if (closing.signal.aborted) return tasks;
+      if (closing.aborted) return tasks;
       tasks.push(...engine.poll(taskType, count - tasks.length, workerId, domain));
       const left = deadline - Date.now();
       if (tasks.length >= count || left <= 0 || (!fillBatchPolls && tasks.length > 0)) {
@@ -150,13 +146,23 @@ export async function startConductorServer(
       }
       const next = engine.nextDelivery(taskType, domain);
       const untilNext = next === undefined ? left : Math.max(5, next - engine.now());
-      await waitForWork(Math.min(left, untilNext), closing.signal);
+      await waitForWork(Math.min(left, untilNext), closing);
     }
   }
+  return longPoll;
+}
 
-  function count(op: string): void {
-    counts.set(op, (counts.get(op) ?? 0) + 1);
-  }
+/**
+ * The routes of the demo Conductor: the REST subset perago and the SDK workers use (auth,
+ * tasks, metadata, workflows), each request counted under its operation. Throws
+ * {@linkcode ConductorHttpError} for the error answers.
+ */
+function conductorRoutes(
+  engine: ConductorEngine,
+  count: (op: string) => void,
+  longPoll: LongPoll,
+): (request: Request) => Promise<Response> {
+  return route;
 
   async function route(request: Request): Promise<Response> {
     const url = new URL(request.url);
@@ -414,6 +420,32 @@ export async function startConductorServer(
     void d;
     throw new ConductorHttpError(404, `No handler for ${method} ${path}`);
   }
+}
+
+/**
+ * Starts the demo Conductor.
+ *
+ * @example
+ * ```ts
+ * const server = await startConductorServer({ port: 0 });
+ * console.log(server.url); // http://127.0.0.1:PORT
+ * await server.close();
+ * ```
+ */
+export async function startConductorServer(
+  options: ConductorServerOptions = {},
+): Promise<ConductorServerHandle> {
+  const clock = options.clock ?? Date.now;
+  const state = options.dataDir ? await loadState(options.dataDir) : undefined;
+  const engine = new ConductorEngine(state, clock);
+  const saver = options.dataDir ? new StateSaver(options.dataDir, () => engine.state) : undefined;
+  if (saver) engine.onChange = () => saver.schedule();
+  const faults = options.faults ?? new FaultInjector();
+  const counts = new Map<string, number>();
+  const count = (op: string) => void counts.set(op, (counts.get(op) ?? 0) + 1);
+  const closing = new AbortController();
+  const longPoll = longPoller(engine, closing.signal, options.fillBatchPolls ?? true);
+  const route = conductorRoutes(engine, count, longPoll);
 
   const handler = faults.wrap(async (request) => {
     try {
