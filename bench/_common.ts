@@ -73,6 +73,8 @@ export interface MachineInfo {
   v8: string;
   os: string;
   date: string;
+  /** Load average over 1, 5 and 15 minutes when the results were written (other work on the host). */
+  loadAverage: number[];
 }
 
 function meminfoMiB(text: string, key: string): number {
@@ -94,6 +96,7 @@ export async function machineInfo(): Promise<MachineInfo> {
     v8: Deno.version.v8,
     os: `${Deno.build.os}-${Deno.build.arch}`,
     date: new Date().toISOString(),
+    loadAverage: Deno.loadavg().map((load) => Math.round(load * 100) / 100),
   };
 }
 

@@ -64,7 +64,9 @@ async function main(): Promise<number> {
   const machine = await machineInfo();
   console.log(
     `perago benchmarks (${size}): ${machine.nproc} cores (${machine.cpuModel}), ` +
-      `${machine.memTotalMiB} MiB, Deno ${machine.deno}`,
+      `${machine.memTotalMiB} MiB, Deno ${machine.deno}, load average ${
+        machine.loadAverage.join(" ")
+      }`,
   );
   const controller = new AbortController();
   const onSignal = () => controller.abort(new Error("interrupted"));
@@ -80,7 +82,9 @@ async function main(): Promise<number> {
         printResult(name, result);
         const path = await writeResult(name, size, result);
         console.log(
-          `  (${((performance.now() - started) / 1000).toFixed(1)} s; wrote ${path})`,
+          `  (${((performance.now() - started) / 1000).toFixed(1)} s, load average ${
+            Deno.loadavg().map((load) => load.toFixed(2)).join(" ")
+          }; wrote ${path})`,
         );
       } catch (error) {
         failed++;

@@ -6,7 +6,9 @@
  *
  * The plain client does the minimum: list pages, GET each object streamed to a file, POST
  * each file streamed; no retries, no size or MD5 check, no path safety. perago verifies the
- * size and the MD5 of every download and the size of every upload.
+ * size and the MD5 of every download and the size of every upload. Large downloads also run
+ * a third side, the plain client hashing each body as it pipes it (MD5 checked against the
+ * listing): what any verifying client pays.
  *
  * @module
  */
@@ -67,6 +69,9 @@ const SIZES: Record<Size, { sets: DataSet[] }> = {
   },
 };
 
+/** The download sides: perago, the plain client, the plain client verifying MD5. */
+type Side = "perago" | "plain" | "plain_md5";
+
 /** A tiny work pool, written plainly (not perago's `forEachConcurrent`). */
 async function plainPool<T>(items: readonly T[], n: number, fn: (item: T) => Promise<void>) {
   let next = 0;
@@ -109,13 +114,20 @@ async function plainUpload(
   });
 }
 
+/**
+ * The plain client: list, GET each object piped to a new file. With `verify`, each body also
+ * passes through a transform updating an MD5 (`node:crypto`), compared with the listing at
+ * the end: the least a client checking what it downloaded does.
+ */
 async function plainDownload(
   lakefs: LakeFsChild,
   ref: string,
   prefix: string,
   dir: string,
+  verify = false,
 ): Promise<number> {
   const keys: string[] = [];
+  const checksums = new Map<string, string>();
   let after = "";
   while (true) {
     const response = await fetch(
@@ -127,10 +139,13 @@ async function plainDownload(
       { headers: { authorization: lakefs.authorization } },
     );
     const page = await response.json() as {
-      results: { path: string }[];
+      results: { path: string; checksum: string }[];
       pagination: { has_more: boolean; next_offset: string };
     };
-    for (const entry of page.results) keys.push(entry.path);
+    for (const entry of page.results) {
+      keys.push(entry.path);
+      checksums.set(entry.path, entry.checksum);
+    }
     if (!page.pagination.has_more) break;
     after = page.pagination.next_offset;
   }
@@ -153,7 +168,20 @@ async function plainDownload(
       throw new Error(`plain download of ${key}: HTTP ${response.status}`);
     }
     const file = await Deno.open(path, { write: true, createNew: true });
-    await response.body.pipeTo(file.writable);
+    if (!verify) {
+      await response.body.pipeTo(file.writable);
+      return;
+    }
+    const md5 = createHash("md5");
+    await response.body.pipeThrough(
+      new TransformStream<Uint8Array, Uint8Array>({
+        transform(chunk, controller) {
+          md5.update(chunk);
+          controller.enqueue(chunk);
+        },
+      }),
+    ).pipeTo(file.writable);
+    if (md5.digest("hex") !== checksums.get(key)) throw new Error(`plain download of ${key}: MD5`);
   });
   return keys.length;
 }
@@ -234,19 +262,21 @@ async function measureSet(
   await lakefs.client.deleteBranch(REPO, stagedBranch);
 
   // Download: everything at the commit into fresh directories.
-  const peragoDown: number[] = [];
-  const plainDown: number[] = [];
+  // Large objects also get a third side: the plain client verifying MD5 too.
+  const sides: Side[] = set.label === "large"
+    ? ["perago", "plain", "plain_md5"]
+    : ["perago", "plain"];
+  const downMs: Record<Side, number[]> = { perago: [], plain: [], plain_md5: [] };
   // CPU of both processes per side: what the download costs, whatever the wall clock.
-  const cpu = {
-    perago: { client: [] as number[], server: [] as number[] },
-    plain: {
-      client: [] as number[],
-      server: [] as number[],
-    },
+  const cpu: Record<Side, { client: number[]; server: number[] }> = {
+    perago: { client: [], server: [] },
+    plain: { client: [], server: [] },
+    plain_md5: { client: [], server: [] },
   };
   for (let run = 0; run < runs; run++) {
     signal.throwIfAborted();
-    const order = run % 2 === 0 ? ["perago", "plain"] : ["plain", "perago"];
+    // Each run rotates who goes first.
+    const order = [...sides.slice(run % sides.length), ...sides.slice(0, run % sides.length)];
     for (const who of order) {
       const dir = join(tempDir, `down-${who}-${set.label}-${run}`);
       await Deno.mkdir(dir, { recursive: true });
@@ -254,7 +284,7 @@ async function measureSet(
       const serverBefore = await processCpuMs(lakefs.pid);
       if (who === "perago") {
         let n = 0;
-        peragoDown.push(
+        downMs.perago.push(
           await timeMs(async () => {
             n = (await downloadPrefix(lakefs.client, {
               repo: REPO,
@@ -269,23 +299,23 @@ async function measureSet(
         if (n !== set.count) throw new Error(`perago downloaded ${n} of ${set.count}`);
       } else {
         let n = 0;
-        plainDown.push(
+        downMs[who].push(
           await timeMs(async () =>
-            n = await plainDownload(lakefs, commit.id, `${set.label}/`, dir)
+            n = await plainDownload(lakefs, commit.id, `${set.label}/`, dir, who === "plain_md5")
           ),
         );
         if (n !== set.count) throw new Error(`plain downloaded ${n} of ${set.count}`);
       }
       const client = process.cpuUsage(clientBefore);
-      cpu[who as "perago" | "plain"].client.push((client.user + client.system) / 1000);
-      cpu[who as "perago" | "plain"].server.push(
+      cpu[who].client.push((client.user + client.system) / 1000);
+      cpu[who].server.push(
         (await processCpuMs(lakefs.pid)) - serverBefore,
       );
       await Deno.remove(dir, { recursive: true });
     }
   }
   const up = { perago: median(peragoUp), plain: median(plainUp) };
-  const down = { perago: median(peragoDown), plain: median(plainDown) };
+  const down = { perago: median(downMs.perago), plain: median(downMs.plain) };
   const l = set.label;
   const desc = `${set.count} files x ${set.bytes} B`;
   const figures: Figure[] = [
@@ -312,6 +342,25 @@ async function measureSet(
         Math.round(median(cpu.plain.server))
       } ms`,
     },
+    ...(downMs.plain_md5.length === 0 ? [] : [
+      {
+        name: `${l}_download_plain_md5_MBps`,
+        value: mbPerSec(totalBytes, median(downMs.plain_md5)),
+        unit: "MB/s",
+        note: "the plain client also hashing every body (MD5) and checking it against the listing",
+      },
+      {
+        name: `${l}_download_ratio_vs_plain_md5`,
+        value: median(downMs.plain_md5) / down.perago,
+        unit: "ratio",
+        note: "perago against the plain client that verifies too",
+      },
+      {
+        name: `${l}_download_plain_md5_client_cpu_ms`,
+        value: median(cpu.plain_md5.client),
+        unit: "ms",
+      },
+    ]),
     {
       name: `${l}_download_perago_files_per_s`,
       value: set.count / (down.perago / 1000),
@@ -461,7 +510,8 @@ export const bench: Bench = {
           "2-core machine the server and the client share two cores.",
           "perago verifies the size and MD5 of every download as the bytes arrive: objects " +
           "up to 256 KiB in memory, larger ones copied chunk by chunk into a shared ring a " +
-          "worker thread hashes and writes from (no read-back); the plain client checks nothing.",
+          "worker thread hashes and writes from (no read-back); the plain client checks nothing, " +
+          "its plain_md5 variant hashes each body as it pipes it to the file.",
         ],
       };
     } finally {
