@@ -209,10 +209,7 @@ export function defineTask<P extends z.ZodObject, R extends z.ZodType>(
   const checked = parseDefinition(optionsSchema, raw, { taskName, field: "", rank: optionsRank });
   const { name, workspace } = checked;
   const controls = compileControls(raw.controls as ControlsOptions | undefined, name);
-  const metrics = compileTaskMetrics(
-    raw.metrics,
-    (field, detail) => definitionError(name, field, detail),
-  );
+  const metrics = compileTaskMetrics(raw.metrics, name);
   if (controls.publishBudget !== undefined && workspace === undefined) {
     throw definitionError(
       name,

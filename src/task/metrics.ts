@@ -7,6 +7,8 @@
  *
  * @module
  */
+import { z } from "zod";
+import { parseDefinition, strictSection, WHEN_VALID } from "./_definition_schema.ts";
 
 /** The kinds a task may declare; a timer is a histogram of seconds. */
 export type TaskMetricKind = "counter" | "gauge" | "histogram" | "timer";
@@ -75,7 +77,12 @@ export const RESERVED_METRIC_LABELS: readonly string[] = Object.freeze([
 
 const METRIC_NAME = /^[a-z][a-z0-9_]{0,99}$/;
 const LABEL_NAME = /^[a-zA-Z][a-zA-Z0-9_]{0,63}$/;
-const KINDS: readonly TaskMetricKind[] = ["counter", "gauge", "histogram", "timer"];
+const KINDS = [
+  "counter",
+  "gauge",
+  "histogram",
+  "timer",
+] as const satisfies readonly TaskMetricKind[];
 const DECLARATION_KEYS = ["kind", "description", "unit", "labels", "buckets"];
 
 /** Default bounds of a timer (seconds). */
@@ -102,81 +109,120 @@ export function appMetricName(metric: Pick<CompiledTaskMetric, "name" | "kind">)
   return `app_${metric.name}${metric.kind === "counter" ? "_total" : ""}`;
 }
 
+const UNIT_PATTERN = /^\S{1,32}$/;
+
+/** The labels a metric may set: valid names, none reserved, none twice (`null`: none). */
+const labelsSchema = z.array(z.unknown(), { error: "must be an array of label names" })
+  .nullish()
+  .transform((labels) => labels ?? [])
+  .superRefine((labels, ctx) => {
+    for (const label of labels) {
+      if (typeof label !== "string" || !LABEL_NAME.test(label)) {
+        ctx.addIssue({ code: "custom", message: `invalid label name ${JSON.stringify(label)}` });
+        return;
+      }
+      if (RESERVED_METRIC_LABELS.includes(label)) {
+        ctx.addIssue({
+          code: "custom",
+          message: `${label} is reserved (perago sets task_name; attempt ids are never labels)`,
+        });
+        return;
+      }
+    }
+    if (new Set(labels).size !== labels.length) {
+      ctx.addIssue({ code: "custom", message: "a label repeats" });
+    }
+  }) as unknown as z.ZodType<string[], unknown>;
+
+/** One declaration; the buckets are checked against the kind once everything else holds. */
+const declarationSchema = strictSection({
+  kind: z.enum(KINDS, { error: `must be one of ${KINDS.join(", ")}` }),
+  description: z.string({ error: "must be a string" }).optional(),
+  unit: z.string({ error: "must be a unit such as 1, By, s or ms" })
+    .regex(UNIT_PATTERN, { error: "must be a unit such as 1, By, s or ms" })
+    .optional(),
+  labels: labelsSchema,
+  buckets: z.unknown().optional(),
+}, {
+  notObject: () => "must be an object { kind, description?, unit?, labels?, buckets? }",
+  unknownKey: `unknown field; expected ${DECLARATION_KEYS.join(", ")}`,
+}).superRefine((declaration, ctx) => {
+  const { kind, buckets } = declaration;
+  if (kind !== "histogram" && kind !== "timer") {
+    if (buckets !== undefined) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["buckets"],
+        message: "only histograms and timers have buckets",
+      });
+    }
+    return;
+  }
+  const given = buckets ?? (kind === "timer" ? DEFAULT_TIMER_BUCKETS : DEFAULT_HISTOGRAM_BUCKETS);
+  if (
+    !Array.isArray(given) || given.length === 0 ||
+    given.some((b, i) => !Number.isFinite(b) || (i > 0 && b <= given[i - 1]))
+  ) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["buckets"],
+      message: "must be finite numbers in ascending order",
+    });
+  }
+}, WHEN_VALID);
+
+const metricsSchema = z.preprocess(
+  // Like Object.entries: only the enumerable string keys are declarations.
+  (value) =>
+    value !== null && typeof value === "object" && !Array.isArray(value)
+      ? Object.fromEntries(Object.entries(value))
+      : value,
+  z.record(z.string().regex(METRIC_NAME), declarationSchema, {
+    error: (issue) =>
+      issue.code === "invalid_key"
+        ? "a metric name is 1..100 of a-z, 0-9 and _, starting with a letter"
+        : "must be an object { <name>: { kind, unit?, labels?, ... } }",
+  }),
+);
+
 /**
- * Checks and compiles the `metrics` of `defineTask`.
+ * Checks and compiles the `metrics` of `defineTask`. Of several bad declarations the first
+ * is reported; of one declaration's faults, its name, its shape (an object, no unknown
+ * field), then kind, description, unit, labels and buckets in this order.
  *
- * @param fail makes the definition error for a field (`metrics.<name>.<key>`) and detail.
+ * @param taskName named in error messages.
+ * @throws {TaskDefinitionError} naming the field, e.g. `metrics.files.kind`.
+ * @example
+ * ```ts
+ * compileTaskMetrics({ took: { kind: "timer" } }).took?.unit; // "s"
+ * ```
  */
 export function compileTaskMetrics(
   value: unknown,
-  fail: (field: string, detail: string) => Error,
+  taskName?: string,
 ): Readonly<Record<string, CompiledTaskMetric>> {
   if (value === undefined) return Object.freeze({});
-  if (value === null || typeof value !== "object" || Array.isArray(value)) {
-    throw fail("metrics", "must be an object { <name>: { kind, unit?, labels?, ... } }");
-  }
+  const names = value !== null && typeof value === "object" ? Object.keys(value) : [];
+  const declarations = parseDefinition(metricsSchema, value, {
+    taskName,
+    field: "metrics",
+    // A declaration's own faults (name, shape) before its fields'.
+    rank: ({ path }) =>
+      path.length === 0 ? [0] : [1, names.indexOf(String(path[0])), path.length === 1 ? 0 : 1],
+  });
   const compiled: Record<string, CompiledTaskMetric> = {};
-  for (const [name, raw] of Object.entries(value as Record<string, unknown>)) {
-    const field = `metrics.${name}`;
-    if (!METRIC_NAME.test(name)) {
-      throw fail(field, "a metric name is 1..100 of a-z, 0-9 and _, starting with a letter");
-    }
-    if (raw === null || typeof raw !== "object" || Array.isArray(raw)) {
-      throw fail(field, "must be an object { kind, description?, unit?, labels?, buckets? }");
-    }
-    const spec = raw as Record<string, unknown>;
-    for (const key of Object.keys(spec)) {
-      if (!DECLARATION_KEYS.includes(key)) {
-        throw fail(`${field}.${key}`, `unknown field; expected ${DECLARATION_KEYS.join(", ")}`);
-      }
-    }
-    const kind = spec.kind as TaskMetricKind;
-    if (!KINDS.includes(kind)) {
-      throw fail(`${field}.kind`, `must be one of ${KINDS.join(", ")}`);
-    }
-    if (spec.description !== undefined && typeof spec.description !== "string") {
-      throw fail(`${field}.description`, "must be a string");
-    }
-    if (
-      spec.unit !== undefined && (typeof spec.unit !== "string" || !/^\S{1,32}$/.test(spec.unit))
-    ) {
-      throw fail(`${field}.unit`, "must be a unit such as 1, By, s or ms");
-    }
-    const labels = spec.labels ?? [];
-    if (!Array.isArray(labels)) throw fail(`${field}.labels`, "must be an array of label names");
-    for (const label of labels) {
-      if (typeof label !== "string" || !LABEL_NAME.test(label)) {
-        throw fail(`${field}.labels`, `invalid label name ${JSON.stringify(label)}`);
-      }
-      if (RESERVED_METRIC_LABELS.includes(label)) {
-        throw fail(
-          `${field}.labels`,
-          `${label} is reserved (perago sets task_name; attempt ids are never labels)`,
-        );
-      }
-    }
-    if (new Set(labels).size !== labels.length) throw fail(`${field}.labels`, "a label repeats");
-    let buckets: readonly number[] | undefined;
-    if (kind === "histogram" || kind === "timer") {
-      const given = spec.buckets ??
-        (kind === "timer" ? DEFAULT_TIMER_BUCKETS : DEFAULT_HISTOGRAM_BUCKETS);
-      if (
-        !Array.isArray(given) || given.length === 0 ||
-        given.some((b, i) => !Number.isFinite(b) || (i > 0 && b <= given[i - 1]))
-      ) {
-        throw fail(`${field}.buckets`, "must be finite numbers in ascending order");
-      }
-      buckets = Object.freeze([...given]);
-    } else if (spec.buckets !== undefined) {
-      throw fail(`${field}.buckets`, "only histograms and timers have buckets");
-    }
+  for (const [name, declaration] of Object.entries(declarations)) {
+    const { kind } = declaration;
+    const histogram = kind === "histogram" || kind === "timer";
+    const buckets = declaration.buckets ??
+      (kind === "timer" ? DEFAULT_TIMER_BUCKETS : DEFAULT_HISTOGRAM_BUCKETS);
     compiled[name] = Object.freeze({
       name,
       kind,
-      description: (spec.description as string | undefined) ?? "",
-      unit: (spec.unit as string | undefined) ?? (kind === "timer" ? "s" : "1"),
-      labels: Object.freeze([...labels as string[]]),
-      buckets,
+      description: declaration.description ?? "",
+      unit: declaration.unit ?? (kind === "timer" ? "s" : "1"),
+      labels: Object.freeze([...declaration.labels]),
+      buckets: histogram ? Object.freeze([...buckets as number[]]) : undefined,
     });
   }
   return Object.freeze(compiled);
