@@ -10,7 +10,9 @@ export type Json = Record<string, unknown>;
 /** An error that becomes an HTTP answer `{status, message}`. */
 export class ConductorHttpError extends Error {
   override name = "ConductorHttpError";
+  /** The HTTP status of the answer. */
   readonly status: number;
+  /** Extra fields of the answer's body. */
   readonly extra: Json;
   constructor(status: number, message: string, extra: Json = {}) {
     super(message);

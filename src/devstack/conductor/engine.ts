@@ -115,6 +115,7 @@ function findWorkflowTask(tasks: Json[], ref: string): Json | undefined {
  * persistence) and `onEnqueue` (to wake long polls) as needed.
  */
 export class ConductorEngine {
+  /** Everything the server knows (what `dataDir` persists). */
   state: EngineState;
   readonly #now: () => number;
   /** Called after every mutation. */
@@ -127,6 +128,7 @@ export class ConductorEngine {
     this.#now = now;
   }
 
+  /** The engine's clock, epoch ms. */
   now(): number {
     return this.#now();
   }

@@ -18,6 +18,7 @@ export interface StoredBlob {
 
 /** Files by content hash under one directory. */
 export class BlobStore {
+  /** The directory the blobs live in. */
   readonly root: string;
 
   constructor(root: string) {

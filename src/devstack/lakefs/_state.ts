@@ -14,6 +14,7 @@ import { sameEntry, sameTree } from "./_diff.ts";
 /** An error the server answers with `{"message"}` and this status. */
 export class ApiError extends Error {
   override name = "ApiError";
+  /** The HTTP status of the answer. */
   readonly status: number;
   /** Extra fields of the error body (e.g. `reference` of a conflicting merge). */
   readonly extra: Record<string, unknown>;
