@@ -16,7 +16,7 @@ import { createHash } from "node:crypto";
 import { dirname, join } from "node:path";
 import process from "node:process";
 import { defineTask, z } from "../mod.ts";
-import { downloadPrefix, stageChanges } from "../src/lakefs/sync.ts";
+import { downloadPrefix } from "../src/lakefs/sync.ts";
 import { runAttempt } from "../src/workspace/attempt.ts";
 import { resolveInsideDir } from "../src/workspace/safe_path.ts";
 import {
@@ -29,9 +29,9 @@ import {
   type Size,
   type Target,
   timeMs,
-  writeManyFiles,
 } from "./_common.ts";
 import { type LakeFsChild, startLakeFsChild } from "./_lakefs.ts";
+import { uploadFiles, writeDataSet } from "./_seed.ts";
 
 const MIB = 1024 * 1024;
 const GIB = 1024 * MIB;
@@ -186,26 +186,6 @@ async function plainDownload(
   return keys.length;
 }
 
-async function peragoUpload(
-  lakefs: LakeFsChild,
-  branch: string,
-  files: readonly { key: string; path: string; size: number }[],
-  signal: AbortSignal,
-): Promise<void> {
-  await stageChanges(lakefs.client, {
-    repo: REPO,
-    branch,
-    deletes: [],
-    concurrency: CONCURRENCY,
-    signal,
-    uploads: files.map(({ key, path, size }) => ({
-      key,
-      size,
-      open: async () => (await Deno.open(path)).readable,
-    })),
-  });
-}
-
 /** A writable task that rewrites one file of the workspace. */
 const touchOne = defineTask({
   name: "bench_touch_one",
@@ -227,12 +207,12 @@ async function measureSet(
   signal: AbortSignal,
 ): Promise<{ figures: Figure[]; targets: Target[]; notes: string[]; commitId: string }> {
   const src = join(tempDir, `src-${set.label}`);
-  const paths = await writeManyFiles(src, set.count, set.bytes, set.label === "large" ? 1 : 1e6);
-  const files = paths.map((path) => ({
-    key: `${set.label}/${path.slice(src.length + 1)}`,
-    path,
-    size: set.bytes,
-  }));
+  const files = await writeDataSet(src, {
+    label: set.label,
+    count: set.count,
+    bytes: set.bytes,
+    seed: set.label === "large" ? 1 : 1e6,
+  });
   const totalBytes = set.count * set.bytes;
   const head = (await lakefs.client.getBranch(REPO, "main")).commit_id;
   const runs = set.runs;
@@ -250,7 +230,11 @@ async function measureSet(
     const order = run % 2 === 0 ? ["perago", "plain"] : ["plain", "perago"];
     for (const who of order) {
       if (who === "perago") {
-        peragoUp.push(await timeMs(() => peragoUpload(lakefs, pb, files, signal)));
+        peragoUp.push(
+          await timeMs(() =>
+            uploadFiles(lakefs.client, REPO, pb, files, { concurrency: CONCURRENCY, signal })
+          ),
+        );
       } else plainUp.push(await timeMs(() => plainUpload(lakefs, qb, files)));
     }
     if (run === 0) stagedBranch = pb;

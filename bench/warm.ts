@@ -17,7 +17,6 @@
 import { join } from "node:path";
 import { defineTask, z } from "../mod.ts";
 import { ObjectCache, objectCacheDir } from "../src/lakefs/object_cache.ts";
-import { stageChanges } from "../src/lakefs/sync.ts";
 import { type AttemptPhase, runAttempt } from "../src/workspace/attempt.ts";
 import {
   type Bench,
@@ -26,9 +25,9 @@ import {
   type Figure,
   median,
   type Size,
-  writeManyFiles,
 } from "./_common.ts";
 import { type LakeFsTarget, startLakeFsTarget } from "./_lakefs.ts";
+import { uploadFiles, writeDataSet } from "./_seed.ts";
 
 const MIB = 1024 * 1024;
 const CONCURRENCY = 8;
@@ -68,19 +67,8 @@ async function seed(target: LakeFsTarget, shape: Shape, tempDir: string, signal:
   ];
   for (const set of sets) {
     const dir = join(src, set.label);
-    const paths = await writeManyFiles(dir, set.count, set.bytes, set.seed);
-    await stageChanges(target.client, {
-      repo: target.repo,
-      branch: "main",
-      deletes: [],
-      concurrency: 16,
-      signal,
-      uploads: paths.map((path) => ({
-        key: `${set.label}/${path.slice(dir.length + 1)}`,
-        size: set.bytes,
-        open: async () => (await Deno.open(path)).readable,
-      })),
-    });
+    const files = await writeDataSet(dir, set);
+    await uploadFiles(target.client, target.repo, "main", files, { concurrency: 16, signal });
     await Deno.remove(dir, { recursive: true });
   }
   await target.client.commit(target.repo, "main", "bench warm: seed");
