@@ -1,6 +1,7 @@
 /** Shared set-up of the lakeFS tests: a demo server and a client pointed at it. */
 import type { FaultInjector } from "../../src/devstack/faults.ts";
 import { type LakeFsServerHandle, startLakeFsServer } from "../../src/devstack/lakefs/server.ts";
+import type { LakeFsApi, ListObjectsOptions, ObjectStats } from "../../src/lakefs/api.ts";
 import { LakeFsClient, type LakeFsClientOptions } from "../../src/lakefs/client.ts";
 
 export const ACCESS_KEY_ID = "AKIAPERAGOTEST";
@@ -65,3 +66,68 @@ export function sequence(...values: number[]): () => number {
 /** Basic auth header value. */
 export const basicAuth = (id = ACCESS_KEY_ID, secret = SECRET) =>
   "Basic " + btoa(`${id}:${secret}`);
+
+/** `size` bytes of a repeating pattern that differs by `seed`. */
+export function pattern(size: number, seed: number): Uint8Array {
+  const data = new Uint8Array(size);
+  for (let i = 0; i < size; i++) data[i] = (i * 31 + seed) & 0xff;
+  return data;
+}
+
+/** Uploads `objects` to main of the fixture's repository and commits; returns the commit id. */
+export async function seedObjects(
+  client: LakeFsClient,
+  objects: Record<string, Uint8Array>,
+): Promise<string> {
+  for (const [key, data] of Object.entries(objects)) {
+    await client.uploadObject("repo", "main", key, () => Promise.resolve(data));
+  }
+  return (await client.commit("repo", "main", "seed")).id;
+}
+
+/** Runs `fn` with a fresh temp directory, removed afterwards. */
+export async function withTempDir(
+  fn: (dir: string) => Promise<void>,
+  prefix?: string,
+): Promise<void> {
+  const dir = await Deno.makeTempDir(prefix === undefined ? {} : { prefix });
+  try {
+    await fn(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+/**
+ * The objects under `p/` the download tests seed: small (hashed inline), 300 KiB, `bigSize`
+ * bytes (hashed by the worker) and empty.
+ */
+export function prefixObjects(bigSize: number): Record<string, Uint8Array> {
+  return {
+    "p/small.txt": pattern(100, 1),
+    "p/dir/mid.bin": pattern(300 * 1024, 2),
+    "p/dir/big.bin": pattern(bigSize, 3),
+    "p/empty.bin": new Uint8Array(0),
+  };
+}
+
+/** The client with every listed checksum or size replaced for `key`. */
+export function tamperedListing(
+  client: LakeFsClient,
+  key: string,
+  change: Partial<ObjectStats>,
+): LakeFsApi {
+  return new Proxy(client, {
+    get(target, property) {
+      if (property === "listObjects") {
+        return async function* (repo: string, ref: string, options?: ListObjectsOptions) {
+          for await (const entry of target.listObjects(repo, ref, options)) {
+            yield entry.path === key ? { ...entry, ...change } : entry;
+          }
+        };
+      }
+      const value = Reflect.get(target, property, target);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+}

@@ -1,46 +1,30 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
-import type { LakeFsApi, ListObjectsOptions, ObjectStats } from "../../src/lakefs/api.ts";
+import type { LakeFsApi } from "../../src/lakefs/api.ts";
 import type { LakeFsClient } from "../../src/lakefs/client.ts";
 import { ObjectCache, TOUCH_INTERVAL_MS } from "../../src/lakefs/object_cache.ts";
 import { downloadPrefix, type RemoteEntry } from "../../src/lakefs/sync.ts";
-import { withLakeFs } from "./_helpers.ts";
+import {
+  pattern,
+  prefixObjects,
+  seedObjects,
+  tamperedListing,
+  withLakeFs,
+  withTempDir,
+} from "./_helpers.ts";
 
 const KIB = 1024;
 
-function pattern(size: number, seed: number): Uint8Array {
-  const data = new Uint8Array(size);
-  for (let i = 0; i < size; i++) data[i] = (i * 31 + seed) & 0xff;
-  return data;
-}
+const OBJECTS = prefixObjects(2 * 1024 * KIB + 5);
 
-const OBJECTS: Record<string, Uint8Array> = {
-  "p/small.txt": pattern(100, 1),
-  "p/dir/mid.bin": pattern(300 * KIB, 2),
-  "p/dir/big.bin": pattern(2 * 1024 * KIB + 5, 3),
-  "p/empty.bin": new Uint8Array(0),
-};
-
-async function seed(client: LakeFsClient): Promise<string> {
-  for (const [key, data] of Object.entries(OBJECTS)) {
-    await client.uploadObject("repo", "main", key, () => Promise.resolve(data));
-  }
-  return (await client.commit("repo", "main", "seed")).id;
-}
+const seed = (client: LakeFsClient) => seedObjects(client, OBJECTS);
 
 function md5(data: Uint8Array): string {
   return createHash("md5").update(data).digest("hex");
 }
 
-async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "perago-cache-test-" });
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
+const withDir = (fn: (dir: string) => Promise<void>) => withTempDir(fn, "perago-cache-test-");
 
 /** Downloads `p/` into `<dir>/<name>` with the cache; returns where each object came from. */
 async function download(
@@ -88,23 +72,6 @@ async function cacheFiles(dir: string): Promise<string[]> {
     }
   }
   return out.sort();
-}
-
-/** The client with the listed checksum of `key` replaced. */
-function withChecksum(client: LakeFsClient, key: string, checksum: string): LakeFsApi {
-  return new Proxy(client, {
-    get(target, property) {
-      if (property === "listObjects") {
-        return async function* (repo: string, ref: string, options?: ListObjectsOptions) {
-          for await (const entry of target.listObjects(repo, ref, options)) {
-            yield (entry.path === key ? { ...entry, checksum } : entry) as ObjectStats;
-          }
-        };
-      }
-      const value = Reflect.get(target, property, target);
-      return typeof value === "function" ? value.bind(target) : value;
-    },
-  });
 }
 
 Deno.test("object cache: a second download copies every object from the cache, byte for byte", async () => {
@@ -159,7 +126,7 @@ Deno.test("object cache: an entry of the wrong size is never served; it is repla
 Deno.test("object cache: objects whose checksum is not an MD5 are never cached", async () => {
   await withLakeFs(async ({ client }) => {
     const ref = await seed(client);
-    const api = withChecksum(client, "p/small.txt", "0123456789abcdef-3");
+    const api = tamperedListing(client, "p/small.txt", { checksum: "0123456789abcdef-3" });
     await withDir(async (dir) => {
       const cache = new ObjectCache({ dir: join(dir, "cache"), maxBytes: 64 * 1024 * KIB });
       await download(api, ref, dir, "a", cache);
@@ -174,7 +141,7 @@ Deno.test("object cache: objects whose checksum is not an MD5 are never cached",
 Deno.test("object cache: a download whose MD5 is wrong fails and adds nothing", async () => {
   await withLakeFs(async ({ client }) => {
     const ref = await seed(client);
-    const api = withChecksum(client, "p/small.txt", "0".repeat(32));
+    const api = tamperedListing(client, "p/small.txt", { checksum: "0".repeat(32) });
     await withDir(async (dir) => {
       const cache = new ObjectCache({ dir: join(dir, "cache"), maxBytes: 64 * 1024 * KIB });
       await assert.rejects(

@@ -1,65 +1,29 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
-import type { LakeFsApi, ListObjectsOptions, ObjectStats } from "../../src/lakefs/api.ts";
+import type { LakeFsApi, ObjectStats } from "../../src/lakefs/api.ts";
 import { LakeFsClient } from "../../src/lakefs/client.ts";
 import { LakeFsError } from "../../src/lakefs/errors.ts";
 import { DownloadIntegrityError, downloadPrefix } from "../../src/lakefs/sync.ts";
 import { fileSink, HashingWriters } from "../../src/lakefs/_hashing_writer.ts";
-import { SECRET, withLakeFs } from "./_helpers.ts";
+import {
+  pattern,
+  prefixObjects,
+  SECRET,
+  seedObjects,
+  tamperedListing,
+  withLakeFs,
+  withTempDir,
+} from "./_helpers.ts";
 
 const KIB = 1024;
 
-function pattern(size: number, seed: number): Uint8Array {
-  const data = new Uint8Array(size);
-  for (let i = 0; i < size; i++) data[i] = (i * 31 + seed) & 0xff;
-  return data;
-}
-
 /** Small (hashed inline) and large (hashed by the worker) objects. */
-const OBJECTS: Record<string, Uint8Array> = {
-  "p/small.txt": pattern(100, 1),
-  "p/dir/mid.bin": pattern(300 * KIB, 2),
-  "p/dir/big.bin": pattern(3 * 1024 * KIB + 5, 3),
-  "p/empty.bin": new Uint8Array(0),
-};
+const OBJECTS = prefixObjects(3 * 1024 * KIB + 5);
 
-async function seed(client: LakeFsClient): Promise<string> {
-  for (const [key, data] of Object.entries(OBJECTS)) {
-    await client.uploadObject("repo", "main", key, () => Promise.resolve(data));
-  }
-  return (await client.commit("repo", "main", "seed")).id;
-}
+const seed = (client: LakeFsClient) => seedObjects(client, OBJECTS);
 
-/** The client with every listed checksum or size replaced for `key`. */
-function tamperedListing(
-  client: LakeFsClient,
-  key: string,
-  change: Partial<ObjectStats>,
-): LakeFsApi {
-  return new Proxy(client, {
-    get(target, property) {
-      if (property === "listObjects") {
-        return async function* (repo: string, ref: string, options?: ListObjectsOptions) {
-          for await (const entry of target.listObjects(repo, ref, options)) {
-            yield entry.path === key ? { ...entry, ...change } : entry;
-          }
-        };
-      }
-      const value = Reflect.get(target, property, target);
-      return typeof value === "function" ? value.bind(target) : value;
-    },
-  });
-}
-
-async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir();
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
+const withDir = (fn: (dir: string) => Promise<void>) => withTempDir(fn);
 
 Deno.test("downloadPrefix writes every object byte for byte (native pipe path)", async () => {
   await withLakeFs(async ({ client }) => {
