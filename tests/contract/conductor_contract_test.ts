@@ -11,6 +11,16 @@ import type { Task, TaskDef, WorkflowTaskDef } from "../../src/conductor/api.ts"
 import { startConductorServer } from "../../src/devstack/conductor/server.ts";
 import { waitFor } from "../../src/util/sleep.ts";
 import { realConductor, skipNote } from "../_real_servers.ts";
+import {
+  briefTask as brief,
+  forkAndJoin,
+  simple,
+  STATIC_FORK_AFTER_INPUT,
+  STATIC_FORK_JOINED,
+  STATIC_FORK_OUTPUT,
+  staticForkStarted,
+  staticForkTasks,
+} from "../_fork_flows.ts";
 
 interface Target {
   name: string;
@@ -487,49 +497,15 @@ async function contractSuite(t: Deno.TestContext, target: Target): Promise<void>
     });
   }
 
-  const brief = (task: Task) => ({
-    seq: task.seq,
-    taskType: task.taskType,
-    ref: task.referenceTaskName,
-    status: task.status,
-  });
-  const simple = (
-    name: string,
-    ref: string,
-    inputParameters: Record<string, unknown> = {},
-  ): WorkflowTaskDef => ({ name, taskReferenceName: ref, type: "SIMPLE", inputParameters });
-
   await t.step("static fork: FORK, branch heads, JOIN; the JOIN maps refs to outputs", async () => {
-    const { taskType, workflowName } = await forkSetup("fork", (type) => [
-      {
-        name: "fork",
-        taskReferenceName: "fork",
-        type: "FORK_JOIN",
-        inputParameters: { fx: "${workflow.input.x}" },
-        forkTasks: [
-          [
-            simple(type, "a1", { x: "${workflow.input.x}" }),
-            simple(type, "a2", { prev: "${a1.output.v}" }),
-          ],
-          [simple(type, "b1", { y: 2 })],
-        ],
-      },
-      { name: "join", taskReferenceName: "join", type: "JOIN", joinOn: ["a2", "b1"] },
-      simple(type, "after", {
-        j: "${join.output}",
-        ja: "${join.output.a2.v}",
-        f: "${fork.output}",
-        fi: "${fork.input}",
-      }),
-    ], { j: "${join.output}" });
+    const { taskType, workflowName } = await forkSetup(
+      "fork",
+      staticForkTasks,
+      STATIC_FORK_OUTPUT,
+    );
     const workflowId = await client.startWorkflow(workflowName, { x: "X" });
     const started = await client.getWorkflow(workflowId);
-    assert.deepEqual(started.tasks.map(brief), [
-      { seq: 1, taskType: "FORK", ref: "fork", status: "COMPLETED" },
-      { seq: 2, taskType, ref: "a1", status: "SCHEDULED" },
-      { seq: 3, taskType, ref: "b1", status: "SCHEDULED" },
-      { seq: 4, taskType: "JOIN", ref: "join", status: "IN_PROGRESS" },
-    ]);
+    assert.deepEqual(started.tasks.map(brief), staticForkStarted(taskType));
     const [fork, , , join] = started.tasks;
     assert.equal(fork?.taskDefName, "FORK");
     assert.deepEqual(fork?.inputData, { fx: "X" });
@@ -551,8 +527,8 @@ async function contractSuite(t: Deno.TestContext, target: Target): Promise<void>
     const after = await pollOne(taskType);
     assert.equal(after.referenceTaskName, "after");
     assert.equal(after.seq, 6);
-    const joined = { a2: { v: "out-a2" }, b1: { v: "out-b1" } };
-    assert.deepEqual(after.inputData, { j: joined, ja: "out-a2", f: {}, fi: { fx: "X" } });
+    const joined = STATIC_FORK_JOINED;
+    assert.deepEqual(after.inputData, STATIC_FORK_AFTER_INPUT);
     const doneJoin = (await client.getWorkflow(workflowId)).tasks[3];
     assert.equal(doneJoin?.status, "COMPLETED");
     assert.deepEqual(doneJoin?.outputData, joined);
@@ -562,15 +538,10 @@ async function contractSuite(t: Deno.TestContext, target: Target): Promise<void>
   });
 
   await t.step("a branch task that fails for good fails the workflow", async () => {
-    const { taskType, workflowName } = await forkSetup("forkfail", (type) => [
-      {
-        name: "fork",
-        taskReferenceName: "fork",
-        type: "FORK_JOIN",
-        forkTasks: [[simple(type, "a")], [simple(type, "b")]],
-      },
-      { name: "join", taskReferenceName: "join", type: "JOIN", joinOn: ["a", "b"] },
-    ]);
+    const { taskType, workflowName } = await forkSetup(
+      "forkfail",
+      (type) => forkAndJoin([[simple(type, "a")], [simple(type, "b")]], ["a", "b"]),
+    );
     const workflowId = await client.startWorkflow(workflowName, {});
     const heads = await pollN(taskType, 2);
     const failed = heads.get("a")!;

@@ -11,6 +11,16 @@ import {
   type ConductorServerHandle,
   startConductorServer,
 } from "../../src/devstack/conductor/server.ts";
+import {
+  briefTask as brief,
+  forkAndJoin,
+  simple,
+  STATIC_FORK_AFTER_INPUT,
+  STATIC_FORK_JOINED,
+  STATIC_FORK_OUTPUT,
+  staticForkStarted,
+  staticForkTasks,
+} from "../_fork_flows.ts";
 
 type Json = Record<string, unknown>;
 
@@ -93,57 +103,18 @@ async function withApi(fn: (api: Api) => Promise<void>): Promise<void> {
   }
 }
 
-const simple = (name: string, ref: string, inputParameters: Json = {}) => ({
-  name,
-  taskReferenceName: ref,
-  type: "SIMPLE",
-  inputParameters,
-});
-
-/** What matters of a task for these tests. */
-const brief = (task: Json) => ({
-  seq: task.seq,
-  taskType: task.taskType,
-  ref: task.referenceTaskName,
-  status: task.status,
-});
-
 Deno.test("demo conductor: a static fork runs its branches side by side and joins", async () => {
   await withApi(async (api) => {
     const type = await api.taskType();
-    const def = await api.register([
-      {
-        name: "fork",
-        taskReferenceName: "fork",
-        type: "FORK_JOIN",
-        inputParameters: { fx: "${workflow.input.x}" },
-        forkTasks: [
-          [
-            simple(type, "a1", { x: "${workflow.input.x}" }),
-            simple(type, "a2", { prev: "${a1.output.v}" }),
-          ],
-          [simple(type, "b1", { y: 2 })],
-        ],
-      },
-      { name: "join", taskReferenceName: "join", type: "JOIN", joinOn: ["a2", "b1"] },
-      simple(type, "after", {
-        j: "${join.output}",
-        ja: "${join.output.a2.v}",
-        f: "${fork.output}",
-        fi: "${fork.input}",
-      }),
-    ], { outputParameters: { j: "${join.output}" } });
+    const def = await api.register(staticForkTasks(type), {
+      outputParameters: STATIC_FORK_OUTPUT,
+    });
     assert.equal(def.status, 200, def.text);
     const id = await api.start(def.name, { x: "X" });
 
     // As Conductor schedules it: FORK (done at once), each branch's first task, the JOIN.
     let wf = await api.workflow(id);
-    assert.deepEqual(wf.tasks.map(brief), [
-      { seq: 1, taskType: "FORK", ref: "fork", status: "COMPLETED" },
-      { seq: 2, taskType: type, ref: "a1", status: "SCHEDULED" },
-      { seq: 3, taskType: type, ref: "b1", status: "SCHEDULED" },
-      { seq: 4, taskType: "JOIN", ref: "join", status: "IN_PROGRESS" },
-    ]);
+    assert.deepEqual(wf.tasks.map(brief), staticForkStarted(type));
     const [fork, , , join] = wf.tasks;
     assert.equal(fork?.taskDefName, "FORK");
     assert.deepEqual(fork?.inputData, { fx: "X" });
@@ -176,8 +147,8 @@ Deno.test("demo conductor: a static fork runs its branches side by side and join
     const [after] = await api.poll(type);
     assert.equal(after?.referenceTaskName, "after");
     assert.equal(after?.seq, 6);
-    const joined = { a2: { v: "out-a2" }, b1: { v: "out-b1" } };
-    assert.deepEqual(after?.inputData, { j: joined, ja: "out-a2", f: {}, fi: { fx: "X" } });
+    const joined = STATIC_FORK_JOINED;
+    assert.deepEqual(after?.inputData, STATIC_FORK_AFTER_INPUT);
     wf = await api.workflow(id);
     const doneJoin = wf.tasks.find((t) => t.referenceTaskName === "join");
     assert.equal(doneJoin?.status, "COMPLETED");
@@ -192,15 +163,9 @@ Deno.test("demo conductor: a static fork runs its branches side by side and join
 Deno.test("demo conductor: a branch task failing for good fails the workflow", async () => {
   await withApi(async (api) => {
     const type = await api.taskType(1);
-    const def = await api.register([
-      {
-        name: "fork",
-        taskReferenceName: "fork",
-        type: "FORK_JOIN",
-        forkTasks: [[simple(type, "a1"), simple(type, "a2")], [simple(type, "b1")]],
-      },
-      { name: "join", taskReferenceName: "join", type: "JOIN", joinOn: ["a2", "b1"] },
-    ]);
+    const def = await api.register(
+      forkAndJoin([[simple(type, "a1"), simple(type, "a2")], [simple(type, "b1")]], ["a2", "b1"]),
+    );
     const id = await api.start(def.name);
     const heads = new Map((await api.poll(type)).map((t) => [t.referenceTaskName as string, t]));
     await api.complete(heads.get("b1")!, {});
@@ -234,15 +199,9 @@ Deno.test("demo conductor: a branch task failing for good fails the workflow", a
 Deno.test("demo conductor: a branch task failing terminally cancels the other branch", async () => {
   await withApi(async (api) => {
     const type = await api.taskType(3);
-    const def = await api.register([
-      {
-        name: "fork",
-        taskReferenceName: "fork",
-        type: "FORK_JOIN",
-        forkTasks: [[simple(type, "a")], [simple(type, "b")]],
-      },
-      { name: "join", taskReferenceName: "join", type: "JOIN", joinOn: ["a", "b"] },
-    ]);
+    const def = await api.register(
+      forkAndJoin([[simple(type, "a")], [simple(type, "b")]], ["a", "b"]),
+    );
     const id = await api.start(def.name);
     const heads = new Map((await api.poll(type)).map((t) => [t.referenceTaskName as string, t]));
     await api.complete(heads.get("a")!, {}, "FAILED_WITH_TERMINAL_ERROR", "bad input");
