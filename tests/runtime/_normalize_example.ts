@@ -8,7 +8,7 @@ import { LakeFsClient } from "../../src/lakefs/client.ts";
 import { loadTask } from "../../src/task/loader.ts";
 import { buildTaskDef } from "../../src/task/taskdef.ts";
 import { type Stack, stopWorker, type Worker } from "./_stack.ts";
-import { createTestRepository, deleteTestRepository, uniqueSuffix } from "../_real_servers.ts";
+import { createTestRepository, deleteTestRepository } from "../_real_servers.ts";
 
 /** Path of the writable example task module. */
 export const NORMALIZE_EXAMPLE = new URL("../../examples/normalize_text.ts", import.meta.url)
@@ -25,6 +25,79 @@ export async function registerNormalizeTaskDef(stack: Stack): Promise<void> {
   );
 }
 
+/** The example ready to run on a stack; disposing it deletes the repository on real servers. */
+export interface NormalizeRun extends AsyncDisposable {
+  repo: string;
+  lakefs: LakeFsClient;
+  workflowName: string;
+  /** The commit seeding `docs/a.txt`. */
+  seedCommit: string;
+  /** Starts the workflow on main at its current head; returns the workflow id. */
+  start(): Promise<string>;
+}
+
+/**
+ * Prepares the example on `stack`: a repository named after `label` (unique to the run) whose
+ * main holds `docs/a.txt` with `text`, the example's TaskDef, and a one-task workflow (its
+ * output: the published workspace). Call it before starting the worker.
+ */
+export async function prepareNormalize(
+  stack: Stack,
+  options: { label: string; text: string },
+): Promise<NormalizeRun> {
+  const lakefs = new LakeFsClient({
+    endpointUrl: stack.lakefs.url,
+    accessKeyId: stack.lakefs.accessKeyId,
+    secretAccessKey: stack.lakefs.secretAccessKey,
+  });
+  const repo = await createTestRepository(stack.lakefs, options.label);
+  const dispose = async () => {
+    if (stack.real) await deleteTestRepository(stack.lakefs, repo);
+  };
+  try {
+    await lakefs.uploadObject(
+      repo,
+      "main",
+      "docs/a.txt",
+      () => Promise.resolve(new TextEncoder().encode(options.text)),
+    );
+    const seed = await lakefs.commit(repo, "main", "seed");
+    const { task } = await loadTask(NORMALIZE_EXAMPLE);
+    // The example's TaskDef name is fixed; the workflow's is unique with the repository's.
+    const workflowName = `${repo}_wf`;
+    await registerNormalizeTaskDef(stack);
+    await stack.api.upsertWorkflowDefs([{
+      name: workflowName,
+      version: 1,
+      schemaVersion: 2,
+      ownerEmail: "tests@example.com",
+      tasks: [{
+        name: task.name,
+        taskReferenceName: "norm",
+        type: "SIMPLE",
+        inputParameters: { workspace: "${workflow.input.workspace}", params: {} },
+      }],
+      outputParameters: { workspace: "${norm.output.workspace}" },
+    }]);
+    return {
+      repo,
+      lakefs,
+      workflowName,
+      seedCommit: seed.id,
+      async start() {
+        const head = await lakefs.getBranch(repo, "main");
+        return await stack.api.startWorkflow(workflowName, {
+          workspace: { repository: repo, branch: "main", ref_type: "commit", ref: head.commit_id },
+        });
+      },
+      [Symbol.asyncDispose]: dispose,
+    };
+  } catch (error) {
+    await dispose();
+    throw error;
+  }
+}
+
 /**
  * Runs the example through `worker` (started on `stack` with {@linkcode NORMALIZE_EXAMPLE})
  * and asserts: the workflow completes, the branch moves to the published commit, the file is
@@ -32,52 +105,12 @@ export async function registerNormalizeTaskDef(stack: Stack): Promise<void> {
  * real servers the repository, TaskDef and workflow names are unique to the run.
  */
 export async function assertNormalizePublishes(stack: Stack, worker: Worker): Promise<void> {
-  const lakefs = new LakeFsClient({
-    endpointUrl: stack.lakefs.url,
-    accessKeyId: stack.lakefs.accessKeyId,
-    secretAccessKey: stack.lakefs.secretAccessKey,
+  await using run = await prepareNormalize(stack, {
+    label: "normalize",
+    text: "hello   \r\nworld\n\n\n",
   });
-  const repo = await createTestRepository(stack.lakefs, "normalize");
-  try {
-    await publishes(stack, worker, lakefs, repo);
-  } finally {
-    if (stack.real) await deleteTestRepository(stack.lakefs, repo);
-  }
-}
-
-async function publishes(
-  stack: Stack,
-  worker: Worker,
-  lakefs: LakeFsClient,
-  repo: string,
-): Promise<void> {
-  await lakefs.uploadObject(
-    repo,
-    "main",
-    "docs/a.txt",
-    () => Promise.resolve(new TextEncoder().encode("hello   \r\nworld\n\n\n")),
-  );
-  const input = await lakefs.commit(repo, "main", "seed");
-  const { task } = await loadTask(NORMALIZE_EXAMPLE);
-  // The example's TaskDef name is fixed; the workflow name is unique on a shared server.
-  const workflowName = stack.real ? `normalize_wf_${uniqueSuffix()}` : "normalize_wf";
-  await registerNormalizeTaskDef(stack);
-  await stack.api.upsertWorkflowDefs([{
-    name: workflowName,
-    version: 1,
-    schemaVersion: 2,
-    ownerEmail: "tests@example.com",
-    tasks: [{
-      name: task.name,
-      taskReferenceName: "norm",
-      type: "SIMPLE",
-      inputParameters: { workspace: "${workflow.input.workspace}", params: {} },
-    }],
-    outputParameters: { workspace: "${norm.output.workspace}" },
-  }]);
-  const id = await stack.api.startWorkflow(workflowName, {
-    workspace: { repository: repo, branch: "main", ref_type: "commit", ref: input.id },
-  });
+  const { lakefs, repo } = run;
+  const id = await run.start();
   const wf = await stack.waitWorkflow(id, "COMPLETED", 30_000).catch(async (error) => {
     const now = await stack.api.getWorkflow(id);
     throw new Error(
@@ -86,7 +119,7 @@ async function publishes(
     );
   });
   const published = (wf.output?.workspace as { ref?: string } | undefined)?.ref;
-  assert.ok(published && published !== input.id, JSON.stringify(wf.output));
+  assert.ok(published && published !== run.seedCommit, JSON.stringify(wf.output));
   assert.equal((await lakefs.getBranch(repo, "main")).commit_id, published);
   const text = await new Response(await lakefs.getObject(repo, published, "docs/a.txt")).text();
   assert.equal(text, "hello\nworld\n");
@@ -95,7 +128,7 @@ async function publishes(
   const left = await Array.fromAsync(Deno.readDir(stack.workspaceRoot));
   assert.deepEqual(left.map((e) => e.name).sort(), [".perago-cache", ".perago-supervisor.lock"]);
   const [stats] = await Array.fromAsync(
-    lakefs.listObjects(repo, input.id, { prefix: "docs/a.txt" }),
+    lakefs.listObjects(repo, run.seedCommit, { prefix: "docs/a.txt" }),
   );
   const entry = `${stats!.checksum}-${stats!.size_bytes}`;
   const cached = await Deno.readTextFile(

@@ -5,10 +5,6 @@
  * taken port refused with one clear line.
  */
 import assert from "node:assert/strict";
-import { DEMO_ACCESS_KEY_ID, DEMO_SECRET_ACCESS_KEY } from "../../src/devstack/credentials.ts";
-import { LakeFsClient } from "../../src/lakefs/client.ts";
-import { loadTask } from "../../src/task/loader.ts";
-import { buildTaskDef } from "../../src/task/taskdef.ts";
 import { waitFor } from "../../src/util/sleep.ts";
 import {
   type ParsedFamily,
@@ -16,8 +12,8 @@ import {
   prometheusParserProblem,
   sampleValue,
 } from "../_prometheus_parser.ts";
-import { NORMALIZE_EXAMPLE } from "./_normalize_example.ts";
-import { type Stack, startStack, startWorker, stopWorker, type Worker } from "./_stack.ts";
+import { NORMALIZE_EXAMPLE, prepareNormalize } from "./_normalize_example.ts";
+import { startStack, startWorker, stopWorker, type Worker } from "./_stack.ts";
 
 const parserProblem = await prometheusParserProblem();
 if (parserProblem !== undefined) {
@@ -49,153 +45,111 @@ async function probe(url: string, path: "/healthz" | "/readyz") {
   return { status: response.status, verdict: body.status, reasons: body.reasons };
 }
 
-/** Seeds a repository for the writable example and registers its TaskDef and workflow. */
-async function seedNormalize(stack: Stack, repo: string): Promise<() => Promise<string>> {
-  const lakefs = new LakeFsClient({
-    endpointUrl: stack.lakefsUrl,
-    accessKeyId: DEMO_ACCESS_KEY_ID,
-    secretAccessKey: DEMO_SECRET_ACCESS_KEY,
-  });
-  await lakefs.createRepository(repo, `local://${repo}`, "main");
-  await lakefs.uploadObject(
-    repo,
-    "main",
-    "docs/a.txt",
-    () => Promise.resolve(new TextEncoder().encode("hello   \r\nworld\n\n\n")),
-  );
-  await lakefs.commit(repo, "main", "seed");
-  const { task } = await loadTask(NORMALIZE_EXAMPLE);
-  await stack.api.registerTaskDefs([buildTaskDef(task)]);
-  await stack.api.upsertWorkflowDefs([{
-    name: `${repo}_wf`,
-    version: 1,
-    schemaVersion: 2,
-    ownerEmail: "tests@example.com",
-    tasks: [{
-      name: task.name,
-      taskReferenceName: "norm",
-      type: "SIMPLE",
-      inputParameters: { workspace: "${workflow.input.workspace}", params: {} },
-    }],
-    outputParameters: { workspace: "${norm.output.workspace}" },
-  }]);
-  return async () => {
-    const head = await lakefs.getBranch(repo, "main");
-    return await stack.api.startWorkflow(`${repo}_wf`, {
-      workspace: { repository: repo, branch: "main", ref_type: "commit", ref: head.commit_id },
-    });
-  };
-}
-
 Deno.test({
   name: "metrics: a known workload is counted exactly and /metrics parses with prometheus_client",
   ignore: parserProblem !== undefined,
   async fn() {
-    const stack = await startStack();
-    const repo = `metrics-${Deno.pid}-${Date.now() % 100_000}`;
-    const startNormalize = await seedNormalize(stack, repo);
-    const worker = startWorker(stack, [
+    await using stack = await startStack();
+    await using normalize = await prepareNormalize(stack, {
+      label: "metrics",
+      text: "hello   \r\nworld\n\n\n",
+    });
+    await using worker = startWorker(stack, [
       NORMALIZE_EXAMPLE,
       "-j",
       "2",
       "--metrics-address",
       "127.0.0.1:0",
     ]);
-    try {
-      const url = await metricsUrl(worker);
-      // 3 attempts that complete; 1 workflow whose 3 attempts (retry count 2) all fail; 1
-      // writable attempt that downloads one object and publishes two.
-      const ok = await Promise.all([1, 2, 3].map((a) => stack.startWorkflow({ a, b: 1 })));
-      const bad = await stack.startWorkflow({ a: 1, b: 1, read: "/etc/passwd" });
-      const norm = await startNormalize();
-      for (const id of ok) await stack.waitWorkflow(id, "COMPLETED", 30_000);
-      await stack.waitWorkflow(bad, "FAILED", 30_000);
-      await stack.waitWorkflow(norm, "COMPLETED", 30_000);
+    const url = await metricsUrl(worker);
+    // 3 attempts that complete; 1 workflow whose 3 attempts (retry count 2) all fail; 1
+    // writable attempt that downloads one object and publishes two.
+    const ok = await Promise.all([1, 2, 3].map((a) => stack.startWorkflow({ a, b: 1 })));
+    const bad = await stack.startWorkflow({ a: 1, b: 1, read: "/etc/passwd" });
+    const norm = await normalize.start();
+    for (const id of ok) await stack.waitWorkflow(id, "COMPLETED", 30_000);
+    await stack.waitWorkflow(bad, "FAILED", 30_000);
+    await stack.waitWorkflow(norm, "COMPLETED", 30_000);
 
-      const probeType = { taskType: stack.taskName };
-      const normType = { taskType: "normalize_text" };
-      // Broker records arrive within a second of the delivery: wait for the last of them.
-      let families = await waitFor(async () => {
-        const { families } = await scrape(url);
-        const delivered = sampleValue(families, "perago_task_update_total", { how: "delivered" });
-        return delivered === 7 ? families : undefined;
-      }, { timeoutMs: 15_000, what: "7 results counted as delivered" });
-      const value = (name: string, labels: Record<string, string> = {}) =>
-        sampleValue(families, name, labels);
+    const probeType = { taskType: stack.taskName };
+    const normType = { taskType: "normalize_text" };
+    // Broker records arrive within a second of the delivery: wait for the last of them.
+    let families = await waitFor(async () => {
+      const { families } = await scrape(url);
+      const delivered = sampleValue(families, "perago_task_update_total", { how: "delivered" });
+      return delivered === 7 ? families : undefined;
+    }, { timeoutMs: 15_000, what: "7 results counted as delivered" });
+    const value = (name: string, labels: Record<string, string> = {}) =>
+      sampleValue(families, name, labels);
 
-      // Attempts by outcome, counted once each.
-      assert.equal(value("perago_attempts_total", { ...probeType, outcome: "COMPLETED" }), 3);
-      assert.equal(value("perago_attempts_total", { ...probeType, outcome: "FAILED" }), 3);
-      assert.equal(value("perago_attempts_total", { ...normType, outcome: "COMPLETED" }), 1);
-      assert.equal(value("perago_attempts_total"), 7);
-      assert.equal(value("perago_task_execution_started_total", probeType), 6);
-      assert.equal(value("perago_task_execute_time_seconds_count", probeType), 6);
+    // Attempts by outcome, counted once each.
+    assert.equal(value("perago_attempts_total", { ...probeType, outcome: "COMPLETED" }), 3);
+    assert.equal(value("perago_attempts_total", { ...probeType, outcome: "FAILED" }), 3);
+    assert.equal(value("perago_attempts_total", { ...normType, outcome: "COMPLETED" }), 1);
+    assert.equal(value("perago_attempts_total"), 7);
+    assert.equal(value("perago_task_execution_started_total", probeType), 6);
+    assert.equal(value("perago_task_execute_time_seconds_count", probeType), 6);
+    assert.equal(
+      value("perago_task_execute_time_seconds_bucket", { ...probeType, le: "+Inf" }),
+      6,
+    );
+    // Phases of the writable attempt: one observation each.
+    for (const phase of ["download", "snapshot", "run", "stage", "publish", "cleanup"]) {
       assert.equal(
-        value("perago_task_execute_time_seconds_bucket", { ...probeType, le: "+Inf" }),
-        6,
+        value("perago_attempt_phase_seconds_count", { ...normType, phase }),
+        1,
+        `phase ${phase}`,
       );
-      // Phases of the writable attempt: one observation each.
-      for (const phase of ["download", "snapshot", "run", "stage", "publish", "cleanup"]) {
-        assert.equal(
-          value("perago_attempt_phase_seconds_count", { ...normType, phase }),
-          1,
-          `phase ${phase}`,
-        );
-      }
-      assert.equal(value("perago_attempt_phase_seconds_count", { ...probeType, phase: "run" }), 6);
-      // What moved: one object down (18 bytes), the normalised file and the manifest up.
-      const io = (operation: string) => ({ ...normType, operation });
-      assert.equal(value("perago_workspace_io_objects_total", io("download")), 1);
-      assert.equal(value("perago_workspace_io_bytes_total", io("download")), 18);
-      assert.equal(value("perago_workspace_io_objects_total", io("upload")), 2);
-      assert.ok(value("perago_workspace_io_bytes_total", io("upload")) > 12);
-      // The broker: polls, tasks received, results delivered.
-      assert.ok(value("perago_task_poll_total", probeType) >= 1);
-      assert.equal(value("perago_task_poll_tasks_total", probeType), 6);
-      assert.equal(value("perago_task_poll_tasks_total", normType), 1);
-      assert.equal(
-        value("perago_task_update_total", { ...probeType, status: "COMPLETED", how: "delivered" }),
-        3,
-      );
-      assert.equal(
-        value("perago_task_update_total", { ...probeType, status: "FAILED", how: "delivered" }),
-        3,
-      );
-      assert.equal(value("perago_task_update_time_seconds_count", probeType), 6);
-      // The supervisor's own view.
-      families = (await scrape(url)).families;
-      assert.equal(value("perago_result_backlog"), 0);
-      assert.equal(value("perago_executors_up"), 2);
-      assert.equal(value("perago_free_slots"), 2);
-      assert.equal(value("perago_slots"), 2);
-      assert.equal(value("perago_attempts_in_flight", probeType), 0);
-      assert.equal(value("perago_executor_restarts_total"), 0);
-      assert.equal(value("perago_build_info", { execution_mode: "process" }), 1);
-      // Types as declared.
-      const type = (name: string) => families.find((f) => f.name === name)?.type;
-      assert.equal(type("perago_attempts"), "counter");
-      assert.equal(type("perago_task_execute_time_seconds"), "histogram");
-      assert.equal(type("perago_free_slots"), "gauge");
-      // No label holds an id.
-      const ids = new RegExp(`${ok[0]}|${bad}|${norm}`);
-      for (const family of families) {
-        for (const sample of family.samples) {
-          assert.doesNotMatch(JSON.stringify(sample.labels), ids, sample.name);
-        }
-      }
-
-      assert.equal((await probe(url, "/healthz")).status, 200);
-      const ready = await waitFor(async () => {
-        const answer = await probe(url, "/readyz");
-        return answer.status === 200 ? answer : undefined;
-      }, { timeoutMs: 15_000, what: "/readyz 200" });
-      assert.deepEqual(ready.reasons, []);
-      assert.equal(await stopWorker(worker), 0, worker.output());
-    } finally {
-      worker.kill("SIGKILL");
-      await worker.status;
-      await stack.close();
     }
+    assert.equal(value("perago_attempt_phase_seconds_count", { ...probeType, phase: "run" }), 6);
+    // What moved: one object down (18 bytes), the normalised file and the manifest up.
+    const io = (operation: string) => ({ ...normType, operation });
+    assert.equal(value("perago_workspace_io_objects_total", io("download")), 1);
+    assert.equal(value("perago_workspace_io_bytes_total", io("download")), 18);
+    assert.equal(value("perago_workspace_io_objects_total", io("upload")), 2);
+    assert.ok(value("perago_workspace_io_bytes_total", io("upload")) > 12);
+    // The broker: polls, tasks received, results delivered.
+    assert.ok(value("perago_task_poll_total", probeType) >= 1);
+    assert.equal(value("perago_task_poll_tasks_total", probeType), 6);
+    assert.equal(value("perago_task_poll_tasks_total", normType), 1);
+    assert.equal(
+      value("perago_task_update_total", { ...probeType, status: "COMPLETED", how: "delivered" }),
+      3,
+    );
+    assert.equal(
+      value("perago_task_update_total", { ...probeType, status: "FAILED", how: "delivered" }),
+      3,
+    );
+    assert.equal(value("perago_task_update_time_seconds_count", probeType), 6);
+    // The supervisor's own view.
+    families = (await scrape(url)).families;
+    assert.equal(value("perago_result_backlog"), 0);
+    assert.equal(value("perago_executors_up"), 2);
+    assert.equal(value("perago_free_slots"), 2);
+    assert.equal(value("perago_slots"), 2);
+    assert.equal(value("perago_attempts_in_flight", probeType), 0);
+    assert.equal(value("perago_executor_restarts_total"), 0);
+    assert.equal(value("perago_build_info", { execution_mode: "process" }), 1);
+    // Types as declared.
+    const type = (name: string) => families.find((f) => f.name === name)?.type;
+    assert.equal(type("perago_attempts"), "counter");
+    assert.equal(type("perago_task_execute_time_seconds"), "histogram");
+    assert.equal(type("perago_free_slots"), "gauge");
+    // No label holds an id.
+    const ids = new RegExp(`${ok[0]}|${bad}|${norm}`);
+    for (const family of families) {
+      for (const sample of family.samples) {
+        assert.doesNotMatch(JSON.stringify(sample.labels), ids, sample.name);
+      }
+    }
+
+    assert.equal((await probe(url, "/healthz")).status, 200);
+    const ready = await waitFor(async () => {
+      const answer = await probe(url, "/readyz");
+      return answer.status === 200 ? answer : undefined;
+    }, { timeoutMs: 15_000, what: "/readyz 200" });
+    assert.deepEqual(ready.reasons, []);
+    assert.equal(await stopWorker(worker), 0, worker.output());
   },
 });
 

@@ -5,13 +5,12 @@
  * series, and the runtime series of perago for Python under their names and labels.
  */
 import assert from "node:assert/strict";
-import { DEMO_ACCESS_KEY_ID, DEMO_SECRET_ACCESS_KEY } from "../../src/devstack/credentials.ts";
-import { LakeFsClient } from "../../src/lakefs/client.ts";
+import { DEMO_SECRET_ACCESS_KEY } from "../../src/devstack/credentials.ts";
 import { loadTask } from "../../src/task/loader.ts";
 import { buildTaskDef } from "../../src/task/taskdef.ts";
 import { waitFor } from "../../src/util/sleep.ts";
 import { attrs, type OtlpMetric, type OtlpPoint, startOtlpReceiver } from "./_otlp_receiver.ts";
-import { NORMALIZE_EXAMPLE } from "./_normalize_example.ts";
+import { NORMALIZE_EXAMPLE, prepareNormalize } from "./_normalize_example.ts";
 import { startStack, startWorker, stopWorker } from "./_stack.ts";
 
 const MOD = new URL("../../mod.ts", import.meta.url).href;
@@ -137,34 +136,7 @@ Deno.test("otlp: task-owned metrics (ctx.metrics) and the runtime series reach a
 Deno.test("otlp: an attempt is a span with a child per phase; its lakeFS and Conductor requests are its children; log lines carry its trace id", async () => {
   await using stack = await startStack();
   await using receiver = startOtlpReceiver();
-  const repo = `traced-${Deno.pid}-${Date.now() % 100_000}`;
-  const lakefs = new LakeFsClient({
-    endpointUrl: stack.lakefsUrl,
-    accessKeyId: DEMO_ACCESS_KEY_ID,
-    secretAccessKey: DEMO_SECRET_ACCESS_KEY,
-  });
-  await lakefs.createRepository(repo, `local://${repo}`, "main");
-  await lakefs.uploadObject(
-    repo,
-    "main",
-    "docs/a.txt",
-    () => Promise.resolve(new TextEncoder().encode("traced  \n")),
-  );
-  const seed = await lakefs.commit(repo, "main", "seed");
-  const { task } = await loadTask(NORMALIZE_EXAMPLE);
-  await stack.api.registerTaskDefs([buildTaskDef(task)]);
-  await stack.api.upsertWorkflowDefs([{
-    name: `${repo}_wf`,
-    version: 1,
-    schemaVersion: 2,
-    ownerEmail: "tests@example.com",
-    tasks: [{
-      name: task.name,
-      taskReferenceName: "norm",
-      type: "SIMPLE",
-      inputParameters: { workspace: "${workflow.input.workspace}", params: {} },
-    }],
-  }]);
+  await using normalize = await prepareNormalize(stack, { label: "traced", text: "traced  \n" });
   Object.assign(stack.env, {
     OTEL_DENO: "true",
     OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
@@ -174,9 +146,7 @@ Deno.test("otlp: an attempt is a span with a child per phase; its lakeFS and Con
     OTEL_SERVICE_NAME: "perago-trace-test",
   });
   await using worker = startWorker({ ...stack, modulePath: NORMALIZE_EXAMPLE });
-  const id = await stack.api.startWorkflow(`${repo}_wf`, {
-    workspace: { repository: repo, branch: "main", ref_type: "commit", ref: seed.id },
-  });
+  const id = await normalize.start();
   const wf = await stack.waitWorkflow(id, "COMPLETED", 30_000);
   const taskId = String(wf.tasks[0]!.taskId);
   const isAttempt = (s: { name: string; attributes: Parameters<typeof attrs>[0] }) =>
@@ -226,7 +196,10 @@ Deno.test("otlp: an attempt is a span with a child per phase; its lakeFS and Con
   ]);
   const requests = children.filter((s) => s.scope === "deno" && s.kind === 3);
   const paths = requests.map((s) => attrs(s.attributes)["url.path"] ?? "");
-  assert.ok(paths.some((p) => p.startsWith(`/api/v1/repositories/${repo}/`)), paths.join("\n"));
+  assert.ok(
+    paths.some((p) => p.startsWith(`/api/v1/repositories/${normalize.repo}/`)),
+    paths.join("\n"),
+  );
   assert.ok(paths.includes(`/api/tasks/${taskId}`), "a fence look-up (the broker's)");
   assert.ok(paths.includes("/api/tasks"), "the result delivery (the broker's)");
   // No secret, no credential header in any attribute of any span.
