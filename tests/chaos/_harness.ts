@@ -201,6 +201,11 @@ export async function startChaosStack(options: ChaosStackOptions = {}): Promise<
       faults: options.lakefsFaults ?? new FaultInjector(),
     },
   });
+  // Faults off before anything closes, however the test ends.
+  base.defer(() => {
+    options.lakefsFaults?.reset();
+    options.conductorFaults?.reset();
+  });
   try {
     return await chaosStackOn(base, options);
   } catch (error) {

@@ -29,63 +29,56 @@ Deno.test(`chaos 2: Conductor down for ${OUTAGE_MS} ms while attempts finish`, a
   const faults = new FaultInjector();
   // The response timeout must outlast the outage (no heartbeat gets through meanwhile).
   const responseSeconds = Math.ceil(OUTAGE_MS / 1000) + 30;
-  const stack = await startChaosStack({ conductorFaults: faults, responseSeconds });
-  const worker = startWorker(stack, ["-j", String(FREE + WRITABLE)]);
-  try {
-    await waitRunning(worker);
-    const free: string[] = [];
-    const writable: string[] = [];
-    for (let i = 0; i < FREE; i++) free.push(await stack.startFree(`f${i}`, { sleepMs: 1_500 }));
-    for (let i = 0; i < WRITABLE; i++) {
-      writable.push(await stack.startTask(`w${i}`, { sleepMs: 1_500 }));
-    }
-    const startedLines = () =>
-      [...worker.output().matchAll(/attempt a\d+: task \S+ of \S+ started/g)].length;
-    const endedLines = () => [...worker.output().matchAll(/attempt a\d+: task \S+ ended/g)].length;
-    await waitFor(() => startedLines() >= FREE + WRITABLE || undefined, {
-      timeoutMs: 20_000,
-      what: "every attempt started",
-    });
-    faults.set({ errorRate: 1 });
-    const downAt = Date.now();
-    // Every attempt ends while Conductor is down.
-    await waitFor(() => endedLines() >= FREE + WRITABLE || undefined, {
-      timeoutMs: OUTAGE_MS,
-      what: "every attempt ended during the outage",
-    });
-    await sleep(Math.max(0, OUTAGE_MS - (Date.now() - downAt)));
-    const injected = faults.injected.errors;
-    faults.reset();
-    const all = await stack.waitAll([...free, ...writable], 60_000).catch((error) => {
-      throw new Error(`${error.message}\n${tail(worker.output())}`);
-    });
-    const tally = new Tally();
-    for (const [i, wf] of all.entries()) {
-      const completions = wf.tasks.filter((t) => t.status === "COMPLETED").length;
-      const isWritable = i >= FREE;
-      const check = isWritable ? await checkPublished(stack, `w${i - FREE}`) : undefined;
-      // Free tasks: the result made while Conductor was down is the one delivered (one task,
-      // no timeout, no retry). Writable ones cannot pass their fence while it is down: they
-      // report FAILED (kept and delivered) and the retry publishes once.
-      const ok = wf.status === "COMPLETED" && completions === 1 &&
-        (isWritable ? check!.commits === 1 && check!.lines === 1 : wf.tasks.length === 1);
-      tally.count(String(i), wf, check, ok);
-    }
-    assert.equal(await stopWorker(worker), 0, tail(worker.output()));
-    record(tally.row(
-      "2 Conductor outage",
-      all.length,
-      started,
-      `outage ${OUTAGE_MS} ms (PERAGO_CHAOS_OUTAGE_MS), ${injected} requests refused`,
-    ));
-    assert.deepEqual(tally.problems, [], tail(worker.output()));
-    assert.ok(injected > 0, "the outage refused requests");
-    assert.deepEqual(await leftoverStaging(stack), []);
-    assert.deepEqual(await leftoverAttemptDirs(stack), []);
-  } finally {
-    faults.reset();
-    worker.kill("SIGKILL");
-    await worker.status;
-    await stack.close();
+  await using stack = await startChaosStack({ conductorFaults: faults, responseSeconds });
+  await using worker = startWorker(stack, ["-j", String(FREE + WRITABLE)]);
+  await waitRunning(worker);
+  const free: string[] = [];
+  const writable: string[] = [];
+  for (let i = 0; i < FREE; i++) free.push(await stack.startFree(`f${i}`, { sleepMs: 1_500 }));
+  for (let i = 0; i < WRITABLE; i++) {
+    writable.push(await stack.startTask(`w${i}`, { sleepMs: 1_500 }));
   }
+  const startedLines = () =>
+    [...worker.output().matchAll(/attempt a\d+: task \S+ of \S+ started/g)].length;
+  const endedLines = () => [...worker.output().matchAll(/attempt a\d+: task \S+ ended/g)].length;
+  await waitFor(() => startedLines() >= FREE + WRITABLE || undefined, {
+    timeoutMs: 20_000,
+    what: "every attempt started",
+  });
+  faults.set({ errorRate: 1 });
+  const downAt = Date.now();
+  // Every attempt ends while Conductor is down.
+  await waitFor(() => endedLines() >= FREE + WRITABLE || undefined, {
+    timeoutMs: OUTAGE_MS,
+    what: "every attempt ended during the outage",
+  });
+  await sleep(Math.max(0, OUTAGE_MS - (Date.now() - downAt)));
+  const injected = faults.injected.errors;
+  faults.reset();
+  const all = await stack.waitAll([...free, ...writable], 60_000).catch((error) => {
+    throw new Error(`${error.message}\n${tail(worker.output())}`);
+  });
+  const tally = new Tally();
+  for (const [i, wf] of all.entries()) {
+    const completions = wf.tasks.filter((t) => t.status === "COMPLETED").length;
+    const isWritable = i >= FREE;
+    const check = isWritable ? await checkPublished(stack, `w${i - FREE}`) : undefined;
+    // Free tasks: the result made while Conductor was down is the one delivered (one task,
+    // no timeout, no retry). Writable ones cannot pass their fence while it is down: they
+    // report FAILED (kept and delivered) and the retry publishes once.
+    const ok = wf.status === "COMPLETED" && completions === 1 &&
+      (isWritable ? check!.commits === 1 && check!.lines === 1 : wf.tasks.length === 1);
+    tally.count(String(i), wf, check, ok);
+  }
+  assert.equal(await stopWorker(worker), 0, tail(worker.output()));
+  record(tally.row(
+    "2 Conductor outage",
+    all.length,
+    started,
+    `outage ${OUTAGE_MS} ms (PERAGO_CHAOS_OUTAGE_MS), ${injected} requests refused`,
+  ));
+  assert.deepEqual(tally.problems, [], tail(worker.output()));
+  assert.ok(injected > 0, "the outage refused requests");
+  assert.deepEqual(await leftoverStaging(stack), []);
+  assert.deepEqual(await leftoverAttemptDirs(stack), []);
 });

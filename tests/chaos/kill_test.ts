@@ -95,69 +95,74 @@ class KillingFaults extends FaultInjector {
   }
 }
 
+/** Kills during the task body: now and then, whatever runs, until stopped or disposed. */
+function startBodyKiller(
+  worker: Worker,
+  faults: KillingFaults,
+): AsyncDisposable & { stop(): Promise<void> } {
+  const stopped = new AbortController();
+  const loop = (async () => {
+    while (!stopped.signal.aborted) {
+      await sleep(50 + Math.random() * 200, stopped.signal).catch(() => {});
+      if (/attempt a\d+: task \S+ of \S+ started/.test(worker.output())) faults.kill("body");
+    }
+  })();
+  const stop = async () => {
+    stopped.abort();
+    await loop;
+  };
+  return { stop, [Symbol.asyncDispose]: stop };
+}
+
 async function killScenario(
   tasks: number,
   servers?: ChaosStackOptions["servers"],
 ): Promise<void> {
   const started = Date.now();
   const faults = new KillingFaults(maxKills(tasks));
-  const stack = await startChaosStack({ lakefsFaults: faults, ...(servers ? { servers } : {}) });
-  const worker = startWorker(stack, ["-j", String(SLOTS)]);
+  await using stack = await startChaosStack({
+    lakefsFaults: faults,
+    ...(servers ? { servers } : {}),
+  });
+  await using worker = startWorker(stack, ["-j", String(SLOTS)]);
   faults.worker = worker;
-  let bodyKiller: Promise<void> | undefined;
-  const stopKiller = new AbortController();
-  try {
-    await waitRunning(worker);
-    const ids: string[] = [];
-    const workflows: string[] = [];
-    for (let i = 0; i < tasks; i++) {
-      const id = `k${i}`;
-      ids.push(id);
-      workflows.push(await stack.startTask(id, { sleepMs: 100 + Math.floor(Math.random() * 300) }));
-    }
-    // Kills during the task body: now and then, whatever runs.
-    bodyKiller = (async () => {
-      while (!stopKiller.signal.aborted) {
-        await sleep(50 + Math.random() * 200, stopKiller.signal).catch(() => {});
-        if (/attempt a\d+: task \S+ of \S+ started/.test(worker.output())) faults.kill("body");
-      }
-    })();
-    const done = await stack.waitAll(workflows, 60_000 + 1_500 * tasks).catch((error) => {
-      throw new Error(`${error.message}\n${tail(worker.output())}`);
-    });
-    stopKiller.abort();
-    await bodyKiller;
-    const tally = new Tally();
-    for (const [i, wf] of done.entries()) {
-      const id = ids[i]!;
-      tally.count(id, wf, await checkPublished(stack, id));
-    }
-    assert.equal(await stopWorker(worker), 0, tail(worker.output()));
-    const staging = await leftoverStaging(stack);
-    const dirs = await leftoverAttemptDirs(stack);
-    const leaks = await findSecretLeaks(stack, [
-      worker.output(),
-      ...done.flatMap((wf) => wf.tasks.map((t) => String(t.reasonForIncompletion ?? ""))),
-    ]);
-    const kills = [...Object.entries(faults.byPhase)].map(([k, v]) => `${k} ${v}`).join(", ");
-    record(tally.row(
-      `1 executor SIGKILL${stack.real ? " (real servers)" : ""}`,
-      tasks,
-      started,
-      `kills: ${kills}; ${stack.real ? "PERAGO_CHAOS_REAL_TASKS" : "PERAGO_CHAOS_TASKS"}=${tasks}`,
-    ));
-    assert.deepEqual(tally.problems, [], "every workflow completes and publishes once");
-    assert.ok(faults.killed.size > 0, "at least one executor was killed");
-    assert.deepEqual(staging, [], "no staging branch left");
-    assert.deepEqual(dirs, [], "no attempt dir left");
-    assert.deepEqual(leaks, [], "no secret in logs or reasons");
-  } finally {
-    stopKiller.abort();
-    await bodyKiller;
-    worker.kill("SIGKILL");
-    await worker.status;
-    await stack.close();
+  await waitRunning(worker);
+  const ids: string[] = [];
+  const workflows: string[] = [];
+  for (let i = 0; i < tasks; i++) {
+    const id = `k${i}`;
+    ids.push(id);
+    workflows.push(await stack.startTask(id, { sleepMs: 100 + Math.floor(Math.random() * 300) }));
   }
+  await using bodyKiller = startBodyKiller(worker, faults);
+  const done = await stack.waitAll(workflows, 60_000 + 1_500 * tasks).catch((error) => {
+    throw new Error(`${error.message}\n${tail(worker.output())}`);
+  });
+  await bodyKiller.stop();
+  const tally = new Tally();
+  for (const [i, wf] of done.entries()) {
+    const id = ids[i]!;
+    tally.count(id, wf, await checkPublished(stack, id));
+  }
+  assert.equal(await stopWorker(worker), 0, tail(worker.output()));
+  const staging = await leftoverStaging(stack);
+  const dirs = await leftoverAttemptDirs(stack);
+  const leaks = await findSecretLeaks(stack, [
+    worker.output(),
+    ...done.flatMap((wf) => wf.tasks.map((t) => String(t.reasonForIncompletion ?? ""))),
+  ]);
+  const kills = [...Object.entries(faults.byPhase)].map(([k, v]) => `${k} ${v}`).join(", ");
+  record(tally.row(
+    `1 executor SIGKILL${stack.real ? " (real servers)" : ""}`,
+    tasks,
+    started,
+    `kills: ${kills}; ${stack.real ? "PERAGO_CHAOS_REAL_TASKS" : "PERAGO_CHAOS_TASKS"}=${tasks}`,
+  ));
+  assert.deepEqual(tally.problems, [], "every workflow completes and publishes once");
+  assert.ok(faults.killed.size > 0, "at least one executor was killed");
+  assert.deepEqual(staging, [], "no staging branch left");
+  assert.deepEqual(dirs, [], "no attempt dir left");
+  assert.deepEqual(leaks, [], "no secret in logs or reasons");
 }
 
 Deno.test(`chaos 1: ${TASKS} writable tasks, executors SIGKILLed at random points`, async () => {

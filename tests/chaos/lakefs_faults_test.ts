@@ -28,59 +28,55 @@ const TASKS = envInt("PERAGO_CHAOS_FAULT_TASKS", 30);
 async function faultScenario(tasks: number, servers?: ChaosStackOptions["servers"]) {
   const started = Date.now();
   const faults = new FaultInjector();
-  const stack = await startChaosStack({ lakefsFaults: faults, ...(servers ? { servers } : {}) });
-  const worker = startWorker(stack, ["-j", "3"]);
+  await using stack = await startChaosStack({
+    lakefsFaults: faults,
+    ...(servers ? { servers } : {}),
+  });
+  await using worker = startWorker(stack, ["-j", "3"]);
   // Half-published: a branch whose head is neither the seed nor a full, single publication.
   const halfPublished: string[] = [];
-  try {
-    await waitRunning(worker);
-    const ids: string[] = [];
-    const workflows: string[] = [];
-    for (let i = 0; i < tasks; i++) {
-      ids.push(`l${i}`);
-      workflows.push(await stack.startTask(`l${i}`, { sleepMs: 50 }));
-    }
-    faults.set({ errorRate: 0.15, tooManyRate: 0.15, retryAfterSeconds: 0 });
-    const done = await stack.waitAll(workflows, 150_000).catch((error) => {
-      throw new Error(`${error.message}\n${tail(worker.output())}`);
-    });
-    faults.reset();
-    const tally = new Tally();
-    let failedAttempts = 0;
-    for (const [i, wf] of done.entries()) {
-      const id = ids[i]!;
-      const check = await checkPublished(stack, id);
-      failedAttempts += wf.tasks.filter((t) => t.status !== "COMPLETED").length;
-      for (const t of wf.tasks) {
-        if (t.status === "FAILED_WITH_TERMINAL_ERROR") {
-          tally.problems.push(`${id}: terminal failure`);
-        }
-      }
-      if (check.commits === 1 && !(check.lines === 1 && check.outFile)) halfPublished.push(id);
-      tally.count(id, wf, check);
-    }
-    assert.equal(await stopWorker(worker), 0, tail(worker.output()));
-    const injected = faults.injected;
-    record(tally.row(
-      `3 lakeFS 30% 429/5xx${stack.real ? " (real servers, proxy)" : ""}`,
-      tasks,
-      started,
-      `${injected.errors} 5xx + ${injected.tooMany} 429 injected; ` +
-        `${failedAttempts} attempts FAILED and retried`,
-    ));
-    assert.deepEqual(tally.problems, []);
-    assert.deepEqual(halfPublished, [], "never a half-published branch");
-    assert.ok(injected.errors + injected.tooMany > 0);
-    assert.deepEqual(await leftoverStaging(stack), []);
-    assert.deepEqual(await leftoverAttemptDirs(stack), []);
-    // main was never touched.
-    assert.equal((await stack.lakefs.getBranch(stack.repo, "main")).commit_id, stack.seedCommit);
-  } finally {
-    faults.reset();
-    worker.kill("SIGKILL");
-    await worker.status;
-    await stack.close();
+  await waitRunning(worker);
+  const ids: string[] = [];
+  const workflows: string[] = [];
+  for (let i = 0; i < tasks; i++) {
+    ids.push(`l${i}`);
+    workflows.push(await stack.startTask(`l${i}`, { sleepMs: 50 }));
   }
+  faults.set({ errorRate: 0.15, tooManyRate: 0.15, retryAfterSeconds: 0 });
+  const done = await stack.waitAll(workflows, 150_000).catch((error) => {
+    throw new Error(`${error.message}\n${tail(worker.output())}`);
+  });
+  faults.reset();
+  const tally = new Tally();
+  let failedAttempts = 0;
+  for (const [i, wf] of done.entries()) {
+    const id = ids[i]!;
+    const check = await checkPublished(stack, id);
+    failedAttempts += wf.tasks.filter((t) => t.status !== "COMPLETED").length;
+    for (const t of wf.tasks) {
+      if (t.status === "FAILED_WITH_TERMINAL_ERROR") {
+        tally.problems.push(`${id}: terminal failure`);
+      }
+    }
+    if (check.commits === 1 && !(check.lines === 1 && check.outFile)) halfPublished.push(id);
+    tally.count(id, wf, check);
+  }
+  assert.equal(await stopWorker(worker), 0, tail(worker.output()));
+  const injected = faults.injected;
+  record(tally.row(
+    `3 lakeFS 30% 429/5xx${stack.real ? " (real servers, proxy)" : ""}`,
+    tasks,
+    started,
+    `${injected.errors} 5xx + ${injected.tooMany} 429 injected; ` +
+      `${failedAttempts} attempts FAILED and retried`,
+  ));
+  assert.deepEqual(tally.problems, []);
+  assert.deepEqual(halfPublished, [], "never a half-published branch");
+  assert.ok(injected.errors + injected.tooMany > 0);
+  assert.deepEqual(await leftoverStaging(stack), []);
+  assert.deepEqual(await leftoverAttemptDirs(stack), []);
+  // main was never touched.
+  assert.equal((await stack.lakefs.getBranch(stack.repo, "main")).commit_id, stack.seedCommit);
 }
 
 Deno.test(`chaos 3: ${TASKS} writable tasks, lakeFS 429/5xx on 30% of calls`, async () => {

@@ -103,171 +103,165 @@ async function scenario(
   const killer = new PhaseKiller(
     envInt("PERAGO_CHAOS_PARTITION_KILLS", Math.max(3, Math.min(12, Math.ceil(partitions / 12)))),
   );
-  const stack = await startWritersStack({
+  await using stack = await startWritersStack({
     servers,
     partitions: partitions + PAIRS,
     retries: 10,
     responseSeconds: 30,
     lakefsHook: (request, peer) => killer.hook(request, peer),
   });
-  const worker = stack.startWorker(["-j", String(SLOTS)]);
+  await using worker = stack.startWorker(["-j", String(SLOTS)]);
   killer.worker = worker;
-  try {
-    await waitRunning(worker, 60_000);
-    // One writer per workflow: a pair's two writers race as two runs, and on Conductor OSS
-    // the partitions do too (see the module doc: its JOIN can fail a fork whose tasks are
-    // being retried).
-    const single = await stack.workflow("single", [{
-      name: stack.taskName,
-      taskReferenceName: "w",
-      type: "SIMPLE",
-      inputParameters: {
-        workspace: "${workflow.input.workspace}",
-        params: "${workflow.input.params}",
-      },
-    }]);
+  await waitRunning(worker, 60_000);
+  // One writer per workflow: a pair's two writers race as two runs, and on Conductor OSS
+  // the partitions do too (see the module doc: its JOIN can fail a fork whose tasks are
+  // being retried).
+  const single = await stack.workflow("single", [{
+    name: stack.taskName,
+    taskReferenceName: "w",
+    type: "SIMPLE",
+    inputParameters: {
+      workspace: "${workflow.input.workspace}",
+      params: "${workflow.input.params}",
+    },
+  }]);
 
-    // Everything on main, from the seed commit.
-    const ids = Array.from({ length: partitions }, (_, i) => `p${i}`);
-    const inputOf = (i: number) =>
-      stack.input("main", stack.partition(i), {
-        id: ids[i]!,
-        sleepMs: Math.floor(Math.random() * 150),
-      });
-    const pairRuns: [string, string][] = [];
-    for (let k = 0; k < PAIRS; k++) {
-      const scope = stack.partition(partitions + k);
-      const run = (id: string) =>
-        stack.api.startWorkflow(single, stack.input("main", scope, { id, sleepMs: 100 }));
-      pairRuns.push([await run(`pair${k}a`), await run(`pair${k}b`)]);
-    }
-    const partitionRuns: string[] = [];
-    if (shape === "dynamic fork") {
-      const dynamic = await stack.workflow("dynamic", [
-        {
-          name: "partitions",
-          taskReferenceName: "partitions",
-          type: "FORK_JOIN_DYNAMIC",
-          inputParameters: {
-            tasks: "${workflow.input.tasks}",
-            inputs: "${workflow.input.inputs}",
-          },
-          dynamicForkTasksParam: "tasks",
-          dynamicForkTasksInputParamName: "inputs",
-        },
-        { name: "partitions_join", taskReferenceName: "partitions_join", type: "JOIN" },
-      ]);
-      partitionRuns.push(
-        await stack.api.startWorkflow(dynamic, {
-          tasks: ids.map((id) => ({ name: stack.taskName, taskReferenceName: id, type: "SIMPLE" })),
-          inputs: Object.fromEntries(ids.map((id, i) => [id, inputOf(i)])),
-        }),
-      );
-    } else {
-      for (const i of ids.keys()) {
-        partitionRuns.push(await stack.api.startWorkflow(single, inputOf(i)));
-      }
-    }
-    const runs = await stack.waitAll(
-      [...partitionRuns, ...pairRuns.flat()],
-      60_000 + 1_000 * partitions,
-    ).catch((error) => {
-      throw new Error(`${error.message}\n${tail(worker.output())}`);
+  // Everything on main, from the seed commit.
+  const ids = Array.from({ length: partitions }, (_, i) => `p${i}`);
+  const inputOf = (i: number) =>
+    stack.input("main", stack.partition(i), {
+      id: ids[i]!,
+      sleepMs: Math.floor(Math.random() * 150),
     });
-    const partitionDone = runs.slice(0, partitionRuns.length);
-    const pairDone = runs.slice(partitionRuns.length);
-
-    const head = (await stack.lakefs.getBranch(stack.repo, "main")).commit_id;
-    const touching = await stack.commitsTouching("main");
-    const problems: string[] = [];
-    let passed = 0;
-    let lost = 0;
-    let duplicated = 0;
-    /** Partition i's workflow status and the last task that ran for it. */
-    const outcome = (i: number): { status: string; task: Task | undefined } => {
-      if (shape === "dynamic fork") {
-        const run = partitionDone[0]!;
-        return { status: run.status, task: latestByRef(run).get(ids[i]!) };
-      }
-      const run = partitionDone[i]!;
-      return { status: run.status, task: latestByRef(run).get("w") };
-    };
-    for (const [i, id] of ids.entries()) {
-      const scope = stack.partition(i);
-      const content = await stack.readPartition(head, scope);
-      const commits = touching.get(scope) ?? 0;
-      const { status, task } = outcome(i);
-      const once = content.lines.length === 1 && content.lines[0] === id &&
-        content.outs.join() === id && commits === 1;
-      if (content.lines.length === 0 || content.outs.length === 0) lost++;
-      if (content.lines.length > 1 || commits > 1) duplicated++;
-      if (once && status === "COMPLETED" && task?.status === "COMPLETED") passed++;
-      else {
-        problems.push(
-          `${scope}: ${JSON.stringify(content)}, ${commits} commits, workflow ${status}, task ` +
-            `${task?.status} retry ${task?.retryCount} ${task?.reasonForIncompletion ?? ""}`,
-        );
-      }
-    }
-    for (let k = 0; k < PAIRS; k++) {
-      const scope = stack.partition(partitions + k);
-      const content = await stack.readPartition(head, scope);
-      const pair = [pairDone[2 * k]!, pairDone[2 * k + 1]!].map((run, j) => ({
-        id: `pair${k}${"ab"[j]}`,
-        run,
-        task: latestByRef(run).get("w"),
-      }));
-      const winners = pair.filter((w) => w.run.status === "COMPLETED");
-      const losers = pair.filter((w) =>
-        w.run.status === "FAILED" && w.task?.status === "FAILED_WITH_TERMINAL_ERROR" &&
-        /^ScopeConflictError: /.test(w.task.reasonForIncompletion ?? "")
-      );
-      if (content.lines.length === 0) lost++;
-      if (content.lines.length > 1 || content.outs.length > 1) duplicated++;
-      const winner = winners[0]?.id;
-      const ok = winners.length === 1 && losers.length === 1 &&
-        content.lines.join() === winner && content.outs.join() === winner;
-      if (ok) passed++;
-      else {
-        problems.push(
-          `pair ${k} (${scope}): ${JSON.stringify(content)}, ` +
-            pair.map((w) =>
-              `${w.id} ${w.run.status} ${w.task?.status} ${w.task?.reasonForIncompletion ?? ""}`
-            ).join(" | "),
-        );
-      }
-    }
-    const staging = await stack.leftoverStaging();
-    assert.equal(await stopWorker(worker, 30_000), 0, tail(worker.output()));
-    const dirs = await stack.leftoverAttemptDirs();
-    const kills = Object.entries(killer.byPhase).map(([phase, n]) => `${phase} ${n}`).join(", ");
-    // Retries whose killed predecessor had published: they complete with that publication.
-    const earlier = worker.output().match(/\(earlier-attempt\)/g)?.length ?? 0;
-    record({
-      scenario: `8 partitions on one branch (${label})`,
-      runs: partitions + PAIRS,
-      passed,
-      lost,
-      duplicated,
-      seconds: (Date.now() - started) / 1000,
-      note: `${partitions} partitions (${shape}) + ${PAIRS} same-scope pairs; kills: ${kills}; ` +
-        `retries completed with the earlier publication: ${earlier}`,
-    });
-    // deno-lint-ignore no-console
-    console.log(
-      `chaos 8 (${label}): ${partitions} partitions + ${PAIRS} pairs in ` +
-        `${((Date.now() - started) / 1000).toFixed(1)} s; kills: ${kills}; ` +
-        `retries completed with the earlier publication: ${earlier}`,
-    );
-    assert.deepEqual(problems, [], "each partition once, each pair exactly one winner");
-    assert.ok(killer.killed.size > 0, "at least one executor was killed");
-    assert.deepEqual(staging, [], "no staging branch left");
-    assert.deepEqual(dirs, [], "no attempt dir left");
-  } finally {
-    worker.kill("SIGKILL");
-    await worker.status;
-    await stack.close();
+  const pairRuns: [string, string][] = [];
+  for (let k = 0; k < PAIRS; k++) {
+    const scope = stack.partition(partitions + k);
+    const run = (id: string) =>
+      stack.api.startWorkflow(single, stack.input("main", scope, { id, sleepMs: 100 }));
+    pairRuns.push([await run(`pair${k}a`), await run(`pair${k}b`)]);
   }
+  const partitionRuns: string[] = [];
+  if (shape === "dynamic fork") {
+    const dynamic = await stack.workflow("dynamic", [
+      {
+        name: "partitions",
+        taskReferenceName: "partitions",
+        type: "FORK_JOIN_DYNAMIC",
+        inputParameters: {
+          tasks: "${workflow.input.tasks}",
+          inputs: "${workflow.input.inputs}",
+        },
+        dynamicForkTasksParam: "tasks",
+        dynamicForkTasksInputParamName: "inputs",
+      },
+      { name: "partitions_join", taskReferenceName: "partitions_join", type: "JOIN" },
+    ]);
+    partitionRuns.push(
+      await stack.api.startWorkflow(dynamic, {
+        tasks: ids.map((id) => ({ name: stack.taskName, taskReferenceName: id, type: "SIMPLE" })),
+        inputs: Object.fromEntries(ids.map((id, i) => [id, inputOf(i)])),
+      }),
+    );
+  } else {
+    for (const i of ids.keys()) {
+      partitionRuns.push(await stack.api.startWorkflow(single, inputOf(i)));
+    }
+  }
+  const runs = await stack.waitAll(
+    [...partitionRuns, ...pairRuns.flat()],
+    60_000 + 1_000 * partitions,
+  ).catch((error) => {
+    throw new Error(`${error.message}\n${tail(worker.output())}`);
+  });
+  const partitionDone = runs.slice(0, partitionRuns.length);
+  const pairDone = runs.slice(partitionRuns.length);
+
+  const head = (await stack.lakefs.getBranch(stack.repo, "main")).commit_id;
+  const touching = await stack.commitsTouching("main");
+  const problems: string[] = [];
+  let passed = 0;
+  let lost = 0;
+  let duplicated = 0;
+  /** Partition i's workflow status and the last task that ran for it. */
+  const outcome = (i: number): { status: string; task: Task | undefined } => {
+    if (shape === "dynamic fork") {
+      const run = partitionDone[0]!;
+      return { status: run.status, task: latestByRef(run).get(ids[i]!) };
+    }
+    const run = partitionDone[i]!;
+    return { status: run.status, task: latestByRef(run).get("w") };
+  };
+  for (const [i, id] of ids.entries()) {
+    const scope = stack.partition(i);
+    const content = await stack.readPartition(head, scope);
+    const commits = touching.get(scope) ?? 0;
+    const { status, task } = outcome(i);
+    const once = content.lines.length === 1 && content.lines[0] === id &&
+      content.outs.join() === id && commits === 1;
+    if (content.lines.length === 0 || content.outs.length === 0) lost++;
+    if (content.lines.length > 1 || commits > 1) duplicated++;
+    if (once && status === "COMPLETED" && task?.status === "COMPLETED") passed++;
+    else {
+      problems.push(
+        `${scope}: ${JSON.stringify(content)}, ${commits} commits, workflow ${status}, task ` +
+          `${task?.status} retry ${task?.retryCount} ${task?.reasonForIncompletion ?? ""}`,
+      );
+    }
+  }
+  for (let k = 0; k < PAIRS; k++) {
+    const scope = stack.partition(partitions + k);
+    const content = await stack.readPartition(head, scope);
+    const pair = [pairDone[2 * k]!, pairDone[2 * k + 1]!].map((run, j) => ({
+      id: `pair${k}${"ab"[j]}`,
+      run,
+      task: latestByRef(run).get("w"),
+    }));
+    const winners = pair.filter((w) => w.run.status === "COMPLETED");
+    const losers = pair.filter((w) =>
+      w.run.status === "FAILED" && w.task?.status === "FAILED_WITH_TERMINAL_ERROR" &&
+      /^ScopeConflictError: /.test(w.task.reasonForIncompletion ?? "")
+    );
+    if (content.lines.length === 0) lost++;
+    if (content.lines.length > 1 || content.outs.length > 1) duplicated++;
+    const winner = winners[0]?.id;
+    const ok = winners.length === 1 && losers.length === 1 &&
+      content.lines.join() === winner && content.outs.join() === winner;
+    if (ok) passed++;
+    else {
+      problems.push(
+        `pair ${k} (${scope}): ${JSON.stringify(content)}, ` +
+          pair.map((w) =>
+            `${w.id} ${w.run.status} ${w.task?.status} ${w.task?.reasonForIncompletion ?? ""}`
+          ).join(" | "),
+      );
+    }
+  }
+  const staging = await stack.leftoverStaging();
+  assert.equal(await stopWorker(worker, 30_000), 0, tail(worker.output()));
+  const dirs = await stack.leftoverAttemptDirs();
+  const kills = Object.entries(killer.byPhase).map(([phase, n]) => `${phase} ${n}`).join(", ");
+  // Retries whose killed predecessor had published: they complete with that publication.
+  const earlier = worker.output().match(/\(earlier-attempt\)/g)?.length ?? 0;
+  record({
+    scenario: `8 partitions on one branch (${label})`,
+    runs: partitions + PAIRS,
+    passed,
+    lost,
+    duplicated,
+    seconds: (Date.now() - started) / 1000,
+    note: `${partitions} partitions (${shape}) + ${PAIRS} same-scope pairs; kills: ${kills}; ` +
+      `retries completed with the earlier publication: ${earlier}`,
+  });
+  // deno-lint-ignore no-console
+  console.log(
+    `chaos 8 (${label}): ${partitions} partitions + ${PAIRS} pairs in ` +
+      `${((Date.now() - started) / 1000).toFixed(1)} s; kills: ${kills}; ` +
+      `retries completed with the earlier publication: ${earlier}`,
+  );
+  assert.deepEqual(problems, [], "each partition once, each pair exactly one winner");
+  assert.ok(killer.killed.size > 0, "at least one executor was killed");
+  assert.deepEqual(staging, [], "no staging branch left");
+  assert.deepEqual(dirs, [], "no attempt dir left");
 }
 
 Deno.test(

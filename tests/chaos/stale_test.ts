@@ -16,7 +16,6 @@ import {
   tail,
   Tally,
   waitRunning,
-  type Worker,
 } from "./_harness.ts";
 
 /** Refuses every heartbeat (IN_PROGRESS update) with 503; everything else passes. */
@@ -38,61 +37,56 @@ class NoLeaseFaults extends FaultInjector {
 Deno.test("chaos 4: a timed-out attempt that still runs publishes nothing; the retry wins", async () => {
   const started = Date.now();
   const faults = new NoLeaseFaults();
-  const stack = await startChaosStack({ conductorFaults: faults, responseSeconds: 2, retries: 2 });
-  const first = startWorker(stack, ["-j", "1"]);
-  let second: Worker | undefined;
-  try {
-    await waitRunning(first);
-    const id = await stack.startTask("s0", { sleepMs: 8_000, sleepOnlyFirst: true });
-    await waitFor(() => /attempt a\d+: task \S+ of \S+ started/.test(first.output()) || undefined, {
-      timeoutMs: 20_000,
-      what: "first attempt started",
-    });
-    // Only now the second worker: it gets the retry after the server times the first out.
-    second = startWorker(stack, ["-j", "1"], {
-      PERAGO_WORKSPACE_ROOT: `${stack.dir}/ws2`,
-      PERAGO_WORKER_ID_PREFIX: "second",
-    });
-    await waitRunning(second);
-    const [wf] = await stack.waitAll([id], 30_000).catch((error) => {
-      throw new Error(`${error.message}\n${tail(first.output())}\n${tail(second!.output())}`);
-    });
-    // The first attempt wakes up, finds itself fenced off and reports nothing.
-    await waitFor(() => /attempt was stale \(fenced off\)/.test(first.output()) || undefined, {
-      timeoutMs: 20_000,
-      what: "the first attempt fenced off",
-    }).catch((error) => {
-      throw new Error(`${error.message}\n${tail(first.output(), 40)}`);
-    });
-    const after = await stack.api.getWorkflow(id);
-    const check = await checkPublished(stack, "s0");
-    const statuses = after.tasks.map((t) => t.status);
-    const passed = wf!.status === "COMPLETED" && after.status === "COMPLETED" &&
-      check.commits === 1 && check.lines === 1 && statuses[0] === "TIMED_OUT" &&
-      statuses.filter((s) => s === "COMPLETED").length === 1 &&
-      JSON.stringify(after.output) === JSON.stringify(wf!.output);
-    assert.equal(await stopWorker(first), 0, tail(first.output()));
-    assert.equal(await stopWorker(second), 0, tail(second.output()));
-    const tally = new Tally();
-    tally.count("s0", after, check, passed);
-    record(tally.row(
-      "4 stale attempt",
-      1,
-      started,
-      `${faults.refused} heartbeats refused; tasks ${statuses.join(",")}`,
-    ));
-    assert.equal(after.status, "COMPLETED");
-    assert.equal(statuses[0], "TIMED_OUT", statuses.join(","));
-    assert.equal(statuses.filter((s) => s === "COMPLETED").length, 1, statuses.join(","));
-    assert.match(String(after.tasks[1]?.workerId), /^second/, "the retry ran on the second worker");
-    assert.deepEqual(check, { commits: 1, lines: 1, outFile: true });
-    assert.deepEqual(after.output, wf!.output, "the late attempt changed nothing");
-    assert.deepEqual(await leftoverStaging(stack), []);
-  } finally {
-    first.kill("SIGKILL");
-    second?.kill("SIGKILL");
-    await first.status;
-    await second?.status;
-    await stack.close();
-  }
+  await using stack = await startChaosStack({
+    conductorFaults: faults,
+    responseSeconds: 2,
+    retries: 2,
+  });
+  await using first = startWorker(stack, ["-j", "1"]);
+  await waitRunning(first);
+  const id = await stack.startTask("s0", { sleepMs: 8_000, sleepOnlyFirst: true });
+  await waitFor(() => /attempt a\d+: task \S+ of \S+ started/.test(first.output()) || undefined, {
+    timeoutMs: 20_000,
+    what: "first attempt started",
+  });
+  // Only now the second worker: it gets the retry after the server times the first out.
+  await using second = startWorker(stack, ["-j", "1"], {
+    PERAGO_WORKSPACE_ROOT: `${stack.dir}/ws2`,
+    PERAGO_WORKER_ID_PREFIX: "second",
+  });
+  await waitRunning(second);
+  const [wf] = await stack.waitAll([id], 30_000).catch((error) => {
+    throw new Error(`${error.message}\n${tail(first.output())}\n${tail(second.output())}`);
+  });
+  // The first attempt wakes up, finds itself fenced off and reports nothing.
+  await waitFor(() => /attempt was stale \(fenced off\)/.test(first.output()) || undefined, {
+    timeoutMs: 20_000,
+    what: "the first attempt fenced off",
+  }).catch((error) => {
+    throw new Error(`${error.message}\n${tail(first.output(), 40)}`);
+  });
+  const after = await stack.api.getWorkflow(id);
+  const check = await checkPublished(stack, "s0");
+  const statuses = after.tasks.map((t) => t.status);
+  const passed = wf!.status === "COMPLETED" && after.status === "COMPLETED" &&
+    check.commits === 1 && check.lines === 1 && statuses[0] === "TIMED_OUT" &&
+    statuses.filter((s) => s === "COMPLETED").length === 1 &&
+    JSON.stringify(after.output) === JSON.stringify(wf!.output);
+  assert.equal(await stopWorker(first), 0, tail(first.output()));
+  assert.equal(await stopWorker(second), 0, tail(second.output()));
+  const tally = new Tally();
+  tally.count("s0", after, check, passed);
+  record(tally.row(
+    "4 stale attempt",
+    1,
+    started,
+    `${faults.refused} heartbeats refused; tasks ${statuses.join(",")}`,
+  ));
+  assert.equal(after.status, "COMPLETED");
+  assert.equal(statuses[0], "TIMED_OUT", statuses.join(","));
+  assert.equal(statuses.filter((s) => s === "COMPLETED").length, 1, statuses.join(","));
+  assert.match(String(after.tasks[1]?.workerId), /^second/, "the retry ran on the second worker");
+  assert.deepEqual(check, { commits: 1, lines: 1, outFile: true });
+  assert.deepEqual(after.output, wf!.output, "the late attempt changed nothing");
+  assert.deepEqual(await leftoverStaging(stack), []);
 });
