@@ -129,6 +129,21 @@ export interface WritersStack extends AsyncDisposable {
   ): Promise<string>;
   /** Spawns `perago start` with the writer, SIGKILLed when the stack closes if still running. */
   startWorker(args?: string[]): Worker;
+  /**
+   * A SIMPLE writer task with reference `ref` taking its `workspace` and `params` from
+   * `${<from>.workspace}` and `${<from>.params}`. @default from "workflow.input"
+   */
+  writerTask(ref: string, from?: string): WorkflowTaskDef;
+  /**
+   * A FORK_JOIN_DYNAMIC `partitions` of the tasks and inputs in `workflow.input.tasks` and
+   * `.inputs`, and its JOIN `partitions_join`.
+   */
+  dynamicForkTasks(): WorkflowTaskDef[];
+  /** The dynamic fork's workflow input: a writer for each of `refs`, with `inputOf(i)`. */
+  dynamicForkInput(refs: readonly string[], inputOf: (i: number) => unknown): {
+    tasks: WorkflowTaskDef[];
+    inputs: Record<string, unknown>;
+  };
   /** Waits until every workflow is terminal; returns them in order. */
   waitAll(ids: readonly string[], timeoutMs: number): Promise<Workflow[]>;
   /** The content of partition `scope` at `ref`. */
@@ -239,6 +254,30 @@ export async function startWritersStack(options: WritersStackOptions): Promise<W
         }]);
         return name;
       },
+      writerTask: (ref, from = "workflow.input") => ({
+        name: taskName,
+        taskReferenceName: ref,
+        type: "SIMPLE",
+        inputParameters: {
+          workspace: "${" + from + ".workspace}",
+          params: "${" + from + ".params}",
+        },
+      }),
+      dynamicForkTasks: () => [
+        {
+          name: "partitions",
+          taskReferenceName: "partitions",
+          type: "FORK_JOIN_DYNAMIC",
+          inputParameters: { tasks: "${workflow.input.tasks}", inputs: "${workflow.input.inputs}" },
+          dynamicForkTasksParam: "tasks",
+          dynamicForkTasksInputParamName: "inputs",
+        },
+        { name: "partitions_join", taskReferenceName: "partitions_join", type: "JOIN" },
+      ],
+      dynamicForkInput: (refs, inputOf) => ({
+        tasks: refs.map((ref) => ({ name: taskName, taskReferenceName: ref, type: "SIMPLE" })),
+        inputs: Object.fromEntries(refs.map((ref, i) => [ref, inputOf(i)])),
+      }),
       startWorker(args = []) {
         return base.spawnWorker([modulePath, ...args], { env, clearEnv: true });
       },

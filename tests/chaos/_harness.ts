@@ -370,20 +370,30 @@ export class Tally {
   /** Counts workflow `wf`, named `label` in problems; `check` for a writable task. */
   count(label: string, wf: Workflow, check?: PublishCheck, ok?: boolean): void {
     const completions = wf.tasks.filter((t) => t.status === "COMPLETED").length;
-    if (wf.status !== "COMPLETED" || (check !== undefined && check.lines === 0)) this.lost++;
-    if (completions > 1 || (check !== undefined && (check.commits > 1 || check.lines > 1))) {
-      this.duplicated++;
-    }
-    const passed = ok ?? (wf.status === "COMPLETED" && completions === 1 &&
-      (check === undefined || (check.commits === 1 && check.lines === 1 && check.outFile)));
-    if (passed) this.passed++;
-    else {
-      this.problems.push(
+    this.add(
+      {
+        lost: wf.status !== "COMPLETED" || (check !== undefined && check.lines === 0),
+        duplicated: completions > 1 ||
+          (check !== undefined && (check.commits > 1 || check.lines > 1)),
+        passed: ok ?? (wf.status === "COMPLETED" && completions === 1 &&
+          (check === undefined || (check.commits === 1 && check.lines === 1 && check.outFile))),
+      },
+      () =>
         `${label}: ${wf.status} ${JSON.stringify(check ?? {})} ${
           wf.tasks.map((t) => `${t.status}:${t.reasonForIncompletion ?? ""}`).join(" | ")
         }`,
-      );
-    }
+    );
+  }
+
+  /**
+   * Counts one run the scenario judged itself (e.g. a partition, a pair of racing writers);
+   * `problem` describes it when it did not pass.
+   */
+  add(outcome: { lost: boolean; duplicated: boolean; passed: boolean }, problem: () => string) {
+    if (outcome.lost) this.lost++;
+    if (outcome.duplicated) this.duplicated++;
+    if (outcome.passed) this.passed++;
+    else this.problems.push(problem());
   }
 
   /** The table row of the scenario, started at `startedMs`, over `runs` workflows. */

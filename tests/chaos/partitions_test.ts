@@ -25,7 +25,7 @@ import { type GatePeer, peerPid } from "../_http_gate.ts";
 import { stopWorker, tail, waitRunning, type Worker } from "../_perago_process.ts";
 import { realServers, skipNote } from "../_real_servers.ts";
 import { type Servers, startWritersStack } from "../_writers_stack.ts";
-import { envInt, record } from "./_harness.ts";
+import { envInt, record, Tally } from "./_harness.ts";
 
 const PARTITIONS = envInt("PERAGO_CHAOS_PARTITIONS", 100);
 const REAL_PARTITIONS = envInt("PERAGO_CHAOS_REAL_PARTITIONS", PARTITIONS);
@@ -116,15 +116,7 @@ async function scenario(
   // One writer per workflow: a pair's two writers race as two runs, and on Conductor OSS
   // the partitions do too (see the module doc: its JOIN can fail a fork whose tasks are
   // being retried).
-  const single = await stack.workflow("single", [{
-    name: stack.taskName,
-    taskReferenceName: "w",
-    type: "SIMPLE",
-    inputParameters: {
-      workspace: "${workflow.input.workspace}",
-      params: "${workflow.input.params}",
-    },
-  }]);
+  const single = await stack.workflow("single", [stack.writerTask("w")]);
 
   // Everything on main, from the seed commit.
   const ids = Array.from({ length: partitions }, (_, i) => `p${i}`);
@@ -142,25 +134,9 @@ async function scenario(
   }
   const partitionRuns: string[] = [];
   if (shape === "dynamic fork") {
-    const dynamic = await stack.workflow("dynamic", [
-      {
-        name: "partitions",
-        taskReferenceName: "partitions",
-        type: "FORK_JOIN_DYNAMIC",
-        inputParameters: {
-          tasks: "${workflow.input.tasks}",
-          inputs: "${workflow.input.inputs}",
-        },
-        dynamicForkTasksParam: "tasks",
-        dynamicForkTasksInputParamName: "inputs",
-      },
-      { name: "partitions_join", taskReferenceName: "partitions_join", type: "JOIN" },
-    ]);
+    const dynamic = await stack.workflow("dynamic", stack.dynamicForkTasks());
     partitionRuns.push(
-      await stack.api.startWorkflow(dynamic, {
-        tasks: ids.map((id) => ({ name: stack.taskName, taskReferenceName: id, type: "SIMPLE" })),
-        inputs: Object.fromEntries(ids.map((id, i) => [id, inputOf(i)])),
-      }),
+      await stack.api.startWorkflow(dynamic, stack.dynamicForkInput(ids, inputOf)),
     );
   } else {
     for (const i of ids.keys()) {
@@ -178,10 +154,7 @@ async function scenario(
 
   const head = (await stack.lakefs.getBranch(stack.repo, "main")).commit_id;
   const touching = await stack.commitsTouching("main");
-  const problems: string[] = [];
-  let passed = 0;
-  let lost = 0;
-  let duplicated = 0;
+  const tally = new Tally();
   /** Partition i's workflow status and the last task that ran for it. */
   const outcome = (i: number): { status: string; task: Task | undefined } => {
     if (shape === "dynamic fork") {
@@ -198,15 +171,13 @@ async function scenario(
     const { status, task } = outcome(i);
     const once = content.lines.length === 1 && content.lines[0] === id &&
       content.outs.join() === id && commits === 1;
-    if (content.lines.length === 0 || content.outs.length === 0) lost++;
-    if (content.lines.length > 1 || commits > 1) duplicated++;
-    if (once && status === "COMPLETED" && task?.status === "COMPLETED") passed++;
-    else {
-      problems.push(
-        `${scope}: ${JSON.stringify(content)}, ${commits} commits, workflow ${status}, task ` +
-          `${task?.status} retry ${task?.retryCount} ${task?.reasonForIncompletion ?? ""}`,
-      );
-    }
+    tally.add({
+      lost: content.lines.length === 0 || content.outs.length === 0,
+      duplicated: content.lines.length > 1 || commits > 1,
+      passed: once && status === "COMPLETED" && task?.status === "COMPLETED",
+    }, () =>
+      `${scope}: ${JSON.stringify(content)}, ${commits} commits, workflow ${status}, task ` +
+      `${task?.status} retry ${task?.retryCount} ${task?.reasonForIncompletion ?? ""}`);
   }
   for (let k = 0; k < PAIRS; k++) {
     const scope = stack.partition(partitions + k);
@@ -221,20 +192,17 @@ async function scenario(
       w.run.status === "FAILED" && w.task?.status === "FAILED_WITH_TERMINAL_ERROR" &&
       /^ScopeConflictError: /.test(w.task.reasonForIncompletion ?? "")
     );
-    if (content.lines.length === 0) lost++;
-    if (content.lines.length > 1 || content.outs.length > 1) duplicated++;
     const winner = winners[0]?.id;
-    const ok = winners.length === 1 && losers.length === 1 &&
-      content.lines.join() === winner && content.outs.join() === winner;
-    if (ok) passed++;
-    else {
-      problems.push(
-        `pair ${k} (${scope}): ${JSON.stringify(content)}, ` +
-          pair.map((w) =>
-            `${w.id} ${w.run.status} ${w.task?.status} ${w.task?.reasonForIncompletion ?? ""}`
-          ).join(" | "),
-      );
-    }
+    tally.add({
+      lost: content.lines.length === 0,
+      duplicated: content.lines.length > 1 || content.outs.length > 1,
+      passed: winners.length === 1 && losers.length === 1 &&
+        content.lines.join() === winner && content.outs.join() === winner,
+    }, () =>
+      `pair ${k} (${scope}): ${JSON.stringify(content)}, ` +
+      pair.map((w) =>
+        `${w.id} ${w.run.status} ${w.task?.status} ${w.task?.reasonForIncompletion ?? ""}`
+      ).join(" | "));
   }
   const staging = await stack.leftoverStaging();
   assert.equal(await stopWorker(worker, 30_000), 0, tail(worker.output()));
@@ -242,23 +210,20 @@ async function scenario(
   const kills = Object.entries(killer.byPhase).map(([phase, n]) => `${phase} ${n}`).join(", ");
   // Retries whose killed predecessor had published: they complete with that publication.
   const earlier = worker.output().match(/\(earlier-attempt\)/g)?.length ?? 0;
-  record({
-    scenario: `8 partitions on one branch (${label})`,
-    runs: partitions + PAIRS,
-    passed,
-    lost,
-    duplicated,
-    seconds: (Date.now() - started) / 1000,
-    note: `${partitions} partitions (${shape}) + ${PAIRS} same-scope pairs; kills: ${kills}; ` +
+  record(tally.row(
+    `8 partitions on one branch (${label})`,
+    partitions + PAIRS,
+    started,
+    `${partitions} partitions (${shape}) + ${PAIRS} same-scope pairs; kills: ${kills}; ` +
       `retries completed with the earlier publication: ${earlier}`,
-  });
+  ));
   // deno-lint-ignore no-console
   console.log(
     `chaos 8 (${label}): ${partitions} partitions + ${PAIRS} pairs in ` +
       `${((Date.now() - started) / 1000).toFixed(1)} s; kills: ${kills}; ` +
       `retries completed with the earlier publication: ${earlier}`,
   );
-  assert.deepEqual(problems, [], "each partition once, each pair exactly one winner");
+  assert.deepEqual(tally.problems, [], "each partition once, each pair exactly one winner");
   assert.ok(killer.killed.size > 0, "at least one executor was killed");
   assert.deepEqual(staging, [], "no staging branch left");
   assert.deepEqual(dirs, [], "no attempt dir left");

@@ -15,7 +15,7 @@ Deno.test("start: a dead attempt's staging branch is deleted though no retry com
   // The hook runs in the gate before the worker exists; it reads the worker from here.
   const spawned: { worker?: Worker } = {};
   let killed: number | undefined;
-  const stack = await startWritersStack({
+  await using stack = await startWritersStack({
     servers: "demo",
     partitions: 1,
     retries: 0,
@@ -30,46 +30,32 @@ Deno.test("start: a dead attempt's staging branch is deleted though no retry com
       Deno.kill(pid, "SIGKILL");
     },
   });
-  const worker = stack.startWorker(["-j", "1"]);
+  await using worker = stack.startWorker(["-j", "1"]);
   spawned.worker = worker;
-  try {
-    await waitRunning(worker, 60_000);
-    const workflow = await stack.workflow("single", [{
-      name: stack.taskName,
-      taskReferenceName: "only",
-      type: "SIMPLE",
-      inputParameters: {
-        workspace: "${workflow.input.workspace}",
-        params: "${workflow.input.params}",
-      },
-    }]);
-    const id = await stack.api.startWorkflow(
-      workflow,
-      stack.input("main", stack.partition(0), { id: "only" }),
-    );
-    const [run] = await stack.waitAll([id], 60_000);
-    assert.ok(killed !== undefined, "the executor was killed while staging");
-    // No retries: the task failed for good, and no later attempt will clean up after it.
-    assert.equal(run!.status, "FAILED", tail(worker.output()));
-    assert.deepEqual(run!.tasks.map((t) => [t.status, t.retryCount]), [["FAILED", 0]]);
-    await waitFor(async () => (await stack.leftoverStaging()).length === 0, {
-      timeoutMs: 15_000,
-      what: "the dead attempt's staging branch to be deleted",
-    }).catch((error) => {
-      throw new Error(`${error.message}\n${tail(worker.output())}`);
-    });
-    assert.match(
-      worker.output(),
-      /deleted staging branch perago-staging-\S+ of \S+ left by a dead attempt/,
-    );
-    // Nothing was published.
-    const head = (await stack.lakefs.getBranch(stack.repo, "main")).commit_id;
-    assert.equal(head, stack.seedCommit);
-    assert.equal(await stopWorker(worker), 0, tail(worker.output()));
-    assert.deepEqual(await stack.leftoverAttemptDirs(), []);
-  } finally {
-    worker.kill("SIGKILL");
-    await worker.status;
-    await stack.close();
-  }
+  await waitRunning(worker, 60_000);
+  const workflow = await stack.workflow("single", [stack.writerTask("only")]);
+  const id = await stack.api.startWorkflow(
+    workflow,
+    stack.input("main", stack.partition(0), { id: "only" }),
+  );
+  const [run] = await stack.waitAll([id], 60_000);
+  assert.ok(killed !== undefined, "the executor was killed while staging");
+  // No retries: the task failed for good, and no later attempt will clean up after it.
+  assert.equal(run!.status, "FAILED", tail(worker.output()));
+  assert.deepEqual(run!.tasks.map((t) => [t.status, t.retryCount]), [["FAILED", 0]]);
+  await waitFor(async () => (await stack.leftoverStaging()).length === 0, {
+    timeoutMs: 15_000,
+    what: "the dead attempt's staging branch to be deleted",
+  }).catch((error) => {
+    throw new Error(`${error.message}\n${tail(worker.output())}`);
+  });
+  assert.match(
+    worker.output(),
+    /deleted staging branch perago-staging-\S+ of \S+ left by a dead attempt/,
+  );
+  // Nothing was published.
+  const head = (await stack.lakefs.getBranch(stack.repo, "main")).commit_id;
+  assert.equal(head, stack.seedCommit);
+  assert.equal(await stopWorker(worker), 0, tail(worker.output()));
+  assert.deepEqual(await stack.leftoverAttemptDirs(), []);
 });
