@@ -7,7 +7,11 @@ import { join } from "node:path";
 import type { FaultInjector } from "../../src/devstack/faults.ts";
 import type { LakeFsServerHandle } from "../../src/devstack/lakefs/server.ts";
 import { LakeFsClient } from "../../src/lakefs/client.ts";
-import type { AttemptIdentity, CurrentTaskState } from "../../src/workspace/attempt.ts";
+import type {
+  AttemptIdentity,
+  AttemptOptions,
+  CurrentTaskState,
+} from "../../src/workspace/attempt.ts";
 import { forEachConcurrent } from "../../src/util/pool.ts";
 import type { RealLakeFs } from "../_real_servers.ts";
 import { TestStack } from "../_stack.ts";
@@ -143,6 +147,36 @@ export function identity(overrides: Partial<AttemptIdentity> = {}): AttemptIdent
     seq: 1,
     iteration: 0,
     taskDefName: "t",
+    ...overrides,
+  };
+}
+
+/**
+ * The options of one `runAttempt` of `task` over main of the stack's repository at `ref` with
+ * `params`: a synthetic identity, the stack's workspace root and client, owner `test0000`,
+ * reasons up to 500 characters, a fence that always finds the attempt current. `overrides`
+ * win (a fence of the given `attempt` unless `loadCurrentAttempt` is given too).
+ */
+export function attemptOptions(
+  stack: LakeStack,
+  task: AttemptOptions["task"],
+  ref: string,
+  params: Record<string, unknown>,
+  overrides: Partial<AttemptOptions> = {},
+): AttemptOptions {
+  const attempt = overrides.attempt ?? identity();
+  return {
+    task,
+    input: {
+      workspace: { repository: stack.repo, branch: "main", ref_type: "commit", ref },
+      params,
+    },
+    attempt,
+    workspaceRoot: stack.root,
+    ownerWorkerId: "test0000",
+    failureReasonMaxLength: 500,
+    lakefs: stack.lakefs,
+    loadCurrentAttempt: fenceFor(attempt).load,
     ...overrides,
   };
 }

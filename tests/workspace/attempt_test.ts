@@ -4,6 +4,7 @@ import type { LakeFsApi } from "../../src/lakefs/api.ts";
 import { activeOwnerCount } from "../../src/workspace/owners.ts";
 import { type AttemptOptions, runAttempt } from "../../src/workspace/attempt.ts";
 import {
+  attemptOptions,
   branchNames,
   fenceFor,
   identity,
@@ -36,24 +37,14 @@ function workspaceInput(stack: Stack, ref: string) {
   return { repository: stack.repo, branch: "main", ref_type: "commit", ref };
 }
 
+/** A `runAttempt` of the writer task over main at `ref`. */
 function options(
   stack: Stack,
   ref: string,
   params: Record<string, unknown>,
   overrides: Partial<AttemptOptions> = {},
 ): AttemptOptions {
-  const attempt = overrides.attempt ?? identity();
-  return {
-    task: writer,
-    input: { workspace: workspaceInput(stack, ref), params },
-    attempt,
-    workspaceRoot: stack.root,
-    ownerWorkerId: "test0000",
-    failureReasonMaxLength: 500,
-    lakefs: stack.lakefs,
-    loadCurrentAttempt: fenceFor(attempt).load,
-    ...overrides,
-  };
+  return attemptOptions(stack, writer, ref, params, overrides);
 }
 
 async function head(stack: Stack): Promise<string> {

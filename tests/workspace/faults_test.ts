@@ -1,7 +1,16 @@
 import assert from "node:assert/strict";
 import { FaultInjector } from "../../src/devstack/faults.ts";
 import { runAttempt } from "../../src/workspace/attempt.ts";
-import { branchNames, fenceFor, identity, listDir, readTree, seed, startStack } from "./_stack.ts";
+import {
+  attemptOptions,
+  branchNames,
+  fenceFor,
+  identity,
+  listDir,
+  readTree,
+  seed,
+  startStack,
+} from "./_stack.ts";
 import { writer } from "./_tasks.ts";
 
 /** A small deterministic PRNG (mulberry32), so the injected faults are the same every run. */
@@ -27,19 +36,9 @@ Deno.test("transient 5xx and 429 during download, staging and publish are retrie
     const attempt = identity();
     const write: Record<string, string> = {};
     for (let i = 0; i < 10; i++) write[`docs/f${i}.txt`] = `changed ${i}`;
-    const outcome = await runAttempt({
-      task: writer,
-      input: {
-        workspace: { repository: stack.repo, branch: "main", ref_type: "commit", ref: a },
-        params: { write, remove: ["docs/f39.txt"] },
-      },
-      attempt,
-      workspaceRoot: stack.root,
-      ownerWorkerId: "w",
-      failureReasonMaxLength: 500,
-      lakefs: stack.lakefs,
-      loadCurrentAttempt: fenceFor(attempt).load,
-    });
+    const outcome = await runAttempt(
+      attemptOptions(stack, writer, a, { write, remove: ["docs/f39.txt"] }, { attempt }),
+    );
     faults.reset();
     assert.equal(outcome.status, "COMPLETED", outcome.reasonForIncompletion);
     assert.ok(faults.injected.errors > 5, `errors injected: ${faults.injected.errors}`);

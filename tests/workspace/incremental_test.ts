@@ -3,7 +3,7 @@ import { diffLocalWithRemote, type RemoteEntry } from "../../src/lakefs/sync.ts"
 import { runAttempt } from "../../src/workspace/attempt.ts";
 import { defineTask, z } from "../../mod.ts";
 import { join } from "node:path";
-import { branchNames, fenceFor, identity, readTree, seed, startStack } from "./_stack.ts";
+import { attemptOptions, branchNames, identity, readTree, seed, startStack } from "./_stack.ts";
 
 Deno.test("diffLocalWithRemote compares by size and checksum", () => {
   const remote: RemoteEntry[] = [
@@ -53,20 +53,12 @@ Deno.test("1-in-10,000: one changed file uploads exactly one object and deletes 
     stack.server.stats.reset();
     const attempt = identity();
     const started = performance.now();
-    const outcome = await runAttempt({
-      task: touchOne,
-      input: {
-        workspace: { repository: stack.repo, branch: "main", ref_type: "commit", ref: a },
-        params: { path: "data/42/f4242.txt" },
-      },
-      attempt,
-      workspaceRoot: stack.root,
-      ownerWorkerId: "w",
-      failureReasonMaxLength: 500,
-      lakefs: stack.lakefs,
-      loadCurrentAttempt: fenceFor(attempt).load,
-      syncConcurrency: 32,
-    });
+    const outcome = await runAttempt(
+      attemptOptions(stack, touchOne, a, { path: "data/42/f4242.txt" }, {
+        attempt,
+        syncConcurrency: 32,
+      }),
+    );
     const seconds = (performance.now() - started) / 1000;
     assert.equal(outcome.status, "COMPLETED", outcome.reasonForIncompletion);
     assert.equal(stack.server.stats.count("getObject"), 10_000);

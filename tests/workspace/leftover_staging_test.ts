@@ -5,7 +5,7 @@ import {
   MAX_STAGING_BRANCH_LENGTH,
   stagingBranchName,
 } from "../../src/workspace/staging.ts";
-import { branchNames, fenceFor, identity, seed, startStack } from "./_stack.ts";
+import { attemptOptions, branchNames, identity, seed, startStack } from "./_stack.ts";
 import { writer } from "./_tasks.ts";
 
 const IDS = { workflowInstanceId: "wf-1", referenceTaskName: "step_ref" };
@@ -56,19 +56,9 @@ Deno.test("attempt: deletes staging branches an earlier (killed) attempt of the 
     await stack.lakefs.createBranch(stack.repo, earlier, head);
     await stack.lakefs.createBranch(stack.repo, other, head);
     const attempt = identity({ taskId: "task-1", retryCount: 1, seq: 2 });
-    const outcome = await runAttempt({
-      task: writer,
-      input: {
-        workspace: { repository: stack.repo, branch: "main", ref_type: "commit", ref: head },
-        params: { write: { "docs/new.txt": "new\n" } },
-      },
-      attempt,
-      workspaceRoot: stack.root,
-      ownerWorkerId: "test0000",
-      failureReasonMaxLength: 500,
-      lakefs: stack.lakefs,
-      loadCurrentAttempt: fenceFor(attempt).load,
-    });
+    const outcome = await runAttempt(
+      attemptOptions(stack, writer, head, { write: { "docs/new.txt": "new\n" } }, { attempt }),
+    );
     assert.equal(outcome.status, "COMPLETED", outcome.reasonForIncompletion);
     assert.deepEqual(await branchNames(stack), ["main", other].sort());
   } finally {

@@ -7,6 +7,7 @@ import {
 } from "../../src/workspace/attempt.ts";
 import { activeOwnerCount } from "../../src/workspace/owners.ts";
 import {
+  attemptOptions,
   branchNames,
   fenceFor,
   identity,
@@ -24,19 +25,8 @@ function runReader(
   ref: string,
   extra: Partial<AttemptOptions> = {},
 ): Promise<AttemptOutcome> {
-  return runAttempt({
-    task: reader,
-    input: {
-      workspace: { repository: stack.repo, branch: "main", ref_type: "commit", ref },
-      params: {},
-    },
-    attempt: identity(),
-    workspaceRoot: stack.root,
-    ownerWorkerId: "w",
-    failureReasonMaxLength: 500,
-    lakefs: stack.lakefs,
-    ...extra,
-  });
+  const { loadCurrentAttempt: _fence, ...options } = attemptOptions(stack, reader, ref, {});
+  return runAttempt({ ...options, ...extra });
 }
 
 const TRAVERSALS = [
@@ -98,19 +88,9 @@ Deno.test("a symlink made by the task fails staging; its target is never read or
     await Deno.writeTextFile(secret, "TOP SECRET");
     stack.server.stats.reset();
     const attempt = identity();
-    const outcome = await runAttempt({
-      task: writer,
-      input: {
-        workspace: { repository: stack.repo, branch: "main", ref_type: "commit", ref: a },
-        params: { symlink: { "docs/leak.txt": secret, "docs/dir": stack.tmp } },
-      },
-      attempt,
-      workspaceRoot: stack.root,
-      ownerWorkerId: "w",
-      failureReasonMaxLength: 500,
-      lakefs: stack.lakefs,
-      loadCurrentAttempt: fenceFor(attempt).load,
-    });
+    const outcome = await runAttempt(attemptOptions(stack, writer, a, {
+      symlink: { "docs/leak.txt": secret, "docs/dir": stack.tmp },
+    }, { attempt }));
     assert.equal(outcome.status, "FAILED");
     assert.match(outcome.reasonForIncompletion!, /^WorkspaceSymlinkError: cannot stage symlink/);
     assert.equal(stack.server.stats.count("uploadObject"), 0);

@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { ObjectCache, objectCacheDir } from "../../src/lakefs/object_cache.ts";
 import { runAttempt } from "../../src/workspace/attempt.ts";
 import { defineTask, z } from "../../mod.ts";
-import { fenceFor, identity, readTree, seed, startStack } from "./_stack.ts";
+import { attemptOptions, identity, readTree, seed, startStack } from "./_stack.ts";
 
 /** Rewrites one file in place (same inode: open without truncate, write over the start). */
 const rewriteInPlace = defineTask({
@@ -32,21 +32,13 @@ Deno.test("warm attempts: a re-run copies every object from the host cache; a ta
     const cache = new ObjectCache({ dir: objectCacheDir(stack.root), maxBytes: 1 << 20 });
     const run = async (text: string, dryRun: boolean) => {
       const attempt = identity();
-      return await runAttempt({
-        task: rewriteInPlace,
-        input: {
-          workspace: { repository: stack.repo, branch: "main", ref_type: "commit", ref },
-          params: { path: "data/1/f1.txt", text },
-        },
-        attempt,
-        workspaceRoot: stack.root,
-        ownerWorkerId: "w",
-        failureReasonMaxLength: 500,
-        lakefs: stack.lakefs,
-        loadCurrentAttempt: fenceFor(attempt).load,
-        downloadCache: cache,
-        dryRun,
-      });
+      return await runAttempt(
+        attemptOptions(stack, rewriteInPlace, ref, { path: "data/1/f1.txt", text }, {
+          attempt,
+          downloadCache: cache,
+          dryRun,
+        }),
+      );
     };
     stack.server.stats.reset();
     // A dry run fills the cache (and rewrites one file of its own copy in place).
