@@ -41,12 +41,10 @@ export function intIn(min: number, max: number, whenMissing?: string): z.ZodInt 
  * oneOf(["FIXED", "LINEAR_BACKOFF"]).parse("FIXED"); // "FIXED"
  * ```
  */
-export function oneOf<const T extends readonly [string, ...string[]]>(
-  values: T,
-): z.ZodEnum<{ [K in T[number]]: K }> {
+export function oneOf<const T extends readonly [string, ...string[]]>(values: T) {
   return z.enum(values, {
     error: (issue) => `must be one of ${values.join(", ")}, got ${showValue(issue.input)}`,
-  }) as unknown as z.ZodEnum<{ [K in T[number]]: K }>;
+  });
 }
 
 /** How a strict object words its own failures. */
