@@ -194,6 +194,14 @@ export interface ConductorApi {
   pollBatch(taskType: string, options: PollOptions): Promise<Task[]>;
   /** `POST /api/tasks`. Returns the task id the server echoes. */
   updateTask(result: TaskResult, signal?: AbortSignal): Promise<string>;
+  /**
+   * `POST /api/tasks/update-v2`: applies the result like {@linkcode updateTask}, then polls
+   * one more task of the same type (and domain) for `result.workerId`: the next task, or
+   * `undefined` when none is queued. Only for a caller with a free slot for that task. A
+   * server without the endpoint gets a plain {@linkcode updateTask} (answer `undefined`).
+   * Optional: a client without it is sent plain updates and polled as usual.
+   */
+  updateTaskV2?(result: TaskResult, signal?: AbortSignal): Promise<Task | undefined>;
   /** `GET /api/tasks/{taskId}`; throws `ConductorNotFoundError` on 404. */
   getTask(taskId: string, signal?: AbortSignal): Promise<Task>;
   /** `POST /api/tasks/{taskId}/log`. */

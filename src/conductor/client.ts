@@ -77,6 +77,21 @@ interface RequestSpec<T> {
   accept?: number[];
 }
 
+/**
+ * Whether `error` says the server has no such endpoint (an older Conductor asked for
+ * `update-v2`): 405/501, or Spring's answer for an unmapped route, which Conductor 3.21
+ * sends as a 404 ("No static resource ...") or a 500 ("Request method 'POST' is not
+ * supported"). A 404 about the task or workflow ("No such ...") is not one.
+ */
+function lacksEndpoint(error: unknown): boolean {
+  if (!(error instanceof ConductorError) || error.status === undefined) return false;
+  if (error.status === 405 || error.status === 501) return true;
+  if (error.status !== 404 && error.status !== 500) return false;
+  return /not supported|no static resource|no handler found|no endpoint/i.test(
+    error.serverMessage ?? "",
+  );
+}
+
 /** Turns `serverUrl` into the API base (`.../api`) and the root (for `/health`). */
 export function normaliseConductorUrl(serverUrl: string): { apiBase: string; root: string } {
   let url: URL;
@@ -142,6 +157,8 @@ export class ConductorClient implements ConductorApi {
   readonly #userAgent: string;
   readonly #fetch: typeof fetch;
   #token: string | undefined;
+  /** Whether the server has `update-v2`: unknown until it answers. */
+  #updateV2: boolean | undefined;
   #tokenPromise: Promise<string> | undefined;
 
   constructor(options: ConductorClientOptions) {
@@ -202,7 +219,55 @@ export class ConductorClient implements ConductorApi {
 
   /** `POST /api/tasks`; returns the task id the server echoes. Retried on transient errors. */
   async updateTask(result: TaskResult, signal?: AbortSignal): Promise<string> {
-    return await this.#request({
+    return await this.#request(this.#updateSpec(result, signal));
+  }
+
+  /**
+   * `POST /api/tasks/update-v2`: the update, and the next task of the type (`undefined` when
+   * none). Retried on transient errors like {@linkcode updateTask}. Until the endpoint has
+   * answered once, an answer saying the server lacks it (405, or Spring's "not supported" /
+   * "No static resource") switches this client to plain updates for good.
+   */
+  async updateTaskV2(result: TaskResult, signal?: AbortSignal): Promise<Task | undefined> {
+    const plain = async () => {
+      await this.#requestWithAuth(this.#updateSpec(result, signal));
+      return undefined;
+    };
+    if (this.#updateV2 === false) return await retryTransient(plain, this.#retry, signal);
+    return await retryTransient(
+      async () => {
+        if (this.#updateV2 === false) return await plain();
+        try {
+          const next = await this.#requestWithAuth({
+            operation: "updateTaskV2",
+            method: "POST",
+            path: "/tasks/update-v2",
+            body: result,
+            signal,
+            retry: true,
+            accept: [204],
+            parse: (text, status) =>
+              status === 204 || text.trim() === ""
+                ? undefined
+                : parseJson("updateTaskV2", taskSchema, text, status),
+          });
+          this.#updateV2 = true;
+          return next;
+        } catch (error) {
+          if (this.#updateV2 === undefined && lacksEndpoint(error)) {
+            this.#updateV2 = false;
+            return await plain();
+          }
+          throw error;
+        }
+      },
+      this.#retry,
+      signal,
+    );
+  }
+
+  #updateSpec(result: TaskResult, signal: AbortSignal | undefined): RequestSpec<string> {
+    return {
       operation: "updateTask",
       method: "POST",
       path: "/tasks",
@@ -210,7 +275,7 @@ export class ConductorClient implements ConductorApi {
       signal,
       retry: true,
       parse: (text) => text.trim() || result.taskId,
-    });
+    };
   }
 
   /** `GET /api/tasks/{taskId}`; throws {@linkcode ConductorNotFoundError} when unknown. */

@@ -8,15 +8,18 @@
 import { getLogger } from "../log/logger.ts";
 import { backoffDelayMs } from "../util/retry.ts";
 import { sleep } from "../util/sleep.ts";
-import type { ConductorApi, TaskResult } from "./api.ts";
+import type { ConductorApi, Task, TaskResult } from "./api.ts";
 import { ConductorError, ConductorNotFoundError, isTransientConductorError } from "./errors.ts";
 
 const log = getLogger("conductor", "delivery");
 
 /** How a delivery ended. */
 export type DeliveryOutcome =
-  /** The server took the result. */
-  | { kind: "delivered"; attempts: number }
+  /**
+   * The server took the result. `next`: the task `update-v2` handed over with it, when the
+   * delivery asked for one (`nextTask`) and one was queued.
+   */
+  | { kind: "delivered"; attempts: number; next?: Task }
   /** The server answered 404: the task or workflow is gone; the result was dropped. */
   | { kind: "gone"; attempts: number; error: ConductorNotFoundError }
   /** A newer result for the same task replaced this one before it was sent. */
@@ -25,7 +28,7 @@ export type DeliveryOutcome =
 /** Options of {@linkcode ResultDelivery}. */
 export interface ResultDeliveryOptions {
   /** Posts one result; usually a {@linkcode ConductorApi}. */
-  api: Pick<ConductorApi, "updateTask">;
+  api: Pick<ConductorApi, "updateTask" | "updateTaskV2">;
   /** First backoff in ms. @default 500 */
   baseDelayMs?: number;
   /** Longest backoff in ms. @default 30000 */
@@ -57,6 +60,7 @@ interface Entry {
   deadline: number;
   signal: AbortSignal | undefined;
   superseded: boolean;
+  nextTask: boolean;
 }
 
 /**
@@ -81,7 +85,7 @@ interface Entry {
  * ```
  */
 export class ResultDelivery {
-  readonly #api: Pick<ConductorApi, "updateTask">;
+  readonly #api: Pick<ConductorApi, "updateTask" | "updateTaskV2">;
   readonly #baseDelayMs: number;
   readonly #maxDelayMs: number;
   readonly #deadlineMs: number;
@@ -112,10 +116,13 @@ export class ResultDelivery {
    * Queues a result. The promise resolves when the server took it (or answered 404, or a
    * newer result replaced it) and rejects with {@linkcode ResultDeliveryError} when it cannot
    * be delivered (a 4xx other than 404, the deadline, or an abort).
+   *
+   * `nextTask`: post with `update-v2` (when the api has it), whose answer is the next task of
+   * the type, returned as the outcome's `next`: only for a caller with a free slot for it.
    */
   deliver(
     result: TaskResult,
-    options: { signal?: AbortSignal; deadlineMs?: number } = {},
+    options: { signal?: AbortSignal; deadlineMs?: number; nextTask?: boolean } = {},
   ): Promise<DeliveryOutcome> {
     return new Promise<DeliveryOutcome>((resolve, reject) => {
       const signals = [options.signal, this.#signal].filter((s): s is AbortSignal => !!s);
@@ -131,6 +138,7 @@ export class ResultDelivery {
         deadline: Date.now() + (options.deadlineMs ?? this.#deadlineMs),
         signal,
         superseded: false,
+        nextTask: options.nextTask === true && this.#api.updateTaskV2 !== undefined,
       };
       const queue = this.#queues.get(result.taskId);
       this.#pending++;
@@ -203,7 +211,9 @@ export class ResultDelivery {
         throw new ResultDeliveryError(result.taskId, "delivery aborted", { cause: signal.reason });
       }
       try {
-        await this.#api.updateTask(result, signal);
+        const next = entry.nextTask
+          ? await this.#api.updateTaskV2!(result, signal)
+          : void await this.#api.updateTask(result, signal);
         if (attempt > 1) {
           log.info("delivered result of task {taskId} after {attempts} attempts", {
             taskId: result.taskId,
@@ -211,7 +221,7 @@ export class ResultDelivery {
             status: result.status,
           });
         }
-        return { kind: "delivered", attempts: attempt };
+        return { kind: "delivered", attempts: attempt, ...(next === undefined ? {} : { next }) };
       } catch (error) {
         if (signal?.aborted) {
           throw new ResultDeliveryError(result.taskId, "delivery aborted", { cause: error });

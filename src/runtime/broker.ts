@@ -38,7 +38,11 @@ export type BrokerState = "starting" | "running" | "draining" | "stopped" | "fai
 
 /** What the broker needs of result delivery (see `ResultDelivery` in src/conductor). */
 export interface ResultSink {
-  deliver(result: TaskResult): Promise<DeliveryOutcome>;
+  /**
+   * Delivers `result`; with `nextTask`, in a call whose answer may be the next task of the
+   * type (the outcome's `next`, see `ResultDelivery.deliver`).
+   */
+  deliver(result: TaskResult, options?: { nextTask?: boolean }): Promise<DeliveryOutcome>;
 }
 
 /** How the broker polls one task type (every field optional). */
@@ -77,6 +81,13 @@ export interface BrokerOptions {
   api: ConductorApi;
   /** Delivers final results (retrying until the server takes them). */
   delivery: ResultSink;
+  /**
+   * Take the next task of an adaptive type in the call that delivers a result
+   * (`update-v2`), when a credit is free for it and the type has room: one request per task
+   * instead of a result update and a poll while tasks keep coming.
+   * @default whether `api` has `updateTaskV2`
+   */
+  nextTaskWithResult?: boolean;
   /**
    * Task types to poll, round-robin. May be empty (every served type paused): the broker
    * then polls nothing until it is drained.
@@ -184,6 +195,9 @@ function roomOf(type: PollType): number {
 export class Broker {
   readonly #api: ConductorApi;
   readonly #delivery: ResultSink;
+  readonly #nextTaskWithResult: boolean;
+  /** The poll loop's book while it runs (a delivery that takes the next task reserves in it). */
+  #loop: PollLoop | undefined;
   readonly #types: readonly PollType[];
   readonly #pausedTaskTypes: readonly string[];
   readonly #workerId: string;
@@ -219,6 +233,7 @@ export class Broker {
     }
     this.#api = options.api;
     this.#delivery = options.delivery;
+    this.#nextTaskWithResult = options.nextTaskWithResult ?? options.api.updateTaskV2 !== undefined;
     this.#types = options.taskTypes.map((name) => {
       const polling = options.taskPolling?.[name] ?? {};
       for (const [key, value] of Object.entries(polling)) {
@@ -329,6 +344,8 @@ export class Broker {
         );
         return;
       case "result":
+        // The freed slot's credit first: delivering this result may take the next task.
+        if (message.credit !== undefined) this.#credits += message.credit;
         this.#track(
           withTraceparent(
             message.traceparent,
@@ -398,8 +415,11 @@ export class Broker {
     }
     try {
       await this.#pollLoop();
-      // Draining: wait for the held tasks' outcomes (or a shutdown).
-      while (this.#held.size > 0 && !this.#stopping.signal.aborted) {
+      // Draining: wait for the held tasks' outcomes (or a shutdown). A delivery in flight
+      // may still hand over a next task it asked for before the drain: it is held too.
+      while (
+        (this.#held.size > 0 || this.#deliveries.size > 0) && !this.#stopping.signal.aborted
+      ) {
         await this.#waitForChange();
       }
       while (this.#deliveries.size > 0) await Promise.allSettled([...this.#deliveries]);
@@ -437,7 +457,7 @@ export class Broker {
    * may run.
    */
   async #pollLoop(): Promise<void> {
-    const loop: PollLoop = {
+    const loop: PollLoop = this.#loop = {
       inFlight: new Set(),
       reserved: 0,
       longPolls: 0,
@@ -461,6 +481,7 @@ export class Broker {
     }
     // Draining: a poll in flight finishes and its tasks are handed out, never aborted.
     while (loop.inFlight.size > 0) await Promise.all([...loop.inFlight]);
+    this.#loop = undefined;
   }
 
   /** Waits for a change (credits, a result), a poll to end, or `wakeAt` (a type's interval). */
@@ -732,8 +753,11 @@ export class Broker {
         : { reasonForIncompletion: outcome.reasonForIncompletion }),
     };
     const started = Date.now();
+    const takeNext = this.#reserveNext(held.pollType);
+    let next: Task | undefined;
     try {
-      const delivered = await this.#delivery.deliver(result);
+      const delivered = await this.#delivery.deliver(result, { nextTask: takeNext });
+      if (delivered.kind === "delivered") next = delivered.next;
       const how = delivered.kind === "gone" ? "dropped" : "delivered";
       this.#observer?.result(held.task.taskType, result.status, how, {
         attempts: delivered.attempts,
@@ -761,7 +785,43 @@ export class Broker {
         error,
       });
       this.#emit({ type: "delivered", taskId, how: "dropped" });
+    } finally {
+      if (takeNext) this.#nextTaken(held.pollType, next, Date.now() - started);
     }
+  }
+
+  /**
+   * Whether the delivery of a result of `type` starting now may take the next task: then
+   * one free credit (and the type's room) is reserved for it, as for a poll of one task.
+   * Never while draining or for fixed-interval types (their polls keep their own rhythm).
+   */
+  #reserveNext(type: PollType): boolean {
+    const loop = this.#loop;
+    if (
+      !this.#nextTaskWithResult || loop === undefined || this.#draining.signal.aborted ||
+      type.pollIntervalMs !== undefined || this.#credits - loop.reserved <= 0
+    ) return false;
+    // The task being delivered still counts in `inFlight`; the server ends it before it
+    // hands over the next one.
+    if (type.concurrency !== undefined && roomOf(type) + 1 <= 0) return false;
+    loop.reserved++;
+    type.reserved++;
+    return true;
+  }
+
+  /** The delivery that reserved a credit ended: hold and hand out the task it brought. */
+  #nextTaken(type: PollType, next: Task | undefined, durationMs: number): void {
+    const loop = this.#loop;
+    if (loop !== undefined) loop.reserved--;
+    type.reserved--;
+    this.#observer?.poll(type.name, { tasks: next === undefined ? 0 : 1 }, durationMs);
+    if (next !== undefined) {
+      this.#credits = Math.max(0, this.#credits - 1);
+      this.#flowing.add(type.name);
+      this.#hold(next, type);
+      this.#emit({ type: "tasks", tasks: [next] });
+    }
+    this.#wake?.();
   }
 }
 

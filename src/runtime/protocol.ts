@@ -11,7 +11,8 @@
  * broker --tasks[]--> supervisor --attempt--> executor, and --assigned--> broker
  * executor --fence{requestId,taskId}--> supervisor --fence--> broker (getTask)
  * broker --fence-result--> supervisor --fence-result--> executor
- * executor --outcome--> supervisor --result--> broker (ResultDelivery) --delivered-->
+ * executor --outcome--> supervisor --result{credit}--> broker (ResultDelivery; update-v2 hands
+ *   back the next task when the broker has a free credit) --delivered-->
  * executor died mid-attempt: supervisor --abandon--> broker (reports FAILED)
  * SIGTERM: supervisor --drain--> broker; broker --drained--> once every result is delivered;
  * supervisor --shutdown--> executors and broker.
@@ -216,6 +217,11 @@ export const ToBrokerSchema = z.discriminatedUnion("type", [
     outcome: OutcomeSchema,
     /** The attempt's trace: the delivery becomes a span of it. */
     traceparent: z.string().max(100).optional(),
+    /**
+     * Credits granted with the result (the slot it freed), so the broker has them when it
+     * posts the result and may take the next task in the same call (`update-v2`).
+     */
+    credit: z.number().int().positive().optional(),
   }),
   /** The executor running `taskId` died: report the attempt FAILED (retryable). */
   z.object({

@@ -620,16 +620,18 @@ export class Supervisor {
         clearTimeout(slot.watchdog);
         this.#o.telemetry?.attemptEnded(attempt.taskType);
         this.#o.telemetry?.resultSent();
+        this.#dispatch();
+        // The freed slot's credit goes with the result: the broker may then take the next
+        // task in the call that delivers this one.
+        const credit = this.#freeCredits();
         void this.#broker?.send({
           type: "result",
           taskId: attempt.taskId,
           workerId: slot.workerId,
           outcome: message.outcome,
           ...(message.traceparent === undefined ? {} : { traceparent: message.traceparent }),
+          ...(credit > 0 ? { credit } : {}),
         });
-        this.#dispatch();
-        this.#grantCredits();
-        this.#slotsChanged();
         return;
       }
       case "fatal":
@@ -778,11 +780,17 @@ export class Supervisor {
 
   /** Grants the broker one credit per idle executor not already covered. */
   #grantCredits(): void {
-    if (this.#life.phase !== "running") return;
+    const free = this.#freeCredits();
+    if (free > 0) void this.#broker?.send({ type: "credit", n: free });
+  }
+
+  /** Counts as granted, and returns, one credit per idle executor not already covered. */
+  #freeCredits(): number {
+    if (this.#life.phase !== "running") return 0;
     const free = this.#idleSlots().length - this.#outstandingCredits - this.#queue.length;
-    if (free <= 0) return;
+    if (free <= 0) return 0;
     this.#outstandingCredits += free;
-    void this.#broker?.send({ type: "credit", n: free });
+    return free;
   }
 
   // ---- stop ----

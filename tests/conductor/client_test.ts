@@ -277,3 +277,41 @@ Deno.test("client: token auth fetches once, sends X-Authorization, refreshes on 
     assert.ok(!error.message.includes("wrong-secret"), "the secret never shows in errors");
   });
 });
+
+Deno.test("client: update-v2 falls back to plain updates on a server without it, for good", async () => {
+  const result = {
+    workflowInstanceId: "wf",
+    taskId: "t1",
+    status: "COMPLETED" as const,
+    workerId: "w",
+  };
+  // Conductor 3.21 answers an unmapped POST with a 500 "Request method 'POST' is not supported".
+  await withJunkServer((request) => {
+    const path = new URL(request.url).pathname;
+    if (path === "/api/tasks/update-v2") {
+      return Response.json({ status: 500, message: "Request method 'POST' is not supported" }, {
+        status: 500,
+      });
+    }
+    return new Response("t1");
+  }, async (url, seen) => {
+    const client = new ConductorClient({ serverUrl: url, retry: { baseDelayMs: 1 } });
+    assert.equal(await client.updateTaskV2(result), undefined);
+    assert.equal(await client.updateTaskV2(result), undefined);
+    assert.deepEqual(seen.map((s) => new URL(s.url).pathname), [
+      "/api/tasks/update-v2",
+      "/api/tasks",
+      "/api/tasks",
+    ]);
+  });
+  // A 404 about the task is the task being gone, not a missing endpoint.
+  await withJunkServer(
+    () =>
+      Response.json({ status: 404, message: "No such workflow found by id: wf" }, { status: 404 }),
+    async (url, seen) => {
+      const client = new ConductorClient({ serverUrl: url });
+      await assert.rejects(client.updateTaskV2(result), ConductorNotFoundError);
+      assert.equal(seen.length, 1);
+    },
+  );
+});

@@ -398,6 +398,63 @@ async function contractSuite(t: Deno.TestContext, target: Target): Promise<void>
   });
 
   await t.step(
+    "update-v2 applies the result and hands over the next task of the type",
+    async () => {
+      const { taskType, workflowId } = await setup("v2", {}, ["first", "second"], { x: "X" });
+      const first = await pollOne(taskType);
+      const next = await client.updateTaskV2({
+        workflowInstanceId: workflowId,
+        taskId: first.taskId,
+        status: "COMPLETED",
+        outputData: { y: "Y" },
+        workerId: "v2-worker",
+      });
+      assert.equal(next?.referenceTaskName, "second");
+      assert.equal(next?.status, "IN_PROGRESS");
+      assert.deepEqual(next?.inputData, { y: "Y", all: { y: "Y" } });
+      assert.equal((await client.getTask(first.taskId)).status, "COMPLETED");
+      assert.equal((await client.getTask(next!.taskId)).workerId, "v2-worker");
+      // Nothing queued: the update alone.
+      const none = await client.updateTaskV2({
+        workflowInstanceId: workflowId,
+        taskId: next!.taskId,
+        status: "COMPLETED",
+        outputData: { z: "Z" },
+        workerId: "v2-worker",
+      });
+      assert.equal(none, undefined);
+      await waitWorkflow(workflowId, "COMPLETED");
+
+      // The next task comes from the finished task's domain, never the default queue.
+      const domain = `d${RUN}`;
+      const inDomain = await client.startWorkflow(`${taskType}_wf`, { x: 1 }, {
+        taskToDomain: { [taskType]: domain },
+      });
+      await client.startWorkflow(`${taskType}_wf`, { x: 2 });
+      const head = await waitFor(
+        async () =>
+          (await client.pollBatch(taskType, { count: 1, timeoutMs: 1000, workerId: "w", domain }))[
+            0
+          ],
+        {
+          timeoutMs: target.slowMs,
+          what: "a task in the domain",
+          intervalMs: 1,
+        },
+      );
+      const sibling = await client.updateTaskV2({
+        workflowInstanceId: inDomain,
+        taskId: head.taskId,
+        status: "COMPLETED",
+        outputData: { y: 1 },
+        workerId: "v2-worker",
+      });
+      assert.equal(sibling?.workflowInstanceId, inDomain);
+      assert.equal(sibling?.referenceTaskName, "second");
+    },
+  );
+
+  await t.step(
     "FAILED is retried with retryCount+1 and retriedTaskId, then fails the workflow",
     async () => {
       const { taskType, workflowId } = await setup("retry", { retryCount: 1 });

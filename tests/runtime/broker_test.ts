@@ -449,3 +449,134 @@ Deno.test("broker: out-of-range options are RangeErrors, never clamped", () => {
   assert.throws(() => new Broker({ ...base, maxConcurrentPolls: 1.5 }), RangeError);
   assert.doesNotThrow(() => new Broker({ ...base, shortPollTimeoutMs: 5000 }));
 });
+
+/** A Conductor with `update-v2`: the update, then the next task of the type (and domain). */
+class UpdateV2Conductor extends MemoryConductor {
+  v2Calls = 0;
+  async updateTaskV2(result: TaskResult): Promise<Task | undefined> {
+    this.v2Calls++;
+    await this.updateTask(result);
+    const task = this.tasks.get(result.taskId)!;
+    const [next] = await this.pollBatch(task.taskType, {
+      count: 1,
+      timeoutMs: 0,
+      workerId: result.workerId ?? "",
+      ...(task.domain ? { domain: task.domain } : {}),
+    });
+    return next;
+  }
+}
+
+Deno.test("broker: a result with its slot's credit takes the next task in the same call (update-v2)", async () => {
+  const api = new UpdateV2Conductor();
+  const { broker, tasksOut } = setup({ api });
+  for (let i = 0; i < 4; i++) api.enqueue("sum");
+  const running = broker.run();
+  try {
+    broker.handle({ type: "credit", n: 1 });
+    await waitFor(() => tasksOut().length === 1, { what: "first task", timeoutMs: 2000 });
+    const polls = api.polls.length;
+    for (let i = 1; i < 4; i++) {
+      broker.handle({
+        type: "result",
+        taskId: tasksOut()[i - 1]!,
+        workerId: "sum0000",
+        outcome: done,
+        credit: 1,
+      });
+      await waitFor(() => tasksOut().length === i + 1, { what: `task ${i + 1}`, timeoutMs: 2000 });
+      assert.equal(broker.held, 1, "never more tasks than credits");
+      assert.equal(broker.credits, 0);
+    }
+    // Polled in the updates (which the pollBatch of the fake records too: one per update).
+    assert.equal(api.v2Calls, 3);
+    assert.equal(api.polls.length, polls + 3, "no poll besides the updates' own");
+    // The queue is empty: the last result's update brings nothing, the credit goes back to
+    // the poll loop, which polls for it.
+    broker.handle({
+      type: "result",
+      taskId: tasksOut()[3]!,
+      workerId: "sum0000",
+      outcome: done,
+      credit: 1,
+    });
+    await waitFor(() => api.polls.length > polls + 4 || undefined, {
+      what: "a poll for the free credit",
+      timeoutMs: 2000,
+    });
+    assert.equal(api.v2Calls, 4);
+    assert.equal(api.updates.filter((u) => u.status === "COMPLETED").length, 4);
+    api.enqueue("sum");
+    await waitFor(() => tasksOut().length === 5, {
+      what: "a task found by polling",
+      timeoutMs: 2000,
+    });
+  } finally {
+    broker.shutdown();
+    await running;
+  }
+});
+
+Deno.test("broker: without a free credit, or draining, a result is a plain update", async () => {
+  const api = new UpdateV2Conductor();
+  const { broker, tasksOut, emitted } = setup({ api });
+  for (let i = 0; i < 4; i++) api.enqueue("sum");
+  const running = broker.run();
+  broker.handle({ type: "credit", n: 2 });
+  await waitFor(() => tasksOut().length === 2, { what: "two tasks", timeoutMs: 2000 });
+  // No credit with the result (its slot is not free): nothing more is taken.
+  broker.handle({ type: "result", taskId: tasksOut()[0]!, workerId: "w0", outcome: done });
+  await waitFor(() => api.updates.length === 1 || undefined, { what: "update", timeoutMs: 2000 });
+  assert.equal(api.v2Calls, 0);
+  await sleep(50);
+  assert.equal(tasksOut().length, 2);
+  // Draining: the credit that comes with a result takes nothing either.
+  broker.handle({ type: "drain" });
+  broker.handle({
+    type: "result",
+    taskId: tasksOut()[1]!,
+    workerId: "w1",
+    outcome: done,
+    credit: 1,
+  });
+  await running;
+  assert.equal(api.v2Calls, 0);
+  assert.equal(tasksOut().length, 2);
+  assert.equal(api.updates.length, 2);
+  assert.equal(emitted.at(-1)?.type, "drained");
+});
+
+Deno.test("broker: a next task that arrives while draining is still held until its result", async () => {
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => release = resolve);
+  const api = new (class extends UpdateV2Conductor {
+    override async updateTaskV2(result: TaskResult): Promise<Task | undefined> {
+      await gate; // the drain arrives while this update is on its way
+      return await super.updateTaskV2(result);
+    }
+  })();
+  const { broker, tasksOut, emitted } = setup({ api });
+  for (let i = 0; i < 2; i++) api.enqueue("sum");
+  const running = broker.run();
+  broker.handle({ type: "credit", n: 1 });
+  await waitFor(() => tasksOut().length === 1, { what: "first task", timeoutMs: 2000 });
+  broker.handle({
+    type: "result",
+    taskId: tasksOut()[0]!,
+    workerId: "w0",
+    outcome: done,
+    credit: 1,
+  });
+  broker.handle({ type: "drain" });
+  release();
+  await waitFor(() => tasksOut().length === 2, { what: "the next task", timeoutMs: 2000 });
+  let finished = false;
+  void running.then(() => finished = true);
+  await sleep(100);
+  assert.equal(finished, false, "the drain waits for the task the update brought");
+  assert.equal(broker.held, 1);
+  broker.handle({ type: "result", taskId: tasksOut()[1]!, workerId: "w0", outcome: done });
+  await running;
+  assert.equal(api.updates.filter((u) => u.status === "COMPLETED").length, 2);
+  assert.equal(emitted.at(-1)?.type, "drained");
+});

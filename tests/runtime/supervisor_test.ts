@@ -87,7 +87,10 @@ const TASK = {
   retryCount: 0,
 };
 
-/** A broker that hands out `tasks` on its first credits and delivers every result. */
+/**
+ * A broker that hands out `tasks` on its first credits (a credit message, or the credit a
+ * result carries) and delivers every result.
+ */
 function fakeBroker(tasks: (typeof TASK)[]): FakeBroker {
   const queue = [...tasks];
   return new FakeChild<FromBroker, ToBroker>((message, child) => {
@@ -99,7 +102,12 @@ function fakeBroker(tasks: (typeof TASK)[]): FakeBroker {
         if (given.length > 0) child.say({ type: "tasks", tasks: given });
         return;
       }
-      case "result":
+      case "result": {
+        child.say({ type: "delivered", taskId: message.taskId, how: "delivered" });
+        const given = queue.splice(0, message.credit ?? 0);
+        if (given.length > 0) child.say({ type: "tasks", tasks: given });
+        return;
+      }
       case "abandon":
         return child.say({ type: "delivered", taskId: message.taskId, how: "delivered" });
       case "drain":
@@ -167,6 +175,9 @@ Deno.test("supervisor: a polled task goes to an idle executor and its result to 
       taskId: "t1",
       workerId: "sum0000",
       outcome: { status: "COMPLETED", outputData: { result: 5 }, stale: false, durationMs: 1 },
+      // The slot the result freed: its credit rides with the result (the broker may take the
+      // next task in the call that delivers this one).
+      credit: 1,
     });
     const attempt = executor.received.find((m) => m.type === "attempt");
     assert.equal(attempt?.type === "attempt" && attempt.task.taskId, "t1");
