@@ -153,10 +153,14 @@ export async function setupLogging(options: LoggingOptions): Promise<LoggingHand
     MAX_ROTATED_FILES,
     (record: LogRecord) => formatJsonLine(record, workerId, secrets),
   );
-  const sinks: Record<string, Sink> = { file: redact(fileSink) };
-  if (options.console ?? true) {
-    sinks.console = redact(stderrSink(workerId, secrets, options.consoleWrite));
-  }
+  const consoleSink = (options.console ?? true)
+    ? stderrSink(workerId, secrets, options.consoleWrite)
+    : undefined;
+  // One redaction for both renderings: walking a record's properties for secret field names
+  // is the dearest part of logging a line, and both sinks would see the same result.
+  const sinks: Record<string, Sink> = {
+    worker: redact(fanOut(consoleSink === undefined ? [fileSink] : [fileSink, consoleSink])),
+  };
   const sinkIds = Object.keys(sinks);
 
   await configure({
@@ -190,6 +194,18 @@ export async function setupLogging(options: LoggingOptions): Promise<LoggingHand
       return disposed;
     },
   };
+}
+
+/** One sink passing each record to every one of `sinks` in turn; disposing disposes each. */
+function fanOut(sinks: readonly (Sink & Partial<Disposable>)[]): Sink & Disposable {
+  const sink: Sink = (record: LogRecord) => {
+    for (const each of sinks) each(record);
+  };
+  return Object.assign(sink, {
+    [Symbol.dispose]: () => {
+      for (const each of sinks) each[Symbol.dispose]?.();
+    },
+  });
 }
 
 /** Console lines are gathered this long (unless a warning/error or 3 KiB comes first). */
