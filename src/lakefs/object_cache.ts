@@ -11,15 +11,25 @@
  *   temporary file in `tmp/` renamed into place, so a reader never sees a partial entry and
  *   several executor processes (or threads) can fill the same entry at once: the last
  *   rename wins with the same bytes.
- * - Use: a small object's entry is read whole and re-verified (size and MD5, a few us for a
- *   few KiB) before its bytes are written into the attempt; a large one is served after an
- *   `lstat` shows a regular file of the listed size, and the caller copies it
- *   (`Deno.copyFile`: an in-kernel `copy_file_range`, which Btrfs and XFS turn into a
- *   copy-on-write clone). A wrong entry is removed and reported as a miss. Nothing is ever
- *   hard-linked: a task may rewrite its files in place.
+ * - Use: an entry is served when it is a regular file of the listed size and, for a small
+ *   object (read whole, then written into the attempt), when its bytes still hash to the
+ *   SHA-256 its fill stored after them (`<bytes><32-byte SHA-256>`): the attempt needs that
+ *   digest for its snapshot anyway, so checking it costs a 32-byte compare where the MD5 of
+ *   every copy cost a hash more. A large object's entry is its bytes alone, served after an
+ *   `lstat` shows the listed size; the caller copies it with `Deno.copyFile` (an in-kernel
+ *   `copy_file_range`, which Btrfs and XFS turn into a copy-on-write clone). A wrong entry is
+ *   removed and reported as a miss. Nothing is ever hard-linked: a task may rewrite its
+ *   files in place. Entries are read-only files (mode 0400) that nothing writes after the
+ *   rename of their fill.
+ * - Digest: for a large object the cache keeps the SHA-256 of its bytes beside the entry
+ *   (`<entry>.sha256`, given by the attempt's snapshot of the verified download), so an
+ *   attempt copying it knows the digest its snapshot needs without reading the copy. A
+ *   wrong digest file could only make an attempt upload an unchanged file again, never miss
+ *   a change: the snapshot after the task reads every file changed since the one before.
  * - Bound: the entries' total size (read from their names, no `stat` needed) is kept under
  *   `maxBytes`; past it the least recently used entries (by mtime, which a hit refreshes at
- *   most once per {@linkcode TOUCH_INTERVAL_MS}) are removed down to 90 %. Each instance
+ *   most once per {@linkcode TOUCH_INTERVAL_MS}: an attempt copying 20,000 entries must not
+ *   pay a `utime` for each) are removed down to 90 %, with their digest files. Each instance
  *   re-counts the directory at its first fill and after each 1/16 of the bound it added, so
  *   with several processes filling at once the total can pass the bound by about 1/16 of it
  *   per process until the next count.
@@ -37,14 +47,31 @@ import { join } from "node:path";
 /** The cache's directory name under the workspace root. */
 export const OBJECT_CACHE_DIR_NAME = ".perago-cache";
 
-/** A hit refreshes an entry's mtime (its LRU clock) when it is older than this. */
-export const TOUCH_INTERVAL_MS = 60_000;
+/**
+ * A hit refreshes an entry's mtime (its LRU clock) when it is older than this: the order of
+ * entries used within the same ten minutes does not matter for a bound of gigabytes.
+ */
+export const TOUCH_INTERVAL_MS = 10 * 60_000;
 
 /** A temporary file older than this is a fill that died: removed by the next count. */
 const STALE_TEMP_MS = 60 * 60_000;
 
 const MD5_HEX = /^[0-9a-f]{32}$/i;
 const ENTRY_NAME = /^([0-9a-f]{32})-(0|[1-9][0-9]*)$/;
+const SHA256_HEX = /^[0-9a-f]{64}$/;
+/** The suffix of an entry's digest file. */
+const DIGEST_SUFFIX = ".sha256";
+/** Entries are never written after their fill. */
+const ENTRY_MODE = 0o400;
+/** Bytes of the SHA-256 stored after a small entry's content. */
+const TRAILER_BYTES = 32;
+
+/** A small object's cached content and its SHA-256 (checked against the entry's). */
+export interface CachedBytes {
+  readonly data: Uint8Array;
+  /** Hex SHA-256 of `data`. */
+  readonly sha256: string;
+}
 
 /** The object an entry stands for: the listing's checksum and size. */
 export interface CachedObject {
@@ -101,8 +128,8 @@ export function objectCacheDir(workspaceRoot: string): string {
  * // "abc", as lakeFS lists it: hex MD5 and size. The caller verified these bytes.
  * const object = { size: 3, checksum: "900150983cd24fb0d6963f7d28e17f72" };
  * cache.addBytes(object, new TextEncoder().encode("abc"));
- * cache.readVerified(object); // the bytes of "abc", re-verified
- * cache.readVerified({ size: 3, checksum: "0".repeat(32) }); // undefined: a miss
+ * cache.read(object)?.data; // the bytes of "abc"
+ * cache.read({ size: 3, checksum: "0".repeat(32) }); // undefined: a miss
  * ```
  */
 export class ObjectCache {
@@ -163,11 +190,12 @@ export class ObjectCache {
 
   /**
    * The content of a good entry for a small `object` (read whole: meant for objects of a few
-   * hundred KiB at most), re-verified (size and MD5) on every use; a bad entry is removed.
-   * Synchronous: a handful of syscalls on local disk, cheaper than an async op per step when
-   * an attempt copies thousands of small files.
+   * hundred KiB at most) with its SHA-256: a regular file of the listed size plus the
+   * trailer, whose bytes hash to the trailer's digest; a bad entry is removed. Synchronous: a
+   * handful of syscalls on local disk, cheaper than an async op per step when an attempt
+   * copies thousands of small files.
    */
-  readVerified(object: CachedObject): Uint8Array | undefined {
+  read(object: CachedObject): CachedBytes | undefined {
     const name = ObjectCache.entryName(object);
     if (name === undefined) return undefined;
     const path = this.#entryPath(name);
@@ -178,48 +206,47 @@ export class ObjectCache {
       this.#stats.misses++;
       return undefined;
     }
-    let data: Uint8Array | undefined;
+    let found: CachedBytes | undefined;
     try {
       const info = file.statSync();
-      if (info.isFile && info.size === object.size) {
-        data = new Uint8Array(object.size);
+      if (info.isFile && info.size === object.size + TRAILER_BYTES) {
+        const buffer = new Uint8Array(info.size);
         let offset = 0;
-        while (offset < data.length) {
-          const n = file.readSync(data.subarray(offset));
+        while (offset < buffer.length) {
+          const n = file.readSync(buffer.subarray(offset));
           if (n === null) break;
           offset += n;
         }
-        const good = offset === data.length &&
-          createHash("md5").update(data).digest("hex") === object.checksum.toLowerCase();
-        if (!good) data = undefined;
-        else if (this.#stale(info.mtime)) {
-          const now = new Date(this.#now());
-          file.utimeSync(now, now);
+        const data = buffer.subarray(0, object.size);
+        const digest = createHash("sha256").update(data).digest();
+        if (offset === buffer.length && equalBytes(digest, buffer.subarray(object.size))) {
+          found = { data, sha256: digest.toString("hex") };
+          if (this.#stale(info.mtime)) {
+            const now = new Date(this.#now());
+            file.utimeSync(now, now);
+          }
         }
       }
     } catch {
-      data = undefined;
+      found = undefined;
     } finally {
       file.close();
     }
-    if (data === undefined) {
-      try {
-        Deno.removeSync(path);
-      } catch {
-        // Gone already.
-      }
+    if (found === undefined) {
+      this.#removeEntry(path);
       this.#stats.misses++;
       return undefined;
     }
     this.#stats.hits++;
-    return data;
+    return found;
   }
 
   /**
-   * Adds a small object from its verified bytes (written to a temporary file, renamed into
-   * place). Synchronous and best effort, like {@linkcode ObjectCache.add}.
+   * Adds a small object from its verified bytes, with their SHA-256 after them (computed
+   * when not given), written to a temporary file renamed into place. Synchronous and best
+   * effort, like {@linkcode ObjectCache.add}.
    */
-  addBytes(object: CachedObject, data: Uint8Array): void {
+  addBytes(object: CachedObject, data: Uint8Array, sha256?: string): void {
     const name = ObjectCache.entryName(object);
     if (name === undefined || data.length !== object.size || object.size > this.#maxBytes / 4) {
       return;
@@ -230,8 +257,16 @@ export class ObjectCache {
       const shard = join(this.#dir, "objects", name.slice(0, 2));
       this.#makeFolderSync(tmpDir);
       this.#makeFolderSync(shard);
+      const content = new Uint8Array(data.length + TRAILER_BYTES);
+      content.set(data);
+      content.set(
+        sha256 !== undefined && SHA256_HEX.test(sha256)
+          ? Uint8Array.fromHex(sha256)
+          : createHash("sha256").update(data).digest(),
+        data.length,
+      );
       temp = join(tmpDir, `${Deno.pid}-${crypto.randomUUID()}`);
-      Deno.writeFileSync(temp, data, { createNew: true, mode: 0o600 });
+      Deno.writeFileSync(temp, content, { createNew: true, mode: ENTRY_MODE });
       Deno.renameSync(temp, join(shard, name));
       temp = undefined;
       this.#stats.fills++;
@@ -285,7 +320,7 @@ export class ObjectCache {
     }
     if (!info.isFile || info.size !== object.size) {
       // Not what a fill renames into place: never served.
-      await Deno.remove(path).catch(() => {});
+      this.#removeEntry(path);
       this.#stats.misses++;
       return undefined;
     }
@@ -320,6 +355,7 @@ export class ObjectCache {
       if (copied.size !== object.size) {
         throw new Error(`copied ${copied.size} bytes, expected ${object.size}`);
       }
+      await Deno.chmod(temp, ENTRY_MODE);
       await Deno.rename(temp, path);
       temp = undefined;
       this.#stats.fills++;
@@ -330,6 +366,73 @@ export class ObjectCache {
       return;
     }
     if (this.#overBound()) await this.enforceBound();
+  }
+
+  /**
+   * The SHA-256 kept beside the entry of `object` (see the module doc), or `undefined`.
+   * Synchronous: one small read.
+   */
+  sha256Of(object: CachedObject): string | undefined {
+    const name = ObjectCache.entryName(object);
+    if (name === undefined) return undefined;
+    try {
+      const text = Deno.readTextFileSync(this.#entryPath(name) + DIGEST_SUFFIX).trim();
+      return SHA256_HEX.test(text) ? text : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /**
+   * Keeps `sha256`, the digest of the verified bytes of `object`, beside its entry (when the
+   * entry is there and has none yet; written to a temporary file and renamed into place).
+   * Best effort: never throws.
+   */
+  addSha256(object: CachedObject, sha256: string): void {
+    const name = ObjectCache.entryName(object);
+    if (name === undefined || !SHA256_HEX.test(sha256)) return;
+    const path = this.#entryPath(name);
+    let temp: string | undefined;
+    try {
+      const info = Deno.lstatSync(path);
+      if (!info.isFile || info.size !== object.size) return;
+    } catch {
+      return; // no entry
+    }
+    try {
+      Deno.lstatSync(path + DIGEST_SUFFIX);
+      return; // has one
+    } catch {
+      // none yet
+    }
+    try {
+      const tmpDir = join(this.#dir, "tmp");
+      this.#makeFolderSync(tmpDir);
+      temp = join(tmpDir, `${Deno.pid}-${crypto.randomUUID()}`);
+      Deno.writeTextFileSync(temp, sha256 + "\n", { createNew: true, mode: ENTRY_MODE });
+      Deno.renameSync(temp, path + DIGEST_SUFFIX);
+      temp = undefined;
+    } catch (error) {
+      this.#failed(`cannot add the digest of ${name}: ${errorText(error)}`);
+      if (temp !== undefined) {
+        try {
+          Deno.removeSync(temp);
+        } catch {
+          // Never created.
+        }
+      }
+    }
+  }
+
+  /** Removes an entry and its digest file; either may be gone already. */
+  #removeEntry(path: string): void {
+    for (const target of [path, path + DIGEST_SUFFIX]) {
+      try {
+        Deno.removeSync(target);
+      } catch {
+        // Gone already.
+      }
+    }
   }
 
   /**
@@ -376,6 +479,7 @@ export class ObjectCache {
         } catch (error) {
           if (!(error instanceof Deno.errors.NotFound)) throw error;
         }
+        await Deno.remove(entry.path + DIGEST_SUFFIX).catch(() => {});
       }
       this.#countedBytes = total;
     } catch (error) {
@@ -405,6 +509,12 @@ export class ObjectCache {
     this.#stats.errors++;
     this.#onError?.(message);
   }
+}
+
+function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 function readDirOrEmpty(path: string): Deno.DirEntry[] {

@@ -22,6 +22,12 @@ export interface RemoteEntry {
   readonly size: number;
   /** lakeFS checksum (hex MD5 for API uploads). */
   readonly checksum: string;
+  /**
+   * Hex SHA-256 of the file as {@linkcode downloadPrefix} wrote it, when it knew it: objects
+   * up to {@linkcode SMALL_OBJECT_MAX_BYTES} (hashed in memory as written) and larger ones
+   * copied from a cache that has their digest.
+   */
+  readonly sha256?: string;
 }
 
 /** Options of {@linkcode downloadPrefix}. */
@@ -50,14 +56,18 @@ export interface DownloadOptions {
 
 /** What {@linkcode downloadPrefix} needs of a cache (`ObjectCache` in object_cache.ts). */
 export interface DownloadCache {
-  /** A small object's cached bytes, re-verified (size and MD5), or `undefined`. */
-  readVerified(object: RemoteEntry): Uint8Array | undefined;
+  /** A small object's cached bytes and their SHA-256, checked against the entry's, or `undefined`. */
+  read(object: RemoteEntry): { data: Uint8Array; sha256: string } | undefined;
   /** Adds a small object's bytes, whose size and MD5 were verified; never throws. */
-  addBytes(object: RemoteEntry, data: Uint8Array): void;
+  addBytes(object: RemoteEntry, data: Uint8Array, sha256: string): void;
   /** The path of a cached copy of a large object (already size-checked), or `undefined`. */
   lookup(object: RemoteEntry): Promise<string | undefined>;
   /** Adds a downloaded file whose size and MD5 were verified; never throws. */
   add(object: RemoteEntry, verifiedFile: string): Promise<void>;
+  /** The SHA-256 the cache keeps for an object's entry, or `undefined`. */
+  sha256Of?(object: RemoteEntry): string | undefined;
+  /** Records the SHA-256 of an object's entry (of the verified bytes); never throws. */
+  addSha256?(object: RemoteEntry, sha256: string): void;
 }
 
 /**
@@ -123,12 +133,15 @@ export async function downloadPrefix(
         const path = await options.resolvePath(entry.key);
         await makeFolder(dirname(path));
         if (entry.size <= SMALL_OBJECT_MAX_BYTES) {
-          const cached = cache?.readVerified(entry);
-          const data = cached ?? await fetchSmall(lakefs, repo, ref, entry, signal);
+          const cached = cache?.read(entry);
+          const data = cached?.data ?? await fetchSmall(lakefs, repo, ref, entry, signal);
           signal.throwIfAborted();
           writeNewFileSync(path, entry, data);
+          // The digest the snapshot before the task needs, for a few us on bytes already in
+          // memory (the cache checked its own against the entry's) instead of reading back.
+          entry.sha256 = cached?.sha256 ?? createHash("sha256").update(data).digest("hex");
           if (cached === undefined && cache !== undefined && MD5_HEX.test(entry.checksum)) {
-            cache.addBytes(entry, data);
+            cache.addBytes(entry, data, entry.sha256);
           }
           options.onObject?.(entry, cached === undefined ? "lakefs" : "cache");
           return;
@@ -139,7 +152,9 @@ export async function downloadPrefix(
           if (cached !== undefined) {
             (await createTarget(path, entry)).close();
             created = true;
+            const sha256 = cache.sha256Of?.(entry);
             if (await copyCached(cached, path)) {
+              if (sha256 !== undefined) entry.sha256 = sha256;
               options.onObject?.(entry, "cache");
               return;
             }
@@ -167,7 +182,7 @@ async function* listedObjects(
   lakefs: LakeFsApi,
   options: DownloadOptions,
   entries: RemoteEntry[],
-): AsyncGenerator<RemoteEntry> {
+): AsyncGenerator<Listed> {
   const { repo, ref, prefix } = options;
   const listing = lakefs.listObjects(repo, ref, {
     prefix,
@@ -184,7 +199,7 @@ async function* listedObjects(
           `${JSON.stringify(stats.path)}, outside the prefix; check the lakeFS server`,
       );
     }
-    const entry: RemoteEntry = {
+    const entry: Listed = {
       key: stats.path,
       size: stats.size_bytes,
       checksum: stats.checksum,
@@ -193,6 +208,9 @@ async function* listedObjects(
     yield entry;
   }
 }
+
+/** A listed object while it downloads: its SHA-256 is set once known. */
+type Listed = { -readonly [K in keyof RemoteEntry]: RemoteEntry[K] };
 
 /** mkdir -p with one call per folder: workers writing into one folder await one promise. */
 function folderMaker(): (folder: string) => Promise<void> {
@@ -279,6 +297,9 @@ function writeNewFileSync(path: string, entry: RemoteEntry, data: Uint8Array): v
 async function copyCached(cached: string, path: string): Promise<boolean> {
   try {
     await Deno.copyFile(cached, path);
+    // copyFile copies the entry's mode (read-only); the task's copy is writable, like a
+    // downloaded file.
+    await Deno.chmod(path, 0o600);
     return true;
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) return false;

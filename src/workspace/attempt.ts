@@ -45,7 +45,14 @@ import {
 } from "./publish.ts";
 import { checkRelativeKey, KeyTreeGuard, resolveInsideDir } from "./safe_path.ts";
 import { describeScope, inScope, resolveScope } from "./scope.ts";
-import { diffSnapshots, type Snapshot, snapshotDir, snapshotsEqual } from "./snapshot.ts";
+import {
+  changeStamp,
+  diffSnapshots,
+  type Snapshot,
+  snapshotDir,
+  snapshotsEqual,
+  type WrittenDigests,
+} from "./snapshot.ts";
 import { isSameTaskStagingBranch, STAGING_BRANCH_PREFIX, stagingBranchName } from "./staging.ts";
 
 export type { CurrentTaskState, PublicationKind, WorkspaceInput, WorkspaceRefStyle };
@@ -382,13 +389,19 @@ async function runWorkspace(
   const listing = await downloadPhase(ws);
   const snapshots = !spec.readOnly || options.verifyReadOnly === true;
   if (snapshots) options.onPhase?.("snapshot");
-  const before = snapshots ? await snapshotDir(ws.dir, { signal }) : undefined;
+  const before = snapshots
+    ? await snapshotDir(ws.dir, { signal, written: writtenDigests(listing) })
+    : undefined;
+  if (before !== undefined) noteCachedDigests(options.downloadCache, listing, before);
+  // Taken before the task runs: a file whose ctime is older was not changed by the task.
+  const stamp = before === undefined ? 0 : changeStamp(ws.dir);
   const result = await runPhase(ws);
+  const since = before === undefined ? undefined : { snapshot: before, stamp };
 
   if (spec.readOnly || before === undefined || options.dryRun) {
     // Read-only, or a dry run: no lakeFS side effect to fence; complete with the input ref.
     if (before !== undefined) {
-      const after = await snapshotDir(ws.dir, { signal });
+      const after = await snapshotDir(ws.dir, { signal, since });
       if (spec.readOnly) assertUnchanged(options.task.name, before, after);
       else state.changes = diffSnapshots(before, after);
     }
@@ -399,7 +412,7 @@ async function runWorkspace(
   }
 
   options.onPhase?.("snapshot");
-  const after = await snapshotDir(ws.dir, { signal });
+  const after = await snapshotDir(ws.dir, { signal, since });
   state.changes = diffSnapshots(before, after);
   const changed = !snapshotsEqual(before, after);
 
@@ -462,7 +475,8 @@ async function downloadPhase(ws: WorkspaceAttempt): Promise<RemoteEntry[]> {
       // Claimed in listing order, before any write: a key that is a file and a folder at
       // once is refused whichever of the two downloads first.
       keys.claim(key);
-      return resolveInsideDir(ws.dir, key, checkedDirs);
+      // Every download creates its file exclusively: an existing name is an error there.
+      return resolveInsideDir(ws.dir, key, checkedDirs, { createsNew: true });
     },
     concurrency: options.syncConcurrency ?? 8,
     ...(options.downloadCache === undefined ? {} : {
@@ -479,6 +493,44 @@ async function downloadPhase(ws: WorkspaceAttempt): Promise<RemoteEntry[]> {
     fromCache,
   });
   return listing;
+}
+
+/**
+ * The SHA-256 of each downloaded file the download knew (hashed as written, or the host
+ * cache's), for the snapshot taken before the task: nothing but the download has written to
+ * the attempt directory yet, and each key is the file's path in it.
+ */
+function writtenDigests(listing: readonly RemoteEntry[]): WrittenDigests {
+  const written = new Map<string, { size: number; digest: string }>();
+  for (const entry of listing) {
+    if (entry.sha256 !== undefined) {
+      written.set(entry.key, { size: entry.size, digest: entry.sha256 });
+    }
+  }
+  return written;
+}
+
+/**
+ * Gives the host cache the SHA-256 the snapshot computed for downloaded files it had no
+ * digest of (large objects; the download hashes small ones itself), so that the next
+ * attempt copying them needs no read. The snapshot is taken before the task runs, so each
+ * digest is of the verified bytes the cache holds under that object's MD5 and size.
+ */
+function noteCachedDigests(
+  cache: DownloadCache | undefined,
+  listing: readonly RemoteEntry[],
+  before: Snapshot,
+): void {
+  if (cache?.addSha256 === undefined) return;
+  const missing = listing.filter((entry) => entry.sha256 === undefined);
+  if (missing.length === 0) return;
+  const digests = new Map(before.map((entry) => [entry.path, entry]));
+  for (const entry of missing) {
+    const found = digests.get(entry.key);
+    if (found?.kind === "file" && found.size === entry.size) {
+      cache.addSha256(entry, found.digest);
+    }
+  }
 }
 
 /** `run`: params, pre guardrails, the task function, result, post guardrails. */

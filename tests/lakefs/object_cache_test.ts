@@ -112,6 +112,8 @@ Deno.test("object cache: an entry of the wrong size is never served; it is repla
       const big = OBJECTS["p/dir/big.bin"]!;
       const hash = md5(big);
       const entry = join(dir, "cache", "objects", hash.slice(0, 2), `${hash}-${big.length}`);
+      assert.equal((await Deno.stat(entry)).mode! & 0o777, 0o400, "entries are read-only");
+      await Deno.chmod(entry, 0o600);
       await Deno.truncate(entry, 1000);
       server.stats.reset();
       const from = await download(client, ref, dir, "b", cache);
@@ -311,12 +313,26 @@ Deno.test("object cache: a small entry with the right size but other bytes is ne
       const small = OBJECTS["p/small.txt"]!;
       const hash = md5(small);
       const entry = join(dir, "cache", "objects", hash.slice(0, 2), `${hash}-${small.length}`);
-      await Deno.writeFile(entry, new Uint8Array(small.length).fill(7));
+      // A small entry is its bytes then their SHA-256, read-only.
+      const good = new Uint8Array([...small, ...createHash("sha256").update(small).digest()]);
+      assert.deepEqual(await Deno.readFile(entry), good);
+      assert.equal((await Deno.stat(entry)).mode! & 0o777, 0o400);
+      // One byte of the content flipped, the digest after it intact, the size unchanged.
+      const bad = good.slice();
+      bad[0] = bad[0]! ^ 0xff;
+      await Deno.chmod(entry, 0o600);
+      await Deno.writeFile(entry, bad);
       server.stats.reset();
       const from = await download(client, ref, dir, "b", cache);
       assert.equal(from["p/small.txt"], "lakefs");
       assert.equal(server.stats.count("getObject"), 1);
-      assert.deepEqual(await Deno.readFile(entry), small, "the bad entry was filled again");
+      assert.deepEqual(await Deno.readFile(entry), good, "the bad entry was filled again");
+      // Cut short (the digest gone): not served either.
+      await Deno.chmod(entry, 0o600);
+      await Deno.truncate(entry, small.length);
+      server.stats.reset();
+      assert.equal((await download(client, ref, dir, "c", cache))["p/small.txt"], "lakefs");
+      assert.equal(server.stats.count("getObject"), 1);
     });
   });
 });

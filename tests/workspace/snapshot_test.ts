@@ -3,12 +3,14 @@ import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { ATTEMPT_MARKER } from "../../src/workspace/attempt_dir.ts";
 import {
+  changeStamp,
   diffSnapshots,
   sha256File,
   SMALL_FILE_MAX_BYTES,
   snapshotDir,
   snapshotsEqual,
 } from "../../src/workspace/snapshot.ts";
+import { waitFor } from "../../src/util/sleep.ts";
 
 const hex = (data: Uint8Array | string) => createHash("sha256").update(data).digest("hex");
 
@@ -73,6 +75,103 @@ Deno.test("a changed link target is a change; the marker alone is not", async ()
     assert.deepEqual(diffSnapshots(before, await snapshotDir(dir)).changed, [
       { path: "l", size: 0 },
     ]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+/**
+ * Waits (deadline 5 s) until the wall clock is past the whole second of `path`'s ctime (Deno
+ * reports ctime in seconds), with 50 ms to spare for the kernel's coarse clock.
+ */
+async function pastCtimeSecond(path: string): Promise<void> {
+  const ctime = (await Deno.lstat(path)).ctime!.getTime();
+  const next = Math.floor(ctime / 1000) * 1000 + 1000 + 50;
+  await waitFor(
+    () => Promise.resolve(Date.now() >= next || undefined),
+    { timeoutMs: 5_000, intervalMs: 5, what: "the next second" },
+  );
+}
+
+Deno.test("snapshotDir written: the caller's digests are taken as they are, unread", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(join(dir, "a.txt"), "alpha");
+    await Deno.writeTextFile(join(dir, "b.txt"), "beta");
+    const written = new Map([["a.txt", { size: 5, digest: "known" }]]);
+    assert.deepEqual(await snapshotDir(dir, { written }), [
+      { path: "a.txt", kind: "file", digest: "known", size: 5 },
+      { path: "b.txt", kind: "file", digest: hex("beta"), size: 4 },
+    ]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("snapshotDir since: files unchanged since the stamp keep their digest unread; changed ones are read", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    for (const name of ["same.txt", "rewritten.txt", "restored.txt", "grown.txt"]) {
+      await Deno.writeTextFile(join(dir, name), "0123456789");
+    }
+    const before = await snapshotDir(dir);
+    await pastCtimeSecond(join(dir, "grown.txt"));
+    const stamp = changeStamp(dir);
+    // A digest no file has: what the snapshot keeps when it does not read the file.
+    const marked = before.map((entry) => ({ ...entry, digest: `unread:${entry.path}` }));
+    await Deno.writeTextFile(join(dir, "rewritten.txt"), "9876543210"); // same size
+    const { mtime } = await Deno.lstat(join(dir, "restored.txt"));
+    await Deno.writeTextFile(join(dir, "restored.txt"), "abcdefghij"); // same size, then
+    await Deno.utime(join(dir, "restored.txt"), mtime!, mtime!); // the old mtime put back
+    await Deno.writeTextFile(join(dir, "grown.txt"), "0123456789+");
+    await Deno.writeTextFile(join(dir, "new.txt"), "n");
+    const after = await snapshotDir(dir, { since: { snapshot: marked, stamp } });
+    assert.deepEqual(after, [
+      { path: "grown.txt", kind: "file", digest: hex("0123456789+"), size: 11 },
+      { path: "new.txt", kind: "file", digest: hex("n"), size: 1 },
+      { path: "restored.txt", kind: "file", digest: hex("abcdefghij"), size: 10 },
+      { path: "rewritten.txt", kind: "file", digest: hex("9876543210"), size: 10 },
+      { path: "same.txt", kind: "file", digest: "unread:same.txt", size: 10 },
+    ]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("snapshotDir since: a same-size rewrite in the stamp's own second (the same millisecond) is read", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(join(dir, "a.txt"), "first");
+    const before = await snapshotDir(dir);
+    const stamp = changeStamp(dir);
+    await Deno.writeTextFile(join(dir, "a.txt"), "again"); // no wait: same second, same size
+    const marked = before.map((entry) => ({ ...entry, digest: "unread" }));
+    const after = await snapshotDir(dir, { since: { snapshot: marked, stamp } });
+    assert.deepEqual(after, [{ path: "a.txt", kind: "file", digest: hex("again"), size: 5 }]);
+    // An unchanged file in that second is read too (it cannot be told from a changed one).
+    const again = await snapshotDir(dir, { since: { snapshot: marked, stamp } });
+    assert.equal(again[0]!.digest, hex("again"));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("snapshotDir since: a stamp from the future (a clock stepped back) reuses nothing", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(join(dir, "a.txt"), "alpha");
+    await pastCtimeSecond(join(dir, "a.txt"));
+    const marked = [{ path: "a.txt", kind: "file" as const, digest: "unread", size: 5 }];
+    const now = changeStamp(dir);
+    assert.equal(
+      (await snapshotDir(dir, { since: { snapshot: marked, stamp: now } }))[0]!.digest,
+      "unread",
+    );
+    const future = now + 3_600_000;
+    assert.equal(
+      (await snapshotDir(dir, { since: { snapshot: marked, stamp: future } }))[0]!.digest,
+      hex("alpha"),
+    );
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { ObjectCache, objectCacheDir } from "../../src/lakefs/object_cache.ts";
 import { runAttempt } from "../../src/workspace/attempt.ts";
@@ -62,6 +63,51 @@ Deno.test("warm attempts: a re-run copies every object from the host cache; a ta
     // Only the cache is left in the workspace root.
     const left = await Array.fromAsync(Deno.readDir(stack.root));
     assert.deepEqual(left.map((entry) => entry.name), [".perago-cache"]);
+  } finally {
+    await stack.close();
+  }
+});
+
+Deno.test("warm attempts: a large object's digest is kept beside its cache entry; a same-size rewrite of the copy is still published", async () => {
+  const stack = await startStack();
+  try {
+    const big = "x".repeat(300 * 1024 - 1) + "\n"; // past the in-memory limit: copied by file
+    const ref = await seed(stack, { "data/big.txt": big, "data/small.txt": "small\n" });
+    const cache = new ObjectCache({ dir: objectCacheDir(stack.root), maxBytes: 16 << 20 });
+    const run = (text: string, dryRun: boolean) =>
+      runAttempt(
+        attemptOptions(stack, rewriteInPlace, ref, { path: "data/big.txt", text }, {
+          downloadCache: cache,
+          dryRun,
+        }),
+      );
+    const cold = await run("FIRST", true);
+    assert.equal(cold.status, "COMPLETED", cold.reasonForIncompletion);
+    // The snapshot before the task gave the cache the digest of the verified download.
+    const bytes = new TextEncoder().encode(big);
+    const md5 = createHash("md5").update(bytes).digest("hex");
+    const entry = join(
+      objectCacheDir(stack.root),
+      "objects",
+      md5.slice(0, 2),
+      `${md5}-${bytes.length}`,
+    );
+    assert.equal(
+      (await Deno.readTextFile(`${entry}.sha256`)).trim(),
+      createHash("sha256").update(bytes).digest("hex"),
+    );
+    stack.server.stats.reset();
+    const warm = await run("AGAIN", false);
+    assert.equal(warm.status, "COMPLETED", warm.reasonForIncompletion);
+    assert.equal(stack.server.stats.count("getObject"), 0);
+    assert.deepEqual(warm.changes, {
+      added: [],
+      changed: [{ path: "data/big.txt", size: bytes.length }],
+      removed: [],
+    });
+    const tree = await readTree(stack, warm.publishedRef!, "data/");
+    assert.equal(tree["data/big.txt"], "AGAIN" + big.slice(5));
+    assert.equal(tree["data/small.txt"], "small\n");
   } finally {
     await stack.close();
   }
