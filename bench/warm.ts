@@ -15,6 +15,7 @@
  * @module
  */
 import { join } from "node:path";
+import process from "node:process";
 import { defineTask, z } from "../mod.ts";
 import { ObjectCache, objectCacheDir } from "../src/lakefs/object_cache.ts";
 import { type AttemptPhase, runAttempt } from "../src/workspace/attempt.ts";
@@ -81,6 +82,45 @@ interface RunResult {
   phases: Record<string, number>;
   fromCache: number;
   downloaded: number;
+  /** CPU of this process (the client: perago's attempt) during the run, ms. */
+  cpuMs: number;
+  /** 1-minute load average when the run started. */
+  load: number;
+}
+
+const PHASES = [
+  "download",
+  "snapshot_before",
+  "run",
+  "snapshot_after",
+  "stage",
+  "publish",
+  "cleanup",
+] as const;
+
+/** The 1-minute load average (0 where /proc is missing). */
+function loadAverage(): number {
+  try {
+    return Number(Deno.readTextFileSync("/proc/loadavg").split(" ")[0]);
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * Creates `count` new 4 KiB files in a new folder under `root` (100 a folder, one sync call
+ * each, as the download writes small objects) and returns the ms it took; the folder is left
+ * for the caller to remove.
+ */
+function createFiles(root: string, name: string, count: number): number {
+  const dir = join(root, name);
+  const data = new Uint8Array(4096).fill(1);
+  const started = performance.now();
+  for (let i = 0; i < count; i++) {
+    if (i % 100 === 0) Deno.mkdirSync(join(dir, String(i / 100)), { recursive: true });
+    Deno.writeFileSync(join(dir, String(Math.floor(i / 100)), `f${i}`), data, { createNew: true });
+  }
+  return performance.now() - started;
 }
 
 async function runOnce(
@@ -106,7 +146,9 @@ async function runOnce(
     iteration: 0,
     taskDefName: touchOne.name,
   };
-  const marks: Partial<Record<AttemptPhase, number>> = {};
+  const marks: [AttemptPhase, number][] = [];
+  const load = loadAverage();
+  const cpu = process.cpuUsage();
   const started = performance.now();
   const outcome = await runAttempt({
     task: touchOne,
@@ -129,25 +171,30 @@ async function runOnce(
         taskId: attempt.taskId,
         retryCount: 0,
       }),
-    onPhase: (phase) => marks[phase] = performance.now(),
+    onPhase: (phase) => marks.push([phase, performance.now()]),
   });
   const ended = performance.now();
+  const used = process.cpuUsage(cpu);
   if (outcome.status !== "COMPLETED") {
     throw new Error(`${kind} attempt ${outcome.status}: ${outcome.reasonForIncompletion}`);
   }
-  const at = (phase: AttemptPhase) => marks[phase] ?? NaN;
+  // Marks in order: download, snapshot (before), run, snapshot (after, then fence #1 and the
+  // upload plan), stage, publish, cleanup; each phase runs to the next mark.
+  const order = marks.map(([phase]) => phase).join(",");
+  if (order !== "download,snapshot,run,snapshot,stage,publish,cleanup") {
+    throw new Error(`${kind}: unexpected phases ${order}`);
+  }
+  const times = [...marks.map(([, at]) => at), ended];
+  const phases: Record<string, number> = {};
+  PHASES.forEach((name, i) => phases[name] = times[i + 1]! - times[i]!);
   const stats = cache?.stats;
   return {
     totalMs: ended - started,
-    phases: {
-      download: at("run") - at("download"),
-      run: at("stage") - at("run"),
-      stage: at("publish") - at("stage"),
-      publish: at("cleanup") - at("publish"),
-      cleanup: ended - at("cleanup"),
-    },
+    phases,
     fromCache: stats?.hits ?? 0,
     downloaded: stats === undefined ? NaN : stats.misses,
+    cpuMs: (used.user + used.system) / 1000,
+    load,
   };
 }
 
@@ -166,10 +213,20 @@ export const bench: Bench = {
       const root = join(ctx.tempDir, "ws");
       const results: Record<Kind, RunResult[]> = { cold_nocache: [], cold_fill: [], warm: [] };
       let n = 0;
+      const floors: { afterDelete: number; again: number }[] = [];
+      const floorCount = shape.large + shape.small;
       for (let round = 0; round < shape.rounds; round++) {
         for (const kind of ["cold_nocache", "cold_fill", "warm"] as const) {
           ctx.signal.throwIfAborted();
           results[kind].push(await runOnce(target, root, kind, n++, ctx.signal));
+        }
+        // What creating that many files costs here right after an attempt's removal, and
+        // then again with nothing removed in between (the filesystem's part of every run).
+        const afterDelete = createFiles(root, "floor-a", floorCount);
+        const again = createFiles(root, "floor-b", floorCount);
+        floors.push({ afterDelete, again });
+        for (const name of ["floor-a", "floor-b"]) {
+          await Deno.remove(join(root, name), { recursive: true });
         }
       }
       const figures: Figure[] = [];
@@ -181,15 +238,46 @@ export const bench: Bench = {
           unit: "ms",
           note: "runAttempt, prefix /, one file rewritten",
         });
-        for (const phase of ["download", "run", "stage", "publish", "cleanup"]) {
+        for (const phase of PHASES) {
           figures.push({
             name: `${kind}_${phase}_ms`,
             value: median(results[kind].map((r) => r.phases[phase]!)),
             unit: "ms",
-            ...(phase === "run" ? { note: "task body with both snapshots" } : {}),
+            ...(phase === "snapshot_after"
+              ? { note: "snapshot after the task, fence #1 and the upload plan" }
+              : {}),
           });
         }
+        figures.push(
+          {
+            name: `${kind}_client_cpu_ms`,
+            value: median(results[kind].map((r) => r.cpuMs)),
+            unit: "ms",
+            note: "user + system CPU of the bench process (the attempt; the server is apart)",
+          },
+          {
+            name: `${kind}_load_average`,
+            value: median(results[kind].map((r) => r.load)),
+            unit: "load",
+            note: "1-minute load average at the start of the run (2 cores)",
+          },
+        );
       }
+      figures.push(
+        {
+          name: "create_floor_after_delete_ms",
+          value: median(floors.map((f) => f.afterDelete)),
+          unit: "ms",
+          note: `${floorCount} new 4 KiB files under the workspace root, created right after ` +
+            "the warm run removed its attempt directory, as the next attempt would",
+        },
+        {
+          name: "create_floor_again_ms",
+          value: median(floors.map((f) => f.again)),
+          unit: "ms",
+          note: `${floorCount} more new files at once after that, nothing removed in between`,
+        },
+      );
       const last = results.warm[results.warm.length - 1]!;
       figures.push(
         { name: "warm_objects_from_cache", value: last.fromCache, unit: "objects" },
