@@ -1,8 +1,15 @@
 /**
- * Throughput of trivial workspace-free tasks: `perago start` (process mode, `-j N`) against
- * the Conductor JavaScript SDK worker (`@io-orkes/conductor-javascript` 4.0.0 on Node, the
- * legacy `TaskManager` with `concurrency: N`) on the same demo Conductor (in this process),
- * one after the other, each on a fresh server with the same queued workflows.
+ * Throughput of trivial workspace-free tasks: `perago start -j N` in process mode and in
+ * thread mode (`PERAGO_EXECUTION_MODE`) against the Conductor JavaScript SDK worker
+ * (`@io-orkes/conductor-javascript` 4.0.0 on Node, the legacy `TaskManager` with
+ * `concurrency: N`), the same N tasks in flight on both sides.
+ *
+ * Each run starts one worker on a queue of the same number of waiting workflows (one task
+ * each) and ends when all are completed. The sides alternate (the order rotates every round)
+ * and each figure is the median of its rounds, so load on the shared machine hits every side.
+ * Against the demo Conductor (in this process, a fresh one per run) and, when
+ * `PERAGO_TEST_CONDUCTOR_URL` is set, against that real Conductor too (a task type unique to
+ * the bench run, fewer tasks).
  *
  * Throughput is measured from the server's Task records (first `startTime` to last
  * `endTime`), so worker start-up is excluded; the per-task overhead is `endTime - startTime`
@@ -15,7 +22,11 @@
 import { join } from "node:path";
 import { DEMO_ACCESS_KEY_ID, DEMO_SECRET_ACCESS_KEY } from "../src/devstack/credentials.ts";
 import { startLakeFsServer } from "../src/devstack/lakefs/server.ts";
+import { ConductorClient } from "../src/conductor/client.ts";
+import { loadTask } from "../src/task/loader.ts";
+import { buildTaskDef } from "../src/task/taskdef.ts";
 import { waitFor } from "../src/util/sleep.ts";
+import { forEachConcurrent } from "../src/util/pool.ts";
 import {
   type Bench,
   type BenchContext,
@@ -36,17 +47,32 @@ import {
   NOOP_TASK,
   queueWorkflows,
   startBenchConductor,
+  type TaskTimes,
   taskTimes,
 } from "./_conductor.ts";
 import { startPerago } from "./_perago.ts";
 
 const SDK_VERSION = "4.0.0";
 const SDK_DIR = join(ROOT, "bench", ".js-sdk");
+const TARGET_RATIO = 1.2;
 
-const SIZES: Record<Size, { tasks: number; concurrency: number[] }> = {
-  quick: { tasks: 300, concurrency: [2] },
-  default: { tasks: 2_000, concurrency: [1, 4] },
-  full: { tasks: 10_000, concurrency: [1, 4, 8] },
+/** A worker measured: perago in one execution mode, or the JS SDK. */
+export type Side = "process" | "thread" | "jssdk";
+const PERAGO_SIDES = ["process", "thread"] as const;
+
+interface Shape {
+  tasks: number;
+  concurrency: number[];
+  rounds: number;
+  /** Tasks and rounds against a real Conductor (slower to queue and to read back). */
+  realTasks: number;
+  realRounds: number;
+}
+
+const SIZES: Record<Size, Shape> = {
+  quick: { tasks: 300, concurrency: [2], rounds: 1, realTasks: 100, realRounds: 1 },
+  default: { tasks: 2_000, concurrency: [1, 4], rounds: 3, realTasks: 600, realRounds: 2 },
+  full: { tasks: 10_000, concurrency: [1, 4, 8], rounds: 5, realTasks: 2_000, realRounds: 3 },
 };
 
 /** Installs the SDK under bench/.js-sdk with npm when missing. */
@@ -69,34 +95,161 @@ async function ensureSdk(): Promise<void> {
   ], { cwd: SDK_DIR });
 }
 
-interface SideResult {
+/** One queue of workflows on a Conductor, ready for a worker. */
+interface Batch {
+  /** `.../api` of the server. */
+  readonly apiUrl: string;
+  readonly taskType: string;
+  readonly module: string;
+  /** How many of the workflows are completed. */
+  completed(): Promise<number>;
+  times(): Promise<TaskTimes[]>;
+  close(): Promise<void>;
+}
+
+/** Where the runs go: a fresh demo Conductor per run, or one shared real Conductor. */
+export interface ServerKind {
+  readonly label: string;
+  queue(tasks: number): Promise<Batch>;
+}
+
+/** A fresh demo Conductor per run. */
+export function demoServer(): ServerKind {
+  return {
+    label: "demo Conductor (in the bench process, a fresh one per run)",
+    async queue(tasks) {
+      const conductor = await startBenchConductor();
+      const ids = queueWorkflows(conductor, tasks);
+      return {
+        apiUrl: `${conductor.url}/api`,
+        taskType: NOOP_TASK,
+        module: NOOP_MODULE,
+        completed: () => Promise.resolve(completedCount(conductor, ids)),
+        times: () => Promise.resolve(taskTimes(conductor, ids)),
+        close: () => conductor.close(),
+      };
+    },
+  };
+}
+
+/** The no-op task under a name unique to the run (a real Conductor may be shared). */
+async function uniqueNoopModule(dir: string, name: string): Promise<string> {
+  const path = join(dir, `${name}.ts`);
+  const mod = new URL("../mod.ts", import.meta.url).href;
+  await Deno.writeTextFile(
+    path,
+    `import { defineTask, z } from "${mod}";
+export default defineTask({
+  name: "${name}",
+  ownerEmail: "bench@example.com",
+  description: "returns its input number (benchmark task)",
+  params: z.object({ n: z.number().int() }),
+  result: z.object({ n: z.number().int() }),
+  run: ({ n }) => ({ n }),
+});
+`,
+  );
+  return path;
+}
+
+/** The real Conductor at `url`, with a task type and workflow made for this bench run. */
+export async function realServer(url: string, dir: string): Promise<ServerKind> {
+  const api = new ConductorClient({ serverUrl: url });
+  const apiUrl = `${url.replace(/\/+$/, "").replace(/\/api$/, "")}/api`;
+  const taskType = `bench_noop_${Date.now().toString(36)}`;
+  const workflow = `${taskType}_flow`;
+  const module = await uniqueNoopModule(dir, taskType);
+  const { task } = await loadTask(module);
+  await api.registerTaskDefs([{ ...buildTaskDef(task), responseTimeoutSeconds: 600 }]);
+  await api.upsertWorkflowDefs([{
+    name: workflow,
+    version: 1,
+    schemaVersion: 2,
+    ownerEmail: "bench@example.com",
+    tasks: [{
+      name: taskType,
+      taskReferenceName: "noop",
+      type: "SIMPLE",
+      inputParameters: { params: { n: "${workflow.input.n}" } },
+    }],
+    outputParameters: { n: "${noop.output.result.n}" },
+  }]);
+  return {
+    label: `real Conductor at ${url}`,
+    async queue(tasks) {
+      const ids: string[] = new Array(tasks);
+      await forEachConcurrent(Array.from({ length: tasks }, (_, i) => i), 8, async (n) => {
+        ids[n] = await api.startWorkflow(workflow, { n });
+      });
+      const done = new Map<string, TaskTimes>();
+      const queued = async () => {
+        const response = await fetch(
+          `${apiUrl}/tasks/queue/sizes?taskType=${encodeURIComponent(taskType)}`,
+        );
+        const sizes = await response.json() as Record<string, number>;
+        return sizes[taskType] ?? 0;
+      };
+      const readBack = async () => {
+        const pending = ids.filter((id) => !done.has(id));
+        await forEachConcurrent(pending, 8, async (id) => {
+          const flow = await api.getWorkflow(id);
+          if (flow.status !== "COMPLETED") return;
+          const t = flow.tasks[0]!;
+          done.set(id, {
+            status: t.status,
+            scheduledTime: Number(t.scheduledTime ?? 0),
+            startTime: Number(t.startTime ?? 0),
+            endTime: Number(t.endTime ?? 0),
+          });
+        });
+      };
+      return {
+        apiUrl,
+        taskType,
+        module,
+        // Reading every workflow back loads the server: only once the queue is empty.
+        async completed() {
+          if (await queued() > 0) return 0;
+          await readBack();
+          return done.size;
+        },
+        times: () => Promise.resolve(ids.map((id) => done.get(id)!)),
+        close: () => Promise.resolve(),
+      };
+    },
+  };
+}
+
+/** What one run of one side measured. */
+export interface RunResult {
   tasksPerSec: number;
   overheadMedianMs: number;
   overheadP95Ms: number;
-  queueWaitMedianMs: number;
 }
 
-async function measureSide(
-  who: "perago" | "jssdk",
+/** One run: `tasks` workflows queued on `server`, one worker of `side` at `-j concurrency`. */
+export async function runSide(
+  side: Side,
+  server: ServerKind,
   tasks: number,
   concurrency: number,
   ctx: BenchContext,
   lakefsUrl: string,
-): Promise<SideResult> {
-  const conductor = await startBenchConductor();
-  const dir = await Deno.makeTempDir({ dir: ctx.tempDir, prefix: `${who}-` });
-  const ids = queueWorkflows(conductor, tasks);
+): Promise<RunResult> {
+  const batch = await server.queue(tasks);
+  const dir = await Deno.makeTempDir({ dir: ctx.tempDir, prefix: `${side}-` });
   let stop: () => Promise<unknown>;
   let describe: () => string;
-  if (who === "perago") {
+  if (side !== "jssdk") {
     const perago = startPerago({
-      conductorUrl: `${conductor.url}/api`,
+      conductorUrl: batch.apiUrl,
       lakefsUrl,
       accessKeyId: DEMO_ACCESS_KEY_ID,
       secretAccessKey: DEMO_SECRET_ACCESS_KEY,
-      modules: [NOOP_MODULE],
+      modules: [batch.module],
       concurrency,
       tempDir: dir,
+      env: { PERAGO_EXECUTION_MODE: side },
     });
     stop = () => perago.stop();
     describe = () => perago.output().slice(-2000);
@@ -105,8 +258,8 @@ async function measureSide(
       args: [
         join(ROOT, "bench", "_js_sdk_worker.mjs"),
         SDK_DIR,
-        `${conductor.url}/api`,
-        NOOP_TASK,
+        batch.apiUrl,
+        batch.taskType,
         String(concurrency),
       ],
       stdin: "null",
@@ -129,21 +282,21 @@ async function measureSide(
     describe = () => "";
   }
   try {
-    await waitFor(() => completedCount(conductor, ids) === tasks, {
+    await waitFor(async () => await batch.completed() === tasks, {
       timeoutMs: Math.max(120_000, tasks * 100),
       intervalMs: 50,
-      what: `${who}: ${tasks} tasks completed`,
+      what: `${side}: ${tasks} tasks completed`,
       signal: ctx.signal,
-    }).catch((error) => {
+    }).catch(async (error) => {
       throw new Error(
-        `${error.message} (${completedCount(conductor, ids)} done); output: ${describe()}`,
+        `${error.message} (${await batch.completed()} done); output: ${describe()}`,
       );
     });
   } finally {
     await stop();
   }
-  const times = taskTimes(conductor, ids);
-  await conductor.close();
+  const times = await batch.times();
+  await batch.close();
   const first = Math.min(...times.map((t) => t.startTime));
   const last = Math.max(...times.map((t) => t.endTime));
   const overhead = times.map((t) => t.endTime - t.startTime);
@@ -151,16 +304,94 @@ async function measureSide(
     tasksPerSec: tasks / ((last - first) / 1000),
     overheadMedianMs: median(overhead),
     overheadP95Ms: percentile(overhead, 95),
-    queueWaitMedianMs: median(times.map((t) => t.startTime - t.scheduledTime)),
   };
+}
+
+/**
+ * Runs every side `rounds` times at each concurrency, alternated (the order rotates every
+ * round), and adds the medians and ratios to `out`, and the targets `withTargets`. `prefix`
+ * names the server.
+ */
+async function measure(
+  server: ServerKind,
+  prefix: string,
+  withTargets: boolean,
+  sides: readonly Side[],
+  shape: { tasks: number; concurrency: number[]; rounds: number },
+  ctx: BenchContext,
+  lakefsUrl: string,
+  out: { figures: Figure[]; targets: Target[]; log: string[] },
+): Promise<void> {
+  for (const j of shape.concurrency) {
+    const runs = new Map<Side, RunResult[]>(sides.map((side) => [side, []]));
+    for (let round = 0; round < shape.rounds; round++) {
+      const order = sides.map((_, i) => sides[(i + round) % sides.length]!);
+      for (const side of order) {
+        ctx.signal.throwIfAborted();
+        const result = await runSide(side, server, shape.tasks, j, ctx, lakefsUrl);
+        runs.get(side)!.push(result);
+        out.log.push(`${prefix}j${j} round ${round + 1} ${side}: ${result.tasksPerSec.toFixed(1)}`);
+      }
+    }
+    const medianOf = (side: Side) => median(runs.get(side)!.map((r) => r.tasksPerSec));
+    for (const side of sides) {
+      const list = runs.get(side)!;
+      figures(out.figures, `${prefix}j${j}_${side}`, {
+        tasksPerSec: medianOf(side),
+        overheadMedianMs: median(list.map((r) => r.overheadMedianMs)),
+        overheadP95Ms: median(list.map((r) => r.overheadP95Ms)),
+      }, list.map((r) => Math.round(r.tasksPerSec)));
+    }
+    if (!sides.includes("jssdk")) continue;
+    for (const mode of PERAGO_SIDES) {
+      if (!sides.includes(mode)) continue;
+      const ratio = medianOf(mode) / medianOf("jssdk");
+      out.figures.push({
+        name: `${prefix}j${j}_${mode}_ratio`,
+        value: ratio,
+        unit: "ratio",
+        note: `perago (${mode} mode) / JS SDK, medians`,
+      });
+      if (!withTargets) continue;
+      out.targets.push({
+        name: `${prefix}j${j}_${mode}_ratio`,
+        target: `>= ${TARGET_RATIO}`,
+        value: ratio,
+        met: ratio >= TARGET_RATIO,
+      });
+    }
+  }
+}
+
+function figures(out: Figure[], name: string, r: RunResult, each: number[]): void {
+  out.push(
+    {
+      name: `${name}_tasks_per_s`,
+      value: r.tasksPerSec,
+      unit: "tasks/s",
+      note: `median of [${each.join(", ")}]`,
+    },
+    {
+      name: `${name}_overhead_median_ms`,
+      value: r.overheadMedianMs,
+      unit: "ms",
+      note: "poll to update",
+    },
+    { name: `${name}_overhead_p95_ms`, value: r.overheadP95Ms, unit: "ms" },
+  );
+}
+
+async function loadAverage(): Promise<string> {
+  return (await Deno.readTextFile("/proc/loadavg").catch(() => "?")).split(" ").slice(0, 3)
+    .join(" ");
 }
 
 /** The throughput benchmark. */
 export const bench: Bench = {
   name: "throughput",
-  description: "trivial tasks/s through perago start vs the Conductor JS SDK worker",
+  description: "trivial tasks/s through perago start (process, thread) vs the Conductor JS SDK",
   async run(ctx: BenchContext): Promise<BenchResult> {
-    const size = SIZES[ctx.size];
+    const shape = SIZES[ctx.size];
     const notes: string[] = [];
     let sdk = await hasCommand("node") && await hasCommand("npm");
     if (sdk) {
@@ -171,64 +402,65 @@ export const bench: Bench = {
         notes.push(`JS SDK not measured: npm install failed: ${(error as Error).message}`);
       }
     } else notes.push("JS SDK not measured: node/npm not on PATH");
+    const sides: Side[] = sdk ? ["process", "thread", "jssdk"] : ["process", "thread"];
+    // No task touches lakeFS; `perago start` is given the demo one all the same.
     const lakefs = await startLakeFsServer({
       accessKeyId: DEMO_ACCESS_KEY_ID,
       secretAccessKey: DEMO_SECRET_ACCESS_KEY,
     });
-    const figures: Figure[] = [];
-    const targets: Target[] = [];
+    const out = { figures: [] as Figure[], targets: [] as Target[], log: [] as string[] };
+    const loadBefore = await loadAverage();
+    const realUrl = Deno.env.get("PERAGO_TEST_CONDUCTOR_URL")?.trim() || undefined;
     try {
-      for (const j of size.concurrency) {
-        ctx.signal.throwIfAborted();
-        const p = await measureSide("perago", size.tasks, j, ctx, lakefs.url);
-        figures.push(
-          { name: `j${j}_perago_tasks_per_s`, value: p.tasksPerSec, unit: "tasks/s" },
+      await measure(demoServer(), "", true, sides, shape, ctx, lakefs.url, out);
+      if (realUrl !== undefined) {
+        const real = await realServer(realUrl, ctx.tempDir);
+        // No target there: the real server's own time per task is most of it.
+        await measure(
+          real,
+          "real_",
+          false,
+          sides,
           {
-            name: `j${j}_perago_overhead_median_ms`,
-            value: p.overheadMedianMs,
-            unit: "ms",
-            note: "poll to update",
+            tasks: shape.realTasks,
+            concurrency: shape.concurrency,
+            rounds: shape.realRounds,
           },
-          { name: `j${j}_perago_overhead_p95_ms`, value: p.overheadP95Ms, unit: "ms" },
+          ctx,
+          lakefs.url,
+          out,
         );
-        if (!sdk) continue;
-        const s = await measureSide("jssdk", size.tasks, j, ctx, lakefs.url);
-        figures.push(
-          { name: `j${j}_jssdk_tasks_per_s`, value: s.tasksPerSec, unit: "tasks/s" },
-          {
-            name: `j${j}_jssdk_overhead_median_ms`,
-            value: s.overheadMedianMs,
-            unit: "ms",
-            note: "poll to update",
-          },
-          { name: `j${j}_jssdk_overhead_p95_ms`, value: s.overheadP95Ms, unit: "ms" },
-          {
-            name: `j${j}_ratio`,
-            value: p.tasksPerSec / s.tasksPerSec,
-            unit: "ratio",
-            note: "perago / JS SDK tasks per second",
-          },
+        notes.push(
+          `real_*: ${real.label}, ${shape.realTasks} tasks per run; no target (the server's ` +
+            "own time per task is the ceiling of both sides)",
         );
-        targets.push({
-          name: `j${j}_ratio`,
-          target: ">= 1",
-          value: p.tasksPerSec / s.tasksPerSec,
-          met: p.tasksPerSec >= s.tasksPerSec,
-        });
-      }
+      } else notes.push("real Conductor not measured: PERAGO_TEST_CONDUCTOR_URL is not set");
     } finally {
       await lakefs.close();
     }
+    const loadAfter = await loadAverage();
     notes.push(
+      `load average (1, 5, 15 min) before ${loadBefore}, after ${loadAfter}`,
+      `runs (tasks/s): ${out.log.join("; ")}`,
       "The demo Conductor runs in the benchmark's process; worker and server share the two " +
         "cores. The JS SDK runs with its defaults (pollInterval 100 ms, batch poll of free " +
-        "slots) and concurrency N; perago runs `perago start -j N` (one broker, N executor " +
-        "processes, every task crosses two process boundaries).",
+        "slots, each result sent with update-v2, whose answer is the next task) and " +
+        "concurrency N; perago runs `perago start -j N` (a broker and N executors: processes " +
+        "in process mode, Workers of one process in thread mode).",
     );
     return {
-      params: { tasks: size.tasks, concurrency: size.concurrency, sdk: `${SDK_VERSION} on Node` },
-      figures,
-      targets,
+      params: {
+        tasks: shape.tasks,
+        concurrency: shape.concurrency,
+        rounds: shape.rounds,
+        ...(realUrl === undefined
+          ? {}
+          : { realTasks: shape.realTasks, realRounds: shape.realRounds }),
+        sdk: `${SDK_VERSION} on Node`,
+        loadAverage: { before: loadBefore, after: loadAfter },
+      },
+      figures: out.figures,
+      targets: out.targets,
       notes,
     };
   },
