@@ -45,6 +45,12 @@ import {
 /** Where a stack runs: the demo servers in-process, or the real ones. */
 export type Servers = "demo" | { conductor: RealConductor; lakefs: RealLakeFs };
 
+/**
+ * Which servers a {@linkcode TestStack} reaches instead of starting demo ones: both, or one
+ * (the other is then a demo server, or none with `conductor: false`).
+ */
+export type ServerChoice = "demo" | { conductor?: RealConductor; lakefs?: RealLakeFs };
+
 /** Terminal workflow states. */
 export const TERMINAL: ReadonlySet<string> = new Set([
   "COMPLETED",
@@ -57,8 +63,8 @@ export const TERMINAL: ReadonlySet<string> = new Set([
 export interface TestStackOptions {
   /** Prefix of the temp directory's name, e.g. `perago-rt-`. */
   dirPrefix: string;
-  /** The servers; a real lakeFS alone for a lakeFS-only stack (`conductor: false`). @default "demo" */
-  servers?: Servers | { lakefs: RealLakeFs; conductor?: undefined };
+  /** The servers to reach; demo ones are started for the others. @default "demo" */
+  servers?: ServerChoice;
   /**
    * The demo Conductor's settings, or `false` for a lakeFS-only stack. Faults need the demo
    * Conductor (a real one cannot be instrumented): with real servers they throw `TypeError`.
@@ -96,7 +102,7 @@ let nameSeq = 0;
 export class TestStack implements AsyncDisposable {
   /** The temp directory (removed on dispose). */
   readonly dir: string;
-  /** Whether the stack runs on real servers (names must then be unique per run). */
+  /** Whether the stack reaches a real server (names must then be unique per run). */
   readonly real: boolean;
   /** "demo servers" or "real servers", for test names and tables. */
   readonly label: string;
@@ -134,14 +140,12 @@ export class TestStack implements AsyncDisposable {
 
   /** Makes the temp directory and starts (or reaches) the servers. */
   static async start(options: TestStackOptions): Promise<TestStack> {
-    const servers = options.servers ?? "demo";
+    const realConductor = options.servers === "demo" ? undefined : options.servers?.conductor;
+    const realLakeFs = options.servers === "demo" ? undefined : options.servers?.lakefs;
     const conductorOptions = options.conductor ?? {};
     const lakefsOptions = options.lakefs ?? {};
-    if (servers !== "demo" && conductorOptions && conductorOptions.faults) {
+    if (realConductor && conductorOptions && conductorOptions.faults) {
       throw new TypeError("test stack: Conductor faults need the demo Conductor");
-    }
-    if (servers !== "demo" && conductorOptions && !servers.conductor) {
-      throw new TypeError("test stack: no real Conductor given; pass one, or conductor: false");
     }
     const cleanup = new AsyncDisposableStack();
     try {
@@ -149,19 +153,21 @@ export class TestStack implements AsyncDisposable {
       cleanup.defer(() => Deno.remove(dir, { recursive: true }).catch(() => {}));
       let conductorServer: ConductorServerHandle | undefined;
       let conductorUrl: string | undefined;
+      if (conductorOptions && realConductor) conductorUrl = realConductor.url;
+      else if (conductorOptions) {
+        const started = await startConductorServer({
+          port: 0,
+          sweepIntervalMs: conductorOptions.sweepIntervalMs ?? 200,
+          ...(conductorOptions.faults ? { faults: conductorOptions.faults } : {}),
+        });
+        cleanup.defer(() => started.close());
+        conductorServer = started;
+        conductorUrl = started.url;
+      }
       let lakefsServer: LakeFsServerHandle | undefined;
       let lakefsOrigin: RealLakeFs;
-      if (servers === "demo") {
-        if (conductorOptions) {
-          const started = await startConductorServer({
-            port: 0,
-            sweepIntervalMs: conductorOptions.sweepIntervalMs ?? 200,
-            ...(conductorOptions.faults ? { faults: conductorOptions.faults } : {}),
-          });
-          cleanup.defer(() => started.close());
-          conductorServer = started;
-          conductorUrl = started.url;
-        }
+      if (realLakeFs) lakefsOrigin = realLakeFs;
+      else {
         const accessKeyId = lakefsOptions.accessKeyId ?? "AKIATESTSTACK";
         const secretAccessKey = lakefsOptions.secretAccessKey ??
           `test-stack-${crypto.randomUUID()}`;
@@ -174,19 +180,16 @@ export class TestStack implements AsyncDisposable {
         cleanup.defer(() => started.close());
         lakefsServer = started;
         lakefsOrigin = { url: started.url, accessKeyId, secretAccessKey };
-      } else {
-        conductorUrl = conductorOptions ? servers.conductor?.url : undefined;
-        lakefsOrigin = servers.lakefs;
       }
       let lakefs = lakefsOrigin;
-      if (servers !== "demo" && lakefsOptions.faults) {
+      if (realLakeFs && lakefsOptions.faults) {
         const proxy = startFaultProxy(lakefsOrigin.url, lakefsOptions.faults);
         cleanup.defer(() => proxy.close());
         lakefs = { ...lakefsOrigin, url: proxy.url };
       }
       return new TestStack({
         dir,
-        real: servers !== "demo",
+        real: realConductor !== undefined || realLakeFs !== undefined,
         conductorServer,
         conductorUrl,
         lakefsServer,
@@ -227,14 +230,15 @@ export class TestStack implements AsyncDisposable {
 
   /**
    * Creates a repository, `<label>-<suffix>` unless `name` is given, with storage namespace
-   * `local://<name>`; on real servers it is deleted on dispose (a demo one goes with its server).
+   * `local://<name>`; on a real lakeFS it is deleted on dispose (a demo one goes with its
+   * server).
    */
   async createRepository(
     label: string,
     options: { name?: string; defaultBranch?: string } = {},
   ): Promise<string> {
     const repo = await createTestRepository(this.lakefsOrigin, label, options);
-    if (this.real) this.defer(() => deleteTestRepository(this.lakefsOrigin, repo));
+    if (!this.lakefsServer) this.defer(() => deleteTestRepository(this.lakefsOrigin, repo));
     return repo;
   }
 
