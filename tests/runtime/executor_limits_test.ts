@@ -23,19 +23,14 @@ Deno.test("start: a worker of workspace-free tasks runs without lakeFS settings;
     env: withoutLakeFs(stack.env),
     clearEnv: true,
   });
-  try {
-    const ok = await stack.startWorkflow({ a: 2, b: 40 });
-    assert.deepEqual((await stack.waitWorkflow(ok, "COMPLETED")).output, { sum: 42 });
-    // No lakeFS host in the executor's --allow-net, and no other host either.
-    const fetchId = await stack.startWorkflow({ a: 1, b: 1, fetch: `${stack.lakefsUrl}/` });
-    const failed = await stack.waitWorkflow(fetchId, "FAILED");
-    const reasons = failed.tasks.map((t) => String(t.reasonForIncompletion)).join("\n");
-    assert.match(reasons, /NotCapable|PermissionDenied|Requires net access/);
-    assert.equal(await stopWorker(worker), 0, worker.output());
-  } finally {
-    worker.kill("SIGKILL");
-    await worker.status;
-  }
+  const ok = await stack.startWorkflow({ a: 2, b: 40 });
+  assert.deepEqual((await stack.waitWorkflow(ok, "COMPLETED")).output, { sum: 42 });
+  // No lakeFS host in the executor's --allow-net, and no other host either.
+  const fetchId = await stack.startWorkflow({ a: 1, b: 1, fetch: `${stack.lakefsUrl}/` });
+  const failed = await stack.waitWorkflow(fetchId, "FAILED");
+  const reasons = failed.tasks.map((t) => String(t.reasonForIncompletion)).join("\n");
+  assert.match(reasons, /NotCapable|PermissionDenied|Requires net access/);
+  assert.equal(await stopWorker(worker), 0, worker.output());
 });
 
 Deno.test("start: a workspace task without lakeFS settings is refused at start, naming the task", async () => {

@@ -17,13 +17,13 @@ import { LakeFsClient } from "../../src/lakefs/client.ts";
 import type { Task, Workflow } from "../../src/conductor/api.ts";
 import { DEMO_ACCESS_KEY_ID, DEMO_SECRET_ACCESS_KEY } from "../../src/devstack/credentials.ts";
 import { startConductorServer } from "../../src/devstack/conductor/server.ts";
-import { startLakeFsServer } from "../../src/devstack/lakefs/server.ts";
 import { taskVariableSuffix } from "../../src/config/task_settings.ts";
 import { loadTask } from "../../src/task/loader.ts";
 import { buildTaskDef } from "../../src/task/taskdef.ts";
 import { waitFor } from "../../src/util/sleep.ts";
-import { spawnPeragoStart, stopWorker, tail, type Worker } from "../_perago_process.ts";
+import { stopWorker, tail, type Worker } from "../_perago_process.ts";
 import { realConductor, skipNote, uniqueSuffix } from "../_real_servers.ts";
+import { oneTaskWorkflow, registerTaskModules, TestStack } from "../_stack.ts";
 
 const MOD = new URL("../../mod.ts", import.meta.url).href;
 
@@ -73,58 +73,40 @@ interface Fixture {
 }
 
 async function withFixture(target: Target, fn: (fx: Fixture) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "perago-task-options-" });
-  const lakefs = await startLakeFsServer({
-    port: 0,
-    accessKeyId: DEMO_ACCESS_KEY_ID,
-    secretAccessKey: DEMO_SECRET_ACCESS_KEY,
+  await using stack = await TestStack.start({
+    dirPrefix: "perago-task-options-",
+    servers: { conductor: { url: target.conductorUrl } },
+    lakefs: { accessKeyId: DEMO_ACCESS_KEY_ID, secretAccessKey: DEMO_SECRET_ACCESS_KEY },
   });
+  const dir = stack.dir;
   const api = new ConductorClient({ serverUrl: target.conductorUrl, requestTimeoutMs: 15_000 });
   const run = uniqueSuffix().replace(/[^a-z0-9]/g, "");
-  const workers: Worker[] = [];
   const fixture: Fixture = {
     dir,
     api,
-    lakefsUrl: lakefs.url,
+    lakefsUrl: stack.lakefs.url,
     run,
     async task(label, worker) {
       const name = `opt_${label}_${run}`;
-      const path = `${dir}/${label}.ts`;
-      await Deno.writeTextFile(path, SLEEPER(name, worker));
-      const { task } = await loadTask(path);
-      await api.registerTaskDefs([buildTaskDef(task)]);
-      await api.upsertWorkflowDefs([{
-        name: `${name}_wf`,
-        version: 1,
-        schemaVersion: 2,
-        ownerEmail: "tests@example.com",
-        tasks: [{
-          name,
-          taskReferenceName: "only",
-          type: "SIMPLE",
-          inputParameters: { params: "${workflow.input.params}" },
-        }],
-        outputParameters: { slept: "${only.output.result.slept}" },
-      }]);
+      const path = await stack.writeModule(`${label}.ts`, SLEEPER(name, worker));
+      await registerTaskModules(api, [path]);
+      await api.upsertWorkflowDefs([oneTaskWorkflow(
+        `${name}_wf`,
+        { taskName: name, ref: "only", inputs: { params: "${workflow.input.params}" } },
+        { slept: "${only.output.result.slept}" },
+        "tests@example.com",
+      )]);
       return { name, path };
     },
     start(modules, prefix, args, env = {}) {
-      const worker = spawnPeragoStart([...modules, ...args], {
-        cwd: dir,
-        env: {
-          PERAGO_WORKSPACE_ROOT: `${dir}/ws-${prefix}`,
-          PERAGO_LOG_ROOT: `${dir}/logs-${prefix}`,
-          PERAGO_WORKER_ID_PREFIX: prefix,
-          CONDUCTOR_SERVER_URL: target.conductorUrl,
-          LAKECTL_SERVER_ENDPOINT_URL: lakefs.url,
-          LAKECTL_CREDENTIALS_ACCESS_KEY_ID: DEMO_ACCESS_KEY_ID,
-          LAKECTL_CREDENTIALS_SECRET_ACCESS_KEY: DEMO_SECRET_ACCESS_KEY,
-          NO_COLOR: "1",
-          ...env,
-        },
+      return stack.spawnWorker([...modules, ...args], {
+        env: stack.peragoEnv({
+          workerIdPrefix: prefix,
+          workspaceRoot: `${dir}/ws-${prefix}`,
+          logRoot: `${dir}/logs-${prefix}`,
+          extra: env,
+        }),
       });
-      workers.push(worker);
-      return worker;
     },
     startWorkflow(name, sleepMs, taskToDomain) {
       return api.startWorkflow(`${name}_wf`, { params: { sleepMs } }, {
@@ -150,16 +132,7 @@ async function withFixture(target: Target, fn: (fx: Fixture) => Promise<void>): 
       return workflow;
     },
   };
-  try {
-    await fn(fixture);
-  } finally {
-    for (const worker of workers) {
-      worker.kill("SIGKILL");
-      await worker.status;
-    }
-    await lakefs.close();
-    await Deno.remove(dir, { recursive: true }).catch(() => {});
-  }
+  await fn(fixture);
 }
 
 /** The only task of a one-task workflow. */

@@ -97,16 +97,14 @@ Deno.test({
   ignore: skipNote("writable example (thread mode) on the real servers", real),
   async fn() {
     if ("skip" in real) return;
-    const stack = await startStack({ servers: real });
+    await using stack = await startStack({ servers: real });
     await registerNormalizeTaskDef(stack);
-    const worker = startWorker({ ...stack, modulePath: NORMALIZE_EXAMPLE }, THREAD, THREAD_FLAGS);
-    try {
-      await assertNormalizePublishes(stack, worker);
-    } finally {
-      worker.kill("SIGKILL");
-      await worker.status;
-      await stack.close();
-    }
+    await using worker = startWorker(
+      { ...stack, modulePath: NORMALIZE_EXAMPLE },
+      THREAD,
+      THREAD_FLAGS,
+    );
+    await assertNormalizePublishes(stack, worker);
   },
 });
 
@@ -123,7 +121,7 @@ const CRASHES = {
 
 for (const [kind, crash] of Object.entries(CRASHES)) {
   Deno.test(`thread: an executor worker ending with ${kind} mid-attempt is restarted in its slot; the retry completes once`, async () => {
-    const stack = await startStack();
+    await using stack = await startStack();
     const crashing = `${stack.dir}/tasks/crash.ts`;
     await Deno.writeTextFile(
       crashing,
@@ -136,25 +134,19 @@ for (const [kind, crash] of Object.entries(CRASHES)) {
     }`,
       ),
     );
-    const worker = startWorker({ ...stack, modulePath: crashing }, THREAD, THREAD_FLAGS);
-    try {
-      const id = await stack.startWorkflow({ a: 20, b: 22 });
-      const wf = await stack.waitWorkflow(id, "COMPLETED", 20_000).catch(explain(worker));
-      assert.deepEqual(wf.output, { sum: 42 });
-      assert.equal(wf.tasks[0]?.status, "FAILED");
-      assert.match(String(wf.tasks[0]?.reasonForIncompletion), /exited during the attempt/);
-      assert.equal(wf.tasks.filter((t) => t.status === "COMPLETED").length, 1, "completes once");
-      const output = worker.output();
-      assert.match(output, crash.logged);
-      assert.match(output, /restarting executor probe0000 in 1000 ms/);
-      assert.equal(await stopWorker(worker), 0, worker.output());
-      const left = await Array.fromAsync(Deno.readDir(stack.workspaceRoot));
-      assert.deepEqual(left.map((e) => e.name), [], "crashed attempt dir collected, lock released");
-    } finally {
-      worker.kill("SIGKILL");
-      await worker.status;
-      await stack.close();
-    }
+    await using worker = startWorker({ ...stack, modulePath: crashing }, THREAD, THREAD_FLAGS);
+    const id = await stack.startWorkflow({ a: 20, b: 22 });
+    const wf = await stack.waitWorkflow(id, "COMPLETED", 20_000).catch(explain(worker));
+    assert.deepEqual(wf.output, { sum: 42 });
+    assert.equal(wf.tasks[0]?.status, "FAILED");
+    assert.match(String(wf.tasks[0]?.reasonForIncompletion), /exited during the attempt/);
+    assert.equal(wf.tasks.filter((t) => t.status === "COMPLETED").length, 1, "completes once");
+    const output = worker.output();
+    assert.match(output, crash.logged);
+    assert.match(output, /restarting executor probe0000 in 1000 ms/);
+    assert.equal(await stopWorker(worker), 0, worker.output());
+    const left = await Array.fromAsync(Deno.readDir(stack.workspaceRoot));
+    assert.deepEqual(left.map((e) => e.name), [], "crashed attempt dir collected, lock released");
   });
 }
 

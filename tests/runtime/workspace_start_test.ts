@@ -19,15 +19,9 @@ Deno.test({
   ignore: skipNote("writable example (process mode) on the real servers", real),
   async fn() {
     if ("skip" in real) return;
-    const stack = await startStack({ servers: real });
+    await using stack = await startStack({ servers: real });
     await registerNormalizeTaskDef(stack);
-    const worker = startWorker({ ...stack, modulePath: NORMALIZE_EXAMPLE });
-    try {
-      await assertNormalizePublishes(stack, worker);
-    } finally {
-      worker.kill("SIGKILL");
-      await worker.status;
-      await stack.close();
-    }
+    await using worker = startWorker({ ...stack, modulePath: NORMALIZE_EXAMPLE });
+    await assertNormalizePublishes(stack, worker);
   },
 });
