@@ -113,3 +113,31 @@ export const STATIC_FORK_AFTER_INPUT = {
   f: {},
   fi: { fx: "X" },
 };
+
+/**
+ * A FORK_JOIN_DYNAMIC `ref` forking the task defs in `${workflow.input.<tasks>}`, each with its
+ * input by reference name from `${workflow.input.<inputs>}` (`extraInput` beside them), and
+ * its JOIN `joinRef` (no joinOn: it waits on every forked task).
+ */
+export function dynamicForkAndJoin(
+  ref: string,
+  joinRef: string,
+  keys: { tasks: string; inputs: string } = { tasks: "tasks", inputs: "inputs" },
+  extraInput: Record<string, unknown> = {},
+): WorkflowTaskDef[] {
+  return [
+    {
+      name: ref,
+      taskReferenceName: ref,
+      type: "FORK_JOIN_DYNAMIC",
+      inputParameters: {
+        [keys.tasks]: "${workflow.input." + keys.tasks + "}",
+        [keys.inputs]: "${workflow.input." + keys.inputs + "}",
+        ...extraInput,
+      },
+      dynamicForkTasksParam: keys.tasks,
+      dynamicForkTasksInputParamName: keys.inputs,
+    },
+    { name: joinRef, taskReferenceName: joinRef, type: "JOIN" },
+  ];
+}

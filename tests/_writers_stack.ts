@@ -16,6 +16,7 @@ import { ConductorClient } from "../src/conductor/client.ts";
 import type { Workflow, WorkflowTaskDef } from "../src/conductor/api.ts";
 import { LakeFsClient } from "../src/lakefs/client.ts";
 import { forEachConcurrent } from "../src/util/pool.ts";
+import { dynamicForkAndJoin } from "./_fork_flows.ts";
 import { type GatePeer, startHttpGate } from "./_http_gate.ts";
 import type { Worker } from "./_perago_process.ts";
 import { uniqueSuffix } from "./_real_servers.ts";
@@ -263,17 +264,7 @@ export async function startWritersStack(options: WritersStackOptions): Promise<W
           params: "${" + from + ".params}",
         },
       }),
-      dynamicForkTasks: () => [
-        {
-          name: "partitions",
-          taskReferenceName: "partitions",
-          type: "FORK_JOIN_DYNAMIC",
-          inputParameters: { tasks: "${workflow.input.tasks}", inputs: "${workflow.input.inputs}" },
-          dynamicForkTasksParam: "tasks",
-          dynamicForkTasksInputParamName: "inputs",
-        },
-        { name: "partitions_join", taskReferenceName: "partitions_join", type: "JOIN" },
-      ],
+      dynamicForkTasks: () => dynamicForkAndJoin("partitions", "partitions_join"),
       dynamicForkInput: (refs, inputOf) => ({
         tasks: refs.map((ref) => ({ name: taskName, taskReferenceName: ref, type: "SIMPLE" })),
         inputs: Object.fromEntries(refs.map((ref, i) => [ref, inputOf(i)])),

@@ -13,6 +13,7 @@ import { waitFor } from "../../src/util/sleep.ts";
 import { realConductor, skipNote } from "../_real_servers.ts";
 import {
   briefTask as brief,
+  dynamicForkAndJoin,
   forkAndJoin,
   simple,
   STATIC_FORK_AFTER_INPUT,
@@ -624,15 +625,7 @@ async function contractSuite(t: Deno.TestContext, target: Target): Promise<void>
 
   await t.step("dynamic fork: N tasks with inputs by reference name, one JOIN", async () => {
     const { taskType, workflowName } = await forkSetup("dynfork", (type) => [
-      {
-        name: "dyn",
-        taskReferenceName: "dyn",
-        type: "FORK_JOIN_DYNAMIC",
-        inputParameters: { tasks: "${workflow.input.tasks}", inputs: "${workflow.input.inputs}" },
-        dynamicForkTasksParam: "tasks",
-        dynamicForkTasksInputParamName: "inputs",
-      },
-      { name: "dynjoin", taskReferenceName: "dynjoin", type: "JOIN" },
+      ...dynamicForkAndJoin("dyn", "dynjoin"),
       simple(type, "after", { j: "${dynjoin.output}" }),
     ]);
     const n = 5;

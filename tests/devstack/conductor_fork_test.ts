@@ -13,6 +13,7 @@ import {
 } from "../../src/devstack/conductor/server.ts";
 import {
   briefTask as brief,
+  dynamicForkAndJoin,
   forkAndJoin,
   simple,
   STATIC_FORK_AFTER_INPUT,
@@ -223,19 +224,7 @@ Deno.test("demo conductor: a dynamic fork runs N tasks with inputs by reference 
   await withApi(async (api) => {
     const type = await api.taskType();
     const def = await api.register([
-      {
-        name: "dyn",
-        taskReferenceName: "dyn",
-        type: "FORK_JOIN_DYNAMIC",
-        inputParameters: {
-          tasks: "${workflow.input.tasks}",
-          inputs: "${workflow.input.inputs}",
-          other: "o",
-        },
-        dynamicForkTasksParam: "tasks",
-        dynamicForkTasksInputParamName: "inputs",
-      },
-      { name: "dynjoin", taskReferenceName: "dynjoin", type: "JOIN" },
+      ...dynamicForkAndJoin("dyn", "dynjoin", undefined, { other: "o" }),
       simple(type, "after", { j: "${dynjoin.output}", f: "${dyn.output}" }),
     ]);
     assert.equal(def.status, 200, def.text);
@@ -300,17 +289,9 @@ Deno.test("demo conductor: a dynamic fork runs N tasks with inputs by reference 
 Deno.test("demo conductor: a dynamic fork's forked task is retried under its reference name", async () => {
   await withApi(async (api) => {
     const type = await api.taskType(1);
-    const def = await api.register([
-      {
-        name: "dyn",
-        taskReferenceName: "dyn",
-        type: "FORK_JOIN_DYNAMIC",
-        inputParameters: { t: "${workflow.input.t}", i: "${workflow.input.i}" },
-        dynamicForkTasksParam: "t",
-        dynamicForkTasksInputParamName: "i",
-      },
-      { name: "j", taskReferenceName: "j", type: "JOIN" },
-    ], { outputParameters: { joined: "${j.output}" } });
+    const def = await api.register(dynamicForkAndJoin("dyn", "j", { tasks: "t", inputs: "i" }), {
+      outputParameters: { joined: "${j.output}" },
+    });
     const id = await api.start(def.name, {
       t: [{ name: type, taskReferenceName: "p0" }, { name: type, taskReferenceName: "p1" }],
       i: { p0: { k: 0 }, p1: { k: 1 } },
@@ -470,17 +451,7 @@ Deno.test("demo conductor: joins with nothing to wait on complete at once", asyn
   await withApi(async (api) => {
     const type = await api.taskType();
     // A dynamic fork over no task completes the workflow straight away.
-    const dyn = await api.register([
-      {
-        name: "d",
-        taskReferenceName: "d",
-        type: "FORK_JOIN_DYNAMIC",
-        inputParameters: { t: "${workflow.input.t}", i: "${workflow.input.i}" },
-        dynamicForkTasksParam: "t",
-        dynamicForkTasksInputParamName: "i",
-      },
-      { name: "j", taskReferenceName: "j", type: "JOIN" },
-    ]);
+    const dyn = await api.register(dynamicForkAndJoin("d", "j", { tasks: "t", inputs: "i" }));
     let wf = await api.workflow(await api.start(dyn.name, { t: [], i: {} }));
     assert.equal(wf.status, "COMPLETED");
     assert.deepEqual(wf.tasks.map(brief), [

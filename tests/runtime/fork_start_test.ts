@@ -11,6 +11,7 @@ import { DEMO_ACCESS_KEY_ID, DEMO_SECRET_ACCESS_KEY } from "../../src/devstack/c
 import { LakeFsClient } from "../../src/lakefs/client.ts";
 import { loadTask } from "../../src/task/loader.ts";
 import { buildTaskDef } from "../../src/task/taskdef.ts";
+import { dynamicForkAndJoin } from "../_fork_flows.ts";
 import { startStack, startWorker, stopWorker } from "./_stack.ts";
 
 const MOD = new URL("../../mod.ts", import.meta.url).href;
@@ -99,15 +100,7 @@ async function runForks(n: number, oneBranch: boolean): Promise<void> {
         ],
       },
       { name: "join", taskReferenceName: "join", type: "JOIN", joinOn: ["a2", "b1"] },
-      {
-        name: "parts",
-        taskReferenceName: "parts",
-        type: "FORK_JOIN_DYNAMIC",
-        inputParameters: { tasks: "${workflow.input.tasks}", inputs: "${workflow.input.inputs}" },
-        dynamicForkTasksParam: "tasks",
-        dynamicForkTasksInputParamName: "inputs",
-      },
-      { name: "parts_join", taskReferenceName: "parts_join", type: "JOIN" },
+      ...dynamicForkAndJoin("parts", "parts_join"),
     ],
     outputParameters: { static: "${join.output}", dynamic: "${parts_join.output}" },
   }]);
