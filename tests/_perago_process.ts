@@ -45,21 +45,18 @@ export function spawnPeragoStart(args: string[], options: SpawnOptions): Worker 
     stdout: "piped",
     stderr: "piped",
   }).spawn();
-  let text = "";
-  const decoder = new TextDecoder();
-  const pump = async (stream: ReadableStream<Uint8Array>) => {
-    for await (const chunk of stream) text += decoder.decode(chunk, { stream: true });
-  };
-  const pumps = Promise.all([pump(process.stdout), pump(process.stderr)]);
-  const status = pumps.then(() => process.status);
+  const { output, drained } = collectOutput(process);
+  const status = drained.then(() => process.status);
   return {
     process,
-    output: () => text,
+    output,
     status,
     executorPids: () =>
-      [...text.matchAll(/executor \S+ started \(slot \d+, pid (\d+)\)/g)].map((m) => Number(m[1])),
+      [...output().matchAll(/executor \S+ started \(slot \d+, pid (\d+)\)/g)].map((m) =>
+        Number(m[1])
+      ),
     brokerPid() {
-      const all = [...text.matchAll(/broker started \(pid (\d+)\)/g)];
+      const all = [...output().matchAll(/broker started \(pid (\d+)\)/g)];
       const last = all[all.length - 1];
       return last ? Number(last[1]) : undefined;
     },
@@ -75,6 +72,22 @@ export function spawnPeragoStart(args: string[], options: SpawnOptions): Worker 
       await status;
     },
   };
+}
+
+/**
+ * Collects a spawned process's piped stdout and stderr as text, interleaved as they arrive;
+ * `drained` resolves once both streams end.
+ */
+export function collectOutput(
+  process: Deno.ChildProcess,
+): { output(): string; drained: Promise<void> } {
+  let text = "";
+  const decoder = new TextDecoder();
+  const pump = async (stream: ReadableStream<Uint8Array>) => {
+    for await (const chunk of stream) text += decoder.decode(chunk, { stream: true });
+  };
+  const drained = Promise.all([pump(process.stdout), pump(process.stderr)]).then(() => {});
+  return { output: () => text, drained };
 }
 
 /** The last `lines` lines of `text`, for failure messages. */

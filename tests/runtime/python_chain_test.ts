@@ -15,7 +15,7 @@ import { LakeFsClient } from "../../src/lakefs/client.ts";
 import { loadTask } from "../../src/task/loader.ts";
 import { buildTaskDef } from "../../src/task/taskdef.ts";
 import { waitFor } from "../../src/util/sleep.ts";
-import { spawnPeragoStart, stopWorker, tail } from "../_perago_process.ts";
+import { collectOutput, spawnPeragoStart, stopWorker, tail } from "../_perago_process.ts";
 import { peragoPython } from "../_perago_python.ts";
 import {
   createTestRepository,
@@ -97,14 +97,7 @@ function spawnSession(
     stdout: "piped",
     stderr: "piped",
   }).spawn();
-  let text = "";
-  const decoder = new TextDecoder();
-  for (const stream of [process.stdout, process.stderr]) {
-    void (async () => {
-      for await (const chunk of stream) text += decoder.decode(chunk, { stream: true });
-    })();
-  }
-  return { process, output: () => text };
+  return { process, output: collectOutput(process).output };
 }
 
 async function killSession(spawned: Spawned): Promise<void> {
