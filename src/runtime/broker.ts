@@ -30,6 +30,7 @@ import {
   type ToBroker,
   ToBrokerSchema,
   type WireOutcome,
+  wireTask,
 } from "./protocol.ts";
 import { type OpenChannel, receiveInit } from "./channel.ts";
 
@@ -586,7 +587,7 @@ export class Broker {
     if (tasks.length > 0) {
       loop.idle = 0;
       for (const task of tasks) this.#hold(task, type);
-      this.#emit({ type: "tasks", tasks });
+      this.#emit({ type: "tasks", tasks: tasks.map(wireTask) });
       return;
     }
     // Nothing queued. A short poll hands over to a long poll (no pause needed); a long
@@ -819,7 +820,7 @@ export class Broker {
       this.#credits = Math.max(0, this.#credits - 1);
       this.#flowing.add(type.name);
       this.#hold(next, type);
-      this.#emit({ type: "tasks", tasks: [next] });
+      this.#emit({ type: "tasks", tasks: [wireTask(next)] });
     }
     this.#wake?.();
   }

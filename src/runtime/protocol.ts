@@ -30,8 +30,12 @@ import { z } from "zod";
 import { MetricRecordSchema } from "../metrics/events.ts";
 import type { CurrentTaskState } from "../workspace/fence.ts";
 
-/** The fields of a Conductor Task that cross the wire; the rest is passed through untouched. */
-export const TaskSchema = z.looseObject({
+/**
+ * The fields of a Conductor Task the runtime uses, the only ones that cross the wire
+ * ({@linkcode wireTask}): a polled task also carries its whole workflow task definition and
+ * more, several KiB that every hop would encode, decode and check for nothing.
+ */
+export const TaskSchema = z.object({
   taskId: z.string().min(1),
   taskType: z.string(),
   taskDefName: z.string().optional(),
@@ -44,6 +48,30 @@ export const TaskSchema = z.looseObject({
   responseTimeoutSeconds: z.number().optional(),
   inputData: z.record(z.string(), z.unknown()).optional(),
 });
+
+/** A task as it crosses the wire. */
+export type WireTask = z.infer<typeof TaskSchema>;
+
+const WIRE_TASK_FIELDS = Object.keys(TaskSchema.shape) as (keyof WireTask)[];
+
+/**
+ * `task` with only the fields of {@linkcode TaskSchema} (what the broker hands out).
+ *
+ * @example
+ * ```ts
+ * wireTask({ taskId: "t1", taskType: "sum", workflowInstanceId: "w1", status: "IN_PROGRESS",
+ *   retryCount: 0, workflowTask: { name: "sum", inputParameters: {} } });
+ * // { taskId: "t1", taskType: "sum", workflowInstanceId: "w1", status: "IN_PROGRESS",
+ * //   retryCount: 0 }
+ * ```
+ */
+export function wireTask(task: Readonly<Record<string, unknown>>): WireTask {
+  const out: Record<string, unknown> = {};
+  for (const field of WIRE_TASK_FIELDS) {
+    if (task[field] !== undefined) out[field] = task[field];
+  }
+  return out as WireTask;
+}
 
 /** What an executor's fence learns about the current Conductor attempt (the fence's own type). */
 export const FenceStateSchema: z.ZodType<CurrentTaskState> = z.object({
