@@ -71,10 +71,11 @@ export interface DownloadCache {
 }
 
 /**
- * Objects up to this size are fetched into memory, verified there and written with one
- * synchronous call (and cached the same way); larger ones stream to disk. A few thousand
- * small files then cost a fetch and a few syscalls each instead of a chain of async file ops
- * (each a thread hand-off, which a loaded host makes slow).
+ * Objects up to this size are fetched into memory, verified there and written with one call
+ * (and cached the same way); larger ones stream to disk. A few thousand small files then
+ * cost a fetch and one file op each, instead of a chain of async file ops (each a thread
+ * hand-off, which a loaded host makes slow). The one op runs off the thread reading the
+ * network, so files are created while the next answers arrive.
  */
 export const SMALL_OBJECT_MAX_BYTES = 256 * 1024;
 
@@ -136,7 +137,7 @@ export async function downloadPrefix(
           const cached = cache?.read(entry);
           const data = cached?.data ?? await fetchSmall(lakefs, repo, ref, entry, signal);
           signal.throwIfAborted();
-          writeNewFileSync(path, entry, data);
+          await writeNewFile(path, entry, data);
           // The digest the snapshot before the task needs, for a few us on bytes already in
           // memory (the cache checked its own against the entry's) instead of reading back.
           entry.sha256 = cached?.sha256 ?? createHash("sha256").update(data).digest("hex");
@@ -279,12 +280,12 @@ async function fetchSmall(
   return data;
 }
 
-/** Writes a new file (an existing path, even a symlink, is an error) in one call. */
-function writeNewFileSync(path: string, entry: RemoteEntry, data: Uint8Array): void {
+/** Writes a new file (an existing path, even a symlink, is an error) in one op. */
+async function writeNewFile(path: string, entry: RemoteEntry, data: Uint8Array): Promise<void> {
   try {
     // No mode: it costs an fchmod per file, and the attempt directory (0700) already keeps
     // everything in it from other users.
-    Deno.writeFileSync(path, data, { createNew: true });
+    await Deno.writeFile(path, data, { createNew: true });
   } catch (error) {
     throw twoKeysOnePath(entry, path, error);
   }
