@@ -27,6 +27,7 @@ import {
 } from "../workspace/attempt.ts";
 import { countingLakeFs } from "../runtime/counting_lakefs.ts";
 import { alwaysCurrent } from "../workspace/fence.ts";
+import { trashedDirsRemoved } from "../workspace/attempt_dir.ts";
 import { parseCommandArgs } from "./_args.ts";
 import { startProgress } from "./_progress.ts";
 import { UsageError } from "./_fail.ts";
@@ -235,9 +236,12 @@ export const command: Command = {
         dryRun,
         refStyle: config.workspaceRefStyle,
         onPhase: (phase) => progress.phase(phase),
+        // The outcome is printed first; the process exits once the directory is gone.
+        removeDirInBackground: true,
       });
       progress.stop();
       printOutcome(outcome, dryRun, task.workspace !== undefined && !task.workspace.readOnly);
+      await trashedDirsRemoved();
       return outcome.status === "COMPLETED" ? 0 : 1;
     } finally {
       progress.stop();

@@ -17,6 +17,7 @@
  *
  * @module
  */
+import { TRASH_DIR_NAME } from "../workspace/attempt_dir.ts";
 import { STAGING_BRANCH_PREFIX } from "../workspace/staging.ts";
 import { isPidAlive } from "./_pid.ts";
 
@@ -97,6 +98,10 @@ export async function sweepAttemptDirs(root: string, options: SweepOptions): Pro
       // readDir reports the link itself; lstat again in case the entry changed meanwhile.
       const stat = await Deno.lstat(path);
       if (stat.isSymlink || !stat.isDirectory) continue; // not ours: silently ignored
+      if (entry.name === TRASH_DIR_NAME) {
+        await sweepTrash(path, options, alive, selfPid, report);
+        continue;
+      }
       const marker = await readMarker(path);
       if (marker === undefined) {
         // A process killed between creating its attempt dir and writing the marker leaves an
@@ -149,6 +154,39 @@ export async function sweepAttemptDirs(root: string, options: SweepOptions): Pro
     }
   }
   return report;
+}
+
+/**
+ * Removes what attempts moved into the trash folder and whose owner process is gone (its
+ * pid starts each name, see `trashAttemptDir`). An entry of a live process, or of this one,
+ * is its own background removal's (this process's is removed as well by a full sweep: two
+ * recursive removals of one tree only race to `NotFound`).
+ */
+async function sweepTrash(
+  trash: string,
+  options: SweepOptions,
+  alive: (pid: number) => boolean,
+  selfPid: number,
+  report: SweepReport,
+): Promise<void> {
+  for (const entry of await Array.fromAsync(Deno.readDir(trash))) {
+    const path = `${trash}/${entry.name}`;
+    const pid = Number(/^([1-9][0-9]*)-/.exec(entry.name)?.[1]);
+    if (!Number.isSafeInteger(pid)) continue; // not named by trashAttemptDir: not ours
+    if (options.onlyOwnerPid !== undefined && pid !== options.onlyOwnerPid) continue;
+    const ownersRemoval = pid === selfPid
+      ? options.onlyOwnerWorkerId !== undefined || options.isTokenActive !== undefined
+      : alive(pid);
+    if (ownersRemoval) continue;
+    try {
+      const info = await Deno.lstat(path);
+      if (info.isSymlink || !info.isDirectory) continue;
+      await Deno.remove(path, { recursive: true });
+      report.removed.push(path);
+    } catch (error) {
+      if (!(error instanceof Deno.errors.NotFound)) report.errors.push({ path, error });
+    }
+  }
 }
 
 /**

@@ -18,7 +18,13 @@ import { getLogger, type Logger, taskLogger } from "../log/logger.ts";
 import { isTerminalError, TaskInputError } from "../task/errors.ts";
 import type { AttemptInfo, TaskContext, TaskDefinition } from "../task/types.ts";
 import { createTaskMetrics, type TaskMetricRecord } from "../task/metrics.ts";
-import { prepareAttemptDir, recordStagingBranch, removeAttemptDir } from "./attempt_dir.ts";
+import { dirname } from "node:path";
+import {
+  prepareAttemptDir,
+  recordStagingBranch,
+  removeAttemptDir,
+  trashAttemptDir,
+} from "./attempt_dir.ts";
 import {
   ReadOnlyWorkspaceError,
   StaleAttemptError,
@@ -116,6 +122,13 @@ export interface AttemptOptions {
    * are copied from it instead of downloaded. @default no cache
    */
   downloadCache?: DownloadCache;
+  /**
+   * Move the attempt directory into the workspace root's trash and remove it in the
+   * background instead of before returning (`trashAttemptDir` in attempt_dir.ts: removing
+   * 21,000 files took 0.9-2.9 s of a re-run). The caller awaits `trashedDirsRemoved()`
+   * before its process exits. @default false
+   */
+  removeDirInBackground?: boolean;
   /** Progress hook for the runtime and tests. */
   onPhase?: (phase: AttemptPhase) => void;
   /** Receives what the task records through `ctx.metrics` (checked already). */
@@ -778,7 +791,22 @@ async function cleanup(state: AttemptState, token: string): Promise<void> {
   if (state.dir !== undefined) {
     const dir = state.dir;
     try {
-      if (!(await removeAttemptDir(dir, { expectedToken: token }))) {
+      if (state.options.removeDirInBackground === true) {
+        // The directory is this attempt's whatever the task did to its marker: only a real
+        // directory (never a link the path was swapped for) is moved.
+        const info = await Deno.lstat(dir).catch(() => undefined);
+        if (info?.isDirectory) {
+          await trashAttemptDir(
+            dirname(dir),
+            dir,
+            (error) =>
+              log.error("failed to remove attempt directory {dir}: {error}", {
+                dir,
+                error: error instanceof Error ? error.message : String(error),
+              }),
+          );
+        }
+      } else if (!(await removeAttemptDir(dir, { expectedToken: token }))) {
         // The task may have removed or rewritten the marker; the directory is still ours.
         const info = await Deno.lstat(dir).catch(() => undefined);
         if (info?.isDirectory) await Deno.remove(dir, { recursive: true });

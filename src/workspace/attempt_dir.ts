@@ -4,12 +4,18 @@
  *
  * @module
  */
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { z } from "zod";
 import type { WorkspaceOwner } from "./owners.ts";
 
 /** The marker file's name; never downloaded over, never uploaded, never snapshotted. */
 export const ATTEMPT_MARKER = ".perago-attempt.json";
+
+/**
+ * The folder under the workspace root where attempt directories wait for their removal in
+ * the background (see {@linkcode trashAttemptDir}).
+ */
+export const TRASH_DIR_NAME = ".perago-trash";
 
 /** Longest sanitised id segment in a directory name. */
 const MAX_SEGMENT = 80;
@@ -227,4 +233,46 @@ export async function removeAttemptDir(
   }
   await Deno.remove(dir, { recursive: true });
   return true;
+}
+
+/** Removals of trashed attempt directories still running in this process. */
+const pendingRemovals = new Set<Promise<void>>();
+
+/**
+ * Takes an attempt directory off the attempt's critical path: renames it (one syscall,
+ * whatever it holds) to `<root>/.perago-trash/<pid>-<name>` and removes it there in the
+ * background; {@linkcode trashedDirsRemoved} waits for those removals. Nothing is lost (the
+ * directory is only ever removed) and nothing leaks: a process that dies before its removal
+ * ends leaves an entry named by its pid, which the workspace GC removes once that pid is
+ * gone (`sweepAttemptDirs` in src/runtime/gc.ts). `dir` must be a directory of `root`
+ * (same filesystem) that the caller owns; failures of the background removal go to
+ * `onError`.
+ *
+ * Requires `--allow-read` and `--allow-write` on `root`.
+ */
+export async function trashAttemptDir(
+  root: string,
+  dir: string,
+  onError: (error: unknown) => void = () => {},
+): Promise<void> {
+  const trash = join(root, TRASH_DIR_NAME);
+  await Deno.mkdir(trash, { recursive: true, mode: 0o700 });
+  const name = `${Deno.pid}-${crypto.randomUUID().slice(0, 8)}-${basename(dir)}`;
+  const target = join(trash, name);
+  await Deno.rename(dir, target);
+  const removal = Deno.remove(target, { recursive: true })
+    .then(() => Deno.remove(trash).catch(() => {})) // the folder itself when it is empty
+    .catch((error) => {
+      if (!(error instanceof Deno.errors.NotFound)) onError(error);
+    })
+    .finally(() => pendingRemovals.delete(removal));
+  pendingRemovals.add(removal);
+}
+
+/**
+ * Resolves when every removal {@linkcode trashAttemptDir} started in this process has ended
+ * (a process about to exit waits for it; tests check an empty workspace root after it).
+ */
+export async function trashedDirsRemoved(): Promise<void> {
+  while (pendingRemovals.size > 0) await Promise.all([...pendingRemovals]);
 }

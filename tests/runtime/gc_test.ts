@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { ATTEMPT_MARKER, sweepAttemptDirs } from "../../src/runtime/gc.ts";
+import { TRASH_DIR_NAME } from "../../src/workspace/attempt_dir.ts";
 
 const HOUR = 3_600_000;
 
@@ -178,6 +179,31 @@ Deno.test("gc: the host's object cache under the workspace root survives every s
     assert.deepEqual(report.removed, [dead]);
     assert.equal(await Deno.readTextFile(entry), "abc");
     assert.ok(await exists(`${root}/.perago-cache/tmp`));
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("gc: trashed attempt dirs of a gone process are removed; a live process's are its own to remove", async () => {
+  const root = await Deno.makeTempDir({ prefix: "perago-gc-" });
+  try {
+    const trash = `${root}/${TRASH_DIR_NAME}`;
+    const DEAD = 111, LIVE = 222, SELF = 333;
+    for (const pid of [DEAD, LIVE, SELF]) {
+      await makeAttempt(trash, `${pid}-abcd1234-task_id=t-exec=${pid}`, undefined);
+    }
+    await Deno.mkdir(`${trash}/not-ours`);
+    const options = { ttlMs: HOUR, isPidAlive: (pid: number) => pid === LIVE, selfPid: SELF };
+    // A periodic sweep in thread mode: this process's trash is its workers' to remove.
+    let report = await sweepAttemptDirs(root, { ...options, isTokenActive: () => true });
+    assert.deepEqual(report.removed, [`${trash}/${DEAD}-abcd1234-task_id=t-exec=${DEAD}`]);
+    // The final sweep (no owner left): this process's too; a live one's and foreign ones stay.
+    report = await sweepAttemptDirs(root, options);
+    assert.deepEqual(report.removed, [`${trash}/${SELF}-abcd1234-task_id=t-exec=${SELF}`]);
+    assert.deepEqual(
+      (await Array.fromAsync(Deno.readDir(trash))).map((e) => e.name).sort(),
+      [`${LIVE}-abcd1234-task_id=t-exec=${LIVE}`, "not-ours"],
+    );
   } finally {
     await Deno.remove(root, { recursive: true });
   }

@@ -7,6 +7,8 @@ import {
   readMarker,
   recordStagingBranch,
   removeAttemptDir,
+  trashAttemptDir,
+  trashedDirsRemoved,
 } from "../../src/workspace/attempt_dir.ts";
 import {
   activeOwnerCount,
@@ -126,4 +128,22 @@ Deno.test("owner registry tracks active tokens", () => {
   unregisterOwner(a);
   assert.equal(isOwnerActive(a.token), false);
   assert.equal(activeOwnerCount(), count);
+});
+
+Deno.test("trashAttemptDir: the directory leaves its place at once and is removed in the background", async () => {
+  const root = await Deno.makeTempDir();
+  try {
+    const dir = await prepareAttemptDir(root, ids, newOwner("w1"));
+    for (let i = 0; i < 50; i++) {
+      await Deno.mkdir(join(dir, `d${i % 5}`), { recursive: true });
+      await Deno.writeTextFile(join(dir, `d${i % 5}`, `f${i}`), "x");
+    }
+    await trashAttemptDir(root, dir);
+    await assert.rejects(Deno.lstat(dir), Deno.errors.NotFound);
+    await trashedDirsRemoved();
+    // Nothing left: neither the directory nor the trash folder.
+    assert.deepEqual(await Array.fromAsync(Deno.readDir(root)), []);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
 });

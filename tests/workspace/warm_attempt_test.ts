@@ -3,6 +3,7 @@ import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { ObjectCache, objectCacheDir } from "../../src/lakefs/object_cache.ts";
 import { runAttempt } from "../../src/workspace/attempt.ts";
+import { trashedDirsRemoved } from "../../src/workspace/attempt_dir.ts";
 import { defineTask, z } from "../../mod.ts";
 import { attemptOptions, identity, readTree, seed, startStack } from "./_stack.ts";
 
@@ -108,6 +109,29 @@ Deno.test("warm attempts: a large object's digest is kept beside its cache entry
     const tree = await readTree(stack, warm.publishedRef!, "data/");
     assert.equal(tree["data/big.txt"], "AGAIN" + big.slice(5));
     assert.equal(tree["data/small.txt"], "small\n");
+  } finally {
+    await stack.close();
+  }
+});
+
+Deno.test("warm attempts: with removeDirInBackground the attempt directory is gone when the attempt returns and removed after", async () => {
+  const stack = await startStack();
+  try {
+    const files: Record<string, string> = {};
+    for (let i = 0; i < 30; i++) files[`data/${i % 3}/f${i}.txt`] = `file ${i}\n`;
+    const ref = await seed(stack, files);
+    const outcome = await runAttempt(
+      attemptOptions(stack, rewriteInPlace, ref, { path: "data/1/f1.txt", text: "X" }, {
+        removeDirInBackground: true,
+      }),
+    );
+    assert.equal(outcome.status, "COMPLETED", outcome.reasonForIncompletion);
+    const names = (await Array.fromAsync(Deno.readDir(stack.root))).map((entry) => entry.name);
+    assert.ok(!names.some((name) => name.startsWith("task_id=")), names.join(", "));
+    await trashedDirsRemoved();
+    assert.deepEqual(await Array.fromAsync(Deno.readDir(stack.root)), []);
+    const tree = await readTree(stack, outcome.publishedRef!, "data/1/");
+    assert.equal(tree["data/1/f1.txt"], "Xile 1\n");
   } finally {
     await stack.close();
   }
