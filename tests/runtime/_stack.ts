@@ -7,7 +7,7 @@ import { ConductorClient } from "../../src/conductor/client.ts";
 import { DEMO_ACCESS_KEY_ID, DEMO_SECRET_ACCESS_KEY } from "../../src/devstack/credentials.ts";
 import type { ConductorServerHandle } from "../../src/devstack/conductor/server.ts";
 import type { Workflow } from "../../src/conductor/api.ts";
-import { spawnPeragoStart, stopWorker as stopPerago, type Worker } from "../_perago_process.ts";
+import { stopWorker as stopPerago, type Worker } from "../_perago_process.ts";
 import type { RealConductor, RealLakeFs } from "../_real_servers.ts";
 import { oneTaskWorkflow, registerTaskModules, TestStack, waitWorkflowStatus } from "../_stack.ts";
 
@@ -67,6 +67,8 @@ export interface Stack extends AsyncDisposable {
   /** The demo Conductor (its fault switches); throws on real servers, which have none. */
   readonly conductor: ConductorServerHandle;
   env: Record<string, string>;
+  /** The stack underneath (its workers are killed when it closes). */
+  testStack: TestStack;
   startWorkflow(params: Record<string, unknown>): Promise<string>;
   waitWorkflow(id: string, status: string, timeoutMs?: number): Promise<Workflow>;
   close(): Promise<void>;
@@ -117,6 +119,7 @@ export async function startStack(
       api,
       conductor: base.conductorServer!,
       env,
+      testStack: base,
       startWorkflow: (params) => api.startWorkflow(`${taskName}_wf`, { params }),
       waitWorkflow: (id, status, timeoutMs) => waitWorkflowStatus(api, id, status, timeoutMs),
       close: () => base.close(),
@@ -141,13 +144,17 @@ export async function startStack(
 /** `perago start` as a child process, with its stderr collected. */
 export type { Worker };
 
-/** `denoFlags` replace `-A` (thread mode adds `--unstable-worker-options`). */
+/**
+ * `perago start <stack.modulePath> <args...>` with the stack's environment, SIGKILLed when the
+ * stack closes if still running; `denoFlags` replace `-A` (thread mode adds
+ * `--unstable-worker-options`).
+ */
 export function startWorker(
   stack: Stack,
   args: string[] = [],
   denoFlags: string[] = ["-A"],
 ): Worker {
-  return spawnPeragoStart([stack.modulePath, ...args], {
+  return stack.testStack.spawnWorker([stack.modulePath, ...args], {
     cwd: stack.dir,
     env: stack.env,
     denoFlags,

@@ -186,31 +186,26 @@ Deno.test("metrics: /readyz is 503 while Conductor is unreachable and during a d
 });
 
 Deno.test("metrics: a taken port stops perago start with one clear line", async () => {
-  const stack = await startStack();
-  const taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  try {
-    const port = (taken.addr as Deno.NetAddr).port;
-    const worker = startWorker(stack, ["--metrics-address", `127.0.0.1:${port}`]);
-    const status = await worker.status;
-    assert.equal(status.code, 1, worker.output());
-    assert.match(
-      worker.output(),
-      new RegExp(
-        `error: cannot listen for metrics on 127\\.0\\.0\\.1:${port}: the address is already in ` +
-          "use; set --metrics-address to a free port",
-      ),
-    );
-    assert.doesNotMatch(worker.output(), /executor \S+ started/, "no child was started");
-    // The same check for the setting in the environment, and a malformed value.
-    stack.env.PERAGO_METRICS_ADDRESS = "localhost";
-    const bad = startWorker(stack);
-    assert.equal((await bad.status).code, 1);
-    assert.match(
-      bad.output(),
-      /error: PERAGO_METRICS_ADDRESS must be host:port such as '127\.0\.0\.1:9464'.*\(got "localhost"\)/,
-    );
-  } finally {
-    taken.close();
-    await stack.close();
-  }
+  await using stack = await startStack();
+  using taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (taken.addr as Deno.NetAddr).port;
+  const worker = startWorker(stack, ["--metrics-address", `127.0.0.1:${port}`]);
+  const status = await worker.status;
+  assert.equal(status.code, 1, worker.output());
+  assert.match(
+    worker.output(),
+    new RegExp(
+      `error: cannot listen for metrics on 127\\.0\\.0\\.1:${port}: the address is already in ` +
+        "use; set --metrics-address to a free port",
+    ),
+  );
+  assert.doesNotMatch(worker.output(), /executor \S+ started/, "no child was started");
+  // The same check for the setting in the environment, and a malformed value.
+  stack.env.PERAGO_METRICS_ADDRESS = "localhost";
+  const bad = startWorker(stack);
+  assert.equal((await bad.status).code, 1);
+  assert.match(
+    bad.output(),
+    /error: PERAGO_METRICS_ADDRESS must be host:port such as '127\.0\.0\.1:9464'.*\(got "localhost"\)/,
+  );
 });
