@@ -46,6 +46,8 @@ export async function startStack(
       ...(options.faults ? { faults: options.faults } : {}),
     },
   });
+  // Faults off before the server closes, however the test ends.
+  base.defer(() => options.faults?.reset());
   const stack = await lakeStackOn(base, {
     repo: `repo-${++repoCounter}-${crypto.randomUUID().slice(0, 8)}`,
     retry: { attempts: options.attempts ?? 3, baseDelayMs: 2, maxDelayMs: 20 },

@@ -24,13 +24,9 @@ const BASE = {
 };
 
 async function withStack(fn: (stack: Stack, head: string) => Promise<void>): Promise<void> {
-  const stack = await startStack();
-  try {
-    const head = await seed(stack, BASE);
-    await fn(stack, head);
-  } finally {
-    await stack.close();
-  }
+  await using stack = await startStack();
+  const head = await seed(stack, BASE);
+  await fn(stack, head);
 }
 
 function workspaceInput(stack: Stack, ref: string) {
@@ -426,22 +422,18 @@ Deno.test("task failures: plain -> FAILED, terminal -> FAILED_WITH_TERMINAL_ERRO
 });
 
 Deno.test("guardrails: pre failure is terminal, post failure is retryable", async () => {
-  const stack = await startStack();
-  try {
-    const owners = activeOwnerCount();
-    const noDocs = await seed(stack, { "other/x.txt": "x" });
-    const pre = await runAttempt(options(stack, noDocs, {}));
-    assert.equal(pre.status, "FAILED_WITH_TERMINAL_ERROR");
-    assert.match(pre.reasonForIncompletion!, /^PreGuardrailViolation: pre guardrail/);
-    const a = await seed(stack, BASE);
-    const post = await runAttempt(options(stack, a, { remove: ["docs/keep.txt"] }));
-    assert.equal(post.status, "FAILED");
-    assert.match(post.reasonForIncompletion!, /^PostGuardrailViolation: post guardrail/);
-    assert.equal(await head(stack), a);
-    await assertClean(stack, owners);
-  } finally {
-    await stack.close();
-  }
+  await using stack = await startStack();
+  const owners = activeOwnerCount();
+  const noDocs = await seed(stack, { "other/x.txt": "x" });
+  const pre = await runAttempt(options(stack, noDocs, {}));
+  assert.equal(pre.status, "FAILED_WITH_TERMINAL_ERROR");
+  assert.match(pre.reasonForIncompletion!, /^PreGuardrailViolation: pre guardrail/);
+  const a = await seed(stack, BASE);
+  const post = await runAttempt(options(stack, a, { remove: ["docs/keep.txt"] }));
+  assert.equal(post.status, "FAILED");
+  assert.match(post.reasonForIncompletion!, /^PostGuardrailViolation: post guardrail/);
+  assert.equal(await head(stack), a);
+  await assertClean(stack, owners);
 });
 
 Deno.test("a failing merge still deletes the staging branch", async () => {

@@ -27,74 +27,64 @@ function seeded(seed: number): () => number {
 
 Deno.test("transient 5xx and 429 during download, staging and publish are retried", async () => {
   const faults = new FaultInjector(seeded(7));
-  const stack = await startStack({ faults, attempts: 12 });
-  try {
-    const files: Record<string, string> = { "docs/keep.txt": "keep" };
-    for (let i = 0; i < 40; i++) files[`docs/f${i}.txt`] = `f${i}`;
-    const a = await seed(stack, files);
-    faults.set({ errorRate: 0.2, tooManyRate: 0.1, retryAfterSeconds: 0 });
-    const attempt = identity();
-    const write: Record<string, string> = {};
-    for (let i = 0; i < 10; i++) write[`docs/f${i}.txt`] = `changed ${i}`;
-    const outcome = await runAttempt(
-      attemptOptions(stack, writer, a, { write, remove: ["docs/f39.txt"] }, { attempt }),
-    );
-    faults.reset();
-    assert.equal(outcome.status, "COMPLETED", outcome.reasonForIncompletion);
-    assert.ok(faults.injected.errors > 5, `errors injected: ${faults.injected.errors}`);
-    assert.ok(faults.injected.tooMany > 2, `429s injected: ${faults.injected.tooMany}`);
-    const tree = await readTree(stack, outcome.publishedRef!);
-    assert.equal(tree["docs/f3.txt"], "changed 3");
-    assert.equal(tree["docs/f20.txt"], "f20");
-    assert.equal(tree["docs/f39.txt"], undefined);
-    assert.equal(Object.keys(tree).length, 40);
-    assert.deepEqual(await branchNames(stack), ["main"]);
-    assert.deepEqual(await listDir(stack.root), []);
-  } finally {
-    faults.reset();
-    await stack.close();
-  }
+  await using stack = await startStack({ faults, attempts: 12 });
+  const files: Record<string, string> = { "docs/keep.txt": "keep" };
+  for (let i = 0; i < 40; i++) files[`docs/f${i}.txt`] = `f${i}`;
+  const a = await seed(stack, files);
+  faults.set({ errorRate: 0.2, tooManyRate: 0.1, retryAfterSeconds: 0 });
+  const attempt = identity();
+  const write: Record<string, string> = {};
+  for (let i = 0; i < 10; i++) write[`docs/f${i}.txt`] = `changed ${i}`;
+  const outcome = await runAttempt(
+    attemptOptions(stack, writer, a, { write, remove: ["docs/f39.txt"] }, { attempt }),
+  );
+  faults.reset();
+  assert.equal(outcome.status, "COMPLETED", outcome.reasonForIncompletion);
+  assert.ok(faults.injected.errors > 5, `errors injected: ${faults.injected.errors}`);
+  assert.ok(faults.injected.tooMany > 2, `429s injected: ${faults.injected.tooMany}`);
+  const tree = await readTree(stack, outcome.publishedRef!);
+  assert.equal(tree["docs/f3.txt"], "changed 3");
+  assert.equal(tree["docs/f20.txt"], "f20");
+  assert.equal(tree["docs/f39.txt"], undefined);
+  assert.equal(Object.keys(tree).length, 40);
+  assert.deepEqual(await branchNames(stack), ["main"]);
+  assert.deepEqual(await listDir(stack.root), []);
 });
 
 Deno.test("cancelling during a slow download ends the attempt promptly and cleans up", async () => {
   const faults = new FaultInjector(seeded(1));
-  const stack = await startStack({ faults });
-  try {
-    const files: Record<string, string> = { "docs/keep.txt": "keep" };
-    for (let i = 0; i < 30; i++) files[`docs/f${i}.txt`] = `f${i}`;
-    const a = await seed(stack, files);
-    faults.set({ latencyMs: 300, pathFilter: "/objects" });
-    const controller = new AbortController();
-    const attempt = identity();
-    const started = performance.now();
-    const outcome = await runAttempt({
-      task: writer,
-      input: {
-        workspace: { repository: stack.repo, branch: "main", ref_type: "commit", ref: a },
-        params: {},
-      },
-      attempt,
-      workspaceRoot: stack.root,
-      ownerWorkerId: "w",
-      failureReasonMaxLength: 500,
-      lakefs: stack.lakefs,
-      loadCurrentAttempt: fenceFor(attempt).load,
-      signal: controller.signal,
-      syncConcurrency: 2,
-      onPhase: (phase) => {
-        if (phase === "download") setTimeout(() => controller.abort(new Error("stop now")), 400);
-      },
-    });
-    const elapsedMs = performance.now() - started;
-    faults.reset();
-    assert.equal(outcome.status, "FAILED");
-    assert.match(outcome.reasonForIncompletion!, /stop now/);
-    // 31 objects at 300 ms each, two at a time, would take ~5 s.
-    assert.ok(elapsedMs < 2_500, `took ${elapsedMs} ms`);
-    assert.deepEqual(await listDir(stack.root), []);
-    assert.deepEqual(await branchNames(stack), ["main"]);
-  } finally {
-    faults.reset();
-    await stack.close();
-  }
+  await using stack = await startStack({ faults });
+  const files: Record<string, string> = { "docs/keep.txt": "keep" };
+  for (let i = 0; i < 30; i++) files[`docs/f${i}.txt`] = `f${i}`;
+  const a = await seed(stack, files);
+  faults.set({ latencyMs: 300, pathFilter: "/objects" });
+  const controller = new AbortController();
+  const attempt = identity();
+  const started = performance.now();
+  const outcome = await runAttempt({
+    task: writer,
+    input: {
+      workspace: { repository: stack.repo, branch: "main", ref_type: "commit", ref: a },
+      params: {},
+    },
+    attempt,
+    workspaceRoot: stack.root,
+    ownerWorkerId: "w",
+    failureReasonMaxLength: 500,
+    lakefs: stack.lakefs,
+    loadCurrentAttempt: fenceFor(attempt).load,
+    signal: controller.signal,
+    syncConcurrency: 2,
+    onPhase: (phase) => {
+      if (phase === "download") setTimeout(() => controller.abort(new Error("stop now")), 400);
+    },
+  });
+  const elapsedMs = performance.now() - started;
+  faults.reset();
+  assert.equal(outcome.status, "FAILED");
+  assert.match(outcome.reasonForIncompletion!, /stop now/);
+  // 31 objects at 300 ms each, two at a time, would take ~5 s.
+  assert.ok(elapsedMs < 2_500, `took ${elapsedMs} ms`);
+  assert.deepEqual(await listDir(stack.root), []);
+  assert.deepEqual(await branchNames(stack), ["main"]);
 });

@@ -43,35 +43,31 @@ const touchOne = defineTask({
 });
 
 Deno.test("1-in-10,000: one changed file uploads exactly one object and deletes nothing", async () => {
-  const stack = await startStack();
-  try {
-    const files: Record<string, string> = {};
-    for (let i = 0; i < 10_000; i++) {
-      files[`data/${String(i % 100).padStart(2, "0")}/f${i}.txt`] = `file ${i}\n`;
-    }
-    const a = await seed(stack, files, { concurrency: 64 });
-    stack.server.stats.reset();
-    const attempt = identity();
-    const started = performance.now();
-    const outcome = await runAttempt(
-      attemptOptions(stack, touchOne, a, { path: "data/42/f4242.txt" }, {
-        attempt,
-        syncConcurrency: 32,
-      }),
-    );
-    const seconds = (performance.now() - started) / 1000;
-    assert.equal(outcome.status, "COMPLETED", outcome.reasonForIncompletion);
-    assert.equal(stack.server.stats.count("getObject"), 10_000);
-    assert.equal(stack.server.stats.count("uploadObject"), 1);
-    assert.equal(stack.server.stats.count("deleteObjects"), 0);
-    assert.equal(stack.server.stats.count("deleteObject"), 0);
-    assert.deepEqual(outcome.changes?.changed, [{ path: "data/42/f4242.txt", size: 8 }]);
-    const tree = await readTree(stack, outcome.publishedRef!, "data/42/");
-    assert.equal(tree["data/42/f4242.txt"], "changed!");
-    assert.equal(tree["data/42/f4342.txt"], "file 4342\n");
-    assert.deepEqual(await branchNames(stack), ["main"]);
-    assert.ok(seconds < 30, `attempt took ${seconds.toFixed(1)} s`);
-  } finally {
-    await stack.close();
+  await using stack = await startStack();
+  const files: Record<string, string> = {};
+  for (let i = 0; i < 10_000; i++) {
+    files[`data/${String(i % 100).padStart(2, "0")}/f${i}.txt`] = `file ${i}\n`;
   }
+  const a = await seed(stack, files, { concurrency: 64 });
+  stack.server.stats.reset();
+  const attempt = identity();
+  const started = performance.now();
+  const outcome = await runAttempt(
+    attemptOptions(stack, touchOne, a, { path: "data/42/f4242.txt" }, {
+      attempt,
+      syncConcurrency: 32,
+    }),
+  );
+  const seconds = (performance.now() - started) / 1000;
+  assert.equal(outcome.status, "COMPLETED", outcome.reasonForIncompletion);
+  assert.equal(stack.server.stats.count("getObject"), 10_000);
+  assert.equal(stack.server.stats.count("uploadObject"), 1);
+  assert.equal(stack.server.stats.count("deleteObjects"), 0);
+  assert.equal(stack.server.stats.count("deleteObject"), 0);
+  assert.deepEqual(outcome.changes?.changed, [{ path: "data/42/f4242.txt", size: 8 }]);
+  const tree = await readTree(stack, outcome.publishedRef!, "data/42/");
+  assert.equal(tree["data/42/f4242.txt"], "changed!");
+  assert.equal(tree["data/42/f4342.txt"], "file 4342\n");
+  assert.deepEqual(await branchNames(stack), ["main"]);
+  assert.ok(seconds < 30, `attempt took ${seconds.toFixed(1)} s`);
 });

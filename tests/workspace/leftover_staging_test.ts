@@ -33,35 +33,31 @@ Deno.test("isSameTaskStagingBranch: same workflow task, any retry/seq/iteration;
 });
 
 Deno.test("attempt: deletes staging branches an earlier (killed) attempt of the same task left", async () => {
-  const stack = await startStack();
-  try {
-    const head = await seed(stack, { "docs/keep.txt": "keep\n" });
-    const earlier = stagingBranchName({
-      ...IDS,
-      seq: 1,
-      iteration: 0,
-      taskId: "task-0",
-      retryCount: 0,
-      executionId: "dead",
-    });
-    const other = stagingBranchName({
-      ...IDS,
-      workflowInstanceId: "wf-other",
-      seq: 1,
-      iteration: 0,
-      taskId: "task-x",
-      retryCount: 0,
-      executionId: "alive",
-    });
-    await stack.lakefs.createBranch(stack.repo, earlier, head);
-    await stack.lakefs.createBranch(stack.repo, other, head);
-    const attempt = identity({ taskId: "task-1", retryCount: 1, seq: 2 });
-    const outcome = await runAttempt(
-      attemptOptions(stack, writer, head, { write: { "docs/new.txt": "new\n" } }, { attempt }),
-    );
-    assert.equal(outcome.status, "COMPLETED", outcome.reasonForIncompletion);
-    assert.deepEqual(await branchNames(stack), ["main", other].sort());
-  } finally {
-    await stack.close();
-  }
+  await using stack = await startStack();
+  const head = await seed(stack, { "docs/keep.txt": "keep\n" });
+  const earlier = stagingBranchName({
+    ...IDS,
+    seq: 1,
+    iteration: 0,
+    taskId: "task-0",
+    retryCount: 0,
+    executionId: "dead",
+  });
+  const other = stagingBranchName({
+    ...IDS,
+    workflowInstanceId: "wf-other",
+    seq: 1,
+    iteration: 0,
+    taskId: "task-x",
+    retryCount: 0,
+    executionId: "alive",
+  });
+  await stack.lakefs.createBranch(stack.repo, earlier, head);
+  await stack.lakefs.createBranch(stack.repo, other, head);
+  const attempt = identity({ taskId: "task-1", retryCount: 1, seq: 2 });
+  const outcome = await runAttempt(
+    attemptOptions(stack, writer, head, { write: { "docs/new.txt": "new\n" } }, { attempt }),
+  );
+  assert.equal(outcome.status, "COMPLETED", outcome.reasonForIncompletion);
+  assert.deepEqual(await branchNames(stack), ["main", other].sort());
 });

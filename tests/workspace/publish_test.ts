@@ -138,12 +138,8 @@ function test(name: string, fn: (stack: LakeStack, a: string) => Promise<void>):
       name: `${name} (${target.name})`,
       ignore: target.ignore,
       async fn() {
-        const stack = await target.start();
-        try {
-          await fn(stack, await seed(stack, BASE));
-        } finally {
-          await stack.close();
-        }
+        await using stack = await target.start();
+        await fn(stack, await seed(stack, BASE));
       },
     });
   }
