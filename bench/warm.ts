@@ -8,7 +8,10 @@
  * 3. warm: the cache holds every object but the one the previous run changed.
  *
  * Each is a whole `runAttempt` (download, both snapshots, task, stage, fence, squash merge),
- * timed per phase. `--full` repeats the three twice (the cache emptied before each cold
+ * timed per phase, with the client's CPU and the load average; the attempt directory is removed
+ * after the attempt returns (`removeDirInBackground`, as `perago run` does) and before the next
+ * run, timed apart. After the warm run, creating as many new files under the workspace root is
+ * timed twice (right after that removal, then again) as the filesystem's floor. `--full` repeats the three twice (the cache emptied before each cold
  * fill) and takes medians. The demo lakeFS runs in a child process; with
  * `PERAGO_BENCH_REAL_LAKEFS=1` the bench uses the real lakeFS of `PERAGO_TEST_LAKEFS_*`.
  *
@@ -335,8 +338,16 @@ export const bench: Bench = {
         notes: [
           "Each run starts at the head the previous run published, so each is a re-run after a " +
           "1-file change; the warm run downloads that one object and copies the rest.",
-          "The warm run still lists every object, snapshots the workspace twice (SHA-256 of " +
-          "every file, before and after the task) and stages, fences and merges.",
+          "The warm run still lists every object and creates every file; the snapshot before " +
+          "the task takes the SHA-256 the download knew, the one after reads only the files " +
+          "whose ctime is not older than a stamp taken before the task; staging, fences and " +
+          "the merge are the cold run's.",
+          "Each attempt directory is removed after its attempt returns (as `perago run` does), " +
+          "before the next run starts: *_background_removal_ms, not in the totals.",
+          "create_floor_*: on an ext4 without a journal the kernel skips (and checks one by " +
+          "one) inodes freed in the last minute when it allocates one, so creating files right " +
+          "after a removal of as many costs far more than in a fresh place; every run here " +
+          "follows such a removal (the seed's, then the previous run's).",
         ],
       };
     } finally {
