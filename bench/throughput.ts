@@ -71,7 +71,7 @@ interface Shape {
 
 const SIZES: Record<Size, Shape> = {
   quick: { tasks: 300, concurrency: [2], rounds: 1, realTasks: 100, realRounds: 1 },
-  default: { tasks: 2_000, concurrency: [1, 4], rounds: 3, realTasks: 400, realRounds: 2 },
+  default: { tasks: 2_000, concurrency: [1, 4], rounds: 3, realTasks: 300, realRounds: 2 },
   full: { tasks: 10_000, concurrency: [1, 4, 8], rounds: 5, realTasks: 2_000, realRounds: 3 },
 };
 
