@@ -1,6 +1,6 @@
 /**
- * Scenario 4: a stale attempt. Lease extensions are refused, so the server times the task
- * out and hands its retry to a second worker while the first attempt still runs. The first
+ * Scenario 4: a stale attempt. The first worker's lease extensions are refused, so the server
+ * times the task out and hands its retry to a second worker while the first attempt still runs. The first
  * attempt publishes nothing and reports nothing; the branch holds the retry's change once.
  */
 import assert from "node:assert/strict";
@@ -18,14 +18,18 @@ import {
   waitRunning,
 } from "./_harness.ts";
 
-/** Refuses every heartbeat (IN_PROGRESS update) with 503; everything else passes. */
+/**
+ * Refuses the first worker's heartbeats (IN_PROGRESS updates from a worker id not starting
+ * with `second`) with 503; everything else passes. The second worker keeps its lease, so its
+ * retry completes however slowly the machine runs it.
+ */
 class NoLeaseFaults extends FaultInjector {
   refused = 0;
   override async apply(request: Request): Promise<Response | undefined> {
     const url = new URL(request.url);
     if (request.method === "POST" && url.pathname === "/api/tasks") {
       const body = await request.clone().json().catch(() => ({}));
-      if (body?.status === "IN_PROGRESS") {
+      if (body?.status === "IN_PROGRESS" && !String(body.workerId).startsWith("second")) {
         this.refused++;
         return Response.json({ message: "heartbeat refused" }, { status: 503 });
       }
