@@ -507,28 +507,70 @@ export interface Row {
 
 /**
  * Where rows are collected: one file per `deno test` process (every test file of a run
- * shares its pid), read by the last test file, `zz_table_test.ts`.
+ * shares its pid, `--parallel` or not), read by `zz_table_test.ts`.
  */
 export function rowsPath(): string {
   const tmp = Deno.env.get("TMPDIR") ?? "/tmp";
   return `${tmp}/perago-chaos-rows-${Deno.pid}.jsonl`;
 }
 
-/** Adds a row to the table `zz_table_test.ts` prints at the end of the suite. */
-export function record(row: Row): void {
-  Deno.writeTextFileSync(rowsPath(), JSON.stringify(row) + "\n", { append: true });
+/** A line of the rows file: a table row, or a chaos test file whose tests are over. */
+type RowsLine = Row | { fileDone: string };
+
+function appendLine(line: RowsLine): void {
+  Deno.writeTextFileSync(rowsPath(), JSON.stringify(line) + "\n", { append: true });
 }
 
-/** Reads and removes the rows collected so far. */
-export function takeRows(): Row[] {
+function readLines(): RowsLine[] {
   try {
-    const text = Deno.readTextFileSync(rowsPath());
-    Deno.removeSync(rowsPath());
-    return text.split("\n").filter((line) => line !== "").map((line) => JSON.parse(line));
+    return Deno.readTextFileSync(rowsPath()).split("\n").filter((line) => line !== "")
+      .map((line) => JSON.parse(line));
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) return [];
     throw error;
   }
+}
+
+// Every chaos test file imports this module. Once its tests are over (passed or failed) it
+// says so in the rows file: under `deno test --parallel` the table test runs beside the
+// scenarios, so it waits for these lines instead of trusting the order of the files.
+Deno.test.afterAll(() => {
+  appendLine({ fileDone: Deno.mainModule.slice(Deno.mainModule.lastIndexOf("/") + 1) });
+});
+
+/** Adds a row to the table `zz_table_test.ts` prints once every chaos test file is over. */
+export function record(row: Row): void {
+  appendLine(row);
+}
+
+/** The chaos scenario files: every `*_test.ts` in this folder but the table's own. */
+export function scenarioFiles(): string[] {
+  const names = [...Deno.readDirSync(new URL(".", import.meta.url))].map((entry) => entry.name);
+  return names.filter((name) => name.endsWith("_test.ts") && name !== "zz_table_test.ts").sort();
+}
+
+/**
+ * Waits until every chaos scenario file of this folder has finished in this `deno test`
+ * process, then reads and removes the rows. A scenario file that is not part of the run (a
+ * subset of the folder was given) never finishes: the wait ends at `timeoutMs` naming it.
+ */
+export async function takeRows(timeoutMs: number): Promise<Row[]> {
+  const expected = scenarioFiles();
+  const missing = () => {
+    const done = new Set(readLines().flatMap((line) => "fileDone" in line ? [line.fileDone] : []));
+    return expected.filter((name) => !done.has(name));
+  };
+  await waitFor(() => missing().length === 0, {
+    timeoutMs,
+    intervalMs: 200,
+    what: "every chaos scenario file to finish in this deno test run " +
+      "(run the folder as a whole: deno test -A tests/chaos/)",
+  }).catch((error) => {
+    throw new Error(`${error.message}; not finished: ${missing().join(", ")}`);
+  });
+  const rows = readLines().filter((line): line is Row => "scenario" in line);
+  Deno.removeSync(rowsPath());
+  return rows;
 }
 
 /** Writes the table to stdout. */
