@@ -19,8 +19,13 @@ import {
   waitRunning,
 } from "./_harness.ts";
 
-/** Length of the outage: 30 s, longer than a lease and several poll timeouts. */
-const OUTAGE_MS = envInt("PERAGO_CHAOS_OUTAGE_MS", 30_000);
+/**
+ * Length of the outage: 15 s. Past the broker's longest poll backoff (10 s), so polling has
+ * backed off all the way before Conductor returns, and long enough for every result to be
+ * refused several times (delivery backoff doubles from 0.5 s). The attempts end within about
+ * 2 s of the outage's start, well inside it.
+ */
+const OUTAGE_MS = envInt("PERAGO_CHAOS_OUTAGE_MS", 15_000);
 const FREE = 4;
 const WRITABLE = 2;
 
