@@ -20,6 +20,7 @@ import { stopWorker as stopPerago, type Worker } from "../_perago_process.ts";
 import type { RealConductor, RealLakeFs } from "../_real_servers.ts";
 import { oneTaskWorkflow, registerTaskModules, TestStack, waitAllTerminal } from "../_stack.ts";
 import { leftoverAttemptDirs as leftoverEntries } from "../_workspace_root.ts";
+import { waitFor } from "../../src/util/sleep.ts";
 
 const MOD = new URL("../../mod.ts", import.meta.url).href;
 
