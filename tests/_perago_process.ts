@@ -112,9 +112,18 @@ export async function stopWorker(worker: Worker, timeoutMs = 20_000): Promise<nu
   return result.code;
 }
 
+/** Waits until `worker`'s output matches `pattern`, at most `timeoutMs`; `what` names it. */
+export async function waitForOutput(
+  worker: Pick<Worker, "output">,
+  pattern: RegExp,
+  options: { what: string; timeoutMs: number },
+): Promise<void> {
+  await waitFor(() => pattern.test(worker.output()) || undefined, options);
+}
+
 /** Waits for the supervisor to be running. */
 export async function waitRunning(worker: Worker, timeoutMs = 30_000): Promise<void> {
-  await waitFor(() => /supervisor starting -> running/.test(worker.output()) || undefined, {
+  await waitForOutput(worker, /supervisor starting -> running/, {
     timeoutMs,
     what: "supervisor running",
   });

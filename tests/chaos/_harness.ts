@@ -481,8 +481,8 @@ export function stopWorker(worker: Worker, timeoutMs = 30_000): Promise<number> 
   return stopPerago(worker, timeoutMs);
 }
 
-/** Waits for the supervisor to be running. */
-export { waitRunning } from "../_perago_process.ts";
+/** Waits for the supervisor to be running; for a line in a worker's output. */
+export { waitForOutput, waitRunning } from "../_perago_process.ts";
 
 /** An integer from an env variable, else the default. */
 export function envInt(name: string, fallback: number): number {

@@ -15,6 +15,7 @@ import {
   stopWorker,
   tail,
   Tally,
+  waitForOutput,
   waitRunning,
 } from "./_harness.ts";
 
@@ -24,7 +25,7 @@ Deno.test("chaos 5: broker SIGKILLed: runtime stops, executors exit, next start 
   await using first = startWorker(stack, ["-j", "2"]);
   await waitRunning(first);
   const id = await stack.startTask("b0", { sleepMs: 60_000, sleepOnlyFirst: true });
-  await waitFor(() => /attempt a\d+: task \S+ of \S+ started/.test(first.output()) || undefined, {
+  await waitForOutput(first, /attempt a\d+: task \S+ of \S+ started/, {
     timeoutMs: 20_000,
     what: "attempt started",
   });

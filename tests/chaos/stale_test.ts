@@ -5,7 +5,6 @@
  */
 import assert from "node:assert/strict";
 import { FaultInjector } from "../../src/devstack/faults.ts";
-import { waitFor } from "../../src/util/sleep.ts";
 import {
   checkPublished,
   leftoverStaging,
@@ -15,6 +14,7 @@ import {
   stopWorker,
   tail,
   Tally,
+  waitForOutput,
   waitRunning,
 } from "./_harness.ts";
 
@@ -49,7 +49,7 @@ Deno.test("chaos 4: a timed-out attempt that still runs publishes nothing; the r
   await using first = startWorker(stack, ["-j", "1"]);
   await waitRunning(first);
   const id = await stack.startTask("s0", { sleepMs: 8_000, sleepOnlyFirst: true });
-  await waitFor(() => /attempt a\d+: task \S+ of \S+ started/.test(first.output()) || undefined, {
+  await waitForOutput(first, /attempt a\d+: task \S+ of \S+ started/, {
     timeoutMs: 20_000,
     what: "first attempt started",
   });
@@ -63,7 +63,7 @@ Deno.test("chaos 4: a timed-out attempt that still runs publishes nothing; the r
     throw new Error(`${error.message}\n${tail(first.output())}\n${tail(second.output())}`);
   });
   // The first attempt wakes up, finds itself fenced off and reports nothing.
-  await waitFor(() => /attempt was stale \(fenced off\)/.test(first.output()) || undefined, {
+  await waitForOutput(first, /attempt was stale \(fenced off\)/, {
     timeoutMs: 20_000,
     what: "the first attempt fenced off",
   }).catch((error) => {

@@ -6,6 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { waitFor } from "../../src/util/sleep.ts";
+import { waitForOutput } from "../_perago_process.ts";
 import {
   type ParsedFamily,
   parsePrometheusText,
@@ -175,7 +176,7 @@ Deno.test("metrics: /readyz is 503 while Conductor is unreachable and during a d
 
   // A drain: an attempt still running, SIGTERM sent; not ready until the process exits.
   const id = await stack.startWorkflow({ a: 1, b: 2, sleepMs: 3_000 });
-  await waitFor(() => /attempt a1: task \S+ of \S+ started/.test(worker.output()), {
+  await waitForOutput(worker, /attempt a1: task \S+ of \S+ started/, {
     timeoutMs: 15_000,
     what: "attempt started",
   });

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { waitFor } from "../../src/util/sleep.ts";
+import { waitForOutput } from "../_perago_process.ts";
 import { startStack, startWorker, stopWorker } from "./_stack.ts";
 
 Deno.test("start: a workflow completes through perago start; SIGTERM exits 0", async () => {
@@ -40,7 +41,7 @@ Deno.test("start: kill -9 of an executor mid-attempt -> restarted, task retried,
   await using stack = await startStack();
   await using worker = startWorker(stack);
   const id = await stack.startWorkflow({ a: 20, b: 22, sleepMs: 60_000, sleepOnlyFirst: true });
-  await waitFor(() => /attempt a1: task \S+ of \S+ started/.test(worker.output()), {
+  await waitForOutput(worker, /attempt a1: task \S+ of \S+ started/, {
     timeoutMs: 15_000,
     what: "attempt started",
   });
@@ -63,7 +64,7 @@ Deno.test("start: SIGTERM during a running attempt drains it: result delivered, 
   await using stack = await startStack();
   await using worker = startWorker(stack);
   const id = await stack.startWorkflow({ a: 1, b: 2, sleepMs: 1_500 });
-  await waitFor(() => /attempt a1: task \S+ of \S+ started/.test(worker.output()), {
+  await waitForOutput(worker, /attempt a1: task \S+ of \S+ started/, {
     timeoutMs: 15_000,
     what: "attempt started",
   });
@@ -86,7 +87,7 @@ Deno.test("start: a task longer than responseTimeoutSeconds keeps its lease", as
 Deno.test("start: a second supervisor on the same workspace root is refused", async () => {
   await using stack = await startStack();
   await using first = startWorker(stack);
-  await waitFor(() => /supervisor starting -> running/.test(first.output()), {
+  await waitForOutput(first, /supervisor starting -> running/, {
     timeoutMs: 15_000,
     what: "first supervisor running",
   });
@@ -102,7 +103,7 @@ Deno.test("start: PERAGO_SHUTDOWN_FORCE_KILL_AFTER bounds the drain: executors k
   stack.env.PERAGO_SHUTDOWN_FORCE_KILL_AFTER = "1s";
   await using worker = startWorker(stack);
   const id = await stack.startWorkflow({ a: 1, b: 1, sleepMs: 60_000 });
-  await waitFor(() => /attempt a1: task \S+ of \S+ started/.test(worker.output()), {
+  await waitForOutput(worker, /attempt a1: task \S+ of \S+ started/, {
     timeoutMs: 15_000,
     what: "attempt started",
   });

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { waitFor } from "../../src/util/sleep.ts";
+import { waitForOutput } from "../_perago_process.ts";
 import {
   assertNormalizePublishes,
   NORMALIZE_EXAMPLE,
@@ -69,7 +69,7 @@ Deno.test("thread: a task reading /etc/passwd or fetching another host is denied
 Deno.test("thread: SIGTERM during a running attempt drains it: result delivered, exit 0", async () => {
   await withThreads([], async (stack, worker) => {
     const id = await stack.startWorkflow({ a: 1, b: 2, sleepMs: 1_500 });
-    await waitFor(() => /attempt a1: task \S+ of \S+ started/.test(worker.output()), {
+    await waitForOutput(worker, /attempt a1: task \S+ of \S+ started/, {
       timeoutMs: 15_000,
       what: "attempt started",
     }).catch(explain(worker));
