@@ -4,6 +4,7 @@
  * Shared by the process-mode and thread-mode tests.
  */
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
 import { LakeFsClient } from "../../src/lakefs/client.ts";
 import { loadTask } from "../../src/task/loader.ts";
 import { buildTaskDef } from "../../src/task/taskdef.ts";
@@ -131,9 +132,15 @@ export async function assertNormalizePublishes(stack: Stack, worker: Worker): Pr
     lakefs.listObjects(repo, run.seedCommit, { prefix: "docs/a.txt" }),
   );
   const entry = `${stats!.checksum}-${stats!.size_bytes}`;
-  const cached = await Deno.readTextFile(
+  const cached = await Deno.readFile(
     `${stack.workspaceRoot}/.perago-cache/objects/${entry.slice(0, 2)}/${entry}`,
   );
-  assert.equal(cached, "hello   \r\nworld\n\n\n");
+  // A small object's entry holds its bytes, then their SHA-256 (the cache's trailer).
+  const downloaded = new TextEncoder().encode("hello   \r\nworld\n\n\n");
+  assert.deepEqual(cached.subarray(0, downloaded.length), downloaded);
+  assert.equal(
+    cached.subarray(downloaded.length).toHex(),
+    createHash("sha256").update(downloaded).digest("hex"),
+  );
   assert.equal(await stopWorker(worker), 0, worker.output());
 }
