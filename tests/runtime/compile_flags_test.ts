@@ -20,15 +20,24 @@ const COMPILE = `${ROOT}/scripts/compile.ts`;
 const WORD_COUNT = `${ROOT}/examples/word_count.ts`;
 const decoder = new TextDecoder();
 
-async function printFlags(stack: Stack): Promise<string[]> {
-  const result = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", COMPILE, "--print-flags", WORD_COUNT],
+/** Runs `deno <args>` in the stack's dir with its environment only (plus `env`); its output. */
+function runDeno(
+  stack: Stack,
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<Deno.CommandOutput> {
+  return new Deno.Command(Deno.execPath(), {
+    args,
     cwd: stack.dir,
-    env: stack.env,
+    env: { ...stack.env, ...env },
     clearEnv: true,
     stdout: "piped",
     stderr: "piped",
   }).output();
+}
+
+async function printFlags(stack: Stack): Promise<string[]> {
+  const result = await runDeno(stack, ["run", "-A", COMPILE, "--print-flags", WORD_COUNT]);
   assert.ok(result.success, decoder.decode(result.stderr));
   return decoder.decode(result.stdout).split("\n").filter((line) => line !== "");
 }
@@ -138,14 +147,7 @@ Deno.test("compile flags: under the baked union, other paths, hosts and variable
     await attempt("ffi", () => Deno.dlopen("libc.so.6", {}));
     console.log(JSON.stringify(out));`;
   await Deno.writeTextFile(`${stack.dir}/probe.ts`, probe);
-  const result = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--no-config", ...flags, `${stack.dir}/probe.ts`],
-    cwd: stack.dir,
-    env: stack.env,
-    clearEnv: true,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
+  const result = await runDeno(stack, ["run", "--no-config", ...flags, `${stack.dir}/probe.ts`]);
   assert.ok(result.success, decoder.decode(result.stderr));
   assert.deepEqual(JSON.parse(decoder.decode(result.stdout)), {
     readWorkspace: "ok",
@@ -203,14 +205,11 @@ Deno.test("compile flags: PERAGO_METRICS_ADDRESS adds that one address; the list
 
 Deno.test("compile: with DENORT_BIN=/nonexistent, scripts/compile.ts exits 1 with the DENORT_BIN hint", async () => {
   await using stack = await startStack();
-  const result = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", COMPILE, "--out-dir", `${stack.dir}/dist`, WORD_COUNT],
-    cwd: stack.dir,
-    env: { ...stack.env, DENORT_BIN: "/nonexistent" },
-    clearEnv: true,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
+  const result = await runDeno(
+    stack,
+    ["run", "-A", COMPILE, "--out-dir", `${stack.dir}/dist`, WORD_COUNT],
+    { DENORT_BIN: "/nonexistent" },
+  );
   const stderr = decoder.decode(result.stderr);
   assert.equal(result.code, 1, stderr);
   assert.match(stderr, /error: compile: .*DENORT_BIN=\/nonexistent/);
