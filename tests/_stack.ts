@@ -280,6 +280,7 @@ export class TestStack implements AsyncDisposable {
     await this.#cleanup.disposeAsync();
   }
 
+  /** What `await using` calls when the scope ends: {@linkcode TestStack.close}. */
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
   }
