@@ -4,11 +4,20 @@
  * check the demo against the same definitions and expected shapes: task defs built by
  * {@linkcode simple} and {@linkcode forkAndJoin}, tasks compared through {@linkcode briefTask}.
  *
- * ```ts ignore
- * const tasks = staticForkTasks(taskType);
- * // register a workflow of `tasks` with outputParameters STATIC_FORK_OUTPUT, start it with
- * // { x: "X" }, then:
- * assert.deepEqual(workflow.tasks.map(briefTask), staticForkStarted(taskType));
+ * ```ts
+ * import assert from "node:assert/strict";
+ *
+ * const tasks = staticForkTasks("t");
+ * assert.deepEqual(tasks.map((task) => task.taskReferenceName), ["fork", "join", "after"]);
+ * // Registered with outputParameters STATIC_FORK_OUTPUT and started with { x: "X" }, the
+ * // workflow's tasks then read:
+ * assert.deepEqual(staticForkStarted("t").map((task) => task.ref), ["fork", "a1", "b1", "join"]);
+ * assert.deepEqual(briefTask({ seq: 1, taskType: "FORK", referenceTaskName: "fork" }), {
+ *   seq: 1,
+ *   taskType: "FORK",
+ *   ref: "fork",
+ *   status: undefined,
+ * });
  * ```
  *
  * @module

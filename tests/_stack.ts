@@ -5,13 +5,19 @@
  * spawned as real child processes, and waits with deadlines. Everything it started or created
  * is undone, in reverse order, when the stack is disposed:
  *
- * ```ts ignore
- * await using stack = await TestStack.start({ dirPrefix: "perago-x-", servers: "demo" });
- * const repo = await stack.createRepository("x");
- * const modulePath = await stack.writeModule("tasks/x.ts", source);
- * const worker = stack.spawnWorker([modulePath], { env: stack.peragoEnv({ workerIdPrefix: "x" }) });
- * await waitRunning(worker);
- * // the worker is SIGKILLed, the servers closed, the repository deleted, the dir removed
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { LakeFsClient } from "../src/lakefs/client.ts";
+ *
+ * await using stack = await TestStack.start({ dirPrefix: "perago-doc-" }); // demo servers
+ * const repo = await stack.createRepository("doc");
+ * const { url, accessKeyId, secretAccessKey } = stack.lakefs;
+ * const client = new LakeFsClient({ endpointUrl: url, accessKeyId, secretAccessKey });
+ * assert.equal((await client.getBranch(repo, "main")).id, "main");
+ * const env = stack.peragoEnv({ workerIdPrefix: "doc" });
+ * assert.equal(env.CONDUCTOR_SERVER_URL, stack.conductorUrl);
+ * // stack.spawnWorker([modulePath], { env }) would run `perago start` until the scope ends;
+ * // then the servers are closed and the directory removed.
  * ```
  *
  * The area stacks (`tests/runtime/_stack.ts`, `tests/workspace/_stack.ts`,
