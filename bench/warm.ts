@@ -11,8 +11,11 @@
  * timed per phase, with the client's CPU and the load average; the attempt directory is removed
  * after the attempt returns (`removeDirInBackground`, as `perago run` does) and before the next
  * run, timed apart. After the warm run, creating as many new files under the workspace root is
- * timed twice (right after that removal, then again) as the filesystem's floor. `--full` repeats the three twice (the cache emptied before each cold
- * fill) and takes medians. The demo lakeFS runs in a child process; with
+ * timed twice (right after that removal, then again) as the filesystem's floor. All of it is
+ * measured twice, alternated: with the workspace root (and the host cache under it) on the
+ * disk, then on /dev/shm when that is a tmpfs (figures prefixed `tmpfs_`), so perago's own cost
+ * shows apart from the disk's file creation. `--full` repeats the three twice (the cache emptied
+ * before each cold fill) and takes medians. The demo lakeFS runs in a child process; with
  * `PERAGO_BENCH_REAL_LAKEFS=1` the bench uses the real lakeFS of `PERAGO_TEST_LAKEFS_*`.
  *
  * @module
@@ -30,6 +33,7 @@ import {
   type Figure,
   median,
   type Size,
+  type Target,
 } from "./_common.ts";
 import { type LakeFsTarget, startLakeFsTarget } from "./_lakefs.ts";
 import { uploadFiles, writeDataSet } from "./_seed.ts";
@@ -210,6 +214,159 @@ async function runOnce(
   };
 }
 
+/** A workspace root the runs use, on one filesystem. */
+interface BenchFileSystem {
+  /** Prefix of this filesystem's figure names (`""` for the disk, `tmpfs_`). */
+  prefix: string;
+  label: string;
+  /** The filesystem type (from /proc/mounts, else "unknown"). */
+  type: string;
+  root: string;
+  dispose(): Promise<void>;
+}
+
+/** The filesystem type of the mount holding `path` (longest mount point prefix of /proc/mounts). */
+async function fileSystemType(path: string): Promise<string> {
+  try {
+    const real = await Deno.realPath(path);
+    let best = { point: "", type: "unknown" };
+    for (const line of (await Deno.readTextFile("/proc/mounts")).split("\n")) {
+      const [, point, type] = line.split(" ");
+      if (point === undefined || type === undefined) continue;
+      const inside = real === point || real.startsWith(point.endsWith("/") ? point : `${point}/`);
+      if (inside && point.length >= best.point.length) best = { point, type };
+    }
+    return best.type;
+  } catch {
+    return "unknown";
+  }
+}
+
+/**
+ * The workspace roots to measure: one under the bench's scratch directory (the disk), and one
+ * on /dev/shm when it is a tmpfs (skipped with a note otherwise).
+ */
+async function benchFileSystems(tempDir: string): Promise<BenchFileSystem[]> {
+  const disk = join(tempDir, "ws");
+  await Deno.mkdir(disk, { recursive: true });
+  const found: BenchFileSystem[] = [{
+    prefix: "",
+    label: "disk",
+    type: await fileSystemType(disk),
+    root: disk,
+    dispose: () => Promise.resolve(),
+  }];
+  if (await fileSystemType("/dev/shm") === "tmpfs") {
+    const root = await Deno.makeTempDir({ dir: "/dev/shm", prefix: "perago-bench-warm-" });
+    found.push({
+      prefix: "tmpfs_",
+      label: "tmpfs",
+      type: "tmpfs",
+      root,
+      dispose: () => Deno.remove(root, { recursive: true }).catch(() => {}),
+    });
+  }
+  return found;
+}
+
+/** The runs and floors measured on one filesystem. */
+interface Trial {
+  results: Record<Kind, RunResult[]>;
+  floors: { afterDelete: number; again: number }[];
+}
+
+function emptyTrial(): Trial {
+  return { results: { cold_nocache: [], cold_fill: [], warm: [] }, floors: [] };
+}
+
+function trialTotal(trial: Trial, kind: Kind): number {
+  return median(trial.results[kind].map((r) => r.totalMs));
+}
+
+/** The figures of one filesystem's trial, named with its prefix. */
+function trialFigures(fs: BenchFileSystem, trial: Trial, floorCount: number): Figure[] {
+  const { prefix } = fs;
+  const where = `workspace root on ${fs.label} (${fs.type})`;
+  const figures: Figure[] = [];
+  const total = (kind: Kind) => trialTotal(trial, kind);
+  for (const kind of ["cold_nocache", "cold_fill", "warm"] as const) {
+    const runs = trial.results[kind];
+    figures.push({
+      name: `${prefix}${kind}_total_ms`,
+      value: total(kind),
+      unit: "ms",
+      note: `runAttempt, prefix /, one file rewritten; ${where}`,
+    });
+    for (const phase of PHASES) {
+      figures.push({
+        name: `${prefix}${kind}_${phase}_ms`,
+        value: median(runs.map((r) => r.phases[phase]!)),
+        unit: "ms",
+        ...(phase === "snapshot_after"
+          ? { note: "snapshot after the task, fence #1 and the upload plan" }
+          : {}),
+      });
+    }
+    figures.push(
+      {
+        name: `${prefix}${kind}_client_cpu_ms`,
+        value: median(runs.map((r) => r.cpuMs)),
+        unit: "ms",
+        note: "user + system CPU of the bench process (the attempt; the server is apart)",
+      },
+      {
+        name: `${prefix}${kind}_background_removal_ms`,
+        value: median(runs.map((r) => r.removalMs)),
+        unit: "ms",
+        note: "removing the attempt directory after the attempt returned (not in the total)",
+      },
+      {
+        name: `${prefix}${kind}_load_average`,
+        value: median(runs.map((r) => r.load)),
+        unit: "load",
+        note: "1-minute load average at the start of the run (2 cores)",
+      },
+    );
+  }
+  const last = trial.results.warm[trial.results.warm.length - 1]!;
+  figures.push(
+    {
+      name: `${prefix}create_floor_after_delete_ms`,
+      value: median(trial.floors.map((f) => f.afterDelete)),
+      unit: "ms",
+      note: `${floorCount} new 4 KiB files under the ${where}, created right after ` +
+        "the warm run removed its attempt directory, as the next attempt would",
+    },
+    {
+      name: `${prefix}create_floor_again_ms`,
+      value: median(trial.floors.map((f) => f.again)),
+      unit: "ms",
+      note: `${floorCount} more new files at once after that, nothing removed in between`,
+    },
+    { name: `${prefix}warm_objects_from_cache`, value: last.fromCache, unit: "objects" },
+    { name: `${prefix}warm_objects_downloaded`, value: last.downloaded, unit: "objects" },
+    {
+      name: `${prefix}warm_vs_cold_ratio`,
+      value: total("warm") / total("cold_nocache"),
+      unit: "ratio",
+      note: `warm total / cold total without cache; ${where}`,
+    },
+    {
+      name: `${prefix}warm_vs_cold_fill_ratio`,
+      value: total("warm") / total("cold_fill"),
+      unit: "ratio",
+      note: "warm total / cold total filling the cache",
+    },
+    {
+      name: `${prefix}cold_fill_overhead_ratio`,
+      value: total("cold_fill") / total("cold_nocache"),
+      unit: "ratio",
+      note: "what filling the cache adds to a cold run",
+    },
+  );
+  return figures;
+}
+
 /** The warm-attempt benchmark. */
 export const bench: Bench = {
   name: "warm",
@@ -222,119 +379,59 @@ export const bench: Bench = {
       const seedStarted = performance.now();
       await seed(target, shape, ctx.tempDir, ctx.signal);
       const seedMs = performance.now() - seedStarted;
-      const root = join(ctx.tempDir, "ws");
-      const results: Record<Kind, RunResult[]> = { cold_nocache: [], cold_fill: [], warm: [] };
+      const fileSystems = await benchFileSystems(ctx.tempDir);
+      const trials = fileSystems.map((fs) => ({ fs, trial: emptyTrial() }));
       let n = 0;
-      const floors: { afterDelete: number; again: number }[] = [];
       const floorCount = shape.large + shape.small;
-      for (let round = 0; round < shape.rounds; round++) {
-        for (const kind of ["cold_nocache", "cold_fill", "warm"] as const) {
-          ctx.signal.throwIfAborted();
-          results[kind].push(await runOnce(target, root, kind, n++, ctx.signal));
+      try {
+        for (let round = 0; round < shape.rounds; round++) {
+          // The filesystems alternate within a round (same server, same data set).
+          for (const { fs, trial } of trials) {
+            for (const kind of ["cold_nocache", "cold_fill", "warm"] as const) {
+              ctx.signal.throwIfAborted();
+              trial.results[kind].push(await runOnce(target, fs.root, kind, n++, ctx.signal));
+            }
+            // What creating that many files costs here right after an attempt's removal, and
+            // then again with nothing removed in between (the filesystem's part of every run).
+            const afterDelete = createFiles(fs.root, "floor-a", floorCount);
+            const again = createFiles(fs.root, "floor-b", floorCount);
+            trial.floors.push({ afterDelete, again });
+            for (const name of ["floor-a", "floor-b"]) {
+              await Deno.remove(join(fs.root, name), { recursive: true });
+            }
+          }
         }
-        // What creating that many files costs here right after an attempt's removal, and
-        // then again with nothing removed in between (the filesystem's part of every run).
-        const afterDelete = createFiles(root, "floor-a", floorCount);
-        const again = createFiles(root, "floor-b", floorCount);
-        floors.push({ afterDelete, again });
-        for (const name of ["floor-a", "floor-b"]) {
-          await Deno.remove(join(root, name), { recursive: true });
-        }
+      } finally {
+        for (const fs of fileSystems) await fs.dispose();
       }
       const figures: Figure[] = [];
-      const total = (kind: Kind) => median(results[kind].map((r) => r.totalMs));
-      for (const kind of ["cold_nocache", "cold_fill", "warm"] as const) {
-        figures.push({
-          name: `${kind}_total_ms`,
-          value: total(kind),
-          unit: "ms",
-          note: "runAttempt, prefix /, one file rewritten",
+      const targets: Target[] = [];
+      for (const { fs, trial } of trials) {
+        figures.push(...trialFigures(fs, trial, floorCount));
+        const ratio = trialTotal(trial, "warm") / trialTotal(trial, "cold_nocache");
+        targets.push({
+          name: `${fs.prefix}warm_vs_cold_ratio`,
+          target: "<= 0.10",
+          value: ratio,
+          met: ratio <= 0.1,
         });
-        for (const phase of PHASES) {
-          figures.push({
-            name: `${kind}_${phase}_ms`,
-            value: median(results[kind].map((r) => r.phases[phase]!)),
-            unit: "ms",
-            ...(phase === "snapshot_after"
-              ? { note: "snapshot after the task, fence #1 and the upload plan" }
-              : {}),
-          });
-        }
-        figures.push(
-          {
-            name: `${kind}_client_cpu_ms`,
-            value: median(results[kind].map((r) => r.cpuMs)),
-            unit: "ms",
-            note: "user + system CPU of the bench process (the attempt; the server is apart)",
-          },
-          {
-            name: `${kind}_background_removal_ms`,
-            value: median(results[kind].map((r) => r.removalMs)),
-            unit: "ms",
-            note: "removing the attempt directory after the attempt returned (not in the total)",
-          },
-          {
-            name: `${kind}_load_average`,
-            value: median(results[kind].map((r) => r.load)),
-            unit: "load",
-            note: "1-minute load average at the start of the run (2 cores)",
-          },
-        );
       }
-      figures.push(
-        {
-          name: "create_floor_after_delete_ms",
-          value: median(floors.map((f) => f.afterDelete)),
-          unit: "ms",
-          note: `${floorCount} new 4 KiB files under the workspace root, created right after ` +
-            "the warm run removed its attempt directory, as the next attempt would",
-        },
-        {
-          name: "create_floor_again_ms",
-          value: median(floors.map((f) => f.again)),
-          unit: "ms",
-          note: `${floorCount} more new files at once after that, nothing removed in between`,
-        },
-      );
-      const last = results.warm[results.warm.length - 1]!;
-      figures.push(
-        { name: "warm_objects_from_cache", value: last.fromCache, unit: "objects" },
-        { name: "warm_objects_downloaded", value: last.downloaded, unit: "objects" },
-        {
-          name: "warm_vs_cold_ratio",
-          value: total("warm") / total("cold_nocache"),
-          unit: "ratio",
-          note: "warm total / cold total without cache",
-        },
-        {
-          name: "warm_vs_cold_fill_ratio",
-          value: total("warm") / total("cold_fill"),
-          unit: "ratio",
-          note: "warm total / cold total filling the cache",
-        },
-        {
-          name: "cold_fill_overhead_ratio",
-          value: total("cold_fill") / total("cold_nocache"),
-          unit: "ratio",
-          note: "what filling the cache adds to a cold run",
-        },
-        { name: "seed_ms", value: seedMs, unit: "ms", note: "upload + commit of the data set" },
-      );
-      const ratio = total("warm") / total("cold_nocache");
+      figures.push({
+        name: "seed_ms",
+        value: seedMs,
+        unit: "ms",
+        note: "upload + commit of the data set",
+      });
       return {
         params: {
           objects: `${shape.large} x ~1 MiB + ${shape.small} x 4 KiB`,
           rounds: shape.rounds,
           concurrency: CONCURRENCY,
           server: target.label,
+          workspace_roots: fileSystems.map((fs) => `${fs.label}: ${fs.type}`).join("; "),
         },
         figures,
-        targets: [{
-          name: "warm_vs_cold_ratio",
-          target: "<= 0.10",
-          value: ratio,
-          met: ratio <= 0.1,
-        }],
+        targets,
         notes: [
           "Each run starts at the head the previous run published, so each is a re-run after a " +
           "1-file change; the warm run downloads that one object and copies the rest.",
@@ -348,6 +445,9 @@ export const bench: Bench = {
           "one) inodes freed in the last minute when it allocates one, so creating files right " +
           "after a removal of as many costs far more than in a fresh place; every run here " +
           "follows such a removal (the seed's, then the previous run's).",
+          "tmpfs_*: the same three runs with the workspace root (and the host cache under it) " +
+          "on a tmpfs (/dev/shm), where creating a file costs no inode scan: perago's own cost, " +
+          "apart from the disk's.",
         ],
       };
     } finally {
