@@ -29,6 +29,7 @@ import {
   type WireOutcome,
 } from "./protocol.ts";
 import { type OpenChannel, receiveInit } from "./channel.ts";
+import { trashedDirsRemoved } from "../workspace/attempt_dir.ts";
 
 /** Lifecycle of an executor. */
 export type ExecutorState = "starting" | "running" | "draining" | "stopped" | "failed";
@@ -245,6 +246,9 @@ export class Executor {
           signal: budget.signal,
           logger: log,
           refStyle: init.workspaceRefStyle ?? "snake",
+          // The outcome goes out before the attempt directory is removed; the process waits
+          // for those removals before it exits (runExecutorProcess).
+          removeDirInBackground: true,
         })
       );
       log.info("attempt {attemptId}: task {taskId} ended {status}", {
@@ -477,6 +481,9 @@ export async function runExecutorProcess(deps: ExecutorProcessDeps): Promise<num
       executor.abort("the supervisor went away");
     }
     await executor.idle();
+    // The attempt directories moved to the trash are removed before the executor exits (one
+    // killed meanwhile leaves its trash to the supervisor's workspace sweep).
+    await trashedDirsRemoved();
     await out.close();
     return code;
   } finally {

@@ -10,6 +10,7 @@ import { loadTask } from "../../src/task/loader.ts";
 import { buildTaskDef } from "../../src/task/taskdef.ts";
 import { type Stack, stopWorker, type Worker } from "./_stack.ts";
 import { createTestRepository, deleteTestRepository } from "../_real_servers.ts";
+import { leftoverAttemptDirs } from "../_workspace_root.ts";
 
 /** Path of the writable example task module. */
 export const NORMALIZE_EXAMPLE = new URL("../../examples/normalize_text.ts", import.meta.url)
@@ -125,7 +126,9 @@ export async function assertNormalizePublishes(stack: Stack, worker: Worker): Pr
   const text = await new Response(await lakefs.getObject(repo, published, "docs/a.txt")).text();
   assert.equal(text, "hello\nworld\n");
   // Nothing left behind in the workspace root but the supervisor's lock and the host's object
-  // cache, which the narrowed executor filled with the downloaded object.
+  // cache, which the narrowed executor filled with the downloaded object (the attempt
+  // directory is removed in the background once the outcome is out: waited for).
+  assert.deepEqual(await leftoverAttemptDirs(stack.workspaceRoot), []);
   const left = await Array.fromAsync(Deno.readDir(stack.workspaceRoot));
   assert.deepEqual(left.map((e) => e.name).sort(), [".perago-cache", ".perago-supervisor.lock"]);
   const [stats] = await Array.fromAsync(

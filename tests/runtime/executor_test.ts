@@ -75,6 +75,8 @@ Deno.test("executor: an attempt runs with the task's definition and ids; its out
     taskDefName: "sum",
   });
   assert.equal(seen?.ownerWorkerId, "sum0000");
+  // The outcome goes out before the attempt directory is removed (in the background).
+  assert.equal(seen?.removeDirInBackground, true);
   const [outcome] = outcomes();
   assert.equal(outcome?.type === "outcome" && outcome.attemptId, "a1");
   assert.deepEqual(outcome?.type === "outcome" && outcome.outcome, {
