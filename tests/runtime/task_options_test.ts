@@ -349,12 +349,8 @@ const SCENARIOS: [string, (target: Target) => Promise<void>][] = [
 
 for (const [what, scenario] of SCENARIOS) {
   Deno.test(`task options (demo Conductor): ${what}`, async () => {
-    const server = await startConductorServer({ port: 0, sweepIntervalMs: 200 });
-    try {
-      await scenario({ name: "demo", conductorUrl: server.url, slowMs: 60_000 });
-    } finally {
-      await server.close();
-    }
+    await using server = await startConductorServer({ port: 0, sweepIntervalMs: 200 });
+    await scenario({ name: "demo", conductorUrl: server.url, slowMs: 60_000 });
   });
 }
 

@@ -35,7 +35,7 @@ export interface ConductorServerOptions {
 }
 
 /** A running demo Conductor server. */
-export interface ConductorServerHandle {
+export interface ConductorServerHandle extends AsyncDisposable {
   /** `http://127.0.0.1:PORT`; the API is under `/api`. */
   readonly url: string;
   readonly port: number;
@@ -44,7 +44,8 @@ export interface ConductorServerHandle {
   readonly stats: { count(op: string): number; reset(): void };
   /** The engine, for tests that need to look inside or force a sweep. */
   readonly engine: ConductorEngine;
-  /** Stops listening, ends long polls, stops the sweeper and flushes the state. */
+  /** Stops listening, ends long polls, stops the sweeper and flushes the state (also what
+   * `await using` calls on the way out). */
   close(): Promise<void>;
 }
 
@@ -498,6 +499,9 @@ export async function startConductorServer(
         await saver?.flush();
       })();
       return closed;
+    },
+    [Symbol.asyncDispose](this: { close(): Promise<void> }) {
+      return this.close();
     },
   };
 }

@@ -47,14 +47,15 @@ export interface LakeFsServerOptions {
 }
 
 /** A running demo lakeFS server. */
-export interface LakeFsServerHandle {
+export interface LakeFsServerHandle extends AsyncDisposable {
   /** Base URL `http://127.0.0.1:PORT`, without `/api/v1`. */
   readonly url: string;
   readonly port: number;
   readonly faults: FaultInjector;
   /** Request counts per lakeFS operation id. */
   readonly stats: LakeFsServerStats;
-  /** Stops listening (releasing paused requests) and, without a data dir, removes content. */
+  /** Stops listening (releasing paused requests) and, without a data dir, removes content (also
+   * what `await using` calls on the way out). */
   close(): Promise<void>;
 }
 
@@ -434,6 +435,9 @@ export async function startLakeFsServer(
         if (tempRoot) await Deno.remove(tempRoot, { recursive: true }).catch(() => {});
       })();
       return closed;
+    },
+    [Symbol.asyncDispose](this: { close(): Promise<void> }) {
+      return this.close();
     },
   };
 }
