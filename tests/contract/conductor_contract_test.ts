@@ -614,12 +614,20 @@ async function contractSuite(t: Deno.TestContext, target: Target): Promise<void>
       wf.reasonForIncompletion,
       `Task ${failed.taskId} failed with status: FAILED and reason: 'branch a broke'`,
     );
-    assert.deepEqual(wf.failedReferenceTaskNames, ["a"]);
+    // The JOIN is evaluated on its own schedule: when it runs between the branch failing and
+    // the workflow failing, it fails too (and is named among the failed tasks) instead of being
+    // canceled with the rest. Either way the branch's failure is what failed the workflow.
+    const joinStatus = wf.tasks.find((task) => task.referenceTaskName === "join")?.status;
+    assert.ok(joinStatus === "CANCELED" || joinStatus === "FAILED", `join is ${joinStatus}`);
+    assert.deepEqual(
+      [...(wf.failedReferenceTaskNames as string[] ?? [])].sort(),
+      joinStatus === "FAILED" ? ["a", "join"] : ["a"],
+    );
     assert.deepEqual(wf.tasks.map((task) => [task.referenceTaskName, task.status]), [
       ["fork", "COMPLETED"],
       ["a", "FAILED"],
       ["b", "CANCELED"],
-      ["join", "CANCELED"],
+      ["join", joinStatus],
     ]);
   });
 
