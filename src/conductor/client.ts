@@ -133,6 +133,19 @@ function parseJson<S extends z.ZodType>(
 }
 
 /**
+ * A `parse` for answers that may be empty: Conductor answers "nothing" (no task to hand out, no
+ * such definition) with an empty 204 or an empty body, which becomes `whenEmpty`.
+ */
+function parseJsonOrEmpty<S extends z.ZodType, E>(
+  operation: string,
+  schema: S,
+  whenEmpty: E,
+): (text: string, status: number) => z.output<S> | E {
+  return (text, status) =>
+    status === 204 || text.trim() === "" ? whenEmpty : parseJson(operation, schema, text, status);
+}
+
+/**
  * {@linkcode ConductorApi} over HTTP.
  *
  * Retry policy: GETs, `updateTask` and the idempotent metadata upserts are retried on network
@@ -210,10 +223,7 @@ export class ConductorClient implements ConductorApi {
       timeoutMs: this.#requestTimeoutMs + options.timeoutMs,
       retry: false,
       accept: [204],
-      parse: (text, status) =>
-        status === 204 || text.trim() === ""
-          ? []
-          : parseJson("pollBatch", taskListSchema, text, status),
+      parse: parseJsonOrEmpty("pollBatch", taskListSchema, []),
     });
   }
 
@@ -246,10 +256,7 @@ export class ConductorClient implements ConductorApi {
             signal,
             retry: true,
             accept: [204],
-            parse: (text, status) =>
-              status === 204 || text.trim() === ""
-                ? undefined
-                : parseJson("updateTaskV2", taskSchema, text, status),
+            parse: parseJsonOrEmpty("updateTaskV2", taskSchema, undefined),
           });
           this.#updateV2 = true;
           return next;
@@ -325,10 +332,7 @@ export class ConductorClient implements ConductorApi {
         signal,
         retry: true,
         accept: [204],
-        parse: (text, status) =>
-          status === 204 || text.trim() === ""
-            ? undefined
-            : parseJson("getTaskDef", taskDefSchema, text, status),
+        parse: parseJsonOrEmpty("getTaskDef", taskDefSchema, undefined),
       });
     } catch (error) {
       if (error instanceof ConductorNotFoundError) return undefined;
