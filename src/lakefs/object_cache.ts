@@ -251,11 +251,8 @@ export class ObjectCache {
     if (name === undefined || data.length !== object.size || object.size > this.#maxBytes / 4) {
       return;
     }
-    let temp: string | undefined;
     try {
-      const tmpDir = join(this.#dir, "tmp");
       const shard = join(this.#dir, "objects", name.slice(0, 2));
-      this.#makeFolderSync(tmpDir);
       this.#makeFolderSync(shard);
       const content = new Uint8Array(data.length + TRAILER_BYTES);
       content.set(data);
@@ -265,21 +262,11 @@ export class ObjectCache {
           : createHash("sha256").update(data).digest(),
         data.length,
       );
-      temp = join(tmpDir, `${Deno.pid}-${crypto.randomUUID()}`);
-      Deno.writeFileSync(temp, content, { createNew: true, mode: ENTRY_MODE });
-      Deno.renameSync(temp, join(shard, name));
-      temp = undefined;
+      this.#writeIntoPlaceSync(content, join(shard, name));
       this.#stats.fills++;
       this.#addedBytes += object.size;
     } catch (error) {
       this.#failed(`cannot add ${name}: ${errorText(error)}`);
-      if (temp !== undefined) {
-        try {
-          Deno.removeSync(temp);
-        } catch {
-          // Never created.
-        }
-      }
       return;
     }
     // The count runs in the background: it never throws, and a fill never waits for it.
@@ -392,7 +379,6 @@ export class ObjectCache {
     const name = ObjectCache.entryName(object);
     if (name === undefined || !SHA256_HEX.test(sha256)) return;
     const path = this.#entryPath(name);
-    let temp: string | undefined;
     try {
       const info = Deno.lstatSync(path);
       if (!info.isFile || info.size !== object.size) return;
@@ -406,21 +392,30 @@ export class ObjectCache {
       // none yet
     }
     try {
-      const tmpDir = join(this.#dir, "tmp");
-      this.#makeFolderSync(tmpDir);
-      temp = join(tmpDir, `${Deno.pid}-${crypto.randomUUID()}`);
-      Deno.writeTextFileSync(temp, sha256 + "\n", { createNew: true, mode: ENTRY_MODE });
-      Deno.renameSync(temp, path + DIGEST_SUFFIX);
-      temp = undefined;
+      this.#writeIntoPlaceSync(new TextEncoder().encode(sha256 + "\n"), path + DIGEST_SUFFIX);
     } catch (error) {
       this.#failed(`cannot add the digest of ${name}: ${errorText(error)}`);
-      if (temp !== undefined) {
-        try {
-          Deno.removeSync(temp);
-        } catch {
-          // Never created.
-        }
+    }
+  }
+
+  /**
+   * Writes `content` to a new temporary file and renames it to `target`, so a reader never
+   * sees part of it; when anything fails the temporary file is removed and the error thrown.
+   */
+  #writeIntoPlaceSync(content: Uint8Array, target: string): void {
+    const tmpDir = join(this.#dir, "tmp");
+    this.#makeFolderSync(tmpDir);
+    const temp = join(tmpDir, `${Deno.pid}-${crypto.randomUUID()}`);
+    try {
+      Deno.writeFileSync(temp, content, { createNew: true, mode: ENTRY_MODE });
+      Deno.renameSync(temp, target);
+    } catch (error) {
+      try {
+        Deno.removeSync(temp);
+      } catch {
+        // Never created.
       }
+      throw error;
     }
   }
 
