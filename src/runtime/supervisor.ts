@@ -623,7 +623,7 @@ export class Supervisor {
         this.#dispatch();
         // The freed slot's credit goes with the result: the broker may then take the next
         // task in the call that delivers this one.
-        const credit = this.#freeCredits();
+        const credit = this.#claimFreeCredits();
         void this.#broker?.send({
           type: "result",
           taskId: attempt.taskId,
@@ -780,12 +780,12 @@ export class Supervisor {
 
   /** Grants the broker one credit per idle executor not already covered. */
   #grantCredits(): void {
-    const free = this.#freeCredits();
+    const free = this.#claimFreeCredits();
     if (free > 0) void this.#broker?.send({ type: "credit", n: free });
   }
 
   /** Counts as granted, and returns, one credit per idle executor not already covered. */
-  #freeCredits(): number {
+  #claimFreeCredits(): number {
     if (this.#life.phase !== "running") return 0;
     const free = this.#idleSlots().length - this.#outstandingCredits - this.#queue.length;
     if (free <= 0) return 0;
