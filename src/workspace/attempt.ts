@@ -220,6 +220,8 @@ interface AttemptState {
   readonly info: AttemptInfo;
   dir?: string;
   staging?: { repo: string; branch: string };
+  /** The deletion of the staging branch, once started (right after a successful merge). */
+  stagingDeleted?: Promise<void>;
   changes?: AttemptChanges;
 }
 
@@ -428,21 +430,74 @@ async function runWorkspace(
   }
 
   options.onPhase?.("snapshot");
-  const after = await snapshotDir(ws.dir, { signal, since });
-  state.changes = diffSnapshots(before, after);
+  // Fence #1 is read while the snapshot is taken: it guards what comes after both (deleting
+  // leftovers, staging, publishing), and nothing of that starts before both are done.
+  const [fenced, snapshotted] = await Promise.allSettled([
+    fence(state),
+    snapshotDir(ws.dir, { signal, since }),
+  ]);
+  if (snapshotted.status === "fulfilled") {
+    state.changes = diffSnapshots(before, snapshotted.value);
+  }
+  if (fenced.status === "rejected") throw fenced.reason; // fence #1
+  if (snapshotted.status === "rejected") throw snapshotted.reason;
+  const after = snapshotted.value;
   const changed = !snapshotsEqual(before, after);
 
-  await fence(state); // fence #1
   // This attempt is the current one: staging branches of earlier attempts of the same task
-  // are leftovers of processes killed before their cleanup ran.
-  await deleteLeftoverStaging(ws.lakefs, ws.input.repository, options.attempt, state.log, signal);
+  // are leftovers of processes killed before their cleanup ran. They are deleted while this
+  // attempt stages and publishes (its own branch excepted), and the attempt ends after both.
+  const branch = stagingBranchOf(state);
+  const leftovers = deleteLeftoverStaging(ws.lakefs, ws.input.repository, options.attempt, {
+    except: branch,
+    log: state.log,
+    signal,
+  });
   const plan = changed ? planUploads(ws.dir, before, after, listing, ws.scope) : undefined;
   if (plan === undefined || (plan.uploads.length === 0 && plan.deletes.length === 0)) {
-    return await publishPhase(ws, result, undefined);
+    return await besides(publishPhase(ws, result, undefined), leftovers);
   }
-  const staged = await stagePhase(ws, plan);
-  await fence(state); // fence #2
-  return await publishPhase(ws, result, staged);
+  return await besides(
+    (async () => {
+      const staged = await stagePhase(ws, plan, branch);
+      // The target's head is read while fence #2 is checked; the merge waits for both.
+      const head = readHead(ws);
+      await besides(fence(state), head); // fence #2
+      return await publishPhase(ws, result, staged, head);
+    })(),
+    leftovers,
+  );
+}
+
+/**
+ * Waits for `main` and `side`, which run side by side, to settle (neither is left running),
+ * then throws `main`'s error, else `side`'s, else returns `main`'s value.
+ */
+async function besides<T>(main: Promise<T>, side: Promise<unknown>): Promise<T> {
+  const [a, b] = await Promise.allSettled([main, side]);
+  if (a.status === "rejected") throw a.reason;
+  if (b.status === "rejected") throw b.reason;
+  return a.value;
+}
+
+/** The name of this attempt's staging branch. */
+function stagingBranchOf(state: AttemptState): string {
+  const attempt = state.options.attempt;
+  return stagingBranchName({
+    workflowInstanceId: attempt.workflowInstanceId,
+    referenceTaskName: attempt.referenceTaskName,
+    seq: attempt.seq,
+    iteration: attempt.iteration,
+    taskId: attempt.taskId,
+    retryCount: attempt.retryCount,
+    executionId: state.info.executionId,
+  });
+}
+
+/** The head commit of the target branch, for the publication's check. */
+async function readHead(ws: WorkspaceAttempt): Promise<string> {
+  return (await ws.lakefs.getBranch(ws.input.repository, ws.input.branch, ws.state.signal))
+    .commit_id;
 }
 
 /** Checks the workspace input, and makes the attempt directory. */
@@ -575,20 +630,15 @@ async function fence(state: AttemptState): Promise<void> {
 }
 
 /** `stage`: the plan committed on this attempt's staging branch, made from the input ref. */
-async function stagePhase(ws: WorkspaceAttempt, plan: UploadPlan): Promise<StagedCommit> {
+async function stagePhase(
+  ws: WorkspaceAttempt,
+  plan: UploadPlan,
+  branch: string,
+): Promise<StagedCommit> {
   const { state, lakefs, input } = ws;
   const { options, signal } = state;
   const attempt = options.attempt;
   options.onPhase?.("stage");
-  const branch = stagingBranchName({
-    workflowInstanceId: attempt.workflowInstanceId,
-    referenceTaskName: attempt.referenceTaskName,
-    seq: attempt.seq,
-    iteration: attempt.iteration,
-    taskId: attempt.taskId,
-    retryCount: attempt.retryCount,
-    executionId: state.info.executionId,
-  });
   state.staging = { repo: input.repository, branch };
   // Named in the marker first: if this process dies before its cleanup, whoever collects the
   // attempt dir deletes the branch (a retry may never come to do it).
@@ -629,6 +679,7 @@ async function publishPhase(
   ws: WorkspaceAttempt,
   result: unknown,
   staged: StagedCommit | undefined,
+  head?: Promise<string>,
 ): Promise<BodyResult> {
   const { state, lakefs, input } = ws;
   const { options, signal, log } = state;
@@ -644,7 +695,14 @@ async function publishPhase(
       options.task.controls.publishBudget?.lakefsMergeTimeoutSeconds,
     ),
   };
-  const publication = await publish(lakefs, target, staged, signal);
+  const publication = await publish(lakefs, target, staged, signal, {
+    ...(head === undefined ? {} : { head }),
+    // Merged: the staging branch is of no further use, so it is deleted while the merge is
+    // checked; the cleanup waits for that deletion instead of starting its own.
+    onMerged: () => {
+      state.stagingDeleted ??= deleteStaging(state);
+    },
+  });
   if (staged === undefined) {
     log.info("no workspace change; completed with {ref} ({kind})", { ...publication });
   } else {
@@ -761,33 +819,46 @@ const STAGING_DELETE_BUDGET_MS = 60_000;
 /** Rounds of the lakeFS client's retries the staging branch deletion gets. */
 const STAGING_DELETE_ROUNDS = 3;
 
-async function cleanup(state: AttemptState, token: string): Promise<void> {
-  const { log } = state;
+/**
+ * Deletes the attempt's staging branch, if it made one; never throws (a failure is logged).
+ */
+async function deleteStaging(state: AttemptState): Promise<void> {
   const lakefs = state.options.lakefs;
-  if (state.staging !== undefined && lakefs !== undefined) {
-    const { repo, branch } = state.staging;
-    // Not the attempt's signal: a cancelled attempt must still clean up. A completed attempt
-    // has no later attempt to sweep its leftovers, so a lakeFS that keeps failing gets a few
-    // rounds of the client's own retries within the budget before the branch is given up.
-    const budget = AbortSignal.timeout(STAGING_DELETE_BUDGET_MS);
-    for (let round = 1;; round++) {
-      try {
-        await lakefs.deleteBranch(repo, branch, budget);
-        break;
-      } catch (error) {
-        if (error instanceof LakeFsNotFoundError) break;
-        if (round < STAGING_DELETE_ROUNDS && !budget.aborted) {
-          await new Promise((resolve) => setTimeout(resolve, 250 * round));
-          continue;
-        }
-        log.error("failed to delete staging branch {branch}: {error}", {
-          branch,
-          error: error instanceof Error ? error.message : String(error),
-        });
-        break;
+  if (state.staging === undefined || lakefs === undefined) return;
+  const { repo, branch } = state.staging;
+  // Not the attempt's signal: a cancelled attempt must still clean up. A completed attempt
+  // has no later attempt to sweep its leftovers, so a lakeFS that keeps failing gets a few
+  // rounds of the client's own retries within the budget before the branch is given up.
+  const budget = AbortSignal.timeout(STAGING_DELETE_BUDGET_MS);
+  for (let round = 1;; round++) {
+    try {
+      await lakefs.deleteBranch(repo, branch, budget);
+      return;
+    } catch (error) {
+      if (error instanceof LakeFsNotFoundError) return;
+      if (round < STAGING_DELETE_ROUNDS && !budget.aborted) {
+        await new Promise((resolve) => setTimeout(resolve, 250 * round));
+        continue;
       }
+      state.log.error("failed to delete staging branch {branch}: {error}", {
+        branch,
+        error: error instanceof Error ? error.message : String(error),
+      });
+      return;
     }
   }
+}
+
+async function cleanup(state: AttemptState, token: string): Promise<void> {
+  // The branch first: until it is gone, the directory's marker names it for whoever collects
+  // the directory of a process that died here.
+  await (state.stagingDeleted ?? deleteStaging(state));
+  await removeDir(state, token);
+}
+
+/** Removes (or trashes) the attempt directory; never throws (a failure is logged). */
+async function removeDir(state: AttemptState, token: string): Promise<void> {
+  const { log } = state;
   if (state.dir !== undefined) {
     const dir = state.dir;
     try {
@@ -829,13 +900,16 @@ async function deleteLeftoverStaging(
   lakefs: LakeFsApi,
   repo: string,
   attempt: AttemptIdentity,
-  log: Logger,
-  signal: AbortSignal,
+  options: { except: string; log: Logger; signal: AbortSignal },
 ): Promise<void> {
+  const { log, signal } = options;
   try {
     const leftovers: string[] = [];
     for await (const ref of lakefs.listBranches(repo, { prefix: STAGING_BRANCH_PREFIX, signal })) {
-      if (isSameTaskStagingBranch(ref.id, attempt)) leftovers.push(ref.id);
+      // The attempt's own staging branch may be listed: it is being made meanwhile.
+      if (ref.id !== options.except && isSameTaskStagingBranch(ref.id, attempt)) {
+        leftovers.push(ref.id);
+      }
     }
     for (const branch of leftovers) {
       await lakefs.deleteBranch(repo, branch, signal);

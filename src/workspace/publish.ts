@@ -86,6 +86,20 @@ export type PublicationKind =
   /** The branch held only an earlier attempt's commit on A; it was hard-reset to this one. */
   | "replaced-earlier-attempt";
 
+/** What {@linkcode publish} can be given besides the target and the staged commit. */
+export interface PublishOptions {
+  /**
+   * The target branch's head, read by the caller (while it checked its fence): the head the
+   * publication checks and merges onto. @default read first thing
+   */
+  readonly head?: Promise<string>;
+  /**
+   * Called once the squash merge landed (before it is checked): the staging branch is of no
+   * further use from then on.
+   */
+  readonly onMerged?: () => void;
+}
+
 /** The published ref and how it was reached. */
 export interface Publication {
   readonly ref: string;
@@ -104,6 +118,8 @@ export interface Publication {
  * // As runAttempt does (attempt.ts): `target` names the branch, the input ref and the scope,
  * // `staged` is the commit on the staging branch (undefined when nothing changed).
  * const { ref, kind } = await publish(lakefs, target, staged, signal);
+ * // Or with the head read already and a hook for when the merge has landed:
+ * // await publish(lakefs, target, staged, signal, { head, onMerged: () => {} });
  * ```
  */
 export async function publish(
@@ -111,11 +127,14 @@ export async function publish(
   target: PublishTarget,
   staged: StagedCommit | undefined,
   signal: AbortSignal,
+  options: PublishOptions = {},
 ): Promise<Publication> {
-  const head = (await lakefs.getBranch(target.repo, target.branch, signal)).commit_id;
+  const head = options.head === undefined
+    ? (await lakefs.getBranch(target.repo, target.branch, signal)).commit_id
+    : await options.head;
   if (head === target.inputRef) {
     if (staged === undefined) return { ref: head, kind: "unchanged" };
-    return await mergeChecked(lakefs, target, staged, head, signal);
+    return await mergeChecked(lakefs, target, staged, head, signal, options.onMerged);
   }
 
   const history = await commitsSince(lakefs, target.repo, head, target.inputRef, signal);
@@ -153,7 +172,7 @@ export async function publish(
     );
   }
   if (staged === undefined) return { ref: head, kind: "unchanged" };
-  return await mergeChecked(lakefs, target, staged, head, signal);
+  return await mergeChecked(lakefs, target, staged, head, signal, options.onMerged);
 }
 
 /**
@@ -246,6 +265,7 @@ async function mergeChecked(
   staged: StagedCommit,
   checkedHead: string,
   signal: AbortSignal,
+  onMerged: (() => void) | undefined,
 ): Promise<Publication> {
   const scopeShown = JSON.stringify(describeScope(target.scope));
   let merged: string;
@@ -269,6 +289,7 @@ async function mergeChecked(
       { scope: target.scope, paths: [], cause: error },
     );
   }
+  onMerged?.();
   const commit = await lakefs.getCommit(target.repo, merged, signal);
   const mergedOnto = commit.parents[0];
   if (mergedOnto === undefined || mergedOnto === checkedHead) {
