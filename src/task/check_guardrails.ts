@@ -5,7 +5,6 @@
  */
 import { join } from "node:path";
 import { PostGuardrailViolation, PreGuardrailViolation } from "./errors.ts";
-import { compileGlob } from "./glob.ts";
 import { describeGuardrail } from "./guardrails.ts";
 import type { Guardrail } from "./types.ts";
 
@@ -46,10 +45,14 @@ export async function checkGuardrails(
   options: { signal?: AbortSignal } = {},
 ): Promise<void> {
   if (guardrails.length === 0) return;
+  // The glob matcher (picomatch) is loaded only for a task that has glob guardrails.
+  const compileGlob = guardrails.some((g) => g.kind === "requireGlob" || g.kind === "forbidGlob")
+    ? (await import("./glob.ts")).compileGlob
+    : undefined;
   const entries = await walk(attemptDir, options.signal);
   const failures: string[] = [];
   for (const guardrail of guardrails) {
-    const problem = evaluate(guardrail, entries);
+    const problem = evaluate(guardrail, entries, compileGlob);
     if (problem !== undefined) {
       failures.push(`${phase} guardrail ${describeGuardrail(guardrail)} failed: ${problem}`);
     }
@@ -61,9 +64,13 @@ export async function checkGuardrails(
     : new PostGuardrailViolation(message, { failures });
 }
 
+/** Compiles a glob (`compileGlob` of glob.ts). */
+type GlobCompiler = (pattern: string) => (relativePosixPath: string) => boolean;
+
 function evaluate(
   guardrail: Guardrail,
   entries: ReadonlyMap<string, EntryKind>,
+  compileGlob: GlobCompiler | undefined,
 ): string | undefined {
   switch (guardrail.kind) {
     case "requireFile":
@@ -80,21 +87,25 @@ function evaluate(
       return `found a ${describeKind(found)} instead`;
     }
     case "requireGlob": {
-      const matches = matching(guardrail.pattern, entries);
+      const matches = matching(compileGlob!, guardrail.pattern, entries);
       const tooFew = matches.length < guardrail.min;
       const tooMany = guardrail.max !== undefined && matches.length > guardrail.max;
       if (!tooFew && !tooMany) return undefined;
       return `${countMatches(matches.length)}${listPaths(matches)}`;
     }
     case "forbidGlob": {
-      const matches = matching(guardrail.pattern, entries);
+      const matches = matching(compileGlob!, guardrail.pattern, entries);
       if (matches.length === 0) return undefined;
       return `${countMatches(matches.length)}${listPaths(matches)}`;
     }
   }
 }
 
-function matching(pattern: string, entries: ReadonlyMap<string, EntryKind>): string[] {
+function matching(
+  compileGlob: GlobCompiler,
+  pattern: string,
+  entries: ReadonlyMap<string, EntryKind>,
+): string[] {
   const isMatch = compileGlob(pattern);
   const result: string[] = [];
   for (const [path, kind] of entries) {
