@@ -9,7 +9,8 @@
  */
 import { messageChannel } from "./channel.ts";
 import { runBrokerRole, runExecutorRole } from "./roles.ts";
-import type { FromWorkerEnvelope, ToWorkerEnvelope } from "./thread_spawner.ts";
+import { MessageBatcher } from "./protocol.ts";
+import { type FromWorkerEnvelope, postBatch, type ToWorkerEnvelope } from "./thread_spawner.ts";
 
 interface WorkerScope {
   name: string;
@@ -26,9 +27,12 @@ const scope = globalThis as unknown as WorkerScope;
 const realExit = Deno.exit.bind(Deno);
 const realClose = scope.close.bind(scope);
 let exitPosted = false;
+// The role's messages, batched per turn (see thread_spawner.ts); flushed before the exit.
+const out = new MessageBatcher<unknown>((batch) => postBatch(scope.postMessage.bind(scope), batch));
 function postExit(code: number, error?: string): void {
   if (exitPosted) return;
   exitPosted = true;
+  out.flush();
   scope.postMessage({ kind: "exit", code, ...(error === undefined ? {} : { error }) });
 }
 Object.defineProperty(Deno, "exit", {
@@ -49,10 +53,11 @@ async function run(): Promise<number> {
   const open = messageChannel(
     (handler) => {
       scope.onmessage = (event) => {
-        if (event.data?.kind === "message") handler(event.data.message);
+        if (event.data?.kind !== "messages" || !Array.isArray(event.data.messages)) return;
+        for (const message of event.data.messages) handler(message);
       };
     },
-    (message) => scope.postMessage({ kind: "message", message }),
+    (message) => out.send(message),
   );
   if (scope.name.startsWith("perago-broker")) return await runBrokerRole(open);
   if (scope.name.startsWith("perago-executor")) return await runExecutorRole(open);

@@ -505,3 +505,58 @@ export class MessageWriter<T> {
     }
   }
 }
+
+/**
+ * Sends structured messages (thread mode's `postMessage`, no bytes) in batches: messages sent
+ * in the same turn go out together in one `post`, lazy ones ({@linkcode LAZY_MESSAGE_TYPES})
+ * wait for the next batch or `lazyDelayMs`, whichever comes first, and nothing is reordered.
+ * Every post wakes the other thread (a write to its event loop's wake-up pipe), so one per
+ * turn instead of one per message is what the batch saves.
+ *
+ * @example
+ * ```ts
+ * const posted: unknown[][] = [];
+ * const out = new MessageBatcher<{ type: string }>((batch) => posted.push(batch));
+ * out.send({ type: "metrics" }); // lazy: held
+ * out.send({ type: "outcome" });
+ * await Promise.resolve();
+ * posted; // [[{ type: "metrics" }, { type: "outcome" }]]
+ * ```
+ */
+export class MessageBatcher<T> {
+  readonly #post: (batch: T[]) => void;
+  readonly #lazyDelayMs: number;
+  #pending: T[] = [];
+  /** A flush is queued for the end of this turn. */
+  #queued = false;
+  #heldTimer: ReturnType<typeof setTimeout> | undefined;
+
+  constructor(post: (batch: T[]) => void, options: MessageWriterOptions = {}) {
+    this.#post = post;
+    this.#lazyDelayMs = options.lazyDelayMs ?? 20;
+  }
+
+  /** Queues `message` for the next post. */
+  send(message: T): void {
+    this.#pending.push(message);
+    const type = (message as { type?: unknown } | null)?.type;
+    if (!this.#queued && typeof type === "string" && LAZY_MESSAGE_TYPES.has(type)) {
+      this.#heldTimer ??= setTimeout(() => this.flush(), this.#lazyDelayMs);
+      return;
+    }
+    if (this.#queued) return;
+    this.#queued = true;
+    queueMicrotask(() => this.flush());
+  }
+
+  /** Posts what is pending now (held lazy messages included). */
+  flush(): void {
+    this.#queued = false;
+    clearTimeout(this.#heldTimer);
+    this.#heldTimer = undefined;
+    if (this.#pending.length === 0) return;
+    const batch = this.#pending;
+    this.#pending = [];
+    this.#post(batch);
+  }
+}

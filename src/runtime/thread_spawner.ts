@@ -15,9 +15,12 @@
  * {@linkcode workerOptionsEnabled} is checked first and start refuses with a clear message.
  *
  * Wire format between the supervisor and a worker (structured clone, no JSON lines):
- * - supervisor to worker: `{ kind: "message", message }` (a `ToBroker` / `ToExecutor`);
- * - worker to supervisor: `{ kind: "message", message }` (validated with the role's schema
- *   like a child's stdout line) and, last, `{ kind: "exit", code, error? }`.
+ * - supervisor to worker: `{ kind: "messages", messages }` (`ToBroker` / `ToExecutor`);
+ * - worker to supervisor: `{ kind: "messages", messages }` (each validated with the role's
+ *   schema like a child's stdout line) and, last, `{ kind: "exit", code, error? }`.
+ * Both sides batch ({@linkcode MessageBatcher}): the messages sent in one turn share one
+ * post, and lazy ones (`assigned`, `delivered`, `metrics`) wait up to 20 ms for the next, so
+ * a task costs a few wake-ups of the other thread instead of one per message.
  *
  * A worker that throws an uncaught error is terminated and reported as exited with code 1
  * (so the supervisor restarts an executor in its slot, or stops when the broker dies);
@@ -29,6 +32,7 @@ import type { z } from "zod";
 import type { ChildExit, ChildHandle } from "./_child.ts";
 import { denoConfigInUse, type DenoConfigProbe, parseDenoConfig } from "./deno_config.ts";
 import type { ChildPermissionSets, ChildRole } from "./permissions.ts";
+import { MessageBatcher } from "./protocol.ts";
 
 const ENTRY_URL = new URL("./_worker_entry.ts", import.meta.url);
 
@@ -37,13 +41,35 @@ export const WORKER_NAME_PREFIX = "perago-";
 
 /** What a worker posts to the supervisor. */
 export type FromWorkerEnvelope =
-  | { kind: "message"; message: unknown }
+  | { kind: "messages"; messages: unknown[] }
   | { kind: "exit"; code: number; error?: string };
 
-/** What the supervisor posts to a worker. */
+/** What the supervisor posts to a worker: the messages of one batch, in order. */
 export interface ToWorkerEnvelope {
-  kind: "message";
-  message: unknown;
+  kind: "messages";
+  messages: unknown[];
+}
+
+/**
+ * Posts `messages` as one envelope; when the batch cannot be cloned, each message alone, so
+ * one bad message loses only itself (it is passed to `onUnsent`).
+ */
+export function postBatch(
+  post: (envelope: ToWorkerEnvelope) => void,
+  messages: unknown[],
+  onUnsent: (message: unknown, error: unknown) => void = () => {},
+): void {
+  try {
+    post({ kind: "messages", messages });
+  } catch {
+    for (const message of messages) {
+      try {
+        post({ kind: "messages", messages: [message] });
+      } catch (error) {
+        onUnsent(message, error);
+      }
+    }
+  }
 }
 
 /**
@@ -160,19 +186,21 @@ export function spawnWorkerChild<In, Out>(options: SpawnWorkerOptions<In>): Chil
       end({ code: data.code, signal: null });
       return;
     }
-    if (data?.kind !== "message") {
+    if (data?.kind !== "messages" || !Array.isArray(data.messages)) {
       options.onInvalid?.(new TypeError("protocol: not a worker envelope"), data);
       return;
     }
-    const parsed = options.schema.safeParse(data.message);
-    if (!parsed.success) {
-      options.onInvalid?.(
-        new TypeError(`protocol: invalid message: ${parsed.error.message.slice(0, 500)}`),
-        data.message,
-      );
-      return;
+    for (const message of data.messages) {
+      const parsed = options.schema.safeParse(message);
+      if (!parsed.success) {
+        options.onInvalid?.(
+          new TypeError(`protocol: invalid message: ${parsed.error.message.slice(0, 500)}`),
+          message,
+        );
+        continue;
+      }
+      queue.push(parsed.data);
     }
-    queue.push(parsed.data);
     wake?.();
   };
   worker.onerror = (event: ErrorEvent) => {
@@ -183,6 +211,10 @@ export function spawnWorkerChild<In, Out>(options: SpawnWorkerOptions<In>): Chil
   worker.onmessageerror = () => {
     options.onInvalid?.(new TypeError("protocol: a message could not be deserialised"), null);
   };
+  const out = new MessageBatcher<Out>((batch) => {
+    if (ended) return;
+    postBatch((envelope) => worker.postMessage(envelope), batch);
+  });
   async function* messages(): AsyncGenerator<In> {
     while (true) {
       const next = queue.shift();
@@ -200,12 +232,8 @@ export function spawnWorkerChild<In, Out>(options: SpawnWorkerOptions<In>): Chil
     messages: messages(),
     send(message: Out): Promise<boolean> {
       if (ended) return Promise.resolve(false);
-      try {
-        worker.postMessage({ kind: "message", message } satisfies ToWorkerEnvelope);
-        return Promise.resolve(true);
-      } catch {
-        return Promise.resolve(false);
-      }
+      out.send(message);
+      return Promise.resolve(true);
     },
     exit: exit.promise,
     kill(signal: Deno.Signal) {

@@ -3,6 +3,7 @@ import {
   decodeLine,
   encodeMessage,
   FromExecutorSchema,
+  MessageBatcher,
   MessageWriter,
   readMessages,
   type ToBroker,
@@ -137,4 +138,40 @@ Deno.test("protocol: writer over a synchronous sink (Deno.stdout) writes whole b
   });
   assert.equal(await broken.send({ type: "drain" }), false);
   assert.equal(broken.broken, true);
+});
+
+Deno.test("protocol: batcher posts one batch per turn, lazy messages held for the next, in order", async () => {
+  const posted: ToBroker[][] = [];
+  const out = new MessageBatcher<ToBroker>((batch) => posted.push(batch), { lazyDelayMs: 10_000 });
+  out.send({ type: "assigned", taskId: "t1", workerId: "w1" });
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  assert.equal(posted.length, 0, "a lazy message waits");
+  out.send({ type: "credit", n: 1 });
+  out.send({ type: "drain" });
+  assert.equal(posted.length, 0, "nothing is posted before the turn ends");
+  await Promise.resolve();
+  assert.deepEqual(posted, [[
+    { type: "assigned", taskId: "t1", workerId: "w1" },
+    { type: "credit", n: 1 },
+    { type: "drain" },
+  ]]);
+  // A lazy message sent in a turn that already posts goes with it; alone, after the delay.
+  posted.length = 0;
+  out.send({ type: "drain" });
+  out.send({ type: "assigned", taskId: "t2", workerId: "w1" });
+  await Promise.resolve();
+  assert.equal(posted.length, 1);
+  assert.equal(posted[0]!.length, 2);
+  const quick = new MessageBatcher<ToBroker>((batch) => posted.push(batch), { lazyDelayMs: 5 });
+  posted.length = 0;
+  quick.send({ type: "assigned", taskId: "t3", workerId: "w1" });
+  await new Promise((resolve) => setTimeout(resolve, 30));
+  assert.deepEqual(posted, [[{ type: "assigned", taskId: "t3", workerId: "w1" }]]);
+  // flush() posts what is held at once (a worker's exit does).
+  posted.length = 0;
+  out.send({ type: "assigned", taskId: "t4", workerId: "w1" });
+  out.flush();
+  assert.equal(posted.length, 1);
+  out.flush();
+  assert.equal(posted.length, 1, "nothing pending: nothing posted");
 });

@@ -1,5 +1,10 @@
 import assert from "node:assert/strict";
-import { workerOptionsEnabled, workerPermissions } from "../../src/runtime/thread_spawner.ts";
+import {
+  postBatch,
+  type ToWorkerEnvelope,
+  workerOptionsEnabled,
+  workerPermissions,
+} from "../../src/runtime/thread_spawner.ts";
 
 const MAIN = "file:///opt/perago/main.ts";
 const configs = (files: Record<string, string>) => (path: string) => files[path];
@@ -72,4 +77,23 @@ Deno.test("thread spawner: worker permissions are exactly the lists; no env, run
     sys: false,
     import: false,
   });
+});
+
+Deno.test("thread spawner: a batch that cannot be cloned is posted message by message", () => {
+  const posted: ToWorkerEnvelope[] = [];
+  const unsent: unknown[] = [];
+  const post = (envelope: ToWorkerEnvelope) => {
+    structuredClone(envelope); // throws for a function, as postMessage does
+    posted.push(envelope);
+  };
+  postBatch(post, [{ type: "drain" }], (m) => unsent.push(m));
+  assert.deepEqual(posted, [{ kind: "messages", messages: [{ type: "drain" }] }]);
+  posted.length = 0;
+  const bad = { type: "bad", f: () => {} };
+  postBatch(post, [{ type: "a" }, bad, { type: "b" }], (m) => unsent.push(m));
+  assert.deepEqual(posted, [
+    { kind: "messages", messages: [{ type: "a" }] },
+    { kind: "messages", messages: [{ type: "b" }] },
+  ]);
+  assert.deepEqual(unsent, [bad]);
 });
