@@ -49,8 +49,14 @@ export interface DownloadOptions {
    * of fetched; objects fetched and verified are added to it.
    */
   readonly cache?: DownloadCache;
+  /**
+   * Asked first for each object: the SHA-256 of a file already at its path that holds this
+   * object (size and checksum checked by the caller), which is then left as it is; or
+   * `undefined` to download it. Called before `resolvePath`, once per object.
+   */
+  readonly keep?: (entry: RemoteEntry) => string | undefined;
   /** Told where each object came from, as it lands (for counts in logs and tests). */
-  readonly onObject?: (entry: RemoteEntry, from: "cache" | "lakefs") => void;
+  readonly onObject?: (entry: RemoteEntry, from: "kept" | "cache" | "lakefs") => void;
   readonly signal?: AbortSignal;
 }
 
@@ -131,6 +137,12 @@ export async function downloadPrefix(
       listedObjects(lakefs, options, entries),
       options.concurrency ?? 8,
       async (entry, signal) => {
+        const kept = options.keep?.(entry);
+        if (kept !== undefined) {
+          entry.sha256 = kept;
+          options.onObject?.(entry, "kept");
+          return;
+        }
         const path = await options.resolvePath(entry.key);
         await makeFolder(dirname(path));
         if (entry.size <= SMALL_OBJECT_MAX_BYTES) {

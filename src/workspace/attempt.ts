@@ -18,7 +18,7 @@ import { getLogger, type Logger, taskLogger } from "../log/logger.ts";
 import { isTerminalError, TaskInputError } from "../task/errors.ts";
 import type { AttemptInfo, TaskContext, TaskDefinition } from "../task/types.ts";
 import { createTaskMetrics, type TaskMetricRecord } from "../task/metrics.ts";
-import { dirname } from "node:path";
+import { dirname, join } from "node:path";
 import {
   prepareAttemptDir,
   recordStagingBranch,
@@ -60,6 +60,13 @@ import {
   type WrittenDigests,
 } from "./snapshot.ts";
 import { isSameTaskStagingBranch, STAGING_BRANCH_PREFIX, stagingBranchName } from "./staging.ts";
+import {
+  type KnownFile,
+  type RetireInfo,
+  walkClaimedDir,
+  type WalkedDir,
+  type WarmPool,
+} from "./warm_pool.ts";
 
 export type { CurrentTaskState, PublicationKind, WorkspaceInput, WorkspaceRefStyle };
 
@@ -129,6 +136,12 @@ export interface AttemptOptions {
    * before its process exits. @default false
    */
   removeDirInBackground?: boolean;
+  /**
+   * The host's warm pool (warm_pool.ts): the attempt starts from a directory an ended attempt
+   * of the same repository left (its files checked, the ones that differ fetched again), and
+   * leaves its own there instead of removing it. @default no pool
+   */
+  warmPool?: WarmPool;
   /** Progress hook for the runtime and tests. */
   onPhase?: (phase: AttemptPhase) => void;
   /** Receives what the task records through `ctx.metrics` (checked already). */
@@ -223,6 +236,10 @@ interface AttemptState {
   /** The deletion of the staging branch, once started (right after a successful merge). */
   stagingDeleted?: Promise<void>;
   changes?: AttemptChanges;
+  /** What the warm pool needs to keep the directory (set once its content is known). */
+  warm?: RetireInfo;
+  /** The directory came from the warm pool: what its walk left. */
+  claimed?: WalkedDir;
 }
 
 /** What the body of an attempt produced. */
@@ -412,7 +429,15 @@ async function runWorkspace(
     : undefined;
   if (before !== undefined) noteCachedDigests(options.downloadCache, listing, before);
   // Taken before the task runs: a file whose ctime is older was not changed by the task.
-  const stamp = before === undefined ? 0 : changeStamp(ws.dir);
+  const stamp = before === undefined && options.warmPool === undefined ? 0 : changeStamp(ws.dir);
+  if (options.warmPool !== undefined) {
+    state.warm = {
+      repository: ws.input.repository,
+      scope: ws.scope,
+      stampMs: stamp,
+      known: knownFiles(listing, before),
+    };
+  }
   const result = await runPhase(ws);
   const since = before === undefined ? undefined : { snapshot: before, stamp };
 
@@ -518,13 +543,29 @@ async function openWorkspace(
         "LAKECTL_CREDENTIALS_SECRET_ACCESS_KEY",
     );
   }
-  const dir = await prepareAttemptDir(options.workspaceRoot, {
-    workflowInstanceId: options.attempt.workflowInstanceId,
-    taskId: options.attempt.taskId,
-    executionId: state.info.executionId,
-    retryCount: options.attempt.retryCount,
-    taskDefName: options.attempt.taskDefName,
-  }, owner);
+  const pool = options.warmPool;
+  const dir = await prepareAttemptDir(
+    options.workspaceRoot,
+    {
+      workflowInstanceId: options.attempt.workflowInstanceId,
+      taskId: options.attempt.taskId,
+      executionId: state.info.executionId,
+      retryCount: options.attempt.retryCount,
+      taskDefName: options.attempt.taskDefName,
+    },
+    owner,
+    {
+      ...(pool === undefined ? {} : {
+        adopt: async (target) => {
+          const claimed = await pool.claim(input.repository, scope, target);
+          if (claimed === undefined) return false;
+          state.dir = target;
+          state.claimed = walkClaimedDir(target, claimed);
+          return true;
+        },
+      }),
+    },
+  );
   state.dir = dir;
   return { state, lakefs, input, params: options.input.params, scope, dir };
 }
@@ -546,32 +587,106 @@ async function downloadPhase(ws: WorkspaceAttempt): Promise<RemoteEntry[]> {
   // folder once found to be a real directory is not looked at again for the next key.
   const checkedDirs = new Set<string>();
   let fromCache = 0;
+  let kept = 0;
+  const claimed = ws.state.claimed;
   const listing = await downloadPrefix(ws.lakefs, {
     repo: ws.input.repository,
     ref: ws.input.ref,
     prefix: ws.scope,
+    ...(claimed === undefined ? {} : {
+      keep: (entry) => {
+        keys.claim(entry.key);
+        const file = claimed.files.get(entry.key);
+        if (file === undefined || file.checksum !== entry.checksum || file.size !== entry.size) {
+          return undefined;
+        }
+        claimed.files.delete(entry.key);
+        return file.sha256;
+      },
+    }),
     resolvePath: (key) => {
       // Claimed in listing order, before any write: a key that is a file and a folder at
       // once is refused whichever of the two downloads first.
       keys.claim(key);
+      if (claimed !== undefined) clearForDownload(ws.dir, claimed, key);
       // Every download creates its file exclusively: an existing name is an error there.
       return resolveInsideDir(ws.dir, key, checkedDirs, { createsNew: true });
     },
     concurrency: options.syncConcurrency ?? DOWNLOAD_CONCURRENCY,
-    ...(options.downloadCache === undefined ? {} : {
-      cache: options.downloadCache,
+    ...(options.downloadCache === undefined && claimed === undefined ? {} : {
+      ...(options.downloadCache === undefined ? {} : { cache: options.downloadCache }),
       onObject: (_entry, from) => {
         if (from === "cache") fromCache++;
+        else if (from === "kept") kept++;
       },
     }),
     signal,
   });
-  log.debug("downloaded {count} objects under {scope} ({fromCache} from the host cache)", {
-    count: listing.length,
-    scope: describeScope(ws.scope),
-    fromCache,
-  });
+  if (claimed !== undefined) {
+    // Files of the pooled directory the listing no longer has.
+    for (const path of claimed.files.keys()) Deno.removeSync(join(ws.dir, path));
+    claimed.files.clear();
+  }
+  log.debug(
+    "downloaded {count} objects under {scope} ({fromCache} from the host cache, {kept} kept " +
+      "from a pooled directory)",
+    {
+      count: listing.length,
+      scope: describeScope(ws.scope),
+      fromCache,
+      kept,
+      ...(claimed === undefined ? {} : { removedFromPooled: claimed.removed }),
+    },
+  );
   return listing;
+}
+
+/**
+ * Makes room in a directory taken from the warm pool for the download of `key`: a kept file
+ * where the key needs a folder, or a folder (with what is left in it) or a file of another
+ * object where it needs its file, is removed. The walk left only folders and kept files.
+ */
+function clearForDownload(dir: string, claimed: WalkedDir, key: string): void {
+  let slash = key.indexOf("/");
+  while (slash !== -1) {
+    const folder = key.slice(0, slash);
+    if (claimed.files.delete(folder)) Deno.removeSync(join(dir, folder));
+    slash = key.indexOf("/", slash + 1);
+  }
+  if (claimed.files.delete(key)) Deno.removeSync(join(dir, key));
+  else if (claimed.dirs.delete(key)) {
+    Deno.removeSync(join(dir, key), { recursive: true });
+    for (const path of claimed.files.keys()) {
+      if (path.startsWith(`${key}/`)) claimed.files.delete(path);
+    }
+    for (const path of claimed.dirs) if (path.startsWith(`${key}/`)) claimed.dirs.delete(path);
+  }
+}
+
+/**
+ * The downloaded files and what they hold (for the warm pool): the SHA-256 the snapshot
+ * before the task took (or the download's, without a snapshot) and the listed checksum.
+ */
+function knownFiles(
+  listing: readonly RemoteEntry[],
+  before: Snapshot | undefined,
+): Map<string, KnownFile> {
+  const digests = before === undefined
+    ? undefined
+    : new Map(before.map((entry) => [entry.path, entry]));
+  const known = new Map<string, KnownFile>();
+  for (const entry of listing) {
+    const found = digests?.get(entry.key);
+    const sha256 = digests === undefined
+      ? entry.sha256
+      : found?.kind === "file" && found.size === entry.size
+      ? found.digest
+      : undefined;
+    if (sha256 !== undefined) {
+      known.set(entry.key, { size: entry.size, sha256, checksum: entry.checksum });
+    }
+  }
+  return known;
 }
 
 /**
@@ -862,7 +977,15 @@ async function removeDir(state: AttemptState, token: string): Promise<void> {
   if (state.dir !== undefined) {
     const dir = state.dir;
     try {
-      if (state.options.removeDirInBackground === true) {
+      const pool = state.options.warmPool;
+      const info = pool === undefined || state.warm === undefined
+        ? undefined
+        : await Deno.lstat(dir).catch(() => undefined);
+      if (pool !== undefined && state.warm !== undefined && info?.isDirectory) {
+        // Kept for a later attempt, whatever this one ended with: its download completed
+        // (`warm` is set only then), and the pool reads again whatever changed since.
+        pool.retire(dir, state.warm);
+      } else if (state.options.removeDirInBackground === true) {
         // The directory is this attempt's whatever the task did to its marker: only a real
         // directory (never a link the path was swapped for) is moved.
         const info = await Deno.lstat(dir).catch(() => undefined);

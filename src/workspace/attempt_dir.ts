@@ -76,7 +76,8 @@ export function attemptDirName(taskId: string, executionId: string): string {
 /**
  * Creates the attempt directory under `root` (creating `root` if needed): fresh (an existing
  * directory of that name is an error), mode 0700, holding the marker. Returns its absolute
- * path.
+ * path. `adopt`, when given, may move a directory onto that path instead of creating it (and
+ * says whether it did): it gets the same mode and a fresh marker.
  *
  * Requires `--allow-read` and `--allow-write` on `root`.
  *
@@ -96,11 +97,19 @@ export async function prepareAttemptDir(
   root: string,
   ids: AttemptDirIds,
   owner: WorkspaceOwner,
+  options: { adopt?: (dir: string) => Promise<boolean> } = {},
 ): Promise<string> {
   await Deno.mkdir(root, { recursive: true });
   const dir = join(await Deno.realPath(root), attemptDirName(ids.taskId, ids.executionId));
   try {
-    await Deno.mkdir(dir, { mode: 0o700 });
+    if (options.adopt !== undefined && await options.adopt(dir)) {
+      // A directory moved here whole (the warm pool): whatever has the marker's name goes.
+      await Deno.remove(join(dir, ATTEMPT_MARKER), { recursive: true }).catch((error) => {
+        if (!(error instanceof Deno.errors.NotFound)) throw error;
+      });
+    } else {
+      await Deno.mkdir(dir, { mode: 0o700 });
+    }
   } catch (error) {
     if (error instanceof Deno.errors.AlreadyExists) {
       throw new Error(
@@ -260,18 +269,28 @@ export async function trashAttemptDir(
   const name = `${Deno.pid}-${crypto.randomUUID().slice(0, 8)}-${basename(dir)}`;
   const target = join(trash, name);
   await Deno.rename(dir, target);
-  const removal = Deno.remove(target, { recursive: true })
-    .then(() => Deno.remove(trash).catch(() => {})) // the folder itself when it is empty
-    .catch((error) => {
-      if (!(error instanceof Deno.errors.NotFound)) onError(error);
-    })
-    .finally(() => pendingRemovals.delete(removal));
-  pendingRemovals.add(removal);
+  runInBackground(
+    Deno.remove(target, { recursive: true })
+      .then(() => Deno.remove(trash).catch(() => {})) // the folder itself when it is empty
+      .catch((error) => {
+        if (!(error instanceof Deno.errors.NotFound)) onError(error);
+      }),
+  );
 }
 
 /**
- * Resolves when every removal {@linkcode trashAttemptDir} started in this process has ended
- * (a process about to exit waits for it; tests check an empty workspace root after it).
+ * Counts `work` (which must not reject) among the background work of attempt directories
+ * that {@linkcode trashedDirsRemoved} waits for (removals, the warm pool's retirements).
+ */
+export function runInBackground(work: Promise<void>): void {
+  const tracked: Promise<void> = work.finally(() => pendingRemovals.delete(tracked));
+  pendingRemovals.add(tracked);
+}
+
+/**
+ * Resolves when every removal {@linkcode trashAttemptDir} started in this process has ended,
+ * and every warm pool retirement (a process about to exit waits for it; tests check an empty
+ * workspace root after it).
  */
 export async function trashedDirsRemoved(): Promise<void> {
   while (pendingRemovals.size > 0) await Promise.all([...pendingRemovals]);

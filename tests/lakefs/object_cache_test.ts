@@ -33,8 +33,8 @@ async function download(
   dir: string,
   name: string,
   cache: ObjectCache,
-): Promise<Record<string, "cache" | "lakefs">> {
-  const from: Record<string, "cache" | "lakefs"> = {};
+): Promise<Record<string, "kept" | "cache" | "lakefs">> {
+  const from: Record<string, "kept" | "cache" | "lakefs"> = {};
   const target = join(dir, name);
   await downloadPrefix(api, {
     repo: "repo",

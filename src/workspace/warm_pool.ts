@@ -1,0 +1,487 @@
+/**
+ * The warm pool: attempt directories kept on the host after their attempt, so that the next
+ * attempt of the same repository reuses the files instead of creating them again (creating
+ * 21,000 files is most of a warm re-run once every object comes from the host cache).
+ *
+ * A retired directory waits in `<root>/.perago-warm/<holder>.<entry>.<repo key>` with a
+ * manifest beside it (`<that name>.json`): per path the lakeFS checksum and size the file
+ * matches, its SHA-256 (what the snapshot before the task needs) and its stat identity (size,
+ * mtime, ctime, inode), plus a stamp taken before those `lstat`s. A new attempt takes one by
+ * renaming it onto its own attempt directory: the rename is the claim, so two attempts never
+ * get the same directory. It then walks it once ({@linkcode walkClaimedDir}): every entry that
+ * is not a regular file of the manifest with the same identity and a ctime older than the
+ * stamp is removed (symlinks, FIFOs, extra files, files changed in place: the kernel sets
+ * ctime on every change, and Deno's ctime has whole seconds, so a ctime in the stamp's second
+ * counts as changed); the download then keeps the files whose checksum and size match the
+ * listing, removes the others and fetches the rest.
+ *
+ * When the code that used a directory can no longer write to it: the executor gives tasks no
+ * `--allow-run` and no FFI, so a task's code lives only in the process or Worker that ran it
+ * (timers it left, files it left open). Each pool instance holds an exclusive lock on
+ * `<pool>/holders/<holder>.lock` for as long as its process or Worker lives (or until
+ * {@linkcode WarmPool.close}); the kernel drops the lock only when that realm's files are
+ * closed: process exit or Worker termination. An entry is claimed only once its holder's
+ * lock can be taken, so nothing that ran in the attempt can still write to it; a write done
+ * before that is seen by the walk. Entries of a live holder (this one included) wait.
+ *
+ * @module
+ */
+import { createHash } from "node:crypto";
+import { join } from "node:path";
+import { ATTEMPT_MARKER, runInBackground, TRASH_DIR_NAME } from "./attempt_dir.ts";
+import { changeStamp } from "./snapshot.ts";
+
+/** The folder under the workspace root that holds the warm pool. */
+export const WARM_POOL_DIR_NAME = ".perago-warm";
+
+/** What the retiring attempt knows of a file it downloaded. */
+export interface KnownFile {
+  readonly size: number;
+  /** Hex SHA-256 of the content. */
+  readonly sha256: string;
+  /** The lakeFS checksum of the object the file was downloaded from. */
+  readonly checksum: string;
+}
+
+/** One file of a manifest. */
+export interface PooledFile {
+  readonly checksum: string;
+  readonly size: number;
+  readonly sha256: string;
+  readonly ino: number;
+  readonly mtimeMs: number;
+  readonly ctimeMs: number;
+}
+
+/** What {@linkcode WarmPool.retire} needs to describe a directory. */
+export interface RetireInfo {
+  readonly repository: string;
+  readonly scope: string;
+  /**
+   * A change stamp (`changeStamp`) taken after the download and before the task ran: a file
+   * whose ctime is older is as downloaded, and `known` tells its digest and checksum.
+   */
+  readonly stampMs: number;
+  /** The downloaded files, by relative path. */
+  readonly known: ReadonlyMap<string, KnownFile>;
+}
+
+/** A directory taken from the pool: what its manifest says. */
+export interface ClaimedDir {
+  readonly files: ReadonlyMap<string, PooledFile>;
+  readonly stampMs: number;
+}
+
+/** The files a claimed directory keeps after {@linkcode walkClaimedDir}. */
+export interface WalkedDir {
+  /** Regular files whose identity matched the manifest, by relative path. */
+  readonly files: Map<string, PooledFile>;
+  /** Directories left, by relative path. */
+  readonly dirs: Set<string>;
+  /** Entries removed by the walk. */
+  removed: number;
+}
+
+/** Options of {@linkcode WarmPool}. */
+export interface WarmPoolOptions {
+  /** The workspace root (the pool lives in `<root>/.perago-warm`). */
+  root: string;
+  /** Directories kept at most; the least recently retired go first. */
+  maxDirs: number;
+  /** Told of failures of the background retirement (the directory is then removed). */
+  onError?: (message: string) => void;
+}
+
+type ManifestRow = [string, number, string, number, number, number];
+
+interface Manifest {
+  version: 1;
+  repository: string;
+  scope: string;
+  stamp_ms: number;
+  files: Record<string, ManifestRow>;
+}
+
+/** Entries whose manifest lost its directory (claimed by a process that died) are removed after this. */
+const ORPHAN_MANIFEST_MS = 60 * 60 * 1000;
+
+/**
+ * The pool of one workspace root, for one process or Worker (see the module doc for when a
+ * directory may be claimed).
+ *
+ * Requires `--allow-read` and `--allow-write` on the workspace root.
+ *
+ * @example
+ * ```ts ignore
+ * const pool = new WarmPool({ root: "/var/lib/perago/ws", maxDirs: 4 });
+ * // runAttempt({ ..., warmPool: pool }) claims a directory and retires its own.
+ * ```
+ */
+export class WarmPool {
+  readonly #root: string;
+  readonly #dir: string;
+  readonly #maxDirs: number;
+  readonly #onError: (message: string) => void;
+  #holder: Promise<{ id: string; lock: Deno.FsFile }> | undefined;
+  readonly #deadHolders = new Set<string>();
+  #closed = false;
+
+  constructor(options: WarmPoolOptions) {
+    if (!Number.isInteger(options.maxDirs) || options.maxDirs < 1) {
+      throw new RangeError("WarmPool: maxDirs must be a positive integer");
+    }
+    this.#root = options.root;
+    this.#dir = join(options.root, WARM_POOL_DIR_NAME);
+    this.#maxDirs = options.maxDirs;
+    this.#onError = options.onError ?? (() => {});
+  }
+
+  /**
+   * Moves a pooled directory of `repository` whose scope overlaps `scope` (the same first,
+   * then the newest) onto `target` (which must not exist). Returns its manifest, or
+   * `undefined` when there is none to take. Directories of a live holder are never taken.
+   */
+  async claim(repository: string, scope: string, target: string): Promise<ClaimedDir | undefined> {
+    let names: string[];
+    try {
+      names = [...Deno.readDirSync(this.#dir)]
+        .filter((entry) => entry.isDirectory && entry.name.endsWith(`.${repoKey(repository)}`))
+        .map((entry) => entry.name);
+    } catch (error) {
+      if (error instanceof Deno.errors.NotFound) return undefined;
+      throw error;
+    }
+    const own = this.#holder === undefined ? undefined : (await this.#holder).id;
+    const candidates: { name: string; manifest: Manifest }[] = [];
+    for (const name of names.sort().reverse()) {
+      const holder = name.slice(0, name.indexOf("."));
+      if (holder === own || !this.#holderGone(holder)) continue;
+      const manifest = readManifest(join(this.#dir, `${name}.json`));
+      if (manifest === undefined || manifest.repository !== repository) continue;
+      if (!scope.startsWith(manifest.scope) && !manifest.scope.startsWith(scope)) continue;
+      candidates.push({ name, manifest });
+    }
+    // Newest first; one of the same scope before any other.
+    candidates.sort((a, b) =>
+      Number(b.manifest.scope === scope) - Number(a.manifest.scope === scope) ||
+      (a.name < b.name ? 1 : -1)
+    );
+    for (const { name, manifest } of candidates) {
+      try {
+        await Deno.rename(join(this.#dir, name), target);
+      } catch (error) {
+        // Another attempt took it first (or evicted it): try the next one.
+        if (error instanceof Deno.errors.NotFound) continue;
+        throw error;
+      }
+      await Deno.remove(join(this.#dir, `${name}.json`)).catch(() => {});
+      const files = new Map<string, PooledFile>();
+      for (const [path, row] of Object.entries(manifest.files)) {
+        const file = pooledFile(row);
+        if (file !== undefined) files.set(path, file);
+      }
+      return { files, stampMs: manifest.stamp_ms };
+    }
+    return undefined;
+  }
+
+  /**
+   * Keeps `dir` (an attempt directory of this process, whose attempt has ended) for a later
+   * attempt, in the background; a directory that cannot be described safely is removed
+   * instead. {@linkcode trashedDirsRemoved} (attempt_dir.ts) waits for it.
+   */
+  retire(dir: string, info: RetireInfo): void {
+    runInBackground(
+      this.#retire(dir, info).catch((error) => {
+        this.#onError(
+          `warm pool: keeping ${dir} failed: ${error instanceof Error ? error.message : error}`,
+        );
+      }),
+    );
+  }
+
+  /**
+   * Releases this instance's holder lock: its retired directories become claimable. Only for
+   * a caller that knows no code of the attempts that used this instance can still run (the
+   * process or Worker exiting does the same by itself).
+   */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    const holder = await this.#holder?.catch(() => undefined);
+    holder?.lock.close();
+  }
+
+  async #retire(dir: string, info: RetireInfo): Promise<void> {
+    if (this.#closed) throw new Error("the pool is closed");
+    // A working directory inside would follow the directory into the pool: the process's
+    // relative paths would write into it. Deno.cwd() fails without read permission on the
+    // working directory, which is then outside the workspace root.
+    let cwd: string | undefined;
+    try {
+      cwd = Deno.cwd();
+    } catch { /* not readable: not ours */ }
+    const trash = join(this.#root, TRASH_DIR_NAME);
+    await Deno.mkdir(trash, { recursive: true, mode: 0o700 });
+    // In the trash (named by this pid) while it is being described: a process that dies
+    // meanwhile leaves it to the workspace GC like any trashed directory.
+    const work = join(trash, `${Deno.pid}-${crypto.randomUUID().slice(0, 8)}-warm`);
+    await Deno.rename(dir, work);
+    try {
+      if (cwd !== undefined && (cwd === dir || cwd.startsWith(`${dir}/`))) {
+        throw new Error("the process's working directory is inside it");
+      }
+      const holder = await this.#holderLock();
+      await Deno.remove(join(work, ATTEMPT_MARKER), { recursive: true }).catch(() => {});
+      // A stamp in a later second than every change made so far (ctime has whole seconds;
+      // the clock file times are taken from may lag the wall clock by a tick).
+      const secondMs = Math.floor(Date.now() / 1000) * 1000;
+      let stampMs = changeStamp(work);
+      while (stampMs <= secondMs) {
+        await new Promise((resolve) =>
+          setTimeout(resolve, Math.max(5, secondMs + 1005 - Date.now()))
+        );
+        stampMs = changeStamp(work);
+      }
+      const files: Record<string, ManifestRow> = {};
+      await describeFiles(work, "", info, stampMs, files);
+      const name = `${holder.id}.${Date.now().toString(36).padStart(9, "0")}-${
+        crypto.randomUUID().slice(0, 8)
+      }.${repoKey(info.repository)}`;
+      await Deno.mkdir(this.#dir, { recursive: true, mode: 0o700 });
+      const manifest: Manifest = {
+        version: 1,
+        repository: info.repository,
+        scope: info.scope,
+        stamp_ms: stampMs,
+        files,
+      };
+      const next = join(this.#dir, `${name}.json.next`);
+      await Deno.writeTextFile(next, JSON.stringify(manifest), { mode: 0o600 });
+      await Deno.rename(next, join(this.#dir, `${name}.json`));
+      await Deno.rename(work, join(this.#dir, name));
+    } finally {
+      // Not pooled (or pooled: then it is no longer there).
+      await Deno.remove(work, { recursive: true }).catch(() => {});
+    }
+    await this.#evict();
+  }
+
+  /** Moves the oldest directories past the bound to the trash; drops orphan manifests. */
+  async #evict(): Promise<void> {
+    const entries = [...Deno.readDirSync(this.#dir)];
+    const dirs = entries.filter((entry) => entry.isDirectory && entry.name !== "holders")
+      .map((entry) => entry.name)
+      .sort((a, b) => entryTime(a) - entryTime(b));
+    const present = new Set(dirs);
+    for (const name of dirs.slice(0, Math.max(0, dirs.length - this.#maxDirs))) {
+      const target = join(
+        this.#root,
+        TRASH_DIR_NAME,
+        `${Deno.pid}-${crypto.randomUUID().slice(0, 8)}-evicted`,
+      );
+      try {
+        await Deno.rename(join(this.#dir, name), target); // the rename is the claim
+      } catch {
+        continue;
+      }
+      await Deno.remove(join(this.#dir, `${name}.json`)).catch(() => {});
+      await Deno.remove(target, { recursive: true }).catch(() => {});
+    }
+    const now = Date.now();
+    for (const entry of entries) {
+      if (!entry.isFile || !entry.name.endsWith(".json")) continue;
+      const name = entry.name.slice(0, -".json".length);
+      if (present.has(name) || now - entryTime(name) < ORPHAN_MANIFEST_MS) continue;
+      await Deno.remove(join(this.#dir, entry.name)).catch(() => {});
+    }
+  }
+
+  /** This instance's holder lock, taken at the first retirement. */
+  #holderLock(): Promise<{ id: string; lock: Deno.FsFile }> {
+    this.#holder ??= (async () => {
+      const dir = join(this.#dir, "holders");
+      await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
+      const id = crypto.randomUUID().replaceAll("-", "");
+      const lock = await Deno.open(join(dir, `${id}.lock`), {
+        read: true,
+        write: true,
+        createNew: true,
+        mode: 0o600,
+      });
+      if (!(await lock.tryLock(true))) throw new Error(`holder lock ${id} is taken`);
+      return { id, lock };
+    })();
+    return this.#holder;
+  }
+
+  /** Whether the holder `id`'s process or Worker is gone (its lock can be taken). */
+  #holderGone(id: string): boolean {
+    if (this.#deadHolders.has(id)) return true;
+    if (!/^[0-9a-f]{32}$/.test(id)) return false;
+    const path = join(this.#dir, "holders", `${id}.lock`);
+    let file: Deno.FsFile;
+    try {
+      file = Deno.openSync(path, { read: true, write: true });
+    } catch (error) {
+      // The lock file is made before any entry and removed only once its holder is gone.
+      if (error instanceof Deno.errors.NotFound) {
+        this.#deadHolders.add(id);
+        return true;
+      }
+      return false;
+    }
+    try {
+      if (!file.tryLockSync(true)) return false;
+      this.#deadHolders.add(id);
+      return true;
+    } finally {
+      file.close();
+    }
+  }
+}
+
+/**
+ * Removes from a claimed directory every entry that may not match its manifest (see the
+ * module doc), synchronously (nothing else writes to it), and returns what is left. The
+ * attempt marker at the top is kept.
+ *
+ * Requires `--allow-read` and `--allow-write` on `dir`.
+ */
+export function walkClaimedDir(dir: string, claimed: ClaimedDir): WalkedDir {
+  const walked: WalkedDir = { files: new Map(), dirs: new Set(), removed: 0 };
+  const visit = (relative: string) => {
+    const full = relative === "" ? dir : join(dir, relative);
+    for (const entry of Deno.readDirSync(full)) {
+      if (relative === "" && entry.name === ATTEMPT_MARKER) continue;
+      const path = relative === "" ? entry.name : `${relative}/${entry.name}`;
+      const info = Deno.lstatSync(join(dir, path));
+      if (info.isDirectory) {
+        walked.dirs.add(path);
+        visit(path);
+        continue;
+      }
+      const file = info.isFile ? claimed.files.get(path) : undefined;
+      if (
+        file !== undefined && info.size === file.size && info.ino === file.ino &&
+        info.mtime?.getTime() === file.mtimeMs && info.ctime?.getTime() === file.ctimeMs &&
+        file.ctimeMs < claimed.stampMs
+      ) {
+        walked.files.set(path, file);
+        continue;
+      }
+      // A link is removed, never followed.
+      Deno.removeSync(join(dir, path));
+      walked.removed++;
+    }
+  };
+  visit("");
+  return walked;
+}
+
+/** Adds a manifest row for each regular file below `relative` that can be described. */
+async function describeFiles(
+  root: string,
+  relative: string,
+  info: RetireInfo,
+  stampMs: number,
+  out: Record<string, ManifestRow>,
+): Promise<void> {
+  const full = relative === "" ? root : join(root, relative);
+  for (const entry of Deno.readDirSync(full)) {
+    const path = relative === "" ? entry.name : `${relative}/${entry.name}`;
+    const stat = Deno.lstatSync(join(root, path));
+    if (stat.isDirectory) {
+      await describeFiles(root, path, info, stampMs, out);
+      continue;
+    }
+    if (!stat.isFile || stat.ctime === null || stat.mtime === null) continue;
+    const ctimeMs = stat.ctime.getTime();
+    if (ctimeMs >= stampMs) continue; // changed since the stamp: left out (removed on claim)
+    const known = info.known.get(path);
+    let row: ManifestRow;
+    if (known !== undefined && ctimeMs < info.stampMs && known.size === stat.size) {
+      // Unchanged since the download.
+      row = [
+        known.checksum,
+        known.size,
+        known.sha256,
+        stat.ino ?? 0,
+        stat.mtime.getTime(),
+        ctimeMs,
+      ];
+    } else {
+      // Written by the task (or in the download's last second): read once, here, off the
+      // attempt's path. A change while reading moves its ctime past the stamp.
+      const hashed = await hashSha256AndMd5(join(root, path));
+      if (hashed.size !== stat.size) continue;
+      row = [hashed.md5, hashed.size, hashed.sha256, stat.ino ?? 0, stat.mtime.getTime(), ctimeMs];
+    }
+    out[path] = row;
+  }
+}
+
+const CHUNK_BYTES = 1024 * 1024;
+
+/** SHA-256 and MD5 of a file (MD5: the checksum lakeFS gives an object uploaded whole). */
+async function hashSha256AndMd5(
+  path: string,
+): Promise<{ sha256: string; md5: string; size: number }> {
+  const sha256 = createHash("sha256");
+  const md5 = createHash("md5");
+  const file = await Deno.open(path, { read: true });
+  let size = 0;
+  try {
+    const buffer = new Uint8Array(CHUNK_BYTES);
+    while (true) {
+      const n = await file.read(buffer);
+      if (n === null) break;
+      sha256.update(buffer.subarray(0, n));
+      md5.update(buffer.subarray(0, n));
+      size += n;
+    }
+  } finally {
+    file.close();
+  }
+  return { sha256: sha256.digest("hex"), md5: md5.digest("hex"), size };
+}
+
+function readManifest(path: string): Manifest | undefined {
+  try {
+    const parsed = JSON.parse(Deno.readTextFileSync(path)) as Partial<Manifest>;
+    if (
+      parsed.version !== 1 || typeof parsed.repository !== "string" ||
+      typeof parsed.scope !== "string" || typeof parsed.stamp_ms !== "number" ||
+      typeof parsed.files !== "object" || parsed.files === null
+    ) {
+      return undefined;
+    }
+    return parsed as Manifest;
+  } catch {
+    return undefined;
+  }
+}
+
+function pooledFile(row: unknown): PooledFile | undefined {
+  if (!Array.isArray(row) || row.length !== 6) return undefined;
+  const [checksum, size, sha256, ino, mtimeMs, ctimeMs] = row;
+  if (
+    typeof checksum !== "string" || typeof sha256 !== "string" || typeof size !== "number" ||
+    typeof ino !== "number" || typeof mtimeMs !== "number" || typeof ctimeMs !== "number"
+  ) {
+    return undefined;
+  }
+  return { checksum, size, sha256, ino, mtimeMs, ctimeMs };
+}
+
+/** A short key of a repository name, for entry names (filtering before reading manifests). */
+function repoKey(repository: string): string {
+  return createHash("sha256").update(repository).digest("hex").slice(0, 16);
+}
+
+/** When an entry was retired (from its name), ms; 0 when the name is not one. */
+function entryTime(name: string): number {
+  const time = name.split(".")[1]?.split("-")[0];
+  const parsed = time === undefined ? NaN : parseInt(time, 36);
+  return Number.isFinite(parsed) ? parsed : 0;
+}

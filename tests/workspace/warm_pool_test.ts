@@ -1,0 +1,206 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { runAttempt } from "../../src/workspace/attempt.ts";
+import { trashedDirsRemoved } from "../../src/workspace/attempt_dir.ts";
+import { WARM_POOL_DIR_NAME, WarmPool } from "../../src/workspace/warm_pool.ts";
+import { defineTask, z } from "../../mod.ts";
+import { attemptOptions, identity, readTree, seed, type Stack, startStack } from "./_stack.ts";
+
+/** Reads every entry of its workspace (links by target), then applies `write`. */
+const inspect = defineTask({
+  name: "inspect",
+  ownerEmail: "tests@example.com",
+  description: "reports what the workspace holds, then writes",
+  params: z.object({ write: z.record(z.string(), z.string()).default({}) }),
+  result: z.object({ files: z.record(z.string(), z.string()) }),
+  workspace: { prefix: "data/" },
+  async run({ write }, ctx) {
+    const files: Record<string, string> = {};
+    const walk = async (rel: string) => {
+      for await (const entry of Deno.readDir(join(ctx.workspace!, rel))) {
+        const path = rel === "" ? entry.name : `${rel}/${entry.name}`;
+        if (path === ".perago-attempt.json") continue;
+        if (entry.isSymlink) {
+          files[path] = `link:${await Deno.readLink(join(ctx.workspace!, path))}`;
+        } else if (entry.isDirectory) await walk(path);
+        else files[path] = await Deno.readTextFile(join(ctx.workspace!, path));
+      }
+    };
+    await walk("");
+    for (const [path, text] of Object.entries(write)) {
+      await Deno.writeTextFile(join(ctx.workspace!, path), text);
+    }
+    return { files };
+  },
+});
+
+let runs = 0;
+
+async function run(stack: Stack, pool: WarmPool | undefined, write: Record<string, string> = {}) {
+  const ref = (await stack.lakefs.getBranch(stack.repo, "main")).commit_id;
+  const n = ++runs;
+  const outcome = await runAttempt(
+    attemptOptions(stack, inspect, ref, { write }, {
+      attempt: identity({ workflowInstanceId: `wf-warm-${n}`, taskId: `task-warm-${n}` }),
+      ...(pool === undefined ? {} : { warmPool: pool }),
+      removeDirInBackground: true,
+    }),
+  );
+  await trashedDirsRemoved();
+  assert.equal(outcome.status, "COMPLETED", outcome.reasonForIncompletion);
+  return outcome;
+}
+
+function files(count: number): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (let i = 0; i < count; i++) out[`data/${i % 3}/f${i}.txt`] = `file ${i}\n`;
+  return out;
+}
+
+/** The pooled directories of the stack's workspace root. */
+function pooled(stack: Stack): string[] {
+  try {
+    return [...Deno.readDirSync(join(stack.root, WARM_POOL_DIR_NAME))]
+      .filter((entry) => entry.isDirectory && entry.name !== "holders")
+      .map((entry) => join(stack.root, WARM_POOL_DIR_NAME, entry.name));
+  } catch {
+    return [];
+  }
+}
+
+Deno.test("warm pool: a re-run keeps every file of the directory an ended attempt left, the one it published included", async () => {
+  await using stack = await startStack();
+  await seed(stack, files(30));
+  const first = new WarmPool({ root: stack.root, maxDirs: 2 });
+  await run(stack, first, { "data/0/f0.txt": "changed by the first run\n" });
+  assert.equal(pooled(stack).length, 1);
+  await first.close(); // the first "process" ended
+
+  stack.server.stats.reset();
+  const second = new WarmPool({ root: stack.root, maxDirs: 2 });
+  const outcome = await run(stack, second, { "data/1/f1.txt": "changed by the second run\n" });
+  // Nothing fetched: the published file's checksum is the MD5 the pool computed.
+  assert.equal(stack.server.stats.count("getObject"), 0);
+  const seen = (outcome.outputData?.result as { files: Record<string, string> }).files;
+  const head = (await stack.lakefs.getBranch(stack.repo, "main")).commit_id;
+  const tree = await readTree(stack, head, "data/");
+  assert.equal(tree["data/1/f1.txt"], "changed by the second run\n");
+  assert.equal(seen["data/0/f0.txt"], "changed by the first run\n");
+  assert.deepEqual(
+    { ...seen, "data/1/f1.txt": tree["data/1/f1.txt"] },
+    tree,
+    "the task saw exactly the input tree",
+  );
+  assert.deepEqual(outcome.changes?.changed.map((entry) => entry.path), ["data/1/f1.txt"]);
+  assert.equal(outcome.changes?.added.length, 0);
+  await second.close();
+  assert.equal(pooled(stack).length, 1, "the second run's directory replaced the first's");
+});
+
+Deno.test("warm pool: tampering with a pooled directory is undone before the task runs (in-place same-size rewrite in the same second, links, extra files, a folder for a file)", async () => {
+  await using stack = await startStack();
+  await seed(stack, files(12));
+  const first = new WarmPool({ root: stack.root, maxDirs: 2 });
+  await run(stack, first);
+  await first.close();
+  const [dir] = pooled(stack);
+  assert.ok(dir !== undefined);
+  // Same size, same inode, mtime put back: only the ctime tells.
+  const target = join(dir, "data/0/f3.txt");
+  const { mtime } = Deno.lstatSync(target);
+  const file = Deno.openSync(target, { write: true });
+  file.writeSync(new TextEncoder().encode("FILE"));
+  file.close();
+  Deno.utimeSync(target, mtime!, mtime!);
+  Deno.symlinkSync("/etc/passwd", join(dir, "data/planted.txt"));
+  Deno.removeSync(join(dir, "data/1/f4.txt"));
+  Deno.symlinkSync("/etc/hostname", join(dir, "data/1/f4.txt"));
+  Deno.writeTextFileSync(join(dir, "data/extra.txt"), "not in lakeFS\n");
+  Deno.removeSync(join(dir, "data/2/f5.txt"));
+  Deno.mkdirSync(join(dir, "data/2/f5.txt"));
+  Deno.writeTextFileSync(join(dir, "data/2/f5.txt/inner.txt"), "inside\n");
+
+  stack.server.stats.reset();
+  const second = new WarmPool({ root: stack.root, maxDirs: 2 });
+  const outcome = await run(stack, second);
+  assert.equal(stack.server.stats.count("getObject"), 3, "f3, f4, f5 fetched again");
+  const seen = (outcome.outputData?.result as { files: Record<string, string> }).files;
+  const head = (await stack.lakefs.getBranch(stack.repo, "main")).commit_id;
+  assert.deepEqual(seen, await readTree(stack, head, "data/"));
+  assert.equal(outcome.publication, "unchanged");
+  assert.deepEqual(outcome.changes, { added: [], changed: [], removed: [] });
+  await second.close();
+});
+
+Deno.test("warm pool: two attempts claiming at once never get the same directory", async () => {
+  await using stack = await startStack();
+  await seed(stack, files(6));
+  const first = new WarmPool({ root: stack.root, maxDirs: 2 });
+  await run(stack, first);
+  await first.close();
+  const a = new WarmPool({ root: stack.root, maxDirs: 2 });
+  const b = new WarmPool({ root: stack.root, maxDirs: 2 });
+  const claims = await Promise.all([
+    a.claim(stack.repo, "data/", join(stack.root, "claim-a")),
+    b.claim(stack.repo, "data/", join(stack.root, "claim-b")),
+  ]);
+  assert.equal(claims.filter((claim) => claim !== undefined).length, 1);
+  assert.equal(pooled(stack).length, 0);
+});
+
+Deno.test("warm pool: a directory of another repository or of a scope that does not overlap is never taken", async () => {
+  await using stack = await startStack();
+  await seed(stack, files(6));
+  const first = new WarmPool({ root: stack.root, maxDirs: 2 });
+  await run(stack, first);
+  await first.close();
+  const other = new WarmPool({ root: stack.root, maxDirs: 2 });
+  assert.equal(await other.claim(`${stack.repo}-other`, "data/", join(stack.root, "x")), undefined);
+  assert.equal(await other.claim(stack.repo, "logs/", join(stack.root, "x")), undefined);
+  assert.ok(await other.claim(stack.repo, "", join(stack.root, "x")) !== undefined);
+});
+
+Deno.test("warm pool: a directory is never taken while the process or Worker that used it lives", async () => {
+  await using stack = await startStack();
+  await seed(stack, files(6));
+  const live = new WarmPool({ root: stack.root, maxDirs: 2 });
+  await run(stack, live);
+  const other = new WarmPool({ root: stack.root, maxDirs: 2 });
+  assert.equal(await other.claim(stack.repo, "data/", join(stack.root, "x")), undefined);
+  assert.equal(await live.claim(stack.repo, "data/", join(stack.root, "x")), undefined);
+  await live.close();
+  assert.ok(await other.claim(stack.repo, "data/", join(stack.root, "x")) !== undefined);
+
+  // A Worker retires a directory and keeps running: not claimable until it is terminated.
+  const dir = join(stack.root, "from-worker");
+  Deno.mkdirSync(join(dir, "data"), { recursive: true });
+  Deno.writeTextFileSync(join(dir, "data/a.txt"), "a\n");
+  const worker = new Worker(new URL("./_warm_holder_worker.ts", import.meta.url), {
+    type: "module",
+  });
+  try {
+    const retired = new Promise((resolve) => worker.onmessage = resolve);
+    worker.postMessage({ root: stack.root, dir, repository: stack.repo });
+    await retired;
+    assert.equal(pooled(stack).length, 1);
+    assert.equal(await other.claim(stack.repo, "data/", join(stack.root, "y")), undefined);
+  } finally {
+    worker.terminate();
+  }
+  const deadline = Date.now() + 10_000;
+  let claimed;
+  while ((claimed = await other.claim(stack.repo, "data/", join(stack.root, "y"))) === undefined) {
+    assert.ok(Date.now() < deadline, "the terminated Worker's directory never became claimable");
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  assert.deepEqual([...claimed.files.keys()], ["data/a.txt"]);
+});
+
+Deno.test("warm pool: at most maxDirs directories are kept, the oldest evicted", async () => {
+  await using stack = await startStack();
+  await seed(stack, files(3));
+  const pool = new WarmPool({ root: stack.root, maxDirs: 2 });
+  for (let i = 0; i < 3; i++) await run(stack, pool);
+  assert.equal(pooled(stack).length, 2);
+  await pool.close();
+});
