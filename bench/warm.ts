@@ -4,13 +4,17 @@
  * run, each starting from the branch head the previous one published:
  *
  * 1. cold, no cache: every object downloaded (what perago did before the host cache);
- * 2. cold, filling the host cache (empty at the start): every object downloaded and added;
- * 3. warm: the cache holds every object but the one the previous run changed.
+ * 2. cold, filling the host cache and the warm pool (both empty at the start): every object
+ *    downloaded and added, and the attempt directory kept in the warm pool afterwards;
+ * 3. warm: the attempt takes that directory from the warm pool and keeps every file of it
+ *    that matches the listing (all but the one the previous run changed, whose checksum the
+ *    pool computed), the host cache behind it for the rest.
  *
  * Each is a whole `runAttempt` (download, both snapshots, task, stage, fence, squash merge),
  * timed per phase, with the client's CPU and the load average; the attempt directory is removed
- * after the attempt returns (`removeDirInBackground`, as `perago run` does) and before the next
- * run, timed apart. After the warm run, creating as many new files under the workspace root is
+ * (or described for the warm pool) after the attempt returns (`removeDirInBackground`, as
+ * `perago run` does) and before the next run, timed apart; each run's pool is then closed, as
+ * a `perago run` process exiting. After the warm run, creating as many new files under the workspace root is
  * timed twice (right after that removal, then again) as the filesystem's floor. All of it is
  * measured twice, alternated: with the workspace root (and the host cache under it) on the
  * disk, then on /dev/shm when that is a tmpfs (figures prefixed `tmpfs_`), so perago's own cost
@@ -26,6 +30,7 @@ import { defineTask, z } from "../mod.ts";
 import { ObjectCache, objectCacheDir } from "../src/lakefs/object_cache.ts";
 import { type AttemptPhase, runAttempt } from "../src/workspace/attempt.ts";
 import { trashedDirsRemoved } from "../src/workspace/attempt_dir.ts";
+import { WARM_POOL_DIR_NAME, WarmPool } from "../src/workspace/warm_pool.ts";
 import {
   type Bench,
   type BenchContext,
@@ -94,6 +99,8 @@ interface RunResult {
   cpuMs: number;
   /** 1-minute load average when the run started. */
   load: number;
+  /** Files kept from a directory of the warm pool (neither copied nor downloaded). */
+  kept: number;
   /** The background removal of the attempt directory after the attempt returned, ms. */
   removalMs: number;
 }
@@ -138,14 +145,20 @@ async function runOnce(
   root: string,
   kind: Kind,
   n: number,
+  objects: number,
   signal: AbortSignal,
 ): Promise<RunResult> {
   const cacheDir = objectCacheDir(root);
-  if (kind === "cold_fill") await Deno.remove(cacheDir, { recursive: true }).catch(() => {});
+  if (kind === "cold_fill") {
+    await Deno.remove(cacheDir, { recursive: true }).catch(() => {});
+    await Deno.remove(join(root, WARM_POOL_DIR_NAME), { recursive: true }).catch(() => {});
+  }
   // A new instance each run: a new `perago run` or executor process keeps nothing in memory.
   const cache = kind === "cold_nocache"
     ? undefined
     : new ObjectCache({ dir: cacheDir, maxBytes: 5 * 1024 * MIB });
+  // The cold fill leaves its directory in the warm pool; the warm run takes it.
+  const pool = kind === "cold_nocache" ? undefined : new WarmPool({ root, maxDirs: 2 });
   const ref = (await target.client.getBranch(target.repo, "main")).commit_id;
   const attempt = {
     workflowInstanceId: `wf-warm-${n}`,
@@ -173,6 +186,7 @@ async function runOnce(
     lakefs: target.client,
     syncConcurrency: CONCURRENCY,
     ...(cache === undefined ? {} : { downloadCache: cache }),
+    ...(pool === undefined ? {} : { warmPool: pool }),
     signal,
     loadCurrentAttempt: () =>
       Promise.resolve({
@@ -190,6 +204,9 @@ async function runOnce(
   // Each run starts once the previous one's directory is gone (timed apart).
   await trashedDirsRemoved();
   const removalMs = performance.now() - ended;
+  // As when a `perago run` process exits: its directory becomes claimable (this bench's task
+  // leaves nothing running once it returned).
+  await pool?.close();
   if (outcome.status !== "COMPLETED") {
     throw new Error(`${kind} attempt ${outcome.status}: ${outcome.reasonForIncompletion}`);
   }
@@ -208,6 +225,7 @@ async function runOnce(
     phases,
     fromCache: stats?.hits ?? 0,
     downloaded: stats === undefined ? NaN : stats.misses,
+    kept: stats === undefined ? 0 : objects - stats.hits - stats.misses,
     cpuMs: (used.user + used.system) / 1000,
     load,
     removalMs,
@@ -318,7 +336,8 @@ function trialFigures(fs: BenchFileSystem, trial: Trial, floorCount: number): Fi
         name: `${prefix}${kind}_background_removal_ms`,
         value: median(runs.map((r) => r.removalMs)),
         unit: "ms",
-        note: "removing the attempt directory after the attempt returned (not in the total)",
+        note: "removing the attempt directory after the attempt returned, or describing it " +
+          "for the warm pool (cold fill, warm): not in the total",
       },
       {
         name: `${prefix}${kind}_load_average`,
@@ -345,6 +364,12 @@ function trialFigures(fs: BenchFileSystem, trial: Trial, floorCount: number): Fi
     },
     { name: `${prefix}warm_objects_from_cache`, value: last.fromCache, unit: "objects" },
     { name: `${prefix}warm_objects_downloaded`, value: last.downloaded, unit: "objects" },
+    {
+      name: `${prefix}warm_objects_kept`,
+      value: last.kept,
+      unit: "objects",
+      note: "files kept in the directory taken from the warm pool",
+    },
     {
       name: `${prefix}warm_vs_cold_ratio`,
       value: total("warm") / total("cold_nocache"),
@@ -389,7 +414,9 @@ export const bench: Bench = {
           for (const { fs, trial } of trials) {
             for (const kind of ["cold_nocache", "cold_fill", "warm"] as const) {
               ctx.signal.throwIfAborted();
-              trial.results[kind].push(await runOnce(target, fs.root, kind, n++, ctx.signal));
+              trial.results[kind].push(
+                await runOnce(target, fs.root, kind, n++, floorCount, ctx.signal),
+              );
             }
             // What creating that many files costs here right after an attempt's removal, and
             // then again with nothing removed in between (the filesystem's part of every run).
