@@ -1,12 +1,14 @@
 /**
- * What a test may find in a worker's workspace root after a run: the supervisor's lock and the
- * host's object cache belong there; anything else is an attempt directory left behind.
+ * What a test may find in a worker's workspace root after a run: the supervisor's lock, the
+ * host's object cache and its warm pool belong there; anything else is an attempt directory
+ * left behind.
  */
 
 /** Entries of the workspace root that perago keeps there between attempts. */
 export const WORKSPACE_ROOT_FIXTURES: readonly string[] = [
   ".perago-supervisor.lock",
   ".perago-cache",
+  ".perago-warm",
 ];
 
 /**

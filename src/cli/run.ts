@@ -16,6 +16,7 @@ import { moduleStem, resolveWorkerId } from "../config/worker_id.ts";
 import type { LakeFsApi } from "../lakefs/api.ts";
 import { LakeFsClient } from "../lakefs/client.ts";
 import { ObjectCache, objectCacheDir } from "../lakefs/object_cache.ts";
+import { WarmPool } from "../workspace/warm_pool.ts";
 import { getLogger } from "../log/logger.ts";
 import { setupLogging } from "../log/setup.ts";
 import { loadTask } from "../task/loader.ts";
@@ -221,6 +222,15 @@ export const command: Command = {
           onError: (message) => getLogger("run").warn("object cache: {message}", { message }),
         })
         : undefined;
+      // The warm pool: a re-run starts from the directory an earlier run left (this process
+      // holds its own until it exits, when no code of its task can run any more).
+      const warmPool = config.warmPoolDirs > 0 && lakefs !== undefined
+        ? new WarmPool({
+          root: config.workspaceRoot,
+          maxDirs: config.warmPoolDirs,
+          onError: (message) => getLogger("run").warn("{message}", { message }),
+        })
+        : undefined;
       const outcome = await runAttempt({
         task,
         input,
@@ -230,6 +240,7 @@ export const command: Command = {
         failureReasonMaxLength: config.failureReasonMaxLength,
         ...(lakefs === undefined ? {} : { lakefs }),
         ...(downloadCache === undefined ? {} : { downloadCache }),
+        ...(warmPool === undefined ? {} : { warmPool }),
         // No Conductor: the local attempt is always the current one.
         loadCurrentAttempt: alwaysCurrent(attempt),
         signal: controller.signal,

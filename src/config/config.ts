@@ -28,6 +28,7 @@ import {
   parseLogRetention,
   parseObjectCacheMaxSize,
   parseOptionalDuration,
+  parseWarmPoolDirs,
   parseWorkspaceRefStyle,
   trimmed,
   type WorkspaceRefStyle,
@@ -89,6 +90,12 @@ export interface RuntimeConfig {
    */
   readonly objectCacheMaxBytes: number;
   /**
+   * `PERAGO_WARM_POOL_DIRS`: ended attempts' directories kept under
+   * `<workspaceRoot>/.perago-warm` for the next attempts of the same repository; 0 turns the
+   * warm pool off. @default 2
+   */
+  readonly warmPoolDirs: number;
+  /**
    * `PERAGO_EXECUTOR_MAX_HEAP_MB`: the V8 heap limit of each executor process, so a runaway
    * task kills its own executor (the attempt is reported FAILED and retried), not the host;
    * 0 leaves V8's limit. Executors in thread mode share the process and get none.
@@ -138,6 +145,7 @@ export const CONFIG_ENV_VARS: readonly string[] = Object.freeze([
   ...TASK_ENV_VARS,
   "PERAGO_WORKSPACE_REF_STYLE",
   "PERAGO_OBJECT_CACHE_MAX_SIZE",
+  "PERAGO_WARM_POOL_DIRS",
   "PERAGO_EXECUTOR_MAX_HEAP_MB",
   "PERAGO_DEBUG",
   "PERAGO_METRICS_ADDRESS",
@@ -232,6 +240,7 @@ export async function loadRuntimeConfig(
     workspaceRefStyle: parseWorkspaceRefStyle(env["PERAGO_WORKSPACE_REF_STYLE"]),
     objectCacheMaxBytes: parseObjectCacheMaxSize(env["PERAGO_OBJECT_CACHE_MAX_SIZE"]),
     executorMaxHeapMb: parseExecutorMaxHeapMb(env["PERAGO_EXECUTOR_MAX_HEAP_MB"]),
+    warmPoolDirs: parseWarmPoolDirs(env["PERAGO_WARM_POOL_DIRS"]),
     conductor: parseConductorConfig(env),
     lakefs: parseLakeFsConfig(env),
     debug: trimmed(env["PERAGO_DEBUG"]) === "1",
@@ -402,6 +411,7 @@ export function describeConfig(config: RuntimeConfig): string[] {
     `object cache: ${
       config.objectCacheMaxBytes === 0 ? "off" : `up to ${config.objectCacheMaxBytes} bytes`
     }`,
+    `warm pool: ${config.warmPoolDirs === 0 ? "off" : `up to ${config.warmPoolDirs} directories`}`,
     `executor heap limit: ${
       config.executorMaxHeapMb === 0 ? "V8's default" : `${config.executorMaxHeapMb} MiB`
     }`,

@@ -353,6 +353,36 @@ export function parseExecutorMaxHeapMb(value: string | undefined): number {
   return parsed;
 }
 
+/** `PERAGO_WARM_POOL_DIRS` default: 2 directories. */
+export const DEFAULT_WARM_POOL_DIRS = 2;
+
+/**
+ * Parses `PERAGO_WARM_POOL_DIRS`, the number of ended attempts' directories the host keeps
+ * for the next attempts of the same repository: a whole number up to 1000, or `0` to turn
+ * the warm pool off. Unset: 2.
+ *
+ * @example
+ * ```ts
+ * parseWarmPoolDirs("4"); // 4
+ * parseWarmPoolDirs("0"); // 0 (no warm pool)
+ * ```
+ */
+export function parseWarmPoolDirs(value: string | undefined): number {
+  const text = trimmed(value);
+  if (text === undefined) return DEFAULT_WARM_POOL_DIRS;
+  const name = "PERAGO_WARM_POOL_DIRS";
+  const parsed = /^(0|[1-9][0-9]*)$/.test(text) ? Number(text) : NaN;
+  if (!(parsed >= 0 && parsed <= 1000)) {
+    throw new ConfigError(
+      `${name} must be a whole number of directories from 0 (no warm pool) to 1000${
+        got(value ?? "")
+      }`,
+      { variable: name },
+    );
+  }
+  return parsed;
+}
+
 /**
  * Reads an optional connection value: trimmed, blank = unset, and the placeholder
  * `replace-me` rejected (`<NAME> must be replaced with a real value`).

@@ -12,6 +12,7 @@
 import { getLogger, type Logger } from "../log/logger.ts";
 import type { LakeFsApi } from "../lakefs/api.ts";
 import type { DownloadCache } from "../lakefs/sync.ts";
+import type { WarmPool } from "../workspace/warm_pool.ts";
 import type { TaskDefinition } from "../task/types.ts";
 import type { AttemptOptions, AttemptOutcome, CurrentTaskState } from "../workspace/attempt.ts";
 import { MetricBuffer } from "../metrics/events.ts";
@@ -45,6 +46,12 @@ export interface ExecutorOptions {
   lakefs: LakeFsApi | undefined;
   /** The host's object cache, shared by this executor's attempts. @default none */
   downloadCache?: DownloadCache;
+  /**
+   * The host's warm pool. Directories this executor leaves there become claimable once the
+   * executor (process or Worker) has ended, when none of its tasks' code can run any more.
+   * @default none
+   */
+  warmPool?: WarmPool;
   emit: (message: FromExecutor) => void;
   logger?: Logger;
 }
@@ -237,6 +244,7 @@ export class Executor {
           ...(this.#options.downloadCache === undefined
             ? {}
             : { downloadCache: this.#options.downloadCache }),
+          ...(this.#options.warmPool === undefined ? {} : { warmPool: this.#options.warmPool }),
           onPhase: (phase) => {
             meter.phase(phase);
             traced.phase(phase);
@@ -424,6 +432,8 @@ export interface ExecutorProcessDeps {
   makeLakeFs: (init: ExecutorInit) => LakeFsApi | undefined;
   /** Makes the host's object cache (`undefined`: none). @default none */
   makeDownloadCache?: (init: ExecutorInit) => DownloadCache | undefined;
+  /** Makes the host's warm pool (`undefined`: none). @default none */
+  makeWarmPool?: (init: ExecutorInit) => WarmPool | undefined;
   runAttempt: (options: AttemptOptions) => Promise<AttemptOutcome>;
 }
 
@@ -460,6 +470,7 @@ export async function runExecutorProcess(deps: ExecutorProcessDeps): Promise<num
       runAttempt: deps.runAttempt,
       lakefs: deps.makeLakeFs(init),
       ...optionalCache(deps.makeDownloadCache?.(init)),
+      ...optionalPool(deps.makeWarmPool?.(init)),
       emit: (message) => void out.send(message),
     });
     log.info("executor {workerId} (slot {slot}) ready: {tasks}", {
@@ -497,6 +508,10 @@ const NOTHING_MOVED: Readonly<TransferCounts> = Object.freeze({
   uploadedObjects: 0,
   uploadedBytes: 0,
 });
+
+function optionalPool(pool: WarmPool | undefined): { warmPool?: WarmPool } {
+  return pool === undefined ? {} : { warmPool: pool };
+}
 
 function optionalCache(cache: DownloadCache | undefined): { downloadCache?: DownloadCache } {
   return cache === undefined ? {} : { downloadCache: cache };

@@ -116,6 +116,8 @@ export const ExecutorInitSchema = z.object({
   workspaceRefStyle: z.enum(["snake", "camel"]).optional(),
   /** Bound of the host's object cache under the workspace root; 0: no cache. */
   objectCacheMaxBytes: z.number().int().nonnegative().optional(),
+  /** Directories the host's warm pool keeps under the workspace root; 0: no pool. */
+  warmPoolDirs: z.number().int().nonnegative().optional(),
   /** Absent when the worker serves workspace-free tasks only (no lakeFS configured). */
   lakefs: z.object({
     endpointUrl: z.string(),

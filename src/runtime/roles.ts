@@ -49,13 +49,19 @@ export async function runBrokerRole(open: OpenChannel): Promise<number> {
  * Requires `--allow-net` to the lakeFS host and access to the workspace and log roots.
  */
 export async function runExecutorRole(open: OpenChannel): Promise<number> {
-  const [{ LakeFsClient }, { ObjectCache, objectCacheDir }, { runExecutorProcess }, deps] =
-    await Promise.all([
-      import("../lakefs/client.ts"),
-      import("../lakefs/object_cache.ts"),
-      import("./executor.ts"),
-      import("./executor_deps.ts"),
-    ]);
+  const [
+    { LakeFsClient },
+    { ObjectCache, objectCacheDir },
+    { runExecutorProcess },
+    deps,
+    { WarmPool },
+  ] = await Promise.all([
+    import("../lakefs/client.ts"),
+    import("../lakefs/object_cache.ts"),
+    import("./executor.ts"),
+    import("./executor_deps.ts"),
+    import("../workspace/warm_pool.ts"),
+  ]);
   return await runExecutorProcess({
     open,
     setupLogging: (init) =>
@@ -73,6 +79,16 @@ export async function runExecutorRole(open: OpenChannel): Promise<number> {
         dir: objectCacheDir(init.workspaceRoot),
         maxBytes,
         onError: (message) => log.warn("object cache: {message}", { message }),
+      });
+    },
+    makeWarmPool: (init) => {
+      const maxDirs = init.warmPoolDirs ?? 0;
+      if (maxDirs === 0 || init.lakefs === undefined) return undefined;
+      const log = getLogger("runtime", "executor");
+      return new WarmPool({
+        root: init.workspaceRoot,
+        maxDirs,
+        onError: (message) => log.warn("{message}", { message }),
       });
     },
     ...deps.executorDeps,

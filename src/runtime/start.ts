@@ -468,6 +468,7 @@ function executorInitOf(
     failureReasonMaxLength: config.failureReasonMaxLength,
     workspaceRefStyle: config.workspaceRefStyle,
     objectCacheMaxBytes: config.objectCacheMaxBytes,
+    warmPoolDirs: config.warmPoolDirs,
     ...(lakefs === undefined ? {} : {
       lakefs: {
         endpointUrl: lakefs.endpointUrl,

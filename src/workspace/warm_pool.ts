@@ -261,8 +261,9 @@ export class WarmPool {
       await Deno.rename(next, join(this.#dir, `${name}.json`));
       await Deno.rename(work, join(this.#dir, name));
     } finally {
-      // Not pooled (or pooled: then it is no longer there).
+      // Not pooled (or pooled: then it is no longer there); the trash folder when empty.
       await Deno.remove(work, { recursive: true }).catch(() => {});
+      await Deno.remove(trash).catch(() => {});
     }
     await this.#evict();
   }
@@ -274,12 +275,10 @@ export class WarmPool {
       .map((entry) => entry.name)
       .sort((a, b) => entryTime(a) - entryTime(b));
     const present = new Set(dirs);
+    const trash = join(this.#root, TRASH_DIR_NAME);
     for (const name of dirs.slice(0, Math.max(0, dirs.length - this.#maxDirs))) {
-      const target = join(
-        this.#root,
-        TRASH_DIR_NAME,
-        `${Deno.pid}-${crypto.randomUUID().slice(0, 8)}-evicted`,
-      );
+      await Deno.mkdir(trash, { recursive: true, mode: 0o700 });
+      const target = join(trash, `${Deno.pid}-${crypto.randomUUID().slice(0, 8)}-evicted`);
       try {
         await Deno.rename(join(this.#dir, name), target); // the rename is the claim
       } catch {
@@ -287,6 +286,16 @@ export class WarmPool {
       }
       await Deno.remove(join(this.#dir, `${name}.json`)).catch(() => {});
       await Deno.remove(target, { recursive: true }).catch(() => {});
+      await Deno.remove(trash).catch(() => {});
+    }
+    // Lock files of holders that are gone and left nothing here.
+    const holding = new Set(dirs.map((name) => name.slice(0, name.indexOf("."))));
+    const own = this.#holder === undefined ? undefined : (await this.#holder).id;
+    for (const entry of Deno.readDirSync(join(this.#dir, "holders"))) {
+      if (!entry.name.endsWith(".lock")) continue;
+      const id = entry.name.slice(0, -".lock".length);
+      if (id === own || holding.has(id) || !this.#holderGone(id)) continue;
+      await Deno.remove(join(this.#dir, "holders", entry.name)).catch(() => {});
     }
     const now = Date.now();
     for (const entry of entries) {
@@ -303,13 +312,12 @@ export class WarmPool {
       const dir = join(this.#dir, "holders");
       await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
       const id = crypto.randomUUID().replaceAll("-", "");
-      const lock = await Deno.open(join(dir, `${id}.lock`), {
-        read: true,
-        write: true,
-        createNew: true,
-        mode: 0o600,
-      });
+      // Locked under another name first, then renamed (the lock stays with the file): a
+      // lock file is never seen unlocked while its holder lives.
+      const next = join(dir, `${id}.next`);
+      const lock = await Deno.open(next, { read: true, write: true, createNew: true, mode: 0o600 });
       if (!(await lock.tryLock(true))) throw new Error(`holder lock ${id} is taken`);
+      await Deno.rename(next, join(dir, `${id}.lock`));
       return { id, lock };
     })();
     return this.#holder;

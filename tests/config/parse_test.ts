@@ -12,6 +12,7 @@ import {
   parseLogRetention,
   parseObjectCacheMaxSize,
   parseOptionalDuration,
+  parseWarmPoolDirs,
 } from "../../src/config/parse.ts";
 
 const KB = 1024;
@@ -117,6 +118,24 @@ table("parseExecutorMaxHeapMb", parseExecutorMaxHeapMb, [
   ["1GB", heapError('"1GB"')],
   ["-1", heapError('"-1"')],
   ["0100", heapError('"0100"')],
+]);
+
+const WARM = "PERAGO_WARM_POOL_DIRS";
+const warmError = (got: string) => ({
+  error: `${WARM} must be a whole number of directories from 0 (no warm pool) to 1000 ` +
+    `(got ${got})`,
+  variable: WARM,
+});
+table("parseWarmPoolDirs", parseWarmPoolDirs, [
+  [undefined, 2],
+  [" ", 2],
+  ["0", 0],
+  [" 4 ", 4],
+  ["1000", 1000],
+  ["1001", warmError('"1001"')],
+  ["-1", warmError('"-1"')],
+  ["2.5", warmError('"2.5"')],
+  ["02", warmError('"02"')],
 ]);
 
 const RET = "PERAGO_LOG_RETENTION";

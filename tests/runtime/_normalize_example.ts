@@ -125,12 +125,19 @@ export async function assertNormalizePublishes(stack: Stack, worker: Worker): Pr
   assert.equal((await lakefs.getBranch(repo, "main")).commit_id, published);
   const text = await new Response(await lakefs.getObject(repo, published, "docs/a.txt")).text();
   assert.equal(text, "hello\nworld\n");
-  // Nothing left behind in the workspace root but the supervisor's lock and the host's object
-  // cache, which the narrowed executor filled with the downloaded object (the attempt
-  // directory is removed in the background once the outcome is out: waited for).
+  // Nothing left behind in the workspace root but the supervisor's lock, the host's object
+  // cache, which the narrowed executor filled with the downloaded object, and the warm pool,
+  // which keeps the attempt directory (moved there in the background once the outcome is
+  // out: waited for) with its manifest.
   assert.deepEqual(await leftoverAttemptDirs(stack.workspaceRoot), []);
   const left = await Array.fromAsync(Deno.readDir(stack.workspaceRoot));
-  assert.deepEqual(left.map((e) => e.name).sort(), [".perago-cache", ".perago-supervisor.lock"]);
+  assert.deepEqual(left.map((e) => e.name).sort(), [
+    ".perago-cache",
+    ".perago-supervisor.lock",
+    ".perago-warm",
+  ]);
+  const pooled = await Array.fromAsync(Deno.readDir(`${stack.workspaceRoot}/.perago-warm`));
+  assert.equal(pooled.filter((e) => e.isDirectory && e.name !== "holders").length, 1);
   const [stats] = await Array.fromAsync(
     lakefs.listObjects(repo, run.seedCommit, { prefix: "docs/a.txt" }),
   );
