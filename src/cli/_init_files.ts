@@ -93,6 +93,11 @@ const ENV_EXAMPLE: readonly (readonly [name: string, defaultValue: string, meani
     "bound of the host's object cache under <workspace root>/.perago-cache (0: off)",
   ],
   [
+    "PERAGO_WARM_POOL_DIRS",
+    "2",
+    "ended attempts' directories kept under <workspace root>/.perago-warm for re-runs (0: off)",
+  ],
+  [
     "PERAGO_EXECUTOR_MAX_HEAP_MB",
     "1024",
     "V8 heap limit of each executor process in MiB; a task past it fails and is retried (0: V8's own limit; process mode only)",
