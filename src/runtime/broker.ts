@@ -583,7 +583,9 @@ export class Broker {
       type.readyAt = full ? 0 : Date.now() + type.pollIntervalMs;
     } else if (full) this.#flowing.add(taskType);
     else this.#flowing.delete(taskType);
-    this.#credits = Math.max(0, this.#credits - tasks.length);
+    // The poll reserved `count` credits; a server that hands over more (logged above) gets
+    // them held too (dropping them would leave them to time out), but they spend no credit.
+    this.#spendCredits(Math.min(tasks.length, count));
     if (tasks.length > 0) {
       loop.idle = 0;
       for (const task of tasks) this.#hold(task, type);
@@ -810,6 +812,22 @@ export class Broker {
     return true;
   }
 
+  /**
+   * Spends `n` credits on tasks that arrived. Every arrival was reserved first (a poll
+   * reserves its `count`, a delivery that takes the next task one credit), and reservations
+   * never pass the credits (`#credits - loop.reserved` is the free count), so the count never
+   * goes below zero: a negative one is a bug in that book-keeping, thrown rather than hidden.
+   */
+  #spendCredits(n: number): void {
+    if (n > this.#credits) {
+      throw new Error(
+        `Broker: ${n} task(s) arrived with only ${this.#credits} credit(s) left; every ` +
+          "arrival must be covered by a reserved credit (a bug in the broker's book-keeping)",
+      );
+    }
+    this.#credits -= n;
+  }
+
   /** The delivery that reserved a credit ended: hold and hand out the task it brought. */
   #nextTaken(type: PollType, next: Task | undefined, durationMs: number): void {
     const loop = this.#loop;
@@ -817,7 +835,7 @@ export class Broker {
     type.reserved--;
     this.#observer?.poll(type.name, { tasks: next === undefined ? 0 : 1 }, durationMs);
     if (next !== undefined) {
-      this.#credits = Math.max(0, this.#credits - 1);
+      this.#spendCredits(1); // the credit #reserveNext reserved for it
       this.#flowing.add(type.name);
       this.#hold(next, type);
       this.#emit({ type: "tasks", tasks: [wireTask(next)] });

@@ -519,11 +519,16 @@ export class Supervisor {
       case "ready":
         this.#brokerReady.resolve();
         return;
-      case "tasks":
-        this.#outstandingCredits = Math.max(0, this.#outstandingCredits - message.tasks.length);
+      case "tasks": {
+        // Each task spends a credit granted for it; only a server that hands over more
+        // tasks than a poll asked for sends more (the broker holds and logs those): they
+        // wait in the queue, which the next grants count, and spend nothing.
+        const covered = Math.min(message.tasks.length, this.#outstandingCredits);
+        this.#outstandingCredits -= covered;
         this.#queue.push(...message.tasks);
         this.#dispatch();
         return;
+      }
       case "fence-result": {
         const route = this.#fenceRoutes.get(message.requestId);
         this.#fenceRoutes.delete(message.requestId);

@@ -580,3 +580,29 @@ Deno.test("broker: a next task that arrives while draining is still held until i
   assert.equal(api.updates.filter((u) => u.status === "COMPLETED").length, 2);
   assert.equal(emitted.at(-1)?.type, "drained");
 });
+
+Deno.test("broker: tasks a server hands over beyond a poll's count are held but spend no credit", async () => {
+  /** Answers every poll with one task more than it asked for (a misbehaving server). */
+  class GreedyConductor extends MemoryConductor {
+    override pollBatch(taskType: string, options: PollOptions): Promise<Task[]> {
+      return super.pollBatch(taskType, { ...options, count: options.count + 1 });
+    }
+  }
+  const api = new GreedyConductor();
+  const { broker, tasksOut } = setup({ api });
+  for (let i = 0; i < 6; i++) api.enqueue("sum");
+  const running = broker.run();
+  try {
+    broker.handle({ type: "credit", n: 2 });
+    await waitFor(() => tasksOut().length === 3, { what: "three tasks out", timeoutMs: 2000 });
+    assert.equal(broker.held, 3, "the extra task is held (dropping it would leave it to time out)");
+    assert.equal(broker.credits, 0, "two credits spent, never below zero");
+    broker.handle({ type: "credit", n: 1 });
+    await waitFor(() => tasksOut().length === 5, { what: "the next poll", timeoutMs: 2000 });
+    assert.equal(api.polls.at(-1)?.count, 2, "the poll asked for the one free credit (+1)");
+    assert.equal(broker.credits, 0);
+  } finally {
+    broker.shutdown();
+    await running;
+  }
+});
