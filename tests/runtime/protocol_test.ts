@@ -175,3 +175,23 @@ Deno.test("protocol: batcher posts one batch per turn, lazy messages held for th
   out.flush();
   assert.equal(posted.length, 1, "nothing pending: nothing posted");
 });
+
+Deno.test("protocol: reader over a ByteReader (Deno.stdin) reuses its buffer safely", async () => {
+  const chunks = ['{"type":"drain"}\n{"type":"shut', 'down"}\n', 'nope\n{"type":"drain"}'];
+  const source = {
+    read(buffer: Uint8Array): Promise<number | null> {
+      const next = chunks.shift();
+      if (next === undefined) return Promise.resolve(null);
+      const bytes = new TextEncoder().encode(next);
+      buffer.set(bytes);
+      return Promise.resolve(bytes.length);
+    },
+  };
+  const invalid: string[] = [];
+  const got: string[] = [];
+  for await (const msg of readMessages(source, ToBrokerSchema, (_e, line) => invalid.push(line))) {
+    got.push(msg.type);
+  }
+  assert.deepEqual(got, ["drain", "shutdown", "drain"]);
+  assert.deepEqual(invalid, ["nope"]);
+});
