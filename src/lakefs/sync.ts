@@ -80,8 +80,12 @@ export interface DownloadCache {
  * Objects up to this size are fetched into memory, verified there and written with one call
  * (and cached the same way); larger ones stream to disk. A few thousand small files then
  * cost a fetch and one file op each, instead of a chain of async file ops (each a thread
- * hand-off, which a loaded host makes slow). The one op runs off the thread reading the
- * network, so files are created while the next answers arrive.
+ * hand-off, which a loaded host makes slow). The one op is synchronous, on the thread that
+ * reads the network: the async `Deno.writeFile` hands each file to a blocking-pool thread
+ * and back (futex wake-ups and context switches), and a `perago run` of 1,000 x 4 KiB objects
+ * used about 12% more CPU with it (1.59 s against 1.40 s, median of 8 alternated runs on
+ * the shared 2-core host), CPU the lakeFS server beside it needs; the reading thread sat in
+ * that op anyway (CPU profile), so creating the files there costs it no more.
  */
 export const SMALL_OBJECT_MAX_BYTES = 256 * 1024;
 
@@ -149,7 +153,7 @@ export async function downloadPrefix(
           const cached = cache?.read(entry);
           const data = cached?.data ?? await fetchSmall(lakefs, repo, ref, entry, signal);
           signal.throwIfAborted();
-          await writeNewFile(path, entry, data);
+          writeNewFile(path, entry, data);
           // The digest the snapshot before the task needs, for a few us on bytes already in
           // memory (the cache checked its own against the entry's) instead of reading back.
           entry.sha256 = cached?.sha256 ?? createHash("sha256").update(data).digest("hex");
@@ -292,12 +296,15 @@ async function fetchSmall(
   return data;
 }
 
-/** Writes a new file (an existing path, even a symlink, is an error) in one op. */
-async function writeNewFile(path: string, entry: RemoteEntry, data: Uint8Array): Promise<void> {
+/**
+ * Writes a new file (an existing path, even a symlink, is an error) in one synchronous op
+ * (see {@linkcode SMALL_OBJECT_MAX_BYTES}).
+ */
+function writeNewFile(path: string, entry: RemoteEntry, data: Uint8Array): void {
   try {
     // No mode: it costs an fchmod per file, and the attempt directory (0700) already keeps
     // everything in it from other users.
-    await Deno.writeFile(path, data, { createNew: true });
+    Deno.writeFileSync(path, data, { createNew: true });
   } catch (error) {
     throw twoKeysOnePath(entry, path, error);
   }
