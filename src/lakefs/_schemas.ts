@@ -36,11 +36,64 @@ export const objectStatsSchema = z.looseObject({
   metadata: stringMap.optional(),
 });
 
-/** `ObjectStatsList`. */
-export const objectStatsListSchema = z.looseObject({
-  pagination: paginationSchema,
-  results: z.array(objectStatsSchema),
-});
+/**
+ * `schema`, with `accepts` tried first: a value `accepts` passes is taken as it is; any other
+ * is parsed by `schema`, whose issues make the error. `accepts` must pass only what `schema`
+ * passes. For the answers read on every attempt's critical path: the first zod parse of a
+ * 1,000-object listing took 14-23 ms (V8 runs zod's generic checks cold), the plain check
+ * below about 1 ms.
+ */
+function checkedFirst<S extends z.ZodType>(
+  schema: S,
+  accepts: (value: unknown) => boolean,
+): z.ZodType<z.output<S>> {
+  return z.unknown().transform((value, ctx) => {
+    if (accepts(value)) return value as z.output<S>;
+    const parsed = schema.safeParse(value);
+    if (parsed.success) return parsed.data;
+    for (const issue of parsed.error.issues) {
+      ctx.addIssue({ code: "custom", message: issue.message, path: issue.path, input: value });
+    }
+    return z.NEVER;
+  }) as unknown as z.ZodType<z.output<S>>;
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+function isCount(value: unknown): boolean {
+  return Number.isSafeInteger(value) && (value as number) >= 0;
+}
+
+/** What {@linkcode paginationSchema} passes. */
+function isPagination(value: unknown): boolean {
+  return isRecord(value) && typeof value.has_more === "boolean" &&
+    typeof value.next_offset === "string" && isCount(value.results) &&
+    isCount(value.max_per_page);
+}
+
+/** What {@linkcode objectStatsSchema} passes. */
+function isObjectStats(value: unknown): boolean {
+  if (!isRecord(value)) return false;
+  const { metadata } = value;
+  return typeof value.path === "string" &&
+    (value.path_type === "object" || value.path_type === "common_prefix") &&
+    typeof value.physical_address === "string" && typeof value.checksum === "string" &&
+    (value.size_bytes === undefined || isCount(value.size_bytes)) &&
+    typeof value.mtime === "number" && Number.isFinite(value.mtime) &&
+    (value.content_type === undefined || typeof value.content_type === "string") &&
+    (metadata === undefined ||
+      (isRecord(metadata) && Object.values(metadata).every((v) => typeof v === "string")));
+}
+
+/** `ObjectStatsList` (a page of a listing; checked plainly first, see `checkedFirst`). */
+export const objectStatsListSchema = checkedFirst(
+  z.looseObject({ pagination: paginationSchema, results: z.array(objectStatsSchema) }),
+  (value) =>
+    isRecord(value) && isPagination(value.pagination) && Array.isArray(value.results) &&
+    value.results.every(isObjectStats),
+);
 
 /** `Ref`. */
 export const refSchema = z.looseObject({ id: z.string(), commit_id: z.string() });

@@ -205,3 +205,63 @@ Deno.test("a malformed answer becomes a clear LakeFsError naming the call", asyn
     await server.shutdown();
   }
 });
+
+Deno.test("a listing page is checked entry by entry: what zod refuses stays refused, with its message", async () => {
+  const entry = (extra: Record<string, unknown>) => ({
+    path: "a.txt",
+    path_type: "object",
+    physical_address: "local://x/a",
+    checksum: "0cc175b9c0f1b6a831c399e269772661",
+    size_bytes: 1,
+    mtime: 1,
+    metadata: { k: "v" },
+    newer_field: true,
+    ...extra,
+  });
+  const pages: Record<string, unknown> = {
+    good: { pagination: PAGE_END, results: [entry({}), entry({ path: "b.txt" })] },
+    negative: { pagination: PAGE_END, results: [entry({}), entry({ size_bytes: -1 })] },
+    kind: { pagination: PAGE_END, results: [entry({ path_type: "folder" })] },
+    metadata: { pagination: PAGE_END, results: [entry({ metadata: { k: 1 } })] },
+    nulled: { pagination: PAGE_END, results: [entry({ content_type: null })] },
+  };
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, (req) => {
+    const ref = new URL(req.url).pathname.split("/")[6]!;
+    return Response.json(pages[ref]);
+  });
+  try {
+    const client = new LakeFsClient({
+      endpointUrl: `http://127.0.0.1:${server.addr.port}`,
+      accessKeyId: "id",
+      secretAccessKey: "secret",
+      retry: { attempts: 1 },
+    });
+    const list = async (ref: string) => {
+      const found = [];
+      for await (const stats of client.listObjects("r", ref)) found.push(stats);
+      return found;
+    };
+    const good = await list("good");
+    assert.deepEqual(good.map((stats) => stats.path), ["a.txt", "b.txt"]);
+    // Fields a newer server adds are kept.
+    assert.equal((good[0] as Record<string, unknown>).newer_field, true);
+    const refused = [
+      ["negative", /results\.1\.size_bytes: Too small/],
+      ["kind", /results\.0\.path_type: Invalid option/],
+      ["metadata", /results\.0\.metadata\.k: Invalid input: expected string/],
+      ["nulled", /results\.0\.content_type: Invalid input: expected string, received null/],
+    ] as const;
+    for (const [ref, message] of refused) {
+      await assert.rejects(list(ref), (e) => {
+        assert.ok(e instanceof LakeFsError);
+        assert.match(e.message, /^lakeFS listObjects returned an unexpected body: /);
+        assert.match(e.message, message);
+        return true;
+      });
+    }
+  } finally {
+    await server.shutdown();
+  }
+});
+
+const PAGE_END = { has_more: false, next_offset: "", results: 2, max_per_page: 1000 };
