@@ -559,9 +559,19 @@ async function openWorkspace(
         adopt: async (target) => {
           const claimed = await pool.claim(input.repository, scope, target);
           if (claimed === undefined) return false;
-          state.dir = target;
-          state.claimed = walkClaimedDir(target, claimed);
-          return true;
+          try {
+            state.claimed = walkClaimedDir(target, claimed);
+            return true;
+          } catch (error) {
+            // A folder the walk cannot clear (a task made it read-only): start afresh.
+            state.log.warn(
+              "a directory of the warm pool could not be walked ({message}); downloading " +
+                "into a new one",
+              { message: (error as Error).message },
+            );
+            await trashAttemptDir(options.workspaceRoot, target);
+            return false;
+          }
         },
       }),
     },

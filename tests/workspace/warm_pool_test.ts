@@ -204,3 +204,46 @@ Deno.test("warm pool: at most maxDirs directories are kept, the oldest evicted",
   assert.equal(pooled(stack).length, 2);
   await pool.close();
 });
+
+Deno.test("warm pool: a read-only task's directory is kept too (its scribble removed on the next claim)", async () => {
+  await using stack = await startStack();
+  await seed(stack, files(9));
+  const readOnly = defineTask({
+    name: "inspect_read_only",
+    ownerEmail: "tests@example.com",
+    description: "reads, and scribbles",
+    params: z.object({}),
+    result: z.object({ count: z.number(), scribbleFound: z.boolean() }),
+    workspace: { prefix: "data/", readOnly: true },
+    async run(_params, ctx) {
+      let count = 0;
+      for (const folder of ["0", "1", "2"]) {
+        for await (const _ of Deno.readDir(join(ctx.workspace!, "data", folder))) count++;
+      }
+      const scribble = join(ctx.workspace!, "data/scribble.txt");
+      const scribbleFound = await Deno.lstat(scribble).then(() => true, () => false);
+      await Deno.writeTextFile(scribble, "never published\n");
+      return { count, scribbleFound };
+    },
+  });
+  const once = async () => {
+    const pool = new WarmPool({ root: stack.root, maxDirs: 2 });
+    const ref = (await stack.lakefs.getBranch(stack.repo, "main")).commit_id;
+    stack.server.stats.reset();
+    const outcome = await runAttempt(
+      attemptOptions(stack, readOnly, ref, {}, {
+        attempt: identity({ taskId: `ro-${++runs}` }),
+        warmPool: pool,
+        removeDirInBackground: true,
+      }),
+    );
+    await trashedDirsRemoved();
+    await pool.close();
+    assert.equal(outcome.status, "COMPLETED", outcome.reasonForIncompletion);
+    assert.deepEqual(outcome.outputData?.result, { count: 9, scribbleFound: false });
+    return stack.server.stats.count("getObject");
+  };
+  assert.equal(await once(), 9);
+  // The first run's scribble (in its manifest, not in the listing) was removed.
+  assert.equal(await once(), 0, "every file kept");
+});
