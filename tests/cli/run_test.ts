@@ -184,3 +184,30 @@ Deno.test("perago run --dry-run: prints the changes and writes nothing", async (
     assert.equal(count("commit"), 1); // the seed commit only
   });
 });
+
+Deno.test("perago run: a re-run starts from the directory the previous run left in the warm pool (nothing fetched); PERAGO_WARM_POOL_DIRS=0 turns it off", async () => {
+  await withDemo(async ({ tmp, env, count }) => {
+    const args = [
+      "run",
+      join(ROOT, "examples/normalize_text.ts"),
+      "--input",
+      join(ROOT, "examples/inputs/normalize_text.json"),
+    ];
+    // The object cache off: what a re-run does not fetch is kept from the pool.
+    const noCache = { ...env, PERAGO_OBJECT_CACHE_MAX_SIZE: "0" };
+    const fetched = async (extra: Record<string, string>) => {
+      const before = count("getObject");
+      const run = await perago(args, tmp, { ...noCache, ...extra });
+      assert.equal(run.code, 0, run.stdout + run.stderr);
+      return count("getObject") - before;
+    };
+    assert.equal(await fetched({}), 2, "the first run downloads docs/a.txt and docs/b.md");
+    // The second run starts from the head the first published (docs/manifest.json added).
+    assert.equal(await fetched({}), 0);
+    const pool = await Array.fromAsync(
+      Deno.readDir(join(env.PERAGO_WORKSPACE_ROOT!, ".perago-warm")),
+    );
+    assert.equal(pool.filter((e) => e.isDirectory && e.name !== "holders").length, 1);
+    assert.equal(await fetched({ PERAGO_WARM_POOL_DIRS: "0" }), 3);
+  });
+});
