@@ -9,11 +9,15 @@
  * mtime, ctime, inode), plus a stamp taken before those `lstat`s. A new attempt takes one by
  * renaming it onto its own attempt directory: the rename is the claim, so two attempts never
  * get the same directory. It then walks it once ({@linkcode walkClaimedDir}): every entry that
- * is not a regular file of the manifest with the same identity and a ctime older than the
- * stamp is removed (symlinks, FIFOs, extra files, files changed in place: the kernel sets
- * ctime on every change, and Deno's ctime has whole seconds, so a ctime in the stamp's second
- * counts as changed); the download then keeps the files whose checksum and size match the
- * listing, removes the others and fetches the rest.
+ * is not a regular file of the manifest with the same identity is removed (symlinks, FIFOs,
+ * extra files, a folder where a file was, files changed in place: the kernel sets ctime on
+ * every change, content or metadata, and no call sets it to a chosen value). Deno's ctime has
+ * whole seconds, so a file whose ctime is not older than the stamp could have changed again
+ * in that second without a trace: it is read and hashed again, and kept only when its SHA-256
+ * is the manifest's. The download then keeps the files whose checksum and size match the
+ * listing, removes the others and fetches the rest. The stamp is taken at once when the
+ * attempt ends (no wait for the next second, which `perago run` would spend before exiting):
+ * the files the attempt wrote in its last second are the ones read again.
  *
  * When the code that used a directory can no longer write to it: the executor gives tasks no
  * `--allow-run` and no FFI, so a task's code lives only in the process or Worker that ran it
@@ -233,18 +237,10 @@ export class WarmPool {
       }
       const holder = await this.#holderLock();
       await Deno.remove(join(work, ATTEMPT_MARKER), { recursive: true }).catch(() => {});
-      // A stamp in a later second than every change made so far (ctime has whole seconds;
-      // the clock file times are taken from may lag the wall clock by a tick).
-      const secondMs = Math.floor(Date.now() / 1000) * 1000;
-      let stampMs = changeStamp(work);
-      while (stampMs <= secondMs) {
-        await new Promise((resolve) =>
-          setTimeout(resolve, Math.max(5, secondMs + 1005 - Date.now()))
-        );
-        stampMs = changeStamp(work);
-      }
+      // Files whose ctime is not older than this stamp are read again by the claimer.
+      const stampMs = changeStamp(work);
       const files: Record<string, ManifestRow> = {};
-      await describeFiles(work, "", info, stampMs, files);
+      await describeFiles(work, "", info, files);
       const name = `${holder.id}.${Date.now().toString(36).padStart(9, "0")}-${
         crypto.randomUUID().slice(0, 8)
       }.${repoKey(info.repository)}`;
@@ -373,7 +369,7 @@ export function walkClaimedDir(dir: string, claimed: ClaimedDir): WalkedDir {
       if (
         file !== undefined && info.size === file.size && info.ino === file.ino &&
         info.mtime?.getTime() === file.mtimeMs && info.ctime?.getTime() === file.ctimeMs &&
-        file.ctimeMs < claimed.stampMs
+        (file.ctimeMs < claimed.stampMs || sameContent(join(dir, path), file))
       ) {
         walked.files.set(path, file);
         continue;
@@ -387,12 +383,26 @@ export function walkClaimedDir(dir: string, claimed: ClaimedDir): WalkedDir {
   return walked;
 }
 
+/** Largest racy file the walk reads again; a larger one is removed (and fetched again). */
+const RACY_READ_MAX_BYTES = 4 * 1024 * 1024;
+
+/**
+ * Whether a file whose ctime is in the manifest stamp's second (or later: a change in that
+ * second could have kept its whole-second ctime) still holds what the manifest says: read
+ * and hashed again. The holder is gone, so nothing changes it after this read.
+ */
+function sameContent(path: string, file: PooledFile): boolean {
+  if (file.size > RACY_READ_MAX_BYTES) return false;
+  const data = Deno.readFileSync(path);
+  return data.length === file.size &&
+    createHash("sha256").update(data).digest("hex") === file.sha256;
+}
+
 /** Adds a manifest row for each regular file below `relative` that can be described. */
 async function describeFiles(
   root: string,
   relative: string,
   info: RetireInfo,
-  stampMs: number,
   out: Record<string, ManifestRow>,
 ): Promise<void> {
   const full = relative === "" ? root : join(root, relative);
@@ -400,12 +410,11 @@ async function describeFiles(
     const path = relative === "" ? entry.name : `${relative}/${entry.name}`;
     const stat = Deno.lstatSync(join(root, path));
     if (stat.isDirectory) {
-      await describeFiles(root, path, info, stampMs, out);
+      await describeFiles(root, path, info, out);
       continue;
     }
     if (!stat.isFile || stat.ctime === null || stat.mtime === null) continue;
     const ctimeMs = stat.ctime.getTime();
-    if (ctimeMs >= stampMs) continue; // changed since the stamp: left out (removed on claim)
     const known = info.known.get(path);
     let row: ManifestRow;
     if (known !== undefined && ctimeMs < info.stampMs && known.size === stat.size) {

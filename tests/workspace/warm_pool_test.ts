@@ -1,8 +1,9 @@
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { runAttempt } from "../../src/workspace/attempt.ts";
 import { trashedDirsRemoved } from "../../src/workspace/attempt_dir.ts";
-import { WARM_POOL_DIR_NAME, WarmPool } from "../../src/workspace/warm_pool.ts";
+import { walkClaimedDir, WARM_POOL_DIR_NAME, WarmPool } from "../../src/workspace/warm_pool.ts";
 import { defineTask, z } from "../../mod.ts";
 import { attemptOptions, identity, readTree, seed, type Stack, startStack } from "./_stack.ts";
 
@@ -246,4 +247,35 @@ Deno.test("warm pool: a read-only task's directory is kept too (its scribble rem
   assert.equal(await once(), 9);
   // The first run's scribble (in its manifest, not in the listing) was removed.
   assert.equal(await once(), 0, "every file kept");
+});
+
+Deno.test("warm pool: a file whose ctime is in the stamp's second is read again on the claim, and kept only with the manifest's SHA-256", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "perago-warm-racy-" });
+  try {
+    Deno.writeTextFileSync(join(dir, "same.txt"), "same\n");
+    Deno.writeTextFileSync(join(dir, "other.txt"), "mine\n");
+    const row = (path: string, text: string) => {
+      const info = Deno.lstatSync(join(dir, path));
+      return {
+        checksum: "-",
+        size: info.size,
+        sha256: createHash("sha256").update(text).digest("hex"),
+        ino: info.ino!,
+        mtimeMs: info.mtime!.getTime(),
+        ctimeMs: info.ctime!.getTime(),
+      };
+    };
+    // Same size, same identity: only the content tells (the stamp is the files' own second).
+    const files = new Map([["same.txt", row("same.txt", "same\n")], [
+      "other.txt",
+      row("other.txt", "MINE\n"),
+    ]]);
+    const stampMs = Deno.lstatSync(join(dir, "same.txt")).ctime!.getTime();
+    const walked = walkClaimedDir(dir, { files, stampMs });
+    assert.deepEqual([...walked.files.keys()], ["same.txt"]);
+    assert.equal(walked.removed, 1);
+    assert.deepEqual([...Deno.readDirSync(dir)].map((entry) => entry.name), ["same.txt"]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
