@@ -484,10 +484,11 @@ async function runWorkspace(
   }
   return await besides(
     (async () => {
-      const staged = await stagePhase(ws, plan, branch);
-      // The target's head is read while fence #2 is checked; the merge waits for both.
+      // The target's head is read while the attempt stages (nothing orders it after that):
+      // the publication checks it and merges onto it, and the merge is checked after.
       const head = readHead(ws);
-      await besides(fence(state), head); // fence #2
+      const staged = await besides(stagePhase(ws, plan, branch), head);
+      await fence(state); // fence #2
       return await publishPhase(ws, result, staged, head);
     })(),
     leftovers,
