@@ -19,6 +19,10 @@
  * broker, executor --metrics{records, contacts}--> supervisor (which owns the registry)
  * ```
  *
+ * Thread mode carries the same messages as structured-clone objects: to and from executor
+ * Workers in batches (one `postMessage` per turn, see {@linkcode MessageBatcher}), to and
+ * from the broker through in-memory queues (it runs in the supervisor's isolate).
+ *
  * Every message is one JSON object on one line; a line that is not a valid message is
  * reported through `onInvalid` and skipped, never fatal (a stray `console.log` in a task
  * must not kill the channel).

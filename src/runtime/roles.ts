@@ -14,13 +14,26 @@ import { getLogger } from "../log/logger.ts";
 import { setupLogging } from "../log/setup.ts";
 import type { OpenChannel } from "./channel.ts";
 
+/** Options of {@linkcode runBrokerRole}. */
+export interface BrokerRoleOptions {
+  /**
+   * `own`: the broker sets up its own logging (a process or Worker of its own); `host`: it
+   * logs through the logging already set up where it runs (the supervisor's isolate, whose
+   * logs redact every configured secret). @default "own"
+   */
+  logging?: "own" | "host";
+}
+
 /**
  * Runs the broker until the supervisor stops it; returns its exit code. Logs redact the
  * Conductor secret, the only one the broker receives.
  *
  * Requires `--allow-net` to the Conductor host and write access to the log root.
  */
-export async function runBrokerRole(open: OpenChannel): Promise<number> {
+export async function runBrokerRole(
+  open: OpenChannel,
+  options: BrokerRoleOptions = {},
+): Promise<number> {
   const [{ ConductorClient }, { runBrokerProcess }] = await Promise.all([
     import("../conductor/client.ts"),
     import("./broker.ts"),
@@ -28,11 +41,13 @@ export async function runBrokerRole(open: OpenChannel): Promise<number> {
   return await runBrokerProcess({
     open,
     setupLogging: (init) =>
-      setupLogging({
-        ...init.log,
-        secrets: init.conductor.authSecret ? [init.conductor.authSecret] : [],
-        level: init.log.debug ? "debug" : "info",
-      }),
+      options.logging === "host"
+        ? Promise.resolve({ dispose: () => Promise.resolve() })
+        : setupLogging({
+          ...init.log,
+          secrets: init.conductor.authSecret ? [init.conductor.authSecret] : [],
+          level: init.log.debug ? "debug" : "info",
+        }),
     makeConductor: (init) =>
       new ConductorClient({
         serverUrl: init.conductor.serverUrl,

@@ -1,8 +1,9 @@
 /**
  * `perago start` below the CLI: load the configuration and the task modules, check that each
  * TaskDef is registered, set up the supervisor's logging, and run the
- * {@linkcode Supervisor} with real child processes (process mode) or Web Workers (thread
- * mode, see thread_spawner.ts) under narrow permissions.
+ * {@linkcode Supervisor} with real child processes (process mode) or, in thread mode, executor
+ * Web Workers (thread_spawner.ts) and the broker in this isolate (inline_broker.ts), under
+ * narrow permissions.
  *
  * @module
  */
@@ -33,6 +34,8 @@ import {
   readParentEnv,
 } from "./permissions.ts";
 import { spawnWorkerChild, workerOptionsEnabled, workerPermissions } from "./thread_spawner.ts";
+import { spawnInlineBroker } from "./inline_broker.ts";
+import { runBrokerRole } from "./roles.ts";
 import {
   type BrokerInit,
   type ExecutorInit,
@@ -482,17 +485,16 @@ function executorInitOf(
 
 type PermissionInputs = Omit<Parameters<typeof childPermissionSets>[0], "role">;
 
-/** Thread mode: the broker and executors as Web Workers with per-worker permissions. */
+/**
+ * Thread mode: executors as Web Workers with per-worker permissions; the broker in this
+ * isolate (inline_broker.ts), so a task's poll and result cross no thread on their way
+ * between the broker and the supervisor.
+ */
 function threadSpawner(permissionInputs: PermissionInputs, prefix: string): ChildSpawner {
   return {
     broker: () =>
-      spawnWorkerChild<typeof FromBrokerSchema._output, ToBroker>({
-        role: "broker",
-        permissions: workerPermissions(
-          childPermissionSets({ ...permissionInputs, role: "broker" }),
-        ),
-        schema: FromBrokerSchema,
-        onInvalid: (error) => strayLine("broker", error.message),
+      spawnInlineBroker({
+        run: (open) => runBrokerRole(open, { logging: "host" }),
         onCrash: (message) => workerCrash("broker", message),
       }),
     executor: (slot) =>

@@ -1,7 +1,9 @@
 /**
- * Thread mode: the broker and the executors as Web Workers in the supervisor's process, each
- * with its own Deno permissions (`new Worker(url, { deno: { permissions } })`), speaking the
- * same protocol messages as the child processes, over `postMessage` instead of stdio.
+ * Thread mode: the executors as Web Workers in the supervisor's process, each with its own
+ * Deno permissions (`new Worker(url, { deno: { permissions } })`), speaking the same protocol
+ * messages as the child processes, over `postMessage` instead of stdio. A broker can run as
+ * one too, but `perago start` runs the thread-mode broker in its own isolate
+ * (inline_broker.ts): its messages then cross no thread.
  *
  * Per-worker permissions are made from the same lists as the child processes' flags
  * ({@linkcode childPermissionSets}): the broker reaches only Conductor and writes only the log
