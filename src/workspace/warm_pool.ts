@@ -430,7 +430,7 @@ async function describeFiles(
     } else {
       // Written by the task (or in the download's last second): read once, here, off the
       // attempt's path. A change while reading moves its ctime past the stamp.
-      const hashed = await hashSha256AndMd5(join(root, path));
+      const hashed = await hashSha256AndMd5(join(root, path), stat.size);
       if (hashed.size !== stat.size) continue;
       row = [hashed.md5, hashed.size, hashed.sha256, stat.ino ?? 0, stat.mtime.getTime(), ctimeMs];
     }
@@ -440,16 +440,23 @@ async function describeFiles(
 
 const CHUNK_BYTES = 1024 * 1024;
 
-/** SHA-256 and MD5 of a file (MD5: the checksum lakeFS gives an object uploaded whole). */
+/**
+ * SHA-256 and MD5 of a file (MD5: the checksum lakeFS gives an object uploaded whole) whose
+ * `lstat` gave `sizeHint` bytes.
+ */
 async function hashSha256AndMd5(
   path: string,
+  sizeHint: number,
 ): Promise<{ sha256: string; md5: string; size: number }> {
   const sha256 = createHash("sha256");
   const md5 = createHash("md5");
   const file = await Deno.open(path, { read: true });
   let size = 0;
   try {
-    const buffer = new Uint8Array(CHUNK_BYTES);
+    // Sized to the file (one byte more, so the read that finds its end is the second) up to
+    // 1 MiB: a 1 MiB buffer for every file made the retirement of 1,000 x 4 KiB files, which
+    // a perago run waits for before exiting, take 210-350 ms instead of 50-60 ms.
+    const buffer = new Uint8Array(Math.min(CHUNK_BYTES, sizeHint + 1));
     while (true) {
       const n = await file.read(buffer);
       if (n === null) break;
