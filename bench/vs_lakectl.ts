@@ -4,7 +4,8 @@
  *
  * - perago: `perago run bench/_touch_task.ts --input ...` (a whole CLI process: Deno start-up,
  *   download of the 1,000 objects, both snapshots, the task, staging branch, fences, squash
- *   merge), cold (object cache off) and warm (the host cache filled by an earlier run);
+ *   merge), cold (object cache off, a new workspace root) and warm (the host cache filled by
+ *   an earlier run, and the warm pool holding the directory the previous warm run left);
  * - lakectl: `lakectl local clone` into a new directory, the edit, `lakectl local commit`.
  *
  * The three alternate, each run changing another file of the head the previous one left.
@@ -190,7 +191,8 @@ export const bench: Bench = {
           name: "perago_warm_ms",
           value: m.warm,
           unit: "ms",
-          note: "perago run (whole process), host cache filled by earlier runs",
+          note: "perago run (whole process), host cache filled by earlier runs, the warm " +
+            "pool holding the previous warm run's directory",
         },
         {
           name: "lakectl_ms",

@@ -157,7 +157,7 @@ export class WarmPool {
     }
     const own = this.#holder === undefined ? undefined : (await this.#holder).id;
     const candidates: { name: string; manifest: Manifest }[] = [];
-    for (const name of names.sort().reverse()) {
+    for (const name of names) {
       const holder = name.slice(0, name.indexOf("."));
       if (holder === own || !this.#holderGone(holder)) continue;
       const manifest = readManifest(join(this.#dir, `${name}.json`));
@@ -165,10 +165,10 @@ export class WarmPool {
       if (!scope.startsWith(manifest.scope) && !manifest.scope.startsWith(scope)) continue;
       candidates.push({ name, manifest });
     }
-    // Newest first; one of the same scope before any other.
+    // One of the same scope before any other, then the most recently retired.
     candidates.sort((a, b) =>
       Number(b.manifest.scope === scope) - Number(a.manifest.scope === scope) ||
-      (a.name < b.name ? 1 : -1)
+      entryTime(b.name) - entryTime(a.name)
     );
     for (const { name, manifest } of candidates) {
       try {

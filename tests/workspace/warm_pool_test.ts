@@ -279,3 +279,28 @@ Deno.test("warm pool: a file whose ctime is in the stamp's second is read again 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("warm pool: a directory of the same scope is taken before a wider one, then the most recently retired", async () => {
+  const root = await Deno.makeTempDir({ prefix: "perago-warm-pick-" });
+  try {
+    const retired = new WarmPool({ root, maxDirs: 4 });
+    for (const [name, scope] of [["wide", ""], ["old", "data/"], ["new", "data/"]] as const) {
+      const dir = join(root, name);
+      Deno.mkdirSync(join(dir, "data"), { recursive: true });
+      Deno.writeTextFileSync(join(dir, "data", `${name}.txt`), `${name}\n`);
+      retired.retire(dir, { repository: "repo", scope, stampMs: 0, known: new Map() });
+      await trashedDirsRemoved();
+      await new Promise((resolve) => setTimeout(resolve, 2)); // distinct retirement times
+    }
+    await retired.close();
+    const pool = new WarmPool({ root, maxDirs: 4 });
+    const picks = [];
+    for (let i = 0; i < 3; i++) {
+      const claimed = await pool.claim("repo", "data/", join(root, `claim-${i}`));
+      picks.push([...claimed!.files.keys()][0]);
+    }
+    assert.deepEqual(picks, ["data/new.txt", "data/old.txt", "data/wide.txt"]);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
