@@ -157,6 +157,51 @@ async function withInputRef(
   return input;
 }
 
+/**
+ * The head commit of the input's branch when its `workspace.ref` is missing, read before the
+ * task is known to need it; `undefined` when there is nothing to read or the read failed
+ * (`withInputRef` then reads it again and reports the failure).
+ */
+async function readHeadEarly(config: RuntimeConfig, input: unknown): Promise<string | undefined> {
+  const workspace = workspaceOf(input);
+  if (
+    config.lakefs === undefined || workspace === undefined ||
+    (workspace.ref !== undefined && workspace.ref !== null) ||
+    typeof workspace.repository !== "string" || typeof workspace.branch !== "string"
+  ) {
+    return undefined;
+  }
+  // One short try: any failure is left to the read that follows, with its retries.
+  const client = new LakeFsClient({
+    endpointUrl: config.lakefs.endpointUrl,
+    accessKeyId: config.lakefs.accessKeyId,
+    secretAccessKey: config.lakefs.secretAccessKey,
+    requestTimeoutMs: 5_000,
+    retry: { attempts: 1 },
+  });
+  try {
+    return (await client.getBranch(workspace.repository, workspace.branch)).commit_id;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The input's `workspace` object, if it has one. */
+function workspaceOf(input: unknown): Record<string, unknown> | undefined {
+  if (typeof input !== "object" || input === null || Array.isArray(input)) return undefined;
+  const workspace = (input as Record<string, unknown>).workspace;
+  return typeof workspace === "object" && workspace !== null && !Array.isArray(workspace)
+    ? workspace as Record<string, unknown>
+    : undefined;
+}
+
+/** The input with `head` as its `workspace.ref` (unchanged without a head). */
+function withRef(input: unknown, head: string | undefined): unknown {
+  const workspace = workspaceOf(input);
+  if (head === undefined || workspace === undefined) return input;
+  return { ...(input as Record<string, unknown>), workspace: { ...workspace, ref: head } };
+}
+
 /** The identity of a local attempt: fresh `local-` ids, retry 0. */
 function localAttempt(taskName: string): AttemptIdentity {
   const local = crypto.randomUUID().replaceAll("-", "").slice(0, 12);
@@ -188,8 +233,13 @@ export const command: Command = {
     const moduleTarget = positionals[0]!;
     const dryRun = values["dry-run"] === true;
     const config = await loadRuntimeConfig(moduleTarget);
+    // The input is read, and the head of its branch asked for, while the task module loads
+    // and logging starts; errors are reported in the same order as before (task, input).
+    const inputRead = readInput(values.input);
+    inputRead.catch(() => {}); // awaited below
+    const headRead = inputRead.then((read) => readHeadEarly(config, read), () => undefined);
     const { task } = await loadTask(moduleTarget);
-    let input = await readInput(values.input);
+    let input = await inputRead;
 
     const workerId = resolveWorkerId(moduleTarget, readProcessEnv());
     // At a terminal: the phase and what moved, on one line under the log lines.
@@ -211,7 +261,10 @@ export const command: Command = {
       const lakefs = task.workspace === undefined
         ? undefined
         : localLakeFs(config, task.name, progress);
-      if (lakefs !== undefined) input = await withInputRef(lakefs, input, controller.signal);
+      if (lakefs !== undefined) {
+        input = withRef(input, await headRead);
+        input = await withInputRef(lakefs, input, controller.signal);
+      }
       const attempt = localAttempt(task.name);
       // The host's object cache: a re-run copies what an earlier run (or a worker on this
       // workspace root) already downloaded.
