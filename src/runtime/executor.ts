@@ -35,11 +35,8 @@ import { trashedDirsRemoved } from "../workspace/attempt_dir.ts";
 /** Lifecycle of an executor. */
 export type ExecutorState = "starting" | "running" | "draining" | "stopped" | "failed";
 
-/** Options of {@linkcode Executor}. */
-export interface ExecutorOptions {
-  init: ExecutorInit;
-  /** Loaded task definitions by name (the Conductor task type). */
-  tasks: ReadonlyMap<string, TaskDefinition>;
+/** What attempts run with: the attempt function, the lakeFS client, the object cache, the warm pool. */
+export interface AttemptTools {
   /** Runs one attempt (src/workspace/attempt.ts `runAttempt`). */
   runAttempt: (options: AttemptOptions) => Promise<AttemptOutcome>;
   /** `undefined` when the worker serves workspace-free tasks only. */
@@ -52,6 +49,18 @@ export interface ExecutorOptions {
    * @default none
    */
   warmPool?: WarmPool;
+}
+
+/** Options of {@linkcode Executor}. */
+export interface ExecutorOptions {
+  init: ExecutorInit;
+  /** Loaded task definitions by name (the Conductor task type). */
+  tasks: ReadonlyMap<string, TaskDefinition>;
+  /**
+   * What attempts run with, or its loader: called on the first attempt (again after a failed
+   * load), so an executor that waits for work holds none of that code in memory.
+   */
+  tools: AttemptTools | (() => Promise<AttemptTools>);
   emit: (message: FromExecutor) => void;
   logger?: Logger;
 }
@@ -65,7 +74,7 @@ type ConductorTask = Extract<ToExecutor, { type: "attempt" }>["task"];
  * ```ts ignore
  * // runExecutorRole (roles.ts) wires the real ones: `init` from the supervisor, `tasks` loaded
  * // from the task modules, `emit` writing to the supervisor.
- * const executor = new Executor({ init, tasks, runAttempt, lakefs, emit });
+ * const executor = new Executor({ init, tasks, tools: { runAttempt, lakefs }, emit });
  * executor.handle({ type: "attempt", attemptId: "a1", task });
  * ```
  */
@@ -83,6 +92,8 @@ export class Executor {
   readonly #metrics: MetricBuffer;
   /** lakeFS answered (or not) since the last metrics message. */
   #lakefsContact: { ok: boolean; detail?: string } | undefined;
+  /** The attempt tools once loaded (or being loaded). */
+  #tools: Promise<AttemptTools> | undefined;
 
   constructor(options: ExecutorOptions) {
     this.#options = options;
@@ -224,7 +235,7 @@ export class Executor {
     });
     // Metrics come from the phases, the outcome and the counting lakeFS client.
     const meter = new AttemptMeter(name, this.#metrics);
-    const counting = this.#countingLakeFs();
+    let counting: ReturnType<typeof countingLakeFs> | undefined;
     const wire = (outcome: WireOutcome): WireOutcome => {
       meter.finish(outcome, counting?.counts ?? NOTHING_MOVED);
       traced.end(outcome);
@@ -232,8 +243,10 @@ export class Executor {
     };
     const budget = attemptBudget(name, definition.controls.timeout.seconds, signal);
     try {
+      const tools = await this.#loadTools();
+      counting = this.#countingLakeFs(tools.lakefs);
       const outcome = await traced.run(() =>
-        this.#options.runAttempt({
+        tools.runAttempt({
           task: definition,
           input: task.inputData ?? {},
           attempt: attemptIdentity(task, name),
@@ -241,10 +254,8 @@ export class Executor {
           ownerWorkerId: init.workerId,
           failureReasonMaxLength: init.failureReasonMaxLength,
           ...(counting === undefined ? {} : { lakefs: counting.api }),
-          ...(this.#options.downloadCache === undefined
-            ? {}
-            : { downloadCache: this.#options.downloadCache }),
-          ...(this.#options.warmPool === undefined ? {} : { warmPool: this.#options.warmPool }),
+          ...(tools.downloadCache === undefined ? {} : { downloadCache: tools.downloadCache }),
+          ...(tools.warmPool === undefined ? {} : { warmPool: tools.warmPool }),
           onPhase: (phase) => {
             meter.phase(phase);
             traced.phase(phase);
@@ -292,13 +303,24 @@ export class Executor {
     return traced;
   }
 
+  /** The attempt tools, loaded on the first attempt; a failed load is tried again next time. */
+  #loadTools(): Promise<AttemptTools> {
+    const { tools } = this.#options;
+    if (typeof tools !== "function") return Promise.resolve(tools);
+    this.#tools ??= tools().catch((error) => {
+      this.#tools = undefined;
+      throw error;
+    });
+    return this.#tools;
+  }
+
   /**
    * The lakeFS client of one attempt: it counts what moves and notes whether lakeFS answered;
    * `undefined` for a worker of workspace-free tasks (no lakeFS).
    */
-  #countingLakeFs(): ReturnType<typeof countingLakeFs> | undefined {
-    if (this.#options.lakefs === undefined) return undefined;
-    return countingLakeFs(this.#options.lakefs, {
+  #countingLakeFs(lakefs: LakeFsApi | undefined): ReturnType<typeof countingLakeFs> | undefined {
+    if (lakefs === undefined) return undefined;
+    return countingLakeFs(lakefs, {
       onContact: (ok, error) => {
         this.#lakefsContact = ok
           ? { ok }
@@ -428,13 +450,11 @@ export interface ExecutorProcessDeps {
   setupLogging: (init: ExecutorInit) => Promise<{ dispose(): Promise<void> }>;
   /** Loads the task modules by name. */
   loadTasks: (modules: readonly string[]) => Promise<Map<string, TaskDefinition>>;
-  /** Makes the lakeFS client (`undefined` when `init` has no lakeFS settings). */
-  makeLakeFs: (init: ExecutorInit) => LakeFsApi | undefined;
-  /** Makes the host's object cache (`undefined`: none). @default none */
-  makeDownloadCache?: (init: ExecutorInit) => DownloadCache | undefined;
-  /** Makes the host's warm pool (`undefined`: none). @default none */
-  makeWarmPool?: (init: ExecutorInit) => WarmPool | undefined;
-  runAttempt: (options: AttemptOptions) => Promise<AttemptOutcome>;
+  /**
+   * Loads and makes what attempts run with (the attempt code, the lakeFS client when `init`
+   * has lakeFS settings, the host's object cache and warm pool): called on the first attempt, not at start.
+   */
+  loadAttemptTools: (init: ExecutorInit) => Promise<AttemptTools>;
 }
 
 /**
@@ -467,10 +487,7 @@ export async function runExecutorProcess(deps: ExecutorProcessDeps): Promise<num
     const executor = new Executor({
       init,
       tasks,
-      runAttempt: deps.runAttempt,
-      lakefs: deps.makeLakeFs(init),
-      ...optionalCache(deps.makeDownloadCache?.(init)),
-      ...optionalPool(deps.makeWarmPool?.(init)),
+      tools: () => deps.loadAttemptTools(init),
       emit: (message) => void out.send(message),
     });
     log.info("executor {workerId} (slot {slot}) ready: {tasks}", {
@@ -508,11 +525,3 @@ const NOTHING_MOVED: Readonly<TransferCounts> = Object.freeze({
   uploadedObjects: 0,
   uploadedBytes: 0,
 });
-
-function optionalPool(pool: WarmPool | undefined): { warmPool?: WarmPool } {
-  return pool === undefined ? {} : { warmPool: pool };
-}
-
-function optionalCache(cache: DownloadCache | undefined): { downloadCache?: DownloadCache } {
-  return cache === undefined ? {} : { downloadCache: cache };
-}

@@ -1,22 +1,69 @@
 /**
- * The real task loading and attempt function of an executor process.
+ * The real task loading and attempt tools of an executor process. The attempt's code (the
+ * workspace phases, the lakeFS client and sync, the object cache, the warm pool) is imported by
+ * {@linkcode loadAttemptTools} on the first attempt, not at start: an executor waiting for
+ * work never holds it in memory.
  *
  * @module
  */
+import { getLogger } from "../log/logger.ts";
 import { loadTask } from "../task/loader.ts";
 import type { TaskDefinition } from "../task/types.ts";
-import { runAttempt } from "../workspace/attempt.ts";
-import type { ExecutorProcessDeps } from "./executor.ts";
+import type { AttemptTools, ExecutorProcessDeps } from "./executor.ts";
+import type { ExecutorInit } from "./protocol.ts";
 
-/** Loads task modules by task name and runs attempts with `runAttempt`. */
-export const executorDeps: Pick<ExecutorProcessDeps, "loadTasks" | "runAttempt"> = {
-  async loadTasks(modules) {
-    const tasks = new Map<string, TaskDefinition>();
-    for (const module of modules) {
-      const { task } = await loadTask(module);
-      tasks.set(task.name, task);
-    }
-    return tasks;
-  },
-  runAttempt,
+/** Loads task modules by task name. */
+export async function loadTasks(modules: readonly string[]): Promise<Map<string, TaskDefinition>> {
+  const tasks = new Map<string, TaskDefinition>();
+  for (const module of modules) {
+    const { task } = await loadTask(module);
+    tasks.set(task.name, task);
+  }
+  return tasks;
+}
+
+/**
+ * Imports the attempt's code and makes its tools: `runAttempt`, the lakeFS client (none when
+ * `init` has no lakeFS settings), the host's object cache (none when its size is 0) and its
+ * warm pool (none when it holds 0 directories).
+ */
+export async function loadAttemptTools(init: ExecutorInit): Promise<AttemptTools> {
+  const [{ runAttempt }, lakefs, cache, pool] = await Promise.all([
+    import("../workspace/attempt.ts"),
+    init.lakefs === undefined ? undefined : import("../lakefs/client.ts"),
+    init.lakefs === undefined || (init.objectCacheMaxBytes ?? 0) === 0
+      ? undefined
+      : import("../lakefs/object_cache.ts"),
+    init.lakefs === undefined || (init.warmPoolDirs ?? 0) === 0
+      ? undefined
+      : import("../workspace/warm_pool.ts"),
+  ]);
+  const tools: AttemptTools = {
+    runAttempt,
+    lakefs: lakefs === undefined || init.lakefs === undefined
+      ? undefined
+      : new lakefs.LakeFsClient(init.lakefs),
+  };
+  const log = getLogger("runtime", "executor");
+  if (cache !== undefined) {
+    tools.downloadCache = new cache.ObjectCache({
+      dir: cache.objectCacheDir(init.workspaceRoot),
+      maxBytes: init.objectCacheMaxBytes ?? 0,
+      onError: (message) => log.warn("object cache: {message}", { message }),
+    });
+  }
+  if (pool !== undefined) {
+    tools.warmPool = new pool.WarmPool({
+      root: init.workspaceRoot,
+      maxDirs: init.warmPoolDirs ?? 0,
+      onError: (message) => log.warn("{message}", { message }),
+    });
+  }
+  return tools;
+}
+
+/** The executor's real dependencies besides its channel and logging. */
+export const executorDeps: Pick<ExecutorProcessDeps, "loadTasks" | "loadAttemptTools"> = {
+  loadTasks,
+  loadAttemptTools,
 };

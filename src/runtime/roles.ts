@@ -6,11 +6,11 @@
  *
  * Each role imports its own modules when it starts: an executor process never loads the
  * broker or the Conductor client, nor a broker the attempt and lakeFS code (a few MiB of
- * resident memory each).
+ * resident memory each); an executor loads the attempt and lakeFS code on its first attempt
+ * (executor_deps.ts).
  *
  * @module
  */
-import { getLogger } from "../log/logger.ts";
 import { setupLogging } from "../log/setup.ts";
 import type { OpenChannel } from "./channel.ts";
 
@@ -64,18 +64,9 @@ export async function runBrokerRole(
  * Requires `--allow-net` to the lakeFS host and access to the workspace and log roots.
  */
 export async function runExecutorRole(open: OpenChannel): Promise<number> {
-  const [
-    { LakeFsClient },
-    { ObjectCache, objectCacheDir },
-    { runExecutorProcess },
-    deps,
-    { WarmPool },
-  ] = await Promise.all([
-    import("../lakefs/client.ts"),
-    import("../lakefs/object_cache.ts"),
+  const [{ runExecutorProcess }, deps] = await Promise.all([
     import("./executor.ts"),
     import("./executor_deps.ts"),
-    import("../workspace/warm_pool.ts"),
   ]);
   return await runExecutorProcess({
     open,
@@ -85,27 +76,6 @@ export async function runExecutorRole(open: OpenChannel): Promise<number> {
         secrets: init.lakefs === undefined ? [] : [init.lakefs.secretAccessKey],
         level: init.log.debug ? "debug" : "info",
       }),
-    makeLakeFs: (init) => init.lakefs === undefined ? undefined : new LakeFsClient(init.lakefs),
-    makeDownloadCache: (init) => {
-      const maxBytes = init.objectCacheMaxBytes ?? 0;
-      if (maxBytes === 0 || init.lakefs === undefined) return undefined;
-      const log = getLogger("runtime", "executor");
-      return new ObjectCache({
-        dir: objectCacheDir(init.workspaceRoot),
-        maxBytes,
-        onError: (message) => log.warn("object cache: {message}", { message }),
-      });
-    },
-    makeWarmPool: (init) => {
-      const maxDirs = init.warmPoolDirs ?? 0;
-      if (maxDirs === 0 || init.lakefs === undefined) return undefined;
-      const log = getLogger("runtime", "executor");
-      return new WarmPool({
-        root: init.workspaceRoot,
-        maxDirs,
-        onError: (message) => log.warn("{message}", { message }),
-      });
-    },
     ...deps.executorDeps,
   });
 }

@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { z } from "zod";
-import { Executor } from "../../src/runtime/executor.ts";
+import { type AttemptTools, Executor } from "../../src/runtime/executor.ts";
 import type { ExecutorInit, FromExecutor } from "../../src/runtime/protocol.ts";
 import { defineTask } from "../../src/task/define.ts";
 import type { TaskDefinition } from "../../src/task/types.ts";
@@ -30,7 +30,10 @@ const TASK = {
   inputData: { params: { a: 2, b: 3 } },
 };
 
-function setup(runAttempt: (options: AttemptOptions) => Promise<AttemptOutcome>) {
+function setup(
+  runAttempt: (options: AttemptOptions) => Promise<AttemptOutcome>,
+  load?: () => Promise<AttemptTools>,
+) {
   const emitted: FromExecutor[] = [];
   const executor = new Executor({
     init: {
@@ -40,8 +43,7 @@ function setup(runAttempt: (options: AttemptOptions) => Promise<AttemptOutcome>)
       failureReasonMaxLength: 500,
     } as ExecutorInit,
     tasks: new Map([["sum", SUM]]),
-    runAttempt,
-    lakefs: new MemoryLakeFs(),
+    tools: load ?? { runAttempt, lakefs: new MemoryLakeFs() },
     emit: (message) => emitted.push(message),
   });
   const outcomes = () => emitted.filter((m) => m.type === "outcome");
@@ -151,4 +153,27 @@ Deno.test("executor: shutdown drains: stopped once the running attempt has repor
   await executor.drained;
   assert.equal(executor.state, "stopped");
   assert.equal(outcomes().length, 1);
+});
+
+Deno.test("executor: the attempt tools load on the first attempt, once; a failed load fails that attempt and is tried again", async () => {
+  let loads = 0;
+  const { executor, outcomes } = setup(completed, () => {
+    loads++;
+    if (loads === 1) return Promise.reject(new Error("module not found"));
+    return Promise.resolve({ runAttempt: completed, lakefs: new MemoryLakeFs() });
+  });
+  assert.equal(loads, 0, "nothing is loaded while the executor waits for work");
+  for (const attemptId of ["a1", "a2", "a3"]) {
+    executor.handle({ type: "attempt", attemptId, task: TASK });
+    await executor.idle();
+  }
+  assert.equal(loads, 2);
+  const [first, second, third] = outcomes();
+  assert.equal(first?.type === "outcome" && first.outcome.status, "FAILED");
+  assert.match(
+    first?.type === "outcome" ? first.outcome.reasonForIncompletion ?? "" : "",
+    /attempt crashed: Error: module not found/,
+  );
+  assert.equal(second?.type === "outcome" && second.outcome.status, "COMPLETED");
+  assert.equal(third?.type === "outcome" && third.outcome.status, "COMPLETED");
 });
