@@ -9,7 +9,7 @@
  *
  * @module
  */
-import { type ChildRole, narrowStandaloneChild } from "../runtime/permissions.ts";
+import type { ChildRole } from "../runtime/permissions.ts";
 import { type OpenChannel, streamChannel } from "../runtime/channel.ts";
 import { runBrokerRole, runExecutorRole } from "../runtime/roles.ts";
 import type { Command } from "./_command.ts";
@@ -39,7 +39,10 @@ function childCommand(
     async run() {
       keepStdoutForProtocol();
       ignoreTerminalSignals();
-      if (Deno.build.standalone) await narrowStandaloneChild(role);
+      // Only a compiled binary narrows itself; a `deno run` child never loads that module.
+      if (Deno.build.standalone) {
+        await (await import("../runtime/permissions.ts")).narrowStandaloneChild(role);
+      }
       return await runRole(streamChannel(Deno.stdin, Deno.stdout));
     },
   };
