@@ -106,6 +106,7 @@ interface RunResult {
 }
 
 const PHASES = [
+  "open",
   "download",
   "snapshot_before",
   "run",
@@ -216,7 +217,9 @@ async function runOnce(
   if (order !== "download,snapshot,run,snapshot,stage,publish,cleanup") {
     throw new Error(`${kind}: unexpected phases ${order}`);
   }
-  const times = [...marks.map(([, at]) => at), ended];
+  // "open" runs from the start to the first mark: the input checks and the attempt directory
+  // (for the warm run: taking it from the warm pool and checking every file of it).
+  const times = [started, ...marks.map(([, at]) => at), ended];
   const phases: Record<string, number> = {};
   PHASES.forEach((name, i) => phases[name] = times[i + 1]! - times[i]!);
   const stats = cache?.stats;
@@ -322,6 +325,8 @@ function trialFigures(fs: BenchFileSystem, trial: Trial, floorCount: number): Fi
         unit: "ms",
         ...(phase === "snapshot_after"
           ? { note: "snapshot after the task, fence #1 and the upload plan" }
+          : phase === "open"
+          ? { note: "the attempt directory made, or taken from the warm pool and walked" }
           : {}),
       });
     }
