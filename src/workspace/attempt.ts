@@ -558,7 +558,13 @@ async function openWorkspace(
     {
       ...(pool === undefined ? {} : {
         adopt: async (target) => {
-          const claimed = await pool.claim(input.repository, scope, target);
+          // The pool is an optimisation: whatever fails in it, the attempt downloads afresh.
+          const claimed = await pool.claim(input.repository, scope, target).catch((error) => {
+            state.log.warn("taking a directory from the warm pool failed: {message}", {
+              message: (error as Error).message,
+            });
+            return undefined;
+          });
           if (claimed === undefined) return false;
           try {
             state.claimed = walkClaimedDir(target, claimed);
