@@ -262,7 +262,7 @@ async function downloadOne(
     await writeBody(body, entry, open, signal);
     return;
   }
-  const open = () => Promise.resolve(writers.open(path, { createNew: tries++ === 0 }));
+  const open = () => writers.open(path, { createNew: tries++ === 0 });
   let written;
   try {
     written = await lakefs.downloadObject(repo, ref, entry.key, open, signal);

@@ -326,12 +326,12 @@ Deno.test("getObjectBytes stops reading past maxBytes + 1; the download says the
   });
 });
 
-Deno.test("HashingWriters: hashes and writes off the main thread through a bounded ring", async () => {
+Deno.test("HashingWriters: hashes off the main thread through a bounded ring, writes with async ops", async () => {
   await withDir(async (dir) => {
     const writers = new HashingWriters();
     try {
       const path = join(dir, "big.bin");
-      const sink = writers.open(path, { createNew: true });
+      const sink = await writers.open(path, { createNew: true });
       const expected = createHash("md5");
       let waits = 0;
       // 24 chunks of 1 MiB (copied in pieces of 256 KiB) through a 4 MiB ring.
@@ -348,12 +348,12 @@ Deno.test("HashingWriters: hashes and writes off the main thread through a bound
       assert.deepEqual(await sink.finish(), { size: 24 * 1024 * KIB, md5: expected.digest("hex") });
       assert.equal((await Deno.stat(path)).size, 24 * 1024 * KIB);
       // Several sinks on one ring, interleaved, odd sizes (pieces skip the ring's end).
-      const sinks = [0, 1, 2].map((n) => ({
+      const sinks = await Promise.all([0, 1, 2].map(async (n) => ({
         path: join(dir, `m${n}.bin`),
-        sink: writers.open(join(dir, `m${n}.bin`), { createNew: true }),
+        sink: await writers.open(join(dir, `m${n}.bin`), { createNew: true }),
         hash: createHash("md5"),
         size: 0,
-      }));
+      })));
       for (let i = 0; i < 60; i++) {
         for (const [n, s] of sinks.entries()) {
           const chunk = new Uint8Array(100_003 + n * 7919).fill((i * 3 + n) & 0xff);
@@ -371,13 +371,14 @@ Deno.test("HashingWriters: hashes and writes off the main thread through a bound
       // createNew refuses an existing path, even a symlink, as the main thread's open would.
       await Deno.symlink("/etc/passwd", join(dir, "link"));
       await assert.rejects(
-        writers.open(join(dir, "link"), { createNew: true }).finish(),
+        writers.open(join(dir, "link"), { createNew: true }),
         Deno.errors.AlreadyExists,
       );
-      // A sink still open when the writers close fails.
-      const open = writers.open(join(dir, "open.bin"), { createNew: true });
+      // A sink still open when the writers close fails, and its file is closed.
+      const open = await writers.open(join(dir, "open.bin"), { createNew: true });
       await writers.close();
       await assert.rejects(open.finish(), /cancelled/);
+      await assert.rejects(writers.open(join(dir, "later.bin"), { createNew: true }), /cancelled/);
     } finally {
       await writers.close();
     }
