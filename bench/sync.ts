@@ -268,6 +268,9 @@ async function measureSet(
       const serverBefore = await processCpuMs(lakefs.pid);
       if (who === "perago") {
         let n = 0;
+        // As an attempt resolves its keys: each new file created exclusively (no lstat of
+        // it first), each folder checked once.
+        const checkedDirs = new Set<string>();
         downMs.perago.push(
           await timeMs(async () => {
             n = (await downloadPrefix(lakefs.client, {
@@ -276,7 +279,7 @@ async function measureSet(
               prefix: `${set.label}/`,
               concurrency: CONCURRENCY,
               signal,
-              resolvePath: (key) => resolveInsideDir(dir, key),
+              resolvePath: (key) => resolveInsideDir(dir, key, checkedDirs, { createsNew: true }),
             })).length;
           }),
         );

@@ -233,6 +233,40 @@ Deno.test("downloadObject: a body cut mid-way is retried into a fresh file", asy
   });
 });
 
+Deno.test("downloadObject into HashingWriters: a cut body is retried into the truncated file", async () => {
+  await withBodyServer((attempt, controller) => {
+    // 3 MiB, then the first try is cut: its bytes reached the file and the hash, the retry's
+    // must replace both.
+    for (let i = 0; i < 3; i++) controller.enqueue(new Uint8Array(1024 * KIB).fill(attempt));
+    if (attempt === 1) controller.error(new Error("cut"));
+    else controller.close();
+  }, async (url, attempts) => {
+    await withDir(async (dir) => {
+      const client = clientFor(url, 5_000, 3);
+      const writers = new HashingWriters();
+      try {
+        let tries = 0;
+        const path = join(dir, "x");
+        const written = await client.downloadObject(
+          "repo",
+          "main",
+          "x",
+          () => writers.open(path, { createNew: tries++ === 0 }),
+        );
+        assert.equal(attempts(), 2);
+        const expected = new Uint8Array(3 * 1024 * KIB).fill(2);
+        assert.deepEqual(written, {
+          size: expected.length,
+          md5: createHash("md5").update(expected).digest("hex"),
+        });
+        assert.deepEqual(await Deno.readFile(path), expected);
+      } finally {
+        await writers.close();
+      }
+    });
+  });
+});
+
 Deno.test("getObject: a body that stalls after its first chunk errors with body stalled", async () => {
   let stalled: ReadableStreamDefaultController<Uint8Array> | undefined;
   await withBodyServer((_attempt, controller) => {
