@@ -28,6 +28,11 @@
  * lock can be taken, so nothing that ran in the attempt can still write to it; a write done
  * before that is seen by the walk. Entries of a live holder (this one included) wait.
  *
+ * The pool trusts the host as the object cache does: it lives under the workspace root, which
+ * tasks may write, so a task that rewrote a pooled directory and its manifest to match could
+ * feed a later attempt wrong bytes; `PERAGO_WARM_POOL_DIRS=0` turns it off where tasks of
+ * different trust share a host.
+ *
  * @module
  */
 import { createHash } from "node:crypto";
