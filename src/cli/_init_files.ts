@@ -98,6 +98,11 @@ const ENV_EXAMPLE: readonly (readonly [name: string, defaultValue: string, meani
     "ended attempts' directories kept under <workspace root>/.perago-warm for re-runs (0: off)",
   ],
   [
+    "PERAGO_WARM_POOL_MAX_SIZE",
+    "10GB",
+    "bytes the warm pool's directories may hold together",
+  ],
+  [
     "PERAGO_EXECUTOR_MAX_HEAP_MB",
     "1024",
     "V8 heap limit of each executor process in MiB; a task past it fails and is retried (0: V8's own limit; process mode only)",

@@ -281,6 +281,7 @@ export const command: Command = {
         ? new WarmPool({
           root: config.workspaceRoot,
           maxDirs: config.warmPoolDirs,
+          maxBytes: config.warmPoolMaxBytes,
           onError: (message) => getLogger("run").warn("{message}", { message }),
         })
         : undefined;

@@ -29,6 +29,7 @@ import {
   parseObjectCacheMaxSize,
   parseOptionalDuration,
   parseWarmPoolDirs,
+  parseWarmPoolMaxSize,
   parseWorkspaceRefStyle,
   trimmed,
   type WorkspaceRefStyle,
@@ -96,6 +97,11 @@ export interface RuntimeConfig {
    */
   readonly warmPoolDirs: number;
   /**
+   * `PERAGO_WARM_POOL_MAX_SIZE` in bytes: what the warm pool's directories may hold together.
+   * @default 10 GB
+   */
+  readonly warmPoolMaxBytes: number;
+  /**
    * `PERAGO_EXECUTOR_MAX_HEAP_MB`: the V8 heap limit of each executor process, so a runaway
    * task kills its own executor (the attempt is reported FAILED and retried), not the host;
    * 0 leaves V8's limit. Executors in thread mode share the process and get none.
@@ -146,6 +152,7 @@ export const CONFIG_ENV_VARS: readonly string[] = Object.freeze([
   "PERAGO_WORKSPACE_REF_STYLE",
   "PERAGO_OBJECT_CACHE_MAX_SIZE",
   "PERAGO_WARM_POOL_DIRS",
+  "PERAGO_WARM_POOL_MAX_SIZE",
   "PERAGO_EXECUTOR_MAX_HEAP_MB",
   "PERAGO_DEBUG",
   "PERAGO_METRICS_ADDRESS",
@@ -241,6 +248,7 @@ export async function loadRuntimeConfig(
     objectCacheMaxBytes: parseObjectCacheMaxSize(env["PERAGO_OBJECT_CACHE_MAX_SIZE"]),
     executorMaxHeapMb: parseExecutorMaxHeapMb(env["PERAGO_EXECUTOR_MAX_HEAP_MB"]),
     warmPoolDirs: parseWarmPoolDirs(env["PERAGO_WARM_POOL_DIRS"]),
+    warmPoolMaxBytes: parseWarmPoolMaxSize(env["PERAGO_WARM_POOL_MAX_SIZE"]),
     conductor: parseConductorConfig(env),
     lakefs: parseLakeFsConfig(env),
     debug: trimmed(env["PERAGO_DEBUG"]) === "1",
@@ -411,7 +419,11 @@ export function describeConfig(config: RuntimeConfig): string[] {
     `object cache: ${
       config.objectCacheMaxBytes === 0 ? "off" : `up to ${config.objectCacheMaxBytes} bytes`
     }`,
-    `warm pool: ${config.warmPoolDirs === 0 ? "off" : `up to ${config.warmPoolDirs} directories`}`,
+    `warm pool: ${
+      config.warmPoolDirs === 0
+        ? "off"
+        : `up to ${config.warmPoolDirs} directories, ${config.warmPoolMaxBytes} bytes`
+    }`,
     `executor heap limit: ${
       config.executorMaxHeapMb === 0 ? "V8's default" : `${config.executorMaxHeapMb} MiB`
     }`,

@@ -353,6 +353,30 @@ export function parseExecutorMaxHeapMb(value: string | undefined): number {
   return parsed;
 }
 
+/** `PERAGO_WARM_POOL_MAX_SIZE` default: 10 GB. */
+export const DEFAULT_WARM_POOL_MAX_SIZE_BYTES = 10 * LOG_SIZE_UNITS.GB;
+
+/**
+ * Parses `PERAGO_WARM_POOL_MAX_SIZE`, the bytes the warm pool's directories may hold
+ * together: a size in the syntax of `PERAGO_LOG_FILE_MAX_SIZE` (`512MB`, `20GB`), more than
+ * zero (`PERAGO_WARM_POOL_DIRS=0` turns the pool off). Unset: 10 GB.
+ *
+ * @example
+ * ```ts
+ * parseWarmPoolMaxSize("20GB"); // 21474836480
+ * ```
+ */
+export function parseWarmPoolMaxSize(value: string | undefined): number {
+  const text = trimmed(value);
+  if (text === undefined) return DEFAULT_WARM_POOL_MAX_SIZE_BYTES;
+  const name = "PERAGO_WARM_POOL_MAX_SIZE";
+  const what = "must be a size above zero such as '512MB' or '20GB' (PERAGO_WARM_POOL_DIRS=0 " +
+    "turns the warm pool off)";
+  const bytes = parseSizeBytes(text, value ?? "", name, what);
+  if (bytes === 0) throw new ConfigError(`${name} ${what}${got(value ?? "")}`, { variable: name });
+  return bytes;
+}
+
 /** `PERAGO_WARM_POOL_DIRS` default: 2 directories. */
 export const DEFAULT_WARM_POOL_DIRS = 2;
 

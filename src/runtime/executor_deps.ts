@@ -56,6 +56,7 @@ export async function loadAttemptTools(init: ExecutorInit): Promise<AttemptTools
     tools.warmPool = new pool.WarmPool({
       root: init.workspaceRoot,
       maxDirs: init.warmPoolDirs ?? 0,
+      ...(init.warmPoolMaxBytes === undefined ? {} : { maxBytes: init.warmPoolMaxBytes }),
       onError: (message) => log.warn("{message}", { message }),
     });
   }

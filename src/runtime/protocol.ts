@@ -122,6 +122,8 @@ export const ExecutorInitSchema = z.object({
   objectCacheMaxBytes: z.number().int().nonnegative().optional(),
   /** Directories the host's warm pool keeps under the workspace root; 0: no pool. */
   warmPoolDirs: z.number().int().nonnegative().optional(),
+  /** Bytes the warm pool's directories may hold together. @default no bound */
+  warmPoolMaxBytes: z.number().int().positive().optional(),
   /** Absent when the worker serves workspace-free tasks only (no lakeFS configured). */
   lakefs: z.object({
     endpointUrl: z.string(),

@@ -472,6 +472,7 @@ function executorInitOf(
     workspaceRefStyle: config.workspaceRefStyle,
     objectCacheMaxBytes: config.objectCacheMaxBytes,
     warmPoolDirs: config.warmPoolDirs,
+    warmPoolMaxBytes: config.warmPoolMaxBytes,
     ...(lakefs === undefined ? {} : {
       lakefs: {
         endpointUrl: lakefs.endpointUrl,

@@ -3,7 +3,7 @@
  * attempt of the same repository reuses the files instead of creating them again (creating
  * 21,000 files is most of a warm re-run once every object comes from the host cache).
  *
- * A retired directory waits in `<root>/.perago-warm/<holder>.<entry>.<repo key>` with a
+ * A retired directory waits in `<root>/.perago-warm/<holder>.<entry>.<repo key>.<bytes>` with a
  * manifest beside it (`<that name>.json`): per path the lakeFS checksum and size the file
  * matches, its SHA-256 (what the snapshot before the task needs) and its stat identity (size,
  * mtime, ctime, inode), plus a stamp taken before those `lstat`s. A new attempt takes one by
@@ -97,6 +97,12 @@ export interface WarmPoolOptions {
   root: string;
   /** Directories kept at most; the least recently retired go first. */
   maxDirs: number;
+  /**
+   * Bytes of files the kept directories may hold together (each directory counted by its
+   * manifest); the least recently retired go first, and a directory larger than this is not
+   * kept. @default no bound
+   */
+  maxBytes?: number;
   /** Told of failures of the background retirement (the directory is then removed). */
   onError?: (message: string) => void;
 }
@@ -130,6 +136,7 @@ export class WarmPool {
   readonly #root: string;
   readonly #dir: string;
   readonly #maxDirs: number;
+  readonly #maxBytes: number;
   readonly #onError: (message: string) => void;
   #holder: Promise<{ id: string; lock: Deno.FsFile }> | undefined;
   readonly #deadHolders = new Set<string>();
@@ -142,6 +149,13 @@ export class WarmPool {
     this.#root = options.root;
     this.#dir = join(options.root, WARM_POOL_DIR_NAME);
     this.#maxDirs = options.maxDirs;
+    if (
+      options.maxBytes !== undefined && !(Number.isSafeInteger(options.maxBytes) &&
+        options.maxBytes > 0)
+    ) {
+      throw new RangeError("WarmPool: maxBytes must be a positive integer");
+    }
+    this.#maxBytes = options.maxBytes ?? Number.POSITIVE_INFINITY;
     this.#onError = options.onError ?? (() => {});
   }
 
@@ -153,8 +167,9 @@ export class WarmPool {
   async claim(repository: string, scope: string, target: string): Promise<ClaimedDir | undefined> {
     let names: string[];
     try {
+      const key = repoKey(repository);
       names = [...Deno.readDirSync(this.#dir)]
-        .filter((entry) => entry.isDirectory && entry.name.endsWith(`.${repoKey(repository)}`))
+        .filter((entry) => entry.isDirectory && entry.name.split(".")[2] === key)
         .map((entry) => entry.name);
     } catch (error) {
       if (error instanceof Deno.errors.NotFound) return undefined;
@@ -246,9 +261,11 @@ export class WarmPool {
       const stampMs = changeStamp(work);
       const files: Record<string, ManifestRow> = {};
       await describeFiles(work, "", info, files);
+      let bytes = 0;
+      for (const row of Object.values(files)) bytes += row[1];
       const name = `${holder.id}.${Date.now().toString(36).padStart(9, "0")}-${
         crypto.randomUUID().slice(0, 8)
-      }.${repoKey(info.repository)}`;
+      }.${repoKey(info.repository)}.${bytes.toString(36)}`;
       await Deno.mkdir(this.#dir, { recursive: true, mode: 0o700 });
       const manifest: Manifest = {
         version: 1,
@@ -274,10 +291,23 @@ export class WarmPool {
     const entries = [...Deno.readDirSync(this.#dir)];
     const dirs = entries.filter((entry) => entry.isDirectory && entry.name !== "holders")
       .map((entry) => entry.name)
-      .sort((a, b) => entryTime(a) - entryTime(b));
+      .sort((a, b) => entryTime(b) - entryTime(a));
     const present = new Set(dirs);
+    // The most recently retired are kept while both bounds hold; the rest go.
+    const evicted: string[] = [];
+    let kept = 0;
+    let keptBytes = 0;
+    for (const name of dirs) {
+      const bytes = entryBytes(name);
+      if (kept < this.#maxDirs && keptBytes + bytes <= this.#maxBytes) {
+        kept++;
+        keptBytes += bytes;
+      } else {
+        evicted.push(name);
+      }
+    }
     const trash = join(this.#root, TRASH_DIR_NAME);
-    for (const name of dirs.slice(0, Math.max(0, dirs.length - this.#maxDirs))) {
+    for (const name of evicted) {
       await Deno.mkdir(trash, { recursive: true, mode: 0o700 });
       const target = join(trash, `${Deno.pid}-${crypto.randomUUID().slice(0, 8)}-evicted`);
       try {
@@ -507,6 +537,12 @@ function pooledFile(row: unknown): PooledFile | undefined {
 /** A short key of a repository name, for entry names (filtering before reading manifests). */
 function repoKey(repository: string): string {
   return createHash("sha256").update(repository).digest("hex").slice(0, 16);
+}
+
+/** The bytes of files an entry's manifest lists (from its name); 0 when the name has none. */
+function entryBytes(name: string): number {
+  const bytes = parseInt(name.split(".")[3] ?? "", 36);
+  return Number.isFinite(bytes) ? bytes : 0;
 }
 
 /** When an entry was retired (from its name), ms; 0 when the name is not one. */

@@ -13,6 +13,7 @@ import {
   parseObjectCacheMaxSize,
   parseOptionalDuration,
   parseWarmPoolDirs,
+  parseWarmPoolMaxSize,
 } from "../../src/config/parse.ts";
 
 const KB = 1024;
@@ -136,6 +137,21 @@ table("parseWarmPoolDirs", parseWarmPoolDirs, [
   ["-1", warmError('"-1"')],
   ["2.5", warmError('"2.5"')],
   ["02", warmError('"02"')],
+]);
+
+const WARM_SIZE = "PERAGO_WARM_POOL_MAX_SIZE";
+const warmSizeError = (got: string) => ({
+  error: `${WARM_SIZE} must be a size above zero such as '512MB' or '20GB' ` +
+    `(PERAGO_WARM_POOL_DIRS=0 turns the warm pool off) (got ${got})`,
+  variable: WARM_SIZE,
+});
+table("parseWarmPoolMaxSize", parseWarmPoolMaxSize, [
+  [undefined, 10 * 1024 * 1024 * 1024],
+  ["20GB", 20 * 1024 * 1024 * 1024],
+  [" 512MB ", 512 * 1024 * 1024],
+  ["0", warmSizeError('"0"')],
+  ["0GB", warmSizeError('"0GB"')],
+  ["10", warmSizeError('"10"')],
 ]);
 
 const RET = "PERAGO_LOG_RETENTION";

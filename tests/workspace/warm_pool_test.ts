@@ -206,6 +206,21 @@ Deno.test("warm pool: at most maxDirs directories are kept, the oldest evicted",
   await pool.close();
 });
 
+Deno.test("warm pool: the directories kept hold at most maxBytes together; one larger is not kept", async () => {
+  await using stack = await startStack();
+  const content = files(6); // 6 files, 7 bytes each: 42 bytes a directory
+  await seed(stack, content);
+  const size = Object.values(content).reduce((sum, text) => sum + text.length, 0);
+  const pool = new WarmPool({ root: stack.root, maxDirs: 10, maxBytes: 2 * size + 1 });
+  for (let i = 0; i < 3; i++) await run(stack, pool);
+  assert.equal(pooled(stack).length, 2);
+  await pool.close();
+  const small = new WarmPool({ root: stack.root, maxDirs: 10, maxBytes: size - 1 });
+  await run(stack, small); // takes one of the two, keeps none (and evicts the other)
+  assert.equal(pooled(stack).length, 0);
+  await small.close();
+});
+
 Deno.test("warm pool: a read-only task's directory is kept too (its scribble removed on the next claim)", async () => {
   await using stack = await startStack();
   await seed(stack, files(9));
