@@ -283,6 +283,8 @@ export const command: Command = {
           maxDirs: config.warmPoolDirs,
           maxBytes: config.warmPoolMaxBytes,
           onError: (message) => getLogger("run").warn("{message}", { message }),
+          // This process's exit waits for the retirement: reads are left to the next run.
+          readAtClaim: true,
         })
         : undefined;
       const outcome = await runAttempt({

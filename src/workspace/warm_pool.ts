@@ -60,6 +60,8 @@ export interface PooledFile {
   readonly ino: number;
   readonly mtimeMs: number;
   readonly ctimeMs: number;
+  /** The claimer reads the file again and keeps it only with this SHA-256, whatever its ctime. */
+  readonly readAgain?: boolean;
 }
 
 /** What {@linkcode WarmPool.retire} needs to describe a directory. */
@@ -105,9 +107,23 @@ export interface WarmPoolOptions {
   maxBytes?: number;
   /** Told of failures of the background retirement (the directory is then removed). */
   onError?: (message: string) => void;
+  /**
+   * For a process whose exit waits for the retirement (`perago run`): a downloaded file the
+   * retirement would read to vouch for it (its ctime is in the second of the stamp taken
+   * before the task: for a short download, nearly all) is marked for the claimer to read
+   * instead, which the next attempt does anyway for the files of the stamp's second; a
+   * process that retires in the background (an executor) reads them then. @default false
+   */
+  readAtClaim?: boolean;
 }
 
-type ManifestRow = [string, number, string, number, number, number];
+/**
+ * checksum, size, SHA-256, inode, mtime, ctime, and a trailing 1 when the claimer must read the
+ * file again whatever its ctime (see `describeFiles`).
+ */
+type ManifestRow =
+  | [string, number, string, number, number, number]
+  | [string, number, string, number, number, number, 1];
 
 interface Manifest {
   version: 1;
@@ -138,6 +154,7 @@ export class WarmPool {
   readonly #maxDirs: number;
   readonly #maxBytes: number;
   readonly #onError: (message: string) => void;
+  readonly #readAtClaim: boolean;
   #holder: Promise<{ id: string; lock: Deno.FsFile }> | undefined;
   readonly #deadHolders = new Set<string>();
   #closed = false;
@@ -157,6 +174,7 @@ export class WarmPool {
     }
     this.#maxBytes = options.maxBytes ?? Number.POSITIVE_INFINITY;
     this.#onError = options.onError ?? (() => {});
+    this.#readAtClaim = options.readAtClaim === true;
   }
 
   /**
@@ -260,7 +278,7 @@ export class WarmPool {
       // Files whose ctime is not older than this stamp are read again by the claimer.
       const stampMs = changeStamp(work);
       const files: Record<string, ManifestRow> = {};
-      await describeFiles(work, "", info, files);
+      await describeFiles(work, "", info, files, this.#readAtClaim);
       let bytes = 0;
       for (const row of Object.values(files)) bytes += row[1];
       const name = `${holder.id}.${Date.now().toString(36).padStart(9, "0")}-${
@@ -405,7 +423,7 @@ export function walkClaimedDir(dir: string, claimed: ClaimedDir): WalkedDir {
       if (
         file !== undefined && info.size === file.size && info.ino === file.ino &&
         info.mtime?.getTime() === file.mtimeMs && info.ctime?.getTime() === file.ctimeMs &&
-        (file.ctimeMs < claimed.stampMs || sameContent(join(dir, path), file))
+        ((file.ctimeMs < claimed.stampMs && !file.readAgain) || sameContent(join(dir, path), file))
       ) {
         walked.files.set(path, file);
         continue;
@@ -440,13 +458,14 @@ async function describeFiles(
   relative: string,
   info: RetireInfo,
   out: Record<string, ManifestRow>,
+  readAtClaim: boolean,
 ): Promise<void> {
   const full = relative === "" ? root : join(root, relative);
   for (const entry of Deno.readDirSync(full)) {
     const path = relative === "" ? entry.name : `${relative}/${entry.name}`;
     const stat = Deno.lstatSync(join(root, path));
     if (stat.isDirectory) {
-      await describeFiles(root, path, info, out);
+      await describeFiles(root, path, info, out, readAtClaim);
       continue;
     }
     if (!stat.isFile || stat.ctime === null || stat.mtime === null) continue;
@@ -462,6 +481,23 @@ async function describeFiles(
         stat.ino ?? 0,
         stat.mtime.getTime(),
         ctimeMs,
+      ];
+    } else if (
+      readAtClaim && known !== undefined && known.size === stat.size &&
+      stat.size <= RACY_READ_MAX_BYTES
+    ) {
+      // Downloaded in the second of the stamp taken before the task (or rewritten by it with
+      // the same size): the download's digests, for the claimer to check by reading the file
+      // (as it reads the files of the stamp's second) instead of a read here, which a perago
+      // run waits for before exiting (1,000 x 4 KiB files: most of them, for a short download).
+      row = [
+        known.checksum,
+        known.size,
+        known.sha256,
+        stat.ino ?? 0,
+        stat.mtime.getTime(),
+        ctimeMs,
+        1,
       ];
     } else {
       // Written by the task (or in the download's last second): read once, here, off the
@@ -523,7 +559,9 @@ function readManifest(path: string): Manifest | undefined {
 }
 
 function pooledFile(row: unknown): PooledFile | undefined {
-  if (!Array.isArray(row) || row.length !== 6) return undefined;
+  if (!Array.isArray(row) || (row.length !== 6 && !(row.length === 7 && row[6] === 1))) {
+    return undefined;
+  }
   const [checksum, size, sha256, ino, mtimeMs, ctimeMs] = row;
   if (
     typeof checksum !== "string" || typeof sha256 !== "string" || typeof size !== "number" ||
@@ -531,7 +569,15 @@ function pooledFile(row: unknown): PooledFile | undefined {
   ) {
     return undefined;
   }
-  return { checksum, size, sha256, ino, mtimeMs, ctimeMs };
+  return {
+    checksum,
+    size,
+    sha256,
+    ino,
+    mtimeMs,
+    ctimeMs,
+    ...(row.length === 7 ? { readAgain: true } : {}),
+  };
 }
 
 /** A short key of a repository name, for entry names (filtering before reading manifests). */

@@ -98,6 +98,37 @@ Deno.test("warm pool: a re-run keeps every file of the directory an ended attemp
   assert.equal(pooled(stack).length, 1, "the second run's directory replaced the first's");
 });
 
+Deno.test("warm pool: with readAtClaim the retirement reads no downloaded file (the claimer checks them) and a re-run still keeps every file and sees exactly its input", async () => {
+  await using stack = await startStack();
+  await seed(stack, files(30));
+  const first = new WarmPool({ root: stack.root, maxDirs: 2, readAtClaim: true });
+  await run(stack, first, { "data/0/f0.txt": "changed by the first run\n" });
+  const [entry] = pooled(stack);
+  const manifest = JSON.parse(await Deno.readTextFile(`${entry}.json`)) as {
+    stamp_ms: number;
+    files: Record<string, unknown[]>;
+  };
+  assert.equal(Object.keys(manifest.files).length, 30);
+  for (const [path, row] of Object.entries(manifest.files)) {
+    // Marked for the claimer, or unread because older than the stamp before the task; the
+    // file the task wrote (another size) was read.
+    if (path === "data/0/f0.txt") assert.equal(row.length, 6);
+    else assert.ok(row.length === 7 || (row[5] as number) < manifest.stamp_ms, path);
+  }
+  await first.close();
+
+  stack.server.stats.reset();
+  const second = new WarmPool({ root: stack.root, maxDirs: 2, readAtClaim: true });
+  const outcome = await run(stack, second, { "data/1/f1.txt": "changed by the second run\n" });
+  assert.equal(stack.server.stats.count("getObject"), 0);
+  const seen = (outcome.outputData?.result as { files: Record<string, string> }).files;
+  const head = (await stack.lakefs.getBranch(stack.repo, "main")).commit_id;
+  const tree = await readTree(stack, head, "data/");
+  assert.equal(seen["data/0/f0.txt"], "changed by the first run\n");
+  assert.deepEqual({ ...seen, "data/1/f1.txt": tree["data/1/f1.txt"] }, tree);
+  await second.close();
+});
+
 Deno.test("warm pool: tampering with a pooled directory is undone before the task runs (in-place same-size rewrite in the same second, links, extra files, a folder for a file)", async () => {
   await using stack = await startStack();
   await seed(stack, files(12));
@@ -262,6 +293,37 @@ Deno.test("warm pool: a read-only task's directory is kept too (its scribble rem
   assert.equal(await once(), 9);
   // The first run's scribble (in its manifest, not in the listing) was removed.
   assert.equal(await once(), 0, "every file kept");
+});
+
+Deno.test("warm pool: a row marked to be read again is read on the claim whatever its ctime, and kept only with the manifest's SHA-256", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "perago-warm-again-" });
+  try {
+    Deno.writeTextFileSync(join(dir, "same.txt"), "same\n");
+    Deno.writeTextFileSync(join(dir, "other.txt"), "mine\n");
+    const row = (path: string, text: string) => {
+      const info = Deno.lstatSync(join(dir, path));
+      return {
+        checksum: "-",
+        size: info.size,
+        sha256: createHash("sha256").update(text).digest("hex"),
+        ino: info.ino!,
+        mtimeMs: info.mtime!.getTime(),
+        ctimeMs: info.ctime!.getTime(),
+        readAgain: true,
+      };
+    };
+    const files = new Map([["same.txt", row("same.txt", "same\n")], [
+      "other.txt",
+      row("other.txt", "MINE\n"),
+    ]]);
+    // A stamp in a later second: without the mark both files would be kept unread.
+    const stampMs = Deno.lstatSync(join(dir, "same.txt")).ctime!.getTime() + 5_000;
+    const walked = walkClaimedDir(dir, { files, stampMs });
+    assert.deepEqual([...walked.files.keys()], ["same.txt"]);
+    assert.equal(walked.removed, 1);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
 
 Deno.test("warm pool: a file whose ctime is in the stamp's second is read again on the claim, and kept only with the manifest's SHA-256", async () => {
