@@ -103,6 +103,11 @@ const ENV_EXAMPLE: readonly (readonly [name: string, defaultValue: string, meani
     "bytes the warm pool's directories may hold together",
   ],
   [
+    "PERAGO_WARM_POOL_MIN_FILES",
+    "1000",
+    "smallest directory (downloaded files) an executor keeps in the warm pool (0: every one)",
+  ],
+  [
     "PERAGO_EXECUTOR_MAX_HEAP_MB",
     "1024",
     "V8 heap limit of each executor process in MiB; a task past it fails and is retried (0: V8's own limit; process mode only)",

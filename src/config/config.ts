@@ -30,6 +30,7 @@ import {
   parseOptionalDuration,
   parseWarmPoolDirs,
   parseWarmPoolMaxSize,
+  parseWarmPoolMinFiles,
   parseWorkspaceRefStyle,
   trimmed,
   type WorkspaceRefStyle,
@@ -102,6 +103,12 @@ export interface RuntimeConfig {
    */
   readonly warmPoolMaxBytes: number;
   /**
+   * `PERAGO_WARM_POOL_MIN_FILES`: the smallest directory (in downloaded files) an executor of
+   * `perago start` keeps in the warm pool, and is replaced for; 0 keeps every one.
+   * @default 1000
+   */
+  readonly warmPoolMinFiles: number;
+  /**
    * `PERAGO_EXECUTOR_MAX_HEAP_MB`: the V8 heap limit of each executor process, so a runaway
    * task kills its own executor (the attempt is reported FAILED and retried), not the host;
    * 0 leaves V8's limit. Executors in thread mode share the process and get none.
@@ -153,6 +160,7 @@ export const CONFIG_ENV_VARS: readonly string[] = Object.freeze([
   "PERAGO_OBJECT_CACHE_MAX_SIZE",
   "PERAGO_WARM_POOL_DIRS",
   "PERAGO_WARM_POOL_MAX_SIZE",
+  "PERAGO_WARM_POOL_MIN_FILES",
   "PERAGO_EXECUTOR_MAX_HEAP_MB",
   "PERAGO_DEBUG",
   "PERAGO_METRICS_ADDRESS",
@@ -249,6 +257,7 @@ export async function loadRuntimeConfig(
     executorMaxHeapMb: parseExecutorMaxHeapMb(env["PERAGO_EXECUTOR_MAX_HEAP_MB"]),
     warmPoolDirs: parseWarmPoolDirs(env["PERAGO_WARM_POOL_DIRS"]),
     warmPoolMaxBytes: parseWarmPoolMaxSize(env["PERAGO_WARM_POOL_MAX_SIZE"]),
+    warmPoolMinFiles: parseWarmPoolMinFiles(env["PERAGO_WARM_POOL_MIN_FILES"]),
     conductor: parseConductorConfig(env),
     lakefs: parseLakeFsConfig(env),
     debug: trimmed(env["PERAGO_DEBUG"]) === "1",

@@ -36,8 +36,8 @@
  * @module
  */
 import { createHash } from "node:crypto";
-import { join } from "node:path";
-import { ATTEMPT_MARKER, runInBackground, TRASH_DIR_NAME } from "./attempt_dir.ts";
+import { dirname, join } from "node:path";
+import { ATTEMPT_MARKER, runInBackground, TRASH_DIR_NAME, trashAttemptDir } from "./attempt_dir.ts";
 import { changeStamp } from "./snapshot.ts";
 
 /** The folder under the workspace root that holds the warm pool. */
@@ -105,6 +105,16 @@ export interface WarmPoolOptions {
    * kept. @default no bound
    */
   maxBytes?: number;
+  /**
+   * Smallest directory worth keeping: one whose download wrote fewer files than `minFiles`
+   * and fewer bytes than `minBytes` is removed instead ({@linkcode WarmPool.retire} returns
+   * `false`). An executor is replaced after each directory it keeps (its directories become
+   * claimable only once it has ended), so a directory must save more than that replacement
+   * costs. @default 0 and 0: every directory is kept
+   */
+  minFiles?: number;
+  /** See `minFiles`. @default 0 */
+  minBytes?: number;
   /** Told of failures of the background retirement (the directory is then removed). */
   onError?: (message: string) => void;
   /**
@@ -153,8 +163,11 @@ export class WarmPool {
   readonly #dir: string;
   readonly #maxDirs: number;
   readonly #maxBytes: number;
+  readonly #minFiles: number;
+  readonly #minBytes: number;
   readonly #onError: (message: string) => void;
   readonly #readAtClaim: boolean;
+  #kept = 0;
   #holder: Promise<{ id: string; lock: Deno.FsFile }> | undefined;
   readonly #deadHolders = new Set<string>();
   #closed = false;
@@ -173,8 +186,15 @@ export class WarmPool {
       throw new RangeError("WarmPool: maxBytes must be a positive integer");
     }
     this.#maxBytes = options.maxBytes ?? Number.POSITIVE_INFINITY;
+    this.#minFiles = options.minFiles ?? 0;
+    this.#minBytes = options.minBytes ?? 0;
     this.#onError = options.onError ?? (() => {});
     this.#readAtClaim = options.readAtClaim === true;
+  }
+
+  /** Directories this instance has kept ({@linkcode WarmPool.retire} returned `true`). */
+  get kept(): number {
+    return this.#kept;
   }
 
   /**
@@ -229,16 +249,36 @@ export class WarmPool {
 
   /**
    * Keeps `dir` (an attempt directory of this process, whose attempt has ended) for a later
-   * attempt, in the background; a directory that cannot be described safely is removed
-   * instead. {@linkcode trashedDirsRemoved} (attempt_dir.ts) waits for it.
+   * attempt, in the background, and returns `true`; a directory that cannot be described
+   * safely is removed instead. One smaller than `minFiles` and `minBytes` is moved to the
+   * trash and removed, and `false` returned. {@linkcode trashedDirsRemoved} (attempt_dir.ts)
+   * waits for both.
    */
-  retire(dir: string, info: RetireInfo): void {
+  retire(dir: string, info: RetireInfo): boolean {
+    let bytes = 0;
+    for (const file of info.known.values()) bytes += file.size;
+    if (info.known.size < this.#minFiles && bytes < this.#minBytes) {
+      runInBackground(
+        trashAttemptDir(dirname(dir), dir, (error) => this.#failed(dir, error)).catch((error) =>
+          this.#failed(dir, error)
+        ),
+      );
+      return false;
+    }
+    this.#kept++;
     runInBackground(
       this.#retire(dir, info).catch((error) => {
         this.#onError(
           `warm pool: keeping ${dir} failed: ${error instanceof Error ? error.message : error}`,
         );
       }),
+    );
+    return true;
+  }
+
+  #failed(dir: string, error: unknown): void {
+    this.#onError(
+      `warm pool: removing ${dir} failed: ${error instanceof Error ? error.message : error}`,
     );
   }
 

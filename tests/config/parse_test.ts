@@ -14,6 +14,7 @@ import {
   parseOptionalDuration,
   parseWarmPoolDirs,
   parseWarmPoolMaxSize,
+  parseWarmPoolMinFiles,
 } from "../../src/config/parse.ts";
 
 const KB = 1024;
@@ -152,6 +153,22 @@ table("parseWarmPoolMaxSize", parseWarmPoolMaxSize, [
   ["0", warmSizeError('"0"')],
   ["0GB", warmSizeError('"0GB"')],
   ["10", warmSizeError('"10"')],
+]);
+
+const WARM_MIN = "PERAGO_WARM_POOL_MIN_FILES";
+const warmMinError = (got: string) => ({
+  error: `${WARM_MIN} must be a whole number of files from 0 (keep every directory) to ` +
+    `10000000 (got ${got})`,
+  variable: WARM_MIN,
+});
+table("parseWarmPoolMinFiles", parseWarmPoolMinFiles, [
+  [undefined, 1000],
+  ["0", 0],
+  [" 200 ", 200],
+  ["10000000", 10_000_000],
+  ["10000001", warmMinError('"10000001"')],
+  ["-1", warmMinError('"-1"')],
+  ["1e3", warmMinError('"1e3"')],
 ]);
 
 const RET = "PERAGO_LOG_RETENTION";

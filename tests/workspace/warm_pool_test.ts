@@ -252,6 +252,43 @@ Deno.test("warm pool: the directories kept hold at most maxBytes together; one l
   await small.close();
 });
 
+Deno.test("warm pool: a directory below minFiles and minBytes is removed, not kept (retire says false); one at either bound is kept", async () => {
+  const root = await Deno.makeTempDir({ prefix: "perago-warm-min-" });
+  try {
+    const pool = new WarmPool({ root, maxDirs: 4, minFiles: 3, minBytes: 100 });
+    const known = (count: number, size: number) =>
+      new Map(
+        Array.from({ length: count }, (_, i) => [
+          `f${i}`,
+          { size, sha256: "", checksum: "" },
+        ]),
+      );
+    const retire = (
+      name: string,
+      info: Map<string, { size: number; sha256: string; checksum: string }>,
+    ) => {
+      const dir = join(root, name);
+      Deno.mkdirSync(dir);
+      Deno.writeTextFileSync(join(dir, "f0"), "x");
+      return pool.retire(dir, { repository: "repo", scope: "", stampMs: 0, known: info });
+    };
+    assert.equal(retire("small", known(2, 10)), false);
+    await trashedDirsRemoved();
+    assert.deepEqual([...Deno.readDirSync(root)].map((e) => e.name), []);
+    assert.equal(pool.kept, 0);
+    assert.equal(retire("many", known(3, 1)), true);
+    assert.equal(retire("large", known(1, 100)), true);
+    await trashedDirsRemoved();
+    assert.equal(pool.kept, 2);
+    const entries = [...Deno.readDirSync(join(root, WARM_POOL_DIR_NAME))]
+      .filter((e) => e.isDirectory && e.name !== "holders");
+    assert.equal(entries.length, 2);
+    await pool.close();
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
 Deno.test("warm pool: a read-only task's directory is kept too (its scribble removed on the next claim)", async () => {
   await using stack = await startStack();
   await seed(stack, files(9));
