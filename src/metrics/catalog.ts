@@ -36,6 +36,7 @@ export const M = Object.freeze({
   taskUpdateTime: "perago_task_update_time_seconds",
   resultBacklog: "perago_result_backlog",
   executorRestarts: "perago_executor_restarts_total",
+  executorRecycles: "perago_executor_recycles_total",
   executorsUp: "perago_executors_up",
   attemptsInFlight: "perago_attempts_in_flight",
   freeSlots: "perago_free_slots",
@@ -167,6 +168,10 @@ export const RUNTIME_METRICS: readonly MetricSpec[] = Object.freeze([
   ),
   gauge(M.resultBacklog, "Results handed to the broker and not yet delivered (or dropped)."),
   counter(M.executorRestarts, "Executors restarted after they died."),
+  counter(
+    M.executorRecycles,
+    "Executors replaced on purpose after their attempt's directory went to the warm pool (not failures).",
+  ),
   gauge(M.executorsUp, "Executors alive and ready."),
   gauge(M.attemptsInFlight, "Attempts running now, by task type.", "taskType"),
   gauge(M.freeSlots, "Executor slots ready for another attempt."),

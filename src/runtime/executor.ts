@@ -45,8 +45,9 @@ export interface AttemptTools {
   downloadCache?: DownloadCache;
   /**
    * The host's warm pool. Directories this executor leaves there become claimable once the
-   * executor (process or Worker) has ended, when none of its tasks' code can run any more.
-   * @default none
+   * executor (process or Worker) has ended, when none of its tasks' code can run any more:
+   * the executor ends after each attempt whose directory the pool kept (its `kept` count
+   * grew), and the supervisor replaces it. @default none
    */
   warmPool?: WarmPool;
 }
@@ -94,6 +95,8 @@ export class Executor {
   #lakefsContact: { ok: boolean; detail?: string } | undefined;
   /** The attempt tools once loaded (or being loaded). */
   #tools: Promise<AttemptTools> | undefined;
+  /** The attempt whose directory the warm pool kept: the executor ends after it. */
+  #recycleAfter: string | undefined;
 
   constructor(options: ExecutorOptions) {
     this.#options = options;
@@ -149,7 +152,10 @@ export class Executor {
     this.#fences.clear();
   }
 
-  /** Resolves once `shutdown` was received and no attempt is running. */
+  /**
+   * Resolves once `shutdown` was received and no attempt is running, or once the attempt
+   * whose directory the warm pool kept has reported its outcome (the executor then ends).
+   */
   get drained(): Promise<void> {
     return this.#drained.promise;
   }
@@ -197,12 +203,26 @@ export class Executor {
       this.#metrics.flush(); // counted before the broker can deliver the result
       const traceparent = this.#traceparents.get(attemptId);
       this.#traceparents.delete(attemptId);
+      // A directory kept in the warm pool is claimable only once this executor (and so any
+      // code its task left running) has ended: the executor ends, and the supervisor
+      // replaces it before the slot takes another task.
+      const recycle = this.#recycleAfter === attemptId && this.#state === "running";
+      this.#recycleAfter = undefined;
       this.#options.emit({
         type: "outcome",
         attemptId,
         outcome,
         ...(traceparent === undefined ? {} : { traceparent }),
+        ...(recycle ? { recycle: true as const } : {}),
       });
+      if (recycle) {
+        this.#log.info(
+          "attempt {attemptId}: its directory went to the warm pool; the executor ends so " +
+            "the next attempt can take it (recycled)",
+          { attemptId },
+        );
+        this.#setState("draining");
+      }
       this.#checkDrained();
     });
     this.#busy = { attemptId, controller, done };
@@ -245,6 +265,7 @@ export class Executor {
     try {
       const tools = await this.#loadTools();
       counting = this.#countingLakeFs(tools.lakefs);
+      const kept = tools.warmPool?.kept ?? 0;
       const outcome = await traced.run(() =>
         tools.runAttempt({
           task: definition,
@@ -270,6 +291,7 @@ export class Executor {
           removeDirInBackground: true,
         })
       );
+      if ((tools.warmPool?.kept ?? 0) > kept) this.#recycleAfter = attemptId;
       log.info("attempt {attemptId}: task {taskId} ended {status}", {
         ...ids,
         status: outcome.status,
@@ -458,8 +480,9 @@ export interface ExecutorProcessDeps {
 }
 
 /**
- * The life of an executor process. Resolves with the exit code: 0 after `shutdown`, 1 when
- * init or loading failed, 2 when the supervisor went away.
+ * The life of an executor process. Resolves with the exit code: 0 after `shutdown` or after
+ * an attempt whose directory the warm pool kept (`outcome` with `recycle`), 1 when init or
+ * loading failed, 2 when the supervisor went away.
  */
 export async function runExecutorProcess(deps: ExecutorProcessDeps): Promise<number> {
   const log = getLogger("runtime", "executor");

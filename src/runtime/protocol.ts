@@ -14,6 +14,8 @@
  * executor --outcome--> supervisor --result{credit}--> broker (ResultDelivery; update-v2 hands
  *   back the next task when the broker has a free credit) --delivered-->
  * executor died mid-attempt: supervisor --abandon--> broker (reports FAILED)
+ * outcome{recycle}: the executor kept its directory in the warm pool and exits; the
+ *   supervisor starts its replacement at once (no task meanwhile, no backoff)
  * SIGTERM: supervisor --drain--> broker; broker --drained--> once every result is delivered;
  * supervisor --shutdown--> executors and broker.
  * broker, executor --metrics{records, contacts}--> supervisor (which owns the registry)
@@ -124,6 +126,11 @@ export const ExecutorInitSchema = z.object({
   warmPoolDirs: z.number().int().nonnegative().optional(),
   /** Bytes the warm pool's directories may hold together. @default no bound */
   warmPoolMaxBytes: z.number().int().positive().optional(),
+  /**
+   * Smallest directory (in downloaded files) the executor keeps in the warm pool, ending
+   * after it (see `PERAGO_WARM_POOL_MIN_FILES`). @default 0: every one
+   */
+  warmPoolMinFiles: z.number().int().nonnegative().optional(),
   /** Absent when the worker serves workspace-free tasks only (no lakeFS configured). */
   lakefs: z.object({
     endpointUrl: z.string(),
@@ -230,6 +237,12 @@ export const FromExecutorSchema = z.discriminatedUnion("type", [
     attemptId: z.string(),
     outcome: OutcomeSchema,
     traceparent: z.string().max(100).optional(),
+    /**
+     * The attempt's directory went to the warm pool: the executor now exits (code 0) so that
+     * the directory becomes claimable, and its slot takes no task until its replacement is
+     * ready (a planned replacement, not a failure).
+     */
+    recycle: z.literal(true).optional(),
   }),
   /** The executor cannot go on (bad init, task module failed to load). */
   z.object({ type: z.literal("fatal"), message: z.string() }),

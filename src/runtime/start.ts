@@ -473,6 +473,7 @@ function executorInitOf(
     objectCacheMaxBytes: config.objectCacheMaxBytes,
     warmPoolDirs: config.warmPoolDirs,
     warmPoolMaxBytes: config.warmPoolMaxBytes,
+    warmPoolMinFiles: config.warmPoolMinFiles,
     ...(lakefs === undefined ? {} : {
       lakefs: {
         endpointUrl: lakefs.endpointUrl,

@@ -1,8 +1,9 @@
 /**
  * The supervisor (process mode): holds the workspace-root lock, sweeps orphaned attempt
  * directories at start, every GC interval and at stop, spawns the broker and N executors,
- * relays protocol messages between them, restarts dead executors with backoff, and drains
- * on shutdown.
+ * relays protocol messages between them, restarts dead executors with backoff, replaces at
+ * once an executor that ended on purpose (recycled: its attempt directory went to the warm
+ * pool, claimable only once it has ended), and drains on shutdown.
  *
  * ```
  * starting --(lock, sweep, children ready)--> running --shutdown()--> draining --> stopped
@@ -203,6 +204,16 @@ interface Slot {
   startedAt: number;
   failures: number;
   attempt: { attemptId: string; taskId: string; taskType: string } | undefined;
+  /**
+   * The executor said it ends after its outcome (its directory went to the warm pool): the
+   * slot takes no task, and its exit is a planned replacement, not a failure.
+   */
+  recycling: boolean;
+  /**
+   * The replacement of a recycled executor is starting: the slot counts as up for the health
+   * probes (a planned replacement must not flap `/readyz`), never as free.
+   */
+  replacing: boolean;
   /** Kills the executor when the attempt outlives its budget and grace. */
   watchdog: ReturnType<typeof setTimeout> | undefined;
   restartTimer: ReturnType<typeof setTimeout> | undefined;
@@ -210,6 +221,11 @@ interface Slot {
 }
 
 type Task = Extract<FromBroker, { type: "tasks" }>["tasks"][number];
+
+/** Whether a slot counts as up: its executor is ready, or a recycled one's replacement starts. */
+function isUp(slot: Slot): boolean {
+  return (slot.child !== undefined && slot.ready) || slot.replacing;
+}
 
 /** A timer as a promise that can be cleared (so no stray timer outlives the supervisor). */
 function timer(ms: number): { promise: Promise<void>; clear(): void } {
@@ -295,14 +311,14 @@ export class Supervisor {
     return {
       state: this.state,
       brokerAlive: this.#broker !== undefined && !("brokerExit" in this.#life),
-      executorsUp: this.#slots.filter((slot) => slot.child && slot.ready).length,
+      executorsUp: this.#slots.filter(isUp).length,
       executorSlots: this.#o.concurrency,
     };
   }
 
   /** Tells the telemetry how many executors are up and idle. */
   #slotsChanged(): void {
-    const up = this.#slots.filter((slot) => slot.child && slot.ready).length;
+    const up = this.#slots.filter(isUp).length;
     this.#o.telemetry?.slotsChanged(up, this.#idleSlots().length);
   }
 
@@ -467,6 +483,8 @@ export class Supervisor {
         startedAt: 0,
         failures: 0,
         attempt: undefined,
+        recycling: false,
+        replacing: false,
         restartTimer: undefined,
         watchdog: undefined,
         exited: Promise.resolve(),
@@ -486,11 +504,14 @@ export class Supervisor {
         workerId: slot.workerId,
         message: (error as Error).message,
       });
+      slot.replacing = false;
+      this.#slotsChanged();
       this.#scheduleRestart(slot);
       return;
     }
     slot.child = child;
     slot.ready = false;
+    slot.recycling = false;
     slot.startedAt = Date.now();
     this.#log.info("executor {workerId} started (slot {slot}, pid {pid})", {
       workerId: slot.workerId,
@@ -590,6 +611,7 @@ export class Supervisor {
     switch (message.type) {
       case "ready":
         slot.ready = true;
+        slot.replacing = false;
         this.#log.info("executor {workerId} ready (pid {pid})", {
           workerId: slot.workerId,
           pid: message.pid,
@@ -622,6 +644,8 @@ export class Supervisor {
           return;
         }
         slot.attempt = undefined;
+        // Before the credits below: a recycling executor's slot is not free.
+        if (message.recycle === true) slot.recycling = true;
         clearTimeout(slot.watchdog);
         this.#o.telemetry?.attemptEnded(attempt.taskType);
         this.#o.telemetry?.resultSent();
@@ -660,8 +684,23 @@ export class Supervisor {
     slot.attempt = undefined;
     clearTimeout(slot.watchdog);
     const expected = this.#life.phase === "draining" && this.#children !== "up";
+    // Exited as it said it would, after its outcome, to free its warm pool directory.
+    const recycled = slot.recycling && !attempt && exit.code === 0 && exit.signal === null;
+    slot.recycling = false;
+    slot.replacing = recycled && this.#restartsExecutors();
     this.#slotsChanged();
-    if (attempt) {
+    if (recycled) {
+      this.#o.telemetry?.executorRecycled();
+      const replaced = this.#restartsExecutors();
+      this.#log.info(
+        replaced
+          ? "executor {workerId} (pid {pid}) recycled: its attempt directory went to the warm " +
+            "pool; replacing it now"
+          : "executor {workerId} (pid {pid}) recycled: its attempt directory went to the warm " +
+            "pool; not replaced (draining)",
+        { workerId: slot.workerId, pid: child.pid },
+      );
+    } else if (attempt) {
       this.#o.telemetry?.attemptEnded(attempt.taskType);
       this.#o.telemetry?.resultSent();
       const reason = `executor ${slot.workerId} (pid ${child.pid}) exited during the attempt ` +
@@ -700,9 +739,9 @@ export class Supervisor {
       }
       if (report) await this.#deleteStaging(report.stagingBranches);
     });
-    if (this.#restartsExecutors()) {
-      this.#scheduleRestart(slot);
-    }
+    if (!this.#restartsExecutors()) return;
+    if (recycled) this.#spawnExecutor(slot); // planned: no backoff, not a restart
+    else this.#scheduleRestart(slot);
   }
 
   /**
@@ -744,7 +783,9 @@ export class Supervisor {
   // ---- slots and credits ----
 
   #idleSlots(): Slot[] {
-    return this.#slots.filter((slot) => slot.child && slot.ready && !slot.attempt);
+    return this.#slots.filter((slot) =>
+      slot.child && slot.ready && !slot.attempt && !slot.recycling
+    );
   }
 
   #dispatch(): void {

@@ -43,6 +43,8 @@ export interface SupervisorTelemetry {
   /** The broker said a result left it (delivered, dropped or skipped). */
   resultLeft(): void;
   executorRestarted(): void;
+  /** An executor ended on purpose after its directory went to the warm pool (not a failure). */
+  executorRecycled(): void;
   /** Executors alive and ready, and those of them idle. */
   slotsChanged(up: number, free: number): void;
 }
@@ -124,6 +126,7 @@ export class RuntimeTelemetry implements SupervisorTelemetry {
     this.registry.set(M.freeSlots, {}, 0);
     this.registry.set(M.resultBacklog, {}, 0);
     this.registry.inc(M.executorRestarts, {}, 0);
+    this.registry.inc(M.executorRecycles, {}, 0);
   }
 
   /**
@@ -224,6 +227,10 @@ export class RuntimeTelemetry implements SupervisorTelemetry {
 
   executorRestarted(): void {
     this.registry.inc(M.executorRestarts, {});
+  }
+
+  executorRecycled(): void {
+    this.registry.inc(M.executorRecycles, {});
   }
 
   slotsChanged(up: number, free: number): void {

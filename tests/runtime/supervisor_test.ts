@@ -227,6 +227,132 @@ Deno.test("supervisor: an executor that dies in an attempt is reported to the br
   }, { restartBackoffMs: [10] });
 });
 
+/**
+ * An executor whose attempt's directory went to the warm pool: its outcome says `recycle`,
+ * and it exits (code 0) when the test calls `end` on it.
+ */
+function recyclingExecutor(): FakeExecutor {
+  return new FakeChild<FromExecutor, ToExecutor>((message, child) => {
+    switch (message.type) {
+      case "init":
+        return child.say({ type: "ready", pid: child.pid });
+      case "attempt":
+        return child.say({
+          type: "outcome",
+          attemptId: message.attemptId,
+          outcome: { status: "COMPLETED", stale: false, durationMs: 1 },
+          recycle: true,
+        });
+      case "shutdown":
+        return child.end({ code: 0, signal: null });
+    }
+  });
+}
+
+/** Counts what the supervisor tells its telemetry about executors. */
+function executorCounts() {
+  const counts = { restarted: 0, recycled: 0 };
+  const telemetry: SupervisorOptions["telemetry"] = {
+    childReport: () => {},
+    attemptStarted: () => {},
+    attemptEnded: () => {},
+    resultSent: () => {},
+    resultLeft: () => {},
+    executorRestarted: () => void counts.restarted++,
+    executorRecycled: () => void counts.recycled++,
+    slotsChanged: () => {},
+  };
+  return { counts, telemetry };
+}
+
+Deno.test("supervisor: a recycling executor's slot takes no task; it is replaced at once (no backoff, not a restart) and the replacement gets the next task", async () => {
+  const broker = fakeBroker([TASK, { ...TASK, taskId: "t2" }]);
+  const executors: FakeExecutor[] = [];
+  const spawner = {
+    broker: () => broker,
+    executor: () => {
+      const executor = executors.length === 0 ? recyclingExecutor() : slowStarter();
+      executors.push(executor);
+      return executor;
+    },
+  };
+  // The replacement says `ready` only when the test lets it.
+  const replacementReady = Promise.withResolvers<void>();
+  const slowStarter = () => {
+    const ready = fakeExecutor();
+    return new FakeChild<FromExecutor, ToExecutor>((message, child) => {
+      if (message.type !== "init") return ready.answer(message, child);
+      void replacementReady.promise.then(() => child.say({ type: "ready", pid: child.pid }));
+    });
+  };
+  const { counts, telemetry } = executorCounts();
+  await withOptions(spawner, async (options) => {
+    const supervisor = new Supervisor(options);
+    const run = supervisor.run();
+    const result = await waitFor(() => broker.received.find((m) => m.type === "result"), {
+      timeoutMs: 5_000,
+      what: "the first result reached the broker",
+    });
+    // The slot is not free: no credit rides with the result, none is granted while the
+    // executor ends.
+    assert.equal(result.type === "result" && result.credit, undefined);
+    assert.equal(broker.received.filter((m) => m.type === "credit").length, 1);
+    assert.equal(supervisor.status.executorsUp, 1);
+    executors[0]!.end({ code: 0, signal: null });
+    // A backoff of a minute would outlast this wait: the replacement starts at once.
+    await waitFor(() => executors.length === 2 || undefined, {
+      timeoutMs: 5_000,
+      what: "the replacement spawned",
+    });
+    // Until it is ready: no credit for its slot, and it counts as up (no /readyz flap).
+    assert.equal(broker.received.filter((m) => m.type === "credit").length, 1);
+    assert.equal(supervisor.status.executorsUp, 1);
+    replacementReady.resolve();
+    const second = await waitFor(
+      () => broker.received.filter((m) => m.type === "result")[1],
+      { timeoutMs: 5_000, what: "the replacement ran the second task" },
+    );
+    assert.equal(second.type === "result" && second.taskId, "t2");
+    assert.equal(executors.length, 2);
+    assert.ok(executors[1]!.received.some((m) => m.type === "attempt"));
+    assert.deepEqual(counts, { restarted: 0, recycled: 1 });
+    assert.ok(!broker.received.some((m) => m.type === "abandon"));
+    supervisor.shutdown();
+    assert.equal(await run, 0);
+  }, { restartBackoffMs: [60_000], telemetry });
+});
+
+Deno.test("supervisor: an executor recycling during a drain is not replaced; the drain ends with exit 0", async () => {
+  const broker = fakeBroker([TASK]);
+  const executors: FakeExecutor[] = [];
+  const spawner = {
+    broker: () => broker,
+    executor: () => {
+      const executor = recyclingExecutor();
+      executors.push(executor);
+      return executor;
+    },
+  };
+  const { counts, telemetry } = executorCounts();
+  await withOptions(spawner, async (options) => {
+    const supervisor = new Supervisor(options);
+    const run = supervisor.run();
+    await waitFor(() => broker.received.find((m) => m.type === "result"), {
+      timeoutMs: 5_000,
+      what: "the result reached the broker",
+    });
+    supervisor.shutdown();
+    await waitFor(() => broker.received.find((m) => m.type === "drain"), {
+      timeoutMs: 5_000,
+      what: "the drain began",
+    });
+    executors[0]!.end({ code: 0, signal: null });
+    assert.equal(await run, 0);
+    assert.equal(executors.length, 1);
+    assert.deepEqual(counts, { restarted: 0, recycled: 1 });
+  }, { telemetry });
+});
+
 Deno.test("supervisor: the broker's death stops the runtime: state failed, exit 1, executors killed", async () => {
   const broker = fakeBroker([]);
   const executor = fakeExecutor();
