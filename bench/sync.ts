@@ -331,6 +331,18 @@ async function measureSet(
     },
     ...(downMs.plain_md5.length === 0 ? [] : [
       {
+        name: `${l}_download_ratio_ceiling`,
+        value: downloadCeiling(
+          totalBytes,
+          down.plain,
+          median(cpu.plain.client) + median(cpu.plain.server),
+        ),
+        unit: "ratio",
+        note: "the most a verifying client can reach here: plain's wall against the plain " +
+          "client's and the server's CPU plus MD5 of every byte (md5_one_core_MBps), spread " +
+          "over every core",
+      },
+      {
         name: `${l}_download_plain_md5_MBps`,
         value: mbPerSec(totalBytes, median(downMs.plain_md5)),
         unit: "MB/s",
@@ -497,8 +509,9 @@ export const bench: Bench = {
           "2-core machine the server and the client share two cores.",
           "perago verifies the size and MD5 of every download as the bytes arrive: objects " +
           "up to 256 KiB in memory, larger ones copied chunk by chunk into a shared ring a " +
-          "worker thread hashes and writes from (no read-back); the plain client checks nothing, " +
-          "its plain_md5 variant hashes each body as it pipes it to the file.",
+          "worker thread hashes from while async file ops write them (no read-back); the plain " +
+          "client checks nothing, its plain_md5 variant hashes each body as it pipes it to the " +
+          "file. large_download_ratio_ceiling is what the CPU allows any verifying client.",
         ],
       };
     } finally {
@@ -512,6 +525,17 @@ async function processCpuMs(pid: number): Promise<number> {
   const stat = await Deno.readTextFile(`/proc/${pid}/stat`).catch(() => "");
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
   return (Number(fields[11]) + Number(fields[12])) * 10;
+}
+
+/**
+ * The best download ratio a client verifying MD5 can reach on this host: the plain side's
+ * CPU (client and server) plus MD5 of every byte, on all cores at once, against the plain
+ * side's wall time. Capped at 1 when the plain side leaves more idle CPU than MD5 needs.
+ */
+function downloadCeiling(bytes: number, plainMs: number, plainCpuMs: number): number {
+  const md5Ms = bytes / (md5Speed() * 1e6) * 1000;
+  const cores = navigator.hardwareConcurrency ?? 1;
+  return Math.min(1, plainMs / Math.max(plainMs, (plainCpuMs + md5Ms) / cores));
 }
 
 /** MB/s of node:crypto MD5 on this machine, now. */
