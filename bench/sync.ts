@@ -343,6 +343,15 @@ async function measureSet(
           "over every core",
       },
       {
+        name: `${l}_download_ratio_at_plain_cpu_rate`,
+        value: (median(cpu.plain.client) + median(cpu.plain.server)) /
+          (median(cpu.plain.client) + median(cpu.plain.server) +
+            totalBytes / (md5Speed() * 1e6) * 1000),
+        unit: "ratio",
+        note: "the same for a verifying client given CPU at the rate the plain side got it " +
+          "(a loaded host): plain's CPU against plain's CPU plus MD5 of every byte",
+      },
+      {
         name: `${l}_download_plain_md5_MBps`,
         value: mbPerSec(totalBytes, median(downMs.plain_md5)),
         unit: "MB/s",
