@@ -119,8 +119,9 @@ export interface WrittenObject {
 }
 
 /**
- * Where a download's bytes go (sync.ts makes sinks that hash and write in a worker thread).
- * One try of a download writes every chunk, then `finish`es; a failed try `abort`s.
+ * Where a download's bytes go (sync.ts makes sinks that hash in a worker thread and write with
+ * async file ops). One try of a download writes every chunk, then `finish`es; a failed try
+ * `abort`s.
  */
 export interface ObjectSink {
   /**
