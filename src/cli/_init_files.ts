@@ -104,7 +104,7 @@ const ENV_EXAMPLE: readonly (readonly [name: string, defaultValue: string, meani
   ],
   [
     "PERAGO_WARM_POOL_MIN_FILES",
-    "1000",
+    "200",
     "smallest directory (downloaded files) an executor keeps in the warm pool (0: every one)",
   ],
   [

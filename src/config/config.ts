@@ -105,7 +105,7 @@ export interface RuntimeConfig {
   /**
    * `PERAGO_WARM_POOL_MIN_FILES`: the smallest directory (in downloaded files) an executor of
    * `perago start` keeps in the warm pool, and is replaced for; 0 keeps every one.
-   * @default 1000
+   * @default 200
    */
   readonly warmPoolMinFiles: number;
   /**

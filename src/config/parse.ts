@@ -378,21 +378,23 @@ export function parseWarmPoolMaxSize(value: string | undefined): number {
 }
 
 /**
- * `PERAGO_WARM_POOL_MIN_FILES` default: 1000 files. Under `perago start` an executor is replaced
+ * `PERAGO_WARM_POOL_MIN_FILES` default: 200 files. Under `perago start` an executor is replaced
  * after each directory it keeps (the directory is claimable only once its executor has ended),
- * which costs the new executor's start (measured 0.19-0.41 s from the old one's end to the new
- * one's `ready`, process and thread mode alike, load 8) and, on its first attempt, importing
- * the attempt's code again (0.18-0.22 s). A file kept saves creating it and copying it from the
- * object cache: 0.3-0.5 ms on a disk workspace root (a 21,000-file re-run: 8.6-12.6 s from the
- * cache alone, 2.5 s from the warm pool), so below about 1000 files the replacement costs more
- * than the directory saves. (On tmpfs a file saves 0.05 ms: a larger bound fits there.)
+ * which costs the new executor's start (0.19-0.41 s from the old one's end to the new one's
+ * `ready`, process and thread mode alike) and its first attempt's module loads (0.18-0.22 s):
+ * a task that waits for the replacement took 0.2 s more from start to end. Measured side by
+ * side under `perago start -j 1` (demo servers, workspace root on disk, load 4-7, re-runs whose
+ * objects the object cache held): re-runs of 50 files took 0.11-0.22 s without recycling and
+ * 0.31-0.33 s with it; of 200 files 0.42-0.63 s against 0.31-0.42 s; of 1,000 files 1.76-2.10 s
+ * against 0.42-0.63 s. So a kept file saves about 1.5 ms here, and from about 150 files on the
+ * replacement pays. (On tmpfs a file saves far less: a larger bound fits there.)
  */
-export const DEFAULT_WARM_POOL_MIN_FILES = 1000;
+export const DEFAULT_WARM_POOL_MIN_FILES = 200;
 
 /**
  * Parses `PERAGO_WARM_POOL_MIN_FILES`: the smallest directory, in downloaded files, that an
- * executor keeps in the warm pool (a smaller one is removed, unless its files hold 128 KiB
- * per file of the bound or more): a whole number up to 10,000,000;
+ * executor keeps in the warm pool (a smaller one is removed, unless its files hold 1 MiB per
+ * file of the bound or more): a whole number up to 10,000,000;
  * `0` keeps every directory. Unset: {@linkcode DEFAULT_WARM_POOL_MIN_FILES}.
  *
  * @example

@@ -59,8 +59,9 @@ export async function loadAttemptTools(init: ExecutorInit): Promise<AttemptTools
       ...(init.warmPoolMaxBytes === undefined ? {} : { maxBytes: init.warmPoolMaxBytes }),
       // Only a directory that saves more than replacing the executor costs is kept (the
       // executor ends after each one it keeps): `PERAGO_WARM_POOL_MIN_FILES` files (see its
-      // default for the measurements), or as many bytes as that many small files cost (128 KiB
-      // each: at the 287 MB/s of a large download, 0.45 ms, what a small file saves).
+      // default for the measurements), or 1 MiB per such file: a large file kept saves its
+      // copy from the object cache, and copying 200 MiB at about 1 GB/s is the 0.2 s a
+      // replacement costs.
       minFiles: init.warmPoolMinFiles ?? 0,
       minBytes: (init.warmPoolMinFiles ?? 0) * BYTES_PER_FILE,
       onError: (message) => log.warn("{message}", { message }),
@@ -70,7 +71,7 @@ export async function loadAttemptTools(init: ExecutorInit): Promise<AttemptTools
 }
 
 /** Bytes that count as one file towards `PERAGO_WARM_POOL_MIN_FILES` (see loadAttemptTools). */
-const BYTES_PER_FILE = 128 * 1024;
+const BYTES_PER_FILE = 1024 * 1024;
 
 /** The executor's real dependencies besides its channel and logging. */
 export const executorDeps: Pick<ExecutorProcessDeps, "loadTasks" | "loadAttemptTools"> = {

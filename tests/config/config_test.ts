@@ -56,7 +56,7 @@ Deno.test("loadRuntimeConfig: defaults without .env or environment", async () =>
       executorMaxHeapMb: 1024,
       warmPoolDirs: 2,
       warmPoolMaxBytes: 10 * 1024 * 1024 * 1024,
-      warmPoolMinFiles: 1000,
+      warmPoolMinFiles: 200,
       conductor: undefined,
       lakefs: undefined,
       debug: false,

@@ -162,9 +162,9 @@ const warmMinError = (got: string) => ({
   variable: WARM_MIN,
 });
 table("parseWarmPoolMinFiles", parseWarmPoolMinFiles, [
-  [undefined, 1000],
+  [undefined, 200],
   ["0", 0],
-  [" 200 ", 200],
+  [" 500 ", 500],
   ["10000000", 10_000_000],
   ["10000001", warmMinError('"10000001"')],
   ["-1", warmMinError('"-1"')],

@@ -127,7 +127,7 @@ Deno.test("start: a task whose directory is below PERAGO_WARM_POOL_MIN_FILES doe
   await using stack = await startStack();
   await registerNormalizeTaskDef(stack);
   await using run = await prepareNormalize(stack, { label: "small", text: "a  \nb\n" });
-  // The default bound (1000 files): the example's directory holds 2.
+  // The default bound (200 files): the example's directory holds 2.
   await using worker = startWorker(withEnv(stack, {}));
   await stack.waitWorkflow(await run.start(), "COMPLETED", 30_000);
   await stack.waitWorkflow(await run.start(), "COMPLETED", 30_000);
