@@ -11,6 +11,7 @@ import type { TaskDefinition } from "../../src/task/types.ts";
 import { MemoryLakeFs } from "../../src/testing/memory_lakefs.ts";
 import { waitFor } from "../../src/util/sleep.ts";
 import type { AttemptOptions, AttemptOutcome } from "../../src/workspace/attempt.ts";
+import type { WarmPool } from "../../src/workspace/warm_pool.ts";
 
 const SUM = defineTask({
   name: "sum",
@@ -176,4 +177,46 @@ Deno.test("executor: the attempt tools load on the first attempt, once; a failed
   );
   assert.equal(second?.type === "outcome" && second.outcome.status, "COMPLETED");
   assert.equal(third?.type === "outcome" && third.outcome.status, "COMPLETED");
+});
+
+Deno.test("executor: an attempt whose directory the warm pool kept ends the executor: its outcome says recycle, then it is drained; one the pool did not keep does not", async () => {
+  let kept = 0;
+  // A pool whose `kept` grows when the attempt says so (the real one counts its retirements).
+  const pool = {
+    get kept() {
+      return kept;
+    },
+  } as unknown as WarmPool;
+  const emitted: FromExecutor[] = [];
+  const keep = [false, true];
+  const executor = new Executor({
+    init: {
+      slot: 0,
+      workerId: "sum0000",
+      workspaceRoot: "/nonexistent/ws",
+      failureReasonMaxLength: 500,
+    } as ExecutorInit,
+    tasks: new Map([["sum", SUM]]),
+    tools: {
+      runAttempt: (options) => {
+        assert.equal(options.warmPool, pool);
+        if (keep.shift()) kept++;
+        return completed(options);
+      },
+      lakefs: new MemoryLakeFs(),
+      warmPool: pool,
+    },
+    emit: (message) => emitted.push(message),
+  });
+  executor.handle({ type: "attempt", attemptId: "a1", task: TASK });
+  await executor.idle();
+  assert.equal(executor.state, "running");
+  executor.handle({ type: "attempt", attemptId: "a2", task: { ...TASK, taskId: "t2" } });
+  await executor.drained;
+  const outcomes = emitted.filter((m) => m.type === "outcome");
+  assert.deepEqual(outcomes.map((m) => [m.attemptId, m.recycle]), [["a1", undefined], [
+    "a2",
+    true,
+  ]]);
+  assert.equal(executor.state, "stopped");
 });
