@@ -152,7 +152,7 @@ export const bench: Bench = {
         modules: [module],
         concurrency: 1,
         tempDir: startDir,
-        env: { PERAGO_OBJECT_CACHE_MAX_SIZE: "0" },
+        env: { PERAGO_OBJECT_CACHE_MAX_SIZE: "0", PERAGO_WARM_POOL_DIRS: "0" },
       });
       const taskMs: number[] = [];
       const queueMs: number[] = [];
@@ -203,6 +203,7 @@ export const bench: Bench = {
                     PERAGO_WORKSPACE_ROOT: join(dir, "ws"),
                     PERAGO_LOG_ROOT: join(dir, "logs"),
                     PERAGO_OBJECT_CACHE_MAX_SIZE: "0",
+                    PERAGO_WARM_POOL_DIRS: "0",
                   },
                 },
               );
@@ -253,6 +254,7 @@ export const bench: Bench = {
           lakefs: lakefs.label,
           conductor: conductorUrl ? `real Conductor at ${conductorUrl}` : "demo Conductor",
           objectCache: "off on both sides",
+          warmPool: "off on both sides",
         },
         figures,
         targets: [{
