@@ -510,18 +510,13 @@ async function describeFiles(
     }
     if (!stat.isFile || stat.ctime === null || stat.mtime === null) continue;
     const ctimeMs = stat.ctime.getTime();
+    const mtimeMs = stat.mtime.getTime();
     const known = info.known.get(path);
     let row: ManifestRow;
+    const rowOf = (file: KnownFile) => manifestRow(file, stat.ino ?? 0, mtimeMs, ctimeMs);
     if (known !== undefined && ctimeMs < info.stampMs && known.size === stat.size) {
       // Unchanged since the download.
-      row = [
-        known.checksum,
-        known.size,
-        known.sha256,
-        stat.ino ?? 0,
-        stat.mtime.getTime(),
-        ctimeMs,
-      ];
+      row = rowOf(known);
     } else if (
       readAtClaim && known !== undefined && known.size === stat.size &&
       stat.size <= RACY_READ_MAX_BYTES
@@ -530,24 +525,26 @@ async function describeFiles(
       // the same size): the download's digests, for the claimer to check by reading the file
       // (as it reads the files of the stamp's second) instead of a read here, which a perago
       // run waits for before exiting (1,000 x 4 KiB files: most of them, for a short download).
-      row = [
-        known.checksum,
-        known.size,
-        known.sha256,
-        stat.ino ?? 0,
-        stat.mtime.getTime(),
-        ctimeMs,
-        1,
-      ];
+      row = [...rowOf(known), 1];
     } else {
       // Written by the task (or in the download's last second): read once, here, off the
       // attempt's path. A change while reading moves its ctime past the stamp.
       const hashed = await hashSha256AndMd5(join(root, path), stat.size);
       if (hashed.size !== stat.size) continue;
-      row = [hashed.md5, hashed.size, hashed.sha256, stat.ino ?? 0, stat.mtime.getTime(), ctimeMs];
+      row = rowOf({ checksum: hashed.md5, size: hashed.size, sha256: hashed.sha256 });
     }
     out[path] = row;
   }
+}
+
+/** A manifest row: what the file matches, then its stat identity. */
+function manifestRow(
+  file: KnownFile,
+  ino: number,
+  mtimeMs: number,
+  ctimeMs: number,
+): [string, number, string, number, number, number] {
+  return [file.checksum, file.size, file.sha256, ino, mtimeMs, ctimeMs];
 }
 
 const CHUNK_BYTES = 1024 * 1024;

@@ -3,7 +3,12 @@ import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { runAttempt } from "../../src/workspace/attempt.ts";
 import { trashedDirsRemoved } from "../../src/workspace/attempt_dir.ts";
-import { walkClaimedDir, WARM_POOL_DIR_NAME, WarmPool } from "../../src/workspace/warm_pool.ts";
+import {
+  type PooledFile,
+  walkClaimedDir,
+  WARM_POOL_DIR_NAME,
+  WarmPool,
+} from "../../src/workspace/warm_pool.ts";
 import { defineTask, z } from "../../mod.ts";
 import { attemptOptions, identity, readTree, seed, type Stack, startStack } from "./_stack.ts";
 
@@ -67,6 +72,19 @@ function pooled(stack: Stack): string[] {
   } catch {
     return [];
   }
+}
+
+/** The manifest row of `dir/path` as it is now, claiming `text` as its content. */
+function pooledRow(dir: string, path: string, text: string): PooledFile {
+  const info = Deno.lstatSync(join(dir, path));
+  return {
+    checksum: "-",
+    size: info.size,
+    sha256: createHash("sha256").update(text).digest("hex"),
+    ino: info.ino!,
+    mtimeMs: info.mtime!.getTime(),
+    ctimeMs: info.ctime!.getTime(),
+  };
 }
 
 Deno.test("warm pool: a re-run keeps every file of the directory an ended attempt left, the one it published included", async () => {
@@ -337,18 +355,10 @@ Deno.test("warm pool: a row marked to be read again is read on the claim whateve
   try {
     Deno.writeTextFileSync(join(dir, "same.txt"), "same\n");
     Deno.writeTextFileSync(join(dir, "other.txt"), "mine\n");
-    const row = (path: string, text: string) => {
-      const info = Deno.lstatSync(join(dir, path));
-      return {
-        checksum: "-",
-        size: info.size,
-        sha256: createHash("sha256").update(text).digest("hex"),
-        ino: info.ino!,
-        mtimeMs: info.mtime!.getTime(),
-        ctimeMs: info.ctime!.getTime(),
-        readAgain: true,
-      };
-    };
+    const row = (path: string, text: string) => ({
+      ...pooledRow(dir, path, text),
+      readAgain: true,
+    });
     const files = new Map([["same.txt", row("same.txt", "same\n")], [
       "other.txt",
       row("other.txt", "MINE\n"),
@@ -368,17 +378,7 @@ Deno.test("warm pool: a file whose ctime is in the stamp's second is read again 
   try {
     Deno.writeTextFileSync(join(dir, "same.txt"), "same\n");
     Deno.writeTextFileSync(join(dir, "other.txt"), "mine\n");
-    const row = (path: string, text: string) => {
-      const info = Deno.lstatSync(join(dir, path));
-      return {
-        checksum: "-",
-        size: info.size,
-        sha256: createHash("sha256").update(text).digest("hex"),
-        ino: info.ino!,
-        mtimeMs: info.mtime!.getTime(),
-        ctimeMs: info.ctime!.getTime(),
-      };
-    };
+    const row = (path: string, text: string) => pooledRow(dir, path, text);
     // Same size, same identity: only the content tells (the stamp is the files' own second).
     const files = new Map([["same.txt", row("same.txt", "same\n")], [
       "other.txt",
