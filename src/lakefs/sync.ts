@@ -13,7 +13,7 @@ import { dirname } from "node:path";
 import { readAtMost } from "../util/http.ts";
 import { forEachConcurrent } from "../util/pool.ts";
 import { HashingWriters } from "./_hashing_writer.ts";
-import type { LakeFsApi } from "./api.ts";
+import type { LakeFsApi, ObjectStats } from "./api.ts";
 
 /** One object of the remote listing, as downloaded. */
 export interface RemoteEntry {
@@ -57,6 +57,12 @@ export interface DownloadOptions {
   readonly keep?: (entry: RemoteEntry) => string | undefined;
   /** Told where each object came from, as it lands (for counts in logs and tests). */
   readonly onObject?: (entry: RemoteEntry, from: "kept" | "cache" | "lakefs") => void;
+  /**
+   * The listing of `prefix` at `ref`, already started by the caller (to overlap its requests
+   * with other work, see `readAhead`), used instead of listing here. It must list exactly
+   * `repo`, `ref` and `prefix`: every entry is still checked to be under the prefix.
+   */
+  readonly listing?: AsyncIterable<ObjectStats>;
   readonly signal?: AbortSignal;
 }
 
@@ -201,7 +207,7 @@ async function* listedObjects(
   entries: RemoteEntry[],
 ): AsyncGenerator<Listed> {
   const { repo, ref, prefix } = options;
-  const listing = lakefs.listObjects(repo, ref, {
+  const listing = options.listing ?? lakefs.listObjects(repo, ref, {
     prefix,
     ...(options.signal ? { signal: options.signal } : {}),
   });

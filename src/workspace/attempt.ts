@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { LakeFsApi } from "../lakefs/api.ts";
+import type { LakeFsApi, ObjectStats } from "../lakefs/api.ts";
 import { LakeFsConflictError, LakeFsNotFoundError } from "../lakefs/errors.ts";
 import {
   diffLocalWithRemote,
@@ -19,6 +19,7 @@ import { isTerminalError, TaskInputError } from "../task/errors.ts";
 import type { AttemptInfo, TaskContext, TaskDefinition } from "../task/types.ts";
 import { createTaskMetrics, type TaskMetricRecord } from "../task/metrics.ts";
 import { dirname, join } from "node:path";
+import { type ReadAhead, readAhead } from "../util/read_ahead.ts";
 import {
   prepareAttemptDir,
   recordStagingBranch,
@@ -404,6 +405,8 @@ interface WorkspaceAttempt {
   readonly scope: string;
   /** The attempt directory. */
   readonly dir: string;
+  /** The listing of the scope at the input ref, started while the directory was prepared. */
+  readonly listing: ReadAhead<ObjectStats>;
 }
 
 /** Uploads and deletes that make the remote scope equal the attempt directory. */
@@ -544,6 +547,12 @@ async function openWorkspace(
         "LAKECTL_CREDENTIALS_SECRET_ACCESS_KEY",
     );
   }
+  // Listed while the directory is prepared (a pooled one is walked meanwhile): the download
+  // needs both, but neither needs the other.
+  const listing = readAhead(lakefs.listObjects(input.repository, input.ref, {
+    prefix: scope,
+    signal: state.signal,
+  }));
   const pool = options.warmPool;
   const dir = await prepareAttemptDir(
     options.workspaceRoot,
@@ -567,7 +576,7 @@ async function openWorkspace(
           });
           if (claimed === undefined) return false;
           try {
-            state.claimed = walkClaimedDir(target, claimed);
+            state.claimed = await walkClaimedDir(target, claimed);
             return true;
           } catch (error) {
             // A folder the walk cannot clear (a task made it read-only): start afresh.
@@ -582,9 +591,12 @@ async function openWorkspace(
         },
       }),
     },
-  );
+  ).catch((error) => {
+    listing.cancel();
+    throw error;
+  });
   state.dir = dir;
-  return { state, lakefs, input, params: options.input.params, scope, dir };
+  return { state, lakefs, input, params: options.input.params, scope, dir, listing };
 }
 
 /**
@@ -629,6 +641,7 @@ async function downloadPhase(ws: WorkspaceAttempt): Promise<RemoteEntry[]> {
       // Every download creates its file exclusively: an existing name is an error there.
       return resolveInsideDir(ws.dir, key, checkedDirs, { createsNew: true });
     },
+    listing: ws.listing,
     concurrency: options.syncConcurrency ?? DOWNLOAD_CONCURRENCY,
     ...(options.downloadCache === undefined && claimed === undefined ? {} : {
       ...(options.downloadCache === undefined ? {} : { cache: options.downloadCache }),

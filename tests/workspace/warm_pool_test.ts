@@ -365,7 +365,7 @@ Deno.test("warm pool: a row marked to be read again is read on the claim whateve
     ]]);
     // A stamp in a later second: without the mark both files would be kept unread.
     const stampMs = Deno.lstatSync(join(dir, "same.txt")).ctime!.getTime() + 5_000;
-    const walked = walkClaimedDir(dir, { files, stampMs });
+    const walked = await walkClaimedDir(dir, { files, stampMs });
     assert.deepEqual([...walked.files.keys()], ["same.txt"]);
     assert.equal(walked.removed, 1);
   } finally {
@@ -385,7 +385,7 @@ Deno.test("warm pool: a file whose ctime is in the stamp's second is read again 
       row("other.txt", "MINE\n"),
     ]]);
     const stampMs = Deno.lstatSync(join(dir, "same.txt")).ctime!.getTime();
-    const walked = walkClaimedDir(dir, { files, stampMs });
+    const walked = await walkClaimedDir(dir, { files, stampMs });
     assert.deepEqual([...walked.files.keys()], ["same.txt"]);
     assert.equal(walked.removed, 1);
     assert.deepEqual([...Deno.readDirSync(dir)].map((entry) => entry.name), ["same.txt"]);
