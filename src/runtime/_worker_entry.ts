@@ -1,14 +1,14 @@
 /**
- * The module of a thread-mode Worker: the broker or an executor (by the worker's name, see
- * thread_spawner.ts), run by the same roles (roles.ts) as the child processes, over a
- * `messageChannel`: the supervisor's structured-clone messages in, checked with the role's
- * schema, and the role's messages posted out, with no JSON lines in between. Last, the worker
- * posts its exit code and closes itself.
+ * The module of a thread-mode Worker: an executor (thread_spawner.ts), run by the same role
+ * (roles.ts) as an executor process, over a `messageChannel`: the supervisor's
+ * structured-clone messages in, checked with the role's schema, and the role's messages
+ * posted out, with no JSON lines in between. Last, the worker posts its exit code and closes
+ * itself.
  *
  * @module
  */
 import { messageChannel } from "./channel.ts";
-import { runBrokerRole, runExecutorRole } from "./roles.ts";
+import { runExecutorRole } from "./roles.ts";
 import { MessageBatcher } from "./protocol.ts";
 import { type FromWorkerEnvelope, postBatch, type ToWorkerEnvelope } from "./thread_spawner.ts";
 
@@ -59,7 +59,6 @@ async function run(): Promise<number> {
     },
     (message) => out.send(message),
   );
-  if (scope.name.startsWith("perago-broker")) return await runBrokerRole(open);
   if (scope.name.startsWith("perago-executor")) return await runExecutorRole(open);
   throw new TypeError(`worker entry: unknown role in worker name ${JSON.stringify(scope.name)}`);
 }

@@ -501,7 +501,6 @@ function threadSpawner(permissionInputs: PermissionInputs, prefix: string): Chil
       }),
     executor: (slot) =>
       spawnWorkerChild<typeof FromExecutorSchema._output, ToExecutor>({
-        role: "executor",
         slot,
         permissions: workerPermissions(
           childPermissionSets({ ...permissionInputs, role: "executor" }),

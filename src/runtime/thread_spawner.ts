@@ -1,13 +1,11 @@
 /**
  * Thread mode: the executors as Web Workers in the supervisor's process, each with its own
  * Deno permissions (`new Worker(url, { deno: { permissions } })`), speaking the same protocol
- * messages as the child processes, over `postMessage` instead of stdio. A broker can run as
- * one too, but `perago start` runs the thread-mode broker in its own isolate
- * (inline_broker.ts): its messages then cross no thread.
+ * messages as the child processes, over `postMessage` instead of stdio. The thread-mode broker
+ * runs in the supervisor's own isolate (inline_broker.ts): its messages cross no thread.
  *
  * Per-worker permissions are made from the same lists as the child processes' flags
- * ({@linkcode childPermissionSets}): the broker reaches only Conductor and writes only the log
- * root; an executor reaches only lakeFS and reads/writes only the workspace and log roots
+ * ({@linkcode childPermissionSets}): an executor reaches only lakeFS and reads/writes only the workspace and log roots
  * (plus reading the task modules' directories and perago's `mod.ts`, `src/`, `deno.json`).
  * No worker gets environment, subprocess, FFI or system-information access.
  *
@@ -17,7 +15,7 @@
  * {@linkcode workerOptionsEnabled} is checked first and start refuses with a clear message.
  *
  * Wire format between the supervisor and a worker (structured clone, no JSON lines):
- * - supervisor to worker: `{ kind: "messages", messages }` (`ToBroker` / `ToExecutor`);
+ * - supervisor to worker: `{ kind: "messages", messages }` (`ToExecutor`);
  * - worker to supervisor: `{ kind: "messages", messages }` (each validated with the role's
  *   schema like a child's stdout line) and, last, `{ kind: "exit", code, error? }`.
  * Both sides batch ({@linkcode MessageBatcher}): the messages sent in one turn share one
@@ -33,12 +31,12 @@
 import type { z } from "zod";
 import type { ChildExit, ChildHandle } from "./_child.ts";
 import { denoConfigInUse, type DenoConfigProbe, parseDenoConfig } from "./deno_config.ts";
-import type { ChildPermissionSets, ChildRole } from "./permissions.ts";
+import type { ChildPermissionSets } from "./permissions.ts";
 import { MessageBatcher } from "./protocol.ts";
 
 const ENTRY_URL = new URL("./_worker_entry.ts", import.meta.url);
 
-/** Worker names start with this and the role (`perago-executor-0003`, `perago-broker`). */
+/** Worker names start with this (`perago-executor-0003`). */
 export const WORKER_NAME_PREFIX = "perago-";
 
 /** What a worker posts to the supervisor. */
@@ -130,9 +128,8 @@ function configEnablesWorkerOptions(text: string): boolean {
 
 /** Options of {@linkcode spawnWorkerChild}. */
 export interface SpawnWorkerOptions<In> {
-  role: ChildRole;
   /** Executor slot (names the worker). */
-  slot?: number;
+  slot: number;
   /** The worker's permissions ({@linkcode workerPermissions}). */
   permissions: Deno.PermissionOptionsObject;
   /** Schema of the messages the worker sends. */
@@ -149,7 +146,7 @@ export interface SpawnWorkerOptions<In> {
 export const CRASH_EXIT_CODE = 1;
 
 /**
- * Starts a Web Worker for `role` and returns a {@linkcode ChildHandle} over it, so the
+ * Starts an executor as a Web Worker and returns a {@linkcode ChildHandle} over it, so the
  * supervisor treats it exactly like a child process. `pid` is this process's pid (the worker
  * lives in it). Requires `--unstable-worker-options` and, in this process, every permission
  * the worker is given.
@@ -157,14 +154,12 @@ export const CRASH_EXIT_CODE = 1;
  * @example
  * ```ts ignore
  * // `permissions` from workerPermissions, as start.ts does; needs --unstable-worker-options.
- * const broker = spawnWorkerChild({ role: "broker", permissions, schema: FromBrokerSchema });
- * await broker.send({ type: "init", init });
+ * const executor = spawnWorkerChild({ slot: 0, permissions, schema: FromExecutorSchema });
+ * await executor.send({ type: "init", init });
  * ```
  */
 export function spawnWorkerChild<In, Out>(options: SpawnWorkerOptions<In>): ChildHandle<In, Out> {
-  const name = options.role === "broker"
-    ? `${WORKER_NAME_PREFIX}broker`
-    : `${WORKER_NAME_PREFIX}executor-${String(options.slot ?? 0).padStart(4, "0")}`;
+  const name = `${WORKER_NAME_PREFIX}executor-${String(options.slot).padStart(4, "0")}`;
   const worker = new Worker(options.entry ?? ENTRY_URL, {
     type: "module",
     name,
