@@ -691,9 +691,8 @@ export class Supervisor {
     this.#slotsChanged();
     if (recycled) {
       this.#o.telemetry?.executorRecycled();
-      const replaced = this.#restartsExecutors();
       this.#log.info(
-        replaced
+        slot.replacing
           ? "executor {workerId} (pid {pid}) recycled: its attempt directory went to the warm " +
             "pool; replacing it now"
           : "executor {workerId} (pid {pid}) recycled: its attempt directory went to the warm " +
