@@ -364,18 +364,15 @@ export class WarmPool {
         evicted.push(name);
       }
     }
-    const trash = join(this.#root, TRASH_DIR_NAME);
     for (const name of evicted) {
-      await Deno.mkdir(trash, { recursive: true, mode: 0o700 });
-      const target = join(trash, `${Deno.pid}-${crypto.randomUUID().slice(0, 8)}-evicted`);
+      const dir = join(this.#dir, name);
       try {
-        await Deno.rename(join(this.#dir, name), target); // the rename is the claim
+        // The rename into the trash is the claim: an entry another attempt took is skipped.
+        await trashAttemptDir(this.#root, dir, (error) => this.#failed(dir, error));
       } catch {
         continue;
       }
       await Deno.remove(join(this.#dir, `${name}.json`)).catch(() => {});
-      await Deno.remove(target, { recursive: true }).catch(() => {});
-      await Deno.remove(trash).catch(() => {});
     }
     // Lock files of holders that are gone and left nothing here.
     const holding = new Set(dirs.map((name) => name.slice(0, name.indexOf("."))));
