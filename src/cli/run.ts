@@ -142,19 +142,12 @@ async function withInputRef(
   input: unknown,
   signal: AbortSignal,
 ): Promise<unknown> {
-  if (
-    typeof input === "object" && input !== null && !Array.isArray(input) &&
-    "workspace" in input && typeof input.workspace === "object" &&
-    input.workspace !== null && !Array.isArray(input.workspace)
-  ) {
-    const workspace = await resolveInputRef(
-      lakefs,
-      input.workspace as Record<string, unknown>,
-      signal,
-    );
-    return { ...input, workspace };
-  }
-  return input;
+  const workspace = workspaceOf(input);
+  if (workspace === undefined) return input;
+  return {
+    ...(input as Record<string, unknown>),
+    workspace: await resolveInputRef(lakefs, workspace, signal),
+  };
 }
 
 /**
