@@ -89,7 +89,7 @@ export type PublicationKind =
 /** What {@linkcode publish} can be given besides the target and the staged commit. */
 export interface PublishOptions {
   /**
-   * The target branch's head, read by the caller (while it checked its fence): the head the
+   * The target branch's head, read by the caller (while it staged): the head the
    * publication checks and merges onto. @default read first thing
    */
   readonly head?: Promise<string>;
