@@ -4,7 +4,6 @@ import { runAttempt } from "../../src/workspace/attempt.ts";
 import {
   attemptOptions,
   branchNames,
-  fenceFor,
   identity,
   listDir,
   readTree,
@@ -59,26 +58,15 @@ Deno.test("cancelling during a slow download ends the attempt promptly and clean
   const a = await seed(stack, files);
   faults.set({ latencyMs: 300, pathFilter: "/objects" });
   const controller = new AbortController();
-  const attempt = identity();
   const started = performance.now();
-  const outcome = await runAttempt({
-    task: writer,
-    input: {
-      workspace: { repository: stack.repo, branch: "main", ref_type: "commit", ref: a },
-      params: {},
-    },
-    attempt,
-    workspaceRoot: stack.root,
+  const outcome = await runAttempt(attemptOptions(stack, writer, a, {}, {
     ownerWorkerId: "w",
-    failureReasonMaxLength: 500,
-    lakefs: stack.lakefs,
-    loadCurrentAttempt: fenceFor(attempt).load,
     signal: controller.signal,
     syncConcurrency: 2,
     onPhase: (phase) => {
       if (phase === "download") setTimeout(() => controller.abort(new Error("stop now")), 400);
     },
-  });
+  }));
   const elapsedMs = performance.now() - started;
   faults.reset();
   assert.equal(outcome.status, "FAILED");

@@ -9,7 +9,6 @@ import { activeOwnerCount } from "../../src/workspace/owners.ts";
 import {
   attemptOptions,
   branchNames,
-  fenceFor,
   identity,
   listDir,
   readTree,
@@ -108,20 +107,9 @@ Deno.test("an object named like the marker at the root is refused, never overwri
 Deno.test("zero-byte folder markers are neither downloaded nor deleted by staging", async () => {
   await using stack = await startStack();
   const a = await seed(stack, { "docs/": "", "docs/sub/": "", "docs/keep.txt": "keep" });
-  const attempt = identity();
-  const outcome = await runAttempt({
-    task: writer,
-    input: {
-      workspace: { repository: stack.repo, branch: "main", ref_type: "commit", ref: a },
-      params: { write: { "docs/new.txt": "new" } },
-    },
-    attempt,
-    workspaceRoot: stack.root,
-    ownerWorkerId: "w",
-    failureReasonMaxLength: 500,
-    lakefs: stack.lakefs,
-    loadCurrentAttempt: fenceFor(attempt).load,
-  });
+  const outcome = await runAttempt(
+    attemptOptions(stack, writer, a, { write: { "docs/new.txt": "new" } }, { ownerWorkerId: "w" }),
+  );
   assert.equal(outcome.status, "COMPLETED", outcome.reasonForIncompletion);
   assert.deepEqual(await readTree(stack, outcome.publishedRef!), {
     "docs/": "",
