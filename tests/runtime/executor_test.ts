@@ -31,9 +31,10 @@ const TASK = {
   inputData: { params: { a: 2, b: 3 } },
 };
 
+/** An executor whose attempts run `runAttempt` (or the given tools, or their loader). */
 function setup(
   runAttempt: (options: AttemptOptions) => Promise<AttemptOutcome>,
-  load?: () => Promise<AttemptTools>,
+  tools?: AttemptTools | (() => Promise<AttemptTools>),
 ) {
   const emitted: FromExecutor[] = [];
   const executor = new Executor({
@@ -44,7 +45,7 @@ function setup(
       failureReasonMaxLength: 500,
     } as ExecutorInit,
     tasks: new Map([["sum", SUM]]),
-    tools: load ?? { runAttempt, lakefs: new MemoryLakeFs() },
+    tools: tools ?? { runAttempt, lakefs: new MemoryLakeFs() },
     emit: (message) => emitted.push(message),
   });
   const outcomes = () => emitted.filter((m) => m.type === "outcome");
@@ -187,34 +188,23 @@ Deno.test("executor: an attempt whose directory the warm pool kept ends the exec
       return kept;
     },
   } as unknown as WarmPool;
-  const emitted: FromExecutor[] = [];
   const keep = [false, true];
-  const executor = new Executor({
-    init: {
-      slot: 0,
-      workerId: "sum0000",
-      workspaceRoot: "/nonexistent/ws",
-      failureReasonMaxLength: 500,
-    } as ExecutorInit,
-    tasks: new Map([["sum", SUM]]),
-    tools: {
-      runAttempt: (options) => {
-        assert.equal(options.warmPool, pool);
-        if (keep.shift()) kept++;
-        return completed(options);
-      },
-      lakefs: new MemoryLakeFs(),
-      warmPool: pool,
-    },
-    emit: (message) => emitted.push(message),
+  const runAttempt = (options: AttemptOptions) => {
+    assert.equal(options.warmPool, pool);
+    if (keep.shift()) kept++;
+    return completed(options);
+  };
+  const { executor, outcomes } = setup(runAttempt, {
+    runAttempt,
+    lakefs: new MemoryLakeFs(),
+    warmPool: pool,
   });
   executor.handle({ type: "attempt", attemptId: "a1", task: TASK });
   await executor.idle();
   assert.equal(executor.state, "running");
   executor.handle({ type: "attempt", attemptId: "a2", task: { ...TASK, taskId: "t2" } });
   await executor.drained;
-  const outcomes = emitted.filter((m) => m.type === "outcome");
-  assert.deepEqual(outcomes.map((m) => [m.attemptId, m.recycle]), [["a1", undefined], [
+  assert.deepEqual(outcomes().map((m) => [m.attemptId, m.recycle]), [["a1", undefined], [
     "a2",
     true,
   ]]);
