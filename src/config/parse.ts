@@ -338,17 +338,31 @@ export const DEFAULT_EXECUTOR_MAX_HEAP_MB = 1024;
  * ```
  */
 export function parseExecutorMaxHeapMb(value: string | undefined): number {
+  return parseWholeNumber(
+    value,
+    "PERAGO_EXECUTOR_MAX_HEAP_MB",
+    DEFAULT_EXECUTOR_MAX_HEAP_MB,
+    (mb) => mb === 0 || (mb >= 64 && mb <= 1_048_576),
+    "a whole number of MiB from 64 to 1048576, or 0 for V8's own limit",
+  );
+}
+
+/**
+ * `value` as a whole number (digits, no sign, no leading zero) that `accepts` passes, else a
+ * {@linkcode ConfigError} saying `name` must be `what`; unset (or blank): `fallback`.
+ */
+function parseWholeNumber(
+  value: string | undefined,
+  name: string,
+  fallback: number,
+  accepts: (n: number) => boolean,
+  what: string,
+): number {
   const text = trimmed(value);
-  if (text === undefined) return DEFAULT_EXECUTOR_MAX_HEAP_MB;
-  const name = "PERAGO_EXECUTOR_MAX_HEAP_MB";
+  if (text === undefined) return fallback;
   const parsed = /^(0|[1-9][0-9]*)$/.test(text) ? Number(text) : NaN;
-  if (!(parsed === 0 || (parsed >= 64 && parsed <= 1_048_576))) {
-    throw new ConfigError(
-      `${name} must be a whole number of MiB from 64 to 1048576, or 0 for V8's own limit${
-        got(value ?? "")
-      }`,
-      { variable: name },
-    );
+  if (!accepts(parsed)) {
+    throw new ConfigError(`${name} must be ${what}${got(value ?? "")}`, { variable: name });
   }
   return parsed;
 }
@@ -403,19 +417,13 @@ export const DEFAULT_WARM_POOL_MIN_FILES = 200;
  * ```
  */
 export function parseWarmPoolMinFiles(value: string | undefined): number {
-  const text = trimmed(value);
-  if (text === undefined) return DEFAULT_WARM_POOL_MIN_FILES;
-  const name = "PERAGO_WARM_POOL_MIN_FILES";
-  const parsed = /^(0|[1-9][0-9]*)$/.test(text) ? Number(text) : NaN;
-  if (!(parsed >= 0 && parsed <= 10_000_000)) {
-    throw new ConfigError(
-      `${name} must be a whole number of files from 0 (keep every directory) to 10000000${
-        got(value ?? "")
-      }`,
-      { variable: name },
-    );
-  }
-  return parsed;
+  return parseWholeNumber(
+    value,
+    "PERAGO_WARM_POOL_MIN_FILES",
+    DEFAULT_WARM_POOL_MIN_FILES,
+    (files) => files >= 0 && files <= 10_000_000,
+    "a whole number of files from 0 (keep every directory) to 10000000",
+  );
 }
 
 /** `PERAGO_WARM_POOL_DIRS` default: 2 directories. */
@@ -433,19 +441,13 @@ export const DEFAULT_WARM_POOL_DIRS = 2;
  * ```
  */
 export function parseWarmPoolDirs(value: string | undefined): number {
-  const text = trimmed(value);
-  if (text === undefined) return DEFAULT_WARM_POOL_DIRS;
-  const name = "PERAGO_WARM_POOL_DIRS";
-  const parsed = /^(0|[1-9][0-9]*)$/.test(text) ? Number(text) : NaN;
-  if (!(parsed >= 0 && parsed <= 1000)) {
-    throw new ConfigError(
-      `${name} must be a whole number of directories from 0 (no warm pool) to 1000${
-        got(value ?? "")
-      }`,
-      { variable: name },
-    );
-  }
-  return parsed;
+  return parseWholeNumber(
+    value,
+    "PERAGO_WARM_POOL_DIRS",
+    DEFAULT_WARM_POOL_DIRS,
+    (dirs) => dirs >= 0 && dirs <= 1000,
+    "a whole number of directories from 0 (no warm pool) to 1000",
+  );
 }
 
 /**
