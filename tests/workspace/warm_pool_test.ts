@@ -182,6 +182,66 @@ Deno.test("warm pool: tampering with a pooled directory is undone before the tas
   await second.close();
 });
 
+/**
+ * Whether `chattr +i` works on files in the temporary directory (root on a filesystem with
+ * inode flags): the one way to make a file the walk cannot remove when tests run as root.
+ */
+function immutableFilesWork(): boolean {
+  const dir = Deno.makeTempDirSync({ prefix: "perago-immutable-probe-" });
+  const probe = join(dir, "probe");
+  Deno.writeTextFileSync(probe, "");
+  try {
+    const set = new Deno.Command("chattr", { args: ["+i", probe], stderr: "null" }).outputSync();
+    if (!set.success) return false;
+    new Deno.Command("chattr", { args: ["-i", probe], stderr: "null" }).outputSync();
+    return true;
+  } catch {
+    return false; // no chattr
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+}
+
+const immutableFiles = immutableFilesWork();
+if (!immutableFiles) {
+  // deno-lint-ignore no-console
+  console.log("warm pool: the walk-cannot-clear test is skipped: `chattr +i` does not work here");
+}
+
+Deno.test({
+  name:
+    "warm pool: a pooled directory the walk cannot clear (an immutable file planted in it) is given up and the attempt downloads afresh",
+  ignore: !immutableFiles,
+}, async () => {
+  await using stack = await startStack();
+  try {
+    await seed(stack, files(12));
+    const first = new WarmPool({ root: stack.root, maxDirs: 2 });
+    await run(stack, first);
+    await first.close();
+    const [dir] = pooled(stack);
+    assert.ok(dir !== undefined);
+    const planted = join(dir, "data/planted.txt");
+    Deno.writeTextFileSync(planted, "not in lakeFS, and cannot be removed\n");
+    const set = new Deno.Command("chattr", { args: ["+i", planted] }).outputSync();
+    assert.ok(set.success, "chattr +i on the planted file");
+
+    stack.server.stats.reset();
+    const second = new WarmPool({ root: stack.root, maxDirs: 2 });
+    const outcome = await run(stack, second);
+    assert.equal(stack.server.stats.count("getObject"), 12, "every file downloaded again");
+    const seen = (outcome.outputData?.result as { files: Record<string, string> }).files;
+    const head = (await stack.lakefs.getBranch(stack.repo, "main")).commit_id;
+    assert.deepEqual(seen, await readTree(stack, head, "data/"), "the planted file is not seen");
+    assert.equal(outcome.publication, "unchanged");
+    assert.ok(!pooled(stack).includes(dir), "the directory given up is not pooled again");
+    await second.close();
+  } finally {
+    // Let the stack remove everything, the trashed directory with the planted file included.
+    new Deno.Command("chattr", { args: ["-R", "-i", stack.root], stderr: "null" }).outputSync();
+  }
+});
+
 Deno.test("warm pool: two attempts claiming at once never get the same directory", async () => {
   await using stack = await startStack();
   await seed(stack, files(6));
