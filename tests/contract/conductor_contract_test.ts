@@ -485,6 +485,35 @@ async function contractSuite(t: Deno.TestContext, target: Target): Promise<void>
     },
   );
 
+  await t.step(
+    "a FAILED task whose retry completes: the workflow completes and still names it as failed",
+    async () => {
+      const { taskType, workflowId } = await setup("healed", { retryCount: 1 });
+      const first = await pollOne(taskType);
+      await client.updateTask({
+        workflowInstanceId: workflowId,
+        taskId: first.taskId,
+        status: "FAILED",
+        reasonForIncompletion: "flaky",
+      });
+      const retried = await pollOne(taskType);
+      await client.updateTask({
+        workflowInstanceId: workflowId,
+        taskId: retried.taskId,
+        status: "COMPLETED",
+        outputData: { ok: true },
+      });
+      const wf = await waitWorkflow(workflowId, "COMPLETED");
+      assert.equal(wf.reasonForIncompletion ?? null, null);
+      assert.deepEqual(wf.tasks.map((task) => [task.status, task.retryCount, task.retried]), [
+        ["FAILED", 0, true],
+        ["COMPLETED", 1, false],
+      ]);
+      assert.deepEqual(wf.failedReferenceTaskNames, ["a"]);
+      assert.deepEqual(wf.failedTaskNames, [taskType]);
+    },
+  );
+
   await t.step("FAILED_WITH_TERMINAL_ERROR fails the workflow at once", async () => {
     const { taskType, workflowId } = await setup("terminal", { retryCount: 3 });
     const task = await pollOne(taskType);
@@ -497,7 +526,12 @@ async function contractSuite(t: Deno.TestContext, target: Target): Promise<void>
     const wf = await waitWorkflow(workflowId, "FAILED");
     assert.equal(wf.tasks.length, 1);
     assert.equal(wf.tasks[0]?.status, "FAILED_WITH_TERMINAL_ERROR");
-    assert.match(wf.reasonForIncompletion ?? "", /bad input/);
+    // The reason names the workflow's status, not the task's.
+    assert.equal(
+      wf.reasonForIncompletion,
+      `Task ${task.taskId} failed with status: FAILED and reason: 'bad input'`,
+    );
+    assert.deepEqual(wf.failedReferenceTaskNames, ["a"]);
     const none = await client.pollBatch(taskType, { count: 1, timeoutMs: 200, workerId: "w" });
     assert.deepEqual(none, []);
   });

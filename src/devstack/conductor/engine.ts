@@ -124,6 +124,23 @@ function findWorkflowTask(tasks: Json[], ref: string): Json | undefined {
 }
 
 /**
+ * Adds a failed task's reference and TaskDef names to the workflow's `failedReferenceTaskNames`
+ * and `failedTaskNames`: sets in Conductor, so each name is listed once.
+ */
+function noteFailedTask(workflow: Json, task: Json): void {
+  for (
+    const [key, name] of [
+      ["failedReferenceTaskNames", task.referenceTaskName],
+      ["failedTaskNames", task.taskDefName],
+    ] as const
+  ) {
+    const names = (workflow[key] as unknown[] | undefined) ?? [];
+    if (!names.includes(name)) names.push(name);
+    workflow[key] = names;
+  }
+}
+
+/**
  * The engine. Every public method mutates the state synchronously and calls `onChange` (for
  * persistence) and `onEnqueue` (to wake long polls) as needed.
  */
@@ -544,6 +561,9 @@ export class ConductorEngine {
           retryCount < num(taskDef.retryCount, 3)
         ) {
           task.retried = true;
+          // Conductor names a failed task among the workflow's failed ones even when a retry
+          // then succeeds.
+          noteFailedTask(workflow, task);
           const workflowTask = findWorkflowTask(
             (def.tasks as Json[]) ?? [],
             task.referenceTaskName as string,
@@ -756,13 +776,14 @@ export class ConductorEngine {
   }
 
   #failWorkflow(workflow: Json & { taskIds: string[] }, task: Json): void {
-    const reason = `Task ${task.taskId} failed with status: ${task.status} and reason: '${
+    // As Conductor's decider: a task that timed out for good times the workflow out, and the
+    // reason names the workflow's status (FAILED for a FAILED_WITH_TERMINAL_ERROR task too).
+    const status = task.status === "TIMED_OUT" ? "TIMED_OUT" : "FAILED";
+    const reason = `Task ${task.taskId} failed with status: ${status} and reason: '${
       task.reasonForIncompletion ?? null
     }'`;
-    workflow.failedReferenceTaskNames = [task.referenceTaskName];
-    workflow.failedTaskNames = [task.taskDefName];
-    // As Conductor's decider: a task that timed out for good times the workflow out.
-    this.#finishWorkflow(workflow, task.status === "TIMED_OUT" ? "TIMED_OUT" : "FAILED", reason);
+    noteFailedTask(workflow, task);
+    this.#finishWorkflow(workflow, status, reason);
   }
 
   #finishWorkflow(
@@ -1029,8 +1050,7 @@ export class ConductorEngine {
             timedOut++;
             changed = true;
             if (policy === "TIME_OUT_WF") {
-              workflow.failedReferenceTaskNames = [task.referenceTaskName];
-              workflow.failedTaskNames = [task.taskDefName];
+              noteFailedTask(workflow, task);
               this.#finishWorkflow(workflow, "TIMED_OUT", reason);
               changed = false;
               break;
