@@ -194,3 +194,32 @@ export function realLakeFsBinary(): RealLakeFsBinary | Skip {
   }
   return { path };
 }
+
+/** lakeFS's own CLI, lakectl, for tests that drive a lakeFS (demo or real) the way users do. */
+export interface Lakectl {
+  path: string;
+}
+
+/**
+ * The lakectl executable named by `PERAGO_TEST_LAKECTL`, else the one
+ * `../shared/tools/lakefs/unpack-lakectl.sh` unpacks (beside the repository), or why none.
+ */
+export function realLakectl(): Lakectl | Skip {
+  const named = env("PERAGO_TEST_LAKECTL");
+  if (named) return { path: named };
+  const script = new URL("../../shared/tools/lakefs/unpack-lakectl.sh", import.meta.url).pathname;
+  try {
+    Deno.statSync(script);
+  } catch {
+    return {
+      skip: `no lakectl: PERAGO_TEST_LAKECTL is unset and ${script} is missing ` +
+        "(../shared is not beside this clone)",
+    };
+  }
+  const unpacked = new Deno.Command(script, { stderr: "piped" }).outputSync();
+  const path = new TextDecoder().decode(unpacked.stdout).trim();
+  if (unpacked.code !== 0 || path === "") {
+    return { skip: `${script} failed: ${new TextDecoder().decode(unpacked.stderr).trim()}` };
+  }
+  return { path };
+}
