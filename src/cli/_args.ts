@@ -21,8 +21,19 @@ export function parseCommandArgs<T extends NonNullable<ParseArgsConfig["options"
   try {
     return parseArgs({ args, options, allowPositionals: true, strict: true });
   } catch (error) {
-    throw new UsageError(
-      `${command}: ${(error as Error).message}; run "perago ${command} --help"`,
-    );
+    throw new UsageError(`${command}: ${usageDetail(error)}; run "perago ${command} --help"`);
   }
+}
+
+/**
+ * The part of a `parseArgs` error worth printing: an unknown option by its name alone (node's
+ * message goes on about positionals after `--`), anything else as node words it.
+ */
+function usageDetail(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  const unknown = /^Unknown option '([^']+)'/.exec(message);
+  if ((error as { code?: string }).code === "ERR_PARSE_ARGS_UNKNOWN_OPTION" && unknown) {
+    return `unknown option ${unknown[1]}`;
+  }
+  return message;
 }
