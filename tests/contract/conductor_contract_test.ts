@@ -773,6 +773,43 @@ async function contractSuite(t: Deno.TestContext, target: Target): Promise<void>
   });
 
   await t.step(
+    "remove: a running workflow is removed but archiving it is a 400; a missing TaskDef's delete is a 500",
+    async () => {
+      const remove = async (workflowId: string, query = "") => {
+        const response = await fetch(`${api}/workflow/${workflowId}/remove${query}`, {
+          method: "DELETE",
+        });
+        const text = await response.text();
+        return { status: response.status, body: text === "" ? undefined : JSON.parse(text) };
+      };
+      const { taskType, workflowId } = await setup("remove");
+      const archived = await remove(workflowId);
+      assert.equal(archived.status, 400);
+      assert.equal(
+        archived.body.message,
+        `Cannot archive workflow: ${workflowId} with status: RUNNING`,
+      );
+      await assert.rejects(client.getWorkflow(workflowId), ConductorNotFoundError);
+      const second = await client.startWorkflow(`${taskType}_wf`, {});
+      assert.deepEqual(await remove(second, "?archiveWorkflow=false"), {
+        status: 200,
+        body: undefined,
+      });
+      await assert.rejects(client.getWorkflow(second), ConductorNotFoundError);
+      const third = await client.startWorkflow(`${taskType}_wf`, {});
+      const terminated = await fetch(`${api}/workflow/${third}?reason=done`, { method: "DELETE" });
+      assert.equal(terminated.status, 200);
+      await terminated.body?.cancel();
+      assert.deepEqual(await remove(third), { status: 200, body: undefined });
+      const missing = await fetch(`${api}/metadata/taskdefs/${unique("nodef")}`, {
+        method: "DELETE",
+      });
+      assert.equal(missing.status, 500);
+      assert.equal((await missing.json()).message, "No such task definition");
+    },
+  );
+
+  await t.step(
     "empty ids are 400; malformed JSON and bad enums are 500 {status, message}",
     async () => {
       const post = async (body: string) => {

@@ -204,10 +204,10 @@ export class ConductorEngine {
     return def;
   }
 
-  /** `DELETE /api/metadata/taskdefs/{name}`. */
+  /** `DELETE /api/metadata/taskdefs/{name}` (a missing one is a 500, as on Conductor OSS). */
   deleteTaskDef(name: string): void {
     if (!this.state.taskDefs[name]) {
-      throw new ConductorHttpError(404, `No such taskType found by name: ${name}`);
+      throw new ConductorHttpError(500, "No such task definition");
     }
     delete this.state.taskDefs[name];
     this.onChange();
@@ -377,9 +377,14 @@ export class ConductorEngine {
     this.onChange();
   }
 
-  /** Deletes a workflow and its tasks. */
-  removeWorkflow(workflowId: string): void {
+  /**
+   * `DELETE /api/workflow/{id}/remove`: deletes a workflow and its tasks. With `archive` (the
+   * server's default) a workflow that is not terminal is still deleted but answered with a 400,
+   * as Conductor OSS does (it removes the workflow before it refuses to archive it).
+   */
+  removeWorkflow(workflowId: string, archive = true): void {
     const workflow = this.#workflow(workflowId);
+    const status = workflow.status as string;
     for (const id of workflow.taskIds) {
       const task = this.state.tasks[id];
       if (task) this.#dequeue(task);
@@ -388,6 +393,12 @@ export class ConductorEngine {
     }
     delete this.state.workflows[workflowId];
     this.onChange();
+    if (archive && !TERMINAL_WORKFLOW.has(status)) {
+      throw new ConductorHttpError(
+        400,
+        `Cannot archive workflow: ${workflowId} with status: ${status}`,
+      );
+    }
   }
 
   #workflow(workflowId: string): Json & { taskIds: string[] } {

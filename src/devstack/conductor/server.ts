@@ -414,7 +414,7 @@ function conductorRoutes(
       }
       if (a !== undefined && b === "remove" && n === 4 && method === "DELETE") {
         count("removeWorkflow");
-        engine.removeWorkflow(a);
+        engine.removeWorkflow(a, url.searchParams.get("archiveWorkflow") !== "false");
         return new Response(null, { status: 200 });
       }
     }
