@@ -773,6 +773,97 @@ async function contractSuite(t: Deno.TestContext, target: Target): Promise<void>
   });
 
   await t.step(
+    "pause, resume, retry and restart: what each allows in which status, and what it schedules",
+    async () => {
+      const { taskType, workflowId } = await setup("manage", {}, ["a", "b"]);
+      const manage = async (method: "PUT" | "POST", action: string) => {
+        const response = await fetch(`${api}/workflow/${workflowId}/${action}`, { method });
+        const text = await response.text();
+        return { status: response.status, body: text === "" ? undefined : JSON.parse(text) };
+      };
+      const notPaused = await manage("PUT", "resume");
+      assert.equal(notPaused.status, 500);
+      assert.equal(
+        notPaused.body.message,
+        `The workflow ${workflowId} is not PAUSED so cannot resume. Current status is RUNNING`,
+      );
+      assert.deepEqual(await manage("PUT", "pause"), { status: 200, body: undefined });
+      assert.deepEqual(await manage("PUT", "pause"), { status: 200, body: undefined });
+      assert.equal((await client.getWorkflow(workflowId)).status, "PAUSED");
+      // Paused: the scheduled task is still handed out and its result taken; nothing follows it.
+      const a = await pollOne(taskType);
+      await client.updateTask({
+        workflowInstanceId: workflowId,
+        taskId: a.taskId,
+        status: "COMPLETED",
+      });
+      const paused = await client.getWorkflow(workflowId);
+      assert.equal(paused.status, "PAUSED");
+      assert.deepEqual(paused.tasks.map((task) => [task.referenceTaskName, task.status]), [
+        ["a", "COMPLETED"],
+      ]);
+      assert.deepEqual(await manage("PUT", "resume"), { status: 200, body: undefined });
+      const b = await pollOne(taskType);
+      assert.equal(b.referenceTaskName, "b");
+      const stillRunning = await manage("POST", "retry");
+      assert.equal(stillRunning.status, 404);
+      assert.equal(stillRunning.body.message, "Workflow is still running.  status=RUNNING");
+      const restartRunning = await manage("POST", "restart");
+      assert.equal(restartRunning.status, 409);
+      assert.equal(
+        restartRunning.body.message,
+        `Workflow: ${taskType}_wf.1/${workflowId}.RUNNING is not in terminal state, unable to restart.`,
+      );
+      await client.updateTask({
+        workflowInstanceId: workflowId,
+        taskId: b.taskId,
+        status: "FAILED",
+        reasonForIncompletion: "b broke",
+      });
+      await waitWorkflow(workflowId, "FAILED");
+      const ended = await manage("PUT", "pause");
+      assert.equal(ended.status, 409);
+      assert.equal(
+        ended.body.message,
+        `Workflow ${taskType}_wf.1/${workflowId} has ended, status cannot be updated.`,
+      );
+      // Retry: the failed task again (retryCount + 1), the workflow RUNNING without a reason.
+      assert.deepEqual(await manage("POST", "retry"), { status: 204, body: undefined });
+      const retried = await pollOne(taskType);
+      assert.equal(retried.referenceTaskName, "b");
+      assert.equal(retried.retryCount, 1);
+      assert.equal(retried.retriedTaskId, b.taskId);
+      const running = await client.getWorkflow(workflowId);
+      assert.equal(running.status, "RUNNING");
+      assert.equal(running.reasonForIncompletion ?? null, null);
+      assert.deepEqual(
+        running.tasks.map((task) => [task.referenceTaskName, task.status, task.retried]),
+        [["a", "COMPLETED", false], ["b", "FAILED", true], ["b", "IN_PROGRESS", false]],
+      );
+      await client.updateTask({
+        workflowInstanceId: workflowId,
+        taskId: retried.taskId,
+        status: "COMPLETED",
+      });
+      await waitWorkflow(workflowId, "COMPLETED");
+      const nothing = await manage("POST", "retry");
+      assert.equal(nothing.status, 409);
+      assert.match(nothing.body.message, /^There are no retryable tasks!/);
+      // Restart: from the first task again under the same id, the old tasks gone.
+      assert.deepEqual(await manage("POST", "restart"), { status: 204, body: undefined });
+      const again = await pollOne(taskType);
+      assert.equal(again.referenceTaskName, "a");
+      assert.equal(again.retryCount, 0);
+      assert.equal(again.workflowInstanceId, workflowId);
+      const restarted = await client.getWorkflow(workflowId);
+      assert.equal(restarted.status, "RUNNING");
+      assert.deepEqual(restarted.tasks.map((task) => task.taskId), [again.taskId]);
+      const stop = await fetch(`${api}/workflow/${workflowId}?reason=done`, { method: "DELETE" });
+      await stop.body?.cancel();
+    },
+  );
+
+  await t.step(
     "remove: a running workflow is removed but archiving it is a 400; a missing TaskDef's delete is a 500",
     async () => {
       const remove = async (workflowId: string, query = "") => {

@@ -140,6 +140,12 @@ function noteFailedTask(workflow: Json, task: Json): void {
   }
 }
 
+/** How Conductor names a workflow in its messages: `name.version/id`, `.status` with `withStatus`. */
+function describeWorkflow(workflow: Json, withStatus: boolean): string {
+  const base = `${workflow.workflowName}.${workflow.workflowVersion}/${workflow.workflowId}`;
+  return withStatus ? `${base}.${workflow.status}` : base;
+}
+
 /**
  * The engine. Every public method mutates the state synchronously and calls `onChange` (for
  * persistence) and `onEnqueue` (to wake long polls) as needed.
@@ -377,6 +383,132 @@ export class ConductorEngine {
     this.onChange();
   }
 
+  /** `PUT /api/workflow/{id}/pause`: a running workflow schedules nothing more until resumed. */
+  pauseWorkflow(workflowId: string): void {
+    const workflow = this.#workflow(workflowId);
+    if (TERMINAL_WORKFLOW.has(workflow.status as string)) {
+      throw new ConductorHttpError(
+        409,
+        `Workflow ${describeWorkflow(workflow, false)} has ended, status cannot be updated.`,
+      );
+    }
+    if (workflow.status === "PAUSED") return;
+    workflow.status = "PAUSED";
+    workflow.updateTime = this.now();
+    this.onChange();
+  }
+
+  /** `PUT /api/workflow/{id}/resume`: a paused workflow runs on (a 500 for any other status). */
+  resumeWorkflow(workflowId: string): void {
+    const workflow = this.#workflow(workflowId);
+    if (workflow.status !== "PAUSED") {
+      throw new ConductorHttpError(
+        500,
+        `The workflow ${workflowId} is not PAUSED so cannot resume. Current status is ${workflow.status}`,
+      );
+    }
+    workflow.status = "RUNNING";
+    workflow.updateTime = this.now();
+    this.#decide(workflowId);
+    this.onChange();
+  }
+
+  /**
+   * `POST /api/workflow/{id}/retry`: an ended workflow runs again from its unsuccessful tasks
+   * (each reference's latest FAILED, FAILED_WITH_TERMINAL_ERROR, TIMED_OUT or CANCELED task is
+   * rescheduled as a retry with retryCount + 1; a CANCELED JOIN waits again).
+   */
+  retryWorkflow(workflowId: string): void {
+    const workflow = this.#workflow(workflowId);
+    const status = workflow.status as string;
+    if (!TERMINAL_WORKFLOW.has(status)) {
+      throw new ConductorHttpError(404, `Workflow is still running.  status=${status}`);
+    }
+    const retriable = new Map<string, Json>();
+    const joins: Json[] = [];
+    for (const id of workflow.taskIds) {
+      const task = this.state.tasks[id];
+      if (!task) continue;
+      const ref = task.referenceTaskName as string;
+      switch (task.status) {
+        case "FAILED":
+        case "FAILED_WITH_TERMINAL_ERROR":
+        case "TIMED_OUT":
+          retriable.set(ref, task);
+          break;
+        case "CANCELED":
+          if (task.taskType === "JOIN") joins.push(task);
+          else retriable.set(ref, task);
+          break;
+        default:
+          retriable.delete(ref);
+      }
+    }
+    if (retriable.size === 0 && status !== "TIMED_OUT") {
+      throw new ConductorHttpError(
+        409,
+        "There are no retryable tasks! Use restart if you want to attempt entire workflow " +
+          "execution again.",
+      );
+    }
+    const now = this.now();
+    workflow.status = "RUNNING";
+    workflow.reasonForIncompletion = null;
+    workflow.endTime = 0;
+    workflow.lastRetriedTime = now;
+    workflow.updateTime = now;
+    for (const join of joins) {
+      join.status = "IN_PROGRESS";
+      join.endTime = 0;
+      join.updateTime = now;
+    }
+    const def = workflow.workflowDefinition as Json;
+    const ordered = [...retriable.values()].sort((a, b) => num(a.seq, 0) - num(b.seq, 0));
+    for (const task of ordered) {
+      task.retried = true;
+      const workflowTask = findWorkflowTask(
+        (def.tasks as Json[]) ?? [],
+        task.referenceTaskName as string,
+      );
+      this.#scheduleTask(workflow, workflowTask ?? (task.workflowTask as Json), task, 0);
+    }
+    this.#decide(workflowId);
+    this.onChange();
+  }
+
+  /**
+   * `POST /api/workflow/{id}/restart`: an ended workflow starts over under the same id, its
+   * tasks dropped (a 409 while it runs).
+   */
+  restartWorkflow(workflowId: string): void {
+    const workflow = this.#workflow(workflowId);
+    if (!TERMINAL_WORKFLOW.has(workflow.status as string)) {
+      throw new ConductorHttpError(
+        409,
+        `Workflow: ${
+          describeWorkflow(workflow, true)
+        } is not in terminal state, unable to restart.`,
+      );
+    }
+    for (const id of workflow.taskIds) {
+      const task = this.state.tasks[id];
+      if (task) this.#dequeue(task);
+      delete this.state.tasks[id];
+      delete this.state.logs[id];
+    }
+    const now = this.now();
+    workflow.taskIds = [];
+    workflow.status = "RUNNING";
+    workflow.reasonForIncompletion = null;
+    workflow.output = {};
+    workflow.createTime = now;
+    workflow.updateTime = now;
+    workflow.endTime = 0;
+    workflow.lastRetriedTime = 0;
+    this.#decide(workflowId);
+    this.onChange();
+  }
+
   /**
    * `DELETE /api/workflow/{id}/remove`: deletes a workflow and its tasks. With `archive` (the
    * server's default) a workflow that is not terminal is still deleted but answered with a 400,
@@ -552,10 +684,14 @@ export class ConductorEngine {
     return Math.max(0, seconds) * 1000;
   }
 
-  /** Moves the workflow forward after a task changed (the decider). */
+  /**
+   * Moves the workflow forward after a task changed (the decider). A PAUSED workflow stands
+   * still: its scheduled tasks can be polled and updated, nothing new is scheduled until resume.
+   */
   #decide(workflowId: string): void {
     const workflow = this.state.workflows[workflowId];
     if (!workflow || TERMINAL_WORKFLOW.has(workflow.status as string)) return;
+    if (workflow.status === "PAUSED") return;
     const def = workflow.workflowDefinition as Json;
     for (const task of this.#latestByRef(workflow).values()) {
       const status = task.status as string;

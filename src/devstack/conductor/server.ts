@@ -412,6 +412,26 @@ function conductorRoutes(
         engine.terminateWorkflow(a, url.searchParams.get("reason") ?? undefined);
         return new Response(null, { status: 200 });
       }
+      if (a !== undefined && b === "pause" && n === 4 && method === "PUT") {
+        count("pauseWorkflow");
+        engine.pauseWorkflow(a);
+        return new Response(null, { status: 200 });
+      }
+      if (a !== undefined && b === "resume" && n === 4 && method === "PUT") {
+        count("resumeWorkflow");
+        engine.resumeWorkflow(a);
+        return new Response(null, { status: 200 });
+      }
+      if (a !== undefined && b === "retry" && n === 4 && method === "POST") {
+        count("retryWorkflow");
+        engine.retryWorkflow(a);
+        return new Response(null, { status: 204 });
+      }
+      if (a !== undefined && b === "restart" && n === 4 && method === "POST") {
+        count("restartWorkflow");
+        engine.restartWorkflow(a);
+        return new Response(null, { status: 204 });
+      }
       if (a !== undefined && b === "remove" && n === 4 && method === "DELETE") {
         count("removeWorkflow");
         engine.removeWorkflow(a, url.searchParams.get("archiveWorkflow") !== "false");
