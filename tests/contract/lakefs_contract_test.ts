@@ -455,6 +455,88 @@ async function lakeFsContract(t: Deno.TestContext, target: Target): Promise<void
     );
 
     await t.step(
+      "tags: create 201 {id, commit_id}, names like git refs, 409s, pages, a tag is a ref, delete",
+      async () => {
+        const repo = await repository("tags");
+        await upload(repo, "main", "a.txt", "one");
+        const first = (await commit(repo, "main", "first")).id;
+        const created = await api("POST", `/repositories/${repo}/tags`, {
+          json: { id: "v1", ref: "main" },
+        });
+        assert.equal(created.status, 201);
+        assert.deepEqual(created.body, { id: "v1", commit_id: first });
+        for (const force of [false, true]) {
+          const dup = await api("POST", `/repositories/${repo}/tags`, {
+            json: { id: "v1", ref: "main", force },
+          });
+          assert.equal(dup.status, 409);
+          assert.deepEqual(dup.body, { message: "tag already exists: not unique" });
+        }
+        const onBranch = await api("POST", `/repositories/${repo}/tags`, {
+          json: { id: "main", ref: "main" },
+        });
+        assert.equal(onBranch.status, 409);
+        assert.deepEqual(onBranch.body, { message: "branch name main: conflict found" });
+        const noRef = await api("POST", `/repositories/${repo}/tags`, {
+          json: { id: "v9", ref: "nosuch" },
+        });
+        assert.equal(noRef.status, 404);
+        assert.deepEqual(noRef.body, { message: "not found" });
+        for (const bad of ["a b", "x/y", "x..y", "x.", "x.lock", "@", "x:y", "x^y"]) {
+          const refused = await api("POST", `/repositories/${repo}/tags`, {
+            json: { id: bad, ref: "main" },
+          });
+          assert.equal(refused.status, 400, bad);
+          assert.deepEqual(refused.body, {
+            message: "argument tagID: tag id: invalid value: validation error",
+          });
+        }
+        for (const good of ["a~b", "1.0.0", "-x", "x@y"]) {
+          const accepted = await api("POST", `/repositories/${repo}/tags`, {
+            json: { id: good, ref: `${first}` },
+          });
+          assert.equal(accepted.status, 201, good);
+        }
+        await upload(repo, "main", "a.txt", "two");
+        await commit(repo, "main", "second");
+        const page = await api("GET", `/repositories/${repo}/tags?amount=2`);
+        assert.deepEqual(page.body.pagination, {
+          has_more: true,
+          next_offset: "1.0.0",
+          results: 2,
+          max_per_page: 1000,
+        });
+        assert.deepEqual(page.body.results, [
+          { id: "-x", commit_id: first },
+          { id: "1.0.0", commit_id: first },
+        ]);
+        const rest = await api("GET", `/repositories/${repo}/tags?after=1.0.0`);
+        assert.deepEqual(rest.body.results.map((r: { id: string }) => r.id), [
+          "a~b",
+          "v1",
+          "x@y",
+        ]);
+        const prefixed = await api("GET", `/repositories/${repo}/tags?prefix=v`);
+        assert.deepEqual(prefixed.body.results, [{ id: "v1", commit_id: first }]);
+        assert.deepEqual((await api("GET", `/repositories/${repo}/tags/v1`)).body, {
+          id: "v1",
+          commit_id: first,
+        });
+        // A tag reads as the commit it names.
+        assert.equal(await read(repo, "v1", "a.txt"), "one");
+        assert.equal((await api("GET", `/repositories/${repo}/commits/v1`)).body.id, first);
+        assert.equal(await branch(repo, "fromtag", "v1"), first);
+        const deleted = await api("DELETE", `/repositories/${repo}/tags/v1`);
+        assert.equal(deleted.status, 204);
+        for (const method of ["GET", "DELETE"] as const) {
+          const gone = await api(method, `/repositories/${repo}/tags/v1`);
+          assert.equal(gone.status, 404);
+          assert.deepEqual(gone.body, { message: "tag not found" });
+        }
+      },
+    );
+
+    await t.step(
       "hard reset: moves the branch, staged changes stay staged; unknown ref 404",
       async () => {
         const repo = await repository("reset");

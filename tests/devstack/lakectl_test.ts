@@ -1,7 +1,7 @@
 /**
  * lakeFS's own CLI, lakectl 1.84.0, driving the demo lakeFS through the commands users reach
- * for: repositories and branches, `fs upload/ls/cat/stat/rm/download`, diff, commit, log,
- * merge, reset, and `local clone/status/commit`. Each command's exit code and key output are
+ * for: repositories, branches and tags, `fs upload/ls/cat/stat/rm/download`, diff, commit,
+ * log, merge, reset, and `local clone/status/commit`. Each command's exit code and key output are
  * checked on the demo server; when a real lakeFS is configured (PERAGO_TEST_LAKEFS_*) the same
  * script runs there too and the two transcripts must match line for line (after masking what
  * differs by nature: ids, dates and times, physical addresses, the repository name and the work
@@ -109,6 +109,27 @@ function script(): Step[] {
       code: 0,
       includes: ["Merge 'dev' into 'main'", ".lakefs.merge.strategy"],
     },
+    {
+      args: ["tag", "create", "lakefs://R/v1", "lakefs://R/main"],
+      code: 0,
+      includes: ["Created tag 'v1'"],
+    },
+    {
+      args: ["tag", "create", "lakefs://R/v1", "lakefs://R/main"],
+      code: 1,
+      includes: ["tag already exists", "409 Conflict"],
+    },
+    { args: ["tag", "list", "lakefs://R"], code: 0, includes: ["v1\t"] },
+    { args: ["tag", "show", "lakefs://R/v1"], code: 0, includes: ["v1"] },
+    { args: ["fs", "cat", "lakefs://R/v1/data/b.txt"], code: 0, includes: ["world"] },
+    {
+      args: ["branch", "create", "lakefs://R/fromtag", "--source", "lakefs://R/v1"],
+      code: 0,
+      includes: ["created branch 'fromtag'"],
+    },
+    { args: ["diff", "lakefs://R/v1", "lakefs://R/fromtag"], code: 0 },
+    { args: ["tag", "delete", "lakefs://R/v1", "--yes"], code: 0 },
+    { args: ["tag", "show", "lakefs://R/v1"], code: 1, includes: ["404 Not Found"] },
     { args: ["fs", "rm", "lakefs://R/dev/a.txt"], code: 0 },
     { args: ["diff", "lakefs://R/dev"], code: 0, includes: ["- removed a.txt"] },
     { args: ["branch", "reset", "lakefs://R/dev", "--yes"], code: 0 },

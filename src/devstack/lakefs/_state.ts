@@ -80,6 +80,8 @@ export interface RepoRecord {
   default_branch: string;
   storage_namespace: string;
   branches: Record<string, BranchRecord>;
+  /** Tag name -> commit id (missing in state written before tags existed). */
+  tags?: Record<string, string>;
   commitIds: string[];
 }
 
@@ -94,6 +96,14 @@ export const REPO_NAME = /^[a-z0-9][a-z0-9-]{2,62}$/;
 export const BRANCH_NAME = /^\w[-\w]*$/;
 /** Storage namespace rule of lakeFS's OpenAPI schema. */
 export const STORAGE_NAMESPACE = /^(s3|gs|https?|mem|local|transient):\/\/.*$/;
+
+/** Whether lakeFS accepts `name` as a tag id (git's ref name rules, `~` allowed, no `/`). */
+function validTagName(name: string): boolean {
+  return name !== "" && name !== "@" && !name.endsWith(".") && !name.endsWith(".lock") &&
+    !name.includes("/") && !name.includes("..") && !name.includes("@{") &&
+    // deno-lint-ignore no-control-regex
+    !/[\x00-\x20\x7f^:?*[\\]/.test(name);
+}
 
 const now = () => Math.floor(Date.now() / 1000);
 
@@ -253,7 +263,7 @@ export class LakeFsState {
   }
 
   /**
-   * Resolves a ref (branch name, commit id or unique prefix of at least 6 hex digits, with
+   * Resolves a ref (branch name, tag, commit id or unique prefix of at least 6 hex digits, with
    * optional `~N` / `^N` suffixes) to a commit; 404 with `notFound` (the message lakeFS gives
    * for the operation) when nothing matches.
    */
@@ -262,8 +272,11 @@ export class LakeFsState {
     const base = match?.[1] ?? ref;
     const suffix = match?.[2] ?? "";
     let commit: CommitRecord | undefined;
+    const tags = repo.tags ?? {};
     if (Object.hasOwn(repo.branches, base)) {
       commit = this.#commits.get(repo.branches[base]!.commitId);
+    } else if (Object.hasOwn(tags, base)) {
+      commit = this.#commits.get(tags[base]!);
     } else if (this.#has(repo, base)) {
       commit = this.#commits.get(base);
     } else if (/^[0-9a-f]{6,}$/.test(base)) {
@@ -338,6 +351,45 @@ export class LakeFsState {
   hardReset(repo: RepoRecord, name: string, ref: string): void {
     const branch = this.branch(repo, name);
     branch.commitId = this.resolveCommit(repo, ref, `hard-reset ${name} to ${ref}: not found`).id;
+  }
+
+  // ------------------------------------------------------------------ tags
+
+  /** The tags of a repository, sorted by name, with their commit ids. */
+  listTags(repo: RepoRecord): [string, string][] {
+    return Object.entries(repo.tags ?? {}).sort(([a], [b]) => a < b ? -1 : a > b ? 1 : 0);
+  }
+
+  /** A tag's commit id or 404. */
+  tag(repo: RepoRecord, name: string): string {
+    const tags = repo.tags ?? {};
+    if (!Object.hasOwn(tags, name)) throw new ApiError(404, "tag not found");
+    return tags[name]!;
+  }
+
+  /**
+   * Creates a tag at the commit `ref` resolves to; returns that commit id. lakeFS checks the
+   * name like git's ref names (no `/`, `..`, `@{`, spaces or `^:?*[\`, not `@`, not ending in
+   * `.` or `.lock`), refuses a branch's name and an existing tag (even with `force`).
+   */
+  createTag(repo: RepoRecord, name: string, ref: string): string {
+    if (!validTagName(name)) {
+      throw new ApiError(400, "argument tagID: tag id: invalid value: validation error");
+    }
+    if (Object.hasOwn(repo.branches, name)) {
+      throw new ApiError(409, `branch name ${name}: conflict found`);
+    }
+    const commit = this.resolveCommit(repo, ref, "not found");
+    const tags = repo.tags ??= {};
+    if (Object.hasOwn(tags, name)) throw new ApiError(409, "tag already exists: not unique");
+    tags[name] = commit.id;
+    return commit.id;
+  }
+
+  /** Deletes a tag; 404 when missing. */
+  deleteTag(repo: RepoRecord, name: string): void {
+    this.tag(repo, name);
+    delete repo.tags![name];
   }
 
   // ------------------------------------------------------------------ objects

@@ -207,6 +207,11 @@ const branchCreation = z.object({
   force: z.boolean().optional(),
   hidden: z.boolean().optional(),
 });
+const tagCreation = z.object({
+  id: z.string(),
+  ref: z.string(),
+  force: z.boolean().optional(),
+});
 const commitCreation = z.object({
   message: z.string(),
   metadata: stringMap.optional(),
@@ -620,6 +625,38 @@ function buildRoutes(state: LakeFsState, blobs: BlobStore, accessKeyId: string):
       status: 201,
       headers: { "content-type": "text/plain; charset=utf-8" },
     });
+  });
+  // ---- tags
+  add("GET", "/repositories/:repo/tags", "listTags", ({ params, url }) => {
+    const repo = state.repo(params.repo!);
+    const { page, hasMore } = paginate(
+      state.listTags(repo),
+      ([name]) => name,
+      url.searchParams.get("prefix") ?? "",
+      url.searchParams.get("after") ?? "",
+      amountOf(url),
+    );
+    return json(200, {
+      pagination: pagination(hasMore, page.at(-1)?.[0] ?? "", page.length),
+      results: page.map(([id, commitId]) => ({ id, commit_id: commitId })),
+    });
+  });
+  add("POST", "/repositories/:repo/tags", "createTag", async ({ params, request }) => {
+    const repo = state.repo(params.repo!);
+    const body = await jsonBody(request, tagCreation);
+    const commitId = state.createTag(repo, body.id, body.ref);
+    await state.persist();
+    return json(201, { id: body.id, commit_id: commitId });
+  });
+  add("GET", "/repositories/:repo/tags/:tag", "getTag", ({ params }) => {
+    const repo = state.repo(params.repo!);
+    return json(200, { id: params.tag, commit_id: state.tag(repo, params.tag!) });
+  });
+  add("DELETE", "/repositories/:repo/tags/:tag", "deleteTag", async ({ params, url }) => {
+    queryBool(url, "force");
+    state.deleteTag(state.repo(params.repo!), params.tag!);
+    await state.persist();
+    return noContent();
   });
   add("GET", "/repositories/:repo/branches/:branch", "getBranch", ({ params }) => {
     const repo = state.repo(params.repo!);
