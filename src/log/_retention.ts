@@ -8,7 +8,8 @@ import { join } from "node:path";
 const LOG_FILE = /\.jsonl(?:\.\d+)?$/;
 
 /**
- * Removes the files under `dir` (recursively) whose name ends in `.jsonl` or `.jsonl.<n>` and
+ * Removes the files under `dir` (recursively) whose name ends in `.jsonl` (current and rotated
+ * files) or `.jsonl.<n>` (rotated by earlier versions) and
  * whose modification time is older than `now - retentionMs`. Nothing else is touched: other
  * files, directories and symlinks stay. A missing `dir` is fine. Returns the removed paths.
  *

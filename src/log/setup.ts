@@ -44,7 +44,11 @@ export interface LoggingOptions {
 
 /** What {@linkcode setupLogging} returns. */
 export interface LoggingHandle {
-  /** Absolute path of the current JSONL file (rotated files add `.1`, `.2`, ...). */
+  /**
+   * Absolute path of the current JSONL file. A rotated file keeps the name with the time the
+   * file was started put before `.jsonl`, as loguru names them:
+   * `pid=<pid>__started=<ts>.<YYYY-MM-DD_HH-MM-SS_ffffff>.jsonl` (UTC).
+   */
   readonly logFile: string;
   /** Flushes and closes the sinks and stops retention; idempotent. */
   dispose(): Promise<void>;
@@ -68,8 +72,6 @@ export const REDACTED_FIELDS: readonly RegExp[] = Object.freeze([
 
 /** How often retention runs while the process lives. */
 const RETENTION_INTERVAL_MS = 60 * 60 * 1000;
-/** Rotated files kept by the sink; retention by age is what really bounds them. */
-const MAX_ROTATED_FILES = 200;
 
 let active: symbol | undefined;
 
@@ -150,7 +152,6 @@ export async function setupLogging(options: LoggingOptions): Promise<LoggingHand
   const fileSink = rotatingFileSink(
     logFile,
     options.maxFileBytes,
-    MAX_ROTATED_FILES,
     (record: LogRecord) => formatJsonLine(record, workerId, secrets),
   );
   const consoleSink = (options.console ?? true)
@@ -288,35 +289,64 @@ function stderrSink(
 }
 
 /**
- * A size-rotating JSONL file sink (the rotation of `@logtape/file`'s `getRotatingFileSink`:
- * before a write that would pass `maxBytes`, `path.i` becomes `path.i+1` and `path` becomes
- * `path.1`). Every record is written to the file at once with one `write` (the last lines
- * before a process crash are in the kernel's page cache, so they survive it), but never
- * fsynced: `@logtape/file`'s unbuffered mode fsyncs every record, which made logging the
- * most expensive part of a trivial task (about 1.5 ms per record). Only a machine crash can
- * lose the newest lines; the file is fsynced once when the sink is disposed.
+ * The name a rotated log file takes: `<path without .jsonl>.<started>.jsonl` with `started` as
+ * `YYYY-MM-DD_HH-MM-SS_ffffff` in UTC (loguru's rotation names), `.2`, `.3`, ... before `.jsonl`
+ * when that name is taken. Rotated files stay `*.jsonl`, so whatever reads a worker's JSONL
+ * files by that extension reads them all; retention by age is what removes them.
+ */
+export function rotatedLogPath(
+  path: string,
+  startedAt: Date,
+  exists: (path: string) => boolean,
+): string {
+  const root = path.endsWith(".jsonl") ? path.slice(0, -".jsonl".length) : path;
+  const iso = startedAt.toISOString(); // 2026-12-02T05:09:58.123Z
+  const stamp = `${iso.slice(0, 10)}_${iso.slice(11, 19).replaceAll(":", "-")}_${
+    iso.slice(20, 23)
+  }000`;
+  let candidate = `${root}.${stamp}.jsonl`;
+  for (let counter = 2; exists(candidate); counter++) {
+    candidate = `${root}.${stamp}.${counter}.jsonl`;
+  }
+  return candidate;
+}
+
+/**
+ * A size-rotating JSONL file sink: before a write that would pass `maxBytes`, the current file
+ * is renamed by {@linkcode rotatedLogPath} and a new one started at `path`. Every record is
+ * written to the file at once with one `write` (the last lines before a process crash are in
+ * the kernel's page cache, so they survive it), but never fsynced: `@logtape/file`'s
+ * unbuffered mode fsyncs every record, which made logging the most expensive part of a
+ * trivial task (about 1.5 ms per record). Only a machine crash can lose the newest lines; the
+ * file is fsynced once when the sink is disposed.
  */
 function rotatingFileSink(
   path: string,
   maxBytes: number,
-  maxFiles: number,
   format: (record: LogRecord) => string,
 ): Sink & Disposable {
   const encoder = new TextEncoder();
   let file = Deno.openSync(path, { create: true, append: true });
   let offset = 0;
+  let startedAt = new Date();
   try {
-    offset = Deno.statSync(path).size;
+    const info = Deno.statSync(path);
+    offset = info.size;
+    if (offset > 0) startedAt = info.birthtime ?? info.mtime ?? startedAt;
   } catch { /* new file */ }
+  const exists = (candidate: string) => {
+    try {
+      Deno.lstatSync(candidate);
+      return true;
+    } catch {
+      return false;
+    }
+  };
   const rollover = () => {
     file.close();
-    for (let i = maxFiles - 1; i > 0; i--) {
-      try {
-        Deno.renameSync(`${path}.${i}`, `${path}.${i + 1}`);
-      } catch { /* no such file */ }
-    }
-    Deno.renameSync(path, `${path}.1`);
+    Deno.renameSync(path, rotatedLogPath(path, startedAt, exists));
     offset = 0;
+    startedAt = new Date();
     file = Deno.openSync(path, { create: true, append: true });
   };
   const sink: Sink & Partial<Disposable> = (record: LogRecord) => {

@@ -1,6 +1,12 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { fileTimestamp, logFilePath, safeSegment, setupLogging } from "../../src/log/setup.ts";
+import {
+  fileTimestamp,
+  logFilePath,
+  rotatedLogPath,
+  safeSegment,
+  setupLogging,
+} from "../../src/log/setup.ts";
 import { getLogger, taskLogger, withLogContext } from "../../src/log/logger.ts";
 
 async function withDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
@@ -172,7 +178,7 @@ Deno.test("setupLogging: secrets never reach the file, in messages or nested pro
   });
 });
 
-Deno.test("setupLogging: rotates at the size, rotated files keep the name with a suffix", async () => {
+Deno.test("setupLogging: rotates at the size; rotated files are <name>.<started>.jsonl, none dropped", async () => {
   await withDir(async (dir) => {
     const logging = await setupLogging({ logRoot: dir, ...BASE, maxFileBytes: 2048 });
     try {
@@ -185,8 +191,14 @@ Deno.test("setupLogging: rotates at the size, rotated files keep the name with a
     const base = logging.logFile.slice(folder.length + 1);
     const names = (await Array.fromAsync(Deno.readDir(folder))).map((entry) => entry.name).sort();
     assert.ok(names.length > 1, `expected rotated files, got ${names}`);
+    const root = base.slice(0, -".jsonl".length).replace(/\./g, "\\.");
     for (const name of names) {
-      assert.match(name, new RegExp(`^${base.replace(/\./g, "\\.")}(\\.\\d+)?$`));
+      assert.match(
+        name,
+        new RegExp(
+          `^${root}(\\.\\d{4}-\\d{2}-\\d{2}_\\d{2}-\\d{2}-\\d{2}_\\d{6}(\\.\\d+)?)?\\.jsonl$`,
+        ),
+      );
     }
     let total = 0;
     for (const name of names) {
@@ -199,6 +211,25 @@ Deno.test("setupLogging: rotates at the size, rotated files keep the name with a
     const current = await readLines(logging.logFile);
     assert.equal(current.at(-1)!.message, `line 59 ${"x".repeat(100)}`);
   });
+});
+
+Deno.test("rotatedLogPath: the start time before .jsonl (UTC, microseconds), a counter when taken", () => {
+  const started = new Date("2026-12-02T05:09:58.123Z");
+  const taken = new Set<string>();
+  const path = "/logs/m/worker_id=w/pid=1__started=20261202T050958Z.jsonl";
+  const first = rotatedLogPath(path, started, (p) => taken.has(p));
+  assert.equal(
+    first,
+    "/logs/m/worker_id=w/pid=1__started=20261202T050958Z.2026-12-02_05-09-58_123000.jsonl",
+  );
+  taken.add(first);
+  const second = rotatedLogPath(path, started, (p) => taken.has(p));
+  assert.equal(
+    second,
+    "/logs/m/worker_id=w/pid=1__started=20261202T050958Z.2026-12-02_05-09-58_123000.2.jsonl",
+  );
+  taken.add(second);
+  assert.match(rotatedLogPath(path, started, (p) => taken.has(p)), /_123000\.3\.jsonl$/);
 });
 
 Deno.test("setupLogging: retention removes old log files only", async () => {
