@@ -997,6 +997,93 @@ async function lakeFsContract(t: Deno.TestContext, target: Target): Promise<void
         assert.deepEqual(unknown.body, { message: "get commit from ref nosuchref: not found" });
       },
     );
+
+    await t.step(
+      "cherry-pick: a commit's change onto a branch as a 201 Commit with its origin; parents, 409, 400s",
+      async () => {
+        const repo = await repository("cherry");
+        const root = await head(repo, "main");
+        await branch(repo, "dev", "main");
+        await upload(repo, "dev", "x", "one");
+        const x = await client.commit(repo, "dev", "add x", { metadata: { k: "v" } });
+        await upload(repo, "dev", "y", "two");
+        const y = await commit(repo, "dev", "add y");
+        const pick = (onto: string, body: Record<string, unknown>) =>
+          api("POST", `/repositories/${repo}/branches/${onto}/cherry-pick`, { json: body });
+        // The failures first: on lakeFS 1.84.0 a commit once cherry-picked may not be found
+        // again by its id.
+        await branch(repo, "other", root);
+        await upload(repo, "other", "y", "other");
+        await commit(repo, "other", "other y");
+        const conflict = await pick("other", { ref: y.id });
+        assert.equal(conflict.status, 409);
+        assert.deepEqual(conflict.body, { message: "update branch: conflict found" });
+        await branch(repo, "dirty", root);
+        await upload(repo, "dirty", "d", "d");
+        const dirty = await pick("dirty", { ref: y.id });
+        assert.equal(dirty.status, 400);
+        assert.deepEqual(dirty.body, { message: "uncommitted changes (dirty branch)" });
+        const rootCommit = await pick("main", { ref: "dev~2" });
+        assert.equal(rootCommit.status, 400);
+        assert.deepEqual(rootCommit.body, {
+          message: "parent 1: given commit does not have the given parent number",
+        });
+        const zero = await pick("main", { ref: "dev", parent_number: 0 });
+        assert.equal(zero.status, 400);
+        const unknown = await pick("main", { ref: "nosuch" });
+        assert.equal(unknown.status, 404);
+        assert.deepEqual(unknown.body, { message: "get commit from ref nosuch: not found" });
+        const picked = await pick("main", { ref: "dev" });
+        assert.equal(picked.status, 201);
+        assert.equal(picked.body.message, "add y");
+        assert.deepEqual(picked.body.parents, [root]);
+        assert.equal(picked.body.committer, "admin");
+        assert.deepEqual(picked.body.metadata, {
+          "cherry-pick-origin": y.id,
+          "cherry-pick-committer": "admin",
+        });
+        assert.equal(await head(repo, "main"), picked.body.id);
+        assert.deepEqual(await list(repo, "main"), ["y"]);
+        // Picking it again still commits (the change is there already).
+        const twice = await pick("main", { ref: "dev" });
+        assert.equal(twice.status, 201);
+        assert.deepEqual(twice.body.parents, [picked.body.id]);
+        // The original's metadata comes along unless overridden; the message too.
+        const withMeta = await pick("main", { ref: "dev~1" });
+        assert.equal(withMeta.status, 201);
+        assert.deepEqual(withMeta.body.metadata, {
+          k: "v",
+          "cherry-pick-origin": x.id,
+          "cherry-pick-committer": "admin",
+        });
+        const overridden = await pick("main", {
+          ref: "dev~1",
+          commit_overrides: { message: "mine", metadata: { a: "b" } },
+        });
+        assert.equal(overridden.body.message, "mine");
+        assert.deepEqual(overridden.body.metadata, {
+          a: "b",
+          "cherry-pick-origin": x.id,
+          "cherry-pick-committer": "admin",
+        });
+        assert.deepEqual(await list(repo, "main"), ["x", "y"]);
+        // A merge commit needs its parent number.
+        await upload(repo, "main", "m", "m");
+        await commit(repo, "main", "m");
+        const merge = await client.merge(repo, "dev", "main");
+        const noParent = await pick("other", { ref: merge });
+        assert.equal(noParent.status, 400);
+        assert.deepEqual(noParent.body, {
+          message: "must specify 1-based parent number for cherry-picking merge commit",
+        });
+        // A revert names the ref as given in its message.
+        const reverted = await api("POST", `/repositories/${repo}/branches/other/revert`, {
+          json: { ref: "other", parent_number: 0 },
+        });
+        assert.equal(reverted.status, 204);
+        assert.equal((await client.getCommit(repo, "other")).message, "Revert other");
+      },
+    );
   } finally {
     for (const repo of repos) await deleteTestRepository(target, repo);
   }

@@ -584,13 +584,71 @@ export class LakeFsState {
       repo,
       [head.id],
       committer,
-      options.message ?? `Revert ${target.id}`,
+      options.message ?? `Revert ${ref}`,
       options.metadata ?? {},
       tree,
     );
     this.#addCommit(repo, commit);
     branch.commitId = commit.id;
     // Staged entries identical to the old head are dropped, as lakeFS drops the sealed area.
+    branch.staged = {};
+    return commit;
+  }
+
+  /**
+   * Applies the change `ref` made (against its parent `parentNumber`, 1 unless given; a merge
+   * commit needs one) onto `branchName` as a new commit with `ref`'s message and metadata (or
+   * the overrides) plus `cherry-pick-origin` and `cherry-pick-committer`. As in lakeFS, a
+   * change the branch already has still makes a commit; a conflict is a 409, a dirty branch a
+   * 400.
+   */
+  cherryPick(
+    repo: RepoRecord,
+    branchName: string,
+    ref: string,
+    committer: string,
+    options: { parentNumber?: number; message?: string; metadata?: Record<string, string> },
+  ): CommitRecord {
+    const branch = this.branch(repo, branchName);
+    const { parentNumber } = options;
+    if (parentNumber !== undefined && parentNumber <= 0) {
+      throw new ApiError(
+        400,
+        "argument parentNumber: value should be greater than 0: invalid value: validation error",
+      );
+    }
+    const target = this.resolveCommit(repo, ref, `get commit from ref ${ref}: not found`);
+    if (target.parents.length > 1 && parentNumber === undefined) {
+      throw new ApiError(400, "must specify 1-based parent number for cherry-picking merge commit");
+    }
+    const number = parentNumber ?? 1;
+    const parentId = target.parents[number - 1];
+    if (parentId === undefined) {
+      throw new ApiError(
+        400,
+        `parent ${number}: given commit does not have the given parent number`,
+      );
+    }
+    const head = this.commit(repo, branch.commitId);
+    if (!sameTree(this.branchView(repo, branchName), head.tree)) {
+      throw new ApiError(400, "uncommitted changes (dirty branch)");
+    }
+    const parentTree = this.commit(repo, parentId).tree;
+    const { tree, conflicts } = threeWay(parentTree, target.tree, head.tree, "");
+    if (conflicts.length > 0) throw new ApiError(409, "update branch: conflict found");
+    const metadata = options.metadata !== undefined && Object.keys(options.metadata).length > 0
+      ? options.metadata
+      : target.metadata;
+    const commit = this.#newCommit(
+      repo,
+      [head.id],
+      committer,
+      options.message || target.message,
+      { ...metadata, "cherry-pick-origin": target.id, "cherry-pick-committer": committer },
+      tree,
+    );
+    this.#addCommit(repo, commit);
+    branch.commitId = commit.id;
     branch.staged = {};
     return commit;
   }

@@ -237,6 +237,15 @@ const revertBody = z.object({
     metadata: stringMap.optional(),
   }).optional(),
 });
+const cherryPickCreation = z.object({
+  ref: z.string(),
+  parent_number: z.number().int().optional(),
+  force: z.boolean().optional(),
+  commit_overrides: z.object({
+    message: z.string().optional(),
+    metadata: stringMap.optional(),
+  }).optional(),
+});
 const resetCreation = z.object({
   type: z.enum(["object", "common_prefix", "reset"]),
   path: z.string().optional(),
@@ -795,6 +804,23 @@ function buildRoutes(state: LakeFsState, blobs: BlobStore, accessKeyId: string):
       });
       await state.persist();
       return new Response(null, { status: 204 });
+    },
+  );
+  add(
+    "POST",
+    "/repositories/:repo/branches/:branch/cherry-pick",
+    "cherryPick",
+    async ({ params, request }) => {
+      const repo = state.repo(params.repo!);
+      const body = await jsonBody(request, cherryPickCreation);
+      const overrides = body.commit_overrides ?? {};
+      const commit = state.cherryPick(repo, params.branch!, body.ref, DEMO_USER_ID, {
+        ...(body.parent_number === undefined ? {} : { parentNumber: body.parent_number }),
+        ...(overrides.message ? { message: overrides.message } : {}),
+        ...(overrides.metadata ? { metadata: overrides.metadata } : {}),
+      });
+      await state.persist();
+      return json(201, commitJson(commit));
     },
   );
   add(
