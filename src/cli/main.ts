@@ -67,7 +67,7 @@ export function topHelp(): string {
     ...lines,
     "",
     "Options:",
-    "  -h, --help     show help (also after a command)",
+    "  -h, --help     show help (also after a command; perago help <command>)",
     "  -V, --version  print the version",
     "",
     "Configuration comes from .env in the working directory and the environment;",
@@ -78,6 +78,10 @@ export function topHelp(): string {
 /** Runs the CLI with `args` and returns the exit code. Never throws. */
 export async function main(args: string[]): Promise<number> {
   const [name, ...rest] = args;
+  // `perago help <command>` is `perago <command> --help`.
+  if (name === "help" && rest[0] !== undefined && Object.hasOwn(COMMANDS, rest[0])) {
+    return await main([rest[0], "--help"]);
+  }
   if (name === undefined || name === "-h" || name === "--help" || name === "help") {
     console.log(topHelp());
     return name === undefined ? 1 : 0;

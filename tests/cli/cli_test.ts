@@ -52,11 +52,22 @@ Deno.test("perago --version prints the version", async () => {
 Deno.test("--help works at the top and on every command", async () => {
   const top = await perago(["--help"]);
   assert.equal(top.code, 0);
+  assert.match(top.stdout, /^Usage: perago <command> \[options\]$/m);
+  const short = await perago(["-h"]);
+  assert.equal(short.code, 0);
+  assert.equal(short.stdout, top.stdout);
+  // No command at all: the same usage, but it is a usage error (exit 1).
+  const bare = await perago([]);
+  assert.equal(bare.code, 1);
+  assert.equal(bare.stdout, top.stdout);
   for (const command of ["check", "extract", "run", "start", "dev", "init"]) {
     assert.match(top.stdout, new RegExp(`^  ${command} `, "m"));
     const help = await perago([command, "--help"]);
     assert.equal(help.code, 0, help.stderr);
     assert.match(help.stdout, new RegExp(`Usage: perago ${command}`));
+    const viaHelp = await perago(["help", command]);
+    assert.equal(viaHelp.code, 0, viaHelp.stderr);
+    assert.equal(viaHelp.stdout, help.stdout);
   }
 });
 
