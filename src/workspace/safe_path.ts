@@ -47,7 +47,9 @@ export function checkRelativeKey(key: string): string[] {
   for (const segment of segments) {
     if (segment === "") refuse("empty path segment");
     if (segment === "." || segment === "..") refuse(`"${segment}" path segment`);
-    if (utf8.encode(segment).length > MAX_NAME_BYTES) {
+    // A UTF-16 code unit is at most 3 UTF-8 bytes: only a longer segment can be over the
+    // limit, so the encoding (an allocation per segment of every downloaded key) is skipped.
+    if (segment.length > MAX_NAME_BYTES / 3 && utf8.encode(segment).length > MAX_NAME_BYTES) {
       refuse(`a path segment longer than the filesystem's ${MAX_NAME_BYTES}-byte name limit`);
     }
   }
