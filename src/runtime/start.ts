@@ -23,6 +23,7 @@ import { brokerWorkerId, childWorkerId, moduleStem, resolveWorkerId } from "../c
 import type { ConductorApi } from "../conductor/api.ts";
 import { ConductorClient } from "../conductor/client.ts";
 import { LakeFsClient } from "../lakefs/client.ts";
+import { LakeFsNotFoundError } from "../lakefs/errors.ts";
 import { setupLogging } from "../log/setup.ts";
 import { type LoadedTask, loadTask } from "../task/loader.ts";
 import { spawnChild } from "./_child.ts";
@@ -404,8 +405,14 @@ function supervisorOptions(
       : processSpawner(permissionInputs, env, prefix, config.executorMaxHeapMb),
     childrenInProcess: mode === "thread",
     ...(stagingCleaner === undefined ? {} : {
+      // A marker names its staging branch before the branch is made (and whether or not it
+      // ever is): one that is not there is already as wanted.
       deleteStagingBranch: ({ repository, branch }: StagingBranchRef) =>
-        stagingCleaner.deleteBranch(repository, branch, AbortSignal.timeout(60_000)),
+        stagingCleaner.deleteBranch(repository, branch, AbortSignal.timeout(60_000)).catch(
+          (error) => {
+            if (!(error instanceof LakeFsNotFoundError)) throw error;
+          },
+        ),
     }),
     executorMaxHeapMb: mode === "process" ? config.executorMaxHeapMb : 0,
     attemptBudgetMs: (taskType: string) => {

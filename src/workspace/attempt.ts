@@ -458,24 +458,28 @@ async function runWorkspace(
   }
 
   options.onPhase?.("snapshot");
+  const branch = stagingBranchOf(state);
   // Fence #1 is read while the snapshot is taken: it guards what comes after both (deleting
   // leftovers, staging, publishing), and nothing of that starts before both are done.
-  const [fenced, snapshotted] = await Promise.allSettled([
-    fence(state),
-    snapshotDir(ws.dir, { signal, since }),
-  ]);
-  if (snapshotted.status === "fulfilled") {
-    state.changes = diffSnapshots(before, snapshotted.value);
+  const fenced = fence(state);
+  const snapshotted = snapshotDir(ws.dir, { signal, since });
+  // Meanwhile the marker names the staging branch, which must happen before the branch can
+  // exist (a process that dies later leaves it to whoever collects the directory). The
+  // snapshot walked the directory before returning, so the marker's rewrite is not in it. When
+  // nothing changed no branch is made, and a collector deleting the name finds none.
+  const recorded = recordStagingBranch(ws.dir, ws.input.repository, branch);
+  const [fence1, snapshot, marker] = await Promise.allSettled([fenced, snapshotted, recorded]);
+  if (snapshot.status === "fulfilled") {
+    state.changes = diffSnapshots(before, snapshot.value);
   }
-  if (fenced.status === "rejected") throw fenced.reason; // fence #1
-  if (snapshotted.status === "rejected") throw snapshotted.reason;
-  const after = snapshotted.value;
+  if (fence1.status === "rejected") throw fence1.reason; // fence #1
+  if (snapshot.status === "rejected") throw snapshot.reason;
+  const after = snapshot.value;
   const changed = !snapshotsEqual(before, after);
 
   // This attempt is the current one: staging branches of earlier attempts of the same task
   // are leftovers of processes killed before their cleanup ran. They are deleted while this
   // attempt stages and publishes (its own branch excepted), and the attempt ends after both.
-  const branch = stagingBranchOf(state);
   const leftovers = deleteLeftoverStaging(ws.lakefs, ws.input.repository, options.attempt, {
     except: branch,
     log: state.log,
@@ -487,6 +491,8 @@ async function runWorkspace(
   }
   return await besides(
     (async () => {
+      // A marker that could not name the branch fails the attempt before the branch is made.
+      if (marker.status === "rejected") throw marker.reason;
       // The target's head is read while the attempt stages (nothing orders it after that):
       // the publication checks it and merges onto it, and the merge is checked after.
       const head = readHead(ws);
@@ -784,10 +790,9 @@ async function stagePhase(
   const { options, signal } = state;
   const attempt = options.attempt;
   options.onPhase?.("stage");
+  // The marker names the branch already (see `runWorkspace`): if this process dies before its
+  // cleanup, whoever collects the attempt dir deletes the branch (a retry may never come to).
   state.staging = { repo: input.repository, branch };
-  // Named in the marker first: if this process dies before its cleanup, whoever collects the
-  // attempt dir deletes the branch (a retry may never come to do it).
-  await recordStagingBranch(ws.dir, input.repository, branch);
   try {
     await lakefs.createBranch(input.repository, branch, input.ref, signal);
   } catch (error) {

@@ -178,6 +178,10 @@ export function changeStamp(dir: string): number {
  * Takes a snapshot of `dir`. Hashing runs with bounded parallelism (`concurrency`, default 8).
  * `written` and `since` spare reading files whose digest is known (see the module doc).
  *
+ * The directory is walked, and every entry's kind and size taken, before this returns its
+ * promise (synchronously): an entry the caller creates after the call is not in the snapshot,
+ * and only the files the walk found are read afterwards.
+ *
  * Requires `--allow-read` on `dir` (and `--allow-write` with `since`, for the stamp).
  *
  * @example
@@ -239,6 +243,7 @@ export async function snapshotDir(
       }
     }
   }
+  // Nothing above awaits: the walk is done when the caller gets the promise (see the doc).
   await forEachConcurrent(
     toHash,
     options.concurrency ?? 8,

@@ -15,6 +15,7 @@ import {
   startStack,
 } from "./_stack.ts";
 import { counter, reader, writer } from "./_tasks.ts";
+import { readMarker } from "../../src/workspace/attempt_dir.ts";
 import { compileControls } from "../../src/task/controls.ts";
 
 const BASE = {
@@ -455,6 +456,47 @@ Deno.test("a failing merge still deletes the staging branch", async () => {
     assert.equal(outcome.status, "FAILED");
     assert.equal(outcome.reasonForIncompletion, "Error: merge exploded");
     assert.equal(await head(stack), a);
+    await assertClean(stack, owners);
+  });
+});
+
+Deno.test("the marker names the staging branch before the branch is made; a marker it cannot update fails a changed attempt only", async () => {
+  await withStack(async (stack, a) => {
+    const owners = activeOwnerCount();
+    // The task removes the marker: a change cannot be staged safely, no change completes.
+    const changed = await runAttempt(
+      options(stack, a, { write: { "docs/a.txt": "y" }, remove: [".perago-attempt.json"] }),
+    );
+    assert.equal(changed.status, "FAILED");
+    assert.match(changed.reasonForIncompletion!, /has no marker/);
+    assert.equal(stack.server.stats.count("createBranch"), 0);
+    const unchanged = await runAttempt(options(stack, a, { remove: [".perago-attempt.json"] }));
+    assert.equal(unchanged.status, "COMPLETED", unchanged.reasonForIncompletion);
+    assert.equal(unchanged.publishedRef, a);
+    assert.equal(await head(stack), a);
+
+    const named: (string | undefined)[] = [];
+    const watching = new Proxy(stack.lakefs, {
+      get(target, property, receiver) {
+        if (property === "createBranch") {
+          return async (repo: string, branch: string, ref: string, signal?: AbortSignal) => {
+            const [dir] = await listDir(stack.root);
+            named.push((await readMarker(join(stack.root, dir!)))?.staging_branch);
+            assert.equal(named.at(-1), branch);
+            return await target.createBranch(repo, branch, ref, signal);
+          };
+        }
+        const value = Reflect.get(target, property, receiver);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    }) as LakeFsApi;
+    const outcome = await runAttempt({
+      ...options(stack, a, { write: { "docs/a.txt": "x" } }),
+      lakefs: watching,
+    });
+    assert.equal(outcome.status, "COMPLETED", outcome.reasonForIncompletion);
+    assert.equal(named.length, 1);
+    assert.match(named[0]!, /^perago-staging-/);
     await assertClean(stack, owners);
   });
 });

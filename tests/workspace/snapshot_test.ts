@@ -93,6 +93,20 @@ async function pastCtimeSecond(path: string): Promise<void> {
   );
 }
 
+Deno.test("snapshotDir walks before it returns: an entry made after the call is not in it", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(join(dir, "a.txt"), "alpha");
+    const taking = snapshotDir(dir);
+    await Deno.writeTextFile(join(dir, "late.txt"), "late");
+    assert.deepEqual(await taking, [
+      { path: "a.txt", kind: "file", digest: hex("alpha"), size: 5 },
+    ]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("snapshotDir written: the caller's digests are taken as they are, unread", async () => {
   const dir = await Deno.makeTempDir();
   try {
