@@ -121,6 +121,39 @@ async function lakectlRun(
   await Deno.remove(checkout, { recursive: true });
 }
 
+/** CPU time of a side's processes, ms. */
+interface Cpu {
+  user: number;
+  sys: number;
+}
+
+/**
+ * User and system CPU of this process's children that have ended (`cutime`, `cstime` of
+ * /proc/self/stat, in USER_HZ ticks: 100 a second on Linux), so the difference around one run
+ * is the CPU of the processes it ran; `undefined` off Linux.
+ */
+async function childCpuMs(): Promise<Cpu | undefined> {
+  try {
+    const stat = await Deno.readTextFile("/proc/self/stat");
+    // The fields after the command name, which is in parentheses and may hold spaces.
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    // cutime and cstime are fields 16 and 17 of the whole line (3rd is the first after it).
+    return { user: Number(fields[13]) * 10, sys: Number(fields[14]) * 10 };
+  } catch {
+    return undefined;
+  }
+}
+
+/** `run` timed, with the CPU of the processes it ran. */
+async function timed(run: () => Promise<void>): Promise<{ ms: number; cpu?: Cpu }> {
+  const before = await childCpuMs();
+  const ms = await timeMs(run);
+  const after = await childCpuMs();
+  return before === undefined || after === undefined
+    ? { ms }
+    : { ms, cpu: { user: after.user - before.user, sys: after.sys - before.sys } };
+}
+
 function baseEnv(lakefs: RealLakeFsTarget): Record<string, string> {
   return {
     PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
@@ -131,6 +164,23 @@ function baseEnv(lakefs: RealLakeFsTarget): Record<string, string> {
     LAKECTL_CREDENTIALS_ACCESS_KEY_ID: lakefs.accessKeyId,
     LAKECTL_CREDENTIALS_SECRET_ACCESS_KEY: lakefs.secretAccessKey,
   };
+}
+
+/** Median user and system CPU of each side, when measured. */
+function cpuFigures(cpu: Record<"perago_cold" | "perago_warm" | "lakectl", Cpu[]>): Figure[] {
+  const figures: Figure[] = [];
+  for (const [kind, runs] of Object.entries(cpu)) {
+    if (runs.length === 0) continue;
+    for (const part of ["user", "sys"] as const) {
+      figures.push({
+        name: `${kind}_cpu_${part}_ms`,
+        value: median(runs.map((run) => run[part])),
+        unit: "ms",
+        note: `${part === "user" ? "user" : "system"} CPU of the side's processes`,
+      });
+    }
+  }
+  return figures;
 }
 
 /** The vs_lakectl benchmark. */
@@ -156,6 +206,11 @@ export const bench: Bench = {
         perago_warm: [] as number[],
         lakectl: [] as number[],
       };
+      const cpu = {
+        perago_cold: [] as Cpu[],
+        perago_warm: [] as Cpu[],
+        lakectl: [] as Cpu[],
+      };
       const kinds = ["perago_cold", "lakectl", "perago_warm"] as const;
       for (let round = 0; round < shape.rounds; round++) {
         // Rotate who goes first.
@@ -166,13 +221,13 @@ export const bench: Bench = {
           const dir = kind === "perago_warm"
             ? warmDir
             : await Deno.makeTempDir({ dir: ctx.tempDir, prefix: kind });
-          times[kind].push(
-            await timeMs(() =>
-              kind === "lakectl"
-                ? lakectlRun(lakectl, lakefs, repo, path, dir)
-                : peragoRun(lakefs, repo, path, dir, kind === "perago_cold" ? "0" : "1GB")
-            ),
+          const run = await timed(() =>
+            kind === "lakectl"
+              ? lakectlRun(lakectl, lakefs, repo, path, dir)
+              : peragoRun(lakefs, repo, path, dir, kind === "perago_cold" ? "0" : "1GB")
           );
+          times[kind].push(run.ms);
+          if (run.cpu !== undefined) cpu[kind].push(run.cpu);
         }
       }
       const m = {
@@ -200,6 +255,7 @@ export const bench: Bench = {
           unit: "ms",
           note: "lakectl local clone + edit + lakectl local commit",
         },
+        ...cpuFigures(cpu),
         { name: "perago_cold_vs_lakectl_ratio", value: m.cold / m.lakectl, unit: "ratio" },
         { name: "perago_warm_vs_lakectl_ratio", value: m.warm / m.lakectl, unit: "ratio" },
       ];
@@ -224,6 +280,12 @@ export const bench: Bench = {
           "and the branch check after it; lakectl commits straight onto the branch.",
           "perago's time includes Deno starting and loading perago from source (a compiled " +
           "binary skips the module loading).",
+          "CPU figures are of each side's own processes (user / system, median of the rounds); " +
+          "lakeFS's CPU is not in them. Both sides create every file of the repository: on an " +
+          "ext4 without a journal each creation scans past the inodes freed in the last minute " +
+          "or so (the kernel avoids reusing them), so system time, and wall time with it, grows " +
+          "with what was deleted just before on that filesystem (lakectl's run ends by removing " +
+          "its checkout).",
         ],
       };
     } finally {
