@@ -33,6 +33,7 @@ import {
   wireTask,
 } from "./protocol.ts";
 import { type OpenChannel, receiveInit } from "./channel.ts";
+import { LaneRouter } from "./lane_router.ts";
 
 /** Lifecycle of a broker. */
 export type BrokerState = "starting" | "running" | "draining" | "stopped" | "failed";
@@ -871,7 +872,10 @@ export async function runBrokerProcess(deps: BrokerProcessDeps): Promise<number>
   try {
     const api = deps.makeConductor(init);
     const observer = new BrokerMetrics((message) => void out.send(message));
-    const broker = new Broker({
+    // With lanes, tasks go to the executors over their sockets (lane_router.ts).
+    let router: LaneRouter | undefined;
+    const toSupervisor = (message: FromBroker) => void out.send(message);
+    const broker: Broker = new Broker({
       observer,
       api,
       delivery: new ResultDelivery({ api }),
@@ -880,13 +884,21 @@ export async function runBrokerProcess(deps: BrokerProcessDeps): Promise<number>
       ...(init.pausedTaskTypes === undefined ? {} : { pausedTaskTypes: init.pausedTaskTypes }),
       workerId: init.workerId,
       pollTimeoutMs: init.pollTimeoutMs,
-      emit: (message) => void out.send(message),
+      emit: (message) => router ? router.fromBroker(message) : toSupervisor(message),
     });
+    if (init.lanes !== undefined) {
+      router = new LaneRouter({
+        paths: init.lanes,
+        toBroker: (message) => broker.handle(message),
+        toSupervisor,
+      });
+    }
     const running = broker.run();
     await out.send({ type: "ready", pid: Deno.pid });
     let shutdown = false;
     for await (const message of messages) {
-      broker.handle(message);
+      if (router) router.fromSupervisor(message);
+      else broker.handle(message);
       if (message.type === "shutdown") {
         shutdown = true;
         break;
@@ -898,6 +910,7 @@ export async function runBrokerProcess(deps: BrokerProcessDeps): Promise<number>
       broker.shutdown();
     }
     await running;
+    router?.close();
     observer.flush();
     await out.close();
     return shutdown ? 0 : 2;

@@ -31,6 +31,7 @@ import {
 } from "./protocol.ts";
 import { type OpenChannel, receiveInit } from "./channel.ts";
 import { trashedDirsRemoved } from "../workspace/attempt_dir.ts";
+import { connectLane, type ExecutorLane } from "./lane_client.ts";
 
 /** Lifecycle of an executor. */
 export type ExecutorState = "starting" | "running" | "draining" | "stopped" | "failed";
@@ -482,7 +483,7 @@ export interface ExecutorProcessDeps {
 /**
  * The life of an executor process. Resolves with the exit code: 0 after `shutdown` or after
  * an attempt whose directory the warm pool kept (`outcome` with `recycle`), 1 when init or
- * loading failed, 2 when the supervisor went away.
+ * loading failed, 2 when the supervisor (or, over a lane, the broker) went away.
  */
 export async function runExecutorProcess(deps: ExecutorProcessDeps): Promise<number> {
   const log = getLogger("runtime", "executor");
@@ -507,11 +508,30 @@ export async function runExecutorProcess(deps: ExecutorProcessDeps): Promise<num
       await out.send({ type: "fatal", message });
       return 1;
     }
+    // With a lane, attempts come from the broker over it, and outcomes and fences go back
+    // there; the supervisor's channel keeps the rest (ready, metrics, shutdown).
+    let lane: ExecutorLane | undefined;
+    if (init.lane !== undefined) {
+      try {
+        lane = await connectLane(init.lane, {
+          onInvalid: (error) =>
+            log.warn("ignored an invalid lane line: {message}", { message: error.message }),
+        });
+      } catch (error) {
+        const message = (error as Error).message;
+        log.error("executor {workerId}: {message}", { workerId: init.workerId, message });
+        await out.send({ type: "fatal", message });
+        return 1;
+      }
+    }
     const executor = new Executor({
       init,
       tasks,
       tools: () => deps.loadAttemptTools(init),
-      emit: (message) => void out.send(message),
+      emit: (message) =>
+        void (lane !== undefined && (message.type === "outcome" || message.type === "fence")
+          ? lane.send(message)
+          : out.send(message)),
     });
     log.info("executor {workerId} (slot {slot}) ready: {tasks}", {
       workerId: init.workerId,
@@ -524,19 +544,26 @@ export async function runExecutorProcess(deps: ExecutorProcessDeps): Promise<num
       for await (const message of messages) executor.handle(message);
       return 2;
     })();
-    const code = await Promise.race([pump, executor.drained.then(() => 0)]);
-    if (code === 2) {
-      log.warn("executor {workerId}: the supervisor went away; cancelling", {
+    const lanePump = lane === undefined ? new Promise<number>(() => {}) : (async () => {
+      for await (const message of lane.messages) executor.handle(message);
+      return 3;
+    })();
+    const code = await Promise.race([pump, lanePump, executor.drained.then(() => 0)]);
+    if (code >= 2) {
+      const who = code === 2 ? "the supervisor" : "the broker (its lane closed)";
+      log.warn("executor {workerId}: {who} went away; cancelling", {
         workerId: init.workerId,
+        who,
       });
-      executor.abort("the supervisor went away");
+      executor.abort(`${who} went away`);
     }
     await executor.idle();
     // The attempt directories moved to the trash are removed before the executor exits (one
     // killed meanwhile leaves its trash to the supervisor's workspace sweep).
     await trashedDirsRemoved();
+    await lane?.close();
     await out.close();
-    return code;
+    return Math.min(code, 2);
   } finally {
     await logging?.dispose();
   }

@@ -10,6 +10,8 @@
  * |                 |                               | the project import map's local modules    |
  * | `--allow-write` | log root                      | workspace root, log root                  |
  * | `--allow-net`   | Conductor host:port           | lakeFS host:port                          |
+ * | lanes (process  | read, write and `unix:` net   | read, write and `unix:` net on its own    |
+ * | mode)           | on every slot's lane socket   | slot's lane socket only                   |
  * | `--allow-env`   | none                          | none                                      |
  *
  * - No environment access: the supervisor (the only process that reads `.env` and the
@@ -71,6 +73,13 @@ export interface ChildPermissionOptions {
    * @default the directory of this repository's `main.ts`
    */
   sourceRoot?: string;
+  /**
+   * Executor lanes (lane_router.ts): the broker's are every slot's socket, an executor's its
+   * own slot's only (so it can neither reach nor replace another slot's socket). Each path is
+   * granted read, write and `unix:` net access, what listening and connecting need.
+   * @default []
+   */
+  lanePaths?: readonly string[];
   /**
    * Local files and directories the children's import map points at (executors read them):
    * {@linkcode ChildConfig.importMapReads}.
@@ -184,11 +193,13 @@ export function sourceReadPaths(sourceRoot: string | undefined): string[] {
  */
 export function childPermissionSets(options: ChildPermissionOptions): ChildPermissionSets {
   const source = sourceReadPaths(options.sourceRoot ?? defaultSourceRoot());
+  const lanes = options.lanePaths ?? [];
+  const laneNet = lanes.map((path) => `unix:${path}`);
   if (options.role === "broker") {
     return {
-      read: unique([options.logRoot, ...source]),
-      write: unique([options.logRoot]),
-      net: [hostPort(options.conductorUrl)],
+      read: unique([options.logRoot, ...source, ...lanes]),
+      write: unique([options.logRoot, ...lanes]),
+      net: [hostPort(options.conductorUrl), ...laneNet],
     };
   }
   return {
@@ -198,9 +209,10 @@ export function childPermissionSets(options: ChildPermissionOptions): ChildPermi
       ...options.modules.map(moduleDir),
       ...(options.importMapReads ?? []),
       ...source,
+      ...lanes,
     ]),
-    write: unique([options.workspaceRoot, options.logRoot]),
-    net: options.lakefsUrl === undefined ? [] : [hostPort(options.lakefsUrl)],
+    write: unique([options.workspaceRoot, options.logRoot, ...lanes]),
+    net: [...(options.lakefsUrl === undefined ? [] : [hostPort(options.lakefsUrl)]), ...laneNet],
   };
 }
 

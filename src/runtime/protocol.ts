@@ -21,6 +21,18 @@
  * broker, executor --metrics{records, contacts}--> supervisor (which owns the registry)
  * ```
  *
+ * Process mode with executor lanes (lane_router.ts): tasks, fences and outcomes go between
+ * the broker and each executor over a Unix socket of its own (a lane), not through the
+ * supervisor, which only starts and watches the processes:
+ * ```
+ * supervisor --lane-open{slot, id, secret}--> broker    (before each executor starts)
+ * executor --hello{id, secret}--> broker (its lane)     (after loading its tasks)
+ * broker --attempt--> executor, executor --outcome--> broker, fence/fence-result likewise
+ * broker --lane-attempt / lane-ended--> supervisor      (watchdog, metrics; lazy)
+ * executor exited: supervisor --lane-closed{id, reason}--> broker (reports its attempt FAILED)
+ * lane closed while its executor lives: broker --lane-lost--> supervisor (kills it)
+ * ```
+ *
  * Thread mode carries the same messages as structured-clone objects: to and from executor
  * Workers in batches (one `postMessage` per turn, see {@linkcode MessageBatcher}), to and
  * from the broker through in-memory queues (it runs in the supervisor's isolate).
@@ -131,6 +143,15 @@ export const ExecutorInitSchema = z.object({
    * after it (see `PERAGO_WARM_POOL_MIN_FILES`). @default 0: every one
    */
   warmPoolMinFiles: z.number().int().nonnegative().optional(),
+  /**
+   * The executor's lane to the broker (process mode): the Unix socket it connects to, the
+   * lane's id and the secret it proves itself with. Absent: attempts come from the supervisor.
+   */
+  lane: z.object({
+    path: z.string().min(1),
+    id: z.number().int().positive(),
+    secret: z.string().min(32),
+  }).optional(),
   /** Absent when the worker serves workspace-free tasks only (no lakeFS configured). */
   lakefs: z.object({
     endpointUrl: z.string(),
@@ -174,6 +195,11 @@ export const BrokerInitSchema = z.object({
   }),
   /** Long-poll time of one batch poll in ms (Conductor rejects more than 5000). */
   pollTimeoutMs: z.number().int().min(0).max(5000),
+  /**
+   * Executor lanes: the Unix socket of each slot, by slot index. Set: tasks go to the
+   * executors over them (lane_router.ts) and the supervisor grants no credits.
+   */
+  lanes: z.array(z.string().min(1)).min(1).optional(),
   log: LogInitSchema,
 });
 /** See {@linkcode BrokerInitSchema}. */
@@ -228,28 +254,43 @@ const fenceRequest = z.object({
   traceparent: z.string().max(100).optional(),
 });
 
+const outcomeMessage = z.object({
+  type: z.literal("outcome"),
+  attemptId: z.string(),
+  outcome: OutcomeSchema,
+  traceparent: z.string().max(100).optional(),
+  /**
+   * The attempt's directory went to the warm pool: the executor now exits (code 0) so that
+   * the directory becomes claimable, and its slot takes no task until its replacement is
+   * ready (a planned replacement, not a failure).
+   */
+  recycle: z.literal(true).optional(),
+});
+
 /** Executor to supervisor. */
 export const FromExecutorSchema = z.discriminatedUnion("type", [
   z.object({ type: z.literal("ready"), pid: z.number().int() }),
   fenceRequest,
-  z.object({
-    type: z.literal("outcome"),
-    attemptId: z.string(),
-    outcome: OutcomeSchema,
-    traceparent: z.string().max(100).optional(),
-    /**
-     * The attempt's directory went to the warm pool: the executor now exits (code 0) so that
-     * the directory becomes claimable, and its slot takes no task until its replacement is
-     * ready (a planned replacement, not a failure).
-     */
-    recycle: z.literal(true).optional(),
-  }),
+  outcomeMessage,
   /** The executor cannot go on (bad init, task module failed to load). */
   z.object({ type: z.literal("fatal"), message: z.string() }),
   metricsMessage,
 ]);
 /** See {@linkcode FromExecutorSchema}. */
 export type FromExecutor = z.infer<typeof FromExecutorSchema>;
+
+/**
+ * Executor to broker over the executor's lane: `hello` first (the lane's id and secret),
+ * then fence look-ups and outcomes. The broker answers over the lane with `attempt` and
+ * `fence-result` ({@linkcode ToExecutorSchema}).
+ */
+export const FromLaneSchema = z.discriminatedUnion("type", [
+  z.object({ type: z.literal("hello"), id: z.number().int().positive(), secret: z.string() }),
+  fenceRequest,
+  outcomeMessage,
+]);
+/** See {@linkcode FromLaneSchema}. */
+export type FromLane = z.infer<typeof FromLaneSchema>;
 
 /** Supervisor to broker. */
 export const ToBrokerSchema = z.discriminatedUnion("type", [
@@ -281,6 +322,18 @@ export const ToBrokerSchema = z.discriminatedUnion("type", [
   }),
   z.object({ type: z.literal("drain") }),
   z.object({ type: z.literal("shutdown") }),
+  /** Lanes: the executor of `slot` starting now may connect as lane `id` with `secret`. */
+  z.object({
+    type: z.literal("lane-open"),
+    slot: z.number().int().nonnegative(),
+    id: z.number().int().positive(),
+    workerId: z.string(),
+    secret: z.string().min(32),
+  }),
+  /** Lanes: the executor of lane `id` exited; its attempt, if any, is reported FAILED. */
+  z.object({ type: z.literal("lane-closed"), id: z.number().int().positive(), reason: z.string() }),
+  /** Lanes: a forced stop; report the tasks no executor took FAILED (retryable). */
+  z.object({ type: z.literal("abandon-queued"), reason: z.string() }),
 ]);
 /** See {@linkcode ToBrokerSchema}. */
 export type ToBroker = z.infer<typeof ToBrokerSchema>;
@@ -298,6 +351,27 @@ export const FromBrokerSchema = z.discriminatedUnion("type", [
   }),
   /** Draining finished: nothing is held, every result has been delivered. */
   z.object({ type: z.literal("drained") }),
+  /** Lanes: attempt `attemptId` of `taskId` went to the executor of lane `id`. */
+  z.object({
+    type: z.literal("lane-attempt"),
+    id: z.number().int().positive(),
+    attemptId: z.string(),
+    taskId: z.string(),
+    taskType: z.string(),
+  }),
+  /**
+   * Lanes: the attempt ended (its outcome arrived, or it was reported FAILED because its
+   * executor went away); `recycle`: the executor ends after it (warm pool).
+   */
+  z.object({
+    type: z.literal("lane-ended"),
+    id: z.number().int().positive(),
+    attemptId: z.string(),
+    taskType: z.string(),
+    recycle: z.literal(true).optional(),
+  }),
+  /** Lanes: lane `id` closed (or broke the protocol) while its executor may live: kill it. */
+  z.object({ type: z.literal("lane-lost"), id: z.number().int().positive(), reason: z.string() }),
   z.object({ type: z.literal("fatal"), message: z.string() }),
   metricsMessage,
 ]);
@@ -432,11 +506,18 @@ export const LAZY_MESSAGE_TYPES: ReadonlySet<string> = new Set([
   "assigned",
   "delivered",
   "metrics",
+  "lane-attempt",
+  "lane-ended",
 ]);
 
 /** A byte sink written synchronously (`Deno.stdout`): far cheaper per message than a stream. */
 export interface SyncWriter {
   writeSync(bytes: Uint8Array): number;
+}
+
+/** A byte sink written without a stream (a `Deno.Conn`): one op per write, no stream queue. */
+export interface AsyncWriter {
+  write(bytes: Uint8Array): Promise<number>;
 }
 
 /** Options of {@linkcode MessageWriter}. */
@@ -464,7 +545,9 @@ export interface MessageWriterOptions {
  * ```
  */
 export class MessageWriter<T> {
-  #writer: WritableStreamDefaultWriter<Uint8Array> | SyncWriter;
+  #writer: WritableStreamDefaultWriter<Uint8Array> | SyncWriter | AsyncWriter;
+  /** Whether `#writer` is a {@linkcode AsyncWriter} (written until every byte is taken). */
+  readonly #partialWrites: boolean;
   #chain: Promise<boolean> = Promise.resolve(true);
   /** Messages waiting for the next write; sends until it starts join it (one syscall). */
   #batch: Uint8Array[] | undefined;
@@ -476,14 +559,16 @@ export class MessageWriter<T> {
   #broken = false;
 
   /**
-   * `stream` is a WritableStream, or a {@linkcode SyncWriter} such as `Deno.stdout` (each
-   * write then blocks until the bytes are in the pipe, as `console.log` does).
+   * `stream` is a WritableStream, a {@linkcode SyncWriter} such as `Deno.stdout` (each
+   * write then blocks until the bytes are in the pipe, as `console.log` does), or an
+   * {@linkcode AsyncWriter} such as a `Deno.Conn`.
    */
   constructor(
-    stream: WritableStream<Uint8Array> | SyncWriter,
+    stream: WritableStream<Uint8Array> | SyncWriter | AsyncWriter,
     options: MessageWriterOptions = {},
   ) {
     this.#writer = stream instanceof WritableStream ? stream.getWriter() : stream;
+    this.#partialWrites = !(stream instanceof WritableStream) && !("writeSync" in stream);
     this.#lazyDelayMs = options.lazyDelayMs ?? 20;
   }
 
@@ -527,7 +612,11 @@ export class MessageWriter<T> {
         if ("writeSync" in writer) {
           let written = 0;
           while (written < bytes.length) written += writer.writeSync(bytes.subarray(written));
-        } else await writer.write(bytes);
+        } else if (this.#partialWrites) {
+          let written = 0;
+          const sink = writer as AsyncWriter;
+          while (written < bytes.length) written += await sink.write(bytes.subarray(written));
+        } else await (writer as WritableStreamDefaultWriter<Uint8Array>).write(bytes);
         return true;
       } catch {
         this.#broken = true;
@@ -542,9 +631,9 @@ export class MessageWriter<T> {
   async close(): Promise<void> {
     if (this.#held.length > 0) this.#startBatch();
     await this.#chain;
-    if ("writeSync" in this.#writer) return;
+    if ("writeSync" in this.#writer || this.#partialWrites) return;
     try {
-      await this.#writer.close();
+      await (this.#writer as WritableStreamDefaultWriter<Uint8Array>).close();
     } catch {
       // already closed or broken
     }

@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { join } from "node:path";
 import {
   type ConductorConfig,
   CONFIG_ENV_VARS,
@@ -137,6 +138,7 @@ export async function startRuntime(options: StartOptions): Promise<number> {
     lakefsUrl: lakefs?.endpointUrl,
   });
   let server: MetricsServer | undefined;
+  const laneDir = mode === "process" ? await makeLaneDir() : undefined;
   try {
     if (metricsAddress !== undefined) {
       // Before any child starts: a taken port stops the start with one clear line.
@@ -146,8 +148,14 @@ export async function startRuntime(options: StartOptions): Promise<number> {
         options.metricsAddress === undefined ? "PERAGO_METRICS_ADDRESS" : "--metrics-address",
       );
     }
+    const lanePaths = laneDir === undefined
+      ? undefined
+      : Array.from({ length: concurrency }, (_, slot) => join(laneDir, `${slot}.sock`));
     const supervisor = new Supervisor({
-      ...supervisorOptions(config, lakefs, loaded, settings, concurrency, moduleName, mode),
+      ...supervisorOptions(config, lakefs, loaded, settings, concurrency, moduleName, {
+        mode,
+        lanePaths,
+      }),
       telemetry,
     });
     // Health requests only feed /readyz: none without the listener.
@@ -159,8 +167,22 @@ export async function startRuntime(options: StartOptions): Promise<number> {
     telemetry.close();
     unbridge();
     await server?.close();
+    if (laneDir !== undefined) await Deno.remove(laneDir, { recursive: true }).catch(() => {});
     await logging.dispose();
   }
+}
+
+/**
+ * The directory of the executor lanes' sockets (process mode, run from source): a fresh
+ * private (0700) one in the system's temporary directory, outside the workspace and log
+ * roots, where every executor may write: there one could move another slot's socket aside
+ * and stand in for it. `undefined` where lanes are not used: a compiled binary (its
+ * children's permissions are fixed at compile time, so they cannot be narrowed to one
+ * socket each) and Windows; attempts then pass through the supervisor.
+ */
+async function makeLaneDir(): Promise<string | undefined> {
+  if (Deno.build.standalone === true || Deno.build.os === "windows") return undefined;
+  return await Deno.makeTempDir({ prefix: "perago-lanes-" });
 }
 
 /** The supervisor's own Conductor client (its look-ups at start). */
@@ -364,7 +386,7 @@ function supervisorOptions(
   settings: readonly TaskSettings[],
   concurrency: number,
   moduleName: string,
-  mode: "process" | "thread",
+  { mode, lanePaths }: { mode: "process" | "thread"; lanePaths: readonly string[] | undefined },
 ) {
   const conductor = config.conductor!;
   const modules = loaded.map((entry) => entry.modulePath);
@@ -398,11 +420,15 @@ function supervisorOptions(
     workspaceGcTtlMs: config.workspaceGcTtlMs,
     workspaceGcIntervalMs: config.workspaceGcIntervalMs,
     shutdownForceKillAfterMs: config.shutdownForceKillAfterMs,
-    brokerInit: brokerInitOf(config, loaded, settings, moduleName),
+    brokerInit: {
+      ...brokerInitOf(config, loaded, settings, moduleName),
+      ...(lanePaths === undefined ? {} : { lanes: [...lanePaths] }),
+    },
+    ...(lanePaths === undefined ? {} : { lanePaths }),
     executorInit: (slot: number) => executorInitOf(config, lakefs, modules, moduleName, slot),
     spawner: mode === "thread"
       ? threadSpawner(permissionInputs, prefix)
-      : processSpawner(permissionInputs, env, prefix, config.executorMaxHeapMb),
+      : processSpawner(permissionInputs, env, prefix, config.executorMaxHeapMb, lanePaths),
     childrenInProcess: mode === "thread",
     ...(stagingCleaner === undefined ? {} : {
       // A marker names its staging branch before the branch is made (and whether or not it
@@ -525,11 +551,16 @@ function processSpawner(
   env: Record<string, string>,
   prefix: string,
   executorMaxHeapMb: number,
+  lanePaths: readonly string[] | undefined,
 ): ChildSpawner {
   return {
     broker: () =>
       spawnChild<typeof FromBrokerSchema._output, ToBroker>({
-        command: childCommand({ ...permissionInputs, role: "broker" }),
+        command: childCommand({
+          ...permissionInputs,
+          role: "broker",
+          ...(lanePaths === undefined ? {} : { lanePaths }),
+        }),
         env,
         schema: FromBrokerSchema,
         onInvalid: (_error, line) => strayLine("broker", line),
@@ -540,6 +571,8 @@ function processSpawner(
           ...permissionInputs,
           role: "executor",
           maxHeapMb: executorMaxHeapMb,
+          // Its own slot's lane only.
+          ...(lanePaths?.[slot] === undefined ? {} : { lanePaths: [lanePaths[slot]] }),
         }),
         env,
         schema: FromExecutorSchema,

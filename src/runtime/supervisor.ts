@@ -118,6 +118,14 @@ export interface SupervisorOptions {
    */
   deleteStagingBranch?: (ref: StagingBranchRef) => Promise<void>;
   /**
+   * Executor lanes (lane_router.ts): the Unix socket of each slot, by slot index, on which the
+   * broker listens. Set: each executor gets its lane's id and a fresh secret in its init and
+   * exchanges attempts and outcomes with the broker directly; the supervisor opens and closes
+   * the lanes, watches the attempts the broker reports, and grants no credits. The broker's
+   * init must name the same paths.
+   */
+  lanePaths?: readonly string[];
+  /**
    * The V8 heap limit executor processes run with (`PERAGO_EXECUTOR_MAX_HEAP_MB`), named in
    * the failure reason of an executor that died of a fatal V8 error. 0: none.
    */
@@ -204,6 +212,8 @@ interface Slot {
   startedAt: number;
   failures: number;
   attempt: { attemptId: string; taskId: string; taskType: string } | undefined;
+  /** Lanes: the id of the executor's lane (a new one per executor process). */
+  laneId: number | undefined;
   /**
    * The executor said it ends after its outcome (its directory went to the warm pool): the
    * slot takes no task, and its exit is a planned replacement, not a failure.
@@ -275,6 +285,7 @@ export class Supervisor {
   #outstandingCredits = 0;
   #attemptSeq = 0;
   #requestSeq = 0;
+  #laneSeq = 0;
   readonly #fenceRoutes = new Map<number, { slot: number; requestId: number }>();
   #gcTimer: ReturnType<typeof setInterval> | undefined;
   #gcRunning: Promise<unknown> = Promise.resolve();
@@ -483,6 +494,7 @@ export class Supervisor {
         startedAt: 0,
         failures: 0,
         attempt: undefined,
+        laneId: undefined,
         recycling: false,
         replacing: false,
         restartTimer: undefined,
@@ -513,6 +525,7 @@ export class Supervisor {
     slot.ready = false;
     slot.recycling = false;
     slot.startedAt = Date.now();
+    const lane = this.#openLane(slot);
     this.#log.info("executor {workerId} started (slot {slot}, pid {pid})", {
       workerId: slot.workerId,
       slot: slot.index,
@@ -520,7 +533,35 @@ export class Supervisor {
     });
     void this.#pumpExecutor(slot, child);
     slot.exited = child.exit.then((exit) => this.#onExecutorExit(slot, child, exit));
-    void child.send({ type: "init", init: this.#o.executorInit(slot.index) });
+    void child.send({
+      type: "init",
+      init: { ...this.#o.executorInit(slot.index), ...(lane === undefined ? {} : { lane }) },
+    });
+  }
+
+  /** Lanes: a new lane for the executor just spawned in `slot`, opened at the broker. */
+  #openLane(slot: Slot): ExecutorInit["lane"] {
+    const path = this.#o.lanePaths?.[slot.index];
+    if (path === undefined) return undefined;
+    const id = ++this.#laneSeq;
+    const secret = Array.from(
+      crypto.getRandomValues(new Uint8Array(32)),
+      (byte) => byte.toString(16).padStart(2, "0"),
+    ).join("");
+    slot.laneId = id;
+    void this.#broker?.send({
+      type: "lane-open",
+      slot: slot.index,
+      id,
+      workerId: slot.workerId,
+      secret,
+    });
+    return { path, id, secret };
+  }
+
+  /** The slot whose current executor has lane `id`. */
+  #laneSlot(id: number): Slot | undefined {
+    return this.#slots.find((slot) => slot.laneId === id);
   }
 
   // ---- broker ----
@@ -572,6 +613,41 @@ export class Supervisor {
       case "drained":
         this.#brokerDrained.resolve();
         return;
+      case "lane-attempt": {
+        const slot = this.#laneSlot(message.id);
+        this.#o.telemetry?.attemptStarted(message.taskType);
+        if (slot === undefined) return;
+        slot.attempt = {
+          attemptId: message.attemptId,
+          taskId: message.taskId,
+          taskType: message.taskType,
+        };
+        this.#armWatchdog(slot, message.attemptId, message.taskType, message.taskId);
+        this.#slotsChanged();
+        return;
+      }
+      case "lane-ended": {
+        this.#o.telemetry?.attemptEnded(message.taskType);
+        this.#o.telemetry?.resultSent();
+        const slot = this.#laneSlot(message.id);
+        if (slot?.attempt?.attemptId !== message.attemptId) return;
+        slot.attempt = undefined;
+        if (message.recycle === true) slot.recycling = true;
+        clearTimeout(slot.watchdog);
+        this.#slotsChanged();
+        return;
+      }
+      case "lane-lost": {
+        const slot = this.#laneSlot(message.id);
+        if (slot?.child === undefined) return;
+        this.#log.error("killing executor {workerId} (pid {pid}): {reason}", {
+          workerId: slot.workerId,
+          pid: slot.child.pid,
+          reason: message.reason,
+        });
+        slot.child.kill("SIGKILL");
+        return;
+      }
       case "fatal":
         this.#fail(`the broker failed: ${message.message}`);
         return;
@@ -684,8 +760,15 @@ export class Supervisor {
     slot.attempt = undefined;
     clearTimeout(slot.watchdog);
     const expected = this.#life.phase === "draining" && this.#children !== "up";
-    // Exited as it said it would, after its outcome, to free its warm pool directory.
-    const recycled = slot.recycling && !attempt && exit.code === 0 && exit.signal === null;
+    const laneId = slot.laneId;
+    slot.laneId = undefined;
+    // Exited as it said it would, after its outcome, to free its warm pool directory. Over a
+    // lane the outcome went to the broker, whose word may still be on its way: an executor
+    // ends with code 0 only after a shutdown or a recycle, so that code says it.
+    const cleanExit = exit.code === 0 && exit.signal === null;
+    const recycled = laneId !== undefined
+      ? cleanExit && (slot.recycling || !expected)
+      : slot.recycling && !attempt && cleanExit;
     slot.recycling = false;
     slot.replacing = recycled && this.#restartsExecutors();
     this.#slotsChanged();
@@ -700,23 +783,35 @@ export class Supervisor {
         { workerId: slot.workerId, pid: child.pid },
       );
     } else if (attempt) {
-      this.#o.telemetry?.attemptEnded(attempt.taskType);
-      this.#o.telemetry?.resultSent();
       const reason = `executor ${slot.workerId} (pid ${child.pid}) exited during the attempt ` +
         `(${describeExit(exit)})${this.#fatalV8Hint(exit)}; the attempt is reported FAILED so ` +
         "Conductor retries it";
       this.#log.error(reason, { taskId: attempt.taskId });
-      void this.#broker?.send({
-        type: "abandon",
-        taskId: attempt.taskId,
-        workerId: slot.workerId,
-        reason,
-      });
+      // Over a lane the broker reports it (unless its outcome arrived first): see below.
+      if (laneId === undefined) {
+        this.#o.telemetry?.attemptEnded(attempt.taskType);
+        this.#o.telemetry?.resultSent();
+        void this.#broker?.send({
+          type: "abandon",
+          taskId: attempt.taskId,
+          workerId: slot.workerId,
+          reason,
+        });
+      }
     } else if (!expected) {
       this.#log.warn("executor {workerId} (pid {pid}) exited ({exit})", {
         workerId: slot.workerId,
         pid: child.pid,
         exit: describeExit(exit),
+      });
+    }
+    if (laneId !== undefined) {
+      void this.#broker?.send({
+        type: "lane-closed",
+        id: laneId,
+        reason: `executor ${slot.workerId} (pid ${child.pid}) exited during the attempt (${
+          describeExit(exit)
+        })${this.#fatalV8Hint(exit)}; the attempt is reported FAILED so Conductor retries it`,
       });
     }
     // Collect what the dead executor left in the workspace root.
@@ -756,10 +851,15 @@ export class Supervisor {
       : ": a fatal V8 error, most likely the task running out of memory";
   }
 
-  /** A dead executor is restarted while running, and while draining with tasks queued. */
+  /**
+   * A dead executor is restarted while running, and while draining with tasks queued (over
+   * lanes the queue is the broker's: until the drain ends).
+   */
   #restartsExecutors(): boolean {
     const { phase } = this.#life;
-    return phase === "running" || (phase === "draining" && this.#queue.length > 0);
+    if (phase === "running") return true;
+    if (phase !== "draining") return false;
+    return this.#o.lanePaths !== undefined ? this.#children === "up" : this.#queue.length > 0;
   }
 
   #scheduleRestart(slot: Slot): void {
@@ -795,7 +895,7 @@ export class Supervisor {
       const taskType = task.taskDefName ?? task.taskType;
       slot.attempt = { attemptId, taskId: task.taskId, taskType };
       this.#o.telemetry?.attemptStarted(taskType);
-      this.#armWatchdog(slot, attemptId, task);
+      this.#armWatchdog(slot, attemptId, taskType, task.taskId);
       this.#log.debug("task {taskId} -> executor {workerId}", {
         taskId: task.taskId,
         workflowInstanceId: task.workflowInstanceId,
@@ -807,8 +907,9 @@ export class Supervisor {
     this.#slotsChanged();
   }
 
-  #armWatchdog(slot: Slot, attemptId: string, task: Task): void {
-    const budgetMs = this.#o.attemptBudgetMs?.(task.taskDefName ?? task.taskType) ?? 0;
+  #armWatchdog(slot: Slot, attemptId: string, taskType: string, taskId: string): void {
+    clearTimeout(slot.watchdog);
+    const budgetMs = this.#o.attemptBudgetMs?.(taskType) ?? 0;
     if (!(budgetMs > 0)) return;
     const graceMs = this.#o.attemptKillGraceMs ?? Math.min(30_000, Math.max(5_000, budgetMs));
     slot.watchdog = setTimeout(() => {
@@ -817,7 +918,7 @@ export class Supervisor {
         "executor {workerId} is still in task {taskId} {graceMs} ms past its " +
           "timeout.seconds ({budgetMs} ms) although the attempt was aborted: killing it " +
           "(the task ignores ctx.signal or blocks its event loop)",
-        { workerId: slot.workerId, taskId: task.taskId, budgetMs, graceMs },
+        { workerId: slot.workerId, taskId, budgetMs, graceMs },
       );
       slot.child?.kill("SIGKILL");
     }, budgetMs + graceMs);
@@ -831,7 +932,8 @@ export class Supervisor {
 
   /** Counts as granted, and returns, one credit per idle executor not already covered. */
   #claimFreeCredits(): number {
-    if (this.#life.phase !== "running") return 0;
+    // Over lanes the broker's router grants them.
+    if (this.#life.phase !== "running" || this.#o.lanePaths !== undefined) return 0;
     const free = this.#idleSlots().length - this.#outstandingCredits - this.#queue.length;
     if (free <= 0) return 0;
     this.#outstandingCredits += free;
@@ -884,6 +986,12 @@ export class Supervisor {
     this.#clearSlotTimers();
     for (const slot of this.#slots) slot.child?.kill("SIGKILL");
     await Promise.all(this.#slots.map((slot) => slot.exited)); // abandons are sent on exit
+    if (this.#o.lanePaths !== undefined) {
+      void this.#broker?.send({
+        type: "abandon-queued",
+        reason: `not started: the worker was stopped (${why})`,
+      });
+    }
     for (const task of this.#queue.splice(0)) {
       this.#o.telemetry?.resultSent();
       void this.#broker?.send({

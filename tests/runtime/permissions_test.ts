@@ -40,6 +40,28 @@ Deno.test("permissions: broker gets Conductor and its logs only", () => {
   ]);
 });
 
+Deno.test("permissions: executor lanes: the broker gets every slot's socket, an executor its own only", () => {
+  const lanes = ["/tmp/perago-lanes-x/0.sock", "/tmp/perago-lanes-x/1.sock"];
+  assert.deepEqual(childPermissionFlags({ ...base, role: "broker", lanePaths: lanes }), [
+    "--no-prompt",
+    "--allow-read=/var/perago/logs,/opt/perago/mod.ts,/opt/perago/src,/opt/perago/deno.json," +
+    "/tmp/perago-lanes-x/0.sock,/tmp/perago-lanes-x/1.sock",
+    "--allow-write=/var/perago/logs,/tmp/perago-lanes-x/0.sock,/tmp/perago-lanes-x/1.sock",
+    "--allow-net=conductor.local:8080,unix:/tmp/perago-lanes-x/0.sock," +
+    "unix:/tmp/perago-lanes-x/1.sock",
+  ]);
+  const executor = childPermissionFlags({ ...base, role: "executor", lanePaths: [lanes[1]!] });
+  assert.deepEqual(executor, [
+    "--no-prompt",
+    "--allow-read=/var/perago/ws,/var/perago/logs,/srv/tasks,/srv/other," +
+    "/opt/perago/mod.ts,/opt/perago/src,/opt/perago/deno.json,/tmp/perago-lanes-x/1.sock",
+    "--allow-write=/var/perago/ws,/var/perago/logs,/tmp/perago-lanes-x/1.sock",
+    "--allow-net=lake.example:443,unix:/tmp/perago-lanes-x/1.sock",
+  ]);
+  // Neither the lane directory nor slot 0's socket: nothing to move aside or connect to.
+  assert.ok(!executor.some((flag) => flag.includes("0.sock") || /perago-lanes-x(,|$)/.test(flag)));
+});
+
 Deno.test("permissions: host:port and module directories", () => {
   assert.equal(hostPort("http://127.0.0.1:1234/api"), "127.0.0.1:1234");
   assert.equal(hostPort("http://h"), "h:80");

@@ -370,6 +370,99 @@ Deno.test("supervisor: the broker's death stops the runtime: state failed, exit 
   });
 });
 
+Deno.test("supervisor (lanes): each executor's lane is opened at the broker with a fresh secret before it starts; no credits; a death closes the lane with the reason, a lost lane kills the executor, a clean exit is a recycle", async () => {
+  // The broker of lanes: it answers only init and drain; attempts go over the lanes.
+  const broker = new FakeChild<FromBroker, ToBroker>((message, child) => {
+    if (message.type === "init") child.say({ type: "ready", pid: child.pid });
+    if (message.type === "drain") child.say({ type: "drained" });
+    if (message.type === "shutdown") child.end({ code: 0, signal: null });
+  });
+  const executors: FakeExecutor[] = [];
+  const spawner = {
+    broker: () => broker,
+    executor: () => {
+      const executor = fakeExecutor(true);
+      executors.push(executor);
+      return executor;
+    },
+  };
+  const { counts, telemetry } = executorCounts();
+  await withOptions(spawner, async (options) => {
+    const supervisor = new Supervisor(options);
+    const run = supervisor.run();
+    const initOf = (executor: FakeExecutor) => {
+      const init = executor.received.find((m) => m.type === "init");
+      return init?.type === "init" ? init.init.lane : undefined;
+    };
+    const opened = () =>
+      broker.received.filter((m): m is Extract<ToBroker, { type: "lane-open" }> =>
+        m.type === "lane-open"
+      );
+    await waitFor(() => executors[0] && initOf(executors[0]), {
+      timeoutMs: 5_000,
+      what: "the first executor's init",
+    });
+    const first = initOf(executors[0]!)!;
+    assert.equal(first.path, "/tmp/lanes/0.sock");
+    assert.deepEqual(opened(), [
+      { type: "lane-open", slot: 0, id: first.id, workerId: "sum0000", secret: first.secret },
+    ]);
+    assert.match(first.secret, /^[0-9a-f]{64}$/);
+    await waitFor(() => supervisor.status.executorsUp === 1 || undefined, {
+      timeoutMs: 5_000,
+      what: "the executor ready",
+    });
+    assert.ok(!broker.received.some((m) => m.type === "credit"), "no credit over lanes");
+
+    // An attempt the broker reports, then the executor dies in it.
+    broker.say({
+      type: "lane-attempt",
+      id: first.id,
+      attemptId: "a1",
+      taskId: "t1",
+      taskType: "sum",
+    });
+    await waitFor(() => executors[0]!.received.length > 0 || undefined, {
+      timeoutMs: 1_000,
+      what: "a turn",
+    });
+    executors[0]!.kill("SIGKILL");
+    const closed = await waitFor(() => broker.received.find((m) => m.type === "lane-closed"), {
+      timeoutMs: 5_000,
+      what: "the lane closed",
+    });
+    assert.equal(closed.type === "lane-closed" && closed.id, first.id);
+    assert.match(
+      closed.type === "lane-closed" ? closed.reason : "",
+      /exited during the attempt \(signal SIGKILL\)/,
+    );
+    assert.ok(!broker.received.some((m) => m.type === "abandon"), "the broker reports it");
+
+    // The restarted executor: a new lane, a new secret; its lane lost: it is killed.
+    await waitFor(() => executors[1] && initOf(executors[1]), {
+      timeoutMs: 5_000,
+      what: "the restarted executor's init",
+    });
+    const second = initOf(executors[1]!)!;
+    assert.notEqual(second.id, first.id);
+    assert.notEqual(second.secret, first.secret);
+    broker.say({ type: "lane-lost", id: second.id, reason: "its executor closed its lane" });
+    assert.deepEqual(await executors[1]!.exit, { code: 137, signal: "SIGKILL" });
+
+    // The third exits 0 on its own: a recycle, replaced at once.
+    await waitFor(() => executors[2] && initOf(executors[2]), {
+      timeoutMs: 5_000,
+      what: "the third executor's init",
+    });
+    executors[2]!.end({ code: 0, signal: null });
+    await waitFor(() => executors[3] || undefined, { timeoutMs: 1_000, what: "replaced at once" });
+    assert.equal(counts.recycled, 1);
+    assert.equal(counts.restarted, 2);
+    supervisor.shutdown();
+    assert.equal(await run, 0);
+  }, { restartBackoffMs: [10], lanePaths: ["/tmp/lanes/0.sock"], telemetry });
+});
+
 Deno.test("compileSupervisorOptions: defaults filled and frozen; bad values are RangeErrors, not clamped", async () => {
   const unused = () => {
     throw new Error("not spawned");
