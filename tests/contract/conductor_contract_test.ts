@@ -952,6 +952,72 @@ async function contractSuite(t: Deno.TestContext, target: Target): Promise<void>
     }])
       .then(() => undefined, (e) => e);
     assert.equal(zero?.status, 400);
+    // The violations, as Conductor's bean validation lists them: where, why, the value.
+    const metadata = async (method: "POST" | "PUT", body: unknown) => {
+      const response = await fetch(`${api}/metadata/taskdefs`, {
+        method,
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify(body),
+      });
+      const text = await response.text();
+      return { status: response.status, body: text === "" ? undefined : JSON.parse(text) };
+    };
+    const name = unique("constraints");
+    const listed = await metadata("POST", [{ name: unique("fine") }, {
+      name,
+      retryCount: -1,
+      pollTimeoutSeconds: -2,
+      responseTimeoutSeconds: 0,
+      backoffScaleFactor: 0,
+    }]);
+    assert.equal(listed.status, 400);
+    assert.equal(listed.body.message, "Validation failed, check below errors for detail.");
+    const byPath = (errors: { path: string }[]) =>
+      [...errors].sort((a, b) => a.path < b.path ? -1 : a.path > b.path ? 1 : 0);
+    assert.deepEqual(byPath(listed.body.validationErrors), [
+      {
+        path: "registerTaskDef.arg0[1].backoffScaleFactor",
+        message: "Backoff scale factor. Applicable for LINEAR_BACKOFF",
+        invalidValue: "0",
+      },
+      {
+        path: "registerTaskDef.arg0[1].pollTimeoutSeconds",
+        message: "TaskDef pollTimeoutSeconds: 0 must be >= 0",
+        invalidValue: "-2",
+      },
+      {
+        path: "registerTaskDef.arg0[1].responseTimeoutSeconds",
+        message: "TaskDef responseTimeoutSeconds: 0 should be minimum 1 second",
+        invalidValue: "0",
+      },
+      {
+        path: "registerTaskDef.arg0[1].retryCount",
+        message: "TaskDef retryCount: 0 must be >= 0",
+        invalidValue: "-1",
+      },
+    ]);
+    const unnamed = await metadata("PUT", { name: "", retryCount: 1 });
+    assert.deepEqual(unnamed.body.validationErrors, [{
+      path: "updateTaskDef.arg0.name",
+      message: "TaskDef name cannot be null or empty",
+      invalidValue: "",
+    }]);
+    const crossed = await metadata("POST", [{
+      name,
+      timeoutSeconds: 5,
+      responseTimeoutSeconds: 10,
+    }]);
+    assert.deepEqual(crossed.body.validationErrors, [{
+      path: "registerTaskDef.arg0[0]",
+      message: `TaskDef: ${name} responseTimeoutSeconds: 10 must be less than timeoutSeconds: 5`,
+    }]);
+    // Not constrained: a negative retry delay or total timeout registers.
+    const loose = await metadata("POST", [{
+      name,
+      retryDelaySeconds: -2,
+      totalTimeoutSeconds: -2,
+    }]);
+    assert.equal(loose.status, 200);
   });
 
   await t.step("a TaskResult without status and a start without body are 500s", async () => {

@@ -21,8 +21,26 @@ const RESULT_STATUSES = new Set([
   "FAILED_WITH_TERMINAL_ERROR",
 ]);
 
-/** Checks one TaskDef; returns a copy. */
-export function checkTaskDef(def: unknown): Json {
+/**
+ * One bean-validation violation as Conductor lists it: where (`at` and the property), the
+ * message, and the rejected value as a string when there was one.
+ */
+function violation(at: string, key: string, message: string, value?: unknown): Json {
+  return {
+    path: key === "" ? at : `${at}.${key}`,
+    message,
+    ...(value === undefined || value === null ? {} : { invalidValue: String(value) }),
+  };
+}
+
+/**
+ * Checks one TaskDef; returns a copy. `at` is where Conductor's validation errors say the def
+ * was (`registerTaskDef.arg0[i]` for a POST, `updateTaskDef.arg0` for a PUT). Only what
+ * Conductor OSS 3.21 constrains is refused: retryCount and pollTimeoutSeconds >= 0,
+ * responseTimeoutSeconds >= 1 and not above a set timeoutSeconds, backoffScaleFactor >= 1
+ * (a negative retryDelaySeconds or totalTimeoutSeconds registers).
+ */
+export function checkTaskDef(def: unknown, at = "registerTaskDef.arg0[0]"): Json {
   if (!isObject(def)) {
     throw new ConductorHttpError(500, "JSON parse error: a TaskDef must be a JSON object");
   }
@@ -43,7 +61,7 @@ export function checkTaskDef(def: unknown): Json {
   const errors: Json[] = [];
   const name = def.name;
   if (typeof name !== "string" || name.trim() === "") {
-    errors.push({ path: "name", message: "TaskDef name cannot be null or empty" });
+    errors.push(violation(at, "name", "TaskDef name cannot be null or empty", name));
   }
   const number = (key: string, fallback: number) => {
     const value = def[key];
@@ -57,30 +75,42 @@ export function checkTaskDef(def: unknown): Json {
   const responseTimeout = number("responseTimeoutSeconds", 3600);
   const timeout = number("timeoutSeconds", 0);
   const scale = number("backoffScaleFactor", 1);
-  for (const key of ["retryDelaySeconds", "totalTimeoutSeconds", "pollTimeoutSeconds"]) {
-    if (number(key, 0) < 0) errors.push({ path: key, message: `TaskDef ${key} must be >= 0` });
-  }
+  const pollTimeout = number("pollTimeoutSeconds", 0);
   if (retryCount < 0) {
-    errors.push({ path: "retryCount", message: "TaskDef retryCount: 0 must be >= 0" });
+    errors.push(violation(at, "retryCount", "TaskDef retryCount: 0 must be >= 0", retryCount));
+  }
+  if (pollTimeout < 0) {
+    errors.push(
+      violation(
+        at,
+        "pollTimeoutSeconds",
+        "TaskDef pollTimeoutSeconds: 0 must be >= 0",
+        pollTimeout,
+      ),
+    );
   }
   if (responseTimeout < 1) {
-    errors.push({
-      path: "responseTimeoutSeconds",
-      message: `TaskDef responseTimeoutSeconds: ${responseTimeout} should be minimum 1 second`,
-    });
+    errors.push(violation(
+      at,
+      "responseTimeoutSeconds",
+      `TaskDef responseTimeoutSeconds: ${responseTimeout} should be minimum 1 second`,
+      responseTimeout,
+    ));
   }
   if (timeout > 0 && responseTimeout > timeout) {
-    errors.push({
-      path: "",
-      message:
-        `TaskDef: ${name} responseTimeoutSeconds: ${responseTimeout} must be less than timeoutSeconds: ${timeout}`,
-    });
+    errors.push(violation(
+      at,
+      "",
+      `TaskDef: ${name} responseTimeoutSeconds: ${responseTimeout} must be less than timeoutSeconds: ${timeout}`,
+    ));
   }
   if (scale < 1) {
-    errors.push({
-      path: "backoffScaleFactor",
-      message: "Backoff scale factor. Applicable for LINEAR_BACKOFF",
-    });
+    errors.push(violation(
+      at,
+      "backoffScaleFactor",
+      "Backoff scale factor. Applicable for LINEAR_BACKOFF",
+      scale,
+    ));
   }
   if (errors.length > 0) {
     throw validationFailed(errors);
@@ -285,13 +315,17 @@ export function checkTaskResult(body: unknown): Json {
   }
   const errors: Json[] = [];
   if (typeof body.taskId !== "string" || body.taskId === "") {
-    errors.push({ path: "updateTask.arg0.taskId", message: "Task ID cannot be null or empty" });
+    errors.push(
+      violation("updateTask.arg0", "taskId", "Task ID cannot be null or empty", body.taskId),
+    );
   }
   if (typeof body.workflowInstanceId !== "string" || body.workflowInstanceId === "") {
-    errors.push({
-      path: "updateTask.arg0.workflowInstanceId",
-      message: "Workflow Id cannot be null or empty",
-    });
+    errors.push(violation(
+      "updateTask.arg0",
+      "workflowInstanceId",
+      "Workflow Id cannot be null or empty",
+      body.workflowInstanceId,
+    ));
   }
   if (errors.length > 0) {
     throw validationFailed(errors);

@@ -176,7 +176,7 @@ export class ConductorEngine {
     if (!Array.isArray(body)) {
       throw new ConductorHttpError(500, "JSON parse error: task definitions must be a JSON list");
     }
-    const defs = body.map((def) => checkTaskDef(def));
+    const defs = body.map((def, i) => checkTaskDef(def, `registerTaskDef.arg0[${i}]`));
     for (const def of defs) {
       const existing = this.state.taskDefs[def.name as string];
       this.state.taskDefs[def.name as string] = {
@@ -191,7 +191,7 @@ export class ConductorEngine {
 
   /** `PUT /api/metadata/taskdefs`: replaces one existing def (404 when missing). */
   updateTaskDef(body: unknown): void {
-    const def = checkTaskDef(body);
+    const def = checkTaskDef(body, "updateTaskDef.arg0");
     const existing = this.state.taskDefs[def.name as string];
     if (!existing) throw new ConductorHttpError(404, `No such task by name ${def.name}`);
     this.state.taskDefs[def.name as string] = {
