@@ -32,6 +32,7 @@ import {
 import { type OpenChannel, receiveInit } from "./channel.ts";
 import { trashedDirsRemoved } from "../workspace/attempt_dir.ts";
 import { connectLane, type ExecutorLane } from "./lane_client.ts";
+import { type CollectGarbage, IdleCollector } from "./idle_gc.ts";
 
 /** Lifecycle of an executor. */
 export type ExecutorState = "starting" | "running" | "draining" | "stopped" | "failed";
@@ -65,6 +66,11 @@ export interface ExecutorOptions {
   tools: AttemptTools | (() => Promise<AttemptTools>);
   emit: (message: FromExecutor) => void;
   logger?: Logger;
+  /**
+   * A memory-reducing garbage collection, run once the executor has waited for work for a
+   * second (at start and after each attempt; see idle_gc.ts). @default none
+   */
+  collectGarbage?: CollectGarbage;
 }
 
 type ConductorTask = Extract<ToExecutor, { type: "attempt" }>["task"];
@@ -98,6 +104,8 @@ export class Executor {
   #tools: Promise<AttemptTools> | undefined;
   /** The attempt whose directory the warm pool kept: the executor ends after it. */
   #recycleAfter: string | undefined;
+  /** Collects garbage while the executor waits for work. */
+  readonly #idleCollector: IdleCollector | undefined;
 
   constructor(options: ExecutorOptions) {
     this.#options = options;
@@ -111,6 +119,10 @@ export class Executor {
         ...(contact === undefined ? {} : { contacts: [{ server: "lakefs", ...contact }] }),
       });
     });
+    if (options.collectGarbage !== undefined) {
+      this.#idleCollector = new IdleCollector({ collect: options.collectGarbage });
+      this.#idleCollector.idle(); // the start-up garbage of loading the task modules
+    }
   }
 
   /** The current lifecycle state. */
@@ -146,6 +158,7 @@ export class Executor {
 
   /** Cancels the running attempt (the supervisor is gone). */
   abort(reason: string): void {
+    this.#idleCollector?.stop();
     this.#busy?.controller.abort(new Error(reason));
     for (const [id, answer] of this.#fences) {
       answer({ type: "fence-result", requestId: id, error: reason });
@@ -163,6 +176,7 @@ export class Executor {
 
   #checkDrained(): void {
     if (this.#state === "draining" && this.#busy === undefined) {
+      this.#idleCollector?.stop();
       this.#setState("stopped");
       this.#drained.resolve();
     }
@@ -198,6 +212,7 @@ export class Executor {
       });
       return;
     }
+    this.#idleCollector?.busy();
     const controller = new AbortController();
     const done = this.#execute(attemptId, task, controller.signal).then((outcome) => {
       this.#busy = undefined;
@@ -224,6 +239,7 @@ export class Executor {
         );
         this.#setState("draining");
       }
+      if (this.#state === "running") this.#idleCollector?.idle();
       this.#checkDrained();
     });
     this.#busy = { attemptId, controller, done };
@@ -478,6 +494,8 @@ export interface ExecutorProcessDeps {
    * has lakeFS settings, the host's object cache and warm pool): called on the first attempt, not at start.
    */
   loadAttemptTools: (init: ExecutorInit) => Promise<AttemptTools>;
+  /** See {@linkcode ExecutorOptions.collectGarbage}. @default none */
+  collectGarbage?: CollectGarbage;
 }
 
 /**
@@ -532,6 +550,7 @@ export async function runExecutorProcess(deps: ExecutorProcessDeps): Promise<num
         void (lane !== undefined && (message.type === "outcome" || message.type === "fence")
           ? lane.send(message)
           : out.send(message)),
+      ...(deps.collectGarbage === undefined ? {} : { collectGarbage: deps.collectGarbage }),
     });
     log.info("executor {workerId} (slot {slot}) ready: {tasks}", {
       workerId: init.workerId,

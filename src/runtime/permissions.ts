@@ -47,6 +47,7 @@
  */
 import { dirname, isAbsolute, resolve } from "node:path";
 import { fileURLToPath as fromFileUrl } from "node:url";
+import { EXECUTOR_GC_FLAG } from "./idle_gc.ts";
 import { denoConfigInUse, type DenoConfigProbe, importMapReadPaths } from "./deno_config.ts";
 
 /** Which child. */
@@ -248,9 +249,7 @@ export function childCommand(options: ChildCommandOptions): ChildCommand {
   const execPath = options.execPath ?? Deno.execPath();
   const standalone = options.standalone ?? Deno.build.standalone === true;
   const subcommand = options.role === "broker" ? "__broker" : "__executor";
-  const heap = options.role === "executor" && (options.maxHeapMb ?? 0) > 0
-    ? `--max-old-space-size=${options.maxHeapMb}`
-    : undefined;
+  const heap = options.role === "executor" ? executorV8Flags(options.maxHeapMb ?? 0) : undefined;
   if (standalone) {
     return {
       command: execPath,
@@ -273,6 +272,16 @@ export function childCommand(options: ChildCommandOptions): ChildCommand {
     ],
     standalone: false,
   };
+}
+
+/**
+ * The V8 flags of an executor process: its heap limit (`--max-old-space-size`, none for 0)
+ * and its gc function exposed for the idle collections (idle_gc.ts), comma-separated as
+ * `--v8-flags` and `DENO_V8_FLAGS` take them.
+ */
+export function executorV8Flags(maxHeapMb: number): string {
+  return [...(maxHeapMb > 0 ? [`--max-old-space-size=${maxHeapMb}`] : []), EXECUTOR_GC_FLAG]
+    .join(",");
 }
 
 /** The config children run with, and what its import map makes executors read. */

@@ -13,6 +13,7 @@
  */
 import { setupLogging } from "../log/setup.ts";
 import type { OpenChannel } from "./channel.ts";
+import { takeExposedGc } from "./idle_gc.ts";
 
 /** Options of {@linkcode runBrokerRole}. */
 export interface BrokerRoleOptions {
@@ -64,6 +65,8 @@ export async function runBrokerRole(
  * Requires `--allow-net` to the lakeFS host and access to the workspace and log roots.
  */
 export async function runExecutorRole(open: OpenChannel): Promise<number> {
+  // Before any task code loads: task modules never see the exposed gc function.
+  const collectGarbage = takeExposedGc();
   const [{ runExecutorProcess }, deps] = await Promise.all([
     import("./executor.ts"),
     import("./executor_deps.ts"),
@@ -77,5 +80,6 @@ export async function runExecutorRole(open: OpenChannel): Promise<number> {
         level: init.log.debug ? "debug" : "info",
       }),
     ...deps.executorDeps,
+    ...(collectGarbage === undefined ? {} : { collectGarbage }),
   });
 }

@@ -24,7 +24,7 @@ export default defineTask({
     a: z.number(), b: z.number(),
     sleepMs: z.number().optional(), read: z.string().optional(), fetch: z.string().optional(),
     printStdout: z.boolean().optional(), sleepOnlyFirst: z.boolean().optional(),
-    hogOnlyFirst: z.boolean().optional(),
+    hogOnlyFirst: z.boolean().optional(), gcHidden: z.boolean().optional(),
   }),
   result: z.object({ sum: z.number() }),
   controls: {
@@ -33,6 +33,10 @@ export default defineTask({
   },
   async run(p, ctx) {
     if (p.printStdout) console.log("a task printing to stdout");
+    // The executor process's exposed gc function (idle_gc.ts) is taken before tasks load.
+    if (p.gcHidden && !("__peragoExecutorGc" in globalThis && globalThis.__peragoExecutorGc === undefined)) {
+      throw new Error("the executor's gc global is missing or reachable by the task");
+    }
     if (p.hogOnlyFirst && ctx.attempt.retryCount === 0) {
       // A runaway task: keeps every allocation until the heap gives out.
       const kept = [];

@@ -35,6 +35,7 @@ const TASK = {
 function setup(
   runAttempt: (options: AttemptOptions) => Promise<AttemptOutcome>,
   tools?: AttemptTools | (() => Promise<AttemptTools>),
+  collectGarbage?: () => void,
 ) {
   const emitted: FromExecutor[] = [];
   const executor = new Executor({
@@ -47,6 +48,7 @@ function setup(
     tasks: new Map([["sum", SUM]]),
     tools: tools ?? { runAttempt, lakefs: new MemoryLakeFs() },
     emit: (message) => emitted.push(message),
+    ...(collectGarbage === undefined ? {} : { collectGarbage }),
   });
   const outcomes = () => emitted.filter((m) => m.type === "outcome");
   return { executor, emitted, outcomes };
@@ -209,4 +211,28 @@ Deno.test("executor: an attempt whose directory the warm pool kept ends the exec
     true,
   ]]);
   assert.equal(executor.state, "stopped");
+});
+
+Deno.test("executor: garbage is collected once it has waited a second for work, never during an attempt", async () => {
+  let collections = 0;
+  const release = Promise.withResolvers<void>();
+  const { executor, outcomes } = setup(
+    async (options) => {
+      await release.promise;
+      return completed(options);
+    },
+    undefined,
+    () => collections++,
+  );
+  // An attempt at once: the start-up collection is called off.
+  executor.handle({ type: "attempt", attemptId: "a1", task: TASK });
+  await new Promise((resolve) => setTimeout(resolve, 1_300));
+  assert.equal(collections, 0, "no collection while the attempt runs");
+  release.resolve();
+  await executor.idle();
+  assert.equal(outcomes().length, 1);
+  await waitFor(() => collections === 1, { timeoutMs: 5_000, what: "the idle collection" });
+  executor.handle({ type: "shutdown" });
+  await executor.drained;
+  assert.equal(collections, 1);
 });

@@ -237,13 +237,23 @@ Deno.test("permissions: PERAGO_EXECUTOR_MAX_HEAP_MB reaches executors only, as -
   };
   const executor = childCommand({ ...options, role: "executor" });
   assert.equal(executor.args[0], "run");
-  assert.equal(executor.args[1], "--v8-flags=--max-old-space-size=512");
+  assert.equal(
+    executor.args[1],
+    "--v8-flags=--max-old-space-size=512,--expose-gc-as=__peragoExecutorGc",
+  );
   assert.equal(executor.env, undefined);
   const broker = childCommand({ ...options, role: "broker" });
   assert.ok(!broker.args.some((arg) => arg.startsWith("--v8-flags")), broker.args.join(" "));
   const compiled = childCommand({ ...options, role: "executor", standalone: true });
   assert.deepEqual(compiled.args, ["__executor"]);
-  assert.deepEqual(compiled.env, { DENO_V8_FLAGS: "--max-old-space-size=512" });
+  assert.deepEqual(compiled.env, {
+    DENO_V8_FLAGS: "--max-old-space-size=512,--expose-gc-as=__peragoExecutorGc",
+  });
+  // Uncapped: no heap limit; the gc function for idle collections (idle_gc.ts) stays.
   const uncapped = childCommand({ ...options, role: "executor", maxHeapMb: 0 });
-  assert.ok(!uncapped.args.some((arg) => arg.startsWith("--v8-flags")));
+  assert.ok(
+    !uncapped.args.some((arg) => arg.includes("max-old-space-size")),
+    uncapped.args.join(" "),
+  );
+  assert.equal(uncapped.args[1], "--v8-flags=--expose-gc-as=__peragoExecutorGc");
 });
