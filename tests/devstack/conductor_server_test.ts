@@ -408,12 +408,12 @@ Deno.test("demo conductor: extendLease on a re-queued task makes it IN_PROGRESS 
   });
 });
 
-Deno.test("demo conductor: POST workflow def is 409 on repeat unless overwrite=true", async () => {
+Deno.test("demo conductor: POST workflow def is refused (500) on repeat unless overwrite=true", async () => {
   await withServer({}, async (api) => {
     const def = { name: "ow_wf", tasks: [{ name: "x", taskReferenceName: "a", type: "SIMPLE" }] };
     assert.equal((await api.call("POST", "/metadata/workflow", def)).status, 200);
     const again = await api.call("POST", "/metadata/workflow", def);
-    assert.equal(again.status, 409);
+    assert.equal(again.status, 500);
     assert.match(again.json.message as string, /ow_wf\.1 already exists/);
     const overwrite = await api.call("POST", "/metadata/workflow?overwrite=true", {
       ...def,

@@ -219,12 +219,15 @@ export class ConductorEngine {
     this.onChange();
   }
 
-  /** `POST /api/metadata/workflow`: 409 when that name+version exists. */
+  /**
+   * `POST /api/metadata/workflow`: refused when that name+version exists, with the 500 Conductor
+   * OSS 3.21.14 answers (its conflict is not mapped to a 409).
+   */
   createWorkflowDef(body: unknown): void {
     const def = checkWorkflowDef(body);
     const versions = this.state.workflowDefs[def.name] ??= {};
     if (versions[String(def.version)]) {
-      throw new ConductorHttpError(409, `Workflow with ${def.name}.${def.version} already exists!`);
+      throw new ConductorHttpError(500, `Workflow with ${def.name}.${def.version} already exists!`);
     }
     versions[String(def.version)] = { ...def, createTime: this.now(), updateTime: 0 };
     this.onChange();
@@ -1047,11 +1050,10 @@ export class ConductorEngine {
     return Math.min(...queue.map((e) => e.deliverAt));
   }
 
-  /** `GET /api/tasks/{taskId}`. */
-  getTask(taskId: string): Json {
+  /** `GET /api/tasks/{taskId}`; `undefined` for an unknown id (an empty 204, as Conductor OSS). */
+  getTask(taskId: string): Json | undefined {
     const task = this.state.tasks[taskId];
-    if (!task) throw new ConductorHttpError(404, `No such task found by id: ${taskId}`);
-    return view(task);
+    return task ? view(task) : undefined;
   }
 
   /** `POST /api/tasks`: applies a TaskResult; returns the task (for update-v2). */
@@ -1144,11 +1146,12 @@ export class ConductorEngine {
     }
   }
 
-  /** `POST /api/tasks/{taskId}/log`. */
+  /**
+   * `POST /api/tasks/{taskId}/log`. A line for an unknown task is dropped with a 200, as
+   * Conductor OSS (which hands logs to its index without looking the task up) answers.
+   */
   addLog(taskId: string, line: string): void {
-    if (!this.state.tasks[taskId]) {
-      throw new ConductorHttpError(404, `No such task found by id: ${taskId}`);
-    }
+    if (!this.state.tasks[taskId]) return;
     (this.state.logs[taskId] ??= []).push({ log: line, taskId, createdTime: this.now() });
     this.onChange();
   }

@@ -274,7 +274,8 @@ function conductorRoutes(
       }
       if (a !== undefined && n === 3 && method === "GET") {
         count("getTask");
-        return json(engine.getTask(a));
+        const task = engine.getTask(a);
+        return task === undefined ? new Response(null, { status: 204 }) : json(task);
       }
     }
 

@@ -59,8 +59,11 @@ export interface LakeFsServerHandle extends AsyncDisposable {
   close(): Promise<void>;
 }
 
-/** Version reported by `/config/version`. */
-export const DEMO_LAKEFS_VERSION = "1.70.0";
+/**
+ * Version reported by `/config/version`: the lakeFS release whose REST behaviour the demo
+ * follows (the real server adds its build, `1.84.0-5c95b7e1c`).
+ */
+export const DEMO_LAKEFS_VERSION = "1.84.0";
 /** User id of the single demo user (also the committer). */
 export const DEMO_USER_ID = "admin";
 const MAX_PATH_BYTES = 1024;
