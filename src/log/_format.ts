@@ -41,12 +41,26 @@ function renderValue(value: unknown): string {
 /** The fields of one log line, in output order; `extra` always present (maybe empty). */
 export type LineFields = Record<string, JsonValue> & { extra: Record<string, JsonValue> };
 
-/** Builds the fields of a record's line: task ids lifted, other properties under `extra`. */
+/**
+ * The last record's fields: the JSONL file and the console render the same record one after
+ * the other, and building (and scrubbing) its fields is most of either rendering.
+ */
+let last:
+  | { record: LogRecord; workerId: string; secrets: readonly string[]; fields: LineFields }
+  | undefined;
+
+/**
+ * Builds the fields of a record's line: task ids lifted, other properties under `extra`. The
+ * result is shared with the next call for the same record: read it, never change it.
+ */
 export function lineFields(
   record: LogRecord,
   workerId: string,
   secrets: readonly string[],
 ): LineFields {
+  if (last?.record === record && last.workerId === workerId && last.secrets === secrets) {
+    return last.fields;
+  }
   const fields: Record<string, JsonValue> = {
     ts: new Date(record.timestamp).toISOString(),
     level: record.level.toUpperCase(),
@@ -68,7 +82,9 @@ export function lineFields(
     if (!TASK_PROPERTY_NAMES.has(key) && value !== undefined) extra[key] = toJsonValue(value);
   }
   fields.extra = extra;
-  return scrubJson(fields, secrets) as LineFields;
+  const scrubbed = scrubJson(fields, secrets) as LineFields;
+  last = { record, workerId, secrets, fields: scrubbed };
+  return scrubbed;
 }
 
 /** Formats a record as one JSON object and a newline. */

@@ -70,6 +70,36 @@ export const REDACTED_FIELDS: readonly RegExp[] = Object.freeze([
   /cookie/i,
 ]);
 
+/** {@linkcode REDACTED_FIELDS} as one pattern. */
+const REDACTED_FIELD = new RegExp(REDACTED_FIELDS.map((pattern) => pattern.source).join("|"), "i");
+
+/** Deeper or larger properties than this go through the full redaction (its limits apply). */
+const QUICK_CHECK_MAX_DEPTH = 8;
+const QUICK_CHECK_MAX_NODES = 500;
+
+/**
+ * Whether the redaction could change `record`: a property name (at any depth) or a message
+ * placeholder matches {@linkcode REDACTED_FIELDS}, or the properties are too deep or large
+ * to tell quickly. `false` means the record passes through the redaction unchanged.
+ */
+export function mayNameRedactedField(record: LogRecord): boolean {
+  if (typeof record.rawMessage === "string" && REDACTED_FIELD.test(record.rawMessage)) {
+    return true;
+  }
+  let nodes = 0;
+  const walk = (value: unknown, depth: number): boolean => {
+    if (value === null || typeof value !== "object") return false;
+    if (depth > QUICK_CHECK_MAX_DEPTH || ++nodes > QUICK_CHECK_MAX_NODES) return true;
+    if (Array.isArray(value)) return value.some((item) => walk(item, depth + 1));
+    for (const key in value) {
+      if (REDACTED_FIELD.test(key)) return true;
+      if (walk((value as Record<string, unknown>)[key], depth + 1)) return true;
+    }
+    return false;
+  };
+  return walk(record.properties, 0);
+}
+
 /** How often retention runs while the process lives. */
 const RETENTION_INTERVAL_MS = 60 * 60 * 1000;
 
@@ -146,8 +176,17 @@ export async function setupLogging(options: LoggingOptions): Promise<LoggingHand
     .filter((secret) => secret.length > 0)
     .sort((a, b) => b.length - a.length);
   const workerId = options.workerId;
-  const redact = (sink: Sink): Sink =>
-    redactByField(sink, { fieldPatterns: [...REDACTED_FIELDS], action: () => "***" });
+  const redact = (sink: Sink & Disposable): Sink & Disposable => {
+    const redacted = redactByField(sink, {
+      fieldPatterns: [...REDACTED_FIELDS],
+      action: () => "***",
+    });
+    // Most records (an attempt's start and end) name no such field: they skip the redaction
+    // pass, which copies the whole record, for one walk over its property names.
+    const wrapped: Sink = (record) =>
+      mayNameRedactedField(record) ? redacted(record) : sink(record);
+    return Object.assign(wrapped, { [Symbol.dispose]: () => sink[Symbol.dispose]() });
+  };
 
   const fileSink = rotatingFileSink(
     logFile,

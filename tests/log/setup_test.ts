@@ -3,6 +3,7 @@ import { join } from "node:path";
 import {
   fileTimestamp,
   logFilePath,
+  mayNameRedactedField,
   rotatedLogPath,
   safeSegment,
   setupLogging,
@@ -176,6 +177,30 @@ Deno.test("setupLogging: secrets never reach the file, in messages or nested pro
     });
     assert.equal(lines[4]!.message, "task says ***");
   });
+});
+
+Deno.test("mayNameRedactedField: only records naming no secret field (at any depth, or in a placeholder) skip the redaction", () => {
+  const record = (properties: Record<string, unknown>, rawMessage = "attempt {attemptId}") => ({
+    category: ["perago"],
+    level: "info" as const,
+    message: [],
+    rawMessage,
+    timestamp: 0,
+    properties,
+  });
+  assert.equal(mayNameRedactedField(record({ attemptId: "a1", taskId: "t1", n: 3 })), false);
+  assert.equal(
+    mayNameRedactedField(record({ request: { headers: { Authorization: "x" } } })),
+    true,
+  );
+  assert.equal(mayNameRedactedField(record({ list: [{ ok: 1 }, { apiKey: "k" }] })), true);
+  assert.equal(mayNameRedactedField(record({}, "sent {session.token}")), true);
+  let deep: Record<string, unknown> = { leaf: 1 };
+  for (let i = 0; i < 12; i++) deep = { next: deep };
+  assert.equal(mayNameRedactedField(record(deep)), true, "too deep to tell: redacted");
+  const cycle: Record<string, unknown> = {};
+  cycle.self = cycle;
+  assert.equal(mayNameRedactedField(record(cycle)), true, "a cycle ends the quick walk");
 });
 
 Deno.test("setupLogging: rotates at the size; rotated files are <name>.<started>.jsonl, none dropped", async () => {
