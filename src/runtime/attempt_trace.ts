@@ -42,6 +42,12 @@ export interface AttemptSpanIds {
  */
 export class AttemptTrace {
   readonly #span: Span;
+  /**
+   * Whether the span has a valid context (a tracer is registered, or a parent's trace goes
+   * on): without one every span of the attempt is a no-op, and making its contexts (per phase,
+   * for the traceparent) is skipped.
+   */
+  readonly #traced: boolean;
   #phase: Span | undefined;
 
   constructor(ids: AttemptSpanIds) {
@@ -52,26 +58,29 @@ export class AttemptTrace {
       "conductor.task_id": ids.taskId,
       "conductor.retry_count": ids.retryCount,
     });
+    this.#traced = /[1-9a-f]/.test(this.#span.spanContext().traceId);
   }
 
   /** Trace and span ids for log lines (empty when nothing is traced). */
   get logIds(): { trace_id?: string; span_id?: string } {
+    if (!this.#traced) return {};
     const { traceId, spanId } = this.#span.spanContext();
-    return /[1-9a-f]/.test(traceId) ? { trace_id: traceId, span_id: spanId } : {};
+    return { trace_id: traceId, span_id: spanId };
   }
 
   /** The attempt span's `traceparent`, for requests other processes make for it. */
   get traceparent(): string | undefined {
-    return traceparentOf(this.#span);
+    return this.#traced ? traceparentOf(this.#span) : undefined;
   }
 
   /** Runs `fn` with the attempt's span active. */
   run<T>(fn: () => T): T {
-    return withSpan(this.#span, fn);
+    return this.#traced ? withSpan(this.#span, fn) : fn();
   }
 
   /** A phase began: the previous phase span ends, a new child starts. */
   phase(name: string): void {
+    if (!this.#traced) return;
     this.#phase?.end();
     this.#phase = startSpan(`perago.${name}`, { "perago.phase": name }, spanContextOf(this.#span));
   }
