@@ -242,8 +242,10 @@ Deno.test("permissions: PERAGO_EXECUTOR_MAX_HEAP_MB reaches executors only, as -
     "--v8-flags=--max-old-space-size=512,--expose-gc-as=__peragoExecutorGc",
   );
   assert.equal(executor.env, undefined);
+  assert.ok(executor.args.includes("--no-code-cache"), executor.args.join(" "));
   const broker = childCommand({ ...options, role: "broker" });
   assert.ok(!broker.args.some((arg) => arg.startsWith("--v8-flags")), broker.args.join(" "));
+  assert.ok(!broker.args.includes("--no-code-cache"), broker.args.join(" "));
   const compiled = childCommand({ ...options, role: "executor", standalone: true });
   assert.deepEqual(compiled.args, ["__executor"]);
   assert.deepEqual(compiled.env, {
