@@ -178,10 +178,14 @@ export async function startRuntime(options: StartOptions): Promise<number> {
  * roots, where every executor may write: there one could move another slot's socket aside
  * and stand in for it. `undefined` where lanes are not used: a compiled binary (its
  * children's permissions are fixed at compile time, so they cannot be narrowed to one
- * socket each) and Windows; attempts then pass through the supervisor.
+ * socket each), a supervisor without write access to the whole filesystem (the same flags
+ * run from source) and Windows; attempts then pass through the supervisor.
  */
 async function makeLaneDir(): Promise<string | undefined> {
   if (Deno.build.standalone === true || Deno.build.os === "windows") return undefined;
+  // Under narrowed flags (such as a compiled binary's, run from source) the temporary
+  // directory is not writable, and asking would prompt or fail the start.
+  if (Deno.permissions.querySync({ name: "write" }).state !== "granted") return undefined;
   return await Deno.makeTempDir({ prefix: "perago-lanes-" });
 }
 
