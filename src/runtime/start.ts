@@ -186,7 +186,16 @@ async function makeLaneDir(): Promise<string | undefined> {
   // Under narrowed flags (such as a compiled binary's, run from source) the temporary
   // directory is not writable, and asking would prompt or fail the start.
   if (Deno.permissions.querySync({ name: "write" }).state !== "granted") return undefined;
-  return await Deno.makeTempDir({ prefix: "perago-lanes-" });
+  try {
+    return await Deno.makeTempDir({ prefix: "perago-lanes-" });
+  } catch (error) {
+    getLogger("runtime").info(
+      "executor lanes off: cannot make their directory in the temporary directory " +
+        "({message}); attempts pass through the supervisor",
+      { message: (error as Error).message },
+    );
+    return undefined;
+  }
 }
 
 /** The supervisor's own Conductor client (its look-ups at start). */
