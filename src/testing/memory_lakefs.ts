@@ -246,7 +246,12 @@ export class MemoryLakeFs implements LakeFsApi {
   ): Promise<ObjectStats> {
     this.#call("uploadObject", options.signal, () => {
       this.#state.branch(this.#state.repo(repo), branch);
-      if (path === "") throw new ApiError(400, "path: required value");
+      if (path === "") {
+        throw new ApiError(
+          400,
+          'parameter "path" in query has an error: empty value is not allowed',
+        );
+      }
     });
     const bytes = await readAll(await body());
     return this.#call("uploadObject", options.signal, () => {

@@ -136,6 +136,15 @@ async function lakeFsContract(t: Deno.TestContext, target: Target): Promise<void
       const error = await wrong.getRepository("anything").catch((e) => e);
       assert.ok(error instanceof LakeFsAuthError, String(error));
       assert.doesNotMatch(String(error.message), /not-the-secret-value/);
+      // Who the keys belong to (what lakectl's "config" and "doctor" ask).
+      const user = await api("GET", "/user");
+      assert.equal(user.status, 200);
+      assert.deepEqual(Object.keys(user.body.user).sort(), [
+        "creation_date",
+        "email",
+        "friendly_name",
+        "id",
+      ]);
     });
 
     await t.step("repositories: create 201, duplicate 409, bad name 400, missing 404", async () => {
@@ -200,6 +209,21 @@ async function lakeFsContract(t: Deno.TestContext, target: Target): Promise<void
         assert.equal(multi.body.checksum, md5("world!"));
         assert.equal(multi.body.size_bytes, 6);
         assert.equal(multi.body.content_type, "text/plain");
+        // An empty path is refused by the schema check, on every object route.
+        for (
+          const [method, path] of [
+            ["POST", `/repositories/${repo}/branches/main/objects?path=`],
+            ["GET", `/repositories/${repo}/refs/main/objects?path=`],
+            ["GET", `/repositories/${repo}/refs/main/objects/stat?path=`],
+            ["DELETE", `/repositories/${repo}/branches/main/objects?path=`],
+          ] as const
+        ) {
+          const empty = await api(method, path, method === "POST" ? { body: "x" } : {});
+          assert.equal(empty.status, 400, `${method} ${path}`);
+          assert.deepEqual(empty.body, {
+            message: 'parameter "path" in query has an error: empty value is not allowed',
+          });
+        }
         // Create-only uploads.
         const exists = await api(
           "POST",

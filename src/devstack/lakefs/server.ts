@@ -146,7 +146,9 @@ function requiredQuery(url: URL, name: string): string {
 
 function objectPath(url: URL): string {
   const path = requiredQuery(url, "path");
-  if (path === "") throw new ApiError(400, "path: required value");
+  if (path === "") {
+    throw new ApiError(400, 'parameter "path" in query has an error: empty value is not allowed');
+  }
   if (new TextEncoder().encode(path).byteLength > MAX_PATH_BYTES) {
     throw new ApiError(400, `path: must be at most ${MAX_PATH_BYTES} bytes`);
   }
@@ -561,7 +563,7 @@ function buildRoutes(state: LakeFsState, blobs: BlobStore, accessKeyId: string):
   add("GET", "/setup_lakefs", "getSetupState", () => json(200, { state: "initialized" }), false);
   add("GET", "/user", "getCurrentUser", () =>
     json(200, {
-      user: { id: DEMO_USER_ID, creation_date: started, friendly_name: DEMO_USER_ID },
+      user: { id: DEMO_USER_ID, creation_date: started, email: "", friendly_name: "" },
     }));
   add("GET", "/config", "getConfig", () =>
     json(200, {
