@@ -26,8 +26,9 @@ export function parseCommandArgs<T extends NonNullable<ParseArgsConfig["options"
 }
 
 /**
- * The part of a `parseArgs` error worth printing: an unknown option by its name alone (node's
- * message goes on about positionals after `--`), anything else as node words it.
+ * The part of a `parseArgs` error worth printing, on one line: an unknown option by its name
+ * alone (node's message goes on about positionals after `--`), anything else as node's first
+ * line words it (its further lines are hints such as `--concurrency=-XYZ`).
  */
 function usageDetail(error: unknown): string {
   const message = error instanceof Error ? error.message : String(error);
@@ -35,5 +36,5 @@ function usageDetail(error: unknown): string {
   if ((error as { code?: string }).code === "ERR_PARSE_ARGS_UNKNOWN_OPTION" && unknown) {
     return `unknown option ${unknown[1]}`;
   }
-  return message;
+  return (message.split("\n")[0] ?? message).trim().replace(/\.$/, "");
 }

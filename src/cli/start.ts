@@ -46,7 +46,12 @@ export const command: Command = {
     if (positionals.length === 0) {
       throw new UsageError('start: expected at least one task module; run "perago start --help"');
     }
-    const concurrency = values.concurrency === undefined ? 1 : Number(values.concurrency);
+    // Digits only: Number() would also take "2.0", "1e1", "0x2" or " 3".
+    const concurrency = values.concurrency === undefined
+      ? 1
+      : /^[1-9][0-9]{0,3}$/.test(values.concurrency)
+      ? Number(values.concurrency)
+      : NaN;
     if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 1024) {
       throw new UsageError(
         `start: -j must be a whole number from 1 to 1024 (got ${values.concurrency})`,

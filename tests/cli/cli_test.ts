@@ -87,6 +87,31 @@ Deno.test("an unknown command or flag is one error line and exit 1", async () =>
   assert.equal(short.stderr.trim(), 'error: start: unknown option -x; run "perago start --help"');
 });
 
+Deno.test("start: -j takes 1 to 1024 in digits, --execution-mode process or thread; each else is one error", async () => {
+  for (const value of ["0", "1025", "2.0", "1e1", "0x2", " 3", "two"]) {
+    const run = await perago(["start", "examples/word_count.ts", "-j", value]);
+    assert.equal(run.code, 1, value);
+    assert.equal(
+      run.stderr.trim(),
+      `error: start: -j must be a whole number from 1 to 1024 (got ${value})`,
+    );
+  }
+  const mode = await perago(["start", "examples/word_count.ts", "--execution-mode", "fiber"]);
+  assert.equal(mode.code, 1);
+  assert.equal(
+    mode.stderr.trim(),
+    "error: start: --execution-mode must be process or thread (got fiber)",
+  );
+  for (const args of [["-j"], ["-j", "-1"]]) {
+    const missing = await perago(["start", "examples/word_count.ts", ...args]);
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /^error: start: Option '-j[,'].*; run "perago start --help"\n$/);
+  }
+  const none = await perago(["start"]);
+  assert.equal(none.code, 1);
+  assert.match(none.stderr, /^error: start: expected at least one task module/);
+});
+
 Deno.test("check prints ok, the roots and the prefix for each example, never a secret", async () => {
   const secret = "s3cr3t-value-for-check-test";
   for (const name of EXAMPLES) {
