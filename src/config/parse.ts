@@ -490,8 +490,10 @@ function requireHttpUrl(value: string, name: string, example: string): void {
     protocol = undefined;
   }
   if (protocol !== "http:" && protocol !== "https:") {
+    // Credentials written into the URL (`scheme://user:secret@host`) are not echoed.
+    const shown = value.replace(/^([^/]*\/\/)[^/@]*@/, "$1***@");
     throw new ConfigError(
-      `${name} must be an http(s) URL such as '${example}'${got(value)}`,
+      `${name} must be an http(s) URL such as '${example}'${got(shown)}`,
       { variable: name },
     );
   }

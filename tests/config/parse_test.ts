@@ -374,6 +374,14 @@ envTable("parseLakeFsConfig", parseLakeFsConfig, [
       "LAKECTL_SERVER_ENDPOINT_URL must be an http(s) URL such as 'http://localhost:8000' (got \"ftp://x\")",
     variable: "LAKECTL_SERVER_ENDPOINT_URL",
   }],
+  ["bad endpoint with credentials in it", {
+    ...LK,
+    LAKECTL_SERVER_ENDPOINT_URL: "ftp://AKIAUSER:url-secret-value@lakefs:8000",
+  }, {
+    error:
+      "LAKECTL_SERVER_ENDPOINT_URL must be an http(s) URL such as 'http://localhost:8000' (got \"ftp://***@lakefs:8000\")",
+    variable: "LAKECTL_SERVER_ENDPOINT_URL",
+  }],
 ]);
 
 Deno.test("parseListenAddress: host:port, [ipv6]:port and :port; anything else names the variable", () => {
