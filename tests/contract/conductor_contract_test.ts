@@ -764,6 +764,18 @@ async function contractSuite(t: Deno.TestContext, target: Target): Promise<void>
     assert.equal(unknownLog.status, 200);
     await unknownLog.body?.cancel();
     await assert.rejects(client.getWorkflow(crypto.randomUUID()), ConductorNotFoundError);
+    // Conductor's error body: the status, the message, the answering host, not retryable.
+    const missingId = crypto.randomUUID();
+    const missing = await fetch(`${api}/workflow/${missingId}`);
+    assert.equal(missing.status, 404);
+    const missingBody = await missing.json();
+    assert.deepEqual(Object.keys(missingBody), ["status", "message", "instance", "retryable"]);
+    assert.deepEqual({ ...missingBody, instance: typeof missingBody.instance }, {
+      status: 404,
+      message: `No such workflow found by id: ${missingId}`,
+      instance: "string",
+      retryable: false,
+    });
     await assert.rejects(
       client.updateTask({
         workflowInstanceId: crypto.randomUUID(),

@@ -19,10 +19,40 @@ export class ConductorHttpError extends Error {
     this.status = status;
     this.extra = extra;
   }
-  /** The body the real server sends. */
+  /**
+   * The body the real server sends: `{status, message, instance, retryable}` with the host name
+   * as `instance`, or, for a failed bean validation, `{status, message, retryable,
+   * validationErrors}` (Conductor gives those no instance).
+   */
   body(): Json {
-    return { status: this.status, message: this.message, retryable: false, ...this.extra };
+    if ("validationErrors" in this.extra) {
+      return { status: this.status, message: this.message, retryable: false, ...this.extra };
+    }
+    return {
+      status: this.status,
+      message: this.message,
+      instance: instanceName(),
+      retryable: false,
+      ...this.extra,
+    };
   }
+}
+
+let instance: string | undefined;
+
+/**
+ * The host name, as Conductor names the instance in its error bodies; `localhost` when the
+ * process may not read it (`--allow-sys=hostname`).
+ */
+function instanceName(): string {
+  if (instance === undefined) {
+    try {
+      instance = Deno.hostname();
+    } catch {
+      instance = "localhost";
+    }
+  }
+  return instance;
 }
 
 /** True for a plain JSON object (not an array, not null). */
