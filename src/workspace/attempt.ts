@@ -58,6 +58,7 @@ import {
   type Snapshot,
   snapshotDir,
   snapshotsEqual,
+  type WalkedEntry,
   type WrittenDigests,
 } from "./snapshot.ts";
 import { isSameTaskStagingBranch, STAGING_BRANCH_PREFIX, stagingBranchName } from "./staging.ts";
@@ -462,20 +463,68 @@ async function runWorkspace(
   // Fence #1 is read while the snapshot is taken: it guards what comes after both (deleting
   // leftovers, staging, publishing), and nothing of that starts before both are done.
   const fenced = fence(state);
-  const snapshotted = snapshotDir(ws.dir, { signal, since });
+  let walkedChange = false;
+  const snapshotted = snapshotDir(ws.dir, {
+    signal,
+    since,
+    onWalked: (entries) => walkedChange = stagedChangeOf(before, entries, ws.scope),
+  });
   // Meanwhile the marker names the staging branch, which must happen before the branch can
   // exist (a process that dies later leaves it to whoever collects the directory). The
   // snapshot walked the directory before returning, so the marker's rewrite is not in it. When
   // nothing changed no branch is made, and a collector deleting the name finds none.
   const recorded = recordStagingBranch(ws.dir, ws.input.repository, branch);
+  // A change the walk already shows will be staged: its branch is made as soon as fence #1
+  // passed and the marker names it, while the files are still being read.
+  const early = walkedChange
+    ? createStagingBranch(ws, branch, Promise.all([fenced, recorded]))
+    : undefined;
+  early?.catch(() => {}); // awaited by the staging, or settled before the attempt ends
   const [fence1, snapshot, marker] = await Promise.allSettled([fenced, snapshotted, recorded]);
+  try {
+    return await publishChanges(ws, {
+      before,
+      result,
+      listing,
+      branch,
+      fence1,
+      snapshot,
+      marker,
+      early,
+    });
+  } finally {
+    // The branch is never left being made when the attempt ends (the clean-up deletes it).
+    await early?.catch(() => {});
+  }
+}
+
+/** What {@linkcode runWorkspace} has when the snapshot after the task is taken. */
+interface AfterTask {
+  readonly before: Snapshot;
+  readonly result: unknown;
+  readonly listing: readonly RemoteEntry[];
+  readonly branch: string;
+  readonly fence1: PromiseSettledResult<void>;
+  readonly snapshot: PromiseSettledResult<Snapshot>;
+  readonly marker: PromiseSettledResult<void>;
+  /** The staging branch being made already, when the walk showed a change. */
+  readonly early: Promise<void> | undefined;
+}
+
+/**
+ * The rest of a writable attempt once fence #1 and the snapshot after the task are in:
+ * nothing changed, or stage and publish the change (fence #2 between).
+ */
+async function publishChanges(ws: WorkspaceAttempt, after: AfterTask): Promise<BodyResult> {
+  const { state } = ws;
+  const { options, signal } = state;
+  const { before, result, listing, branch, fence1, snapshot, marker, early } = after;
   if (snapshot.status === "fulfilled") {
     state.changes = diffSnapshots(before, snapshot.value);
   }
   if (fence1.status === "rejected") throw fence1.reason; // fence #1
   if (snapshot.status === "rejected") throw snapshot.reason;
-  const after = snapshot.value;
-  const changed = !snapshotsEqual(before, after);
+  const changed = !snapshotsEqual(before, snapshot.value);
 
   // This attempt is the current one: staging branches of earlier attempts of the same task
   // are leftovers of processes killed before their cleanup ran. They are deleted while this
@@ -485,10 +534,18 @@ async function runWorkspace(
     log: state.log,
     signal,
   });
-  const plan = changed ? planUploads(ws.dir, before, after, listing, ws.scope) : undefined;
+  let plan: UploadPlan | undefined;
+  try {
+    plan = changed ? planUploads(ws.dir, before, snapshot.value, listing, ws.scope) : undefined;
+  } catch (error) {
+    await leftovers.catch(() => {});
+    throw error;
+  }
   if (plan === undefined || (plan.uploads.length === 0 && plan.deletes.length === 0)) {
+    // (A branch the walk had started is deleted by the clean-up.)
     return await besides(publishPhase(ws, result, undefined), leftovers);
   }
+  const stagingPlan = plan;
   return await besides(
     (async () => {
       // A marker that could not name the branch fails the attempt before the branch is made.
@@ -496,7 +553,8 @@ async function runWorkspace(
       // The target's head is read while the attempt stages (nothing orders it after that):
       // the publication checks it and merges onto it, and the merge is checked after.
       const head = readHead(ws);
-      const staged = await besides(stagePhase(ws, plan, branch), head);
+      const created = early ?? createStagingBranch(ws, branch, Promise.resolve());
+      const staged = await besides(stagePhase(ws, stagingPlan, branch, created), head);
       await fence(state); // fence #2
       return await publishPhase(ws, result, staged, head);
     })(),
@@ -785,21 +843,13 @@ async function stagePhase(
   ws: WorkspaceAttempt,
   plan: UploadPlan,
   branch: string,
+  created: Promise<void>,
 ): Promise<StagedCommit> {
   const { state, lakefs, input } = ws;
   const { options, signal } = state;
   const attempt = options.attempt;
   options.onPhase?.("stage");
-  // The marker names the branch already (see `runWorkspace`): if this process dies before its
-  // cleanup, whoever collects the attempt dir deletes the branch (a retry may never come to).
-  state.staging = { repo: input.repository, branch };
-  try {
-    await lakefs.createBranch(input.repository, branch, input.ref, signal);
-  } catch (error) {
-    // A conflict means the branch is not ours: never delete it in cleanup.
-    if (error instanceof LakeFsConflictError) delete state.staging;
-    throw error;
-  }
+  await created;
   await stageChanges(lakefs, {
     repo: input.repository,
     branch,
@@ -819,6 +869,62 @@ async function stagePhase(
     branch,
   });
   return { branch, commit: staged.id, message, metadata };
+}
+
+/**
+ * Makes this attempt's staging branch from the input ref once `gate` resolved (fence #1 passed
+ * and the marker names the branch); the clean-up deletes it from then on.
+ */
+async function createStagingBranch(
+  ws: WorkspaceAttempt,
+  branch: string,
+  gate: Promise<unknown>,
+): Promise<void> {
+  await gate;
+  const { state, lakefs, input } = ws;
+  // The marker names the branch already (see `runWorkspace`): if this process dies before its
+  // cleanup, whoever collects the attempt dir deletes the branch (a retry may never come to).
+  state.staging = { repo: input.repository, branch };
+  try {
+    await lakefs.createBranch(input.repository, branch, input.ref, state.signal);
+  } catch (error) {
+    // A conflict means the branch is not ours: never delete it in cleanup.
+    if (error instanceof LakeFsConflictError) delete state.staging;
+    throw error;
+  }
+}
+
+/**
+ * Whether the walk of the snapshot after the task (`entries`, before any file is read) already
+ * shows a change the publication will stage: a regular file added under the scope with a
+ * valid key, a file removed, or one whose size changed, and nothing that staging refuses (a
+ * symlink, a file added outside the scope, a key that is not safe).
+ */
+function stagedChangeOf(
+  before: Snapshot,
+  entries: readonly WalkedEntry[],
+  scope: string,
+): boolean {
+  const previous = new Map(before.map((entry) => [entry.path, entry]));
+  let change = false;
+  for (const entry of entries) {
+    if (entry.kind !== "file") return false;
+    const old = previous.get(entry.path);
+    if (old === undefined) {
+      if (!inScope(entry.path, scope)) return false;
+      try {
+        checkRelativeKey(entry.path);
+      } catch {
+        return false;
+      }
+      change = true;
+      continue;
+    }
+    previous.delete(entry.path);
+    if (old.kind !== "file") return false;
+    if (old.size !== entry.size) change = true;
+  }
+  return change || previous.size > 0;
 }
 
 /**

@@ -158,6 +158,20 @@ export interface SnapshotOptions {
    * not changed since the stamp (by ctime, see the module doc) keep their digest unread.
    */
   since?: { snapshot: Snapshot; stamp: number } | undefined;
+  /**
+   * Called once with every file and symlink the walk found, and each file's size as `lstat`
+   * (or `written`) gave it, before any file is read and before `snapshotDir` returns: what
+   * can be known of the directory without reading it (a file added, removed or resized).
+   */
+  onWalked?: (entries: readonly WalkedEntry[]) => void;
+}
+
+/** An entry as the walk of {@linkcode snapshotDir} found it, before any read. */
+export interface WalkedEntry {
+  readonly path: string;
+  readonly kind: "file" | "symlink";
+  /** The size `lstat` gave (files); 0 for symlinks. */
+  readonly size: number;
 }
 
 /**
@@ -212,12 +226,14 @@ export async function snapshotDir(
   }
   // Files to read, with the size lstat gave; everything else is settled without an async op.
   const toHash: { index: number; full: string; size: number }[] = [];
+  const walked: WalkedEntry[] = [];
   for (let index = 0; index < found.length; index++) {
     options.signal?.throwIfAborted();
     const item = found[index] as { path: string; kind: "file" | "symlink" };
     const known = item.kind === "file" ? written?.get(item.path) : undefined;
     if (known !== undefined) {
       entries[index] = { path: item.path, kind: "file", digest: known.digest, size: known.size };
+      walked.push({ path: item.path, kind: "file", size: known.size });
       continue;
     }
     const full = join(dir, item.path);
@@ -225,6 +241,7 @@ export async function snapshotDir(
     // what it is now (a file is never read through a symlink swapped in for it).
     const info = Deno.lstatSync(full);
     if (info.isSymlink) {
+      walked.push({ path: item.path, kind: "symlink", size: 0 });
       entries[index] = {
         path: item.path,
         kind: "symlink",
@@ -232,6 +249,7 @@ export async function snapshotDir(
         size: 0,
       };
     } else if (info.isFile) {
+      walked.push({ path: item.path, kind: "file", size: info.size });
       const old = previous?.get(item.path);
       if (
         old !== undefined && old.kind === "file" && old.size === info.size &&
@@ -243,6 +261,7 @@ export async function snapshotDir(
       }
     }
   }
+  options.onWalked?.(walked);
   // Nothing above awaits: the walk is done when the caller gets the promise (see the doc).
   await forEachConcurrent(
     toHash,

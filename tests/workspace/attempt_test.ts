@@ -2,7 +2,13 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import type { LakeFsApi } from "../../src/lakefs/api.ts";
 import { activeOwnerCount } from "../../src/workspace/owners.ts";
-import { type AttemptOptions, runAttempt } from "../../src/workspace/attempt.ts";
+import {
+  type AttemptIdentity,
+  type AttemptOptions,
+  type CurrentTaskState,
+  runAttempt,
+} from "../../src/workspace/attempt.ts";
+import { sleep } from "../../src/util/sleep.ts";
 import {
   attemptOptions,
   branchNames,
@@ -367,6 +373,56 @@ for (
   });
 }
 
+Deno.test("a change the walk shows early still makes its staging branch only after fence #1 passed", async () => {
+  await withStack(async (stack, a) => {
+    const owners = activeOwnerCount();
+    const events: string[] = [];
+    const watching = new Proxy(stack.lakefs, {
+      get(target, property, receiver) {
+        if (property === "createBranch") {
+          return (repo: string, branch: string, ref: string, signal?: AbortSignal) => {
+            events.push("createBranch");
+            return target.createBranch(repo, branch, ref, signal);
+          };
+        }
+        const value = Reflect.get(target, property, receiver);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    }) as LakeFsApi;
+    /** A fence answering after a while (as Conductor over a slow link), with `answer`. */
+    const slowFence = (attempt: AttemptIdentity, answer: Partial<CurrentTaskState>) => {
+      const fence = fenceFor(attempt, [answer]);
+      return async (signal: AbortSignal) => {
+        await sleep(150, signal);
+        events.push("fence");
+        return await fence.load(signal);
+      };
+    };
+    // Stale: a resized file (a change the walk alone shows) and no branch at all.
+    const stale = identity();
+    const lost = await runAttempt({
+      ...options(stack, a, { write: { "docs/a.txt": "resized" } }, { attempt: stale }),
+      lakefs: watching,
+      loadCurrentAttempt: slowFence(stale, { status: "COMPLETED" }),
+    });
+    assert.equal(lost.stale, true);
+    assert.deepEqual(events, ["fence"]);
+    assert.equal(stack.server.stats.count("createBranch"), 0);
+    // Current: the branch is made once the fence answered, and the change is published.
+    events.length = 0;
+    const current = identity({ taskId: "task-slow" });
+    const outcome = await runAttempt({
+      ...options(stack, a, { write: { "docs/a.txt": "resized" } }, { attempt: current }),
+      lakefs: watching,
+      loadCurrentAttempt: slowFence(current, {}),
+    });
+    assert.equal(outcome.status, "COMPLETED", outcome.reasonForIncompletion);
+    assert.deepEqual(events.slice(0, 2), ["fence", "createBranch"]);
+    assert.equal((await readTree(stack, outcome.publishedRef!, "docs/"))["docs/a.txt"], "resized");
+    await assertClean(stack, owners);
+  });
+});
+
 Deno.test("fence #2 fails after staging: stale, staging branch deleted, target untouched", async () => {
   await withStack(async (stack, a) => {
     const owners = activeOwnerCount();
@@ -525,6 +581,7 @@ Deno.test("writes outside the prefix fail the attempt (terminal) instead of bein
     assert.equal(outcome.status, "FAILED_WITH_TERMINAL_ERROR");
     assert.match(outcome.reasonForIncompletion!, /^UnsafePathError: cannot stage "other\/y.txt"/);
     assert.equal(await head(stack), a);
+    assert.equal(stack.server.stats.count("createBranch"), 0);
   });
 });
 
