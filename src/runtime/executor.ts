@@ -16,10 +16,10 @@ import type { WarmPool } from "../workspace/warm_pool.ts";
 import type { TaskDefinition } from "../task/types.ts";
 import type { AttemptOptions, AttemptOutcome, CurrentTaskState } from "../workspace/attempt.ts";
 import { MetricBuffer } from "../metrics/events.ts";
-import { AttemptMeter } from "./attempt_metrics.ts";
-import { AttemptTrace } from "./attempt_trace.ts";
-import { activeTraceparent } from "../otel/trace.ts";
-import { countingLakeFs, type TransferCounts } from "./counting_lakefs.ts";
+import type { AttemptMeter } from "./attempt_metrics.ts";
+import type { AttemptTrace } from "./attempt_trace.ts";
+import type { activeTraceparent } from "../otel/trace.ts";
+import type { countingLakeFs, TransferCounts } from "./counting_lakefs.ts";
 import {
   type ExecutorInit,
   ExecutorInitSchema,
@@ -75,6 +75,38 @@ export interface ExecutorOptions {
 
 type ConductorTask = Extract<ToExecutor, { type: "attempt" }>["task"];
 
+/** What measures an attempt: its trace, its metrics, the lakeFS client that counts. */
+interface Instruments {
+  AttemptMeter: typeof AttemptMeter;
+  AttemptTrace: typeof AttemptTrace;
+  countingLakeFs: typeof countingLakeFs;
+  activeTraceparent: typeof activeTraceparent;
+}
+
+let instruments: Promise<Instruments> | undefined;
+
+/**
+ * The instruments, imported with the first attempt: an executor waiting for work holds
+ * neither OpenTelemetry's API nor the metric catalog (about 1 MiB of RSS, measured).
+ */
+function loadInstruments(): Promise<Instruments> {
+  instruments ??= Promise.all([
+    import("./attempt_metrics.ts"),
+    import("./attempt_trace.ts"),
+    import("./counting_lakefs.ts"),
+    import("../otel/trace.ts"),
+  ]).then(([metrics, trace, counting, otel]) => ({
+    AttemptMeter: metrics.AttemptMeter,
+    AttemptTrace: trace.AttemptTrace,
+    countingLakeFs: counting.countingLakeFs,
+    activeTraceparent: otel.activeTraceparent,
+  })).catch((error) => {
+    instruments = undefined;
+    throw error;
+  });
+  return instruments;
+}
+
 /**
  * Serves attempts one at a time.
  *
@@ -106,6 +138,8 @@ export class Executor {
   #recycleAfter: string | undefined;
   /** Collects garbage while the executor waits for work. */
   readonly #idleCollector: IdleCollector | undefined;
+  /** The instruments once the first attempt has loaded them. */
+  #instruments: Instruments | undefined;
 
   constructor(options: ExecutorOptions) {
     this.#options = options;
@@ -262,7 +296,15 @@ export class Executor {
         started,
       );
     }
-    const traced = this.#trace(attemptId, task, name);
+    let kit: Instruments;
+    try {
+      kit = this.#instruments = await loadInstruments();
+    } catch (error) {
+      const message = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+      this.#log.error("attempt {attemptId} crashed: {message}", { attemptId, message });
+      return failed(`attempt crashed: ${message}`.slice(0, init.failureReasonMaxLength), started);
+    }
+    const traced = this.#trace(kit, attemptId, task, name);
     // Every line of the attempt carries its trace id.
     const log = this.#log.with(traced.logIds);
     const ids = { attemptId, taskId: task.taskId, workflowInstanceId: task.workflowInstanceId };
@@ -271,7 +313,7 @@ export class Executor {
       taskDefName: name,
     });
     // Metrics come from the phases, the outcome and the counting lakeFS client.
-    const meter = new AttemptMeter(name, this.#metrics);
+    const meter = new kit.AttemptMeter(name, this.#metrics);
     let counting: ReturnType<typeof countingLakeFs> | undefined;
     const wire = (outcome: WireOutcome): WireOutcome => {
       meter.finish(outcome, counting?.counts ?? NOTHING_MOVED);
@@ -281,7 +323,7 @@ export class Executor {
     const budget = attemptBudget(name, definition.controls.timeout.seconds, signal);
     try {
       const tools = await this.#loadTools();
-      counting = this.#countingLakeFs(tools.lakefs);
+      counting = this.#countingLakeFs(kit, tools.lakefs);
       const kept = tools.warmPool?.kept ?? 0;
       const outcome = await traced.run(() =>
         tools.runAttempt({
@@ -329,8 +371,8 @@ export class Executor {
   }
 
   /** The spans of one attempt; its traceparent goes with its outcome message. */
-  #trace(attemptId: string, task: ConductorTask, name: string): AttemptTrace {
-    const traced = new AttemptTrace({
+  #trace(kit: Instruments, attemptId: string, task: ConductorTask, name: string): AttemptTrace {
+    const traced = new kit.AttemptTrace({
       taskType: name,
       workflowInstanceId: task.workflowInstanceId,
       taskId: task.taskId,
@@ -357,9 +399,12 @@ export class Executor {
    * The lakeFS client of one attempt: it counts what moves and notes whether lakeFS answered;
    * `undefined` for a worker of workspace-free tasks (no lakeFS).
    */
-  #countingLakeFs(lakefs: LakeFsApi | undefined): ReturnType<typeof countingLakeFs> | undefined {
+  #countingLakeFs(
+    kit: Instruments,
+    lakefs: LakeFsApi | undefined,
+  ): ReturnType<typeof countingLakeFs> | undefined {
     if (lakefs === undefined) return undefined;
-    return countingLakeFs(lakefs, {
+    return kit.countingLakeFs(lakefs, {
       onContact: (ok, error) => {
         this.#lakefsContact = ok
           ? { ok }
@@ -401,7 +446,8 @@ export class Executor {
           );
         }
       });
-      const traceparent = activeTraceparent();
+      // A fence is asked within an attempt, whose start loaded the instruments.
+      const traceparent = this.#instruments?.activeTraceparent();
       this.#options.emit({
         type: "fence",
         requestId,
