@@ -1108,6 +1108,87 @@ async function lakeFsContract(t: Deno.TestContext, target: Target): Promise<void
         assert.equal((await client.getCommit(repo, "other")).message, "Revert other");
       },
     );
+
+    await t.step(
+      "branch protection: rules with an ETag; a protected branch takes merges, not writes, commits or hard resets",
+      async () => {
+        const repo = await repository("protect");
+        const settings = `/repositories/${repo}/settings/branch_protection`;
+        const none = await api("GET", settings);
+        assert.equal(none.status, 200);
+        assert.deepEqual(none.body, []);
+        assert.equal(none.headers.get("etag") ?? "", "");
+        const stale = await api("PUT", settings, {
+          json: [{ pattern: "rel-*" }],
+          headers: { "if-match": "not-the-etag" },
+        });
+        assert.equal(stale.status, 412);
+        assert.deepEqual(stale.body, { message: "Precondition failed" });
+        assert.equal((await api("PUT", settings, { json: [{ pattern: "rel-*" }] })).status, 204);
+        const set = await api("GET", settings);
+        assert.deepEqual(set.body, [{ pattern: "rel-*" }]);
+        const etag = set.headers.get("etag") ?? "";
+        assert.notEqual(etag, "");
+        const replaced = await api("PUT", settings, {
+          json: [{ pattern: "rel-*" }, { pattern: "main" }],
+          headers: { "if-match": etag },
+        });
+        assert.equal(replaced.status, 204);
+        // The older rule-by-rule form sees the same rules.
+        const legacy = `/repositories/${repo}/branch_protection`;
+        assert.deepEqual((await api("GET", legacy)).body, [
+          { pattern: "rel-*" },
+          { pattern: "main" },
+        ]);
+        assert.equal((await api("POST", legacy, { json: { pattern: "main" } })).status, 204);
+        assert.equal((await api("DELETE", legacy, { json: { pattern: "nope" } })).status, 404);
+        await branch(repo, "rel-1", "main");
+        await branch(repo, "dev", "main");
+        await upload(repo, "dev", "a.txt", "a");
+        const devHead = (await commit(repo, "dev", "a")).id;
+        // Writes, commits and hard resets are refused on a protected branch...
+        const write = await api("POST", `/repositories/${repo}/branches/rel-1/objects?path=x`, {
+          body: "x",
+        });
+        assert.equal(write.status, 403);
+        assert.deepEqual(write.body, { message: "cannot write to protected branch" });
+        const remove = await api("DELETE", `/repositories/${repo}/branches/main/objects?path=x`);
+        assert.equal(remove.status, 403);
+        assert.deepEqual(remove.body, { message: "cannot write to protected branch" });
+        const bulk = await api("POST", `/repositories/${repo}/branches/main/objects/delete`, {
+          json: { paths: ["x"] },
+        });
+        assert.equal(bulk.status, 200);
+        assert.deepEqual(bulk.body, {
+          errors: [{ path: "x", status_code: 403, message: "cannot write to protected branch" }],
+        });
+        const commitThere = await api("POST", `/repositories/${repo}/branches/main/commits`, {
+          json: { message: "m", allow_empty: true },
+        });
+        assert.equal(commitThere.status, 403);
+        assert.deepEqual(commitThere.body, { message: "cannot commit to protected branch" });
+        const reset = await api(
+          "PUT",
+          `/repositories/${repo}/branches/main/hard_reset?ref=${devHead}`,
+        );
+        assert.equal(reset.status, 403);
+        assert.deepEqual(reset.body, { message: "protected branch" });
+        const unstage = await api("PUT", `/repositories/${repo}/branches/main`, {
+          json: { type: "reset" },
+        });
+        assert.equal(unstage.status, 403);
+        assert.deepEqual(unstage.body, { message: "cannot write to protected branch" });
+        // ...merges are how changes get there; and an unprotected branch writes as before.
+        const merged = await api("POST", `/repositories/${repo}/refs/dev/merge/main`, {
+          json: { squash_merge: true },
+        });
+        assert.equal(merged.status, 200);
+        assert.equal(await read(repo, "main", "a.txt"), "a");
+        await upload(repo, "dev", "b.txt", "b");
+        // A protected branch that is not the default may still be deleted.
+        assert.equal((await api("DELETE", `/repositories/${repo}/branches/rel-1`)).status, 204);
+      },
+    );
   } finally {
     for (const repo of repos) await deleteTestRepository(target, repo);
   }

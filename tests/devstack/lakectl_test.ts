@@ -1,7 +1,8 @@
 /**
  * lakeFS's own CLI, lakectl 1.84.0, driving the demo lakeFS through the commands users reach
- * for: repositories, branches and tags, `fs upload/ls/cat/stat/rm/download`, diff, commit,
- * log, merge, reset, and `local clone/status/commit`. Each command's exit code and key output are
+ * for: repositories, branches, tags and branch protection rules, `fs
+ * upload/ls/cat/stat/rm/download`, diff, commit, log, merge, reset, and `local
+ * clone/status/commit`. Each command's exit code and key output are
  * checked on the demo server; when a real lakeFS is configured (PERAGO_TEST_LAKEFS_*) the same
  * script runs there too and the two transcripts must match line for line (after masking what
  * differs by nature: ids, dates and times, physical addresses, the repository name and the work
@@ -130,6 +131,12 @@ function script(): Step[] {
     { args: ["diff", "lakefs://R/v1", "lakefs://R/fromtag"], code: 0 },
     { args: ["tag", "delete", "lakefs://R/v1", "--yes"], code: 0 },
     { args: ["tag", "show", "lakefs://R/v1"], code: 1, includes: ["404 Not Found"] },
+    // (Whether a write is refused right after a rule is added is not compared: lakeFS caches a
+    // repository's rules, so on the real server it takes effect with a delay.)
+    { args: ["branch-protect", "add", "lakefs://R", "fromtag"], code: 0 },
+    { args: ["branch-protect", "list", "lakefs://R"], code: 0, includes: ["fromtag"] },
+    { args: ["branch-protect", "delete", "lakefs://R", "fromtag"], code: 0 },
+    { args: ["branch-protect", "list", "lakefs://R"], code: 0 },
     { args: ["fs", "rm", "lakefs://R/dev/a.txt"], code: 0 },
     { args: ["diff", "lakefs://R/dev"], code: 0, includes: ["- removed a.txt"] },
     { args: ["branch", "reset", "lakefs://R/dev", "--yes"], code: 0 },

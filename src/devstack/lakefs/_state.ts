@@ -82,6 +82,8 @@ export interface RepoRecord {
   branches: Record<string, BranchRecord>;
   /** Tag name -> commit id (missing in state written before tags existed). */
   tags?: Record<string, string>;
+  /** Branch protection rules: glob patterns of branch names (missing = none). */
+  protection?: string[];
   commitIds: string[];
 }
 
@@ -96,6 +98,17 @@ export const REPO_NAME = /^[a-z0-9][a-z0-9-]{2,62}$/;
 export const BRANCH_NAME = /^\w[-\w]*$/;
 /** Storage namespace rule of lakeFS's OpenAPI schema. */
 export const STORAGE_NAMESPACE = /^(s3|gs|https?|mem|local|transient):\/\/.*$/;
+
+/**
+ * Whether `name` matches a branch protection `pattern`: `*` any run of characters, `?` one,
+ * everything else itself (the glob lakeFS compiles the patterns with, without separators).
+ */
+function globMatch(pattern: string, name: string): boolean {
+  const source = [...pattern].map((c) =>
+    c === "*" ? ".*" : c === "?" ? "." : c.replace(/[.+^${}()|[\]\\]/g, "\\$&")
+  ).join("");
+  return new RegExp(`^${source}$`, "s").test(name);
+}
 
 /** Whether lakeFS accepts `name` as a tag id (git's ref name rules, `~` allowed, no `/`). */
 function validTagName(name: string): boolean {
@@ -350,7 +363,30 @@ export class LakeFsState {
   /** Points a branch at `ref`; staged changes stay staged (as in lakeFS). */
   hardReset(repo: RepoRecord, name: string, ref: string): void {
     const branch = this.branch(repo, name);
+    this.checkUnprotected(repo, name, "protected branch");
     branch.commitId = this.resolveCommit(repo, ref, `hard-reset ${name} to ${ref}: not found`).id;
+  }
+
+  // ------------------------------------------------------------------ branch protection
+
+  /** The branch protection patterns of a repository. */
+  protectionRules(repo: RepoRecord): string[] {
+    return [...(repo.protection ?? [])];
+  }
+
+  /** Replaces the branch protection patterns of a repository. */
+  setProtectionRules(repo: RepoRecord, patterns: string[]): void {
+    repo.protection = [...patterns];
+  }
+
+  /**
+   * Throws lakeFS's 403 when `branchName` matches a protection pattern: writes to its staging
+   * area, commits and hard resets are refused there, merges, reverts and cherry-picks are not.
+   */
+  checkUnprotected(repo: RepoRecord, branchName: string, message: string): void {
+    if ((repo.protection ?? []).some((pattern) => globMatch(pattern, branchName))) {
+      throw new ApiError(403, message);
+    }
   }
 
   // ------------------------------------------------------------------ tags
@@ -410,6 +446,7 @@ export class LakeFsState {
     path: string,
   ): void {
     const branch = this.branch(repo, branchName);
+    this.checkUnprotected(repo, branchName, "cannot write to protected branch");
     if (type === "reset") {
       branch.staged = {};
       return;
@@ -431,6 +468,7 @@ export class LakeFsState {
     options: { allowEmpty?: boolean; date?: number } = {},
   ): CommitRecord {
     const branch = this.branch(repo, branchName);
+    this.checkUnprotected(repo, branchName, "cannot commit to protected branch");
     const parent = this.commit(repo, branch.commitId);
     const tree = this.branchView(repo, branchName);
     if (!options.allowEmpty && sameTree(tree, parent.tree)) {

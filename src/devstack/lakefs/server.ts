@@ -10,6 +10,7 @@
  *
  * @module
  */
+import { createHash } from "node:crypto";
 import { z } from "zod";
 import { basicAuthorization } from "../../util/http.ts";
 import { FaultInjector } from "../faults.ts";
@@ -212,6 +213,8 @@ const branchCreation = z.object({
   force: z.boolean().optional(),
   hidden: z.boolean().optional(),
 });
+const protectionRule = z.object({ pattern: z.string().min(1) });
+const protectionRules = z.array(protectionRule);
 const tagCreation = z.object({
   id: z.string(),
   ref: z.string(),
@@ -640,6 +643,78 @@ function buildRoutes(state: LakeFsState, blobs: BlobStore, accessKeyId: string):
       headers: { "content-type": "text/plain; charset=utf-8" },
     });
   });
+  // ---- branch protection (the settings form with an ETag, and the older rule-by-rule form)
+  const protectionEtag = (repo: RepoRecord) => {
+    const rules = state.protectionRules(repo);
+    return rules.length === 0
+      ? ""
+      : createHash("sha256").update(JSON.stringify(rules)).digest("hex");
+  };
+  const protectionJson = (repo: RepoRecord) =>
+    state.protectionRules(repo).map((pattern) => ({ pattern }));
+  add(
+    "GET",
+    "/repositories/:repo/settings/branch_protection",
+    "internalGetBranchProtectionRules",
+    ({ params }) => {
+      const repo = state.repo(params.repo!);
+      const answer = json(200, protectionJson(repo));
+      answer.headers.set("etag", protectionEtag(repo));
+      return answer;
+    },
+  );
+  add(
+    "PUT",
+    "/repositories/:repo/settings/branch_protection",
+    "internalSetBranchProtectionRules",
+    async ({ params, request }) => {
+      const repo = state.repo(params.repo!);
+      const body = await jsonBody(request, protectionRules);
+      const ifMatch = request.headers.get("if-match")?.trim() ?? "";
+      if (ifMatch !== "" && ifMatch !== protectionEtag(repo)) {
+        throw new ApiError(412, "Precondition failed");
+      }
+      state.setProtectionRules(repo, body.map((rule) => rule.pattern));
+      await state.persist();
+      return noContent();
+    },
+  );
+  add(
+    "GET",
+    "/repositories/:repo/branch_protection",
+    "getBranchProtectionRules",
+    ({ params }) => json(200, protectionJson(state.repo(params.repo!))),
+  );
+  add(
+    "POST",
+    "/repositories/:repo/branch_protection",
+    "createBranchProtectionRulePreflight",
+    async ({ params, request }) => {
+      const repo = state.repo(params.repo!);
+      const { pattern } = await jsonBody(request, protectionRule);
+      const rules = state.protectionRules(repo);
+      // A pattern that is there already is no change (204 all the same).
+      if (!rules.includes(pattern)) state.setProtectionRules(repo, [...rules, pattern]);
+      await state.persist();
+      return noContent();
+    },
+  );
+  add(
+    "DELETE",
+    "/repositories/:repo/branch_protection",
+    "deleteBranchProtectionRule",
+    async ({ params, request }) => {
+      const repo = state.repo(params.repo!);
+      const { pattern } = await jsonBody(request, protectionRule);
+      const rules = state.protectionRules(repo);
+      // lakeFS answers a pattern it does not have with an empty 404.
+      if (!rules.includes(pattern)) return new Response(null, { status: 404 });
+      state.setProtectionRules(repo, rules.filter((rule) => rule !== pattern));
+      await state.persist();
+      return noContent();
+    },
+  );
+
   // ---- tags
   add("GET", "/repositories/:repo/tags", "listTags", ({ params, url }) => {
     const repo = state.repo(params.repo!);
@@ -1010,6 +1085,7 @@ function buildRoutes(state: LakeFsState, blobs: BlobStore, accessKeyId: string):
       if (!Object.hasOwn(repo.branches, branchName)) {
         throw new ApiError(404, `branch '${branchName}' not found`);
       }
+      state.checkUnprotected(repo, branchName, "cannot write to protected branch");
       const path = objectPath(url);
       const ifNoneMatch = request.headers.get("if-none-match");
       // lakeFS supports only `If-None-Match: *` (create only) and answers others 501.
@@ -1055,6 +1131,7 @@ function buildRoutes(state: LakeFsState, blobs: BlobStore, accessKeyId: string):
     async ({ params, url, request }) => {
       const repo = state.repo(params.repo!);
       state.branch(repo, params.branch!);
+      state.checkUnprotected(repo, params.branch!, "cannot write to protected branch");
       const destPath = requiredQuery(url, "dest_path");
       if (destPath === "") throw new ApiError(400, "dest_path: required value");
       const body = await jsonBody(request, objectCopy);
@@ -1074,6 +1151,7 @@ function buildRoutes(state: LakeFsState, blobs: BlobStore, accessKeyId: string):
       state.branch(repo, params.branch!);
       const path = objectPath(url);
       queryBool(url, "force");
+      state.checkUnprotected(repo, params.branch!, "cannot write to protected branch");
       state.stage(repo, params.branch!, path, null);
       await state.persist();
       return noContent();
@@ -1094,6 +1172,13 @@ function buildRoutes(state: LakeFsState, blobs: BlobStore, accessKeyId: string):
       for (const path of body.paths) {
         if (path === "" || new TextEncoder().encode(path).byteLength > MAX_PATH_BYTES) {
           errors.push({ path, status_code: 400, message: "invalid path" });
+          continue;
+        }
+        try {
+          state.checkUnprotected(repo, params.branch!, "cannot write to protected branch");
+        } catch (error) {
+          if (!(error instanceof ApiError)) throw error;
+          errors.push({ path, status_code: error.status, message: error.message });
           continue;
         }
         state.stage(repo, params.branch!, path, null);
