@@ -6,9 +6,12 @@
  *   download of the 1,000 objects, both snapshots, the task, staging branch, fences, squash
  *   merge), cold (object cache off, a new workspace root) and warm (the host cache filled by
  *   an earlier run, and the warm pool holding the directory the previous warm run left);
- * - lakectl: `lakectl local clone` into a new directory, the edit, `lakectl local commit`.
+ * - lakectl: `lakectl local clone` into a new directory, the edit, `lakectl local commit`;
+ * - the cold perago run and lakectl's again with their files on tmpfs (`/dev/shm`, when there
+ *   is one): on a disk filesystem creating a file can cost what was deleted just before (see
+ *   the notes), on tmpfs it costs the same every time, which shows each side's own work.
  *
- * The three alternate, each run changing another file of the head the previous one left.
+ * They alternate, each run changing another file of the head the previous one left.
  * Needs the real lakeFS (`PERAGO_TEST_LAKEFS_*`, else `../shared/tools/lakefs/start.sh`) and
  * lakectl (`unpack-lakectl.sh`).
  *
@@ -166,8 +169,24 @@ function baseEnv(lakefs: RealLakeFsTarget): Record<string, string> {
   };
 }
 
+/** The runs measured: the three of the comparison, and the two cold ones again on tmpfs. */
+type Kind = "perago_cold" | "perago_warm" | "lakectl" | "perago_cold_tmpfs" | "lakectl_tmpfs";
+
+/**
+ * A new directory on tmpfs (`/dev/shm`), where creating a file costs the same whatever was
+ * deleted before; `undefined` when there is none to write to.
+ */
+async function tmpfsDir(): Promise<string | undefined> {
+  try {
+    if (!(await Deno.stat("/dev/shm")).isDirectory) return undefined;
+    return await Deno.makeTempDir({ dir: "/dev/shm", prefix: "perago-bench-vs-lakectl-" });
+  } catch {
+    return undefined;
+  }
+}
+
 /** Median user and system CPU of each side, when measured. */
-function cpuFigures(cpu: Record<"perago_cold" | "perago_warm" | "lakectl", Cpu[]>): Figure[] {
+function cpuFigures(cpu: Record<Kind, Cpu[]>): Figure[] {
   const figures: Figure[] = [];
   for (const [kind, runs] of Object.entries(cpu)) {
     if (runs.length === 0) continue;
@@ -183,6 +202,33 @@ function cpuFigures(cpu: Record<"perago_cold" | "perago_warm" | "lakectl", Cpu[]
   return figures;
 }
 
+/** The cold comparison again with both sides' files on tmpfs, when it ran. */
+function tmpfsFigures(times: Record<Kind, number[]>): Figure[] {
+  if (times.perago_cold_tmpfs.length === 0 || times.lakectl_tmpfs.length === 0) return [];
+  const perago = median(times.perago_cold_tmpfs);
+  const lakectl = median(times.lakectl_tmpfs);
+  return [
+    {
+      name: "perago_cold_tmpfs_ms",
+      value: perago,
+      unit: "ms",
+      note: "perago run cold, its workspace and log roots on tmpfs",
+    },
+    {
+      name: "lakectl_tmpfs_ms",
+      value: lakectl,
+      unit: "ms",
+      note: "lakectl clone + edit + commit, its checkout on tmpfs",
+    },
+    {
+      name: "perago_cold_vs_lakectl_tmpfs_ratio",
+      value: perago / lakectl,
+      unit: "ratio",
+      note: "the same comparison where file creation costs nothing for either side",
+    },
+  ];
+}
+
 /** The vs_lakectl benchmark. */
 export const bench: Bench = {
   name: "vs_lakectl",
@@ -192,6 +238,7 @@ export const bench: Bench = {
     const lakectl = await lakectlPath();
     const lakefs = await realLakeFs(ctx.tempDir);
     const repo = benchRepoName("vs-lakectl");
+    const shm = await tmpfsDir();
     try {
       await lakefs.client.createRepository(repo, `local://${repo}`, "main");
       await seed(lakefs, repo, shape.files, shape.bytes);
@@ -201,30 +248,42 @@ export const bench: Bench = {
       const next = () => keyOf((n++ * 37) % shape.files);
       // Fills the host cache of the warm runs (not measured).
       await peragoRun(lakefs, repo, next(), warmDir, "1GB");
-      const times = {
-        perago_cold: [] as number[],
-        perago_warm: [] as number[],
-        lakectl: [] as number[],
+      const times: Record<Kind, number[]> = {
+        perago_cold: [],
+        perago_warm: [],
+        lakectl: [],
+        perago_cold_tmpfs: [],
+        lakectl_tmpfs: [],
       };
-      const cpu = {
-        perago_cold: [] as Cpu[],
-        perago_warm: [] as Cpu[],
-        lakectl: [] as Cpu[],
+      const cpu: Record<Kind, Cpu[]> = {
+        perago_cold: [],
+        perago_warm: [],
+        lakectl: [],
+        perago_cold_tmpfs: [],
+        lakectl_tmpfs: [],
       };
-      const kinds = ["perago_cold", "lakectl", "perago_warm"] as const;
+      const kinds: Kind[] = [
+        "perago_cold",
+        "lakectl",
+        "perago_warm",
+        ...(shm === undefined ? [] : ["perago_cold_tmpfs", "lakectl_tmpfs"] as const),
+      ];
       for (let round = 0; round < shape.rounds; round++) {
         // Rotate who goes first.
-        const order = [...kinds.slice(round % 3), ...kinds.slice(0, round % 3)];
+        const first = round % kinds.length;
+        const order = [...kinds.slice(first), ...kinds.slice(0, first)];
         for (const kind of order) {
           ctx.signal.throwIfAborted();
           const path = next();
-          const dir = kind === "perago_warm"
-            ? warmDir
-            : await Deno.makeTempDir({ dir: ctx.tempDir, prefix: kind });
+          const onTmpfs = kind.endsWith("_tmpfs");
+          const dir = kind === "perago_warm" ? warmDir : await Deno.makeTempDir({
+            dir: (onTmpfs ? shm : undefined) ?? ctx.tempDir,
+            prefix: kind,
+          });
           const run = await timed(() =>
-            kind === "lakectl"
+            kind.startsWith("lakectl")
               ? lakectlRun(lakectl, lakefs, repo, path, dir)
-              : peragoRun(lakefs, repo, path, dir, kind === "perago_cold" ? "0" : "1GB")
+              : peragoRun(lakefs, repo, path, dir, kind === "perago_warm" ? "1GB" : "0")
           );
           times[kind].push(run.ms);
           if (run.cpu !== undefined) cpu[kind].push(run.cpu);
@@ -256,6 +315,7 @@ export const bench: Bench = {
           note: "lakectl local clone + edit + lakectl local commit",
         },
         ...cpuFigures(cpu),
+        ...tmpfsFigures(times),
         { name: "perago_cold_vs_lakectl_ratio", value: m.cold / m.lakectl, unit: "ratio" },
         { name: "perago_warm_vs_lakectl_ratio", value: m.warm / m.lakectl, unit: "ratio" },
       ];
@@ -289,6 +349,7 @@ export const bench: Bench = {
         ],
       };
     } finally {
+      if (shm !== undefined) await Deno.remove(shm, { recursive: true }).catch(() => {});
       await deleteRepository(lakefs, repo);
       await lakefs.close();
     }
