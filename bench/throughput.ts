@@ -453,7 +453,8 @@ export const bench: Bench = {
         "cores. The JS SDK runs with its defaults (pollInterval 100 ms, batch poll of free " +
         "slots, each result sent with update-v2, whose answer is the next task) and " +
         "concurrency N; perago runs `perago start -j N` (a broker and N executors: processes " +
-        "in process mode, Workers of one process in thread mode).",
+        "in process mode, each executor taking its tasks from the broker over a Unix socket " +
+        "of its own; Workers of one process in thread mode, the broker in the supervisor).",
     );
     return {
       params: {
