@@ -684,6 +684,15 @@ export class Supervisor {
     message: FromExecutor,
   ): void {
     if (slot.child !== child) return; // a message from a previous incarnation
+    if (slot.laneId !== undefined && (message.type === "outcome" || message.type === "fence")) {
+      // Over a lane these go to the broker only: on stdout they can only be written by task
+      // code, and relayed they would reach the broker beside the lane's own book.
+      this.#log.warn("executor {workerId} wrote a {type} message to its stdout; ignored", {
+        workerId: slot.workerId,
+        type: message.type,
+      });
+      return;
+    }
     switch (message.type) {
       case "ready":
         slot.ready = true;

@@ -426,6 +426,19 @@ Deno.test("supervisor (lanes): each executor's lane is opened at the broker with
       timeoutMs: 1_000,
       what: "a turn",
     });
+    // Task code writing protocol lines to stdout: over lanes, fences and outcomes go to the
+    // broker only, so these are ignored.
+    executors[0]!.say({ type: "fence", requestId: 1, taskId: "t1" });
+    executors[0]!.say({
+      type: "outcome",
+      attemptId: "a1",
+      outcome: { status: "COMPLETED", stale: false, durationMs: 1 },
+    });
+    executors[0]!.say({ type: "metrics", records: [] }); // read after the two above
+    await waitFor(() => supervisor.status.executorsUp === 1 || undefined, {
+      timeoutMs: 1_000,
+      what: "a turn",
+    });
     executors[0]!.kill("SIGKILL");
     const closed = await waitFor(() => broker.received.find((m) => m.type === "lane-closed"), {
       timeoutMs: 5_000,
@@ -437,6 +450,10 @@ Deno.test("supervisor (lanes): each executor's lane is opened at the broker with
       /exited during the attempt \(signal SIGKILL\)/,
     );
     assert.ok(!broker.received.some((m) => m.type === "abandon"), "the broker reports it");
+    assert.ok(
+      !broker.received.some((m) => m.type === "fence" || m.type === "result"),
+      "stdout fences and outcomes are not relayed",
+    );
 
     // The restarted executor: a new lane, a new secret; its lane lost: it is killed.
     await waitFor(() => executors[1] && initOf(executors[1]), {
