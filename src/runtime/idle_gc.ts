@@ -66,7 +66,15 @@ export interface IdleCollectorOptions {
 export class IdleCollector {
   readonly #collect: CollectGarbage;
   readonly #delayMs: number;
+  /**
+   * One timer at a time, re-armed when it fires early: an executor goes busy and idle once
+   * per attempt, and setting and clearing a timer each time cost more than the check.
+   */
   #timer: ReturnType<typeof setTimeout> | undefined;
+  #busy = false;
+  #stopped = false;
+  /** When the current idle stretch began (`performance.now()`). */
+  #idleSince = 0;
 
   constructor(options: IdleCollectorOptions) {
     this.#collect = options.collect;
@@ -75,24 +83,37 @@ export class IdleCollector {
 
   /** Work ended: collect after `delayMs` unless work comes first. */
   idle(): void {
+    if (this.#stopped) return;
+    this.#busy = false;
+    this.#idleSince = performance.now();
+    if (this.#timer === undefined) this.#arm(this.#delayMs);
+  }
+
+  /** Work started: no collection until the next {@linkcode idle}. */
+  busy(): void {
+    this.#busy = true;
+  }
+
+  /** No more collections. */
+  stop(): void {
+    this.#stopped = true;
+    this.#busy = true;
     clearTimeout(this.#timer);
-    const timer = setTimeout(() => {
-      this.#timer = undefined;
-      this.#collect();
-    }, this.#delayMs);
+    this.#timer = undefined;
+  }
+
+  #arm(ms: number): void {
+    const timer = setTimeout(() => this.#fire(), ms);
     // The process lives as long as its channel; this timer alone never keeps it up.
     Deno.unrefTimer(timer);
     this.#timer = timer;
   }
 
-  /** Work started: no collection until the next {@linkcode idle}. */
-  busy(): void {
-    clearTimeout(this.#timer);
+  #fire(): void {
     this.#timer = undefined;
-  }
-
-  /** No more collections. */
-  stop(): void {
-    this.busy();
+    if (this.#busy || this.#stopped) return; // the next idle() arms it again
+    const waited = performance.now() - this.#idleSince;
+    if (waited + 1 < this.#delayMs) this.#arm(this.#delayMs - waited);
+    else this.#collect();
   }
 }

@@ -28,3 +28,30 @@ Deno.test("idle gc: the collector runs once per idle stretch, never after busy()
   await new Promise((resolve) => setTimeout(resolve, 60));
   assert.equal(collections, 1, "busy() cancelled the first, stop() the last");
 });
+
+Deno.test("idle gc: attempts in quick succession hold the collection off until a whole idle delay passed after the last", async () => {
+  let collections = 0;
+  const delayMs = 100;
+  const collector = new IdleCollector({ collect: () => collections++, delayMs });
+  collector.idle();
+  let lastIdle = performance.now();
+  let longestGap = 0;
+  for (let i = 0; i < 10; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    collector.busy();
+    longestGap = Math.max(longestGap, performance.now() - lastIdle);
+    collector.idle();
+    lastIdle = performance.now();
+  }
+  // A loaded machine may stretch a 10 ms sleep past the delay: then a collection was due.
+  if (longestGap < delayMs) assert.equal(collections, 0, "never idle for a whole delay yet");
+  const before = collections;
+  await waitFor(() => collections === before + 1, {
+    timeoutMs: 5_000,
+    what: "the idle collection",
+  });
+  assert.ok(performance.now() - lastIdle >= delayMs - 5, "a whole delay after the last idle()");
+  await new Promise((resolve) => setTimeout(resolve, 2 * delayMs));
+  assert.equal(collections, before + 1, "once per idle stretch");
+  collector.stop();
+});
