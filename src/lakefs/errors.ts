@@ -96,6 +96,15 @@ export class LakeFsPreconditionError extends LakeFsError {
 }
 
 /**
+ * 403 on a protected branch: lakeFS branch protection refuses direct writes to a branch
+ * matching a rule (staging objects, commits, hard resets); merges into it are allowed.
+ * Publish to it by merging, or ask the repository admin to change its protection rules.
+ */
+export class LakeFsProtectedBranchError extends LakeFsError {
+  override name = "LakeFsProtectedBranchError";
+}
+
+/**
  * Builds the right {@linkcode LakeFsError} subclass for an HTTP error status and message.
  *
  * @example
@@ -108,6 +117,13 @@ export function lakeFsErrorFor(details: LakeFsErrorDetails): LakeFsError {
   switch (details.status) {
     case 401:
       return new LakeFsAuthError(details);
+    case 403:
+      // lakeFS answers "protected branch", "cannot write to protected branch" or "cannot
+      // commit to protected branch"; other 403s (a policy denial) stay plain.
+      if (/protected branch/i.test(details.serverMessage)) {
+        return new LakeFsProtectedBranchError(details);
+      }
+      return new LakeFsError(details);
     case 404:
       return new LakeFsNotFoundError(details);
     case 409:

@@ -1110,7 +1110,7 @@ async function lakeFsContract(t: Deno.TestContext, target: Target): Promise<void
     );
 
     await t.step(
-      "branch protection: rules with an ETag; a protected branch takes merges, not writes, commits or hard resets",
+      "branch protection: rules with an ETag; a protected branch takes merges and reverts, not writes, commits or hard resets",
       async () => {
         const repo = await repository("protect");
         const settings = `/repositories/${repo}/settings/branch_protection`;
@@ -1184,6 +1184,13 @@ async function lakeFsContract(t: Deno.TestContext, target: Target): Promise<void
         });
         assert.equal(merged.status, 200);
         assert.equal(await read(repo, "main", "a.txt"), "a");
+        // A revert there is a merge too (lakeFS 1.84 takes it on a protected branch).
+        const mergedId = (merged.body as { reference: string }).reference;
+        const revertThere = await api("POST", `/repositories/${repo}/branches/main/revert`, {
+          json: { ref: mergedId, parent_number: 0 },
+        });
+        assert.equal(revertThere.status, 204);
+        assert.deepEqual((await client.getCommit(repo, "main")).parents, [mergedId]);
         await upload(repo, "dev", "b.txt", "b");
         // A protected branch that is not the default may still be deleted.
         assert.equal((await api("DELETE", `/repositories/${repo}/branches/rel-1`)).status, 204);

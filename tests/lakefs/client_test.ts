@@ -4,8 +4,10 @@ import {
   LakeFsAuthError,
   LakeFsConflictError,
   LakeFsError,
+  lakeFsErrorFor,
   LakeFsNoChangesError,
   LakeFsNotFoundError,
+  LakeFsProtectedBranchError,
 } from "../../src/lakefs/errors.ts";
 import { LakeFsClient, normalizeEndpoint } from "../../src/lakefs/client.ts";
 import { body, bytes, readText, SECRET, withLakeFs } from "./_helpers.ts";
@@ -257,6 +259,26 @@ Deno.test("hardReset moves a branch to a ref", async () => {
     await assert.rejects(client.getObject("repo", "main", "f"), LakeFsNotFoundError);
     await assert.rejects(client.hardReset("repo", "main", "no-such-ref"), LakeFsNotFoundError);
   });
+});
+
+Deno.test("a protected branch's 403 -> LakeFsProtectedBranchError; other 403s stay plain", () => {
+  for (
+    const message of [
+      "protected branch",
+      "cannot write to protected branch",
+      "cannot commit to protected branch",
+    ]
+  ) {
+    const error = lakeFsErrorFor({ operation: "x", status: 403, serverMessage: message });
+    assert.ok(error instanceof LakeFsProtectedBranchError, message);
+    assert.equal(error.transient, false);
+  }
+  const denied = lakeFsErrorFor({
+    operation: "x",
+    status: 403,
+    serverMessage: "cannot delete repository default branch",
+  });
+  assert.ok(!(denied instanceof LakeFsProtectedBranchError));
 });
 
 Deno.test("bad credentials -> LakeFsAuthError (401) without any secret in the error", async () => {
