@@ -11,7 +11,10 @@
  *   not reverted): the attempt completes with that publication and publishes nothing. Only
  *   when that commit is H itself, directly on A (so provably nothing but ours was added), may
  *   a retry with different content replace it by a hard reset, as an unchanged retry resets
- *   the branch back to A. When that earlier merge landed on a head whose scope had changed
+ *   the branch back to A. A protected branch (lakeFS branch protection refuses hard resets
+ *   and commits, not merges) gets the same tree by merges instead: the earlier publication
+ *   is reverted on a throw-away branch from the head, the staging branch merged there, and
+ *   that branch squash-merged into the target as a commit marked with what it replaced. When that earlier merge landed on a head whose scope had changed
  *   since A (its process died in the window below, before reverting it), the retry reverts it
  *   and fails with a {@linkcode ScopeConflictError}, as the earlier attempt would have.
  * - Otherwise, when nothing under the scope changed between A and H, the attempt's view is
@@ -28,10 +31,15 @@
  * @module
  */
 import type { Commit, LakeFsApi } from "../lakefs/api.ts";
-import { LakeFsConflictError } from "../lakefs/errors.ts";
+import {
+  LakeFsConflictError,
+  LakeFsNoChangesError,
+  LakeFsProtectedBranchError,
+} from "../lakefs/errors.ts";
 import { changedUnder, commitsSince, MAX_COMMITS_SINCE_INPUT } from "./_history.ts";
 import { ScopeConflictError } from "./errors.ts";
 import { describeScope } from "./scope.ts";
+import { publishBranchName } from "./staging.ts";
 
 export { assertCurrentAttempt, type CurrentTaskState, type FencedAttempt } from "./fence.ts";
 
@@ -83,7 +91,10 @@ export type PublicationKind =
   | "merged"
   /** An earlier attempt of the same task had published since A; its commit is the output. */
   | "earlier-attempt"
-  /** The branch held only an earlier attempt's commit on A; it was hard-reset to this one. */
+  /**
+   * The branch held only an earlier attempt's commit on A; it was hard-reset to this one (or,
+   * on a protected branch, a merge on top of it replaced its content with this one's).
+   */
   | "replaced-earlier-attempt";
 
 /** What {@linkcode publish} can be given besides the target and the staged commit. */
@@ -150,7 +161,15 @@ export async function publish(
   }
   const earlier = earlierPublication(history.commits, target);
   if (earlier !== undefined) {
-    return await completeWithEarlier(lakefs, target, staged, earlier, head, signal);
+    return await completeWithEarlier(
+      lakefs,
+      target,
+      staged,
+      earlier,
+      head,
+      history.commits,
+      signal,
+    );
   }
 
   const changes = await changedUnder(
@@ -177,28 +196,81 @@ export async function publish(
 
 /**
  * The newest commit since A that an earlier attempt of the same workflow task published and
- * nobody reverted (perago reverts its own merge when a concurrent change slipped in).
+ * nobody reverted (perago reverts its own merge when a concurrent change slipped in). A
+ * replacement (a publication marked with the one it replaced) undoes that one; once the
+ * replacement is itself reverted, the one it replaced counts again.
  */
 function earlierPublication(
   commits: readonly Commit[],
   target: PublishTarget,
 ): Commit | undefined {
+  // Newest first: a revert always comes before (is newer than) the commit it undid.
   const reverted = new Set<string>();
   for (const commit of commits) {
+    if (reverted.has(commit.id)) continue;
+    if (isPublicationOf(commit, target)) return commit;
     const undid = commit.metadata?.[COMMIT_METADATA.revertedCommit];
     if (undid !== undefined) reverted.add(undid);
   }
-  return commits.find((commit) =>
-    !reverted.has(commit.id) &&
-    commit.metadata?.[COMMIT_METADATA.workflowInstanceId] === target.workflowInstanceId &&
-    commit.metadata?.[COMMIT_METADATA.referenceTaskName] === target.referenceTaskName
-  );
+  return undefined;
+}
+
+/** Whether `commit` is a publication of the target's workflow task. */
+function isPublicationOf(commit: Commit, target: PublishTarget): boolean {
+  return commit.metadata?.[COMMIT_METADATA.workflowInstanceId] === target.workflowInstanceId &&
+    commit.metadata?.[COMMIT_METADATA.referenceTaskName] === target.referenceTaskName;
+}
+
+/**
+ * Where a publication landed, seen through replacements: a publication that replaced an
+ * earlier one of the same task (by merges, on a protected branch) counts from where that one
+ * landed. `direct` says every replacement sits right on the one it replaced; `landedBeside`
+ * names what landed under the scope between a replaced publication and its replacement.
+ */
+async function landingOf(
+  lakefs: LakeFsApi,
+  target: PublishTarget,
+  publication: Commit,
+  history: readonly Commit[],
+  signal: AbortSignal,
+): Promise<{ base: Commit; chain: Commit[]; direct: boolean; landedBeside: string[] }> {
+  const byId = new Map(history.map((commit) => [commit.id, commit]));
+  const chain = [publication];
+  let base = publication;
+  let direct = publication.parents.length === 1;
+  const landedBeside: string[] = [];
+  for (;;) {
+    const replaced = base.metadata?.[COMMIT_METADATA.revertedCommit];
+    const previous = replaced === undefined ? undefined : byId.get(replaced);
+    if (previous === undefined || !isPublicationOf(previous, target)) break;
+    const onto = base.parents[0];
+    if (onto !== previous.id) {
+      direct = false;
+      if (onto !== undefined) {
+        const beside = await changedUnder(
+          lakefs,
+          target.repo,
+          previous.id,
+          onto,
+          target.scope,
+          CONFLICT_PATHS_SHOWN,
+          signal,
+        );
+        landedBeside.push(...beside.paths);
+      }
+    }
+    if (previous.parents.length !== 1) direct = false;
+    chain.push(previous);
+    base = previous;
+  }
+  return { base, chain, direct, landedBeside };
 }
 
 /**
  * An earlier attempt of the same task published `earlier` since A. When it is the head and
- * sits directly on A, nothing but ours was added, so a retry whose content differs may replace
- * it (hard reset); otherwise the earlier publication stands and is the output.
+ * sits directly on A (through its own replacements), nothing but ours was added, so a retry
+ * whose content differs may replace it; otherwise the earlier publication stands and is the
+ * output.
  */
 async function completeWithEarlier(
   lakefs: LakeFsApi,
@@ -206,12 +278,23 @@ async function completeWithEarlier(
   staged: StagedCommit | undefined,
   earlier: Commit,
   head: string,
+  history: readonly Commit[],
   signal: AbortSignal,
 ): Promise<Publication> {
+  const landing = await landingOf(lakefs, target, earlier, history, signal);
+  if (landing.landedBeside.length > 0) {
+    const what = `scope ${JSON.stringify(describeScope(target.scope))} of branch ` +
+      `${target.branch} changed under an earlier attempt of this task while it replaced an ` +
+      `earlier publication: ${listPaths(landing.landedBeside, false)}`;
+    await revertAndFail(lakefs, target, earlier.id, what, landing.landedBeside, {
+      whose: "the earlier attempt's merge",
+      why: " (it ended before checking it)",
+    }, signal);
+  }
   // The earlier merge landed on its only parent. Had the scope changed between A and that
   // head, the earlier attempt's own check after the merge would have reverted it; it died
   // before, so this retry finishes the job rather than completing with a combination.
-  const mergedOnto = earlier.parents[0];
+  const mergedOnto = landing.base.parents[0];
   if (mergedOnto !== undefined && mergedOnto !== target.inputRef) {
     const combined = await changedUnder(
       lakefs,
@@ -233,8 +316,7 @@ async function completeWithEarlier(
       }, signal);
     }
   }
-  const provablyOurs = earlier.id === head && earlier.parents.length === 1 &&
-    earlier.parents[0] === target.inputRef;
+  const provablyOurs = earlier.id === head && landing.direct && mergedOnto === target.inputRef;
   if (provablyOurs) {
     const wanted = staged?.commit ?? target.inputRef;
     const differs = await changedUnder(
@@ -247,11 +329,77 @@ async function completeWithEarlier(
       signal,
     );
     if (differs.paths.length > 0) {
-      await lakefs.hardReset(target.repo, target.branch, wanted, signal, timeouts(target));
-      return { ref: wanted, kind: "replaced-earlier-attempt" };
+      try {
+        await lakefs.hardReset(target.repo, target.branch, wanted, signal, timeouts(target));
+        return { ref: wanted, kind: "replaced-earlier-attempt" };
+      } catch (error) {
+        if (!(error instanceof LakeFsProtectedBranchError)) throw error;
+      }
+      // A protected branch takes merges only.
+      return await replaceByMerges(lakefs, target, staged, landing.chain, signal);
     }
   }
   return { ref: earlier.id, kind: "earlier-attempt" };
+}
+
+/**
+ * Replaces this task's publications `chain` (the head first, each directly on the next, the
+ * last directly on A) with the staged content (or A's when nothing is staged) using merges
+ * only, as a protected branch allows: on a throw-away branch from the head, each publication
+ * is reverted (its tree is then A's) and the staging branch merged (base A, so the tree is
+ * the staged one); that branch is squash-merged into the target, a commit marked with the
+ * publication it replaces. The merge is checked as {@linkcode mergeChecked} checks one.
+ */
+async function replaceByMerges(
+  lakefs: LakeFsApi,
+  target: PublishTarget,
+  staged: StagedCommit | undefined,
+  chain: readonly Commit[],
+  signal: AbortSignal,
+): Promise<Publication> {
+  const replaced = chain[0]!.id;
+  const temp = publishBranchName(target);
+  await lakefs.createBranch(target.repo, temp, replaced, signal);
+  try {
+    for (const publication of chain) {
+      await lakefs.revertCommit(target.repo, temp, publication.id, {
+        message: `perago: revert ${publication.id} (replaced by a retry of the same task)`,
+        metadata: { [COMMIT_METADATA.revertedCommit]: publication.id },
+        signal,
+      });
+    }
+    if (staged !== undefined) {
+      try {
+        await lakefs.merge(target.repo, staged.branch, temp, {
+          message: staged.message,
+          metadata: staged.metadata,
+          squashMerge: true,
+          signal,
+          ...timeouts(target),
+        });
+      } catch (error) {
+        // The staged tree is A's: the reverts made it already.
+        if (!(error instanceof LakeFsNoChangesError)) throw error;
+      }
+    }
+    const publication: StagedCommit = {
+      branch: temp,
+      commit: replaced,
+      message: staged?.message ??
+        `perago: back to the input ref ${target.inputRef} (a retry of the same task changed nothing)`,
+      metadata: {
+        ...(staged?.metadata ?? {
+          [COMMIT_METADATA.workflowInstanceId]: target.workflowInstanceId,
+          [COMMIT_METADATA.referenceTaskName]: target.referenceTaskName,
+        }),
+        [COMMIT_METADATA.revertedCommit]: replaced,
+      },
+    };
+    const merged = await mergeChecked(lakefs, target, publication, replaced, signal, undefined);
+    return { ref: merged.ref, kind: "replaced-earlier-attempt" };
+  } finally {
+    await lakefs.deleteBranch(target.repo, temp, signal).catch(() => {});
+  }
 }
 
 /**
@@ -330,11 +478,7 @@ async function revertAndFail(
   signal: AbortSignal,
 ): Promise<never> {
   try {
-    await lakefs.revertCommit(target.repo, target.branch, merged, {
-      message: `perago: revert ${merged} (${what})`,
-      metadata: { [COMMIT_METADATA.revertedCommit]: merged },
-      signal,
-    });
+    await revertPublication(lakefs, target, merged, `perago: revert ${merged} (${what})`, signal);
   } catch (error) {
     throw new ScopeConflictError(
       `${what}; ${named.whose} ${merged}${named.why} could not be reverted ` +
@@ -348,6 +492,41 @@ async function revertAndFail(
       "combined; run the workflow again on the new head",
     { scope: target.scope, paths },
   );
+}
+
+/**
+ * Reverts `merged` on the target branch: directly (lakeFS allows a revert on a protected
+ * branch), or where a server refuses it there, on a throw-away branch from the head that is
+ * then squash-merged into the target. Either way the new commit is marked with what it undid.
+ */
+async function revertPublication(
+  lakefs: LakeFsApi,
+  target: PublishTarget,
+  merged: string,
+  message: string,
+  signal: AbortSignal,
+): Promise<void> {
+  const metadata = { [COMMIT_METADATA.revertedCommit]: merged };
+  try {
+    await lakefs.revertCommit(target.repo, target.branch, merged, { message, metadata, signal });
+    return;
+  } catch (error) {
+    if (!(error instanceof LakeFsProtectedBranchError)) throw error;
+  }
+  const temp = publishBranchName(target);
+  await lakefs.createBranch(target.repo, temp, target.branch, signal);
+  try {
+    await lakefs.revertCommit(target.repo, temp, merged, { message, metadata, signal });
+    await lakefs.merge(target.repo, temp, target.branch, {
+      message,
+      metadata,
+      squashMerge: true,
+      signal,
+      ...timeouts(target),
+    });
+  } finally {
+    await lakefs.deleteBranch(target.repo, temp, signal).catch(() => {});
+  }
 }
 
 function listPaths(paths: readonly string[], more: boolean): string {

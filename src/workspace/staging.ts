@@ -72,3 +72,28 @@ export function isSameTaskStagingBranch(
   if (/^\d+-iteration-\d+-task-id-/.test(rest)) return true;
   return name.length === MAX_STAGING_BRANCH_LENGTH && /^\d/.test(rest);
 }
+
+/**
+ * A throw-away branch for a publication by merges (onto a protected branch), named as a
+ * staging branch of the same workflow task (task id `publish`, a random execution id): a later
+ * attempt's cleanup of leftover staging branches deletes it when its process died first.
+ *
+ * @example
+ * ```ts
+ * const ids = { workflowInstanceId: "wf1", referenceTaskName: "norm" };
+ * isSameTaskStagingBranch(publishBranchName(ids), ids); // true
+ * ```
+ */
+export function publishBranchName(
+  ids: Pick<StagingBranchIds, "workflowInstanceId" | "referenceTaskName">,
+): string {
+  return stagingBranchName({
+    workflowInstanceId: ids.workflowInstanceId,
+    referenceTaskName: ids.referenceTaskName,
+    seq: 0,
+    iteration: 0,
+    taskId: "publish",
+    retryCount: 0,
+    executionId: crypto.randomUUID(),
+  });
+}

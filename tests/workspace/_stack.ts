@@ -7,6 +7,7 @@ import { join } from "node:path";
 import type { FaultInjector } from "../../src/devstack/faults.ts";
 import type { LakeFsServerHandle } from "../../src/devstack/lakefs/server.ts";
 import { LakeFsClient } from "../../src/lakefs/client.ts";
+import { LakeFsProtectedBranchError } from "../../src/lakefs/errors.ts";
 import type {
   AttemptIdentity,
   AttemptOptions,
@@ -23,6 +24,8 @@ export interface LakeStack extends AsyncDisposable {
   /** Temp dir holding the workspace root (`root`) and anything else a test wants. */
   tmp: string;
   root: string;
+  /** Where the lakeFS is and the keys to it (for calls the client does not make). */
+  access: { url: string; accessKeyId: string; secretAccessKey: string };
   close(): Promise<void>;
 }
 
@@ -88,6 +91,11 @@ async function lakeStackOn(
       repo,
       tmp: base.dir,
       root: join(base.dir, "ws"),
+      access: {
+        url: base.lakefs.url,
+        accessKeyId: base.lakefs.accessKeyId,
+        secretAccessKey: base.lakefs.secretAccessKey,
+      },
       close: () => base.close(),
       [Symbol.asyncDispose]: () => base.close(),
     };
@@ -214,4 +222,38 @@ export async function listDir(path: string): Promise<string[]> {
     if (!(error instanceof Deno.errors.NotFound)) throw error;
   }
   return names.sort();
+}
+
+/**
+ * Protects `branch` with a lakeFS branch protection rule, then waits (up to 30 s) until the
+ * server refuses a hard reset there: a real lakeFS applies new rules after a few seconds.
+ */
+export async function protectBranch(stack: LakeStack, branch = "main"): Promise<void> {
+  const { url, accessKeyId, secretAccessKey } = stack.access;
+  const response = await fetch(
+    `${url}/api/v1/repositories/${stack.repo}/settings/branch_protection`,
+    {
+      method: "PUT",
+      headers: {
+        authorization: `Basic ${btoa(`${accessKeyId}:${secretAccessKey}`)}`,
+        "content-type": "application/json",
+      },
+      body: JSON.stringify([{ pattern: branch }]),
+    },
+  );
+  await response.body?.cancel();
+  if (response.status !== 204) throw new Error(`protecting ${branch}: HTTP ${response.status}`);
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const head = (await stack.lakefs.getBranch(stack.repo, branch)).commit_id;
+    try {
+      // A hard reset to the head changes nothing where the rule is not applied yet.
+      await stack.lakefs.hardReset(stack.repo, branch, head);
+    } catch (error) {
+      if (error instanceof LakeFsProtectedBranchError) return;
+      throw error;
+    }
+    if (Date.now() > deadline) throw new Error(`branch ${branch} never became protected`);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
 }

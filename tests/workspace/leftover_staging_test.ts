@@ -3,6 +3,7 @@ import { runAttempt } from "../../src/workspace/attempt.ts";
 import {
   isSameTaskStagingBranch,
   MAX_STAGING_BRANCH_LENGTH,
+  publishBranchName,
   stagingBranchName,
 } from "../../src/workspace/staging.ts";
 import { attemptOptions, branchNames, identity, seed, startStack } from "./_stack.ts";
@@ -30,6 +31,10 @@ Deno.test("isSameTaskStagingBranch: same workflow task, any retry/seq/iteration;
   const long = name({ taskId: "x".repeat(300) });
   assert.equal(long.length, MAX_STAGING_BRANCH_LENGTH);
   assert.ok(isSameTaskStagingBranch(long, IDS));
+  // The throw-away branch of a publication by merges counts as one of the task's.
+  assert.ok(isSameTaskStagingBranch(publishBranchName(IDS), IDS));
+  assert.notEqual(publishBranchName(IDS), publishBranchName(IDS));
+  assert.ok(!isSameTaskStagingBranch(publishBranchName(IDS), { ...IDS, referenceTaskName: "s" }));
 });
 
 Deno.test("attempt: deletes staging branches an earlier (killed) attempt of the same task left", async () => {
@@ -52,7 +57,10 @@ Deno.test("attempt: deletes staging branches an earlier (killed) attempt of the 
     retryCount: 0,
     executionId: "alive",
   });
+  // And the throw-away branch of a publication by merges a killed attempt left.
+  const publishing = publishBranchName(IDS);
   await stack.lakefs.createBranch(stack.repo, earlier, head);
+  await stack.lakefs.createBranch(stack.repo, publishing, head);
   await stack.lakefs.createBranch(stack.repo, other, head);
   const attempt = identity({ taskId: "task-1", retryCount: 1, seq: 2 });
   const outcome = await runAttempt(

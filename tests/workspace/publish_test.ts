@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { defineTask, z } from "../../mod.ts";
 import type { LakeFsApi } from "../../src/lakefs/api.ts";
+import { LakeFsProtectedBranchError } from "../../src/lakefs/errors.ts";
 import {
   type AttemptIdentity,
   type AttemptOutcome,
@@ -20,6 +21,7 @@ import {
   identity,
   type LakeStack,
   listDir,
+  protectBranch,
   readTree,
   seed,
   startRealStack,
@@ -510,3 +512,168 @@ test("a branch reset to a history without the ref fails terminally", async (stac
   assert.equal(await head(stack), elsewhere);
   await assertClean(stack);
 });
+
+// ------------------------------------------------------------------ protected branch
+
+/** Another writer publishing `files` onto a protected main: by a branch and a merge. */
+async function mergeOnto(stack: LakeStack, files: Record<string, string>): Promise<string> {
+  const side = `side-${crypto.randomUUID().slice(0, 8)}`;
+  await stack.lakefs.createBranch(stack.repo, side, "main");
+  await seed(stack, files, { branch: side, message: "racer" });
+  const merged = await stack.lakefs.merge(stack.repo, side, "main", { message: "racer" });
+  await stack.lakefs.deleteBranch(stack.repo, side);
+  return merged;
+}
+
+test(
+  "on a protected branch a retry replaces its earlier publication on A by merges",
+  async (stack, a) => {
+    await protectBranch(stack);
+    // What the replacement did before: a hard reset, which branch protection refuses.
+    await assert.rejects(
+      stack.lakefs.hardReset(stack.repo, "main", a),
+      (error) => error instanceof LakeFsProtectedBranchError && error.status === 403,
+    );
+    const task = {
+      workflowInstanceId: `wf-protected-${crypto.randomUUID()}`,
+      referenceTaskName: "step",
+    };
+    const attempt = (n: number) => ({ ...task, taskId: `t-${n}`, retryCount: n - 1 });
+    const first = await run(stack, a, { write: { "data/p1/a.txt": "first" }, attempt: attempt(1) });
+    assert.equal(first.status, "COMPLETED", first.reasonForIncompletion);
+    assert.equal(first.publication, "merged");
+
+    // The retry's content differs: its merge on top replaces the earlier publication's.
+    const second = await run(stack, a, {
+      write: { "data/p1/b.txt": "second" },
+      attempt: attempt(2),
+    });
+    assert.equal(second.status, "COMPLETED", second.reasonForIncompletion);
+    assert.equal(second.publication, "replaced-earlier-attempt");
+    assert.equal(await head(stack), second.publishedRef);
+    const replacement = await stack.lakefs.getCommit(stack.repo, second.publishedRef!);
+    assert.deepEqual(replacement.parents, [first.publishedRef]);
+    assert.equal(replacement.metadata?.[COMMIT_METADATA.revertedCommit], first.publishedRef);
+    assert.equal(
+      replacement.metadata?.[COMMIT_METADATA.workflowInstanceId],
+      task.workflowInstanceId,
+    );
+    assert.deepEqual(await readTree(stack, "main"), { ...BASE, "data/p1/b.txt": "second" });
+    await assertClean(stack);
+
+    // An unchanged retry takes the branch back to A's content, again by a merge.
+    const third = await run(stack, a, { attempt: attempt(3) });
+    assert.equal(third.status, "COMPLETED", third.reasonForIncompletion);
+    assert.equal(third.publication, "replaced-earlier-attempt");
+    assert.equal(await head(stack), third.publishedRef);
+    assert.deepEqual(await readTree(stack, "main"), BASE);
+
+    // The same again completes with it; new content replaces the three before it.
+    const fourth = await run(stack, a, { attempt: attempt(4) });
+    assert.equal(fourth.status, "COMPLETED", fourth.reasonForIncompletion);
+    assert.equal(fourth.publication, "earlier-attempt");
+    assert.equal(fourth.publishedRef, third.publishedRef);
+    const fifth = await run(stack, a, { write: { "data/p2/a.txt": "fifth" }, attempt: attempt(5) });
+    assert.equal(fifth.status, "COMPLETED", fifth.reasonForIncompletion);
+    assert.equal(fifth.publication, "replaced-earlier-attempt");
+    assert.deepEqual(await readTree(stack, "main"), { ...BASE, "data/p2/a.txt": "fifth" });
+
+    // Another writer's scope publishes on top; the retry then completes with the last one.
+    const other = await mergeOnto(stack, { "other/y.txt": "y" });
+    const sixth = await run(stack, a, { write: { "data/p1/c.txt": "6" }, attempt: attempt(6) });
+    assert.equal(sixth.status, "COMPLETED", sixth.reasonForIncompletion);
+    assert.equal(sixth.publication, "earlier-attempt");
+    assert.equal(sixth.publishedRef, fifth.publishedRef);
+    assert.equal(await head(stack), other);
+    await assertClean(stack);
+  },
+);
+
+/**
+ * A client to whom lakeFS refuses reverts on main as on a protected branch (lakeFS 1.84 allows
+ * them there; a server that does not must still see the merge undone).
+ */
+function refusingReverts(lakefs: LakeFsApi): LakeFsApi {
+  return new Proxy(lakefs, {
+    get(target, key, receiver) {
+      if (key === "revertCommit") {
+        return (...args: Parameters<LakeFsApi["revertCommit"]>) => {
+          if (args[1] !== "main") return target.revertCommit(...args);
+          return Promise.reject(
+            new LakeFsProtectedBranchError({
+              operation: "revertCommit",
+              status: 403,
+              serverMessage: "cannot write to protected branch",
+            }),
+          );
+        };
+      }
+      const value = Reflect.get(target, key, receiver);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+}
+
+for (const refused of [false, true]) {
+  test(
+    "on a protected branch a same-scope change in the window: the merge is reverted, terminal" +
+      (refused ? " (reverts refused on the branch)" : ""),
+    async (stack, a) => {
+      await protectBranch(stack);
+      let raced = 0;
+      const lakefs = racingMerges(
+        refused ? refusingReverts(stack.lakefs) : stack.lakefs,
+        async () => {
+          // Once: the revert may merge too.
+          if (raced++ === 0) await mergeOnto(stack, { "data/p1/theirs.txt": "theirs" });
+        },
+      );
+      const outcome = await run(stack, a, {
+        prefix: "data/p1/",
+        write: { "data/p1/mine.txt": "m" },
+        lakefs,
+      });
+      assert.equal(outcome.status, "FAILED_WITH_TERMINAL_ERROR");
+      assert.match(outcome.reasonForIncompletion!, /changed between the check .* was reverted/);
+      const tree = await readTree(stack, "main");
+      assert.equal(tree["data/p1/theirs.txt"], "theirs");
+      assert.ok(!("data/p1/mine.txt" in tree));
+      const log = await Array.fromAsync(stack.lakefs.logCommits(stack.repo, "main"));
+      assert.equal(log[0]!.metadata?.[COMMIT_METADATA.revertedCommit], log[1]!.id);
+      await assertClean(stack);
+    },
+  );
+}
+
+test(
+  "on a protected branch a retry reverts an earlier attempt's combined merge, terminal",
+  async (stack, a) => {
+    await protectBranch(stack);
+    const task = {
+      workflowInstanceId: `wf-protected-${crypto.randomUUID()}`,
+      referenceTaskName: "step",
+    };
+    const first = await run(stack, a, {
+      prefix: "data/p1/",
+      write: { "data/p1/mine.txt": "m" },
+      attempt: { ...task, taskId: "t-1", retryCount: 0 },
+      lakefs: dyingAfterMerge(stack.lakefs, async () => {
+        await mergeOnto(stack, { "data/p1/theirs.txt": "theirs" });
+      }),
+    });
+    assert.equal(first.status, "FAILED");
+    const combined = await head(stack);
+    const retry = await run(stack, a, {
+      prefix: "data/p1/",
+      write: { "data/p1/mine.txt": "m" },
+      attempt: { ...task, taskId: "t-2", retryCount: 1 },
+    });
+    assert.equal(retry.status, "FAILED_WITH_TERMINAL_ERROR", retry.reasonForIncompletion);
+    assert.ok(retry.reasonForIncompletion!.includes(`earlier attempt's merge ${combined}`));
+    assert.match(retry.reasonForIncompletion!, /was reverted so the two changes are not combined/);
+    const tree = await readTree(stack, "main");
+    assert.equal(tree["data/p1/theirs.txt"], "theirs");
+    assert.ok(!("data/p1/mine.txt" in tree));
+    await assertClean(stack);
+  },
+);
