@@ -69,6 +69,12 @@ export class MetricBuffer {
   readonly #send: (records: MetricRecord[]) => void;
   readonly #flushMs: number;
   #records: MetricRecord[] = [];
+  /**
+   * The batch's `inc` record of each series (name and labels) not followed by another kind of
+   * record of it: a later increment adds to it instead of making a record (the broker counts
+   * every poll and result, the supervisor validates and applies every record it gets).
+   */
+  #incs = new Map<string, MetricRecord>();
   #touched = false;
   #timer: ReturnType<typeof setTimeout> | undefined;
 
@@ -113,10 +119,20 @@ export class MetricBuffer {
     this.#touched = false;
     const records = this.#records;
     this.#records = [];
+    this.#incs.clear();
     this.#send(records);
   }
 
   #push(record: MetricRecord): void {
+    const series = `${record.name}\u0000${JSON.stringify(record.labels)}`;
+    if (record.op === "inc") {
+      const earlier = this.#incs.get(series);
+      if (earlier !== undefined) {
+        earlier.value += record.value;
+        return;
+      }
+      this.#incs.set(series, record);
+    } else this.#incs.delete(series);
     this.#records.push(record);
     this.#timer ??= setTimeout(() => this.flush(), this.#flushMs);
   }

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { renderPrometheusText } from "../../src/metrics/exposition.ts";
 import { MetricsRegistry } from "../../src/metrics/registry.ts";
-import { applyMetricRecords } from "../../src/metrics/events.ts";
+import { applyMetricRecords, MetricBuffer, type MetricRecord } from "../../src/metrics/events.ts";
 import {
   parsePrometheusText,
   prometheusParserProblem,
@@ -78,4 +78,35 @@ Deno.test("exposition: a declared family with no series yet is described", () =>
   const text = renderPrometheusText(registry().collect());
   assert.match(text, /^# HELP jobs_total Jobs\\\\done\\nover lines\.$/m);
   assert.match(text, /^# TYPE wait_seconds histogram$/m);
+});
+
+Deno.test("MetricBuffer: increments of one series in a batch add up in one record, in order with the other kinds", () => {
+  const sent: MetricRecord[][] = [];
+  const buffer = new MetricBuffer((records) => sent.push(records), { flushMs: 60_000 });
+  buffer.inc("polls_total", { taskType: "a" });
+  buffer.inc("polls_total", { taskType: "b" });
+  buffer.inc("polls_total", { taskType: "a" }, 2);
+  buffer.observe("poll_seconds", { taskType: "a" }, 0.5);
+  buffer.set("held", { taskType: "a" }, 3);
+  buffer.inc("held", { taskType: "a" });
+  buffer.set("held", { taskType: "a" }, 0);
+  buffer.inc("held", { taskType: "a" }); // after the set: a record of its own
+  buffer.flush();
+  assert.deepEqual(sent, [[
+    { op: "inc", name: "polls_total", labels: { taskType: "a" }, value: 3 },
+    { op: "inc", name: "polls_total", labels: { taskType: "b" }, value: 1 },
+    { op: "observe", name: "poll_seconds", labels: { taskType: "a" }, value: 0.5 },
+    { op: "set", name: "held", labels: { taskType: "a" }, value: 3 },
+    { op: "inc", name: "held", labels: { taskType: "a" }, value: 1 },
+    { op: "set", name: "held", labels: { taskType: "a" }, value: 0 },
+    { op: "inc", name: "held", labels: { taskType: "a" }, value: 1 },
+  ]]);
+  buffer.inc("polls_total", { taskType: "a" });
+  buffer.flush();
+  assert.deepEqual(sent[1], [{
+    op: "inc",
+    name: "polls_total",
+    labels: { taskType: "a" },
+    value: 1,
+  }]);
 });
