@@ -38,6 +38,7 @@ import {
 import { spawnWorkerChild, workerOptionsEnabled, workerPermissions } from "./thread_spawner.ts";
 import { spawnInlineBroker } from "./inline_broker.ts";
 import { runBrokerRole } from "./roles.ts";
+import { makeLaneDir } from "./lane_dir.ts";
 import {
   type BrokerInit,
   type ExecutorInit,
@@ -169,32 +170,6 @@ export async function startRuntime(options: StartOptions): Promise<number> {
     await server?.close();
     if (laneDir !== undefined) await Deno.remove(laneDir, { recursive: true }).catch(() => {});
     await logging.dispose();
-  }
-}
-
-/**
- * The directory of the executor lanes' sockets (process mode, run from source): a fresh
- * private (0700) one in the system's temporary directory, outside the workspace and log
- * roots, where every executor may write: there one could move another slot's socket aside
- * and stand in for it. `undefined` where lanes are not used: a compiled binary (its
- * children's permissions are fixed at compile time, so they cannot be narrowed to one
- * socket each), a supervisor without write access to the whole filesystem (the same flags
- * run from source) and Windows; attempts then pass through the supervisor.
- */
-async function makeLaneDir(): Promise<string | undefined> {
-  if (Deno.build.standalone === true || Deno.build.os === "windows") return undefined;
-  // Under narrowed flags (such as a compiled binary's, run from source) the temporary
-  // directory is not writable, and asking would prompt or fail the start.
-  if (Deno.permissions.querySync({ name: "write" }).state !== "granted") return undefined;
-  try {
-    return await Deno.makeTempDir({ prefix: "perago-lanes-" });
-  } catch (error) {
-    getLogger("runtime").info(
-      "executor lanes off: cannot make their directory in the temporary directory " +
-        "({message}); attempts pass through the supervisor",
-      { message: (error as Error).message },
-    );
-    return undefined;
   }
 }
 

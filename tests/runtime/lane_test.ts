@@ -4,6 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { makeLaneDir } from "../../src/runtime/lane_dir.ts";
 import { LaneRouter } from "../../src/runtime/lane_router.ts";
 import {
   type FromBroker,
@@ -216,4 +217,28 @@ Deno.test("lanes: an exited executor's last outcome still counts; one whose lane
     m.type === "abandon" ? m.taskId : ""
   );
   assert.deepEqual(abandoned, ["t2", "t3"]);
+});
+
+Deno.test("lanes: the lanes' directory is private and named after the supervisor; one a dead supervisor left is removed at the next start, others are kept", async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "lane-dir-test-" });
+  try {
+    const done = new Deno.Command("true").spawn();
+    await done.status;
+    const dead = join(tmp, `perago-lanes-${done.pid}-0a1b2c`);
+    const live = join(tmp, `perago-lanes-${Deno.pid}-3d4e5f`);
+    const other = join(tmp, "perago-lanes-notapid");
+    const file = join(tmp, `perago-lanes-${done.pid}-ffff`);
+    for (const dir of [dead, live, other]) await Deno.mkdir(dir);
+    await Deno.writeTextFile(join(dead, "0.sock"), "");
+    await Deno.writeTextFile(file, "");
+    const made = await makeLaneDir({ tmpDir: tmp });
+    assert.ok(made !== undefined);
+    assert.match(made, new RegExp(`/perago-lanes-${Deno.pid}-[0-9a-f]+$`));
+    assert.equal((await Deno.stat(made)).mode! & 0o777, 0o700);
+    const left = new Set<string>();
+    for await (const entry of Deno.readDir(tmp)) left.add(join(tmp, entry.name));
+    assert.deepEqual(left, new Set([made, live, other, file]));
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
 });
