@@ -370,13 +370,7 @@ async function replaceByMerges(
     }
     if (staged !== undefined) {
       try {
-        await lakefs.merge(target.repo, staged.branch, temp, {
-          message: staged.message,
-          metadata: staged.metadata,
-          squashMerge: true,
-          signal,
-          ...timeouts(target),
-        });
+        await squashMerge(lakefs, target, staged.branch, temp, staged, signal);
       } catch (error) {
         // The staged tree is A's: the reverts made it already.
         if (!(error instanceof LakeFsNoChangesError)) throw error;
@@ -418,13 +412,7 @@ async function mergeChecked(
   const scopeShown = JSON.stringify(describeScope(target.scope));
   let merged: string;
   try {
-    merged = await lakefs.merge(target.repo, staged.branch, target.branch, {
-      message: staged.message,
-      metadata: staged.metadata,
-      squashMerge: true,
-      signal,
-      ...timeouts(target),
-    });
+    merged = await squashMerge(lakefs, target, staged.branch, target.branch, staged, signal);
   } catch (error) {
     if (!(error instanceof LakeFsConflictError)) throw error;
     // Checked clean, yet the three-way merge conflicts: another writer changed the same
@@ -517,13 +505,7 @@ async function revertPublication(
   await lakefs.createBranch(target.repo, temp, target.branch, signal);
   try {
     await lakefs.revertCommit(target.repo, temp, merged, { message, metadata, signal });
-    await lakefs.merge(target.repo, temp, target.branch, {
-      message,
-      metadata,
-      squashMerge: true,
-      signal,
-      ...timeouts(target),
-    });
+    await squashMerge(lakefs, target, temp, target.branch, { message, metadata }, signal);
   } finally {
     await lakefs.deleteBranch(target.repo, temp, signal).catch(() => {});
   }
@@ -535,6 +517,24 @@ function listPaths(paths: readonly string[], more: boolean): string {
 }
 
 /** The publish budget's request timeout of a merge or hard reset, when the task has one. */
+/** Squash-merges `from` into `into` as one commit with `commit`'s message and metadata. */
+function squashMerge(
+  lakefs: LakeFsApi,
+  target: PublishTarget,
+  from: string,
+  into: string,
+  commit: { message: string; metadata: Record<string, string> },
+  signal: AbortSignal,
+): Promise<string> {
+  return lakefs.merge(target.repo, from, into, {
+    message: commit.message,
+    metadata: commit.metadata,
+    squashMerge: true,
+    signal,
+    ...timeouts(target),
+  });
+}
+
 function timeouts(target: PublishTarget): { requestTimeoutMs?: number } {
   return target.publishRequestTimeoutMs === undefined
     ? {}
