@@ -7,11 +7,12 @@
  * supervisor is not woken per task.
  *
  * The router sits between the {@linkcode Broker} and the broker process's channel to the
- * supervisor and does for the lanes what the supervisor does for relayed executors: it keeps
- * the tasks the broker polled in a queue, hands each to an idle executor, grants the broker
- * one credit per idle executor not already covered (so it never holds more tasks than free
- * slots), passes each outcome to the broker as a result with the credit its slot frees, and
- * reports the attempt of an executor that went away FAILED.
+ * supervisor and does for the lanes what the supervisor does for relayed executors, with the
+ * same {@linkcode DispatchBook}: it keeps the tasks the broker polled in a queue, hands each
+ * to an idle executor, grants the broker one credit per idle executor not already covered (so
+ * it never holds more tasks than free slots), passes each outcome to the broker as a result
+ * with the credit its slot frees, and reports the attempt of an executor that went away
+ * FAILED.
  *
  * Executors run untrusted task code, so a lane trusts its executor with nothing else:
  * - a connection counts only after its first line proves the lane: the lane's id and its
@@ -37,6 +38,7 @@
  */
 import { timingSafeEqual } from "node:crypto";
 import { getLogger, type Logger } from "../log/logger.ts";
+import { type DispatchedAttempt, DispatchBook } from "./dispatch_book.ts";
 import {
   type FromBroker,
   type FromLane,
@@ -84,7 +86,7 @@ interface Lane {
   conn: Deno.Conn | undefined;
   writer: MessageWriter<ToExecutor> | undefined;
   /** The attempt the executor was given and has not answered. */
-  attempt: { attemptId: string; taskId: string; taskType: string } | undefined;
+  attempt: DispatchedAttempt | undefined;
   /** The executor ends after its outcome (warm pool): it takes no more tasks. */
   recycling: boolean;
   /** Closed: by the supervisor (the executor exited) or because its connection ended. */
@@ -126,13 +128,12 @@ export class LaneRouter {
    * one unlinks its path, by then its successor's socket.
    */
   readonly #retired: Deno.Listener[] = [];
-  /** Tasks the broker polled that no executor has yet. */
-  readonly #queue: WireTask[] = [];
-  /** Credits granted to the broker that no arrived task has used yet. */
-  #outstandingCredits = 0;
-  #attemptSeq = 0;
-  #requestSeq = 0;
-  readonly #fenceRoutes = new Map<number, { lane: Lane; requestId: number }>();
+  /** The lanes' queue, credits and fence routes. */
+  readonly #book = new DispatchBook<Lane>({
+    idle: () => this.#idleLanes(),
+    mayGrant: () => !this.#draining && !this.#closed,
+    assign: (lane, attempt, task) => this.#assign(lane, attempt, task),
+  });
   #draining = false;
   #closed = false;
 
@@ -143,7 +144,7 @@ export class LaneRouter {
 
   /** Tasks waiting for an executor. */
   get queued(): number {
-    return this.#queue.length;
+    return this.#book.queued;
   }
 
   /** A message from the supervisor: lane messages are the router's, the rest the broker's. */
@@ -156,7 +157,7 @@ export class LaneRouter {
         this.#closeBySupervisor(message.id, message.reason);
         return;
       case "abandon-queued":
-        for (const task of this.#queue.splice(0)) {
+        for (const task of this.#book.takeQueued()) {
           this.#o.toBroker({
             type: "abandon",
             taskId: task.taskId,
@@ -181,20 +182,12 @@ export class LaneRouter {
   /** A message from the broker: tasks and fence answers are the router's, the rest go on. */
   fromBroker(message: FromBroker): void {
     switch (message.type) {
-      case "tasks": {
-        // Each task spends a credit granted for it (see the supervisor's book of the same).
-        const covered = Math.min(message.tasks.length, this.#outstandingCredits);
-        this.#outstandingCredits -= covered;
-        this.#queue.push(...message.tasks);
-        this.#dispatch();
+      case "tasks":
+        this.#book.tasksArrived(message.tasks);
         return;
-      }
       case "fence-result": {
-        const route = this.#fenceRoutes.get(message.requestId);
-        this.#fenceRoutes.delete(message.requestId);
-        if (route && !route.lane.closed) {
-          void route.lane.writer?.send({ ...message, requestId: route.requestId });
-        }
+        const routed = this.#book.fenceAnswer(message);
+        if (routed && !routed.executor.closed) void routed.executor.writer?.send(routed.answer);
         return;
       }
       default:
@@ -324,7 +317,7 @@ export class LaneRouter {
     lane.writer = new MessageWriter<ToExecutor>(conn);
     const ended = Promise.withResolvers<void>();
     lane.readEnded = ended.promise;
-    this.#dispatch();
+    this.#book.dispatch();
     this.#grantCredits();
     try {
       for await (const message of messages) this.#fromLane(lane, message);
@@ -356,14 +349,7 @@ export class LaneRouter {
           });
           return;
         }
-        const requestId = ++this.#requestSeq;
-        this.#fenceRoutes.set(requestId, { lane, requestId: message.requestId });
-        this.#o.toBroker({
-          type: "fence",
-          requestId,
-          taskId: attempt.taskId,
-          ...(message.traceparent === undefined ? {} : { traceparent: message.traceparent }),
-        });
+        this.#o.toBroker(this.#book.routeFence(lane, message));
         return;
       }
       case "outcome": {
@@ -384,18 +370,8 @@ export class LaneRouter {
           taskType: attempt.taskType,
           ...(message.recycle === true ? { recycle: true as const } : {}),
         });
-        this.#dispatch();
-        // The freed slot's credit goes with the result: the broker may then take the next
-        // task in the call that delivers this one.
-        const credit = this.#claimFreeCredits();
-        this.#o.toBroker({
-          type: "result",
-          taskId: attempt.taskId,
-          workerId: lane.workerId,
-          outcome: message.outcome,
-          ...(message.traceparent === undefined ? {} : { traceparent: message.traceparent }),
-          ...(credit > 0 ? { credit } : {}),
-        });
+        // Queued tasks go to idle lanes; the freed slot's credit goes with the result.
+        this.#o.toBroker(this.#book.settle(attempt, lane.workerId, message));
         return;
       }
     }
@@ -449,9 +425,7 @@ export class LaneRouter {
     clearTimeout(lane.exitWordTimer);
     this.#hangUp(lane);
     this.#lanes.delete(lane.id);
-    for (const [requestId, route] of this.#fenceRoutes) {
-      if (route.lane === lane) this.#fenceRoutes.delete(requestId);
-    }
+    this.#book.dropFenceRoutes(lane);
     const attempt = lane.attempt;
     lane.attempt = undefined;
     if (attempt === undefined) return;
@@ -475,7 +449,7 @@ export class LaneRouter {
     } catch { /* closed */ }
   }
 
-  // ---- slots and credits (as the supervisor keeps them for relayed executors) ----
+  // ---- slots and credits (the book's rules; what makes a lane idle is the router's) ----
 
   #idleLanes(): Lane[] {
     return [...this.#bySlot.values()].filter((lane) =>
@@ -484,38 +458,19 @@ export class LaneRouter {
     );
   }
 
-  #dispatch(): void {
-    for (const lane of this.#idleLanes()) {
-      const task = this.#queue.shift();
-      if (!task) break;
-      const attemptId = `a${++this.#attemptSeq}`;
-      const taskType = task.taskDefName ?? task.taskType;
-      lane.attempt = { attemptId, taskId: task.taskId, taskType };
-      // Lease extensions and the result carry this executor's worker id.
-      this.#o.toBroker({ type: "assigned", taskId: task.taskId, workerId: lane.workerId });
-      void lane.writer?.send({ type: "attempt", attemptId, task });
-      this.#o.toSupervisor({
-        type: "lane-attempt",
-        id: lane.id,
-        attemptId,
-        taskId: task.taskId,
-        taskType,
-      });
-    }
+  /** The book's dispatch: `task` goes to the idle executor of `lane`. */
+  #assign(lane: Lane, attempt: DispatchedAttempt, task: WireTask): void {
+    lane.attempt = attempt;
+    // Lease extensions and the result carry this executor's worker id.
+    this.#o.toBroker({ type: "assigned", taskId: task.taskId, workerId: lane.workerId });
+    void lane.writer?.send({ type: "attempt", attemptId: attempt.attemptId, task });
+    this.#o.toSupervisor({ type: "lane-attempt", id: lane.id, ...attempt });
   }
 
+  /** Grants the broker one credit per idle executor not already covered. */
   #grantCredits(): void {
-    const free = this.#claimFreeCredits();
+    const free = this.#book.claimFreeCredits();
     if (free > 0) this.#o.toBroker({ type: "credit", n: free });
-  }
-
-  /** Counts as granted, and returns, one credit per idle executor not already covered. */
-  #claimFreeCredits(): number {
-    if (this.#draining || this.#closed) return 0;
-    const free = this.#idleLanes().length - this.#outstandingCredits - this.#queue.length;
-    if (free <= 0) return 0;
-    this.#outstandingCredits += free;
-    return free;
   }
 }
 

@@ -16,6 +16,7 @@
  */
 import { getLogger, type Logger } from "../log/logger.ts";
 import { type ChildExit, type ChildHandle, describeExit } from "./_child.ts";
+import { type DispatchedAttempt, DispatchBook } from "./dispatch_book.ts";
 import { type StagingBranchRef, sweepAttemptDirs, type SweepReport } from "./gc.ts";
 import { acquireSupervisorLock, type SupervisorLock } from "./lock.ts";
 import type { SupervisorStatus, SupervisorTelemetry } from "./telemetry.ts";
@@ -26,6 +27,7 @@ import type {
   FromExecutor,
   ToBroker,
   ToExecutor,
+  WireTask,
 } from "./protocol.ts";
 
 /** Lifecycle of the supervisor. */
@@ -211,7 +213,7 @@ interface Slot {
   ready: boolean;
   startedAt: number;
   failures: number;
-  attempt: { attemptId: string; taskId: string; taskType: string } | undefined;
+  attempt: DispatchedAttempt | undefined;
   /** Lanes: the id of the executor's lane (a new one per executor process). */
   laneId: number | undefined;
   /**
@@ -229,8 +231,6 @@ interface Slot {
   restartTimer: ReturnType<typeof setTimeout> | undefined;
   exited: Promise<void>;
 }
-
-type Task = Extract<FromBroker, { type: "tasks" }>["tasks"][number];
 
 /** Whether a slot counts as up: its executor is ready, or a recycled one's replacement starts. */
 function isUp(slot: Slot): boolean {
@@ -281,12 +281,14 @@ export class Supervisor {
   #brokerDrained = Promise.withResolvers<void>();
   #brokerExited = Promise.withResolvers<ChildExit>();
   readonly #slots: Slot[] = [];
-  readonly #queue: Task[] = [];
-  #outstandingCredits = 0;
-  #attemptSeq = 0;
-  #requestSeq = 0;
+  /** The relayed executors' queue, credits and fence routes (over lanes: the broker's). */
+  readonly #book = new DispatchBook<Slot>({
+    idle: () => this.#idleSlots(),
+    // Over lanes the broker's router grants them.
+    mayGrant: () => this.#life.phase === "running" && this.#o.lanePaths === undefined,
+    assign: (slot, attempt, task) => this.#assign(slot, attempt, task),
+  });
   #laneSeq = 0;
-  readonly #fenceRoutes = new Map<number, { slot: number; requestId: number }>();
   #gcTimer: ReturnType<typeof setInterval> | undefined;
   #gcRunning: Promise<unknown> = Promise.resolve();
   #shutdownRequested = Promise.withResolvers<void>();
@@ -581,23 +583,13 @@ export class Supervisor {
       case "ready":
         this.#brokerReady.resolve();
         return;
-      case "tasks": {
-        // Each task spends a credit granted for it; only a server that hands over more
-        // tasks than a poll asked for sends more (the broker holds and logs those): they
-        // wait in the queue, which the next grants count, and spend nothing.
-        const covered = Math.min(message.tasks.length, this.#outstandingCredits);
-        this.#outstandingCredits -= covered;
-        this.#queue.push(...message.tasks);
-        this.#dispatch();
+      case "tasks":
+        this.#book.tasksArrived(message.tasks);
+        this.#slotsChanged();
         return;
-      }
       case "fence-result": {
-        const route = this.#fenceRoutes.get(message.requestId);
-        this.#fenceRoutes.delete(message.requestId);
-        const slot = route ? this.#slots[route.slot] : undefined;
-        if (route && slot?.child) {
-          void slot.child.send({ ...message, requestId: route.requestId });
-        }
+        const routed = this.#book.fenceAnswer(message);
+        if (routed?.executor.child) void routed.executor.child.send(routed.answer);
         return;
       }
       case "delivered":
@@ -708,17 +700,9 @@ export class Supervisor {
       case "metrics":
         this.#o.telemetry?.childReport(slot.workerId, message.records, message.contacts ?? []);
         return;
-      case "fence": {
-        const requestId = ++this.#requestSeq;
-        this.#fenceRoutes.set(requestId, { slot: slot.index, requestId: message.requestId });
-        void this.#broker?.send({
-          type: "fence",
-          requestId,
-          taskId: message.taskId,
-          ...(message.traceparent === undefined ? {} : { traceparent: message.traceparent }),
-        });
+      case "fence":
+        void this.#broker?.send(this.#book.routeFence(slot, message));
         return;
-      }
       case "outcome": {
         const attempt = slot.attempt;
         if (!attempt || attempt.attemptId !== message.attemptId) {
@@ -734,18 +718,10 @@ export class Supervisor {
         clearTimeout(slot.watchdog);
         this.#o.telemetry?.attemptEnded(attempt.taskType);
         this.#o.telemetry?.resultSent();
-        this.#dispatch();
-        // The freed slot's credit goes with the result: the broker may then take the next
-        // task in the call that delivers this one.
-        const credit = this.#claimFreeCredits();
-        void this.#broker?.send({
-          type: "result",
-          taskId: attempt.taskId,
-          workerId: slot.workerId,
-          outcome: message.outcome,
-          ...(message.traceparent === undefined ? {} : { traceparent: message.traceparent }),
-          ...(credit > 0 ? { credit } : {}),
-        });
+        // Queued tasks go to idle slots; the freed slot's credit goes with the result.
+        const result = this.#book.settle(attempt, slot.workerId, message);
+        this.#slotsChanged();
+        void this.#broker?.send(result);
         return;
       }
       case "fatal":
@@ -868,7 +844,7 @@ export class Supervisor {
     const { phase } = this.#life;
     if (phase === "running") return true;
     if (phase !== "draining") return false;
-    return this.#o.lanePaths !== undefined ? this.#children === "up" : this.#queue.length > 0;
+    return this.#o.lanePaths !== undefined ? this.#children === "up" : this.#book.queued > 0;
   }
 
   #scheduleRestart(slot: Slot): void {
@@ -897,23 +873,23 @@ export class Supervisor {
   }
 
   #dispatch(): void {
-    for (const slot of this.#idleSlots()) {
-      const task = this.#queue.shift();
-      if (!task) break;
-      const attemptId = `a${++this.#attemptSeq}`;
-      const taskType = task.taskDefName ?? task.taskType;
-      slot.attempt = { attemptId, taskId: task.taskId, taskType };
-      this.#o.telemetry?.attemptStarted(taskType);
-      this.#armWatchdog(slot, attemptId, taskType, task.taskId);
-      this.#log.debug("task {taskId} -> executor {workerId}", {
-        taskId: task.taskId,
-        workflowInstanceId: task.workflowInstanceId,
-        workerId: slot.workerId,
-      });
-      void this.#broker?.send({ type: "assigned", taskId: task.taskId, workerId: slot.workerId });
-      void slot.child?.send({ type: "attempt", attemptId, task });
-    }
+    this.#book.dispatch();
     this.#slotsChanged();
+  }
+
+  /** The book's dispatch: `task` goes to the idle executor of `slot`. */
+  #assign(slot: Slot, attempt: DispatchedAttempt, task: WireTask): void {
+    const { attemptId, taskType } = attempt;
+    slot.attempt = attempt;
+    this.#o.telemetry?.attemptStarted(taskType);
+    this.#armWatchdog(slot, attemptId, taskType, task.taskId);
+    this.#log.debug("task {taskId} -> executor {workerId}", {
+      taskId: task.taskId,
+      workflowInstanceId: task.workflowInstanceId,
+      workerId: slot.workerId,
+    });
+    void this.#broker?.send({ type: "assigned", taskId: task.taskId, workerId: slot.workerId });
+    void slot.child?.send({ type: "attempt", attemptId, task });
   }
 
   #armWatchdog(slot: Slot, attemptId: string, taskType: string, taskId: string): void {
@@ -935,18 +911,8 @@ export class Supervisor {
 
   /** Grants the broker one credit per idle executor not already covered. */
   #grantCredits(): void {
-    const free = this.#claimFreeCredits();
+    const free = this.#book.claimFreeCredits();
     if (free > 0) void this.#broker?.send({ type: "credit", n: free });
-  }
-
-  /** Counts as granted, and returns, one credit per idle executor not already covered. */
-  #claimFreeCredits(): number {
-    // Over lanes the broker's router grants them.
-    if (this.#life.phase !== "running" || this.#o.lanePaths !== undefined) return 0;
-    const free = this.#idleSlots().length - this.#outstandingCredits - this.#queue.length;
-    if (free <= 0) return 0;
-    this.#outstandingCredits += free;
-    return free;
   }
 
   // ---- stop ----
@@ -1001,7 +967,7 @@ export class Supervisor {
         reason: `not started: the worker was stopped (${why})`,
       });
     }
-    for (const task of this.#queue.splice(0)) {
+    for (const task of this.#book.takeQueued()) {
       this.#o.telemetry?.resultSent();
       void this.#broker?.send({
         type: "abandon",
