@@ -14,12 +14,7 @@
  *
  * @module
  */
-import type {
-  FenceResultMessage,
-  FromExecutor,
-  ToBroker,
-  WireTask,
-} from "./protocol.ts";
+import type { FenceResultMessage, FromExecutor, ToBroker, WireTask } from "./protocol.ts";
 
 /** The attempt of a task an executor was given. */
 export interface DispatchedAttempt {

@@ -38,7 +38,7 @@
  */
 import { timingSafeEqual } from "node:crypto";
 import { getLogger, type Logger } from "../log/logger.ts";
-import { type DispatchedAttempt, DispatchBook } from "./dispatch_book.ts";
+import { DispatchBook, type DispatchedAttempt } from "./dispatch_book.ts";
 import {
   type FromBroker,
   type FromLane,

@@ -16,7 +16,7 @@
  */
 import { getLogger, type Logger } from "../log/logger.ts";
 import { type ChildExit, type ChildHandle, describeExit } from "./_child.ts";
-import { type DispatchedAttempt, DispatchBook } from "./dispatch_book.ts";
+import { DispatchBook, type DispatchedAttempt } from "./dispatch_book.ts";
 import { type StagingBranchRef, sweepAttemptDirs, type SweepReport } from "./gc.ts";
 import { acquireSupervisorLock, type SupervisorLock } from "./lock.ts";
 import type { SupervisorStatus, SupervisorTelemetry } from "./telemetry.ts";
