@@ -545,6 +545,46 @@ export interface ExecutorProcessDeps {
 }
 
 /**
+ * Loads the executor's task modules and, when its init names a lane, connects to it: with a
+ * lane, attempts come from the broker over it, and outcomes and fences go back there; the
+ * supervisor's channel keeps the rest (ready, metrics, shutdown). What failed is logged and
+ * returned as `fatal`, for the supervisor.
+ */
+async function loadTasksAndLane(
+  deps: ExecutorProcessDeps,
+  init: ExecutorInit,
+  log: Logger,
+): Promise<
+  { tasks: Map<string, TaskDefinition>; lane: ExecutorLane | undefined } | {
+    fatal: string;
+  }
+> {
+  let tasks: Map<string, TaskDefinition>;
+  try {
+    tasks = await deps.loadTasks(init.modules);
+  } catch (error) {
+    const message = (error as Error).message;
+    log.error("executor {workerId} cannot load its tasks: {message}", {
+      workerId: init.workerId,
+      message,
+    });
+    return { fatal: message };
+  }
+  if (init.lane === undefined) return { tasks, lane: undefined };
+  try {
+    const lane = await connectLane(init.lane, {
+      onInvalid: (error) =>
+        log.warn("ignored an invalid lane line: {message}", { message: error.message }),
+    });
+    return { tasks, lane };
+  } catch (error) {
+    const message = (error as Error).message;
+    log.error("executor {workerId}: {message}", { workerId: init.workerId, message });
+    return { fatal: message };
+  }
+}
+
+/**
  * The life of an executor process. Resolves with the exit code: 0 after `shutdown` or after
  * an attempt whose directory the warm pool kept (`outcome` with `recycle`), 1 when init or
  * loading failed, 2 when the supervisor (or, over a lane, the broker) went away.
@@ -560,34 +600,12 @@ export async function runExecutorProcess(deps: ExecutorProcessDeps): Promise<num
   let logging: { dispose(): Promise<void> } | undefined;
   try {
     logging = await deps.setupLogging(init);
-    let tasks: Map<string, TaskDefinition>;
-    try {
-      tasks = await deps.loadTasks(init.modules);
-    } catch (error) {
-      const message = (error as Error).message;
-      log.error("executor {workerId} cannot load its tasks: {message}", {
-        workerId: init.workerId,
-        message,
-      });
-      await out.send({ type: "fatal", message });
+    const prepared = await loadTasksAndLane(deps, init, log);
+    if ("fatal" in prepared) {
+      await out.send({ type: "fatal", message: prepared.fatal });
       return 1;
     }
-    // With a lane, attempts come from the broker over it, and outcomes and fences go back
-    // there; the supervisor's channel keeps the rest (ready, metrics, shutdown).
-    let lane: ExecutorLane | undefined;
-    if (init.lane !== undefined) {
-      try {
-        lane = await connectLane(init.lane, {
-          onInvalid: (error) =>
-            log.warn("ignored an invalid lane line: {message}", { message: error.message }),
-        });
-      } catch (error) {
-        const message = (error as Error).message;
-        log.error("executor {workerId}: {message}", { workerId: init.workerId, message });
-        await out.send({ type: "fatal", message });
-        return 1;
-      }
-    }
+    const { tasks, lane } = prepared;
     const executor = new Executor({
       init,
       tasks,

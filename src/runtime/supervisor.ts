@@ -799,28 +799,35 @@ export class Supervisor {
         })${this.#fatalV8Hint(exit)}; the attempt is reported FAILED so Conductor retries it`,
       });
     }
-    // Collect what the dead executor left in the workspace root.
+    this.#collectDirsOf(slot.workerId, child.pid);
+    if (!this.#restartsExecutors()) return;
+    if (recycled) this.#spawnExecutor(slot); // planned: no backoff, not a restart
+    else this.#scheduleRestart(slot);
+  }
+
+  /**
+   * Collects what an executor that just exited left in the workspace root (its attempt
+   * directories, and the staging branches their markers name), after any collection running.
+   */
+  #collectDirsOf(workerId: string, pid: number): void {
     const exitedAt = Date.now();
     this.#gcRunning = this.#gcRunning.then(async () => {
       const report = await sweepAttemptDirs(this.#o.workspaceRoot, {
         ttlMs: 0,
-        onlyOwnerPid: child.pid,
+        onlyOwnerPid: pid,
         // A worker shares this process's pid: match its worker id, and only dirs made
         // before it died (never those of its restarted successor).
-        ...(this.#o.childrenInProcess ? { onlyOwnerWorkerId: slot.workerId, now: exitedAt } : {}),
+        ...(this.#o.childrenInProcess ? { onlyOwnerWorkerId: workerId, now: exitedAt } : {}),
       }).catch(() => undefined);
       if (report && report.removed.length > 0) {
         this.#log.info("collected {count} attempt dir(s) of executor {workerId}", {
           count: report.removed.length,
-          workerId: slot.workerId,
+          workerId,
           paths: report.removed,
         });
       }
       if (report) await this.#deleteStaging(report.stagingBranches);
     });
-    if (!this.#restartsExecutors()) return;
-    if (recycled) this.#spawnExecutor(slot); // planned: no backoff, not a restart
-    else this.#scheduleRestart(slot);
   }
 
   /**
