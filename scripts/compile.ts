@@ -13,7 +13,9 @@
  * - The flags: `--allow-read` = workspace root, log root, task module directories, `.env`;
  *   `--allow-write` = workspace root, log root; `--allow-net` = the Conductor and lakeFS
  *   host:port, plus `PERAGO_METRICS_ADDRESS` when set (the supervisor's metrics listener:
- *   the only address perago listens on); `--allow-env` = the variables perago reads; `--allow-sys=hostname` (the
+ *   the only address perago listens on) and `unix:` the lane sockets of up to 64 executor slots
+ *   in `<workspace root>/.perago-lanes/` (Deno grants Unix sockets by exact path; see
+ *   src/runtime/lane_dir.ts); `--allow-env` = the variables perago reads; `--allow-sys=hostname` (the
  *   supervisor lock records its host); `--allow-run` so the supervisor can
  *   re-invoke the binary for its broker and executors (each child revokes `run`, `ffi` and
  *   `env` as it starts: see src/runtime/permissions.ts). Deno can revoke a whole permission
@@ -38,6 +40,7 @@ import { CONFIG_ENV_VARS, loadRuntimeConfig } from "../src/config/config.ts";
 import { taskEnvVars } from "../src/config/task_settings.ts";
 import { loadTask } from "../src/task/loader.ts";
 import { hostPort, moduleDir, otelEnvVars } from "../src/runtime/permissions.ts";
+import { bakedLaneNet } from "../src/runtime/lane_dir.ts";
 
 const ROOT = dirname(fromFileUrl(new URL("../deno.json", import.meta.url)));
 
@@ -85,6 +88,8 @@ export function compiledPermissionFlags(inputs: CompileFlagInputs): string[] {
         hostPort(inputs.conductorUrl),
         hostPort(inputs.lakefsUrl),
         ...(inputs.metricsAddress ? [inputs.metricsAddress] : []),
+        // The executor lanes' sockets (src/runtime/lane_dir.ts), by exact path.
+        ...bakedLaneNet(inputs.workspaceRoot),
       ]).join(",")
     }`,
     // The OTEL_* variables only to pass them on to the children (see otelEnvVars).

@@ -19,9 +19,12 @@
  *   secret, which only the supervisor (`lane-open`, before the executor starts) and that
  *   executor (its `init`, on its stdin) know; a new secret per executor process. A wrong or
  *   late hello, or a second connection to a lane, is closed unanswered;
- * - each slot's socket is its own path, and the executor's permission flags grant it that
- *   path only, so no executor can reach, remove or replace another slot's socket; one that
- *   removed or replaced its own is listened on afresh before its successor starts;
+ * - each slot's socket is its own path, and, run from source, the executor's permission flags
+ *   grant it that path only, so no executor can reach, remove or replace another slot's
+ *   socket; one that removed or replaced its own is listened on afresh before its successor
+ *   starts. A compiled binary's executors all hold the baked union (every socket in the
+ *   workspace root's lane directory): there one could stand in for another slot's lane, and
+ *   gain only what its own lane gives it (see lane_dir.ts);
  * - an outcome counts only for the attempt the lane was given (any other is ignored and
  *   logged), a fence look-up only for that attempt's task (any other is answered with an
  *   error, never asked of Conductor), and lease extensions and results carry the lane's own

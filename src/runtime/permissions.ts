@@ -11,7 +11,8 @@
  * | `--allow-write` | log root                      | workspace root, log root                  |
  * | `--allow-net`   | Conductor host:port           | lakeFS host:port                          |
  * | lanes (process  | read, write and `unix:` net   | read, write and `unix:` net on its own    |
- * | mode)           | on every slot's lane socket   | slot's lane socket only                   |
+ * | mode)           | on every slot's lane socket   | slot's lane socket only (a compiled       |
+ * |                 |                               | binary: every slot's, see lane_dir.ts)    |
  * | `--allow-env`   | none                          | none                                      |
  *
  * - No environment access: the supervisor (the only process that reads `.env` and the

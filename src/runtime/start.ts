@@ -38,7 +38,7 @@ import {
 import { spawnWorkerChild, workerOptionsEnabled, workerPermissions } from "./thread_spawner.ts";
 import { spawnInlineBroker } from "./inline_broker.ts";
 import { runBrokerRole } from "./roles.ts";
-import { makeLaneDir } from "./lane_dir.ts";
+import { laneSocketPaths, makeLaneDir, WORKSPACE_LANE_DIR } from "./lane_dir.ts";
 import {
   type BrokerInit,
   type ExecutorInit,
@@ -139,7 +139,10 @@ export async function startRuntime(options: StartOptions): Promise<number> {
     lakefsUrl: lakefs?.endpointUrl,
   });
   let server: MetricsServer | undefined;
-  const laneDir = mode === "process" ? await makeLaneDir() : undefined;
+  const laneDir = mode === "process"
+    ? await makeLaneDir({ workspaceRoot: config.workspaceRoot, slots: concurrency })
+    : undefined;
+  let supervisor: Supervisor | undefined;
   try {
     if (metricsAddress !== undefined) {
       // Before any child starts: a taken port stops the start with one clear line.
@@ -149,26 +152,29 @@ export async function startRuntime(options: StartOptions): Promise<number> {
         options.metricsAddress === undefined ? "PERAGO_METRICS_ADDRESS" : "--metrics-address",
       );
     }
-    const lanePaths = laneDir === undefined
-      ? undefined
-      : Array.from({ length: concurrency }, (_, slot) => join(laneDir, `${slot}.sock`));
-    const supervisor = new Supervisor({
+    const lanePaths = laneDir === undefined ? undefined : laneSocketPaths(laneDir, concurrency);
+    const running = new Supervisor({
       ...supervisorOptions(config, lakefs, loaded, settings, concurrency, moduleName, {
         mode,
         lanePaths,
       }),
       telemetry,
     });
+    supervisor = running;
     // Health requests only feed /readyz: none without the listener.
-    telemetry.watch(() => supervisor.status, { healthRequests: server !== undefined });
-    options.onSupervisor?.(supervisor);
+    telemetry.watch(() => running.status, { healthRequests: server !== undefined });
+    options.onSupervisor?.(running);
     logStart(config, loaded, settings, { concurrency, mode, logFile: logging.logFile });
-    return await supervisor.run();
+    return await running.run();
   } finally {
     telemetry.close();
     unbridge();
     await server?.close();
-    if (laneDir !== undefined) await Deno.remove(laneDir, { recursive: true }).catch(() => {});
+    // The workspace root's lanes belong to the supervisor holding its lock: one that never
+    // took it (another supervisor runs there) leaves them alone.
+    const ours = laneDir !== undefined &&
+      (laneDir !== join(config.workspaceRoot, WORKSPACE_LANE_DIR) || supervisor?.tookLock === true);
+    if (ours) await Deno.remove(laneDir, { recursive: true }).catch(() => {});
     await logging.dispose();
   }
 }

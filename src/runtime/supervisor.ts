@@ -374,6 +374,11 @@ export class Supervisor {
     }
   }
 
+  /** Whether this supervisor took the workspace root's lock (it ran there, even if it stopped). */
+  get tookLock(): boolean {
+    return this.#lock !== undefined;
+  }
+
   /** Runs until stopped; resolves with the exit code. Call once. */
   async run(): Promise<number> {
     if (this.#life.phase !== "idle") {

@@ -103,6 +103,24 @@ for (const mode of ["process", "thread"] as const) {
     });
     assert.deepEqual(wf.output, { result: { words: 3, chars: 5 } });
     assert.match(worker.output(), new RegExp(`\\(${mode} mode\\)`));
+    const lanes = `${stack.workspaceRoot}/.perago-lanes`;
+    if (mode === "process") {
+      // The attempt went over the executor's lane: its socket is in the workspace root.
+      assert.ok(worker.output().includes(`executor lanes in ${lanes}`), worker.output());
+      assert.ok((await Deno.lstat(`${lanes}/0.sock`)).isSocket);
+      assert.equal((await Deno.stat(lanes)).mode! & 0o777, 0o700);
+      // A second supervisor on the same root is refused and leaves the live lanes alone.
+      const ino = (await Deno.lstat(`${lanes}/0.sock`)).ino;
+      await using second = startBaked(stack, flags, [WORD_COUNT, "--execution-mode", mode]);
+      assert.equal((await second.status).code, 1, second.output());
+      assert.match(second.output(), /error: .*held by running pid \d+/);
+      assert.equal((await Deno.lstat(`${lanes}/0.sock`)).ino, ino);
+      const again = await stack.api.startWorkflow("wc_wf", { params: { text: "d e" } });
+      await stack.waitWorkflow(again, "COMPLETED", 30_000).catch((error) => {
+        throw new Error(`${error.message}\n${worker.output()}`);
+      });
+    }
+    assert.doesNotMatch(worker.output(), /executor lanes off/);
     assert.match(
       worker.output(),
       /task word_count: domain none \(default queue\), concurrency 1/,
@@ -110,6 +128,7 @@ for (const mode of ["process", "thread"] as const) {
     worker.kill("SIGTERM");
     const status = await worker.status;
     assert.equal(status.code, 0, worker.output());
+    await assert.rejects(Deno.lstat(lanes), Deno.errors.NotFound);
   });
 }
 
@@ -142,6 +161,13 @@ Deno.test("compile flags: under the baked union, other paths, hosts and variable
   }, port: ${conductor.port} })).close());
     await attempt("netOther", async () => (await Deno.connect({ hostname: "127.0.0.1", port: ${other.addr.port} })).close());
     await attempt("netLocalhostName", async () => (await Deno.connect({ hostname: "localhost", port: ${conductor.port} })).close());
+    const lanes = ${JSON.stringify(`${stack.workspaceRoot}/.perago-lanes`)};
+    await Deno.mkdir(lanes, { recursive: true });
+    await attempt("laneSocket", () => Deno.listen({ transport: "unix", path: lanes + "/63.sock" }).close());
+    await attempt("laneSocketBeyond", () => Deno.listen({ transport: "unix", path: lanes + "/64.sock" }).close());
+    await attempt("unixElsewhere", () => Deno.listen({ transport: "unix", path: ${
+    JSON.stringify(`${stack.workspaceRoot}/other.sock`)
+  } }).close());
     await attempt("envConfig", () => Deno.env.get("CONDUCTOR_SERVER_URL"));
     await attempt("envOther", () => Deno.env.get("HOME"));
     await attempt("ffi", () => Deno.dlopen("libc.so.6", {}));
@@ -158,6 +184,9 @@ Deno.test("compile flags: under the baked union, other paths, hosts and variable
     netConductor: "ok",
     netOther: "NotCapable",
     netLocalhostName: "NotCapable",
+    laneSocket: "ok",
+    laneSocketBeyond: "NotCapable",
+    unixElsewhere: "NotCapable",
     envConfig: "ok",
     envOther: "NotCapable",
     ffi: "NotCapable",
@@ -177,7 +206,11 @@ Deno.test("compile flags: PERAGO_METRICS_ADDRESS adds that one address; the list
   assert.equal(
     net,
     `--allow-net=${new URL(stack.conductorUrl).host},${new URL(stack.lakefsUrl).host},` +
-      `127.0.0.1:${port}`,
+      `127.0.0.1:${port},` +
+      Array.from(
+        { length: 64 },
+        (_, slot) => `unix:${stack.workspaceRoot}/.perago-lanes/${slot}.sock`,
+      ).join(","),
   );
   const run = (extra: string[]) => startBaked(stack, flags, [WORD_COUNT, ...extra]);
   await using worker = run([]);

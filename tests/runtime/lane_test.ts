@@ -4,6 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { sweepAttemptDirs } from "../../src/runtime/gc.ts";
 import { makeLaneDir } from "../../src/runtime/lane_dir.ts";
 import { LaneRouter } from "../../src/runtime/lane_router.ts";
 import {
@@ -240,5 +241,49 @@ Deno.test("lanes: the lanes' directory is private and named after the supervisor
     assert.deepEqual(left, new Set([made, live, other, file]));
   } finally {
     await Deno.remove(tmp, { recursive: true });
+  }
+});
+
+Deno.test("lanes: a compiled binary's lanes are .perago-lanes of the workspace root (0700, made again after a kill); the workspace sweep keeps it; a root too long for socket paths turns lanes off", async () => {
+  const root = await Deno.makeTempDir({ prefix: "lane-ws-test-" });
+  try {
+    const lanes = join(root, ".perago-lanes");
+    // What a killed supervisor left: its directory (another mode) and a stale socket file.
+    await Deno.mkdir(lanes, { mode: 0o755 });
+    await Deno.chmod(lanes, 0o755);
+    await Deno.writeTextFile(join(lanes, "0.sock"), "");
+    const made = await makeLaneDir({ standalone: true, workspaceRoot: root, slots: 2 });
+    assert.equal(made, lanes);
+    assert.equal((await Deno.stat(lanes)).mode! & 0o777, 0o700);
+    // The stale socket file is replaced when the broker listens there.
+    const router = new LaneRouter({
+      paths: [join(lanes, "0.sock"), join(lanes, "1.sock")],
+      toBroker: () => {},
+      toSupervisor: () => {},
+    });
+    try {
+      router.fromSupervisor({
+        type: "lane-open",
+        slot: 0,
+        id: 1,
+        workerId: "w0",
+        secret: SECRETS[0]!,
+      });
+      assert.ok((await Deno.lstat(join(lanes, "0.sock"))).isSocket);
+      // No sweep of attempt directories takes the live lanes' directory for one.
+      for (const ttlMs of [0, 60_000]) {
+        const report = await sweepAttemptDirs(root, { ttlMs });
+        assert.deepEqual(report.removed, []);
+        assert.deepEqual(report.kept, [{ path: lanes, reason: "no marker" }]);
+      }
+      assert.ok((await Deno.lstat(join(lanes, "0.sock"))).isSocket);
+    } finally {
+      router.close();
+    }
+    const long = join(root, "x".repeat(100));
+    assert.equal(await makeLaneDir({ standalone: true, workspaceRoot: long, slots: 1 }), undefined);
+    await assert.rejects(Deno.lstat(long), Deno.errors.NotFound);
+  } finally {
+    await Deno.remove(root, { recursive: true });
   }
 });
