@@ -287,3 +287,42 @@ Deno.test("lanes: a compiled binary's lanes are .perago-lanes of the workspace r
     await Deno.remove(root, { recursive: true });
   }
 });
+
+Deno.test("lanes: under narrowed flags the workspace root's lanes are used only when every slot's socket is granted", async () => {
+  const root = await Deno.makeTempDir({ prefix: "lane-ws-flags-test-" });
+  try {
+    const src = new URL("../../src/", import.meta.url).pathname;
+    const script = join(root, "probe.ts");
+    await Deno.writeTextFile(
+      script,
+      `import { makeLaneDir } from ${JSON.stringify(`${src}runtime/lane_dir.ts`)};
+      const made = [];
+      for (const slots of [1, 2]) made.push(await makeLaneDir({ workspaceRoot: ${
+        JSON.stringify(root)
+      }, slots }) ?? null);
+      console.log(JSON.stringify(made));`,
+    );
+    const result = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "--config",
+        new URL("../../deno.json", import.meta.url).pathname,
+        "--no-prompt",
+        `--allow-read=${root},${src}`,
+        `--allow-write=${root}`,
+        `--allow-net=unix:${root}/.perago-lanes/0.sock`,
+        script,
+      ],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const stdout = new TextDecoder().decode(result.stdout);
+    assert.ok(result.success, new TextDecoder().decode(result.stderr));
+    assert.deepEqual(JSON.parse(stdout.trim().split("\n").at(-1)!), [
+      join(root, ".perago-lanes"),
+      null,
+    ]);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
