@@ -11,7 +11,10 @@
  *   is one): on a disk filesystem creating a file can cost what was deleted just before (see
  *   the notes), on tmpfs it costs the same every time, which shows each side's own work.
  *
- * They alternate, each run changing another file of the head the previous one left.
+ * They alternate (each compared pair back to back, who goes first swapping every round), each
+ * run changing another file of the head the previous one left. Nothing is removed from the
+ * disk until the bench ends: a removal of 1,000 files between runs would make the next run's
+ * file creations pay for it (see the notes).
  * Needs the real lakeFS (`PERAGO_TEST_LAKEFS_*`, else `../shared/tools/lakefs/start.sh`) and
  * lakectl (`unpack-lakectl.sh`).
  *
@@ -40,8 +43,8 @@ import {
 
 const SHAPES: Record<Size, { files: number; bytes: number; rounds: number }> = {
   quick: { files: 200, bytes: 4096, rounds: 1 },
-  default: { files: 1_000, bytes: 4096, rounds: 3 },
-  full: { files: 1_000, bytes: 4096, rounds: 7 },
+  default: { files: 1_000, bytes: 4096, rounds: 4 },
+  full: { files: 1_000, bytes: 4096, rounds: 8 },
 };
 
 const TASK = join(ROOT, "bench", "_touch_task.ts");
@@ -98,7 +101,10 @@ async function peragoRun(
   );
 }
 
-/** `lakectl local clone`, the edit, `lakectl local commit`, in a new directory. */
+/**
+ * `lakectl local clone`, the edit, `lakectl local commit`, in a new directory of `dir`, kept
+ * (the bench removes them all at its end).
+ */
 async function lakectlRun(
   lakectl: string,
   lakefs: RealLakeFsTarget,
@@ -121,7 +127,9 @@ async function lakectlRun(
     "bench vs_lakectl: lakectl",
     ...flags,
   ], { env });
-  await Deno.remove(checkout, { recursive: true });
+  // The checkout stays until the bench ends (it is inside the run's directory): removing its
+  // 1,000 files here would be timed as lakectl's, and on an ext4 without a journal the next
+  // run's file creations, on either side, would pay for the inodes it freed.
 }
 
 /** CPU time of a side's processes, ms. */
@@ -262,16 +270,16 @@ export const bench: Bench = {
         perago_cold_tmpfs: [],
         lakectl_tmpfs: [],
       };
-      const kinds: Kind[] = [
-        "perago_cold",
-        "lakectl",
-        "perago_warm",
-        ...(shm === undefined ? [] : ["perago_cold_tmpfs", "lakectl_tmpfs"] as const),
+      // Each compared pair runs back to back, the side going first alternating by round: the
+      // cost of creating a file on the disk drifts with what the filesystem freed in the last
+      // minutes (the seeding, other processes), so the two sides of a pair meet the same state.
+      const groups: Kind[][] = [
+        ["perago_cold", "lakectl"],
+        ["perago_warm"],
+        ...(shm === undefined ? [] : [["perago_cold_tmpfs", "lakectl_tmpfs"] as Kind[]]),
       ];
       for (let round = 0; round < shape.rounds; round++) {
-        // Rotate who goes first.
-        const first = round % kinds.length;
-        const order = [...kinds.slice(first), ...kinds.slice(0, first)];
+        const order = groups.flatMap((group) => round % 2 === 0 ? group : [...group].reverse());
         for (const kind of order) {
           ctx.signal.throwIfAborted();
           const path = next();
@@ -344,8 +352,9 @@ export const bench: Bench = {
           "lakeFS's CPU is not in them. Both sides create every file of the repository: on an " +
           "ext4 without a journal each creation scans past the inodes freed in the last minute " +
           "or so (the kernel avoids reusing them), so system time, and wall time with it, grows " +
-          "with what was deleted just before on that filesystem (lakectl's run ends by removing " +
-          "its checkout).",
+          "with what was deleted just before on that filesystem. The bench removes nothing " +
+          "there until it ends, and runs each compared pair back to back, so both sides meet " +
+          "the same state; what other processes freed still moves both.",
         ],
       };
     } finally {
