@@ -437,11 +437,52 @@ export function readParentEnv(): Record<string, string> {
 
 /**
  * In a compiled binary, revokes what a child never needs (its flags were fixed at compile
- * time): subprocesses, FFI and the environment. A no-op for a permission already denied.
- * Run it first thing in the child, before any task module loads.
+ * time): subprocesses, FFI, the environment, and reading `.env` (baked in for the supervisor,
+ * which reads it from the working directory the children share), so no task can read the
+ * Conductor secret there. A no-op for a permission already denied. Run it first thing in the
+ * child, before any task module loads.
  */
-export async function narrowStandaloneChild(_role: ChildRole): Promise<void> {
+export async function narrowStandaloneChild(
+  _role: ChildRole,
+  envFile: string | undefined = cwdEnvFile(),
+): Promise<void> {
   for (const name of ["run", "ffi", "env"] as const) {
     await Deno.permissions.revoke({ name });
   }
+  await revokeEnvFileRead(envFile);
+}
+
+/** `.env` of the working directory, or `undefined` when the directory cannot be read. */
+function cwdEnvFile(): string | undefined {
+  try {
+    return resolve(Deno.cwd(), ".env");
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Revokes this process's read of `envFile` when the grant covering it is the file's own.
+ * Deno revokes every grant that covers a path, so where `.env` is readable through its
+ * directory (a task module's directory, baked into a binary as a whole) revoking it would
+ * take that directory too: then nothing is revoked and `false` is returned (see
+ * {@linkcode envFileReadableThroughDirectory}). `true` when `envFile` is not readable now.
+ */
+export async function revokeEnvFileRead(envFile: string | undefined): Promise<boolean> {
+  if (envFile === undefined) return true;
+  if (Deno.permissions.querySync({ name: "read", path: envFile }).state !== "granted") {
+    return true;
+  }
+  if (envFileReadableThroughDirectory(envFile)) return false;
+  await Deno.permissions.revoke({ name: "read", path: envFile });
+  return true;
+}
+
+/**
+ * Whether `envFile`'s directory is granted read as a whole, so children of a compiled binary
+ * (whose flags are the supervisor's) keep reading `.env`: the supervisor warns at start.
+ */
+export function envFileReadableThroughDirectory(envFile: string): boolean {
+  return Deno.permissions.querySync({ name: "read", path: dirname(envFile) }).state ===
+    "granted";
 }

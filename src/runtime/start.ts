@@ -33,6 +33,7 @@ import {
   childConfig,
   childEnv,
   childPermissionSets,
+  envFileReadableThroughDirectory,
   readParentEnv,
 } from "./permissions.ts";
 import { spawnWorkerChild, workerOptionsEnabled, workerPermissions } from "./thread_spawner.ts";
@@ -301,6 +302,17 @@ function logStart(
     log.info(
       "thread mode: executors share this process and its heap; PERAGO_EXECUTOR_MAX_HEAP_MB " +
         "caps executors in process mode only",
+    );
+  }
+  if (
+    Deno.build.standalone && run.mode === "process" && config.envFile !== undefined &&
+    envFileReadableThroughDirectory(config.envFile)
+  ) {
+    // Children of a binary share its flags and can only revoke a grant as a whole.
+    log.warn(
+      "executors of this binary can read {envFile}: its directory is granted as a whole (a " +
+        "task module's directory?); keep .env in a directory of its own and build again",
+      { envFile: config.envFile },
     );
   }
   const unknownPaused = config.pausedTasks.filter((name) => !names.includes(name));

@@ -259,3 +259,59 @@ Deno.test("permissions: PERAGO_EXECUTOR_MAX_HEAP_MB reaches executors only, as -
   );
   assert.equal(uncapped.args[1], "--v8-flags=--expose-gc-as=__peragoExecutorGc");
 });
+
+Deno.test("permissions: a compiled binary's child stops reading .env (granted by itself) and keeps its other reads; .env inside a granted directory is left readable", async () => {
+  const root = await Deno.makeTempDir({ prefix: "perago-perm-env-" });
+  try {
+    await Deno.mkdir(`${root}/project/tasks`, { recursive: true });
+    await Deno.mkdir(`${root}/ws`);
+    await Deno.writeTextFile(`${root}/project/.env`, "CONDUCTOR_AUTH_SECRET=s3cr3t\n");
+    await Deno.writeTextFile(`${root}/project/tasks/t.ts`, "export {};\n");
+    await Deno.writeTextFile(`${root}/ws/file.txt`, "workspace\n");
+    const permissions = new URL("../../src/runtime/permissions.ts", import.meta.url).href;
+    const probe = `
+      import { narrowStandaloneChild } from ${JSON.stringify(permissions)};
+      const envFile = ${JSON.stringify(`${root}/project/.env`)};
+      const before = Deno.readTextFileSync(envFile).length > 0;
+      await narrowStandaloneChild("executor", envFile);
+      const out = { before };
+      for (const [name, path] of [[".env", envFile], ["ws", ${
+      JSON.stringify(`${root}/ws/file.txt`)
+    }], ["task", ${JSON.stringify(`${root}/project/tasks/t.ts`)}]]) {
+        try { Deno.readTextFileSync(path); out[name] = "ok"; } catch (e) { out[name] = e.name; }
+      }
+      console.log(JSON.stringify(out));`;
+    await Deno.writeTextFile(`${root}/probe.ts`, probe);
+    const source = new URL("../../", import.meta.url).pathname.replace(/\/$/, "");
+    const run = async (reads: string[]) => {
+      const result = await new Deno.Command(Deno.execPath(), {
+        args: [
+          "run",
+          "--no-config",
+          "--no-prompt",
+          `--allow-read=${[...reads, `${root}/probe.ts`, `${source}/src`].join(",")}`,
+          // What a binary bakes and its children revoke as they start.
+          "--allow-run",
+          "--allow-env",
+          `${root}/probe.ts`,
+        ],
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      assert.ok(result.success, new TextDecoder().decode(result.stderr));
+      return JSON.parse(new TextDecoder().decode(result.stdout));
+    };
+    // As scripts/compile.ts bakes it: the roots, the task directory and .env by itself.
+    assert.deepEqual(
+      await run([`${root}/ws`, `${root}/project/tasks`, `${root}/project/.env`]),
+      { before: true, ".env": "NotCapable", ws: "ok", task: "ok" },
+    );
+    // .env inside a directory granted as a whole: revoking it would take the directory.
+    assert.deepEqual(
+      await run([`${root}/ws`, `${root}/project`]),
+      { before: true, ".env": "ok", ws: "ok", task: "ok" },
+    );
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
