@@ -17,8 +17,8 @@
  *   in `<workspace root>/.perago-lanes/` (Deno grants Unix sockets by exact path; see
  *   src/runtime/lane_dir.ts); `--allow-env` = the variables perago reads; `--allow-sys=hostname` (the
  *   supervisor lock records its host); `--allow-run` so the supervisor can
- *   re-invoke the binary for its broker and executors (each child revokes `run`, `ffi` and
- *   `env` as it starts: see src/runtime/permissions.ts). Deno can revoke a whole permission
+ *   re-invoke the binary for its broker and executors (each child revokes `run`, `ffi`,
+ *   `env` and its read of `.env` as it starts: see src/runtime/permissions.ts). Deno can revoke a whole permission
  *   but not narrow a granted list, so process-mode children of a compiled binary keep both
  *   hosts; thread mode gives each Worker its own role's list even in a binary;
  *   `--unstable-worker-options` for thread mode. They come from `.env` and
