@@ -288,21 +288,12 @@ export class Executor {
     const name = task.taskDefName ?? task.taskType;
     const definition = this.#options.tasks.get(name) ?? this.#options.tasks.get(task.taskType);
     const { init } = this.#options;
-    if (definition === undefined) {
-      const known = [...this.#options.tasks.keys()].join(", ");
-      return failed(
-        `no task named ${name} is loaded by this worker (it serves ${known}); start perago ` +
-          "with that task's module",
-        started,
-      );
-    }
+    if (definition === undefined) return notLoaded(name, this.#options.tasks, started);
     let kit: Instruments;
     try {
       kit = this.#instruments = await loadInstruments();
     } catch (error) {
-      const message = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
-      this.#log.error("attempt {attemptId} crashed: {message}", { attemptId, message });
-      return failed(`attempt crashed: ${message}`.slice(0, init.failureReasonMaxLength), started);
+      return crashed(error, this.#log, attemptId, init.failureReasonMaxLength, started);
     }
     const traced = this.#trace(kit, attemptId, task, name);
     // Every line of the attempt carries its trace id.
@@ -360,11 +351,7 @@ export class Executor {
       return wire(wireOutcome(outcome));
     } catch (error) {
       // runAttempt maps task errors itself; reaching here is a bug or a cancellation.
-      const message = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
-      log.error("attempt {attemptId} crashed: {message}", { attemptId, message });
-      return wire(
-        failed(`attempt crashed: ${message}`.slice(0, init.failureReasonMaxLength), started),
-      );
+      return wire(crashed(error, log, attemptId, init.failureReasonMaxLength, started));
     } finally {
       budget.clear();
     }
@@ -489,6 +476,33 @@ function attemptBudget(
     budgetSeconds * 1000,
   );
   return { signal: AbortSignal.any([signal, budget.signal]), clear: () => clearTimeout(timer) };
+}
+
+/** The outcome of an attempt of a task this executor has not loaded. */
+function notLoaded(
+  name: string,
+  tasks: ReadonlyMap<string, TaskDefinition>,
+  started: number,
+): WireOutcome {
+  const known = [...tasks.keys()].join(", ");
+  return failed(
+    `no task named ${name} is loaded by this worker (it serves ${known}); start perago ` +
+      "with that task's module",
+    started,
+  );
+}
+
+/** The outcome of an attempt that threw past runAttempt (a bug or a cancellation), logged. */
+function crashed(
+  error: unknown,
+  log: Logger,
+  attemptId: string,
+  maxLength: number,
+  started: number,
+): WireOutcome {
+  const message = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+  log.error("attempt {attemptId} crashed: {message}", { attemptId, message });
+  return failed(`attempt crashed: ${message}`.slice(0, maxLength), started);
 }
 
 /** A FAILED outcome of an attempt that did not get to run (or crashed), begun at `started`. */

@@ -94,18 +94,7 @@ export async function startRuntime(options: StartOptions): Promise<number> {
   const cwd = options.cwd ?? Deno.cwd();
   const first = options.modules[0]!;
   const config = await loadRuntimeConfig(first, { cwd });
-  const mode = options.executionMode ?? config.executionMode;
-  checkExecutionMode(mode);
-  const metricsAddress: ListenAddress | undefined = options.metricsAddress === undefined
-    ? config.metricsAddress
-    : parseListenAddress(options.metricsAddress, "--metrics-address");
-  const conductor = config.conductor;
-  if (conductor === undefined) {
-    throw new ConfigError(
-      "perago start needs Conductor: set CONDUCTOR_SERVER_URL (in .env or the environment); " +
-        '"perago dev" prints a demo set',
-    );
-  }
+  const { mode, metricsAddress, conductor } = startChoices(options, config);
   const loaded = await loadServedTasks(options.modules, cwd);
   const names = loaded.map((entry) => entry.task.name);
   const lakefs = lakeFsFor(loaded, config);
@@ -171,13 +160,44 @@ export async function startRuntime(options: StartOptions): Promise<number> {
     telemetry.close();
     unbridge();
     await server?.close();
-    // The workspace root's lanes belong to the supervisor holding its lock: one that never
-    // took it (another supervisor runs there) leaves them alone.
-    const ours = laneDir !== undefined &&
-      (laneDir !== join(config.workspaceRoot, WORKSPACE_LANE_DIR) || supervisor?.tookLock === true);
-    if (ours) await Deno.remove(laneDir, { recursive: true }).catch(() => {});
+    await removeLaneDir(laneDir, config.workspaceRoot, supervisor);
     await logging.dispose();
   }
+}
+
+/** The execution mode, the metrics address and Conductor's settings `start` runs with. */
+function startChoices(options: StartOptions, config: RuntimeConfig): {
+  mode: "process" | "thread";
+  metricsAddress: ListenAddress | undefined;
+  conductor: ConductorConfig;
+} {
+  const mode = options.executionMode ?? config.executionMode;
+  checkExecutionMode(mode);
+  const metricsAddress: ListenAddress | undefined = options.metricsAddress === undefined
+    ? config.metricsAddress
+    : parseListenAddress(options.metricsAddress, "--metrics-address");
+  const conductor = config.conductor;
+  if (conductor === undefined) {
+    throw new ConfigError(
+      "perago start needs Conductor: set CONDUCTOR_SERVER_URL (in .env or the environment); " +
+        '"perago dev" prints a demo set',
+    );
+  }
+  return { mode, metricsAddress, conductor };
+}
+
+/**
+ * Removes the lanes' directory at stop. The workspace root's lanes belong to the supervisor
+ * holding its lock: one that never took it (another supervisor runs there) leaves them alone.
+ */
+async function removeLaneDir(
+  laneDir: string | undefined,
+  workspaceRoot: string,
+  supervisor: Supervisor | undefined,
+): Promise<void> {
+  const ours = laneDir !== undefined &&
+    (laneDir !== join(workspaceRoot, WORKSPACE_LANE_DIR) || supervisor?.tookLock === true);
+  if (ours) await Deno.remove(laneDir, { recursive: true }).catch(() => {});
 }
 
 /** The supervisor's own Conductor client (its look-ups at start). */
