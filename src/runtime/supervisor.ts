@@ -752,6 +752,10 @@ export class Supervisor {
     const expected = this.#life.phase === "draining" && this.#children !== "up";
     const laneId = slot.laneId;
     slot.laneId = undefined;
+    const diedDuringAttempt = () =>
+      `executor ${slot.workerId} (pid ${child.pid}) exited during the attempt ` +
+      `(${describeExit(exit)})${this.#fatalV8Hint(exit)}; the attempt is reported FAILED so ` +
+      "Conductor retries it";
     // Exited as it said it would, after its outcome, to free its warm pool directory. Over a
     // lane the outcome went to the broker, whose word may still be on its way: an executor
     // ends with code 0 only after a shutdown or a recycle, so that code says it.
@@ -773,9 +777,7 @@ export class Supervisor {
         { workerId: slot.workerId, pid: child.pid },
       );
     } else if (attempt) {
-      const reason = `executor ${slot.workerId} (pid ${child.pid}) exited during the attempt ` +
-        `(${describeExit(exit)})${this.#fatalV8Hint(exit)}; the attempt is reported FAILED so ` +
-        "Conductor retries it";
+      const reason = diedDuringAttempt();
       this.#log.error(reason, { taskId: attempt.taskId });
       // Over a lane the broker reports it (unless its outcome arrived first): see below.
       if (laneId === undefined) {
@@ -796,13 +798,8 @@ export class Supervisor {
       });
     }
     if (laneId !== undefined) {
-      void this.#broker?.send({
-        type: "lane-closed",
-        id: laneId,
-        reason: `executor ${slot.workerId} (pid ${child.pid}) exited during the attempt (${
-          describeExit(exit)
-        })${this.#fatalV8Hint(exit)}; the attempt is reported FAILED so Conductor retries it`,
-      });
+      // The reason the broker reports the lane's attempt with, if one is still open there.
+      void this.#broker?.send({ type: "lane-closed", id: laneId, reason: diedDuringAttempt() });
     }
     this.#collectDirsOf(slot.workerId, child.pid);
     if (!this.#restartsExecutors()) return;
