@@ -33,6 +33,7 @@ import { type OpenChannel, receiveInit } from "./channel.ts";
 import { trashedDirsRemoved } from "../workspace/attempt_dir.ts";
 import { connectLane, type ExecutorLane } from "./lane_client.ts";
 import { type CollectGarbage, IdleCollector } from "./idle_gc.ts";
+import { loadOnce } from "../util/lazy.ts";
 
 /** Lifecycle of an executor. */
 export type ExecutorState = "starting" | "running" | "draining" | "stopped" | "failed";
@@ -83,29 +84,23 @@ interface Instruments {
   activeTraceparent: typeof activeTraceparent;
 }
 
-let instruments: Promise<Instruments> | undefined;
-
 /**
  * The instruments, imported with the first attempt: an executor waiting for work holds
  * neither OpenTelemetry's API nor the metric catalog (about 1 MiB of RSS, measured).
  */
-function loadInstruments(): Promise<Instruments> {
-  instruments ??= Promise.all([
+const loadInstruments = loadOnce(() =>
+  Promise.all([
     import("./attempt_metrics.ts"),
     import("./attempt_trace.ts"),
     import("./counting_lakefs.ts"),
     import("../otel/trace.ts"),
-  ]).then(([metrics, trace, counting, otel]) => ({
+  ]).then(([metrics, trace, counting, otel]): Instruments => ({
     AttemptMeter: metrics.AttemptMeter,
     AttemptTrace: trace.AttemptTrace,
     countingLakeFs: counting.countingLakeFs,
     activeTraceparent: otel.activeTraceparent,
-  })).catch((error) => {
-    instruments = undefined;
-    throw error;
-  });
-  return instruments;
-}
+  }))
+);
 
 /**
  * Serves attempts one at a time.
@@ -132,8 +127,8 @@ export class Executor {
   readonly #metrics: MetricBuffer;
   /** lakeFS answered (or not) since the last metrics message. */
   #lakefsContact: { ok: boolean; detail?: string } | undefined;
-  /** The attempt tools once loaded (or being loaded). */
-  #tools: Promise<AttemptTools> | undefined;
+  /** The attempt tools, loaded on the first attempt; a failed load is tried again next time. */
+  readonly #loadTools: () => Promise<AttemptTools>;
   /** The attempt whose directory the warm pool kept: the executor ends after it. */
   #recycleAfter: string | undefined;
   /** Collects garbage while the executor waits for work. */
@@ -144,6 +139,8 @@ export class Executor {
   constructor(options: ExecutorOptions) {
     this.#options = options;
     this.#log = options.logger ?? getLogger("runtime", "executor");
+    const { tools } = options;
+    this.#loadTools = typeof tools === "function" ? loadOnce(tools) : () => Promise.resolve(tools);
     this.#metrics = new MetricBuffer((records) => {
       const contact = this.#lakefsContact;
       this.#lakefsContact = undefined;
@@ -369,17 +366,6 @@ export class Executor {
     const traceparent = traced.traceparent;
     if (traceparent !== undefined) this.#traceparents.set(attemptId, traceparent);
     return traced;
-  }
-
-  /** The attempt tools, loaded on the first attempt; a failed load is tried again next time. */
-  #loadTools(): Promise<AttemptTools> {
-    const { tools } = this.#options;
-    if (typeof tools !== "function") return Promise.resolve(tools);
-    this.#tools ??= tools().catch((error) => {
-      this.#tools = undefined;
-      throw error;
-    });
-    return this.#tools;
   }
 
   /**
