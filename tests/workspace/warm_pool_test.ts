@@ -63,6 +63,14 @@ function files(count: number): Record<string, string> {
   return out;
 }
 
+/** Seeds `count` files and runs one attempt with a pool that then ends: its directory is pooled. */
+async function seedAndRetire(stack: Stack, count: number): Promise<void> {
+  await seed(stack, files(count));
+  const first = new WarmPool({ root: stack.root, maxDirs: 2 });
+  await run(stack, first);
+  await first.close(); // the first "process" ended
+}
+
 /** The pooled directories of the stack's workspace root. */
 function pooled(stack: Stack): string[] {
   try {
@@ -149,10 +157,7 @@ Deno.test("warm pool: with readAtClaim the retirement reads no downloaded file (
 
 Deno.test("warm pool: tampering with a pooled directory is undone before the task runs (in-place same-size rewrite in the same second, links, extra files, a folder for a file)", async () => {
   await using stack = await startStack();
-  await seed(stack, files(12));
-  const first = new WarmPool({ root: stack.root, maxDirs: 2 });
-  await run(stack, first);
-  await first.close();
+  await seedAndRetire(stack, 12);
   const [dir] = pooled(stack);
   assert.ok(dir !== undefined);
   // Same size, same inode, mtime put back: only the ctime tells.
@@ -215,10 +220,7 @@ Deno.test({
 }, async () => {
   await using stack = await startStack();
   try {
-    await seed(stack, files(12));
-    const first = new WarmPool({ root: stack.root, maxDirs: 2 });
-    await run(stack, first);
-    await first.close();
+    await seedAndRetire(stack, 12);
     const [dir] = pooled(stack);
     assert.ok(dir !== undefined);
     const planted = join(dir, "data/planted.txt");
@@ -244,10 +246,7 @@ Deno.test({
 
 Deno.test("warm pool: two attempts claiming at once never get the same directory", async () => {
   await using stack = await startStack();
-  await seed(stack, files(6));
-  const first = new WarmPool({ root: stack.root, maxDirs: 2 });
-  await run(stack, first);
-  await first.close();
+  await seedAndRetire(stack, 6);
   const a = new WarmPool({ root: stack.root, maxDirs: 2 });
   const b = new WarmPool({ root: stack.root, maxDirs: 2 });
   const claims = await Promise.all([
@@ -260,10 +259,7 @@ Deno.test("warm pool: two attempts claiming at once never get the same directory
 
 Deno.test("warm pool: a directory of another repository or of a scope that does not overlap is never taken", async () => {
   await using stack = await startStack();
-  await seed(stack, files(6));
-  const first = new WarmPool({ root: stack.root, maxDirs: 2 });
-  await run(stack, first);
-  await first.close();
+  await seedAndRetire(stack, 6);
   const other = new WarmPool({ root: stack.root, maxDirs: 2 });
   assert.equal(await other.claim(`${stack.repo}-other`, "data/", join(stack.root, "x")), undefined);
   assert.equal(await other.claim(stack.repo, "logs/", join(stack.root, "x")), undefined);
