@@ -28,6 +28,15 @@ const task = (taskId: string) => ({
   retryCount: 0,
 });
 
+/** The supervisor's `lane-open` of `slot` (worker id `w<slot>`) as lane `id`. */
+const laneOpen = (slot: number, id: number, secret: string) => ({
+  type: "lane-open" as const,
+  slot,
+  id,
+  workerId: `w${slot}`,
+  secret,
+});
+
 const OUTCOME = { status: "COMPLETED" as const, stale: false, durationMs: 1 };
 
 /** The router over two slots' sockets in a fresh directory, with what it told each side. */
@@ -83,20 +92,8 @@ const until = (what: string, check: () => boolean) =>
 
 Deno.test("lanes: a connection must prove its lane (wrong secret, another slot's lane, no hello, a second connection: closed); an executor can neither fence nor complete a task it was not given", async () => {
   await using t = await setup();
-  t.router.fromSupervisor({
-    type: "lane-open",
-    slot: 0,
-    id: 1,
-    workerId: "w0",
-    secret: SECRETS[0]!,
-  });
-  t.router.fromSupervisor({
-    type: "lane-open",
-    slot: 1,
-    id: 2,
-    workerId: "w1",
-    secret: SECRETS[1]!,
-  });
+  t.router.fromSupervisor(laneOpen(0, 1, SECRETS[0]!));
+  t.router.fromSupervisor(laneOpen(1, 2, SECRETS[1]!));
 
   const wrongSecret = await connect(t.paths[0]!, { type: "hello", id: 1, secret: SECRETS[1]! });
   const otherLane = await connect(t.paths[0]!, { type: "hello", id: 2, secret: SECRETS[1]! });
@@ -166,13 +163,7 @@ Deno.test("lanes: a connection must prove its lane (wrong secret, another slot's
 
 Deno.test("lanes: an exited executor's last outcome still counts; one whose lane closes while it lives is lost (the supervisor told) and its attempt abandoned; a forced stop abandons the queue", async () => {
   await using t = await setup();
-  t.router.fromSupervisor({
-    type: "lane-open",
-    slot: 0,
-    id: 1,
-    workerId: "w0",
-    secret: SECRETS[0]!,
-  });
+  t.router.fromSupervisor(laneOpen(0, 1, SECRETS[0]!));
   const first = await connect(t.paths[0]!, { type: "hello", id: 1, secret: SECRETS[0]! });
   await until("credit", () => t.toBroker.length === 1);
   t.router.fromBroker({ type: "tasks", tasks: [task("t1")] });
@@ -194,13 +185,7 @@ Deno.test("lanes: an exited executor's last outcome still counts; one whose lane
   // The executor had removed its own socket file: the replacement's lane is listened on
   // afresh, with a new id and a fresh secret.
   await Deno.remove(t.paths[0]!);
-  t.router.fromSupervisor({
-    type: "lane-open",
-    slot: 0,
-    id: 3,
-    workerId: "w0",
-    secret: SECRETS[2]!,
-  });
+  t.router.fromSupervisor(laneOpen(0, 3, SECRETS[2]!));
   const stale = await connect(t.paths[0]!, { type: "hello", id: 1, secret: SECRETS[0]! });
   await until("the old lane's secret refused", () => stale.ended);
   const second = await connect(t.paths[0]!, { type: "hello", id: 3, secret: SECRETS[2]! });
@@ -262,13 +247,7 @@ Deno.test("lanes: a compiled binary's lanes are .perago-lanes of the workspace r
       toSupervisor: () => {},
     });
     try {
-      router.fromSupervisor({
-        type: "lane-open",
-        slot: 0,
-        id: 1,
-        workerId: "w0",
-        secret: SECRETS[0]!,
-      });
+      router.fromSupervisor(laneOpen(0, 1, SECRETS[0]!));
       assert.ok((await Deno.lstat(join(lanes, "0.sock"))).isSocket);
       // No sweep of attempt directories takes the live lanes' directory for one.
       for (const ttlMs of [0, 60_000]) {
