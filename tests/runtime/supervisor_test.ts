@@ -160,6 +160,23 @@ async function withOptions(
   }
 }
 
+/**
+ * A spawner of `broker` and of executors made by `make` (told how many came before), each
+ * kept in `executors` in spawn order.
+ */
+function recordingSpawner(broker: FakeBroker, make: (nth: number) => FakeExecutor) {
+  const executors: FakeExecutor[] = [];
+  const spawner = {
+    broker: () => broker,
+    executor: () => {
+      const executor = make(executors.length);
+      executors.push(executor);
+      return executor;
+    },
+  };
+  return { spawner, executors };
+}
+
 Deno.test("supervisor: a polled task goes to an idle executor and its result to the broker; a drain stops every child, exit 0", async () => {
   const broker = fakeBroker([TASK]);
   const executor = fakeExecutor();
@@ -196,15 +213,7 @@ Deno.test("supervisor: a polled task goes to an idle executor and its result to 
 
 Deno.test("supervisor: an executor that dies in an attempt is reported to the broker and restarted after its backoff", async () => {
   const broker = fakeBroker([TASK]);
-  const executors: FakeExecutor[] = [];
-  const spawner = {
-    broker: () => broker,
-    executor: () => {
-      const executor = fakeExecutor(executors.length === 0); // the first one hangs
-      executors.push(executor);
-      return executor;
-    },
-  };
+  const { spawner, executors } = recordingSpawner(broker, (nth) => fakeExecutor(nth === 0)); // the first one hangs
   await withOptions(spawner, async (options) => {
     const supervisor = new Supervisor(options);
     const run = supervisor.run();
@@ -267,15 +276,10 @@ function executorCounts() {
 
 Deno.test("supervisor: a recycling executor's slot takes no task; it is replaced at once (no backoff, not a restart) and the replacement gets the next task", async () => {
   const broker = fakeBroker([TASK, { ...TASK, taskId: "t2" }]);
-  const executors: FakeExecutor[] = [];
-  const spawner = {
-    broker: () => broker,
-    executor: () => {
-      const executor = executors.length === 0 ? recyclingExecutor() : slowStarter();
-      executors.push(executor);
-      return executor;
-    },
-  };
+  const { spawner, executors } = recordingSpawner(
+    broker,
+    (nth) => nth === 0 ? recyclingExecutor() : slowStarter(),
+  );
   // The replacement says `ready` only when the test lets it.
   const replacementReady = Promise.withResolvers<void>();
   const slowStarter = () => {
@@ -324,15 +328,7 @@ Deno.test("supervisor: a recycling executor's slot takes no task; it is replaced
 
 Deno.test("supervisor: an executor recycling during a drain is not replaced; the drain ends with exit 0", async () => {
   const broker = fakeBroker([TASK]);
-  const executors: FakeExecutor[] = [];
-  const spawner = {
-    broker: () => broker,
-    executor: () => {
-      const executor = recyclingExecutor();
-      executors.push(executor);
-      return executor;
-    },
-  };
+  const { spawner, executors } = recordingSpawner(broker, () => recyclingExecutor());
   const { counts, telemetry } = executorCounts();
   await withOptions(spawner, async (options) => {
     const supervisor = new Supervisor(options);
@@ -377,15 +373,7 @@ Deno.test("supervisor (lanes): each executor's lane is opened at the broker with
     if (message.type === "drain") child.say({ type: "drained" });
     if (message.type === "shutdown") child.end({ code: 0, signal: null });
   });
-  const executors: FakeExecutor[] = [];
-  const spawner = {
-    broker: () => broker,
-    executor: () => {
-      const executor = fakeExecutor(true);
-      executors.push(executor);
-      return executor;
-    },
-  };
+  const { spawner, executors } = recordingSpawner(broker, () => fakeExecutor(true));
   const { counts, telemetry } = executorCounts();
   await withOptions(spawner, async (options) => {
     const supervisor = new Supervisor(options);
