@@ -384,6 +384,31 @@ test(
   },
 );
 
+/**
+ * The first attempt of `task` (writing data/p1/mine.txt) lets `race` run before its merge,
+ * merges and dies; then its retry writes the same. The head the first left, and the retry.
+ */
+async function diedAfterMergeThenRetried(
+  stack: LakeStack,
+  a: string,
+  task: { workflowInstanceId: string; referenceTaskName: string },
+  race: () => Promise<void>,
+): Promise<{ afterFirst: string; retry: AttemptOutcome }> {
+  const writer = { prefix: "data/p1/", write: { "data/p1/mine.txt": "m" } };
+  const first = await run(stack, a, {
+    ...writer,
+    attempt: { ...task, taskId: "t-1", retryCount: 0 },
+    lakefs: dyingAfterMerge(stack.lakefs, race),
+  });
+  assert.equal(first.status, "FAILED");
+  const afterFirst = await head(stack);
+  const retry = await run(stack, a, {
+    ...writer,
+    attempt: { ...task, taskId: "t-2", retryCount: 1 },
+  });
+  return { afterFirst, retry };
+}
+
 /** A client whose first merge lets `before` run, merges, then dies (the merge stands). */
 function dyingAfterMerge(lakefs: LakeFsApi, before: () => Promise<void>): LakeFsApi {
   const racing = racingMerges(lakefs, before);
@@ -406,23 +431,15 @@ test(
     const task = { workflowInstanceId: "wf-died-in-window", referenceTaskName: "step" };
     // The first attempt checked a clean scope, another writer changed the scope before its
     // merge, and it died before its check after the merge could revert the combination.
-    const first = await run(stack, a, {
-      prefix: "data/p1/",
-      write: { "data/p1/mine.txt": "m" },
-      attempt: { ...task, taskId: "t-1", retryCount: 0 },
-      lakefs: dyingAfterMerge(stack.lakefs, async () => {
+    const { afterFirst: combined, retry } = await diedAfterMergeThenRetried(
+      stack,
+      a,
+      task,
+      async () => {
         await seed(stack, { "data/p1/theirs.txt": "theirs" }, { message: "racer" });
-      }),
-    });
-    assert.equal(first.status, "FAILED");
-    const combined = await head(stack);
+      },
+    );
     assert.equal((await readTree(stack, combined))["data/p1/mine.txt"], "m", "the merge stood");
-
-    const retry = await run(stack, a, {
-      prefix: "data/p1/",
-      write: { "data/p1/mine.txt": "m" },
-      attempt: { ...task, taskId: "t-2", retryCount: 1 },
-    });
     assert.equal(retry.status, "FAILED_WITH_TERMINAL_ERROR", retry.reasonForIncompletion);
     assert.equal(retry.errorName, "ScopeConflictError");
     const reason = retry.reasonForIncompletion!;
@@ -453,21 +470,14 @@ test(
   "a retry whose earlier attempt died after merging beside another scope's change completes with it",
   async (stack, a) => {
     const task = { workflowInstanceId: "wf-died-beside", referenceTaskName: "step" };
-    const first = await run(stack, a, {
-      prefix: "data/p1/",
-      write: { "data/p1/mine.txt": "m" },
-      attempt: { ...task, taskId: "t-1", retryCount: 0 },
-      lakefs: dyingAfterMerge(stack.lakefs, async () => {
+    const { afterFirst: merged, retry } = await diedAfterMergeThenRetried(
+      stack,
+      a,
+      task,
+      async () => {
         await seed(stack, { "data/p2/theirs.txt": "theirs" }, { message: "racer" });
-      }),
-    });
-    assert.equal(first.status, "FAILED");
-    const merged = await head(stack);
-    const retry = await run(stack, a, {
-      prefix: "data/p1/",
-      write: { "data/p1/mine.txt": "m" },
-      attempt: { ...task, taskId: "t-2", retryCount: 1 },
-    });
+      },
+    );
     assert.equal(retry.status, "COMPLETED", retry.reasonForIncompletion);
     assert.equal(retry.publication, "earlier-attempt");
     assert.equal(retry.publishedRef, merged);
@@ -653,21 +663,14 @@ test(
       workflowInstanceId: `wf-protected-${crypto.randomUUID()}`,
       referenceTaskName: "step",
     };
-    const first = await run(stack, a, {
-      prefix: "data/p1/",
-      write: { "data/p1/mine.txt": "m" },
-      attempt: { ...task, taskId: "t-1", retryCount: 0 },
-      lakefs: dyingAfterMerge(stack.lakefs, async () => {
+    const { afterFirst: combined, retry } = await diedAfterMergeThenRetried(
+      stack,
+      a,
+      task,
+      async () => {
         await mergeOnto(stack, { "data/p1/theirs.txt": "theirs" });
-      }),
-    });
-    assert.equal(first.status, "FAILED");
-    const combined = await head(stack);
-    const retry = await run(stack, a, {
-      prefix: "data/p1/",
-      write: { "data/p1/mine.txt": "m" },
-      attempt: { ...task, taskId: "t-2", retryCount: 1 },
-    });
+      },
+    );
     assert.equal(retry.status, "FAILED_WITH_TERMINAL_ERROR", retry.reasonForIncompletion);
     assert.ok(retry.reasonForIncompletion!.includes(`earlier attempt's merge ${combined}`));
     assert.match(retry.reasonForIncompletion!, /was reverted so the two changes are not combined/);
