@@ -282,14 +282,20 @@ async function completeWithEarlier(
   signal: AbortSignal,
 ): Promise<Publication> {
   const landing = await landingOf(lakefs, target, earlier, history, signal);
-  if (landing.landedBeside.length > 0) {
-    const what = `scope ${JSON.stringify(describeScope(target.scope))} of branch ` +
-      `${target.branch} changed under an earlier attempt of this task while it replaced an ` +
-      `earlier publication: ${listPaths(landing.landedBeside, false)}`;
-    await revertAndFail(lakefs, target, earlier.id, what, landing.landedBeside, {
+  // A scope change the earlier attempt's merge combined with: reverted, terminal.
+  const scopeChanged = `scope ${JSON.stringify(describeScope(target.scope))} of branch ` +
+    `${target.branch} changed`;
+  const revertEarlier = (what: string, paths: readonly string[]) =>
+    revertAndFail(lakefs, target, earlier.id, `${scopeChanged} ${what}`, paths, {
       whose: "the earlier attempt's merge",
       why: " (it ended before checking it)",
     }, signal);
+  if (landing.landedBeside.length > 0) {
+    await revertEarlier(
+      "under an earlier attempt of this task while it replaced an earlier publication: " +
+        listPaths(landing.landedBeside, false),
+      landing.landedBeside,
+    );
   }
   // The earlier merge landed on its only parent. Had the scope changed between A and that
   // head, the earlier attempt's own check after the merge would have reverted it; it died
@@ -306,14 +312,11 @@ async function completeWithEarlier(
       signal,
     );
     if (combined.paths.length > 0) {
-      const what = `scope ${JSON.stringify(describeScope(target.scope))} of branch ` +
-        `${target.branch} changed between the input ref ${target.inputRef} and the head an ` +
-        `earlier attempt of this task merged onto (${mergedOnto}): ` +
-        listPaths(combined.paths, combined.more);
-      await revertAndFail(lakefs, target, earlier.id, what, combined.paths, {
-        whose: "the earlier attempt's merge",
-        why: " (it ended before checking it)",
-      }, signal);
+      await revertEarlier(
+        `between the input ref ${target.inputRef} and the head an earlier attempt of this ` +
+          `task merged onto (${mergedOnto}): ${listPaths(combined.paths, combined.more)}`,
+        combined.paths,
+      );
     }
   }
   const provablyOurs = earlier.id === head && landing.direct && mergedOnto === target.inputRef;
