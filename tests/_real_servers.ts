@@ -173,26 +173,7 @@ export interface RealLakeFsBinary {
  * `../shared/tools/lakefs/start.sh --unpack` unpacks (beside the repository), or why none.
  */
 export function realLakeFsBinary(): RealLakeFsBinary | Skip {
-  const named = env("PERAGO_TEST_LAKEFS_BIN");
-  if (named) return { path: named };
-  const startScript = new URL("../../shared/tools/lakefs/start.sh", import.meta.url).pathname;
-  try {
-    Deno.statSync(startScript);
-  } catch {
-    return {
-      skip: `no lakeFS binary: PERAGO_TEST_LAKEFS_BIN is unset and ${startScript} is missing ` +
-        "(../shared is not beside this clone)",
-    };
-  }
-  const unpacked = new Deno.Command(startScript, { args: ["--unpack"], stderr: "piped" })
-    .outputSync();
-  const path = new TextDecoder().decode(unpacked.stdout).trim();
-  if (unpacked.code !== 0 || path === "") {
-    return {
-      skip: `${startScript} --unpack failed: ${new TextDecoder().decode(unpacked.stderr).trim()}`,
-    };
-  }
-  return { path };
+  return sharedTool("lakeFS binary", "PERAGO_TEST_LAKEFS_BIN", "start.sh", ["--unpack"]);
 }
 
 /** lakeFS's own CLI, lakectl, for tests that drive a lakeFS (demo or real) the way users do. */
@@ -205,21 +186,35 @@ export interface Lakectl {
  * `../shared/tools/lakefs/unpack-lakectl.sh` unpacks (beside the repository), or why none.
  */
 export function realLakectl(): Lakectl | Skip {
-  const named = env("PERAGO_TEST_LAKECTL");
+  return sharedTool("lakectl", "PERAGO_TEST_LAKECTL", "unpack-lakectl.sh", []);
+}
+
+/**
+ * The executable `envVar` names, else the path `../shared/tools/lakefs/<script> <args>`
+ * prints (beside the repository), or why none (`what` names it in the reason).
+ */
+function sharedTool(
+  what: string,
+  envVar: string,
+  script: string,
+  args: string[],
+): { path: string } | Skip {
+  const named = env(envVar);
   if (named) return { path: named };
-  const script = new URL("../../shared/tools/lakefs/unpack-lakectl.sh", import.meta.url).pathname;
+  const scriptPath = new URL(`../../shared/tools/lakefs/${script}`, import.meta.url).pathname;
   try {
-    Deno.statSync(script);
+    Deno.statSync(scriptPath);
   } catch {
     return {
-      skip: `no lakectl: PERAGO_TEST_LAKECTL is unset and ${script} is missing ` +
+      skip: `no ${what}: ${envVar} is unset and ${scriptPath} is missing ` +
         "(../shared is not beside this clone)",
     };
   }
-  const unpacked = new Deno.Command(script, { stderr: "piped" }).outputSync();
+  const unpacked = new Deno.Command(scriptPath, { args, stderr: "piped" }).outputSync();
   const path = new TextDecoder().decode(unpacked.stdout).trim();
   if (unpacked.code !== 0 || path === "") {
-    return { skip: `${script} failed: ${new TextDecoder().decode(unpacked.stderr).trim()}` };
+    const ran = [scriptPath, ...args].join(" ");
+    return { skip: `${ran} failed: ${new TextDecoder().decode(unpacked.stderr).trim()}` };
   }
   return { path };
 }
