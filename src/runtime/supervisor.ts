@@ -478,8 +478,9 @@ export class Supervisor {
     const broker = this.#o.spawner.broker();
     this.#broker = broker;
     this.#log.info("broker started (pid {pid})", { pid: broker.pid });
-    void this.#pumpBroker(broker);
-    void broker.exit.then((exit) => this.#onBrokerExit(exit));
+    // Its exit is handled once its last messages are read (see #spawnExecutor).
+    void Promise.all([broker.exit, this.#pumpBroker(broker)])
+      .then(([exit]) => this.#onBrokerExit(exit));
     await broker.send({ type: "init", init: this.#o.brokerInit });
     const timeout = this.#o.startTimeoutMs;
     const started = await within(
@@ -538,8 +539,10 @@ export class Supervisor {
       slot: slot.index,
       pid: child.pid,
     });
-    void this.#pumpExecutor(slot, child);
-    slot.exited = child.exit.then((exit) => this.#onExecutorExit(slot, child, exit));
+    // Its exit is handled once its last messages are read: a Worker's exit event, or a
+    // process's status, can come before the pump has taken the outcome sent just before it.
+    slot.exited = Promise.all([child.exit, this.#pumpExecutor(slot, child)])
+      .then(([exit]) => this.#onExecutorExit(slot, child, exit));
     void child.send({
       type: "init",
       init: { ...this.#o.executorInit(slot.index), ...(lane === undefined ? {} : { lane }) },

@@ -274,6 +274,39 @@ function executorCounts() {
   return { counts, telemetry };
 }
 
+Deno.test("supervisor: an executor whose exit comes in the turn of its last outcome (a Worker's exit event) has that outcome counted first: a recycle, not a death in the attempt", async () => {
+  const broker = fakeBroker([TASK]);
+  const { spawner, executors } = recordingSpawner(
+    broker,
+    (nth) =>
+      nth > 0 ? fakeExecutor() : new FakeChild<FromExecutor, ToExecutor>((message, child) => {
+        if (message.type === "init") return child.say({ type: "ready", pid: child.pid });
+        if (message.type !== "attempt") return;
+        child.say({
+          type: "outcome",
+          attemptId: message.attemptId,
+          outcome: { status: "COMPLETED", stale: false, durationMs: 1 },
+          recycle: true,
+        });
+        child.end({ code: 0, signal: null });
+      }),
+  );
+  const { counts, telemetry } = executorCounts();
+  await withOptions(spawner, async (options) => {
+    const supervisor = new Supervisor(options);
+    const run = supervisor.run();
+    await waitFor(() => executors.length === 2 || undefined, {
+      timeoutMs: 5_000,
+      what: "the recycled executor's replacement",
+    });
+    assert.deepEqual(counts, { restarted: 0, recycled: 1 });
+    assert.ok(broker.received.some((m) => m.type === "result" && m.taskId === "t1"));
+    assert.ok(!broker.received.some((m) => m.type === "abandon"));
+    supervisor.shutdown();
+    assert.equal(await run, 0);
+  }, { telemetry });
+});
+
 Deno.test("supervisor: a recycling executor's slot takes no task; it is replaced at once (no backoff, not a restart) and the replacement gets the next task", async () => {
   const broker = fakeBroker([TASK, { ...TASK, taskId: "t2" }]);
   const { spawner, executors } = recordingSpawner(
