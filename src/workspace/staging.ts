@@ -27,7 +27,9 @@ export interface StagingBranchIds {
  * `perago-staging-{wf}-{refTaskName}-seq-{seq}-iteration-{iter}-task-id-{id}-retry-{n}-exec-{execId}`,
  * reduced to lakeFS's branch charset `^\w[-\w]*$` (other characters become `_`) and at most
  * {@linkcode MAX_STAGING_BRANCH_LENGTH} characters. A name that is too long is cut and ends
- * with `-h` and 16 hex digits of the SHA-256 of the full name, so it stays unique.
+ * with `-g` and 16 hex digits naming the workflow task (so a later attempt of the task still
+ * recognises it, however long the workflow id and reference name) and `-h` and 16 hex digits
+ * of the SHA-256 of the full name (so it stays unique).
  *
  * @example
  * ```ts
@@ -44,7 +46,19 @@ export function stagingBranchName(ids: StagingBranchIds): string {
   const clean = full.replace(/[^A-Za-z0-9_-]/g, "_");
   if (clean.length <= MAX_STAGING_BRANCH_LENGTH) return clean;
   const hash = createHash("sha256").update(full).digest("hex").slice(0, 16);
-  return `${clean.slice(0, MAX_STAGING_BRANCH_LENGTH - 18)}-h${hash}`;
+  const tail = `${taskTag(ids)}-h${hash}`;
+  return `${clean.slice(0, MAX_STAGING_BRANCH_LENGTH - tail.length)}${tail}`;
+}
+
+/** Length of {@linkcode taskTag}'s answer: `-g` and 16 hex digits. */
+const TASK_TAG_LENGTH = 18;
+
+/** `-g` and 16 hex digits of the SHA-256 of the workflow id and reference name. */
+function taskTag(ids: Pick<StagingBranchIds, "workflowInstanceId" | "referenceTaskName">): string {
+  const digest = createHash("sha256")
+    .update(`${ids.workflowInstanceId}\0${ids.referenceTaskName}`)
+    .digest("hex");
+  return `-g${digest.slice(0, 16)}`;
 }
 
 /**
@@ -63,11 +77,18 @@ export function isSameTaskStagingBranch(
   name: string,
   ids: Pick<StagingBranchIds, "workflowInstanceId" | "referenceTaskName">,
 ): boolean {
+  if (!name.startsWith(STAGING_BRANCH_PREFIX)) return false;
+  if (name.length === MAX_STAGING_BRANCH_LENGTH) {
+    // A cut name carries the task's tag just before its own hash: the only test that holds
+    // when the workflow id and reference name alone outgrow the limit.
+    const tagAt = MAX_STAGING_BRANCH_LENGTH - TASK_TAG_LENGTH - 18;
+    if (name.slice(tagAt, tagAt + TASK_TAG_LENGTH) === taskTag(ids)) return true;
+  }
   const prefix = `${STAGING_BRANCH_PREFIX}${ids.workflowInstanceId}-${ids.referenceTaskName}-seq-`
     .replace(/[^A-Za-z0-9_-]/g, "_");
   if (!name.startsWith(prefix)) return false;
-  // The rest is `{seq}-iteration-{iter}-task-id-...`; a name cut to the length limit (long
-  // ids) may end before that shape, and then its prefix has to do.
+  // The rest is `{seq}-iteration-{iter}-task-id-...`; a name cut to the length limit by an
+  // earlier version (no task tag) may end before that shape, and then its prefix has to do.
   const rest = name.slice(prefix.length);
   if (/^\d+-iteration-\d+-task-id-/.test(rest)) return true;
   return name.length === MAX_STAGING_BRANCH_LENGTH && /^\d/.test(rest);

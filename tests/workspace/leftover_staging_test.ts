@@ -31,10 +31,46 @@ Deno.test("isSameTaskStagingBranch: same workflow task, any retry/seq/iteration;
   const long = name({ taskId: "x".repeat(300) });
   assert.equal(long.length, MAX_STAGING_BRANCH_LENGTH);
   assert.ok(isSameTaskStagingBranch(long, IDS));
+  assert.ok(!isSameTaskStagingBranch(long, { ...IDS, referenceTaskName: "step" }));
   // The throw-away branch of a publication by merges counts as one of the task's.
   assert.ok(isSameTaskStagingBranch(publishBranchName(IDS), IDS));
   assert.notEqual(publishBranchName(IDS), publishBranchName(IDS));
   assert.ok(!isSameTaskStagingBranch(publishBranchName(IDS), { ...IDS, referenceTaskName: "s" }));
+});
+
+Deno.test("isSameTaskStagingBranch: a workflow id and reference name longer than the limit", () => {
+  const ids = { workflowInstanceId: "w".repeat(120), referenceTaskName: "r".repeat(120) };
+  const name = (over: Record<string, unknown>) =>
+    stagingBranchName({
+      ...ids,
+      seq: 1,
+      iteration: 0,
+      taskId: "t1",
+      retryCount: 0,
+      executionId: "e1",
+      ...over,
+    });
+  const first = name({});
+  assert.equal(first.length, MAX_STAGING_BRANCH_LENGTH);
+  assert.ok(isSameTaskStagingBranch(first, ids));
+  assert.ok(isSameTaskStagingBranch(name({ seq: 4, retryCount: 2, executionId: "e9" }), ids));
+  assert.ok(isSameTaskStagingBranch(publishBranchName(ids), ids));
+  // Another task whose names share the same first 200 characters is not taken for this one.
+  const sibling = { ...ids, referenceTaskName: `${"r".repeat(120)}_other` };
+  assert.ok(
+    !isSameTaskStagingBranch(
+      stagingBranchName({
+        ...sibling,
+        seq: 1,
+        iteration: 0,
+        taskId: "t1",
+        retryCount: 0,
+        executionId: "e1",
+      }),
+      ids,
+    ),
+  );
+  assert.ok(!isSameTaskStagingBranch(first, sibling));
 });
 
 Deno.test("attempt: deletes staging branches an earlier (killed) attempt of the same task left", async () => {
