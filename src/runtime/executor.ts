@@ -34,6 +34,7 @@ import { trashedDirsRemoved } from "../workspace/attempt_dir.ts";
 import { connectLane, type ExecutorLane } from "./lane_client.ts";
 import { type CollectGarbage, IdleCollector } from "./idle_gc.ts";
 import { loadOnce } from "../util/lazy.ts";
+import { dropHosts, hostPort } from "./net_grant.ts";
 
 /** Lifecycle of an executor. */
 export type ExecutorState = "starting" | "running" | "draining" | "stopped" | "failed";
@@ -545,6 +546,31 @@ export interface ExecutorProcessDeps {
 }
 
 /**
+ * Drops the hosts the supervisor named (Conductor's) from this process's network grant before
+ * any task module loads (see net_grant.ts). A host Deno cannot drop alone is logged; a message
+ * (for `fatal`) when dropping it would have taken lakeFS too.
+ */
+async function dropForeignHosts(init: ExecutorInit, log: Logger): Promise<string | undefined> {
+  if (init.dropHosts === undefined || init.dropHosts.length === 0) return undefined;
+  try {
+    const kept = init.lakefs === undefined ? undefined : hostPort(init.lakefs.endpointUrl);
+    const left = await dropHosts(init.dropHosts, kept);
+    if (left.length > 0) {
+      log.warn(
+        "executor {workerId}: task code can still reach {hosts}: the network grant covering " +
+          "it covers lakeFS too; grant each server as host:port",
+        { workerId: init.workerId, hosts: left.join(", ") },
+      );
+    }
+    return undefined;
+  } catch (error) {
+    const message = (error as Error).message;
+    log.error("executor {workerId}: {message}", { workerId: init.workerId, message });
+    return message;
+  }
+}
+
+/**
  * Loads the executor's task modules and, when its init names a lane, connects to it: with a
  * lane, attempts come from the broker over it, and outcomes and fences go back there; the
  * supervisor's channel keeps the rest (ready, metrics, shutdown). What failed is logged and
@@ -600,6 +626,11 @@ export async function runExecutorProcess(deps: ExecutorProcessDeps): Promise<num
   let logging: { dispose(): Promise<void> } | undefined;
   try {
     logging = await deps.setupLogging(init);
+    const narrowFailed = await dropForeignHosts(init, log);
+    if (narrowFailed !== undefined) {
+      await out.send({ type: "fatal", message: narrowFailed });
+      return 1;
+    }
     const prepared = await loadTasksAndLane(deps, init, log);
     if ("fatal" in prepared) {
       await out.send({ type: "fatal", message: prepared.fatal });

@@ -39,16 +39,18 @@
  * A compiled binary (`Deno.build.standalone`) cannot take `deno run` flags: its permissions
  * were fixed by `deno compile`. Children are then started by re-invoking `Deno.execPath()`
  * with the hidden subcommand only, and narrow themselves at start with
- * {@linkcode narrowStandaloneChild}: Deno can revoke a whole permission but cannot narrow a
- * granted one to a list, so the compile script should bake the narrowest lists that fit all
- * roles (`--allow-net=<conductor>,<lakefs>` etc.) and each child revokes what its role never
- * needs (subprocesses, FFI, environment).
+ * {@linkcode narrowStandaloneChild}: Deno revokes a grant only together with every grant that
+ * covers it, so the compile script bakes the narrowest lists that fit all roles
+ * (`--allow-net=<conductor>,<lakefs>` as host:port etc.) and each child revokes what its role
+ * never needs (subprocesses, FFI, environment; an executor also drops the Conductor host as
+ * its init names it: net_grant.ts).
  *
  * @module
  */
 import { dirname, isAbsolute, resolve } from "node:path";
 import { fileURLToPath as fromFileUrl } from "node:url";
 import { EXECUTOR_GC_FLAG } from "./idle_gc.ts";
+import { hostPort } from "./net_grant.ts";
 import { denoConfigInUse, type DenoConfigProbe, importMapReadPaths } from "./deno_config.ts";
 
 /** Which child. */
@@ -121,22 +123,10 @@ export interface ChildCommandOptions extends ChildPermissionOptions {
   maxHeapMb?: number;
 }
 
+export { hostPort };
+
 const MAIN_URL = new URL("../../main.ts", import.meta.url);
 const CONFIG_URL = new URL("../../deno.json", import.meta.url);
-
-/** `host:port` of an http(s) URL, with the scheme's default port made explicit. */
-export function hostPort(url: string): string {
-  const parsed = new URL(url);
-  const port = parsed.port !== ""
-    ? parsed.port
-    : parsed.protocol === "https:"
-    ? "443"
-    : parsed.protocol === "http:"
-    ? "80"
-    : "";
-  if (port === "") throw new TypeError(`permissions: not an http(s) URL: ${parsed.origin}`);
-  return `${parsed.hostname}:${port}`;
-}
 
 /** The directory holding a module given as a path or `file:` URL (remote URLs: none). */
 export function moduleDir(module: string): string | undefined {

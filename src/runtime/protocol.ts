@@ -152,6 +152,11 @@ export const ExecutorInitSchema = z.object({
     id: z.number().int().positive(),
     secret: z.string().min(32),
   }).optional(),
+  /**
+   * Hosts (`host:port`) the executor drops from its network grant before it loads a task
+   * module: Conductor's (a compiled binary's children share the supervisor's baked hosts).
+   */
+  dropHosts: z.array(z.string().min(1)).optional(),
   /** Absent when the worker serves workspace-free tasks only (no lakeFS configured). */
   lakefs: z.object({
     endpointUrl: z.string(),

@@ -34,6 +34,7 @@ import {
   childEnv,
   childPermissionSets,
   envFileReadableThroughDirectory,
+  hostPort,
   readParentEnv,
 } from "./permissions.ts";
 import { spawnWorkerChild, workerOptionsEnabled, workerPermissions } from "./thread_spawner.ts";
@@ -533,6 +534,7 @@ function executorInitOf(
     warmPoolDirs: config.warmPoolDirs,
     warmPoolMaxBytes: config.warmPoolMaxBytes,
     warmPoolMinFiles: config.warmPoolMinFiles,
+    dropHosts: executorDropHosts(config, lakefs),
     ...(lakefs === undefined ? {} : {
       lakefs: {
         endpointUrl: lakefs.endpointUrl,
@@ -542,6 +544,24 @@ function executorInitOf(
     }),
     log: childLog(config, moduleName, workerId),
   };
+}
+
+/**
+ * The hosts an executor drops as it starts: Conductor's, unless lakeFS is on the same
+ * `host:port`. Task code never needs Conductor; only the broker talks to it.
+ *
+ * @example
+ * ```ts
+ * executorDropHosts(config, config.lakefs); // ["conductor.internal:8080"]
+ * ```
+ */
+export function executorDropHosts(
+  config: RuntimeConfig,
+  lakefs: LakeFsConfig | undefined,
+): string[] {
+  if (config.conductor === undefined) return [];
+  const conductor = hostPort(config.conductor.serverUrl);
+  return lakefs !== undefined && hostPort(lakefs.endpointUrl) === conductor ? [] : [conductor];
 }
 
 type PermissionInputs = Omit<Parameters<typeof childPermissionSets>[0], "role">;
