@@ -518,7 +518,8 @@ export const bench: Bench = {
           "2-core machine the server and the client share two cores.",
           "perago verifies the size and MD5 of every download as the bytes arrive: objects " +
           "up to 256 KiB in memory, larger ones copied chunk by chunk into a shared ring a " +
-          "worker thread hashes from while async file ops write them (no read-back); the plain " +
+          "worker thread hashes from (four objects at once, in WebAssembly SIMD lanes) while " +
+          "async file ops write them (no read-back); the plain " +
           "client checks nothing, its plain_md5 variant hashes each body as it pipes it to the " +
           "file. large_download_ratio_ceiling is what the CPU allows any verifying client.",
         ],

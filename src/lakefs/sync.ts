@@ -13,7 +13,7 @@ import { dirname } from "node:path";
 import { readAtMost } from "../util/http.ts";
 import { forEachConcurrent } from "../util/pool.ts";
 import { HashingWriters } from "./_hashing_writer.ts";
-import type { LakeFsApi, ObjectStats } from "./api.ts";
+import type { LakeFsApi, ObjectSink, ObjectStats, WrittenObject } from "./api.ts";
 
 /** One object of the remote listing, as downloaded. */
 export interface RemoteEntry {
@@ -112,8 +112,10 @@ const MD5_HEX = /^[0-9a-f]{32}$/i;
  * verified, and the MD5 when the listed checksum is one, on the bytes as they arrive (never
  * by reading the file back): objects up to {@linkcode SMALL_OBJECT_MAX_BYTES} in memory,
  * larger ones hashed chunk by chunk while they stream to disk (bounded memory whatever the
- * size), through `downloadObject` into a hashing worker when the client has it (the HTTP client does), else
- * `getObject`. With a `cache`, objects the host has are copied from it instead. Returns the
+ * size), through `downloadObject` into a hashing worker when the client has it (the HTTP client
+ * does), else `getObject`. A large object's MD5 may be checked after its file is written, while
+ * the next objects download; it is reported (`onObject`) and cached only once checked, and a
+ * mismatch fails the whole download. With a `cache`, objects the host has are copied from it instead. Returns the
  * listing of what was downloaded, in key order.
  *
  * Requires `--allow-net` to the lakeFS host and `--allow-write` on the target paths.
@@ -142,6 +144,14 @@ export async function downloadPrefix(
   const cache = options.cache;
   const writers = new HashingWriters();
   const makeFolder = folderMaker();
+  // Downloads whose MD5 is still being checked: the pool moves on to the next object while
+  // the hashing worker finishes one (see `downloadOne`); the first mismatch stops the pool.
+  const checks: Promise<void>[] = [];
+  const stop = new AbortController();
+  let checkFailed: { error: unknown } | undefined;
+  const onAbort = () => stop.abort(options.signal?.reason);
+  options.signal?.addEventListener("abort", onAbort, { once: true });
+  if (options.signal?.aborted) onAbort();
   try {
     await forEachConcurrent(
       listedObjects(lakefs, options, entries),
@@ -183,14 +193,34 @@ export async function downloadPrefix(
             }
           }
         }
-        await downloadOne(lakefs, repo, ref, entry, path, writers, signal, created);
-        // Only MD5-verified downloads are cacheable (the cache skips other checksums).
-        if (cache !== undefined && MD5_HEX.test(entry.checksum)) await cache.add(entry, path);
-        options.onObject?.(entry, "lakefs");
+        const { checked } = await downloadOne(
+          lakefs,
+          repo,
+          ref,
+          entry,
+          path,
+          writers,
+          signal,
+          created,
+        );
+        const done = checked.then(async () => {
+          // Only MD5-verified downloads are cacheable (the cache skips other checksums).
+          if (cache !== undefined && MD5_HEX.test(entry.checksum)) await cache.add(entry, path);
+          options.onObject?.(entry, "lakefs");
+        });
+        done.catch((error: unknown) => {
+          checkFailed ??= { error };
+          stop.abort(error);
+        });
+        checks.push(done);
       },
-      options.signal,
-    );
+      stop.signal,
+    ).catch((error) => {
+      throw checkFailed === undefined ? error : checkFailed.error;
+    });
+    await Promise.all(checks);
   } finally {
+    options.signal?.removeEventListener("abort", onAbort);
     await writers.close();
   }
   entries.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
@@ -249,6 +279,10 @@ function folderMaker(): (folder: string) => Promise<void> {
   };
 }
 
+/**
+ * Downloads one object to `path`; resolves once the file is written, with `checked`: settled
+ * once its MD5 is checked (rejected with `DownloadIntegrityError` on a mismatch).
+ */
 async function downloadOne(
   lakefs: LakeFsApi,
   repo: string,
@@ -258,7 +292,7 @@ async function downloadOne(
   writers: HashingWriters,
   signal: AbortSignal,
   created: boolean,
-): Promise<void> {
+): Promise<{ checked: Promise<void> }> {
   // The first try creates the file (an existing path is an error) unless the caller did.
   let tries = created ? 1 : 0;
   if (lakefs.downloadObject === undefined) {
@@ -266,9 +300,28 @@ async function downloadOne(
       tries++ === 0 ? createTarget(path, entry) : Deno.open(path, { write: true, truncate: true });
     const body = await lakefs.getObject(repo, ref, entry.key, signal);
     await writeBody(body, entry, open, signal);
-    return;
+    return { checked: Promise.resolve() };
   }
-  const open = () => writers.open(path, { createNew: tries++ === 0 });
+  // The try that succeeds hands its hash over without waiting for it (`finishLater`): the
+  // client gets the size it counted, the MD5 is checked when the worker has it.
+  let hashed: Promise<WrittenObject> | undefined;
+  const open = async (): Promise<ObjectSink> => {
+    const sink = await writers.open(path, { createNew: tries++ === 0 });
+    let size = 0;
+    return {
+      write: (chunk) => {
+        size += chunk.length;
+        return sink.write(chunk);
+      },
+      finish: () => {
+        hashed = sink.finishLater();
+        // Handled below; a rejection before then is not unhandled.
+        hashed.catch(() => {});
+        return Promise.resolve({ size, md5: "" });
+      },
+      abort: () => sink.abort(),
+    };
+  };
   let written;
   try {
     written = await lakefs.downloadObject(repo, ref, entry.key, open, signal);
@@ -277,7 +330,13 @@ async function downloadOne(
     throw twoKeysOnePath(entry, path, error);
   }
   signal.throwIfAborted();
-  checkDownload(entry, written.size, MD5_HEX.test(entry.checksum) ? written.md5 : undefined);
+  checkDownload(entry, written.size, undefined);
+  const pending = hashed;
+  if (pending === undefined) throw new Error(`download of ${entry.key}: no sink finished`);
+  const checked = pending.then((hash) => {
+    checkDownload(entry, hash.size, MD5_HEX.test(entry.checksum) ? hash.md5 : undefined);
+  });
+  return { checked };
 }
 
 /**

@@ -111,6 +111,53 @@ for (
   });
 }
 
+Deno.test("downloadPrefix: one corrupt large object among many downloading at once fails it; the others are reported only once checked", async () => {
+  await withLakeFs(async ({ client }) => {
+    // Twelve objects past the in-memory size, 8 at once: the pool moves on while the worker
+    // still hashes a finished object, so the mismatch is found after its file was written.
+    const objects: Record<string, Uint8Array> = {};
+    for (let i = 0; i < 12; i++) objects[`p/o${i}.bin`] = pattern(400 * KIB + i * 4099, 10 + i);
+    const ref = await seedObjects(client, objects);
+    for (const corrupt of ["p/o0.bin", "p/o11.bin"]) {
+      await withDir(async (dir) => {
+        const reported: string[] = [];
+        await assert.rejects(
+          downloadPrefix(tamperedListing(client, corrupt, { checksum: "e".repeat(32) }), {
+            repo: "repo",
+            ref,
+            prefix: "p/",
+            concurrency: 8,
+            resolvePath: (k) => Promise.resolve(join(dir, k)),
+            onObject: (entry) => reported.push(entry.key),
+          }),
+          (error: unknown) => {
+            assert.ok(error instanceof DownloadIntegrityError, String(error));
+            assert.match(error.message, new RegExp(`${JSON.stringify(corrupt)}.*MD5`));
+            return true;
+          },
+        );
+        assert.ok(!reported.includes(corrupt), `${corrupt} was reported downloaded`);
+      });
+    }
+    // The same objects, listed truly, download and check out.
+    await withDir(async (dir) => {
+      const reported: string[] = [];
+      await downloadPrefix(client, {
+        repo: "repo",
+        ref,
+        prefix: "p/",
+        concurrency: 8,
+        resolvePath: (k) => Promise.resolve(join(dir, k)),
+        onObject: (entry) => reported.push(entry.key),
+      });
+      assert.deepEqual(reported.sort(), Object.keys(objects).sort());
+      for (const [key, data] of Object.entries(objects)) {
+        assert.deepEqual(await Deno.readFile(join(dir, key)), data, key);
+      }
+    });
+  });
+});
+
 /** A server answering every request with a body `write` produces (per attempt). */
 async function withBodyServer(
   write: (attempt: number, controller: ReadableStreamDefaultController<Uint8Array>) => void,
