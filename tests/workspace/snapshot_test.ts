@@ -170,6 +170,51 @@ Deno.test("snapshotDir since: a same-size rewrite in the stamp's own second (the
   }
 });
 
+Deno.test("snapshotDir since: many racy files, small and large, are all read again; the event loop runs meanwhile", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    // Racy: every file is written again after the stamp (its ctime at or past it), sizes
+    // unchanged. The small ones are hashed synchronously in slices, the 100 KiB one through
+    // the async reads.
+    const small = Array.from({ length: 3_000 }, (_, i) => `d${i % 10}/f${i}.txt`);
+    for (let d = 0; d < 10; d++) await Deno.mkdir(join(dir, `d${d}`));
+    for (const path of small) Deno.writeFileSync(join(dir, path), new Uint8Array(4096));
+    Deno.writeFileSync(join(dir, "large.bin"), new Uint8Array(100 * 1024));
+    const before = await snapshotDir(dir);
+    const stamp = changeStamp(dir);
+    const marked = before.map((entry) => ({ ...entry, digest: "unread" }));
+    for (const path of small) Deno.writeFileSync(join(dir, path), new Uint8Array(4096));
+    const rewritten = new Uint8Array(4096).fill(7);
+    Deno.writeFileSync(join(dir, small[1234]!), rewritten);
+    Deno.writeFileSync(join(dir, "large.bin"), new Uint8Array(100 * 1024).fill(7));
+    let ticks = 0;
+    const timer = setInterval(() => ticks++, 0);
+    let after;
+    try {
+      after = await snapshotDir(dir, { since: { snapshot: marked, stamp } });
+    } finally {
+      clearInterval(timer);
+    }
+    assert.equal(after.length, small.length + 1);
+    assert.ok(after.every((entry) => entry.digest !== "unread"), "a racy file was reused unread");
+    const byPath = new Map(after.map((entry) => [entry.path, entry.digest]));
+    assert.equal(byPath.get(small[1234]!), hex(rewritten));
+    assert.equal(byPath.get(small[1]!), hex(new Uint8Array(4096)));
+    assert.equal(byPath.get("large.bin"), hex(new Uint8Array(100 * 1024).fill(7)));
+    assert.deepEqual(
+      diffSnapshots(before, after).changed.map((entry) => entry.path).sort(),
+      [
+        small[1234]!,
+        "large.bin",
+      ].sort(),
+    );
+    // Reading 3,000 files takes longer than one slice: the interval ran between them.
+    assert.ok(ticks > 0, "the event loop never ran while the racy files were hashed");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("snapshotDir since: a stamp from the future (a clock stepped back) reuses nothing", async () => {
   const dir = await Deno.makeTempDir();
   try {
