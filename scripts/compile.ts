@@ -9,7 +9,9 @@
  *
  * - The task modules are embedded (`--include`): a compiled binary cannot import TypeScript
  *   it was not built with, so each deployment builds the binary with its tasks. So is the
- *   thread-mode Worker module (`src/runtime/_worker_entry.ts`), which nothing imports.
+ *   thread-mode Worker module (`src/runtime/_worker_entry.ts`), which nothing imports, and
+ *   the modules perago imports on first use (`LAZY_MODULES` of src/util/lazy_import.ts: their
+ *   specifiers are computed, so `deno compile` cannot find them by itself).
  * - The flags: `--allow-read` = workspace root, log root, task module directories, `.env`;
  *   `--allow-write` = workspace root, log root; `--allow-net` = the Conductor and lakeFS
  *   host:port, plus `PERAGO_METRICS_ADDRESS` when set (the supervisor's metrics listener:
@@ -41,6 +43,7 @@ import { taskEnvVars } from "../src/config/task_settings.ts";
 import { loadTask } from "../src/task/loader.ts";
 import { hostPort, moduleDir, otelEnvVars } from "../src/runtime/permissions.ts";
 import { bakedLaneNet } from "../src/runtime/lane_dir.ts";
+import { LAZY_MODULES, lazyModuleUrl } from "../src/util/lazy_import.ts";
 
 const ROOT = dirname(fromFileUrl(new URL("../deno.json", import.meta.url)));
 
@@ -111,6 +114,11 @@ export function listenHostPort(address: { hostname: string; port: number }): str
 
 /** perago's thread-mode Worker module: not statically imported, so embedded explicitly. */
 export const WORKER_ENTRY = `${ROOT}/src/runtime/_worker_entry.ts`;
+
+/** The modules perago imports on first use, by absolute path (embedded with `--include`). */
+export const LAZY_MODULE_PATHS: readonly string[] = LAZY_MODULES.map((module) =>
+  fromFileUrl(lazyModuleUrl(module))
+);
 
 /**
  * The `error:` line after `deno compile` failed. Without the network, or with a `DENORT_BIN`
@@ -209,7 +217,7 @@ async function compileTarget(
     "--config",
     `${ROOT}/deno.json`,
     ...flags,
-    ...[...modules, WORKER_ENTRY].flatMap((module) => ["--include", module]),
+    ...[...modules, WORKER_ENTRY, ...LAZY_MODULE_PATHS].flatMap((module) => ["--include", module]),
     "--target",
     target,
     "--output",

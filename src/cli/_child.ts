@@ -13,6 +13,7 @@ import type { ChildRole } from "../runtime/permissions.ts";
 import { type OpenChannel, streamChannel } from "../runtime/channel.ts";
 import { runBrokerRole, runExecutorRole } from "../runtime/roles.ts";
 import type { Command } from "./_command.ts";
+import { importLazily } from "../util/lazy_import.ts";
 
 /** `perago __broker`: the only process that talks to Conductor. */
 export const brokerCommand: Command = childCommand(
@@ -41,7 +42,9 @@ function childCommand(
       ignoreTerminalSignals();
       // Only a compiled binary narrows itself; a `deno run` child never loads that module.
       if (Deno.build.standalone) {
-        await (await import("../runtime/permissions.ts")).narrowStandaloneChild(role);
+        await (await importLazily<typeof import("../runtime/permissions.ts")>(
+          "runtime/permissions.ts",
+        )).narrowStandaloneChild(role);
       }
       return await runRole(streamChannel(Deno.stdin, Deno.stdout));
     },

@@ -8,6 +8,7 @@
 import { VERSION } from "../version.ts";
 import type { Command } from "./_command.ts";
 import { fail } from "./_fail.ts";
+import { importLazily } from "../util/lazy_import.ts";
 
 type CommandLoader = () => Promise<Command>;
 
@@ -22,34 +23,36 @@ interface CommandEntry {
 const COMMANDS: Record<string, CommandEntry> = {
   check: {
     summary: "validate the configuration and a task module",
-    load: async () => (await import("./check.ts")).command,
+    load: async () => (await importLazily<typeof import("./check.ts")>("cli/check.ts")).command,
   },
   extract: {
     summary: "write the Conductor TaskDef of a task module",
-    load: async () => (await import("./extract.ts")).command,
+    load: async () => (await importLazily<typeof import("./extract.ts")>("cli/extract.ts")).command,
   },
   run: {
     summary: "run one local attempt of a task (no Conductor)",
-    load: async () => (await import("./run.ts")).command,
+    load: async () => (await importLazily<typeof import("./run.ts")>("cli/run.ts")).command,
   },
   start: {
     summary: "serve task modules: poll Conductor and run attempts",
-    load: async () => (await import("./start.ts")).command,
+    load: async () => (await importLazily<typeof import("./start.ts")>("cli/start.ts")).command,
   },
   dev: {
     summary: "start the demo Conductor and lakeFS servers on loopback",
-    load: async () => (await import("./dev.ts")).command,
+    load: async () => (await importLazily<typeof import("./dev.ts")>("cli/dev.ts")).command,
   },
   init: {
     summary: "scaffold a task project (deno.json, example task and test)",
-    load: async () => (await import("./init.ts")).command,
+    load: async () => (await importLazily<typeof import("./init.ts")>("cli/init.ts")).command,
   },
 };
 
 // Hidden subcommands: the runtime re-invokes this same program (or binary) for its children.
 const HIDDEN: Record<string, CommandLoader> = {
-  "__broker": async () => (await import("./_child.ts")).brokerCommand,
-  "__executor": async () => (await import("./_child.ts")).executorCommand,
+  "__broker": async () =>
+    (await importLazily<typeof import("./_child.ts")>("cli/_child.ts")).brokerCommand,
+  "__executor": async () =>
+    (await importLazily<typeof import("./_child.ts")>("cli/_child.ts")).executorCommand,
 };
 
 /** The top-level help text. */

@@ -35,6 +35,7 @@ import { connectLane, type ExecutorLane } from "./lane_client.ts";
 import { type CollectGarbage, IdleCollector } from "./idle_gc.ts";
 import { loadOnce } from "../util/lazy.ts";
 import { dropHosts, hostPort } from "./net_grant.ts";
+import { importLazily } from "../util/lazy_import.ts";
 
 /** Lifecycle of an executor. */
 export type ExecutorState = "starting" | "running" | "draining" | "stopped" | "failed";
@@ -91,10 +92,10 @@ interface Instruments {
  */
 const loadInstruments = loadOnce(() =>
   Promise.all([
-    import("./attempt_metrics.ts"),
-    import("./attempt_trace.ts"),
-    import("./counting_lakefs.ts"),
-    import("../otel/trace.ts"),
+    importLazily<typeof import("./attempt_metrics.ts")>("runtime/attempt_metrics.ts"),
+    importLazily<typeof import("./attempt_trace.ts")>("runtime/attempt_trace.ts"),
+    importLazily<typeof import("./counting_lakefs.ts")>("runtime/counting_lakefs.ts"),
+    importLazily<typeof import("../otel/trace.ts")>("otel/trace.ts"),
   ]).then(([metrics, trace, counting, otel]): Instruments => ({
     AttemptMeter: metrics.AttemptMeter,
     AttemptTrace: trace.AttemptTrace,

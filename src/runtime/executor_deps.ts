@@ -11,6 +11,7 @@ import { loadTask } from "../task/loader.ts";
 import type { TaskDefinition } from "../task/types.ts";
 import type { AttemptTools, ExecutorProcessDeps } from "./executor.ts";
 import type { ExecutorInit } from "./protocol.ts";
+import { importLazily } from "../util/lazy_import.ts";
 
 /** Loads task modules by task name. */
 export async function loadTasks(modules: readonly string[]): Promise<Map<string, TaskDefinition>> {
@@ -29,14 +30,16 @@ export async function loadTasks(modules: readonly string[]): Promise<Map<string,
  */
 export async function loadAttemptTools(init: ExecutorInit): Promise<AttemptTools> {
   const [{ runAttempt }, lakefs, cache, pool] = await Promise.all([
-    import("../workspace/attempt.ts"),
-    init.lakefs === undefined ? undefined : import("../lakefs/client.ts"),
+    importLazily<typeof import("../workspace/attempt.ts")>("workspace/attempt.ts"),
+    init.lakefs === undefined
+      ? undefined
+      : importLazily<typeof import("../lakefs/client.ts")>("lakefs/client.ts"),
     init.lakefs === undefined || (init.objectCacheMaxBytes ?? 0) === 0
       ? undefined
-      : import("../lakefs/object_cache.ts"),
+      : importLazily<typeof import("../lakefs/object_cache.ts")>("lakefs/object_cache.ts"),
     init.lakefs === undefined || (init.warmPoolDirs ?? 0) === 0
       ? undefined
-      : import("../workspace/warm_pool.ts"),
+      : importLazily<typeof import("../workspace/warm_pool.ts")>("workspace/warm_pool.ts"),
   ]);
   const tools: AttemptTools = {
     runAttempt,

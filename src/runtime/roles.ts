@@ -14,6 +14,7 @@
 import { setupLogging } from "../log/setup.ts";
 import type { OpenChannel } from "./channel.ts";
 import { takeExposedGc } from "./idle_gc.ts";
+import { importLazily } from "../util/lazy_import.ts";
 
 /** Options of {@linkcode runBrokerRole}. */
 export interface BrokerRoleOptions {
@@ -36,8 +37,8 @@ export async function runBrokerRole(
   options: BrokerRoleOptions = {},
 ): Promise<number> {
   const [{ ConductorClient }, { runBrokerProcess }] = await Promise.all([
-    import("../conductor/client.ts"),
-    import("./broker.ts"),
+    importLazily<typeof import("../conductor/client.ts")>("conductor/client.ts"),
+    importLazily<typeof import("./broker.ts")>("runtime/broker.ts"),
   ]);
   return await runBrokerProcess({
     open,
@@ -68,8 +69,8 @@ export async function runExecutorRole(open: OpenChannel): Promise<number> {
   // Before any task code loads: task modules never see the exposed gc function.
   const collectGarbage = takeExposedGc();
   const [{ runExecutorProcess }, deps] = await Promise.all([
-    import("./executor.ts"),
-    import("./executor_deps.ts"),
+    importLazily<typeof import("./executor.ts")>("runtime/executor.ts"),
+    importLazily<typeof import("./executor_deps.ts")>("runtime/executor_deps.ts"),
   ]);
   return await runExecutorProcess({
     open,

@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { PostGuardrailViolation, PreGuardrailViolation } from "./errors.ts";
 import { describeGuardrail } from "./guardrails.ts";
 import type { Guardrail } from "./types.ts";
+import { importLazily } from "../util/lazy_import.ts";
 
 /** The attempt marker at the root of every attempt directory; never checked, never uploaded. */
 export const ATTEMPT_MARKER = ".perago-attempt.json";
@@ -47,7 +48,7 @@ export async function checkGuardrails(
   if (guardrails.length === 0) return;
   // The glob matcher (picomatch) is loaded only for a task that has glob guardrails.
   const compileGlob = guardrails.some((g) => g.kind === "requireGlob" || g.kind === "forbidGlob")
-    ? (await import("./glob.ts")).compileGlob
+    ? (await importLazily<typeof import("./glob.ts")>("task/glob.ts")).compileGlob
     : undefined;
   const entries = await walk(attemptDir, options.signal);
   const failures: string[] = [];
