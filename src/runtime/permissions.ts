@@ -98,7 +98,10 @@ export interface ChildCommand {
   args: string[];
   /** Whether the child runs from a compiled binary (it must narrow itself). */
   standalone: boolean;
-  /** Variables to add to the child's environment (`DENO_V8_FLAGS` for a compiled binary). */
+  /**
+   * Variables to add to the child's environment: `DENO_V8_FLAGS` for a compiled binary,
+   * {@linkcode DENO_RUN_CHILD_ENV} for `deno run`.
+   */
   env?: Record<string, string>;
 }
 
@@ -267,9 +270,21 @@ export function childCommand(options: ChildCommandOptions): ChildCommand {
       mainModule,
       subcommand,
     ],
+    env: DENO_RUN_CHILD_ENV,
     standalone: false,
   };
 }
+
+/**
+ * What a `deno run` child adds to its environment: no update check. `deno run` otherwise
+ * checks once a day for a newer Deno, from the CLI itself (no permission applies), and does it
+ * in each child whose Deno cache has no recent answer: the HTTPS request from a sandboxed
+ * child, and its client set up in each executor, 1.3 MiB of an idle executor's RSS (measured
+ * with the start-up benchmark's executor). A compiled binary never checks.
+ */
+export const DENO_RUN_CHILD_ENV: Readonly<Record<string, string>> = Object.freeze({
+  DENO_NO_UPDATE_CHECK: "1",
+});
 
 /**
  * The V8 flags of an executor process: its heap limit (`--max-old-space-size`, none for 0)

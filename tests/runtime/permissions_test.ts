@@ -87,6 +87,8 @@ Deno.test("permissions: command lines from source and from a compiled binary", (
   assert.equal(source.command, "/usr/bin/deno");
   assert.deepEqual(source.args.slice(0, 3), ["run", "--config", "/opt/perago/deno.json"]);
   assert.deepEqual(source.args.slice(-2), ["/opt/perago/main.ts", "__executor"]);
+  // No update check from a sandboxed child (a compiled binary never checks).
+  assert.deepEqual(source.env, { DENO_NO_UPDATE_CHECK: "1" });
   const compiled = childCommand({
     ...base,
     role: "broker",
@@ -241,7 +243,7 @@ Deno.test("permissions: PERAGO_EXECUTOR_MAX_HEAP_MB reaches executors only, as -
     executor.args[1],
     "--v8-flags=--max-old-space-size=512,--expose-gc-as=__peragoExecutorGc",
   );
-  assert.equal(executor.env, undefined);
+  assert.deepEqual(executor.env, { DENO_NO_UPDATE_CHECK: "1" });
   assert.ok(executor.args.includes("--no-code-cache"), executor.args.join(" "));
   const broker = childCommand({ ...options, role: "broker" });
   assert.ok(!broker.args.some((arg) => arg.startsWith("--v8-flags")), broker.args.join(" "));
