@@ -26,6 +26,7 @@ import {
 import { completedCount, NOOP_MODULE, queueWorkflows, startBenchConductor } from "./_conductor.ts";
 import { startPerago } from "./_perago.ts";
 import { EXECUTOR_GC_FLAG, EXECUTOR_GC_GLOBAL } from "../src/runtime/idle_gc.ts";
+import { DENO_RUN_CHILD_ENV } from "../src/runtime/permissions.ts";
 
 const RUNS: Record<Size, number> = { quick: 2, default: 3, full: 5 };
 
@@ -380,8 +381,8 @@ async function threadWorkerMiB(
 
 /**
  * Idle memory of a `deno run` of `source` (2 s after it started), for the references: run as
- * an executor is (`--no-code-cache`), and after 1 s it runs the memory-reducing collection an
- * idle executor runs (idle_gc.ts).
+ * an executor is (`--no-code-cache`, its environment's `DENO_NO_UPDATE_CHECK`), and after 1 s
+ * it runs the memory-reducing collection an idle executor runs (idle_gc.ts).
  */
 async function idleDenoMiB(
   source: string,
@@ -405,6 +406,7 @@ setTimeout(() => (globalThis as unknown as { [k: string]: (o: unknown) => void }
       "--no-code-cache",
       script,
     ],
+    env: DENO_RUN_CHILD_ENV,
     stdin: "null",
     stdout: "null",
     stderr: "null",
