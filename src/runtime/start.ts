@@ -552,7 +552,9 @@ function executorInitOf(
  *
  * @example
  * ```ts
- * executorDropHosts(config, config.lakefs); // ["conductor.internal:8080"]
+ * import type { RuntimeConfig } from "../config/config.ts";
+ * const config = { conductor: { serverUrl: "http://conductor.internal:8080/api" } };
+ * executorDropHosts(config as unknown as RuntimeConfig, undefined); // ["conductor.internal:8080"]
  * ```
  */
 export function executorDropHosts(
