@@ -35,6 +35,7 @@ export const LAZY_MODULES = [
   "conductor/client.ts",
   "otel/trace.ts",
   "workspace/attempt.ts",
+  "workspace/_workspace_attempt.ts",
   "workspace/warm_pool.ts",
   "lakefs/client.ts",
   "lakefs/object_cache.ts",

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { fileURLToPath as fromFileUrl } from "node:url";
 import type { LakeFsApi } from "../../src/lakefs/api.ts";
 import { activeOwnerCount } from "../../src/workspace/owners.ts";
 import {
@@ -85,6 +86,28 @@ Deno.test("workspace-free: completes with {result}; input keys must be exactly {
   const badParams = await runAttempt({ ...base, input: { params: { text: "a", extra: 1 } } });
   assert.equal(badParams.status, "FAILED");
   assert.match(badParams.reasonForIncompletion!, /^TaskInputError: invalid params/);
+});
+
+Deno.test("workspace-free: never loads the workspace phases; a workspace attempt does, on its first attempt", async () => {
+  // With the phases' module unreadable, a workspace-free attempt completes (it never imports
+  // it) and a workspace attempt fails importing it (it does, before anything else).
+  const phases = fromFileUrl(new URL("../../src/workspace/_workspace_attempt.ts", import.meta.url));
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      `--deny-read=${phases}`,
+      fromFileUrl(new URL("./_phases_child.ts", import.meta.url)),
+    ],
+    stdin: "null",
+  }).output();
+  const stderr = new TextDecoder().decode(output.stderr);
+  assert.ok(output.success, stderr);
+  const { free, workspace } = JSON.parse(new TextDecoder().decode(output.stdout));
+  assert.equal(free.status, "COMPLETED");
+  assert.deepEqual(free.outputData, { result: { words: 2 } });
+  assert.equal(workspace.status, "FAILED");
+  assert.match(workspace.reasonForIncompletion, /_workspace_attempt\.ts/);
 });
 
 Deno.test("terminal vs retryable mapping and reason truncation", async () => {
