@@ -1,13 +1,20 @@
 /**
- * What the phases of one attempt share: its state, what its body produced, and the context a
- * task function receives. Used by the attempt (attempt.ts) and by its workspace phases
- * (_workspace_attempt.ts), which a worker loads only for a workspace task.
+ * What the phases of one attempt share: its state, what its body produced, a workspace
+ * attempt once its directory is made, and the context a task function receives. The phases
+ * record in the state what the cleanup must undo (the directory, the staging branch, a
+ * deletion already started), so whichever phase fails, the cleanup finds it. Used by the
+ * attempt (attempt.ts) and by its workspace phases (_workspace_attempt.ts and the modules it
+ * imports), which a worker loads only for a workspace task; this module imports only types
+ * besides the task context's parts, so attempt.ts loads no workspace code through it.
  *
  * @module
  */
+import type { LakeFsApi, ObjectStats } from "../lakefs/api.ts";
 import { type Logger, taskLogger } from "../log/logger.ts";
 import { createTaskMetrics } from "../task/metrics.ts";
 import type { AttemptInfo, TaskContext } from "../task/types.ts";
+import type { ReadAhead } from "../util/read_ahead.ts";
+import type { WorkspaceInput } from "./_invoke.ts";
 import type { AttemptChanges, AttemptOptions, PublicationKind } from "./attempt.ts";
 import type { RetireInfo, WalkedDir } from "./warm_pool.ts";
 
@@ -33,6 +40,21 @@ export interface BodyResult {
   output: Record<string, unknown>;
   publishedRef?: string;
   publication?: PublicationKind;
+}
+
+/** A workspace attempt past its input checks: where it reads and writes. */
+export interface WorkspaceAttempt {
+  readonly state: AttemptState;
+  readonly lakefs: LakeFsApi;
+  readonly input: WorkspaceInput;
+  /** The input's `params`, not yet validated. */
+  readonly params: unknown;
+  /** The attempt's scope: the task's prefix, narrowed by the input's. */
+  readonly scope: string;
+  /** The attempt directory. */
+  readonly dir: string;
+  /** The listing of the scope at the input ref, started while the directory was prepared. */
+  readonly listing: ReadAhead<ObjectStats>;
 }
 
 /** The context the task function of `state`'s attempt receives. */

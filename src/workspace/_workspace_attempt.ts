@@ -7,7 +7,7 @@
  *
  * @module
  */
-import type { LakeFsApi, ObjectStats } from "../lakefs/api.ts";
+import type { LakeFsApi } from "../lakefs/api.ts";
 import { LakeFsConflictError, LakeFsNotFoundError } from "../lakefs/errors.ts";
 import {
   diffLocalWithRemote,
@@ -19,7 +19,7 @@ import {
 import type { Logger } from "../log/logger.ts";
 import { TaskInputError } from "../task/errors.ts";
 import { dirname, join } from "node:path";
-import { type ReadAhead, readAhead } from "../util/read_ahead.ts";
+import { readAhead } from "../util/read_ahead.ts";
 import {
   prepareAttemptDir,
   recordStagingBranch,
@@ -57,7 +57,12 @@ import {
 } from "./snapshot.ts";
 import { isSameTaskStagingBranch, STAGING_BRANCH_PREFIX, stagingBranchName } from "./staging.ts";
 import { type KnownFile, walkClaimedDir, type WalkedDir } from "./warm_pool.ts";
-import { type AttemptState, type BodyResult, context } from "./_attempt_state.ts";
+import {
+  type AttemptState,
+  type BodyResult,
+  context,
+  type WorkspaceAttempt,
+} from "./_attempt_state.ts";
 import type { AttemptIdentity } from "./attempt.ts";
 
 function commitMetadata(state: AttemptState): Record<string, string> {
@@ -70,21 +75,6 @@ function commitMetadata(state: AttemptState): Record<string, string> {
     [COMMIT_METADATA.executionId]: state.info.executionId,
     [COMMIT_METADATA.taskDefName]: attempt.taskDefName,
   };
-}
-
-/** A workspace attempt past its input checks: where it reads and writes. */
-interface WorkspaceAttempt {
-  readonly state: AttemptState;
-  readonly lakefs: LakeFsApi;
-  readonly input: WorkspaceInput;
-  /** The input's `params`, not yet validated. */
-  readonly params: unknown;
-  /** The attempt's scope: the task's prefix, narrowed by the input's. */
-  readonly scope: string;
-  /** The attempt directory. */
-  readonly dir: string;
-  /** The listing of the scope at the input ref, started while the directory was prepared. */
-  readonly listing: ReadAhead<ObjectStats>;
 }
 
 /** Uploads and deletes that make the remote scope equal the attempt directory. */
