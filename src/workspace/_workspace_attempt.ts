@@ -7,19 +7,12 @@
  *
  * @module
  */
-import { LakeFsConflictError } from "../lakefs/errors.ts";
-import {
-  diffLocalWithRemote,
-  type DownloadCache,
-  downloadPrefix,
-  type RemoteEntry,
-  stageChanges,
-} from "../lakefs/sync.ts";
+import { type DownloadCache, downloadPrefix, type RemoteEntry } from "../lakefs/sync.ts";
 import { TaskInputError } from "../task/errors.ts";
 import { join } from "node:path";
 import { readAhead } from "../util/read_ahead.ts";
 import { prepareAttemptDir, recordStagingBranch, trashAttemptDir } from "./attempt_dir.ts";
-import { ReadOnlyWorkspaceError, UnsafePathError, WorkspaceSymlinkError } from "./errors.ts";
+import { ReadOnlyWorkspaceError } from "./errors.ts";
 import {
   checkInputKeys,
   invokeTaskBody,
@@ -31,24 +24,21 @@ import {
 import type { newOwner } from "./owners.ts";
 import {
   assertCurrentAttempt,
-  COMMIT_METADATA,
   type PublicationKind,
   publish,
   type PublishTarget,
   type StagedCommit,
 } from "./publish.ts";
-import { checkRelativeKey, KeyTreeGuard, resolveInsideDir } from "./safe_path.ts";
-import { describeScope, inScope, resolveScope } from "./scope.ts";
+import { KeyTreeGuard, resolveInsideDir } from "./safe_path.ts";
+import { describeScope, resolveScope } from "./scope.ts";
 import {
   changeStamp,
   diffSnapshots,
   type Snapshot,
   snapshotDir,
   snapshotsEqual,
-  type WalkedEntry,
   type WrittenDigests,
 } from "./snapshot.ts";
-import { stagingBranchName } from "./staging.ts";
 import { type KnownFile, walkClaimedDir, type WalkedDir } from "./warm_pool.ts";
 import {
   type AttemptState,
@@ -57,23 +47,16 @@ import {
   type WorkspaceAttempt,
 } from "./_attempt_state.ts";
 import { deleteLeftoverStaging, deleteStaging } from "./attempt_cleanup.ts";
+import {
+  createStagingBranch,
+  planUploads,
+  stagedChangeOf,
+  stagePhase,
+  stagingBranchOf,
+  type UploadPlan,
+} from "./attempt_stage.ts";
 
 export { cleanup } from "./attempt_cleanup.ts";
-
-function commitMetadata(state: AttemptState): Record<string, string> {
-  const { attempt } = state.options;
-  return {
-    [COMMIT_METADATA.workflowInstanceId]: attempt.workflowInstanceId,
-    [COMMIT_METADATA.referenceTaskName]: attempt.referenceTaskName,
-    [COMMIT_METADATA.taskId]: attempt.taskId,
-    [COMMIT_METADATA.retryCount]: String(attempt.retryCount),
-    [COMMIT_METADATA.executionId]: state.info.executionId,
-    [COMMIT_METADATA.taskDefName]: attempt.taskDefName,
-  };
-}
-
-/** Uploads and deletes that make the remote scope equal the attempt directory. */
-type UploadPlan = ReturnType<typeof planUploads>;
 
 /**
  * The attempt of a workspace task, phase by phase: download, run (between two snapshots for
@@ -233,20 +216,6 @@ async function besides<T>(main: Promise<T>, side: Promise<unknown>): Promise<T> 
   if (a.status === "rejected") throw a.reason;
   if (b.status === "rejected") throw b.reason;
   return a.value;
-}
-
-/** The name of this attempt's staging branch. */
-function stagingBranchOf(state: AttemptState): string {
-  const attempt = state.options.attempt;
-  return stagingBranchName({
-    workflowInstanceId: attempt.workflowInstanceId,
-    referenceTaskName: attempt.referenceTaskName,
-    seq: attempt.seq,
-    iteration: attempt.iteration,
-    taskId: attempt.taskId,
-    retryCount: attempt.retryCount,
-    executionId: state.info.executionId,
-  });
 }
 
 /** The head commit of the target branch, for the publication's check. */
@@ -500,95 +469,6 @@ async function fence(state: AttemptState): Promise<void> {
   assertCurrentAttempt(options.attempt, await options.loadCurrentAttempt!(signal));
 }
 
-/** `stage`: the plan committed on this attempt's staging branch, made from the input ref. */
-async function stagePhase(
-  ws: WorkspaceAttempt,
-  plan: UploadPlan,
-  branch: string,
-  created: Promise<void>,
-): Promise<StagedCommit> {
-  const { state, lakefs, input } = ws;
-  const { options, signal } = state;
-  const attempt = options.attempt;
-  options.onPhase?.("stage");
-  await created;
-  await stageChanges(lakefs, {
-    repo: input.repository,
-    branch,
-    uploads: plan.uploads,
-    deletes: plan.deletes,
-    concurrency: options.syncConcurrency ?? 8,
-    signal,
-  });
-  const metadata = commitMetadata(state);
-  const message = `perago: ${options.task.name} (workflow ${attempt.workflowInstanceId}, ` +
-    `task ${attempt.taskId}, retry ${attempt.retryCount})`;
-  const staged = await lakefs.commit(input.repository, branch, message, { metadata, signal });
-  state.log.debug("staged {uploads} uploads and {deletes} deletes as {commit} on {branch}", {
-    uploads: plan.uploads.length,
-    deletes: plan.deletes.length,
-    commit: staged.id,
-    branch,
-  });
-  return { branch, commit: staged.id, message, metadata };
-}
-
-/**
- * Makes this attempt's staging branch from the input ref once `gate` resolved (fence #1 passed
- * and the marker names the branch); the clean-up deletes it from then on.
- */
-async function createStagingBranch(
-  ws: WorkspaceAttempt,
-  branch: string,
-  gate: Promise<unknown>,
-): Promise<void> {
-  await gate;
-  const { state, lakefs, input } = ws;
-  // The marker names the branch already (see `runWorkspace`): if this process dies before its
-  // cleanup, whoever collects the attempt dir deletes the branch (a retry may never come to).
-  state.staging = { repo: input.repository, branch };
-  try {
-    await lakefs.createBranch(input.repository, branch, input.ref, state.signal);
-  } catch (error) {
-    // A conflict means the branch is not ours: never delete it in cleanup.
-    if (error instanceof LakeFsConflictError) delete state.staging;
-    throw error;
-  }
-}
-
-/**
- * Whether the walk of the snapshot after the task (`entries`, before any file is read) already
- * shows a change the publication will stage: a regular file added under the scope with a
- * valid key, a file removed, or one whose size changed, and nothing that staging refuses (a
- * symlink, a file added outside the scope, a key that is not safe).
- */
-function stagedChangeOf(
-  before: Snapshot,
-  entries: readonly WalkedEntry[],
-  scope: string,
-): boolean {
-  const previous = new Map(before.map((entry) => [entry.path, entry]));
-  let change = false;
-  for (const entry of entries) {
-    if (entry.kind !== "file") return false;
-    const old = previous.get(entry.path);
-    if (old === undefined) {
-      if (!inScope(entry.path, scope)) return false;
-      try {
-        checkRelativeKey(entry.path);
-      } catch {
-        return false;
-      }
-      change = true;
-      continue;
-    }
-    previous.delete(entry.path);
-    if (old.kind !== "file") return false;
-    if (old.size !== entry.size) change = true;
-  }
-  return change || previous.size > 0;
-}
-
 /**
  * `publish`: the staged commit onto the target branch, or, with nothing staged, the input
  * ref confirmed as the output (see `publish` in publish.ts).
@@ -660,74 +540,4 @@ function published(
 
 function budgetMs(seconds: number | undefined): number | undefined {
   return seconds === undefined ? undefined : seconds * 1000;
-}
-
-/** The uploads and deletes that make the remote scope equal the attempt directory. */
-function planUploads(
-  dir: string,
-  before: Snapshot,
-  after: Snapshot,
-  listing: readonly RemoteEntry[],
-  scope: string,
-): {
-  uploads: { key: string; size: number; open: () => Promise<ReadableStream<Uint8Array>> }[];
-  deletes: string[];
-} {
-  const downloaded = new Map(before.map((entry) => [entry.path, entry.digest]));
-  const remote = new Map(listing.map((entry) => [entry.key, entry.checksum]));
-  const local = [];
-  for (const entry of after) {
-    if (entry.kind === "symlink") {
-      throw new WorkspaceSymlinkError(
-        `cannot stage symlink ${JSON.stringify(entry.path)} -> ${JSON.stringify(entry.digest)}: ` +
-          "lakeFS stores files only; write a regular file instead",
-      );
-    }
-    const unchanged = downloaded.get(entry.path) === entry.digest;
-    if (!inScope(entry.path, scope)) {
-      if (unchanged) continue;
-      throw new UnsafePathError(
-        `cannot stage ${JSON.stringify(entry.path)}: it is outside the attempt's scope ` +
-          `${JSON.stringify(describeScope(scope))}; write only under the scope`,
-      );
-    }
-    checkRelativeKey(entry.path);
-    // A file whose content is what was downloaded has the listed object's checksum.
-    local.push({
-      key: entry.path,
-      size: entry.size,
-      checksum: unchanged ? remote.get(entry.path) : undefined,
-    });
-  }
-  const plan = diffLocalWithRemote(local, listing);
-  return {
-    uploads: plan.uploads.map((entry) => ({
-      key: entry.key,
-      size: entry.size,
-      open: () => openForUpload(dir, entry.key),
-    })),
-    deletes: plan.deletes.map((entry) => entry.key),
-  };
-}
-
-/** Opens a file of the attempt directory without following links (checked by inode). */
-async function openForUpload(dir: string, relPath: string): Promise<ReadableStream<Uint8Array>> {
-  const path = await resolveInsideDir(dir, relPath);
-  const info = await Deno.lstat(path);
-  if (!info.isFile) {
-    throw new WorkspaceSymlinkError(
-      `cannot upload ${JSON.stringify(relPath)}: it is no longer a regular file; ` +
-        "do not change the workspace after the task returns",
-    );
-  }
-  const file = await Deno.open(path, { read: true });
-  const opened = await file.stat();
-  if (opened.ino !== info.ino || opened.dev !== info.dev) {
-    file.close();
-    throw new WorkspaceSymlinkError(
-      `cannot upload ${JSON.stringify(relPath)}: it was replaced while opening; ` +
-        "do not change the workspace after the task returns",
-    );
-  }
-  return file.readable;
 }
