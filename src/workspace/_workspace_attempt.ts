@@ -12,23 +12,9 @@ import { TaskInputError } from "../task/errors.ts";
 import { join } from "node:path";
 import { readAhead } from "../util/read_ahead.ts";
 import { prepareAttemptDir, recordStagingBranch, trashAttemptDir } from "./attempt_dir.ts";
-import { ReadOnlyWorkspaceError } from "./errors.ts";
-import {
-  checkInputKeys,
-  invokeTaskBody,
-  parseWorkspaceInput,
-  type WorkspaceInput,
-  workspaceOutput,
-  type WorkspaceRefStyle,
-} from "./_invoke.ts";
+import { checkInputKeys, invokeTaskBody, parseWorkspaceInput, workspaceOutput } from "./_invoke.ts";
 import type { newOwner } from "./owners.ts";
-import {
-  assertCurrentAttempt,
-  type PublicationKind,
-  publish,
-  type PublishTarget,
-  type StagedCommit,
-} from "./publish.ts";
+import { assertCurrentAttempt } from "./publish.ts";
 import { KeyTreeGuard, resolveInsideDir } from "./safe_path.ts";
 import { describeScope, resolveScope } from "./scope.ts";
 import {
@@ -46,7 +32,7 @@ import {
   context,
   type WorkspaceAttempt,
 } from "./_attempt_state.ts";
-import { deleteLeftoverStaging, deleteStaging } from "./attempt_cleanup.ts";
+import { deleteLeftoverStaging } from "./attempt_cleanup.ts";
 import {
   createStagingBranch,
   planUploads,
@@ -55,6 +41,7 @@ import {
   stagingBranchOf,
   type UploadPlan,
 } from "./attempt_stage.ts";
+import { assertUnchanged, publishPhase, readHead } from "./attempt_publish.ts";
 
 export { cleanup } from "./attempt_cleanup.ts";
 
@@ -216,12 +203,6 @@ async function besides<T>(main: Promise<T>, side: Promise<unknown>): Promise<T> 
   if (a.status === "rejected") throw a.reason;
   if (b.status === "rejected") throw b.reason;
   return a.value;
-}
-
-/** The head commit of the target branch, for the publication's check. */
-async function readHead(ws: WorkspaceAttempt): Promise<string> {
-  return (await ws.lakefs.getBranch(ws.input.repository, ws.input.branch, ws.state.signal))
-    .commit_id;
 }
 
 /** Checks the workspace input, and makes the attempt directory. */
@@ -467,77 +448,4 @@ async function runPhase(ws: WorkspaceAttempt): Promise<unknown> {
 async function fence(state: AttemptState): Promise<void> {
   const { options, signal } = state;
   assertCurrentAttempt(options.attempt, await options.loadCurrentAttempt!(signal));
-}
-
-/**
- * `publish`: the staged commit onto the target branch, or, with nothing staged, the input
- * ref confirmed as the output (see `publish` in publish.ts).
- */
-async function publishPhase(
-  ws: WorkspaceAttempt,
-  result: unknown,
-  staged: StagedCommit | undefined,
-  head?: Promise<string>,
-): Promise<BodyResult> {
-  const { state, lakefs, input } = ws;
-  const { options, signal, log } = state;
-  options.onPhase?.("publish");
-  const target: PublishTarget = {
-    repo: input.repository,
-    branch: input.branch,
-    inputRef: input.ref,
-    scope: ws.scope,
-    workflowInstanceId: options.attempt.workflowInstanceId,
-    referenceTaskName: options.attempt.referenceTaskName,
-    publishRequestTimeoutMs: budgetMs(
-      options.task.controls.publishBudget?.lakefsMergeTimeoutSeconds,
-    ),
-  };
-  const publication = await publish(lakefs, target, staged, signal, {
-    ...(head === undefined ? {} : { head }),
-    // Merged: the staging branch is of no further use, so it is deleted while the merge is
-    // checked; the cleanup waits for that deletion instead of starting its own.
-    onMerged: () => {
-      state.stagingDeleted ??= deleteStaging(state);
-    },
-  });
-  if (staged === undefined) {
-    log.info("no workspace change; completed with {ref} ({kind})", { ...publication });
-  } else {
-    log.info("published {ref} to {branch} ({kind})", { ...publication, branch: input.branch });
-  }
-  return published(input, result, publication, options.refStyle);
-}
-
-/** Throws {@linkcode ReadOnlyWorkspaceError} naming what a read-only task changed. */
-function assertUnchanged(taskName: string, before: Snapshot, after: Snapshot): void {
-  if (snapshotsEqual(before, after)) return;
-  const diff = diffSnapshots(before, after);
-  const paths = [
-    ...diff.added.map((entry) => `+${entry.path}`),
-    ...diff.changed.map((entry) => `~${entry.path}`),
-    ...diff.removed.map((entry) => `-${entry.path}`),
-  ];
-  const shown = paths.slice(0, 5).join(", ") + (paths.length > 5 ? `, ... (${paths.length})` : "");
-  throw new ReadOnlyWorkspaceError(
-    `read-only task ${JSON.stringify(taskName)} changed its workspace (${shown}); ` +
-      "write nothing, or drop readOnly so the changes are published",
-  );
-}
-
-function published(
-  input: WorkspaceInput,
-  result: unknown,
-  publication: { ref: string; kind: PublicationKind },
-  refStyle: WorkspaceRefStyle | undefined,
-): BodyResult {
-  return {
-    output: { workspace: workspaceOutput(input, publication.ref, refStyle), result },
-    publishedRef: publication.ref,
-    publication: publication.kind,
-  };
-}
-
-function budgetMs(seconds: number | undefined): number | undefined {
-  return seconds === undefined ? undefined : seconds * 1000;
 }
