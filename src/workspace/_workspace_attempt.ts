@@ -5,6 +5,17 @@
  * never holds the lakeFS sync, snapshot and publication code (2.2 MiB of an executor's RSS
  * after its attempts, measured with the start-up benchmark's executor).
  *
+ * This module is the flow ({@linkcode runWorkspace}): the order of the phases, the two
+ * fences, and which lakeFS requests run side by side. Each phase is a module it imports
+ * (attempt.ts must import none of them, or every worker would load them):
+ * - attempt_download.ts: the input checked, the attempt directory made or taken from the
+ *   warm pool, the objects of the scope downloaded into it;
+ * - attempt_stage.ts: the upload plan, the staging branch, the staging commit;
+ * - attempt_publish.ts: the publication onto the target branch and the attempt's output;
+ * - attempt_cleanup.ts: the staging branch and the directory removed, leftovers of earlier
+ *   attempts deleted;
+ * - _attempt_state.ts: the state they share with attempt.ts.
+ *
  * @module
  */
 import type { RemoteEntry } from "../lakefs/sync.ts";
