@@ -15,7 +15,8 @@ import { createTaskMetrics } from "../task/metrics.ts";
 import type { AttemptInfo, TaskContext } from "../task/types.ts";
 import type { ReadAhead } from "../util/read_ahead.ts";
 import type { WorkspaceInput } from "./_invoke.ts";
-import type { AttemptChanges, AttemptOptions, PublicationKind } from "./attempt.ts";
+import type { AttemptChanges, AttemptOptions } from "./attempt_types.ts";
+import type { PublicationKind } from "./publish.ts";
 import type { RetireInfo, WalkedDir } from "./warm_pool.ts";
 
 /** Shared state of one attempt, for the steps and the cleanup. */

@@ -14,7 +14,7 @@ import type { LakeFsApi } from "../lakefs/api.ts";
 import { LakeFsNotFoundError } from "../lakefs/errors.ts";
 import type { Logger } from "../log/logger.ts";
 import type { AttemptState } from "./_attempt_state.ts";
-import type { AttemptIdentity } from "./attempt.ts";
+import type { AttemptIdentity } from "./attempt_types.ts";
 import { removeAttemptDir, trashAttemptDir } from "./attempt_dir.ts";
 import { isSameTaskStagingBranch, STAGING_BRANCH_PREFIX } from "./staging.ts";
 
