@@ -153,7 +153,7 @@ export async function downloadPrefix(
   options.signal?.addEventListener("abort", onAbort, { once: true });
   if (options.signal?.aborted) onAbort();
   try {
-    await forEachConcurrent(
+    const pooled = await forEachConcurrent(
       listedObjects(lakefs, options, entries),
       options.concurrency ?? 8,
       async (entry, signal) => {
@@ -215,10 +215,12 @@ export async function downloadPrefix(
         checks.push(done);
       },
       stop.signal,
-    ).catch((error) => {
-      throw checkFailed === undefined ? error : checkFailed.error;
-    });
-    await Promise.all(checks);
+    ).catch((error: unknown) => ({ error }));
+    // Every check started (and the cache copy after it) settles before this returns, so
+    // nothing writes into the cache or the target once a failed download has been reported.
+    await Promise.allSettled(checks);
+    if (checkFailed !== undefined) throw checkFailed.error;
+    if (pooled !== undefined) throw pooled.error;
   } finally {
     options.signal?.removeEventListener("abort", onAbort);
     await writers.close();

@@ -164,6 +164,61 @@ Deno.test("object cache: a download whose MD5 is wrong fails and adds nothing", 
   });
 });
 
+Deno.test("object cache: a failed download settles only once every cache copy it started has finished", async () => {
+  await withLakeFs(async ({ client }) => {
+    const ref = await seed(client);
+    const tampered = tamperedListing(client, "p/small.txt", { checksum: "0".repeat(32) });
+    // The bad object's body has been served: from then on its check fails the download.
+    let badServed!: () => void;
+    const served = new Promise<void>((resolve) => badServed = resolve);
+    const api = new Proxy(tampered, {
+      get(target, property) {
+        const value = Reflect.get(target, property, target);
+        if (!["getObject", "getObjectBytes", "downloadObject"].includes(String(property))) {
+          return typeof value === "function" ? value.bind(target) : value;
+        }
+        return async (...args: unknown[]) => {
+          const answer = await (value as (...a: unknown[]) => Promise<unknown>).apply(target, args);
+          if (args[2] === "p/small.txt") badServed();
+          return answer;
+        };
+      },
+    });
+    await withDir(async (dir) => {
+      const real = new ObjectCache({ dir: join(dir, "cache"), maxBytes: 64 * 1024 * KIB });
+      let copied = false;
+      // The large object's copy into the cache is still running when the bad object fails.
+      const cache = new Proxy(real, {
+        get(target, property) {
+          const value = Reflect.get(target, property, target);
+          if (property !== "add") return typeof value === "function" ? value.bind(target) : value;
+          return async (entry: RemoteEntry, file: string) => {
+            // (A deadline, so a download that never fetches it fails the test, not hangs it.)
+            await Promise.race([served, new Promise((resolve) => setTimeout(resolve, 10_000))]);
+            await new Promise((resolve) => setTimeout(resolve, 100));
+            await target.add(entry, file);
+            copied = true;
+          };
+        },
+      });
+      await assert.rejects(
+        downloadPrefix(api, {
+          repo: "repo",
+          ref,
+          prefix: "p/",
+          cache,
+          concurrency: 1,
+          resolvePath: (key) => Promise.resolve(join(dir, "a", key)),
+        }),
+        /MD5/,
+      );
+      assert.ok(copied, "the download failed before the cache copy it started had finished");
+      const files = await cacheFiles(join(dir, "cache"));
+      assert.ok(!files.some((path) => path.startsWith("tmp/")), files.join(", "));
+    });
+  });
+});
+
 function entryFor(index: number): RemoteEntry {
   const data = pattern(200, index);
   return { key: `k${index}`, size: data.length, checksum: md5(data) };
