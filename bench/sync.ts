@@ -17,6 +17,7 @@ import { dirname, join } from "node:path";
 import process from "node:process";
 import { defineTask, z } from "../mod.ts";
 import { downloadPrefix } from "../src/lakefs/sync.ts";
+import { md5x4WasmBytes } from "../src/lakefs/_md5x4.ts";
 import { runAttempt } from "../src/workspace/attempt.ts";
 import { resolveInsideDir } from "../src/workspace/safe_path.ts";
 import {
@@ -343,6 +344,18 @@ async function measureSet(
           "over every core",
       },
       {
+        name: `${l}_download_ratio_ceiling_four_lane`,
+        value: downloadCeiling(
+          totalBytes,
+          down.plain,
+          median(cpu.plain.client) + median(cpu.plain.server),
+          md5FourLaneSpeed(),
+        ),
+        unit: "ratio",
+        note: "the same with MD5 at the four-lane module's speed (md5_four_lane_one_core_MBps), " +
+          "what perago's hashing worker runs",
+      },
+      {
         name: `${l}_download_ratio_at_plain_cpu_rate`,
         value: (median(cpu.plain.client) + median(cpu.plain.server)) /
           (median(cpu.plain.client) + median(cpu.plain.server) +
@@ -502,7 +515,13 @@ export const bench: Bench = {
         name: "md5_one_core_MBps",
         value: md5Speed(),
         unit: "MB/s",
-        note: "node:crypto MD5 of 256 MiB in memory, one thread: the verification's floor",
+        note: "node:crypto MD5 of 256 MiB in memory, one thread",
+      });
+      figures.push({
+        name: "md5_four_lane_one_core_MBps",
+        value: md5FourLaneSpeed(),
+        unit: "MB/s",
+        note: "perago's four-lane MD5 (WebAssembly SIMD), four 1 MiB buffers x 64, one thread",
       });
       return {
         params: {
@@ -542,10 +561,32 @@ async function processCpuMs(pid: number): Promise<number> {
  * CPU (client and server) plus MD5 of every byte, on all cores at once, against the plain
  * side's wall time. Capped at 1 when the plain side leaves more idle CPU than MD5 needs.
  */
-function downloadCeiling(bytes: number, plainMs: number, plainCpuMs: number): number {
-  const md5Ms = bytes / (md5Speed() * 1e6) * 1000;
+function downloadCeiling(
+  bytes: number,
+  plainMs: number,
+  plainCpuMs: number,
+  md5MBps = md5Speed(),
+): number {
+  const md5Ms = bytes / (md5MBps * 1e6) * 1000;
   const cores = navigator.hardwareConcurrency ?? 1;
   return Math.min(1, plainMs / Math.max(plainMs, (plainCpuMs + md5Ms) / cores));
+}
+
+/**
+ * MB/s of the four-lane MD5 module perago's hashing worker runs (four 1 MiB buffers at once),
+ * on one core.
+ */
+function md5FourLaneSpeed(): number {
+  const pages = 80;
+  const memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
+  const { md5x4 } = new WebAssembly.Instance(new WebAssembly.Module(md5x4WasmBytes(pages)), {
+    env: { memory },
+  }).exports as { md5x4: (...args: number[]) => void };
+  const state = 4 * MIB;
+  md5x4(state, 0, MIB, 2 * MIB, 3 * MIB, MIB / 64);
+  const started = performance.now();
+  for (let i = 0; i < 64; i++) md5x4(state, 0, MIB, 2 * MIB, 3 * MIB, MIB / 64);
+  return mbPerSec(256 * MIB, performance.now() - started);
 }
 
 /** MB/s of node:crypto MD5 on this machine, now. */
