@@ -4,7 +4,7 @@ import { join } from "node:path";
 import type { LakeFsApi } from "../../src/lakefs/api.ts";
 import type { LakeFsClient } from "../../src/lakefs/client.ts";
 import { ObjectCache, TOUCH_INTERVAL_MS } from "../../src/lakefs/object_cache.ts";
-import { downloadPrefix, type RemoteEntry } from "../../src/lakefs/sync.ts";
+import { type DownloadCache, downloadPrefix, type RemoteEntry } from "../../src/lakefs/sync.ts";
 import {
   pattern,
   prefixObjects,
@@ -140,23 +140,33 @@ Deno.test("object cache: objects whose checksum is not an MD5 are never cached",
   });
 });
 
+/** Downloads `p/` one object at a time into `<dir>/a`; it must fail on an MD5 mismatch. */
+async function rejectsOnMd5(
+  api: LakeFsApi,
+  ref: string,
+  dir: string,
+  cache: DownloadCache,
+): Promise<void> {
+  await assert.rejects(
+    downloadPrefix(api, {
+      repo: "repo",
+      ref,
+      prefix: "p/",
+      cache,
+      concurrency: 1,
+      resolvePath: (key) => Promise.resolve(join(dir, "a", key)),
+    }),
+    /MD5/,
+  );
+}
+
 Deno.test("object cache: a download whose MD5 is wrong fails and adds nothing", async () => {
   await withLakeFs(async ({ client }) => {
     const ref = await seed(client);
     const api = tamperedListing(client, "p/small.txt", { checksum: "0".repeat(32) });
     await withDir(async (dir) => {
       const cache = new ObjectCache({ dir: join(dir, "cache"), maxBytes: 64 * 1024 * KIB });
-      await assert.rejects(
-        downloadPrefix(api, {
-          repo: "repo",
-          ref,
-          prefix: "p/",
-          cache,
-          concurrency: 1,
-          resolvePath: (key) => Promise.resolve(join(dir, "a", key)),
-        }),
-        /MD5/,
-      );
+      await rejectsOnMd5(api, ref, dir, cache);
       const files = await cacheFiles(join(dir, "cache"));
       assert.ok(!files.some((path) => path.includes("0".repeat(32))), files.join(", "));
       assert.ok(!files.some((path) => path.startsWith("tmp/")), files.join(", "));
@@ -201,17 +211,7 @@ Deno.test("object cache: a failed download settles only once every cache copy it
           };
         },
       });
-      await assert.rejects(
-        downloadPrefix(api, {
-          repo: "repo",
-          ref,
-          prefix: "p/",
-          cache,
-          concurrency: 1,
-          resolvePath: (key) => Promise.resolve(join(dir, "a", key)),
-        }),
-        /MD5/,
-      );
+      await rejectsOnMd5(api, ref, dir, cache);
       assert.ok(copied, "the download failed before the cache copy it started had finished");
       const files = await cacheFiles(join(dir, "cache"));
       assert.ok(!files.some((path) => path.startsWith("tmp/")), files.join(", "));

@@ -11,17 +11,20 @@ import { writer } from "./_tasks.ts";
 
 const IDS = { workflowInstanceId: "wf-1", referenceTaskName: "step_ref" };
 
+/** A staging branch name of seq 1, task t1, execution e1 of `IDS`, with `over` changed. */
+const branchName = (over: Record<string, unknown>) =>
+  stagingBranchName({
+    ...IDS,
+    seq: 1,
+    iteration: 0,
+    taskId: "t1",
+    retryCount: 0,
+    executionId: "e1",
+    ...over,
+  });
+
 Deno.test("isSameTaskStagingBranch: same workflow task, any retry/seq/iteration; nothing else", () => {
-  const name = (over: Record<string, unknown>) =>
-    stagingBranchName({
-      ...IDS,
-      seq: 1,
-      iteration: 0,
-      taskId: "t1",
-      retryCount: 0,
-      executionId: "e1",
-      ...over,
-    });
+  const name = branchName;
   assert.ok(isSameTaskStagingBranch(name({}), IDS));
   assert.ok(isSameTaskStagingBranch(name({ seq: 7, retryCount: 3, taskId: "t9" }), IDS));
   assert.ok(!isSameTaskStagingBranch(name({ workflowInstanceId: "wf-2" }), IDS));
@@ -40,16 +43,7 @@ Deno.test("isSameTaskStagingBranch: same workflow task, any retry/seq/iteration;
 
 Deno.test("isSameTaskStagingBranch: a workflow id and reference name longer than the limit", () => {
   const ids = { workflowInstanceId: "w".repeat(120), referenceTaskName: "r".repeat(120) };
-  const name = (over: Record<string, unknown>) =>
-    stagingBranchName({
-      ...ids,
-      seq: 1,
-      iteration: 0,
-      taskId: "t1",
-      retryCount: 0,
-      executionId: "e1",
-      ...over,
-    });
+  const name = (over: Record<string, unknown>) => branchName({ ...ids, ...over });
   const first = name({});
   assert.equal(first.length, MAX_STAGING_BRANCH_LENGTH);
   assert.ok(isSameTaskStagingBranch(first, ids));
@@ -57,40 +51,17 @@ Deno.test("isSameTaskStagingBranch: a workflow id and reference name longer than
   assert.ok(isSameTaskStagingBranch(publishBranchName(ids), ids));
   // Another task whose names share the same first 200 characters is not taken for this one.
   const sibling = { ...ids, referenceTaskName: `${"r".repeat(120)}_other` };
-  assert.ok(
-    !isSameTaskStagingBranch(
-      stagingBranchName({
-        ...sibling,
-        seq: 1,
-        iteration: 0,
-        taskId: "t1",
-        retryCount: 0,
-        executionId: "e1",
-      }),
-      ids,
-    ),
-  );
+  assert.ok(!isSameTaskStagingBranch(branchName(sibling), ids));
   assert.ok(!isSameTaskStagingBranch(first, sibling));
 });
 
 Deno.test("attempt: deletes staging branches an earlier (killed) attempt of the same task left", async () => {
   await using stack = await startStack();
   const head = await seed(stack, { "docs/keep.txt": "keep\n" });
-  const earlier = stagingBranchName({
-    ...IDS,
-    seq: 1,
-    iteration: 0,
-    taskId: "task-0",
-    retryCount: 0,
-    executionId: "dead",
-  });
-  const other = stagingBranchName({
-    ...IDS,
+  const earlier = branchName({ taskId: "task-0", executionId: "dead" });
+  const other = branchName({
     workflowInstanceId: "wf-other",
-    seq: 1,
-    iteration: 0,
     taskId: "task-x",
-    retryCount: 0,
     executionId: "alive",
   });
   // And the throw-away branch of a publication by merges a killed attempt left.
