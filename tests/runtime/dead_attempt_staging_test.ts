@@ -49,10 +49,15 @@ Deno.test("start: a dead attempt's staging branch is deleted though no retry com
   }).catch((error) => {
     throw new Error(`${error.message}\n${tail(worker.output())}`);
   });
-  assert.match(
-    worker.output(),
-    /deleted staging branch perago-staging-\S+ of \S+ left by a dead attempt/,
-  );
+  // The supervisor logs the deletion once lakeFS has answered it: the line may reach the
+  // output just after the branch is gone.
+  const deleted = /deleted staging branch perago-staging-\S+ of \S+ left by a dead attempt/;
+  await waitFor(() => deleted.test(worker.output()), {
+    timeoutMs: 15_000,
+    what: "the supervisor's line on the deleted staging branch",
+  }).catch((error) => {
+    throw new Error(`${error.message}\n${tail(worker.output())}`);
+  });
   // Nothing was published.
   const head = (await stack.lakefs.getBranch(stack.repo, "main")).commit_id;
   assert.equal(head, stack.seedCommit);
