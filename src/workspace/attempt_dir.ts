@@ -265,10 +265,9 @@ export async function trashAttemptDir(
   onError: (error: unknown) => void = () => {},
 ): Promise<void> {
   const trash = join(root, TRASH_DIR_NAME);
-  await Deno.mkdir(trash, { recursive: true, mode: 0o700 });
   const name = `${Deno.pid}-${crypto.randomUUID().slice(0, 8)}-${basename(dir)}`;
   const target = join(trash, name);
-  await Deno.rename(dir, target);
+  await renameIntoTrash(dir, trash, target);
   runInBackground(
     Deno.remove(target, { recursive: true })
       .then(() => Deno.remove(trash).catch(() => {})) // the folder itself when it is empty
@@ -277,6 +276,30 @@ export async function trashAttemptDir(
       }),
   );
 }
+
+/**
+ * Renames `dir` to `target` in the `trash` folder, making the folder first. Another removal
+ * that ends meanwhile removes the folder once it is empty, so the rename can find it gone:
+ * then the folder is made again (a few times), as long as `dir` is still there.
+ *
+ * Requires `--allow-read` and `--allow-write` on both folders.
+ */
+export async function renameIntoTrash(dir: string, trash: string, target: string): Promise<void> {
+  for (let round = 1;; round++) {
+    await Deno.mkdir(trash, { recursive: true, mode: 0o700 });
+    try {
+      await Deno.rename(dir, target);
+      return;
+    } catch (error) {
+      const trashGone = error instanceof Deno.errors.NotFound &&
+        round < TRASH_RENAME_ROUNDS && (await Deno.lstat(dir).then(() => true, () => false));
+      if (!trashGone) throw error;
+    }
+  }
+}
+
+/** How many times a rename into the trash is tried while the trash folder keeps vanishing. */
+const TRASH_RENAME_ROUNDS = 5;
 
 /**
  * Counts `work` (which must not reject) among the background work of attempt directories

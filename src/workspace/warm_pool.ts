@@ -37,7 +37,13 @@
  */
 import { createHash } from "node:crypto";
 import { dirname, join } from "node:path";
-import { ATTEMPT_MARKER, runInBackground, TRASH_DIR_NAME, trashAttemptDir } from "./attempt_dir.ts";
+import {
+  ATTEMPT_MARKER,
+  renameIntoTrash,
+  runInBackground,
+  TRASH_DIR_NAME,
+  trashAttemptDir,
+} from "./attempt_dir.ts";
 import { changeStamp } from "./snapshot.ts";
 
 /** The folder under the workspace root that holds the warm pool. */
@@ -304,11 +310,10 @@ export class WarmPool {
       cwd = Deno.cwd();
     } catch { /* not readable: not ours */ }
     const trash = join(this.#root, TRASH_DIR_NAME);
-    await Deno.mkdir(trash, { recursive: true, mode: 0o700 });
     // In the trash (named by this pid) while it is being described: a process that dies
     // meanwhile leaves it to the workspace GC like any trashed directory.
     const work = join(trash, `${Deno.pid}-${crypto.randomUUID().slice(0, 8)}-warm`);
-    await Deno.rename(dir, work);
+    await renameIntoTrash(dir, trash, work);
     try {
       if (cwd !== undefined && (cwd === dir || cwd.startsWith(`${dir}/`))) {
         throw new Error("the process's working directory is inside it");

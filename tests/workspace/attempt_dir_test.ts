@@ -147,3 +147,29 @@ Deno.test("trashAttemptDir: the directory leaves its place at once and is remove
     await Deno.remove(root, { recursive: true });
   }
 });
+
+Deno.test("trashAttemptDir: directories trashed while earlier removals end (each removing the emptied trash folder) all leave their place", async () => {
+  const root = await Deno.makeTempDir();
+  try {
+    for (let round = 0; round < 20; round++) {
+      const dirs: string[] = [];
+      for (let i = 0; i < 8; i++) {
+        const dir = join(root, `r${round}-d${i}`);
+        await Deno.mkdir(dir);
+        await Deno.writeTextFile(join(dir, "f"), "x");
+        dirs.push(dir);
+      }
+      // Each trashing races the background removals of the others, which take the trash
+      // folder away whenever it is empty for a moment.
+      const results = await Promise.allSettled(dirs.map((dir) => trashAttemptDir(root, dir)));
+      const failed = results.flatMap((result, i) =>
+        result.status === "rejected" ? [`${dirs[i]}: ${result.reason}`] : []
+      );
+      assert.deepEqual(failed, []);
+    }
+    await trashedDirsRemoved();
+    assert.deepEqual(await Array.fromAsync(Deno.readDir(root)), []);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
