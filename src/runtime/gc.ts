@@ -158,7 +158,7 @@ export async function sweepAttemptDirs(root: string, options: SweepOptions): Pro
 
 /**
  * Removes what attempts moved into the trash folder and whose owner process is gone (its
- * pid starts each name, see `trashAttemptDir`). An entry of a live process, or of this one,
+ * pid starts each name, see `trashAttemptDir`), then the folder itself when it is empty. An entry of a live process, or of this one,
  * is its own background removal's (this process's is removed as well by a full sweep: two
  * recursive removals of one tree only race to `NotFound`).
  */
@@ -187,6 +187,9 @@ async function sweepTrash(
       if (!(error instanceof Deno.errors.NotFound)) report.errors.push({ path, error });
     }
   }
+  // The folder itself once empty: its last removal would have taken it, but that removal's
+  // process died. A process about to rename into it makes it again (renameIntoTrash).
+  await Deno.remove(trash).catch(() => {});
 }
 
 /**

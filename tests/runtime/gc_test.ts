@@ -204,6 +204,12 @@ Deno.test("gc: trashed attempt dirs of a gone process are removed; a live proces
       (await Array.fromAsync(Deno.readDir(trash))).map((e) => e.name).sort(),
       [`${LIVE}-abcd1234-task_id=t-exec=${LIVE}`, "not-ours"],
     );
+    // Once nothing is left in it, the sweep takes the folder too (its last removal's process
+    // died before it could).
+    await Deno.remove(`${trash}/not-ours`);
+    report = await sweepAttemptDirs(root, { ...options, isPidAlive: () => false });
+    assert.deepEqual(report.removed, [`${trash}/${LIVE}-abcd1234-task_id=t-exec=${LIVE}`]);
+    assert.equal(await exists(trash), false);
   } finally {
     await Deno.remove(root, { recursive: true });
   }
