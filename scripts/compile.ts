@@ -20,9 +20,10 @@
  *   src/runtime/lane_dir.ts); `--allow-env` = the variables perago reads; `--allow-sys=hostname` (the
  *   supervisor lock records its host); `--allow-run` so the supervisor can
  *   re-invoke the binary for its broker and executors (each child revokes `run`, `ffi`,
- *   `env` and its read of `.env` as it starts: see src/runtime/permissions.ts). Deno can revoke a whole permission
- *   but not narrow a granted list, so process-mode children of a compiled binary keep both
- *   hosts; thread mode gives each Worker its own role's list even in a binary;
+ *   `env` and its read of `.env` as it starts: see src/runtime/permissions.ts; an executor
+ *   also drops the Conductor host:port, src/runtime/net_grant.ts, which works because each
+ *   host is baked as its own host:port grant); thread mode gives each Worker its own role's
+ *   list even in a binary;
  *   `--unstable-worker-options` for thread mode. They come from `.env` and
  *   the environment exactly as `perago start` reads them, so build where the binary will run
  *   or with the same settings.
@@ -41,7 +42,8 @@ import { fileURLToPath as fromFileUrl } from "node:url";
 import { CONFIG_ENV_VARS, loadRuntimeConfig } from "../src/config/config.ts";
 import { taskEnvVars } from "../src/config/task_settings.ts";
 import { loadTask } from "../src/task/loader.ts";
-import { hostPort, moduleDir, otelEnvVars } from "../src/runtime/permissions.ts";
+import { moduleDir, otelEnvVars } from "../src/runtime/permissions.ts";
+import { hostPort } from "../src/runtime/net_grant.ts";
 import { bakedLaneNet } from "../src/runtime/lane_dir.ts";
 import { LAZY_MODULES, lazyModuleUrl } from "../src/util/lazy_import.ts";
 

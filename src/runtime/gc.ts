@@ -158,9 +158,10 @@ export async function sweepAttemptDirs(root: string, options: SweepOptions): Pro
 
 /**
  * Removes what attempts moved into the trash folder and whose owner process is gone (its
- * pid starts each name, see `trashAttemptDir`), then the folder itself when it is empty. An entry of a live process, or of this one,
- * is its own background removal's (this process's is removed as well by a full sweep: two
- * recursive removals of one tree only race to `NotFound`).
+ * pid starts each name, see `trashAttemptDir`), then the folder itself when it is empty. An
+ * entry of a live process, or of this one, is its own background removal's (this process's
+ * is removed as well by a full sweep: two recursive removals of one tree only race to
+ * `NotFound`).
  */
 async function sweepTrash(
   trash: string,

@@ -126,8 +126,6 @@ export interface ChildCommandOptions extends ChildPermissionOptions {
   maxHeapMb?: number;
 }
 
-export { hostPort };
-
 const MAIN_URL = new URL("../../main.ts", import.meta.url);
 const CONFIG_URL = new URL("../../deno.json", import.meta.url);
 

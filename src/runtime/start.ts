@@ -28,13 +28,13 @@ import { LakeFsNotFoundError } from "../lakefs/errors.ts";
 import { setupLogging } from "../log/setup.ts";
 import { type LoadedTask, loadTask } from "../task/loader.ts";
 import { spawnChild } from "./_child.ts";
+import { hostPort } from "./net_grant.ts";
 import {
   childCommand,
   childConfig,
   childEnv,
   childPermissionSets,
   envFileReadableThroughDirectory,
-  hostPort,
   readParentEnv,
 } from "./permissions.ts";
 import { spawnWorkerChild, workerOptionsEnabled, workerPermissions } from "./thread_spawner.ts";

@@ -4,9 +4,9 @@ import {
   childConfig,
   childEnv,
   childPermissionFlags,
-  hostPort,
   moduleDir,
 } from "../../src/runtime/permissions.ts";
+import { hostPort } from "../../src/runtime/net_grant.ts";
 
 const base = {
   workspaceRoot: "/var/perago/ws",
