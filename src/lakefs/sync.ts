@@ -115,8 +115,8 @@ const MD5_HEX = /^[0-9a-f]{32}$/i;
  * size), through `downloadObject` into a hashing worker when the client has it (the HTTP client
  * does), else `getObject`. A large object's MD5 may be checked after its file is written, while
  * the next objects download; it is reported (`onObject`) and cached only once checked, and a
- * mismatch fails the whole download. With a `cache`, objects the host has are copied from it instead. Returns the
- * listing of what was downloaded, in key order.
+ * mismatch fails the whole download. With a `cache`, objects the host has are copied from it
+ * instead. Returns the listing of what was downloaded, in key order.
  *
  * Requires `--allow-net` to the lakeFS host and `--allow-write` on the target paths.
  *

@@ -17,7 +17,7 @@
  *
  * @module
  */
-import { TRASH_DIR_NAME } from "../workspace/attempt_dir.ts";
+import { removeTrashIfEmpty, TRASH_DIR_NAME } from "../workspace/attempt_dir.ts";
 import { STAGING_BRANCH_PREFIX } from "../workspace/staging.ts";
 import { isPidAlive } from "./_pid.ts";
 
@@ -189,8 +189,8 @@ async function sweepTrash(
     }
   }
   // The folder itself once empty: its last removal would have taken it, but that removal's
-  // process died. A process about to rename into it makes it again (renameIntoTrash).
-  await Deno.remove(trash).catch(() => {});
+  // process died.
+  await removeTrashIfEmpty(trash);
 }
 
 /**

@@ -270,7 +270,7 @@ export async function trashAttemptDir(
   await renameIntoTrash(dir, trash, target);
   runInBackground(
     Deno.remove(target, { recursive: true })
-      .then(() => Deno.remove(trash).catch(() => {})) // the folder itself when it is empty
+      .then(() => removeTrashIfEmpty(trash))
       .catch((error) => {
         if (!(error instanceof Deno.errors.NotFound)) onError(error);
       }),
@@ -300,6 +300,15 @@ export async function renameIntoTrash(dir: string, trash: string, target: string
 
 /** How many times a rename into the trash is tried while the trash folder keeps vanishing. */
 const TRASH_RENAME_ROUNDS = 5;
+
+/**
+ * Removes the `trash` folder when it is empty (a non-recursive remove refuses one that is
+ * not; nothing is reported). Whoever empties it last takes it away; a process renaming into
+ * it meanwhile makes it again ({@linkcode renameIntoTrash}).
+ */
+export async function removeTrashIfEmpty(trash: string): Promise<void> {
+  await Deno.remove(trash).catch(() => {});
+}
 
 /**
  * Counts `work` (which must not reject) among the background work of attempt directories

@@ -45,13 +45,15 @@ export function stagingBranchName(ids: StagingBranchIds): string {
     `-retry-${ids.retryCount}-exec-${ids.executionId}`;
   const clean = full.replace(/[^A-Za-z0-9_-]/g, "_");
   if (clean.length <= MAX_STAGING_BRANCH_LENGTH) return clean;
-  const hash = createHash("sha256").update(full).digest("hex").slice(0, 16);
+  const hash = createHash("sha256").update(full).digest("hex").slice(0, HASH_SUFFIX_LENGTH - 2);
   const tail = `${taskTag(ids)}-h${hash}`;
   return `${clean.slice(0, MAX_STAGING_BRANCH_LENGTH - tail.length)}${tail}`;
 }
 
 /** Length of {@linkcode taskTag}'s answer: `-g` and 16 hex digits. */
 const TASK_TAG_LENGTH = 18;
+/** Length of the suffix that keeps a cut name unique: `-h` and 16 hex digits. */
+const HASH_SUFFIX_LENGTH = 18;
 
 /** `-g` and 16 hex digits of the SHA-256 of the workflow id and reference name. */
 function taskTag(ids: Pick<StagingBranchIds, "workflowInstanceId" | "referenceTaskName">): string {
@@ -81,7 +83,7 @@ export function isSameTaskStagingBranch(
   if (name.length === MAX_STAGING_BRANCH_LENGTH) {
     // A cut name carries the task's tag just before its own hash: the only test that holds
     // when the workflow id and reference name alone outgrow the limit.
-    const tagAt = MAX_STAGING_BRANCH_LENGTH - TASK_TAG_LENGTH - 18;
+    const tagAt = MAX_STAGING_BRANCH_LENGTH - TASK_TAG_LENGTH - HASH_SUFFIX_LENGTH;
     if (name.slice(tagAt, tagAt + TASK_TAG_LENGTH) === taskTag(ids)) return true;
   }
   const prefix = `${STAGING_BRANCH_PREFIX}${ids.workflowInstanceId}-${ids.referenceTaskName}-seq-`

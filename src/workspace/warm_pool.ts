@@ -39,6 +39,7 @@ import { createHash } from "node:crypto";
 import { dirname, join } from "node:path";
 import {
   ATTEMPT_MARKER,
+  removeTrashIfEmpty,
   renameIntoTrash,
   runInBackground,
   TRASH_DIR_NAME,
@@ -344,7 +345,7 @@ export class WarmPool {
     } finally {
       // Not pooled (or pooled: then it is no longer there); the trash folder when empty.
       await Deno.remove(work, { recursive: true }).catch(() => {});
-      await Deno.remove(trash).catch(() => {});
+      await removeTrashIfEmpty(trash);
     }
     await this.#evict();
   }
