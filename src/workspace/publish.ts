@@ -14,9 +14,10 @@
  *   the branch back to A. A protected branch (lakeFS branch protection refuses hard resets
  *   and commits, not merges) gets the same tree by merges instead: the earlier publication
  *   is reverted on a throw-away branch from the head, the staging branch merged there, and
- *   that branch squash-merged into the target as a commit marked with what it replaced. When that earlier merge landed on a head whose scope had changed
- *   since A (its process died in the window below, before reverting it), the retry reverts it
- *   and fails with a {@linkcode ScopeConflictError}, as the earlier attempt would have.
+ *   that branch squash-merged into the target as a commit marked with what it replaced.
+ *   When that earlier merge landed on a head whose scope had changed since A (its process
+ *   died in the window below, before reverting it), the retry reverts it and fails with a
+ *   {@linkcode ScopeConflictError}, as the earlier attempt would have.
  * - Otherwise, when nothing under the scope changed between A and H, the attempt's view is
  *   what it would have read at H: a changed attempt merges onto H (lakeFS merges three ways, so
  *   no other writer's change is dropped); an unchanged one completes with H.
@@ -383,7 +384,8 @@ async function replaceByMerges(
       branch: temp,
       commit: replaced,
       message: staged?.message ??
-        `perago: back to the input ref ${target.inputRef} (a retry of the same task changed nothing)`,
+        `perago: back to the input ref ${target.inputRef} ` +
+          "(a retry of the same task changed nothing)",
       metadata: {
         ...(staged?.metadata ?? {
           [COMMIT_METADATA.workflowInstanceId]: target.workflowInstanceId,
@@ -519,7 +521,6 @@ function listPaths(paths: readonly string[], more: boolean): string {
   return more ? `${shown} and more` : shown;
 }
 
-/** The publish budget's request timeout of a merge or hard reset, when the task has one. */
 /** Squash-merges `from` into `into` as one commit with `commit`'s message and metadata. */
 function squashMerge(
   lakefs: LakeFsApi,
@@ -538,6 +539,7 @@ function squashMerge(
   });
 }
 
+/** The publish budget's request timeout of a merge or hard reset, when the task has one. */
 function timeouts(target: PublishTarget): { requestTimeoutMs?: number } {
   return target.publishRequestTimeoutMs === undefined
     ? {}
