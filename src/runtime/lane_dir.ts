@@ -97,12 +97,9 @@ export async function makeLaneDir(options: LaneDirOptions = {}): Promise<string 
       ...(options.tmpDir === undefined ? {} : { dir: options.tmpDir }),
     });
   } catch (error) {
-    getLogger("runtime").info(
-      "executor lanes off: cannot make their directory in the temporary directory " +
-        "({message}); attempts pass through the supervisor",
-      { message: (error as Error).message },
+    return lanesOff(
+      `cannot make their directory in the temporary directory (${(error as Error).message})`,
     );
-    return undefined;
   }
   await removeDeadLaneDirs(dirname(dir));
   return dir;
@@ -131,6 +128,14 @@ export async function removeDeadLaneDirs(tmpDir: string): Promise<string[]> {
   return removed;
 }
 
+/** Logs why the lanes are not used (attempts then pass through the supervisor): `undefined`. */
+function lanesOff(why: string): undefined {
+  getLogger("runtime").info("executor lanes off: {why}; attempts pass through the supervisor", {
+    why,
+  });
+  return undefined;
+}
+
 /**
  * {@linkcode WORKSPACE_LANE_DIR} of the workspace root, private (0700), when every slot's
  * socket in it is granted read, write and `unix:` net access; else `undefined` (logged).
@@ -140,16 +145,9 @@ async function makeWorkspaceLaneDir(
   slots: number,
 ): Promise<string | undefined> {
   const dir = join(workspaceRoot, WORKSPACE_LANE_DIR);
-  const off = (why: string) => {
-    getLogger("runtime").info(
-      "executor lanes off: {why}; attempts pass through the supervisor",
-      { why },
-    );
-    return undefined;
-  };
   const paths = laneSocketPaths(dir, slots);
   if (paths.some(tooLong)) {
-    return off(`the lane socket paths in ${dir} are longer than ${MAX_SOCKET_PATH} bytes`);
+    return lanesOff(`the lane socket paths in ${dir} are longer than ${MAX_SOCKET_PATH} bytes`);
   }
   const granted = paths.every((path) =>
     Deno.permissions.querySync({ name: "net", host: `unix:${path}` }).state === "granted" &&
@@ -157,7 +155,7 @@ async function makeWorkspaceLaneDir(
     Deno.permissions.querySync({ name: "write", path }).state === "granted"
   );
   if (!granted) {
-    return off(
+    return lanesOff(
       `the lane sockets of ${slots} slot(s) in ${dir} are not all granted (a compiled ` +
         `binary grants ${BAKED_LANE_SLOTS})`,
     );
@@ -165,11 +163,11 @@ async function makeWorkspaceLaneDir(
   try {
     await Deno.mkdir(workspaceRoot, { recursive: true });
     await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
-    if (!(await Deno.lstat(dir)).isDirectory) return off(`${dir} is not a directory`);
+    if (!(await Deno.lstat(dir)).isDirectory) return lanesOff(`${dir} is not a directory`);
     // Only its owner may change its mode: one of another user's fails here.
     await Deno.chmod(dir, 0o700);
   } catch (error) {
-    return off(`cannot make ${dir} (${(error as Error).message})`);
+    return lanesOff(`cannot make ${dir} (${(error as Error).message})`);
   }
   getLogger("runtime").info("executor lanes in {dir}", { dir });
   return dir;
