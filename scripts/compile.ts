@@ -14,19 +14,18 @@
  *   specifiers are computed, so `deno compile` cannot find them by itself).
  * - The flags: `--allow-read` = workspace root, log root, task module directories, `.env`;
  *   `--allow-write` = workspace root, log root; `--allow-net` = the Conductor and lakeFS
- *   host:port, plus `PERAGO_METRICS_ADDRESS` when set (the supervisor's metrics listener:
- *   the only address perago listens on) and `unix:` the lane sockets of up to 64 executor slots
- *   in `<workspace root>/.perago-lanes/` (Deno grants Unix sockets by exact path; see
- *   src/runtime/lane_dir.ts); `--allow-env` = the variables perago reads; `--allow-sys=hostname` (the
- *   supervisor lock records its host); `--allow-run` so the supervisor can
- *   re-invoke the binary for its broker and executors (each child revokes `run`, `ffi`,
- *   `env` and its read of `.env` as it starts: see src/runtime/permissions.ts; an executor
- *   also drops the Conductor host:port, src/runtime/net_grant.ts, which works because each
- *   host is baked as its own host:port grant); thread mode gives each Worker its own role's
- *   list even in a binary;
- *   `--unstable-worker-options` for thread mode. They come from `.env` and
- *   the environment exactly as `perago start` reads them, so build where the binary will run
- *   or with the same settings.
+ *   host:port, plus `PERAGO_METRICS_ADDRESS` when set (the supervisor's metrics listener: the
+ *   only address perago listens on) and `unix:` the lane sockets of up to 64 executor slots in
+ *   `<workspace root>/.perago-lanes/` (Deno grants Unix sockets by exact path; see
+ *   src/runtime/lane_dir.ts); `--allow-env` = the variables perago reads; `--allow-sys=hostname`
+ *   (the supervisor lock records its host); `--allow-run` so the supervisor can re-invoke the
+ *   binary for its broker and executors (each child revokes `run`, `ffi`, `env` and its read of
+ *   `.env` as it starts: see src/runtime/permissions.ts; an executor also drops the Conductor
+ *   host:port, src/runtime/net_grant.ts, which works because each host is baked as its own
+ *   host:port grant); thread mode gives each Worker its own role's list even in a binary;
+ *   `--unstable-worker-options` for thread mode. They come from `.env` and the environment
+ *   exactly as `perago start` reads them, so build where the binary will run or with the same
+ *   settings.
  * - Air-gapped hosts: `deno compile` downloads its runtime (`denort`) once. Where that is
  *   blocked, download `denort-<target>.zip` for Deno 2.9.6 elsewhere and set
  *   `DENORT_BIN=/path/to/denort` (Deno's own variable; honoured here and passed through).

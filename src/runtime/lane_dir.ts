@@ -32,7 +32,10 @@ const NAME = /^perago-lanes-(\d+)-[0-9a-f]+$/;
 /** Name of the lanes' directory inside the workspace root (compiled binary, narrowed flags). */
 export const WORKSPACE_LANE_DIR = ".perago-lanes";
 
-/** How many slots' lane sockets scripts/compile.ts grants: `-j` above it passes through the supervisor. */
+/**
+ * How many slots' lane sockets scripts/compile.ts grants: with `-j` above it, attempts pass
+ * through the supervisor.
+ */
 export const BAKED_LANE_SLOTS = 64;
 
 /** The longest Unix socket path (`sun_path` holds 108 bytes with the final NUL). */
