@@ -165,8 +165,14 @@ export interface LakeFsApi {
     repo: string,
     ref: string,
     path: string,
-    options: { maxBytes: number; signal?: AbortSignal },
+    options: { maxBytes: number; signal?: AbortSignal; connections?: ObjectConnections },
   ): Promise<Uint8Array>;
+  /**
+   * Optional: connections for a batch of {@linkcode LakeFsApi.getObjectBytes} calls (passed
+   * as their `connections`), kept alive between the calls until the caller closes them;
+   * `undefined` when the implementation has none to offer (the calls then work without).
+   */
+  openConnections?(): ObjectConnections | undefined;
   /**
    * Optional fast path of {@linkcode LakeFsApi.getObject} for downloads to disk: hands each
    * chunk of an object's content to the sink `open` gives (called once per try; each call
@@ -239,4 +245,13 @@ export interface LakeFsApi {
    * 409 when later commits changed the same paths.
    */
   revertCommit(repo: string, branch: string, ref: string, options?: RevertOptions): Promise<void>;
+}
+
+/**
+ * Connections kept open for a batch of small object reads (see
+ * {@linkcode LakeFsApi.openConnections}); closed once by whoever opened them.
+ */
+export interface ObjectConnections {
+  /** Closes every connection; reads still using them fail. */
+  close(): void;
 }

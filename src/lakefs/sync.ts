@@ -13,7 +13,13 @@ import { dirname } from "node:path";
 import { readAtMost } from "../util/http.ts";
 import { forEachConcurrent } from "../util/pool.ts";
 import { HashingWriters } from "./_hashing_writer.ts";
-import type { LakeFsApi, ObjectSink, ObjectStats, WrittenObject } from "./api.ts";
+import type {
+  LakeFsApi,
+  ObjectConnections,
+  ObjectSink,
+  ObjectStats,
+  WrittenObject,
+} from "./api.ts";
 
 /** One object of the remote listing, as downloaded. */
 export interface RemoteEntry {
@@ -143,6 +149,9 @@ export async function downloadPrefix(
   const entries: RemoteEntry[] = [];
   const cache = options.cache;
   const writers = new HashingWriters();
+  // Small objects are read over connections kept for the whole download, when the client
+  // has them.
+  const connections = lakefs.openConnections?.();
   const makeFolder = folderMaker();
   // Downloads whose MD5 is still being checked: the pool moves on to the next object while
   // the hashing worker finishes one (see `downloadOne`); the first mismatch stops the pool.
@@ -167,7 +176,8 @@ export async function downloadPrefix(
         await makeFolder(dirname(path));
         if (entry.size <= SMALL_OBJECT_MAX_BYTES) {
           const cached = cache?.read(entry);
-          const data = cached?.data ?? await fetchSmall(lakefs, repo, ref, entry, signal);
+          const data = cached?.data ??
+            await fetchSmall(lakefs, repo, ref, entry, signal, connections);
           signal.throwIfAborted();
           writeNewFile(path, entry, data);
           // The digest the snapshot before the task needs, for a few us on bytes already in
@@ -223,6 +233,7 @@ export async function downloadPrefix(
     if (pooled !== undefined) throw pooled.error;
   } finally {
     options.signal?.removeEventListener("abort", onAbort);
+    connections?.close();
     await writers.close();
   }
   entries.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
@@ -351,10 +362,15 @@ async function fetchSmall(
   ref: string,
   entry: RemoteEntry,
   signal: AbortSignal,
+  connections: ObjectConnections | undefined,
 ): Promise<Uint8Array> {
   const maxBytes = entry.size;
   const data = lakefs.getObjectBytes !== undefined
-    ? await lakefs.getObjectBytes(repo, ref, entry.key, { maxBytes, signal })
+    ? await lakefs.getObjectBytes(repo, ref, entry.key, {
+      maxBytes,
+      signal,
+      ...(connections === undefined ? {} : { connections }),
+    })
     : await readAtMost(await lakefs.getObject(repo, ref, entry.key, signal), maxBytes + 1);
   const md5 = MD5_HEX.test(entry.checksum)
     ? createHash("md5").update(data).digest("hex")

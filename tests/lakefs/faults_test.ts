@@ -265,3 +265,44 @@ Deno.test("a listing page is checked entry by entry: what zod refuses stays refu
 });
 
 const PAGE_END = { has_more: false, next_offset: "", results: 2, max_per_page: 1000 };
+
+Deno.test("faults: small reads over kept-alive connections retry 5xx and drops, report 404 and time out", async () => {
+  const faults = new FaultInjector(sequence(0, 1, 0, 1, 0));
+  await withLakeFs(async ({ client, server }) => {
+    await client.uploadObject("repo", "main", "f", body("kept alive"));
+    const connections = client.openConnections();
+    assert.ok(connections !== undefined, "a plain-http endpoint has kept-alive connections");
+    try {
+      const read = () => client.getObjectBytes("repo", "main", "f", { maxBytes: 100, connections });
+      // The first read is answered 503 once, the second dropped once: both retried.
+      faults.set({ errorRate: 0.5, errorStatus: 503, pathFilter: "/objects" });
+      assert.equal(new TextDecoder().decode(await read()), "kept alive");
+      faults.reset();
+      faults.set({ dropRate: 0.5, pathFilter: "/objects" });
+      assert.equal(new TextDecoder().decode(await read()), "kept alive");
+      assert.equal(faults.injected.errors, 1);
+      assert.equal(faults.injected.dropped, 1);
+      assert.equal(server.stats.count("getObject"), 4);
+      faults.reset();
+      await assert.rejects(
+        client.getObjectBytes("repo", "main", "missing", { maxBytes: 100, connections }),
+        (error: unknown) => error instanceof LakeFsError && error.status === 404,
+      );
+      faults.set({ latencyMs: 500 });
+      const impatient = new LakeFsClient({
+        endpointUrl: server.url,
+        accessKeyId: ACCESS_KEY_ID,
+        secretAccessKey: SECRET,
+        requestTimeoutMs: 40,
+        retry: { attempts: 1 },
+      });
+      await assert.rejects(
+        impatient.getObjectBytes("repo", "main", "f", { maxBytes: 100, connections }),
+        /timed out after 40 ms/,
+      );
+      faults.reset();
+    } finally {
+      connections?.close();
+    }
+  }, { faults });
+});
