@@ -165,7 +165,11 @@ export interface LakeFsApi {
     repo: string,
     ref: string,
     path: string,
-    options: { maxBytes: number; signal?: AbortSignal; connections?: ObjectConnections },
+    options: {
+      maxBytes: number;
+      signal?: AbortSignal;
+      connections?: ObjectConnections | undefined;
+    },
   ): Promise<Uint8Array>;
   /**
    * Optional: connections for a batch of {@linkcode LakeFsApi.getObjectBytes} calls (passed

@@ -148,6 +148,22 @@ interface RequestSpec {
 
 const encode = encodeURIComponent;
 
+/**
+ * `value` encoded as `URLSearchParams` encodes a parameter (form encoding: only letters,
+ * digits and `*-._` kept, a space as `+`), without building a URL: parsing one per request
+ * was a tenth of a small object read's CPU.
+ */
+function formEncode(value: string): string {
+  try {
+    return encodeURIComponent(value)
+      .replace(/[!'()~]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`)
+      .replaceAll("%20", "+");
+  } catch {
+    // A lone surrogate: URLSearchParams replaces it, encodeURIComponent throws.
+    return new URLSearchParams({ v: value }).toString().slice(2);
+  }
+}
+
 /** How many of the destination's latest commits a retried merge searches for its own. */
 const MERGE_RECONCILE_DEPTH = 100;
 
@@ -179,10 +195,13 @@ export class LakeFsClient implements LakeFsApi {
   readonly #userAgent: string;
   #authorizationHeader: { secret: string; header: string } | undefined;
   readonly #origin: string;
+  /** The path of {@linkcode baseUrl} (`/api/v1`). */
+  readonly #basePath: string;
 
   constructor(options: LakeFsClientOptions) {
     this.baseUrl = normalizeEndpoint(options.endpointUrl);
     this.#origin = new URL(this.baseUrl).origin;
+    this.#basePath = new URL(this.baseUrl).pathname.replace(/\/+$/, "");
     if (typeof options.accessKeyId !== "string" || options.accessKeyId === "") {
       throw new TypeError("lakeFS client: accessKeyId is required");
     }
@@ -312,7 +331,11 @@ export class LakeFsClient implements LakeFsApi {
     repo: string,
     ref: string,
     path: string,
-    options: { maxBytes: number; signal?: AbortSignal; connections?: ObjectConnections },
+    options: {
+      maxBytes: number;
+      signal?: AbortSignal;
+      connections?: ObjectConnections | undefined;
+    },
   ): Promise<Uint8Array> {
     const spec = objectSpec(repo, ref, path, options.signal);
     const connections = options.connections instanceof Http1Connections &&
@@ -324,7 +347,7 @@ export class LakeFsClient implements LakeFsApi {
       try {
         if (connections !== undefined) {
           const answer = await connections.get(
-            requestUrl(this.baseUrl, spec.path, spec.query),
+            `${this.#basePath}${spec.path}?path=${formEncode(path)}`,
             this.#headers(),
             {
               signal: tryControl.signal,
@@ -340,7 +363,10 @@ export class LakeFsClient implements LakeFsApi {
               new Response(NULL_BODY_STATUSES.has(answer.status) ? null : answer.body, {
                 status: answer.status,
                 statusText: answer.statusText,
-                headers: answer.headers,
+                // The one header the error reads (a value Headers refuses never gets there).
+                headers: {
+                  "retry-after": (answer.headers.get("retry-after") ?? "").replace(/[\0\r\n]/g, ""),
+                },
               }),
             );
           }

@@ -20,7 +20,8 @@
 export interface Http1Answer {
   readonly status: number;
   readonly statusText: string;
-  readonly headers: Headers;
+  /** Header names in lower case; a repeated header's values joined by `", "`. */
+  readonly headers: ReadonlyMap<string, string>;
   /** The body; at most `maxBodyBytes` bytes (see {@linkcode Http1GetOptions}). */
   readonly body: Uint8Array<ArrayBuffer>;
 }
@@ -64,7 +65,7 @@ const PROXY_VARIABLES = ["HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"];
  * ```ts ignore
  * const connections = Http1Connections.for(new URL("http://127.0.0.1:8000"));
  * try {
- *   const answer = await connections!.get(new URL("http://127.0.0.1:8000/a"), {}, {
+ *   const answer = await connections!.get("/a", {}, {
  *     signal: AbortSignal.timeout(5_000), maxBodyBytes: 1024,
  *   });
  *   answer.status; // 200
@@ -109,20 +110,18 @@ export class Http1Connections {
   }
 
   /**
-   * GETs `target` (on this server) with `headers` (names and values without line breaks).
+   * GETs `target` (the path and query on this server, already encoded, e.g. `/a?b=c`) with
+   * `headers` (names and values without line breaks).
    * A kept-alive connection the server closed meanwhile is replaced once, transparently (a
    * GET can be sent again); any other failure rejects (the caller's retries decide).
    *
    * @throws {Http1ProtocolError} for an answer that is not readable HTTP/1.x.
    */
   async get(
-    target: URL,
+    target: string,
     headers: Readonly<Record<string, string>>,
     options: Http1GetOptions,
   ): Promise<Http1Answer> {
-    if (target.origin !== this.origin) {
-      throw new TypeError(`Http1Connections.get: ${target.origin} is not ${this.origin}`);
-    }
     const request = encoder.encode(this.#requestHead(target, headers));
     for (let retried = false;; retried = true) {
       options.signal.throwIfAborted();
@@ -160,14 +159,16 @@ export class Http1Connections {
     for (const conn of [...this.#open]) this.#drop(conn);
   }
 
-  #requestHead(target: URL, headers: Readonly<Record<string, string>>): string {
-    const path = target.pathname + target.search;
-    // A line break in the target or a header would start another header or request.
+  #requestHead(target: string, headers: Readonly<Record<string, string>>): string {
+    // A line break in the target or a header would start another header or request; white
+    // space in the target would end it early.
     const unsafe = (text: string) => /[\r\n\0]/.test(text);
-    if (unsafe(path)) throw new TypeError("HTTP request: a line break in the target");
-    let head = `GET ${path} HTTP/1.1\r\nhost: ${this.#host}\r\n`;
+    if (!target.startsWith("/") || /[\s\0]/.test(target)) {
+      throw new TypeError(`HTTP request: an invalid target ${JSON.stringify(target)}`);
+    }
+    let head = `GET ${target} HTTP/1.1\r\nhost: ${this.#host}\r\n`;
     for (const [name, value] of Object.entries(headers)) {
-      if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(name) || unsafe(value)) {
+      if (!TOKEN.test(name) || unsafe(value)) {
         throw new TypeError(`HTTP request: an invalid header ${JSON.stringify(name)}`);
       }
       head += `${name}: ${value}\r\n`;
@@ -221,11 +222,18 @@ class NothingReceived extends Error {
 
 /** A buffer filled by reads, grown on demand. */
 class ReadBuffer {
-  bytes = new Uint8Array(16 * 1024);
+  bytes: Uint8Array<ArrayBuffer>;
   length = 0;
   received = false;
 
-  constructor(readonly conn: Deno.Conn, readonly onProgress: (() => void) | undefined) {}
+  constructor(
+    readonly conn: Deno.Conn,
+    readonly onProgress: (() => void) | undefined,
+    expectedBytes: number,
+  ) {
+    // Room for the head and the body the caller expects, so one read usually takes all.
+    this.bytes = new Uint8Array(Math.min(expectedBytes + 2048, 64 * 1024));
+  }
 
   /** Reads once more; `false` at the end of the stream. */
   async fill(): Promise<boolean> {
@@ -268,7 +276,7 @@ async function exchange(
   } catch (error) {
     throw new NothingReceived(error);
   }
-  const buffer = new ReadBuffer(conn, options.onProgress);
+  const buffer = new ReadBuffer(conn, options.onProgress, options.maxBodyBytes);
   let start = 0;
   for (;;) {
     const head = await readHead(buffer, start);
@@ -296,11 +304,14 @@ async function exchange(
 interface Head {
   readonly status: number;
   readonly statusText: string;
-  readonly headers: Headers;
+  readonly headers: Map<string, string>;
   readonly keepAlive: boolean;
   /** Offset of the first byte after the head. */
   readonly end: number;
 }
+
+/** A header name (RFC 9110 token). */
+const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
 const STATUS_LINE = /^HTTP\/1\.([01]) ([1-5]\d\d)(?: ([\t\x20-\x7e\x80-\xff]*))?$/;
 
@@ -331,16 +342,18 @@ function parseHead(text: string, end: number): Head {
       `HTTP answer: not an HTTP/1.x status line: ${JSON.stringify((lines[0] ?? "").slice(0, 80))}`,
     );
   }
-  const headers = new Headers();
+  // A Map, not a Headers: its WebIDL checks per header were a visible part of a small read.
+  const headers = new Map<string, string>();
   for (let i = 1; i < lines.length; i++) {
     const line = lines[i]!;
     const colon = line.indexOf(":");
-    if (colon <= 0) throw new Http1ProtocolError("HTTP answer: a header line without a name");
-    try {
-      headers.append(line.slice(0, colon), line.slice(colon + 1).trim());
-    } catch {
-      throw new Http1ProtocolError("HTTP answer: an invalid header");
+    const name = line.slice(0, colon).toLowerCase();
+    if (colon <= 0 || !TOKEN.test(name)) {
+      throw new Http1ProtocolError("HTTP answer: an invalid header line");
     }
+    const value = line.slice(colon + 1).trim();
+    const earlier = headers.get(name);
+    headers.set(name, earlier === undefined ? value : `${earlier}, ${value}`);
   }
   const connection = (headers.get("connection") ?? "").toLowerCase();
   const keepAlive = status[1] === "1"
@@ -370,14 +383,14 @@ async function readBody(buffer: ReadBuffer, head: Head, limit: number): Promise<
     return { bytes: new Uint8Array(0), complete: true, end: start };
   }
   const transferEncoding = head.headers.get("transfer-encoding");
-  if (transferEncoding !== null) {
+  if (transferEncoding !== undefined) {
     if (/(^|,)\s*chunked\s*$/i.test(transferEncoding)) {
       return await readChunked(buffer, start, limit);
     }
     return await readToEnd(buffer, start, limit);
   }
   const lengthHeader = head.headers.get("content-length");
-  if (lengthHeader === null) return await readToEnd(buffer, start, limit);
+  if (lengthHeader === undefined) return await readToEnd(buffer, start, limit);
   // Repeated headers arrive joined by ", "; they must all say the same.
   const lengths = new Set(lengthHeader.split(",").map((value) => value.trim()));
   const length = lengths.size === 1 ? Number([...lengths][0]) : Number.NaN;
@@ -393,7 +406,8 @@ async function readBody(buffer: ReadBuffer, head: Head, limit: number): Promise<
     }
   }
   return {
-    bytes: buffer.bytes.slice(start, start + wanted),
+    // A view, not a copy: the buffer is this answer's alone.
+    bytes: buffer.bytes.subarray(start, start + wanted),
     complete: wanted === length,
     end: start + wanted,
   };

@@ -48,6 +48,23 @@ Deno.test("RequestTimer: done() stops the timer and the following of the caller'
   assert.equal(timer.timedOut, false);
 });
 
+Deno.test("RequestTimer: progress keeps the try alive past the timeout; the wait then counts from the last progress", async () => {
+  const timer = new RequestTimer(500, undefined, "lakeFS");
+  const start = performance.now();
+  // Progress every ~10 ms for 700 ms, past the timeout (a tick 500 ms late would be a stall
+  // no test host has).
+  while (performance.now() - start < 700) {
+    timer.restart();
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    assert.equal(timer.signal.aborted, false, `aborted ${performance.now() - start} ms in`);
+  }
+  const last = performance.now();
+  timer.restart();
+  await waitFor(() => timer.signal.aborted, { timeoutMs: 5_000 });
+  assert.ok(performance.now() - last >= 499, "not before the timeout since the last progress");
+  assert.equal(timer.timedOut, true);
+});
+
 Deno.test("requestUrl: parameters encoded as URLSearchParams does, undefined and (with omitEmpty) empty ones left out", () => {
   const url = requestUrl("http://h:1/api/v1", "/repositories/r/refs/main/objects", {
     path: "data/a b+c&d=é?.txt",
