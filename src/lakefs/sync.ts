@@ -278,17 +278,22 @@ async function* listedObjects(
 /** A listed object while it downloads: its SHA-256 is set once known. */
 type Listed = { -readonly [K in keyof RemoteEntry]: RemoteEntry[K] };
 
-/** mkdir -p with one call per folder: workers writing into one folder await one promise. */
+/**
+ * mkdir -p with one call per folder, synchronous: the folder exists as soon as its first
+ * object asks for it, so the next objects' path checks find it (an async mkdir left a window
+ * in which every worker's check of the folder threw NotFound, ~60 us each).
+ */
 function folderMaker(): (folder: string) => Promise<void> {
-  const folders = new Map<string, Promise<void>>();
+  const folders = new Set<string>();
   return (folder) => {
-    let made = folders.get(folder);
-    if (made === undefined) {
-      made = Deno.mkdir(folder, { recursive: true });
-      folders.set(folder, made);
-      made.catch(() => folders.delete(folder));
+    if (folders.has(folder)) return Promise.resolve();
+    try {
+      Deno.mkdirSync(folder, { recursive: true });
+    } catch (error) {
+      return Promise.reject(error);
     }
-    return made;
+    folders.add(folder);
+    return Promise.resolve();
   };
 }
 
