@@ -234,10 +234,8 @@ export class RequestTimer {
   readonly timeoutMs: number;
   readonly #server: string;
   readonly #callerSignal: AbortSignal | undefined;
-  #timer: ReturnType<typeof setTimeout> | undefined;
   /** When the wait last started, `performance.now()`. */
-  #progressAt = 0;
-  #finished = false;
+  #progressAt = performance.now();
   /** Whether the timeout (not the caller) aborted the try. */
   timedOut = false;
   // The caller's signal is followed through one listener, removed when the try is done or
@@ -257,40 +255,59 @@ export class RequestTimer {
       return;
     }
     callerSignal?.addEventListener("abort", this.#onCallerAbort, { once: true });
-    this.restart();
+    RequestTimer.#running.add(this);
+    RequestTimer.#checkBy(this.#progressAt + timeoutMs);
   }
 
   /**
-   * Starts the wait again (progress was made). Only the time is noted: the timer, when it
-   * fires, waits again for what is left. Arming a new timer on every chunk (a timer object
-   * and an async id each) was a visible part of the CPU of thousands of small reads.
+   * Starts the wait again (progress was made). Only the time is noted: one timer for all
+   * running tries finds those whose wait is over (`RequestTimer.#check`). A timer armed per
+   * try and re-armed per chunk (a timer object and an async id each) was a visible part of
+   * the CPU of thousands of small reads.
    */
   restart(): void {
     this.#progressAt = performance.now();
-    if (this.#timer !== undefined || this.#finished || this.#controller.signal.aborted) return;
-    this.#arm(this.timeoutMs);
   }
 
   /** Stops the timer and stops following the caller's signal (the try finished, or failed). */
   done(): void {
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
-    this.#finished = true;
+    RequestTimer.#running.delete(this);
+    if (RequestTimer.#running.size === 0 && RequestTimer.#checkAt !== undefined) {
+      clearTimeout(RequestTimer.#checkAt.timer);
+      RequestTimer.#checkAt = undefined;
+    }
     this.#callerSignal?.removeEventListener("abort", this.#onCallerAbort);
   }
 
-  #arm(delayMs: number): void {
-    this.#timer = setTimeout(() => {
-      this.#timer = undefined;
-      if (this.#finished) return;
-      const idleMs = performance.now() - this.#progressAt;
-      if (idleMs < this.timeoutMs) {
-        this.#arm(this.timeoutMs - idleMs);
-        return;
+  /** The tries whose timer runs. */
+  static #running = new Set<RequestTimer>();
+  /** The one timer that checks them, and when it fires (`performance.now()` time). */
+  static #checkAt: { timer: ReturnType<typeof setTimeout>; at: number } | undefined;
+
+  /** Makes sure the running tries are checked by `at` at the latest. */
+  static #checkBy(at: number): void {
+    const current = RequestTimer.#checkAt;
+    if (current !== undefined && current.at <= at) return;
+    if (current !== undefined) clearTimeout(current.timer);
+    const delayMs = Math.max(0, at - performance.now());
+    RequestTimer.#checkAt = { timer: setTimeout(RequestTimer.#check, delayMs), at };
+  }
+
+  /** Aborts the tries whose wait is over, and waits for the next one to end. */
+  static #check(): void {
+    RequestTimer.#checkAt = undefined;
+    const now = performance.now();
+    let next = Number.POSITIVE_INFINITY;
+    for (const timer of [...RequestTimer.#running]) {
+      const deadline = timer.#progressAt + timer.timeoutMs;
+      if (deadline <= now) {
+        timer.timedOut = true;
+        timer.#abort(new DOMException(`${timer.#server} request timed out`, "TimeoutError"));
+      } else {
+        next = Math.min(next, deadline);
       }
-      this.timedOut = true;
-      this.#abort(new DOMException(`${this.#server} request timed out`, "TimeoutError"));
-    }, delayMs);
+    }
+    if (next !== Number.POSITIVE_INFINITY) RequestTimer.#checkBy(next);
   }
 
   #abort(reason: unknown): void {

@@ -83,3 +83,16 @@ Deno.test("requestUrl: parameters encoded as URLSearchParams does, undefined and
   );
   assert.equal(requestUrl("http://h:1/api", "/health").href, "http://h:1/api/health");
 });
+
+Deno.test("RequestTimer: a shorter timeout started later still fires first; the longer one keeps waiting", async () => {
+  const long = new RequestTimer(60_000, undefined, "lakeFS");
+  const short = new RequestTimer(30, undefined, "lakeFS");
+  try {
+    await waitFor(() => short.signal.aborted, { timeoutMs: 5_000 });
+    assert.equal(short.timedOut, true);
+    assert.equal(long.signal.aborted, false);
+  } finally {
+    long.done();
+    short.done();
+  }
+});
