@@ -363,22 +363,33 @@ async function readEnvironment(
  *
  * @throws {ConfigError} `<variable>: <path> is not writable: <reason>`.
  */
-export async function checkWritableRoot(path: string, variable: string): Promise<void> {
+export function checkWritableRoot(path: string, variable: string): Promise<void> {
+  // Synchronous calls: five dependent file operations at start-up, with nothing to overlap
+  // them with; as async ops each was a thread hand-off (several ms in all on a busy host).
   let probe: string | undefined;
   try {
-    await Deno.mkdir(path, { recursive: true });
-    probe = await Deno.makeTempDir({ dir: path, prefix: ".perago-check-" });
+    Deno.mkdirSync(path, { recursive: true });
+    probe = Deno.makeTempDirSync({ dir: path, prefix: ".perago-check-" });
     const file = join(probe, "write-test");
-    await Deno.writeTextFile(file, "ok");
-    await Deno.remove(file);
+    Deno.writeTextFileSync(file, "ok");
+    Deno.removeSync(file);
+    return Promise.resolve();
   } catch (error) {
-    throw new ConfigError(
-      `${variable}: ${path} is not writable: ${errorText(error)}; ` +
-        `point ${variable} at a writable directory`,
-      { variable, cause: error },
+    return Promise.reject(
+      new ConfigError(
+        `${variable}: ${path} is not writable: ${errorText(error)}; ` +
+          `point ${variable} at a writable directory`,
+        { variable, cause: error },
+      ),
     );
   } finally {
-    if (probe !== undefined) await Deno.remove(probe, { recursive: true }).catch(() => {});
+    if (probe !== undefined) {
+      try {
+        Deno.removeSync(probe, { recursive: true });
+      } catch {
+        // best effort
+      }
+    }
   }
 }
 
