@@ -40,7 +40,7 @@
  *
  * @module
  */
-export { z } from "zod";
+export { z } from "./src/vendor/zod.ts";
 export { defineTask, type TaskOptions, type WorkspaceOptions } from "./src/task/define.ts";
 export {
   forbidGlob,

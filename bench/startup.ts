@@ -28,6 +28,9 @@ import { startPerago } from "./_perago.ts";
 import { EXECUTOR_GC_FLAG, EXECUTOR_GC_GLOBAL } from "../src/runtime/idle_gc.ts";
 import { DENO_RUN_CHILD_ENV } from "../src/runtime/permissions.ts";
 
+/** zod as perago's modules and `mod.ts` load it. */
+const VENDORED_ZOD = new URL("../src/vendor/zod.ts", import.meta.url).href;
+
 const RUNS: Record<Size, number> = { quick: 2, default: 3, full: 5 };
 
 /** Executors of the larger thread-mode worker (the smaller has 1). */
@@ -187,13 +190,13 @@ export const bench: Bench = {
         { name: "uss_executor_after_attempts_MiB", value: median(afterUss), unit: "MiB" },
       );
     }
-    // The floor, side by side: Deno itself idle, Deno with zod (every task module imports it
-    // through mod.ts), and Deno with the benchmark's task module (what any executor loads),
+    // The floor, side by side: Deno itself idle, Deno with zod as perago loads it (bundled,
+    // scripts/vendor.ts; every task module imports it through mod.ts), and Deno with the benchmark's task module (what any executor loads),
     // each run as an executor is: without V8's code cache, and after the memory-reducing
     // collection an idle executor runs (idle_gc.ts).
     const bare = await idleDenoMiB("setTimeout(() => {}, 60_000);", ctx.tempDir);
     const withZod = await idleDenoMiB(
-      'import "zod"; setTimeout(() => {}, 60_000);',
+      `import ${JSON.stringify(VENDORED_ZOD)}; setTimeout(() => {}, 60_000);`,
       ctx.tempDir,
     );
     const withTask = await idleDenoMiB(
@@ -214,7 +217,7 @@ export const bench: Bench = {
         value: withZod.rssMiB,
         unit: "MiB",
         note:
-          "deno run importing zod only, as an executor runs (no code cache, idle GC; reference)",
+          "deno run importing zod only (perago's bundled zod), as an executor runs (no code cache, idle GC; reference)",
       },
       {
         name: "idle_rss_deno_with_task_module_MiB",

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { z } from "zod";
+import { z } from "../vendor/zod.ts";
 import type { Task, TaskDef, Workflow } from "./api.ts";
 
 const TASK_STATUSES = [

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import type { z } from "zod";
+import type { z } from "../vendor/zod.ts";
 import { VERSION } from "../version.ts";
 import {
   parseJsonAnswer,

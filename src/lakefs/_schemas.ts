@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { z } from "zod";
+import { z } from "../vendor/zod.ts";
 
 const stringMap = z.record(z.string(), z.string());
 

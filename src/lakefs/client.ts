@@ -10,7 +10,7 @@
  *
  * @module
  */
-import type { z } from "zod";
+import type { z } from "../vendor/zod.ts";
 import {
   basicAuthorization,
   paginate,

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { LogRecord } from "@logtape/logtape";
+import type { LogRecord } from "../vendor/logtape.ts";
 import { type JsonValue, scrubJson, scrubText, toJsonValue } from "./_json.ts";
 
 /** Record properties lifted to top-level fields, with the property names accepted for each. */

@@ -9,7 +9,7 @@ import {
   getLogger as getLogtapeLogger,
   type Logger as LogtapeLogger,
   withContext,
-} from "@logtape/logtape";
+} from "../vendor/logtape.ts";
 import type { TaskLogger } from "../task/types.ts";
 
 /** The root category of every perago logger. */

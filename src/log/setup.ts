@@ -7,8 +7,8 @@
  */
 import { AsyncLocalStorage } from "node:async_hooks";
 import { join } from "node:path";
-import { configure, type LogLevel, type LogRecord, reset, type Sink } from "@logtape/logtape";
-import { redactByField } from "@logtape/redaction";
+import { configure, type LogLevel, type LogRecord, reset, type Sink } from "../vendor/logtape.ts";
+import { redactByField } from "../vendor/logtape_redaction.ts";
 import { formatConsoleLine, formatJsonLine } from "./_format.ts";
 import { removeExpiredLogs } from "./_retention.ts";
 import { ROOT_CATEGORY } from "./logger.ts";

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { z } from "zod";
+import { z } from "../vendor/zod.ts";
 import type { Labels, MetricsRegistry } from "./registry.ts";
 
 /** One metric record. */

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { z } from "zod";
+import type { z } from "../vendor/zod.ts";
 import type { ChildCommand } from "./permissions.ts";
 import { MessageWriter, readMessages } from "./protocol.ts";
 

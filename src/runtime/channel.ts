@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { z } from "zod";
+import { z } from "../vendor/zod.ts";
 import { type ByteReader, MessageWriter, readMessages, type SyncWriter } from "./protocol.ts";
 
 /** A role's side of the channel. */

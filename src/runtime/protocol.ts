@@ -44,7 +44,7 @@
  * @module
  */
 import { Buffer } from "node:buffer";
-import { z } from "zod";
+import { z } from "../vendor/zod.ts";
 import { MetricRecordSchema } from "../metrics/events.ts";
 import type { CurrentTaskState } from "../workspace/fence.ts";
 

@@ -28,7 +28,7 @@
  *
  * @module
  */
-import type { z } from "zod";
+import type { z } from "../vendor/zod.ts";
 import type { ChildExit, ChildHandle } from "./_child.ts";
 import { denoConfigInUse, type DenoConfigProbe, parseDenoConfig } from "./deno_config.ts";
 import type { ChildPermissionSets } from "./permissions.ts";

@@ -10,7 +10,7 @@
  *
  * @module
  */
-import { z } from "zod";
+import { z } from "../vendor/zod.ts";
 import { definitionError, showValue, type TaskDefinitionError } from "./errors.ts";
 
 /** One issue of a definition schema. */
@@ -102,7 +102,7 @@ export interface ParseDefinitionOptions {
  * @throws {TaskDefinitionError} for the first issue.
  * @example
  * ```ts
- * import { z } from "zod";
+ * import { z } from "../vendor/zod.ts";
  *
  * const count = parseDefinition(z.object({ count: intIn(0, 10) }), { count: 3 }, {
  *   taskName: "word_count",

@@ -24,7 +24,7 @@
  *
  * @module
  */
-import type { z } from "zod";
+import type { z } from "../vendor/zod.ts";
 import {
   type DefinitionIssue,
   intIn,

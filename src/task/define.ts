@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { z } from "zod";
+import { z } from "../vendor/zod.ts";
 import { compileControls, type ControlsOptions } from "./controls.ts";
 import { type DefinitionIssue, parseDefinition, strictSection } from "./_definition_schema.ts";
 import { definitionError, showValue } from "./errors.ts";

@@ -9,7 +9,7 @@
  *
  * @module
  */
-import { z } from "zod";
+import { z } from "../vendor/zod.ts";
 import { definitionError, TaskDefinitionError } from "./errors.ts";
 import { validateRelativePath } from "./paths.ts";
 import type { Guardrail } from "./types.ts";
@@ -20,7 +20,7 @@ import type { Guardrail } from "./types.ts";
  * @throws {TaskDefinitionError} for an absolute path, a `..` segment, a backslash or NUL.
  * @example
  * ```ts
- * import { z } from "zod";
+ * import { z } from "../vendor/zod.ts";
  * import { defineTask } from "./define.ts";
  *
  * defineTask({

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { z } from "zod";
+import { z } from "../vendor/zod.ts";
 
 /** A JSON value. */
 export type JsonValue = null | boolean | number | string | JsonValue[] | {
@@ -50,7 +50,7 @@ const DROPPED_KEYWORDS = new Set(["$schema", "$id", "$defs", "definitions", "tit
  * output mode, ...) or the schema is recursive (a cycle cannot be inlined).
  * @example
  * ```ts
- * import { z } from "zod";
+ * import { z } from "../vendor/zod.ts";
  *
  * toInlineJsonSchema(z.strictObject({ text: z.string() }), "input");
  * // { type: "object", properties: { text: { type: "string" } }, required: ["text"],

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { z } from "zod";
+import { z } from "../vendor/zod.ts";
 import { parseDefinition, strictSection, WHEN_VALID } from "./_definition_schema.ts";
 
 /** The kinds a task may declare; a timer is a histogram of seconds. */
@@ -234,7 +234,7 @@ export function compileTaskMetrics(
  *
  * @example
  * ```ts
- * import { z } from "zod";
+ * import { z } from "../vendor/zod.ts";
  * import { defineTask } from "./define.ts";
  * import type { TaskMetricRecord } from "./metrics.ts";
  *

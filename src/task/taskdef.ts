@@ -101,7 +101,7 @@ export function workspaceJsonSchema(
  *
  * @example
  * ```ts
- * import { z } from "zod";
+ * import { z } from "../vendor/zod.ts";
  * import { defineTask } from "./define.ts";
  *
  * const task = defineTask({
@@ -141,7 +141,7 @@ export function taskDefWarnings(task: TaskDefinition): string[] {
  *
  * @example
  * ```ts
- * import { z } from "zod";
+ * import { z } from "../vendor/zod.ts";
  * import { defineTask } from "./define.ts";
  *
  * const task = defineTask({
@@ -214,7 +214,7 @@ export function buildTaskDef(
  *
  * @example
  * ```ts
- * import { z } from "zod";
+ * import { z } from "../vendor/zod.ts";
  * import { defineTask } from "./define.ts";
  *
  * const task = defineTask({

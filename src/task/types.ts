@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { z } from "zod";
+import type { z } from "../vendor/zod.ts";
 import type { CompiledTaskMetric, TaskMetrics } from "./metrics.ts";
 
 /** A guardrail checked against the attempt directory before (`pre`) or after (`post`) `run`. */

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import type { z } from "zod";
+import type { z } from "../vendor/zod.ts";
 import { checkRelativeKey } from "../workspace/safe_path.ts";
 import { type AttemptIdentity, runAttempt } from "../workspace/attempt.ts";
 import { alwaysCurrent } from "../workspace/fence.ts";

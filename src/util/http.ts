@@ -10,7 +10,7 @@
  * @module
  */
 import { Buffer } from "node:buffer";
-import type { z } from "zod";
+import type { z } from "../vendor/zod.ts";
 import { retry } from "./retry.ts";
 
 /**
@@ -178,7 +178,7 @@ export type JsonAnswer<T> =
  *
  * @example
  * ```ts
- * import { z } from "zod";
+ * import { z } from "../vendor/zod.ts";
  *
  * const answer = parseJsonAnswer('{"id": 7}', z.object({ id: z.string() }));
  * answer.ok; // false; its detail: 'id: Invalid input: expected string, received number ({"id": 7})'

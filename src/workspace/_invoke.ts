@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { z } from "zod";
+import { z } from "../vendor/zod.ts";
 import type { WorkspaceRefStyle } from "../config/parse.ts";
 import { checkGuardrails } from "../task/check_guardrails.ts";
 import {

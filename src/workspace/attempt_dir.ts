@@ -5,7 +5,7 @@
  * @module
  */
 import { basename, join } from "node:path";
-import { z } from "zod";
+import { z } from "../vendor/zod.ts";
 import type { WorkspaceOwner } from "./owners.ts";
 
 /** The marker file's name; never downloaded over, never uploaded, never snapshotted. */

@@ -11,7 +11,7 @@
  * @module
  */
 import { createHash } from "node:crypto";
-import { z } from "zod";
+import { z } from "../../vendor/zod.ts";
 import { basicAuthorization } from "../../util/http.ts";
 import { FaultInjector } from "../faults.ts";
 import { BlobStore } from "./_blobs.ts";

@@ -1,0 +1,27 @@
+import assert from "node:assert/strict";
+import { VENDORED_BUNDLES, vendoredFiles } from "../scripts/vendor.ts";
+
+const VENDOR_DIR = new URL("../src/vendor/", import.meta.url);
+
+Deno.test("src/vendor holds exactly what `deno task vendor` generates from the pinned packages", async () => {
+  const generated = await vendoredFiles();
+  const expected = VENDORED_BUNDLES.flatMap((b) => [b.file, ...b.wrappers.map((w) => w.file)]);
+  assert.deepEqual([...generated.keys()].sort(), expected.sort());
+  const committed: string[] = [];
+  for await (const entry of Deno.readDir(VENDOR_DIR)) committed.push(entry.name);
+  assert.deepEqual(committed.sort(), expected.sort(), "src/vendor has files nothing generates");
+  for (const [name, text] of generated) {
+    const current = await Deno.readTextFile(new URL(name, VENDOR_DIR));
+    assert.ok(current === text, `src/vendor/${name} is stale: run \`deno task vendor\``);
+  }
+});
+
+Deno.test("the bundles load no npm: package and no Node module but LogTape's node:util", async () => {
+  for (const bundle of VENDORED_BUNDLES) {
+    const text = await Deno.readTextFile(new URL(bundle.file, VENDOR_DIR));
+    const imports = [...text.matchAll(/^import\b.*?from\s+"([^"]+)"/gm)].map((m) => m[1]);
+    assert.deepEqual(imports, bundle.file === "logtape.js" ? ["node:util"] : [], bundle.file);
+    const code = text.replace(/^\s*\/\/.*$/gm, "");
+    assert.doesNotMatch(code, /\bimport\(|\brequire\(/, bundle.file);
+  }
+});
