@@ -80,31 +80,61 @@ export function topHelp(): string {
 
 /** Runs the CLI with `args` and returns the exit code. Never throws. */
 export async function main(args: string[]): Promise<number> {
+  return await (await prepareMain(args))();
+}
+
+/**
+ * The CLI with `args` in two steps: loads what the command needs (its module) and returns a
+ * function that runs it and resolves with the exit code. Neither step throws. `main.ts`
+ * awaits the first at its top level and runs the second after its own evaluation has ended
+ * (see there why).
+ *
+ * @example
+ * ```ts
+ * const run = await prepareMain(["--version"]);
+ * const code = await run(); // prints "perago <version>"; 0
+ * ```
+ */
+export async function prepareMain(args: string[]): Promise<() => Promise<number>> {
   const [name, ...rest] = args;
   // `perago help <command>` is `perago <command> --help`.
   if (name === "help" && rest[0] !== undefined && Object.hasOwn(COMMANDS, rest[0])) {
-    return await main([rest[0], "--help"]);
+    return await prepareMain([rest[0], "--help"]);
   }
   if (name === undefined || name === "-h" || name === "--help" || name === "help") {
-    console.log(topHelp());
-    return name === undefined ? 1 : 0;
+    return () => {
+      console.log(topHelp());
+      return Promise.resolve(name === undefined ? 1 : 0);
+    };
   }
   if (name === "-V" || name === "--version" || name === "version") {
-    console.log(`perago ${VERSION}`);
-    return 0;
+    return () => {
+      console.log(`perago ${VERSION}`);
+      return Promise.resolve(0);
+    };
   }
   const load = COMMANDS[name]?.load ?? HIDDEN[name];
   if (load === undefined) {
-    return fail(`unknown command "${name}"; run "perago --help" for the list`);
+    return () =>
+      Promise.resolve(fail(`unknown command "${name}"; run "perago --help" for the list`));
   }
+  let command: Command;
   try {
-    const command = await load();
-    if (rest.includes("-h") || rest.includes("--help")) {
-      console.log(command.help);
-      return 0;
-    }
-    return await command.run(rest);
+    command = await load();
   } catch (error) {
-    return fail(error);
+    return () => Promise.resolve(fail(error));
   }
+  if (rest.includes("-h") || rest.includes("--help")) {
+    return () => {
+      console.log(command.help);
+      return Promise.resolve(0);
+    };
+  }
+  return async () => {
+    try {
+      return await command.run(rest);
+    } catch (error) {
+      return fail(error);
+    }
+  };
 }
