@@ -17,8 +17,9 @@
  *   host:port, plus `PERAGO_METRICS_ADDRESS` when set (the supervisor's metrics listener: the
  *   only address perago listens on) and `unix:` the lane sockets of up to 64 executor slots in
  *   `<workspace root>/.perago-lanes/` (Deno grants Unix sockets by exact path; see
- *   src/runtime/lane_dir.ts); `--allow-env` = the variables perago reads; `--allow-sys=hostname`
- *   (the supervisor lock records its host); `--allow-run` so the supervisor can re-invoke the
+ *   src/runtime/lane_dir.ts); `--allow-env` = the variables perago reads (the proxy ones only
+ *   to see that none is set); `--allow-sys=hostname` (the supervisor lock records its host);
+ *   `--allow-run` so the supervisor can re-invoke the
  *   binary for its broker and executors (each child revokes `run`, `ffi`, `env` and its read of
  *   `.env` as it starts: see src/runtime/permissions.ts; an executor also drops the Conductor
  *   host:port, src/runtime/net_grant.ts, which works because each host is baked as its own
@@ -39,6 +40,7 @@ import { parseArgs } from "node:util";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath as fromFileUrl } from "node:url";
 import { CONFIG_ENV_VARS, loadRuntimeConfig } from "../src/config/config.ts";
+import { PROXY_ENV_VARS } from "../src/util/http1.ts";
 import { taskEnvVars } from "../src/config/task_settings.ts";
 import { loadTask } from "../src/task/loader.ts";
 import { moduleDir, otelEnvVars } from "../src/runtime/permissions.ts";
@@ -96,9 +98,16 @@ export function compiledPermissionFlags(inputs: CompileFlagInputs): string[] {
         ...bakedLaneNet(inputs.workspaceRoot),
       ]).join(",")
     }`,
-    // The OTEL_* variables only to pass them on to the children (see otelEnvVars).
+    // The OTEL_* variables only to pass them on to the children (see otelEnvVars); the proxy
+    // variables only to see that none is set (lakeFS reads then go over kept-alive HTTP/1.1
+    // connections, see src/util/http1.ts).
     `--allow-env=${
-      [...CONFIG_ENV_VARS, ...taskEnvVars(inputs.taskNames ?? []), ...otelEnvVars()].join(",")
+      [
+        ...CONFIG_ENV_VARS,
+        ...taskEnvVars(inputs.taskNames ?? []),
+        ...otelEnvVars(),
+        ...PROXY_ENV_VARS,
+      ].join(",")
     }`,
     // The supervisor lock records the host name (a lock from another host is never taken over).
     "--allow-sys=hostname",

@@ -54,8 +54,16 @@ const MAX_IDLE = 64;
 const encoder = new TextEncoder();
 const latin1 = new TextDecoder("latin1");
 
-/** The environment variables that make `fetch` use a proxy for plain HTTP. */
-const PROXY_VARIABLES = ["HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"];
+/**
+ * The environment variables that make `fetch` use a proxy for plain HTTP: a process that may
+ * not read them (`--allow-env` without them) always uses `fetch`.
+ */
+export const PROXY_ENV_VARS: readonly string[] = Object.freeze([
+  "HTTP_PROXY",
+  "http_proxy",
+  "ALL_PROXY",
+  "all_proxy",
+]);
 
 /**
  * Kept-alive HTTP/1.1 connections to one server; each request takes an idle connection or
@@ -100,7 +108,7 @@ export class Http1Connections {
   static for(url: URL): Http1Connections | undefined {
     if (url.protocol !== "http:") return undefined;
     try {
-      for (const name of PROXY_VARIABLES) {
+      for (const name of PROXY_ENV_VARS) {
         if ((Deno.env.get(name) ?? "").trim() !== "") return undefined;
       }
     } catch {
