@@ -23,6 +23,7 @@ import { loadTask } from "../task/loader.ts";
 import {
   type AttemptIdentity,
   type AttemptOutcome,
+  preloadWorkspacePhases,
   resolveInputRef,
   runAttempt,
 } from "../workspace/attempt.ts";
@@ -232,6 +233,8 @@ export const command: Command = {
     inputRead.catch(() => {}); // awaited below
     const headRead = inputRead.then((read) => readHeadEarly(config, read), () => undefined);
     const { task } = await loadTask(moduleTarget);
+    // The attempt's workspace code loads while logging starts and the head read finishes.
+    if (task.workspace !== undefined) preloadWorkspacePhases();
     let input = await inputRead;
 
     const workerId = resolveWorkerId(moduleTarget, readProcessEnv());

@@ -199,6 +199,15 @@ const loadWorkspacePhases = loadOnce(() =>
   importLazily<WorkspacePhases>("workspace/_workspace_attempt.ts")
 );
 
+/**
+ * Starts loading the code of a workspace task's attempt before {@linkcode runAttempt} needs
+ * it, so that the loading overlaps other start-up work (a `perago run` waiting for lakeFS);
+ * never rejects (a failed load is reported by the attempt, which loads again).
+ */
+export function preloadWorkspacePhases(): void {
+  loadWorkspacePhases().catch(() => {});
+}
+
 async function runWorkspaceFree(state: AttemptState): Promise<BodyResult> {
   const { options } = state;
   checkInputKeys(options.input, false);
