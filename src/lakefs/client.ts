@@ -92,6 +92,13 @@ export interface LakeFsClientOptions {
   retry?: LakeFsRetryOptions;
   /** `User-Agent` header. @default "perago-lakefs-client" */
   userAgent?: string;
+  /**
+   * Whether no proxy is set in the environment, as the process that made these options found
+   * it (`proxyInEnvironment` of util/http1.ts), for a process that may not read its own (an
+   * executor): small reads then go over kept-alive connections (see `openConnections`).
+   * @default this process's own environment decides
+   */
+  noProxy?: boolean | undefined;
 }
 
 /** Largest number of paths one bulk delete request may carry (lakeFS limit). */
@@ -195,6 +202,7 @@ export class LakeFsClient implements LakeFsApi {
   readonly #userAgent: string;
   #authorizationHeader: { secret: string; header: string } | undefined;
   readonly #origin: string;
+  readonly #noProxy: boolean | undefined;
   /** The path of {@linkcode baseUrl} (`/api/v1`). */
   readonly #basePath: string;
 
@@ -214,6 +222,7 @@ export class LakeFsClient implements LakeFsApi {
       maxDelayMs: nonNegative("retry.maxDelayMs", options.retry?.maxDelayMs ?? 10_000),
     });
     this.#userAgent = options.userAgent ?? "perago-lakefs-client";
+    this.#noProxy = options.noProxy;
   }
 
   // ---------------------------------------------------------------- repositories
@@ -316,10 +325,14 @@ export class LakeFsClient implements LakeFsApi {
   /**
    * Kept-alive HTTP/1.1 connections for a batch of {@linkcode getObjectBytes} calls (see
    * `util/http1.ts`: a fraction of `fetch`'s CPU per small read); `undefined` for an
-   * `https:` endpoint or with a proxy in the environment, where `fetch` carries them.
+   * `https:` endpoint or with a proxy in the environment (or one that cannot be ruled out:
+   * see `noProxy` of the options), where `fetch` carries them.
    */
   openConnections(): ObjectConnections | undefined {
-    return Http1Connections.for(new URL(this.baseUrl));
+    return Http1Connections.for(
+      new URL(this.baseUrl),
+      this.#noProxy === undefined ? {} : { noProxy: this.#noProxy },
+    );
   }
 
   /**

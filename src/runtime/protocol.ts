@@ -162,6 +162,8 @@ export const ExecutorInitSchema = z.object({
     endpointUrl: z.string(),
     accessKeyId: z.string(),
     secretAccessKey: z.string(),
+    /** No proxy in the supervisor's environment, which the executor may not read. */
+    noProxy: z.boolean().optional(),
   }).optional(),
   log: LogInitSchema,
 });

@@ -25,6 +25,7 @@ import type { ConductorApi } from "../conductor/api.ts";
 import { ConductorClient } from "../conductor/client.ts";
 import { LakeFsClient } from "../lakefs/client.ts";
 import { LakeFsNotFoundError } from "../lakefs/errors.ts";
+import { proxyInEnvironment } from "../util/http1.ts";
 import { setupLogging } from "../log/setup.ts";
 import { type LoadedTask, loadTask } from "../task/loader.ts";
 import { spawnChild } from "./_child.ts";
@@ -540,10 +541,19 @@ function executorInitOf(
         endpointUrl: lakefs.endpointUrl,
         accessKeyId: lakefs.accessKeyId,
         secretAccessKey: lakefs.secretAccessKey.reveal(),
+        // The executor may not read the environment: told here whether a proxy is set, so
+        // its small reads can use kept-alive connections (see src/util/http1.ts).
+        ...noProxyField(),
       },
     }),
     log: childLog(config, moduleName, workerId),
   };
+}
+
+/** `{ noProxy }` when this process could read its environment for proxies, else nothing. */
+function noProxyField(): { noProxy?: boolean } {
+  const proxy = proxyInEnvironment();
+  return proxy === undefined ? {} : { noProxy: !proxy };
 }
 
 /**

@@ -66,6 +66,18 @@ export const PROXY_ENV_VARS: readonly string[] = Object.freeze([
 ]);
 
 /**
+ * Whether a proxy for plain HTTP is set in this process's environment (which `fetch`
+ * honours); `undefined` when the environment may not be read.
+ */
+export function proxyInEnvironment(): boolean | undefined {
+  try {
+    return PROXY_ENV_VARS.some((name) => (Deno.env.get(name) ?? "").trim() !== "");
+  } catch {
+    return undefined;
+  }
+}
+
+/**
  * Kept-alive HTTP/1.1 connections to one server; each request takes an idle connection or
  * opens one, and gives it back once its answer was read whole.
  *
@@ -103,18 +115,14 @@ export class Http1Connections {
   /**
    * Connections to the server of `url`, or `undefined` where `fetch` must carry the requests:
    * not `http:`, or a proxy set in the environment (which `fetch` honours), or the
-   * environment not readable (then a proxy cannot be ruled out).
+   * environment not readable (then a proxy cannot be ruled out). `noProxy` is what a process
+   * that could read the environment found there (see {@linkcode proxyInEnvironment}), for one
+   * that cannot: it replaces this process's own look.
    */
-  static for(url: URL): Http1Connections | undefined {
+  static for(url: URL, options: { noProxy?: boolean } = {}): Http1Connections | undefined {
     if (url.protocol !== "http:") return undefined;
-    try {
-      for (const name of PROXY_ENV_VARS) {
-        if ((Deno.env.get(name) ?? "").trim() !== "") return undefined;
-      }
-    } catch {
-      return undefined;
-    }
-    return new Http1Connections(url);
+    const noProxy = options.noProxy ?? proxyInEnvironment() === false;
+    return noProxy ? new Http1Connections(url) : undefined;
   }
 
   /**

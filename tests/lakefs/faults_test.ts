@@ -327,3 +327,26 @@ Deno.test("kept-alive reads find keys with any characters (spaces, quotes, ~, +,
     }
   });
 });
+
+Deno.test("noProxy of the options replaces the client's own look at the environment for proxies", () => {
+  const saved = Deno.env.get("HTTP_PROXY");
+  const client = (noProxy?: boolean) =>
+    new LakeFsClient({
+      endpointUrl: "http://127.0.0.1:1",
+      accessKeyId: ACCESS_KEY_ID,
+      secretAccessKey: SECRET,
+      ...(noProxy === undefined ? {} : { noProxy }),
+    });
+  try {
+    Deno.env.set("HTTP_PROXY", "http://127.0.0.1:9");
+    assert.equal(client().openConnections(), undefined, "a proxy in the environment: fetch");
+    // An executor may not read its environment: the supervisor that could says none is set.
+    assert.ok(client(true).openConnections() !== undefined);
+    Deno.env.delete("HTTP_PROXY");
+    assert.ok(client().openConnections() !== undefined);
+    assert.equal(client(false).openConnections(), undefined);
+  } finally {
+    if (saved === undefined) Deno.env.delete("HTTP_PROXY");
+    else Deno.env.set("HTTP_PROXY", saved);
+  }
+});

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import {
   decodeLine,
   encodeMessage,
+  ExecutorInitSchema,
   FromExecutorSchema,
   MessageBatcher,
   MessageWriter,
@@ -194,4 +195,29 @@ Deno.test("protocol: reader over a ByteReader (Deno.stdin) reuses its buffer saf
   }
   assert.deepEqual(got, ["drain", "shutdown", "drain"]);
   assert.deepEqual(invalid, ["nope"]);
+});
+
+Deno.test("protocol: the executor's lakeFS settings keep noProxy (the supervisor read the environment for it)", () => {
+  const init = ExecutorInitSchema.parse({
+    slot: 0,
+    workerId: "w-0",
+    modules: ["/tasks/t.ts"],
+    workspaceRoot: "/ws",
+    failureReasonMaxLength: 500,
+    lakefs: {
+      endpointUrl: "http://lakefs:8000",
+      accessKeyId: "AKIA",
+      secretAccessKey: "s",
+      noProxy: true,
+    },
+    log: {
+      logRoot: "/logs",
+      moduleName: "t",
+      workerId: "w-0",
+      maxFileBytes: 1,
+      retentionMs: 1,
+      debug: false,
+    },
+  });
+  assert.equal(init.lakefs?.noProxy, true);
 });
