@@ -6,6 +6,7 @@
  */
 import type { LogRecord } from "../vendor/logtape.ts";
 import { type JsonValue, scrubJson, scrubText, toJsonValue } from "./_json.ts";
+import { isoUtc } from "../util/iso_time.ts";
 
 /** Record properties lifted to top-level fields, with the property names accepted for each. */
 const TASK_FIELDS: ReadonlyArray<readonly [field: string, names: readonly string[]]> = [
@@ -62,7 +63,7 @@ export function lineFields(
     return last.fields;
   }
   const fields: Record<string, JsonValue> = {
-    ts: new Date(record.timestamp).toISOString(),
+    ts: isoUtc(record.timestamp),
     level: record.level.toUpperCase(),
     message: renderMessage(record),
     category: record.category.join("."),

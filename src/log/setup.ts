@@ -12,6 +12,7 @@ import { redactByField } from "../vendor/logtape_redaction.ts";
 import { formatConsoleLine, formatJsonLine } from "./_format.ts";
 import { removeExpiredLogs } from "./_retention.ts";
 import { ROOT_CATEGORY } from "./logger.ts";
+import { isoUtc } from "../util/iso_time.ts";
 
 /** Options of {@linkcode setupLogging}. */
 export interface LoggingOptions {
@@ -113,7 +114,7 @@ export function safeSegment(name: string): string {
 
 /** `2026-11-23T09:01:02.345Z` -> `20261123T090102Z`. */
 export function fileTimestamp(date: Date): string {
-  return date.toISOString().replace(/\.\d{3}Z$/, "Z").replace(/[-:]/g, "");
+  return isoUtc(date).replace(/\.\d{3}Z$/, "Z").replace(/[-:]/g, "");
 }
 
 /**
@@ -339,7 +340,7 @@ export function rotatedLogPath(
   exists: (path: string) => boolean,
 ): string {
   const root = path.endsWith(".jsonl") ? path.slice(0, -".jsonl".length) : path;
-  const iso = startedAt.toISOString(); // 2026-12-02T05:09:58.123Z
+  const iso = isoUtc(startedAt); // 2026-12-02T05:09:58.123Z
   const stamp = `${iso.slice(0, 10)}_${iso.slice(11, 19).replaceAll(":", "-")}_${
     iso.slice(20, 23)
   }000`;

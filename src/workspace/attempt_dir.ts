@@ -7,6 +7,7 @@
 import { basename, join } from "node:path";
 import { z } from "../vendor/zod.ts";
 import type { WorkspaceOwner } from "./owners.ts";
+import { isoUtc } from "../util/iso_time.ts";
 
 /** The marker file's name; never downloaded over, never uploaded, never snapshotted. */
 export const ATTEMPT_MARKER = ".perago-attempt.json";
@@ -130,7 +131,7 @@ export async function prepareAttemptDir(
     owner_worker_id: owner.workerId,
     owner_pid: owner.pid,
     owner_token: owner.token,
-    started_at: new Date().toISOString(),
+    started_at: isoUtc(Date.now()),
   };
   await Deno.writeTextFile(join(dir, ATTEMPT_MARKER), JSON.stringify(marker, null, 2) + "\n", {
     createNew: true,
