@@ -11,7 +11,7 @@
  * executor's flags and idle collection (Deno 2.9.6): an empty script holds 36.1 MiB RSS;
  * importing `npm:zod@4.6.7` 43.2, the same zod bundled 40.1; bundled zod plus
  * `npm:@logtape/logtape` 43.6, plus the bundled LogTape 41.6. The bundles are the packages'
- * own code, unchanged (no minifying, no tree-shaking): only the module loading differs.
+ * own code, unchanged but for the patches listed below (no minifying, no tree-shaking).
  *
  * perago's own modules (and `mod.ts`, whose `z` task modules use) import the wrappers
  * `src/vendor/*.ts` by relative path, which carry the packages' own types (`// @ts-types`
@@ -37,6 +37,11 @@ export interface VendoredBundle {
   file: string;
   /** The bundle's entry module (re-exports from exact `npm:` specifiers). */
   entry: string;
+  /**
+   * Exact replacements made in the bundle, each with why; generating fails when a `from` text is
+   * no longer there (a new version needs the patch looked at again).
+   */
+  patches?: readonly { from: string; to: string; why: string }[];
   /** Wrapper modules (`src/vendor/<name>`) and the `npm:` specifier whose types they carry. */
   wrappers: readonly { file: string; types: string; exports: readonly string[] }[];
 }
@@ -56,6 +61,16 @@ export const VENDORED_BUNDLES: readonly VendoredBundle[] = [
     // LogTape and its redaction in one file: the redaction imports LogTape, and LogTape keeps
     // its configuration in module state, so both must share one copy of it.
     file: "logtape.js",
+    patches: [{
+      // LogTape's Node build of its `#util` (the one Deno's npm resolution picks: the package
+      // lists the `node` condition before `deno`) imports node:util for util.inspect, which
+      // LogTape calls only where Deno.inspect is missing, never under Deno; its Deno build
+      // uses Deno.inspect. Importing node:util set up Node compatibility in every process that
+      // logs (with perago's own node: imports gone from an idle executor, 0.6 MiB of it).
+      from: 'import util from "node:util";\n',
+      to: "var util = { inspect: (value, options) => Deno.inspect(value, options) };\n",
+      why: "LogTape's Deno build of #util: Deno.inspect instead of node:util",
+    }],
     entry: 'export * from "npm:@logtape/logtape@2.4.2";\n' +
       'export { redactByField } from "npm:@logtape/redaction@2.3.7";\n',
     wrappers: [
@@ -93,7 +108,17 @@ export async function vendoredFiles(): Promise<Map<string, string>> {
           }; run \`deno install\` to fetch the locked packages, then retry`,
         );
       }
-      files.set(bundle.file, header(bundle) + normalizePaths(await Deno.readTextFile(out)));
+      let text = normalizePaths(await Deno.readTextFile(out));
+      for (const patch of bundle.patches ?? []) {
+        if (!text.includes(patch.from)) {
+          throw new Error(
+            `vendor: ${bundle.file} no longer contains ${JSON.stringify(patch.from)}; look at ` +
+              `the patch "${patch.why}" again for this version`,
+          );
+        }
+        text = text.replace(patch.from, `// perago: ${patch.why}\n${patch.to}`);
+      }
+      files.set(bundle.file, header(bundle) + text);
       for (const wrapper of bundle.wrappers) {
         files.set(wrapper.file, wrapperText(bundle, wrapper));
       }

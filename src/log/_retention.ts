@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { join } from "node:path";
+import { join } from "../util/path.ts";
 
 const LOG_FILE = /\.jsonl(?:\.\d+)?$/;
 

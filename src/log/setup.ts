@@ -6,13 +6,13 @@
  * @module
  */
 import { AsyncLocalStorage } from "node:async_hooks";
-import { join } from "node:path";
 import { configure, type LogLevel, type LogRecord, reset, type Sink } from "../vendor/logtape.ts";
 import { redactByField } from "../vendor/logtape_redaction.ts";
 import { formatConsoleLine, formatJsonLine } from "./_format.ts";
 import { removeExpiredLogs } from "./_retention.ts";
 import { ROOT_CATEGORY } from "./logger.ts";
 import { isoUtc } from "../util/iso_time.ts";
+import { join } from "../util/path.ts";
 
 /** Options of {@linkcode setupLogging}. */
 export interface LoggingOptions {

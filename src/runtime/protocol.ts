@@ -43,7 +43,6 @@
  *
  * @module
  */
-import { Buffer } from "node:buffer";
 import { z } from "../vendor/zod.ts";
 import { MetricRecordSchema } from "../metrics/events.ts";
 import type { CurrentTaskState } from "../workspace/fence.ts";
@@ -614,7 +613,7 @@ export class MessageWriter<T> {
       if (this.#batch === batch) this.#batch = undefined;
       if (this.#broken || batch.length === 0) return !this.#broken;
       try {
-        const bytes = batch.length === 1 ? batch[0]! : Buffer.concat(batch);
+        const bytes = batch.length === 1 ? batch[0]! : concatBytes(batch);
         const writer = this.#writer;
         if ("writeSync" in writer) {
           let written = 0;
@@ -700,4 +699,17 @@ export class MessageBatcher<T> {
     this.#pending = [];
     this.#post(batch);
   }
+}
+
+/** `chunks` in one array (without `node:buffer`, which an idle executor does not otherwise load). */
+function concatBytes(chunks: readonly Uint8Array[]): Uint8Array {
+  let length = 0;
+  for (const chunk of chunks) length += chunk.length;
+  const bytes = new Uint8Array(length);
+  let offset = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, offset);
+    offset += chunk.length;
+  }
+  return bytes;
 }

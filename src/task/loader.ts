@@ -3,8 +3,7 @@
  *
  * @module
  */
-import { isAbsolute, resolve } from "node:path";
-import { fileURLToPath, pathToFileURL } from "node:url";
+import { fromFileUrl, isAbsolute, resolve, toFileUrl } from "../util/path.ts";
 import { TASK_BRAND, type TaskDefinition } from "./types.ts";
 
 /** A task module could not be loaded: missing, broken, or not exporting a task. */
@@ -73,7 +72,7 @@ export async function loadTask(
       { modulePath },
     );
   }
-  const moduleUrl = pathToFileURL(modulePath).href;
+  const moduleUrl = toFileUrl(modulePath).href;
   let namespace: Record<string, unknown>;
   try {
     namespace = await import(moduleUrl);
@@ -115,7 +114,7 @@ function toPath(target: string, cwd: string | undefined): string {
   }
   if (target.startsWith("file:")) {
     try {
-      return fileURLToPath(target);
+      return fromFileUrl(target);
     } catch (error) {
       throw new TaskLoadError(`invalid task module URL ${target}: ${firstLine(error)}`, {
         modulePath: target,

@@ -1989,7 +1989,8 @@ var util_node_exports = {};
 __export(util_node_exports, {
   inspect: () => inspect
 });
-import util from "node:util";
+// perago: LogTape's Deno build of #util: Deno.inspect instead of node:util
+var util = { inspect: (value, options) => Deno.inspect(value, options) };
 function inspect(obj, options) {
   return util.inspect(obj, options);
 }

@@ -4,10 +4,10 @@
  *
  * @module
  */
-import { basename, join } from "node:path";
 import { z } from "../vendor/zod.ts";
 import type { WorkspaceOwner } from "./owners.ts";
 import { isoUtc } from "../util/iso_time.ts";
+import { basename, join } from "../util/path.ts";
 
 /** The marker file's name; never downloaded over, never uploaded, never snapshotted. */
 export const ATTEMPT_MARKER = ".perago-attempt.json";
