@@ -24,6 +24,7 @@
  *
  * @module
  */
+import { buildOnce } from "../util/lazy.ts";
 import type { z } from "../vendor/zod.ts";
 import {
   type DefinitionIssue,
@@ -147,119 +148,126 @@ function section<S extends z.core.$ZodLooseShape>(shape: S) {
 const defaulted = (min: number, fallback: number, max = INT_MAX) =>
   intIn(min, max).default(fallback);
 
-const RETRY = DEFAULT_CONTROLS.retry;
-const retrySchema = section({
-  count: defaulted(0, RETRY.count, 10),
-  logic: oneOf(["FIXED", "EXPONENTIAL_BACKOFF", "LINEAR_BACKOFF"]).default(RETRY.logic),
-  delaySeconds: defaulted(0, RETRY.delaySeconds),
-  maxDelaySeconds: defaulted(0, RETRY.maxDelaySeconds),
-  jitterMs: defaulted(0, RETRY.jitterMs),
-}).superRefine((retry, ctx) => {
-  if (retry.maxDelaySeconds === 0) return;
-  const path = ["maxDelaySeconds"];
-  if (retry.logic === "FIXED") {
+// The schemas are built on first use, not when the module loads: building them touched about
+// 2 MiB of a Deno process's memory (zod's code run for them, measured importing this module),
+// which a task without controls, whose executor never parses any, need not hold.
+const controlsSchemaOnce = buildOnce(() => {
+  const RETRY = DEFAULT_CONTROLS.retry;
+  const retrySchema = section({
+    count: defaulted(0, RETRY.count, 10),
+    logic: oneOf(["FIXED", "EXPONENTIAL_BACKOFF", "LINEAR_BACKOFF"]).default(RETRY.logic),
+    delaySeconds: defaulted(0, RETRY.delaySeconds),
+    maxDelaySeconds: defaulted(0, RETRY.maxDelaySeconds),
+    jitterMs: defaulted(0, RETRY.jitterMs),
+  }).superRefine((retry, ctx) => {
+    if (retry.maxDelaySeconds === 0) return;
+    const path = ["maxDelaySeconds"];
+    if (retry.logic === "FIXED") {
+      ctx.addIssue({
+        code: "custom",
+        path,
+        message: "caps a growing backoff and has no effect with logic FIXED; remove it or use " +
+          "EXPONENTIAL_BACKOFF or LINEAR_BACKOFF",
+      });
+    } else if (retry.maxDelaySeconds < retry.delaySeconds) {
+      ctx.addIssue({
+        code: "custom",
+        path,
+        message: `${retry.maxDelaySeconds} is below retry.delaySeconds ${retry.delaySeconds}; ` +
+          "raise it or lower the delay",
+      });
+    }
+  }, WHEN_VALID);
+
+  const TIMEOUT = DEFAULT_CONTROLS.timeout;
+  const timeoutSchema = section({
+    policy: oneOf(["TIME_OUT_WF", "RETRY", "ALERT_ONLY"]).default(TIMEOUT.policy),
+    seconds: defaulted(0, TIMEOUT.seconds),
+    responseSeconds: defaulted(1, TIMEOUT.responseSeconds),
+    pollSeconds: defaulted(0, TIMEOUT.pollSeconds),
+    totalSeconds: defaulted(0, TIMEOUT.totalSeconds),
+  }).superRefine((timeout, ctx) => {
+    if (timeout.seconds > 0 && timeout.responseSeconds > timeout.seconds) {
+      // Conductor rejects such a TaskDef with a 400: no try may wait longer for an update
+      // than the try may last.
+      ctx.addIssue({
+        code: "custom",
+        path: ["responseSeconds"],
+        message: `${timeout.responseSeconds} is greater than timeout.seconds ${timeout.seconds} ` +
+          "(Conductor rejects such a TaskDef); lower it or raise timeout.seconds",
+      });
+    } else if (timeout.totalSeconds > 0 && timeout.seconds > timeout.totalSeconds) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["seconds"],
+        message:
+          `${timeout.seconds} is greater than timeout.totalSeconds ${timeout.totalSeconds}; ` +
+          "one try cannot outlast all of them",
+      });
+    }
+  }, WHEN_VALID);
+
+  const limitsSchema = section({
+    concurrentExecLimit: intIn(0, INT_MAX).optional(),
+    rateLimitPerFrequency: intIn(1, INT_MAX).optional(),
+    rateLimitFrequencyInSeconds: intIn(1, INT_MAX).optional(),
+  }).superRefine((limits, ctx) => {
+    const perFrequency = limits.rateLimitPerFrequency !== undefined;
+    if (perFrequency === (limits.rateLimitFrequencyInSeconds !== undefined)) return;
+    const [given, missing] = perFrequency
+      ? ["rateLimitPerFrequency", "rateLimitFrequencyInSeconds"]
+      : ["rateLimitFrequencyInSeconds", "rateLimitPerFrequency"];
     ctx.addIssue({
       code: "custom",
-      path,
-      message: "caps a growing backoff and has no effect with logic FIXED; remove it or use " +
-        "EXPONENTIAL_BACKOFF or LINEAR_BACKOFF",
+      path: [missing],
+      message: `is required when ${given} is given; set both or neither`,
     });
-  } else if (retry.maxDelaySeconds < retry.delaySeconds) {
+  }, WHEN_VALID);
+
+  const BUDGET_MINIMA = {
+    observedMergeP99Seconds: 0,
+    safetyMarginSeconds: 0,
+    lakefsMergeTimeoutSeconds: 1,
+    conductorCompletionTimeoutSeconds: 1,
+    workerShutdownGraceSeconds: 1,
+    heartbeatIntervalSeconds: 1,
+  } as const;
+  const BUDGET_REQUIRED = `is required: a publish budget gives all of ${
+    Object.keys(BUDGET_MINIMA).join(", ")
+  }`;
+  const budgetField = (min: number) => intIn(min, INT_MAX, BUDGET_REQUIRED);
+
+  const publishBudgetSchema = section({
+    observedMergeP99Seconds: budgetField(BUDGET_MINIMA.observedMergeP99Seconds),
+    safetyMarginSeconds: budgetField(BUDGET_MINIMA.safetyMarginSeconds),
+    lakefsMergeTimeoutSeconds: budgetField(BUDGET_MINIMA.lakefsMergeTimeoutSeconds),
+    conductorCompletionTimeoutSeconds: budgetField(BUDGET_MINIMA.conductorCompletionTimeoutSeconds),
+    workerShutdownGraceSeconds: budgetField(BUDGET_MINIMA.workerShutdownGraceSeconds),
+    heartbeatIntervalSeconds: budgetField(BUDGET_MINIMA.heartbeatIntervalSeconds),
+  }).superRefine((budget, ctx) => {
+    const needed = budget.observedMergeP99Seconds + budget.safetyMarginSeconds;
+    if (budget.lakefsMergeTimeoutSeconds >= needed) return;
     ctx.addIssue({
       code: "custom",
-      path,
-      message: `${retry.maxDelaySeconds} is below retry.delaySeconds ${retry.delaySeconds}; ` +
-        "raise it or lower the delay",
+      path: ["lakefsMergeTimeoutSeconds"],
+      message: `${budget.lakefsMergeTimeoutSeconds} does not cover observedMergeP99Seconds + ` +
+        `safetyMarginSeconds (${needed}); raise it to at least ${needed}`,
     });
-  }
-}, WHEN_VALID);
+  }, WHEN_VALID).transform((budget): CompiledPublishBudget => ({
+    ...budget,
+    responseTimeoutSeconds: budget.lakefsMergeTimeoutSeconds +
+      budget.conductorCompletionTimeoutSeconds + budget.workerShutdownGraceSeconds +
+      budget.heartbeatIntervalSeconds,
+  }));
 
-const TIMEOUT = DEFAULT_CONTROLS.timeout;
-const timeoutSchema = section({
-  policy: oneOf(["TIME_OUT_WF", "RETRY", "ALERT_ONLY"]).default(TIMEOUT.policy),
-  seconds: defaulted(0, TIMEOUT.seconds),
-  responseSeconds: defaulted(1, TIMEOUT.responseSeconds),
-  pollSeconds: defaulted(0, TIMEOUT.pollSeconds),
-  totalSeconds: defaulted(0, TIMEOUT.totalSeconds),
-}).superRefine((timeout, ctx) => {
-  if (timeout.seconds > 0 && timeout.responseSeconds > timeout.seconds) {
-    // Conductor rejects such a TaskDef with a 400: no try may wait longer for an update
-    // than the try may last.
-    ctx.addIssue({
-      code: "custom",
-      path: ["responseSeconds"],
-      message: `${timeout.responseSeconds} is greater than timeout.seconds ${timeout.seconds} ` +
-        "(Conductor rejects such a TaskDef); lower it or raise timeout.seconds",
-    });
-  } else if (timeout.totalSeconds > 0 && timeout.seconds > timeout.totalSeconds) {
-    ctx.addIssue({
-      code: "custom",
-      path: ["seconds"],
-      message: `${timeout.seconds} is greater than timeout.totalSeconds ${timeout.totalSeconds}; ` +
-        "one try cannot outlast all of them",
-    });
-  }
-}, WHEN_VALID);
-
-const limitsSchema = section({
-  concurrentExecLimit: intIn(0, INT_MAX).optional(),
-  rateLimitPerFrequency: intIn(1, INT_MAX).optional(),
-  rateLimitFrequencyInSeconds: intIn(1, INT_MAX).optional(),
-}).superRefine((limits, ctx) => {
-  const perFrequency = limits.rateLimitPerFrequency !== undefined;
-  if (perFrequency === (limits.rateLimitFrequencyInSeconds !== undefined)) return;
-  const [given, missing] = perFrequency
-    ? ["rateLimitPerFrequency", "rateLimitFrequencyInSeconds"]
-    : ["rateLimitFrequencyInSeconds", "rateLimitPerFrequency"];
-  ctx.addIssue({
-    code: "custom",
-    path: [missing],
-    message: `is required when ${given} is given; set both or neither`,
-  });
-}, WHEN_VALID);
-
-const BUDGET_MINIMA = {
-  observedMergeP99Seconds: 0,
-  safetyMarginSeconds: 0,
-  lakefsMergeTimeoutSeconds: 1,
-  conductorCompletionTimeoutSeconds: 1,
-  workerShutdownGraceSeconds: 1,
-  heartbeatIntervalSeconds: 1,
-} as const;
-const BUDGET_REQUIRED = `is required: a publish budget gives all of ${
-  Object.keys(BUDGET_MINIMA).join(", ")
-}`;
-const budgetField = (min: number) => intIn(min, INT_MAX, BUDGET_REQUIRED);
-
-const publishBudgetSchema = section({
-  observedMergeP99Seconds: budgetField(BUDGET_MINIMA.observedMergeP99Seconds),
-  safetyMarginSeconds: budgetField(BUDGET_MINIMA.safetyMarginSeconds),
-  lakefsMergeTimeoutSeconds: budgetField(BUDGET_MINIMA.lakefsMergeTimeoutSeconds),
-  conductorCompletionTimeoutSeconds: budgetField(BUDGET_MINIMA.conductorCompletionTimeoutSeconds),
-  workerShutdownGraceSeconds: budgetField(BUDGET_MINIMA.workerShutdownGraceSeconds),
-  heartbeatIntervalSeconds: budgetField(BUDGET_MINIMA.heartbeatIntervalSeconds),
-}).superRefine((budget, ctx) => {
-  const needed = budget.observedMergeP99Seconds + budget.safetyMarginSeconds;
-  if (budget.lakefsMergeTimeoutSeconds >= needed) return;
-  ctx.addIssue({
-    code: "custom",
-    path: ["lakefsMergeTimeoutSeconds"],
-    message: `${budget.lakefsMergeTimeoutSeconds} does not cover observedMergeP99Seconds + ` +
-      `safetyMarginSeconds (${needed}); raise it to at least ${needed}`,
-  });
-}, WHEN_VALID).transform((budget): CompiledPublishBudget => ({
-  ...budget,
-  responseTimeoutSeconds: budget.lakefsMergeTimeoutSeconds +
-    budget.conductorCompletionTimeoutSeconds + budget.workerShutdownGraceSeconds +
-    budget.heartbeatIntervalSeconds,
-}));
-
-const controlsSchema = section({
-  retry: retrySchema.prefault({}),
-  timeout: timeoutSchema.prefault({}),
-  limits: limitsSchema.prefault({}),
-  publishBudget: publishBudgetSchema.optional(),
-}).optional();
+  const controlsSchema = section({
+    retry: retrySchema.prefault({}),
+    timeout: timeoutSchema.prefault({}),
+    limits: limitsSchema.prefault({}),
+    publishBudget: publishBudgetSchema.optional(),
+  }).optional();
+  return controlsSchema;
+});
 
 const SECTIONS = ["retry", "timeout", "limits", "publishBudget"];
 
@@ -292,7 +300,8 @@ function controlsRank({ path }: DefinitionIssue): number[] {
  * ```
  */
 export function compileControls(input?: ControlsOptions, taskName?: string): CompiledControls {
-  const parsed = parseDefinition(controlsSchema, input, {
+  if (input === undefined) return DEFAULT_CONTROLS;
+  const parsed = parseDefinition(controlsSchemaOnce(), input, {
     taskName,
     field: "controls",
     rank: controlsRank,

@@ -8,6 +8,7 @@
  * @module
  */
 import { z } from "../vendor/zod.ts";
+import { buildOnce } from "../util/lazy.ts";
 import { parseDefinition, strictSection, WHEN_VALID } from "./_definition_schema.ts";
 
 /** The kinds a task may declare; a timer is a histogram of seconds. */
@@ -111,79 +112,84 @@ export function appMetricName(metric: Pick<CompiledTaskMetric, "name" | "kind">)
 
 const UNIT_PATTERN = /^\S{1,32}$/;
 
-/** The labels a metric may set: valid names, none reserved, none twice (`null`: none). */
-const labelsSchema = z.array(z.unknown(), { error: "must be an array of label names" })
-  .nullish()
-  .transform((labels) => labels ?? [])
-  .superRefine((labels, ctx) => {
-    for (const label of labels) {
-      if (typeof label !== "string" || !LABEL_NAME.test(label)) {
-        ctx.addIssue({ code: "custom", message: `invalid label name ${JSON.stringify(label)}` });
-        return;
+// The schemas are built on first use, not when the module loads (see controls.ts): a task
+// declaring no metrics never parses any.
+const metricsSchemaOnce = buildOnce(() => {
+  /** The labels a metric may set: valid names, none reserved, none twice (`null`: none). */
+  const labelsSchema = z.array(z.unknown(), { error: "must be an array of label names" })
+    .nullish()
+    .transform((labels) => labels ?? [])
+    .superRefine((labels, ctx) => {
+      for (const label of labels) {
+        if (typeof label !== "string" || !LABEL_NAME.test(label)) {
+          ctx.addIssue({ code: "custom", message: `invalid label name ${JSON.stringify(label)}` });
+          return;
+        }
+        if (RESERVED_METRIC_LABELS.includes(label)) {
+          ctx.addIssue({
+            code: "custom",
+            message: `${label} is reserved (perago sets task_name; attempt ids are never labels)`,
+          });
+          return;
+        }
       }
-      if (RESERVED_METRIC_LABELS.includes(label)) {
+      if (new Set(labels).size !== labels.length) {
+        ctx.addIssue({ code: "custom", message: "a label repeats" });
+      }
+    }) as unknown as z.ZodType<string[], unknown>;
+
+  /** One declaration; the buckets are checked against the kind once everything else holds. */
+  const declarationSchema = strictSection({
+    kind: z.enum(KINDS, { error: `must be one of ${KINDS.join(", ")}` }),
+    description: z.string({ error: "must be a string" }).optional(),
+    unit: z.string({ error: "must be a unit such as 1, By, s or ms" })
+      .regex(UNIT_PATTERN, { error: "must be a unit such as 1, By, s or ms" })
+      .optional(),
+    labels: labelsSchema,
+    buckets: z.unknown().optional(),
+  }, {
+    notObject: () => "must be an object { kind, description?, unit?, labels?, buckets? }",
+    unknownKey: `unknown field; expected ${DECLARATION_KEYS.join(", ")}`,
+  }).superRefine((declaration, ctx) => {
+    const { kind, buckets } = declaration;
+    if (kind !== "histogram" && kind !== "timer") {
+      if (buckets !== undefined) {
         ctx.addIssue({
           code: "custom",
-          message: `${label} is reserved (perago sets task_name; attempt ids are never labels)`,
+          path: ["buckets"],
+          message: "only histograms and timers have buckets",
         });
-        return;
       }
+      return;
     }
-    if (new Set(labels).size !== labels.length) {
-      ctx.addIssue({ code: "custom", message: "a label repeats" });
-    }
-  }) as unknown as z.ZodType<string[], unknown>;
-
-/** One declaration; the buckets are checked against the kind once everything else holds. */
-const declarationSchema = strictSection({
-  kind: z.enum(KINDS, { error: `must be one of ${KINDS.join(", ")}` }),
-  description: z.string({ error: "must be a string" }).optional(),
-  unit: z.string({ error: "must be a unit such as 1, By, s or ms" })
-    .regex(UNIT_PATTERN, { error: "must be a unit such as 1, By, s or ms" })
-    .optional(),
-  labels: labelsSchema,
-  buckets: z.unknown().optional(),
-}, {
-  notObject: () => "must be an object { kind, description?, unit?, labels?, buckets? }",
-  unknownKey: `unknown field; expected ${DECLARATION_KEYS.join(", ")}`,
-}).superRefine((declaration, ctx) => {
-  const { kind, buckets } = declaration;
-  if (kind !== "histogram" && kind !== "timer") {
-    if (buckets !== undefined) {
+    const given = buckets ?? (kind === "timer" ? DEFAULT_TIMER_BUCKETS : DEFAULT_HISTOGRAM_BUCKETS);
+    if (
+      !Array.isArray(given) || given.length === 0 ||
+      given.some((b, i) => !Number.isFinite(b) || (i > 0 && b <= given[i - 1]))
+    ) {
       ctx.addIssue({
         code: "custom",
         path: ["buckets"],
-        message: "only histograms and timers have buckets",
+        message: "must be finite numbers in ascending order",
       });
     }
-    return;
-  }
-  const given = buckets ?? (kind === "timer" ? DEFAULT_TIMER_BUCKETS : DEFAULT_HISTOGRAM_BUCKETS);
-  if (
-    !Array.isArray(given) || given.length === 0 ||
-    given.some((b, i) => !Number.isFinite(b) || (i > 0 && b <= given[i - 1]))
-  ) {
-    ctx.addIssue({
-      code: "custom",
-      path: ["buckets"],
-      message: "must be finite numbers in ascending order",
-    });
-  }
-}, WHEN_VALID);
+  }, WHEN_VALID);
 
-const metricsSchema = z.preprocess(
-  // Like Object.entries: only the enumerable string keys are declarations.
-  (value) =>
-    value !== null && typeof value === "object" && !Array.isArray(value)
-      ? Object.fromEntries(Object.entries(value))
-      : value,
-  z.record(z.string().regex(METRIC_NAME), declarationSchema, {
-    error: (issue) =>
-      issue.code === "invalid_key"
-        ? "a metric name is 1..100 of a-z, 0-9 and _, starting with a letter"
-        : "must be an object { <name>: { kind, unit?, labels?, ... } }",
-  }),
-);
+  const metricsSchema = z.preprocess(
+    // Like Object.entries: only the enumerable string keys are declarations.
+    (value) =>
+      value !== null && typeof value === "object" && !Array.isArray(value)
+        ? Object.fromEntries(Object.entries(value))
+        : value,
+    z.record(z.string().regex(METRIC_NAME), declarationSchema, {
+      error: (issue) =>
+        issue.code === "invalid_key"
+          ? "a metric name is 1..100 of a-z, 0-9 and _, starting with a letter"
+          : "must be an object { <name>: { kind, unit?, labels?, ... } }",
+    }),
+  );
+  return metricsSchema;
+});
 
 /**
  * Checks and compiles the `metrics` of `defineTask`. Of several bad declarations the first
@@ -203,7 +209,7 @@ export function compileTaskMetrics(
 ): Readonly<Record<string, CompiledTaskMetric>> {
   if (value === undefined) return Object.freeze({});
   const names = value !== null && typeof value === "object" ? Object.keys(value) : [];
-  const declarations = parseDefinition(metricsSchema, value, {
+  const declarations = parseDefinition(metricsSchemaOnce(), value, {
     taskName,
     field: "metrics",
     // A declaration's own faults (name, shape) before its fields'.

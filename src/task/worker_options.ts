@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { buildOnce } from "../util/lazy.ts";
 import { intIn, parseDefinition, strictSection } from "./_definition_schema.ts";
 import type { CompiledWorkerOptions } from "./types.ts";
 
@@ -45,17 +46,22 @@ export const DEFAULT_WORKER_OPTIONS: CompiledWorkerOptions = Object.freeze({
   batchSize: undefined,
 });
 
-const bounded = (key: keyof typeof WORKER_OPTION_BOUNDS) =>
-  intIn(WORKER_OPTION_BOUNDS[key].min, WORKER_OPTION_BOUNDS[key].max).optional();
+// Built on first use, not when the module loads (see controls.ts): a task without worker
+// options never parses any.
+const workerSchemaOnce = buildOnce(() => {
+  const bounded = (key: keyof typeof WORKER_OPTION_BOUNDS) =>
+    intIn(WORKER_OPTION_BOUNDS[key].min, WORKER_OPTION_BOUNDS[key].max).optional();
 
-const workerSchema = strictSection({
-  concurrency: bounded("concurrency"),
-  pollIntervalMs: bounded("pollIntervalMs"),
-  batchSize: bounded("batchSize"),
-}, {
-  notObject: (shown) =>
-    `must be an object { concurrency?, pollIntervalMs?, batchSize? }, got ${shown}`,
-  unknownKey: `unknown key; expected one of ${Object.keys(WORKER_OPTION_BOUNDS).join(", ")}`,
+  const workerSchema = strictSection({
+    concurrency: bounded("concurrency"),
+    pollIntervalMs: bounded("pollIntervalMs"),
+    batchSize: bounded("batchSize"),
+  }, {
+    notObject: (shown) =>
+      `must be an object { concurrency?, pollIntervalMs?, batchSize? }, got ${shown}`,
+    unknownKey: `unknown key; expected one of ${Object.keys(WORKER_OPTION_BOUNDS).join(", ")}`,
+  });
+  return workerSchema;
 });
 
 /**
@@ -72,7 +78,7 @@ const workerSchema = strictSection({
  */
 export function compileWorkerOptions(input: unknown, taskName?: string): CompiledWorkerOptions {
   if (input === undefined) return DEFAULT_WORKER_OPTIONS;
-  const options = parseDefinition(workerSchema, input, {
+  const options = parseDefinition(workerSchemaOnce(), input, {
     taskName,
     field: "worker",
     rank: ({ path }) => [path.length === 0 ? 0 : 1],

@@ -27,3 +27,27 @@ export function loadOnce<T>(load: () => Promise<T>): () => Promise<T> {
     return loading;
   };
 }
+
+/**
+ * Wraps `build` so that it runs on the first call and every later call returns its value
+ * (a `build` that throws runs again next time).
+ *
+ * @example
+ * ```ts
+ * let builds = 0;
+ * const table = buildOnce(() => ++builds);
+ * table();
+ * table(); // builds === 1
+ * ```
+ */
+export function buildOnce<T>(build: () => T): () => T {
+  let built = false;
+  let value: T;
+  return () => {
+    if (!built) {
+      value = build();
+      built = true;
+    }
+    return value;
+  };
+}
