@@ -353,7 +353,7 @@ async function measureSet(
         ),
         unit: "ratio",
         note: "the same with MD5 at the four-lane module's speed (md5_four_lane_one_core_MBps), " +
-          "what perago's hashing worker runs",
+          "what perago's hashing workers run",
       },
       {
         name: `${l}_download_ratio_at_plain_cpu_rate`,
@@ -535,12 +535,13 @@ export const bench: Bench = {
           "Both clients talk to the same demo lakeFS server, which runs in its own Deno " +
           "process and writes every upload to disk (MD5 computed as it streams); on this " +
           "2-core machine the server and the client share two cores.",
-          "perago verifies the size and MD5 of every download as the bytes arrive: objects " +
-          "up to 256 KiB in memory, larger ones copied chunk by chunk into a shared ring a " +
-          "worker thread hashes from (four objects at once, in WebAssembly SIMD lanes) while " +
-          "async file ops write them (no read-back); the plain " +
-          "client checks nothing, its plain_md5 variant hashes each body as it pipes it to the " +
-          "file. large_download_ratio_ceiling is what the CPU allows any verifying client.",
+          "perago verifies the size and MD5 of every download: objects up to 256 KiB in " +
+          "memory as they arrive, larger ones piped natively from the socket to the file (as " +
+          "the plain client does), then read back from the page cache by a worker thread that " +
+          "hashes four objects at once in WebAssembly SIMD lanes while the next ones download; " +
+          "the plain client checks nothing, its plain_md5 variant hashes each body as it pipes " +
+          "it to the file. large_download_ratio_ceiling is what the CPU allows any verifying " +
+          "client.",
         ],
       };
     } finally {
@@ -573,7 +574,7 @@ function downloadCeiling(
 }
 
 /**
- * MB/s of the four-lane MD5 module perago's hashing worker runs (four 1 MiB buffers at once),
+ * MB/s of the four-lane MD5 module perago's hashing workers run (four 1 MiB buffers at once),
  * on one core.
  */
 function md5FourLaneSpeed(): number {

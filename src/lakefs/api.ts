@@ -119,11 +119,22 @@ export interface WrittenObject {
 }
 
 /**
- * Where a download's bytes go (sync.ts makes sinks that hash in a worker thread and write with
- * async file ops). One try of a download writes every chunk, then `finish`es; a failed try
- * `abort`s.
+ * Where a download's bytes go (sync.ts makes sinks over a new file, which a worker thread reads
+ * back and hashes once written). One try of a download writes every chunk (or pipes the body
+ * into `writable`), then `finish`es; a failed try `abort`s.
  */
 export interface ObjectSink {
+  /**
+   * Where a client may pipe the whole body instead of calling `write` per chunk: a file's
+   * writable, into which Deno pipes a fetch body natively, with no JavaScript per chunk. The
+   * pipe closes it when it ends, whatever the outcome.
+   */
+  readonly writable?: WritableStream<Uint8Array>;
+  /**
+   * Bytes the sink holds so far, read while a body is piped into `writable` (a stalled body
+   * is told from a slow one by this growing).
+   */
+  written?(): Promise<number>;
   /**
    * Takes a chunk. Returns a promise when the caller should wait before the next chunk
    * (back-pressure), else `undefined`; the sink is done with the chunk's bytes once it
@@ -178,11 +189,11 @@ export interface LakeFsApi {
    */
   openConnections?(): ObjectConnections | undefined;
   /**
-   * Optional fast path of {@linkcode LakeFsApi.getObject} for downloads to disk: hands each
-   * chunk of an object's content to the sink `open` gives (called once per try; each call
-   * must give a sink over an empty file) and returns what the sink says it wrote. A sink's
-   * errors are the caller's, never retried. Implementations without it are read through
-   * `getObject`.
+   * Optional fast path of {@linkcode LakeFsApi.getObject} for downloads to disk: pipes an
+   * object's content into the sink's `writable` when it has one, else hands each chunk to its
+   * `write` (the sink comes from `open`, called once per try; each call must give a sink over
+   * an empty file), and returns what the sink says it wrote. A sink's errors are the caller's,
+   * never retried. Implementations without it are read through `getObject`.
    */
   downloadObject?(
     repo: string,

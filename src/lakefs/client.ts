@@ -407,11 +407,11 @@ export class LakeFsClient implements LakeFsApi {
   }
 
   /**
-   * Downloads an object chunk by chunk into the sink `open` gives (see
-   * {@linkcode LakeFsApi.downloadObject}) and returns what the sink wrote. The whole download
-   * is retried on transport errors, with a fresh `open()` per try (the failed try's sink is
-   * aborted); the sink's own errors, and `open`'s, are not retried. The idle timeout is the
-   * longest time no chunk arrives.
+   * Downloads an object into the sink `open` gives (see {@linkcode LakeFsApi.downloadObject}):
+   * the body piped into the sink's `writable` when it has one, else chunk by chunk into
+   * `write`; returns what the sink wrote. The whole download is retried on transport errors,
+   * with a fresh `open()` per try (the failed try's sink is aborted); the sink's own errors,
+   * and `open`'s, are not retried. The idle timeout is the longest time no byte arrives.
    */
   async downloadObject(
     repo: string,
@@ -444,7 +444,28 @@ export class LakeFsClient implements LakeFsApi {
           await response.body?.cancel().catch(() => {});
           throw error;
         }
-        if (response.body !== null) {
+        const writable = sink.writable;
+        if (response.body !== null && writable !== undefined) {
+          // The body piped into the sink natively. The bytes it holds growing restarts the idle
+          // timer; the pipe follows the try's signal, so a timeout ends it.
+          const target = sink;
+          let seen = 0;
+          let ended = false;
+          monitor = setInterval(() => {
+            target.written?.().then((size) => {
+              if (size > seen && !ended) tryControl.restart();
+              seen = Math.max(seen, size);
+            }, () => {});
+          }, pollMs);
+          try {
+            await response.body.pipeTo(writable, { signal: tryControl.signal });
+          } catch (error) {
+            if (isFileError(error)) localError = { error };
+            throw error;
+          } finally {
+            ended = true;
+          }
+        } else if (response.body !== null) {
           // A chunk restarts the idle timer through a flag the monitor reads: cheaper than a
           // timer per chunk. The fetch follows the try's signal, so a timeout errors the read.
           let progressed = false;
@@ -1151,6 +1172,35 @@ const SMALL_UPLOAD_MAX_BYTES = 256 * 1024;
 
 /** The buffer a download reads its body into (one per download in flight). */
 const DOWNLOAD_BUFFER_BYTES = 256 * 1024;
+
+/**
+ * Whether a failed pipe into a sink failed on the file's side (a full disk, a file removed):
+ * the sink's error, not retried. A body that stops arrives as a `TypeError`, an abort or a
+ * timeout as a `DOMException`, a dropped connection as one of the connection errors.
+ */
+function isFileError(error: unknown): boolean {
+  if (!(error instanceof Error) || error instanceof TypeError) return false;
+  if (typeof DOMException === "function" && error instanceof DOMException) return false;
+  const e = Deno.errors;
+  for (
+    const transport of [
+      e.ConnectionReset,
+      e.ConnectionAborted,
+      e.ConnectionRefused,
+      e.NotConnected,
+      e.BrokenPipe,
+      e.UnexpectedEof,
+      e.TimedOut,
+      e.Interrupted,
+      e.Http,
+    ]
+  ) {
+    if (error instanceof transport) return false;
+  }
+  return error instanceof e.NotFound || error instanceof e.PermissionDenied ||
+    error instanceof e.BadResource || error instanceof e.NotCapable ||
+    /os error/.test(error.message);
+}
 
 /** The GET of an object's content (`getObject`). */
 function objectSpec(

@@ -12,7 +12,7 @@ import { createHash } from "node:crypto";
 import { dirname } from "node:path";
 import { readAtMost } from "../util/http.ts";
 import { forEachConcurrent } from "../util/pool.ts";
-import { HashingWriters } from "./_hashing_writer.ts";
+import { FileHashers, pipedFileSink } from "./_file_hasher.ts";
 import type {
   LakeFsApi,
   ObjectConnections,
@@ -115,16 +115,19 @@ const MD5_HEX = /^[0-9a-f]{32}$/i;
  * Downloads every object under `prefix` at `ref` into local files. Zero-byte folder markers
  * (keys ending in `/`) are skipped and left out of the listing. Each file is created fresh
  * (`createNew`: an existing path, including a symlink, is an error). The size is always
- * verified, and the MD5 when the listed checksum is one, on the bytes as they arrive (never
- * by reading the file back): objects up to {@linkcode SMALL_OBJECT_MAX_BYTES} in memory,
- * larger ones hashed chunk by chunk while they stream to disk (bounded memory whatever the
- * size), through `downloadObject` into a hashing worker when the client has it (the HTTP client
- * does), else `getObject`. A large object's MD5 may be checked after its file is written, while
- * the next objects download; it is reported (`onObject`) and cached only once checked, and a
- * mismatch fails the whole download. With a `cache`, objects the host has are copied from it
- * instead. Returns the listing of what was downloaded, in key order.
+ * verified, and the MD5 when the listed checksum is one: objects up to
+ * {@linkcode SMALL_OBJECT_MAX_BYTES} in memory as they arrive; larger ones, through
+ * `downloadObject` when the client has it (the HTTP client does), piped natively from the
+ * socket to the file and then read back by a hashing worker (`_file_hasher.ts`: bounded
+ * memory whatever the size), else through `getObject`, hashed chunk by chunk as they stream to
+ * disk. A large object is checked after its file is written, while the next objects download;
+ * it is reported (`onObject`) and cached only once checked, and a mismatch fails the whole
+ * download, which settles only once every check and cache copy it started has. With a `cache`,
+ * objects the host has are copied from it instead. Returns the listing of what was downloaded,
+ * in key order.
  *
- * Requires `--allow-net` to the lakeFS host and `--allow-write` on the target paths.
+ * Requires `--allow-net` to the lakeFS host and `--allow-read` and `--allow-write` on the
+ * target paths (the hashing worker reads the files back).
  *
  * @example
  * ```ts
@@ -148,13 +151,13 @@ export async function downloadPrefix(
   const { repo, ref } = options;
   const entries: RemoteEntry[] = [];
   const cache = options.cache;
-  const writers = new HashingWriters();
+  const hashers = new FileHashers();
   // Small objects are read over connections kept for the whole download, when the client
   // has them.
   const connections = lakefs.openConnections?.();
   const makeFolder = folderMaker();
   // Downloads whose MD5 is still being checked: the pool moves on to the next object while
-  // the hashing worker finishes one (see `downloadOne`); the first mismatch stops the pool.
+  // a hashing worker reads one back (see `downloadOne`); the first mismatch stops the pool.
   const checks: Promise<void>[] = [];
   const stop = new AbortController();
   let checkFailed: { error: unknown } | undefined;
@@ -209,9 +212,10 @@ export async function downloadPrefix(
           ref,
           entry,
           path,
-          writers,
+          hashers,
           signal,
           created,
+          options.signal,
         );
         const done = checked.then(async () => {
           // Only MD5-verified downloads are cacheable (the cache skips other checksums).
@@ -234,7 +238,7 @@ export async function downloadPrefix(
   } finally {
     options.signal?.removeEventListener("abort", onAbort);
     connections?.close();
-    await writers.close();
+    hashers.close();
   }
   entries.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   return entries;
@@ -299,7 +303,8 @@ function folderMaker(): (folder: string) => Promise<void> {
 
 /**
  * Downloads one object to `path`; resolves once the file is written, with `checked`: settled
- * once its MD5 is checked (rejected with `DownloadIntegrityError` on a mismatch).
+ * once a hashing worker read the file back and its size and MD5 are checked (rejected with
+ * `DownloadIntegrityError` on a mismatch).
  */
 async function downloadOne(
   lakefs: LakeFsApi,
@@ -307,48 +312,47 @@ async function downloadOne(
   ref: string,
   entry: RemoteEntry,
   path: string,
-  writers: HashingWriters,
+  hashers: FileHashers,
   signal: AbortSignal,
   created: boolean,
+  callerSignal: AbortSignal | undefined,
 ): Promise<{ checked: Promise<void> }> {
   // The first try creates the file (an existing path is an error) unless the caller did.
   let tries = created ? 1 : 0;
+  const openFile = () =>
+    tries++ === 0 ? createTarget(path, entry) : Deno.open(path, { write: true, truncate: true });
   if (lakefs.downloadObject === undefined) {
-    const open = () =>
-      tries++ === 0 ? createTarget(path, entry) : Deno.open(path, { write: true, truncate: true });
     const body = await lakefs.getObject(repo, ref, entry.key, signal);
-    await writeBody(body, entry, open, signal);
+    await writeBody(body, entry, openFile, signal);
     return { checked: Promise.resolve() };
   }
-  // The try that succeeds hands its hash over without waiting for it (`finishLater`): the
-  // client gets the size it counted, the MD5 is checked when the worker has it.
+  // The try that succeeds hands its hash over without waiting for it: the pool moves on to
+  // the next object while the worker reads this one back. Only the caller's abort cancels the
+  // read-back: when another object fails the download, checks already started still finish
+  // (and their cache copies), so the failure settles after them.
   let hashed: Promise<WrittenObject> | undefined;
   const open = async (): Promise<ObjectSink> => {
-    const sink = await writers.open(path, { createNew: tries++ === 0 });
-    let size = 0;
+    const sink = pipedFileSink(await openFile(), () => hashers.hash(path, callerSignal));
     return {
-      write: (chunk) => {
-        size += chunk.length;
-        return sink.write(chunk);
-      },
+      writable: sink.writable,
+      written: () => sink.written(),
+      write: (chunk) => sink.write(chunk),
       finish: () => {
-        hashed = sink.finishLater();
+        hashed = sink.finish();
         // Handled below; a rejection before then is not unhandled.
         hashed.catch(() => {});
-        return Promise.resolve({ size, md5: "" });
+        return Promise.resolve({ size: entry.size, md5: "" });
       },
       abort: () => sink.abort(),
     };
   };
-  let written;
   try {
-    written = await lakefs.downloadObject(repo, ref, entry.key, open, signal);
+    await lakefs.downloadObject(repo, ref, entry.key, open, signal);
   } catch (error) {
     // Only the first try creates the file (later ones truncate what it created).
     throw twoKeysOnePath(entry, path, error);
   }
   signal.throwIfAborted();
-  checkDownload(entry, written.size, undefined);
   const pending = hashed;
   if (pending === undefined) throw new Error(`download of ${entry.key}: no sink finished`);
   const checked = pending.then((hash) => {

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
 import { join } from "node:path";
-import { HashingWriters } from "../../src/lakefs/_hashing_writer.ts";
+import { FileHashers } from "../../src/lakefs/_file_hasher.ts";
 import { MD5_INIT, md5x4WasmBytes } from "../../src/lakefs/_md5x4.ts";
 import { withTempDir } from "./_helpers.ts";
 
@@ -74,45 +74,53 @@ Deno.test("md5x4: every length 0..300 and large ones, unequal across lanes, as n
   assert.deepEqual(md5x4(large), large.map(md5));
 });
 
-for (const simd of [true, false]) {
-  Deno.test(`HashingWriters (${simd ? "four-lane MD5" : "node:crypto"}): many streams of any length, odd chunks, as node:crypto`, async () => {
+const MODES = [
+  { name: "four-lane MD5 in a worker", options: {} },
+  { name: "node:crypto in a worker", options: { simd: false } },
+  { name: "node:crypto on the calling thread", options: { workers: false } },
+];
+
+for (const { name, options } of MODES) {
+  Deno.test(`FileHashers (${name}): many files of any length read back at once, as node:crypto`, async () => {
     await withTempDir(async (dir) => {
-      const writers = new HashingWriters({ simd });
+      const hashers = new FileHashers(options);
       try {
-        // Lengths 0..300 in small chunks and a few large ones in large odd chunks, written
-        // interleaved, finished in turn (finish and finishLater).
+        // Lengths 0..300 and a few large ones (longer than a lane's 256 KiB region, odd),
+        // all handed over at once: lanes finish at different times and take the next file.
         const sizes = [
           ...Array.from({ length: 40 }, (_, i) => (i * 7919) % 301),
           5 * 1024 * 1024 + 77,
           3 * 1024 * 1024 + 1,
           700_001,
+          262_144,
           64,
         ];
-        const streams = await Promise.all(sizes.map(async (size, n) => ({
-          data: randomBytes(size),
-          path: join(dir, `f${n}`),
-          sink: await writers.open(join(dir, `f${n}`), { createNew: true }),
-          at: 0,
-          step: size > 1000 ? 100_000 + n * 4099 : 1 + (n % 7),
-        })));
-        while (streams.some((s) => s.at < s.data.length)) {
-          for (const s of streams) {
-            if (s.at >= s.data.length) continue;
-            const chunk = s.data.subarray(s.at, s.at + s.step);
-            s.at += chunk.length;
-            await s.sink.write(chunk);
-          }
+        const files = await Promise.all(sizes.map(async (size, n) => {
+          const data = randomBytes(size);
+          const path = join(dir, `f${n}`);
+          await Deno.writeFile(path, data);
+          return { data, path };
+        }));
+        const results = await Promise.all(files.map((f) => hashers.hash(f.path)));
+        for (const [n, f] of files.entries()) {
+          assert.deepEqual(results[n], { size: f.data.length, md5: md5(f.data) }, f.path);
         }
-        const results = await Promise.all(
-          streams.map((s, n) => n % 2 === 0 ? s.sink.finish() : s.sink.finishLater()),
-        );
-        for (const [n, s] of streams.entries()) {
-          assert.deepEqual(results[n], { size: s.data.length, md5: md5(s.data) }, s.path);
-          assert.deepEqual(await Deno.readFile(s.path), new Uint8Array(s.data), s.path);
-        }
+        // One file alone still gets its answer (the lanes stop waiting for company).
+        assert.deepEqual(await hashers.hash(files[3]!.path), {
+          size: files[3]!.data.length,
+          md5: md5(files[3]!.data),
+        });
+        // A file that cannot be read rejects; the others are not held up by it.
+        await assert.rejects(hashers.hash(join(dir, "missing")), /NotFound|No such file/);
+        // Aborting rejects with the reason.
+        const abort = new AbortController();
+        const aborted = hashers.hash(files[40]!.path, abort.signal);
+        abort.abort(new Error("stop"));
+        await assert.rejects(aborted, /stop/);
       } finally {
-        await writers.close();
+        hashers.close();
       }
+      await assert.rejects(hashers.hash(join(dir, "f0")), /cancelled/);
     });
   });
 }

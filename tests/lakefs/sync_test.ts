@@ -1,11 +1,11 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
-import type { LakeFsApi, ObjectStats } from "../../src/lakefs/api.ts";
+import type { LakeFsApi, ObjectSink, ObjectStats } from "../../src/lakefs/api.ts";
 import { LakeFsClient } from "../../src/lakefs/client.ts";
 import { LakeFsError } from "../../src/lakefs/errors.ts";
 import { DownloadIntegrityError, downloadPrefix } from "../../src/lakefs/sync.ts";
-import { fileSink, HashingWriters } from "../../src/lakefs/_hashing_writer.ts";
+import { FileHashers, fileSink, pipedFileSink } from "../../src/lakefs/_file_hasher.ts";
 import {
   pattern,
   prefixObjects,
@@ -39,6 +39,47 @@ Deno.test("downloadPrefix writes every object byte for byte (native pipe path)",
       for (const [key, data] of Object.entries(OBJECTS)) {
         assert.deepEqual(await Deno.readFile(join(dir, key)), data, key);
       }
+    });
+  });
+});
+
+Deno.test("downloadPrefix: the caller's abort while a large body is piped rejects with its reason, the object unreported", async () => {
+  await withLakeFs(async ({ client }) => {
+    const ref = await seed(client);
+    await withDir(async (dir) => {
+      const abort = new AbortController();
+      const reason = new Error("stop the download");
+      // The large object's sink opens once its response arrived: the abort lands mid-body.
+      const api = new Proxy(client, {
+        get(target, property) {
+          const value = Reflect.get(target, property, target);
+          if (property !== "downloadObject") {
+            return typeof value === "function" ? value.bind(target) : value;
+          }
+          return (...args: Parameters<LakeFsClient["downloadObject"]>) => {
+            const [repo, at, key, open, signal] = args;
+            return target.downloadObject(repo, at, key, async () => {
+              const sink = await open();
+              if (key === "p/dir/big.bin") abort.abort(reason);
+              return sink;
+            }, signal);
+          };
+        },
+      });
+      const reported: string[] = [];
+      await assert.rejects(
+        downloadPrefix(api, {
+          repo: "repo",
+          ref,
+          prefix: "p/",
+          concurrency: 1,
+          signal: abort.signal,
+          resolvePath: (key) => Promise.resolve(join(dir, key)),
+          onObject: (entry) => reported.push(entry.key),
+        }),
+        (error: unknown) => error === reason,
+      );
+      assert.ok(!reported.includes("p/dir/big.bin"), reported.join(", "));
     });
   });
 });
@@ -190,68 +231,85 @@ function clientFor(url: string, timeoutMs: number, attempts: number): LakeFsClie
   });
 }
 
-Deno.test("downloadObject: a body that stops growing times out and closes the file", async () => {
-  let stalled: ReadableStreamDefaultController<Uint8Array> | undefined;
-  await withBodyServer((_attempt, controller) => {
-    controller.enqueue(new Uint8Array(1000));
-    stalled = controller;
-  }, async (url) => {
-    await withDir(async (dir) => {
-      const client = clientFor(url, 300, 1);
-      const started = performance.now();
-      await assert.rejects(
-        client.downloadObject(
+/** Sinks the client writes chunk by chunk, and sinks it pipes the body into. */
+const SINKS: { name: string; sinkFor: (path: string) => Promise<ObjectSink> }[] = [
+  {
+    name: "chunks",
+    sinkFor: async (path) =>
+      fileSink(await Deno.open(path, { write: true, create: true, truncate: true })),
+  },
+  {
+    name: "piped",
+    sinkFor: async (path) =>
+      pipedFileSink(
+        await Deno.open(path, { write: true, create: true, truncate: true }),
+        () => FILE_HASHERS.hash(path),
+      ),
+  },
+];
+/** The piped sinks' read-back (on the test's thread: a worker would outlive the test). */
+const FILE_HASHERS = new FileHashers({ workers: false });
+
+for (const { name, sinkFor } of SINKS) {
+  Deno.test(`downloadObject (${name}): a body that stops growing times out and closes the file`, async () => {
+    let stalled: ReadableStreamDefaultController<Uint8Array> | undefined;
+    await withBodyServer((_attempt, controller) => {
+      controller.enqueue(new Uint8Array(1000));
+      stalled = controller;
+    }, async (url) => {
+      await withDir(async (dir) => {
+        const client = clientFor(url, 300, 1);
+        const started = performance.now();
+        await assert.rejects(
+          client.downloadObject(
+            "repo",
+            "main",
+            "x",
+            () => sinkFor(join(dir, "x")),
+          ),
+          (error: unknown) => {
+            assert.ok(error instanceof LakeFsError, String(error));
+            assert.match(error.message, /timed out after 300 ms/);
+            return true;
+          },
+        );
+        assert.ok(performance.now() - started < 5_000);
+        assert.equal((await Deno.stat(join(dir, "x"))).size, 1000);
+      });
+      try {
+        stalled?.close();
+      } catch {
+        // Already cancelled.
+      }
+    });
+  });
+
+  Deno.test(`downloadObject (${name}): a slow body that keeps growing is not timed out`, async () => {
+    await withBodyServer((_attempt, controller) => {
+      let sent = 0;
+      const tick = () => {
+        if (sent === 8) return controller.close();
+        controller.enqueue(new Uint8Array(4096).fill(sent++));
+        setTimeout(tick, 100);
+      };
+      tick();
+    }, async (url) => {
+      await withDir(async (dir) => {
+        // 8 chunks 100 ms apart: 700 ms in all, more than twice the 300 ms idle timeout.
+        const client = clientFor(url, 300, 1);
+        await client.downloadObject(
           "repo",
           "main",
           "x",
-          async () =>
-            fileSink(
-              await Deno.open(join(dir, "x"), { write: true, create: true, truncate: true }),
-            ),
-        ),
-        (error: unknown) => {
-          assert.ok(error instanceof LakeFsError, String(error));
-          assert.match(error.message, /timed out after 300 ms/);
-          return true;
-        },
-      );
-      assert.ok(performance.now() - started < 5_000);
-      assert.equal((await Deno.stat(join(dir, "x"))).size, 1000);
-    });
-    try {
-      stalled?.close();
-    } catch {
-      // Already cancelled.
-    }
-  });
-});
-
-Deno.test("downloadObject: a slow body that keeps growing is not timed out", async () => {
-  await withBodyServer((_attempt, controller) => {
-    let sent = 0;
-    const tick = () => {
-      if (sent === 8) return controller.close();
-      controller.enqueue(new Uint8Array(4096).fill(sent++));
-      setTimeout(tick, 100);
-    };
-    tick();
-  }, async (url) => {
-    await withDir(async (dir) => {
-      // 8 chunks 100 ms apart: 700 ms in all, more than twice the 300 ms idle timeout.
-      const client = clientFor(url, 300, 1);
-      await client.downloadObject(
-        "repo",
-        "main",
-        "x",
-        async () =>
-          fileSink(await Deno.open(join(dir, "x"), { write: true, create: true, truncate: true })),
-      );
-      const data = await Deno.readFile(join(dir, "x"));
-      assert.equal(data.length, 8 * 4096);
-      assert.equal(data[7 * 4096], 7);
+          () => sinkFor(join(dir, "x")),
+        );
+        const data = await Deno.readFile(join(dir, "x"));
+        assert.equal(data.length, 8 * 4096);
+        assert.equal(data[7 * 4096], 7);
+      });
     });
   });
-});
+}
 
 Deno.test("downloadObject: a body cut mid-way is retried into a fresh file", async () => {
   await withBodyServer((attempt, controller) => {
@@ -280,26 +338,36 @@ Deno.test("downloadObject: a body cut mid-way is retried into a fresh file", asy
   });
 });
 
-Deno.test("downloadObject into HashingWriters: a cut body is retried into the truncated file", async () => {
+Deno.test("downloadObject into a piped file sink: a cut body is retried into the truncated file, which is read back", async () => {
   await withBodyServer((attempt, controller) => {
-    // 3 MiB, then the first try is cut: its bytes reached the file and the hash, the retry's
-    // must replace both.
+    // 3 MiB, then the first try is cut: its bytes reached the file, the retry's must replace
+    // them before the file is read back.
     for (let i = 0; i < 3; i++) controller.enqueue(new Uint8Array(1024 * KIB).fill(attempt));
     if (attempt === 1) controller.error(new Error("cut"));
     else controller.close();
   }, async (url, attempts) => {
     await withDir(async (dir) => {
       const client = clientFor(url, 5_000, 3);
-      const writers = new HashingWriters();
+      const hashers = new FileHashers();
       try {
         let tries = 0;
         const path = join(dir, "x");
-        const written = await client.downloadObject(
-          "repo",
-          "main",
-          "x",
-          () => writers.open(path, { createNew: tries++ === 0 }),
-        );
+        const written = await client.downloadObject("repo", "main", "x", async () => {
+          const file = await Deno.open(
+            path,
+            tries++ === 0 ? { write: true, createNew: true } : { write: true, truncate: true },
+          );
+          const sink = pipedFileSink(file, () => hashers.hash(path));
+          // The client pipes the body into the file: a chunk handed to `write` fails the test.
+          return {
+            ...sink,
+            writable: sink.writable,
+            written: sink.written,
+            write: () => {
+              throw new Error("the body went through write, not the pipe");
+            },
+          };
+        });
         assert.equal(attempts(), 2);
         const expected = new Uint8Array(3 * 1024 * KIB).fill(2);
         assert.deepEqual(written, {
@@ -308,7 +376,7 @@ Deno.test("downloadObject into HashingWriters: a cut body is retried into the tr
         });
         assert.deepEqual(await Deno.readFile(path), expected);
       } finally {
-        await writers.close();
+        hashers.close();
       }
     });
   });
@@ -404,65 +472,6 @@ Deno.test("getObjectBytes stops reading past maxBytes + 1; the download says the
         },
       );
     });
-  });
-});
-
-Deno.test("HashingWriters: hashes off the main thread through a bounded ring, writes with async ops", async () => {
-  await withDir(async (dir) => {
-    const writers = new HashingWriters();
-    try {
-      const path = join(dir, "big.bin");
-      const sink = await writers.open(path, { createNew: true });
-      const expected = createHash("md5");
-      let waits = 0;
-      // 24 chunks of 1 MiB (copied in pieces of 256 KiB) through a 4 MiB ring.
-      for (let i = 0; i < 24; i++) {
-        const chunk = new Uint8Array(1024 * KIB).fill(i);
-        expected.update(chunk);
-        const wait = sink.write(chunk);
-        if (wait !== undefined) {
-          waits++;
-          await wait;
-        }
-      }
-      assert.ok(waits > 0, "24 MiB handed over at once must ask the caller to wait");
-      assert.deepEqual(await sink.finish(), { size: 24 * 1024 * KIB, md5: expected.digest("hex") });
-      assert.equal((await Deno.stat(path)).size, 24 * 1024 * KIB);
-      // Several sinks on one ring, interleaved, odd sizes (pieces skip the ring's end).
-      const sinks = await Promise.all([0, 1, 2].map(async (n) => ({
-        path: join(dir, `m${n}.bin`),
-        sink: await writers.open(join(dir, `m${n}.bin`), { createNew: true }),
-        hash: createHash("md5"),
-        size: 0,
-      })));
-      for (let i = 0; i < 60; i++) {
-        for (const [n, s] of sinks.entries()) {
-          const chunk = new Uint8Array(100_003 + n * 7919).fill((i * 3 + n) & 0xff);
-          s.hash.update(chunk);
-          s.size += chunk.length;
-          await s.sink.write(chunk);
-        }
-      }
-      for (const s of sinks) {
-        const md5 = s.hash.digest("hex");
-        assert.deepEqual(await s.sink.finish(), { size: s.size, md5 });
-        const data = await Deno.readFile(s.path);
-        assert.equal(createHash("md5").update(data).digest("hex"), md5, s.path);
-      }
-      // createNew refuses an existing path, even a symlink, as the main thread's open would.
-      await Deno.symlink("/etc/passwd", join(dir, "link"));
-      await assert.rejects(
-        writers.open(join(dir, "link"), { createNew: true }),
-        Deno.errors.AlreadyExists,
-      );
-      // A sink still open when the writers close fails, and its file is closed.
-      const open = await writers.open(join(dir, "open.bin"), { createNew: true });
-      await writers.close();
-      await assert.rejects(open.finish(), /cancelled/);
-      await assert.rejects(writers.open(join(dir, "later.bin"), { createNew: true }), /cancelled/);
-    } finally {
-      await writers.close();
-    }
   });
 });
 
