@@ -321,7 +321,7 @@ export class ObjectCache {
 
   /**
    * Adds `source` as the content of `object`. The caller must have verified that the file's
-   * size and MD5 are the listed ones (the downloader does, as the bytes arrive). Best effort:
+   * size and MD5 are the listed ones (the downloader does, before it adds the file). Best effort:
    * never throws (a full disk must not fail a download); failures go to `onError`. Objects
    * that cannot be cached, larger than a quarter of the bound, or already cached are skipped.
    */
