@@ -44,8 +44,13 @@ export class Http1ProtocolError extends Error {
   override name = "Http1ProtocolError";
 }
 
-/** The longest status line and headers accepted, bytes. */
+/**
+ * The most bytes of status lines and headers accepted for one request, interim (1xx) answers
+ * included; also the bound of a chunked body's trailers.
+ */
 const MAX_HEAD_BYTES = 64 * 1024;
+/** The longest chunk-size line (with its extensions) accepted, bytes. */
+const MAX_CHUNK_LINE_BYTES = 1024;
 /** Error answers' bodies are kept up to this size whatever the caller's limit. */
 const MIN_BODY_LIMIT = 64 * 1024;
 /** Connections kept idle for the next request. */
@@ -296,6 +301,10 @@ async function exchange(
   let start = 0;
   for (;;) {
     const head = await readHead(buffer, start);
+    // A GET asks for no upgrade: what follows a 101 is not HTTP.
+    if (head.status === 101) {
+      throw new Http1ProtocolError("HTTP answer: 101 Switching Protocols to a plain GET");
+    }
     // Interim answers (100 Continue and the like) come before the real one.
     if (head.status >= 100 && head.status < 200) {
       start = head.end;
@@ -335,13 +344,15 @@ async function readHead(buffer: ReadBuffer, start: number): Promise<Head> {
   let searched = start;
   for (;;) {
     const bytes = buffer.bytes;
-    for (let i = Math.max(searched, start + 3); i < buffer.length; i++) {
+    // Offsets count from the answer's first byte: interim answers use up the same bound.
+    const end = Math.min(buffer.length, MAX_HEAD_BYTES);
+    for (let i = Math.max(searched, start + 3); i < end; i++) {
       if (bytes[i] === 10 && bytes[i - 1] === 13 && bytes[i - 2] === 10 && bytes[i - 3] === 13) {
         return parseHead(latin1.decode(bytes.subarray(start, i - 3)), i + 1);
       }
     }
     searched = Math.max(start, buffer.length - 3);
-    if (buffer.length - start > MAX_HEAD_BYTES) {
+    if (buffer.length >= MAX_HEAD_BYTES) {
       throw new Http1ProtocolError(`HTTP answer: headers longer than ${MAX_HEAD_BYTES} bytes`);
     }
     if (!(await buffer.fill())) {
@@ -459,10 +470,10 @@ function parseChunks(
   let at = start;
   for (;;) {
     const lineEnd = indexOfCrlf(bytes, at, length);
-    if (lineEnd === -1) {
-      if (length - at > 1024) throw new Http1ProtocolError("HTTP answer: a chunk line too long");
-      return undefined;
+    if ((lineEnd === -1 ? length : lineEnd) - at > MAX_CHUNK_LINE_BYTES) {
+      throw new Http1ProtocolError("HTTP answer: a chunk line too long");
     }
+    if (lineEnd === -1) return undefined;
     const sizeText = latin1.decode(bytes.subarray(at, lineEnd)).split(";")[0]!.trim();
     if (!/^[0-9a-fA-F]{1,12}$/.test(sizeText)) {
       throw new Http1ProtocolError("HTTP answer: an invalid chunk size");
@@ -470,9 +481,13 @@ function parseChunks(
     const chunkSize = parseInt(sizeText, 16);
     at = lineEnd + 2;
     if (chunkSize === 0) {
-      // Trailers, up to an empty line.
+      // Trailers, up to an empty line, bounded like a head.
+      const trailersStart = at;
       for (;;) {
         const trailerEnd = indexOfCrlf(bytes, at, length);
+        if ((trailerEnd === -1 ? length : trailerEnd) - trailersStart > MAX_HEAD_BYTES) {
+          throw new Http1ProtocolError(`HTTP answer: trailers longer than ${MAX_HEAD_BYTES} bytes`);
+        }
         if (trailerEnd === -1) return undefined;
         const empty = trailerEnd === at;
         at = trailerEnd + 2;
