@@ -8,6 +8,9 @@
  *
  * Only what such reads need: `GET`, a status line, headers, a body framed by
  * `Content-Length`, `Transfer-Encoding: chunked` or the connection's end, bounded in size.
+ * What could make one answer read as two is refused (a protocol error, the connection
+ * closed): other transfer codings, a length beside `chunked`, lengths that disagree, heads,
+ * chunk lines and trailers past their bounds.
  * No TLS, no proxies, no redirects, no compression (no `Accept-Encoding` is sent):
  * {@linkcode Http1Connections.for} gives `undefined` where `fetch` must be used instead.
  * The connections live until {@linkcode Http1Connections.close} (a batch of reads opens one
@@ -410,13 +413,19 @@ async function readBody(buffer: ReadBuffer, head: Head, limit: number): Promise<
     return { bytes: new Uint8Array(0), complete: true, end: start };
   }
   const transferEncoding = head.headers.get("transfer-encoding");
-  if (transferEncoding !== undefined) {
-    if (/(^|,)\s*chunked\s*$/i.test(transferEncoding)) {
-      return await readChunked(buffer, start, limit);
-    }
-    return await readToEnd(buffer, start, limit);
-  }
   const lengthHeader = head.headers.get("content-length");
+  if (transferEncoding !== undefined) {
+    // No `TE` is sent, so `chunked` alone is the one coding a server may use; a length beside
+    // it is how one answer is made to read as two (RFC 9112 6.3: handled as an error).
+    if (transferEncoding.trim().toLowerCase() !== "chunked" || lengthHeader !== undefined) {
+      throw new Http1ProtocolError(
+        `HTTP answer: Transfer-Encoding ${JSON.stringify(transferEncoding.slice(0, 80))}${
+          lengthHeader === undefined ? "" : " with a Content-Length"
+        } is not read`,
+      );
+    }
+    return await readChunked(buffer, start, limit);
+  }
   if (lengthHeader === undefined) return await readToEnd(buffer, start, limit);
   // Repeated headers arrive joined by ", "; they must all say the same.
   const lengths = new Set(lengthHeader.split(",").map((value) => value.trim()));
