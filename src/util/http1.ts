@@ -108,7 +108,7 @@ export class Http1Connections {
   readonly #hostname: string;
   readonly #port: number;
   readonly #host: string;
-  readonly #idle: Deno.Conn[] = [];
+  readonly #idle: IdleConn[] = [];
   readonly #open = new Set<Deno.Conn>();
   #closed = false;
 
@@ -151,14 +151,14 @@ export class Http1Connections {
       options.signal.throwIfAborted();
       if (this.#closed) throw new Error("HTTP connections closed");
       const reused = retried ? undefined : this.#idle.pop();
-      const conn = reused ?? await this.#connect(options.signal);
+      const conn = reused?.conn ?? await this.#connect(options.signal);
       const onAbort = () => this.#drop(conn);
       options.signal.addEventListener("abort", onAbort, { once: true });
       if (options.signal.aborted) onAbort();
       try {
-        const exchanged = await exchange(conn, request, options);
+        const exchanged = await exchange(conn, request, options, reused);
         if (exchanged.reusable && !this.#closed && this.#idle.length < MAX_IDLE) {
-          this.#idle.push(conn);
+          this.#keepIdle(conn);
         } else {
           this.#drop(conn);
         }
@@ -221,9 +221,25 @@ export class Http1Connections {
     }
   }
 
+  /**
+   * Keeps a connection for the next request, reading it meanwhile: anything arriving before a
+   * request was sent (bytes past the last answer's end, or the server's close) drops it, so
+   * no stale bytes are ever read as the next answer. The read stays pending while all is
+   * quiet; the next request on the connection takes it over as its first read.
+   */
+  #keepIdle(conn: Deno.Conn): void {
+    const bytes = new Uint8Array(IDLE_READ_BYTES);
+    const idle: IdleConn = { conn, bytes, read: conn.read(bytes) };
+    const dropIfIdle = () => {
+      if (this.#idle.includes(idle)) this.#drop(conn);
+    };
+    idle.read.then(dropIfIdle, dropIfIdle);
+    this.#idle.push(idle);
+  }
+
   #drop(conn: Deno.Conn): void {
     if (!this.#open.delete(conn)) return;
-    const at = this.#idle.indexOf(conn);
+    const at = this.#idle.findIndex((idle) => idle.conn === conn);
     if (at !== -1) this.#idle.splice(at, 1);
     closeQuietly(conn);
   }
@@ -236,6 +252,16 @@ function closeQuietly(conn: Deno.Conn): void {
     // already closed
   }
 }
+
+/** An idle connection and the read pending on it (see `Http1Connections.#keepIdle`). */
+interface IdleConn {
+  readonly conn: Deno.Conn;
+  readonly bytes: Uint8Array;
+  readonly read: Promise<number | null>;
+}
+
+/** The size of the read pending on an idle connection: the head and body of a small answer. */
+const IDLE_READ_BYTES = 16 * 1024;
 
 /** The connection ended (or failed) before any byte of the answer arrived. */
 class NothingReceived extends Error {
@@ -252,23 +278,37 @@ class ReadBuffer {
 
   constructor(
     readonly conn: Deno.Conn,
-    readonly onProgress: (() => void) | undefined,
+    public onProgress: (() => void) | undefined,
     expectedBytes: number,
+    /** The read already pending on a reused connection, taken as the first. */
+    private pending: IdleConn | undefined,
   ) {
     // Room for the head and the body the caller expects, so one read usually takes all.
     this.bytes = new Uint8Array(Math.min(expectedBytes + 2048, 64 * 1024));
   }
 
+  #grow(): void {
+    const grown = new Uint8Array(this.bytes.length * 2);
+    grown.set(this.bytes);
+    this.bytes = grown;
+  }
+
   /** Reads once more; `false` at the end of the stream. */
   async fill(): Promise<boolean> {
-    if (this.length === this.bytes.length) {
-      const grown = new Uint8Array(this.bytes.length * 2);
-      grown.set(this.bytes);
-      this.bytes = grown;
-    }
+    if (this.length === this.bytes.length) this.#grow();
     let n: number | null;
     try {
-      n = await this.conn.read(this.bytes.subarray(this.length));
+      const pending = this.pending;
+      if (pending !== undefined) {
+        this.pending = undefined;
+        n = await pending.read;
+        if (n !== null) {
+          while (this.length + n > this.bytes.length) this.#grow();
+          this.bytes.set(pending.bytes.subarray(0, n), this.length);
+        }
+      } else {
+        n = await this.conn.read(this.bytes.subarray(this.length));
+      }
     } catch (error) {
       if (!this.received) throw new NothingReceived(error);
       throw error;
@@ -294,13 +334,14 @@ async function exchange(
   conn: Deno.Conn,
   request: Uint8Array,
   options: Http1GetOptions,
+  idle: IdleConn | undefined,
 ): Promise<{ answer: Http1Answer; reusable: boolean }> {
   try {
     await writeAll(conn, request);
   } catch (error) {
     throw new NothingReceived(error);
   }
-  const buffer = new ReadBuffer(conn, options.onProgress, options.maxBodyBytes);
+  const buffer = new ReadBuffer(conn, options.onProgress, options.maxBodyBytes, idle);
   let start = 0;
   for (;;) {
     const head = await readHead(buffer, start);
