@@ -38,7 +38,11 @@ export interface Http1GetOptions {
    * caller passing its limit plus one sees the body is too long without holding it whole.
    */
   readonly maxBodyBytes: number;
-  /** Called whenever bytes arrive (to restart an idle timeout). */
+  /**
+   * Called when the head is complete and whenever body bytes arrive (to restart an idle
+   * timeout). Not for bytes of the head: a server trickling it byte by byte must not keep a
+   * request alive, any more than `fetch`, which resolves once the head is whole.
+   */
   readonly onProgress?: () => void;
 }
 
@@ -341,7 +345,7 @@ async function exchange(
   } catch (error) {
     throw new NothingReceived(error);
   }
-  const buffer = new ReadBuffer(conn, options.onProgress, options.maxBodyBytes, idle);
+  const buffer = new ReadBuffer(conn, undefined, options.maxBodyBytes, idle);
   let start = 0;
   for (;;) {
     const head = await readHead(buffer, start);
@@ -354,6 +358,8 @@ async function exchange(
       start = head.end;
       continue;
     }
+    buffer.onProgress = options.onProgress;
+    buffer.onProgress?.();
     const limit = head.status === 200
       ? options.maxBodyBytes
       : Math.max(options.maxBodyBytes, MIN_BODY_LIMIT);
