@@ -338,7 +338,9 @@ export class LakeFsClient implements LakeFsApi {
   /**
    * Reads a small object whole (see {@linkcode LakeFsApi.getObjectBytes}): one request, the
    * body collected in memory up to `maxBytes + 1` bytes, transport failures anywhere in the
-   * body retried like any call.
+   * body retried like any call. Each try, head and body, ends within the request timeout:
+   * progress does not restart it (a server sending a byte now and then would otherwise hold
+   * the read for `maxBytes` timeouts).
    */
   async getObjectBytes(
     repo: string,
@@ -365,7 +367,6 @@ export class LakeFsClient implements LakeFsApi {
             {
               signal: tryControl.signal,
               maxBodyBytes: options.maxBytes + 1,
-              onProgress: () => tryControl.restart(),
             },
           );
           if (answer.status === 200) return answer.body;
@@ -397,7 +398,7 @@ export class LakeFsClient implements LakeFsApi {
         ) {
           return await response.bytes();
         }
-        return await readAtMost(response.body, options.maxBytes + 1, () => tryControl.restart());
+        return await readAtMost(response.body, options.maxBytes + 1);
       } catch (error) {
         throw this.#wrapTransport(spec, error, tryControl);
       } finally {
