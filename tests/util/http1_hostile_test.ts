@@ -140,34 +140,37 @@ function deadline<T>(promise: Promise<T>, ms: number, what: string): Promise<T> 
 const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
 
 Deno.test("http1 hostile: CR, LF or NUL in the target or a header value is refused before anything is sent", async () => {
-  await withServer(everyRequest(() => "HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n"), async (url, stats) => {
-    const connections = Http1Connections.for(url, { noProxy: true })!;
-    try {
-      const bad: [string, Record<string, string>][] = [
-        ["/a\r\nx-injected: 1", {}],
-        ["/a\nGET /b HTTP/1.1", {}],
-        ["/a\0b", {}],
-        ["/a b", {}],
-        ["/a\tb", {}],
-        ["a", {}],
-        ["/a", { "x-h": "v\r\nx-injected: 1" }],
-        ["/a", { "x-h": "v\nx" }],
-        ["/a", { "x-h": "v\rx" }],
-        ["/a", { "x-h": "v\0x" }],
-        ["/a", { "x h": "v" }],
-        ["/a", { "x-h:": "v" }],
-      ];
-      for (const [target, headers] of bad) {
-        await assert.rejects(connections.get(target, headers, options()), TypeError, target);
+  await withServer(
+    everyRequest(() => "HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n"),
+    async (url, stats) => {
+      const connections = Http1Connections.for(url, { noProxy: true })!;
+      try {
+        const bad: [string, Record<string, string>][] = [
+          ["/a\r\nx-injected: 1", {}],
+          ["/a\nGET /b HTTP/1.1", {}],
+          ["/a\0b", {}],
+          ["/a b", {}],
+          ["/a\tb", {}],
+          ["a", {}],
+          ["/a", { "x-h": "v\r\nx-injected: 1" }],
+          ["/a", { "x-h": "v\nx" }],
+          ["/a", { "x-h": "v\rx" }],
+          ["/a", { "x-h": "v\0x" }],
+          ["/a", { "x h": "v" }],
+          ["/a", { "x-h:": "v" }],
+        ];
+        for (const [target, headers] of bad) {
+          await assert.rejects(connections.get(target, headers, options()), TypeError, target);
+        }
+        assert.equal(stats.accepted, 0, "nothing reached the server");
+        // The host comes from a URL, which drops tabs and line breaks: none reaches the head.
+        const parsed = new URL(`${url.origin}\r\n/`);
+        assert.equal(parsed.host, url.host);
+      } finally {
+        connections.close();
       }
-      assert.equal(stats.accepted, 0, "nothing reached the server");
-      // The host comes from a URL, which drops tabs and line breaks: none reaches the head.
-      const parsed = new URL(`${url.origin}\r\n/`);
-      assert.equal(parsed.host, url.host);
-    } finally {
-      connections.close();
-    }
-  });
+    },
+  );
 });
 
 Deno.test("http1 hostile: endless interim (1xx) answers are bounded like one head; 101 is refused", async () => {
@@ -245,9 +248,13 @@ Deno.test("http1 hostile: invalid, negative, duplicated or conflicting Content-L
   await withServer(
     everyRequest((request) => {
       const name = request.slice(5, request.indexOf(" ", 5));
-      if (name === "same") return "HTTP/1.1 200 OK\r\ncontent-length: 2\r\ncontent-length: 2\r\n\r\nok";
+      if (name === "same") {
+        return "HTTP/1.1 200 OK\r\ncontent-length: 2\r\ncontent-length: 2\r\n\r\nok";
+      }
       const chunked = /chunked/.test(lengths[name]!);
-      return `HTTP/1.1 200 OK\r\n${lengths[name]}\r\n\r\n${chunked ? "2\r\nok\r\n0\r\n\r\n" : "ok"}`;
+      return `HTTP/1.1 200 OK\r\n${lengths[name]}\r\n\r\n${
+        chunked ? "2\r\nok\r\n0\r\n\r\n" : "ok"
+      }`;
     }),
     async (url) => {
       const connections = Http1Connections.for(url, { noProxy: true })!;
@@ -370,7 +377,9 @@ Deno.test("http1 hostile: surplus in the same read, HTTP/1.0 and Connection: clo
       if (request.startsWith("GET /surplus")) {
         return "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nokHTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\nevil";
       }
-      if (request.startsWith("GET /http10")) return "HTTP/1.0 200 OK\r\ncontent-length: 2\r\n\r\nok";
+      if (request.startsWith("GET /http10")) {
+        return "HTTP/1.0 200 OK\r\ncontent-length: 2\r\n\r\nok";
+      }
       if (request.startsWith("GET /close")) {
         return "HTTP/1.1 200 OK\r\nconnection: Close\r\ncontent-length: 2\r\n\r\nok";
       }
@@ -424,7 +433,10 @@ Deno.test("http1 hostile: a server closing mid-body fails the read (Content-Leng
       try {
         tries = 0;
         await assert.rejects(
-          client.getObjectBytes("r", "main", "k", { maxBytes: 100, connections: lakefsConnections }),
+          client.getObjectBytes("r", "main", "k", {
+            maxBytes: 100,
+            connections: lakefsConnections,
+          }),
           (error: unknown) => error instanceof LakeFsError && error.transient,
         );
         assert.equal(tries, 3, "each try failed and was retried");
@@ -488,7 +500,9 @@ Deno.test("http1 hostile: a trickled head or body cannot keep a small read alive
           assert.equal(connections !== undefined, noProxy);
           try {
             assert.equal(
-              text(await lakefs.getObjectBytes("r", "main", "pieces", { maxBytes: 100, connections })),
+              text(
+                await lakefs.getObjectBytes("r", "main", "pieces", { maxBytes: 100, connections }),
+              ),
               "abc",
             );
             for (const key of ["head", "body", "chunked"]) {
@@ -604,7 +618,10 @@ Deno.test("http1 hostile: no error of a kept-alive read names the secret or the 
       const connections = lakefs.openConnections();
       try {
         for (const key of ["kstatus", "kline", "k404", "kte", "kshort"]) {
-          const error = await lakefs.getObjectBytes("r", "main", key, { maxBytes: 10_000, connections })
+          const error = await lakefs.getObjectBytes("r", "main", key, {
+            maxBytes: 10_000,
+            connections,
+          })
             .then(() => assert.fail(`${key} succeeded`), (error: unknown) => error);
           const seen: string[] = [];
           for (let e: unknown = error; e instanceof Error; e = e.cause) {
