@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { Http1Connections, Http1ProtocolError } from "../../src/util/http1.ts";
 import { LakeFsClient } from "../../src/lakefs/client.ts";
 import { LakeFsError } from "../../src/lakefs/errors.ts";
+import { RequestTimer } from "../../src/util/http.ts";
 
 const encoder = new TextEncoder();
 
@@ -184,8 +185,14 @@ Deno.test("http1 hostile: endless interim (1xx) answers are bounded like one hea
     async (url) => {
       const connections = Http1Connections.for(url, { noProxy: true })!;
       try {
-        await assert.rejects(connections.get("/", {}, options()), Http1ProtocolError);
-        await assert.rejects(connections.get("/101", {}, options()), Http1ProtocolError);
+        await assert.rejects(
+          deadline(connections.get("/", {}, options()), 3_000, "/"),
+          Http1ProtocolError,
+        );
+        await assert.rejects(
+          deadline(connections.get("/101", {}, options()), 3_000, "/101"),
+          Http1ProtocolError,
+        );
       } finally {
         connections.close();
       }
@@ -529,6 +536,41 @@ Deno.test("http1 hostile: a trickled head or body cannot keep a small read alive
   );
 });
 
+Deno.test("http1 hostile: bytes of a head do not count as progress (a trickled head cannot restart an idle timer)", async () => {
+  await withServer(
+    async (peer) => {
+      await peer.nextRequest();
+      await peer.write("HTTP/1.1 200 OK\r\n");
+      while (!peer.isEnded()) {
+        await new Promise((resolve) => setTimeout(resolve, 30));
+        await peer.write("x");
+      }
+    },
+    async (url) => {
+      const connections = Http1Connections.for(url, { noProxy: true })!;
+      // An idle timer of 100 ms that progress restarts, as a caller would give it.
+      const timer = new RequestTimer(100, undefined, "test");
+      try {
+        await assert.rejects(
+          deadline(
+            connections.get("/", {}, {
+              signal: timer.signal,
+              maxBodyBytes: 100,
+              onProgress: () => timer.restart(),
+            }),
+            2_000,
+            "a trickled head",
+          ),
+          (error: unknown) => error instanceof DOMException && error.name === "TimeoutError",
+        );
+      } finally {
+        timer.done();
+        connections.close();
+      }
+    },
+  );
+});
+
 Deno.test("http1 hostile: an abort mid-body closes the connection and never gives it back to the pool", async () => {
   await withServer(
     async (peer) => {
@@ -552,7 +594,10 @@ Deno.test("http1 hostile: an abort mid-body closes the connection and never give
         // Abort once the server has seen the request (its answer is half written).
         await until(() => stats.accepted === 1, "the request");
         setTimeout(() => controller.abort(reason), 50);
-        await assert.rejects(stalled, (error) => error === reason);
+        await assert.rejects(
+          deadline(stalled, 3_000, "the aborted read"),
+          (error) => error === reason,
+        );
         await until(() => stats.open() === 0, "the aborted connection to be closed");
         assert.equal(text((await connections.get("/b", {}, options())).body), "ok");
         assert.equal(stats.accepted, 2, "the aborted connection was not reused");
