@@ -260,7 +260,7 @@ function closeQuietly(conn: Deno.Conn): void {
 /** An idle connection and the read pending on it (see `Http1Connections.#keepIdle`). */
 interface IdleConn {
   readonly conn: Deno.Conn;
-  readonly bytes: Uint8Array;
+  readonly bytes: Uint8Array<ArrayBuffer>;
   readonly read: Promise<number | null>;
 }
 
@@ -287,8 +287,10 @@ class ReadBuffer {
     /** The read already pending on a reused connection, taken as the first. */
     private pending: IdleConn | undefined,
   ) {
-    // Room for the head and the body the caller expects, so one read usually takes all.
-    this.bytes = new Uint8Array(Math.min(expectedBytes + 2048, 64 * 1024));
+    // Room for the head and the body the caller expects, so one read usually takes all; a
+    // reused connection's pending read already has its buffer (this answer's alone too).
+    this.bytes = pending?.bytes ??
+      new Uint8Array(Math.min(expectedBytes + 2048, 64 * 1024));
   }
 
   #grow(): void {
@@ -304,12 +306,9 @@ class ReadBuffer {
     try {
       const pending = this.pending;
       if (pending !== undefined) {
+        // The first read, into `this.bytes` (see the constructor).
         this.pending = undefined;
         n = await pending.read;
-        if (n !== null) {
-          while (this.length + n > this.bytes.length) this.#grow();
-          this.bytes.set(pending.bytes.subarray(0, n), this.length);
-        }
       } else {
         n = await this.conn.read(this.bytes.subarray(this.length));
       }
