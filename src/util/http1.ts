@@ -415,7 +415,7 @@ function parseHead(text: string, end: number): Head {
   const status = STATUS_LINE.exec(lines[0] ?? "");
   if (status === null) {
     throw new Http1ProtocolError(
-      `HTTP answer: not an HTTP/1.x status line: ${JSON.stringify((lines[0] ?? "").slice(0, 80))}`,
+      `HTTP answer: not an HTTP/1.x status line: ${quote(lines[0] ?? "")}`,
     );
   }
   // A Map, not a Headers: its WebIDL checks per header were a visible part of a small read.
@@ -465,7 +465,7 @@ async function readBody(buffer: ReadBuffer, head: Head, limit: number): Promise<
     // it is how one answer is made to read as two (RFC 9112 6.3: handled as an error).
     if (transferEncoding.trim().toLowerCase() !== "chunked" || lengthHeader !== undefined) {
       throw new Http1ProtocolError(
-        `HTTP answer: Transfer-Encoding ${JSON.stringify(transferEncoding.slice(0, 80))}${
+        `HTTP answer: Transfer-Encoding ${quote(transferEncoding)}${
           lengthHeader === undefined ? "" : " with a Content-Length"
         } is not read`,
       );
@@ -477,7 +477,7 @@ async function readBody(buffer: ReadBuffer, head: Head, limit: number): Promise<
   const lengths = new Set(lengthHeader.split(",").map((value) => value.trim()));
   const length = lengths.size === 1 ? Number([...lengths][0]) : Number.NaN;
   if (!/^\d+$/.test([...lengths][0] ?? "") || !Number.isSafeInteger(length)) {
-    throw new Http1ProtocolError(`HTTP answer: invalid Content-Length ${lengthHeader}`);
+    throw new Http1ProtocolError(`HTTP answer: invalid Content-Length ${quote(lengthHeader)}`);
   }
   const wanted = Math.min(length, limit);
   while (buffer.length - start < wanted) {
@@ -562,6 +562,14 @@ function parseChunks(
     size += chunkSize;
     at += chunkSize + 2;
   }
+}
+
+/**
+ * A server's text as an error quotes it: short, and its control characters escaped, so an
+ * answer cannot flood a log or forge lines in it.
+ */
+function quote(text: string): string {
+  return JSON.stringify(text.length > 80 ? `${text.slice(0, 80)}...` : text);
 }
 
 function indexOfCrlf(bytes: Uint8Array, from: number, length: number): number {

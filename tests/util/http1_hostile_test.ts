@@ -245,6 +245,8 @@ Deno.test("http1 hostile: invalid, negative, duplicated or conflicting Content-L
     empty: "content-length: ",
     text: "content-length: two",
     huge: "content-length: 99999999999999999999999",
+    // A bare line feed and escapes in a value, long: an error quoting it would forge log lines.
+    forged: `content-length: 2\n[ERROR] forged line \x1b[31m${"x".repeat(5_000)}`,
     conflicting: "content-length: 2\r\ncontent-length: 3",
     list: "content-length: 2, 3",
     withChunked: "content-length: 2\r\ntransfer-encoding: chunked",
@@ -269,7 +271,9 @@ Deno.test("http1 hostile: invalid, negative, duplicated or conflicting Content-L
         for (const name of Object.keys(lengths)) {
           await assert.rejects(
             deadline(connections.get(`/${name}`, {}, options()), 3_000, name),
-            Http1ProtocolError,
+            (error: unknown) =>
+              error instanceof Http1ProtocolError && error.message.length < 200 &&
+              ![...error.message].some((c) => c.charCodeAt(0) < 0x20),
             name,
           );
         }
