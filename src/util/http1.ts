@@ -10,7 +10,9 @@
  * `Content-Length`, `Transfer-Encoding: chunked` or the connection's end, bounded in size.
  * What could make one answer read as two is refused (a protocol error, the connection
  * closed): other transfer codings, a length beside `chunked`, lengths that disagree, heads,
- * chunk lines and trailers past their bounds.
+ * chunk lines and trailers past their bounds. An idle connection is read while it waits:
+ * bytes or a close arriving before the next request was sent drop it, so nothing left over
+ * from one answer is read as the next. Bytes of a head are no progress (`onProgress`).
  * No TLS, no proxies, no redirects, no compression (no `Accept-Encoding` is sent):
  * {@linkcode Http1Connections.for} gives `undefined` where `fetch` must be used instead.
  * The connections live until {@linkcode Http1Connections.close} (a batch of reads opens one
