@@ -369,9 +369,12 @@ export class LakeFsClient implements LakeFsApi {
               maxBodyBytes: options.maxBytes + 1,
             },
           );
-          if (answer.status === 200) return answer.body;
-          // A redirect is left to fetch, which follows it; any other status is an error.
-          if (answer.status < 300 || answer.status >= 400) {
+          // No Accept-Encoding was sent, yet a body may come coded: fetch decodes it.
+          const coded = (answer.headers.get("content-encoding") ?? "identity") !== "identity";
+          if (answer.status === 200 && !coded) return answer.body;
+          // A redirect or a coded body is left to fetch, which follows or decodes it; any
+          // other status is an error.
+          if (answer.status !== 200 && (answer.status < 300 || answer.status >= 400)) {
             throw await this.#httpError(
               spec,
               new Response(NULL_BODY_STATUSES.has(answer.status) ? null : answer.body, {

@@ -688,3 +688,47 @@ Deno.test("http1 hostile: no error of a kept-alive read names the secret or the 
     },
   );
 });
+
+Deno.test("http1 hostile: a body with a content coding is left to fetch, which decodes it: both paths give the same bytes", async () => {
+  const plain = encoder.encode("decoded content ".repeat(20));
+  const gzipped = new Uint8Array(
+    await new Response(
+      new Blob([plain]).stream().pipeThrough(new CompressionStream("gzip")),
+    ).arrayBuffer(),
+  );
+  let served = 0;
+  await withServer(
+    everyRequest(() => {
+      served++;
+      const head = encoder.encode(
+        `HTTP/1.1 200 OK\r\ncontent-encoding: gzip\r\ncontent-length: ${gzipped.length}\r\n\r\n`,
+      );
+      const out = new Uint8Array(head.length + gzipped.length);
+      out.set(head);
+      out.set(gzipped, head.length);
+      return out;
+    }),
+    async (url) => {
+      for (const noProxy of [true, false]) {
+        const lakefs = new LakeFsClient({
+          endpointUrl: url.origin,
+          accessKeyId: "AKIAHOSTILEKEY",
+          secretAccessKey: "hostile/secret",
+          noProxy,
+          retry: { attempts: 1 },
+        });
+        const connections = lakefs.openConnections();
+        try {
+          const body = await lakefs.getObjectBytes("r", "main", "coded", {
+            maxBytes: 1000,
+            connections,
+          });
+          assert.equal(text(body), text(plain), noProxy ? "kept-alive connections" : "fetch");
+        } finally {
+          connections?.close();
+        }
+      }
+      assert.equal(served, 3, "the kept-alive try was answered, then fetch's; then fetch's");
+    },
+  );
+});
