@@ -156,7 +156,7 @@ export class Http1Connections {
     for (let retried = false;; retried = true) {
       options.signal.throwIfAborted();
       if (this.#closed) throw new Error("HTTP connections closed");
-      const reused = retried ? undefined : this.#idle.pop();
+      const reused = retried ? undefined : await this.#takeIdle();
       const conn = reused?.conn ?? await this.#connect(options.signal);
       const onAbort = () => this.#drop(conn);
       options.signal.addEventListener("abort", onAbort, { once: true });
@@ -235,12 +235,25 @@ export class Http1Connections {
    */
   #keepIdle(conn: Deno.Conn): void {
     const bytes = new Uint8Array(IDLE_READ_BYTES);
-    const idle: IdleConn = { conn, bytes, read: conn.read(bytes) };
+    const idle: IdleConn = { conn, bytes, read: conn.read(bytes), settled: false };
     const dropIfIdle = () => {
+      idle.settled = true;
       if (this.#idle.includes(idle)) this.#drop(conn);
     };
     idle.read.then(dropIfIdle, dropIfIdle);
     this.#idle.push(idle);
+  }
+
+  /** An idle connection nothing arrived on, or `undefined`. */
+  async #takeIdle(): Promise<IdleConn | undefined> {
+    for (let idle = this.#idle.pop(); idle !== undefined; idle = this.#idle.pop()) {
+      // A read that settled in the same turn as this call has its reaction still queued: one
+      // tick lets it run, so what arrived before the request is seen as such.
+      await undefined;
+      if (!idle.settled) return idle;
+      this.#drop(idle.conn);
+    }
+    return undefined;
   }
 
   #drop(conn: Deno.Conn): void {
@@ -264,6 +277,8 @@ interface IdleConn {
   readonly conn: Deno.Conn;
   readonly bytes: Uint8Array<ArrayBuffer>;
   readonly read: Promise<number | null>;
+  /** Whether the read settled (set by its first reaction). */
+  settled: boolean;
 }
 
 /** The size of the read pending on an idle connection: the head and body of a small answer. */
