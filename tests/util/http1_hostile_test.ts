@@ -163,6 +163,13 @@ Deno.test("http1 hostile: CR, LF or NUL in the target or a header value is refus
         for (const [target, headers] of bad) {
           await assert.rejects(connections.get(target, headers, options()), TypeError, target);
         }
+        // A refused value is not quoted: it may be a credential.
+        await assert.rejects(
+          connections.get("/a", { authorization: "Basic c2VjcmV0\r\nx: y" }, options()),
+          (error: unknown) =>
+            error instanceof TypeError && /authorization/.test(error.message) &&
+            !error.message.includes("c2VjcmV0"),
+        );
         assert.equal(stats.accepted, 0, "nothing reached the server");
         // The host comes from a URL, which drops tabs and line breaks: none reaches the head.
         const parsed = new URL(`${url.origin}\r\n/`);
