@@ -16,7 +16,7 @@ import {
   type Span,
   SpanStatusCode,
   trace,
-} from "@opentelemetry/api";
+} from "../vendor/opentelemetry_api.ts";
 import { VERSION } from "../version.ts";
 
 export { metrics };
