@@ -138,13 +138,37 @@ export function snippet(text: string, maxLength = 200): string {
 }
 
 /**
+ * The longest server message quoted in an error, characters: real servers' messages (a
+ * Conductor validation listing every field included) stay well under it.
+ */
+export const MAX_SERVER_MESSAGE_LENGTH = 2000;
+
+/** `text` with its C0 and C1 control characters but tab and line feed as U+FFFD. */
+function neutralised(text: string): string {
+  let out = "";
+  let from = 0;
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if ((code < 32 && code !== 9 && code !== 10) || (code >= 127 && code <= 159)) {
+      out += text.slice(from, i) + "\ufffd";
+      from = i + 1;
+    }
+  }
+  return from === 0 ? text : out + text.slice(from);
+}
+
+/**
  * The server's own message in an error answer: the `message` of a JSON body, else a snippet
- * of the body; `undefined` for an empty body.
+ * of the body; `undefined` for an empty body. The server is not trusted: a JSON message is
+ * cut at {@linkcode MAX_SERVER_MESSAGE_LENGTH} and its control characters other than tab and
+ * line feed (terminal escapes, carriage returns) become U+FFFD, so it can neither flood a log
+ * nor rewrite a terminal line.
  *
  * @example
  * ```ts
  * serverMessageOf('{"message":"branch not found"}'); // "branch not found"
  * serverMessageOf("Bad Gateway"); // "Bad Gateway"
+ * serverMessageOf('{"message":"a\\u001b[2Kb"}'); // "a\ufffd[2Kb" (the escape neutralised)
  * ```
  */
 export function serverMessageOf(text: string): string | undefined {
@@ -152,7 +176,10 @@ export function serverMessageOf(text: string): string | undefined {
   try {
     const parsed = JSON.parse(text);
     if (parsed && typeof parsed === "object" && typeof parsed.message === "string") {
-      return parsed.message;
+      const message: string = parsed.message;
+      return message.length > MAX_SERVER_MESSAGE_LENGTH
+        ? neutralised(message.slice(0, MAX_SERVER_MESSAGE_LENGTH)) + "…"
+        : neutralised(message);
     }
   } catch {
     // Not JSON: the text itself.

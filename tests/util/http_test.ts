@@ -1,5 +1,10 @@
 import assert from "node:assert/strict";
-import { RequestTimer, requestUrl } from "../../src/util/http.ts";
+import {
+  MAX_SERVER_MESSAGE_LENGTH,
+  RequestTimer,
+  requestUrl,
+  serverMessageOf,
+} from "../../src/util/http.ts";
 import { waitFor } from "../../src/util/sleep.ts";
 
 Deno.test("RequestTimer follows the caller's signal: an abort carries the caller's reason", () => {
@@ -95,4 +100,16 @@ Deno.test("RequestTimer: a shorter timeout started later still fires first; the 
     long.done();
     short.done();
   }
+});
+
+Deno.test("serverMessageOf: a hostile JSON message is cut and its control characters neutralised", () => {
+  const flood = JSON.stringify({ message: "x".repeat(1_000_000) });
+  const cut = serverMessageOf(flood)!;
+  assert.equal(cut.length, MAX_SERVER_MESSAGE_LENGTH + 1);
+  assert.ok(cut.endsWith("…"));
+  const forged = serverMessageOf(
+    JSON.stringify({ message: "ok\r\u001b[2K\u009bforged\tline\nnext" }),
+  );
+  assert.equal(forged, "ok\ufffd\ufffd[2K\ufffdforged\tline\nnext");
+  assert.equal(serverMessageOf('{"message":"branch not found"}'), "branch not found");
 });
