@@ -43,6 +43,7 @@
  *
  * @module
  */
+import { concatBytes } from "../util/bytes.ts";
 import { z } from "../vendor/zod.ts";
 import { MetricRecordSchema } from "../metrics/events.ts";
 import type { CurrentTaskState } from "../workspace/fence.ts";
@@ -699,17 +700,4 @@ export class MessageBatcher<T> {
     this.#pending = [];
     this.#post(batch);
   }
-}
-
-/** `chunks` in one array (without `node:buffer`, which an idle executor does not otherwise load). */
-function concatBytes(chunks: readonly Uint8Array[]): Uint8Array {
-  let length = 0;
-  for (const chunk of chunks) length += chunk.length;
-  const bytes = new Uint8Array(length);
-  let offset = 0;
-  for (const chunk of chunks) {
-    bytes.set(chunk, offset);
-    offset += chunk.length;
-  }
-  return bytes;
 }

@@ -10,6 +10,7 @@
  * @module
  */
 import { createHash } from "node:crypto";
+import { concatBytes } from "../util/bytes.ts";
 import type {
   Commit,
   DiffEntry,
@@ -53,19 +54,7 @@ function toBytes(content: FileContent): Uint8Array {
 
 async function readAll(body: ReadableStream<Uint8Array> | Uint8Array): Promise<Uint8Array> {
   if (body instanceof Uint8Array) return body.slice();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for await (const chunk of body) {
-    chunks.push(chunk);
-    size += chunk.byteLength;
-  }
-  const bytes = new Uint8Array(size);
-  let offset = 0;
-  for (const chunk of chunks) {
-    bytes.set(chunk, offset);
-    offset += chunk.byteLength;
-  }
-  return bytes;
+  return concatBytes(await Array.fromAsync(body));
 }
 
 function toCommit(record: CommitRecord): Commit {

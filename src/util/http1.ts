@@ -20,6 +20,7 @@
  *
  * @module
  */
+import { concatBytes } from "./bytes.ts";
 
 /** An answer: status, headers and the body, whole or cut at the caller's limit. */
 export interface Http1Answer {
@@ -563,13 +564,13 @@ function parseChunks(
         if (trailerEnd === -1) return undefined;
         const empty = trailerEnd === at;
         at = trailerEnd + 2;
-        if (empty) return { bytes: concat(parts, size), complete: true, end: at };
+        if (empty) return { bytes: concatBytes(parts, size), complete: true, end: at };
       }
     }
     const available = Math.min(chunkSize, length - at, limit - size);
     if (size + available >= limit) {
       parts.push(bytes.subarray(at, at + available));
-      return { bytes: concat(parts, limit), complete: false, end: at + available };
+      return { bytes: concatBytes(parts, limit), complete: false, end: at + available };
     }
     if (length - at < chunkSize + 2) return undefined;
     if (bytes[at + chunkSize] !== 13 || bytes[at + chunkSize + 1] !== 10) {
@@ -594,15 +595,4 @@ function indexOfCrlf(bytes: Uint8Array, from: number, length: number): number {
     if (bytes[i] === 13 && bytes[i + 1] === 10) return i;
   }
   return -1;
-}
-
-function concat(parts: Uint8Array[], size: number): Uint8Array<ArrayBuffer> {
-  const out = new Uint8Array(size);
-  let at = 0;
-  for (const part of parts) {
-    const take = Math.min(part.length, size - at);
-    out.set(part.subarray(0, take), at);
-    at += take;
-  }
-  return out;
 }
