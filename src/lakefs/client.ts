@@ -208,8 +208,9 @@ export class LakeFsClient implements LakeFsApi {
 
   constructor(options: LakeFsClientOptions) {
     this.baseUrl = normalizeEndpoint(options.endpointUrl);
-    this.#origin = new URL(this.baseUrl).origin;
-    this.#basePath = new URL(this.baseUrl).pathname.replace(/\/+$/, "");
+    const base = new URL(this.baseUrl);
+    this.#origin = base.origin;
+    this.#basePath = base.pathname.replace(/\/+$/, "");
     if (typeof options.accessKeyId !== "string" || options.accessKeyId === "") {
       throw new TypeError("lakeFS client: accessKeyId is required");
     }
