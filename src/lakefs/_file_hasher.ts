@@ -2,7 +2,8 @@
  * Verifying downloaded files without JavaScript touching their bytes on the way in: the
  * download pipes the response body into the file (Deno moves the bytes natively, as a plain
  * `fetch().body.pipeTo(file.writable)` does), then a worker thread reads the file back and
- * hashes it (MD5) and counts its bytes, four files at once in the SIMD lanes of `_md5x4.ts`.
+ * hashes it (MD5) and counts its bytes, twelve files at once in the SIMD lanes of
+ * `_md5_lanes.ts` (once twelve are waiting, or the download said no more are coming).
  *
  * Why read back instead of hashing the chunks as they arrive: on the 2-core host of the sync
  * bench (1,000 objects of 1 MiB, 8 at once, a demo lakeFS beside it), reading every chunk into
@@ -21,55 +22,71 @@
  */
 import { createHash } from "node:crypto";
 import type { ObjectSink, WrittenObject } from "./api.ts";
-import { md5x4WasmBytes } from "./_md5x4.ts";
+import { MD5_LANES, md5LanesStateBytes, md5LanesWasmBytes } from "./_md5_lanes.ts";
 
 /**
  * Hashing workers of one download: one core is left to the thread reading the network, up to
- * 4 others hash (one is ~1.1 GB/s of four-lane MD5 on this host's cores).
+ * 4 others hash (one is ~2.5 GB/s of twelve-lane MD5 on this host's cores).
  */
 export const MAX_HASH_WORKERS = Math.max(1, Math.min(4, (navigator.hardwareConcurrency ?? 2) - 1));
 
 /** Each lane's read buffer in the worker's memory. */
 const REGION_BYTES = 256 * 1024;
-/** After the four regions: padding blocks of a finished file, then the lanes' state. */
+/** After the regions: padding blocks of a finished file, then the module's state and scratch. */
 const SCRATCH_BYTES = 64 * 1024;
 /** Pages (64 KiB) of a worker's memory. */
-const MEMORY_PAGES = (4 * REGION_BYTES + SCRATCH_BYTES) / 65536;
+const MEMORY_PAGES = (MD5_LANES * REGION_BYTES + SCRATCH_BYTES) / 65536;
 /** See the worker's `SOLO_MIN_BYTES`. */
 const SOLO_MIN_BYTES = 4 * 1024 * 1024;
-/** Files hashed per worker before a new one starts (up to {@linkcode MAX_HASH_WORKERS}). */
-const FILES_PER_WORKER = 8;
+/**
+ * Files given to a worker before the next one starts (up to {@linkcode MAX_HASH_WORKERS}):
+ * enough to keep its lanes full, so a second worker starts only once the first has a backlog.
+ */
+const FILES_PER_WORKER = 2 * MD5_LANES;
+/**
+ * How long fewer files than lanes wait for more before they are hashed anyway (a lane without
+ * a file costs as much as one with). Files arriving fast enough to keep a core busy fill the
+ * lanes well within it; slower ones leave the core idle anyway.
+ */
+const WAIT_MS = 50;
+
+if (md5LanesStateBytes() + 1024 > SCRATCH_BYTES) throw new Error("hasher: scratch too small");
 
 // The worker's source is inline (a blob URL) so `deno compile` needs no extra include. It
 // reads the files it is given (the download's own, just written): workers inherit the
 // process's permissions, and a download already has read access to its target directory.
 //
-// Four lanes, each a file being hashed: a lane reads its file into its region, and one call
-// of the module compresses as many blocks as every busy lane has. Fewer than four lanes run
-// only once no more files came for a few milliseconds (or on a drain), so a download's last
-// files do not wait long for company.
+// Lanes, each a file being hashed: a lane reads its file into its region, and one call of the
+// module compresses as many blocks as every busy lane has. Fewer busy lanes than the module has
+// run only once the files waited WAIT_MS for company (until a lane finishes, when they wait
+// again), or once the caller said no more are coming for now (`flush`, until the worker is
+// idle).
 const WORKER_SOURCE = `
 import { createHash } from "node:crypto";
+const LANES = ${MD5_LANES};
 const REGION = ${REGION_BYTES};
-const SCRATCH = 4 * REGION;
+const SCRATCH = LANES * REGION;
 const STATE_AT = SCRATCH + 1024;
 const INIT = [0x67452301, 0xefcdab89, 0x98badcfe, 0x10325476];
-/** Bytes hashed before the worker looks at its messages again. */
+/** Lane bytes (busy or not) hashed before the worker looks at its messages again. */
 const SLICE_BYTES = 16 * 1024 * 1024;
-/** How long fewer than four files wait for more before they run alone. */
-const WAIT_MS = 5;
+let waitMs = ${WAIT_MS};
 /**
  * A file at least this large, alone once the wait is over, is hashed with node:crypto (one
- * stream at ~0.6 GB/s, where one lane of four runs at a quarter of the module's ~1.1).
+ * stream at ~0.6 GB/s, where one lane runs at 1/LANES of the module's ~2.5).
  */
 const SOLO_MIN_BYTES = ${SOLO_MIN_BYTES};
-let md5x4, bytes, words;
+let md5, bytes, words;
 const queue = [];
 /** The file being hashed alone (node:crypto), if any: it runs to its end before the lanes. */
 let solo;
-const lanes = [undefined, undefined, undefined, undefined];
+const lanes = new Array(LANES).fill(undefined);
+const pointers = new Array(LANES).fill(0);
 let timer;
+/** Set once files waited WAIT_MS: lanes run part-empty until one of them finishes. */
 let forced = false;
+/** Set by a flush: lanes run part-empty until the worker is idle. */
+let flushing = false;
 let scheduled = false;
 
 function answer(job, message) {
@@ -81,8 +98,13 @@ function fail(lane, error) {
   answer(lane.job, { error: error instanceof Error ? error.message : String(error) });
 }
 
+/** The word at state index w (A..D) of lane i. */
+function stateIndex(i, w) {
+  return (STATE_AT >> 2) + (i >> 2) * 16 + w * 4 + (i & 3);
+}
+
 function fill() {
-  for (let i = 0; i < 4; i++) {
+  for (let i = 0; i < LANES; i++) {
     while (lanes[i] === undefined && queue.length > 0) {
       const job = queue.shift();
       let file;
@@ -112,10 +134,10 @@ function refill(lane, i) {
   }
 }
 
-function finish(lane) {
+function finish(lane, i) {
   // MD5's padding: 0x80, zeros, the length in bits (64-bit little-endian) ending a block.
   const tail = lane.avail - lane.pos;
-  const base = lanes.indexOf(lane) * REGION + lane.pos;
+  const base = i * REGION + lane.pos;
   const blocks = tail < 56 ? 1 : 2;
   const pad = bytes.subarray(SCRATCH, SCRATCH + blocks * 64);
   pad.fill(0);
@@ -125,24 +147,31 @@ function finish(lane) {
   const view = new DataView(bytes.buffer, SCRATCH + blocks * 64 - 8, 8);
   view.setUint32(0, bits % 0x100000000, true);
   view.setUint32(4, Math.floor(bits / 0x100000000), true);
-  for (let w = 0; w < 4; w++) words[(STATE_AT >> 2) + w * 4] = lane.state[w];
-  md5x4(STATE_AT, SCRATCH, 0, 0, 0, blocks);
+  // Lane 0 hashes the padding; the other lanes read region 0 into states nobody reads.
+  for (let w = 0; w < 4; w++) words[stateIndex(0, w)] = lane.state[w];
+  pointers.fill(0);
+  pointers[0] = SCRATCH;
+  md5(STATE_AT, ...pointers, blocks);
   let hex = "";
   for (let w = 0; w < 4; w++) {
-    const word = words[(STATE_AT >> 2) + w * 4];
+    const word = words[stateIndex(0, w)];
     for (let b = 0; b < 4; b++) hex += ((word >>> (b * 8)) & 0xff).toString(16).padStart(2, "0");
   }
   lane.file.close();
   answer(lane.job, { size: lane.size, md5: hex });
 }
 
-// Hashes until fewer than four files are left (or, once they waited, until one finishes), or
-// until a slice is done: then it yields, so new files and aborts are seen.
+function waitForCompany() {
+  timer ??= setTimeout(() => { timer = undefined; forced = true; schedule(); }, waitMs);
+}
+
+// Hashes while every lane has a file (or, forced, while any has), or until a slice is done:
+// then it yields, so new files and aborts are seen.
 function pump() {
   scheduled = false;
   let budget = SLICE_BYTES;
   while (budget > 0) {
-    if (solo === undefined && forced && queue.length === 1 && lanes.every((l) => l === undefined)) {
+    if (solo === undefined && (forced || flushing) && queue.length === 1 && lanes.every((l) => l === undefined)) {
       solo = startSolo(queue[0]);
       if (solo !== undefined) queue.shift();
     }
@@ -151,20 +180,27 @@ function pump() {
       continue;
     }
     fill();
-    const busy = lanes.filter((lane) => lane !== undefined);
-    if (busy.length === 0) { forced = false; return; }
-    if (busy.length < 4 && !forced) {
-      timer ??= setTimeout(() => { timer = undefined; forced = true; schedule(); }, WAIT_MS);
+    let busy = 0;
+    for (const lane of lanes) if (lane !== undefined) busy++;
+    if (busy === 0) {
+      forced = false;
+      flushing = false;
       return;
     }
+    if (busy < LANES && !forced && !flushing) return waitForCompany();
+    if (busy === LANES && timer !== undefined) {
+      // The wait is over: a timer left from it would force the next one short.
+      clearTimeout(timer);
+      timer = undefined;
+    }
     let finished = false;
-    for (let i = 0; i < 4; i++) {
+    for (let i = 0; i < LANES; i++) {
       const lane = lanes[i];
       if (lane === undefined) continue;
       try {
         if (!lane.eof && lane.avail - lane.pos < REGION / 4) refill(lane, i);
         if (lane.eof && lane.avail - lane.pos < 64) {
-          finish(lane);
+          finish(lane, i);
           lanes[i] = undefined;
           finished = true;
         }
@@ -179,24 +215,26 @@ function pump() {
       continue;
     }
     let n = Infinity;
-    const p = [0, 0, 0, 0];
-    for (let i = 0; i < 4; i++) {
+    for (let i = 0; i < LANES; i++) {
       const lane = lanes[i];
-      if (lane === undefined) continue;
+      if (lane === undefined) {
+        pointers[i] = 0;
+        continue;
+      }
       n = Math.min(n, (lane.avail - lane.pos) >>> 6);
-      p[i] = i * REGION + lane.pos;
-      for (let w = 0; w < 4; w++) words[(STATE_AT >> 2) + w * 4 + i] = lane.state[w];
+      pointers[i] = i * REGION + lane.pos;
+      for (let w = 0; w < 4; w++) words[stateIndex(i, w)] = lane.state[w];
     }
-    // A lane without a file hashes whatever its pointer reads (lane 0's region, in bounds for
-    // any n) into a state nobody reads.
-    md5x4(STATE_AT, p[0], p[1], p[2], p[3], n);
-    for (let i = 0; i < 4; i++) {
+    // A lane without a file hashes whatever its pointer reads (region 0, in bounds for any n)
+    // into a state nobody reads.
+    md5(STATE_AT, ...pointers, n);
+    for (let i = 0; i < LANES; i++) {
       const lane = lanes[i];
       if (lane === undefined) continue;
-      for (let w = 0; w < 4; w++) lane.state[w] = words[(STATE_AT >> 2) + w * 4 + i];
+      for (let w = 0; w < 4; w++) lane.state[w] = words[stateIndex(i, w)];
       lane.pos += n * 64;
     }
-    budget -= n * 64 * busy.length;
+    budget -= n * 64 * LANES;
   }
   schedule();
 }
@@ -267,16 +305,17 @@ function pumpScalar() {
 function schedule() {
   if (scheduled) return;
   scheduled = true;
-  setTimeout(md5x4 === undefined ? pumpScalar : pump, 0);
+  setTimeout(md5 === undefined ? pumpScalar : pump, 0);
 }
 
 self.onmessage = (event) => {
   const m = event.data;
   if (m.t === "init") {
+    waitMs = m.waitMs;
     if (m.memory !== undefined) {
-      md5x4 = new WebAssembly.Instance(new WebAssembly.Module(m.wasm), {
+      md5 = new WebAssembly.Instance(new WebAssembly.Module(m.wasm), {
         env: { memory: m.memory },
-      }).exports.md5x4;
+      }).exports.md5lanes;
       bytes = new Uint8Array(m.memory.buffer);
       words = new Uint32Array(m.memory.buffer);
     }
@@ -284,16 +323,21 @@ self.onmessage = (event) => {
   }
   if (m.t === "hash") {
     queue.push({ id: m.id, path: m.path });
-    if (queue.length + lanes.filter((lane) => lane !== undefined).length >= 4) schedule();
-    else if (md5x4 === undefined) schedule();
-    else timer ??= setTimeout(() => { timer = undefined; forced = true; schedule(); }, WAIT_MS);
+    let busy = 0;
+    for (const lane of lanes) if (lane !== undefined) busy++;
+    if (md5 === undefined || forced || flushing || queue.length + busy >= LANES) schedule();
+    else waitForCompany();
+    return;
+  }
+  if (m.t === "flush") {
+    flushing = true;
+    schedule();
     return;
   }
   if (m.t === "abort") {
     if (solo !== undefined && solo.job.id === m.id) {
       try { solo.file.close(); } catch { /* closed */ }
       solo = undefined;
-      forced = false;
     }
     const at = queue.findIndex((job) => job.id === m.id);
     if (at >= 0) queue.splice(at, 1);
@@ -337,6 +381,7 @@ export class FileHashers {
   readonly #slots: Slot[] = [];
   readonly #jobs = new Map<number, Job>();
   readonly #simd: boolean;
+  readonly #waitMs: number;
   #url: string | undefined;
   #nextId = 1;
   #closed = false;
@@ -344,11 +389,14 @@ export class FileHashers {
   #noWorkers = false;
 
   /**
-   * `simd: false` hashes with node:crypto in the worker even where the four-lane module runs;
-   * `workers: false` hashes on the calling thread (tests compare the three).
+   * `simd: false` hashes with node:crypto in the worker even where the many-lane module runs;
+   * `workers: false` hashes on the calling thread (tests compare the three). `waitMs`: how long
+   * fewer files than lanes wait for more before they are hashed anyway (default 50).
    */
-  constructor(options: { simd?: boolean; workers?: boolean } = {}) {
+  constructor(options: { simd?: boolean; workers?: boolean; waitMs?: number } = {}) {
     this.#simd = options.simd ?? true;
+    this.#waitMs = options.waitMs ?? WAIT_MS;
+    if (!(this.#waitMs >= 0)) throw new RangeError(`FileHashers: waitMs ${this.#waitMs} < 0`);
     this.#noWorkers = options.workers === false;
   }
 
@@ -389,19 +437,19 @@ export class FileHashers {
     else job.done.reject(outcome.error);
   }
 
-  /** The least busy worker; a new one while all are busy and the limit allows. */
+  /**
+   * The first worker with room ({@linkcode FILES_PER_WORKER}: one worker's lanes fill before a
+   * second one shares the files); a new one while all are busy and the limit allows; else the
+   * least busy.
+   */
   #pick(): Slot | undefined {
     if (this.#noWorkers) return undefined;
-    let best = this.#slots[0];
+    let best: Slot | undefined;
     for (const slot of this.#slots) {
+      if (slot.pending < FILES_PER_WORKER) return slot;
       if (best === undefined || slot.pending < best.pending) best = slot;
     }
-    if (
-      best !== undefined &&
-      (best.pending < FILES_PER_WORKER || this.#slots.length >= MAX_HASH_WORKERS)
-    ) {
-      return best;
-    }
+    if (best !== undefined && this.#slots.length >= MAX_HASH_WORKERS) return best;
     let worker: Worker;
     try {
       this.#url ??= URL.createObjectURL(new Blob([WORKER_SOURCE], { type: "text/javascript" }));
@@ -412,15 +460,15 @@ export class FileHashers {
       this.#noWorkers = true;
       return undefined;
     }
-    const wasm = this.#simd ? md5x4Module() : undefined;
+    const wasm = this.#simd ? md5Module() : undefined;
     if (wasm !== undefined) {
       const memory = new WebAssembly.Memory({
         initial: MEMORY_PAGES,
         maximum: MEMORY_PAGES,
         shared: true,
       });
-      worker.postMessage({ t: "init", memory, wasm });
-    } else worker.postMessage({ t: "init" });
+      worker.postMessage({ t: "init", memory, wasm, waitMs: this.#waitMs });
+    } else worker.postMessage({ t: "init", waitMs: this.#waitMs });
     const slot: Slot = { worker, pending: 0 };
     worker.onmessage = (event: MessageEvent<FromWorker>) => {
       const m = event.data;
@@ -435,6 +483,14 @@ export class FileHashers {
     };
     this.#slots.push(slot);
     return slot;
+  }
+
+  /**
+   * Tells the workers no more files are coming for now: what they hold is hashed without
+   * waiting for files to fill their lanes (a download calls it once its last file is written).
+   */
+  flush(): void {
+    for (const { worker } of this.#slots) worker.postMessage({ t: "flush" });
   }
 
   /** Terminates the workers; hashes still pending reject. Later `hash` calls reject. */
@@ -469,25 +525,25 @@ async function hashHere(path: string, signal?: AbortSignal): Promise<WrittenObje
   return { size, md5: hash.digest("hex") };
 }
 
-let md5x4Bytes: Uint8Array<ArrayBuffer> | null | undefined;
+let md5Bytes: Uint8Array<ArrayBuffer> | null | undefined;
 
 /**
- * The four-lane MD5 module's bytes for the workers' memory, built once; `undefined` where
+ * The many-lane MD5 module's bytes for the workers' memory, built once; `undefined` where
  * WebAssembly SIMD (or shared memory) is unavailable: the workers then hash with node:crypto.
  */
-function md5x4Module(): Uint8Array<ArrayBuffer> | undefined {
-  if (md5x4Bytes === undefined) {
-    md5x4Bytes = null;
+function md5Module(): Uint8Array<ArrayBuffer> | undefined {
+  if (md5Bytes === undefined) {
+    md5Bytes = null;
     try {
-      const bytes = md5x4WasmBytes(MEMORY_PAGES);
+      const bytes = md5LanesWasmBytes(MEMORY_PAGES);
       if (WebAssembly.validate(bytes) && typeof SharedArrayBuffer === "function") {
-        md5x4Bytes = bytes;
+        md5Bytes = bytes;
       }
     } catch {
       // No WebAssembly: the scalar path.
     }
   }
-  return md5x4Bytes ?? undefined;
+  return md5Bytes ?? undefined;
 }
 
 /** A sink of {@linkcode pipedFileSink}: it always has a `writable`. */

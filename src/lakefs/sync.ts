@@ -230,6 +230,8 @@ export async function downloadPrefix(
       },
       stop.signal,
     ).catch((error: unknown) => ({ error }));
+    // No more files are coming: the workers hash what they hold without waiting for company.
+    hashers.flush();
     // Every check started (and the cache copy after it) settles before this returns, so
     // nothing writes into the cache or the target once a failed download has been reported.
     await Promise.allSettled(checks);
