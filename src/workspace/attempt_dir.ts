@@ -145,6 +145,12 @@ export async function prepareAttemptDir(
  * if the process dies before its own cleanup, whoever collects the directory deletes the
  * branch. The marker is replaced atomically (written beside it, then renamed).
  *
+ * The file operations are synchronous (a few on a small file): the attempt rewrites the
+ * marker while the snapshot after the task reads files in slices of the event loop, and an
+ * async operation waits for a slice's end at each step (six steps held the staging branch
+ * back by 7-16 ms in a run of 1,000 files). A task that could block them (a FIFO swapped in
+ * for the marker) runs on the same event loop and could block it anyway.
+ *
  * Requires `--allow-read` and `--allow-write` on `dir`.
  *
  * @example
@@ -160,12 +166,21 @@ export async function prepareAttemptDir(
  * console.assert((await readMarker(dir))?.staging_branch === branch);
  * ```
  */
-export async function recordStagingBranch(
+export function recordStagingBranch(
   dir: string,
   repository: string,
   branch: string,
 ): Promise<void> {
-  const marker = await readMarker(dir);
+  try {
+    recordStagingBranchSync(dir, repository, branch);
+    return Promise.resolve();
+  } catch (error) {
+    return Promise.reject(error);
+  }
+}
+
+function recordStagingBranchSync(dir: string, repository: string, branch: string): void {
+  const marker = readMarkerSync(dir);
   if (marker === undefined) {
     throw new Error(`attempt directory ${dir} has no marker; it was removed under the attempt`);
   }
@@ -177,14 +192,16 @@ export async function recordStagingBranch(
   // Never write through whatever already has that name (a link the task made): remove it
   // (a link itself, never its target) and create the file afresh.
   const next = join(dir, `${ATTEMPT_MARKER}.next`);
-  await Deno.remove(next).catch((error) => {
+  try {
+    Deno.removeSync(next);
+  } catch (error) {
     if (!(error instanceof Deno.errors.NotFound)) throw error;
-  });
-  await Deno.writeTextFile(next, JSON.stringify(updated, null, 2) + "\n", {
+  }
+  Deno.writeTextFileSync(next, JSON.stringify(updated, null, 2) + "\n", {
     createNew: true,
     mode: 0o600,
   });
-  await Deno.rename(next, join(dir, ATTEMPT_MARKER));
+  Deno.renameSync(next, join(dir, ATTEMPT_MARKER));
 }
 
 /**
@@ -202,10 +219,35 @@ export async function readMarker(dir: string): Promise<AttemptMarker | undefined
     if (error instanceof Deno.errors.NotFound) return undefined;
     throw error;
   }
+  assertMarkerFile(path, info);
+  return parseMarker(path, await Deno.readTextFile(path));
+}
+
+/** {@linkcode readMarker} with synchronous file operations (see `recordStagingBranch`). */
+function readMarkerSync(dir: string): AttemptMarker | undefined {
+  const path = join(dir, ATTEMPT_MARKER);
+  let info: Deno.FileInfo;
+  try {
+    if (!Deno.lstatSync(dir).isDirectory) return undefined;
+    info = Deno.lstatSync(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return undefined;
+    throw error;
+  }
+  assertMarkerFile(path, info);
+  return parseMarker(path, Deno.readTextFileSync(path));
+}
+
+/** Throws unless the marker's `lstat` is a regular file's (never read a FIFO or a link). */
+function assertMarkerFile(path: string, info: Deno.FileInfo): void {
   if (!info.isFile) {
     throw new Error(`attempt marker ${path} is not a regular file; remove it by hand`);
   }
-  const parsed = attemptMarkerSchema.safeParse(JSON.parse(await Deno.readTextFile(path)));
+}
+
+/** The marker in `text`, read from `path`; a malformed one is an error. */
+function parseMarker(path: string, text: string): AttemptMarker {
+  const parsed = attemptMarkerSchema.safeParse(JSON.parse(text));
   if (!parsed.success) {
     throw new Error(`attempt marker ${path} is malformed: ${z.prettifyError(parsed.error)}`);
   }

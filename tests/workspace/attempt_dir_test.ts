@@ -115,6 +115,49 @@ Deno.test("recordStagingBranch names the branch in the marker, never writing thr
   }
 });
 
+Deno.test("recordStagingBranch refuses a marker the task swapped for a link or a FIFO, without reading it", async () => {
+  const root = await Deno.makeTempDir();
+  try {
+    const dir = await prepareAttemptDir(join(root, "ws"), ids, newOwner("worker0001"));
+    const marker = join(dir, ATTEMPT_MARKER);
+    // A link to a marker-shaped file elsewhere: never followed.
+    const elsewhere = join(root, "elsewhere.json");
+    await Deno.copyFile(marker, elsewhere);
+    await Deno.remove(marker);
+    await Deno.symlink(elsewhere, marker);
+    await assert.rejects(
+      recordStagingBranch(dir, "lake", "perago-staging-wf-1-step-seq-1"),
+      /is not a regular file/,
+    );
+    assert.equal((await Deno.readTextFile(elsewhere)).includes("staging_branch"), false);
+    // A FIFO: the marker is read synchronously, so a read of it would block the process for
+    // good. The call runs in a child process the test kills at its deadline.
+    await Deno.remove(marker);
+    const fifo = await new Deno.Command("mkfifo", { args: [marker] }).output().catch(() =>
+      undefined
+    );
+    if (fifo?.success !== true) {
+      // deno-lint-ignore no-console
+      console.log("mkfifo is not available here: the FIFO case is skipped");
+      return;
+    }
+    const script = `import { recordStagingBranch } from ${
+      JSON.stringify(new URL("../../src/workspace/attempt_dir.ts", import.meta.url).href)
+    };
+try { await recordStagingBranch(${JSON.stringify(dir)}, "lake", "b"); console.log("recorded"); }
+catch (error) { console.log(error.message); }`;
+    const child = await new Deno.Command(Deno.execPath(), {
+      args: ["eval", "--no-config", script],
+      stdout: "piped",
+      stderr: "piped",
+      signal: AbortSignal.timeout(30_000),
+    }).output();
+    assert.match(new TextDecoder().decode(child.stdout), /is not a regular file/);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
 Deno.test("owner registry tracks active tokens", () => {
   const a = newOwner("w");
   const b = newOwner("w");
