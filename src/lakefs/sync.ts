@@ -196,7 +196,7 @@ export async function downloadPrefix(
         if (cache !== undefined) {
           const cached = await cache.lookup(entry);
           if (cached !== undefined) {
-            (await createTarget(path, entry)).close();
+            createTarget(path, entry).close();
             created = true;
             const sha256 = cache.sha256Of?.(entry);
             if (await copyCached(cached, path)) {
@@ -321,8 +321,10 @@ async function downloadOne(
 ): Promise<{ checked: Promise<void> }> {
   // The first try creates the file (an existing path is an error) unless the caller did.
   let tries = created ? 1 : 0;
-  const openFile = () =>
-    tries++ === 0 ? createTarget(path, entry) : Deno.open(path, { write: true, truncate: true });
+  const openFile = async () =>
+    tries++ === 0
+      ? createTarget(path, entry)
+      : await Deno.open(path, { write: true, truncate: true });
   if (lakefs.downloadObject === undefined) {
     const body = await lakefs.getObject(repo, ref, entry.key, signal);
     await writeBody(body, entry, openFile, signal);
@@ -421,10 +423,17 @@ async function copyCached(cached: string, path: string): Promise<boolean> {
   }
 }
 
-/** Creates the file of a download; an existing path (even a symlink) is an error. */
-async function createTarget(path: string, entry: RemoteEntry): Promise<Deno.FsFile> {
+/**
+ * Creates the file of a download; an existing path (even a symlink) is an error. Created
+ * synchronously, on the thread reading the network, like a small object's file (see
+ * {@linkcode SMALL_OBJECT_MAX_BYTES}): the async open hands each file to a blocking-pool thread
+ * and back, and on a 2-core host those wake-ups and context switches cost the download more than
+ * the create itself (1,000 x 1 MiB, 8 at once, alternated against one demo lakeFS: 0.80 of a
+ * plain fetch against 0.69, medians of 6 rounds at load 2.3-2.8).
+ */
+function createTarget(path: string, entry: RemoteEntry): Deno.FsFile {
   try {
-    return await Deno.open(path, { write: true, createNew: true, mode: 0o600 });
+    return Deno.openSync(path, { write: true, createNew: true, mode: 0o600 });
   } catch (error) {
     throw twoKeysOnePath(entry, path, error);
   }
