@@ -6,6 +6,7 @@ import { LakeFsClient } from "../../src/lakefs/client.ts";
 import { LakeFsError } from "../../src/lakefs/errors.ts";
 import { DownloadIntegrityError, downloadPrefix } from "../../src/lakefs/sync.ts";
 import { FileHashers, fileSink, pipedFileSink } from "../../src/lakefs/_file_hasher.ts";
+import { MD5_LANES } from "../../src/lakefs/_md5_lanes.ts";
 import {
   pattern,
   prefixObjects,
@@ -152,14 +153,27 @@ for (
   });
 }
 
+/**
+ * More large objects than two sets of the hashing worker's lanes: full sets of lanes run as
+ * files come, the rest once the download flushes at its end.
+ */
+function manyLargeObjects(): Record<string, Uint8Array> {
+  const objects: Record<string, Uint8Array> = {};
+  for (let i = 0; i < 2 * MD5_LANES + 5; i++) {
+    objects[`p/o${String(i).padStart(2, "0")}.bin`] = pattern(300 * KIB + i * 4099, 10 + i);
+  }
+  return objects;
+}
+
 Deno.test("downloadPrefix: one corrupt large object among many downloading at once fails it; the others are reported only once checked", async () => {
   await withLakeFs(async ({ client }) => {
-    // Twelve objects past the in-memory size, 8 at once: the pool moves on while the worker
-    // still hashes a finished object, so the mismatch is found after its file was written.
-    const objects: Record<string, Uint8Array> = {};
-    for (let i = 0; i < 12; i++) objects[`p/o${i}.bin`] = pattern(400 * KIB + i * 4099, 10 + i);
+    // Past the in-memory size, 8 at once: the pool moves on while the worker still hashes a
+    // finished object, so the mismatch is found after its file was written. Corrupt the first
+    // (a full set of lanes), one in the second set, and the last (hashed after the flush).
+    const objects = manyLargeObjects();
+    const keys = Object.keys(objects).sort();
     const ref = await seedObjects(client, objects);
-    for (const corrupt of ["p/o0.bin", "p/o11.bin"]) {
+    for (const corrupt of [keys[0]!, keys[MD5_LANES + 3]!, keys.at(-1)!]) {
       await withDir(async (dir) => {
         const reported: string[] = [];
         await assert.rejects(
@@ -191,10 +205,67 @@ Deno.test("downloadPrefix: one corrupt large object among many downloading at on
         resolvePath: (k) => Promise.resolve(join(dir, k)),
         onObject: (entry) => reported.push(entry.key),
       });
-      assert.deepEqual(reported.sort(), Object.keys(objects).sort());
+      assert.deepEqual(reported.sort(), keys);
       for (const [key, data] of Object.entries(objects)) {
         assert.deepEqual(await Deno.readFile(join(dir, key)), data, key);
       }
+    });
+  });
+});
+
+Deno.test("downloadPrefix: the caller's abort while the worker holds files waiting for company rejects with its reason", async () => {
+  await withLakeFs(async ({ client }) => {
+    const objects = manyLargeObjects();
+    const keys = Object.keys(objects).sort();
+    const ref = await seedObjects(client, objects);
+    await withDir(async (dir) => {
+      const abort = new AbortController();
+      const reason = new Error("stop the download");
+      // Aborted as the second set of lanes fills: some files checked, some held by the worker
+      // for company, some still downloading.
+      const abortAt = keys[MD5_LANES + 5]!;
+      const api = new Proxy(client, {
+        get(target, property) {
+          const value = Reflect.get(target, property, target);
+          if (property !== "downloadObject") {
+            return typeof value === "function" ? value.bind(target) : value;
+          }
+          return (...args: Parameters<LakeFsClient["downloadObject"]>) => {
+            const [repo, at, key, open, signal] = args;
+            return target.downloadObject(repo, at, key, async () => {
+              const sink = await open();
+              if (key === abortAt) abort.abort(reason);
+              return sink;
+            }, signal);
+          };
+        },
+      });
+      const reported: string[] = [];
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const deadline = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error("the aborted download did not settle")), 20_000);
+      });
+      try {
+        await assert.rejects(
+          Promise.race([
+            downloadPrefix(api, {
+              repo: "repo",
+              ref,
+              prefix: "p/",
+              concurrency: 8,
+              signal: abort.signal,
+              resolvePath: (key) => Promise.resolve(join(dir, key)),
+              onObject: (entry) => reported.push(entry.key),
+            }),
+            deadline,
+          ]),
+          (error: unknown) => error === reason,
+        );
+      } finally {
+        clearTimeout(timer);
+      }
+      assert.ok(!reported.includes(abortAt), reported.join(", "));
+      assert.ok(reported.length < keys.length, `${reported.length} of ${keys.length} reported`);
     });
   });
 });
