@@ -8,13 +8,15 @@
 import { z } from "../vendor/zod.ts";
 import type { Labels, MetricsRegistry } from "./registry.ts";
 
-/** One metric record. */
-export const MetricRecordSchema = z.object({
-  op: z.enum(["inc", "set", "observe"]),
-  name: z.string().min(1).max(200),
-  labels: z.record(z.string(), z.string().max(256)),
-  value: z.number(),
-});
+/** One metric record (built on first use: only the supervisor reads records). */
+export const MetricRecordSchema = z.lazy(() =>
+  z.object({
+    op: z.enum(["inc", "set", "observe"]),
+    name: z.string().min(1).max(200),
+    labels: z.record(z.string(), z.string().max(256)),
+    value: z.number(),
+  })
+);
 /** See {@linkcode MetricRecordSchema}. */
 export type MetricRecord = z.infer<typeof MetricRecordSchema>;
 

@@ -41,10 +41,17 @@
  * reported through `onInvalid` and skipped, never fatal (a stray `console.log` in a task
  * must not kill the channel).
  *
+ * Every schema here is built on its first use (`z.lazy`), so each process builds only those of
+ * the messages it reads: an executor reads `ToExecutorSchema`'s alone. Built at import, the
+ * schemas of every direction were about 2,000 of zod's constructor calls in each executor
+ * before its first message (its V8 heap 0.3 MB larger, and zod's constructors run often
+ * enough for V8 to compile them: see executorV8Flags in permissions.ts).
+ *
  * @module
  */
 import { concatBytes } from "../util/bytes.ts";
 import { z } from "../vendor/zod.ts";
+import { buildOnce } from "../util/lazy.ts";
 import { MetricRecordSchema } from "../metrics/events.ts";
 import type { CurrentTaskState } from "../workspace/fence.ts";
 
@@ -53,24 +60,28 @@ import type { CurrentTaskState } from "../workspace/fence.ts";
  * ({@linkcode wireTask}): a polled task also carries its whole workflow task definition and
  * more, several KiB that every hop would encode, decode and check for nothing.
  */
-export const TaskSchema = z.object({
-  taskId: z.string().min(1),
-  taskType: z.string(),
-  taskDefName: z.string().optional(),
-  workflowInstanceId: z.string().min(1),
-  status: z.string(),
-  retryCount: z.number().int().nonnegative(),
-  referenceTaskName: z.string().optional(),
-  seq: z.number().optional(),
-  iteration: z.number().optional(),
-  responseTimeoutSeconds: z.number().optional(),
-  inputData: z.record(z.string(), z.unknown()).optional(),
-});
+export const TaskSchema = z.lazy(() =>
+  z.object({
+    taskId: z.string().min(1),
+    taskType: z.string(),
+    taskDefName: z.string().optional(),
+    workflowInstanceId: z.string().min(1),
+    status: z.string(),
+    retryCount: z.number().int().nonnegative(),
+    referenceTaskName: z.string().optional(),
+    seq: z.number().optional(),
+    iteration: z.number().optional(),
+    responseTimeoutSeconds: z.number().optional(),
+    inputData: z.record(z.string(), z.unknown()).optional(),
+  })
+);
 
 /** A task as it crosses the wire. */
 export type WireTask = z.infer<typeof TaskSchema>;
 
-const WIRE_TASK_FIELDS = Object.keys(TaskSchema.shape) as (keyof WireTask)[];
+const wireTaskFields = buildOnce(() =>
+  Object.keys(TaskSchema.unwrap().shape) as (keyof WireTask)[]
+);
 
 /**
  * `task` with only the fields of {@linkcode TaskSchema} (what the broker hands out).
@@ -85,141 +96,155 @@ const WIRE_TASK_FIELDS = Object.keys(TaskSchema.shape) as (keyof WireTask)[];
  */
 export function wireTask(task: Readonly<Record<string, unknown>>): WireTask {
   const out: Record<string, unknown> = {};
-  for (const field of WIRE_TASK_FIELDS) {
+  for (const field of wireTaskFields()) {
     if (task[field] !== undefined) out[field] = task[field];
   }
   return out as WireTask;
 }
 
 /** What an executor's fence learns about the current Conductor attempt (the fence's own type). */
-export const FenceStateSchema: z.ZodType<CurrentTaskState> = z.object({
-  status: z.string(),
-  workflowInstanceId: z.string(),
-  taskId: z.string(),
-  retryCount: z.number(),
-});
+export const FenceStateSchema: z.ZodType<CurrentTaskState> = z.lazy(() =>
+  z.object({
+    status: z.string(),
+    workflowInstanceId: z.string(),
+    taskId: z.string(),
+    retryCount: z.number(),
+  })
+);
 
 /** The result of one attempt as the executor reports it (see src/workspace/attempt.ts). */
-export const OutcomeSchema = z.object({
-  status: z.enum(["COMPLETED", "FAILED", "FAILED_WITH_TERMINAL_ERROR"]),
-  outputData: z.record(z.string(), z.unknown()).optional(),
-  reasonForIncompletion: z.string().optional(),
-  /** A stale attempt (the fence failed) is never reported to Conductor. */
-  stale: z.boolean(),
-  publishedRef: z.string().optional(),
-  durationMs: z.number().nonnegative(),
-});
+export const OutcomeSchema = z.lazy(() =>
+  z.object({
+    status: z.enum(["COMPLETED", "FAILED", "FAILED_WITH_TERMINAL_ERROR"]),
+    outputData: z.record(z.string(), z.unknown()).optional(),
+    reasonForIncompletion: z.string().optional(),
+    /** A stale attempt (the fence failed) is never reported to Conductor. */
+    stale: z.boolean(),
+    publishedRef: z.string().optional(),
+    durationMs: z.number().nonnegative(),
+  })
+);
 /** See {@linkcode OutcomeSchema}. */
 export type WireOutcome = z.infer<typeof OutcomeSchema>;
 
 /** Settings every child needs for its logging. */
-export const LogInitSchema = z.object({
-  logRoot: z.string(),
-  moduleName: z.string(),
-  workerId: z.string(),
-  maxFileBytes: z.number().int().positive(),
-  retentionMs: z.number().int().positive(),
-  debug: z.boolean(),
-});
+export const LogInitSchema = z.lazy(() =>
+  z.object({
+    logRoot: z.string(),
+    moduleName: z.string(),
+    workerId: z.string(),
+    maxFileBytes: z.number().int().positive(),
+    retentionMs: z.number().int().positive(),
+    debug: z.boolean(),
+  })
+);
 
 /** The executor's configuration, sent once, first, instead of environment variables. */
-export const ExecutorInitSchema = z.object({
-  slot: z.number().int().nonnegative(),
-  workerId: z.string(),
-  /** Absolute paths or URLs of the task modules to load. */
-  modules: z.array(z.string()).min(1),
-  workspaceRoot: z.string(),
-  failureReasonMaxLength: z.number().int().positive(),
-  /** `PERAGO_WORKSPACE_REF_STYLE`: `ref_type` (snake) or `refType` (camel) in outputs. */
-  workspaceRefStyle: z.enum(["snake", "camel"]).optional(),
-  /** Bound of the host's object cache under the workspace root; 0: no cache. */
-  objectCacheMaxBytes: z.number().int().nonnegative().optional(),
-  /** Directories the host's warm pool keeps under the workspace root; 0: no pool. */
-  warmPoolDirs: z.number().int().nonnegative().optional(),
-  /** Bytes the warm pool's directories may hold together. @default no bound */
-  warmPoolMaxBytes: z.number().int().positive().optional(),
-  /**
-   * Smallest directory (in downloaded files) the executor keeps in the warm pool, ending
-   * after it (see `PERAGO_WARM_POOL_MIN_FILES`). @default 0: every one
-   */
-  warmPoolMinFiles: z.number().int().nonnegative().optional(),
-  /**
-   * The executor's lane to the broker (process mode): the Unix socket it connects to, the
-   * lane's id and the secret it proves itself with. Absent: attempts come from the supervisor.
-   */
-  lane: z.object({
-    path: z.string().min(1),
-    id: z.number().int().positive(),
-    secret: z.string().min(32),
-  }).optional(),
-  /**
-   * Hosts (`host:port`) the executor drops from its network grant before it loads a task
-   * module: Conductor's (a compiled binary's children share the supervisor's baked hosts).
-   */
-  dropHosts: z.array(z.string().min(1)).optional(),
-  /** Absent when the worker serves workspace-free tasks only (no lakeFS configured). */
-  lakefs: z.object({
-    endpointUrl: z.string(),
-    accessKeyId: z.string(),
-    secretAccessKey: z.string(),
-    /** No proxy in the supervisor's environment, which the executor may not read. */
-    noProxy: z.boolean().optional(),
-  }).optional(),
-  log: LogInitSchema,
-});
+export const ExecutorInitSchema = z.lazy(() =>
+  z.object({
+    slot: z.number().int().nonnegative(),
+    workerId: z.string(),
+    /** Absolute paths or URLs of the task modules to load. */
+    modules: z.array(z.string()).min(1),
+    workspaceRoot: z.string(),
+    failureReasonMaxLength: z.number().int().positive(),
+    /** `PERAGO_WORKSPACE_REF_STYLE`: `ref_type` (snake) or `refType` (camel) in outputs. */
+    workspaceRefStyle: z.enum(["snake", "camel"]).optional(),
+    /** Bound of the host's object cache under the workspace root; 0: no cache. */
+    objectCacheMaxBytes: z.number().int().nonnegative().optional(),
+    /** Directories the host's warm pool keeps under the workspace root; 0: no pool. */
+    warmPoolDirs: z.number().int().nonnegative().optional(),
+    /** Bytes the warm pool's directories may hold together. @default no bound */
+    warmPoolMaxBytes: z.number().int().positive().optional(),
+    /**
+     * Smallest directory (in downloaded files) the executor keeps in the warm pool, ending
+     * after it (see `PERAGO_WARM_POOL_MIN_FILES`). @default 0: every one
+     */
+    warmPoolMinFiles: z.number().int().nonnegative().optional(),
+    /**
+     * The executor's lane to the broker (process mode): the Unix socket it connects to, the
+     * lane's id and the secret it proves itself with. Absent: attempts come from the supervisor.
+     */
+    lane: z.object({
+      path: z.string().min(1),
+      id: z.number().int().positive(),
+      secret: z.string().min(32),
+    }).optional(),
+    /**
+     * Hosts (`host:port`) the executor drops from its network grant before it loads a task
+     * module: Conductor's (a compiled binary's children share the supervisor's baked hosts).
+     */
+    dropHosts: z.array(z.string().min(1)).optional(),
+    /** Absent when the worker serves workspace-free tasks only (no lakeFS configured). */
+    lakefs: z.object({
+      endpointUrl: z.string(),
+      accessKeyId: z.string(),
+      secretAccessKey: z.string(),
+      /** No proxy in the supervisor's environment, which the executor may not read. */
+      noProxy: z.boolean().optional(),
+    }).optional(),
+    log: LogInitSchema,
+  })
+);
 /** See {@linkcode ExecutorInitSchema}. */
 export type ExecutorInit = z.infer<typeof ExecutorInitSchema>;
 
 /** How the broker polls one task type (see `TaskPolling` in broker.ts). */
-export const TaskPollingSchema = z.object({
-  /** Conductor task domain of the polls; unset = the default queue. */
-  domain: z.string().min(1).optional(),
-  /** Most tasks of the type in flight on this host. */
-  concurrency: z.number().int().positive().optional(),
-  /** Fixed polling interval while idle, ms; unset = adaptive. */
-  pollIntervalMs: z.number().int().positive().optional(),
-  /** Most tasks one poll asks for. */
-  batchSize: z.number().int().positive().optional(),
-});
+export const TaskPollingSchema = z.lazy(() =>
+  z.object({
+    /** Conductor task domain of the polls; unset = the default queue. */
+    domain: z.string().min(1).optional(),
+    /** Most tasks of the type in flight on this host. */
+    concurrency: z.number().int().positive().optional(),
+    /** Fixed polling interval while idle, ms; unset = adaptive. */
+    pollIntervalMs: z.number().int().positive().optional(),
+    /** Most tasks one poll asks for. */
+    batchSize: z.number().int().positive().optional(),
+  })
+);
 
 /** The broker's configuration, sent once, first. */
-export const BrokerInitSchema = z.object({
-  /** Poll with this worker id (`<prefix>Broker`). */
-  workerId: z.string(),
-  /**
-   * Conductor task types to poll (one per loaded task module, paused ones left out); empty
-   * when every one is paused.
-   */
-  taskTypes: z.array(z.string()),
-  /** Per task type: domain, per-host concurrency, polling. */
-  taskPolling: z.record(z.string(), TaskPollingSchema).optional(),
-  /** Served task types that are paused (`PERAGO_TASK_PAUSED`): never polled. */
-  pausedTaskTypes: z.array(z.string()).optional(),
-  conductor: z.object({
-    serverUrl: z.string(),
-    authKey: z.string().optional(),
-    authSecret: z.string().optional(),
-  }),
-  /** Long-poll time of one batch poll in ms (Conductor rejects more than 5000). */
-  pollTimeoutMs: z.number().int().min(0).max(5000),
-  /**
-   * Executor lanes: the Unix socket of each slot, by slot index. Set: tasks go to the
-   * executors over them (lane_router.ts) and the supervisor grants no credits.
-   */
-  lanes: z.array(z.string().min(1)).min(1).optional(),
-  log: LogInitSchema,
-});
+export const BrokerInitSchema = z.lazy(() =>
+  z.object({
+    /** Poll with this worker id (`<prefix>Broker`). */
+    workerId: z.string(),
+    /**
+     * Conductor task types to poll (one per loaded task module, paused ones left out); empty
+     * when every one is paused.
+     */
+    taskTypes: z.array(z.string()),
+    /** Per task type: domain, per-host concurrency, polling. */
+    taskPolling: z.record(z.string(), TaskPollingSchema).optional(),
+    /** Served task types that are paused (`PERAGO_TASK_PAUSED`): never polled. */
+    pausedTaskTypes: z.array(z.string()).optional(),
+    conductor: z.object({
+      serverUrl: z.string(),
+      authKey: z.string().optional(),
+      authSecret: z.string().optional(),
+    }),
+    /** Long-poll time of one batch poll in ms (Conductor rejects more than 5000). */
+    pollTimeoutMs: z.number().int().min(0).max(5000),
+    /**
+     * Executor lanes: the Unix socket of each slot, by slot index. Set: tasks go to the
+     * executors over them (lane_router.ts) and the supervisor grants no credits.
+     */
+    lanes: z.array(z.string().min(1)).min(1).optional(),
+    log: LogInitSchema,
+  })
+);
 /** See {@linkcode BrokerInitSchema}. */
 export type BrokerInit = z.infer<typeof BrokerInitSchema>;
 
-const fenceResult = z.object({
-  type: z.literal("fence-result"),
-  requestId: z.number().int(),
-  state: FenceStateSchema.optional(),
-  /** Set when the look-up failed; `notFound` when Conductor no longer knows the task. */
-  error: z.string().optional(),
-  notFound: z.boolean().optional(),
-});
+const fenceResult = z.lazy(() =>
+  z.object({
+    type: z.literal("fence-result"),
+    requestId: z.number().int(),
+    state: FenceStateSchema.optional(),
+    /** Set when the look-up failed; `notFound` when Conductor no longer knows the task. */
+    error: z.string().optional(),
+    notFound: z.boolean().optional(),
+  })
+);
 /** A fence answer (broker to supervisor, supervisor to executor). */
 export type FenceResultMessage = z.infer<typeof fenceResult>;
 
@@ -227,25 +252,29 @@ export type FenceResultMessage = z.infer<typeof fenceResult>;
  * Metric records for the supervisor's registry, and whether the child's requests reached
  * Conductor (broker) or lakeFS (executors) since its last report (for `/readyz`).
  */
-const metricsMessage = z.object({
-  type: z.literal("metrics"),
-  records: z.array(MetricRecordSchema),
-  contacts: z.array(z.object({
-    server: z.enum(["conductor", "lakefs"]),
-    ok: z.boolean(),
-    detail: z.string().max(500).optional(),
-  })).optional(),
-});
+const metricsMessage = z.lazy(() =>
+  z.object({
+    type: z.literal("metrics"),
+    records: z.array(MetricRecordSchema),
+    contacts: z.array(z.object({
+      server: z.enum(["conductor", "lakefs"]),
+      ok: z.boolean(),
+      detail: z.string().max(500).optional(),
+    })).optional(),
+  })
+);
 /** See `metricsMessage`: what the broker and the executors report for observability. */
 export type MetricsMessage = z.infer<typeof metricsMessage>;
 
 /** Supervisor to executor. */
-export const ToExecutorSchema = z.discriminatedUnion("type", [
-  z.object({ type: z.literal("init"), init: ExecutorInitSchema }),
-  z.object({ type: z.literal("attempt"), attemptId: z.string(), task: TaskSchema }),
-  fenceResult,
-  z.object({ type: z.literal("shutdown") }),
-]);
+export const ToExecutorSchema = z.lazy(() =>
+  z.discriminatedUnion("type", [
+    z.object({ type: z.literal("init"), init: ExecutorInitSchema }),
+    z.object({ type: z.literal("attempt"), attemptId: z.string(), task: TaskSchema }),
+    fenceResult,
+    z.object({ type: z.literal("shutdown") }),
+  ])
+);
 /** See {@linkcode ToExecutorSchema}. */
 export type ToExecutor = z.infer<typeof ToExecutorSchema>;
 
@@ -253,36 +282,42 @@ export type ToExecutor = z.infer<typeof ToExecutorSchema>;
  * A fence look-up, executor to supervisor and supervisor to broker (the same message): the
  * current Conductor state of `taskId`, answered by a `fence-result` with `requestId`.
  */
-const fenceRequest = z.object({
-  type: z.literal("fence"),
-  requestId: z.number().int(),
-  taskId: z.string(),
-  /** The attempt's trace (W3C traceparent): the look-up becomes a span of it. */
-  traceparent: z.string().max(100).optional(),
-});
+const fenceRequest = z.lazy(() =>
+  z.object({
+    type: z.literal("fence"),
+    requestId: z.number().int(),
+    taskId: z.string(),
+    /** The attempt's trace (W3C traceparent): the look-up becomes a span of it. */
+    traceparent: z.string().max(100).optional(),
+  })
+);
 
-const outcomeMessage = z.object({
-  type: z.literal("outcome"),
-  attemptId: z.string(),
-  outcome: OutcomeSchema,
-  traceparent: z.string().max(100).optional(),
-  /**
-   * The attempt's directory went to the warm pool: the executor now exits (code 0) so that
-   * the directory becomes claimable, and its slot takes no task until its replacement is
-   * ready (a planned replacement, not a failure).
-   */
-  recycle: z.literal(true).optional(),
-});
+const outcomeMessage = z.lazy(() =>
+  z.object({
+    type: z.literal("outcome"),
+    attemptId: z.string(),
+    outcome: OutcomeSchema,
+    traceparent: z.string().max(100).optional(),
+    /**
+     * The attempt's directory went to the warm pool: the executor now exits (code 0) so that
+     * the directory becomes claimable, and its slot takes no task until its replacement is
+     * ready (a planned replacement, not a failure).
+     */
+    recycle: z.literal(true).optional(),
+  })
+);
 
 /** Executor to supervisor. */
-export const FromExecutorSchema = z.discriminatedUnion("type", [
-  z.object({ type: z.literal("ready"), pid: z.number().int() }),
-  fenceRequest,
-  outcomeMessage,
-  /** The executor cannot go on (bad init, task module failed to load). */
-  z.object({ type: z.literal("fatal"), message: z.string() }),
-  metricsMessage,
-]);
+export const FromExecutorSchema = z.lazy(() =>
+  z.discriminatedUnion("type", [
+    z.object({ type: z.literal("ready"), pid: z.number().int() }),
+    fenceRequest,
+    outcomeMessage,
+    /** The executor cannot go on (bad init, task module failed to load). */
+    z.object({ type: z.literal("fatal"), message: z.string() }),
+    metricsMessage,
+  ])
+);
 /** See {@linkcode FromExecutorSchema}. */
 export type FromExecutor = z.infer<typeof FromExecutorSchema>;
 
@@ -291,97 +326,107 @@ export type FromExecutor = z.infer<typeof FromExecutorSchema>;
  * then fence look-ups and outcomes. The broker answers over the lane with `attempt` and
  * `fence-result` ({@linkcode ToExecutorSchema}).
  */
-export const FromLaneSchema = z.discriminatedUnion("type", [
-  z.object({ type: z.literal("hello"), id: z.number().int().positive(), secret: z.string() }),
-  fenceRequest,
-  outcomeMessage,
-]);
+export const FromLaneSchema = z.lazy(() =>
+  z.discriminatedUnion("type", [
+    z.object({ type: z.literal("hello"), id: z.number().int().positive(), secret: z.string() }),
+    fenceRequest,
+    outcomeMessage,
+  ])
+);
 /** See {@linkcode FromLaneSchema}. */
 export type FromLane = z.infer<typeof FromLaneSchema>;
 
 /** Supervisor to broker. */
-export const ToBrokerSchema = z.discriminatedUnion("type", [
-  z.object({ type: z.literal("init"), init: BrokerInitSchema }),
-  /** `n` more executor slots are free: the broker may hold `n` more tasks. */
-  z.object({ type: z.literal("credit"), n: z.number().int().positive() }),
-  /** `taskId` went to the executor `workerId` (lease extensions then carry that id). */
-  z.object({ type: z.literal("assigned"), taskId: z.string(), workerId: z.string() }),
-  fenceRequest,
-  z.object({
-    type: z.literal("result"),
-    taskId: z.string(),
-    workerId: z.string(),
-    outcome: OutcomeSchema,
-    /** The attempt's trace: the delivery becomes a span of it. */
-    traceparent: z.string().max(100).optional(),
-    /**
-     * Credits granted with the result (the slot it freed), so the broker has them when it
-     * posts the result and may take the next task in the same call (`update-v2`).
-     */
-    credit: z.number().int().positive().optional(),
-  }),
-  /** The executor running `taskId` died: report the attempt FAILED (retryable). */
-  z.object({
-    type: z.literal("abandon"),
-    taskId: z.string(),
-    workerId: z.string(),
-    reason: z.string(),
-  }),
-  z.object({ type: z.literal("drain") }),
-  z.object({ type: z.literal("shutdown") }),
-  /** Lanes: the executor of `slot` starting now may connect as lane `id` with `secret`. */
-  z.object({
-    type: z.literal("lane-open"),
-    slot: z.number().int().nonnegative(),
-    id: z.number().int().positive(),
-    workerId: z.string(),
-    secret: z.string().min(32),
-  }),
-  /** Lanes: the executor of lane `id` exited; its attempt, if any, is reported FAILED. */
-  z.object({ type: z.literal("lane-closed"), id: z.number().int().positive(), reason: z.string() }),
-  /** Lanes: a forced stop; report the tasks no executor took FAILED (retryable). */
-  z.object({ type: z.literal("abandon-queued"), reason: z.string() }),
-]);
+export const ToBrokerSchema = z.lazy(() =>
+  z.discriminatedUnion("type", [
+    z.object({ type: z.literal("init"), init: BrokerInitSchema }),
+    /** `n` more executor slots are free: the broker may hold `n` more tasks. */
+    z.object({ type: z.literal("credit"), n: z.number().int().positive() }),
+    /** `taskId` went to the executor `workerId` (lease extensions then carry that id). */
+    z.object({ type: z.literal("assigned"), taskId: z.string(), workerId: z.string() }),
+    fenceRequest,
+    z.object({
+      type: z.literal("result"),
+      taskId: z.string(),
+      workerId: z.string(),
+      outcome: OutcomeSchema,
+      /** The attempt's trace: the delivery becomes a span of it. */
+      traceparent: z.string().max(100).optional(),
+      /**
+       * Credits granted with the result (the slot it freed), so the broker has them when it
+       * posts the result and may take the next task in the same call (`update-v2`).
+       */
+      credit: z.number().int().positive().optional(),
+    }),
+    /** The executor running `taskId` died: report the attempt FAILED (retryable). */
+    z.object({
+      type: z.literal("abandon"),
+      taskId: z.string(),
+      workerId: z.string(),
+      reason: z.string(),
+    }),
+    z.object({ type: z.literal("drain") }),
+    z.object({ type: z.literal("shutdown") }),
+    /** Lanes: the executor of `slot` starting now may connect as lane `id` with `secret`. */
+    z.object({
+      type: z.literal("lane-open"),
+      slot: z.number().int().nonnegative(),
+      id: z.number().int().positive(),
+      workerId: z.string(),
+      secret: z.string().min(32),
+    }),
+    /** Lanes: the executor of lane `id` exited; its attempt, if any, is reported FAILED. */
+    z.object({
+      type: z.literal("lane-closed"),
+      id: z.number().int().positive(),
+      reason: z.string(),
+    }),
+    /** Lanes: a forced stop; report the tasks no executor took FAILED (retryable). */
+    z.object({ type: z.literal("abandon-queued"), reason: z.string() }),
+  ])
+);
 /** See {@linkcode ToBrokerSchema}. */
 export type ToBroker = z.infer<typeof ToBrokerSchema>;
 
 /** Broker to supervisor. */
-export const FromBrokerSchema = z.discriminatedUnion("type", [
-  z.object({ type: z.literal("ready"), pid: z.number().int() }),
-  z.object({ type: z.literal("tasks"), tasks: z.array(TaskSchema) }),
-  fenceResult,
-  /** A result left the broker: delivered, dropped (Conductor answered 404) or skipped (stale). */
-  z.object({
-    type: z.literal("delivered"),
-    taskId: z.string(),
-    how: z.enum(["delivered", "dropped", "skipped"]),
-  }),
-  /** Draining finished: nothing is held, every result has been delivered. */
-  z.object({ type: z.literal("drained") }),
-  /** Lanes: attempt `attemptId` of `taskId` went to the executor of lane `id`. */
-  z.object({
-    type: z.literal("lane-attempt"),
-    id: z.number().int().positive(),
-    attemptId: z.string(),
-    taskId: z.string(),
-    taskType: z.string(),
-  }),
-  /**
-   * Lanes: the attempt ended (its outcome arrived, or it was reported FAILED because its
-   * executor went away); `recycle`: the executor ends after it (warm pool).
-   */
-  z.object({
-    type: z.literal("lane-ended"),
-    id: z.number().int().positive(),
-    attemptId: z.string(),
-    taskType: z.string(),
-    recycle: z.literal(true).optional(),
-  }),
-  /** Lanes: lane `id` closed (or broke the protocol) while its executor may live: kill it. */
-  z.object({ type: z.literal("lane-lost"), id: z.number().int().positive(), reason: z.string() }),
-  z.object({ type: z.literal("fatal"), message: z.string() }),
-  metricsMessage,
-]);
+export const FromBrokerSchema = z.lazy(() =>
+  z.discriminatedUnion("type", [
+    z.object({ type: z.literal("ready"), pid: z.number().int() }),
+    z.object({ type: z.literal("tasks"), tasks: z.array(TaskSchema) }),
+    fenceResult,
+    /** A result left the broker: delivered, dropped (Conductor answered 404) or skipped (stale). */
+    z.object({
+      type: z.literal("delivered"),
+      taskId: z.string(),
+      how: z.enum(["delivered", "dropped", "skipped"]),
+    }),
+    /** Draining finished: nothing is held, every result has been delivered. */
+    z.object({ type: z.literal("drained") }),
+    /** Lanes: attempt `attemptId` of `taskId` went to the executor of lane `id`. */
+    z.object({
+      type: z.literal("lane-attempt"),
+      id: z.number().int().positive(),
+      attemptId: z.string(),
+      taskId: z.string(),
+      taskType: z.string(),
+    }),
+    /**
+     * Lanes: the attempt ended (its outcome arrived, or it was reported FAILED because its
+     * executor went away); `recycle`: the executor ends after it (warm pool).
+     */
+    z.object({
+      type: z.literal("lane-ended"),
+      id: z.number().int().positive(),
+      attemptId: z.string(),
+      taskType: z.string(),
+      recycle: z.literal(true).optional(),
+    }),
+    /** Lanes: lane `id` closed (or broke the protocol) while its executor may live: kill it. */
+    z.object({ type: z.literal("lane-lost"), id: z.number().int().positive(), reason: z.string() }),
+    z.object({ type: z.literal("fatal"), message: z.string() }),
+    metricsMessage,
+  ])
+);
 /** See {@linkcode FromBrokerSchema}. */
 export type FromBroker = z.infer<typeof FromBrokerSchema>;
 

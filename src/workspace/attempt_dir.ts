@@ -32,25 +32,28 @@ export interface AttemptDirIds {
 
 /**
  * The marker's content. Its keys are snake_case: the marker is an on-disk format that
- * operators and their tools read, kept stable whatever the code's own naming.
+ * operators and their tools read, kept stable whatever the code's own naming. Built on first
+ * use: an executor imports this module before its first attempt, which reads no marker.
  */
-export const attemptMarkerSchema = z.object({
-  workflow_instance_id: z.string(),
-  task_id: z.string(),
-  execution_id: z.string(),
-  retry_count: z.number().int(),
-  task_def_name: z.string(),
-  owner_worker_id: z.string(),
-  owner_pid: z.number().int(),
-  owner_token: z.string(),
-  started_at: z.string(),
-  /**
-   * The staging branch (and its repository), recorded just before the attempt creates it:
-   * whoever collects the directory of an attempt whose process died deletes that branch.
-   */
-  staging_repository: z.string().optional(),
-  staging_branch: z.string().optional(),
-});
+export const attemptMarkerSchema = z.lazy(() =>
+  z.object({
+    workflow_instance_id: z.string(),
+    task_id: z.string(),
+    execution_id: z.string(),
+    retry_count: z.number().int(),
+    task_def_name: z.string(),
+    owner_worker_id: z.string(),
+    owner_pid: z.number().int(),
+    owner_token: z.string(),
+    started_at: z.string(),
+    /**
+     * The staging branch (and its repository), recorded just before the attempt creates it:
+     * whoever collects the directory of an attempt whose process died deletes that branch.
+     */
+    staging_repository: z.string().optional(),
+    staging_branch: z.string().optional(),
+  })
+);
 
 /** The marker's content. */
 export type AttemptMarker = z.infer<typeof attemptMarkerSchema>;
