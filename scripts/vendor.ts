@@ -177,10 +177,25 @@ async function licenceNotices(bundle: VendoredBundle): Promise<string> {
           "licence: check the package's terms before vendoring it",
       );
     }
-    const lines = licence.replace(/\s+$/, "").split("\n").map((line) => `// ${line}`.trimEnd());
+    const lines = latin1(licence).replace(/\s+$/, "").split("\n").map((line) =>
+      `// ${line}`.trimEnd()
+    );
     notices += `\n// The licence of ${specifier}:\n//\n${lines.join("\n")}\n`;
   }
   return notices;
+}
+
+/**
+ * `text` with each character past Latin-1 written as a `\uXXXX` escape. One such character
+ * anywhere in a module, a comment included, makes V8 hold the module's whole source as UTF-16,
+ * twice its bytes, in every process that loads it: LogTape's licence notice has an en dash
+ * ("2024\u20132026"), which made its 168 KB bundle 336 KB of each executor's heap.
+ */
+export function latin1(text: string): string {
+  return text.replace(
+    /[\u0100-\uffff]/g,
+    (char) => `\\u${char.charCodeAt(0).toString(16).padStart(4, "0")}`,
+  );
 }
 
 /** `deno bundle <entry> -o <out>` with perago's config and lock (the lock must not change). */

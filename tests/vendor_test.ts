@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { VENDORED_BUNDLES, vendoredFiles } from "../scripts/vendor.ts";
+import { latin1, VENDORED_BUNDLES, vendoredFiles } from "../scripts/vendor.ts";
 
 const VENDOR_DIR = new URL("../src/vendor/", import.meta.url);
 
@@ -24,4 +24,22 @@ Deno.test("the bundles import nothing: no npm: package, no Node module", async (
     const code = text.replace(/^\s*\/\/.*$/gm, "");
     assert.doesNotMatch(code, /\bimport\(|\brequire\(/, bundle.file);
   }
+});
+
+Deno.test("the bundles are Latin-1 throughout (V8 holds a module with any other character as UTF-16, twice its size)", async () => {
+  for (const bundle of VENDORED_BUNDLES) {
+    const text = await Deno.readTextFile(new URL(bundle.file, VENDOR_DIR));
+    const wide = text.split("\n").flatMap((line, i) =>
+      /[\u0100-\uffff]/.test(line) ? [`${i + 1}: ${line.slice(0, 80)}`] : []
+    );
+    assert.deepEqual(wide, [], bundle.file);
+  }
+});
+
+Deno.test("latin1 writes characters past Latin-1 as \\u escapes and keeps the rest", () => {
+  assert.equal(
+    latin1("Copyright 2024\u20132026 Hong Minhee"),
+    "Copyright 2024\\u20132026 Hong Minhee",
+  );
+  assert.equal(latin1("caf\u00e9 \u{1f600}"), "caf\u00e9 \\ud83d\\ude00");
 });

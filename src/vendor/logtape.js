@@ -4500,7 +4500,7 @@ export {
 //
 // MIT License
 //
-// Copyright 2024–2026 Hong Minhee
+// Copyright 2024\u20132026 Hong Minhee
 //
 // Permission is hereby granted, free of charge, to any person obtaining a copy of
 // this software and associated documentation files (the "Software"), to deal in
@@ -4523,7 +4523,7 @@ export {
 //
 // MIT License
 //
-// Copyright 2024–2026 Hong Minhee
+// Copyright 2024\u20132026 Hong Minhee
 //
 // Permission is hereby granted, free of charge, to any person obtaining a copy of
 // this software and associated documentation files (the "Software"), to deal in
