@@ -17,7 +17,7 @@ import type { ReadAhead } from "../util/read_ahead.ts";
 import type { WorkspaceInput } from "./_invoke.ts";
 import type { AttemptChanges, AttemptOptions } from "./attempt_types.ts";
 import type { PublicationKind } from "./publish.ts";
-import type { RetireInfo, WalkedDir } from "./warm_pool.ts";
+import type { DescribedDir, RetireInfo, WalkedDir } from "./warm_pool.ts";
 
 /** Shared state of one attempt, for the steps and the cleanup. */
 export interface AttemptState {
@@ -32,6 +32,8 @@ export interface AttemptState {
   changes?: AttemptChanges;
   /** What the warm pool needs to keep the directory (set once its content is known). */
   warm?: RetireInfo;
+  /** The warm pool's description of the directory, made once the change was uploaded. */
+  warmDescribed?: Promise<DescribedDir>;
   /** The directory came from the warm pool: what its walk left. */
   claimed?: WalkedDir;
 }

@@ -77,7 +77,7 @@ async function removeDir(state: AttemptState, token: string): Promise<void> {
       if (pool !== undefined && state.warm !== undefined && info?.isDirectory) {
         // Kept for a later attempt, whatever this one ended with: its download completed
         // (`warm` is set only then), and the pool reads again whatever changed since.
-        pool.retire(dir, state.warm);
+        pool.retire(dir, state.warm, state.warmDescribed);
       } else if (state.options.removeDirInBackground === true) {
         // The directory is this attempt's whatever the task did to its marker: only a real
         // directory (never a link the path was swapped for) is moved.

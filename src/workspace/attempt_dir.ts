@@ -330,17 +330,28 @@ export async function trashAttemptDir(
  *
  * Requires `--allow-read` and `--allow-write` on both folders.
  */
-export async function renameIntoTrash(dir: string, trash: string, target: string): Promise<void> {
+export function renameIntoTrash(dir: string, trash: string, target: string): Promise<void> {
+  // Synchronous: two short operations, which an exiting perago run waits for.
   for (let round = 1;; round++) {
-    await Deno.mkdir(trash, { recursive: true, mode: 0o700 });
     try {
-      await Deno.rename(dir, target);
-      return;
+      Deno.mkdirSync(trash, { recursive: true, mode: 0o700 });
+      Deno.renameSync(dir, target);
+      return Promise.resolve();
     } catch (error) {
       const trashGone = error instanceof Deno.errors.NotFound &&
-        round < TRASH_RENAME_ROUNDS && (await Deno.lstat(dir).then(() => true, () => false));
-      if (!trashGone) throw error;
+        round < TRASH_RENAME_ROUNDS && exists(dir);
+      if (!trashGone) return Promise.reject(error);
     }
+  }
+}
+
+/** Whether `path` names anything (a link itself counts). */
+function exists(path: string): boolean {
+  try {
+    Deno.lstatSync(path);
+    return true;
+  } catch {
+    return false;
   }
 }
 
@@ -352,8 +363,12 @@ const TRASH_RENAME_ROUNDS = 5;
  * not; nothing is reported). Whoever empties it last takes it away; a process renaming into
  * it meanwhile makes it again ({@linkcode renameIntoTrash}).
  */
-export async function removeTrashIfEmpty(trash: string): Promise<void> {
-  await Deno.remove(trash).catch(() => {});
+export function removeTrashIfEmpty(trash: string): Promise<void> {
+  // Synchronous: one short operation, which an exiting perago run waits for.
+  try {
+    Deno.removeSync(trash);
+  } catch { /* not empty, or gone */ }
+  return Promise.resolve();
 }
 
 /**

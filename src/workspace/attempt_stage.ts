@@ -53,6 +53,7 @@ export async function stagePhase(
     concurrency: options.syncConcurrency ?? 8,
     signal,
   });
+  describeForWarmPool(state, ws.dir);
   const metadata = commitMetadata(state);
   const message = `perago: ${options.task.name} (workflow ${attempt.workflowInstanceId}, ` +
     `task ${attempt.taskId}, retry ${attempt.retryCount})`;
@@ -64,6 +65,19 @@ export async function stagePhase(
     branch,
   });
   return { branch, commit: staged.id, message, metadata };
+}
+
+/**
+ * Starts the warm pool's description of the directory once its files are uploaded (nothing of
+ * the attempt reads them after that): made while the commit and the publication wait on
+ * lakeFS, it is no longer made by the retirement a perago run waits for before it exits
+ * (1,000 files: 9-20 ms).
+ */
+function describeForWarmPool(state: AttemptState, dir: string): void {
+  const pool = state.options.warmPool;
+  if (pool === undefined || state.warm === undefined) return;
+  state.warmDescribed = pool.describe(dir, state.warm);
+  state.warmDescribed.catch(() => {}); // the retirement describes again when this failed
 }
 
 /**

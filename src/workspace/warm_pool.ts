@@ -84,6 +84,15 @@ export interface RetireInfo {
   readonly known: ReadonlyMap<string, KnownFile>;
 }
 
+/**
+ * A directory's files as a retirement records them ({@linkcode WarmPool.describe}): the change
+ * stamp taken before any of them was looked at, and a manifest row per regular file.
+ */
+export interface DescribedDir {
+  readonly stampMs: number;
+  readonly files: Readonly<Record<string, ManifestRow>>;
+}
+
 /** A directory taken from the pool: what its manifest says. */
 export interface ClaimedDir {
   readonly files: ReadonlyMap<string, PooledFile>;
@@ -255,13 +264,37 @@ export class WarmPool {
   }
 
   /**
+   * Describes the files of `dir`, an attempt directory whose task has returned, for its
+   * retirement ({@linkcode retire}'s `described`), while the attempt still publishes: the
+   * lstat of every file (and the hashing of files the task wrote) then happens while the
+   * attempt waits on lakeFS, not while its process waits to exit. A file changed afterwards
+   * has a ctime at or past the stamp taken first, so the claimer reads it again, as it would
+   * after a description made at retirement. The attempt marker is not described. The walk
+   * lets the event loop run every few ms (its `lstat`s are synchronous), so requests the
+   * attempt makes meanwhile go out and their answers are read without waiting for it.
+   *
+   * Requires `--allow-read` and `--allow-write` on `dir`.
+   */
+  async describe(dir: string, info: RetireInfo): Promise<DescribedDir> {
+    // The retirement needs the holder lock: taken meanwhile (a failure is the retirement's).
+    this.#holderLock().catch(() => {});
+    // Started from a turn of the event loop of its own: requests made just before go out first.
+    await yieldToEventLoop();
+    const stampMs = changeStamp(dir);
+    const files: Record<string, ManifestRow> = {};
+    await describeFiles(dir, "", info, files, this.#readAtClaim, slicer(DESCRIBE_SLICE_MS));
+    return { stampMs, files };
+  }
+
+  /**
    * Keeps `dir` (an attempt directory of this process, whose attempt has ended) for a later
    * attempt, in the background, and returns `true`; a directory that cannot be described
    * safely is removed instead. One smaller than `minFiles` and `minBytes` is moved to the
    * trash and removed, and `false` returned. {@linkcode trashedDirsRemoved} (attempt_dir.ts)
-   * waits for both.
+   * waits for both. `described` is {@linkcode describe}'s description of `dir`, made since
+   * its task returned (described again here when it failed).
    */
-  retire(dir: string, info: RetireInfo): boolean {
+  retire(dir: string, info: RetireInfo, described?: Promise<DescribedDir>): boolean {
     let bytes = 0;
     for (const file of info.known.values()) bytes += file.size;
     if (info.known.size < this.#minFiles && bytes < this.#minBytes) {
@@ -274,7 +307,7 @@ export class WarmPool {
     }
     this.#kept++;
     runInBackground(
-      this.#retire(dir, info).catch((error) => {
+      this.#retire(dir, info, described).catch((error) => {
         this.#onError(
           `warm pool: keeping ${dir} failed: ${error instanceof Error ? error.message : error}`,
         );
@@ -301,7 +334,11 @@ export class WarmPool {
     holder?.lock.close();
   }
 
-  async #retire(dir: string, info: RetireInfo): Promise<void> {
+  async #retire(
+    dir: string,
+    info: RetireInfo,
+    described: Promise<DescribedDir> | undefined,
+  ): Promise<void> {
     if (this.#closed) throw new Error("the pool is closed");
     // A working directory inside would follow the directory into the pool: the process's
     // relative paths would write into it. Deno.cwd() fails without read permission on the
@@ -315,22 +352,26 @@ export class WarmPool {
     // meanwhile leaves it to the workspace GC like any trashed directory.
     const work = join(trash, `${Deno.pid}-${crypto.randomUUID().slice(0, 8)}-warm`);
     await renameIntoTrash(dir, trash, work);
+    let pooled = false;
+    // The file operations on the pool's own entries are synchronous: each is short, and a
+    // perago run waits for this retirement before it exits (a dozen async ones took ~10 ms).
     try {
       if (cwd !== undefined && (cwd === dir || cwd.startsWith(`${dir}/`))) {
         throw new Error("the process's working directory is inside it");
       }
       const holder = await this.#holderLock();
-      await Deno.remove(join(work, ATTEMPT_MARKER), { recursive: true }).catch(() => {});
-      // Files whose ctime is not older than this stamp are read again by the claimer.
-      const stampMs = changeStamp(work);
-      const files: Record<string, ManifestRow> = {};
-      await describeFiles(work, "", info, files, this.#readAtClaim);
+      try {
+        Deno.removeSync(join(work, ATTEMPT_MARKER), { recursive: true });
+      } catch { /* none, or gone: either way not pooled */ }
+      // Files whose ctime is not older than the stamp are read again by the claimer.
+      const { stampMs, files } = await described?.catch(() => undefined) ??
+        await this.describe(work, info);
       let bytes = 0;
       for (const row of Object.values(files)) bytes += row[1];
       const name = `${holder.id}.${Date.now().toString(36).padStart(9, "0")}-${
         crypto.randomUUID().slice(0, 8)
       }.${repoKey(info.repository)}.${bytes.toString(36)}`;
-      await Deno.mkdir(this.#dir, { recursive: true, mode: 0o700 });
+      Deno.mkdirSync(this.#dir, { recursive: true, mode: 0o700 });
       const manifest: Manifest = {
         version: 1,
         repository: info.repository,
@@ -339,12 +380,14 @@ export class WarmPool {
         files,
       };
       const next = join(this.#dir, `${name}.json.next`);
-      await Deno.writeTextFile(next, JSON.stringify(manifest), { mode: 0o600 });
-      await Deno.rename(next, join(this.#dir, `${name}.json`));
-      await Deno.rename(work, join(this.#dir, name));
+      Deno.writeTextFileSync(next, JSON.stringify(manifest), { mode: 0o600 });
+      Deno.renameSync(next, join(this.#dir, `${name}.json`));
+      Deno.renameSync(work, join(this.#dir, name));
+      pooled = true;
     } finally {
-      // Not pooled (or pooled: then it is no longer there); the trash folder when empty.
-      await Deno.remove(work, { recursive: true }).catch(() => {});
+      // Not pooled: removed (in the background of the event loop: it may hold many files).
+      if (!pooled) await Deno.remove(work, { recursive: true }).catch(() => {});
+      // The trash folder when empty.
       await removeTrashIfEmpty(trash);
     }
     await this.#evict();
@@ -513,13 +556,17 @@ async function describeFiles(
   info: RetireInfo,
   out: Record<string, ManifestRow>,
   readAtClaim: boolean,
+  slice: () => Promise<void>,
 ): Promise<void> {
   const full = relative === "" ? root : join(root, relative);
   for (const entry of Deno.readDirSync(full)) {
+    await slice();
+    // The marker (still there when the attempt describes its directory) is never pooled.
+    if (relative === "" && entry.name === ATTEMPT_MARKER) continue;
     const path = relative === "" ? entry.name : `${relative}/${entry.name}`;
     const stat = Deno.lstatSync(join(root, path));
     if (stat.isDirectory) {
-      await describeFiles(root, path, info, out, readAtClaim);
+      await describeFiles(root, path, info, out, readAtClaim, slice);
       continue;
     }
     if (!stat.isFile || stat.ctime === null || stat.mtime === null) continue;
@@ -549,6 +596,30 @@ async function describeFiles(
     }
     out[path] = row;
   }
+}
+
+/** The longest a description's walk holds the event loop before letting it run. */
+const DESCRIBE_SLICE_MS = 2;
+
+/** Resolves after a turn of the event loop (timers and I/O run meanwhile). */
+function yieldToEventLoop(): Promise<void> {
+  // setImmediate, not setTimeout: timers set from a timer's turn are clamped to 4 ms after a
+  // few (nested timers), which would add more than the slice itself.
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
+/**
+ * A function that resolves at once until `ms` have passed since the event loop last ran,
+ * then after a turn of it: called between steps of synchronous work, it cuts the work into
+ * slices of about `ms`.
+ */
+function slicer(ms: number): () => Promise<void> {
+  let sliceStarted = performance.now();
+  return async () => {
+    if (performance.now() - sliceStarted <= ms) return;
+    await yieldToEventLoop();
+    sliceStarted = performance.now();
+  };
 }
 
 /** A manifest row: what the file matches, then its stat identity. */

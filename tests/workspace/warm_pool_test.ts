@@ -2,9 +2,11 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { runAttempt } from "../../src/workspace/attempt.ts";
-import { trashedDirsRemoved } from "../../src/workspace/attempt_dir.ts";
+import { ATTEMPT_MARKER, trashedDirsRemoved } from "../../src/workspace/attempt_dir.ts";
 import {
+  type DescribedDir,
   type PooledFile,
+  type RetireInfo,
   walkClaimedDir,
   WARM_POOL_DIR_NAME,
   WarmPool,
@@ -447,6 +449,79 @@ Deno.test("warm pool: a file whose ctime is in the stamp's second is read again 
     assert.deepEqual([...Deno.readDirSync(dir)].map((entry) => entry.name), ["same.txt"]);
   } finally {
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+/**
+ * Resolves 20 ms into the next second of the wall clock (file times are whole seconds, and
+ * the kernel's clock for them may lag the wall clock by a few ms).
+ */
+async function nextSecond(): Promise<void> {
+  const next = (Math.floor(Date.now() / 1000) + 1) * 1000 + 20;
+  while (Date.now() < next) {
+    await new Promise((resolve) => setTimeout(resolve, Math.max(1, next - Date.now())));
+  }
+}
+
+Deno.test("warm pool: a directory described while its attempt publishes keeps the stamp taken first: a same-size rewrite with its mtime restored, in the second of the description, is read again on the claim", async () => {
+  const root = await Deno.makeTempDir({ prefix: "perago-warm-describe-" });
+  try {
+    const sha256 = (text: string) => createHash("sha256").update(text).digest("hex");
+    const known = new Map([
+      ["a.txt", { size: 5, sha256: sha256("aaaa\n"), checksum: "-" }],
+      ["b.txt", { size: 5, sha256: sha256("bbbb\n"), checksum: "-" }],
+    ]);
+    const pool = new WarmPool({ root, maxDirs: 2, minFiles: 1 });
+    // Everything up to the rewrite happens in one second of the clock: the files' ctimes, the
+    // description's stamp and the rewrite's ctime are all that second (a try that a busy host
+    // stretched over two is made again in a new directory).
+    let setUp: { dir: string; info: RetireInfo; described: DescribedDir } | undefined;
+    for (let tries = 0; setUp === undefined && tries < 5; tries++) {
+      const dir = join(root, `attempt-${tries}`);
+      Deno.mkdirSync(dir);
+      await nextSecond();
+      Deno.writeTextFileSync(join(dir, "a.txt"), "aaaa\n");
+      Deno.writeTextFileSync(join(dir, "b.txt"), "bbbb\n");
+      Deno.writeTextFileSync(join(dir, ATTEMPT_MARKER), "{}");
+      // The download's stamp: a later second, so the rows are taken from `known` unread.
+      const info = {
+        repository: "repo",
+        scope: "",
+        stampMs: Deno.lstatSync(join(dir, "a.txt")).ctime!.getTime() + 5_000,
+        known,
+      };
+      const described = await pool.describe(dir, info);
+      assert.deepEqual(Object.keys(described.files).sort(), ["a.txt", "b.txt"]);
+      const before = Deno.lstatSync(join(dir, "a.txt"));
+      Deno.writeTextFileSync(join(dir, "a.txt"), "AAAA\n");
+      Deno.utimeSync(join(dir, "a.txt"), before.atime!, before.mtime!);
+      const after = Deno.lstatSync(join(dir, "a.txt"));
+      if (
+        after.ctime!.getTime() === before.ctime!.getTime() &&
+        described.stampMs === before.ctime!.getTime()
+      ) {
+        setUp = { dir, info, described };
+      } else {
+        Deno.removeSync(dir, { recursive: true });
+      }
+    }
+    assert.ok(setUp !== undefined, "five tries each spread over two seconds of the clock");
+    // Retired in a later second: a stamp taken at retirement would make the stale row look
+    // older than it, and keep the rewrite unread.
+    await nextSecond();
+    assert.equal(pool.retire(setUp.dir, setUp.info, Promise.resolve(setUp.described)), true);
+    await trashedDirsRemoved();
+    await pool.close();
+    const next = new WarmPool({ root, maxDirs: 2 });
+    const target = join(root, "claimed");
+    const claimed = await next.claim("repo", "", target);
+    assert.ok(claimed !== undefined, "the directory was pooled");
+    const walked = await walkClaimedDir(target, claimed);
+    assert.deepEqual([...walked.files.keys()], ["b.txt"]);
+    assert.deepEqual([...Deno.readDirSync(target)].map((entry) => entry.name), ["b.txt"]);
+    await next.close();
+  } finally {
+    await Deno.remove(root, { recursive: true });
   }
 });
 
