@@ -648,7 +648,11 @@ export async function runExecutorProcess(deps: ExecutorProcessDeps): Promise<num
           : out.send(message)),
       ...(deps.collectGarbage === undefined ? {} : { collectGarbage: deps.collectGarbage }),
     });
-    log.info("executor {workerId} (slot {slot}) ready: {tasks}", {
+    // Debug, not info: the supervisor logs each executor's readiness ("executor <id> ready"), and
+    // an idle executor that has logged nothing holds about 0.3 MiB less (a log line's first
+    // formatting and writing load code it keeps; idle executor 50.2 -> 49.9 MiB RSS, medians
+    // of 7 alternated runs).
+    log.debug("executor {workerId} (slot {slot}) ready: {tasks}", {
       workerId: init.workerId,
       slot: init.slot,
       tasks: [...tasks.keys()].join(", "),

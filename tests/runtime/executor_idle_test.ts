@@ -1,0 +1,89 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { childCommand } from "../../src/runtime/permissions.ts";
+
+const SOURCE = new URL("../../", import.meta.url).pathname.replace(/\/$/, "");
+const decoder = new TextDecoder();
+
+/** Every line of the files under `dir`, recursively. */
+async function linesUnder(dir: string): Promise<string[]> {
+  const lines: string[] = [];
+  for await (const entry of Deno.readDir(dir)) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory) lines.push(...await linesUnder(path));
+    else if (entry.isFile) {
+      lines.push(...(await Deno.readTextFile(path)).split("\n").filter((line) => line !== ""));
+    }
+  }
+  return lines;
+}
+
+Deno.test("executor: a process-mode executor has logged nothing when it says ready (an idle executor's first log line costs it memory; the supervisor logs its readiness), and logs when the supervisor goes away", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "perago-executor-idle-" });
+  try {
+    const ws = join(dir, "ws");
+    const logs = join(dir, "logs");
+    await Deno.mkdir(ws);
+    await Deno.mkdir(join(dir, "tasks"));
+    const task = join(dir, "tasks", "idle_task.ts");
+    await Deno.writeTextFile(
+      task,
+      `import { defineTask, z } from ${JSON.stringify(`${SOURCE}/mod.ts`)};
+      export default defineTask({ name: "idle_noop", ownerEmail: "tests@example.com",
+        description: "returns its input", params: z.object({ n: z.number().int() }),
+        result: z.object({ n: z.number().int() }), run: ({ n }) => ({ n }) });`,
+    );
+    // The command line the supervisor would run, with its flags and permissions.
+    const command = childCommand({
+      role: "executor",
+      workspaceRoot: ws,
+      logRoot: logs,
+      modules: [task],
+      conductorUrl: "http://127.0.0.1:1/api",
+      lakefsUrl: undefined,
+      standalone: false,
+      configFile: `${SOURCE}/deno.json`,
+    });
+    const child = new Deno.Command(command.command, {
+      args: command.args,
+      env: { ...command.env },
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const init = {
+      slot: 0,
+      workerId: "idle0",
+      modules: [task],
+      workspaceRoot: ws,
+      failureReasonMaxLength: 500,
+      log: {
+        logRoot: logs,
+        moduleName: "idle_task",
+        workerId: "idle0",
+        maxFileBytes: 1_000_000,
+        retentionMs: 86_400_000,
+        debug: false,
+      },
+    };
+    const writer = child.stdin.getWriter();
+    await writer.write(new TextEncoder().encode(`${JSON.stringify({ type: "init", init })}\n`));
+    let stdout = "";
+    for await (const chunk of child.stdout) {
+      stdout += decoder.decode(chunk);
+      if (/"type":"(ready|fatal)"/.test(stdout)) break;
+    }
+    assert.match(stdout, /"type":"ready"/);
+    assert.deepEqual(await linesUnder(logs), [], "log lines before the first task");
+    await writer.close();
+    const status = await child.status;
+    const stderr = decoder.decode(await new Response(child.stderr).arrayBuffer());
+    assert.equal(status.code, 2, `exits 2 when the supervisor goes away; stderr: ${stderr}`);
+    // The logging was set up all along: its warning reached the file and the console.
+    const lines = await linesUnder(logs);
+    assert.ok(lines.some((line) => line.includes("the supervisor went away")), lines.join("\n"));
+    assert.match(stderr, /the supervisor went away/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
