@@ -15,6 +15,12 @@ const LOG_FILE = /\.jsonl(?:\.\d+)?$/;
  *
  * Requires `--allow-read` and `--allow-write` of `dir`.
  *
+ * Its file system calls are synchronous (a few files per worker and rotation to list): Deno
+ * runs each asynchronous one on a thread pool, whose first use costs a process memory it keeps,
+ * and an idle executor runs this at start (with the mkdir of setupLogging and the task loader's
+ * stat: idle executor 49.9 -> 49.6 MiB RSS when all three are synchronous, medians of 7
+ * alternated runs).
+ *
  * @example
  * ```ts
  * const dir = await Deno.makeTempDir();
@@ -30,7 +36,7 @@ export async function removeExpiredLogs(
   const removed: string[] = [];
   let entries: Deno.DirEntry[];
   try {
-    entries = await Array.fromAsync(Deno.readDir(dir));
+    entries = [...Deno.readDirSync(dir)];
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) return removed;
     throw error;
@@ -41,9 +47,9 @@ export async function removeExpiredLogs(
       removed.push(...await removeExpiredLogs(path, retentionMs, now));
     } else if (entry.isFile && LOG_FILE.test(entry.name)) {
       try {
-        const info = await Deno.lstat(path);
+        const info = Deno.lstatSync(path);
         if (info.mtime !== null && info.mtime.getTime() < cutoff) {
-          await Deno.remove(path);
+          Deno.removeSync(path);
           removed.push(path);
         }
       } catch (error) {

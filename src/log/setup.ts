@@ -170,7 +170,8 @@ export async function setupLogging(options: LoggingOptions): Promise<LoggingHand
   const logFile = logFilePath(options);
   const moduleDir = join(options.logRoot, safeSegment(options.moduleName));
   await removeExpiredLogs(moduleDir, options.retentionMs);
-  await Deno.mkdir(join(logFile, ".."), { recursive: true });
+  // Synchronous, like the retention sweep (see removeExpiredLogs).
+  Deno.mkdirSync(join(logFile, ".."), { recursive: true });
 
   // Longest first, so a secret containing another is replaced whole.
   const secrets = [...new Set(options.secrets ?? [])]

@@ -51,7 +51,9 @@ export async function loadTask(
   const modulePath = toPath(moduleTarget, options.cwd);
   let info: Deno.FileInfo;
   try {
-    info = await Deno.stat(modulePath);
+    // Synchronous, so an executor loading its tasks starts no thread pool for file calls (see
+    // removeExpiredLogs in src/log/_retention.ts).
+    info = Deno.statSync(modulePath);
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) {
       throw new TaskLoadError(
