@@ -25,8 +25,8 @@ import {
 } from "./_common.ts";
 import { completedCount, NOOP_MODULE, queueWorkflows, startBenchConductor } from "./_conductor.ts";
 import { startPerago } from "./_perago.ts";
-import { EXECUTOR_GC_FLAG, EXECUTOR_GC_GLOBAL } from "../src/runtime/idle_gc.ts";
-import { DENO_RUN_CHILD_ENV } from "../src/runtime/permissions.ts";
+import { EXECUTOR_GC_GLOBAL } from "../src/runtime/idle_gc.ts";
+import { DENO_RUN_CHILD_ENV, executorV8Flags } from "../src/runtime/permissions.ts";
 
 /** zod as perago's modules and `mod.ts` load it. */
 const VENDORED_ZOD = new URL("../src/vendor/zod.ts", import.meta.url).href;
@@ -384,8 +384,8 @@ async function threadWorkerMiB(
 
 /**
  * Idle memory of a `deno run` of `source` (2 s after it started), for the references: run as
- * an executor is (`--no-code-cache`, its environment's `DENO_NO_UPDATE_CHECK`), and after 1 s
- * it runs the memory-reducing collection an idle executor runs (idle_gc.ts).
+ * an executor is (its V8 flags, `--no-code-cache`, its environment's `DENO_NO_UPDATE_CHECK`),
+ * and after 1 s it runs the memory-reducing collection an idle executor runs (idle_gc.ts).
  */
 async function idleDenoMiB(
   source: string,
@@ -405,7 +405,7 @@ setTimeout(() => (globalThis as unknown as { [k: string]: (o: unknown) => void }
       "run",
       "--config",
       `${ROOT}deno.json`,
-      `--v8-flags=${EXECUTOR_GC_FLAG}`,
+      `--v8-flags=${executorV8Flags(0)}`,
       "--no-code-cache",
       script,
     ],

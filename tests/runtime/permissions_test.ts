@@ -241,7 +241,8 @@ Deno.test("permissions: PERAGO_EXECUTOR_MAX_HEAP_MB reaches executors only, as -
   assert.equal(executor.args[0], "run");
   assert.equal(
     executor.args[1],
-    "--v8-flags=--max-old-space-size=512,--expose-gc-as=__peragoExecutorGc",
+    "--v8-flags=--max-old-space-size=512,--expose-gc-as=__peragoExecutorGc," +
+      "--invocation-count-for-maglev=1200",
   );
   assert.deepEqual(executor.env, { DENO_NO_UPDATE_CHECK: "1" });
   assert.ok(executor.args.includes("--no-code-cache"), executor.args.join(" "));
@@ -251,15 +252,20 @@ Deno.test("permissions: PERAGO_EXECUTOR_MAX_HEAP_MB reaches executors only, as -
   const compiled = childCommand({ ...options, role: "executor", standalone: true });
   assert.deepEqual(compiled.args, ["__executor"]);
   assert.deepEqual(compiled.env, {
-    DENO_V8_FLAGS: "--max-old-space-size=512,--expose-gc-as=__peragoExecutorGc",
+    DENO_V8_FLAGS: "--max-old-space-size=512,--expose-gc-as=__peragoExecutorGc," +
+      "--invocation-count-for-maglev=1200",
   });
-  // Uncapped: no heap limit; the gc function for idle collections (idle_gc.ts) stays.
+  // Uncapped: no heap limit; the gc function for idle collections (idle_gc.ts) and the
+  // Maglev tier-up stay.
   const uncapped = childCommand({ ...options, role: "executor", maxHeapMb: 0 });
   assert.ok(
     !uncapped.args.some((arg) => arg.includes("max-old-space-size")),
     uncapped.args.join(" "),
   );
-  assert.equal(uncapped.args[1], "--v8-flags=--expose-gc-as=__peragoExecutorGc");
+  assert.equal(
+    uncapped.args[1],
+    "--v8-flags=--expose-gc-as=__peragoExecutorGc,--invocation-count-for-maglev=1200",
+  );
 });
 
 Deno.test("permissions: a compiled binary's child stops reading .env (granted by itself) and keeps its other reads; .env inside a granted directory is left readable", async () => {
