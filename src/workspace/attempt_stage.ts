@@ -75,7 +75,9 @@ export async function stagePhase(
  */
 function describeForWarmPool(state: AttemptState, dir: string): void {
   const pool = state.options.warmPool;
-  if (pool === undefined || state.warm === undefined) return;
+  // A directory the retirement will not keep is not described: describing takes the pool's
+  // holder lock, which makes the pool's folder.
+  if (pool === undefined || state.warm === undefined || !pool.worthKeeping(state.warm)) return;
   state.warmDescribed = pool.describe(dir, state.warm);
   state.warmDescribed.catch(() => {}); // the retirement describes again when this failed
 }

@@ -287,6 +287,16 @@ export class WarmPool {
   }
 
   /**
+   * Whether {@linkcode retire} keeps a directory holding `info`'s files: at least `minFiles`
+   * of them or `minBytes` in all. A smaller one is not worth describing: it is removed.
+   */
+  worthKeeping(info: RetireInfo): boolean {
+    let bytes = 0;
+    for (const file of info.known.values()) bytes += file.size;
+    return info.known.size >= this.#minFiles || bytes >= this.#minBytes;
+  }
+
+  /**
    * Keeps `dir` (an attempt directory of this process, whose attempt has ended) for a later
    * attempt, in the background, and returns `true`; a directory that cannot be described
    * safely is removed instead. One smaller than `minFiles` and `minBytes` is moved to the
@@ -295,9 +305,7 @@ export class WarmPool {
    * its task returned (described again here when it failed).
    */
   retire(dir: string, info: RetireInfo, described?: Promise<DescribedDir>): boolean {
-    let bytes = 0;
-    for (const file of info.known.values()) bytes += file.size;
-    if (info.known.size < this.#minFiles && bytes < this.#minBytes) {
+    if (!this.worthKeeping(info)) {
       runInBackground(
         trashAttemptDir(dirname(dir), dir, (error) => this.#failed(dir, error)).catch((error) =>
           this.#failed(dir, error)
