@@ -279,8 +279,10 @@ export const command: Command = {
           maxDirs: config.warmPoolDirs,
           maxBytes: config.warmPoolMaxBytes,
           onError: (message) => getLogger("run").warn("{message}", { message }),
-          // This process's exit waits for the retirement: reads are left to the next run.
+          // This process's exit waits for the retirement: reads are left to the next run, and
+          // the directory is described while the publication waits on lakeFS.
           readAtClaim: true,
+          describeWhilePublishing: true,
         })
         : undefined;
       const outcome = await runAttempt({

@@ -69,15 +69,16 @@ export async function stagePhase(
 
 /**
  * Starts the warm pool's description of the directory once its files are uploaded (nothing of
- * the attempt reads them after that): made while the commit and the publication wait on
- * lakeFS, it is no longer made by the retirement a perago run waits for before it exits
- * (1,000 files: 9-20 ms).
+ * the attempt reads them after that), where the pool asks for it (a perago run, whose exit
+ * waits for the retirement): made while the commit and the publication wait on lakeFS, it is
+ * no longer made by the retirement (1,000 files: 9-20 ms).
  */
 function describeForWarmPool(state: AttemptState, dir: string): void {
   const pool = state.options.warmPool;
+  if (pool === undefined || !pool.describesWhilePublishing || state.warm === undefined) return;
   // A directory the retirement will not keep is not described: describing takes the pool's
   // holder lock, which makes the pool's folder.
-  if (pool === undefined || state.warm === undefined || !pool.worthKeeping(state.warm)) return;
+  if (!pool.worthKeeping(state.warm)) return;
   state.warmDescribed = pool.describe(dir, state.warm);
   state.warmDescribed.catch(() => {}); // the retirement describes again when this failed
 }

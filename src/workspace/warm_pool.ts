@@ -141,6 +141,14 @@ export interface WarmPoolOptions {
    * process that retires in the background (an executor) reads them then. @default false
    */
   readAtClaim?: boolean;
+  /**
+   * For a process whose exit waits for the retirement (`perago run`): the attempt describes
+   * its directory while its commit and merge wait on lakeFS ({@linkcode WarmPool.describe}), so
+   * the retirement after it has less to do. A process that retires in the background (an
+   * executor) leaves the description to the retirement: made during the publication, it
+   * delays the attempt's result (21,000 files: ~80 ms). @default false
+   */
+  describeWhilePublishing?: boolean;
 }
 
 /**
@@ -183,6 +191,8 @@ export class WarmPool {
   readonly #minBytes: number;
   readonly #onError: (message: string) => void;
   readonly #readAtClaim: boolean;
+  /** See {@linkcode WarmPoolOptions.describeWhilePublishing}. */
+  readonly describesWhilePublishing: boolean;
   #kept = 0;
   #holder: Promise<{ id: string; lock: Deno.FsFile }> | undefined;
   readonly #deadHolders = new Set<string>();
@@ -206,6 +216,7 @@ export class WarmPool {
     this.#minBytes = options.minBytes ?? 0;
     this.#onError = options.onError ?? (() => {});
     this.#readAtClaim = options.readAtClaim === true;
+    this.describesWhilePublishing = options.describeWhilePublishing === true;
   }
 
   /** Directories this instance has kept ({@linkcode WarmPool.retire} returned `true`). */

@@ -549,3 +549,51 @@ Deno.test("warm pool: a directory of the same scope is taken before a wider one,
     await Deno.remove(root, { recursive: true });
   }
 });
+
+Deno.test("warm pool: the attempt describes its directory while publishing only where the pool asks for it (perago run), never one the pool will not keep", async () => {
+  await using stack = await startStack();
+  await seed(stack, files(6));
+  /** A pool counting the descriptions asked for before the attempt returned. */
+  class WatchedPool extends WarmPool {
+    describedDuringAttempt = 0;
+    attemptReturned = false;
+    override describe(dir: string, info: RetireInfo): Promise<DescribedDir> {
+      if (!this.attemptReturned) this.describedDuringAttempt++;
+      return super.describe(dir, info);
+    }
+  }
+  const cases = [
+    { describeWhilePublishing: false, minFiles: 0, during: 0, kept: true },
+    { describeWhilePublishing: true, minFiles: 0, during: 1, kept: true },
+    { describeWhilePublishing: true, minFiles: 100, during: 0, kept: false },
+  ];
+  for (const [n, { describeWhilePublishing, minFiles, during, kept }] of cases.entries()) {
+    const label = JSON.stringify({ describeWhilePublishing, minFiles });
+    const pool = new WatchedPool({
+      root: stack.root,
+      maxDirs: 2,
+      describeWhilePublishing,
+      minFiles,
+      minBytes: minFiles === 0 ? 0 : 1 << 30,
+    });
+    const ref = (await stack.lakefs.getBranch(stack.repo, "main")).commit_id;
+    const outcome = await runAttempt(
+      attemptOptions(stack, inspect, ref, { write: { [`data/new${n}.txt`]: "new\n" } }, {
+        attempt: identity({ workflowInstanceId: `wf-describe-${n}`, taskId: `task-describe-${n}` }),
+        warmPool: pool,
+        removeDirInBackground: true,
+      }),
+    );
+    pool.attemptReturned = true;
+    await trashedDirsRemoved();
+    assert.equal(outcome.status, "COMPLETED", outcome.reasonForIncompletion);
+    assert.equal(pool.describedDuringAttempt, during, label);
+    assert.equal(pool.kept > 0, kept, label);
+    // A directory not kept leaves no pool folder behind (describing takes the holder lock).
+    if (!kept) {
+      assert.throws(() => Deno.lstatSync(join(stack.root, WARM_POOL_DIR_NAME)), label);
+    }
+    await pool.close();
+    await Deno.remove(join(stack.root, WARM_POOL_DIR_NAME), { recursive: true }).catch(() => {});
+  }
+});
