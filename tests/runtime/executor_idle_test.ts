@@ -1,8 +1,13 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { childCommand } from "../../src/runtime/permissions.ts";
+import {
+  executorDirs,
+  executorInit,
+  noopExecutorCommand,
+  sendInit,
+  writeNoopTask,
+} from "./_executor_process.ts";
 
-const SOURCE = new URL("../../", import.meta.url).pathname.replace(/\/$/, "");
 const decoder = new TextDecoder();
 
 /** Every line of the files under `dir`, recursively. */
@@ -21,53 +26,23 @@ async function linesUnder(dir: string): Promise<string[]> {
 Deno.test("executor: a process-mode executor has logged nothing when it says ready (an idle executor's first log line costs it memory; the supervisor logs its readiness), and logs when the supervisor goes away", async () => {
   const dir = await Deno.makeTempDir({ prefix: "perago-executor-idle-" });
   try {
-    const ws = join(dir, "ws");
-    const logs = join(dir, "logs");
-    await Deno.mkdir(ws);
-    await Deno.mkdir(join(dir, "tasks"));
-    const task = join(dir, "tasks", "idle_task.ts");
-    await Deno.writeTextFile(
-      task,
-      `import { defineTask, z } from ${JSON.stringify(`${SOURCE}/mod.ts`)};
-      export default defineTask({ name: "idle_noop", ownerEmail: "tests@example.com",
-        description: "returns its input", params: z.object({ n: z.number().int() }),
-        result: z.object({ n: z.number().int() }), run: ({ n }) => ({ n }) });`,
-    );
+    const { ws, logs } = await executorDirs(dir);
+    const task = join(dir, "idle_task.ts");
+    await writeNoopTask(task, "idle_noop");
     // The command line the supervisor would run, with its flags and permissions.
-    const command = childCommand({
-      role: "executor",
-      workspaceRoot: ws,
-      logRoot: logs,
-      modules: [task],
-      conductorUrl: "http://127.0.0.1:1/api",
-      lakefsUrl: undefined,
-      standalone: false,
-      configFile: `${SOURCE}/deno.json`,
-    });
+    const command = noopExecutorCommand(ws, logs, task);
     const child = new Deno.Command(command.command, {
       args: command.args,
-      env: { ...command.env },
+      env: command.env,
       stdin: "piped",
       stdout: "piped",
       stderr: "piped",
     }).spawn();
-    const init = {
-      slot: 0,
-      workerId: "idle0",
-      modules: [task],
-      workspaceRoot: ws,
-      failureReasonMaxLength: 500,
-      log: {
-        logRoot: logs,
-        moduleName: "idle_task",
-        workerId: "idle0",
-        maxFileBytes: 1_000_000,
-        retentionMs: 86_400_000,
-        debug: false,
-      },
-    };
     const writer = child.stdin.getWriter();
-    await writer.write(new TextEncoder().encode(`${JSON.stringify({ type: "init", init })}\n`));
+    await sendInit(
+      writer,
+      executorInit({ workerId: "idle0", task, ws, logs, moduleName: "idle_task" }),
+    );
     let stdout = "";
     for await (const chunk of child.stdout) {
       stdout += decoder.decode(chunk);

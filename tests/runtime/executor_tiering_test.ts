@@ -9,8 +9,14 @@ import {
 import { spawnChild } from "../../src/runtime/_child.ts";
 import { FromExecutorSchema } from "../../src/runtime/protocol.ts";
 import { EXECUTOR_GC_FLAG, EXECUTOR_GC_GLOBAL } from "../../src/runtime/idle_gc.ts";
+import {
+  executorDirs,
+  executorInit,
+  noopExecutorCommand,
+  sendInit,
+  writeNoopTask,
+} from "./_executor_process.ts";
 
-const SOURCE = new URL("../../", import.meta.url).pathname.replace(/\/$/, "");
 const decoder = new TextDecoder();
 
 /** Prints whether the executor's flags reached this V8 (its gc function is exposed). */
@@ -70,55 +76,25 @@ Deno.test("executor V8 flags: this Deno's V8 accepts them from --v8-flags (deno 
 async function tierUpsBeforeFirstTask(v8Flags: string): Promise<string[]> {
   const dir = await Deno.makeTempDir({ prefix: "perago-tiering-" });
   try {
-    const ws = join(dir, "ws");
-    const logs = join(dir, "logs");
-    await Deno.mkdir(ws);
-    const task = join(dir, "tasks", "noop_task.ts");
-    await Deno.mkdir(join(dir, "tasks"));
-    await Deno.writeTextFile(
-      task,
-      `import { defineTask, z } from ${JSON.stringify(`${SOURCE}/mod.ts`)};
-      export default defineTask({ name: "tiering_noop", ownerEmail: "tests@example.com",
-        description: "returns its input", params: z.object({ n: z.number().int() }),
-        result: z.object({ n: z.number().int() }), run: ({ n }) => ({ n }) });`,
-    );
-    const command = childCommand({
-      role: "executor",
-      workspaceRoot: ws,
-      logRoot: logs,
-      modules: [task],
-      conductorUrl: "http://127.0.0.1:1/api",
-      lakefsUrl: undefined,
-      standalone: false,
-      configFile: `${SOURCE}/deno.json`,
-    });
+    const { ws, logs } = await executorDirs(dir);
+    const task = join(dir, "noop_task.ts");
+    await writeNoopTask(task, "tiering_noop");
+    const command = noopExecutorCommand(ws, logs, task);
     const flagsAt = command.args.findIndex((arg) => arg.startsWith("--v8-flags="));
     assert.equal(command.args[flagsAt], `--v8-flags=${executorV8Flags(0)}`);
     command.args[flagsAt] = `--v8-flags=${v8Flags},--trace-opt,--trace-osr`;
     const child = new Deno.Command(command.command, {
       args: command.args,
-      env: { ...command.env },
+      env: command.env,
       stdin: "piped",
       stdout: "piped",
       stderr: "piped",
     }).spawn();
-    const init = {
-      slot: 0,
-      workerId: "tiering0",
-      modules: [task],
-      workspaceRoot: ws,
-      failureReasonMaxLength: 500,
-      log: {
-        logRoot: logs,
-        moduleName: "noop_task",
-        workerId: "tiering0",
-        maxFileBytes: 1_000_000,
-        retentionMs: 86_400_000,
-        debug: false,
-      },
-    };
     const writer = child.stdin.getWriter();
-    await writer.write(new TextEncoder().encode(`${JSON.stringify({ type: "init", init })}\n`));
+    await sendInit(
+      writer,
+      executorInit({ workerId: "tiering0", task, ws, logs, moduleName: "noop_task" }),
+    );
     let stdout = "";
     const reader = child.stdout.getReader();
     while (!/"type":"(ready|fatal)"/.test(stdout)) {

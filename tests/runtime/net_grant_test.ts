@@ -2,8 +2,8 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import type { LakeFsConfig, RuntimeConfig } from "../../src/config/config.ts";
 import { executorDropHosts } from "../../src/runtime/start.ts";
+import { executorInit, sendInit, SOURCE } from "./_executor_process.ts";
 
-const SOURCE = new URL("../../", import.meta.url).pathname.replace(/\/$/, "");
 const NET_GRANT = new URL("../../src/runtime/net_grant.ts", import.meta.url).href;
 const decoder = new TextDecoder();
 
@@ -122,29 +122,25 @@ Deno.test("executor: under a binary's union of hosts, a task module cannot reach
         stdout: "piped",
         stderr: "piped",
       }).spawn();
-      const init = {
-        slot: 0,
-        workerId: "probe0",
-        modules: [task],
-        workspaceRoot: ws,
-        failureReasonMaxLength: 500,
-        ...(dropHosts === undefined ? {} : { dropHosts }),
-        lakefs: {
-          endpointUrl: `http://${servers.lakefs}`,
-          accessKeyId: "AKIAEXAMPLE",
-          secretAccessKey: "not-a-secret",
-        },
-        log: {
-          logRoot: logs,
-          moduleName: "probe_task",
-          workerId: "probe0",
-          maxFileBytes: 1_000_000,
-          retentionMs: 86_400_000,
-          debug: false,
-        },
-      };
       const writer = child.stdin.getWriter();
-      await writer.write(new TextEncoder().encode(`${JSON.stringify({ type: "init", init })}\n`));
+      await sendInit(
+        writer,
+        executorInit({
+          workerId: "probe0",
+          task,
+          ws,
+          logs,
+          moduleName: "probe_task",
+          extra: {
+            ...(dropHosts === undefined ? {} : { dropHosts }),
+            lakefs: {
+              endpointUrl: `http://${servers.lakefs}`,
+              accessKeyId: "AKIAEXAMPLE",
+              secretAccessKey: "not-a-secret",
+            },
+          },
+        }),
+      );
       let stdout = "";
       for await (const chunk of child.stdout) {
         stdout += decoder.decode(chunk);
