@@ -90,3 +90,26 @@ export async function executorDirs(dir: string): Promise<{ ws: string; logs: str
   await Deno.mkdir(ws);
   return { ws, logs: join(dir, "logs") };
 }
+
+/** A started executor: the process, and the writer of its stdin (init already sent). */
+export interface StartedExecutor {
+  child: Deno.ChildProcess;
+  writer: WritableStreamDefaultWriter<Uint8Array>;
+}
+
+/** Spawns `command` with piped stdio and sends it `init`, as the supervisor does. */
+export async function startExecutor(
+  command: { command: string; args: readonly string[]; env?: Record<string, string> },
+  init: Record<string, unknown>,
+): Promise<StartedExecutor> {
+  const child = new Deno.Command(command.command, {
+    args: [...command.args],
+    ...(command.env === undefined ? {} : { env: command.env }),
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const writer = child.stdin.getWriter();
+  await sendInit(writer, init);
+  return { child, writer };
+}

@@ -4,7 +4,7 @@ import {
   executorDirs,
   executorInit,
   noopExecutorCommand,
-  sendInit,
+  startExecutor,
   writeNoopTask,
 } from "./_executor_process.ts";
 
@@ -31,16 +31,8 @@ Deno.test("executor: a process-mode executor has logged nothing when it says rea
     await writeNoopTask(task, "idle_noop");
     // The command line the supervisor would run, with its flags and permissions.
     const command = noopExecutorCommand(ws, logs, task);
-    const child = new Deno.Command(command.command, {
-      args: command.args,
-      env: command.env,
-      stdin: "piped",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    const writer = child.stdin.getWriter();
-    await sendInit(
-      writer,
+    const { child, writer } = await startExecutor(
+      command,
       executorInit({ workerId: "idle0", task, ws, logs, moduleName: "idle_task" }),
     );
     let stdout = "";

@@ -13,7 +13,7 @@ import {
   executorDirs,
   executorInit,
   noopExecutorCommand,
-  sendInit,
+  startExecutor,
   writeNoopTask,
 } from "./_executor_process.ts";
 
@@ -83,16 +83,8 @@ async function tierUpsBeforeFirstTask(v8Flags: string): Promise<string[]> {
     const flagsAt = command.args.findIndex((arg) => arg.startsWith("--v8-flags="));
     assert.equal(command.args[flagsAt], `--v8-flags=${executorV8Flags(0)}`);
     command.args[flagsAt] = `--v8-flags=${v8Flags},--trace-opt,--trace-osr`;
-    const child = new Deno.Command(command.command, {
-      args: command.args,
-      env: command.env,
-      stdin: "piped",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    const writer = child.stdin.getWriter();
-    await sendInit(
-      writer,
+    const { child, writer } = await startExecutor(
+      command,
       executorInit({ workerId: "tiering0", task, ws, logs, moduleName: "noop_task" }),
     );
     let stdout = "";

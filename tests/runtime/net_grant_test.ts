@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import type { LakeFsConfig, RuntimeConfig } from "../../src/config/config.ts";
 import { executorDropHosts } from "../../src/runtime/start.ts";
-import { executorInit, sendInit, SOURCE } from "./_executor_process.ts";
+import { executorInit, SOURCE, startExecutor } from "./_executor_process.ts";
 
 const NET_GRANT = new URL("../../src/runtime/net_grant.ts", import.meta.url).href;
 const decoder = new TextDecoder();
@@ -103,28 +103,24 @@ Deno.test("executor: under a binary's union of hosts, a task module cannot reach
       export default defineTask({ name: "probe_net", ownerEmail: "tests@example.com", description: "probe",
         params: z.object({}), result: z.object({}), run: () => ({}) });`,
     );
-    const startExecutor = async (dropHosts: string[] | undefined) => {
+    const probeWith = async (dropHosts: string[] | undefined) => {
       await Deno.remove(join(ws, "probe.json")).catch(() => {});
-      const child = new Deno.Command(Deno.execPath(), {
-        args: [
-          "run",
-          "--config",
-          `${SOURCE}/deno.json`,
-          "--no-prompt",
-          `--allow-read=${SOURCE}/mod.ts,${SOURCE}/src,${SOURCE}/deno.json,${dir}`,
-          `--allow-write=${dir}`,
-          // What a compiled binary's children hold: both servers.
-          `--allow-net=${servers.conductor},${servers.lakefs}`,
-          `${SOURCE}/main.ts`,
-          "__executor",
-        ],
-        stdin: "piped",
-        stdout: "piped",
-        stderr: "piped",
-      }).spawn();
-      const writer = child.stdin.getWriter();
-      await sendInit(
-        writer,
+      const { child, writer } = await startExecutor(
+        {
+          command: Deno.execPath(),
+          args: [
+            "run",
+            "--config",
+            `${SOURCE}/deno.json`,
+            "--no-prompt",
+            `--allow-read=${SOURCE}/mod.ts,${SOURCE}/src,${SOURCE}/deno.json,${dir}`,
+            `--allow-write=${dir}`,
+            // What a compiled binary's children hold: both servers.
+            `--allow-net=${servers.conductor},${servers.lakefs}`,
+            `${SOURCE}/main.ts`,
+            "__executor",
+          ],
+        },
         executorInit({
           workerId: "probe0",
           task,
@@ -153,11 +149,11 @@ Deno.test("executor: under a binary's union of hosts, a task module cannot reach
       assert.equal(status.code, 2, "exits 2 when the supervisor goes away");
       return JSON.parse(await Deno.readTextFile(join(ws, "probe.json")));
     };
-    assert.deepEqual(await startExecutor([servers.conductor]), {
+    assert.deepEqual(await probeWith([servers.conductor]), {
       conductor: "NotCapable",
       lakefs: "ok",
     });
-    assert.deepEqual(await startExecutor(undefined), { conductor: "ok", lakefs: "ok" });
+    assert.deepEqual(await probeWith(undefined), { conductor: "ok", lakefs: "ok" });
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
