@@ -26,6 +26,29 @@ const seed = (client: LakeFsClient) => seedObjects(client, OBJECTS);
 
 const withDir = (fn: (dir: string) => Promise<void>) => withTempDir(fn);
 
+/**
+ * `client` whose download of `abortKey` calls `abort` once that object's file is opened (its
+ * response arrived): the abort lands while the body is piped.
+ */
+function abortingWhenOpened(client: LakeFsClient, abortKey: string, abort: () => void): LakeFsApi {
+  return new Proxy(client, {
+    get(target, property) {
+      const value = Reflect.get(target, property, target);
+      if (property !== "downloadObject") {
+        return typeof value === "function" ? value.bind(target) : value;
+      }
+      return (...args: Parameters<LakeFsClient["downloadObject"]>) => {
+        const [repo, at, key, open, signal] = args;
+        return target.downloadObject(repo, at, key, async () => {
+          const sink = await open();
+          if (key === abortKey) abort();
+          return sink;
+        }, signal);
+      };
+    },
+  });
+}
+
 Deno.test("downloadPrefix writes every object byte for byte (native pipe path)", async () => {
   await withLakeFs(async ({ client }) => {
     const ref = await seed(client);
@@ -51,22 +74,7 @@ Deno.test("downloadPrefix: the caller's abort while a large body is piped reject
       const abort = new AbortController();
       const reason = new Error("stop the download");
       // The large object's sink opens once its response arrived: the abort lands mid-body.
-      const api = new Proxy(client, {
-        get(target, property) {
-          const value = Reflect.get(target, property, target);
-          if (property !== "downloadObject") {
-            return typeof value === "function" ? value.bind(target) : value;
-          }
-          return (...args: Parameters<LakeFsClient["downloadObject"]>) => {
-            const [repo, at, key, open, signal] = args;
-            return target.downloadObject(repo, at, key, async () => {
-              const sink = await open();
-              if (key === "p/dir/big.bin") abort.abort(reason);
-              return sink;
-            }, signal);
-          };
-        },
-      });
+      const api = abortingWhenOpened(client, "p/dir/big.bin", () => abort.abort(reason));
       const reported: string[] = [];
       await assert.rejects(
         downloadPrefix(api, {
@@ -224,22 +232,7 @@ Deno.test("downloadPrefix: the caller's abort while the worker holds files waiti
       // Aborted as the second set of lanes fills: some files checked, some held by the worker
       // for company, some still downloading.
       const abortAt = keys[MD5_LANES + 5]!;
-      const api = new Proxy(client, {
-        get(target, property) {
-          const value = Reflect.get(target, property, target);
-          if (property !== "downloadObject") {
-            return typeof value === "function" ? value.bind(target) : value;
-          }
-          return (...args: Parameters<LakeFsClient["downloadObject"]>) => {
-            const [repo, at, key, open, signal] = args;
-            return target.downloadObject(repo, at, key, async () => {
-              const sink = await open();
-              if (key === abortAt) abort.abort(reason);
-              return sink;
-            }, signal);
-          };
-        },
-      });
+      const api = abortingWhenOpened(client, abortAt, () => abort.abort(reason));
       const reported: string[] = [];
       let timer: ReturnType<typeof setTimeout> | undefined;
       const deadline = new Promise<never>((_, reject) => {
