@@ -44,6 +44,7 @@
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { forEachConcurrent } from "../util/pool.ts";
+import { slicer } from "../util/slices.ts";
 import { ATTEMPT_MARKER } from "./attempt_dir.ts";
 
 /**
@@ -302,16 +303,11 @@ async function hashRacy(
   racy: readonly { index: number; full: string }[],
   signal: AbortSignal | undefined,
 ): Promise<void> {
-  let sliceStarted = performance.now();
+  const slice = slicer(RACY_SLICE_MS);
   for (const { index, full } of racy) {
     signal?.throwIfAborted();
-    if (performance.now() - sliceStarted > RACY_SLICE_MS) {
-      // setImmediate, not setTimeout: timers set from a timer's turn are clamped to 4 ms
-      // after a few (nested timers), which would add more than the slice itself.
-      await new Promise((resolve) => setImmediate(resolve));
-      signal?.throwIfAborted();
-      sliceStarted = performance.now();
-    }
+    await slice();
+    signal?.throwIfAborted();
     // Read whole even if it grew since the lstat; the digest and size describe what was read.
     const data = Deno.readFileSync(full);
     const digest = createHash("sha256").update(data).digest("hex");

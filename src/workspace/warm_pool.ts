@@ -46,6 +46,7 @@ import {
   trashAttemptDir,
 } from "./attempt_dir.ts";
 import { changeStamp } from "./snapshot.ts";
+import { slicer, yieldToEventLoop } from "../util/slices.ts";
 
 /** The folder under the workspace root that holds the warm pool. */
 export const WARM_POOL_DIR_NAME = ".perago-warm";
@@ -619,27 +620,6 @@ async function describeFiles(
 
 /** The longest a description's walk holds the event loop before letting it run. */
 const DESCRIBE_SLICE_MS = 2;
-
-/** Resolves after a turn of the event loop (timers and I/O run meanwhile). */
-function yieldToEventLoop(): Promise<void> {
-  // setImmediate, not setTimeout: timers set from a timer's turn are clamped to 4 ms after a
-  // few (nested timers), which would add more than the slice itself.
-  return new Promise((resolve) => setImmediate(resolve));
-}
-
-/**
- * A function that resolves at once until `ms` have passed since the event loop last ran,
- * then after a turn of it: called between steps of synchronous work, it cuts the work into
- * slices of about `ms`.
- */
-function slicer(ms: number): () => Promise<void> {
-  let sliceStarted = performance.now();
-  return async () => {
-    if (performance.now() - sliceStarted <= ms) return;
-    await yieldToEventLoop();
-    sliceStarted = performance.now();
-  };
-}
 
 /** A manifest row: what the file matches, then its stat identity. */
 function manifestRow(
