@@ -22,7 +22,7 @@
  */
 import { createHash } from "node:crypto";
 import type { ObjectSink, WrittenObject } from "./api.ts";
-import { MD5_LANES, md5LanesStateBytes, md5LanesWasmBytes } from "./_md5_lanes.ts";
+import { MD5_INIT, MD5_LANES, md5LanesStateBytes, md5LanesWasmBytes } from "./_md5_lanes.ts";
 
 /**
  * Hashing workers of one download: one core is left to the thread reading the network, up to
@@ -67,7 +67,7 @@ const LANES = ${MD5_LANES};
 const REGION = ${REGION_BYTES};
 const SCRATCH = LANES * REGION;
 const STATE_AT = SCRATCH + 1024;
-const INIT = [0x67452301, 0xefcdab89, 0x98badcfe, 0x10325476];
+const INIT = ${JSON.stringify(MD5_INIT)};
 /** Lane bytes (busy or not) hashed before the worker looks at its messages again. */
 const SLICE_BYTES = 16 * 1024 * 1024;
 let waitMs = ${WAIT_MS};
