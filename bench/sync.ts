@@ -570,13 +570,16 @@ function mainThreadCpuMs(): number {
   } catch {
     return NaN;
   }
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return (Number(fields[11]) + Number(fields[12])) * 10;
+  return statCpuMs(stat);
 }
 
-/** User + system CPU of a process in ms (Linux `/proc/<pid>/stat`, 100 ticks a second). */
+/** User + system CPU of a process in ms (Linux `/proc/<pid>/stat`). */
 async function processCpuMs(pid: number): Promise<number> {
-  const stat = await Deno.readTextFile(`/proc/${pid}/stat`).catch(() => "");
+  return statCpuMs(await Deno.readTextFile(`/proc/${pid}/stat`).catch(() => ""));
+}
+
+/** utime + stime of a `/proc` stat line in ms (100 ticks a second); NaN for an empty line. */
+function statCpuMs(stat: string): number {
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
   return (Number(fields[11]) + Number(fields[12])) * 10;
 }
