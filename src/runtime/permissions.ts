@@ -33,7 +33,10 @@
  *   modules its import map names are readable by executors ({@linkcode importMapReadPaths}:
  *   a mapped file's directory, a mapped directory; never the whole directory of the config,
  *   where the project's `.env` lives).
- * - `.env` is not readable by children (the supervisor read it).
+ * - `.env` is not readable by children (the supervisor read it): `--deny-read` names it
+ *   (`envFile`), so a grant of its directory as a whole (a task module beside it) does not
+ *   reach it. A thread-mode Worker's permissions have no deny list: the supervisor warns when
+ *   one of its read grants covers `.env` ({@linkcode readGrantCovers}).
  * - `--no-prompt`: a denied access fails at once instead of waiting on a terminal prompt.
  *
  * A compiled binary (`Deno.build.standalone`) cannot take `deno run` flags: its permissions
@@ -90,6 +93,12 @@ export interface ChildPermissionOptions {
    * @default []
    */
   importMapReads?: readonly string[];
+  /**
+   * The `.env` file the supervisor read (it holds the Conductor and lakeFS secrets): denied
+   * to children by `--deny-read`, even where a granted directory covers it.
+   * @default undefined (nothing denied)
+   */
+  envFile?: string | undefined;
 }
 
 /** How to start a child process. */
@@ -166,6 +175,8 @@ export interface ChildPermissionSets {
   read: string[];
   write: string[];
   net: string[];
+  /** Paths refused even where a `read` grant covers them (flags only: see the module doc). */
+  denyRead: string[];
 }
 
 /**
@@ -188,11 +199,13 @@ export function childPermissionSets(options: ChildPermissionOptions): ChildPermi
   const source = sourceReadPaths(options.sourceRoot ?? defaultSourceRoot());
   const lanes = options.lanePaths ?? [];
   const laneNet = lanes.map((path) => `unix:${path}`);
+  const denyRead = unique([options.envFile]);
   if (options.role === "broker") {
     return {
       read: unique([options.logRoot, ...source, ...lanes]),
       write: unique([options.logRoot, ...lanes]),
       net: [hostPort(options.conductorUrl), ...laneNet],
+      denyRead,
     };
   }
   return {
@@ -206,7 +219,19 @@ export function childPermissionSets(options: ChildPermissionOptions): ChildPermi
     ]),
     write: unique([options.workspaceRoot, options.logRoot, ...lanes]),
     net: [...(options.lakefsUrl === undefined ? [] : [hostPort(options.lakefsUrl)]), ...laneNet],
+    denyRead,
   };
+}
+
+/**
+ * Whether one of the `read` grants covers `path`: the path itself or a directory above it.
+ * Paths are compared as given (absolute, resolved by the caller).
+ */
+export function readGrantCovers(read: readonly string[], path: string): boolean {
+  return read.some((grant) => {
+    const dir = grant.replace(/\/+$/, "");
+    return path === dir || path.startsWith(`${dir}/`) || dir === "";
+  });
 }
 
 /**
@@ -230,6 +255,7 @@ export function childPermissionFlags(options: ChildPermissionOptions): string[] 
     list("--allow-write", sets.write),
     // No list, no flag: an empty `--allow-net=` is not "nothing" to every Deno version.
     ...(sets.net.length === 0 ? [] : [list("--allow-net", sets.net)]),
+    ...(sets.denyRead.length === 0 ? [] : [list("--deny-read", sets.denyRead)]),
   ];
 }
 
@@ -498,6 +524,24 @@ export async function revokeEnvFileRead(envFile: string | undefined): Promise<bo
   if (envFileReadableThroughDirectory(envFile)) return false;
   await Deno.permissions.revoke({ name: "read", path: envFile });
   return true;
+}
+
+/**
+ * Whether executors can still read `envFile` although children are denied it: a thread-mode
+ * Worker's permissions have no deny list (so any of its `read` grants covering the file lets
+ * it through), and a compiled binary's children share its flags and can revoke a grant only
+ * as a whole ({@linkcode envFileReadableThroughDirectory}). Process mode from source denies it
+ * with `--deny-read`. The supervisor warns when this is `true`.
+ */
+export function envFileExposedToExecutors(
+  envFile: string | undefined,
+  mode: "process" | "thread",
+  executorSets: Pick<ChildPermissionSets, "read">,
+  standalone: boolean = Deno.build.standalone === true,
+): boolean {
+  if (envFile === undefined) return false;
+  if (mode === "thread") return readGrantCovers(executorSets.read, envFile);
+  return standalone && envFileReadableThroughDirectory(envFile);
 }
 
 /**

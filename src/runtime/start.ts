@@ -35,7 +35,7 @@ import {
   childConfig,
   childEnv,
   childPermissionSets,
-  envFileReadableThroughDirectory,
+  envFileExposedToExecutors,
   readParentEnv,
 } from "./permissions.ts";
 import { spawnWorkerChild, workerOptionsEnabled, workerPermissions } from "./thread_spawner.ts";
@@ -145,10 +145,12 @@ export async function startRuntime(options: StartOptions): Promise<number> {
       );
     }
     const lanePaths = laneDir === undefined ? undefined : laneSocketPaths(laneDir, concurrency);
+    const permissionInputs = permissionInputsOf(config, lakefs, loaded);
     const running = new Supervisor({
       ...supervisorOptions(config, lakefs, loaded, settings, concurrency, moduleName, {
         mode,
         lanePaths,
+        permissionInputs,
       }),
       telemetry,
     });
@@ -156,7 +158,16 @@ export async function startRuntime(options: StartOptions): Promise<number> {
     // Health requests only feed /readyz: none without the listener.
     telemetry.watch(() => running.status, { healthRequests: server !== undefined });
     options.onSupervisor?.(running);
-    logStart(config, loaded, settings, { concurrency, mode, logFile: logging.logFile });
+    logStart(config, loaded, settings, {
+      concurrency,
+      mode,
+      logFile: logging.logFile,
+      envFileExposed: envFileExposedToExecutors(
+        config.envFile,
+        mode,
+        childPermissionSets({ ...permissionInputs, role: "executor" }),
+      ),
+    });
     return await running.run();
   } finally {
     telemetry.close();
@@ -309,7 +320,12 @@ function logStart(
   config: RuntimeConfig,
   loaded: readonly LoadedTask[],
   settings: readonly TaskSettings[],
-  run: { concurrency: number; mode: "process" | "thread"; logFile: string },
+  run: {
+    concurrency: number;
+    mode: "process" | "thread";
+    logFile: string;
+    envFileExposed: boolean;
+  },
 ): void {
   const log = getLogger("runtime");
   const names = loaded.map((entry) => entry.task.name);
@@ -326,14 +342,14 @@ function logStart(
         "caps executors in process mode only",
     );
   }
-  if (
-    Deno.build.standalone && run.mode === "process" && config.envFile !== undefined &&
-    envFileReadableThroughDirectory(config.envFile)
-  ) {
-    // Children of a binary share its flags and can only revoke a grant as a whole.
+  if (run.envFileExposed) {
     log.warn(
-      "executors of this binary can read {envFile}: its directory is granted as a whole (a " +
-        "task module's directory?); keep .env in a directory of its own and build again",
+      run.mode === "thread"
+        ? "executors (Workers) can read {envFile}: a read grant covers its directory (a task " +
+          "module's directory?) and a Worker's permissions cannot deny one file; keep .env " +
+          "out of task module directories, or run in process mode"
+        : "executors of this binary can read {envFile}: its directory is granted as a whole " +
+          "(a task module's directory?); keep .env in a directory of its own and build again",
       { envFile: config.envFile },
     );
   }
@@ -407,6 +423,27 @@ export function taskPollingOf(
   return polling;
 }
 
+/** What the children's permissions are made of (see permissions.ts). */
+function permissionInputsOf(
+  config: RuntimeConfig,
+  lakefs: LakeFsConfig | undefined,
+  loaded: readonly LoadedTask[],
+) {
+  // Children (and thread-mode Workers, which resolve as this process does) use this process's
+  // deno.json: a task project's import map reaches the executors, which may read its modules.
+  const { configFile, importMapReads } = childConfig();
+  return {
+    workspaceRoot: config.workspaceRoot,
+    logRoot: config.logRoot,
+    modules: loaded.map((entry) => entry.modulePath),
+    conductorUrl: config.conductor!.serverUrl,
+    lakefsUrl: lakefs?.endpointUrl,
+    configFile,
+    importMapReads,
+    envFile: config.envFile,
+  };
+}
+
 function supervisorOptions(
   config: RuntimeConfig,
   lakefs: LakeFsConfig | undefined,
@@ -414,23 +451,14 @@ function supervisorOptions(
   settings: readonly TaskSettings[],
   concurrency: number,
   moduleName: string,
-  { mode, lanePaths }: { mode: "process" | "thread"; lanePaths: readonly string[] | undefined },
+  { mode, lanePaths, permissionInputs }: {
+    mode: "process" | "thread";
+    lanePaths: readonly string[] | undefined;
+    permissionInputs: PermissionInputs;
+  },
 ) {
-  const conductor = config.conductor!;
-  const modules = loaded.map((entry) => entry.modulePath);
+  const modules = permissionInputs.modules;
   const prefix = config.workerIdPrefix;
-  // Children (and thread-mode Workers, which resolve as this process does) use this process's
-  // deno.json: a task project's import map reaches the executors, which may read its modules.
-  const { configFile, importMapReads } = childConfig();
-  const permissionInputs = {
-    workspaceRoot: config.workspaceRoot,
-    logRoot: config.logRoot,
-    modules,
-    conductorUrl: conductor.serverUrl,
-    lakefsUrl: lakefs?.endpointUrl,
-    configFile,
-    importMapReads,
-  };
   const env = childEnv(readParentEnv(), [
     ...CONFIG_ENV_VARS,
     ...taskEnvVars(loaded.map((entry) => entry.task.name)),

@@ -74,7 +74,8 @@ export function postBatch(
 
 /**
  * Deno's Worker permission object for a role's lists: exactly these paths and hosts, nothing
- * else (no env, run, ffi, sys; no remote imports).
+ * else (no env, run, ffi, sys; no remote imports). It has no deny list, so `denyRead` has no
+ * place here (the supervisor warns when a read grant covers `.env`).
  *
  * @example
  * ```ts
@@ -83,7 +84,9 @@ export function postBatch(
  * //   sys: false, import: false }
  * ```
  */
-export function workerPermissions(sets: ChildPermissionSets): Deno.PermissionOptionsObject {
+export function workerPermissions(
+  sets: Pick<ChildPermissionSets, "read" | "write" | "net">,
+): Deno.PermissionOptionsObject {
   return {
     read: [...sets.read],
     write: [...sets.write],

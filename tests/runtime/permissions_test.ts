@@ -4,7 +4,10 @@ import {
   childConfig,
   childEnv,
   childPermissionFlags,
+  childPermissionSets,
+  envFileExposedToExecutors,
   moduleDir,
+  readGrantCovers,
 } from "../../src/runtime/permissions.ts";
 import { hostPort } from "../../src/runtime/net_grant.ts";
 
@@ -155,6 +158,88 @@ Deno.test("permissions: an executor reads perago's mod.ts, src/ and deno.json, n
   } finally {
     await Deno.remove(root, { recursive: true });
   }
+});
+
+Deno.test("permissions: the .env the supervisor read is denied to both children by --deny-read", () => {
+  const envFile = "/srv/tasks/.env";
+  for (const role of ["broker", "executor"] as const) {
+    const flags = childPermissionFlags({ ...base, role, envFile });
+    assert.equal(flags.at(-1), "--deny-read=/srv/tasks/.env", role);
+    assert.deepEqual(childPermissionSets({ ...base, role, envFile }).denyRead, [envFile]);
+  }
+  assert.ok(
+    !childPermissionFlags({ ...base, role: "executor" }).some((flag) =>
+      flag.startsWith("--deny-read")
+    ),
+  );
+});
+
+Deno.test("permissions: an executor whose task module sits beside .env reads the module's files, never .env", async () => {
+  const root = await Deno.makeTempDir({ prefix: "perago-perm-" });
+  try {
+    // An operator's project: the task module, a file it reads, and .env in one directory.
+    const project = `${root}/project`;
+    await Deno.mkdir(project);
+    await Deno.writeTextFile(`${project}/.env`, "CONDUCTOR_AUTH_SECRET=s3cr3t\n");
+    await Deno.writeTextFile(`${project}/data.txt`, "fine\n");
+    await Deno.mkdir(`${root}/ws`);
+    await Deno.mkdir(`${root}/logs`);
+    const sets = {
+      ...base,
+      role: "executor" as const,
+      workspaceRoot: `${root}/ws`,
+      logRoot: `${root}/logs`,
+      modules: [`${project}/task.ts`],
+      sourceRoot: "",
+      envFile: `${project}/.env`,
+    };
+    const probe = `
+      const out = {};
+      for (const name of [".env", "data.txt"]) {
+        try { await Deno.readTextFile(${JSON.stringify(project)} + "/" + name); out[name] = "ok"; }
+        catch (e) { out[name] = e.name; }
+      }
+      console.log(JSON.stringify(out));`;
+    await Deno.writeTextFile(`${root}/probe.ts`, probe);
+    const run = async (flags: string[]) => {
+      const result = await new Deno.Command(Deno.execPath(), {
+        args: ["run", "--no-config", `--allow-read=${root}/probe.ts`, ...flags, `${root}/probe.ts`],
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      assert.ok(result.success, new TextDecoder().decode(result.stderr));
+      return JSON.parse(new TextDecoder().decode(result.stdout));
+    };
+    // The attack works without the deny: the module's directory is granted as a whole.
+    const { envFile: _, ...withoutDeny } = sets;
+    assert.deepEqual(await run(childPermissionFlags(withoutDeny)), {
+      ".env": "ok",
+      "data.txt": "ok",
+    });
+    assert.deepEqual(await run(childPermissionFlags(sets)), {
+      ".env": "NotCapable",
+      "data.txt": "ok",
+    });
+    // Process mode from source is covered; a Worker (no deny list) is warned about.
+    const executorSets = childPermissionSets(sets);
+    assert.equal(envFileExposedToExecutors(sets.envFile, "process", executorSets, false), false);
+    assert.equal(envFileExposedToExecutors(sets.envFile, "thread", executorSets, false), true);
+    assert.equal(envFileExposedToExecutors(undefined, "thread", executorSets, false), false);
+    const apart = childPermissionSets({ ...sets, envFile: `${root}/.env` });
+    assert.equal(envFileExposedToExecutors(`${root}/.env`, "thread", apart, false), false);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("permissions: readGrantCovers: the path itself or a directory above it, not a sibling prefix", () => {
+  assert.equal(readGrantCovers(["/srv/tasks"], "/srv/tasks/.env"), true);
+  assert.equal(readGrantCovers(["/srv/tasks/"], "/srv/tasks/.env"), true);
+  assert.equal(readGrantCovers(["/srv/tasks/.env"], "/srv/tasks/.env"), true);
+  assert.equal(readGrantCovers(["/"], "/srv/tasks/.env"), true);
+  assert.equal(readGrantCovers(["/srv/task"], "/srv/tasks/.env"), false);
+  assert.equal(readGrantCovers(["/srv/tasks/sub"], "/srv/tasks/.env"), false);
+  assert.equal(readGrantCovers([], "/srv/tasks/.env"), false);
 });
 
 Deno.test("permissions: children run with the supervisor's --config; executors read its import map's local modules", () => {

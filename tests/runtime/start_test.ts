@@ -37,6 +37,43 @@ Deno.test("start: a task reading /etc/passwd or fetching another host is denied;
   assert.equal(await stopWorker(worker), 0, worker.output());
 });
 
+Deno.test("start: a task module beside the operator's .env cannot read it in process mode; thread mode warns", async () => {
+  await using stack = await startStack();
+  const tasksDir = stack.modulePath.slice(0, stack.modulePath.lastIndexOf("/"));
+  const envFile = `${tasksDir}/.env`;
+  await Deno.writeTextFile(envFile, "# operator settings\nPERAGO_LOG_LEVEL=info\n");
+  // Started from the task's directory, so perago reads that .env and grants the directory.
+  const spawn = (extra: string[], denoFlags: string[]) =>
+    stack.testStack.spawnWorker([stack.modulePath, ...extra], {
+      cwd: tasksDir,
+      env: stack.env,
+      denoFlags,
+    });
+  {
+    await using worker = spawn([], ["-A"]);
+    const denied = await stack.startWorkflow({ a: 1, b: 1, read: envFile });
+    const failed = await stack.waitWorkflow(denied, "FAILED");
+    const reasons = failed.tasks.map((t) => String(t.reasonForIncompletion)).join("\n");
+    assert.match(reasons, /NotCapable|Requires read access/, worker.output());
+    // The module's directory stays readable: its other files load and read.
+    const sibling = await stack.startWorkflow({ a: 2, b: 2, read: stack.modulePath });
+    assert.deepEqual((await stack.waitWorkflow(sibling, "COMPLETED")).output, { sum: 4 });
+    assert.equal(await stopWorker(worker), 0, worker.output());
+    assert.doesNotMatch(worker.output(), /can read .*\.env/);
+  }
+  {
+    await using worker = spawn(
+      ["--execution-mode", "thread"],
+      ["-A", "--unstable-worker-options"],
+    );
+    await waitForOutput(worker, /executors \(Workers\) can read \S*\.env/, {
+      timeoutMs: 15_000,
+      what: "the thread-mode warning about .env",
+    });
+    assert.equal(await stopWorker(worker), 0, worker.output());
+  }
+});
+
 Deno.test("start: kill -9 of an executor mid-attempt -> restarted, task retried, completes once", async () => {
   await using stack = await startStack();
   await using worker = startWorker(stack);
