@@ -107,6 +107,43 @@ Deno.test("snapshotDir walks before it returns: an entry made after the call is 
   }
 });
 
+Deno.test("snapshotDir lists paths in path order where folder names sort around '/', and since reuses every unchanged file of such a tree unread", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    // '-' and '.' sort before '/', '0' and 'b' after it: a folder's files go between them.
+    const paths = [
+      "a",
+      "a-b",
+      "a.b/c",
+      "a0",
+      "ab/c",
+      "x/a/b",
+      "x/a-b",
+      "x/a0",
+      "x/ab",
+      "é/1",
+      "😀",
+    ];
+    for (const path of paths) {
+      await Deno.mkdir(join(dir, path, ".."), { recursive: true });
+      await Deno.writeTextFile(join(dir, path), path);
+    }
+    await Deno.mkdir(join(dir, "x/a/c"), { recursive: true });
+    await Deno.writeTextFile(join(dir, "x/a/c/d"), "x/a/c/d");
+    paths.push("x/a/c/d");
+    const expected = [...paths].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    const before = await snapshotDir(dir);
+    assert.deepEqual(before.map((entry) => entry.path), expected);
+    await pastCtimeSecond(join(dir, "x/a/c/d"));
+    const stamp = changeStamp(dir);
+    const marked = before.map((entry) => ({ ...entry, digest: `unread:${entry.path}` }));
+    const after = await snapshotDir(dir, { since: { snapshot: marked, stamp } });
+    assert.deepEqual(after, marked);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("snapshotDir written: the caller's digests are taken as they are, unread", async () => {
   const dir = await Deno.makeTempDir();
   try {
