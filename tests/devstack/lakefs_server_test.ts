@@ -180,6 +180,64 @@ Deno.test("http: listing: amount 1001 -> 400, default 100, flat by default, afte
   });
 });
 
+Deno.test("http: listing pages by prefix, after and delimiter match the sorted paths; a commit listed twice and a branch changed between its pages answer what they hold", async () => {
+  await withRaw(async (api) => {
+    await createRepo(api);
+    const put = async (path: string) => {
+      const res = await api(`/repositories/repo/branches/main/objects?path=${path}`, {
+        method: "POST",
+        body: path,
+      });
+      assert.equal(res.status, 201);
+      await res.body?.cancel();
+    };
+    const paths = ["a", "a.b", "a/x", "a/y/z", "a0", "b/1", "b/2", "b/3", "c"];
+    for (const path of paths) await put(path);
+    const commit = await (await api(
+      "/repositories/repo/branches/main/commits",
+      postJson({ message: "seed" }),
+    )).json();
+    const list = async (ref: string, query: Record<string, string>) => {
+      const keys: string[] = [];
+      let after = query.after ?? "";
+      while (true) {
+        const params = new URLSearchParams({ ...query, after, amount: "2" });
+        const page = await (await api(`/repositories/repo/refs/${ref}/objects/ls?${params}`))
+          .json();
+        keys.push(...page.results.map((r: { path: string }) => r.path));
+        if (!page.pagination.has_more) return keys;
+        after = page.pagination.next_offset;
+      }
+    };
+    const expected = (prefix: string, after: string, source = paths) =>
+      [...source].sort().filter((path) => path.startsWith(prefix) && path > after);
+    for (const prefix of ["", "a", "a/", "b/", "b/2", "z"]) {
+      for (const after of ["", "a", "a/x", "a0", "b/", "b/1", "c", "d"]) {
+        assert.deepEqual(
+          await list(commit.id, { prefix, after }),
+          expected(prefix, after),
+          `${prefix} ${after}`,
+        );
+      }
+    }
+    assert.deepEqual(await list(commit.id, { delimiter: "/" }), [
+      "a",
+      "a.b",
+      "a/",
+      "a0",
+      "b/",
+      "c",
+    ]);
+    assert.deepEqual(await list(commit.id, { delimiter: "/", after: "a/" }), ["a0", "b/", "c"]);
+    assert.deepEqual(await list(commit.id, { prefix: "a/", delimiter: "/" }), ["a/x", "a/y/"]);
+    // Staged on the branch after its first listing: listed; the commit still lists what it had.
+    assert.deepEqual(await list("main", { prefix: "b/" }), ["b/1", "b/2", "b/3"]);
+    await put("b/15");
+    assert.deepEqual(await list("main", { prefix: "b/" }), ["b/1", "b/15", "b/2", "b/3"]);
+    assert.deepEqual(await list(commit.id, { prefix: "b/" }), ["b/1", "b/2", "b/3"]);
+  });
+});
+
 Deno.test("http: upload statuses: raw 201, multipart content part, If-None-Match 412, delete 204", async () => {
   await withRaw(async (api) => {
     await createRepo(api);
