@@ -437,6 +437,22 @@ export class FileHashers {
     else job.done.reject(outcome.error);
   }
 
+  /** How many hashing workers run now (0 before the first file or {@linkcode start}). */
+  get workers(): number {
+    return this.#slots.length;
+  }
+
+  /**
+   * Starts the first worker now when none runs yet, so that its start (a thread, its module,
+   * the WebAssembly compile: some 50 ms on a busy 2-core host) overlaps the download of the
+   * first file it will hash instead of delaying that file's check: a download calls it as a
+   * large object's request goes out. A no-op once a worker runs, without workers, or closed.
+   */
+  start(): void {
+    if (this.#closed || this.#noWorkers || this.#slots.length > 0) return;
+    this.#spawn();
+  }
+
   /**
    * The first worker with room ({@linkcode FILES_PER_WORKER}: one worker's lanes fill before a
    * second one shares the files); a new one while all are busy and the limit allows; else the
@@ -450,14 +466,20 @@ export class FileHashers {
       if (best === undefined || slot.pending < best.pending) best = slot;
     }
     if (best !== undefined && this.#slots.length >= MAX_HASH_WORKERS) return best;
+    return this.#spawn() ?? best;
+  }
+
+  /**
+   * A new worker, initialised and listened to; `undefined` (and no more tries) where workers
+   * cannot start (a host or permission without them): files are then hashed on this thread.
+   */
+  #spawn(): Slot | undefined {
     let worker: Worker;
     try {
       this.#url ??= URL.createObjectURL(new Blob([WORKER_SOURCE], { type: "text/javascript" }));
       worker = new Worker(this.#url, { type: "module" });
     } catch {
-      // No workers here (a host or permission without them): hash on this thread.
-      if (best !== undefined) return best;
-      this.#noWorkers = true;
+      this.#noWorkers = this.#slots.length === 0;
       return undefined;
     }
     const wasm = this.#simd ? md5Module() : undefined;

@@ -330,6 +330,8 @@ async function downloadOne(
     await writeBody(body, entry, openFile, signal);
     return { checked: Promise.resolve() };
   }
+  // The first hashing worker starts while this object downloads, not once its file is written.
+  hashers.start();
   // The try that succeeds hands its hash over without waiting for it: the pool moves on to
   // the next object while the worker reads this one back. Only the caller's abort cancels the
   // read-back: when another object fails the download, checks already started still finish

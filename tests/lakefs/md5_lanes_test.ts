@@ -149,6 +149,39 @@ for (const { name, options } of MODES) {
   });
 }
 
+Deno.test("FileHashers: start() runs the first worker before any file, once; the file then hashed by it", async () => {
+  await withTempDir(async (dir) => {
+    const data = randomBytes(700_001);
+    const path = join(dir, "f");
+    await Deno.writeFile(path, data);
+    const hashers = new FileHashers();
+    try {
+      assert.equal(hashers.workers, 0);
+      hashers.start();
+      assert.equal(hashers.workers, 1);
+      hashers.start();
+      assert.equal(hashers.workers, 1, "a second start() starts no second worker");
+      hashers.flush();
+      assert.deepEqual(await hashers.hash(path), { size: data.length, md5: md5(data) });
+      assert.equal(hashers.workers, 1, "the file went to the started worker");
+    } finally {
+      hashers.close();
+    }
+    assert.equal(hashers.workers, 0);
+    hashers.start();
+    assert.equal(hashers.workers, 0, "closed hashers start nothing");
+    // Without workers, start() is a no-op and files are still hashed (on this thread).
+    const here = new FileHashers({ workers: false });
+    try {
+      here.start();
+      assert.equal(here.workers, 0);
+      assert.deepEqual(await here.hash(path), { size: data.length, md5: md5(data) });
+    } finally {
+      here.close();
+    }
+  });
+});
+
 /** `promise`, or a rejection naming `what` once `ms` pass (a test fails instead of hanging). */
 async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined;
