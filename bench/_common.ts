@@ -299,6 +299,28 @@ export async function runCommand(
   return { stdout, stderr };
 }
 
+/**
+ * Writes back what the filesystem holding `path` has pending (`sync -f`, coreutils), untimed
+ * before a measured run: the run then neither writes back what the run before it left (the
+ * kernel's writeback would land in whichever run comes some 30 s later) nor meets inode
+ * tables still dirty from a removal (on ext4 without a journal a freed inode is skipped for
+ * 360 s while its table block is dirty, 60 s once written). A no-op where `sync -f` is
+ * missing.
+ */
+export async function syncFilesystem(path: string): Promise<void> {
+  await runCommand("sync", ["-f", path]).catch(() => {});
+}
+
+/**
+ * The median of the rounds' own ratios `a[i] / b[i]` (round i ran its two sides back to
+ * back): drift that slows both sides of a round, such as a disk or a core taken by another
+ * process, leaves that round's ratio alone, where it moves a ratio of medians.
+ */
+export function pairedRatio(a: readonly number[], b: readonly number[]): number {
+  if (a.length !== b.length) throw new RangeError(`pairedRatio: ${a.length} against ${b.length}`);
+  return median(a.map((value, i) => value / b[i]!));
+}
+
 /** Whether a command exists on PATH. */
 export async function hasCommand(cmd: string): Promise<boolean> {
   try {

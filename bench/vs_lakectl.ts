@@ -39,9 +39,11 @@ import {
   type BenchResult,
   type Figure,
   median,
+  pairedRatio,
   ROOT,
   runCommand,
   type Size,
+  syncFilesystem,
   timeMs,
 } from "./_common.ts";
 import {
@@ -255,15 +257,6 @@ function tmpfsFigures(times: Record<Kind, number[]>): Figure[] {
 }
 
 /**
- * Writes back what the filesystem holding `dir` has pending (`sync -f`, coreutils), so the
- * next timed run does not pay for the previous run's writeback; a no-op where `sync -f` is
- * missing (then the figures carry that drift, as before).
- */
-async function settleDisk(dir: string): Promise<void> {
-  await runCommand("sync", ["-f", dir]).catch(() => {});
-}
-
-/**
  * Microseconds per file of creating `files` new 4 KiB files, one after the other, in a new
  * directory of `dir` (kept until the bench ends, like the runs' files): what creating a file
  * costs on that filesystem right now, after whatever the rest of the machine removed.
@@ -276,15 +269,6 @@ function createProbeUs(dir: string, files: number): number {
     Deno.writeFileSync(join(probe, `f${i}`), data, { createNew: true });
   }
   return (performance.now() - started) * 1000 / files;
-}
-
-/**
- * The median of the rounds' own ratios `a[i] / b[i]` (the two sides of round i ran back to
- * back): drift that slows both sides of a round, such as a disk disturbed by another process,
- * leaves the round's ratio alone.
- */
-function pairedRatio(a: readonly number[], b: readonly number[]): number {
-  return median(a.map((value, i) => value / b[i]!));
 }
 
 /** The vs_lakectl benchmark. */
@@ -331,7 +315,7 @@ export const bench: Bench = {
       const probes: number[] = [];
       for (let round = 0; round < shape.rounds; round++) {
         const order = groups.flatMap((group) => round % 2 === 0 ? group : [...group].reverse());
-        await settleDisk(ctx.tempDir);
+        await syncFilesystem(ctx.tempDir);
         probes.push(createProbeUs(ctx.tempDir, PROBE_FILES));
         for (const kind of order) {
           ctx.signal.throwIfAborted();
@@ -341,7 +325,7 @@ export const bench: Bench = {
             dir: (onTmpfs ? shm : undefined) ?? ctx.tempDir,
             prefix: kind,
           });
-          await settleDisk(ctx.tempDir);
+          await syncFilesystem(ctx.tempDir);
           const run = await timed(() =>
             kind.startsWith("lakectl")
               ? lakectlRun(lakectl, lakefs, repo, path, dir)
