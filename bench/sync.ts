@@ -10,6 +10,11 @@
  * a third side, the plain client hashing each body as it pipes it (MD5 checked against the
  * listing): what any verifying client pays.
  *
+ * The download sides rotate (each run another goes first; the large set's three runs put each
+ * side first once), each side's files go to a new directory kept until the set's downloads
+ * end, and the filesystem is synced before each side: no side pays for the files the side
+ * before it removed or left to write back. The ratios are medians of the runs' own ratios.
+ *
  * @module
  */
 import { createHash } from "node:crypto";
@@ -27,7 +32,9 @@ import {
   type Figure,
   mbPerSec,
   median,
+  pairedRatio,
   type Size,
+  syncFilesystem,
   type Target,
   timeMs,
 } from "./_common.ts";
@@ -56,15 +63,16 @@ const SIZES: Record<Size, { sets: DataSet[] }> = {
       { label: "small", count: 2_000, bytes: 4096, runs: 1 },
     ],
   },
+  // Three runs of the large set: with three download sides rotated, each goes first once.
   default: {
     sets: [
-      { label: "large", count: 1_000, bytes: Math.floor(GIB / 1000), runs: 2 },
+      { label: "large", count: 1_000, bytes: Math.floor(GIB / 1000), runs: 3 },
       { label: "small", count: 20_000, bytes: 4096, runs: 1 },
     ],
   },
   full: {
     sets: [
-      { label: "large", count: 1_000, bytes: Math.floor(GIB / 1000), runs: 4 },
+      { label: "large", count: 1_000, bytes: Math.floor(GIB / 1000), runs: 6 },
       { label: "small", count: 20_000, bytes: 4096, runs: 2 },
     ],
   },
@@ -258,6 +266,11 @@ async function measureSet(
     plain: { client: [], server: [], main: [] },
     plain_md5: { client: [], server: [], main: [] },
   };
+  // Every side meets the disk in the same state: each download goes to a new directory kept
+  // until the set's downloads end (a side creating its files right after the previous side
+  // removed as many pays for the removal: see syncFilesystem), and the filesystem is synced
+  // before each one (no side writes back the gigabyte the side before it left).
+  const downDirs: string[] = [];
   for (let run = 0; run < runs; run++) {
     signal.throwIfAborted();
     // Each run rotates who goes first.
@@ -265,6 +278,8 @@ async function measureSet(
     for (const who of order) {
       const dir = join(tempDir, `down-${who}-${set.label}-${run}`);
       await Deno.mkdir(dir, { recursive: true });
+      downDirs.push(dir);
+      await syncFilesystem(dir);
       const clientBefore = process.cpuUsage();
       const mainBefore = mainThreadCpuMs();
       const serverBefore = await processCpuMs(lakefs.pid);
@@ -301,11 +316,13 @@ async function measureSet(
       cpu[who].server.push(
         (await processCpuMs(lakefs.pid)) - serverBefore,
       );
-      await Deno.remove(dir, { recursive: true });
     }
   }
+  for (const dir of downDirs) await Deno.remove(dir, { recursive: true });
   const up = { perago: median(peragoUp), plain: median(plainUp) };
   const down = { perago: median(downMs.perago), plain: median(downMs.plain) };
+  // The target's ratio: the median of the runs' own ratios (each run's sides back to back).
+  const downRatio = pairedRatio(downMs.plain, downMs.perago);
   const l = set.label;
   const desc = `${set.count} files x ${set.bytes} B`;
   const figures: Figure[] = [
@@ -316,7 +333,14 @@ async function measureSet(
       note: `downloadPrefix, ${desc}`,
     },
     { name: `${l}_download_plain_MBps`, value: mbPerSec(totalBytes, down.plain), unit: "MB/s" },
-    { name: `${l}_download_ratio`, value: down.plain / down.perago, unit: "ratio" },
+    {
+      name: `${l}_download_ratio`,
+      value: downRatio,
+      unit: "ratio",
+      note: `median of the runs' ratios (plain's time over perago's): ${
+        downMs.plain.map((plain, i) => (plain / downMs.perago[i]!).toFixed(3)).join(", ")
+      }; ratio of the median times ${(down.plain / down.perago).toFixed(3)}`,
+    },
     {
       name: `${l}_download_perago_client_cpu_ms`,
       value: median(cpu.perago.client),
@@ -382,9 +406,9 @@ async function measureSet(
       },
       {
         name: `${l}_download_ratio_vs_plain_md5`,
-        value: median(downMs.plain_md5) / down.perago,
+        value: pairedRatio(downMs.plain_md5, downMs.perago),
         unit: "ratio",
-        note: "perago against the plain client that verifies too",
+        note: "perago against the plain client that verifies too (median of the runs' ratios)",
       },
       {
         name: `${l}_download_plain_md5_client_cpu_ms`,
@@ -415,8 +439,8 @@ async function measureSet(
     {
       name: `${l}_download_ratio`,
       target: l === "large" ? ">= 0.9" : ">= 0.8",
-      value: down.plain / down.perago,
-      met: down.plain / down.perago >= (l === "large" ? 0.9 : 0.8),
+      value: downRatio,
+      met: downRatio >= (l === "large" ? 0.9 : 0.8),
     },
     {
       name: `${l}_stage_ratio`,
