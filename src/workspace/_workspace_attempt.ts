@@ -38,6 +38,7 @@ import {
 } from "./_attempt_state.ts";
 import { deleteLeftoverStaging } from "./attempt_cleanup.ts";
 import {
+  downloadedSnapshot,
   downloadPhase,
   knownFiles,
   noteCachedDigests,
@@ -72,7 +73,8 @@ export async function runWorkspace(
   const snapshots = !spec.readOnly || options.verifyReadOnly === true;
   if (snapshots) options.onPhase?.("snapshot");
   const before = snapshots
-    ? await snapshotDir(ws.dir, { signal, written: writtenDigests(listing) })
+    ? downloadedSnapshot(listing) ??
+      await snapshotDir(ws.dir, { signal, written: writtenDigests(listing) })
     : undefined;
   if (before !== undefined) noteCachedDigests(options.downloadCache, listing, before);
   // Taken before the task runs: a file whose ctime is older was not changed by the task.

@@ -126,6 +126,26 @@ Deno.test("warm pool: a re-run keeps every file of the directory an ended attemp
   assert.equal(pooled(stack).length, 1, "the second run's directory replaced the first's");
 });
 
+Deno.test("warm pool: objects removed from lakeFS or rewritten there since the directory was pooled are gone or fetched again, and no change of the re-run's task", async () => {
+  await using stack = await startStack();
+  await seedAndRetire(stack, 12);
+  // The snapshot before the task is the listing: a pooled file the listing lacks must be gone.
+  await seed(stack, { "data/1/f1.txt": "rewritten in lakeFS\n", "data/new.txt": "new\n" }, {
+    deletes: ["data/0/f0.txt", "data/2/f2.txt"],
+  });
+  stack.server.stats.reset();
+  const second = new WarmPool({ root: stack.root, maxDirs: 2 });
+  const outcome = await run(stack, second);
+  assert.equal(stack.server.stats.count("getObject"), 2, "f1 and new.txt fetched");
+  const seen = (outcome.outputData?.result as { files: Record<string, string> }).files;
+  const head = (await stack.lakefs.getBranch(stack.repo, "main")).commit_id;
+  assert.deepEqual(seen, await readTree(stack, head, "data/"));
+  assert.equal(seen["data/0/f0.txt"], undefined);
+  assert.equal(outcome.publication, "unchanged");
+  assert.deepEqual(outcome.changes, { added: [], changed: [], removed: [] });
+  await second.close();
+});
+
 Deno.test("warm pool: with readAtClaim the retirement reads no downloaded file (the claimer checks them) and a re-run still keeps every file and sees exactly its input", async () => {
   await using stack = await startStack();
   await seed(stack, files(30));
