@@ -21,7 +21,7 @@ import type { newOwner } from "./owners.ts";
 import { KeyTreeGuard, resolveInsideDir } from "./safe_path.ts";
 import { describeScope, resolveScope } from "./scope.ts";
 import type { Snapshot, SnapshotEntry, WrittenDigests } from "./snapshot.ts";
-import { type KnownFile, walkClaimedDir, type WalkedDir } from "./warm_pool.ts";
+import { keepPooledFile, type KnownFile, walkClaimedDir, type WalkedDir } from "./warm_pool.ts";
 
 /** Checks the workspace input, and makes the attempt directory. */
 export async function openWorkspace(
@@ -123,6 +123,8 @@ export async function downloadPhase(ws: WorkspaceAttempt): Promise<RemoteEntry[]
         if (file === undefined || file.checksum !== entry.checksum || file.size !== entry.size) {
           return undefined;
         }
+        // Unchanged since it was pooled, or removed here (and fetched).
+        if (keepPooledFile(claimed, entry.key) === undefined) return undefined;
         claimed.files.delete(entry.key);
         return file.sha256;
       },

@@ -8,14 +8,17 @@
  * matches, its SHA-256 (what the snapshot before the task needs) and its stat identity (size,
  * mtime, ctime, inode), plus a stamp taken before those `lstat`s. A new attempt takes one by
  * renaming it onto its own attempt directory: the rename is the claim, so two attempts never
- * get the same directory. It then walks it once ({@linkcode walkClaimedDir}): every entry that
- * is not a regular file of the manifest with the same identity is removed (symlinks, FIFOs,
- * extra files, a folder where a file was, files changed in place: the kernel sets ctime on
- * every change, content or metadata, and no call sets it to a chosen value). Deno's ctime has
- * whole seconds, so a file whose ctime is not older than the stamp could have changed again
- * in that second without a trace: it is read and hashed again, and kept only when its SHA-256
- * is the manifest's. The download then keeps the files whose checksum and size match the
- * listing, removes the others and fetches the rest. The stamp is taken at once when the
+ * get the same directory. It then reads its folders ({@linkcode walkClaimedDir}): every entry
+ * that is not a folder or a regular file the manifest lists is removed (symlinks, FIFOs, extra
+ * files, a folder's content where a file was). The download then keeps a listed file only once
+ * {@linkcode keepPooledFile} found it unchanged: the same stat identity as in the manifest
+ * (files changed in place differ: the kernel sets ctime on every change, content or metadata,
+ * and no call sets it to a chosen value), else it is removed and fetched again. Deno's ctime
+ * has whole seconds, so a file whose ctime is not older than the stamp could have changed
+ * again in that second without a trace: it is read and hashed again, and kept only when its
+ * SHA-256 is the manifest's. Files of the manifest the listing no longer has are removed after
+ * the download. Each file's `lstat` is thus made as the listing confirms it, while its later
+ * pages are on their way, not in a walk before it. The stamp is taken at once when the
  * attempt ends (no wait for the next second, which `perago run` would spend before exiting):
  * the files the attempt wrote in its last second are the ones read again.
  *
@@ -26,7 +29,7 @@
  * {@linkcode WarmPool.close}); the kernel drops the lock only when that realm's files are
  * closed: process exit or Worker termination. An entry is claimed only once its holder's
  * lock can be taken, so nothing that ran in the attempt can still write to it; a write done
- * before that is seen by the walk. Entries of a live holder (this one included) wait.
+ * before that is seen by the claimer's checks. Entries of a live holder (this one included) wait.
  *
  * The pool trusts the host as the object cache does: it lives under the workspace root, which
  * tasks may write, so a task that rewrote a pooled directory and its manifest to match could
@@ -100,13 +103,20 @@ export interface ClaimedDir {
   readonly stampMs: number;
 }
 
-/** The files a claimed directory keeps after {@linkcode walkClaimedDir}. */
+/** What a claimed directory holds after {@linkcode walkClaimedDir}. */
 export interface WalkedDir {
-  /** Regular files whose identity matched the manifest, by relative path. */
+  /** The claimed directory. */
+  readonly dir: string;
+  /** The manifest's stamp. */
+  readonly stampMs: number;
+  /**
+   * Regular files of the manifest, by relative path, not yet checked against their stat
+   * identity: {@linkcode keepPooledFile} checks one (and removes it when it changed).
+   */
   readonly files: Map<string, PooledFile>;
   /** Directories left, by relative path. */
   readonly dirs: Set<string>;
-  /** Entries removed by the walk. */
+  /** Entries removed by the walk, and files removed by {@linkcode keepPooledFile}. */
   removed: number;
 }
 
@@ -506,23 +516,29 @@ export class WarmPool {
 
 /**
  * The longest the claim's walk holds the event loop before letting it run: the attempt's
- * listing is read meanwhile. A turn of the event loop costs far less than an `lstat` made
- * asynchronously (a hand-off to the blocking pool and back: one in 64 of them added ~40 ms to
- * a walk of 21,000 files on tmpfs).
+ * listing is read meanwhile.
  */
 const WALK_SLICE_MS = 4;
 
 /**
- * Removes from a claimed directory every entry that may not match its manifest (see the
- * module doc), and returns what is left. The attempt marker at the top is kept. Nothing
- * else writes to the directory: the walk is synchronous, in slices of the event loop
- * ({@linkcode WALK_SLICE_MS}) so that the process's other I/O is not held up for its whole
- * length.
+ * Removes from a claimed directory every entry that is neither a folder nor a regular file its
+ * manifest lists (by the entry types `readDir` gives: no `lstat`), and returns what is left.
+ * The attempt marker at the top is kept. Each file left must then pass
+ * {@linkcode keepPooledFile} to be kept: its identity is checked there, as the listing confirms
+ * it. Nothing else writes to the directory: the walk is synchronous, in slices of the event
+ * loop ({@linkcode WALK_SLICE_MS}) so that the process's other I/O is not held up for its
+ * whole length.
  *
  * Requires `--allow-read` and `--allow-write` on `dir`.
  */
 export async function walkClaimedDir(dir: string, claimed: ClaimedDir): Promise<WalkedDir> {
-  const walked: WalkedDir = { files: new Map(), dirs: new Set(), removed: 0 };
+  const walked: WalkedDir = {
+    dir,
+    stampMs: claimed.stampMs,
+    files: new Map(),
+    dirs: new Set(),
+    removed: 0,
+  };
   const slice = slicer(WALK_SLICE_MS);
   // Paths by concatenation: `join` added 10-25 % to this walk (measured, 21,000 files).
   const visit = async (relative: string) => {
@@ -531,19 +547,13 @@ export async function walkClaimedDir(dir: string, claimed: ClaimedDir): Promise<
       if (relative === "" && entry.name === ATTEMPT_MARKER) continue;
       await slice();
       const path = relative === "" ? entry.name : `${relative}/${entry.name}`;
-      const info = Deno.lstatSync(`${full}/${entry.name}`);
-      if (info.isDirectory) {
+      if (entry.isDirectory) {
         walked.dirs.add(path);
         await visit(path);
         continue;
       }
-      const file = info.isFile ? claimed.files.get(path) : undefined;
-      if (
-        file !== undefined && info.size === file.size && info.ino === file.ino &&
-        info.mtime?.getTime() === file.mtimeMs && info.ctime?.getTime() === file.ctimeMs &&
-        ((file.ctimeMs < claimed.stampMs && !file.readAgain) ||
-          sameContent(`${full}/${entry.name}`, file))
-      ) {
+      const file = entry.isFile ? claimed.files.get(path) : undefined;
+      if (file !== undefined) {
         walked.files.set(path, file);
         continue;
       }
@@ -554,6 +564,34 @@ export async function walkClaimedDir(dir: string, claimed: ClaimedDir): Promise<
   };
   await visit("");
   return walked;
+}
+
+/**
+ * Whether the file at `path` of a walked directory still holds what its manifest row says
+ * (see the module doc): a regular file with the row's size, inode, mtime and ctime, and, when
+ * that ctime is not older than the manifest's stamp (or the row asks for it), the row's
+ * SHA-256 when read again. Returns the row, or `undefined` after removing the file from the
+ * directory and from `walked.files` (a file not in `walked.files` is left alone).
+ *
+ * Requires `--allow-read` and `--allow-write` on the directory.
+ */
+export function keepPooledFile(walked: WalkedDir, path: string): PooledFile | undefined {
+  const file = walked.files.get(path);
+  if (file === undefined) return undefined;
+  const full = `${walked.dir}/${path}`;
+  const info = Deno.lstatSync(full);
+  if (
+    info.isFile && info.size === file.size && info.ino === file.ino &&
+    info.mtime?.getTime() === file.mtimeMs && info.ctime?.getTime() === file.ctimeMs &&
+    ((file.ctimeMs < walked.stampMs && !file.readAgain) || sameContent(full, file))
+  ) {
+    return file;
+  }
+  walked.files.delete(path);
+  // A link is removed, never followed.
+  Deno.removeSync(full);
+  walked.removed++;
+  return undefined;
 }
 
 /** Largest racy file the walk reads again; a larger one is removed (and fetched again). */

@@ -5,9 +5,11 @@ import { runAttempt } from "../../src/workspace/attempt.ts";
 import { ATTEMPT_MARKER, trashedDirsRemoved } from "../../src/workspace/attempt_dir.ts";
 import {
   type DescribedDir,
+  keepPooledFile,
   type PooledFile,
   type RetireInfo,
   walkClaimedDir,
+  type WalkedDir,
   WARM_POOL_DIR_NAME,
   WarmPool,
 } from "../../src/workspace/warm_pool.ts";
@@ -95,6 +97,12 @@ function pooledRow(dir: string, path: string, text: string): PooledFile {
     mtimeMs: info.mtime!.getTime(),
     ctimeMs: info.ctime!.getTime(),
   };
+}
+
+/** The files of a walked directory that {@linkcode keepPooledFile} keeps (it removes the others). */
+function keptFiles(walked: WalkedDir): string[] {
+  return [...walked.files.keys()].filter((path) => keepPooledFile(walked, path) !== undefined)
+    .sort();
 }
 
 Deno.test("warm pool: a re-run keeps every file of the directory an ended attempt left, the one it published included", async () => {
@@ -428,6 +436,40 @@ Deno.test("warm pool: a read-only task's directory is kept too (its scribble rem
   assert.equal(await once(), 0, "every file kept");
 });
 
+Deno.test("warm pool: the claim's walk removes what is not a regular file of the manifest (FIFO, link, extra file); keepPooledFile keeps a file only with its pooled identity and removes a replaced one", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "perago-warm-kinds-" });
+  try {
+    for (const name of ["same.txt", "fifo", "link", "swapped.txt"]) {
+      Deno.writeTextFileSync(join(dir, name), "text\n");
+    }
+    const files = new Map(
+      ["same.txt", "fifo", "link", "swapped.txt"].map((name) => [
+        name,
+        pooledRow(dir, name, "text\n"),
+      ]),
+    );
+    const stampMs = Deno.lstatSync(join(dir, "same.txt")).ctime!.getTime() + 5_000;
+    Deno.removeSync(join(dir, "fifo"));
+    const made = new Deno.Command("mkfifo", { args: [join(dir, "fifo")] }).outputSync();
+    assert.ok(made.success, "mkfifo");
+    Deno.removeSync(join(dir, "link"));
+    Deno.symlinkSync("same.txt", join(dir, "link"));
+    // Same name, size and content, another inode.
+    Deno.writeTextFileSync(join(dir, "swapped.next"), "text\n");
+    Deno.renameSync(join(dir, "swapped.next"), join(dir, "swapped.txt"));
+    Deno.writeTextFileSync(join(dir, "extra.txt"), "extra\n");
+    const walked = await walkClaimedDir(dir, { files, stampMs });
+    assert.deepEqual([...walked.files.keys()].sort(), ["same.txt", "swapped.txt"]);
+    assert.equal(walked.removed, 3);
+    assert.equal(keepPooledFile(walked, "not-pooled.txt"), undefined);
+    assert.deepEqual(keptFiles(walked), ["same.txt"]);
+    assert.equal(walked.removed, 4);
+    assert.deepEqual([...Deno.readDirSync(dir)].map((entry) => entry.name), ["same.txt"]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("warm pool: a row marked to be read again is read on the claim whatever its ctime, and kept only with the manifest's SHA-256", async () => {
   const dir = await Deno.makeTempDir({ prefix: "perago-warm-again-" });
   try {
@@ -444,8 +486,9 @@ Deno.test("warm pool: a row marked to be read again is read on the claim whateve
     // A stamp in a later second: without the mark both files would be kept unread.
     const stampMs = Deno.lstatSync(join(dir, "same.txt")).ctime!.getTime() + 5_000;
     const walked = await walkClaimedDir(dir, { files, stampMs });
-    assert.deepEqual([...walked.files.keys()], ["same.txt"]);
+    assert.deepEqual(keptFiles(walked), ["same.txt"]);
     assert.equal(walked.removed, 1);
+    assert.deepEqual([...Deno.readDirSync(dir)].map((entry) => entry.name), ["same.txt"]);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
@@ -464,7 +507,7 @@ Deno.test("warm pool: a file whose ctime is in the stamp's second is read again 
     ]]);
     const stampMs = Deno.lstatSync(join(dir, "same.txt")).ctime!.getTime();
     const walked = await walkClaimedDir(dir, { files, stampMs });
-    assert.deepEqual([...walked.files.keys()], ["same.txt"]);
+    assert.deepEqual(keptFiles(walked), ["same.txt"]);
     assert.equal(walked.removed, 1);
     assert.deepEqual([...Deno.readDirSync(dir)].map((entry) => entry.name), ["same.txt"]);
   } finally {
@@ -537,7 +580,7 @@ Deno.test("warm pool: a directory described while its attempt publishes keeps th
     const claimed = await next.claim("repo", "", target);
     assert.ok(claimed !== undefined, "the directory was pooled");
     const walked = await walkClaimedDir(target, claimed);
-    assert.deepEqual([...walked.files.keys()], ["b.txt"]);
+    assert.deepEqual(keptFiles(walked), ["b.txt"]);
     assert.deepEqual([...Deno.readDirSync(target)].map((entry) => entry.name), ["b.txt"]);
     await next.close();
   } finally {
