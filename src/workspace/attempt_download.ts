@@ -18,7 +18,7 @@ import type { AttemptState, WorkspaceAttempt } from "./_attempt_state.ts";
 import { checkInputKeys, parseWorkspaceInput } from "./_invoke.ts";
 import { prepareAttemptDir, trashAttemptDir } from "./attempt_dir.ts";
 import type { newOwner } from "./owners.ts";
-import { KeyTreeGuard, resolveInsideDir } from "./safe_path.ts";
+import { checkRelativeKey, KeyTreeGuard, resolveInsideDir } from "./safe_path.ts";
 import { describeScope, resolveScope } from "./scope.ts";
 import type { Snapshot, SnapshotEntry, WrittenDigests } from "./snapshot.ts";
 import { keepPooledFile, type KnownFile, walkClaimedDir, type WalkedDir } from "./warm_pool.ts";
@@ -118,6 +118,8 @@ export async function downloadPhase(ws: WorkspaceAttempt): Promise<RemoteEntry[]
     prefix: ws.scope,
     ...(claimed === undefined ? {} : {
       keep: (entry) => {
+        // Checked as a downloaded key is (`resolvePath`): a kept file's key is staged unchecked.
+        checkRelativeKey(entry.key);
         keys.claim(entry.key);
         const file = claimed.files.get(entry.key);
         if (file === undefined || file.checksum !== entry.checksum || file.size !== entry.size) {

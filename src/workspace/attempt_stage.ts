@@ -16,7 +16,7 @@ import { UnsafePathError, WorkspaceSymlinkError } from "./errors.ts";
 import { COMMIT_METADATA, type StagedCommit } from "./publish.ts";
 import { checkRelativeKey, resolveInsideDir } from "./safe_path.ts";
 import { describeScope, inScope } from "./scope.ts";
-import type { Snapshot, WalkedEntry } from "./snapshot.ts";
+import { forEachPathPair, type Snapshot, type WalkedEntry } from "./snapshot.ts";
 import { stagingBranchName } from "./staging.ts";
 
 /** The name of this attempt's staging branch. */
@@ -117,26 +117,36 @@ export function stagedChangeOf(
   entries: readonly WalkedEntry[],
   scope: string,
 ): boolean {
-  const previous = new Map(before.map((entry) => [entry.path, entry]));
   let change = false;
-  for (const entry of entries) {
-    if (entry.kind !== "file") return false;
-    const old = previous.get(entry.path);
+  let refused = false;
+  forEachPathPair(before, entries, (old, entry) => {
+    if (refused) return;
+    if (entry === undefined) {
+      change = true; // removed
+      return;
+    }
+    if (entry.kind !== "file") {
+      refused = true;
+      return;
+    }
     if (old === undefined) {
-      if (!inScope(entry.path, scope)) return false;
+      if (!inScope(entry.path, scope)) {
+        refused = true;
+        return;
+      }
       try {
         checkRelativeKey(entry.path);
       } catch {
-        return false;
+        refused = true;
+        return;
       }
       change = true;
-      continue;
+      return;
     }
-    previous.delete(entry.path);
-    if (old.kind !== "file") return false;
-    if (old.size !== entry.size) change = true;
-  }
-  return change || previous.size > 0;
+    if (old.kind !== "file") refused = true;
+    else if (old.size !== entry.size) change = true;
+  });
+  return change && !refused;
 }
 
 function commitMetadata(state: AttemptState): Record<string, string> {
@@ -165,32 +175,31 @@ export function planUploads(
   uploads: { key: string; size: number; open: () => Promise<ReadableStream<Uint8Array>> }[];
   deletes: string[];
 } {
-  const downloaded = new Map(before.map((entry) => [entry.path, entry.digest]));
   const remote = new Map(listing.map((entry) => [entry.key, entry.checksum]));
-  const local = [];
-  for (const entry of after) {
+  const local: { key: string; size: number; checksum: string | undefined }[] = [];
+  forEachPathPair(before, after, (downloaded, entry) => {
+    if (entry === undefined) return;
     if (entry.kind === "symlink") {
       throw new WorkspaceSymlinkError(
         `cannot stage symlink ${JSON.stringify(entry.path)} -> ${JSON.stringify(entry.digest)}: ` +
           "lakeFS stores files only; write a regular file instead",
       );
     }
-    const unchanged = downloaded.get(entry.path) === entry.digest;
+    const unchanged = downloaded?.digest === entry.digest;
     if (!inScope(entry.path, scope)) {
-      if (unchanged) continue;
+      if (unchanged) return;
       throw new UnsafePathError(
         `cannot stage ${JSON.stringify(entry.path)}: it is outside the attempt's scope ` +
           `${JSON.stringify(describeScope(scope))}; write only under the scope`,
       );
     }
-    checkRelativeKey(entry.path);
     // A file whose content is what was downloaded has the listed object's checksum.
-    local.push({
-      key: entry.path,
-      size: entry.size,
-      checksum: unchanged ? remote.get(entry.path) : undefined,
-    });
-  }
+    const checksum = unchanged ? remote.get(entry.path) : undefined;
+    // Such a file's path is a listed key, checked when it was downloaded (or kept): the key
+    // of any other is checked here.
+    if (checksum === undefined) checkRelativeKey(entry.path);
+    local.push({ key: entry.path, size: entry.size, checksum });
+  });
   const plan = diffLocalWithRemote(local, listing);
   return {
     uploads: plan.uploads.map((entry) => ({

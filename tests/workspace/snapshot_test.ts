@@ -272,3 +272,23 @@ Deno.test("snapshotDir since: a stamp from the future (a clock stepped back) reu
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("diffSnapshots pairs entries by path, whatever the order of the lists it is given", () => {
+  const entry = (path: string, digest: string) => ({
+    path,
+    kind: "file" as const,
+    digest,
+    size: digest.length,
+  });
+  const before = [entry("a", "1"), entry("b/c", "2"), entry("b0", "3"), entry("d", "4")];
+  const after = [entry("a", "1"), entry("b/c", "22"), entry("b-", "5"), entry("d", "4")];
+  const expected = {
+    added: [{ path: "b-", size: 1 }],
+    changed: [{ path: "b/c", size: 2 }],
+    removed: [{ path: "b0", size: 1 }],
+  };
+  const sorted = (list: typeof before) =>
+    [...list].sort((x, y) => (x.path < y.path ? -1 : x.path > y.path ? 1 : 0));
+  assert.deepEqual(diffSnapshots(sorted(before), sorted(after)), expected);
+  assert.deepEqual(diffSnapshots([...before].reverse(), after), expected);
+});

@@ -154,6 +154,40 @@ Deno.test("warm pool: objects removed from lakeFS or rewritten there since the d
   await second.close();
 });
 
+Deno.test("warm pool: a listed key no download may write is refused even when a pooled file has its path and content", async () => {
+  await using stack = await startStack();
+  await seed(stack, files(3));
+  const unsafe = "data/tab\there.txt";
+  // A task writes a file whose name is no safe key: staging refuses it, the directory is pooled.
+  const first = new WarmPool({ root: stack.root, maxDirs: 2 });
+  const head = (await stack.lakefs.getBranch(stack.repo, "main")).commit_id;
+  const refused = await runAttempt(
+    attemptOptions(stack, inspect, head, { write: { [unsafe]: "evil\n" } }, {
+      attempt: identity({ workflowInstanceId: "wf-warm-unsafe-1", taskId: "task-warm-unsafe-1" }),
+      warmPool: first,
+      removeDirInBackground: true,
+    }),
+  );
+  await trashedDirsRemoved();
+  assert.match(refused.reasonForIncompletion ?? "", /UnsafePathError/);
+  await first.close();
+  assert.equal(pooled(stack).length, 1);
+  // The same key with the same bytes in lakeFS: a cold download refuses it, so must a warm one.
+  const ref = await seed(stack, { [unsafe]: "evil\n" });
+  const second = new WarmPool({ root: stack.root, maxDirs: 2 });
+  const outcome = await runAttempt(
+    attemptOptions(stack, inspect, ref, {}, {
+      attempt: identity({ workflowInstanceId: "wf-warm-unsafe-2", taskId: "task-warm-unsafe-2" }),
+      warmPool: second,
+      removeDirInBackground: true,
+    }),
+  );
+  await trashedDirsRemoved();
+  assert.equal(outcome.status, "FAILED_WITH_TERMINAL_ERROR");
+  assert.match(outcome.reasonForIncompletion!, /^UnsafePathError: unsafe object key/);
+  await second.close();
+});
+
 Deno.test("warm pool: with readAtClaim the retirement reads no downloaded file (the claimer checks them) and a re-run still keeps every file and sees exactly its input", async () => {
   await using stack = await startStack();
   await seed(stack, files(30));
