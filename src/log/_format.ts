@@ -108,22 +108,24 @@ export function formatConsoleLine(
 ): string {
   const fields = lineFields(record, workerId, secrets);
   const time = new Date(record.timestamp);
-  const clock = [time.getHours(), time.getMinutes(), time.getSeconds()]
-    .map((n) => String(n).padStart(2, "0"))
-    .join(":") + `.${String(time.getMilliseconds()).padStart(3, "0")}`;
-  const pairs: string[] = [];
+  // One string built by appending: the arrays, maps and joins of a line were garbage.
+  let line = `${twoDigits(time.getHours())}:${twoDigits(time.getMinutes())}:${
+    twoDigits(time.getSeconds())
+  }.${
+    String(time.getMilliseconds()).padStart(3, "0")
+  } ${fields.level} [${fields.worker_id}] ${fields.message}`;
   for (const [field] of TASK_FIELDS) {
     const value = fields[field];
-    if (value !== undefined) pairs.push(`${field}=${consoleValue(value)}`);
+    if (value !== undefined) line += ` ${field}=${consoleValue(value)}`;
   }
-  for (const [key, value] of Object.entries(fields.extra)) {
-    pairs.push(`${key}=${consoleValue(value)}`);
-  }
-  const line = [clock, fields.level, `[${fields.worker_id}]`, fields.message, ...pairs]
-    .map(String)
-    .join(" ");
+  for (const key in fields.extra) line += ` ${key}=${consoleValue(fields.extra[key]!)}`;
+  if (line.includes("\n")) line = line.replaceAll("\n", "\n    ");
   // Printed text is not parsed, so a raw replacement catches anything left.
-  return scrubText(line.replaceAll("\n", "\n    "), secrets) + "\n";
+  return scrubText(line, secrets) + "\n";
+}
+
+function twoDigits(n: number): string {
+  return n < 10 ? `0${n}` : String(n);
 }
 
 function consoleValue(value: JsonValue): string {

@@ -80,7 +80,8 @@ function errorToJson(error: Error, seen: Set<object>, depth: number): JsonValue 
  * value (keys included). `secrets` must be sorted longest first.
  */
 export function scrubJson(value: JsonValue, secrets: readonly string[]): JsonValue {
-  if (secrets.length === 0) return value;
+  // Most lines hold no secret: looking costs no allocation, a copy of every line did.
+  if (secrets.length === 0 || !holdsSecret(value, secrets)) return value;
   if (typeof value === "string") return scrubText(value, secrets);
   if (Array.isArray(value)) return value.map((item) => scrubJson(item, secrets));
   if (value !== null && typeof value === "object") {
@@ -91,6 +92,18 @@ export function scrubJson(value: JsonValue, secrets: readonly string[]): JsonVal
     return result;
   }
   return value;
+}
+
+/** Whether any string of `value` (keys included) contains one of `secrets`. */
+function holdsSecret(value: JsonValue, secrets: readonly string[]): boolean {
+  if (typeof value === "string") return secrets.some((secret) => value.includes(secret));
+  if (Array.isArray(value)) return value.some((item) => holdsSecret(item, secrets));
+  if (value !== null && typeof value === "object") {
+    for (const key in value) {
+      if (holdsSecret(key, secrets) || holdsSecret(value[key]!, secrets)) return true;
+    }
+  }
+  return false;
 }
 
 /** Replaces every occurrence of each literal in `secrets` (longest first) by `***`. */
