@@ -79,6 +79,8 @@ export class MetricBuffer {
   #incs = new Map<string, MetricRecord>();
   #touched = false;
   #timer: ReturnType<typeof setTimeout> | undefined;
+  /** A {@linkcode MetricBuffer.flushWithin} deadline is armed (`#timer` fires by it). */
+  #soon = false;
 
   /** `send` receives each non-empty batch. */
   constructor(send: (records: MetricRecord[]) => void, options: { flushMs?: number } = {}) {
@@ -113,10 +115,24 @@ export class MetricBuffer {
     this.#timer ??= setTimeout(() => this.flush(), this.#flushMs);
   }
 
+  /**
+   * Sends what is queued within `delayMs` (at once with `delayMs` 0): records queued
+   * meanwhile join the same batch, so a sender recording in bursts (an executor's attempts
+   * one after another) sends one batch for several bursts instead of one each.
+   */
+  flushWithin(delayMs: number): void {
+    if (delayMs <= 0) return this.flush();
+    if (this.#soon || (this.#records.length === 0 && !this.#touched)) return;
+    clearTimeout(this.#timer);
+    this.#soon = true;
+    this.#timer = setTimeout(() => this.flush(), delayMs);
+  }
+
   /** Sends what is queued now. */
   flush(): void {
     clearTimeout(this.#timer);
     this.#timer = undefined;
+    this.#soon = false;
     if (this.#records.length === 0 && !this.#touched) return;
     this.#touched = false;
     const records = this.#records;

@@ -74,6 +74,15 @@ export interface ExecutorOptions {
    * second (at start and after each attempt; see idle_gc.ts). @default none
    */
   collectGarbage?: CollectGarbage;
+  /**
+   * How long an attempt's metric records may wait after its outcome for those of the next
+   * attempts, ms: one metrics message for the attempts of that time instead of one each
+   * (each is a message the supervisor reads and checks). 0: they are sent before the outcome,
+   * so a supervisor relaying outcomes counts the attempt before its result reaches the broker.
+   * An executor whose outcomes go over a lane (straight to the broker) has no such order to
+   * keep. @default 0
+   */
+  metricsDelayMs?: number;
 }
 
 type ConductorTask = Extract<ToExecutor, { type: "attempt" }>["task"];
@@ -210,9 +219,15 @@ export class Executor {
   #checkDrained(): void {
     if (this.#state === "draining" && this.#busy === undefined) {
       this.#idleCollector?.stop();
+      this.#metrics.flush(); // records held for later attempts go out before the end
       this.#setState("stopped");
       this.#drained.resolve();
     }
+  }
+
+  /** Sends the metric records held for later attempts now (the executor is ending). */
+  flushMetrics(): void {
+    this.#metrics.flush();
   }
 
   /** Resolves when no attempt is running. */
@@ -249,7 +264,8 @@ export class Executor {
     const controller = new AbortController();
     const done = this.#execute(attemptId, task, controller.signal).then((outcome) => {
       this.#busy = undefined;
-      this.#metrics.flush(); // counted before the broker can deliver the result
+      // At once (0): counted before the broker can deliver the result.
+      this.#metrics.flushWithin(this.#options.metricsDelayMs ?? 0);
       const traceparent = this.#traceparents.get(attemptId);
       this.#traceparents.delete(attemptId);
       // A directory kept in the warm pool is claimable only once this executor (and so any
@@ -529,6 +545,13 @@ export class AttemptTimeoutError extends Error {
   }
 }
 
+/**
+ * How long an attempt's metric records wait for the next attempts' when outcomes go over a
+ * lane (see {@linkcode ExecutorOptions.metricsDelayMs}): the lazy hold of a metrics message
+ * (`MessageWriter`'s 20 ms), so the supervisor gets them within about twice that.
+ */
+const LANE_METRICS_DELAY_MS = 20;
+
 /** What {@linkcode runExecutorProcess} needs from its host (the CLI wires the real ones). */
 export interface ExecutorProcessDeps {
   /** Opens the channel to the supervisor (stdio of a process, or a Worker's messages). */
@@ -647,6 +670,7 @@ export async function runExecutorProcess(deps: ExecutorProcessDeps): Promise<num
           ? lane.send(message)
           : out.send(message)),
       ...(deps.collectGarbage === undefined ? {} : { collectGarbage: deps.collectGarbage }),
+      ...(lane === undefined ? {} : { metricsDelayMs: LANE_METRICS_DELAY_MS }),
     });
     // Debug, not info: the supervisor logs each executor's readiness ("executor <id> ready"), and
     // an idle executor that has logged nothing holds about 0.3 MiB less (a log line's first
@@ -677,6 +701,7 @@ export async function runExecutorProcess(deps: ExecutorProcessDeps): Promise<num
       executor.abort(`${who} went away`);
     }
     await executor.idle();
+    executor.flushMetrics();
     // The attempt directories moved to the trash are removed before the executor exits (one
     // killed meanwhile leaves its trash to the supervisor's workspace sweep).
     await trashedDirsRemoved();

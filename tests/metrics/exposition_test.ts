@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { renderPrometheusText } from "../../src/metrics/exposition.ts";
 import { MetricsRegistry } from "../../src/metrics/registry.ts";
 import { applyMetricRecords, MetricBuffer, type MetricRecord } from "../../src/metrics/events.ts";
+import { waitFor } from "../../src/util/sleep.ts";
 import {
   parsePrometheusText,
   prometheusParserProblem,
@@ -107,6 +108,36 @@ Deno.test("MetricBuffer: increments of one series in a batch add up in one recor
     op: "inc",
     name: "polls_total",
     labels: { taskType: "a" },
+    value: 1,
+  }]);
+});
+
+Deno.test("MetricBuffer.flushWithin: records queued before the deadline join one batch; 0 sends at once", async () => {
+  const sent: MetricRecord[][] = [];
+  const buffer = new MetricBuffer((records) => sent.push(records), { flushMs: 60_000 });
+  buffer.inc("attempts_total", { taskType: "a" });
+  buffer.flushWithin(0);
+  assert.equal(sent.length, 1);
+  buffer.inc("attempts_total", { taskType: "a" });
+  buffer.flushWithin(30);
+  buffer.inc("attempts_total", { taskType: "a" });
+  buffer.observe("attempt_seconds", { taskType: "a" }, 0.25);
+  buffer.flushWithin(30); // already armed: the first deadline holds
+  assert.equal(sent.length, 1, "nothing more sent before the deadline");
+  await waitFor(() => sent.length === 2, { timeoutMs: 5_000, what: "the held batch" });
+  assert.deepEqual(sent[1], [
+    { op: "inc", name: "attempts_total", labels: { taskType: "a" }, value: 2 },
+    { op: "observe", name: "attempt_seconds", labels: { taskType: "a" }, value: 0.25 },
+  ]);
+  buffer.flushWithin(30); // nothing queued: nothing armed
+  buffer.inc("attempts_total", { taskType: "b" });
+  buffer.flushWithin(60_000);
+  buffer.flush(); // an explicit flush sends the held records and disarms the deadline
+  assert.equal(sent.length, 3);
+  assert.deepEqual(sent[2], [{
+    op: "inc",
+    name: "attempts_total",
+    labels: { taskType: "b" },
     value: 1,
   }]);
 });

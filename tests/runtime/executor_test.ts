@@ -236,3 +236,46 @@ Deno.test("executor: garbage is collected once it has waited a second for work, 
   await executor.drained;
   assert.equal(collections, 1);
 });
+
+Deno.test("executor: with metricsDelayMs, attempts in a row share one metrics message, sent after their outcomes", async () => {
+  const emitted: FromExecutor[] = [];
+  const tools = { runAttempt: completed, lakefs: new MemoryLakeFs() };
+  const executor = new Executor({
+    init: {
+      slot: 0,
+      workerId: "sum0000",
+      workspaceRoot: "/nonexistent/ws",
+      failureReasonMaxLength: 500,
+    } as ExecutorInit,
+    tasks: new Map([["sum", SUM]]),
+    tools,
+    emit: (message) => emitted.push(message),
+    metricsDelayMs: 200,
+  });
+  for (const attemptId of ["a1", "a2", "a3"]) {
+    executor.handle({ type: "attempt", attemptId, task: { ...TASK, taskId: `t-${attemptId}` } });
+    await executor.idle();
+  }
+  assert.deepEqual(emitted.map((m) => m.type), ["outcome", "outcome", "outcome"]);
+  const metrics = await waitFor(
+    () => emitted.find((m) => m.type === "metrics"),
+    { timeoutMs: 5_000, what: "the held metrics message" },
+  );
+  const attempts = metrics.records.filter((r) => r.name === "perago_attempts_total");
+  assert.deepEqual(attempts.map((r) => r.value), [3], "one record counting the three attempts");
+  assert.equal(emitted.filter((m) => m.type === "metrics").length, 1);
+  // Held records go out when the executor ends, not after the delay.
+  executor.handle({ type: "attempt", attemptId: "a4", task: { ...TASK, taskId: "t-a4" } });
+  await executor.idle();
+  executor.handle({ type: "shutdown" });
+  await executor.drained;
+  assert.equal(emitted.filter((m) => m.type === "metrics").length, 2);
+  assert.equal(emitted.at(-1)?.type, "metrics");
+});
+
+Deno.test("executor: by default an attempt's metrics are emitted before its outcome", async () => {
+  const { executor, emitted } = setup(completed);
+  executor.handle({ type: "attempt", attemptId: "a1", task: TASK });
+  await executor.idle();
+  assert.deepEqual(emitted.map((m) => m.type), ["metrics", "outcome"]);
+});
