@@ -45,6 +45,23 @@ interface Instruments {
   ): { record(v: number, a: Attributes): void };
 }
 
+/**
+ * Whether Deno's OpenTelemetry may be exporting in a process with environment `env`: unless
+ * `OTEL_DENO` is unset, empty, `false` or `0` (Deno exports only with `OTEL_DENO=true`; any
+ * other value keeps the bridge, the safe side). Without export the bridge replays every
+ * record into no-op instruments for nothing.
+ *
+ * @example
+ * ```ts
+ * otlpExportMayBeOn({ OTEL_DENO: "true" }); // true
+ * otlpExportMayBeOn({}); // false
+ * ```
+ */
+export function otlpExportMayBeOn(env: Readonly<Record<string, string | undefined>>): boolean {
+  const value = env.OTEL_DENO?.trim().toLowerCase();
+  return value !== undefined && value !== "" && value !== "false" && value !== "0";
+}
+
 /** The OTLP name of a family: its `otelName`, else its name without `_total`. */
 export function otelName(spec: MetricSpec): string {
   return spec.otelName ?? spec.name.replace(/_total$/, "");
