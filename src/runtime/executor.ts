@@ -37,6 +37,12 @@ import { loadOnce } from "../util/lazy.ts";
 import { dropHosts, hostPort } from "./net_grant.ts";
 import { importLazily } from "../util/lazy_import.ts";
 
+/**
+ * How long an attempt runs before its start is logged at info (see `Executor`): an attempt
+ * that ends sooner is logged once, by its end line.
+ */
+export const START_LINE_DELAY_MS = 50;
+
 /** Lifecycle of an executor. */
 export type ExecutorState = "starting" | "running" | "draining" | "stopped" | "failed";
 
@@ -114,7 +120,8 @@ const loadInstruments = loadOnce(() =>
 );
 
 /**
- * Serves attempts one at a time.
+ * Serves attempts one at a time. Each attempt's end is logged at info; its start too once it
+ * has run {@linkcode START_LINE_DELAY_MS} (at once with debug on).
  *
  * @example
  * ```ts ignore
@@ -314,10 +321,17 @@ export class Executor {
     // Every line of the attempt carries its trace id.
     const log = this.#log.with(traced.logIds);
     const ids = { attemptId, taskId: task.taskId, workflowInstanceId: task.workflowInstanceId };
-    log.info("attempt {attemptId}: task {taskId} of {taskDefName} started", {
-      ...ids,
-      taskDefName: name,
-    });
+    const startLine = () =>
+      log.info("attempt {attemptId}: task {taskId} of {taskDefName} started", {
+        ...ids,
+        taskDefName: name,
+      });
+    // A quick attempt's start is not worth a line of its own (its end line says how long it
+    // ran; two lines an attempt were a third of an executor's CPU per trivial task): the start
+    // is logged once the attempt has run START_LINE_DELAY_MS, or at once with debug on.
+    let startTimer: ReturnType<typeof setTimeout> | undefined;
+    if (log.isEnabledFor("debug")) startLine();
+    else startTimer = setTimeout(startLine, START_LINE_DELAY_MS);
     // Metrics come from the phases, the outcome and the counting lakeFS client.
     const meter = new kit.AttemptMeter(name, this.#metrics);
     let counting: ReturnType<typeof countingLakeFs> | undefined;
@@ -357,6 +371,7 @@ export class Executor {
         })
       );
       if ((tools.warmPool?.kept ?? 0) > kept) this.#recycleAfter = attemptId;
+      clearTimeout(startTimer);
       log.info("attempt {attemptId}: task {taskId} ended {status}", {
         ...ids,
         status: outcome.status,
@@ -368,6 +383,7 @@ export class Executor {
       // runAttempt maps task errors itself; reaching here is a bug or a cancellation.
       return wire(crashed(error, log, attemptId, init.failureReasonMaxLength, started));
     } finally {
+      clearTimeout(startTimer);
       budget.clear();
     }
   }

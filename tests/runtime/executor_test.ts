@@ -4,12 +4,13 @@
  */
 import assert from "node:assert/strict";
 import { z } from "zod";
-import { type AttemptTools, Executor } from "../../src/runtime/executor.ts";
+import { type AttemptTools, Executor, START_LINE_DELAY_MS } from "../../src/runtime/executor.ts";
+import { setupLogging } from "../../src/log/setup.ts";
 import type { ExecutorInit, FromExecutor } from "../../src/runtime/protocol.ts";
 import { defineTask } from "../../src/task/define.ts";
 import type { TaskDefinition } from "../../src/task/types.ts";
 import { MemoryLakeFs } from "../../src/testing/memory_lakefs.ts";
-import { waitFor } from "../../src/util/sleep.ts";
+import { sleep, waitFor } from "../../src/util/sleep.ts";
 import type { AttemptOptions, AttemptOutcome } from "../../src/workspace/attempt.ts";
 import type { WarmPool } from "../../src/workspace/warm_pool.ts";
 
@@ -278,4 +279,64 @@ Deno.test("executor: by default an attempt's metrics are emitted before its outc
   executor.handle({ type: "attempt", attemptId: "a1", task: TASK });
   await executor.idle();
   assert.deepEqual(emitted.map((m) => m.type), ["metrics", "outcome"]);
+});
+
+/** The messages of the JSON lines the executor logged while `fn` ran, logging at `level`. */
+async function loggedMessages(level: "info" | "debug", fn: () => Promise<void>): Promise<string[]> {
+  const dir = await Deno.makeTempDir({ prefix: "perago-executor-log-" });
+  try {
+    const logging = await setupLogging({
+      logRoot: dir,
+      moduleName: "sum",
+      workerId: "sum0000",
+      maxFileBytes: 1024 * 1024,
+      retentionMs: 86_400_000,
+      console: false,
+      level,
+    });
+    try {
+      await fn();
+    } finally {
+      await logging.dispose();
+    }
+    const text = await Deno.readTextFile(logging.logFile);
+    return text.split("\n").filter((line) => line !== "").map((line) => JSON.parse(line).message)
+      .filter((message: string) => message.startsWith("attempt "));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+Deno.test("executor: a quick attempt is logged by its end line; one running past START_LINE_DELAY_MS by its start too", async () => {
+  const messages = await loggedMessages("info", async () => {
+    const { executor } = setup(async (options) => {
+      if ((options.input as { slow?: boolean }).slow) await sleep(START_LINE_DELAY_MS * 3);
+      return await completed(options);
+    });
+    executor.handle({ type: "attempt", attemptId: "a1", task: TASK });
+    await executor.idle();
+    executor.handle({
+      type: "attempt",
+      attemptId: "a2",
+      task: { ...TASK, taskId: "t2", inputData: { slow: true } },
+    });
+    await executor.idle();
+  });
+  assert.deepEqual(messages, [
+    "attempt a1: task t1 ended COMPLETED",
+    "attempt a2: task t2 of sum started",
+    "attempt a2: task t2 ended COMPLETED",
+  ]);
+});
+
+Deno.test("executor: with debug on, every attempt's start is logged at once", async () => {
+  const messages = await loggedMessages("debug", async () => {
+    const { executor } = setup(completed);
+    executor.handle({ type: "attempt", attemptId: "a1", task: TASK });
+    await executor.idle();
+  });
+  assert.deepEqual(messages, [
+    "attempt a1: task t1 of sum started",
+    "attempt a1: task t1 ended COMPLETED",
+  ]);
 });
