@@ -8,7 +8,13 @@
  * @module
  */
 import { z } from "../vendor/zod.ts";
-import { type ByteReader, MessageWriter, readMessages, type SyncWriter } from "./protocol.ts";
+import {
+  type ByteReader,
+  checkMessage,
+  MessageWriter,
+  readMessages,
+  type SyncWriter,
+} from "./protocol.ts";
 
 /** A role's side of the channel. */
 export interface RoleChannel<In, Out> {
@@ -98,7 +104,7 @@ export function messageChannel(
           wake = undefined;
           continue;
         }
-        const parsed = schema.safeParse(queue.shift());
+        const parsed = checkMessage(schema, queue.shift());
         if (parsed.success) yield parsed.data;
         else {onInvalid(
             new TypeError(`protocol: invalid message: ${z.prettifyError(parsed.error)}`),

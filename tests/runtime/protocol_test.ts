@@ -1,14 +1,17 @@
 import assert from "node:assert/strict";
 import {
+  checkMessage,
   decodeLine,
   encodeMessage,
   ExecutorInitSchema,
   FromExecutorSchema,
   MessageBatcher,
   MessageWriter,
+  quickAttempt,
   readMessages,
   type ToBroker,
   ToBrokerSchema,
+  ToExecutorSchema,
 } from "../../src/runtime/protocol.ts";
 
 Deno.test("protocol: encode then decode round-trips a message", () => {
@@ -220,4 +223,63 @@ Deno.test("protocol: the executor's lakeFS settings keep noProxy (the supervisor
     },
   });
   assert.equal(init.lakefs?.noProxy, true);
+});
+
+Deno.test("checkMessage: the executor's quick check of attempts agrees with ToExecutorSchema, and takes the valid ones", () => {
+  const task = {
+    taskId: "t1",
+    taskType: "sum",
+    workflowInstanceId: "wf1",
+    status: "IN_PROGRESS",
+    retryCount: 0,
+  };
+  const full = {
+    ...task,
+    taskDefName: "sum",
+    referenceTaskName: "sum_ref",
+    seq: 3,
+    iteration: 0,
+    responseTimeoutSeconds: 600,
+    inputData: { params: { a: 1 }, list: [1, 2] },
+    workflowTask: { name: "sum" }, // not the runtime's: dropped, as the schema drops it
+  };
+  const valid = [
+    { type: "attempt", attemptId: "a1", task },
+    { type: "attempt", attemptId: "a2", task: full, extra: true },
+    { type: "attempt", attemptId: "", task: { ...task, retryCount: 7, taskType: "" } },
+  ];
+  const invalid = [
+    { type: "attempt", task },
+    { type: "attempt", attemptId: 1, task },
+    { type: "attempt", attemptId: "a", task: null },
+    { type: "attempt", attemptId: "a", task: [] },
+    { type: "attempt", attemptId: "a", task: { ...task, taskId: "" } },
+    { type: "attempt", attemptId: "a", task: { ...task, taskId: undefined } },
+    { type: "attempt", attemptId: "a", task: { ...task, workflowInstanceId: "" } },
+    { type: "attempt", attemptId: "a", task: { ...task, status: 1 } },
+    { type: "attempt", attemptId: "a", task: { ...task, retryCount: -1 } },
+    { type: "attempt", attemptId: "a", task: { ...task, retryCount: 1.5 } },
+    { type: "attempt", attemptId: "a", task: { ...task, retryCount: "1" } },
+    { type: "attempt", attemptId: "a", task: { ...task, seq: "3" } },
+    { type: "attempt", attemptId: "a", task: { ...task, seq: Number.NaN } },
+    { type: "attempt", attemptId: "a", task: { ...task, responseTimeoutSeconds: Infinity } },
+    { type: "attempt", attemptId: "a", task: { ...task, taskDefName: 5 } },
+    { type: "attempt", attemptId: "a", task: { ...task, inputData: [] } },
+    { type: "attempt", attemptId: "a", task: { ...task, inputData: null } },
+    { type: "attempt", attemptId: "a", task: { ...task, inputData: "x" } },
+  ];
+  for (const message of [...valid, ...invalid]) {
+    const quick = checkMessage(ToExecutorSchema, message);
+    const schema = ToExecutorSchema.safeParse(message);
+    assert.equal(quick.success, schema.success, JSON.stringify(message));
+    if (schema.success) assert.deepEqual(quick.success && quick.data, schema.data);
+  }
+  for (const message of valid) assert.ok(quickAttempt(message), JSON.stringify(message));
+  for (const message of invalid) assert.equal(quickAttempt(message), undefined);
+  // Other messages are the schema's alone.
+  assert.equal(quickAttempt({ type: "shutdown" }), undefined);
+  assert.deepEqual(checkMessage(ToExecutorSchema, { type: "shutdown" }), {
+    success: true,
+    data: { type: "shutdown" },
+  });
 });
