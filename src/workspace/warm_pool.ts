@@ -266,18 +266,21 @@ export class WarmPool {
       Number(b.manifest.scope === scope) - Number(a.manifest.scope === scope) ||
       entryTime(b.name) - entryTime(a.name)
     );
+    // Synchronous file calls: each is short, and the attempt waits for the claim.
     for (const { name, manifest } of candidates) {
       try {
-        await Deno.rename(join(this.#dir, name), target);
+        Deno.renameSync(join(this.#dir, name), target);
       } catch (error) {
         // Another attempt took it first (or evicted it): try the next one.
         if (error instanceof Deno.errors.NotFound) continue;
         throw error;
       }
-      await Deno.remove(join(this.#dir, `${name}.json`)).catch(() => {});
+      try {
+        Deno.removeSync(join(this.#dir, `${name}.json`));
+      } catch { /* gone already: either way not claimable again */ }
       const files = new Map<string, PooledFile>();
-      for (const [path, row] of Object.entries(manifest.files)) {
-        const file = pooledFile(row);
+      for (const path in manifest.files) {
+        const file = pooledFile(manifest.files[path]);
         if (file !== undefined) files.set(path, file);
       }
       return { files, stampMs: manifest.stamp_ms };
@@ -730,15 +733,7 @@ function pooledFile(row: unknown): PooledFile | undefined {
   ) {
     return undefined;
   }
-  return {
-    checksum,
-    size,
-    sha256,
-    ino,
-    mtimeMs,
-    ctimeMs,
-    ...(row.length === 7 ? { readAgain: true } : {}),
-  };
+  return { checksum, size, sha256, ino, mtimeMs, ctimeMs, readAgain: row.length === 7 };
 }
 
 /** A short key of a repository name, for entry names (filtering before reading manifests). */
