@@ -189,6 +189,8 @@ export interface ResolveOptions {
 export class KeyTreeGuard {
   #files = new Set<string>();
   #folders = new Set<string>();
+  /** The folder of the key claimed last: every folder up to it is in `#folders` already. */
+  #lastFolder = "";
 
   /**
    * Records `key` (a key already checked with {@linkcode checkRelativeKey}).
@@ -207,12 +209,21 @@ export class KeyTreeGuard {
     if (this.#folders.has(key)) {
       clash([...this.#files].find((file) => file.startsWith(`${key}/`)) ?? `${key}/...`);
     }
-    let slash = key.indexOf("/");
-    while (slash !== -1) {
-      const folder = key.slice(0, slash);
-      if (this.#files.has(folder)) clash(folder);
-      this.#folders.add(folder);
-      slash = key.indexOf("/", slash + 1);
+    const last = key.lastIndexOf("/");
+    // Keys come in listing order: most share their folder with the previous one, whose folders
+    // were each checked against the files then (a file claimed since with a folder's name
+    // clashed on `#folders` above).
+    if (
+      last <= 0 || last !== this.#lastFolder.length || !key.startsWith(this.#lastFolder)
+    ) {
+      let slash = key.indexOf("/");
+      while (slash !== -1) {
+        const folder = key.slice(0, slash);
+        if (this.#files.has(folder)) clash(folder);
+        this.#folders.add(folder);
+        slash = key.indexOf("/", slash + 1);
+      }
+      if (last !== -1) this.#lastFolder = key.slice(0, last);
     }
     this.#files.add(key);
   }

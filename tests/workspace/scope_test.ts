@@ -55,4 +55,14 @@ Deno.test("KeyTreeGuard refuses a key that is a file and a folder at once, in ei
   assert.throws(() => two.claim("docs/a"), /"docs\/a\/b.txt" is also an object/);
   const fine = new KeyTreeGuard();
   for (const key of ["a/b/c", "a/b/d", "a/bc", "ab"]) fine.claim(key);
+  // Keys of one folder in a row: each still clashes with a file of a folder's name.
+  const row = new KeyTreeGuard();
+  row.claim("f");
+  assert.throws(() => row.claim("f/x/1"), /"f" is also an object/);
+  assert.throws(() => row.claim("f/x/2"), /"f" is also an object/);
+  row.claim("d/x/1");
+  row.claim("d/x/2");
+  assert.throws(() => row.claim("d/x"), /"d\/x\/1" is also an object/);
+  assert.throws(() => row.claim("d"), UnsafePathError);
+  row.claim("d/x/3");
 });
