@@ -175,7 +175,14 @@ export function planUploads(
   uploads: { key: string; size: number; open: () => Promise<ReadableStream<Uint8Array>> }[];
   deletes: string[];
 } {
-  const remote = new Map(listing.map((entry) => [entry.key, entry.checksum]));
+  // The listing is in key order (as the download returns it), and the snapshots are visited
+  // in path order: one cursor finds each path's object (one out of order is only uploaded).
+  let at = 0;
+  const listedChecksum = (path: string): string | undefined => {
+    while (at < listing.length && listing[at]!.key < path) at++;
+    const entry = listing[at];
+    return entry?.key === path ? entry.checksum : undefined;
+  };
   const local: { key: string; size: number; checksum: string | undefined }[] = [];
   forEachPathPair(before, after, (downloaded, entry) => {
     if (entry === undefined) return;
@@ -194,7 +201,7 @@ export function planUploads(
       );
     }
     // A file whose content is what was downloaded has the listed object's checksum.
-    const checksum = unchanged ? remote.get(entry.path) : undefined;
+    const checksum = unchanged ? listedChecksum(entry.path) : undefined;
     // Such a file's path is a listed key, checked when it was downloaded (or kept): the key
     // of any other is checked here.
     if (checksum === undefined) checkRelativeKey(entry.path);

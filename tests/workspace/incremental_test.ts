@@ -29,6 +29,30 @@ Deno.test("diffLocalWithRemote compares by size and checksum", () => {
   assert.deepEqual(plan.deletes.map((entry) => entry.key), ["d/gone"]);
 });
 
+Deno.test("diffLocalWithRemote gives the same plan for lists in key order (paired by cursor)", () => {
+  const byKey = <T extends { key: string }>(list: T[]) =>
+    [...list].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  const remote: RemoteEntry[] = byKey([
+    { key: "a", size: 1, checksum: "x" },
+    { key: "d/same", size: 3, checksum: "AAA" },
+    { key: "d/resized", size: 3, checksum: "bbb" },
+    { key: "d/gone", size: 1, checksum: "eee" },
+    { key: "z/gone", size: 1, checksum: "fff" },
+  ]);
+  const local = byKey([
+    { key: "d/same", size: 3, checksum: "aaa" },
+    { key: "d/resized", size: 4, checksum: "bbb" },
+    { key: "d/new", size: 9, checksum: "ggg" },
+    { key: "d/unknown", size: 3 },
+  ]);
+  const plan = diffLocalWithRemote(local, remote);
+  assert.deepEqual(plan.uploads.map((entry) => entry.key), ["d/new", "d/resized", "d/unknown"]);
+  assert.deepEqual(plan.deletes.map((entry) => entry.key), ["a", "d/gone", "z/gone"]);
+  const unsorted = diffLocalWithRemote([...local].reverse(), [...remote].reverse());
+  assert.deepEqual(unsorted.uploads, plan.uploads);
+  assert.deepEqual(unsorted.deletes, plan.deletes);
+});
+
 const touchOne = defineTask({
   name: "touch_one",
   ownerEmail: "tests@example.com",
