@@ -119,10 +119,15 @@ export class ResultDelivery {
    *
    * `nextTask`: post with `update-v2` (when the api has it), whose answer is the next task of
    * the type, returned as the outcome's `next`: only for a caller with a free slot for it.
+   *
+   * `result` is copied when queued, so a caller may change its object afterwards; `owned`: the
+   * caller hands it over and never changes it again, and it is queued as it is (the copy, a
+   * structured clone, was a visible part of a broker's CPU per trivial task).
    */
   deliver(
     result: TaskResult,
-    options: { signal?: AbortSignal; deadlineMs?: number; nextTask?: boolean } = {},
+    options: { signal?: AbortSignal; deadlineMs?: number; nextTask?: boolean; owned?: boolean } =
+      {},
   ): Promise<DeliveryOutcome> {
     return new Promise<DeliveryOutcome>((resolve, reject) => {
       const signals = [options.signal, this.#signal].filter((s): s is AbortSignal => !!s);
@@ -132,7 +137,7 @@ export class ResultDelivery {
         ? signals[0]
         : AbortSignal.any(signals);
       const entry: Entry = {
-        result: structuredClone(result),
+        result: options.owned === true ? result : structuredClone(result),
         resolve,
         reject,
         deadline: Date.now() + (options.deadlineMs ?? this.#deadlineMs),

@@ -42,9 +42,13 @@ export type BrokerState = "starting" | "running" | "draining" | "stopped" | "fai
 export interface ResultSink {
   /**
    * Delivers `result`; with `nextTask`, in a call whose answer may be the next task of the
-   * type (the outcome's `next`, see `ResultDelivery.deliver`).
+   * type (the outcome's `next`, see `ResultDelivery.deliver`); `owned`: the broker hands the
+   * object over and never changes it (no copy needed).
    */
-  deliver(result: TaskResult, options?: { nextTask?: boolean }): Promise<DeliveryOutcome>;
+  deliver(
+    result: TaskResult,
+    options?: { nextTask?: boolean; owned?: boolean },
+  ): Promise<DeliveryOutcome>;
 }
 
 /** How the broker polls one task type (every field optional). */
@@ -760,7 +764,8 @@ export class Broker {
     const takeNext = this.#reserveNext(held.pollType);
     let next: Task | undefined;
     try {
-      const delivered = await this.#delivery.deliver(result, { nextTask: takeNext });
+      // `result` is made here and never changed: handed over, not copied.
+      const delivered = await this.#delivery.deliver(result, { nextTask: takeNext, owned: true });
       if (delivered.kind === "delivered") next = delivered.next;
       const how = delivered.kind === "gone" ? "dropped" : "delivered";
       this.#observer?.result(held.task.taskType, result.status, how, {

@@ -190,3 +190,27 @@ Deno.test("delivery: per task in order; a waiting heartbeat is superseded by a n
   assert.ok(posted.includes("b:COMPLETED:"));
   assert.equal(posted.indexOf("b:COMPLETED:"), 0, "task b does not wait behind task a's retries");
 });
+
+Deno.test("ResultDelivery: a result is copied when queued, unless the caller hands it over (owned)", async () => {
+  const posted: TaskResult[] = [];
+  let release: () => void = () => {};
+  const gate = new Promise<void>((resolve) => release = resolve);
+  const delivery = new ResultDelivery({
+    api: {
+      updateTask: async (result) => {
+        await gate;
+        posted.push(result);
+        return result.taskId;
+      },
+    },
+  });
+  const copied: TaskResult = { workflowInstanceId: "wf", taskId: "t1", status: "COMPLETED" };
+  const owned: TaskResult = { workflowInstanceId: "wf", taskId: "t2", status: "COMPLETED" };
+  const done = [delivery.deliver(copied), delivery.deliver(owned, { owned: true })];
+  copied.status = "FAILED"; // a change after the call does not reach the queued copy
+  release();
+  await Promise.all(done);
+  assert.equal(posted.find((r) => r.taskId === "t1")?.status, "COMPLETED");
+  assert.notEqual(posted.find((r) => r.taskId === "t1"), copied);
+  assert.equal(posted.find((r) => r.taskId === "t2"), owned, "the owned object itself, no copy");
+});
