@@ -52,6 +52,13 @@
 import { concatBytes } from "../util/bytes.ts";
 import { z } from "../vendor/zod.ts";
 import { buildOnce } from "../util/lazy.ts";
+import {
+  type CheckedValue,
+  checkWith,
+  isFiniteNumber,
+  isPlainObject,
+  setQuickCheck,
+} from "../util/quick_check.ts";
 import { MetricRecordSchema } from "../metrics/events.ts";
 import type { CurrentTaskState } from "../workspace/fence.ts";
 
@@ -444,39 +451,16 @@ export function encodeMessage(message: unknown): Uint8Array {
   return encoder.encode(JSON.stringify(message) + "\n");
 }
 
-/** What {@linkcode checkMessage} returns: zod's answer, or the quick check's. */
-export type CheckedMessage<T> = { success: true; data: T } | {
-  success: false;
-  error: z.ZodError;
-};
-
-/** Hand-written checks of hot messages, by the schema they stand in for. */
-const quickChecks = new WeakMap<object, (value: unknown) => unknown>();
-
 /**
- * Checks `value` against `schema`. A schema with a quick check (an executor's
- * {@linkcode ToExecutorSchema}: its `attempt` messages) tries it first: a hand-written test of
- * the same rules, which takes a message only when the schema would and returns what the
- * schema would (unknown fields dropped). Anything it does not take goes through zod, whose
- * error names the problem. zod's generic checks, run in an executor's unoptimised code once
- * a task, were a fifth of its CPU per trivial task.
+ * Checks `value` against `schema` ({@linkcode checkWith}): an executor's
+ * {@linkcode ToExecutorSchema} tries its quick check of `attempt` messages first
+ * ({@linkcode quickAttempt}).
  */
-export function checkMessage<T>(schema: z.ZodType<T>, value: unknown): CheckedMessage<T> {
-  const quick = quickChecks.get(schema)?.(value);
-  if (quick !== undefined) return { success: true, data: quick as T };
-  return schema.safeParse(value);
-}
-
-/** A plain object (what zod's `z.object` and `z.record` take), as JSON or a structured clone gives. */
-function isPlainObject(value: unknown): value is Record<string, unknown> {
-  if (value === null || typeof value !== "object" || Array.isArray(value)) return false;
-  const proto = Object.getPrototypeOf(value);
-  return proto === Object.prototype;
+export function checkMessage<T>(schema: z.ZodType<T>, value: unknown): CheckedValue<T> {
+  return checkWith(schema, value);
 }
 
 const isString = (value: unknown): value is string => typeof value === "string";
-const isFiniteNumber = (value: unknown): value is number =>
-  typeof value === "number" && Number.isFinite(value);
 
 /**
  * An `attempt` message as {@linkcode ToExecutorSchema} takes it (its task as
@@ -518,7 +502,7 @@ export function quickAttempt(value: unknown): ToExecutor | undefined {
   }
   return { type: "attempt", attemptId: value.attemptId, task: out as WireTask };
 }
-quickChecks.set(ToExecutorSchema, quickAttempt);
+setQuickCheck(ToExecutorSchema, quickAttempt);
 
 /** Parses one line against `schema`; throws a `TypeError` naming the problem. */
 export function decodeLine<T>(schema: z.ZodType<T>, line: string): T {

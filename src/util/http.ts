@@ -12,6 +12,7 @@
 import { Buffer } from "node:buffer";
 import type { z } from "../vendor/zod.ts";
 import { retry } from "./retry.ts";
+import { checkWith } from "./quick_check.ts";
 
 /**
  * A secret given as a plain string or as a wrapper that reveals it only when needed (such
@@ -224,7 +225,7 @@ export function parseJsonAnswer<S extends z.ZodType>(
       return { ok: false, notJson: true, detail: snippet(text), cause };
     }
   }
-  const parsed = schema.safeParse(value);
+  const parsed = checkWith(schema as z.ZodType<z.output<S>>, value);
   if (parsed.success) return { ok: true, data: parsed.data };
   const issue = parsed.error.issues[0];
   const where = issue && issue.path.length > 0 ? issue.path.join(".") + ": " : "";
