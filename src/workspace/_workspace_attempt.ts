@@ -80,11 +80,15 @@ export async function runWorkspace(
   // Taken before the task runs: a file whose ctime is older was not changed by the task.
   const stamp = before === undefined && options.warmPool === undefined ? 0 : changeStamp(ws.dir);
   if (options.warmPool !== undefined) {
+    let known: ReturnType<typeof knownFiles> | undefined;
     state.warm = {
       repository: ws.input.repository,
       scope: ws.scope,
       stampMs: stamp,
-      known: knownFiles(listing, before),
+      // Made when the retirement first needs it, after the task: not on the attempt's path.
+      get known() {
+        return known ??= knownFiles(listing, before);
+      },
     };
   }
   const result = await runPhase(ws);
