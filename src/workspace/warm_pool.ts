@@ -10,7 +10,10 @@
  * renaming it onto its own attempt directory: the rename is the claim, so two attempts never
  * get the same directory. It then reads its folders ({@linkcode walkClaimedDir}): every entry
  * that is not a folder or a regular file the manifest lists is removed (symlinks, FIFOs, extra
- * files, a folder's content where a file was). The download then keeps a listed file only once
+ * files, a folder's content where a file was). A folder the description found holding only
+ * described entries has a row too (inode, mtime, ctime): found the same, older than the stamp,
+ * it holds the same entries (the kernel sets a folder's mtime and ctime when an entry is
+ * added, removed or renamed in it) and is not read. The download then keeps a listed file only once
  * {@linkcode keepPooledFile} found it unchanged: the same stat identity as in the manifest
  * (files changed in place differ: the kernel sets ctime on every change, content or metadata,
  * and no call sets it to a chosen value), else it is removed and fetched again. Deno's ctime
@@ -95,13 +98,23 @@ export interface RetireInfo {
 export interface DescribedDir {
   readonly stampMs: number;
   readonly files: Readonly<Record<string, ManifestRow>>;
+  /** Folders (below the top) every entry of which has a row: inode, mtime, ctime. */
+  readonly dirs?: Readonly<Record<string, DirRow>>;
 }
 
 /** A directory taken from the pool: what its manifest says. */
 export interface ClaimedDir {
   readonly files: ReadonlyMap<string, PooledFile>;
   readonly stampMs: number;
+  /**
+   * Folders every entry of which the manifest describes, with their inode, mtime and ctime
+   * then: the walk need not read one found the same (see {@linkcode walkClaimedDir}).
+   */
+  readonly dirs?: ReadonlyMap<string, DirRow>;
 }
+
+/** A folder's inode, mtime and ctime (ms) as a description found it. */
+export type DirRow = readonly [number, number, number];
 
 /** What a claimed directory holds after {@linkcode walkClaimedDir}. */
 export interface WalkedDir {
@@ -176,6 +189,8 @@ interface Manifest {
   scope: string;
   stamp_ms: number;
   files: Record<string, ManifestRow>;
+  /** Absent in manifests of earlier versions: every folder is read then. */
+  dirs?: Record<string, DirRow>;
 }
 
 /** Entries whose manifest lost its directory (claimed by a process that died) are removed after this. */
@@ -279,11 +294,15 @@ export class WarmPool {
         Deno.removeSync(join(this.#dir, `${name}.json`));
       } catch { /* gone already: either way not claimable again */ }
       const files = new Map<string, PooledFile>();
+      let everyRow = true;
       for (const path in manifest.files) {
         const file = pooledFile(manifest.files[path]);
         if (file !== undefined) files.set(path, file);
+        else everyRow = false;
       }
-      return { files, stampMs: manifest.stamp_ms };
+      // A folder whose file rows are not all usable is read: its unusable files must go.
+      const dirs = everyRow ? dirRows(manifest.dirs) : undefined;
+      return { files, stampMs: manifest.stamp_ms, ...(dirs === undefined ? {} : { dirs }) };
     }
     return undefined;
   }
@@ -307,8 +326,10 @@ export class WarmPool {
     await yieldToEventLoop();
     const stampMs = changeStamp(dir);
     const files: Record<string, ManifestRow> = {};
-    await describeFiles(dir, "", info, files, this.#readAtClaim, slicer(DESCRIBE_SLICE_MS));
-    return { stampMs, files };
+    const dirs: Record<string, DirRow> = {};
+    const slice = slicer(DESCRIBE_SLICE_MS);
+    await describeFiles(dir, "", info, files, dirs, this.#readAtClaim, slice);
+    return { stampMs, files, dirs };
   }
 
   /**
@@ -397,7 +418,7 @@ export class WarmPool {
         Deno.removeSync(join(work, ATTEMPT_MARKER), { recursive: true });
       } catch { /* none, or gone: either way not pooled */ }
       // Files whose ctime is not older than the stamp are read again by the claimer.
-      const { stampMs, files } = await described?.catch(() => undefined) ??
+      const { stampMs, files, dirs } = await described?.catch(() => undefined) ??
         await this.describe(work, info);
       let bytes = 0;
       for (const row of Object.values(files)) bytes += row[1];
@@ -411,6 +432,7 @@ export class WarmPool {
         scope: info.scope,
         stamp_ms: stampMs,
         files,
+        ...(dirs === undefined ? {} : { dirs }),
       };
       const next = join(this.#dir, `${name}.json.next`);
       Deno.writeTextFileSync(next, JSON.stringify(manifest), { mode: 0o600 });
@@ -543,9 +565,29 @@ export async function walkClaimedDir(dir: string, claimed: ClaimedDir): Promise<
     removed: 0,
   };
   const slice = slicer(WALK_SLICE_MS);
+  const inFolder = claimed.dirs === undefined ? undefined : byFolder(claimed);
+  // A folder with its described inode, mtime and ctime, older than the stamp, holds the
+  // entries it held then (see `describeFiles`): its files and folders are the manifest's.
+  const unchanged = (relative: string, full: string): boolean => {
+    const row = claimed.dirs?.get(relative);
+    if (row === undefined || row[2] >= claimed.stampMs) return false;
+    const info = Deno.lstatSync(full);
+    return info.isDirectory && info.ino === row[0] && info.mtime?.getTime() === row[1] &&
+      info.ctime?.getTime() === row[2];
+  };
   // Paths by concatenation: `join` added 10-25 % to this walk (measured, 21,000 files).
   const visit = async (relative: string) => {
     const full = relative === "" ? dir : `${dir}/${relative}`;
+    if (inFolder !== undefined && relative !== "" && unchanged(relative, full)) {
+      const { files, dirs } = inFolder.get(relative) ?? { files: [], dirs: [] };
+      for (const path of files) walked.files.set(path, claimed.files.get(path)!);
+      for (const path of dirs) {
+        await slice();
+        walked.dirs.add(path);
+        await visit(path);
+      }
+      return;
+    }
     for (const entry of Deno.readDirSync(full)) {
       if (relative === "" && entry.name === ATTEMPT_MARKER) continue;
       await slice();
@@ -567,6 +609,20 @@ export async function walkClaimedDir(dir: string, claimed: ClaimedDir): Promise<
   };
   await visit("");
   return walked;
+}
+
+/** The manifest's files and folders by the folder holding them. */
+function byFolder(claimed: ClaimedDir): Map<string, { files: string[]; dirs: string[] }> {
+  const folders = new Map<string, { files: string[]; dirs: string[] }>();
+  const add = (path: string, kind: "files" | "dirs") => {
+    const parent = path.slice(0, Math.max(0, path.lastIndexOf("/")));
+    let folder = folders.get(parent);
+    if (folder === undefined) folders.set(parent, folder = { files: [], dirs: [] });
+    folder[kind].push(path);
+  };
+  for (const path of claimed.files.keys()) add(path, "files");
+  for (const path of claimed.dirs?.keys() ?? []) add(path, "dirs");
+  return folders;
 }
 
 /**
@@ -612,16 +668,25 @@ function sameContent(path: string, file: PooledFile): boolean {
     createHash("sha256").update(data).digest("hex") === file.sha256;
 }
 
-/** Adds a manifest row for each regular file below `relative` that can be described. */
+/**
+ * Adds a manifest row for each regular file below `relative` that can be described, and a
+ * folder row (inode, mtime, ctime, from the `lstat` made before its entries were read) for
+ * each folder below it all of whose entries were described: a folder the claimer finds with
+ * the same row, older than the stamp, holds the same entries (the kernel sets a folder's
+ * mtime and ctime when an entry is added, removed or renamed in it). Returns whether every
+ * entry of `relative` was described.
+ */
 async function describeFiles(
   root: string,
   relative: string,
   info: RetireInfo,
   out: Record<string, ManifestRow>,
+  dirsOut: Record<string, DirRow>,
   readAtClaim: boolean,
   slice: () => Promise<void>,
-): Promise<void> {
+): Promise<boolean> {
   const full = relative === "" ? root : join(root, relative);
+  let complete = true;
   for (const entry of Deno.readDirSync(full)) {
     await slice();
     // The marker (still there when the attempt describes its directory) is never pooled.
@@ -629,10 +694,24 @@ async function describeFiles(
     const path = relative === "" ? entry.name : `${relative}/${entry.name}`;
     const stat = Deno.lstatSync(join(root, path));
     if (stat.isDirectory) {
-      await describeFiles(root, path, info, out, readAtClaim, slice);
+      const described = await describeFiles(
+        root,
+        path,
+        info,
+        out,
+        dirsOut,
+        readAtClaim,
+        slice,
+      );
+      if (described && stat.ctime !== null && stat.mtime !== null) {
+        dirsOut[path] = [stat.ino ?? 0, stat.mtime.getTime(), stat.ctime.getTime()];
+      }
       continue;
     }
-    if (!stat.isFile || stat.ctime === null || stat.mtime === null) continue;
+    if (!stat.isFile || stat.ctime === null || stat.mtime === null) {
+      complete = false;
+      continue;
+    }
     const ctimeMs = stat.ctime.getTime();
     const mtimeMs = stat.mtime.getTime();
     const known = info.known.get(path);
@@ -654,11 +733,15 @@ async function describeFiles(
       // Written by the task (or in the download's last second): read once, here, off the
       // attempt's path. A change while reading moves its ctime past the stamp.
       const hashed = await hashSha256AndMd5(join(root, path), stat.size);
-      if (hashed.size !== stat.size) continue;
+      if (hashed.size !== stat.size) {
+        complete = false;
+        continue;
+      }
       row = rowOf({ checksum: hashed.md5, size: hashed.size, sha256: hashed.sha256 });
     }
     out[path] = row;
   }
+  return complete;
 }
 
 /** The longest a description's walk holds the event loop before letting it run. */
@@ -734,6 +817,21 @@ function pooledFile(row: unknown): PooledFile | undefined {
     return undefined;
   }
   return { checksum, size, sha256, ino, mtimeMs, ctimeMs, readAgain: row.length === 7 };
+}
+
+/** The folder rows of a manifest, or `undefined` when there are none or one is malformed. */
+function dirRows(rows: unknown): Map<string, DirRow> | undefined {
+  if (typeof rows !== "object" || rows === null) return undefined;
+  const dirs = new Map<string, DirRow>();
+  for (const [path, row] of Object.entries(rows)) {
+    if (!Array.isArray(row) || row.length !== 3) return undefined;
+    const [ino, mtimeMs, ctimeMs] = row as unknown[];
+    if (typeof ino !== "number" || typeof mtimeMs !== "number" || typeof ctimeMs !== "number") {
+      return undefined;
+    }
+    dirs.set(path, [ino, mtimeMs, ctimeMs]);
+  }
+  return dirs;
 }
 
 /** A short key of a repository name, for entry names (filtering before reading manifests). */

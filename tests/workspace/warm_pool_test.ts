@@ -622,6 +622,67 @@ Deno.test("warm pool: a directory described while its attempt publishes keeps th
   }
 });
 
+Deno.test("warm pool: the claim reads a folder again unless its described identity is unchanged and older than the stamp: a file planted later, a FIFO never described, a manifest row spoilt are all removed", async () => {
+  const root = await Deno.makeTempDir({ prefix: "perago-warm-folders-" });
+  try {
+    const sha256 = (text: string) => createHash("sha256").update(text).digest("hex");
+    const retireOnce = async (corrupt: boolean) => {
+      const dir = join(root, `attempt-${corrupt}`);
+      const known = new Map<string, { size: number; sha256: string; checksum: string }>();
+      for (const folder of ["a", "b", "c"]) {
+        Deno.mkdirSync(join(dir, folder), { recursive: true });
+        Deno.writeTextFileSync(join(dir, folder, "1.txt"), `${folder}\n`);
+        known.set(`${folder}/1.txt`, { size: 2, sha256: sha256(`${folder}\n`), checksum: "-" });
+      }
+      const made = new Deno.Command("mkfifo", { args: [join(dir, "c", "fifo")] }).outputSync();
+      assert.ok(made.success, "mkfifo");
+      // The folders' ctimes in an earlier second than the description's stamp.
+      await nextSecond();
+      const pool = new WarmPool({ root, maxDirs: 2 });
+      const stampMs = Date.now() + 60_000; // every file as downloaded: described unread
+      assert.equal(pool.retire(dir, { repository: "repo", scope: "", stampMs, known }), true);
+      await trashedDirsRemoved();
+      await pool.close();
+      const [name] = [...Deno.readDirSync(join(root, WARM_POOL_DIR_NAME))]
+        .filter((entry) => entry.isDirectory && entry.name !== "holders")
+        .map((entry) => entry.name);
+      const manifestPath = join(root, WARM_POOL_DIR_NAME, `${name}.json`);
+      const manifest = JSON.parse(Deno.readTextFileSync(manifestPath));
+      // a and b are described whole, older than the stamp; c holds a FIFO: no row.
+      assert.deepEqual(Object.keys(manifest.dirs).sort(), ["a", "b"]);
+      assert.ok(manifest.dirs.a[2] < manifest.stamp_ms);
+      if (corrupt) {
+        manifest.files["a/1.txt"] = ["spoilt"];
+        Deno.writeTextFileSync(manifestPath, JSON.stringify(manifest));
+      }
+      await nextSecond();
+      Deno.writeTextFileSync(join(root, WARM_POOL_DIR_NAME, name!, "b", "planted.txt"), "x\n");
+      const next = new WarmPool({ root, maxDirs: 2 });
+      const target = join(root, `claimed-${corrupt}`);
+      const claimed = await next.claim("repo", "", target);
+      assert.ok(claimed !== undefined);
+      const walked = await walkClaimedDir(target, claimed);
+      await next.close();
+      const left = (folder: string) =>
+        [...Deno.readDirSync(join(target, folder))].map((entry) => entry.name).sort();
+      return { walked, left };
+    };
+    const clean = await retireOnce(false);
+    assert.deepEqual(keptFiles(clean.walked), ["a/1.txt", "b/1.txt", "c/1.txt"]);
+    assert.deepEqual([clean.left("a"), clean.left("b"), clean.left("c")], [
+      ["1.txt"],
+      ["1.txt"],
+      ["1.txt"],
+    ]);
+    // A row that cannot be read: its file is unknown, so every folder is read and it goes.
+    const spoilt = await retireOnce(true);
+    assert.deepEqual(keptFiles(spoilt.walked), ["b/1.txt", "c/1.txt"]);
+    assert.deepEqual(spoilt.left("a"), []);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
 Deno.test("warm pool: a directory of the same scope is taken before a wider one, then the most recently retired", async () => {
   const root = await Deno.makeTempDir({ prefix: "perago-warm-pick-" });
   try {
