@@ -173,6 +173,7 @@ export interface SnapshotOptions {
    * Called once with every file and symlink the walk found, and each file's size as `lstat`
    * (or `written`) gave it, before any file is read and before `snapshotDir` returns: what
    * can be known of the directory without reading it (a file added, removed or resized).
+   * The entries are the snapshot's own (no copy of each is made): read them during the call.
    */
   onWalked?: (entries: readonly WalkedEntry[]) => void;
 }
@@ -245,7 +246,6 @@ export async function snapshotDir(
   const toHash: { index: number; full: string; size: number }[] = [];
   // Files unchanged but for their ctime's second (see the module doc), read synchronously.
   const racy: { index: number; full: string }[] = [];
-  const walked: WalkedEntry[] = [];
   // Paths by concatenation: `join` normalises each one again (21,000 files: ~10 ms).
   const visit = (relative: string, full: string) => {
     signal?.throwIfAborted();
@@ -261,17 +261,14 @@ export async function snapshotDir(
       const known = entry.isFile ? written?.get(path) : undefined;
       if (known !== undefined) {
         entries.push({ path, kind: "file", digest: known.digest, size: known.size });
-        walked.push({ path, kind: "file", size: known.size });
         continue;
       }
       // The kind is taken again from lstat: an entry replaced since the directory was read is
       // hashed as what it is now (a file is never read through a symlink swapped in for it).
       const info = Deno.lstatSync(entryFull);
       if (info.isSymlink) {
-        walked.push({ path, kind: "symlink", size: 0 });
         entries.push({ path, kind: "symlink", digest: Deno.readLinkSync(entryFull), size: 0 });
       } else if (info.isFile) {
-        walked.push({ path, kind: "file", size: info.size });
         const old = previousOf(path);
         const same = old !== undefined && old.kind === "file" && old.size === info.size;
         if (same && info.ctime !== null && info.ctime.getTime() < stamp) {
@@ -287,7 +284,9 @@ export async function snapshotDir(
     }
   };
   visit("", dir);
-  options.onWalked?.(walked);
+  // Every entry already has its path, kind and the size lstat gave (a file reused from
+  // `since` has that size too): they are what the walk found, before any read.
+  options.onWalked?.(entries);
   // Nothing above awaits: the walk is done when the caller gets the promise (see the doc).
   await hashRacy(entries, racy, signal);
   await forEachConcurrent(
