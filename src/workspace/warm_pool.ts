@@ -705,6 +705,9 @@ async function describeFiles(
       );
       if (described && stat.ctime !== null && stat.mtime !== null) {
         dirsOut[path] = [stat.ino ?? 0, stat.mtime.getTime(), stat.ctime.getTime()];
+      } else {
+        // A folder not read by the claimer must not hide one it has to read.
+        complete = false;
       }
       continue;
     }

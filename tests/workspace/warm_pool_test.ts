@@ -636,6 +636,11 @@ Deno.test("warm pool: the claim reads a folder again unless its described identi
       }
       const made = new Deno.Command("mkfifo", { args: [join(dir, "c", "fifo")] }).outputSync();
       assert.ok(made.success, "mkfifo");
+      // A folder holding only a folder with a FIFO in it: neither may be skipped.
+      Deno.mkdirSync(join(dir, "n", "m"), { recursive: true });
+      const nested = new Deno.Command("mkfifo", { args: [join(dir, "n", "m", "fifo")] })
+        .outputSync();
+      assert.ok(nested.success, "mkfifo");
       // The folders' ctimes in an earlier second than the description's stamp.
       await nextSecond();
       const pool = new WarmPool({ root, maxDirs: 2 });
@@ -648,7 +653,8 @@ Deno.test("warm pool: the claim reads a folder again unless its described identi
         .map((entry) => entry.name);
       const manifestPath = join(root, WARM_POOL_DIR_NAME, `${name}.json`);
       const manifest = JSON.parse(Deno.readTextFileSync(manifestPath));
-      // a and b are described whole, older than the stamp; c holds a FIFO: no row.
+      // a and b are described whole, older than the stamp; c and n/m hold a FIFO, n holds
+      // n/m: no row for any of them.
       assert.deepEqual(Object.keys(manifest.dirs).sort(), ["a", "b"]);
       assert.ok(manifest.dirs.a[2] < manifest.stamp_ms);
       if (corrupt) {
@@ -665,6 +671,7 @@ Deno.test("warm pool: the claim reads a folder again unless its described identi
       await next.close();
       const left = (folder: string) =>
         [...Deno.readDirSync(join(target, folder))].map((entry) => entry.name).sort();
+      assert.deepEqual(left("n/m"), [], "the nested FIFO is removed");
       return { walked, left };
     };
     const clean = await retireOnce(false);
