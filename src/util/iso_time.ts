@@ -20,14 +20,36 @@
  * ```
  */
 export function isoUtc(time: number | Date): string {
-  const date = typeof time === "number" ? new Date(time) : time;
-  const year = date.getUTCFullYear();
-  if (!(year >= 0 && year <= 9999)) return date.toISOString();
-  return `${pad(year, 4)}-${pad(date.getUTCMonth() + 1, 2)}-${pad(date.getUTCDate(), 2)}T${
-    pad(date.getUTCHours(), 2)
-  }:${pad(date.getUTCMinutes(), 2)}:${pad(date.getUTCSeconds(), 2)}.${
-    pad(date.getUTCMilliseconds(), 3)
+  const ms = typeof time === "number" ? time : time.getTime();
+  const day = Math.floor(ms / DAY_MS);
+  if (day !== cachedDay) {
+    const date = new Date(ms);
+    const year = date.getUTCFullYear();
+    if (!(year >= 0 && year <= 9999)) return date.toISOString();
+    cachedPrefix = `${pad(year, 4)}-${pad(date.getUTCMonth() + 1, 2)}-${
+      pad(date.getUTCDate(), 2)
+    }T`;
+    cachedDay = day;
+  }
+  // The time of day by arithmetic: the date part changes once a day (log lines come in order).
+  let rest = ms - day * DAY_MS;
+  const hours = Math.floor(rest / 3_600_000);
+  rest -= hours * 3_600_000;
+  const minutes = Math.floor(rest / 60_000);
+  rest -= minutes * 60_000;
+  const seconds = Math.floor(rest / 1000);
+  return `${cachedPrefix}${two(hours)}:${two(minutes)}:${two(seconds)}.${
+    pad(rest - seconds * 1000, 3)
   }Z`;
+}
+
+const DAY_MS = 86_400_000;
+/** The day (`ms / DAY_MS`) of the last date part made, and that part (`YYYY-MM-DDT`). */
+let cachedDay = Number.NaN;
+let cachedPrefix = "";
+
+function two(value: number): string {
+  return value < 10 ? `0${value}` : String(value);
 }
 
 function pad(value: number, width: number): string {
