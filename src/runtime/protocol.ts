@@ -452,9 +452,10 @@ export function encodeMessage(message: unknown): Uint8Array {
 }
 
 /**
- * Checks `value` against `schema` ({@linkcode checkWith}): an executor's
- * {@linkcode ToExecutorSchema} tries its quick check of `attempt` messages first
- * ({@linkcode quickAttempt}).
+ * Checks `value` against `schema` ({@linkcode checkWith}): the schemas of the per-task messages
+ * try their quick checks first, {@linkcode ToExecutorSchema} ({@linkcode quickAttempt}: an
+ * executor's attempts) and {@linkcode FromBrokerSchema} ({@linkcode quickFromBroker}: what the
+ * supervisor hears of each task).
  */
 export function checkMessage<T>(schema: z.ZodType<T>, value: unknown): CheckedValue<T> {
   return checkWith(schema, value);
@@ -503,6 +504,44 @@ export function quickAttempt(value: unknown): ToExecutor | undefined {
   return { type: "attempt", attemptId: value.attemptId, task: out as WireTask };
 }
 setQuickCheck(ToExecutorSchema, quickAttempt);
+
+const DELIVERED_HOW: ReadonlySet<unknown> = new Set(["delivered", "dropped", "skipped"]);
+const isLaneId = (value: unknown): value is number =>
+  Number.isSafeInteger(value) && (value as number) > 0;
+
+/**
+ * The broker's per-task messages to the supervisor (`lane-attempt`, `lane-ended`,
+ * `delivered`: three a task) as {@linkcode FromBrokerSchema} takes them, or `undefined`: any
+ * other message, or an invalid one (the schema then says why).
+ */
+export function quickFromBroker(value: unknown): FromBroker | undefined {
+  if (!isPlainObject(value)) return undefined;
+  switch (value.type) {
+    case "lane-attempt": {
+      const { id, attemptId, taskId, taskType } = value;
+      if (!isLaneId(id) || !isString(attemptId) || !isString(taskId) || !isString(taskType)) {
+        return undefined;
+      }
+      return { type: "lane-attempt", id, attemptId, taskId, taskType };
+    }
+    case "lane-ended": {
+      const { id, attemptId, taskType, recycle } = value;
+      if (
+        !isLaneId(id) || !isString(attemptId) || !isString(taskType) ||
+        (recycle !== undefined && recycle !== true)
+      ) return undefined;
+      return { type: "lane-ended", id, attemptId, taskType, ...(recycle ? { recycle } : {}) };
+    }
+    case "delivered": {
+      const { taskId, how } = value;
+      if (!isString(taskId) || !DELIVERED_HOW.has(how)) return undefined;
+      return { type: "delivered", taskId, how: how as "delivered" | "dropped" | "skipped" };
+    }
+    default:
+      return undefined;
+  }
+}
+setQuickCheck(FromBrokerSchema, quickFromBroker);
 
 /** Parses one line against `schema`; throws a `TypeError` naming the problem. */
 export function decodeLine<T>(schema: z.ZodType<T>, line: string): T {

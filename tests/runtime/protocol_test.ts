@@ -4,10 +4,12 @@ import {
   decodeLine,
   encodeMessage,
   ExecutorInitSchema,
+  FromBrokerSchema,
   FromExecutorSchema,
   MessageBatcher,
   MessageWriter,
   quickAttempt,
+  quickFromBroker,
   readMessages,
   type ToBroker,
   ToBrokerSchema,
@@ -282,4 +284,36 @@ Deno.test("checkMessage: the executor's quick check of attempts agrees with ToEx
     success: true,
     data: { type: "shutdown" },
   });
+});
+
+Deno.test("checkMessage: the supervisor's quick check of the broker's per-task messages agrees with FromBrokerSchema", () => {
+  const valid = [
+    { type: "lane-attempt", id: 3, attemptId: "a1", taskId: "t1", taskType: "sum" },
+    { type: "lane-attempt", id: 1, attemptId: "", taskId: "", taskType: "", extra: 1 },
+    { type: "lane-ended", id: 3, attemptId: "a1", taskType: "sum" },
+    { type: "lane-ended", id: 3, attemptId: "a1", taskType: "sum", recycle: true },
+    { type: "delivered", taskId: "t1", how: "delivered" },
+    { type: "delivered", taskId: "t1", how: "skipped" },
+  ];
+  const invalid = [
+    { type: "lane-attempt", id: 0, attemptId: "a1", taskId: "t1", taskType: "sum" },
+    { type: "lane-attempt", id: 1.5, attemptId: "a1", taskId: "t1", taskType: "sum" },
+    { type: "lane-attempt", id: "3", attemptId: "a1", taskId: "t1", taskType: "sum" },
+    { type: "lane-attempt", id: 3, attemptId: "a1", taskType: "sum" },
+    { type: "lane-ended", id: 3, attemptId: "a1", taskType: "sum", recycle: false },
+    { type: "lane-ended", id: 3, attemptId: 1, taskType: "sum" },
+    { type: "delivered", taskId: "t1", how: "lost" },
+    { type: "delivered", how: "delivered" },
+  ];
+  for (const message of [...valid, ...invalid]) {
+    const quick = checkMessage(FromBrokerSchema, message);
+    const schema = FromBrokerSchema.safeParse(message);
+    assert.equal(quick.success, schema.success, JSON.stringify(message));
+    if (schema.success) assert.deepEqual(quick.success && quick.data, schema.data);
+  }
+  for (const message of valid) assert.ok(quickFromBroker(message), JSON.stringify(message));
+  for (const message of invalid) assert.equal(quickFromBroker(message), undefined);
+  // The other messages are the schema's alone.
+  assert.equal(quickFromBroker({ type: "drained" }), undefined);
+  assert.equal(checkMessage(FromBrokerSchema, { type: "drained" }).success, true);
 });
