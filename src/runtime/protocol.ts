@@ -454,8 +454,9 @@ export function encodeMessage(message: unknown): Uint8Array {
 /**
  * Checks `value` against `schema` ({@linkcode checkWith}): the schemas of the per-task messages
  * try their quick checks first, {@linkcode ToExecutorSchema} ({@linkcode quickAttempt}: an
- * executor's attempts) and {@linkcode FromBrokerSchema} ({@linkcode quickFromBroker}: what the
- * supervisor hears of each task).
+ * executor's attempts), {@linkcode FromLaneSchema} ({@linkcode quickLaneOutcome}: the
+ * outcomes the broker reads from the lanes) and {@linkcode FromBrokerSchema}
+ * ({@linkcode quickFromBroker}: what the supervisor hears of each task).
  */
 export function checkMessage<T>(schema: z.ZodType<T>, value: unknown): CheckedValue<T> {
   return checkWith(schema, value);
@@ -542,6 +543,54 @@ export function quickFromBroker(value: unknown): FromBroker | undefined {
   }
 }
 setQuickCheck(FromBrokerSchema, quickFromBroker);
+
+const OUTCOME_STATUSES: ReadonlySet<unknown> = new Set([
+  "COMPLETED",
+  "FAILED",
+  "FAILED_WITH_TERMINAL_ERROR",
+]);
+
+/**
+ * An executor's `outcome` over its lane as {@linkcode FromLaneSchema} takes it (its outcome as
+ * {@linkcode OutcomeSchema}, unknown fields dropped), or `undefined`: any other message, or an
+ * invalid one (the schema then says why). The broker reads one a task from an executor, whose
+ * lines it trusts no more than the schema does.
+ */
+export function quickLaneOutcome(value: unknown): FromLane | undefined {
+  if (!isPlainObject(value) || value.type !== "outcome" || !isString(value.attemptId)) {
+    return undefined;
+  }
+  const { traceparent, recycle } = value;
+  if (
+    (traceparent !== undefined && !(isString(traceparent) && traceparent.length <= 100)) ||
+    (recycle !== undefined && recycle !== true)
+  ) return undefined;
+  const outcome = value.outcome;
+  if (!isPlainObject(outcome)) return undefined;
+  const { status, outputData, reasonForIncompletion, stale, publishedRef, durationMs } = outcome;
+  if (
+    !OUTCOME_STATUSES.has(status) || typeof stale !== "boolean" ||
+    !isFiniteNumber(durationMs) || durationMs < 0 ||
+    (outputData !== undefined && !isPlainObject(outputData)) ||
+    (reasonForIncompletion !== undefined && !isString(reasonForIncompletion)) ||
+    (publishedRef !== undefined && !isString(publishedRef))
+  ) return undefined;
+  return {
+    type: "outcome",
+    attemptId: value.attemptId,
+    outcome: {
+      status: status as WireOutcome["status"],
+      stale,
+      durationMs,
+      ...(outputData === undefined ? {} : { outputData: { ...outputData } }),
+      ...(reasonForIncompletion === undefined ? {} : { reasonForIncompletion }),
+      ...(publishedRef === undefined ? {} : { publishedRef }),
+    },
+    ...(traceparent === undefined ? {} : { traceparent }),
+    ...(recycle === undefined ? {} : { recycle }),
+  };
+}
+setQuickCheck(FromLaneSchema, quickLaneOutcome);
 
 /** Parses one line against `schema`; throws a `TypeError` naming the problem. */
 export function decodeLine<T>(schema: z.ZodType<T>, line: string): T {

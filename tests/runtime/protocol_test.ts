@@ -6,10 +6,12 @@ import {
   ExecutorInitSchema,
   FromBrokerSchema,
   FromExecutorSchema,
+  FromLaneSchema,
   MessageBatcher,
   MessageWriter,
   quickAttempt,
   quickFromBroker,
+  quickLaneOutcome,
   readMessages,
   type ToBroker,
   ToBrokerSchema,
@@ -316,4 +318,53 @@ Deno.test("checkMessage: the supervisor's quick check of the broker's per-task m
   // The other messages are the schema's alone.
   assert.equal(quickFromBroker({ type: "drained" }), undefined);
   assert.equal(checkMessage(FromBrokerSchema, { type: "drained" }).success, true);
+});
+
+Deno.test("checkMessage: the broker's quick check of lane outcomes agrees with FromLaneSchema", () => {
+  const outcome = { status: "COMPLETED", stale: false, durationMs: 3 };
+  const valid = [
+    { type: "outcome", attemptId: "a1", outcome },
+    {
+      type: "outcome",
+      attemptId: "a2",
+      outcome: {
+        status: "FAILED_WITH_TERMINAL_ERROR",
+        stale: true,
+        durationMs: 0,
+        outputData: { result: { n: 1 } },
+        reasonForIncompletion: "TaskError: no",
+        publishedRef: "abc",
+        extra: 1,
+      },
+      traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+      recycle: true,
+      extra: "dropped",
+    },
+  ];
+  const invalid = [
+    { type: "outcome", outcome },
+    { type: "outcome", attemptId: "a", outcome: null },
+    { type: "outcome", attemptId: "a", outcome: { ...outcome, status: "IN_PROGRESS" } },
+    { type: "outcome", attemptId: "a", outcome: { ...outcome, stale: "false" } },
+    { type: "outcome", attemptId: "a", outcome: { ...outcome, durationMs: -1 } },
+    { type: "outcome", attemptId: "a", outcome: { ...outcome, durationMs: Infinity } },
+    { type: "outcome", attemptId: "a", outcome: { ...outcome, durationMs: undefined } },
+    { type: "outcome", attemptId: "a", outcome: { ...outcome, outputData: [] } },
+    { type: "outcome", attemptId: "a", outcome: { ...outcome, outputData: null } },
+    { type: "outcome", attemptId: "a", outcome: { ...outcome, reasonForIncompletion: 1 } },
+    { type: "outcome", attemptId: "a", outcome: { ...outcome, publishedRef: null } },
+    { type: "outcome", attemptId: "a", outcome, traceparent: "x".repeat(101) },
+    { type: "outcome", attemptId: "a", outcome, recycle: false },
+  ];
+  for (const message of [...valid, ...invalid]) {
+    const quick = checkMessage(FromLaneSchema, message);
+    const schema = FromLaneSchema.safeParse(message);
+    assert.equal(quick.success, schema.success, JSON.stringify(message));
+    if (schema.success) assert.deepEqual(quick.success && quick.data, schema.data);
+  }
+  for (const message of valid) assert.ok(quickLaneOutcome(message), JSON.stringify(message));
+  for (const message of invalid) assert.equal(quickLaneOutcome(message), undefined);
+  // hello and fence are the schema's alone.
+  assert.equal(quickLaneOutcome({ type: "hello", id: 1, secret: "s" }), undefined);
+  assert.equal(checkMessage(FromLaneSchema, { type: "hello", id: 1, secret: "s" }).success, true);
 });
