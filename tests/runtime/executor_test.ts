@@ -37,6 +37,7 @@ function setup(
   runAttempt: (options: AttemptOptions) => Promise<AttemptOutcome>,
   tools?: AttemptTools | (() => Promise<AttemptTools>),
   collectGarbage?: () => void,
+  metricsDelayMs?: number,
 ) {
   const emitted: FromExecutor[] = [];
   const executor = new Executor({
@@ -50,6 +51,7 @@ function setup(
     tools: tools ?? { runAttempt, lakefs: new MemoryLakeFs() },
     emit: (message) => emitted.push(message),
     ...(collectGarbage === undefined ? {} : { collectGarbage }),
+    ...(metricsDelayMs === undefined ? {} : { metricsDelayMs }),
   });
   const outcomes = () => emitted.filter((m) => m.type === "outcome");
   return { executor, emitted, outcomes };
@@ -239,20 +241,7 @@ Deno.test("executor: garbage is collected once it has waited a second for work, 
 });
 
 Deno.test("executor: with metricsDelayMs, attempts in a row share one metrics message, sent after their outcomes", async () => {
-  const emitted: FromExecutor[] = [];
-  const tools = { runAttempt: completed, lakefs: new MemoryLakeFs() };
-  const executor = new Executor({
-    init: {
-      slot: 0,
-      workerId: "sum0000",
-      workspaceRoot: "/nonexistent/ws",
-      failureReasonMaxLength: 500,
-    } as ExecutorInit,
-    tasks: new Map([["sum", SUM]]),
-    tools,
-    emit: (message) => emitted.push(message),
-    metricsDelayMs: 200,
-  });
+  const { executor, emitted } = setup(completed, undefined, undefined, 200);
   for (const attemptId of ["a1", "a2", "a3"]) {
     executor.handle({ type: "attempt", attemptId, task: { ...TASK, taskId: `t-${attemptId}` } });
     await executor.idle();
