@@ -16,7 +16,8 @@ const checks = new WeakMap<object, (value: unknown) => unknown>();
 
 /**
  * Makes `check` the quick check of `schema`: it must take a value only when `schema` would,
- * and return what `schema` would (a test should hold the two to the same answers).
+ * and return what `schema` would (a test should hold the two to the same answers: the tests'
+ * `assertQuickAgrees` compares them on every one-field change of valid values).
  */
 export function setQuickCheck<T>(schema: z.ZodType<T>, check: (value: unknown) => T | undefined) {
   checks.set(schema, check);

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { assertQuickAgrees } from "../_quick_agreement.ts";
 import {
   quickTask,
   quickTaskList,
@@ -72,4 +73,9 @@ Deno.test("quickTaskList agrees with taskListSchema; one bad task leaves the lis
   }
   assert.equal(quickTaskList([TASK, { ...TASK, status: "?" }]), undefined);
   assert.equal(quickTaskList(VALID)?.length, 3);
+});
+
+Deno.test("quickTask agrees with taskSchema on every one-field change of a full Task", () => {
+  const taken = assertQuickAgrees(taskSchema, [VALID[1] as Record<string, unknown>], quickTask);
+  assert.ok(taken > 10, `the quick check took ${taken} values itself`);
 });

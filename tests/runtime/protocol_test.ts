@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { assertQuickAgrees } from "../_quick_agreement.ts";
 import {
   checkMessage,
   decodeLine,
@@ -367,4 +368,43 @@ Deno.test("checkMessage: the broker's quick check of lane outcomes agrees with F
   // hello and fence are the schema's alone.
   assert.equal(quickLaneOutcome({ type: "hello", id: 1, secret: "s" }), undefined);
   assert.equal(checkMessage(FromLaneSchema, { type: "hello", id: 1, secret: "s" }).success, true);
+});
+
+Deno.test("checkMessage: every quick check agrees with its schema on every one-field change of valid messages", () => {
+  const task = {
+    taskId: "t1",
+    taskType: "sum",
+    workflowInstanceId: "wf1",
+    status: "IN_PROGRESS",
+    retryCount: 0,
+    taskDefName: "sum",
+    referenceTaskName: "sum_ref",
+    seq: 3,
+    iteration: 0,
+    responseTimeoutSeconds: 600,
+    inputData: { params: { a: 1 } },
+  };
+  const attempts = [{ type: "attempt", attemptId: "a1", task }];
+  assert.ok(assertQuickAgrees(ToExecutorSchema, attempts, quickAttempt) > 10);
+  const fromBroker = [
+    { type: "lane-attempt", id: 3, attemptId: "a1", taskId: "t1", taskType: "sum" },
+    { type: "lane-ended", id: 3, attemptId: "a1", taskType: "sum", recycle: true },
+    { type: "delivered", taskId: "t1", how: "delivered" },
+  ];
+  assert.ok(assertQuickAgrees(FromBrokerSchema, fromBroker, quickFromBroker) > 10);
+  const outcomes = [{
+    type: "outcome",
+    attemptId: "a1",
+    outcome: {
+      status: "COMPLETED",
+      stale: false,
+      durationMs: 3,
+      outputData: { result: { n: 1 } },
+      reasonForIncompletion: "TaskError: no",
+      publishedRef: "abc",
+    },
+    traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+    recycle: true,
+  }];
+  assert.ok(assertQuickAgrees(FromLaneSchema, outcomes, quickLaneOutcome) > 10);
 });
