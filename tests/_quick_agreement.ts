@@ -67,26 +67,48 @@ export function oneFieldChanges(samples: readonly Record<string, unknown>[]): un
   return values;
 }
 
+/** Asserts that `checkWith` (the quick check first) and `schema` agree on `value`. */
+function assertAgrees<T>(schema: z.ZodType<T>, value: unknown): void {
+  const expected = schema.safeParse(value);
+  const checked = checkWith(schema, value);
+  const what = JSON.stringify(value);
+  assert.equal(checked.success, expected.success, `success differs for ${what}`);
+  if (expected.success) {
+    assert.deepEqual(checked.success && checked.data, expected.data, `data differs for ${what}`);
+  }
+}
+
+/**
+ * Asserts that `quick` takes every value of `valid` and none of `invalid`, and that
+ * `checkWith` and `schema` give the same answer, and the same data, for each.
+ */
+export function assertQuickAnswers<T>(
+  schema: z.ZodType<T>,
+  quick: (value: unknown) => T | undefined,
+  valid: readonly unknown[],
+  invalid: readonly unknown[],
+): void {
+  for (const value of [...valid, ...invalid]) assertAgrees(schema, value);
+  for (const value of valid) assert.ok(quick(value), `not taken: ${JSON.stringify(value)}`);
+  for (const value of invalid) {
+    assert.equal(quick(value), undefined, `taken: ${JSON.stringify(value)}`);
+  }
+}
+
 /**
  * Asserts that `schema`'s quick check (through `checkWith`) and `schema` itself give the same
  * answer, and the same data, for every sample and every one-field change of it; returns how
- * many values the quick check took itself (`quick` given), so a caller can see it was tried.
+ * many values `quick` took itself, so a caller can see it was tried.
  */
 export function assertQuickAgrees<T>(
   schema: z.ZodType<T>,
   samples: readonly Record<string, unknown>[],
-  quick?: (value: unknown) => T | undefined,
+  quick: (value: unknown) => T | undefined,
 ): number {
   let taken = 0;
   for (const value of oneFieldChanges(samples)) {
-    const expected = schema.safeParse(value);
-    const checked = checkWith(schema, value);
-    const what = JSON.stringify(value);
-    assert.equal(checked.success, expected.success, `success differs for ${what}`);
-    if (expected.success) {
-      assert.deepEqual(checked.success && checked.data, expected.data, `data differs for ${what}`);
-    }
-    if (quick?.(value) !== undefined) taken++;
+    assertAgrees(schema, value);
+    if (quick(value) !== undefined) taken++;
   }
   return taken;
 }

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { assertQuickAgrees } from "../_quick_agreement.ts";
+import { assertQuickAgrees, assertQuickAnswers } from "../_quick_agreement.ts";
 import {
   quickTask,
   quickTaskList,
@@ -53,14 +53,7 @@ const INVALID: unknown[] = [
 ];
 
 Deno.test("quickTask agrees with taskSchema (same answers, same defaults) and takes the valid tasks", () => {
-  for (const value of [...VALID, ...INVALID]) {
-    const schema = taskSchema.safeParse(value);
-    const checked = checkWith(taskSchema, value);
-    assert.equal(checked.success, schema.success, JSON.stringify(value));
-    if (schema.success) assert.deepEqual(checked.success && checked.data, schema.data);
-  }
-  for (const value of VALID) assert.ok(quickTask(value), JSON.stringify(value));
-  for (const value of INVALID) assert.equal(quickTask(value), undefined, JSON.stringify(value));
+  assertQuickAnswers(taskSchema, quickTask, VALID, INVALID);
   assert.equal(quickTask(VALID[0])?.taskDefName, "sum", "taskDefName defaults to taskType");
 });
 

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { assertQuickAgrees } from "../_quick_agreement.ts";
+import { assertQuickAgrees, assertQuickAnswers } from "../_quick_agreement.ts";
 import {
   checkMessage,
   decodeLine,
@@ -273,14 +273,7 @@ Deno.test("checkMessage: the executor's quick check of attempts agrees with ToEx
     { type: "attempt", attemptId: "a", task: { ...task, inputData: null } },
     { type: "attempt", attemptId: "a", task: { ...task, inputData: "x" } },
   ];
-  for (const message of [...valid, ...invalid]) {
-    const quick = checkMessage(ToExecutorSchema, message);
-    const schema = ToExecutorSchema.safeParse(message);
-    assert.equal(quick.success, schema.success, JSON.stringify(message));
-    if (schema.success) assert.deepEqual(quick.success && quick.data, schema.data);
-  }
-  for (const message of valid) assert.ok(quickAttempt(message), JSON.stringify(message));
-  for (const message of invalid) assert.equal(quickAttempt(message), undefined);
+  assertQuickAnswers(ToExecutorSchema, quickAttempt, valid, invalid);
   // Other messages are the schema's alone.
   assert.equal(quickAttempt({ type: "shutdown" }), undefined);
   assert.deepEqual(checkMessage(ToExecutorSchema, { type: "shutdown" }), {
@@ -308,14 +301,7 @@ Deno.test("checkMessage: the supervisor's quick check of the broker's per-task m
     { type: "delivered", taskId: "t1", how: "lost" },
     { type: "delivered", how: "delivered" },
   ];
-  for (const message of [...valid, ...invalid]) {
-    const quick = checkMessage(FromBrokerSchema, message);
-    const schema = FromBrokerSchema.safeParse(message);
-    assert.equal(quick.success, schema.success, JSON.stringify(message));
-    if (schema.success) assert.deepEqual(quick.success && quick.data, schema.data);
-  }
-  for (const message of valid) assert.ok(quickFromBroker(message), JSON.stringify(message));
-  for (const message of invalid) assert.equal(quickFromBroker(message), undefined);
+  assertQuickAnswers(FromBrokerSchema, quickFromBroker, valid, invalid);
   // The other messages are the schema's alone.
   assert.equal(quickFromBroker({ type: "drained" }), undefined);
   assert.equal(checkMessage(FromBrokerSchema, { type: "drained" }).success, true);
@@ -357,14 +343,7 @@ Deno.test("checkMessage: the broker's quick check of lane outcomes agrees with F
     { type: "outcome", attemptId: "a", outcome, traceparent: "x".repeat(101) },
     { type: "outcome", attemptId: "a", outcome, recycle: false },
   ];
-  for (const message of [...valid, ...invalid]) {
-    const quick = checkMessage(FromLaneSchema, message);
-    const schema = FromLaneSchema.safeParse(message);
-    assert.equal(quick.success, schema.success, JSON.stringify(message));
-    if (schema.success) assert.deepEqual(quick.success && quick.data, schema.data);
-  }
-  for (const message of valid) assert.ok(quickLaneOutcome(message), JSON.stringify(message));
-  for (const message of invalid) assert.equal(quickLaneOutcome(message), undefined);
+  assertQuickAnswers(FromLaneSchema, quickLaneOutcome, valid, invalid);
   // hello and fence are the schema's alone.
   assert.equal(quickLaneOutcome({ type: "hello", id: 1, secret: "s" }), undefined);
   assert.equal(checkMessage(FromLaneSchema, { type: "hello", id: 1, secret: "s" }).success, true);
