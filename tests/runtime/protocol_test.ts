@@ -230,14 +230,17 @@ Deno.test("protocol: the executor's lakeFS settings keep noProxy (the supervisor
   assert.equal(init.lakefs?.noProxy, true);
 });
 
+/** The fields an attempt's task must have. */
+const WIRE_TASK = {
+  taskId: "t1",
+  taskType: "sum",
+  workflowInstanceId: "wf1",
+  status: "IN_PROGRESS",
+  retryCount: 0,
+};
+
 Deno.test("checkMessage: the executor's quick check of attempts agrees with ToExecutorSchema, and takes the valid ones", () => {
-  const task = {
-    taskId: "t1",
-    taskType: "sum",
-    workflowInstanceId: "wf1",
-    status: "IN_PROGRESS",
-    retryCount: 0,
-  };
+  const task = WIRE_TASK;
   const full = {
     ...task,
     taskDefName: "sum",
@@ -351,11 +354,7 @@ Deno.test("checkMessage: the broker's quick check of lane outcomes agrees with F
 
 Deno.test("checkMessage: every quick check agrees with its schema on every one-field change of valid messages", () => {
   const task = {
-    taskId: "t1",
-    taskType: "sum",
-    workflowInstanceId: "wf1",
-    status: "IN_PROGRESS",
-    retryCount: 0,
+    ...WIRE_TASK,
     taskDefName: "sum",
     referenceTaskName: "sum_ref",
     seq: 3,
