@@ -12,6 +12,7 @@ import { createHash } from "node:crypto";
 import { dirname } from "node:path";
 import { readAtMost } from "../util/http.ts";
 import { forEachConcurrent } from "../util/pool.ts";
+import { forEachPair, isSortedBy } from "../util/sorted.ts";
 import { FileHashers, pipedFileSink } from "./_file_hasher.ts";
 import type {
   LakeFsApi,
@@ -555,35 +556,29 @@ export function diffLocalWithRemote<L extends LocalEntry>(
   const same = (entry: L, other: RemoteEntry | undefined) =>
     other !== undefined && other.size === entry.size && entry.checksum !== undefined &&
     entry.checksum.toLowerCase() === other.checksum.toLowerCase();
-  if (sortedByKey(local) && sortedByKey(remote)) {
+  const byKey = (entry: { readonly key: string }) => entry.key;
+  if (isSortedBy(local, byKey) && isSortedBy(remote, byKey)) {
     // Both in key order (an attempt's snapshot and listing are): one cursor each, no Map.
     const uploads: L[] = [];
     const deletes: RemoteEntry[] = [];
-    let at = 0;
-    for (const entry of local) {
-      while (at < remote.length && remote[at]!.key < entry.key) deletes.push(remote[at++]!);
-      const other = remote[at]?.key === entry.key ? remote[at++] : undefined;
-      if (!same(entry, other)) uploads.push(entry);
-    }
-    while (at < remote.length) deletes.push(remote[at++]!);
+    forEachPair(local, remote, byKey, (entry, other) => {
+      if (entry === undefined) deletes.push(other!);
+      else if (!same(entry, other)) uploads.push(entry);
+    });
     return { uploads, deletes };
   }
-  const byKey = new Map(remote.map((entry) => [entry.key, entry]));
+  const remoteByKey = new Map(remote.map((entry) => [entry.key, entry]));
   const uploads: L[] = [];
   for (const entry of local) {
-    const other = byKey.get(entry.key);
-    if (other !== undefined) byKey.delete(entry.key);
+    const other = remoteByKey.get(entry.key);
+    if (other !== undefined) remoteByKey.delete(entry.key);
     if (!same(entry, other)) uploads.push(entry);
   }
   uploads.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
-  const deletes = [...byKey.values()].sort((a, b) => a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
+  const deletes = [...remoteByKey.values()].sort((a, b) =>
+    a.key < b.key ? -1 : a.key > b.key ? 1 : 0
+  );
   return { uploads, deletes };
-}
-
-/** Whether the keys of `list` are strictly increasing. */
-function sortedByKey(list: readonly { readonly key: string }[]): boolean {
-  for (let i = 1; i < list.length; i++) if (!(list[i - 1]!.key < list[i]!.key)) return false;
-  return true;
 }
 
 /** One upload for {@linkcode stageChanges}. */

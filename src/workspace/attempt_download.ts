@@ -22,6 +22,7 @@ import { checkRelativeKey, KeyTreeGuard, resolveInsideDir } from "./safe_path.ts
 import { describeScope, resolveScope } from "./scope.ts";
 import type { Snapshot, SnapshotEntry, WrittenDigests } from "./snapshot.ts";
 import { keepPooledFile, type KnownFile, walkClaimedDir, type WalkedDir } from "./warm_pool.ts";
+import { cursorLookup } from "../util/sorted.ts";
 
 /** Checks the workspace input, and makes the attempt directory. */
 export async function openWorkspace(
@@ -201,15 +202,12 @@ export function knownFiles(
 ): Map<string, KnownFile> {
   const known = new Map<string, KnownFile>();
   // Both are sorted by path: one cursor follows the snapshot.
-  let cursor = 0;
+  const beforeOf = before === undefined ? undefined : cursorLookup(before, (entry) => entry.path);
   for (const entry of listing) {
     let sha256 = entry.sha256;
-    if (before !== undefined) {
-      while (cursor < before.length && before[cursor]!.path < entry.key) cursor++;
-      const found = before[cursor];
-      sha256 = found?.path === entry.key && found.kind === "file" && found.size === entry.size
-        ? found.digest
-        : undefined;
+    if (beforeOf !== undefined) {
+      const found = beforeOf(entry.key);
+      sha256 = found?.kind === "file" && found.size === entry.size ? found.digest : undefined;
     }
     if (sha256 !== undefined) {
       known.set(entry.key, { size: entry.size, sha256, checksum: entry.checksum });

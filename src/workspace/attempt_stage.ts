@@ -18,6 +18,7 @@ import { checkRelativeKey, resolveInsideDir } from "./safe_path.ts";
 import { describeScope, inScope } from "./scope.ts";
 import { forEachPathPair, type Snapshot, type WalkedEntry } from "./snapshot.ts";
 import { stagingBranchName } from "./staging.ts";
+import { cursorLookup } from "../util/sorted.ts";
 
 /** The name of this attempt's staging branch. */
 export function stagingBranchOf(state: AttemptState): string {
@@ -177,12 +178,7 @@ export function planUploads(
 } {
   // The listing is in key order (as the download returns it), and the snapshots are visited
   // in path order: one cursor finds each path's object (one out of order is only uploaded).
-  let at = 0;
-  const listedChecksum = (path: string): string | undefined => {
-    while (at < listing.length && listing[at]!.key < path) at++;
-    const entry = listing[at];
-    return entry?.key === path ? entry.checksum : undefined;
-  };
+  const listed = cursorLookup(listing, (entry) => entry.key);
   const local: { key: string; size: number; checksum: string | undefined }[] = [];
   forEachPathPair(before, after, (downloaded, entry) => {
     if (entry === undefined) return;
@@ -201,7 +197,7 @@ export function planUploads(
       );
     }
     // A file whose content is what was downloaded has the listed object's checksum.
-    const checksum = unchanged ? listedChecksum(entry.path) : undefined;
+    const checksum = unchanged ? listed(entry.path)?.checksum : undefined;
     // Such a file's path is a listed key, checked when it was downloaded (or kept): the key
     // of any other is checked here.
     if (checksum === undefined) checkRelativeKey(entry.path);

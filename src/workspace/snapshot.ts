@@ -44,6 +44,7 @@
 import { createHash } from "node:crypto";
 import { forEachConcurrent } from "../util/pool.ts";
 import { slicer } from "../util/slices.ts";
+import { cursorLookup, forEachPair } from "../util/sorted.ts";
 import { ATTEMPT_MARKER } from "./attempt_dir.ts";
 
 /**
@@ -236,12 +237,7 @@ export async function snapshotDir(
   }
   // `previous` is sorted by path and the walk goes in path order: one cursor finds each
   // path's earlier entry (a snapshot out of order only misses reuses: those files are read).
-  let cursor = 0;
-  const previousOf = (path: string): SnapshotEntry | undefined => {
-    while (cursor < previous.length && (previous[cursor] as SnapshotEntry).path < path) cursor++;
-    const old = previous[cursor];
-    return old !== undefined && old.path === path ? old : undefined;
-  };
+  const previousOf = cursorLookup(previous, (entry) => entry.path);
   // Files to read, with the size lstat gave; everything else is settled without an async op.
   const toHash: { index: number; full: string; size: number }[] = [];
   // Files unchanged but for their ctime's second (see the module doc), read synchronously.
@@ -348,9 +344,9 @@ export function snapshotsEqual(a: Snapshot, b: Snapshot): boolean {
 
 /**
  * Calls `visit` once per path found in `a` or in `b`, in path order, with the entry each holds
- * at that path (`undefined` where one has none). Both are lists sorted by path (snapshots and
- * the walk's entries are), followed by one cursor each instead of a Map of one of them (21,000
- * entries: a few ms per Map). A list out of order is sorted first (a copy).
+ * at that path (`undefined` where one has none): {@linkcode forEachPair} by path. Both are
+ * lists sorted by path (snapshots and the walk's entries are); one out of order is sorted
+ * first (a copy).
  *
  * @example
  * ```ts
@@ -369,35 +365,7 @@ export function forEachPathPair<
   b: readonly B[],
   visit: (inA: A | undefined, inB: B | undefined) => void,
 ): void {
-  const left = sortedByPath(a);
-  const right = sortedByPath(b);
-  let i = 0;
-  let j = 0;
-  while (i < left.length || j < right.length) {
-    const x = left[i];
-    const y = right[j];
-    if (y === undefined || (x !== undefined && x.path < y.path)) {
-      visit(x, undefined);
-      i++;
-    } else if (x === undefined || y.path < x.path) {
-      visit(undefined, y);
-      j++;
-    } else {
-      visit(x, y);
-      i++;
-      j++;
-    }
-  }
-}
-
-/** `list` when its paths are strictly increasing, else a sorted copy. */
-function sortedByPath<T extends { readonly path: string }>(list: readonly T[]): readonly T[] {
-  for (let i = 1; i < list.length; i++) {
-    if (!(list[i - 1]!.path < list[i]!.path)) {
-      return [...list].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
-    }
-  }
-  return list;
+  forEachPair(a, b, (entry) => entry.path, visit);
 }
 
 /**
