@@ -6,7 +6,7 @@
  */
 import type { LogRecord } from "../vendor/logtape.ts";
 import { type JsonValue, scrubJson, scrubText, toJsonValue } from "./_json.ts";
-import { isoUtc } from "../util/iso_time.ts";
+import { isoUtc, twoDigits } from "../util/iso_time.ts";
 
 /** Record properties lifted to top-level fields, with the property names accepted for each. */
 const TASK_FIELDS: ReadonlyArray<readonly [field: string, names: readonly string[]]> = [
@@ -122,10 +122,6 @@ export function formatConsoleLine(
   if (line.includes("\n")) line = line.replaceAll("\n", "\n    ");
   // Printed text is not parsed, so a raw replacement catches anything left.
   return scrubText(line, secrets) + "\n";
-}
-
-function twoDigits(n: number): string {
-  return n < 10 ? `0${n}` : String(n);
 }
 
 function consoleValue(value: JsonValue): string {

@@ -38,7 +38,7 @@ export function isoUtc(time: number | Date): string {
   const minutes = Math.floor(rest / 60_000);
   rest -= minutes * 60_000;
   const seconds = Math.floor(rest / 1000);
-  return `${cachedPrefix}${two(hours)}:${two(minutes)}:${two(seconds)}.${
+  return `${cachedPrefix}${twoDigits(hours)}:${twoDigits(minutes)}:${twoDigits(seconds)}.${
     pad(rest - seconds * 1000, 3)
   }Z`;
 }
@@ -48,7 +48,8 @@ const DAY_MS = 86_400_000;
 let cachedDay = Number.NaN;
 let cachedPrefix = "";
 
-function two(value: number): string {
+/** A clock field (0-99) as two digits: `7` -> `"07"`. */
+export function twoDigits(value: number): string {
   return value < 10 ? `0${value}` : String(value);
 }
 
