@@ -371,7 +371,7 @@ export class Executor {
         })
       );
       if ((tools.warmPool?.kept ?? 0) > kept) this.#recycleAfter = attemptId;
-      clearTimeout(startTimer);
+      // No start line after this one: nothing awaits between here and the `finally`'s clear.
       log.info("attempt {attemptId}: task {taskId} ended {status}", {
         ...ids,
         status: outcome.status,
