@@ -49,6 +49,49 @@ export interface Http1GetOptions {
   readonly onProgress?: () => void;
 }
 
+/**
+ * Where {@linkcode Http1Connections.getInto} streams a body: the caller's own memory, read
+ * into straight from the socket (no copy, no chunk objects).
+ */
+export interface Http1BodyTarget {
+  /**
+   * A view the next bytes are read into (not empty); a promise when the target must wait
+   * for room (back-pressure). Only the first `n` bytes are written, `n` as told to `filled`.
+   */
+  space(): Uint8Array | Promise<Uint8Array>;
+  /** `n` bytes (at least one) were read into the start of the view `space` gave last. */
+  filled(n: number): void | Promise<void>;
+}
+
+/** Options of {@linkcode Http1Connections.getInto}. */
+export interface Http1StreamOptions {
+  /** Aborting closes the connection; the call rejects with the signal's reason. */
+  readonly signal: AbortSignal;
+  /** As {@linkcode Http1GetOptions.onProgress}: the head, then each read of body bytes. */
+  readonly onProgress?: () => void;
+  /** The most bytes kept of a body not streamed (any status but 200). */
+  readonly maxBodyBytes: number;
+  /**
+   * The target of a 200 answer's body framed by `Content-Length` (told here, with the
+   * headers), called once the head is read and before any body byte is; `undefined` leaves
+   * the body unread (the answer is then not `streamed`).
+   */
+  readonly target: (
+    length: number,
+    headers: ReadonlyMap<string, string>,
+  ) => Http1BodyTarget | undefined | Promise<Http1BodyTarget | undefined>;
+}
+
+/**
+ * An answer of {@linkcode Http1Connections.getInto}: a 200 whose body went to the target
+ * (`streamed`, `body` empty), a 200 not framed by `Content-Length` or refused by the target
+ * (not `streamed`, its body not read and its connection closed: the caller reads it another
+ * way), or another status with its body in `body`.
+ */
+export interface Http1StreamAnswer extends Http1Answer {
+  readonly streamed: boolean;
+}
+
 /** Thrown when the server's answer is not HTTP/1.x this client can read. */
 export class Http1ProtocolError extends Error {
   override name = "Http1ProtocolError";
@@ -153,17 +196,58 @@ export class Http1Connections {
     headers: Readonly<Record<string, string>>,
     options: Http1GetOptions,
   ): Promise<Http1Answer> {
+    return await this.#request(
+      target,
+      headers,
+      options.signal,
+      (conn, request, idle) => exchange(conn, request, options, idle),
+    );
+  }
+
+  /**
+   * GETs `target` as {@linkcode get} does, streaming a 200 answer's body framed by
+   * `Content-Length` into `options.target` straight from the socket: exactly the announced
+   * bytes are read (nothing past the body), each read into a view the target gives. A
+   * connection ending early fails the call (never a short body); so does the target's own
+   * error, as is. A 200 framed otherwise (chunked, or ended by the close) is not read (see
+   * {@linkcode Http1StreamAnswer}); any other status is read whole up to `maxBodyBytes`.
+   *
+   * @throws {Http1ProtocolError} for an answer that is not readable HTTP/1.x.
+   */
+  async getInto(
+    target: string,
+    headers: Readonly<Record<string, string>>,
+    options: Http1StreamOptions,
+  ): Promise<Http1StreamAnswer> {
+    return await this.#request(
+      target,
+      headers,
+      options.signal,
+      (conn, request, idle) => exchangeInto(conn, request, options, idle),
+    );
+  }
+
+  async #request<A>(
+    target: string,
+    headers: Readonly<Record<string, string>>,
+    signal: AbortSignal,
+    exchangeOn: (
+      conn: Deno.Conn,
+      request: Uint8Array,
+      idle: IdleConn | undefined,
+    ) => Promise<{ answer: A; reusable: boolean }>,
+  ): Promise<A> {
     const request = encoder.encode(this.#requestHead(target, headers));
     for (let retried = false;; retried = true) {
-      options.signal.throwIfAborted();
+      signal.throwIfAborted();
       if (this.#closed) throw new Error("HTTP connections closed");
       const reused = retried ? undefined : await this.#takeIdle();
-      const conn = reused?.conn ?? await this.#connect(options.signal);
+      const conn = reused?.conn ?? await this.#connect(signal);
       const onAbort = () => this.#drop(conn);
-      options.signal.addEventListener("abort", onAbort, { once: true });
-      if (options.signal.aborted) onAbort();
+      signal.addEventListener("abort", onAbort, { once: true });
+      if (signal.aborted) onAbort();
       try {
-        const exchanged = await exchange(conn, request, options, reused);
+        const exchanged = await exchangeOn(conn, request, reused);
         if (exchanged.reusable && !this.#closed && this.#idle.length < MAX_IDLE) {
           this.#keepIdle(conn);
         } else {
@@ -172,13 +256,13 @@ export class Http1Connections {
         return exchanged.answer;
       } catch (error) {
         this.#drop(conn);
-        if (options.signal.aborted) throw options.signal.reason;
+        if (signal.aborted) throw signal.reason;
         // The server may close an idle connection just as it is reused: nothing of the
         // answer arrived, so the request was not handled; once more on a new connection.
         if (reused !== undefined && error instanceof NothingReceived) continue;
         throw error instanceof NothingReceived ? error.cause : error;
       } finally {
-        options.signal.removeEventListener("abort", onAbort);
+        signal.removeEventListener("abort", onAbort);
       }
     }
   }
@@ -357,12 +441,103 @@ async function exchange(
   options: Http1GetOptions,
   idle: IdleConn | undefined,
 ): Promise<{ answer: Http1Answer; reusable: boolean }> {
+  const buffer = new ReadBuffer(conn, undefined, options.maxBodyBytes, idle);
+  const head = await sendAndReadHead(conn, request, buffer, options.onProgress);
+  const limit = head.status === 200
+    ? options.maxBodyBytes
+    : Math.max(options.maxBodyBytes, MIN_BODY_LIMIT);
+  const body = await readBody(buffer, head, limit);
+  return {
+    answer: {
+      status: head.status,
+      statusText: head.statusText,
+      headers: head.headers,
+      body: body.bytes,
+    },
+    reusable: body.complete && head.keepAlive && body.end === buffer.length,
+  };
+}
+
+/**
+ * {@linkcode exchange} streaming a 200 answer's body framed by `Content-Length` into the
+ * caller's target (see `Http1Connections.getInto`).
+ */
+async function exchangeInto(
+  conn: Deno.Conn,
+  request: Uint8Array,
+  options: Http1StreamOptions,
+  idle: IdleConn | undefined,
+): Promise<{ answer: Http1StreamAnswer; reusable: boolean }> {
+  // The head alone is read into the buffer (and what arrives with it); the body goes to the
+  // target.
+  const buffer = new ReadBuffer(conn, undefined, 0, idle);
+  const head = await sendAndReadHead(conn, request, buffer, options.onProgress);
+  const answerOf = (body: Uint8Array<ArrayBuffer>, streamed: boolean): Http1StreamAnswer => ({
+    status: head.status,
+    statusText: head.statusText,
+    headers: head.headers,
+    body,
+    streamed,
+  });
+  if (head.status !== 200) {
+    const body = await readBody(buffer, head, Math.max(options.maxBodyBytes, MIN_BODY_LIMIT));
+    return {
+      answer: answerOf(body.bytes, false),
+      reusable: body.complete && head.keepAlive && body.end === buffer.length,
+    };
+  }
+  const length = framingLength(head);
+  const target = length === undefined ? undefined : await options.target(length, head.headers);
+  if (length === undefined || target === undefined) {
+    return { answer: answerOf(new Uint8Array(0), false), reusable: false };
+  }
+  let at = head.end;
+  let remaining = length;
+  while (remaining > 0) {
+    // Awaited only when the target waits: a read is a few microseconds, a turn of the loop
+    // per await a visible part of them.
+    const offered = target.space();
+    const space = offered instanceof Uint8Array ? offered : await offered;
+    if (space.length === 0) throw new RangeError("HTTP body target: an empty view");
+    let n: number;
+    if (at < buffer.length) {
+      // Body bytes that arrived with the head.
+      n = Math.min(space.length, buffer.length - at, remaining);
+      space.set(buffer.bytes.subarray(at, at + n));
+      at += n;
+    } else {
+      // Never past the announced end: the connection then holds nothing of this answer.
+      const read = await conn.read(space.length > remaining ? space.subarray(0, remaining) : space);
+      if (read === null) {
+        throw new Http1ProtocolError(
+          `HTTP answer: the connection ended after ${length - remaining} of ${length} body bytes`,
+        );
+      }
+      n = read;
+      options.onProgress?.();
+    }
+    const filling = target.filled(n);
+    if (filling !== undefined) await filling;
+    remaining -= n;
+  }
+  return {
+    answer: answerOf(new Uint8Array(0), true),
+    reusable: head.keepAlive && at === buffer.length,
+  };
+}
+
+/** Sends the request and reads the final head (interim answers skipped). */
+async function sendAndReadHead(
+  conn: Deno.Conn,
+  request: Uint8Array,
+  buffer: ReadBuffer,
+  onProgress: (() => void) | undefined,
+): Promise<Head> {
   try {
     await writeAll(conn, request);
   } catch (error) {
     throw new NothingReceived(error);
   }
-  const buffer = new ReadBuffer(conn, undefined, options.maxBodyBytes, idle);
   let start = 0;
   for (;;) {
     const head = await readHead(buffer, start);
@@ -375,21 +550,9 @@ async function exchange(
       start = head.end;
       continue;
     }
-    buffer.onProgress = options.onProgress;
+    buffer.onProgress = onProgress;
     buffer.onProgress?.();
-    const limit = head.status === 200
-      ? options.maxBodyBytes
-      : Math.max(options.maxBodyBytes, MIN_BODY_LIMIT);
-    const body = await readBody(buffer, head, limit);
-    return {
-      answer: {
-        status: head.status,
-        statusText: head.statusText,
-        headers: head.headers,
-        body: body.bytes,
-      },
-      reusable: body.complete && head.keepAlive && body.end === buffer.length,
-    };
+    return head;
   }
 }
 
@@ -463,6 +626,37 @@ function parseHead(text: string, end: number): Head {
   };
 }
 
+/** A Content-Length header's value; repeated ones (joined by ", ") must all say the same. */
+function parseLength(lengthHeader: string): number {
+  const lengths = new Set(lengthHeader.split(",").map((value) => value.trim()));
+  const length = lengths.size === 1 ? Number([...lengths][0]) : Number.NaN;
+  if (!/^\d+$/.test([...lengths][0] ?? "") || !Number.isSafeInteger(length)) {
+    throw new Http1ProtocolError(`HTTP answer: invalid Content-Length ${quote(lengthHeader)}`);
+  }
+  return length;
+}
+
+/**
+ * The body length of an answer framed by `Content-Length` alone, else `undefined` (chunked,
+ * or ended by the close); a transfer coding other than `chunked`, or beside a length, is an
+ * error as in {@linkcode readBody}.
+ */
+function framingLength(head: Head): number | undefined {
+  const transferEncoding = head.headers.get("transfer-encoding");
+  const lengthHeader = head.headers.get("content-length");
+  if (transferEncoding !== undefined) {
+    if (transferEncoding.trim().toLowerCase() !== "chunked" || lengthHeader !== undefined) {
+      throw new Http1ProtocolError(
+        `HTTP answer: Transfer-Encoding ${quote(transferEncoding)}${
+          lengthHeader === undefined ? "" : " with a Content-Length"
+        } is not read`,
+      );
+    }
+    return undefined;
+  }
+  return lengthHeader === undefined ? undefined : parseLength(lengthHeader);
+}
+
 interface Body {
   readonly bytes: Uint8Array<ArrayBuffer>;
   /** Whether the whole body was read (not cut at the limit, not ended by the close). */
@@ -491,12 +685,7 @@ async function readBody(buffer: ReadBuffer, head: Head, limit: number): Promise<
     return await readChunked(buffer, start, limit);
   }
   if (lengthHeader === undefined) return await readToEnd(buffer, start, limit);
-  // Repeated headers arrive joined by ", "; they must all say the same.
-  const lengths = new Set(lengthHeader.split(",").map((value) => value.trim()));
-  const length = lengths.size === 1 ? Number([...lengths][0]) : Number.NaN;
-  if (!/^\d+$/.test([...lengths][0] ?? "") || !Number.isSafeInteger(length)) {
-    throw new Http1ProtocolError(`HTTP answer: invalid Content-Length ${quote(lengthHeader)}`);
-  }
+  const length = parseLength(lengthHeader);
   const wanted = Math.min(length, limit);
   while (buffer.length - start < wanted) {
     if (!(await buffer.fill())) {

@@ -5,11 +5,16 @@ const encoder = new TextEncoder();
 
 /**
  * A loopback server answering each request (read up to its blank line) with what `answer`
- * gives for the connection's n-th request; `null` closes the connection instead. Counts the
+ * gives for the connection's n-th request; `null` closes the connection instead, and
+ * `{ thenClose }` closes it after that answer. Counts the
  * connections accepted.
  */
 async function withRawServer(
-  answer: (request: string, nth: number, conn: Deno.Conn) => Uint8Array | string | null,
+  answer: (
+    request: string,
+    nth: number,
+    conn: Deno.Conn,
+  ) => Uint8Array | string | { thenClose: string } | null,
   fn: (url: URL, connections: () => number, requests: string[]) => Promise<void>,
 ): Promise<void> {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
@@ -34,9 +39,14 @@ async function withRawServer(
           requests.push(request);
           const reply = answer(request, ++nth, conn);
           if (reply === null) return;
-          const bytes = typeof reply === "string" ? encoder.encode(reply) : reply;
+          const bytes = typeof reply === "string"
+            ? encoder.encode(reply)
+            : reply instanceof Uint8Array
+            ? reply
+            : encoder.encode(reply.thenClose);
           let written = 0;
           while (written < bytes.length) written += await conn.write(bytes.subarray(written));
+          if (!(typeof reply === "string" || reply instanceof Uint8Array)) return;
         }
       }
     } catch {
@@ -244,4 +254,129 @@ Deno.test("http1: only plain http without a proxy in the environment", () => {
     else Deno.env.set("HTTP_PROXY", saved);
   }
   assert.ok(Http1Connections.for(new URL("http://127.0.0.1:1")) !== undefined);
+});
+
+/** A body target collecting what it is given, in views of at most `step` bytes. */
+function collector(step: number) {
+  const parts: Uint8Array[] = [];
+  let view = new Uint8Array(step);
+  return {
+    target: {
+      space: () => view,
+      filled: (n: number) => {
+        parts.push(view.slice(0, n));
+        view = new Uint8Array(step);
+      },
+    },
+    text: () => new TextDecoder().decode(new Uint8Array(parts.flatMap((part) => [...part]))),
+    reads: () => parts.length,
+  };
+}
+
+const streamOptions = (
+  target: (length: number) => ReturnType<typeof collector>["target"] | undefined,
+) => ({
+  signal: new AbortController().signal,
+  maxBodyBytes: 1024,
+  target,
+});
+
+Deno.test("http1 getInto: a body framed by Content-Length goes to the target, exactly, in its views; the connection is reused", async () => {
+  await withRawServer(
+    (_request, nth) => ok(`streamed answer number ${nth}`),
+    async (url, connections) => {
+      const http = Http1Connections.for(url)!;
+      try {
+        for (let i = 1; i <= 3; i++) {
+          const sink = collector(5);
+          let told = -1;
+          const answer = await http.getInto(
+            "/s",
+            {},
+            streamOptions((length) => {
+              told = length;
+              return sink.target;
+            }),
+          );
+          assert.equal(answer.status, 200);
+          assert.equal(answer.streamed, true);
+          assert.equal(answer.body.length, 0);
+          assert.equal(sink.text(), `streamed answer number ${i}`);
+          assert.equal(told, `streamed answer number ${i}`.length);
+          // Views of 5 bytes: no read past one.
+          assert.ok(sink.reads() >= Math.ceil(told / 5));
+        }
+        assert.equal(connections(), 1);
+      } finally {
+        http.close();
+      }
+    },
+  );
+});
+
+Deno.test("http1 getInto: other statuses are read whole; a chunked body or one the target refuses is left unread and its connection closed", async () => {
+  const chunked = "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n";
+  const answers = [
+    "HTTP/1.1 404 Not Found\r\ncontent-length: 9\r\n\r\nnot found",
+    chunked,
+    ok("refused"),
+    ok("after"),
+  ];
+  await withRawServer((_request, nth) => answers[nth - 1] ?? null, async (url, connections) => {
+    const http = Http1Connections.for(url)!;
+    try {
+      const sink = collector(64);
+      const missing = await http.getInto("/a", {}, streamOptions(() => sink.target));
+      assert.equal(missing.status, 404);
+      assert.equal(missing.streamed, false);
+      assert.equal(new TextDecoder().decode(missing.body), "not found");
+      const unframed = await http.getInto("/b", {}, streamOptions(() => sink.target));
+      assert.equal(unframed.status, 200);
+      assert.equal(unframed.streamed, false);
+      assert.equal(sink.reads(), 0);
+      assert.equal(connections(), 1);
+      // The chunked answer's connection was closed: the next request opens another.
+      const refused = await http.getInto("/c", {}, streamOptions(() => undefined));
+      assert.equal(refused.streamed, false);
+      assert.equal(connections(), 2);
+    } finally {
+      http.close();
+    }
+  });
+});
+
+Deno.test("http1 getInto: a connection ending short of the length fails the call; the target's error is thrown as is", async () => {
+  await withRawServer(
+    (request) =>
+      request.includes("/short")
+        ? { thenClose: "HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nonly some" }
+        : ok("body"),
+    async (url) => {
+      const http = Http1Connections.for(url)!;
+      try {
+        await assert.rejects(
+          http.getInto("/short", {}, streamOptions(() => collector(64).target)),
+          (error: unknown) =>
+            error instanceof Http1ProtocolError &&
+            /ended after 9 of 100 body bytes/.test(error.message),
+        );
+        const full = new Error("disk full");
+        await assert.rejects(
+          http.getInto(
+            "/t",
+            {},
+            streamOptions(() => ({
+              space: () => new Uint8Array(64),
+              filled: () => {
+                throw full;
+              },
+            })),
+          ),
+          (error: unknown) => error === full,
+        );
+      } finally {
+        http.close();
+      }
+    },
+  );
 });
