@@ -136,6 +136,18 @@ export interface ObjectSink {
    */
   written?(): Promise<number>;
   /**
+   * Where a client reading the body itself may put the next bytes (see
+   * {@linkcode ObjectSink.filled}): the sink's own memory, read into straight from the
+   * socket; a promise while the sink wants the caller to wait (back-pressure). A client
+   * uses `space` and `filled` when the sink has both and it can, else `writable` or `write`.
+   */
+  space?(): Uint8Array | Promise<Uint8Array>;
+  /**
+   * `n` bytes (at least one) were read into the start of the view `space` gave last. Throws
+   * the sink's own error.
+   */
+  filled?(n: number): void;
+  /**
    * Takes a chunk. Returns a promise when the caller should wait before the next chunk
    * (back-pressure), else `undefined`; the sink is done with the chunk's bytes once it
    * returned `undefined` or its promise settled, so the caller may reuse the buffer. Throws
@@ -192,7 +204,9 @@ export interface LakeFsApi {
    * Optional fast path of {@linkcode LakeFsApi.getObject} for downloads to disk: pipes an
    * object's content into the sink's `writable` when it has one, else hands each chunk to its
    * `write` (the sink comes from `open`, called once per try; each call must give a sink over
-   * an empty file), and returns what the sink says it wrote. A sink's errors are the caller's,
+   * an empty file), and returns what the sink says it wrote. With `connections` (see
+   * {@linkcode LakeFsApi.openConnections}) and a sink offering `space` and `filled`, the body
+   * may be read straight into the sink's memory over them. A sink's errors are the caller's,
    * never retried. Implementations without it are read through `getObject`.
    */
   downloadObject?(
@@ -201,6 +215,7 @@ export interface LakeFsApi {
     path: string,
     open: () => Promise<ObjectSink>,
     signal?: AbortSignal,
+    options?: { connections?: ObjectConnections | undefined },
   ): Promise<WrittenObject>;
   /**
    * Uploads one object. `body` is a stream factory so a retry can reopen the source;

@@ -26,7 +26,7 @@ import {
 } from "../util/http.ts";
 import { parseRetryAfterMs } from "../util/retry.ts";
 import { streamingPost } from "./_stream_upload.ts";
-import { Http1Connections } from "../util/http1.ts";
+import { type Http1Answer, type Http1BodyTarget, Http1Connections } from "../util/http1.ts";
 import type {
   Commit,
   DiffEntry,
@@ -376,17 +376,7 @@ export class LakeFsClient implements LakeFsApi {
           // A redirect or a coded body is left to fetch, which follows or decodes it; any
           // other status is an error.
           if (answer.status !== 200 && (answer.status < 300 || answer.status >= 400)) {
-            throw await this.#httpError(
-              spec,
-              new Response(NULL_BODY_STATUSES.has(answer.status) ? null : answer.body, {
-                status: answer.status,
-                statusText: answer.statusText,
-                // The one header the error reads (a value Headers refuses never gets there).
-                headers: {
-                  "retry-after": (answer.headers.get("retry-after") ?? "").replace(/[\0\r\n]/g, ""),
-                },
-              }),
-            );
+            throw await this.#answerError(spec, answer);
           }
         }
         const response = await this.#send(spec, tryControl);
@@ -411,12 +401,31 @@ export class LakeFsClient implements LakeFsApi {
     });
   }
 
+  /** The error of a kept-alive connection's answer, as `#httpError` makes a `Response`'s. */
+  async #answerError(spec: RequestSpec, answer: Http1Answer): Promise<Error> {
+    return await this.#httpError(
+      spec,
+      new Response(NULL_BODY_STATUSES.has(answer.status) ? null : answer.body, {
+        status: answer.status,
+        statusText: answer.statusText,
+        // The one header the error reads (a value Headers refuses never gets there).
+        headers: {
+          "retry-after": (answer.headers.get("retry-after") ?? "").replace(/[\0\r\n]/g, ""),
+        },
+      }),
+    );
+  }
+
   /**
    * Downloads an object into the sink `open` gives (see {@linkcode LakeFsApi.downloadObject}):
    * the body piped into the sink's `writable` when it has one, else chunk by chunk into
-   * `write`; returns what the sink wrote. The whole download is retried on transport errors,
-   * with a fresh `open()` per try (the failed try's sink is aborted); the sink's own errors,
-   * and `open`'s, are not retried. The idle timeout is the longest time no byte arrives.
+   * `write`; returns what the sink wrote. With `connections` (see {@linkcode openConnections})
+   * and a sink offering `space` and `filled`, a body framed by its length is read over them
+   * straight into the sink's memory (`Http1Connections.getInto`); a redirect, a coded body or
+   * another framing goes through `fetch` as above. The whole download is retried on transport
+   * errors, with a fresh `open()` per try (the failed try's sink is aborted); the sink's own
+   * errors, and `open`'s, are not retried. The idle timeout is the longest time no byte
+   * arrives.
    */
   async downloadObject(
     repo: string,
@@ -424,9 +433,14 @@ export class LakeFsClient implements LakeFsApi {
     path: string,
     open: () => Promise<ObjectSink>,
     signal?: AbortSignal,
+    options: { connections?: ObjectConnections | undefined } = {},
   ): Promise<WrittenObject> {
     const spec = objectSpec(repo, ref, path, signal);
     const pollMs = Math.max(10, Math.min(1000, Math.floor(this.#timeoutMs / 4)));
+    const connections = options.connections instanceof Http1Connections &&
+        options.connections.origin === this.#origin
+      ? options.connections
+      : undefined;
     return await this.#call(spec, async () => {
       const tryControl = this.#tryControl(signal);
       let monitor: ReturnType<typeof setInterval> | undefined;
@@ -441,6 +455,41 @@ export class LakeFsClient implements LakeFsApi {
         }
       };
       try {
+        if (connections !== undefined) {
+          // A chunk restarts the idle timer through a flag the monitor reads.
+          let progressed = false;
+          monitor = setInterval(() => {
+            if (progressed) tryControl.restart();
+            progressed = false;
+          }, pollMs);
+          const answer = await connections.getInto(
+            `${this.#basePath}${spec.path}?path=${formEncode(path)}`,
+            this.#headers(),
+            {
+              signal: tryControl.signal,
+              maxBodyBytes: 0,
+              onProgress: () => progressed = true,
+              target: async (_length, headers) => {
+                // No Accept-Encoding was sent, yet a body may come coded: fetch decodes it.
+                if ((headers.get("content-encoding") ?? "identity") !== "identity") return;
+                const opened = await local(open);
+                sink = opened;
+                return sinkTarget(opened, (error) => localError = { error });
+              },
+            },
+          );
+          clearInterval(monitor);
+          if (answer.streamed && sink !== undefined) {
+            const target = sink;
+            sink = undefined;
+            return await local(() => target.finish());
+          }
+          // A redirect (fetch follows it) or a body framed otherwise or coded goes through
+          // fetch; any other status is an error.
+          if (answer.status !== 200 && (answer.status < 300 || answer.status >= 400)) {
+            throw await this.#answerError(spec, answer);
+          }
+        }
         const response = await this.#send(spec, tryControl);
         if (response.status !== 200) throw await this.#httpError(spec, response);
         try {
@@ -1247,4 +1296,40 @@ function nonNegative(name: string, value: number): number {
 function sameMetadata(a: Record<string, string>, b: Record<string, string>): boolean {
   const keys = Object.keys(b);
   return keys.length === Object.keys(a).length && keys.every((k) => a[k] === b[k]);
+}
+
+/**
+ * A sink as the body target of a kept-alive connection's read: its `space` and `filled`, each
+ * error of which is told to `onError` (the sink's own, never retried) before it is thrown.
+ */
+function sinkTarget(sink: ObjectSink, onError: (error: unknown) => void): Http1BodyTarget {
+  const { space, filled } = sink;
+  if (space === undefined || filled === undefined) {
+    throw new TypeError(
+      "downloadObject: over kept-alive connections a sink needs space and filled",
+    );
+  }
+  return {
+    space: () => {
+      try {
+        const offered = space.call(sink);
+        if (offered instanceof Uint8Array) return offered;
+        return offered.catch((error: unknown) => {
+          onError(error);
+          throw error;
+        });
+      } catch (error) {
+        onError(error);
+        throw error;
+      }
+    },
+    filled: (n) => {
+      try {
+        filled.call(sink, n);
+      } catch (error) {
+        onError(error);
+        throw error;
+      }
+    },
+  };
 }

@@ -14,6 +14,7 @@ import { readAtMost } from "../util/http.ts";
 import { forEachConcurrent } from "../util/pool.ts";
 import { forEachPair, isSortedBy } from "../util/sorted.ts";
 import { FileHashers, pipedFileSink } from "./_file_hasher.ts";
+import { laneFileSink, StreamHasher } from "./_stream_hasher.ts";
 import type {
   LakeFsApi,
   ObjectConnections,
@@ -154,8 +155,19 @@ export async function downloadPrefix(
   const cache = options.cache;
   const hashers = new FileHashers();
   // Small objects are read over connections kept for the whole download, when the client
-  // has them.
+  // has them; so are large ones, hashed as they stream in (the stream hasher, started with the
+  // first of them) where it runs, else read back by `hashers`.
   const connections = lakefs.openConnections?.();
+  const concurrency = options.concurrency ?? 8;
+  let streams: StreamHasher | null | undefined;
+  const streamHasher = () => {
+    if (streams === undefined) {
+      streams = connections !== undefined && lakefs.downloadObject !== undefined
+        ? StreamHasher.create(concurrency) ?? null
+        : null;
+    }
+    return streams ?? undefined;
+  };
   const makeFolder = folderMaker();
   // Downloads whose MD5 is still being checked: the pool moves on to the next object while
   // a hashing worker reads one back (see `downloadOne`); the first mismatch stops the pool.
@@ -168,7 +180,7 @@ export async function downloadPrefix(
   try {
     const pooled = await forEachConcurrent(
       listedObjects(lakefs, options, entries),
-      options.concurrency ?? 8,
+      concurrency,
       async (entry, signal) => {
         const kept = options.keep?.(entry);
         if (kept !== undefined) {
@@ -207,17 +219,27 @@ export async function downloadPrefix(
             }
           }
         }
-        const { checked } = await downloadOne(
-          lakefs,
-          repo,
-          ref,
-          entry,
-          path,
-          hashers,
-          signal,
-          created,
-          options.signal,
-        );
+        const stream = streamHasher();
+        const { checked } = stream !== undefined && connections !== undefined
+          ? await downloadStreamed(
+            lakefs,
+            { repo, ref, entry, path, created },
+            stream,
+            connections,
+            signal,
+            options.signal,
+          )
+          : await downloadOne(
+            lakefs,
+            repo,
+            ref,
+            entry,
+            path,
+            hashers,
+            signal,
+            created,
+            options.signal,
+          );
         const done = checked.then(async () => {
           // Only MD5-verified downloads are cacheable (the cache skips other checksums).
           if (cache !== undefined && MD5_HEX.test(entry.checksum)) await cache.add(entry, path);
@@ -242,6 +264,7 @@ export async function downloadPrefix(
     options.signal?.removeEventListener("abort", onAbort);
     connections?.close();
     hashers.close();
+    streams?.close();
   }
   entries.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   return entries;
@@ -366,6 +389,87 @@ async function downloadOne(
     checkDownload(entry, hash.size, MD5_HEX.test(entry.checksum) ? hash.md5 : undefined);
   });
   return { checked };
+}
+
+/** Where {@linkcode downloadStreamed} puts an object. */
+interface StreamedTarget {
+  readonly repo: string;
+  readonly ref: string;
+  readonly entry: RemoteEntry;
+  readonly path: string;
+  /** Whether the caller created the file already. */
+  readonly created: boolean;
+}
+
+/**
+ * {@linkcode downloadOne} over a kept-alive connection: the body is read straight into a lane
+ * of the stream hasher, written to the file from there and hashed as it streams (no
+ * read-back). Resolves once the file is written, with `checked` as `downloadOne`'s.
+ */
+async function downloadStreamed(
+  lakefs: LakeFsApi,
+  target: StreamedTarget,
+  streams: StreamHasher,
+  connections: ObjectConnections,
+  signal: AbortSignal,
+  callerSignal: AbortSignal | undefined,
+): Promise<{ checked: Promise<void> }> {
+  const { repo, ref, entry, path } = target;
+  // The first try creates the file (an existing path is an error) unless the caller did.
+  let tries = target.created ? 1 : 0;
+  const lane = streams.lane();
+  let hashed: Promise<WrittenObject> | undefined;
+  const open = async (): Promise<ObjectSink> => {
+    const file = tries++ === 0
+      ? createTarget(path, entry)
+      : await Deno.open(path, { write: true, truncate: true });
+    const sink = laneFileSink(file, lane, {
+      maxBytes: entry.size,
+      tooLong: () =>
+        new DownloadIntegrityError(
+          `download of ${JSON.stringify(entry.key)} is longer than the ${entry.size} bytes ` +
+            "the listing says; retry the attempt",
+        ),
+    });
+    return {
+      ...sink,
+      // The try that succeeds hands its hash over without waiting for it: the pool moves on
+      // to the next object while the worker hashes this one's last slots.
+      finish: () => {
+        hashed = sink.finish();
+        // Handled below; a rejection before then is not unhandled.
+        hashed.catch(() => {});
+        return Promise.resolve({ size: entry.size, md5: "" });
+      },
+    };
+  };
+  try {
+    await lakefs.downloadObject!(repo, ref, entry.key, open, signal, { connections });
+  } catch (error) {
+    throw twoKeysOnePath(entry, path, error);
+  } finally {
+    streams.release(lane);
+  }
+  signal.throwIfAborted();
+  const pending = hashed;
+  if (pending === undefined) throw new Error(`download of ${entry.key}: no sink finished`);
+  // Only the caller's abort cancels the wait (as a read-back's): when another object fails
+  // the download, hashes already started still finish.
+  const checked = abortable(pending, callerSignal).then((hash) => {
+    checkDownload(entry, hash.size, MD5_HEX.test(entry.checksum) ? hash.md5 : undefined);
+  });
+  return { checked };
+}
+
+/** `promise`, or its rejection with the signal's reason once `signal` aborts first. */
+function abortable<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (signal === undefined) return promise;
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    promise.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+  });
 }
 
 /**

@@ -109,8 +109,8 @@ export function countingLakeFs(
   }
   if (inner.downloadObject !== undefined) {
     const fast = inner.downloadObject.bind(inner);
-    overrides.downloadObject = async (repo, ref, path, open, signal) => {
-      const written = await call(() => fast(repo, ref, path, open, signal));
+    overrides.downloadObject = async (repo, ref, path, open, signal, options) => {
+      const written = await call(() => fast(repo, ref, path, open, signal, options));
       downloaded(written.size);
       return written;
     };
