@@ -7,9 +7,12 @@
  * Why: on the 2-core host of the sync bench (1,000 objects of 1 MiB, 8 at once, a demo lakeFS
  * beside it, files on tmpfs), a `fetch` body piped to its file and read back by a hashing
  * worker cost the process 1.9-2.3 s of CPU a GiB (0.55-0.6 of a plain fetch's speed); read into
- * shared slots over kept-alive connections, written from there and hashed in place, 1.6-1.8 s
- * (0.65-0.7): no read-back, no stream machinery per chunk, at most one write per slot. Of what
- * is left over the plain client, most is MD5 itself (~0.6 s a GiB on the worker).
+ * shared slots over kept-alive connections, written from there and hashed in place, 1.3-1.6 s
+ * (0.68-0.94, 0.85 in the median of four alternated runs): no read-back, no stream machinery
+ * per chunk, one write per slot. Of what is left over the plain client, most is MD5 itself
+ * (~0.5 s a GiB on the worker). Slots of 256 KiB measured better than 128 (more rounds, reads
+ * and wake-ups) and no worse than 512; writes handed to other threads (async) cost more CPU
+ * than they saved here, on tmpfs and on disk alike.
  *
  * Each lane is one stream of objects (one download at a time of the caller's pool): a ring of
  * slots of {@linkcode SLOT_BYTES}, filled in turn by the caller and hashed in turn by the
@@ -31,7 +34,7 @@ import type { ObjectSink, WrittenObject } from "./api.ts";
  */
 const SLOTS = 4;
 /** Bytes of a slot: a multiple of the MD5 block (64), so only an object's last slot has a tail. */
-export const SLOT_BYTES = 128 * 1024;
+export const SLOT_BYTES = 256 * 1024;
 /**
  * How long the worker waits for every lane reading a body to fill a slot before it hashes the
  * full ones alone (a lane without a slot costs as much as one with). Lanes reading from one
