@@ -571,10 +571,10 @@ export const bench: Bench = {
           "process and writes every upload to disk (MD5 computed as it streams); on this " +
           "2-core machine the server and the client share two cores.",
           "perago verifies the size and MD5 of every download: objects up to 256 KiB in " +
-          "memory as they arrive, larger ones piped natively from the socket to the file (as " +
-          "the plain client does), then read back from the page cache by a worker thread that " +
-          `hashes ${MD5_LANES} objects at once in WebAssembly SIMD lanes while the next ones ` +
-          "download; " +
+          "memory as they arrive, larger ones read over kept-alive connections straight into " +
+          "slots of memory shared with a worker thread, each slot written to its file and then " +
+          "hashed by the worker with every other download's slots at once in WebAssembly SIMD " +
+          "lanes (nothing read back); " +
           "the plain client checks nothing, its plain_md5 variant hashes each body as it pipes " +
           "it to the file. large_download_ratio_ceiling is what the CPU allows any verifying " +
           "client.",

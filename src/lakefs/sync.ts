@@ -119,17 +119,20 @@ const MD5_HEX = /^[0-9a-f]{32}$/i;
  * (`createNew`: an existing path, including a symlink, is an error). The size is always
  * verified, and the MD5 when the listed checksum is one: objects up to
  * {@linkcode SMALL_OBJECT_MAX_BYTES} in memory as they arrive; larger ones, through
- * `downloadObject` when the client has it (the HTTP client does), piped natively from the
- * socket to the file and then read back by a hashing worker (`_file_hasher.ts`: bounded
- * memory whatever the size), else through `getObject`, hashed chunk by chunk as they stream to
- * disk. A large object is checked after its file is written, while the next objects download;
+ * `downloadObject` when the client has it (the HTTP client does): over the client's kept-alive
+ * connections, read straight into the slots of the stream hasher (`_stream_hasher.ts`: written
+ * to the file from there and hashed as they stream, every download's slots at once), else piped
+ * natively from the socket to the file and then read back by a hashing worker
+ * (`_file_hasher.ts`); both keep memory bounded whatever the size. Without `downloadObject`,
+ * through `getObject`, hashed chunk by chunk as they stream to disk. A large object is checked
+ * once its last bytes are hashed, while the next objects download;
  * it is reported (`onObject`) and cached only once checked, and a mismatch fails the whole
  * download, which settles only once every check and cache copy it started has. With a `cache`,
  * objects the host has are copied from it instead. Returns the listing of what was downloaded,
  * in key order.
  *
  * Requires `--allow-net` to the lakeFS host and `--allow-read` and `--allow-write` on the
- * target paths (the hashing worker reads the files back).
+ * target paths (the read-back's hashing worker reads the files).
  *
  * @example
  * ```ts
