@@ -41,6 +41,11 @@ export const SLOT_BYTES = 256 * 1024;
  * server fill a slot in well under this; a slower one leaves the core idle anyway.
  */
 const WAIT_MS = 5;
+/**
+ * Lanes of one hasher at most: its memory is a megabyte a lane (four slots); a download reading
+ * more bodies at once reads the others another way.
+ */
+export const MAX_LANES = 16;
 /** The MD5 of no bytes. */
 const EMPTY_MD5 = "d41d8cd98f00b204e9800998ecf8427e";
 /** Groups of four lanes of the MD5 module at most (see `_md5_lanes.ts`: three run fastest). */
@@ -286,7 +291,7 @@ let workerUrl: string | undefined;
  * ```ts
  * const hasher = StreamHasher.create(1)!;
  * try {
- *   const lane = hasher.lane();
+ *   const lane = hasher.lane()!;
  *   const bytes = new TextEncoder().encode("abc");
  *   lane.begin();
  *   const space = await lane.space();
@@ -344,8 +349,10 @@ export class StreamHasher {
    * where it cannot run here.
    */
   static create(lanes: number): StreamHasher | undefined {
-    if (!Number.isInteger(lanes) || lanes < 1) {
-      throw new RangeError(`StreamHasher: lanes must be a positive integer, got ${lanes}`);
+    if (!Number.isInteger(lanes) || lanes < 1 || lanes > MAX_LANES) {
+      throw new RangeError(
+        `StreamHasher: lanes must be an integer from 1 to ${MAX_LANES}, got ${lanes}`,
+      );
     }
     const groups = Math.min(MAX_GROUPS, Math.ceil(lanes / 4));
     const slotsEnd = lanes * SLOTS * SLOT_BYTES;
@@ -381,12 +388,14 @@ export class StreamHasher {
     }
   }
 
-  /** A free lane (one per body read at once); throws when all are taken. */
-  lane(): HashLane {
+  /**
+   * A free lane (one per body read at once), or `undefined` when every lane is taken (the
+   * caller reads that body another way). Throws once the hasher ended.
+   */
+  lane(): HashLane | undefined {
     if (this.failure !== undefined) throw this.failure;
     const lane = this.#free.pop();
-    if (lane === undefined) throw new Error("StreamHasher: every lane is taken");
-    lane.take();
+    lane?.take();
     return lane;
   }
 
@@ -694,7 +703,7 @@ export class HashLane {
  * ```ts
  * const hasher = StreamHasher.create(1)!;
  * const path = await Deno.makeTempFile();
- * const sink = laneFileSink(await Deno.open(path, { write: true }), hasher.lane());
+ * const sink = laneFileSink(await Deno.open(path, { write: true }), hasher.lane()!);
  * await sink.write(new TextEncoder().encode("abc"));
  * await sink.finish(); // { size: 3, md5: "900150983cd24fb0d6963f7d28e17f72" }
  * hasher.close();

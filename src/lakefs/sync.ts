@@ -14,7 +14,7 @@ import { readAtMost } from "../util/http.ts";
 import { forEachConcurrent } from "../util/pool.ts";
 import { forEachPair, isSortedBy } from "../util/sorted.ts";
 import { FileHashers, pipedFileSink } from "./_file_hasher.ts";
-import { laneFileSink, StreamHasher } from "./_stream_hasher.ts";
+import { type HashLane, laneFileSink, MAX_LANES, StreamHasher } from "./_stream_hasher.ts";
 import type {
   LakeFsApi,
   ObjectConnections,
@@ -166,7 +166,7 @@ export async function downloadPrefix(
   const streamHasher = () => {
     if (streams === undefined) {
       streams = connections !== undefined && lakefs.downloadObject !== undefined
-        ? StreamHasher.create(concurrency) ?? null
+        ? StreamHasher.create(Math.min(concurrency, MAX_LANES)) ?? null
         : null;
     }
     return streams ?? undefined;
@@ -222,13 +222,14 @@ export async function downloadPrefix(
             }
           }
         }
-        const stream = streamHasher();
-        const { checked } = stream !== undefined && connections !== undefined
+        // More downloads at once than the hasher has lanes read the rest back.
+        const stream = connections === undefined ? undefined : streamHasher();
+        const lane = stream?.lane();
+        const { checked } = lane !== undefined
           ? await downloadStreamed(
             lakefs,
             { repo, ref, entry, path, created },
-            stream,
-            connections,
+            { streams: stream!, lane, connections: connections! },
             signal,
             options.signal,
           )
@@ -405,22 +406,21 @@ interface StreamedTarget {
 }
 
 /**
- * {@linkcode downloadOne} over a kept-alive connection: the body is read straight into a lane
- * of the stream hasher, written to the file from there and hashed as it streams (no
- * read-back). Resolves once the file is written, with `checked` as `downloadOne`'s.
+ * {@linkcode downloadOne} over a kept-alive connection: the body is read straight into `lane`
+ * of the stream hasher (given back here), written to the file from there and hashed as it
+ * streams (no read-back). Resolves once the file is written, with `checked` as `downloadOne`'s.
  */
 async function downloadStreamed(
   lakefs: LakeFsApi,
   target: StreamedTarget,
-  streams: StreamHasher,
-  connections: ObjectConnections,
+  via: { streams: StreamHasher; lane: HashLane; connections: ObjectConnections },
   signal: AbortSignal,
   callerSignal: AbortSignal | undefined,
 ): Promise<{ checked: Promise<void> }> {
   const { repo, ref, entry, path } = target;
+  const { streams, lane, connections } = via;
   // The first try creates the file (an existing path is an error) unless the caller did.
   let tries = target.created ? 1 : 0;
-  const lane = streams.lane();
   let hashed: Promise<WrittenObject> | undefined;
   const open = async (): Promise<ObjectSink> => {
     const file = tries++ === 0

@@ -10,7 +10,12 @@ import { DownloadIntegrityError, downloadPrefix } from "../../src/lakefs/sync.ts
 import { LakeFsClient } from "../../src/lakefs/client.ts";
 import type { LakeFsApi, ObjectSink } from "../../src/lakefs/api.ts";
 import { LakeFsError } from "../../src/lakefs/errors.ts";
-import { laneFileSink, SLOT_BYTES, StreamHasher } from "../../src/lakefs/_stream_hasher.ts";
+import {
+  laneFileSink,
+  MAX_LANES,
+  SLOT_BYTES,
+  StreamHasher,
+} from "../../src/lakefs/_stream_hasher.ts";
 import { Http1Connections } from "../../src/util/http1.ts";
 import {
   pattern,
@@ -103,7 +108,7 @@ async function withLaneSink(
   assert.ok(hasher, "the stream hasher runs here");
   const connections = Http1Connections.for(new URL(url), { noProxy: true });
   assert.ok(connections);
-  const lane = hasher.lane();
+  const lane = hasher.lane()!;
   let opened = 0;
   try {
     await fn(
@@ -326,6 +331,33 @@ Deno.test("downloadPrefix: large objects stream into the lanes over kept-alive c
           return true;
         },
       );
+    });
+  });
+});
+
+Deno.test("downloadPrefix: more large downloads at once than the hasher has lanes read the rest back, every one checked", async () => {
+  await withLakeFs(async ({ client }) => {
+    const objects: Record<string, Uint8Array> = {};
+    for (let i = 0; i < 3 * MAX_LANES; i++) {
+      objects[`p/o${String(i).padStart(2, "0")}.bin`] = pattern(260 * KIB + i * 1031, 40 + i);
+    }
+    const ref = await seedObjects(client, objects);
+    await withTempDir(async (dir) => {
+      const given = new Map<string, boolean>();
+      await downloadPrefix(recordingConnections(client, given), {
+        repo: "repo",
+        ref,
+        prefix: "p/",
+        concurrency: MAX_LANES + 8,
+        resolvePath: (key) => Promise.resolve(join(dir, key)),
+      });
+      assert.equal(given.size, 3 * MAX_LANES);
+      // The first 24 start before any ends: 16 take the lanes, 8 read back.
+      assert.ok([...given.values()].some(Boolean), "some streamed into the lanes");
+      assert.ok([...given.values()].some((streamed) => !streamed), "some read back");
+      for (const [key, data] of Object.entries(objects)) {
+        assert.deepEqual(await Deno.readFile(join(dir, key)), data, key);
+      }
     });
   });
 });

@@ -1,6 +1,11 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { type HashLane, SLOT_BYTES, StreamHasher } from "../../src/lakefs/_stream_hasher.ts";
+import {
+  type HashLane,
+  MAX_LANES,
+  SLOT_BYTES,
+  StreamHasher,
+} from "../../src/lakefs/_stream_hasher.ts";
 
 /** Deterministic pseudo-random bytes. */
 function bytesOf(length: number, seed: number): Uint8Array {
@@ -84,7 +89,7 @@ const LENGTHS = [
 Deno.test(
   "stream hasher: every length at the MD5 block's and the slot's edges hashes as node:crypto does, one lane, objects queued",
   withHasher(1, async (hasher) => {
-    const lane = hasher.lane();
+    const lane = hasher.lane()!;
     const ends: Promise<unknown>[] = [];
     const expected: unknown[] = [];
     for (const [k, length] of LENGTHS.entries()) {
@@ -104,7 +109,7 @@ Deno.test(
   withHasher(13, async (hasher) => {
     const results = await Promise.all(
       Array.from({ length: 13 }, async (_, l) => {
-        const lane = hasher.lane();
+        const lane = hasher.lane()!;
         const out: { got: unknown; want: unknown }[] = [];
         for (let k = 0; k < 4; k++) {
           const length = (l * 104_729 + k * 65_537) % (4 * SLOT_BYTES) + k;
@@ -123,7 +128,7 @@ Deno.test(
 Deno.test(
   "stream hasher: an object given up is never answered; the one ended before it and the next are",
   withHasher(2, async (hasher) => {
-    const lane = hasher.lane();
+    const lane = hasher.lane()!;
     const first = bytesOf(2 * SLOT_BYTES + 5, 1);
     await feed(lane, first, () => 50_000);
     const firstEnd = lane.end();
@@ -144,8 +149,8 @@ Deno.test(
 Deno.test(
   "stream hasher: a lane still reading does not hold another's answer past the wait",
   withHasher(2, async (hasher) => {
-    const slow = hasher.lane();
-    const fast = hasher.lane();
+    const slow = hasher.lane()!;
+    const fast = hasher.lane()!;
     // The slow lane has an object open and never fills its slot.
     slow.begin();
     (await slow.space()).set([1, 2, 3]);
@@ -165,7 +170,7 @@ Deno.test(
 Deno.test("stream hasher: close rejects what is pending; later calls throw", async () => {
   const hasher = StreamHasher.create(1);
   assert.ok(hasher);
-  const lane = hasher.lane();
+  const lane = hasher.lane()!;
   // Slots handed to the worker and not yet hashed: the end waits for it, then the close.
   await feed(lane, bytesOf(2 * SLOT_BYTES, 4), () => SLOT_BYTES);
   const pendingEnd = lane.end();
@@ -179,7 +184,7 @@ Deno.test("stream hasher: space() or filled() without begin(), or a filled() pas
   const hasher = StreamHasher.create(1);
   assert.ok(hasher);
   try {
-    const lane = hasher.lane();
+    const lane = hasher.lane()!;
     assert.throws(() => lane.filled(1), /without begin/);
     assert.throws(() => lane.space(), /without begin/);
     lane.begin();
@@ -195,7 +200,7 @@ Deno.test("stream hasher: space() or filled() without begin(), or a filled() pas
 Deno.test(
   "stream hasher: the writer's error is the call's; the object is dropped and the lane goes on",
   withHasher(1, async (hasher) => {
-    const lane = hasher.lane();
+    const lane = hasher.lane()!;
     lane.begin(() => {
       throw new Error("disk full");
     });
@@ -213,3 +218,19 @@ Deno.test(
     lane.abort();
   }),
 );
+
+Deno.test("stream hasher: no lane once every one is taken, one again once given back; at most MAX_LANES", () => {
+  assert.throws(() => StreamHasher.create(MAX_LANES + 1), /from 1 to 16/);
+  const hasher = StreamHasher.create(2);
+  assert.ok(hasher);
+  try {
+    const first = hasher.lane();
+    const second = hasher.lane();
+    assert.ok(first !== undefined && second !== undefined && first !== second);
+    assert.equal(hasher.lane(), undefined);
+    hasher.release(first);
+    assert.equal(hasher.lane(), first);
+  } finally {
+    hasher.close();
+  }
+});
