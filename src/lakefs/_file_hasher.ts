@@ -22,7 +22,13 @@
  */
 import { createHash } from "node:crypto";
 import type { ObjectSink, WrittenObject } from "./api.ts";
-import { MD5_INIT, MD5_LANES, md5LanesStateBytes, md5LanesWasmBytes } from "./_md5_lanes.ts";
+import {
+  MD5_INIT,
+  MD5_LANES,
+  MD5_TAIL_SOURCE,
+  md5LanesStateBytes,
+  md5LanesWasmBytes,
+} from "./_md5_lanes.ts";
 
 /**
  * Hashing workers of one download: one core is left to the thread reading the network, up to
@@ -68,6 +74,7 @@ const REGION = ${REGION_BYTES};
 const SCRATCH = LANES * REGION;
 const STATE_AT = SCRATCH + 1024;
 const INIT = ${JSON.stringify(MD5_INIT)};
+${MD5_TAIL_SOURCE}
 /** Lane bytes (busy or not) hashed before the worker looks at its messages again. */
 const SLICE_BYTES = 16 * 1024 * 1024;
 let waitMs = ${WAIT_MS};
@@ -135,28 +142,7 @@ function refill(lane, i) {
 }
 
 function finish(lane, i) {
-  // MD5's padding: 0x80, zeros, the length in bits (64-bit little-endian) ending a block.
-  const tail = lane.avail - lane.pos;
-  const base = i * REGION + lane.pos;
-  const blocks = tail < 56 ? 1 : 2;
-  const pad = bytes.subarray(SCRATCH, SCRATCH + blocks * 64);
-  pad.fill(0);
-  pad.set(bytes.subarray(base, base + tail));
-  pad[tail] = 0x80;
-  const bits = lane.size * 8;
-  const view = new DataView(bytes.buffer, SCRATCH + blocks * 64 - 8, 8);
-  view.setUint32(0, bits % 0x100000000, true);
-  view.setUint32(4, Math.floor(bits / 0x100000000), true);
-  // Lane 0 hashes the padding; the other lanes read region 0 into states nobody reads.
-  for (let w = 0; w < 4; w++) words[stateIndex(0, w)] = lane.state[w];
-  pointers.fill(0);
-  pointers[0] = SCRATCH;
-  md5(STATE_AT, ...pointers, blocks);
-  let hex = "";
-  for (let w = 0; w < 4; w++) {
-    const word = words[stateIndex(0, w)];
-    for (let b = 0; b < 4; b++) hex += ((word >>> (b * 8)) & 0xff).toString(16).padStart(2, "0");
-  }
+  const hex = md5Tail(md5, bytes, words, SCRATCH, STATE_AT, LANES, lane.state, i * REGION + lane.pos, lane.avail - lane.pos, lane.size);
   lane.file.close();
   answer(lane.job, { size: lane.size, md5: hex });
 }

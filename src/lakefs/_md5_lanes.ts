@@ -241,3 +241,35 @@ export function md5LanesWasmBytes(
     ...section(10, [1, ...uleb(body.length), ...body]),
   ]);
 }
+
+/**
+ * The source of `md5Tail(md5, bytes, words, scratch, stateAt, moduleLanes, state, from, tail,
+ * size)`, for the hashing workers' inline sources: pads the last `tail` (< 64) bytes of a stream
+ * of `size` bytes, found at `from` in `bytes`, in the scratch at `scratch`, compresses them into
+ * `state` (its four words) with the module `md5` in lane 0 of the state at `stateAt` (the other
+ * lanes hash the scratch into states nobody reads) and returns the MD5 in hex.
+ */
+export const MD5_TAIL_SOURCE = `
+function md5Tail(md5, bytes, words, scratch, stateAt, moduleLanes, state, from, tail, size) {
+  // MD5's padding: 0x80, zeros, the length in bits (64-bit little-endian) ending a block.
+  const blocks = tail < 56 ? 1 : 2;
+  const pad = bytes.subarray(scratch, scratch + blocks * 64);
+  pad.fill(0);
+  pad.set(bytes.subarray(from, from + tail));
+  pad[tail] = 0x80;
+  const bits = size * 8;
+  const view = new DataView(bytes.buffer, scratch + blocks * 64 - 8, 8);
+  view.setUint32(0, bits % 0x100000000, true);
+  view.setUint32(4, Math.floor(bits / 0x100000000), true);
+  // Word w of lane 0 is at stateAt + w * 16.
+  const at = stateAt >> 2;
+  for (let w = 0; w < 4; w++) words[at + w * 4] = state[w];
+  md5(stateAt, ...new Array(moduleLanes).fill(scratch), blocks);
+  let hex = "";
+  for (let w = 0; w < 4; w++) {
+    const word = words[at + w * 4];
+    for (let b = 0; b < 4; b++) hex += ((word >>> (b * 8)) & 0xff).toString(16).padStart(2, "0");
+  }
+  return hex;
+}
+`;

@@ -25,7 +25,7 @@
  *
  * @module
  */
-import { MD5_INIT, md5LanesStateBytes, md5LanesWasmBytes } from "./_md5_lanes.ts";
+import { MD5_INIT, MD5_TAIL_SOURCE, md5LanesStateBytes, md5LanesWasmBytes } from "./_md5_lanes.ts";
 import type { ObjectSink, WrittenObject } from "./api.ts";
 
 /**
@@ -83,6 +83,7 @@ const STATE = ${STATE}, BYTES = ${BYTES}, OBJECT = ${OBJECT};
 const FREE = ${FREE}, FULL = ${FULL}, FULL_LAST = ${FULL_LAST};
 const WAKE = ${WAKE}, CLOSED = ${CLOSED}, WANTED = ${WANTED};
 const INIT = ${JSON.stringify(MD5_INIT)};
+${MD5_TAIL_SOURCE}
 let ctl, bytes, words, md5, lanesN, moduleLanes, slotBytes, scratch, stateAt, waitMs;
 let laneOf, slotAt;
 
@@ -142,27 +143,9 @@ function head(lane, i) {
 
 /** Pads the tail of the lane's last slot and answers the object's size and MD5. */
 function finish(lane, i, s) {
-  const bytesIn = ctl[slotWord(i, s, BYTES)];
-  const tail = bytesIn - lane.pos;
-  const base = slotAt(i, s) + lane.pos;
+  const tail = ctl[slotWord(i, s, BYTES)] - lane.pos;
   lane.size += tail;
-  const blocks = tail < 56 ? 1 : 2;
-  const pad = bytes.subarray(scratch, scratch + blocks * 64);
-  pad.fill(0);
-  pad.set(bytes.subarray(base, base + tail));
-  pad[tail] = 0x80;
-  const bits = lane.size * 8;
-  const view = new DataView(bytes.buffer, scratch + blocks * 64 - 8, 8);
-  view.setUint32(0, bits % 0x100000000, true);
-  view.setUint32(4, Math.floor(bits / 0x100000000), true);
-  for (let w = 0; w < 4; w++) words[stateIndex(0, w)] = lane.state[w];
-  const pointers = new Array(moduleLanes).fill(scratch);
-  md5(stateAt, ...pointers, blocks);
-  let hex = "";
-  for (let w = 0; w < 4; w++) {
-    const word = words[stateIndex(0, w)];
-    for (let b = 0; b < 4; b++) hex += ((word >>> (b * 8)) & 0xff).toString(16).padStart(2, "0");
-  }
+  const hex = md5Tail(md5, bytes, words, scratch, stateAt, moduleLanes, lane.state, slotAt(i, s) + lane.pos, tail, lane.size);
   const object = lane.object;
   const size = lane.size;
   lane.object = 0;
