@@ -79,6 +79,15 @@ async function withServer(
   }
 }
 
+/** The client's download of object "x" into `open`'s sinks over `connections`. */
+function fetchX(
+  client: LakeFsClient,
+  open: () => Promise<ObjectSink>,
+  connections: Http1Connections,
+) {
+  return client.downloadObject("repo", "main", "x", open, undefined, { connections });
+}
+
 function clientFor(url: string, timeoutMs = 5_000, attempts = 3): LakeFsClient {
   return new LakeFsClient({
     endpointUrl: url,
@@ -153,16 +162,7 @@ Deno.test("lane download: a body framed by Content-Length is read into the lanes
       await withTempDir(async (dir) => {
         const path = join(dir, "x");
         await withLaneSink(url, path, async (open, connections) => {
-          const written = await clientFor(url).downloadObject(
-            "repo",
-            "main",
-            "x",
-            open,
-            undefined,
-            {
-              connections,
-            },
-          );
+          const written = await fetchX(clientFor(url), open, connections);
           assert.deepEqual(written, { size: data.length, md5: md5Of(data) });
           assert.deepEqual(await Deno.readFile(path), data);
         });
@@ -187,9 +187,7 @@ Deno.test("lane download: a body cut short of its Content-Length is retried into
     await withTempDir(async (dir) => {
       const path = join(dir, "x");
       await withLaneSink(url, path, async (open, connections, opened) => {
-        const written = await clientFor(url).downloadObject("repo", "main", "x", open, undefined, {
-          connections,
-        });
+        const written = await fetchX(clientFor(url), open, connections);
         assert.equal(attempts(), 2);
         assert.equal(opened(), 2);
         const expected = bodyOf(2);
@@ -211,9 +209,7 @@ Deno.test("lane download: a body that stops arriving times out and closes the fi
       await withLaneSink(url, path, async (open, connections) => {
         const started = performance.now();
         await assert.rejects(
-          clientFor(url, 300, 1).downloadObject("repo", "main", "x", open, undefined, {
-            connections,
-          }),
+          fetchX(clientFor(url, 300, 1), open, connections),
           (error: unknown) => {
             assert.ok(error instanceof LakeFsError, String(error));
             assert.match(error.message, /timed out after 300 ms/);
@@ -233,7 +229,7 @@ Deno.test("lane download: a body past the sink's bound is refused before those b
       const path = join(dir, "x");
       await withLaneSink(url, path, async (open, connections) => {
         await assert.rejects(
-          clientFor(url).downloadObject("repo", "main", "x", open, undefined, { connections }),
+          fetchX(clientFor(url), open, connections),
           /more than 100000 bytes/,
         );
         assert.ok((await Deno.stat(path)).size <= 100_000, "no byte past the bound was written");
@@ -259,14 +255,7 @@ Deno.test("lane download: a chunked or a coded body goes through fetch into the 
       await withTempDir(async (dir) => {
         const path = join(dir, "x");
         await withLaneSink(url, path, async (open, connections) => {
-          const written = await clientFor(url).downloadObject(
-            "repo",
-            "main",
-            "x",
-            open,
-            undefined,
-            { connections },
-          );
+          const written = await fetchX(clientFor(url), open, connections);
           assert.deepEqual(written, { size: data.length, md5: md5Of(data) }, name);
           assert.deepEqual(await Deno.readFile(path), data, name);
           assert.ok(writes.count > 0, `${name}: the body came through fetch and write`);
