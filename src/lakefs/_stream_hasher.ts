@@ -85,7 +85,7 @@ const WAKE = ${WAKE}, CLOSED = ${CLOSED}, WANTED = ${WANTED};
 const INIT = ${JSON.stringify(MD5_INIT)};
 ${MD5_TAIL_SOURCE}
 let ctl, bytes, words, md5, lanesN, moduleLanes, slotBytes, scratch, stateAt, waitMs;
-let laneOf, slotAt;
+let slotAt;
 
 function laneWord(i, w) { return LANE_AT + i * LANE_WORDS + w; }
 function slotWord(i, s, w) { return LANE_AT + lanesN * LANE_WORDS + (i * SLOTS + s) * SLOT_WORDS + w; }

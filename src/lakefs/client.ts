@@ -1299,37 +1299,34 @@ function sameMetadata(a: Record<string, string>, b: Record<string, string>): boo
 }
 
 /**
- * A sink as the body target of a kept-alive connection's read: its `space` and `filled`, each
- * error of which is told to `onError` (the sink's own, never retried) before it is thrown.
+ * A sink as the body target of a kept-alive connection's read: its own `space` and `filled`
+ * when it has them, else a buffer of this read's handed to its `write` after each read. Each
+ * error of the sink's is told to `onError` (the sink's own, never retried) before it is thrown.
  */
 function sinkTarget(sink: ObjectSink, onError: (error: unknown) => void): Http1BodyTarget {
+  const own = <T>(fn: () => T): T => {
+    try {
+      const value = fn();
+      if (!(value instanceof Promise)) return value;
+      return value.catch((error: unknown) => {
+        onError(error);
+        throw error;
+      }) as T;
+    } catch (error) {
+      onError(error);
+      throw error;
+    }
+  };
   const { space, filled } = sink;
-  if (space === undefined || filled === undefined) {
-    throw new TypeError(
-      "downloadObject: over kept-alive connections a sink needs space and filled",
-    );
+  if (space !== undefined && filled !== undefined) {
+    return {
+      space: () => own(() => space.call(sink)),
+      filled: (n) => own(() => filled.call(sink, n)),
+    };
   }
+  const buffer = new Uint8Array(DOWNLOAD_BUFFER_BYTES);
   return {
-    space: () => {
-      try {
-        const offered = space.call(sink);
-        if (offered instanceof Uint8Array) return offered;
-        return offered.catch((error: unknown) => {
-          onError(error);
-          throw error;
-        });
-      } catch (error) {
-        onError(error);
-        throw error;
-      }
-    },
-    filled: (n) => {
-      try {
-        filled.call(sink, n);
-      } catch (error) {
-        onError(error);
-        throw error;
-      }
-    },
+    space: () => buffer,
+    filled: (n) => own(() => sink.write(buffer.subarray(0, n))),
   };
 }

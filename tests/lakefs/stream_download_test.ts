@@ -17,6 +17,7 @@ import {
   StreamHasher,
 } from "../../src/lakefs/_stream_hasher.ts";
 import { Http1Connections } from "../../src/util/http1.ts";
+import { fileSink } from "../../src/lakefs/_file_hasher.ts";
 import {
   pattern,
   SECRET,
@@ -346,6 +347,27 @@ Deno.test("downloadPrefix: more large downloads at once than the hasher has lane
       assert.ok([...given.values()].some((streamed) => !streamed), "some read back");
       for (const [key, data] of Object.entries(objects)) {
         assert.deepEqual(await Deno.readFile(join(dir, key)), data, key);
+      }
+    });
+  });
+});
+
+Deno.test("lane download: over kept-alive connections a sink without space/filled gets the body through write", async () => {
+  const data = pattern(2 * SLOT_BYTES + 3, 9);
+  await withServer(() => ({ chunks: [data] }), async (url) => {
+    await withTempDir(async (dir) => {
+      const path = join(dir, "x");
+      const connections = Http1Connections.for(new URL(url), { noProxy: true })!;
+      try {
+        const written = await fetchX(
+          clientFor(url),
+          async () => fileSink(await Deno.open(path, { write: true, create: true })),
+          connections,
+        );
+        assert.deepEqual(written, { size: data.length, md5: md5Of(data) });
+        assert.deepEqual(await Deno.readFile(path), data);
+      } finally {
+        connections.close();
       }
     });
   });
