@@ -14,7 +14,7 @@ import { readAtMost } from "../util/http.ts";
 import { forEachConcurrent } from "../util/pool.ts";
 import { forEachPair, isSortedBy } from "../util/sorted.ts";
 import { FileHashers, pipedFileSink } from "./_file_hasher.ts";
-import { type HashLane, laneFileSink, MAX_LANES, StreamHasher } from "./_stream_hasher.ts";
+import { laneFileSink, MAX_LANES, StreamHasher } from "./_stream_hasher.ts";
 import type {
   LakeFsApi,
   ObjectConnections,
@@ -222,28 +222,38 @@ export async function downloadPrefix(
             }
           }
         }
-        // More downloads at once than the hasher has lanes read the rest back.
+        // Over kept-alive connections a body is hashed as it streams into a lane of the stream
+        // hasher; without them, or with more downloads at once than it has lanes, it is read
+        // back by `hashers` once written.
         const stream = connections === undefined ? undefined : streamHasher();
         const lane = stream?.lane();
-        const { checked } = lane !== undefined
-          ? await downloadStreamed(
-            lakefs,
-            { repo, ref, entry, path, created },
-            { streams: stream!, lane, connections: connections! },
-            signal,
-            options.signal,
-          )
-          : await downloadOne(
-            lakefs,
-            repo,
-            ref,
-            entry,
-            path,
-            hashers,
-            signal,
-            created,
-            options.signal,
-          );
+        const target = { repo, ref, entry, path, created };
+        let via: DownloadVia;
+        if (lane === undefined) {
+          // The first hashing worker starts while this object downloads, not once its file
+          // is written.
+          if (lakefs.downloadObject !== undefined) hashers.start();
+          via = { sink: (file) => pipedFileSink(file, () => hashers.hash(path, options.signal)) };
+        } else {
+          via = {
+            sink: (file) =>
+              laneFileSink(file, lane, {
+                maxBytes: entry.size,
+                tooLong: () =>
+                  new DownloadIntegrityError(
+                    `download of ${JSON.stringify(entry.key)} is longer than the ` +
+                      `${entry.size} bytes the listing says; retry the attempt`,
+                  ),
+              }),
+            connections: connections!,
+          };
+        }
+        let checked: Promise<void>;
+        try {
+          ({ checked } = await downloadOne(lakefs, target, via, signal, options.signal));
+        } finally {
+          if (lane !== undefined) stream!.release(lane);
+        }
         const done = checked.then(async () => {
           // Only MD5-verified downloads are cacheable (the cache skips other checksums).
           if (cache !== undefined && MD5_HEX.test(entry.checksum)) await cache.add(entry, path);
@@ -331,72 +341,8 @@ function folderMaker(): (folder: string) => Promise<void> {
   };
 }
 
-/**
- * Downloads one object to `path`; resolves once the file is written, with `checked`: settled
- * once a hashing worker read the file back and its size and MD5 are checked (rejected with
- * `DownloadIntegrityError` on a mismatch).
- */
-async function downloadOne(
-  lakefs: LakeFsApi,
-  repo: string,
-  ref: string,
-  entry: RemoteEntry,
-  path: string,
-  hashers: FileHashers,
-  signal: AbortSignal,
-  created: boolean,
-  callerSignal: AbortSignal | undefined,
-): Promise<{ checked: Promise<void> }> {
-  // The first try creates the file (an existing path is an error) unless the caller did.
-  let tries = created ? 1 : 0;
-  const openFile = async () =>
-    tries++ === 0
-      ? createTarget(path, entry)
-      : await Deno.open(path, { write: true, truncate: true });
-  if (lakefs.downloadObject === undefined) {
-    const body = await lakefs.getObject(repo, ref, entry.key, signal);
-    await writeBody(body, entry, openFile, signal);
-    return { checked: Promise.resolve() };
-  }
-  // The first hashing worker starts while this object downloads, not once its file is written.
-  hashers.start();
-  // The try that succeeds hands its hash over without waiting for it: the pool moves on to
-  // the next object while the worker reads this one back. Only the caller's abort cancels the
-  // read-back: when another object fails the download, checks already started still finish
-  // (and their cache copies), so the failure settles after them.
-  let hashed: Promise<WrittenObject> | undefined;
-  const open = async (): Promise<ObjectSink> => {
-    const sink = pipedFileSink(await openFile(), () => hashers.hash(path, callerSignal));
-    return {
-      writable: sink.writable,
-      written: () => sink.written(),
-      write: (chunk) => sink.write(chunk),
-      finish: () => {
-        hashed = sink.finish();
-        // Handled below; a rejection before then is not unhandled.
-        hashed.catch(() => {});
-        return Promise.resolve({ size: entry.size, md5: "" });
-      },
-      abort: () => sink.abort(),
-    };
-  };
-  try {
-    await lakefs.downloadObject(repo, ref, entry.key, open, signal);
-  } catch (error) {
-    // Only the first try creates the file (later ones truncate what it created).
-    throw twoKeysOnePath(entry, path, error);
-  }
-  signal.throwIfAborted();
-  const pending = hashed;
-  if (pending === undefined) throw new Error(`download of ${entry.key}: no sink finished`);
-  const checked = pending.then((hash) => {
-    checkDownload(entry, hash.size, MD5_HEX.test(entry.checksum) ? hash.md5 : undefined);
-  });
-  return { checked };
-}
-
-/** Where {@linkcode downloadStreamed} puts an object. */
-interface StreamedTarget {
+/** Where {@linkcode downloadOne} puts an object. */
+interface DownloadTarget {
   readonly repo: string;
   readonly ref: string;
   readonly entry: RemoteEntry;
@@ -406,58 +352,72 @@ interface StreamedTarget {
 }
 
 /**
- * {@linkcode downloadOne} over a kept-alive connection: the body is read straight into `lane`
- * of the stream hasher (given back here), written to the file from there and hashed as it
- * streams (no read-back). Resolves once the file is written, with `checked` as `downloadOne`'s.
+ * How {@linkcode downloadOne} writes and hashes an object: the sink over each try's file
+ * (`finish` resolving with the size and MD5 once hashed), and the connections to read it over.
  */
-async function downloadStreamed(
+interface DownloadVia {
+  readonly sink: (file: Deno.FsFile) => ObjectSink;
+  readonly connections?: ObjectConnections;
+}
+
+/**
+ * Downloads one object to its path through `via`'s sink; resolves once the file is written,
+ * with a promise settled once its size and MD5 are checked (rejected with
+ * `DownloadIntegrityError` on a mismatch): the pool moves on to the next object while the
+ * last bytes of this one are hashed (the stream hasher) or the file is read back (a hashing
+ * worker). Only the caller's abort cancels that wait: when another object fails the download,
+ * hashes already started still finish (and their cache copies), so the failure settles after
+ * them. Without `downloadObject`, the body is read through `getObject` and checked here.
+ */
+async function downloadOne(
   lakefs: LakeFsApi,
-  target: StreamedTarget,
-  via: { streams: StreamHasher; lane: HashLane; connections: ObjectConnections },
+  target: DownloadTarget,
+  via: DownloadVia,
   signal: AbortSignal,
   callerSignal: AbortSignal | undefined,
 ): Promise<{ checked: Promise<void> }> {
   const { repo, ref, entry, path } = target;
-  const { streams, lane, connections } = via;
   // The first try creates the file (an existing path is an error) unless the caller did.
   let tries = target.created ? 1 : 0;
-  let hashed: Promise<WrittenObject> | undefined;
-  const open = async (): Promise<ObjectSink> => {
-    const file = tries++ === 0
+  const openFile = async () =>
+    tries++ === 0
       ? createTarget(path, entry)
       : await Deno.open(path, { write: true, truncate: true });
-    const sink = laneFileSink(file, lane, {
-      maxBytes: entry.size,
-      tooLong: () =>
-        new DownloadIntegrityError(
-          `download of ${JSON.stringify(entry.key)} is longer than the ${entry.size} bytes ` +
-            "the listing says; retry the attempt",
-        ),
-    });
-    return {
-      ...sink,
-      // The try that succeeds hands its hash over without waiting for it: the pool moves on
-      // to the next object while the worker hashes this one's last slots.
-      finish: () => {
-        hashed = sink.finish();
-        // Handled below; a rejection before then is not unhandled.
-        hashed.catch(() => {});
-        return Promise.resolve({ size: entry.size, md5: "" });
-      },
+  if (lakefs.downloadObject === undefined) {
+    const body = await lakefs.getObject(repo, ref, entry.key, signal);
+    await writeBody(body, entry, openFile, signal);
+    return { checked: Promise.resolve() };
+  }
+  let hashed: Promise<WrittenObject> | undefined;
+  const open = async (): Promise<ObjectSink> => {
+    const sink = via.sink(await openFile());
+    // The try that succeeds hands its hash over without waiting for it.
+    const finish = () => {
+      hashed = sink.finish();
+      // Handled below; a rejection before then is not unhandled.
+      hashed.catch(() => {});
+      return Promise.resolve({ size: entry.size, md5: "" });
     };
+    // The sink's own members, `finish` replaced (a spread would read `writable`, a file's
+    // stream, on every sink).
+    return Object.assign(Object.create(sink) as ObjectSink, { finish });
   };
   try {
-    await lakefs.downloadObject!(repo, ref, entry.key, open, signal, { connections });
+    await lakefs.downloadObject(
+      repo,
+      ref,
+      entry.key,
+      open,
+      signal,
+      via.connections === undefined ? {} : { connections: via.connections },
+    );
   } catch (error) {
+    // Only the first try creates the file (later ones truncate what it created).
     throw twoKeysOnePath(entry, path, error);
-  } finally {
-    streams.release(lane);
   }
   signal.throwIfAborted();
   const pending = hashed;
   if (pending === undefined) throw new Error(`download of ${entry.key}: no sink finished`);
-  // Only the caller's abort cancels the wait (as a read-back's): when another object fails
-  // the download, hashes already started still finish.
   const checked = abortable(pending, callerSignal).then((hash) => {
     checkDownload(entry, hash.size, MD5_HEX.test(entry.checksum) ? hash.md5 : undefined);
   });
