@@ -7,7 +7,11 @@ import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { LakeFsClient } from "../../src/lakefs/client.ts";
 import { LakeFsNotFoundError } from "../../src/lakefs/errors.ts";
-import { downloadPrefix, SMALL_OBJECT_MAX_BYTES } from "../../src/lakefs/sync.ts";
+import {
+  DownloadIntegrityError,
+  downloadPrefix,
+  SMALL_OBJECT_MAX_BYTES,
+} from "../../src/lakefs/sync.ts";
 import {
   createTestRepository,
   deleteTestRepository,
@@ -126,6 +130,83 @@ Deno.test({
         for (const dir of dirs) await Deno.remove(dir, { recursive: true });
       }
     } finally {
+      await deleteTestRepository(real, repo);
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "large objects from the real lakeFS stream into the hashing lanes over kept-alive connections: the files fetch's read-back gives; a listing's wrong MD5 fails the download",
+  ignore: skipNote("streamed large downloads against a real lakeFS", real),
+  fn: async () => {
+    if ("skip" in real) return;
+    const repo = await createTestRepository(real, "lanes-real");
+    const client = (noProxy: boolean) =>
+      new LakeFsClient({
+        endpointUrl: real.url,
+        accessKeyId: real.accessKeyId,
+        secretAccessKey: real.secretAccessKey,
+        noProxy,
+      });
+    const kept = client(true);
+    const fetched = client(false);
+    const dirs: string[] = [];
+    try {
+      const objects = new Map<string, Uint8Array<ArrayBuffer>>();
+      const sizes = [SMALL_OBJECT_MAX_BYTES + 1, 700_001, 1_048_576, 2_500_007, 300_000, 999_999];
+      sizes.forEach((size, i) => objects.set(`big/o${i}.bin`, bytesOf(size, 90 + i)));
+      for (const [key, data] of objects) {
+        await kept.uploadObject(repo, "main", key, () => Promise.resolve(data), {
+          size: data.length,
+        });
+      }
+      for (const lakefs of [kept, fetched]) {
+        const dir = await Deno.makeTempDir({ prefix: "perago-lanes-real-" });
+        dirs.push(dir);
+        const listing = await downloadPrefix(lakefs, {
+          repo,
+          ref: "main",
+          prefix: "big/",
+          concurrency: 4,
+          resolvePath: (key) => Promise.resolve(join(dir, key)),
+        });
+        assert.equal(listing.length, objects.size);
+      }
+      for (const [key, data] of objects) {
+        const [a, b] = await Promise.all(dirs.map((dir) => Deno.readFile(join(dir, key))));
+        assert.equal(md5(a!), md5(data), key);
+        assert.equal(md5(b!), md5(data), key);
+      }
+      const corrupt = "big/o3.bin";
+      const tampered = new Proxy(kept, {
+        get(target, property) {
+          if (property === "listObjects") {
+            return async function* (...args: Parameters<LakeFsClient["listObjects"]>) {
+              for await (const entry of target.listObjects(...args)) {
+                yield entry.path === corrupt ? { ...entry, checksum: "0".repeat(32) } : entry;
+              }
+            };
+          }
+          const value = Reflect.get(target, property, target);
+          return typeof value === "function" ? value.bind(target) : value;
+        },
+      });
+      const dir = await Deno.makeTempDir({ prefix: "perago-lanes-real-" });
+      dirs.push(dir);
+      await assert.rejects(
+        downloadPrefix(tampered, {
+          repo,
+          ref: "main",
+          prefix: "big/",
+          resolvePath: (key) => Promise.resolve(join(dir, key)),
+        }),
+        (error: unknown) =>
+          error instanceof DownloadIntegrityError &&
+          error.message.includes(JSON.stringify(corrupt)) && /MD5/.test(error.message),
+      );
+    } finally {
+      for (const dir of dirs) await Deno.remove(dir, { recursive: true });
       await deleteTestRepository(real, repo);
     }
   },
