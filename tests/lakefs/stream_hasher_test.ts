@@ -57,17 +57,30 @@ async function feed(lane: HashLane, data: Uint8Array, step: (i: number) => numbe
   }
 }
 
-function withHasher(lanes: number, fn: (hasher: StreamHasher) => Promise<void>) {
+/**
+ * A hasher of `lanes` lanes for `fn`. With fewer than four lanes taken an object is hashed
+ * alone (node:crypto); `simd` takes three more lanes, left idle, so the objects of `fn`'s
+ * lanes go through the SIMD module (each round then waits for the idle ones, bounded).
+ */
+function withHasher(
+  lanes: number,
+  fn: (hasher: StreamHasher) => Promise<void>,
+  options: { simd?: boolean } = {},
+) {
   return async () => {
-    const hasher = StreamHasher.create(lanes);
+    const hasher = StreamHasher.create(lanes + (options.simd ? 3 : 0));
     assert.ok(hasher, "the stream hasher runs on this host (WebAssembly SIMD, workers)");
     try {
+      if (options.simd) { for (let i = 0; i < 3; i++) hasher.lane(); }
       await fn(hasher);
     } finally {
       hasher.close();
     }
   };
 }
+
+/** The tests run both ways of hashing a lane. */
+const WAYS = [["alone", {}], ["in the SIMD lanes", { simd: true }]] as const;
 
 const LENGTHS = [
   0,
@@ -86,23 +99,25 @@ const LENGTHS = [
   1_000_003,
 ];
 
-Deno.test(
-  "stream hasher: every length at the MD5 block's and the slot's edges hashes as node:crypto does, one lane, objects queued",
-  withHasher(1, async (hasher) => {
-    const lane = hasher.lane()!;
-    const ends: Promise<unknown>[] = [];
-    const expected: unknown[] = [];
-    for (const [k, length] of LENGTHS.entries()) {
-      const data = bytesOf(length, k + 1);
-      await feed(lane, data, (i) => 1 + ((i * 7919 + k) % 70_000));
-      // The next object begins while this one still hashes.
-      ends.push(lane.end());
-      assert.deepEqual(writtenBytes(lane), data, "the writer gets the bytes in order");
-      expected.push({ size: length, md5: md5Of(data) });
-    }
-    assert.deepEqual(await Promise.all(ends), expected);
-  }),
-);
+for (const [way, options] of WAYS) {
+  Deno.test(
+    `stream hasher (${way}): every length at the MD5 block's and the slot's edges hashes as node:crypto does, one lane, objects queued`,
+    withHasher(1, async (hasher) => {
+      const lane = hasher.lane()!;
+      const ends: Promise<unknown>[] = [];
+      const expected: unknown[] = [];
+      for (const [k, length] of LENGTHS.entries()) {
+        const data = bytesOf(length, k + 1);
+        await feed(lane, data, (i) => 1 + ((i * 7919 + k) % 70_000));
+        // The next object begins while this one still hashes.
+        ends.push(lane.end());
+        assert.deepEqual(writtenBytes(lane), data, "the writer gets the bytes in order");
+        expected.push({ size: length, md5: md5Of(data) });
+      }
+      assert.deepEqual(await Promise.all(ends), expected);
+    }, options),
+  );
+}
 
 Deno.test(
   "stream hasher: thirteen lanes at once (two module calls a round), lengths and reads all different",
@@ -125,29 +140,31 @@ Deno.test(
   }),
 );
 
-Deno.test(
-  "stream hasher: an object given up is never answered; the one ended before it and the next are",
-  withHasher(2, async (hasher) => {
-    const lane = hasher.lane()!;
-    const first = bytesOf(2 * SLOT_BYTES + 5, 1);
-    await feed(lane, first, () => 50_000);
-    const firstEnd = lane.end();
-    // Two full slots and a part of a third, then given up.
-    await feed(lane, bytesOf(2 * SLOT_BYTES + 100, 2), () => 40_000);
-    lane.abort();
-    const third = bytesOf(SLOT_BYTES + 3, 3);
-    await feed(lane, third, () => 30_000);
-    assert.deepEqual(await lane.end(), { size: third.length, md5: md5Of(third) });
-    assert.deepEqual(await firstEnd, { size: first.length, md5: md5Of(first) });
-    // An empty object is answered without the worker; an end without an object is refused.
-    lane.begin();
-    assert.deepEqual(await lane.end(), { size: 0, md5: md5Of(new Uint8Array(0)) });
-    await assert.rejects(lane.end(), /without begin/);
-  }),
-);
+for (const [way, options] of WAYS) {
+  Deno.test(
+    `stream hasher (${way}): an object given up is never answered; the one ended before it and the next are`,
+    withHasher(2, async (hasher) => {
+      const lane = hasher.lane()!;
+      const first = bytesOf(2 * SLOT_BYTES + 5, 1);
+      await feed(lane, first, () => 50_000);
+      const firstEnd = lane.end();
+      // Two full slots and a part of a third, then given up.
+      await feed(lane, bytesOf(2 * SLOT_BYTES + 100, 2), () => 40_000);
+      lane.abort();
+      const third = bytesOf(SLOT_BYTES + 3, 3);
+      await feed(lane, third, () => 30_000);
+      assert.deepEqual(await lane.end(), { size: third.length, md5: md5Of(third) });
+      assert.deepEqual(await firstEnd, { size: first.length, md5: md5Of(first) });
+      // An empty object is answered without the worker; an end without an object is refused.
+      lane.begin();
+      assert.deepEqual(await lane.end(), { size: 0, md5: md5Of(new Uint8Array(0)) });
+      await assert.rejects(lane.end(), /without begin/);
+    }, options),
+  );
+}
 
 Deno.test(
-  "stream hasher: a lane still reading does not hold another's answer past the wait",
+  "stream hasher: a lane still reading does not hold another's answer in the SIMD lanes past the wait",
   withHasher(2, async (hasher) => {
     const slow = hasher.lane()!;
     const fast = hasher.lane()!;
@@ -164,7 +181,7 @@ Deno.test(
     ]);
     assert.deepEqual(answer, { size: data.length, md5: md5Of(data) });
     slow.abort();
-  }),
+  }, { simd: true }),
 );
 
 Deno.test("stream hasher: close rejects what is pending; later calls throw", async () => {
