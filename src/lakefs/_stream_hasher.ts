@@ -529,7 +529,7 @@ export class StreamHasher {
 export class HashLane {
   readonly #hasher: StreamHasher;
   readonly #index: number;
-  /** The slot being filled (0 or 1) and the bytes in it. */
+  /** The slot being filled (of {@linkcode SLOTS}, in turn) and the bytes in it. */
   #slot = 0;
   #at = 0;
   /** The current object's number (from 1); `#open` while its bytes come in. */
