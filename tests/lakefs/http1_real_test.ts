@@ -1,6 +1,7 @@
 /**
- * Small object reads over kept-alive connections (util/http1.ts) against the real lakeFS,
- * compared byte for byte with the same reads through `fetch`.
+ * Reads over kept-alive connections (util/http1.ts) against the real lakeFS, compared byte for
+ * byte with the same reads through `fetch`: small objects read whole, large ones streamed into
+ * the hashing lanes.
  */
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
@@ -15,6 +16,7 @@ import {
 import {
   createTestRepository,
   deleteTestRepository,
+  type RealLakeFs,
   realLakeFs,
   skipNote,
 } from "../_real_servers.ts";
@@ -22,6 +24,19 @@ import {
 const real = realLakeFs();
 
 const md5 = (bytes: Uint8Array) => createHash("md5").update(bytes).digest("hex");
+
+/**
+ * A client of the real lakeFS: with `noProxy` it reads over kept-alive HTTP/1.1 connections,
+ * without it through `fetch` (the reference of what the server sends).
+ */
+function realClient(server: RealLakeFs, noProxy: boolean): LakeFsClient {
+  return new LakeFsClient({
+    endpointUrl: server.url,
+    accessKeyId: server.accessKeyId,
+    secretAccessKey: server.secretAccessKey,
+    noProxy,
+  });
+}
 
 function bytesOf(size: number, seed: number): Uint8Array<ArrayBuffer> {
   const out = new Uint8Array(size);
@@ -36,15 +51,8 @@ Deno.test({
   fn: async () => {
     if ("skip" in real) return;
     const repo = await createTestRepository(real, "http1-real");
-    const client = (noProxy: boolean) =>
-      new LakeFsClient({
-        endpointUrl: real.url,
-        accessKeyId: real.accessKeyId,
-        secretAccessKey: real.secretAccessKey,
-        noProxy,
-      });
-    const kept = client(true);
-    const fetched = client(false);
+    const kept = realClient(real, true);
+    const fetched = realClient(real, false);
     try {
       const sizes = [
         0,
@@ -142,15 +150,8 @@ Deno.test({
   fn: async () => {
     if ("skip" in real) return;
     const repo = await createTestRepository(real, "lanes-real");
-    const client = (noProxy: boolean) =>
-      new LakeFsClient({
-        endpointUrl: real.url,
-        accessKeyId: real.accessKeyId,
-        secretAccessKey: real.secretAccessKey,
-        noProxy,
-      });
-    const kept = client(true);
-    const fetched = client(false);
+    const kept = realClient(real, true);
+    const fetched = realClient(real, false);
     const dirs: string[] = [];
     try {
       const objects = new Map<string, Uint8Array<ArrayBuffer>>();
