@@ -54,6 +54,8 @@ export const MAX_LANES = 16;
 const SOLO_BELOW = 4;
 /** The MD5 of no bytes. */
 const EMPTY_MD5 = "d41d8cd98f00b204e9800998ecf8427e";
+/** The SHA-256 of no bytes. */
+const EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 /** Groups of four lanes of the MD5 module at most (see `_md5_lanes.ts`: three run fastest). */
 const MAX_GROUPS = 3;
 
@@ -92,7 +94,7 @@ const WAKE = ${WAKE}, CLOSED = ${CLOSED}, WANTED = ${WANTED};
 const INIT = ${JSON.stringify(MD5_INIT)};
 const SOLO_BELOW = ${SOLO_BELOW};
 ${MD5_TAIL_SOURCE}
-let ctl, bytes, words, md5, lanesN, moduleLanes, slotBytes, scratch, stateAt, waitMs;
+let ctl, bytes, words, md5, lanesN, moduleLanes, slotBytes, scratch, stateAt, waitMs, sha256;
 let slotAt;
 
 function laneWord(i, w) { return LANE_AT + i * LANE_WORDS + w; }
@@ -134,6 +136,7 @@ function head(lane, i) {
     const object = ctl[slotWord(i, s, OBJECT)];
     if (object === Atomics.load(ctl, laneWord(i, ABORTED))) {
       lane.solo = undefined;
+      lane.sha = undefined;
       lane.object = 0;
       lane.pos = 0;
       lane.next = (s + 1) % SLOTS;
@@ -149,6 +152,7 @@ function head(lane, i) {
       // node:crypto (a stream at ~0.6 GB/s, where one lane of the module runs at a fraction of
       // its ~2 GB/s): a download of one large object, or the last ones of a download.
       lane.solo = takenLanes() < SOLO_BELOW ? createHash("md5") : undefined;
+      lane.sha = sha256 ? createHash("sha256") : undefined;
     }
     return s;
   }
@@ -159,13 +163,28 @@ function finish(lane, i, s) {
   const tail = ctl[slotWord(i, s, BYTES)] - lane.pos;
   lane.size += tail;
   const hex = md5Tail(md5, bytes, words, scratch, stateAt, moduleLanes, lane.state, slotAt(i, s) + lane.pos, tail, lane.size);
+  answer(lane, i, s, hex);
+}
+
+/** Frees the object's last slot and answers its size and digests. */
+function answer(lane, i, s, md5) {
   const object = lane.object;
   const size = lane.size;
+  const sha = lane.sha?.digest("hex");
+  lane.solo = undefined;
+  lane.sha = undefined;
   lane.object = 0;
   lane.pos = 0;
   lane.next = (s + 1) % SLOTS;
   free(i, s);
-  self.postMessage({ t: "digest", lane: i, object, size, md5: hex });
+  self.postMessage({ t: "digest", lane: i, object, size, md5, sha256: sha });
+}
+
+/** Adds slot s of lane i, whole, to the lane's SHA-256 when it takes one (once per slot). */
+function shaSlot(lane, i, s) {
+  if (lane.sha === undefined) return;
+  const from = slotAt(i, s);
+  lane.sha.update(bytes.subarray(from, from + ctl[slotWord(i, s, BYTES)]));
 }
 
 /** Compresses n blocks of each given lane's head slot, moduleLanes at a time. */
@@ -202,6 +221,8 @@ function soloStep(lane, i, s) {
   const from = slotAt(i, s) + lane.pos;
   const to = slotAt(i, s) + ctl[slotWord(i, s, BYTES)];
   lane.solo.update(bytes.subarray(from, to));
+  // A solo slot is hashed whole in one step (from its start).
+  shaSlot(lane, i, s);
   lane.size += to - from;
   lane.pos += to - from;
   if (freeUnlessLast(i, s)) {
@@ -209,15 +230,7 @@ function soloStep(lane, i, s) {
     lane.pos = 0;
     return;
   }
-  const object = lane.object;
-  const size = lane.size;
-  const hex = lane.solo.digest("hex");
-  lane.solo = undefined;
-  lane.object = 0;
-  lane.pos = 0;
-  lane.next = (s + 1) % SLOTS;
-  free(i, s);
-  self.postMessage({ t: "digest", lane: i, object, size, md5: hex });
+  answer(lane, i, s, lane.solo.digest("hex"));
 }
 
 /** Whether the lane's next slot is handed over. */
@@ -226,7 +239,7 @@ function full(lane, i) {
 }
 
 function run() {
-  const lanes = Array.from({ length: lanesN }, () => ({ next: 0, object: 0, pos: 0, size: 0, state: INIT.slice(), solo: undefined }));
+  const lanes = Array.from({ length: lanesN }, () => ({ next: 0, object: 0, pos: 0, size: 0, state: INIT.slice(), solo: undefined, sha: undefined }));
   let forced = false;
   for (;;) {
     if (Atomics.load(ctl, CLOSED) === 1) return;
@@ -251,7 +264,9 @@ function run() {
       }
       const left = ctl[slotWord(i, s, BYTES)] - lane.pos;
       if (left < 64) {
-        // A slot hashed to its end (slots are whole blocks but an object's last).
+        // A slot hashed to its end (slots are whole blocks but an object's last): its bytes
+        // go to the SHA-256 once, here, before the slot is freed or the object finished.
+        shaSlot(lane, i, s);
         if (freeUnlessLast(i, s)) {
           lane.next = (s + 1) % SLOTS;
           lane.pos = 0;
@@ -302,6 +317,7 @@ self.onmessage = (event) => {
   scratch = m.scratch;
   stateAt = m.stateAt;
   waitMs = m.waitMs;
+  sha256 = m.sha256;
   slotAt = (i, s) => (i * SLOTS + s) * slotBytes;
   bytes = new Uint8Array(m.memory.buffer);
   words = new Uint32Array(m.memory.buffer);
@@ -347,6 +363,8 @@ export class StreamHasher {
   readonly #bytes: Uint8Array;
   readonly #lanes: HashLane[] = [];
   readonly #free: HashLane[] = [];
+  /** Whether objects' SHA-256 is taken too (see {@linkcode StreamHasher.create}). */
+  readonly sha256: boolean;
   #closed = false;
   #failure: Error | undefined;
   #releaseTimer: ReturnType<typeof setTimeout> | undefined;
@@ -356,8 +374,10 @@ export class StreamHasher {
     ctl: Int32Array<SharedArrayBuffer>,
     memory: WebAssembly.Memory,
     lanes: number,
+    sha256: boolean,
   ) {
     this.#worker = worker;
+    this.sha256 = sha256;
     this.#ctl = ctl;
     this.#bytes = new Uint8Array(memory.buffer);
     for (let i = 0; i < lanes; i++) {
@@ -370,7 +390,13 @@ export class StreamHasher {
       const lane = this.#lanes[m.lane];
       if (lane === undefined) return;
       if (m.t === "free") lane.wake();
-      else lane.digest(m.object, { size: m.size, md5: m.md5 });
+      else {
+        lane.digest(m.object, {
+          size: m.size,
+          md5: m.md5,
+          ...(m.sha256 === undefined ? {} : { sha256: m.sha256 }),
+        });
+      }
     };
     worker.onerror = (event) => {
       event.preventDefault();
@@ -380,9 +406,11 @@ export class StreamHasher {
 
   /**
    * A hasher with `lanes` lanes (one per body read at once), its worker started; `undefined`
-   * where it cannot run here.
+   * where it cannot run here. With `sha256`, each object's SHA-256 is taken too (in the
+   * worker, each slot once its MD5 is done), for a caller that needs it of the file it wrote
+   * (a snapshot), where reading the file back would cost it again.
    */
-  static create(lanes: number): StreamHasher | undefined {
+  static create(lanes: number, options: { sha256?: boolean } = {}): StreamHasher | undefined {
     if (!Number.isInteger(lanes) || lanes < 1 || lanes > MAX_LANES) {
       throw new RangeError(
         `StreamHasher: lanes must be an integer from 1 to ${MAX_LANES}, got ${lanes}`,
@@ -414,8 +442,9 @@ export class StreamHasher {
         scratch,
         stateAt,
         waitMs: WAIT_MS,
+        sha256: options.sha256 === true,
       });
-      return new StreamHasher(worker, ctl, memory, lanes);
+      return new StreamHasher(worker, ctl, memory, lanes, options.sha256 === true);
     } catch {
       worker?.terminate();
       return undefined;
@@ -589,9 +618,9 @@ export class HashLane {
   }
 
   /**
-   * Ends the object: resolves with the size and MD5 of every byte given since it began (an
-   * object given no byte is empty), once the worker hashed them. The lane takes the next
-   * object at once.
+   * Ends the object: resolves with the size and MD5 (and the SHA-256 when the hasher takes
+   * it) of every byte given since it began (an object given no byte is empty), once the
+   * worker hashed them. The lane takes the next object at once.
    */
   end(): Promise<WrittenObject> {
     const failure = this.#hasher.failure;
@@ -600,7 +629,11 @@ export class HashLane {
     if (this.#handed === 0 && this.#at === 0) {
       this.#close();
       this.#hasher.poke(this.#index);
-      return Promise.resolve({ size: 0, md5: EMPTY_MD5 });
+      return Promise.resolve({
+        size: 0,
+        md5: EMPTY_MD5,
+        ...(this.#hasher.sha256 ? { sha256: EMPTY_SHA256 } : {}),
+      });
     }
     if (this.#at > 0) {
       try {
@@ -807,4 +840,4 @@ export function laneFileSink(
 
 type FromWorker =
   | { t: "free"; lane: number }
-  | { t: "digest"; lane: number; object: number; size: number; md5: string };
+  | { t: "digest"; lane: number; object: number; size: number; md5: string; sha256?: string };

@@ -116,6 +116,8 @@ export interface MergeOptions {
 export interface WrittenObject {
   size: number;
   md5: string;
+  /** The hex SHA-256 of the same bytes, where the sink took it too. */
+  sha256?: string;
 }
 
 /**

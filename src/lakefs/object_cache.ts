@@ -22,7 +22,8 @@
  *   files in place. Entries are read-only files (mode 0400) that nothing writes after the
  *   rename of their fill.
  * - Digest: for a large object the cache keeps the SHA-256 of its bytes beside the entry
- *   (`<entry>.sha256`, given by the attempt's snapshot of the verified download), so an
+ *   (`<entry>.sha256`, given by the download that hashed it as it streamed in, or by the
+ *   attempt's snapshot of the verified download), so an
  *   attempt copying it knows the digest its snapshot needs without reading the copy. A
  *   wrong digest file could only make an attempt upload an unchanged file again, never miss
  *   a change: the snapshot after the task reads every file changed since the one before.

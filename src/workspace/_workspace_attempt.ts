@@ -43,6 +43,7 @@ import {
   knownFiles,
   noteCachedDigests,
   openWorkspace,
+  takesSnapshots,
   writtenDigests,
 } from "./attempt_download.ts";
 import {
@@ -70,7 +71,7 @@ export async function runWorkspace(
   const spec = options.task.workspace!;
   const ws = await openWorkspace(state, owner);
   const listing = await downloadPhase(ws);
-  const snapshots = !spec.readOnly || options.verifyReadOnly === true;
+  const snapshots = takesSnapshots(options);
   if (snapshots) options.onPhase?.("snapshot");
   const before = snapshots
     ? downloadedSnapshot(listing) ??

@@ -15,6 +15,7 @@ import { type DownloadCache, downloadPrefix, type RemoteEntry } from "../lakefs/
 import { TaskInputError } from "../task/errors.ts";
 import { readAhead } from "../util/read_ahead.ts";
 import type { AttemptState, WorkspaceAttempt } from "./_attempt_state.ts";
+import type { AttemptOptions } from "./attempt_types.ts";
 import { checkInputKeys, parseWorkspaceInput } from "./_invoke.ts";
 import { prepareAttemptDir, trashAttemptDir } from "./attempt_dir.ts";
 import type { newOwner } from "./owners.ts";
@@ -102,6 +103,14 @@ export async function openWorkspace(
  */
 const DOWNLOAD_CONCURRENCY = 24;
 
+/**
+ * Whether the attempt snapshots its directory before and after the task: a writable task,
+ * or a read-only one whose unchanged directory is verified.
+ */
+export function takesSnapshots(options: AttemptOptions): boolean {
+  return !options.task.workspace!.readOnly || options.verifyReadOnly === true;
+}
+
 /** `download`: the objects under the scope at the input ref, into the attempt directory. */
 export async function downloadPhase(ws: WorkspaceAttempt): Promise<RemoteEntry[]> {
   const { options, signal, log } = ws.state;
@@ -142,6 +151,9 @@ export async function downloadPhase(ws: WorkspaceAttempt): Promise<RemoteEntry[]
     },
     listing: ws.listing,
     concurrency: options.syncConcurrency ?? DOWNLOAD_CONCURRENCY,
+    // The snapshot before the task then takes every digest from the download: no file is
+    // read back.
+    sha256: takesSnapshots(options),
     ...(options.downloadCache === undefined && claimed === undefined ? {} : {
       ...(options.downloadCache === undefined ? {} : { cache: options.downloadCache }),
       onObject: (_entry, from) => {
@@ -223,7 +235,8 @@ export function knownFiles(
  * pooled directory whose other entries the claim's walk and the download removed), and
  * nothing else has written to it, so a walk of it would find the listing again (21,000
  * files: ~40 ms of `readDir` and sorting). `undefined` when a digest is missing (a large
- * object the host cache did not have): the snapshot then walks the directory and reads it.
+ * object read back rather than hashed as it streamed in, over `https:` or a proxy): the
+ * snapshot then walks the directory and reads it.
  */
 export function downloadedSnapshot(listing: readonly RemoteEntry[]): Snapshot | undefined {
   const entries: SnapshotEntry[] = [];
@@ -252,7 +265,7 @@ export function writtenDigests(listing: readonly RemoteEntry[]): WrittenDigests 
 
 /**
  * Gives the host cache the SHA-256 the snapshot computed for downloaded files it had no
- * digest of (large objects; the download hashes small ones itself), so that the next
+ * digest of (large objects read back; the download hashes the others itself), so that the next
  * attempt copying them needs no read. The snapshot is taken before the task runs, so each
  * digest is of the verified bytes the cache holds under that object's MD5 and size.
  */

@@ -372,3 +372,35 @@ Deno.test("lane download: over kept-alive connections a sink without space/fille
     });
   });
 });
+
+Deno.test("downloadPrefix with sha256: every large object streamed into the lanes has its file's SHA-256 in the listing; without it, none", async () => {
+  await withLakeFs(async ({ client }) => {
+    const objects: Record<string, Uint8Array> = {};
+    for (let i = 0; i < 9; i++) {
+      objects[`p/o${i}.bin`] = pattern(300 * KIB + i * 77_777, 60 + i);
+    }
+    const ref = await seedObjects(client, objects);
+    for (const sha256 of [true, false]) {
+      await withTempDir(async (dir) => {
+        const given = new Map<string, boolean>();
+        const listing = await downloadPrefix(recordingConnections(client, given), {
+          repo: "repo",
+          ref,
+          prefix: "p/",
+          concurrency: 4,
+          sha256,
+          resolvePath: (key) => Promise.resolve(join(dir, key)),
+        });
+        assert.ok([...given.values()].every(Boolean), "every large object over connections");
+        for (const entry of listing) {
+          const file = await Deno.readFile(join(dir, entry.key));
+          assert.equal(
+            entry.sha256,
+            sha256 ? createHash("sha256").update(file).digest("hex") : undefined,
+            entry.key,
+          );
+        }
+      });
+    }
+  });
+});

@@ -79,7 +79,7 @@ Deno.test("warm attempts: a large object's digest is kept beside its cache entry
     );
   const cold = await run("FIRST", true);
   assert.equal(cold.status, "COMPLETED", cold.reasonForIncompletion);
-  // The snapshot before the task gave the cache the digest of the verified download.
+  // The digest of the verified download (taken as it streamed in) is kept beside its entry.
   const bytes = new TextEncoder().encode(big);
   const md5 = createHash("md5").update(bytes).digest("hex");
   const entry = join(
