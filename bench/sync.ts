@@ -11,9 +11,9 @@
  * listing): what any verifying client pays.
  *
  * The download sides rotate (each run another goes first; the large set's six download runs
- * put each side first twice), each side's files go to a new directory kept until the set's downloads
- * end, and the filesystem is synced before each side: no side pays for the files the side
- * before it removed or left to write back. The ratios are medians of the runs' own ratios.
+ * put each side first twice), each side's files go to a new directory kept until the set's
+ * downloads end, and the filesystem is synced before each side: no side pays for the files the
+ * side before it removed or left to write back. The ratios are medians of the runs' own ratios.
  *
  * @module
  */

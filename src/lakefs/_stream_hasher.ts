@@ -416,6 +416,7 @@ export class StreamHasher {
         `StreamHasher: lanes must be an integer from 1 to ${MAX_LANES}, got ${lanes}`,
       );
     }
+    const sha256 = options.sha256 === true;
     const groups = Math.min(MAX_GROUPS, Math.ceil(lanes / 4));
     const slotsEnd = lanes * SLOTS * SLOT_BYTES;
     // After the slots: a finished object's padding blocks (128 bytes), then the module's state.
@@ -442,9 +443,9 @@ export class StreamHasher {
         scratch,
         stateAt,
         waitMs: WAIT_MS,
-        sha256: options.sha256 === true,
+        sha256,
       });
-      return new StreamHasher(worker, ctl, memory, lanes, options.sha256 === true);
+      return new StreamHasher(worker, ctl, memory, lanes, sha256);
     } catch {
       worker?.terminate();
       return undefined;
