@@ -7,7 +7,6 @@
  */
 import { getLogger } from "../log/logger.ts";
 import { backoffDelayMs } from "../util/retry.ts";
-import { sleep } from "../util/sleep.ts";
 import type { ConductorApi, Task, TaskResult } from "./api.ts";
 import { ConductorError, ConductorNotFoundError, isTransientConductorError } from "./errors.ts";
 
@@ -94,6 +93,8 @@ export class ResultDelivery {
   readonly #queues = new Map<string, Entry[]>();
   #pending = 0;
   #idleWaiters: (() => void)[] = [];
+  /** Ends the backoff of each result waiting because the server could not be reached. */
+  readonly #outageWaits = new Set<() => void>();
 
   constructor(options: ResultDeliveryOptions) {
     this.#api = options.api;
@@ -163,6 +164,25 @@ export class ResultDelivery {
     });
   }
 
+  /**
+   * Tells the delivery that Conductor answered a call just now (a poll after failed ones,
+   * say): every result waiting out a backoff because the server could not be reached (no
+   * answer, 502, 503, 504) is posted at once instead of when its backoff ends. After an
+   * outage the backoff may have grown to `maxDelayMs`; waiting it out could outlast the
+   * task's response timeout, and the server would then run the task again. Results held
+   * back by other answers (429, 500) keep their backoff. A delivery that succeeds calls
+   * this itself.
+   */
+  serverAnswered(): void {
+    if (this.#outageWaits.size === 0) return;
+    log.debug("Conductor answers again: posting {count} waiting result(s) now", {
+      count: this.#outageWaits.size,
+    });
+    const waits = [...this.#outageWaits];
+    this.#outageWaits.clear();
+    for (const end of waits) end();
+  }
+
   /** Resolves when nothing is pending; rejects with the signal's reason if it aborts first. */
   drain(signal?: AbortSignal): Promise<void> {
     if (this.#pending === 0) return Promise.resolve();
@@ -226,6 +246,7 @@ export class ResultDelivery {
             status: result.status,
           });
         }
+        this.serverAnswered();
         return { kind: "delivered", attempts: attempt, ...(next === undefined ? {} : { next }) };
       } catch (error) {
         if (signal?.aborted) {
@@ -259,13 +280,48 @@ export class ResultDelivery {
           retryInMs: delay,
         });
         try {
-          await sleep(delay, signal);
+          await this.#backoff(delay, isUnreachable(error), signal);
         } catch (reason) {
           throw new ResultDeliveryError(result.taskId, "delivery aborted", { cause: reason });
         }
       }
     }
   }
+
+  /**
+   * Waits `delayMs`; with `untilAnswer`, ends early when `serverAnswered` is called.
+   * Rejects with the signal's reason when it aborts.
+   */
+  #backoff(delayMs: number, untilAnswer: boolean, signal: AbortSignal | undefined): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      if (signal?.aborted) {
+        reject(signal.reason);
+        return;
+      }
+      const settle = () => {
+        clearTimeout(timer);
+        signal?.removeEventListener("abort", onAbort);
+        this.#outageWaits.delete(end);
+      };
+      const end = () => {
+        settle();
+        resolve();
+      };
+      const onAbort = () => {
+        settle();
+        reject(signal?.reason);
+      };
+      const timer = setTimeout(end, delayMs);
+      signal?.addEventListener("abort", onAbort, { once: true });
+      if (untilAnswer) this.#outageWaits.add(end);
+    });
+  }
+}
+
+/** No answer, or a gateway's or an unavailable server's: the server was not reachable. */
+function isUnreachable(error: unknown): boolean {
+  const status = (error as ConductorError).status;
+  return status === undefined || status === 502 || status === 503 || status === 504;
 }
 
 function isHeartbeat(result: TaskResult): boolean {

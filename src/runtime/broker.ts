@@ -49,6 +49,11 @@ export interface ResultSink {
     result: TaskResult,
     options?: { nextTask?: boolean; owned?: boolean },
   ): Promise<DeliveryOutcome>;
+  /**
+   * Called when a poll succeeds after failed ones: results waiting out a backoff because
+   * Conductor could not be reached go now (see `ResultDelivery.serverAnswered`).
+   */
+  serverAnswered?(): void;
 }
 
 /** How the broker polls one task type (every field optional). */
@@ -569,7 +574,14 @@ export class Broker {
         ...(type.domain === undefined ? {} : { domain: type.domain }),
         signal: this.#stopping.signal,
       });
-      loop.errors = 0;
+      if (loop.errors > 0) {
+        this.#log.info("poll of {taskType} succeeded after {errors} failure(s)", {
+          taskType,
+          errors: loop.errors,
+        });
+        loop.errors = 0;
+        this.#delivery.serverAnswered?.();
+      }
     } catch (error) {
       if (this.#stopping.signal.aborted) return;
       this.#observer?.poll(taskType, { error }, Date.now() - started);

@@ -10,6 +10,7 @@
  *
  * @module
  */
+import assert from "node:assert/strict";
 import { ConductorClient } from "../../src/conductor/client.ts";
 import type { Workflow } from "../../src/conductor/api.ts";
 import type { ConductorServerHandle } from "../../src/devstack/conductor/server.ts";
@@ -395,6 +396,26 @@ export class Tally {
     if (outcome.duplicated) this.duplicated++;
     if (outcome.passed) this.passed++;
     else this.problems.push(problem());
+  }
+
+  /**
+   * Throws an AssertionError unless every run passed. Its message is `what` the scenario
+   * promises, then `context` (say, the tail of the worker's output), then each problem: last,
+   * so that a shortened log still shows them.
+   */
+  assertAllPassed(what: string, context?: string): void {
+    if (this.problems.length === 0) return;
+    throw new assert.AssertionError({
+      message: [
+        what,
+        ...(context === undefined ? [] : [context]),
+        `${this.problems.length} run(s) did not pass:`,
+        ...this.problems,
+      ].join("\n"),
+      actual: this.problems,
+      expected: [],
+      operator: "deepStrictEqual",
+    });
   }
 
   /** The table row of the scenario, started at `startedMs`, over `runs` workflows. */

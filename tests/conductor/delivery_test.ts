@@ -5,14 +5,18 @@
  */
 import assert from "node:assert/strict";
 import { ConductorClient } from "../../src/conductor/client.ts";
-import { ResultDelivery, ResultDeliveryError } from "../../src/conductor/delivery.ts";
+import {
+  type DeliveryOutcome,
+  ResultDelivery,
+  ResultDeliveryError,
+} from "../../src/conductor/delivery.ts";
 import { ConductorError, ConductorNotFoundError } from "../../src/conductor/errors.ts";
 import type { TaskResult } from "../../src/conductor/api.ts";
 import {
   type ConductorServerHandle,
   startConductorServer,
 } from "../../src/devstack/conductor/server.ts";
-import { waitFor } from "../../src/util/sleep.ts";
+import { sleep, waitFor } from "../../src/util/sleep.ts";
 
 async function withPolledTask(
   fn: (server: ConductorServerHandle, client: ConductorClient, task: TaskResult) => Promise<void>,
@@ -138,6 +142,112 @@ Deno.test("delivery: abort ends pending deliveries and drain", async () => {
   await assert.rejects(pending, /delivery aborted/);
   assert.equal(delivery.pending, 0);
   await delivery.drain();
+});
+
+Deno.test("delivery: the server's first answer after an outage ends the backoff of every result it held back (not of a 429's or a 500's)", async () => {
+  // Backoffs of up to ten minutes: within the test only an answer from the server ends them.
+  const failWith = new Map<string, number | undefined>([
+    ["unavailable", 503],
+    ["no-answer", undefined],
+    ["gateway", 502],
+    ["busy", 429],
+    ["broken", 500],
+  ]);
+  let outage = true;
+  const calls = new Map<string, number>();
+  const api = {
+    updateTask(result: TaskResult): Promise<string> {
+      calls.set(result.taskId, (calls.get(result.taskId) ?? 0) + 1);
+      if (outage && failWith.has(result.taskId)) {
+        const status = failWith.get(result.taskId);
+        return Promise.reject(new ConductorError({ operation: "updateTask", status }));
+      }
+      return Promise.resolve(result.taskId);
+    },
+  };
+  const stop = new AbortController();
+  const delivery = new ResultDelivery({
+    api,
+    baseDelayMs: 600_000,
+    maxDelayMs: 600_000,
+    signal: stop.signal,
+  });
+  const outcomes = new Map<string, DeliveryOutcome | Error>();
+  const done = [...failWith.keys()].map((taskId) =>
+    delivery.deliver({ workflowInstanceId: "w", taskId, status: "COMPLETED" }).then(
+      (outcome) => void outcomes.set(taskId, outcome),
+      (error) => void outcomes.set(taskId, error),
+    )
+  );
+  try {
+    await waitFor(() => calls.size === failWith.size || undefined, { what: "every first post" });
+    outage = false;
+    // Another result delivered is the server answering: the unreachable ones go at once.
+    const fresh = await delivery.deliver({
+      workflowInstanceId: "w",
+      taskId: "fresh",
+      status: "COMPLETED",
+    });
+    assert.equal(fresh.kind, "delivered");
+    const unreachable = ["unavailable", "no-answer", "gateway"];
+    await waitFor(() => unreachable.every((id) => outcomes.has(id)) || undefined, {
+      what: "the results held back by the outage posted",
+    });
+    for (const taskId of unreachable) {
+      assert.deepEqual([taskId, outcomes.get(taskId)], [taskId, {
+        kind: "delivered",
+        attempts: 2,
+      }]);
+    }
+    // A rate limit or a server error is an answer: those keep their backoff. (A woken post
+    // would be made before the next timer runs: sleep(0) lets it happen.)
+    delivery.serverAnswered();
+    await sleep(0);
+    assert.equal(delivery.pending, 2);
+    assert.equal(calls.get("busy"), 1);
+    assert.equal(calls.get("broken"), 1);
+  } finally {
+    stop.abort(new Error("test over"));
+    await Promise.all(done);
+  }
+  assert.match(String(outcomes.get("busy")), /delivery aborted/);
+  assert.match(String(outcomes.get("broken")), /delivery aborted/);
+});
+
+Deno.test("delivery: serverAnswered ends the backoff of a result held back by an outage", async () => {
+  let outage = true;
+  let calls = 0;
+  const api = {
+    updateTask(result: TaskResult): Promise<string> {
+      calls++;
+      return outage
+        ? Promise.reject(new ConductorError({ operation: "updateTask", status: 503 }))
+        : Promise.resolve(result.taskId);
+    },
+  };
+  const stop = new AbortController();
+  const delivery = new ResultDelivery({
+    api,
+    baseDelayMs: 600_000,
+    maxDelayMs: 600_000,
+    signal: stop.signal,
+  });
+  let outcome: DeliveryOutcome | undefined;
+  const done = delivery.deliver({ workflowInstanceId: "w", taskId: "t", status: "COMPLETED" })
+    .then((o) => void (outcome = o));
+  try {
+    await waitFor(() => calls === 1 || undefined, { what: "the first post" });
+    delivery.serverAnswered(); // still down: the next try fails and backs off again
+    await waitFor(() => calls === 2 || undefined, { what: "a post at once" });
+    outage = false;
+    delivery.serverAnswered();
+    await waitFor(() => outcome, { what: "the result delivered" });
+    assert.deepEqual(outcome, { kind: "delivered", attempts: 3 });
+    assert.equal(calls, 3);
+  } finally {
+    stop.abort(new Error("test over"));
+    await done.catch(() => {});
+  }
 });
 
 Deno.test("delivery: per task in order; a waiting heartbeat is superseded by a newer result", async () => {

@@ -220,6 +220,40 @@ Deno.test("broker: poll errors back off and recover; task types round-robin", as
   }
 });
 
+Deno.test("broker: the first poll that succeeds after failed ones tells the delivery the server answers again", async () => {
+  const api = new MemoryConductor();
+  const delivery = new ResultDelivery({ api, baseDelayMs: 5, maxDelayMs: 20 });
+  let answered = 0;
+  const sink = {
+    deliver: delivery.deliver.bind(delivery),
+    serverAnswered: () => void answered++,
+  };
+  const broker = new Broker({
+    api,
+    delivery: sink,
+    taskTypes: ["sum"],
+    workerId: "sumBroker",
+    emit: () => {},
+    pollTimeoutMs: 20,
+    errorBackoffMs: 5,
+    maxErrorBackoffMs: 20,
+  });
+  api.failNextPolls = 3;
+  const running = broker.run();
+  try {
+    broker.handle({ type: "credit", n: 1 });
+    await waitFor(() => answered > 0 || undefined, { what: "a poll to succeed" });
+    const polls = api.polls.length;
+    await waitFor(() => api.polls.length >= polls + 3 || undefined, { what: "more polls" });
+    assert.equal(answered, 1, "once, at the first poll that succeeded, not at every poll");
+    api.failNextPolls = 1;
+    await waitFor(() => answered > 1 || undefined, { what: "a poll to succeed again" });
+  } finally {
+    broker.shutdown();
+    await running;
+  }
+});
+
 Deno.test("broker: a server that holds batch polls hands over a lone task at once", async () => {
   const api = new FillingConductor();
   const { broker, tasksOut } = setup({ api, pollTimeoutMs: 3000 });
