@@ -1,9 +1,10 @@
 /**
  * Verifying downloaded files without JavaScript touching their bytes on the way in: the
  * download pipes the response body into the file (Deno moves the bytes natively, as a plain
- * `fetch().body.pipeTo(file.writable)` does), then a worker thread reads the file back and
- * hashes it (MD5) and counts its bytes, twelve files at once in the SIMD lanes of
- * `_md5_lanes.ts` (once twelve are waiting, or the download said no more are coming).
+ * `fetch().body.pipeTo(file.writable)` does), then a worker thread reads the file back, counts
+ * its bytes and hashes it (MD5, twelve files at once in the SIMD lanes of `_md5_lanes.ts`, once
+ * twelve are waiting or the download said no more are coming; SHA-256 too for a download that
+ * asks).
  *
  * Why read back instead of hashing the chunks as they arrive: on the 2-core host of the sync
  * bench (1,000 objects of 1 MiB, 8 at once, a demo lakeFS beside it), reading every chunk into
@@ -78,6 +79,8 @@ ${MD5_TAIL_SOURCE}
 /** Lane bytes (busy or not) hashed before the worker looks at its messages again. */
 const SLICE_BYTES = 16 * 1024 * 1024;
 let waitMs = ${WAIT_MS};
+/** Whether each file's SHA-256 is taken too (the download's choice, see FileHashers). */
+let sha256 = false;
 /**
  * A file at least this large, alone once the wait is over, is hashed with node:crypto (one
  * stream at ~0.6 GB/s, where one lane runs at 1/LANES of the module's ~2.5).
@@ -121,7 +124,10 @@ function fill() {
         answer(job, { error: error instanceof Error ? error.message : String(error) });
         continue;
       }
-      lanes[i] = { job, file, state: INIT.slice(), size: 0, pos: 0, avail: 0, eof: false };
+      lanes[i] = {
+        job, file, state: INIT.slice(), size: 0, pos: 0, avail: 0, eof: false,
+        sha: sha256 ? createHash("sha256") : undefined,
+      };
     }
   }
 }
@@ -136,6 +142,7 @@ function refill(lane, i) {
   while (lane.avail < REGION) {
     const n = lane.file.readSync(bytes.subarray(base + lane.avail, base + REGION));
     if (n === null) { lane.eof = true; break; }
+    lane.sha?.update(bytes.subarray(base + lane.avail, base + lane.avail + n));
     lane.avail += n;
     lane.size += n;
   }
@@ -144,7 +151,7 @@ function refill(lane, i) {
 function finish(lane, i) {
   const hex = md5Tail(md5, bytes, words, SCRATCH, STATE_AT, LANES, lane.state, i * REGION + lane.pos, lane.avail - lane.pos, lane.size);
   lane.file.close();
-  answer(lane.job, { size: lane.size, md5: hex });
+  answer(lane.job, { size: lane.size, md5: hex, sha256: lane.sha?.digest("hex") });
 }
 
 function waitForCompany() {
@@ -238,7 +245,10 @@ function startSolo(job) {
     try { file?.close(); } catch { /* closed */ }
     return undefined;
   }
-  return { job, file, hash: createHash("md5"), size: 0, buffer: new Uint8Array(REGION) };
+  return {
+    job, file, hash: createHash("md5"), sha: sha256 ? createHash("sha256") : undefined,
+    size: 0, buffer: new Uint8Array(REGION),
+  };
 }
 
 /** Hashes one region of the solo file; answers once it ends. Returns the bytes read. */
@@ -249,11 +259,12 @@ function soloStep() {
     n = s.file.readSync(s.buffer);
     if (n !== null) {
       s.hash.update(s.buffer.subarray(0, n));
+      s.sha?.update(s.buffer.subarray(0, n));
       s.size += n;
       return n;
     }
     s.file.close();
-    answer(s.job, { size: s.size, md5: s.hash.digest("hex") });
+    answer(s.job, { size: s.size, md5: s.hash.digest("hex"), sha256: s.sha?.digest("hex") });
   } catch (error) {
     fail(s, error);
   }
@@ -271,15 +282,17 @@ function pumpScalar() {
   try {
     file = Deno.openSync(job.path, { read: true });
     const hash = createHash("md5");
+    const sha = sha256 ? createHash("sha256") : undefined;
     const buffer = new Uint8Array(REGION);
     let size = 0;
     while (true) {
       const n = file.readSync(buffer);
       if (n === null) break;
       hash.update(buffer.subarray(0, n));
+      sha?.update(buffer.subarray(0, n));
       size += n;
     }
-    answer(job, { size, md5: hash.digest("hex") });
+    answer(job, { size, md5: hash.digest("hex"), sha256: sha?.digest("hex") });
   } catch (error) {
     answer(job, { error: error instanceof Error ? error.message : String(error) });
   } finally {
@@ -298,6 +311,7 @@ self.onmessage = (event) => {
   const m = event.data;
   if (m.t === "init") {
     waitMs = m.waitMs;
+    sha256 = m.sha256;
     if (m.memory !== undefined) {
       md5 = new WebAssembly.Instance(new WebAssembly.Module(m.wasm), {
         env: { memory: m.memory },
@@ -348,7 +362,7 @@ interface Job {
 
 /**
  * The hashing workers of one download: {@linkcode FileHashers.hash} reads a written file back
- * and resolves with its size and MD5. {@linkcode FileHashers.close} terminates the workers
+ * and resolves with its size and MD5 (and its SHA-256, made with `sha256`). {@linkcode FileHashers.close} terminates the workers
  * (hashes still pending then reject).
  *
  * @example
@@ -368,6 +382,7 @@ export class FileHashers {
   readonly #jobs = new Map<number, Job>();
   readonly #simd: boolean;
   readonly #waitMs: number;
+  readonly #sha256: boolean;
   #url: string | undefined;
   #nextId = 1;
   #closed = false;
@@ -378,23 +393,29 @@ export class FileHashers {
    * `simd: false` hashes with node:crypto in the worker even where the many-lane module runs;
    * `workers: false` hashes on the calling thread (tests compare the three). `waitMs`: how long
    * fewer files than lanes wait for more before they are hashed anyway (default 50).
+   * `sha256`: each file's SHA-256 is taken too, from the same reads (for a download whose
+   * caller snapshots the files next, which then need not read them again).
    */
-  constructor(options: { simd?: boolean; workers?: boolean; waitMs?: number } = {}) {
+  constructor(
+    options: { simd?: boolean; workers?: boolean; waitMs?: number; sha256?: boolean } = {},
+  ) {
     this.#simd = options.simd ?? true;
+    this.#sha256 = options.sha256 === true;
     this.#waitMs = options.waitMs ?? WAIT_MS;
     if (!(this.#waitMs >= 0)) throw new RangeError(`FileHashers: waitMs ${this.#waitMs} < 0`);
     this.#noWorkers = options.workers === false;
   }
 
   /**
-   * The size and MD5 of the file at `path` as it is now (the caller wrote it and closed it).
+   * The size and MD5 (and SHA-256, made with `sha256`) of the file at `path` as it is now (the
+   * caller wrote it and closed it).
    * Rejects when it cannot be read, when `signal` aborts, or when the hashers close first.
    */
   hash(path: string, signal?: AbortSignal): Promise<WrittenObject> {
     if (this.#closed) return Promise.reject(new Error("download: cancelled"));
     if (signal?.aborted) return Promise.reject(signal.reason);
     const slot = this.#pick();
-    if (slot === undefined) return hashHere(path, signal);
+    if (slot === undefined) return hashHere(path, this.#sha256, signal);
     const id = this.#nextId++;
     const job: Job = { slot, done: Promise.withResolvers<WrittenObject>() };
     this.#jobs.set(id, job);
@@ -475,14 +496,19 @@ export class FileHashers {
         maximum: MEMORY_PAGES,
         shared: true,
       });
-      worker.postMessage({ t: "init", memory, wasm, waitMs: this.#waitMs });
-    } else worker.postMessage({ t: "init", waitMs: this.#waitMs });
+      worker.postMessage({ t: "init", memory, wasm, waitMs: this.#waitMs, sha256: this.#sha256 });
+    } else worker.postMessage({ t: "init", waitMs: this.#waitMs, sha256: this.#sha256 });
     const slot: Slot = { worker, pending: 0 };
     worker.onmessage = (event: MessageEvent<FromWorker>) => {
       const m = event.data;
       if (m.error !== undefined) {
         this.#settle(m.id, { error: new Error(`download: cannot hash the file: ${m.error}`) });
-      } else this.#settle(m.id, { value: { size: m.size, md5: m.md5 } });
+      } else {
+        const value = { size: m.size, md5: m.md5 };
+        this.#settle(m.id, {
+          value: m.sha256 === undefined ? value : { ...value, sha256: m.sha256 },
+        });
+      }
     };
     worker.onerror = (event) => {
       event.preventDefault();
@@ -515,12 +541,17 @@ export class FileHashers {
 
 type FromWorker =
   | { id: number; error: string; size?: undefined; md5?: undefined }
-  | { id: number; error?: undefined; size: number; md5: string };
+  | { id: number; error?: undefined; size: number; md5: string; sha256?: string };
 
-/** Hashes a file on this thread (where no worker can start). */
-async function hashHere(path: string, signal?: AbortSignal): Promise<WrittenObject> {
+/** Hashes a file on this thread (where no worker can start); with `sha256`, that digest too. */
+async function hashHere(
+  path: string,
+  sha256: boolean,
+  signal?: AbortSignal,
+): Promise<WrittenObject> {
   using file = await Deno.open(path, { read: true });
   const hash = createHash("md5");
+  const sha = sha256 ? createHash("sha256") : undefined;
   const buffer = new Uint8Array(REGION_BYTES);
   let size = 0;
   while (true) {
@@ -528,9 +559,11 @@ async function hashHere(path: string, signal?: AbortSignal): Promise<WrittenObje
     const n = await file.read(buffer);
     if (n === null) break;
     hash.update(buffer.subarray(0, n));
+    sha?.update(buffer.subarray(0, n));
     size += n;
   }
-  return { size, md5: hash.digest("hex") };
+  const md5 = hash.digest("hex");
+  return sha === undefined ? { size, md5 } : { size, md5, sha256: sha.digest("hex") };
 }
 
 let md5Bytes: Uint8Array<ArrayBuffer> | null | undefined;

@@ -32,9 +32,9 @@ export interface RemoteEntry {
   readonly checksum: string;
   /**
    * Hex SHA-256 of the file as {@linkcode downloadPrefix} wrote it, when it knew it: objects
-   * up to {@linkcode SMALL_OBJECT_MAX_BYTES} (hashed in memory as written), larger ones hashed
-   * as they streamed in (with the `sha256` option) and ones copied from a cache that has their
-   * digest.
+   * up to {@linkcode SMALL_OBJECT_MAX_BYTES} (hashed in memory as written), larger ones
+   * downloaded with the `sha256` option (hashed as they streamed in, or as their file was read
+   * back to check it) and ones copied from a cache that has their digest.
    */
   readonly sha256?: string;
 }
@@ -54,9 +54,10 @@ export interface DownloadOptions {
   /** Objects downloaded at once. @default 8 */
   readonly concurrency?: number;
   /**
-   * Whether a large object's SHA-256 is taken too as it streams in (small ones always are),
-   * so that the listing gives `sha256` for it: a caller that snapshots the files next reads
-   * none of them back. Costs the hashing worker about 0.5 s of CPU a GiB, beside the download.
+   * Whether a large object's SHA-256 is taken too, in the worker that checks its MD5 (as it
+   * streams in, or as its file is read back), small ones always are: the listing then gives
+   * `sha256` for it, and a caller that snapshots the files next reads none of them back.
+   * Costs the hashing worker about 0.5 s of CPU a GiB, beside the download.
    * @default false
    */
   readonly sha256?: boolean;
@@ -164,7 +165,7 @@ export async function downloadPrefix(
   const { repo, ref } = options;
   const entries: RemoteEntry[] = [];
   const cache = options.cache;
-  const hashers = new FileHashers();
+  const hashers = new FileHashers({ sha256: options.sha256 === true });
   // Small objects are read over connections kept for the whole download, when the client
   // has them; so are large ones, hashed as they stream in (the stream hasher, started with the
   // first of them) where it runs, else read back by `hashers`.

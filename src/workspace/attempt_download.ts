@@ -235,8 +235,7 @@ export function knownFiles(
  * pooled directory whose other entries the claim's walk and the download removed), and
  * nothing else has written to it, so a walk of it would find the listing again (21,000
  * files: ~40 ms of `readDir` and sorting). `undefined` when a digest is missing (a large
- * object read back rather than hashed as it streamed in: over `https:` or a proxy, or one
- * downloaded while every lane of the stream hasher was taken): the snapshot then walks the
+ * object copied from a host cache that had no digest of it yet): the snapshot then walks the
  * directory and reads only those (`writtenDigests` gives it the others).
  */
 export function downloadedSnapshot(listing: readonly RemoteEntry[]): Snapshot | undefined {

@@ -101,10 +101,19 @@ const MODES = [
   { name: "node:crypto on the calling thread", options: { workers: false } },
 ];
 
-for (const { name, options } of MODES) {
-  Deno.test(`FileHashers (${name}): many files of any length read back at once, as node:crypto`, async () => {
+for (
+  const [{ name, options }, sha256] of MODES.flatMap((mode) =>
+    [[mode, false], [mode, true]] as const
+  )
+) {
+  Deno.test(`FileHashers (${name}${sha256 ? ", SHA-256 too" : ""}): many files of any length read back at once, as node:crypto`, async () => {
+    const expected = (data: Uint8Array) => ({
+      size: data.length,
+      md5: md5(data),
+      ...(sha256 ? { sha256: createHash("sha256").update(data).digest("hex") } : {}),
+    });
     await withTempDir(async (dir) => {
-      const hashers = new FileHashers(options);
+      const hashers = new FileHashers({ ...options, sha256 });
       try {
         // Lengths 0..300 and a few large ones (longer than a lane's 256 KiB region, odd),
         // all handed over at once: lanes finish at different times and take the next file.
@@ -124,15 +133,12 @@ for (const { name, options } of MODES) {
         }));
         const results = await Promise.all(files.map((f) => hashers.hash(f.path)));
         for (const [n, f] of files.entries()) {
-          assert.deepEqual(results[n], { size: f.data.length, md5: md5(f.data) }, f.path);
+          assert.deepEqual(results[n], expected(f.data), f.path);
         }
         // One file alone still gets its answer (the lanes stop waiting for company), small or
         // large (hashed alone with node:crypto, faster than one lane of four).
         for (const n of [3, 40]) {
-          assert.deepEqual(await hashers.hash(files[n]!.path), {
-            size: files[n]!.data.length,
-            md5: md5(files[n]!.data),
-          });
+          assert.deepEqual(await hashers.hash(files[n]!.path), expected(files[n]!.data));
         }
         // A file that cannot be read rejects; the others are not held up by it.
         await assert.rejects(hashers.hash(join(dir, "missing")), /NotFound|No such file/);

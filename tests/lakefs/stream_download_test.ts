@@ -325,7 +325,7 @@ Deno.test("downloadPrefix: large objects stream into the lanes over kept-alive c
   });
 });
 
-Deno.test("downloadPrefix: more large downloads at once than the hasher has lanes read the rest back, every one checked", async () => {
+Deno.test("downloadPrefix: more large downloads at once than the hasher has lanes read the rest back, every one checked, each one's SHA-256 taken either way", async () => {
   await withLakeFs(async ({ client }) => {
     const objects: Record<string, Uint8Array> = {};
     for (let i = 0; i < 3 * MAX_LANES; i++) {
@@ -334,11 +334,12 @@ Deno.test("downloadPrefix: more large downloads at once than the hasher has lane
     const ref = await seedObjects(client, objects);
     await withTempDir(async (dir) => {
       const given = new Map<string, boolean>();
-      await downloadPrefix(recordingConnections(client, given), {
+      const listing = await downloadPrefix(recordingConnections(client, given), {
         repo: "repo",
         ref,
         prefix: "p/",
         concurrency: MAX_LANES + 8,
+        sha256: true,
         resolvePath: (key) => Promise.resolve(join(dir, key)),
       });
       assert.equal(given.size, 3 * MAX_LANES);
@@ -348,6 +349,13 @@ Deno.test("downloadPrefix: more large downloads at once than the hasher has lane
       for (const [key, data] of Object.entries(objects)) {
         assert.deepEqual(await Deno.readFile(join(dir, key)), data, key);
       }
+      assert.deepEqual(
+        listing.map((entry) => [entry.key, entry.sha256]),
+        Object.entries(objects).map(([key, data]) => [
+          key,
+          createHash("sha256").update(data).digest("hex"),
+        ]),
+      );
     });
   });
 });
