@@ -362,8 +362,8 @@ interface Job {
 
 /**
  * The hashing workers of one download: {@linkcode FileHashers.hash} reads a written file back
- * and resolves with its size and MD5 (and its SHA-256, made with `sha256`). {@linkcode FileHashers.close} terminates the workers
- * (hashes still pending then reject).
+ * and resolves with its size and MD5 (and its SHA-256, made with `sha256`).
+ * {@linkcode FileHashers.close} terminates the workers (hashes still pending then reject).
  *
  * @example
  * ```ts
@@ -408,8 +408,8 @@ export class FileHashers {
 
   /**
    * The size and MD5 (and SHA-256, made with `sha256`) of the file at `path` as it is now (the
-   * caller wrote it and closed it).
-   * Rejects when it cannot be read, when `signal` aborts, or when the hashers close first.
+   * caller wrote it and closed it). Rejects when it cannot be read, when `signal` aborts, or
+   * when the hashers close first.
    */
   hash(path: string, signal?: AbortSignal): Promise<WrittenObject> {
     if (this.#closed) return Promise.reject(new Error("download: cancelled"));

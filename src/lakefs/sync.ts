@@ -54,8 +54,8 @@ export interface DownloadOptions {
   /** Objects downloaded at once. @default 8 */
   readonly concurrency?: number;
   /**
-   * Whether a large object's SHA-256 is taken too, in the worker that checks its MD5 (as it
-   * streams in, or as its file is read back), small ones always are: the listing then gives
+   * Whether a large object's SHA-256 is taken too (a small one's always is), in the worker
+   * that checks its MD5 (as it streams in, or as its file is read back): the listing then gives
    * `sha256` for it, and a caller that snapshots the files next reads none of them back.
    * Costs the hashing worker about 0.5 s of CPU a GiB, beside the download.
    * @default false
