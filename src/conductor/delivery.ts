@@ -1,7 +1,8 @@
 /**
  * Result delivery that survives Conductor blips: a TaskResult is posted until the server takes it,
- * retrying network errors, 429 and 5xx with backoff, forever unless a deadline or the signal stops
- * it: a result is never lost silently.
+ * retrying network errors, 429 and 5xx with backoff (or the wait a 429's `Retry-After` asks
+ * for), forever unless a deadline or the signal stops it: a result is never lost silently.
+ * After an outage, results go as soon as the server answers again (`serverAnswered`).
  *
  * @module
  */
@@ -265,7 +266,9 @@ export class ResultDelivery {
           const detail = error instanceof ConductorError ? error.message : String(error);
           throw new ResultDeliveryError(result.taskId, detail, { cause: error });
         }
-        const delay = backoffDelayMs(attempt, this.#baseDelayMs, this.#maxDelayMs);
+        // The wait a busy server asked for (`Retry-After`), else the backoff.
+        const delay = (error as ConductorError).retryAfterMs ??
+          backoffDelayMs(attempt, this.#baseDelayMs, this.#maxDelayMs);
         if (Date.now() + delay > entry.deadline) {
           throw new ResultDeliveryError(
             result.taskId,

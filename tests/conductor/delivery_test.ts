@@ -250,6 +250,39 @@ Deno.test("delivery: serverAnswered ends the backoff of a result held back by an
   }
 });
 
+Deno.test("delivery: a 429's Retry-After is the wait before the next post, not the backoff", async () => {
+  const posts: number[] = [];
+  const api = {
+    updateTask(result: TaskResult): Promise<string> {
+      posts.push(Date.now());
+      return posts.length === 1
+        ? Promise.reject(
+          new ConductorError({ operation: "updateTask", status: 429, retryAfterMs: 200 }),
+        )
+        : Promise.resolve(result.taskId);
+    },
+  };
+  const stop = new AbortController();
+  // A backoff of up to ten minutes: only the server's 200 ms ends the wait within the test.
+  const delivery = new ResultDelivery({
+    api,
+    baseDelayMs: 600_000,
+    maxDelayMs: 600_000,
+    signal: stop.signal,
+  });
+  let outcome: DeliveryOutcome | undefined;
+  const done = delivery.deliver({ workflowInstanceId: "w", taskId: "t", status: "COMPLETED" })
+    .then((o) => void (outcome = o));
+  try {
+    await waitFor(() => outcome, { what: "the result delivered after the server's wait" });
+    assert.deepEqual(outcome, { kind: "delivered", attempts: 2 });
+    assert.ok(posts[1]! - posts[0]! >= 190, `waited ${posts[1]! - posts[0]!} ms`);
+  } finally {
+    stop.abort(new Error("test over"));
+    await done.catch(() => {});
+  }
+});
+
 Deno.test("delivery: per task in order; a waiting heartbeat is superseded by a newer result", async () => {
   const posted: string[] = [];
   let failFirst = 2;
