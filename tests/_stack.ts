@@ -72,8 +72,9 @@ export interface TestStackOptions {
   /** The servers to reach; demo ones are started for the others. @default "demo" */
   servers?: ServerChoice;
   /**
-   * The demo Conductor's settings, or `false` for a lakeFS-only stack. Faults need the demo
-   * Conductor (a real one cannot be instrumented): with real servers they throw `TypeError`.
+   * The demo Conductor's settings, or `false` for a lakeFS-only stack. With a real Conductor,
+   * `faults` are injected by a loopback proxy every client then goes through (`conductorUrl`),
+   * and `sweepIntervalMs` is the server's own.
    * @default {}
    */
   conductor?: false | { sweepIntervalMs?: number; faults?: FaultInjector };
@@ -150,17 +151,20 @@ export class TestStack implements AsyncDisposable {
     const realLakeFs = options.servers === "demo" ? undefined : options.servers?.lakefs;
     const conductorOptions = options.conductor ?? {};
     const lakefsOptions = options.lakefs ?? {};
-    if (realConductor && conductorOptions && conductorOptions.faults) {
-      throw new TypeError("test stack: Conductor faults need the demo Conductor");
-    }
     const cleanup = new AsyncDisposableStack();
     try {
       const dir = await Deno.makeTempDir({ prefix: options.dirPrefix });
       cleanup.defer(() => Deno.remove(dir, { recursive: true }).catch(() => {}));
       let conductorServer: ConductorServerHandle | undefined;
       let conductorUrl: string | undefined;
-      if (conductorOptions && realConductor) conductorUrl = realConductor.url;
-      else if (conductorOptions) {
+      if (conductorOptions && realConductor) {
+        conductorUrl = realConductor.url;
+        if (conductorOptions.faults) {
+          const proxy = startFaultProxy(realConductor.url, conductorOptions.faults);
+          cleanup.defer(() => proxy.close());
+          conductorUrl = proxy.url;
+        }
+      } else if (conductorOptions) {
         const started = await startConductorServer({
           port: 0,
           sweepIntervalMs: conductorOptions.sweepIntervalMs ?? 200,

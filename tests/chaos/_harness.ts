@@ -103,7 +103,10 @@ export interface ChaosStackOptions {
    * proxy's in front of a real lakeFS.
    */
   lakefsFaults?: FaultInjector;
-  /** Fault injector of Conductor (demo only). */
+  /**
+   * Fault injector of Conductor: the demo server's, or the proxy's in front of a real one
+   * (which every client of the scenario then goes through).
+   */
   conductorFaults?: FaultInjector;
   /**
    * Real servers to use instead of the demo ones (from `tests/_real_servers.ts`): names are
@@ -186,9 +189,6 @@ export interface ChaosStack extends AsyncDisposable {
  */
 export async function startChaosStack(options: ChaosStackOptions = {}): Promise<ChaosStack> {
   const real = options.servers;
-  if (real && options.conductorFaults) {
-    throw new TypeError("chaos stack: conductorFaults needs the demo Conductor");
-  }
   const base = await TestStack.start({
     dirPrefix: "perago-chaos-",
     servers: real ?? "demo",

@@ -1,11 +1,15 @@
 /**
  * Scenario 2: Conductor answers nothing but 503 while attempts finish. Their results are
- * kept and delivered when it returns: none lost, none duplicated.
+ * kept and delivered when it returns: none lost, none duplicated. On the demo servers, and on
+ * the real Conductor and lakeFS when `PERAGO_TEST_*` name them (the real Conductor behind a
+ * loopback proxy that answers 503 for it).
  */
 import assert from "node:assert/strict";
 import { FaultInjector } from "../../src/devstack/faults.ts";
 import { sleep, waitFor } from "../../src/util/sleep.ts";
+import { realServers, skipNote } from "../_real_servers.ts";
 import {
+  type ChaosStackOptions,
   checkPublished,
   envInt,
   leftoverAttemptDirs,
@@ -29,12 +33,16 @@ const OUTAGE_MS = envInt("PERAGO_CHAOS_OUTAGE_MS", 15_000);
 const FREE = 4;
 const WRITABLE = 2;
 
-Deno.test(`chaos 2: Conductor down for ${OUTAGE_MS} ms while attempts finish`, async () => {
+async function outageScenario(servers?: ChaosStackOptions["servers"]): Promise<void> {
   const started = Date.now();
   const faults = new FaultInjector();
   // The response timeout must outlast the outage (no heartbeat gets through meanwhile).
   const responseSeconds = Math.ceil(OUTAGE_MS / 1000) + 30;
-  await using stack = await startChaosStack({ conductorFaults: faults, responseSeconds });
+  await using stack = await startChaosStack({
+    conductorFaults: faults,
+    responseSeconds,
+    ...(servers ? { servers } : {}),
+  });
   await using worker = startWorker(stack, ["-j", String(FREE + WRITABLE)]);
   await waitRunning(worker);
   const free: string[] = [];
@@ -87,7 +95,7 @@ Deno.test(`chaos 2: Conductor down for ${OUTAGE_MS} ms while attempts finish`, a
   }
   assert.equal(await stopWorker(worker), 0, tail(worker.output()));
   record(tally.row(
-    "2 Conductor outage",
+    `2 Conductor outage${stack.real ? " (real servers, proxy)" : ""}`,
     all.length,
     started,
     `outage ${OUTAGE_MS} ms (PERAGO_CHAOS_OUTAGE_MS), ${injected} requests refused, ` +
@@ -100,4 +108,18 @@ Deno.test(`chaos 2: Conductor down for ${OUTAGE_MS} ms while attempts finish`, a
   assert.ok(injected > 0, "the outage refused requests");
   assert.deepEqual(await leftoverStaging(stack), []);
   assert.deepEqual(await leftoverAttemptDirs(stack), []);
+}
+
+Deno.test(`chaos 2: Conductor down for ${OUTAGE_MS} ms while attempts finish`, async () => {
+  await outageScenario();
+});
+
+const real = realServers();
+Deno.test({
+  name: `chaos 2 on the real Conductor and lakeFS: down for ${OUTAGE_MS} ms while attempts finish`,
+  ignore: skipNote("chaos 2 on the real servers", real),
+  async fn() {
+    if ("skip" in real) return;
+    await outageScenario(real);
+  },
 });

@@ -1,11 +1,15 @@
 /**
  * Scenario 4: a stale attempt. The first worker's lease extensions are refused, so the server
- * times the task out and hands its retry to a second worker while the first attempt still runs. The first
- * attempt publishes nothing and reports nothing; the branch holds the retry's change once.
+ * times the task out and hands its retry to a second worker while the first attempt still
+ * runs. The first attempt publishes nothing and reports nothing; the branch holds the retry's
+ * change once. On the demo servers, and on the real Conductor and lakeFS when `PERAGO_TEST_*`
+ * name them (the heartbeats refused by a loopback proxy in front of the real Conductor).
  */
 import assert from "node:assert/strict";
 import { FaultInjector } from "../../src/devstack/faults.ts";
+import { realServers, skipNote } from "../_real_servers.ts";
 import {
+  type ChaosStackOptions,
   checkPublished,
   leftoverStaging,
   record,
@@ -38,17 +42,26 @@ class NoLeaseFaults extends FaultInjector {
   }
 }
 
-Deno.test("chaos 4: a timed-out attempt that still runs publishes nothing; the retry wins", async () => {
+/**
+ * How long the first attempt runs: past the moment the server times its task out. The demo
+ * Conductor checks every 200 ms; a real one when it next sweeps the workflow, 30 to 32 s after
+ * the task was scheduled in every run so far (its contract test's response timeout step).
+ */
+const FIRST_ATTEMPT_MS = { demo: 8_000, real: 45_000 };
+
+async function staleScenario(servers?: ChaosStackOptions["servers"]): Promise<void> {
   const started = Date.now();
+  const firstAttemptMs = servers ? FIRST_ATTEMPT_MS.real : FIRST_ATTEMPT_MS.demo;
   const faults = new NoLeaseFaults();
   await using stack = await startChaosStack({
     conductorFaults: faults,
     responseSeconds: 2,
     retries: 2,
+    ...(servers ? { servers } : {}),
   });
   await using first = startWorker(stack, ["-j", "1"]);
   await waitRunning(first);
-  const id = await stack.startTask("s0", { sleepMs: 8_000, sleepOnlyFirst: true });
+  const id = await stack.startTask("s0", { sleepMs: firstAttemptMs, sleepOnlyFirst: true });
   await waitForOutput(first, /attempt a\d+: task \S+ of \S+ started/, {
     timeoutMs: 20_000,
     what: "first attempt started",
@@ -59,7 +72,7 @@ Deno.test("chaos 4: a timed-out attempt that still runs publishes nothing; the r
     PERAGO_WORKER_ID_PREFIX: "second",
   });
   await waitRunning(second);
-  const [wf] = await stack.waitAll([id], 30_000).catch((error) => {
+  const [wf] = await stack.waitAll([id], firstAttemptMs + 22_000).catch((error) => {
     throw new Error(`${error.message}\n${tail(first.output())}\n${tail(second.output())}`);
   });
   // The first attempt wakes up, finds itself fenced off and reports nothing.
@@ -81,7 +94,7 @@ Deno.test("chaos 4: a timed-out attempt that still runs publishes nothing; the r
   const tally = new Tally();
   tally.count("s0", after, check, passed);
   record(tally.row(
-    "4 stale attempt",
+    `4 stale attempt${stack.real ? " (real servers, proxy)" : ""}`,
     1,
     started,
     `${faults.refused} heartbeats refused; tasks ${statuses.join(",")}`,
@@ -93,4 +106,18 @@ Deno.test("chaos 4: a timed-out attempt that still runs publishes nothing; the r
   assert.deepEqual(check, { commits: 1, lines: 1, outFile: true });
   assert.deepEqual(after.output, wf!.output, "the late attempt changed nothing");
   assert.deepEqual(await leftoverStaging(stack), []);
+}
+
+Deno.test("chaos 4: a timed-out attempt that still runs publishes nothing; the retry wins", async () => {
+  await staleScenario();
+});
+
+const real = realServers();
+Deno.test({
+  name: "chaos 4 on the real Conductor and lakeFS: a timed-out attempt publishes nothing",
+  ignore: skipNote("chaos 4 on the real servers", real),
+  async fn() {
+    if ("skip" in real) return;
+    await staleScenario(real);
+  },
 });
