@@ -50,8 +50,9 @@ export interface ResultSink {
     options?: { nextTask?: boolean; owned?: boolean },
   ): Promise<DeliveryOutcome>;
   /**
-   * Called when a poll succeeds after failed ones: results waiting out a backoff because
-   * Conductor could not be reached go now (see `ResultDelivery.serverAnswered`).
+   * Called when a poll succeeds after failed ones (the broker extends every held task's lease
+   * then, too): results waiting out a backoff because Conductor could not be reached go now
+   * (see `ResultDelivery.serverAnswered`).
    */
   serverAnswered?(): void;
 }
@@ -581,6 +582,9 @@ export class Broker {
         });
         loop.errors = 0;
         this.#delivery.serverAnswered?.();
+        // Each held task's lease is extended now, not at its next tick: that may be a third
+        // of its response timeout away, past the server's deadline after a long outage.
+        for (const taskId of this.#held.keys()) void this.#extendLease(taskId);
       }
     } catch (error) {
       if (this.#stopping.signal.aborted) return;

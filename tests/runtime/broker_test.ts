@@ -254,6 +254,33 @@ Deno.test("broker: the first poll that succeeds after failed ones tells the deli
   }
 });
 
+Deno.test("broker: when polls succeed again after failing, every held task's lease is extended at once", async () => {
+  const { api, broker, tasksOut } = setup();
+  // A response timeout of 600 s: the lease's own tick is 200 s away.
+  api.enqueue("sum", { responseTimeoutSeconds: 600 });
+  const running = broker.run();
+  try {
+    broker.handle({ type: "credit", n: 2 });
+    await waitFor(() => tasksOut().length === 1 || undefined, { what: "the task out" });
+    broker.handle({ type: "assigned", taskId: tasksOut()[0]!, workerId: "sum0001" });
+    const polls = api.polls.length;
+    api.failNextPolls = 2;
+    await waitFor(() => api.polls.length >= polls + 3 || undefined, {
+      what: "a poll after the failed ones",
+    });
+    await waitFor(() => api.updates.find((u) => u.status === "IN_PROGRESS"), {
+      what: "the lease extended",
+    });
+    const beats = api.updates.filter((u) => u.status === "IN_PROGRESS");
+    assert.deepEqual(beats.map((u) => [u.taskId, u.extendLease, u.workerId]), [
+      [tasksOut()[0], true, "sum0001"],
+    ]);
+  } finally {
+    broker.shutdown();
+    await running;
+  }
+});
+
 Deno.test("broker: a server that holds batch polls hands over a lone task at once", async () => {
   const api = new FillingConductor();
   const { broker, tasksOut } = setup({ api, pollTimeoutMs: 3000 });
