@@ -45,6 +45,7 @@ export default defineTask({
     id: z.string().max(100),
     sleepMs: z.number().int().min(0).optional(),
     sleepOnlyFirst: z.boolean().optional(),
+    gate: z.string().optional(),
     mode: z.enum(["ok", "hang", "oom", "symlink", "throw", "escape"]).optional(),
     blob: z.string().optional(),
   }),
@@ -65,6 +66,11 @@ export default defineTask({
       ctx.signal.addEventListener("abort", () => { clearTimeout(t); reject(ctx.signal.reason); });
     });
     if (p.sleepMs && !(p.sleepOnlyFirst && !first)) await wait(p.sleepMs);
+    // The first attempt waits until the test creates the file at p.gate (beside the module,
+    // which executors may read).
+    while (p.gate && first && !(await Deno.stat(p.gate).then(() => true, () => false))) {
+      await wait(50);
+    }
     if (p.mode === "hang" && first) {
       // Never returns on its own; honours ctx.signal (aborted at timeout.seconds).
       await new Promise((_, reject) =>
