@@ -148,6 +148,11 @@ interface Held {
   timer: ReturnType<typeof setInterval>;
   /** Made by the first lease extension (most tasks end before one: no abort to pay for). */
   heartbeat: AbortController | undefined;
+  /**
+   * Whether a lease extension is under way (the client retries a refused one for seconds): a
+   * tick meanwhile sends none, so a struggling server gets one call per task at a time.
+   */
+  extending: boolean;
 }
 
 /** The broker's book of one polled task type. */
@@ -652,6 +657,7 @@ export class Broker {
       pollType,
       workerId: this.#workerId,
       heartbeat: undefined,
+      extending: false,
       timer: setInterval(() => void this.#extendLease(task.taskId), intervalMs),
     };
     this.#held.set(task.taskId, held);
@@ -666,8 +672,9 @@ export class Broker {
 
   async #extendLease(taskId: string): Promise<void> {
     const held = this.#held.get(taskId);
-    if (!held || this.#stopping.signal.aborted) return;
+    if (!held || held.extending || this.#stopping.signal.aborted) return;
     const heartbeat = held.heartbeat ??= new AbortController();
+    held.extending = true;
     try {
       await this.#api.updateTask(
         {
@@ -687,6 +694,8 @@ export class Broker {
         taskId,
         message: (error as Error).message,
       });
+    } finally {
+      held.extending = false;
     }
   }
 

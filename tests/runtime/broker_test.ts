@@ -152,6 +152,48 @@ Deno.test("broker: extends the lease at a third of responseTimeoutSeconds", asyn
   }
 });
 
+Deno.test("broker: a tick while a lease extension is under way sends none (one call per task at a time)", async () => {
+  /** Holds every lease extension until `release()`. */
+  class SlowLeases extends MemoryConductor {
+    extensions = 0;
+    #gate = Promise.withResolvers<void>();
+    release(): void {
+      this.#gate.resolve();
+      this.#gate = Promise.withResolvers<void>();
+    }
+    override async updateTask(result: TaskResult, signal?: AbortSignal): Promise<string> {
+      if (result.status === "IN_PROGRESS") {
+        this.extensions++;
+        const gate = this.#gate.promise;
+        await new Promise<void>((resolve, reject) => {
+          void gate.then(resolve);
+          signal?.addEventListener("abort", () => reject(signal.reason), { once: true });
+        });
+      }
+      return await super.updateTask(result);
+    }
+  }
+  const api = new SlowLeases();
+  const { broker, tasksOut } = setup({ api });
+  // A lease tick every 333 ms.
+  api.enqueue("sum", { responseTimeoutSeconds: 1 });
+  const running = broker.run();
+  try {
+    broker.handle({ type: "credit", n: 1 });
+    await waitFor(() => tasksOut().length === 1 || undefined, { what: "the task out" });
+    await waitFor(() => api.extensions === 1 || undefined, { what: "the first lease extension" });
+    // Four more ticks while it hangs: none sends another.
+    await sleep(4 * 333);
+    assert.equal(api.extensions, 1);
+    api.release();
+    await waitFor(() => api.extensions === 2 || undefined, { what: "the next tick's extension" });
+    api.release();
+  } finally {
+    broker.shutdown();
+    await running;
+  }
+});
+
 Deno.test("broker: stale outcomes are not reported; abandon reports FAILED", async () => {
   const { api, broker, emitted, tasksOut } = setup();
   api.enqueue("sum");
