@@ -51,8 +51,8 @@ export interface ResultSink {
   ): Promise<DeliveryOutcome>;
   /**
    * Called when a poll succeeds after failed ones (the broker extends every held task's lease
-   * then, too): results waiting out a backoff because Conductor could not be reached go now
-   * (see `ResultDelivery.serverAnswered`).
+   * then, too) and when a lease extension succeeds: results waiting out a backoff because
+   * Conductor could not be reached go now (see `ResultDelivery.serverAnswered`).
    */
   serverAnswered?(): void;
 }
@@ -687,6 +687,9 @@ export class Broker {
         AbortSignal.any([heartbeat.signal, this.#stopping.signal]),
       );
       this.#observer?.leaseExtension(held.task.taskType, undefined);
+      // A busy worker may not poll at all: its heartbeats are then the news that Conductor
+      // answers again.
+      this.#delivery.serverAnswered?.();
     } catch (error) {
       if (heartbeat.signal.aborted || this.#stopping.signal.aborted) return;
       this.#observer?.leaseExtension(held.task.taskType, error);

@@ -27,13 +27,20 @@ function setup(
     api?: MemoryConductor;
     taskPolling?: Record<string, TaskPolling>;
     pausedTaskTypes?: string[];
+    /** Counts the broker's calls of its delivery's `serverAnswered`. */
+    answered?: { count: number };
   } = {},
 ) {
   const api = options.api ?? new MemoryConductor();
   const emitted: FromBroker[] = [];
+  const delivery = new ResultDelivery({ api, baseDelayMs: 5, maxDelayMs: 20 });
+  const answered = options.answered;
   const broker = new Broker({
     api,
-    delivery: new ResultDelivery({ api, baseDelayMs: 5, maxDelayMs: 20 }),
+    delivery: answered === undefined ? delivery : {
+      deliver: delivery.deliver.bind(delivery),
+      serverAnswered: () => void answered.count++,
+    },
     taskTypes: options.taskTypes ?? ["sum"],
     ...(options.taskPolling ? { taskPolling: options.taskPolling } : {}),
     ...(options.pausedTaskTypes ? { pausedTaskTypes: options.pausedTaskTypes } : {}),
@@ -263,33 +270,36 @@ Deno.test("broker: poll errors back off and recover; task types round-robin", as
 });
 
 Deno.test("broker: the first poll that succeeds after failed ones tells the delivery the server answers again", async () => {
-  const api = new MemoryConductor();
-  const delivery = new ResultDelivery({ api, baseDelayMs: 5, maxDelayMs: 20 });
-  let answered = 0;
-  const sink = {
-    deliver: delivery.deliver.bind(delivery),
-    serverAnswered: () => void answered++,
-  };
-  const broker = new Broker({
-    api,
-    delivery: sink,
-    taskTypes: ["sum"],
-    workerId: "sumBroker",
-    emit: () => {},
-    pollTimeoutMs: 20,
-    errorBackoffMs: 5,
-    maxErrorBackoffMs: 20,
-  });
+  const answered = { count: 0 };
+  const { api, broker } = setup({ answered, pollTimeoutMs: 20 });
   api.failNextPolls = 3;
   const running = broker.run();
   try {
     broker.handle({ type: "credit", n: 1 });
-    await waitFor(() => answered > 0 || undefined, { what: "a poll to succeed" });
+    await waitFor(() => answered.count > 0 || undefined, { what: "a poll to succeed" });
     const polls = api.polls.length;
     await waitFor(() => api.polls.length >= polls + 3 || undefined, { what: "more polls" });
-    assert.equal(answered, 1, "once, at the first poll that succeeded, not at every poll");
+    assert.equal(answered.count, 1, "once, at the first poll that succeeded, not at every poll");
     api.failNextPolls = 1;
-    await waitFor(() => answered > 1 || undefined, { what: "a poll to succeed again" });
+    await waitFor(() => answered.count > 1 || undefined, { what: "a poll to succeed again" });
+  } finally {
+    broker.shutdown();
+    await running;
+  }
+});
+
+Deno.test("broker: a lease extension that succeeds tells the delivery the server answers (a busy worker may not poll)", async () => {
+  const answered = { count: 0 };
+  const { api, broker } = setup({ answered, pollTimeoutMs: 20 });
+  // A lease tick every 333 ms; one credit, so no poll once the task is held.
+  api.enqueue("sum", { responseTimeoutSeconds: 1 });
+  const running = broker.run();
+  try {
+    broker.handle({ type: "credit", n: 1 });
+    await waitFor(() => api.updates.some((u) => u.status === "IN_PROGRESS") || undefined, {
+      what: "a lease extension",
+    });
+    await waitFor(() => answered.count > 0 || undefined, { what: "the delivery told" });
   } finally {
     broker.shutdown();
     await running;
