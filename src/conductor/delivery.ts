@@ -9,7 +9,12 @@
 import { getLogger } from "../log/logger.ts";
 import { backoffDelayMs } from "../util/retry.ts";
 import type { ConductorApi, Task, TaskResult } from "./api.ts";
-import { ConductorError, ConductorNotFoundError, isTransientConductorError } from "./errors.ts";
+import {
+  ConductorError,
+  ConductorNotFoundError,
+  isTransientConductorError,
+  isUnreachableConductorError,
+} from "./errors.ts";
 
 const log = getLogger("conductor", "delivery");
 
@@ -283,7 +288,7 @@ export class ResultDelivery {
           retryInMs: delay,
         });
         try {
-          await this.#backoff(delay, isUnreachable(error), signal);
+          await this.#backoff(delay, isUnreachableConductorError(error), signal);
         } catch (reason) {
           throw new ResultDeliveryError(result.taskId, "delivery aborted", { cause: reason });
         }
@@ -319,12 +324,6 @@ export class ResultDelivery {
       if (untilAnswer) this.#outageWaits.add(end);
     });
   }
-}
-
-/** No answer, or a gateway's or an unavailable server's: the server was not reachable. */
-function isUnreachable(error: unknown): boolean {
-  const status = (error as ConductorError).status;
-  return status === undefined || status === 502 || status === 503 || status === 504;
 }
 
 function isHeartbeat(result: TaskResult): boolean {

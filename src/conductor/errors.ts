@@ -76,6 +76,17 @@ export class ConductorNotFoundError extends ConductorError {
   }
 }
 
+/**
+ * True for a {@linkcode ConductorError} that says Conductor could not be reached: no answer, or
+ * a gateway's or an unavailable server's (502, 503, 504). Unlike a 429 or a 500, such a call
+ * is worth making again as soon as the server answers anything.
+ */
+export function isUnreachableConductorError(error: unknown): boolean {
+  if (!(error instanceof ConductorError) || !error.transient) return false;
+  const status = error.status;
+  return status === undefined || status === 502 || status === 503 || status === 504;
+}
+
 /** True for a {@linkcode ConductorError} that retrying may cure. */
 export function isTransientConductorError(error: unknown): boolean {
   return error instanceof ConductorError && error.transient;

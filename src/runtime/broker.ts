@@ -17,7 +17,7 @@
  */
 import { getLogger, type Logger } from "../log/logger.ts";
 import type { ConductorApi, Task, TaskResult } from "../conductor/api.ts";
-import { ConductorNotFoundError } from "../conductor/errors.ts";
+import { ConductorNotFoundError, isUnreachableConductorError } from "../conductor/errors.ts";
 import { type DeliveryOutcome, ResultDelivery } from "../conductor/delivery.ts";
 import { backoffDelayMs } from "../util/retry.ts";
 import { BrokerMetrics, type BrokerObserver } from "./broker_metrics.ts";
@@ -34,6 +34,10 @@ import {
 } from "./protocol.ts";
 import { type OpenChannel, receiveInit } from "./channel.ts";
 import { LaneRouter } from "./lane_router.ts";
+
+/** Backoff of a fence look-up made again while Conductor cannot be reached (`#taskForFence`). */
+const FENCE_RETRY_BASE_MS = 250;
+const FENCE_RETRY_MAX_MS = 2_000;
 
 /** Lifecycle of a broker. */
 export type BrokerState = "starting" | "running" | "draining" | "stopped" | "failed";
@@ -712,9 +716,41 @@ export class Broker {
     return held;
   }
 
+  /**
+   * The task as Conductor has it now, for a fence. While Conductor cannot be reached, the
+   * look-up is made again (backoff up to 2 s) for as long as the task's lease may still hold
+   * (its response timeout): an attempt that still owns its task is not failed by a blip (and
+   * its retry budget not spent), and one whose task the server timed out meanwhile learns it
+   * from the answer. Any other error, or the time up, is the look-up's error.
+   */
+  async #taskForFence(taskId: string): Promise<Task> {
+    const held = this.#held.get(taskId);
+    const seconds = held !== undefined && held.task.responseTimeoutSeconds > 0
+      ? held.task.responseTimeoutSeconds
+      : this.#defaultResponseTimeoutSeconds;
+    const deadline = Date.now() + seconds * 1000;
+    for (let attempt = 1;; attempt++) {
+      try {
+        return await this.#api.getTask(taskId, this.#stopping.signal);
+      } catch (error) {
+        if (!isUnreachableConductorError(error) || this.#stopping.signal.aborted) throw error;
+        const delayMs = backoffDelayMs(attempt, FENCE_RETRY_BASE_MS, FENCE_RETRY_MAX_MS);
+        if (Date.now() + delayMs > deadline) throw error;
+        if (attempt === 1) {
+          this.#log.warn(
+            "fence look-up of task {taskId}: {message}; asking again until Conductor answers " +
+              "(up to {seconds} s)",
+            { taskId, message: (error as Error).message, seconds },
+          );
+        }
+        await sleep(delayMs, this.#stopping.signal);
+      }
+    }
+  }
+
   async #fence(requestId: number, taskId: string): Promise<void> {
     try {
-      const task = await this.#api.getTask(taskId, this.#stopping.signal);
+      const task = await this.#taskForFence(taskId);
       this.#observer?.fenceLookup(undefined);
       this.#emit({
         type: "fence-result",

@@ -3,6 +3,7 @@ import { ResultDelivery } from "../../src/conductor/delivery.ts";
 import { Broker, type TaskPolling } from "../../src/runtime/broker.ts";
 import type { FromBroker } from "../../src/runtime/protocol.ts";
 import type { PollOptions, Task, TaskResult } from "../../src/conductor/api.ts";
+import { ConductorError } from "../../src/conductor/errors.ts";
 import { sleep, waitFor } from "../../src/util/sleep.ts";
 import { MemoryConductor } from "./_memory_conductor.ts";
 
@@ -251,6 +252,59 @@ Deno.test("broker: fence look-ups answer state or notFound", async () => {
   });
   const two = emitted.find((m) => m.type === "fence-result" && m.requestId === 2);
   assert.ok(two?.type === "fence-result" && two.notFound === true && two.state === undefined);
+});
+
+/** Answers `getTask` with a ConductorError of each status in `failures` first, in order. */
+class FlakyTaskLookups extends MemoryConductor {
+  failures: (number | undefined)[] = [];
+  lookups = 0;
+  override getTask(taskId: string): Promise<Task> {
+    this.lookups++;
+    if (this.failures.length > 0) {
+      const status = this.failures.shift();
+      return Promise.reject(new ConductorError({ operation: "getTask", status }));
+    }
+    return super.getTask(taskId);
+  }
+}
+
+Deno.test("broker: a fence look-up Conductor cannot answer is made again until it answers; another error, or the lease's end, is the answer", async () => {
+  const api = new FlakyTaskLookups();
+  const { broker, emitted, tasksOut } = setup({ api });
+  const answer = (requestId: number) =>
+    emitted.find((m) => m.type === "fence-result" && m.requestId === requestId);
+  const task = api.enqueue("sum");
+  // Unreachable (503, no answer, 502): asked again until the state comes.
+  api.failures = [503, undefined, 502];
+  broker.handle({ type: "fence", requestId: 1, taskId: task.taskId });
+  await waitFor(() => answer(1), { what: "the first fence answered" });
+  assert.equal(api.lookups, 4);
+  const one = answer(1);
+  assert.ok(one?.type === "fence-result" && one.state?.taskId === task.taskId, JSON.stringify(one));
+  // A server error is an answer: the look-up fails at once.
+  api.failures = [500];
+  broker.handle({ type: "fence", requestId: 2, taskId: task.taskId });
+  await waitFor(() => answer(2), { what: "the second fence answered" });
+  const two = answer(2);
+  assert.ok(two?.type === "fence-result" && two.state === undefined && /500/.test(two.error!));
+  // A held task whose lease (1 s) ends while Conductor is still unreachable: the error.
+  const short = api.enqueue("sum", { responseTimeoutSeconds: 1 });
+  const running = broker.run();
+  try {
+    broker.handle({ type: "credit", n: 2 });
+    await waitFor(() => tasksOut().includes(short.taskId) || undefined, { what: "held" });
+    api.failures = Array(1_000).fill(503);
+    const asked = Date.now();
+    broker.handle({ type: "fence", requestId: 3, taskId: short.taskId });
+    await waitFor(() => answer(3), { what: "the third fence answered" });
+    const three = answer(3);
+    assert.ok(three?.type === "fence-result" && /503/.test(three.error ?? ""));
+    assert.ok(api.lookups > 6, `asked ${api.lookups} times`);
+    assert.ok(Date.now() - asked < 3_000, `answered after ${Date.now() - asked} ms`);
+  } finally {
+    broker.shutdown();
+    await running;
+  }
 });
 
 Deno.test("broker: poll errors back off and recover; task types round-robin", async () => {
