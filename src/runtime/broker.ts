@@ -19,7 +19,7 @@ import { getLogger, type Logger } from "../log/logger.ts";
 import type { ConductorApi, Task, TaskResult } from "../conductor/api.ts";
 import { ConductorNotFoundError, isUnreachableConductorError } from "../conductor/errors.ts";
 import { type DeliveryOutcome, ResultDelivery } from "../conductor/delivery.ts";
-import { backoffDelayMs } from "../util/retry.ts";
+import { backoffDelayMs, retry } from "../util/retry.ts";
 import { BrokerMetrics, type BrokerObserver } from "./broker_metrics.ts";
 import { withTraceparent } from "../otel/trace.ts";
 import { sleep } from "../util/sleep.ts";
@@ -728,24 +728,22 @@ export class Broker {
     const seconds = held !== undefined && held.task.responseTimeoutSeconds > 0
       ? held.task.responseTimeoutSeconds
       : this.#defaultResponseTimeoutSeconds;
-    const deadline = Date.now() + seconds * 1000;
-    for (let attempt = 1;; attempt++) {
-      try {
-        return await this.#api.getTask(taskId, this.#stopping.signal);
-      } catch (error) {
-        if (!isUnreachableConductorError(error) || this.#stopping.signal.aborted) throw error;
-        const delayMs = backoffDelayMs(attempt, FENCE_RETRY_BASE_MS, FENCE_RETRY_MAX_MS);
-        if (Date.now() + delayMs > deadline) throw error;
-        if (attempt === 1) {
-          this.#log.warn(
-            "fence look-up of task {taskId}: {message}; asking again until Conductor answers " +
-              "(up to {seconds} s)",
-            { taskId, message: (error as Error).message, seconds },
-          );
-        }
-        await sleep(delayMs, this.#stopping.signal);
-      }
-    }
+    return await retry(() => this.#api.getTask(taskId, this.#stopping.signal), {
+      attempts: Infinity,
+      baseDelayMs: FENCE_RETRY_BASE_MS,
+      maxDelayMs: FENCE_RETRY_MAX_MS,
+      deadline: Date.now() + seconds * 1000,
+      isRetryable: isUnreachableConductorError,
+      signal: this.#stopping.signal,
+      onRetry: (error, attempt) => {
+        if (attempt > 1) return;
+        this.#log.warn(
+          "fence look-up of task {taskId}: {message}; asking again until Conductor answers " +
+            "(up to {seconds} s)",
+          { taskId, message: (error as Error).message, seconds },
+        );
+      },
+    });
   }
 
   async #fence(requestId: number, taskId: string): Promise<void> {

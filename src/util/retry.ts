@@ -25,6 +25,11 @@ export interface RetryOptions {
   onRetry?: (error: unknown, attempt: number, delayMs: number) => void;
   /** Aborts the waiting between tries and stops retrying. */
   signal?: AbortSignal;
+  /**
+   * Time (epoch ms) past which no try is made: when the wait before the next one would end
+   * after it, the last error is rethrown instead. @default none
+   */
+  deadline?: number;
 }
 
 /**
@@ -77,9 +82,13 @@ export async function retry<T>(
       const retryable = options.isRetryable?.(error) ?? true;
       if (!retryable || attempt >= attempts) throw error;
       const requested = options.delayFor?.(error);
-      const delayMs = requested ?? backoffDelayMs(attempt, baseDelayMs, maxDelayMs);
+      const delayMs = Math.min(
+        requested ?? backoffDelayMs(attempt, baseDelayMs, maxDelayMs),
+        maxDelayMs,
+      );
+      if (options.deadline !== undefined && Date.now() + delayMs > options.deadline) throw error;
       options.onRetry?.(error, attempt, delayMs);
-      await sleep(Math.min(delayMs, maxDelayMs), options.signal);
+      await sleep(delayMs, options.signal);
     }
   }
 }
