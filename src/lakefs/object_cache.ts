@@ -22,11 +22,11 @@
  *   files in place. Entries are read-only files (mode 0400) that nothing writes after the
  *   rename of their fill.
  * - Digest: for a large object the cache keeps the SHA-256 of its bytes beside the entry
- *   (`<entry>.sha256`, given by the download that hashed it as it streamed in, or by the
- *   attempt's snapshot of the verified download), so an
- *   attempt copying it knows the digest its snapshot needs without reading the copy. A
- *   wrong digest file could only make an attempt upload an unchanged file again, never miss
- *   a change: the snapshot after the task reads every file changed since the one before.
+ *   (`<entry>.sha256`, given by the download that hashed it as it checked its MD5, or by the
+ *   attempt's snapshot of the verified download), so an attempt copying it knows the digest
+ *   its snapshot needs without reading the copy. A wrong digest file could only make an
+ *   attempt upload an unchanged file again, never miss a change: the snapshot after the task
+ *   reads every file changed since the one before.
  * - Bound: the entries' total size (read from their names, no `stat` needed) is kept under
  *   `maxBytes`; past it the least recently used entries (by mtime, which a hit refreshes at
  *   most once per {@linkcode TOUCH_INTERVAL_MS}: an attempt copying 20,000 entries must not

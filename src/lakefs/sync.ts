@@ -165,7 +165,8 @@ export async function downloadPrefix(
   const { repo, ref } = options;
   const entries: RemoteEntry[] = [];
   const cache = options.cache;
-  const hashers = new FileHashers({ sha256: options.sha256 === true });
+  const sha256 = options.sha256 === true;
+  const hashers = new FileHashers({ sha256 });
   // Small objects are read over connections kept for the whole download, when the client
   // has them; so are large ones, hashed as they stream in (the stream hasher, started with the
   // first of them) where it runs, else read back by `hashers`.
@@ -175,9 +176,7 @@ export async function downloadPrefix(
   const streamHasher = () => {
     if (streams === undefined) {
       streams = connections !== undefined && lakefs.downloadObject !== undefined
-        ? StreamHasher.create(Math.min(concurrency, MAX_LANES), {
-          sha256: options.sha256 === true,
-        }) ?? null
+        ? StreamHasher.create(Math.min(concurrency, MAX_LANES), { sha256 }) ?? null
         : null;
     }
     return streams ?? undefined;

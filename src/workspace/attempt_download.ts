@@ -266,8 +266,9 @@ export function writtenDigests(listing: readonly RemoteEntry[]): WrittenDigests 
 /**
  * Gives the host cache the SHA-256 the snapshot computed for downloaded files it had no
  * digest of (large objects copied from it before it had their digest; the download hashes the
- * others itself), so that the next attempt copying them needs no read. The snapshot is taken before the task runs, so each
- * digest is of the verified bytes the cache holds under that object's MD5 and size.
+ * others itself), so that the next attempt copying them needs no read. The snapshot is taken
+ * before the task runs, so each digest is of the verified bytes the cache holds under that
+ * object's MD5 and size.
  */
 export function noteCachedDigests(
   cache: DownloadCache | undefined,
