@@ -1,4 +1,5 @@
 /** Shared set-up of the lakeFS tests: a demo server and a client pointed at it. */
+import { createHash } from "node:crypto";
 import type { FaultInjector } from "../../src/devstack/faults.ts";
 import { type LakeFsServerHandle, startLakeFsServer } from "../../src/devstack/lakefs/server.ts";
 import type { LakeFsApi, ListObjectsOptions, ObjectStats } from "../../src/lakefs/api.ts";
@@ -66,6 +67,16 @@ export function sequence(...values: number[]): () => number {
 /** Basic auth header value. */
 export const basicAuth = (id = ACCESS_KEY_ID, secret = SECRET) =>
   "Basic " + btoa(`${id}:${secret}`);
+
+/** The hex MD5 of `bytes`. */
+export function md5Of(bytes: Uint8Array): string {
+  return createHash("md5").update(bytes).digest("hex");
+}
+
+/** The hex SHA-256 of `bytes`. */
+export function sha256Of(bytes: Uint8Array): string {
+  return createHash("sha256").update(bytes).digest("hex");
+}
 
 /** `size` bytes of a repeating pattern that differs by `seed`. */
 export function pattern(size: number, seed: number): Uint8Array {

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { createHash, randomBytes } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { FileHashers } from "../../src/lakefs/_file_hasher.ts";
 import {
@@ -8,7 +8,7 @@ import {
   md5LanesStateBytes,
   md5LanesWasmBytes,
 } from "../../src/lakefs/_md5_lanes.ts";
-import { withTempDir } from "./_helpers.ts";
+import { md5Of, sha256Of, withTempDir } from "./_helpers.ts";
 
 const PAGES = 256;
 
@@ -69,8 +69,6 @@ function md5Lanes(inputs: Uint8Array[], groups = MD5_LANES / 4): string[] {
   });
 }
 
-const md5 = (data: Uint8Array) => createHash("md5").update(data).digest("hex");
-
 Deno.test("md5 lanes: every length 0..300 and large ones, unequal across lanes, as node:crypto", () => {
   // Every lane a different length per call: lengths spread over 0..300 by lane.
   for (let i = 0; i <= 300; i++) {
@@ -78,19 +76,19 @@ Deno.test("md5 lanes: every length 0..300 and large ones, unequal across lanes, 
       { length: MD5_LANES },
       (_, lane) => randomBytes((i * (2 * lane + 1) + lane * 37) % 301),
     );
-    assert.deepEqual(md5Lanes(inputs), inputs.map(md5), `lengths ${inputs.map((x) => x.length)}`);
+    assert.deepEqual(md5Lanes(inputs), inputs.map(md5Of), `lengths ${inputs.map((x) => x.length)}`);
   }
   const large = Array.from(
     { length: MD5_LANES },
     (_, lane) => randomBytes([1024 * 1024 + 13, 64, 300_001, 0][lane % 4]! + lane),
   );
-  assert.deepEqual(md5Lanes(large), large.map(md5));
+  assert.deepEqual(md5Lanes(large), large.map(md5Of));
 });
 
 Deno.test("md5 lanes: one to four groups of four lanes, as node:crypto", () => {
   for (const groups of [1, 2, 3, 4]) {
     const inputs = Array.from({ length: 4 * groups }, (_, lane) => randomBytes(lane * 97 + 5));
-    assert.deepEqual(md5Lanes(inputs, groups), inputs.map(md5), `groups ${groups}`);
+    assert.deepEqual(md5Lanes(inputs, groups), inputs.map(md5Of), `groups ${groups}`);
   }
   assert.throws(() => md5LanesWasmBytes(PAGES, 0), RangeError);
 });
@@ -109,8 +107,8 @@ for (
   Deno.test(`FileHashers (${name}${sha256 ? ", SHA-256 too" : ""}): many files of any length read back at once, as node:crypto`, async () => {
     const expected = (data: Uint8Array) => ({
       size: data.length,
-      md5: md5(data),
-      ...(sha256 ? { sha256: createHash("sha256").update(data).digest("hex") } : {}),
+      md5: md5Of(data),
+      ...(sha256 ? { sha256: sha256Of(data) } : {}),
     });
     await withTempDir(async (dir) => {
       const hashers = new FileHashers({ ...options, sha256 });
@@ -168,7 +166,7 @@ Deno.test("FileHashers: start() runs the first worker before any file, once; the
       hashers.start();
       assert.equal(hashers.workers, 1, "a second start() starts no second worker");
       hashers.flush();
-      assert.deepEqual(await hashers.hash(path), { size: data.length, md5: md5(data) });
+      assert.deepEqual(await hashers.hash(path), { size: data.length, md5: md5Of(data) });
       assert.equal(hashers.workers, 1, "the file went to the started worker");
     } finally {
       hashers.close();
@@ -181,7 +179,7 @@ Deno.test("FileHashers: start() runs the first worker before any file, once; the
     try {
       here.start();
       assert.equal(here.workers, 0);
-      assert.deepEqual(await here.hash(path), { size: data.length, md5: md5(data) });
+      assert.deepEqual(await here.hash(path), { size: data.length, md5: md5Of(data) });
     } finally {
       here.close();
     }
@@ -217,7 +215,7 @@ Deno.test("FileHashers: full lanes run at once; fewer files wait for company unt
           data[0] = n;
           const path = join(dir, `f${n}`);
           await Deno.writeFile(path, data);
-          return { path, expected: { size: data.length, md5: md5(data) } };
+          return { path, expected: { size: data.length, md5: md5Of(data) } };
         }),
       );
       const check = async (some: typeof files, what: string) => {

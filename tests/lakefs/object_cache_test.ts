@@ -6,6 +6,7 @@ import type { LakeFsClient } from "../../src/lakefs/client.ts";
 import { ObjectCache, TOUCH_INTERVAL_MS } from "../../src/lakefs/object_cache.ts";
 import { type DownloadCache, downloadPrefix, type RemoteEntry } from "../../src/lakefs/sync.ts";
 import {
+  md5Of,
   pattern,
   prefixObjects,
   seedObjects,
@@ -19,10 +20,6 @@ const KIB = 1024;
 const OBJECTS = prefixObjects(2 * 1024 * KIB + 5);
 
 const seed = (client: LakeFsClient) => seedObjects(client, OBJECTS);
-
-function md5(data: Uint8Array): string {
-  return createHash("md5").update(data).digest("hex");
-}
 
 const withDir = (fn: (dir: string) => Promise<void>) => withTempDir(fn, "perago-cache-test-");
 
@@ -81,7 +78,7 @@ Deno.test("object cache: a second download copies every object from the cache, b
       const cache = new ObjectCache({ dir: join(dir, "cache"), maxBytes: 64 * 1024 * KIB });
       assert.deepEqual(await download(client, ref, dir, "a", cache), allFrom("lakefs"));
       const expected = Object.values(OBJECTS).map((data) => {
-        const hash = md5(data);
+        const hash = md5Of(data);
         return `objects/${hash.slice(0, 2)}/${hash}-${data.length}`;
       }).sort();
       assert.deepEqual(await cacheFiles(join(dir, "cache")), expected);
@@ -110,7 +107,7 @@ Deno.test("object cache: an entry of the wrong size is never served; it is repla
       const cache = new ObjectCache({ dir: join(dir, "cache"), maxBytes: 64 * 1024 * KIB });
       await download(client, ref, dir, "a", cache);
       const big = OBJECTS["p/dir/big.bin"]!;
-      const hash = md5(big);
+      const hash = md5Of(big);
       const entry = join(dir, "cache", "objects", hash.slice(0, 2), `${hash}-${big.length}`);
       assert.equal((await Deno.stat(entry)).mode! & 0o777, 0o400, "entries are read-only");
       await Deno.chmod(entry, 0o600);
@@ -221,7 +218,7 @@ Deno.test("object cache: a failed download settles only once every cache copy it
 
 function entryFor(index: number): RemoteEntry {
   const data = pattern(200, index);
-  return { key: `k${index}`, size: data.length, checksum: md5(data) };
+  return { key: `k${index}`, size: data.length, checksum: md5Of(data) };
 }
 
 Deno.test("object cache: past the bound the least recently used entries go first", async () => {
@@ -366,7 +363,7 @@ Deno.test("object cache: a small entry with the right size but other bytes is ne
       const cache = new ObjectCache({ dir: join(dir, "cache"), maxBytes: 64 * 1024 * KIB });
       await download(client, ref, dir, "a", cache);
       const small = OBJECTS["p/small.txt"]!;
-      const hash = md5(small);
+      const hash = md5Of(small);
       const entry = join(dir, "cache", "objects", hash.slice(0, 2), `${hash}-${small.length}`);
       // A small entry is its bytes then their SHA-256, read-only.
       const good = new Uint8Array([...small, ...createHash("sha256").update(small).digest()]);

@@ -4,9 +4,8 @@
  * fallbacks to `fetch`, against servers that misbehave on purpose.
  */
 import assert from "node:assert/strict";
-import { createHash } from "node:crypto";
 import { join } from "node:path";
-import { DownloadIntegrityError, downloadPrefix } from "../../src/lakefs/sync.ts";
+import { DownloadIntegrityError, downloadPrefix, type RemoteEntry } from "../../src/lakefs/sync.ts";
 import { LakeFsClient } from "../../src/lakefs/client.ts";
 import type { LakeFsApi, ObjectSink } from "../../src/lakefs/api.ts";
 import { LakeFsError } from "../../src/lakefs/errors.ts";
@@ -19,19 +18,17 @@ import {
 import { Http1Connections } from "../../src/util/http1.ts";
 import { fileSink } from "../../src/lakefs/_file_hasher.ts";
 import {
+  md5Of,
   pattern,
   SECRET,
   seedObjects,
+  sha256Of,
   tamperedListing,
   withLakeFs,
   withTempDir,
 } from "./_helpers.ts";
 
 const KIB = 1024;
-
-function md5Of(bytes: Uint8Array): string {
-  return createHash("md5").update(bytes).digest("hex");
-}
 
 /**
  * A server answering each request with `answer(attempt)`: the body's chunks, the headers
@@ -266,6 +263,27 @@ Deno.test("lane download: a chunked or a coded body goes through fetch into the 
   }
 });
 
+/**
+ * `downloadPrefix` of `p/` at `ref` into `dir` through {@linkcode recordingConnections}:
+ * the listing, and whether each download was given kept-alive connections.
+ */
+async function recordedDownload(
+  client: LakeFsClient,
+  ref: string,
+  dir: string,
+  options: { concurrency: number; sha256?: boolean },
+): Promise<{ listing: RemoteEntry[]; given: Map<string, boolean> }> {
+  const given = new Map<string, boolean>();
+  const listing = await downloadPrefix(recordingConnections(client, given), {
+    repo: "repo",
+    ref,
+    prefix: "p/",
+    ...options,
+    resolvePath: (key) => Promise.resolve(join(dir, key)),
+  });
+  return { listing, given };
+}
+
 /** `client` recording whether each download was given kept-alive connections. */
 function recordingConnections(client: LakeFsClient, given: Map<string, boolean>): LakeFsApi {
   return new Proxy(client, {
@@ -291,14 +309,7 @@ Deno.test("downloadPrefix: large objects stream into the lanes over kept-alive c
     const keys = Object.keys(objects).sort();
     const ref = await seedObjects(client, objects);
     await withTempDir(async (dir) => {
-      const given = new Map<string, boolean>();
-      await downloadPrefix(recordingConnections(client, given), {
-        repo: "repo",
-        ref,
-        prefix: "p/",
-        concurrency: 4,
-        resolvePath: (key) => Promise.resolve(join(dir, key)),
-      });
+      const { given } = await recordedDownload(client, ref, dir, { concurrency: 4 });
       assert.deepEqual([...given.keys()].sort(), keys);
       assert.ok([...given.values()].every(Boolean), "every large object over connections");
       for (const [key, data] of Object.entries(objects)) {
@@ -333,14 +344,9 @@ Deno.test("downloadPrefix: more large downloads at once than the hasher has lane
     }
     const ref = await seedObjects(client, objects);
     await withTempDir(async (dir) => {
-      const given = new Map<string, boolean>();
-      const listing = await downloadPrefix(recordingConnections(client, given), {
-        repo: "repo",
-        ref,
-        prefix: "p/",
+      const { listing, given } = await recordedDownload(client, ref, dir, {
         concurrency: MAX_LANES + 8,
         sha256: true,
-        resolvePath: (key) => Promise.resolve(join(dir, key)),
       });
       assert.equal(given.size, 3 * MAX_LANES);
       // The first 24 start before any ends: 16 take the lanes, 8 read back.
@@ -351,10 +357,7 @@ Deno.test("downloadPrefix: more large downloads at once than the hasher has lane
       }
       assert.deepEqual(
         listing.map((entry) => [entry.key, entry.sha256]),
-        Object.entries(objects).map(([key, data]) => [
-          key,
-          createHash("sha256").update(data).digest("hex"),
-        ]),
+        Object.entries(objects).map(([key, data]) => [key, sha256Of(data)]),
       );
     });
   });
@@ -390,21 +393,16 @@ Deno.test("downloadPrefix with sha256: every large object streamed into the lane
     const ref = await seedObjects(client, objects);
     for (const sha256 of [true, false]) {
       await withTempDir(async (dir) => {
-        const given = new Map<string, boolean>();
-        const listing = await downloadPrefix(recordingConnections(client, given), {
-          repo: "repo",
-          ref,
-          prefix: "p/",
+        const { listing, given } = await recordedDownload(client, ref, dir, {
           concurrency: 4,
           sha256,
-          resolvePath: (key) => Promise.resolve(join(dir, key)),
         });
         assert.ok([...given.values()].every(Boolean), "every large object over connections");
         for (const entry of listing) {
           const file = await Deno.readFile(join(dir, entry.key));
           assert.equal(
             entry.sha256,
-            sha256 ? createHash("sha256").update(file).digest("hex") : undefined,
+            sha256 ? sha256Of(file) : undefined,
             entry.key,
           );
         }

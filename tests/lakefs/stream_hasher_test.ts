@@ -1,11 +1,11 @@
 import assert from "node:assert/strict";
-import { createHash } from "node:crypto";
 import {
   type HashLane,
   MAX_LANES,
   SLOT_BYTES,
   StreamHasher,
 } from "../../src/lakefs/_stream_hasher.ts";
+import { md5Of, sha256Of } from "./_helpers.ts";
 
 /** Deterministic pseudo-random bytes. */
 function bytesOf(length: number, seed: number): Uint8Array {
@@ -32,14 +32,6 @@ function writtenBytes(lane: HashLane): Uint8Array {
     at += part.length;
   }
   return out;
-}
-
-function md5Of(bytes: Uint8Array): string {
-  return createHash("md5").update(bytes).digest("hex");
-}
-
-function sha256Of(bytes: Uint8Array): string {
-  return createHash("sha256").update(bytes).digest("hex");
 }
 
 /**
